@@ -1,0 +1,645 @@
+//! The typed launch configuration. Closed sets are enums parsed once at the edge; every parse
+//! error names the flag and what is allowed.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// An error in user input: which flag (or config key) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The security tier (SPEC.md "Service modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    /// Default: degrade with a `security_degraded` report when a protection cannot be applied.
+    #[default]
+    Agent,
+    /// Fail closed wherever agent mode would degrade.
+    StrictAgent,
+    /// Fail closed, and require a rootfs, limits and pinned policies.
+    Production,
+}
+
+impl ServiceMode {
+    pub const ALLOWED: &'static str = "agent, strict-agent, production";
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "agent" => Ok(Self::Agent),
+            "strict-agent" => Ok(Self::StrictAgent),
+            "production" => Ok(Self::Production),
+            _ => Err(ConfigError::new(
+                "--service-mode",
+                format!("unknown mode {s:?} (allowed: {})", Self::ALLOWED),
+            )),
+        }
+    }
+    /// True when a protection that cannot be applied must stop the start.
+    pub fn fail_closed(self) -> bool {
+        !matches!(self, Self::Agent)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// A fresh network namespace with only `lo`, up.
+    #[default]
+    None,
+    /// The host's network namespace (explicit opt-in; refused in strict modes).
+    Host,
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "none" => Ok(Self::None),
+            "host" => Ok(Self::Host),
+            "bridge" | "slirp" => Err(ConfigError::new(
+                "--network",
+                format!("mode {s:?} is not available in this build yet (allowed: none, host)"),
+            )),
+            _ => Err(ConfigError::new(
+                "--network",
+                format!("unknown mode {s:?} (allowed: none, host)"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkspaceMode {
+    /// The host directory is bound read-write at /workspace.
+    #[default]
+    BindRw,
+    /// The host directory is bound read-only at /workspace.
+    BindRo,
+    /// The directory is copied into a private tmpfs before start and copied back after exit.
+    CopyInOut,
+}
+
+impl WorkspaceMode {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "bind-rw" => Ok(Self::BindRw),
+            "bind-ro" => Ok(Self::BindRo),
+            "copy-in-out" => Ok(Self::CopyInOut),
+            _ => Err(ConfigError::new(
+                "--workspace-mode",
+                format!("unknown mode {s:?} (allowed: bind-rw, bind-ro, copy-in-out)"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextMode {
+    /// Files are copied into a tmpfs at /context (the sandbox cannot change the host copy).
+    #[default]
+    Copy,
+    /// The directory is bound read-only at /context.
+    Bind,
+}
+
+impl ContextMode {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "copy" => Ok(Self::Copy),
+            "bind" => Ok(Self::Bind),
+            _ => Err(ConfigError::new(
+                "--context-mode",
+                format!("unknown mode {s:?} (allowed: copy, bind)"),
+            )),
+        }
+    }
+}
+
+/// `--volume SRC:DST[:ro|:rw]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub readonly: bool,
+}
+
+impl Volume {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let err = |m: &str| {
+            ConfigError::new(
+                "--volume",
+                format!("{s:?}: {m} (expected SRC:DST[:ro|:rw])"),
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, readonly) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            [_, _, opt] => return Err(err(&format!("unknown option {opt:?}"))),
+            _ => return Err(err("wrong number of fields")),
+        };
+        if !src.starts_with('/') {
+            return Err(err("SRC must be an absolute host path"));
+        }
+        Ok(Self {
+            src: src.into(),
+            dst: container_path("--volume", dst)?,
+            readonly,
+        })
+    }
+}
+
+/// `--tmpfs DST[:SIZE]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsSpec {
+    pub dst: PathBuf,
+    pub size_bytes: Option<u64>,
+}
+
+impl TmpfsSpec {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let (dst, size) = match s.split_once(':') {
+            Some((d, z)) => (d, Some(parse_size("--tmpfs", z)?)),
+            None => (s, None),
+        };
+        Ok(Self {
+            dst: container_path("--tmpfs", dst)?,
+            size_bytes: size,
+        })
+    }
+}
+
+/// `--provider-config-ro SRC:DST`; DST relative (or `~/…`) means inside the private home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    pub src: PathBuf,
+    /// Absolute, or relative to the workload's home.
+    pub dst: PathBuf,
+}
+
+impl ProviderConfig {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let flag = "--provider-config-ro";
+        let Some((src, dst)) = s.split_once(':') else {
+            return Err(ConfigError::new(flag, format!("{s:?}: expected SRC:DST")));
+        };
+        if !src.starts_with('/') {
+            return Err(ConfigError::new(
+                flag,
+                format!("{s:?}: SRC must be an absolute host path"),
+            ));
+        }
+        let dst = dst.strip_prefix("~/").unwrap_or(dst);
+        if dst.is_empty() || dst.split('/').any(|c| c == "..") {
+            return Err(ConfigError::new(
+                flag,
+                format!("{s:?}: DST must be a path without '..'"),
+            ));
+        }
+        Ok(Self {
+            src: src.into(),
+            dst: dst.into(),
+        })
+    }
+}
+
+/// `-e K=V` or `-e K` (value taken from the caller's environment by the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: String,
+}
+
+impl EnvVar {
+    pub fn parse(flag: &str, s: &str) -> Result<Self, ConfigError> {
+        let Some((k, v)) = s.split_once('=') else {
+            return Err(ConfigError::new(flag, format!("{s:?}: expected KEY=VALUE")));
+        };
+        Self::validate_key(flag, k)?;
+        if v.contains('\0') {
+            return Err(ConfigError::new(
+                flag,
+                format!("{k}: value contains a NUL byte"),
+            ));
+        }
+        Ok(Self {
+            key: k.into(),
+            value: v.into(),
+        })
+    }
+    pub fn validate_key(flag: &str, k: &str) -> Result<(), ConfigError> {
+        let ok = !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "{k:?}: variable names are letters, digits and '_', not starting with a digit"
+                ),
+            ))
+        }
+    }
+}
+
+/// Resource names for `--ulimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RlimitResource {
+    As,
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl RlimitResource {
+    const ALL: [(&'static str, Self); 16] = [
+        ("as", Self::As),
+        ("core", Self::Core),
+        ("cpu", Self::Cpu),
+        ("data", Self::Data),
+        ("fsize", Self::Fsize),
+        ("locks", Self::Locks),
+        ("memlock", Self::Memlock),
+        ("msgqueue", Self::Msgqueue),
+        ("nice", Self::Nice),
+        ("nofile", Self::Nofile),
+        ("nproc", Self::Nproc),
+        ("rss", Self::Rss),
+        ("rtprio", Self::Rtprio),
+        ("rttime", Self::Rttime),
+        ("sigpending", Self::Sigpending),
+        ("stack", Self::Stack),
+    ];
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`; values are numbers or `unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub resource: RlimitResource,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+impl Ulimit {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let flag = "--ulimit";
+        let Some((name, vals)) = s.split_once('=') else {
+            return Err(ConfigError::new(
+                flag,
+                format!("{s:?}: expected NAME=SOFT[:HARD]"),
+            ));
+        };
+        let name_l = name.to_ascii_lowercase();
+        let name_l = name_l.strip_prefix("rlimit_").unwrap_or(&name_l);
+        let Some((_, resource)) = RlimitResource::ALL.iter().find(|(n, _)| *n == name_l) else {
+            let names: Vec<&str> = RlimitResource::ALL.iter().map(|(n, _)| *n).collect();
+            return Err(ConfigError::new(
+                flag,
+                format!("unknown resource {name:?} (allowed: {})", names.join(", ")),
+            ));
+        };
+        let num = |v: &str| -> Result<Option<u64>, ConfigError> {
+            if v == "unlimited" || v == "-1" {
+                return Ok(None);
+            }
+            v.parse::<u64>().map(Some).map_err(|_| {
+                ConfigError::new(
+                    flag,
+                    format!("{name}: {v:?} is not a number or 'unlimited'"),
+                )
+            })
+        };
+        let (soft, hard) = match vals.split_once(':') {
+            Some((s1, h1)) => (num(s1)?, num(h1)?),
+            None => {
+                let v = num(vals)?;
+                (v, v)
+            }
+        };
+        let le = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(x), Some(y)) => x <= y,
+        };
+        if !le(soft, hard) {
+            return Err(ConfigError::new(
+                flag,
+                format!("{name}: soft limit is above the hard limit"),
+            ));
+        }
+        Ok(Self {
+            resource: *resource,
+            soft,
+            hard,
+        })
+    }
+}
+
+/// `--user NAME|UID`: the workload's identity inside the sandbox's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+}
+
+/// Container ids are mapped into a 65536-wide range, so workload ids must lie below it.
+pub const ID_RANGE: u32 = 65536;
+
+impl UserSpec {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if let Ok(uid) = s.parse::<u32>() {
+            if uid >= ID_RANGE - 1 {
+                return Err(ConfigError::new(
+                    "--user",
+                    format!("uid {uid} is outside 0..65534"),
+                ));
+            }
+            let name = if uid == 0 {
+                "root".to_string()
+            } else {
+                format!("user{uid}")
+            };
+            return Ok(Self { name, uid });
+        }
+        validate_name("--user", s)?;
+        let uid = if s == "root" { 0 } else { 1000 };
+        Ok(Self {
+            name: s.to_string(),
+            uid,
+        })
+    }
+}
+
+/// `--group NAME|GID` and `--additional-group NAME|GID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub name: String,
+    pub gid: u32,
+}
+
+impl GroupSpec {
+    pub fn parse(flag: &str, s: &str) -> Result<Self, ConfigError> {
+        if let Ok(gid) = s.parse::<u32>() {
+            if gid >= ID_RANGE - 1 {
+                return Err(ConfigError::new(
+                    flag,
+                    format!("gid {gid} is outside 0..65534"),
+                ));
+            }
+            let name = if gid == 0 {
+                "root".to_string()
+            } else {
+                format!("group{gid}")
+            };
+            return Ok(Self { name, gid });
+        }
+        validate_name(flag, s)?;
+        Err(ConfigError::new(
+            flag,
+            format!(
+                "{s:?}: group names cannot be resolved in a synthetic /etc; give a numeric gid"
+            ),
+        ))
+    }
+}
+
+fn validate_name(flag: &str, s: &str) -> Result<(), ConfigError> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            flag,
+            format!("{s:?} is not a valid name ([a-z_][a-z0-9_-]*, at most 32)"),
+        ))
+    }
+}
+
+/// A path inside the sandbox: absolute, normalized, no `..`, not the root itself.
+pub fn container_path(flag: &str, s: &str) -> Result<PathBuf, ConfigError> {
+    if !s.starts_with('/') {
+        return Err(ConfigError::new(
+            flag,
+            format!("{s:?}: container paths must be absolute"),
+        ));
+    }
+    let mut out = PathBuf::from("/");
+    for c in s.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return Err(ConfigError::new(
+                flag,
+                format!("{s:?}: '..' is not allowed"),
+            ));
+        }
+        out.push(c);
+    }
+    if out.as_os_str() == "/" {
+        return Err(ConfigError::new(
+            flag,
+            format!("{s:?}: cannot mount over the root"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Sizes like `64M`, `1g`, `4096`, `512k`.
+pub fn parse_size(flag: &str, s: &str) -> Result<u64, ConfigError> {
+    let err = || {
+        ConfigError::new(
+            flag,
+            format!("{s:?} is not a size (e.g. 4096, 512k, 64M, 1G)"),
+        )
+    };
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_lowercase() {
+                'k' => 1u64 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                'b' => 1,
+                _ => return Err(err()),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| err())?;
+    n.checked_mul(mult).ok_or_else(err)
+}
+
+/// Everything `nucleus run` was asked to do, validated field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub argv: Vec<String>,
+    pub service_mode: ServiceMode,
+    pub network: NetworkMode,
+    pub rootfs: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub env: Vec<EnvVar>,
+    pub user: Option<UserSpec>,
+    pub group: Option<GroupSpec>,
+    pub additional_groups: Vec<GroupSpec>,
+    pub ulimits: Vec<Ulimit>,
+    /// Seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME inside the sandbox.
+    pub time_offset: Option<i64>,
+    pub context: Option<PathBuf>,
+    pub context_mode: ContextMode,
+    pub workspace: Option<PathBuf>,
+    pub workspace_mode: WorkspaceMode,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<TmpfsSpec>,
+    pub provider_configs: Vec<ProviderConfig>,
+    pub tty: bool,
+    /// Mount /proc read-write (default read-only).
+    pub proc_rw: bool,
+    /// Extra syscalls allowed on top of the default filter (`--seccomp-allow`).
+    pub seccomp_allow: Vec<String>,
+}
+
+impl RunConfig {
+    pub fn validate_hostname(s: &str) -> Result<(), ConfigError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "--hostname",
+                format!("{s:?} is not a valid hostname (letters, digits, '-', '.', at most 64)"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_forms() {
+        let v = Volume::parse("/data:/mnt/data:ro").unwrap();
+        assert_eq!(
+            v,
+            Volume {
+                src: "/data".into(),
+                dst: "/mnt/data".into(),
+                readonly: true
+            }
+        );
+        assert!(!Volume::parse("/a:/b").unwrap().readonly);
+        assert!(Volume::parse("rel:/b")
+            .unwrap_err()
+            .message
+            .contains("absolute"));
+        assert!(Volume::parse("/a:/b:xx")
+            .unwrap_err()
+            .message
+            .contains("unknown option"));
+        assert!(Volume::parse("/a:/../etc").is_err());
+        assert!(Volume::parse("/a:/").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("x", "64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("x", "4096").unwrap(), 4096);
+        assert_eq!(parse_size("x", "1g").unwrap(), 1 << 30);
+        assert!(parse_size("x", "12q").is_err());
+        assert!(parse_size("x", "").is_err());
+    }
+
+    #[test]
+    fn ulimits() {
+        let u = Ulimit::parse("nofile=1024:2048").unwrap();
+        assert_eq!(
+            (u.resource, u.soft, u.hard),
+            (RlimitResource::Nofile, Some(1024), Some(2048))
+        );
+        let u = Ulimit::parse("RLIMIT_CORE=unlimited").unwrap();
+        assert_eq!((u.soft, u.hard), (None, None));
+        assert!(Ulimit::parse("nofile=10:5")
+            .unwrap_err()
+            .message
+            .contains("above"));
+        assert!(Ulimit::parse("bogus=1")
+            .unwrap_err()
+            .message
+            .contains("allowed"));
+    }
+
+    #[test]
+    fn env_and_names() {
+        assert_eq!(EnvVar::parse("-e", "A=b=c").unwrap().value, "b=c");
+        assert!(EnvVar::parse("-e", "1A=b").is_err());
+        assert!(EnvVar::parse("-e", "noeq").is_err());
+        assert_eq!(UserSpec::parse("1000").unwrap().uid, 1000);
+        assert_eq!(
+            UserSpec::parse("agent").unwrap(),
+            UserSpec {
+                name: "agent".into(),
+                uid: 1000
+            }
+        );
+        assert!(UserSpec::parse("70000").is_err());
+        assert!(UserSpec::parse("Bad Name").is_err());
+        assert!(RunConfig::validate_hostname("box-1.local").is_ok());
+        assert!(RunConfig::validate_hostname("-x").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(
+            ServiceMode::parse("strict-agent").unwrap(),
+            ServiceMode::StrictAgent
+        );
+        assert!(ServiceMode::parse("x")
+            .unwrap_err()
+            .to_string()
+            .contains("--service-mode"));
+        assert!(NetworkMode::parse("bogus").is_err());
+        assert!(WorkspaceMode::parse("copy-in-out").is_ok());
+    }
+}

@@ -1,0 +1,39 @@
+//! Facts about the host, as plain data. Detected by `nucleus_sys::probe` (with injectable
+//! /proc and /sys roots), consumed here by the planner. Tests build them by hand.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What a top-level host path is; merged-/usr hosts have /bin, /lib… as symlinks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    /// Path relative to the directory it was read from (e.g. `usr`, `ssl/certs`).
+    pub path: PathBuf,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Effective uid/gid of the caller: root gets a private id range, others a single mapping.
+    pub euid: u32,
+    pub egid: u32,
+    /// The host system directories (`usr`, `bin`, `lib*`, `sbin`) that exist, and their kind.
+    pub system_dirs: Vec<HostEntry>,
+    /// Host `/etc` entries the sandbox gets read-only (loader cache, alternatives, CA certs…).
+    pub etc_entries: Vec<HostEntry>,
+    /// Top-level entries of `--rootfs` when one is given (to decide where programs live).
+    pub rootfs_entries: Vec<HostEntry>,
+    /// Landlock ABI version of the running kernel (0 = unavailable).
+    pub landlock_abi: u32,
+    /// Whether the kernel offers time namespaces.
+    pub time_ns: bool,
+    /// The host's resolv.conf text, used with `--network host`.
+    pub host_resolv_conf: Option<String>,
+}

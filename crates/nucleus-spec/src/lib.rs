@@ -1,0 +1,20 @@
+//! nucleus-spec: the pure half of nucleus.
+//!
+//! Everything here is *deciding* and *compiling*: typed launch configuration, host facts as plain
+//! data, the [`plan::Plan`] built from both, and compiled policies (seccomp BPF, Landlock rules,
+//! the ordered mount list). Nothing in this crate touches the host: no file writes, no
+//! processes, no clock. That makes every decision printable (`nucleus run --dry-run`) and
+//! golden-testable.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod etc;
+pub mod host;
+pub mod landlock;
+pub mod mounts;
+pub mod plan;
+pub mod seccomp;
+
+pub use config::RunConfig;
+pub use host::HostFacts;
+pub use plan::{Plan, PlanError};

@@ -1,0 +1,93 @@
+//! The ordered list of mount operations that builds a sandbox's root. Computed by the planner,
+//! interpreted literally by `nucleus_sys::mount`. Container paths are absolute paths inside the
+//! new root; host paths are absolute host paths.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How the new root itself is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootSource {
+    /// A fresh tmpfs (made read-only once populated).
+    Tmpfs,
+    /// A host directory bound read-only (`--rootfs`).
+    Bind(PathBuf),
+}
+
+/// One step. The executor runs them in order and stops at the first error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MountOp {
+    /// A directory in the (still writable) root tmpfs or another tmpfs.
+    Mkdir {
+        dst: PathBuf,
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
+    /// A regular file with the given contents (synthetic /etc files).
+    File {
+        dst: PathBuf,
+        contents: String,
+        mode: u32,
+    },
+    Tmpfs {
+        dst: PathBuf,
+        mode: u32,
+        size_bytes: Option<u64>,
+        noexec: bool,
+        uid: u32,
+        gid: u32,
+    },
+    /// Bind a host path; the mount point is made a file or a directory like the source.
+    /// `idmap`: translate ownership through the sandbox's user namespace
+    /// (host uid N appears as uid N inside), so user data stays owned by the workload.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+        idmap: bool,
+    },
+    /// Copy a host tree into the sandbox (already-mounted tmpfs at `dst`).
+    CopyIn {
+        src: PathBuf,
+        dst: PathBuf,
+    },
+    /// A detached tmpfs prepared and filled by the parent (copy-in-out workspace), attached here.
+    Attach {
+        slot: usize,
+        dst: PathBuf,
+    },
+    Proc {
+        dst: PathBuf,
+        readonly: bool,
+    },
+    /// A fresh sysfs (read-only); falls back to a read-only recursive bind of the host /sys when
+    /// the kernel refuses (e.g. sharing the host network namespace).
+    Sysfs {
+        dst: PathBuf,
+    },
+    Devpts {
+        dst: PathBuf,
+    },
+    Mqueue {
+        dst: PathBuf,
+    },
+    /// Hide a file (bind /dev/null over it) if it exists.
+    MaskFile {
+        dst: PathBuf,
+    },
+    /// Hide a directory (empty read-only tmpfs over it) if it exists.
+    MaskDir {
+        dst: PathBuf,
+    },
+    /// Bind a path onto itself read-only if it exists (e.g. /proc/sys).
+    ReadonlyIfExists {
+        dst: PathBuf,
+    },
+    /// Make the root mount read-only; everything writable is its own mount.
+    RemountRootReadonly,
+}

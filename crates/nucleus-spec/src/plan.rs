@@ -1,0 +1,861 @@
+//! The plan: every decision for one sandbox, made here once. The executor (`nucleus_sys`)
+//! interprets it without branching on the configuration.
+
+use crate::config::{
+    ConfigError, ContextMode, NetworkMode, RunConfig, ServiceMode, Ulimit, WorkspaceMode, ID_RANGE,
+};
+use crate::etc;
+use crate::host::{EntryKind, HostFacts};
+use crate::landlock::{FsRight, LandlockPlan, LandlockRule};
+use crate::mounts::{MountOp, RootSource};
+use crate::seccomp::{self, Filter, SockFilter};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Seccomp(String),
+}
+
+fn cfg_err(field: &str, msg: impl Into<String>) -> PlanError {
+    PlanError::Config(ConfigError::new(field, msg))
+}
+
+/// How ids inside map to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum IdMapPlan {
+    /// Started as root: container ids 0..width map to a private host range allocated per sandbox,
+    /// so container root is an unprivileged host uid distinct from every other sandbox's.
+    PrivateRange { width: u32 },
+    /// Started unprivileged: container root is the caller (a single mapping).
+    Caller { uid: u32, gid: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub user: bool,
+    pub pid: bool,
+    pub mount: bool,
+    pub net: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+    /// A time namespace with this many seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME.
+    pub time_offset_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessPlan {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    pub rlimits: Vec<Ulimit>,
+}
+
+/// What a protection failing to apply does: agent mode warns (and reports it), strict modes
+/// refuse to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    Degrade,
+    Refuse,
+}
+
+/// A detached filesystem the parent prepares before start (it lives only as long as the
+/// sandbox: nothing is created on the host's file system).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedTree {
+    /// Host directory copied in before start.
+    pub src: PathBuf,
+    /// Copy the tree back to `src` after the workload exits (copy-in-out workspace).
+    pub copy_back: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub mode: ServiceMode,
+    pub namespaces: Namespaces,
+    pub idmap: IdMapPlan,
+    pub network: NetworkMode,
+    pub hostname: String,
+    pub root: RootSource,
+    pub mounts: Vec<MountOp>,
+    /// Trees attached by `MountOp::Attach { slot }` (index = slot).
+    pub prepared: Vec<PreparedTree>,
+    pub process: ProcessPlan,
+    pub landlock: LandlockPlan,
+    pub seccomp_filter: Filter,
+    /// `seccomp_filter` compiled for this architecture.
+    pub seccomp_bpf: Vec<SockFilter>,
+    pub on_security_failure: OnFailure,
+    /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
+    pub allow_chroot_fallback: bool,
+}
+
+/// Host directories a tmpfs root gets read-only (or as symlinks on merged-/usr hosts).
+pub const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"];
+/// Host /etc entries a sandbox sees read-only: the loader cache, alternatives symlinks (awk,
+/// editor…), time zone, and service/protocol tables. Nothing with secrets or host identity.
+pub const ETC_ENTRIES: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "timezone",
+    "protocols",
+    "services",
+    "mime.types",
+    "os-release",
+    "ssl/certs",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "gai.conf",
+    "inputrc",
+    "bash.bashrc",
+    "profile",
+];
+/// Synthetic files always written; never taken from the host or the rootfs.
+const SYNTHETIC_ETC: &[&str] = &[
+    "passwd",
+    "group",
+    "hosts",
+    "hostname",
+    "resolv.conf",
+    "nsswitch.conf",
+];
+
+/// Paths under /proc that reveal or change host state (Docker's list plus kallsyms).
+const PROC_MASKED_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "kallsyms",
+    "sysrq-trigger",
+    "kmsg",
+    "config.gz",
+    "pagetypeinfo",
+];
+const PROC_MASKED_DIRS: &[&str] = &["acpi", "scsi", "asound", "firmware", "driver"];
+const PROC_READONLY: &[&str] = &["bus", "fs", "irq", "sys"];
+const SYS_MASKED_DIRS: &[&str] = &[
+    "firmware",
+    "devices/virtual/powercap",
+    "kernel/security",
+    "kernel/debug",
+];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Directories that never hold programs (no Execute right under Landlock).
+const NOEXEC_TOP: &[&str] = &[
+    "etc", "proc", "sys", "dev", "context", "run", "tmp", "home", "root",
+];
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn p(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}
+
+impl Plan {
+    /// Decide everything. `id` is the sandbox id (chosen by the caller).
+    pub fn build(cfg: &RunConfig, facts: &HostFacts, id: &str) -> Result<Plan, PlanError> {
+        let mode = cfg.service_mode;
+        let strict = mode.fail_closed();
+        if cfg.argv.is_empty() {
+            return Err(cfg_err(
+                "COMMAND",
+                "missing: give the command after `--`, e.g. `nucleus run -- echo hello`",
+            ));
+        }
+        if mode == ServiceMode::Production {
+            return Err(cfg_err(
+                "--service-mode",
+                "production requires enforced --memory and --cpus limits, which this build does not provide yet; use agent or strict-agent",
+            ));
+        }
+        if strict && cfg.network == NetworkMode::Host {
+            return Err(cfg_err(
+                "--network",
+                "host networking is refused in strict-agent and production modes",
+            ));
+        }
+        if let Some(h) = &cfg.hostname {
+            RunConfig::validate_hostname(h)?;
+        }
+        if cfg.time_offset.is_some() && !facts.time_ns {
+            return Err(cfg_err(
+                "--time-offset",
+                "this kernel has no time namespaces",
+            ));
+        }
+
+        // Identity.
+        let rootless = facts.euid != 0;
+        let user = cfg.user.clone().unwrap_or(crate::config::UserSpec {
+            name: "root".into(),
+            uid: 0,
+        });
+        let gid = cfg.group.as_ref().map(|g| g.gid).unwrap_or(user.uid);
+        let group_name = cfg
+            .group
+            .as_ref()
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| user.name.clone());
+        if rootless && (user.uid != 0 || gid != 0 || !cfg.additional_groups.is_empty()) {
+            return Err(cfg_err(
+                "--user",
+                "without root only the caller's own id is mapped: the workload runs as uid 0, gid 0 and no extra groups",
+            ));
+        }
+        let idmap = if rootless {
+            IdMapPlan::Caller {
+                uid: facts.euid,
+                gid: facts.egid,
+            }
+        } else {
+            IdMapPlan::PrivateRange { width: ID_RANGE }
+        };
+        let home = if user.uid == 0 {
+            p("/root")
+        } else {
+            p("/home").join(&user.name)
+        };
+        let hostname = cfg
+            .hostname
+            .clone()
+            .unwrap_or_else(|| format!("nucleus-{}", &id[..id.len().min(12)]));
+
+        // Root filesystem.
+        let mut m: Vec<MountOp> = Vec::new();
+        let root = match &cfg.rootfs {
+            Some(r) => {
+                if !r.is_absolute() {
+                    return Err(cfg_err(
+                        "--rootfs",
+                        format!("{}: must be an absolute path", r.display()),
+                    ));
+                }
+                RootSource::Bind(r.clone())
+            }
+            None => RootSource::Tmpfs,
+        };
+        let tmpfs_root = root == RootSource::Tmpfs;
+        if tmpfs_root {
+            for d in &facts.system_dirs {
+                let dst = p("/").join(&d.path);
+                match &d.kind {
+                    EntryKind::Symlink(t) => m.push(MountOp::Symlink {
+                        target: t.clone(),
+                        dst,
+                    }),
+                    _ => m.push(MountOp::Bind {
+                        src: p("/").join(&d.path),
+                        dst,
+                        readonly: true,
+                        idmap: false,
+                    }),
+                }
+            }
+        }
+
+        // /etc: synthetic identity files plus selected read-only entries.
+        let etc_src: PathBuf = match &root {
+            RootSource::Tmpfs => p("/etc"),
+            RootSource::Bind(r) => r.join("etc"),
+        };
+        if tmpfs_root {
+            m.push(MountOp::Mkdir {
+                dst: p("/etc"),
+                mode: 0o755,
+            });
+        } else {
+            m.push(MountOp::Tmpfs {
+                dst: p("/etc"),
+                mode: 0o755,
+                size_bytes: Some(1 << 20),
+                noexec: true,
+                uid: 0,
+                gid: 0,
+            });
+        }
+        let mut extra_groups: Vec<(String, u32)> = Vec::new();
+        for g in &cfg.additional_groups {
+            extra_groups.push((g.name.clone(), g.gid));
+        }
+        let resolv = match cfg.network {
+            NetworkMode::Host => facts.host_resolv_conf.clone().unwrap_or_default(),
+            NetworkMode::None => etc::resolv_conf_offline(),
+        };
+        let files = [
+            (
+                "passwd",
+                etc::passwd(&user.name, user.uid, gid, &home.to_string_lossy()),
+            ),
+            ("group", etc::group(&group_name, gid, &extra_groups)),
+            ("hosts", etc::hosts(&hostname)),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", resolv),
+            ("nsswitch.conf", etc::nsswitch()),
+        ];
+        for (name, contents) in files {
+            m.push(MountOp::File {
+                dst: p("/etc").join(name),
+                contents,
+                mode: 0o644,
+            });
+        }
+        for e in &facts.etc_entries {
+            let name = e.path.to_string_lossy();
+            if SYNTHETIC_ETC.contains(&name.as_ref()) {
+                continue;
+            }
+            let dst = p("/etc").join(&e.path);
+            if let Some(parent) = e.path.parent().filter(|x| !x.as_os_str().is_empty()) {
+                m.push(MountOp::Mkdir {
+                    dst: p("/etc").join(parent),
+                    mode: 0o755,
+                });
+            }
+            match &e.kind {
+                EntryKind::Symlink(t) => m.push(MountOp::Symlink {
+                    target: t.clone(),
+                    dst,
+                }),
+                _ => m.push(MountOp::Bind {
+                    src: etc_src.join(&e.path),
+                    dst,
+                    readonly: true,
+                    idmap: false,
+                }),
+            }
+        }
+        if !tmpfs_root && !facts.etc_entries.iter().any(|e| e.path.starts_with("ssl")) {
+            // Host CA certificates for a rootfs that brings none.
+            m.push(MountOp::Mkdir {
+                dst: p("/etc/ssl"),
+                mode: 0o755,
+            });
+            m.push(MountOp::Bind {
+                src: p("/etc/ssl/certs"),
+                dst: p("/etc/ssl/certs"),
+                readonly: true,
+                idmap: false,
+            });
+        }
+
+        // /proc
+        m.push(MountOp::Proc {
+            dst: p("/proc"),
+            readonly: !cfg.proc_rw,
+        });
+        for f in PROC_MASKED_FILES {
+            m.push(MountOp::MaskFile {
+                dst: p("/proc").join(f),
+            });
+        }
+        for d in PROC_MASKED_DIRS {
+            m.push(MountOp::MaskDir {
+                dst: p("/proc").join(d),
+            });
+        }
+        if cfg.proc_rw {
+            for d in PROC_READONLY {
+                m.push(MountOp::ReadonlyIfExists {
+                    dst: p("/proc").join(d),
+                });
+            }
+        }
+        // /sys
+        m.push(MountOp::Sysfs { dst: p("/sys") });
+        for d in SYS_MASKED_DIRS {
+            m.push(MountOp::MaskDir {
+                dst: p("/sys").join(d),
+            });
+        }
+        // /dev
+        m.push(MountOp::Tmpfs {
+            dst: p("/dev"),
+            mode: 0o755,
+            size_bytes: Some(64 << 10),
+            noexec: true,
+            uid: 0,
+            gid: 0,
+        });
+        for d in DEVICES {
+            m.push(MountOp::Bind {
+                src: p("/dev").join(d),
+                dst: p("/dev").join(d),
+                readonly: false,
+                idmap: false,
+            });
+        }
+        m.push(MountOp::Devpts { dst: p("/dev/pts") });
+        m.push(MountOp::Symlink {
+            target: p("pts/ptmx"),
+            dst: p("/dev/ptmx"),
+        });
+        m.push(MountOp::Tmpfs {
+            dst: p("/dev/shm"),
+            mode: 0o1777,
+            size_bytes: Some(64 << 20),
+            noexec: true,
+            uid: 0,
+            gid: 0,
+        });
+        m.push(MountOp::Mqueue {
+            dst: p("/dev/mqueue"),
+        });
+        for (name, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("core", "/proc/kcore"),
+        ] {
+            if name != "core" {
+                m.push(MountOp::Symlink {
+                    target: p(target),
+                    dst: p("/dev").join(name),
+                });
+            }
+        }
+        // /tmp and the private home
+        m.push(MountOp::Tmpfs {
+            dst: p("/tmp"),
+            mode: 0o1777,
+            size_bytes: None,
+            noexec: false,
+            uid: 0,
+            gid: 0,
+        });
+        m.push(MountOp::Tmpfs {
+            dst: home.clone(),
+            mode: 0o700,
+            size_bytes: None,
+            noexec: false,
+            uid: user.uid,
+            gid,
+        });
+
+        // Landlock: read everywhere, execute only where programs live, write only where the
+        // sandbox has its own storage.
+        let mut ll: Vec<LandlockRule> = vec![LandlockRule {
+            path: p("/"),
+            rights: FsRight::READ.to_vec(),
+        }];
+        let exec_tops: Vec<PathBuf> = if tmpfs_root {
+            facts
+                .system_dirs
+                .iter()
+                .map(|d| p("/").join(&d.path))
+                .collect()
+        } else {
+            facts
+                .rootfs_entries
+                .iter()
+                .filter(|e| !NOEXEC_TOP.contains(&e.path.to_string_lossy().as_ref()))
+                .filter(|e| !matches!(e.kind, EntryKind::File))
+                .map(|e| p("/").join(&e.path))
+                .collect()
+        };
+        for d in exec_tops {
+            ll.push(LandlockRule {
+                path: d,
+                rights: FsRight::READ_EXEC.to_vec(),
+            });
+        }
+        ll.push(LandlockRule {
+            path: p("/dev"),
+            rights: FsRight::DEVICE_RW.to_vec(),
+        });
+        let rw_noexec: Vec<FsRight> = FsRight::READ_WRITE_EXEC
+            .iter()
+            .copied()
+            .filter(|r| *r != FsRight::Execute)
+            .collect();
+        ll.push(LandlockRule {
+            path: p("/dev/shm"),
+            rights: rw_noexec,
+        });
+        ll.push(LandlockRule {
+            path: p("/tmp"),
+            rights: FsRight::READ_WRITE_EXEC.to_vec(),
+        });
+        ll.push(LandlockRule {
+            path: home.clone(),
+            rights: FsRight::READ_WRITE_EXEC.to_vec(),
+        });
+
+        // Files in.
+        let idmap_user = !rootless;
+        let mut prepared = Vec::new();
+        if let Some(ctx) = &cfg.context {
+            abs("--context", ctx)?;
+            match cfg.context_mode {
+                ContextMode::Copy => {
+                    m.push(MountOp::Tmpfs {
+                        dst: p("/context"),
+                        mode: 0o755,
+                        size_bytes: None,
+                        noexec: true,
+                        uid: user.uid,
+                        gid,
+                    });
+                    m.push(MountOp::CopyIn {
+                        src: ctx.clone(),
+                        dst: p("/context"),
+                    });
+                }
+                ContextMode::Bind => m.push(MountOp::Bind {
+                    src: ctx.clone(),
+                    dst: p("/context"),
+                    readonly: true,
+                    idmap: idmap_user,
+                }),
+            }
+            ll.push(LandlockRule {
+                path: p("/context"),
+                rights: FsRight::READ.to_vec(),
+            });
+        }
+        let mut cwd = home.clone();
+        if let Some(ws) = &cfg.workspace {
+            abs("--workspace", ws)?;
+            let dst = p("/workspace");
+            match cfg.workspace_mode {
+                WorkspaceMode::BindRw | WorkspaceMode::BindRo => {
+                    let ro = cfg.workspace_mode == WorkspaceMode::BindRo;
+                    m.push(MountOp::Bind {
+                        src: ws.clone(),
+                        dst: dst.clone(),
+                        readonly: ro,
+                        idmap: idmap_user,
+                    });
+                    let rights = if ro {
+                        FsRight::READ_EXEC
+                    } else {
+                        FsRight::READ_WRITE_EXEC
+                    };
+                    ll.push(LandlockRule {
+                        path: dst.clone(),
+                        rights: rights.to_vec(),
+                    });
+                }
+                WorkspaceMode::CopyInOut => {
+                    prepared.push(PreparedTree {
+                        src: ws.clone(),
+                        copy_back: true,
+                    });
+                    m.push(MountOp::Attach {
+                        slot: prepared.len() - 1,
+                        dst: dst.clone(),
+                    });
+                    ll.push(LandlockRule {
+                        path: dst.clone(),
+                        rights: FsRight::READ_WRITE_EXEC.to_vec(),
+                    });
+                }
+            }
+            cwd = dst;
+        }
+        for v in &cfg.volumes {
+            m.push(MountOp::Bind {
+                src: v.src.clone(),
+                dst: v.dst.clone(),
+                readonly: v.readonly,
+                idmap: idmap_user,
+            });
+            let rights = if v.readonly {
+                FsRight::READ_EXEC
+            } else {
+                FsRight::READ_WRITE_EXEC
+            };
+            ll.push(LandlockRule {
+                path: v.dst.clone(),
+                rights: rights.to_vec(),
+            });
+        }
+        for t in &cfg.tmpfs {
+            m.push(MountOp::Tmpfs {
+                dst: t.dst.clone(),
+                mode: 0o1777,
+                size_bytes: t.size_bytes,
+                noexec: false,
+                uid: 0,
+                gid: 0,
+            });
+            ll.push(LandlockRule {
+                path: t.dst.clone(),
+                rights: FsRight::READ_WRITE_EXEC.to_vec(),
+            });
+        }
+        for pc in &cfg.provider_configs {
+            let dst = if pc.dst.is_absolute() {
+                pc.dst.clone()
+            } else {
+                home.join(&pc.dst)
+            };
+            m.push(MountOp::Bind {
+                src: pc.src.clone(),
+                dst: dst.clone(),
+                readonly: true,
+                idmap: idmap_user,
+            });
+            ll.push(LandlockRule {
+                path: dst,
+                rights: FsRight::READ.to_vec(),
+            });
+        }
+        if tmpfs_root {
+            m.push(MountOp::RemountRootReadonly);
+        }
+        if let Some(w) = &cfg.workdir {
+            cwd =
+                crate::config::container_path("--workdir", &w.to_string_lossy()).or_else(|e| {
+                    if w.as_os_str() == "/" {
+                        Ok(p("/"))
+                    } else {
+                        Err(e)
+                    }
+                })?;
+        }
+
+        // Environment: nothing from the host unless asked for.
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), DEFAULT_PATH.into()),
+            ("HOME".into(), home.to_string_lossy().into_owned()),
+            ("HOSTNAME".into(), hostname.clone()),
+            ("USER".into(), user.name.clone()),
+        ];
+        for e in &cfg.env {
+            env.retain(|(k, _)| k != &e.key);
+            env.push((e.key.clone(), e.value.clone()));
+        }
+
+        let filter = seccomp::default::default_filter(&cfg.seccomp_allow)
+            .map_err(|e| PlanError::Seccomp(e.to_string()))?;
+        let bpf = seccomp::compile(&filter).map_err(|e| PlanError::Seccomp(e.to_string()))?;
+
+        Ok(Plan {
+            id: id.to_string(),
+            mode,
+            namespaces: Namespaces {
+                user: true,
+                pid: true,
+                mount: true,
+                net: cfg.network == NetworkMode::None,
+                uts: true,
+                ipc: true,
+                cgroup: true,
+                time_offset_secs: cfg.time_offset,
+            },
+            idmap,
+            network: cfg.network,
+            hostname,
+            root,
+            mounts: m,
+            prepared,
+            process: ProcessPlan {
+                argv: cfg.argv.clone(),
+                env,
+                cwd,
+                uid: user.uid,
+                gid,
+                additional_gids: cfg.additional_groups.iter().map(|g| g.gid).collect(),
+                tty: cfg.tty,
+                rlimits: cfg.ulimits.clone(),
+            },
+            landlock: LandlockPlan {
+                rules: ll,
+                scope_signals_and_sockets: true,
+            },
+            seccomp_filter: filter,
+            seccomp_bpf: bpf,
+            on_security_failure: if strict {
+                OnFailure::Refuse
+            } else {
+                OnFailure::Degrade
+            },
+            allow_chroot_fallback: !strict,
+        })
+    }
+}
+
+fn abs(flag: &str, path: &Path) -> Result<(), PlanError> {
+    if path.is_absolute() {
+        Ok(())
+    } else {
+        Err(cfg_err(
+            flag,
+            format!("{}: must be an absolute path", path.display()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostEntry;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            euid: 0,
+            egid: 0,
+            system_dirs: vec![
+                HostEntry {
+                    path: p("usr"),
+                    kind: EntryKind::Dir,
+                },
+                HostEntry {
+                    path: p("bin"),
+                    kind: EntryKind::Symlink(p("usr/bin")),
+                },
+            ],
+            etc_entries: vec![HostEntry {
+                path: p("ld.so.cache"),
+                kind: EntryKind::File,
+            }],
+            landlock_abi: 7,
+            time_ns: true,
+            ..Default::default()
+        }
+    }
+
+    fn cfg(argv: &[&str]) -> RunConfig {
+        RunConfig {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_plan_shape() {
+        let plan = Plan::build(&cfg(&["true"]), &facts(), "0123456789abcdef").unwrap();
+        assert!(plan.namespaces.user && plan.namespaces.net && plan.namespaces.pid);
+        assert_eq!(plan.idmap, IdMapPlan::PrivateRange { width: 65536 });
+        assert_eq!(plan.hostname, "nucleus-0123456789ab");
+        assert!(plan.mounts.contains(&MountOp::Symlink {
+            target: p("usr/bin"),
+            dst: p("/bin")
+        }));
+        assert!(plan.mounts.contains(&MountOp::Bind {
+            src: p("/usr"),
+            dst: p("/usr"),
+            readonly: true,
+            idmap: false
+        }));
+        assert_eq!(plan.mounts.last(), Some(&MountOp::RemountRootReadonly));
+        assert_eq!(plan.process.cwd, p("/root"));
+        assert!(plan
+            .process
+            .env
+            .iter()
+            .any(|(k, v)| k == "PATH" && v == DEFAULT_PATH));
+        assert_eq!(plan.on_security_failure, OnFailure::Degrade);
+        // /etc has no exec right; /usr does
+        let usr = plan
+            .landlock
+            .rules
+            .iter()
+            .find(|r| r.path == p("/usr"))
+            .unwrap();
+        assert!(usr.rights.contains(&FsRight::Execute));
+        assert!(!plan
+            .landlock
+            .rules
+            .iter()
+            .any(|r| r.path.starts_with("/etc")));
+    }
+
+    #[test]
+    fn strict_refuses_host_network_and_degradation() {
+        let mut c = cfg(&["true"]);
+        c.service_mode = ServiceMode::StrictAgent;
+        assert_eq!(
+            Plan::build(&c, &facts(), "id").unwrap().on_security_failure,
+            OnFailure::Refuse
+        );
+        assert!(
+            !Plan::build(&c, &facts(), "id")
+                .unwrap()
+                .allow_chroot_fallback
+        );
+        c.network = NetworkMode::Host;
+        assert!(Plan::build(&c, &facts(), "id")
+            .unwrap_err()
+            .to_string()
+            .starts_with("--network"));
+    }
+
+    #[test]
+    fn missing_command_and_rootless_user() {
+        assert!(Plan::build(&cfg(&[]), &facts(), "id")
+            .unwrap_err()
+            .to_string()
+            .starts_with("COMMAND"));
+        let mut f = facts();
+        f.euid = 1000;
+        let mut c = cfg(&["id"]);
+        assert_eq!(
+            Plan::build(&c, &f, "id").unwrap().idmap,
+            IdMapPlan::Caller { uid: 1000, gid: 0 }
+        );
+        c.user = Some(crate::config::UserSpec::parse("5").unwrap());
+        assert!(Plan::build(&c, &f, "id").is_err());
+    }
+
+    #[test]
+    fn workspace_modes() {
+        let mut c = cfg(&["ls"]);
+        c.workspace = Some(p("/src"));
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
+        assert_eq!(plan.process.cwd, p("/workspace"));
+        assert!(plan.mounts.contains(&MountOp::Bind {
+            src: p("/src"),
+            dst: p("/workspace"),
+            readonly: false,
+            idmap: true
+        }));
+        c.workspace_mode = WorkspaceMode::CopyInOut;
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
+        assert_eq!(
+            plan.prepared,
+            vec![PreparedTree {
+                src: p("/src"),
+                copy_back: true
+            }]
+        );
+        assert!(plan.mounts.contains(&MountOp::Attach {
+            slot: 0,
+            dst: p("/workspace")
+        }));
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let mut c = cfg(&["env"]);
+        c.env.push(crate::config::EnvVar {
+            key: "PATH".into(),
+            value: "/x".into(),
+        });
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
+        assert_eq!(
+            plan.process.env.iter().filter(|(k, _)| k == "PATH").count(),
+            1
+        );
+        assert!(plan.process.env.contains(&("PATH".into(), "/x".into())));
+    }
+}

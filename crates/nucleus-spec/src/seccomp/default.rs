@@ -1,0 +1,579 @@
+//! The default seccomp filter: an allowlist of ordinary syscalls, the escape surface denied
+//! with EPERM, and ENOSYS for everything unlisted.
+//!
+//! Why ENOSYS for the unlisted rest: glibc and language runtimes probe newer syscalls and fall
+//! back on ENOSYS (faccessat2 → faccessat, clone3 → clone, statx → fstatat), but treat EPERM as a
+//! real failure. Known-dangerous syscalls get EPERM so that tools report "Operation not
+//! permitted" rather than silently taking a fallback path.
+
+use super::syscalls;
+use super::{Action, ArgCond, ArgWidth, CmpOp, Filter, Rule};
+
+const EPERM: u16 = 1;
+const ENOSYS: u16 = 38;
+
+/// Container-escape and host-tampering surface: each one denied with EPERM.
+pub const DENIED: &[&str] = &[
+    // Mount table changes, old and new API (CVE-2022-0185 was reached via fsconfig).
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "open_tree",
+    "open_tree_attr",
+    "move_mount",
+    "mount_setattr",
+    "statmount",
+    "listmount",
+    // Reading or writing other processes' memory.
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "process_madvise",
+    "kcmp",
+    "pidfd_getfd",
+    // The kernel keyring is not namespaced.
+    "keyctl",
+    "add_key",
+    "request_key",
+    // Large kernel attack surface with a history of privilege escalations.
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    // Replacing the kernel or its modules.
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    // New namespaces are a way around every other restriction here (clone is filtered by flags).
+    "unshare",
+    "setns",
+    // Shocker (2014): open_by_handle_at reaches files outside the mount namespace.
+    "open_by_handle_at",
+    "name_to_handle_at",
+    // The clock is not namespaced (time namespaces only offset monotonic/boottime).
+    "clock_settime",
+    "clock_adjtime",
+    "settimeofday",
+    "adjtimex",
+    // Host administration.
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "syslog",
+    "iopl",
+    "ioperm",
+    "sethostname",
+    "setdomainname",
+    "vhangup",
+    "fanotify_init",
+    "lookup_dcookie",
+    "nfsservctl",
+    "uselib",
+    "_sysctl",
+    "move_pages",
+    "migrate_pages",
+    "lsm_set_self_attr",
+];
+
+/// Ordinary syscalls allowed without conditions.
+pub const ALLOWED: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "alarm",
+    "arch_prctl",
+    "bind",
+    "brk",
+    "cachestat",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchownat",
+    "fcntl",
+    "fdatasync",
+    "fgetxattr",
+    "file_getattr",
+    "file_setattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstatfs",
+    "fsync",
+    "ftruncate",
+    "futex",
+    "futex_requeue",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futimesat",
+    "get_mempolicy",
+    "get_robust_list",
+    "get_thread_area",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getxattr",
+    "getxattrat",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "io_setup",
+    "io_submit",
+    "ioprio_get",
+    "ioprio_set",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listxattr",
+    "listxattrat",
+    "llistxattr",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lsm_get_self_attr",
+    "lsm_list_modules",
+    "lstat",
+    "madvise",
+    "map_shadow_stack",
+    "mbind",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedsend",
+    "mq_unlink",
+    "mremap",
+    "mseal",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_mrelease",
+    "pselect6",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "removexattrat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_tgsigqueueinfo",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "sendfile",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "set_mempolicy",
+    "set_mempolicy_home_node",
+    "set_robust_list",
+    "set_thread_area",
+    "set_tid_address",
+    "setfsgid",
+    "setfsuid",
+    "setgid",
+    "setgroups",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setresgid",
+    "setresuid",
+    "setreuid",
+    "setrlimit",
+    "setsid",
+    "setsockopt",
+    "setuid",
+    "setxattr",
+    "setxattrat",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "socketpair",
+    "splice",
+    "stat",
+    "statfs",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_settime",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_settime",
+    "times",
+    "tkill",
+    "truncate",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utime",
+    "utimensat",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "write",
+    "writev",
+];
+
+/// Every CLONE_NEW* flag that `clone` accepts (CLONE_NEWTIME is clone3/unshare-only).
+pub const CLONE_NS_FLAGS: u64 = 0x0002_0000 // NEWNS
+    | 0x0200_0000 // NEWCGROUP
+    | 0x0400_0000 // NEWUTS
+    | 0x0800_0000 // NEWIPC
+    | 0x1000_0000 // NEWUSER
+    | 0x2000_0000 // NEWPID
+    | 0x4000_0000; // NEWNET
+
+const TIOCSTI: u64 = 0x5412; // fake terminal input: CVE-2016-7545 class escapes
+const TIOCLINUX: u64 = 0x541C; // same via the Linux console
+const AF_PACKET: u64 = 17; // raw frames: CVE-2020-14386
+/// personality() values Docker allows: query and the common ones.
+const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--seccomp-allow: unknown syscall {0:?} on this architecture")]
+pub struct UnknownSyscall(pub String);
+
+fn cond(index: u8, op: CmpOp, value: u64, width: ArgWidth) -> ArgCond {
+    ArgCond {
+        index,
+        op,
+        value,
+        width,
+    }
+}
+
+/// The default filter, with `extra_allow` syscalls allowed unconditionally (they may also be
+/// names from [`DENIED`]: an explicit `--seccomp-allow` is the user's decision).
+pub fn default_filter(extra_allow: &[String]) -> Result<Filter, UnknownSyscall> {
+    let nr = |n: &str| syscalls::number(n);
+    let mut rules = Vec::new();
+    let mut extra = Vec::new();
+    for name in extra_allow {
+        let n = nr(name).ok_or_else(|| UnknownSyscall(name.clone()))?;
+        extra.push(n);
+        rules.push(Rule {
+            nr: n,
+            action: Action::Allow,
+            conds: vec![],
+        });
+    }
+    let allow = |n: u32, conds: Vec<ArgCond>| Rule {
+        nr: n,
+        action: Action::Allow,
+        conds,
+    };
+    // Names absent on this architecture (e.g. `open` on aarch64) are simply not listed.
+    for n in ALLOWED.iter().filter_map(|s| nr(s)) {
+        rules.push(allow(n, vec![]));
+    }
+    for n in DENIED
+        .iter()
+        .filter_map(|s| nr(s))
+        .filter(|n| !extra.contains(n))
+    {
+        rules.push(Rule {
+            nr: n,
+            action: Action::Errno(EPERM),
+            conds: vec![],
+        });
+    }
+    let eperm = |n: u32| Rule {
+        nr: n,
+        action: Action::Errno(EPERM),
+        conds: vec![],
+    };
+    if let Some(n) = nr("clone") {
+        // Allowed when no namespace flag is set; the flags are clone's first argument on x86_64
+        // and aarch64.
+        rules.push(allow(
+            n,
+            vec![cond(0, CmpOp::MaskedEq(CLONE_NS_FLAGS), 0, ArgWidth::U64)],
+        ));
+        rules.push(eperm(n));
+    }
+    if let Some(n) = nr("clone3") {
+        // clone3 passes flags in memory the filter cannot read: ENOSYS makes libc fall back to
+        // clone, whose flags are checked above.
+        rules.push(Rule {
+            nr: n,
+            action: Action::Errno(ENOSYS),
+            conds: vec![],
+        });
+    }
+    if let Some(n) = nr("ioctl") {
+        rules.push(allow(
+            n,
+            vec![
+                cond(1, CmpOp::Ne, TIOCSTI, ArgWidth::U32),
+                cond(1, CmpOp::Ne, TIOCLINUX, ArgWidth::U32),
+            ],
+        ));
+        rules.push(eperm(n));
+    }
+    if let Some(n) = nr("socket") {
+        rules.push(allow(n, vec![cond(0, CmpOp::Ne, AF_PACKET, ArgWidth::U32)]));
+        rules.push(Rule {
+            nr: n,
+            action: Action::Errno(EPERM),
+            conds: vec![],
+        });
+    }
+    if let Some(n) = nr("personality") {
+        for &p in PERSONALITIES {
+            rules.push(allow(n, vec![cond(0, CmpOp::Eq, p, ArgWidth::U32)]));
+        }
+        rules.push(eperm(n));
+    }
+    // First rule per syscall wins, so an explicit --seccomp-allow (pushed first) overrides the
+    // conditional rules above.
+    Ok(Filter {
+        default_action: Action::Errno(ENOSYS),
+        rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bpf::{compile_for, interpret, AUDIT_ARCH_X86_64 as A};
+    use super::*;
+
+    fn verdict(f: &Filter, name: &str, args: [u64; 6]) -> u32 {
+        let p = compile_for(f, A).unwrap();
+        interpret(&p, A, syscalls::number(name).unwrap(), args)
+    }
+
+    #[test]
+    fn lists_are_known_and_disjoint() {
+        for n in ALLOWED.iter().chain(DENIED) {
+            assert!(syscalls::number(n).is_some(), "{n} not in the x86_64 table");
+        }
+        for n in ALLOWED {
+            assert!(!DENIED.contains(n), "{n} both allowed and denied");
+        }
+    }
+
+    #[test]
+    fn default_verdicts() {
+        let f = default_filter(&[]).unwrap();
+        let allow = Action::Allow.ret_value();
+        let eperm = Action::Errno(EPERM).ret_value();
+        assert_eq!(verdict(&f, "read", [0; 6]), allow);
+        assert_eq!(verdict(&f, "mount", [0; 6]), eperm);
+        assert_eq!(verdict(&f, "unshare", [0; 6]), eperm);
+        assert_eq!(
+            verdict(&f, "clone3", [0; 6]),
+            Action::Errno(ENOSYS).ret_value()
+        );
+        // fork-like clone is fine, namespace clone is not
+        assert_eq!(verdict(&f, "clone", [0x01200011, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(
+            verdict(&f, "clone", [0x10000000 | 17, 0, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(verdict(&f, "ioctl", [1, 0x5412, 0, 0, 0, 0]), eperm);
+        assert_eq!(
+            verdict(&f, "ioctl", [1, 0xdead_0000_5412, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(verdict(&f, "ioctl", [1, 0x5401, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&f, "socket", [17, 3, 0, 0, 0, 0]), eperm);
+        assert_eq!(verdict(&f, "socket", [2, 1, 0, 0, 0, 0]), allow);
+        assert_eq!(
+            verdict(&f, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(
+            verdict(&f, "personality", [0x0040_0000, 0, 0, 0, 0, 0]),
+            eperm
+        );
+        // unlisted: ENOSYS
+        assert_eq!(
+            verdict(&f, "modify_ldt", [0; 6]),
+            Action::Errno(ENOSYS).ret_value()
+        );
+    }
+
+    #[test]
+    fn extra_allow_overrides_deny() {
+        let f = default_filter(&["ptrace".to_string()]).unwrap();
+        assert_eq!(verdict(&f, "ptrace", [0; 6]), Action::Allow.ret_value());
+        assert!(default_filter(&["nope".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Seccomp policy: a filter IR (per-rule actions, argument conditions), a compiler to classic
+//! BPF, the default allowlist, and the syscall name table.
+//!
+//! Why not seccompiler: it gives one filter a single match action and a single mismatch action,
+//! while OCI profiles (and our default: EPERM for the escape surface, ENOSYS for the unknown)
+//! need an action per rule. The compiler here is small, pure and tested with an interpreter.
+
+pub mod bpf;
+pub mod default;
+pub mod syscalls;
+
+pub use bpf::{compile, SockFilter};
+
+use serde::{Deserialize, Serialize};
+
+/// What the kernel does when a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action", content = "errno")]
+pub enum Action {
+    Allow,
+    Errno(u16),
+    Log,
+    Trap,
+    KillThread,
+    KillProcess,
+    UserNotif,
+}
+
+impl Action {
+    pub fn ret_value(self) -> u32 {
+        match self {
+            Action::Allow => 0x7fff_0000,
+            Action::Errno(e) => 0x0005_0000 | u32::from(e),
+            Action::Log => 0x7ffc_0000,
+            Action::Trap => 0x0003_0000,
+            Action::KillThread => 0x0000_0000,
+            Action::KillProcess => 0x8000_0000,
+            Action::UserNotif => 0x7fc0_0000,
+        }
+    }
+}
+
+/// Comparison of one syscall argument with a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// `(arg & mask) == value`
+    MaskedEq(u64),
+}
+
+/// Width of the compared argument: the kernel reads some arguments as 32-bit `int`s (ioctl
+/// request, socket family), so only the low half may be compared or a caller could set high
+/// bits to slip past an equality check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgWidth {
+    U32,
+    U64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgCond {
+    pub index: u8,
+    pub op: CmpOp,
+    pub value: u64,
+    pub width: ArgWidth,
+}
+
+/// A syscall number with an action; all conditions must hold (AND).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub nr: u32,
+    pub action: Action,
+    pub conds: Vec<ArgCond>,
+}
+
+/// The whole filter: native arch only; any other arch (i386 via int 0x80, x32) is killed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    pub default_action: Action,
+    /// Rules in priority order: for one syscall the first rule whose conditions hold wins.
+    pub rules: Vec<Rule>,
+}
