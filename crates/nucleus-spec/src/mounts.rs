@@ -51,15 +51,12 @@ pub enum MountOp {
         readonly: bool,
         idmap: bool,
     },
-    /// Copy a host tree into the sandbox (already-mounted tmpfs at `dst`).
-    CopyIn {
-        src: PathBuf,
-        dst: PathBuf,
-    },
-    /// A detached tmpfs prepared and filled by the parent (copy-in-out workspace), attached here.
+    /// A detached tmpfs the parent prepared and filled (context copy, copy-in-out workspace),
+    /// attached here. It exists on no host path, so nothing can be left behind.
     Attach {
         slot: usize,
         dst: PathBuf,
+        readonly: bool,
     },
     Proc {
         dst: PathBuf,

@@ -506,17 +506,14 @@ impl Plan {
             abs("--context", ctx)?;
             match cfg.context_mode {
                 ContextMode::Copy => {
-                    m.push(MountOp::Tmpfs {
-                        dst: p("/context"),
-                        mode: 0o755,
-                        size_bytes: None,
-                        noexec: true,
-                        uid: user.uid,
-                        gid,
-                    });
-                    m.push(MountOp::CopyIn {
+                    prepared.push(PreparedTree {
                         src: ctx.clone(),
+                        copy_back: false,
+                    });
+                    m.push(MountOp::Attach {
+                        slot: prepared.len() - 1,
                         dst: p("/context"),
+                        readonly: true,
                     });
                 }
                 ContextMode::Bind => m.push(MountOp::Bind {
@@ -562,6 +559,7 @@ impl Plan {
                     m.push(MountOp::Attach {
                         slot: prepared.len() - 1,
                         dst: dst.clone(),
+                        readonly: false,
                     });
                     ll.push(LandlockRule {
                         path: dst.clone(),
@@ -840,7 +838,8 @@ mod tests {
         );
         assert!(plan.mounts.contains(&MountOp::Attach {
             slot: 0,
-            dst: p("/workspace")
+            dst: p("/workspace"),
+            readonly: false
         }));
     }
 

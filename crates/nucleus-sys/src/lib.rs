@@ -1,1 +1,18 @@
+//! nucleus-sys: the mechanism. Every syscall and every `unsafe` block of nucleus lives here,
+//! each with a SAFETY comment. It interprets a [`nucleus_spec::Plan`] and decides nothing: no
+//! defaults, no parsing of user input.
 
+pub mod channel;
+pub mod copy;
+pub mod error;
+pub mod idslot;
+pub mod init;
+pub mod mount;
+pub mod net;
+pub mod probe;
+pub mod raw;
+pub mod sandbox;
+pub mod security;
+pub mod tty;
+
+pub use error::{Result, SysError};

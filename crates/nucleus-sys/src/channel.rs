@@ -1,0 +1,175 @@
+//! The typed channel between the runtime (parent) and the sandbox's init and workload (child):
+//! a SOCK_SEQPACKET socketpair, one JSON message per packet, file descriptors by SCM_RIGHTS.
+
+use crate::error::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::raw::WaitStatus;
+
+/// What was applied to the workload, reported just before exec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityReport {
+    /// "pivot_root" or "chroot"
+    pub root_switch: String,
+    pub capabilities_dropped: bool,
+    pub no_new_privs: bool,
+    /// "enforced" or "not_applied"
+    pub seccomp: String,
+    /// e.g. "fully_enforced", "partially_enforced", "not_enforced"
+    pub landlock: String,
+    pub landlock_abi: u32,
+    /// Human-readable list of protections that were not applied (agent mode only).
+    pub degraded: Vec<String>,
+}
+
+/// Parent → child.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToChild {
+    /// Id maps are written; fds carry the prepared mounts in plan order.
+    Go { idmapped: usize, prepared: usize },
+}
+
+/// Child → parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromChild {
+    /// The workload is about to exec with these protections.
+    Applied(SecurityReport),
+    /// Setup failed at `stage`; nothing ran.
+    Failed { stage: String, error: String },
+    /// The workload ended (sent by init).
+    Exited(WaitStatus),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error()).ctx("socketpair", "");
+    }
+    // SAFETY: both fds were just returned by socketpair and are owned by nobody else.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+const MAX_FDS: usize = 64;
+
+impl Channel {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        if fds.len() > MAX_FDS {
+            return Err(io::Error::from_raw_os_error(libc::E2BIG));
+        }
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space =
+            unsafe { libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) } as usize;
+        let mut cbuf = vec![0u8; space.max(1)];
+        // SAFETY: msghdr is plain data; zeroed is valid and fields are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            // SAFETY: msg_control points at a buffer of CMSG_SPACE(n fds) bytes, so the first
+            // header and its data fit; we write exactly n fds.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = libc::SCM_RIGHTS;
+                (*c).cmsg_len =
+                    libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as usize;
+                let p = libc::CMSG_DATA(c) as *mut RawFd;
+                for (i, f) in fds.iter().enumerate() {
+                    p.add(i).write_unaligned(f.as_raw_fd());
+                }
+            }
+        }
+        // SAFETY: msg references iov/cbuf which outlive the call.
+        let r = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receive one message; `Ok(None)` on EOF (the peer is gone).
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: pure size computation.
+        let space =
+            unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
+        let mut cbuf = vec![0u8; space];
+        // SAFETY: msghdr is plain data; zeroed is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let n = loop {
+            // SAFETY: msg references buffers that outlive the call.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(e);
+            }
+            break n as usize;
+        };
+        let mut fds = Vec::new();
+        // SAFETY: iterate the control messages the kernel wrote into cbuf; SCM_RIGHTS data is
+        // an array of fds that now belong to us.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let count =
+                        ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                    let p = libc::CMSG_DATA(c) as *const RawFd;
+                    for i in 0..count {
+                        fds.push(OwnedFd::from_raw_fd(p.add(i).read_unaligned()));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let v = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+        Ok(Some((v, fds)))
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,86 @@
+//! The mini-init: PID 1 of the sandbox's pid namespace. It reaps every zombie, forwards
+//! signals to the workload, reports the workload's status to the runtime and exits, at which
+//! point the kernel kills whatever else is left in the namespace.
+//!
+//! It is a fork of the runtime, not an exec of it: the runtime binary is never opened inside
+//! the sandbox. It is made non-dumpable, so the workload (same uid) cannot open /proc/1/exe,
+//! /proc/1/mem or its fds (CVE-2019-5736 overwrote runc through /proc/<pid>/exe), and it
+//! gives up capabilities, file system access and most syscalls before it waits.
+
+use crate::channel::{Channel, FromChild};
+use crate::raw::{self, WaitStatus};
+use crate::security;
+use nucleus_spec::seccomp::SockFilter;
+use std::os::fd::{AsFd, AsRawFd};
+
+/// Signals the runtime and init pass on to the workload.
+pub const FORWARDED: &[libc::c_int] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+pub fn run(workload: libc::pid_t, ch: Channel, seccomp: &[SockFilter]) -> ! {
+    let mut sigs = FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    let sfd = match raw::signalfd(&sigs) {
+        Ok(fd) => fd,
+        Err(_) => raw::exit_now(1),
+    };
+    harden(ch.raw(), sfd.as_raw_fd(), seccomp);
+    loop {
+        let sig = match raw::read_signal(sfd.as_fd()) {
+            Ok(s) => s,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => raw::exit_now(1),
+        };
+        if sig != libc::SIGCHLD {
+            let _ = raw::kill(workload, sig);
+            continue;
+        }
+        // Reap everything; orphans re-parented to us included.
+        while let Ok(Some((pid, st))) = raw::waitpid(-1, true) {
+            if pid == workload {
+                finish(&ch, st);
+            }
+        }
+    }
+}
+
+fn finish(ch: &Channel, st: WaitStatus) -> ! {
+    let _ = ch.send(&FromChild::Exited(st), &[]);
+    raw::exit_now(0)
+}
+
+fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
+    let _ = raw::prctl(libc::PR_SET_DUMPABLE, 0);
+    // Do not hold the workload's stdio open (a pipe reader would never see EOF).
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which init owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let (lo, hi) = if keep_a < keep_b {
+        (keep_a, keep_b)
+    } else {
+        (keep_b, keep_a)
+    };
+    let _ = raw::close_range(3, (lo - 1) as u32);
+    let _ = raw::close_range((lo + 1) as u32, (hi - 1) as u32);
+    let _ = raw::close_range((hi + 1) as u32, u32::MAX);
+    let _ = security::drop_bounding_and_ambient();
+    let _ = security::clear_capabilities();
+    let _ = security::set_no_new_privs();
+    let _ = security::landlock_deny_all();
+    let _ = security::install_seccomp(seccomp);
+}

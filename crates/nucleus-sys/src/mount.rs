@@ -1,0 +1,375 @@
+//! Build the sandbox's root from the plan's mount list, then switch into it.
+//!
+//! Layout (after bubblewrap): in the new mount namespace a private tmpfs is mounted over /tmp
+//! and pivot_root'ed into, holding `newroot` (the sandbox root being built) and `oldroot` (the
+//! host, where bind sources are read from). At the end the host is detached and
+//! `pivot_root(".", ".")` + `umount2(".", MNT_DETACH)` leaves only the new root: no path of the
+//! host stays reachable.
+
+use crate::error::{other, Context, Result};
+use crate::raw::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use nucleus_spec::mounts::{MountOp, RootSource};
+use std::collections::VecDeque;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const BASE: &str = "/tmp";
+const NEW: &str = "/newroot";
+const OLD: &str = "/oldroot";
+
+const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
+const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
+
+/// Where `p` (absolute inside the sandbox or on the host) lives under `base`.
+fn under(base: &str, p: &Path) -> PathBuf {
+    Path::new(base).join(p.strip_prefix("/").unwrap_or(p))
+}
+
+fn mkdir_p(p: &Path, mode: u32) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(p)
+}
+
+/// Create a mount point of the same kind as the source.
+fn mountpoint(dst: &Path, is_dir: bool) -> Result<()> {
+    if is_dir {
+        return mkdir_p(dst, 0o755).ctx("mkdir", dst.display());
+    }
+    if let Some(parent) = dst.parent() {
+        mkdir_p(parent, 0o755).ctx("mkdir", parent.display())?;
+    }
+    match fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(dst)
+    {
+        Ok(_) => Ok(()),
+        // The mount point exists as a read-only file already (e.g. in a rootfs).
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) && dst.exists() => Ok(()),
+        Err(e) => Err(e).ctx("create mount point", dst.display()),
+    }
+}
+
+fn fd_is_dir(fd: &OwnedFd) -> bool {
+    // SAFETY: fstat on a valid fd into a zeroed stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(std::os::fd::AsRawFd::as_raw_fd(fd), &mut st) == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
+    }
+}
+
+/// Mount fds prepared by the parent (idmapped binds and detached trees), consumed in plan order.
+pub struct Prepared {
+    pub idmapped: VecDeque<OwnedFd>,
+    pub trees: Vec<Option<OwnedFd>>,
+}
+
+pub enum Switched {
+    PivotRoot,
+    /// pivot_root failed and the plan allowed the agent-mode fallback; the error is kept for the
+    /// report.
+    Chroot(String),
+}
+
+/// Enter the private staging root.
+pub fn stage() -> Result<()> {
+    raw::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .ctx("make mounts private", "/")?;
+    raw::mount(
+        Some(Path::new("tmpfs")),
+        Path::new(BASE),
+        Some("tmpfs"),
+        MS_NOSUID | MS_NODEV,
+        Some("mode=0755,size=64k"),
+    )
+    .ctx("mount staging tmpfs", BASE)?;
+    for d in [NEW, OLD] {
+        let p = under(BASE, Path::new(d));
+        fs::create_dir(&p).ctx("mkdir", p.display())?;
+    }
+    raw::pivot_root(Path::new(BASE), &under(BASE, Path::new(OLD)))
+        .ctx("pivot_root into staging", BASE)?;
+    std::env::set_current_dir("/").ctx("chdir", "/")
+}
+
+pub fn make_root(root: &RootSource) -> Result<()> {
+    let new = Path::new(NEW);
+    match root {
+        RootSource::Tmpfs => raw::mount(
+            Some(Path::new("tmpfs")),
+            new,
+            Some("tmpfs"),
+            MS_NOSUID | MS_NODEV,
+            Some("mode=0755"),
+        )
+        .ctx("mount root tmpfs", NEW),
+        RootSource::Bind(dir) => {
+            let src = under(OLD, dir);
+            raw::mount(Some(&src), new, None, libc::MS_BIND | libc::MS_REC, None)
+                .ctx("bind rootfs", dir.display())?;
+            raw::mount_setattr(
+                None,
+                new,
+                true,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                0,
+                None,
+            )
+            .ctx("make rootfs read-only", dir.display())
+        }
+    }
+}
+
+fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
+    let mut o = format!("mode={mode:o}");
+    if let Some(s) = size {
+        o.push_str(&format!(",size={s}"));
+    }
+    if uid != 0 || gid != 0 {
+        o.push_str(&format!(",uid={uid},gid={gid}"));
+    }
+    o
+}
+
+fn exists(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok()
+}
+
+/// Run one mount op. Container paths resolve under /newroot, host paths under /oldroot.
+pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
+    match op {
+        MountOp::Mkdir { dst, mode } => {
+            let d = under(NEW, dst);
+            mkdir_p(&d, *mode).ctx("mkdir", dst.display())
+        }
+        MountOp::Symlink { target, dst } => {
+            let d = under(NEW, dst);
+            match std::os::unix::fs::symlink(target, &d) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                r => r.ctx("symlink", dst.display()),
+            }
+        }
+        MountOp::File {
+            dst,
+            contents,
+            mode,
+        } => {
+            let d = under(NEW, dst);
+            fs::write(&d, contents).ctx("write", dst.display())?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(*mode)).ctx("chmod", dst.display())
+        }
+        MountOp::Tmpfs {
+            dst,
+            mode,
+            size_bytes,
+            noexec,
+            uid,
+            gid,
+        } => {
+            let d = under(NEW, dst);
+            mountpoint(&d, true)?;
+            let flags = MS_NOSUID | MS_NODEV | if *noexec { MS_NOEXEC } else { 0 };
+            raw::mount(
+                Some(Path::new("tmpfs")),
+                &d,
+                Some("tmpfs"),
+                flags,
+                Some(&tmpfs_opts(*mode, *size_bytes, *uid, *gid)),
+            )
+            .ctx("mount tmpfs", dst.display())
+        }
+        MountOp::Bind {
+            src,
+            dst,
+            readonly,
+            idmap,
+        } => {
+            let d = under(NEW, dst);
+            if *idmap {
+                let fd = prep
+                    .idmapped
+                    .pop_front()
+                    .ok_or_else(|| other("bind", "missing idmapped mount"))?;
+                mountpoint(&d, fd_is_dir(&fd))?;
+                return raw::move_mount_to(fd.as_fd(), &d)
+                    .ctx("attach idmapped bind", dst.display());
+            }
+            let s = under(OLD, src);
+            let md = fs::metadata(&s).ctx("bind", src.display())?;
+            mountpoint(&d, md.is_dir())?;
+            raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
+                .ctx("bind", src.display())?;
+            if *readonly {
+                raw::mount_setattr(
+                    None,
+                    &d,
+                    true,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    0,
+                    None,
+                )
+                .ctx("make read-only", dst.display())?;
+            }
+            Ok(())
+        }
+        MountOp::Attach {
+            slot,
+            dst,
+            readonly: _,
+        } => {
+            // Read-only-ness was set by the parent on the detached mount.
+            let d = under(NEW, dst);
+            let fd = prep
+                .trees
+                .get_mut(*slot)
+                .and_then(Option::take)
+                .ok_or_else(|| other("attach", format!("missing prepared tree {slot}")))?;
+            mountpoint(&d, true)?;
+            raw::move_mount_to(fd.as_fd(), &d).ctx("attach", dst.display())
+        }
+        MountOp::Proc { dst, readonly } => {
+            let d = under(NEW, dst);
+            mountpoint(&d, true)?;
+            let ro = if *readonly { libc::MS_RDONLY } else { 0 };
+            raw::mount(
+                Some(Path::new("proc")),
+                &d,
+                Some("proc"),
+                MS_NOSUID | MS_NODEV | MS_NOEXEC | ro,
+                None,
+            )
+            .ctx("mount proc", dst.display())
+        }
+        MountOp::Sysfs { dst } => {
+            let d = under(NEW, dst);
+            mountpoint(&d, true)?;
+            let flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | libc::MS_RDONLY;
+            match raw::mount(Some(Path::new("sysfs")), &d, Some("sysfs"), flags, None) {
+                Ok(()) => Ok(()),
+                // Without a network namespace of our own the kernel refuses a new sysfs.
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    raw::mount(
+                        Some(&under(OLD, Path::new("/sys"))),
+                        &d,
+                        None,
+                        libc::MS_BIND | libc::MS_REC,
+                        None,
+                    )
+                    .ctx("bind sysfs", dst.display())?;
+                    raw::mount_setattr(
+                        None,
+                        &d,
+                        true,
+                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                        0,
+                        None,
+                    )
+                    .ctx("make read-only", dst.display())
+                }
+                Err(e) => Err(e).ctx("mount sysfs", dst.display()),
+            }
+        }
+        MountOp::Devpts { dst } => {
+            let d = under(NEW, dst);
+            mountpoint(&d, true)?;
+            raw::mount(
+                Some(Path::new("devpts")),
+                &d,
+                Some("devpts"),
+                MS_NOSUID | MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )
+            .ctx("mount devpts", dst.display())
+        }
+        MountOp::Mqueue { dst } => {
+            let d = under(NEW, dst);
+            mountpoint(&d, true)?;
+            raw::mount(
+                Some(Path::new("mqueue")),
+                &d,
+                Some("mqueue"),
+                MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                None,
+            )
+            .ctx("mount mqueue", dst.display())
+        }
+        MountOp::MaskFile { dst } => {
+            let d = under(NEW, dst);
+            if !exists(&d) {
+                return Ok(());
+            }
+            raw::mount(
+                Some(&under(OLD, Path::new("/dev/null"))),
+                &d,
+                None,
+                libc::MS_BIND,
+                None,
+            )
+            .ctx("mask", dst.display())
+        }
+        MountOp::MaskDir { dst } => {
+            let d = under(NEW, dst);
+            if !exists(&d) {
+                return Ok(());
+            }
+            raw::mount(
+                Some(Path::new("tmpfs")),
+                &d,
+                Some("tmpfs"),
+                libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                Some("mode=0555,size=4k"),
+            )
+            .ctx("mask", dst.display())
+        }
+        MountOp::ReadonlyIfExists { dst } => {
+            let d = under(NEW, dst);
+            if !exists(&d) {
+                return Ok(());
+            }
+            raw::mount(Some(&d), &d, None, libc::MS_BIND | libc::MS_REC, None)
+                .ctx("bind", dst.display())?;
+            raw::mount_setattr(None, &d, true, MOUNT_ATTR_RDONLY, 0, None)
+                .ctx("make read-only", dst.display())
+        }
+        MountOp::RemountRootReadonly => {
+            raw::mount_setattr(None, Path::new(NEW), false, MOUNT_ATTR_RDONLY, 0, None)
+                .ctx("make root read-only", "/")
+        }
+    }
+}
+
+/// Detach the host and make the new root `/`.
+pub fn switch_root(allow_chroot: bool) -> Result<Switched> {
+    raw::umount_detach(Path::new(OLD)).ctx("detach host root", OLD)?;
+    std::env::set_current_dir(NEW).ctx("chdir", NEW)?;
+    match raw::pivot_root(Path::new("."), Path::new(".")) {
+        Ok(()) => {
+            // The old root (our staging tmpfs) is now stacked on top of "/": detach it.
+            raw::umount_detach(Path::new(".")).ctx("detach staging root", "")?;
+            std::env::set_current_dir("/").ctx("chdir", "/")?;
+            Ok(Switched::PivotRoot)
+        }
+        Err(e) if allow_chroot => {
+            let c = raw::cstr(".").map_err(|e2| other("chroot", e2))?;
+            // SAFETY: chroot with a valid C string.
+            if unsafe { libc::chroot(c.as_ptr()) } != 0 {
+                return Err(io::Error::last_os_error()).ctx("chroot", NEW);
+            }
+            std::env::set_current_dir("/").ctx("chdir", "/")?;
+            Ok(Switched::Chroot(e.to_string()))
+        }
+        Err(e) => Err(e).ctx("pivot_root", NEW),
+    }
+}

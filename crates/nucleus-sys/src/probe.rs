@@ -1,0 +1,134 @@
+//! HostFacts::detect: read the host into plain data for the planner. Roots are injectable so
+//! tests run against fixture trees.
+
+use nucleus_spec::host::{EntryKind, HostEntry, HostFacts};
+use nucleus_spec::plan::{ETC_ENTRIES, SYSTEM_DIRS};
+use std::fs;
+use std::path::Path;
+
+fn entry(dir: &Path, rel: &str) -> Option<HostEntry> {
+    let md = fs::symlink_metadata(dir.join(rel)).ok()?;
+    let kind = if md.file_type().is_symlink() {
+        EntryKind::Symlink(fs::read_link(dir.join(rel)).ok()?)
+    } else if md.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::File
+    };
+    Some(HostEntry {
+        path: rel.into(),
+        kind,
+    })
+}
+
+/// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
+pub fn detect(host_root: &Path, rootfs: Option<&Path>) -> HostFacts {
+    // SAFETY: geteuid/getegid cannot fail and take no arguments.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let system_dirs = SYSTEM_DIRS
+        .iter()
+        .filter_map(|d| entry(host_root, d))
+        .collect();
+    let etc_dir = match rootfs {
+        Some(r) => r.join("etc"),
+        None => host_root.join("etc"),
+    };
+    let etc_entries = match rootfs {
+        // A rootfs brings its own /etc: take all of it (the planner skips synthetic names).
+        Some(_) => fs::read_dir(&etc_dir)
+            .map(|rd| {
+                let mut v: Vec<HostEntry> = rd
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| entry(&etc_dir, &e.file_name().to_string_lossy()))
+                    .collect();
+                v.sort_by(|a, b| a.path.cmp(&b.path));
+                v
+            })
+            .unwrap_or_default(),
+        None => ETC_ENTRIES
+            .iter()
+            .filter_map(|e| entry(&etc_dir, e))
+            .collect(),
+    };
+    let rootfs_entries = rootfs
+        .and_then(|r| fs::read_dir(r).ok())
+        .map(|rd| {
+            let mut v: Vec<HostEntry> = rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    entry(
+                        rootfs.unwrap_or(Path::new("/")),
+                        &e.file_name().to_string_lossy(),
+                    )
+                })
+                .collect();
+            v.sort_by(|a, b| a.path.cmp(&b.path));
+            v
+        })
+        .unwrap_or_default();
+    HostFacts {
+        euid,
+        egid,
+        system_dirs,
+        etc_entries,
+        rootfs_entries,
+        landlock_abi: landlock_abi(),
+        time_ns: host_root.join("proc/self/ns/time").exists(),
+        host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
+    }
+}
+
+/// The kernel's Landlock ABI version, 0 when Landlock is unavailable.
+pub fn landlock_abi() -> u32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with the VERSION flag and NULL attr/size 0 the call only returns a number.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if r < 0 {
+        0
+    } else {
+        r as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_fixture_tree() {
+        let t = std::env::temp_dir().join(format!("nucleus-probe-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(t.join("usr/bin")).unwrap();
+        fs::create_dir_all(t.join("etc/ssl/certs")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", t.join("bin")).unwrap();
+        fs::write(t.join("etc/ld.so.cache"), b"x").unwrap();
+        fs::write(t.join("etc/resolv.conf"), b"nameserver 10.0.0.1\n").unwrap();
+        let f = detect(&t, None);
+        assert!(f.system_dirs.contains(&HostEntry {
+            path: "usr".into(),
+            kind: EntryKind::Dir
+        }));
+        assert!(f.system_dirs.contains(&HostEntry {
+            path: "bin".into(),
+            kind: EntryKind::Symlink("usr/bin".into())
+        }));
+        assert!(!f.system_dirs.iter().any(|e| e.path == Path::new("lib32")));
+        assert!(f
+            .etc_entries
+            .iter()
+            .any(|e| e.path == Path::new("ssl/certs")));
+        assert!(f
+            .etc_entries
+            .iter()
+            .any(|e| e.path == Path::new("ld.so.cache") && e.kind == EntryKind::File));
+        assert_eq!(f.host_resolv_conf.as_deref(), Some("nameserver 10.0.0.1\n"));
+        fs::remove_dir_all(&t).unwrap();
+    }
+}

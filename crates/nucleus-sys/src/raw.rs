@@ -1,0 +1,449 @@
+//! Thin wrappers over syscalls that neither std nor a crate offers in the form needed here
+//! (clone3, the new mount API, mount_setattr, pivot_root…). Each returns `io::Result`.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn check_long(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: callers pass a file descriptor the kernel just returned to us, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount(2). `None` arguments are passed as NULL.
+pub fn mount(
+    src: Option<&Path>,
+    dst: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cstr).transpose()?;
+    let dst = cstr(dst)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.map(cstr).transpose()?;
+    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call, or NULL.
+    check(unsafe {
+        libc::mount(
+            ptr(&src),
+            dst.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn umount_detach(p: &Path) -> io::Result<()> {
+    let c = cstr(p)?;
+    // SAFETY: c is a valid C string for the duration of the call.
+    check(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let (a, b) = (cstr(new_root)?, cstr(put_old)?);
+    // SAFETY: both are valid C strings for the duration of the call.
+    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) }).map(drop)
+}
+
+/// Change mount attributes of `path` (relative to `dirfd`, or the fd itself with an empty path).
+pub fn mount_setattr(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let c = cstr(path)?;
+    let mut flags: libc::c_uint = if recursive { AT_RECURSIVE } else { 0 };
+    if dirfd.is_some() && path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |f| f.as_raw_fd() as u64),
+    };
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+    // SAFETY: `attr` is a properly laid out struct mount_attr that lives across the call; its
+    // size is passed; the path is a valid C string.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dfd,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`).
+pub fn open_tree_clone(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    recursive: bool,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    if dirfd.is_some() && path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+    // SAFETY: valid C string; the kernel returns a new fd or an error.
+    let fd = check_long(unsafe { libc::syscall(libc::SYS_open_tree, dfd, c.as_ptr(), flags) })?;
+    Ok(owned(fd))
+}
+
+/// Attach a detached mount at `dst`.
+pub fn move_mount_to(from: BorrowedFd<'_>, dst: &Path) -> io::Result<()> {
+    let empty = cstr("")?;
+    let d = cstr(dst)?;
+    // SAFETY: valid fd and C strings for the duration of the call.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            d.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// A new detached tmpfs (fsopen/fsconfig/fsmount), not visible at any path.
+pub fn detached_tmpfs(options: &[(&str, &str)]) -> io::Result<OwnedFd> {
+    let name = cstr("tmpfs")?;
+    // SAFETY: valid C string; returns a new fd.
+    let fs = owned(check_long(unsafe {
+        libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC)
+    })?);
+    for (k, v) in options {
+        let (k, v) = (cstr(k)?, cstr(v)?);
+        // SAFETY: fs is a valid fs context fd; key/value are valid C strings.
+        check_long(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    // SAFETY: fs is a valid fs context fd; NULL key/value are required for CMD_CREATE.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: fs is a configured fs context; returns a new mount fd.
+    let m = check_long(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0)
+    })?;
+    Ok(owned(m))
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What `fork_into` returns on each side.
+pub enum Forked {
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+    Child,
+}
+
+/// clone3 with fork semantics (no new stack) into new namespaces, returning a pidfd.
+///
+/// # Safety
+/// The process must be single-threaded, as after fork(): the child continues on a copy of the
+/// caller's stack and may only use state that is valid in a forked copy.
+pub unsafe fn fork_into(ns_flags: u64) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed; with stack = 0 the child
+    // resumes here on a copy-on-write copy of our stack, like fork(); the caller guarantees
+    // the process is single-threaded.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as libc::pid_t,
+            pidfd: owned(libc::c_long::from(pidfd)),
+        }),
+    }
+}
+
+/// Plain fork().
+///
+/// # Safety
+/// As for [`fork_into`]: single-threaded caller.
+pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
+    // SAFETY: the caller guarantees a single-threaded process.
+    match unsafe { libc::fork() } {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only; unused args are zero.
+    check(unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
+pub fn close_range_cloexec(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC closes nothing now.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
+}
+
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: closes fds in a range the caller no longer uses (checked by the caller).
+    check_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+}
+
+/// Block `sigs` and return the previous mask.
+pub fn block_signals(sigs: &[libc::c_int]) -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        check(libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old))?;
+        Ok(old)
+    }
+}
+
+pub fn signalfd(sigs: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: the set is initialised by sigemptyset; signalfd returns a new fd.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        let fd = check(libc::signalfd(-1, &set, libc::SFD_CLOEXEC))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Read one signal number from a signalfd.
+pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: signalfd_siginfo is plain data; we read exactly its size into it.
+    unsafe {
+        let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+        let n = libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            std::mem::size_of::<libc::signalfd_siginfo>(),
+        );
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info.ssi_signo as libc::c_int)
+    }
+}
+
+/// Unblock every signal and restore default dispositions (for the workload before exec).
+pub fn reset_signals() {
+    // SAFETY: plain signal-mask and disposition calls on valid arguments.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for s in 1..32 {
+            if s != libc::SIGKILL && s != libc::SIGSTOP {
+                libc::signal(s, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory arguments.
+    check(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid pidfd; NULL siginfo means "like kill()".
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WaitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl WaitStatus {
+    pub fn from_raw(status: libc::c_int) -> Self {
+        if libc::WIFSIGNALED(status) {
+            WaitStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            WaitStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+    /// The shell convention: the exit code, or 128+N when killed by signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            WaitStatus::Exited(c) => c,
+            WaitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t, WaitStatus)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status is a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, if nohang { libc::WNOHANG } else { 0 }) };
+    match r {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        p => Ok(Some((p, WaitStatus::from_raw(status)))),
+    }
+}
+
+/// poll(2) on fds for readability; returns the revents per fd.
+pub fn poll_read(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: p is a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(p.iter().map(|x| x.revents).collect());
+    }
+}
+
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers, which is what a forked child wants.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,592 @@
+//! The stage recipe for one sandbox. `parent_*` functions run in the runtime process,
+//! `child_*` in the sandbox (init, then the workload). Each stage interprets the plan.
+//!
+//! Order, and why:
+//! 1. parent: block forwarded signals; reserve a host id range; prepare detached trees
+//!    (context copies, copy-in-out workspace) — all before the fork, nothing on host paths.
+//! 2. clone3 into new user, pid, mount, uts, ipc, cgroup (and net) namespaces, with a pidfd.
+//! 3. parent: write uid/gid maps; make idmapped mounts (they need the child's user namespace
+//!    and host privilege); send them with "go".
+//! 4. child (PID 1): die with the parent (PDEATHSIG); hostname; `lo` up; build the root from
+//!    the mount list; pivot_root; time namespace offsets; fork the workload; become mini-init.
+//! 5. workload: new session (+ controlling tty); rlimits; empty bounding/ambient sets (needs
+//!    CAP_SETPCAP, so first); setgroups/setgid/setuid; clear capabilities; chdir;
+//!    no_new_privs; Landlock; seccomp last (it may deny what earlier steps need); report; exec.
+//! 6. parent: relay signals, proxy the tty, collect the report and the exit status; copy the
+//!    workspace back; everything else disappears with the namespaces.
+
+use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild};
+use crate::copy;
+use crate::error::{other, Context, Result};
+use crate::idslot::{IdSlot, WIDTH};
+use crate::init;
+use crate::mount::{self, Prepared, Switched};
+use crate::net;
+use crate::raw::{
+    self, Forked, WaitStatus, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+};
+use crate::security;
+use crate::tty;
+use nucleus_spec::mounts::MountOp;
+use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan};
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// How a sandbox run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: WaitStatus,
+    /// Protections applied to the workload (absent when setup failed before exec).
+    pub report: Option<SecurityReport>,
+    /// Setup or exec failure reported by the sandbox: (stage, error).
+    pub failure: Option<(String, String)>,
+}
+
+/// Hooks the binary gives the recipe (events, progress).
+pub trait Observer {
+    fn applied(&mut self, _report: &SecurityReport) {}
+}
+
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+fn ns_flags(plan: &Plan) -> u64 {
+    let n = &plan.namespaces;
+    let mut f = 0u64;
+    for (on, flag) in [
+        (n.user, libc::CLONE_NEWUSER),
+        (n.pid, libc::CLONE_NEWPID),
+        (n.mount, libc::CLONE_NEWNS),
+        (n.net, libc::CLONE_NEWNET),
+        (n.uts, libc::CLONE_NEWUTS),
+        (n.ipc, libc::CLONE_NEWIPC),
+        (n.cgroup, libc::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            f |= flag as u64;
+        }
+    }
+    f
+}
+
+/// Run the plan to completion. Single-threaded callers only (the recipe forks).
+pub fn run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
+    let mut blocked = init::FORWARDED.to_vec();
+    blocked.push(libc::SIGCHLD);
+    let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
+    let r = parent_run(plan, obs);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    r
+}
+
+struct Tree {
+    /// The parent's own (not idmapped) view, for copying back.
+    view: OwnedFd,
+    src: PathBuf,
+    copy_back: bool,
+}
+
+fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
+    let mut out = Vec::new();
+    for t in &plan.prepared {
+        let m =
+            raw::detached_tmpfs(&[("mode", "0755")]).ctx("create tmpfs for", t.src.display())?;
+        copy::copy_in(
+            &t.src,
+            &fd_path(m.as_fd()),
+            plan.process.uid,
+            plan.process.gid,
+        )?;
+        out.push(Tree {
+            view: m,
+            src: t.src.clone(),
+            copy_back: t.copy_back,
+        });
+    }
+    Ok(out)
+}
+
+fn parent_write_maps(pid: libc::pid_t, idmap: &IdMapPlan, slot: Option<&IdSlot>) -> Result<()> {
+    let (uid_map, gid_map) = match (idmap, slot) {
+        (IdMapPlan::PrivateRange { width }, Some(s)) => {
+            let l = format!("0 {} {}\n", s.host_base(), width.min(&WIDTH));
+            (l.clone(), l)
+        }
+        (IdMapPlan::Caller { uid, gid }, _) => {
+            fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .ctx("write", format!("/proc/{pid}/setgroups"))?;
+            (format!("0 {uid} 1\n"), format!("0 {gid} 1\n"))
+        }
+        _ => return Err(other("id map", "no id range reserved")),
+    };
+    fs::write(format!("/proc/{pid}/uid_map"), uid_map).ctx("write", "uid_map")?;
+    fs::write(format!("/proc/{pid}/gid_map"), gid_map).ctx("write", "gid_map")
+}
+
+/// Idmapped clones of user binds and prepared trees, in plan order.
+fn parent_idmapped_mounts(
+    plan: &Plan,
+    pid: libc::pid_t,
+    trees: &[Tree],
+) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
+    let needs = plan
+        .mounts
+        .iter()
+        .any(|m| matches!(m, MountOp::Bind { idmap: true, .. }))
+        || !trees.is_empty();
+    if !needs {
+        return Ok((vec![], vec![]));
+    }
+    let userns = fs::File::open(format!("/proc/{pid}/ns/user")).ctx("open", "user namespace")?;
+    let idmap_for_trees = matches!(plan.idmap, IdMapPlan::PrivateRange { .. });
+    let mut binds = Vec::new();
+    let mut prepared = Vec::new();
+    for op in &plan.mounts {
+        match op {
+            MountOp::Bind {
+                src,
+                readonly,
+                idmap: true,
+                ..
+            } => {
+                let fd = raw::open_tree_clone(None, src, false).ctx("bind", src.display())?;
+                let mut set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                if *readonly {
+                    set |= MOUNT_ATTR_RDONLY;
+                }
+                raw::mount_setattr(
+                    Some(fd.as_fd()),
+                    Path::new(""),
+                    false,
+                    set,
+                    0,
+                    Some(userns.as_fd()),
+                )
+                .ctx("idmap bind", src.display())?;
+                binds.push(fd);
+            }
+            MountOp::Attach { slot, readonly, .. } => {
+                let t = trees
+                    .get(*slot)
+                    .ok_or_else(|| other("attach", format!("no prepared tree {slot}")))?;
+                let fd = raw::open_tree_clone(Some(t.view.as_fd()), Path::new(""), false)
+                    .ctx("clone tree", t.src.display())?;
+                let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                if idmap_for_trees {
+                    set |= MOUNT_ATTR_IDMAP;
+                }
+                if *readonly {
+                    set |= MOUNT_ATTR_RDONLY;
+                }
+                raw::mount_setattr(
+                    Some(fd.as_fd()),
+                    Path::new(""),
+                    false,
+                    set,
+                    0,
+                    idmap_for_trees.then(|| userns.as_fd()),
+                )
+                .ctx("prepare tree", t.src.display())?;
+                prepared.push(fd);
+            }
+            _ => {}
+        }
+    }
+    Ok((binds, prepared))
+}
+
+fn seed() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: b is a valid 4-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, libc::GRND_NONBLOCK) };
+    if n == 4 {
+        u32::from_ne_bytes(b)
+    } else {
+        std::process::id()
+    }
+}
+
+fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
+    let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
+    let slot = match plan.idmap {
+        IdMapPlan::PrivateRange { .. } => Some(IdSlot::acquire(seed())?),
+        IdMapPlan::Caller { .. } => None,
+    };
+    let trees = parent_prepare_trees(plan)?;
+    let pty = if plan.process.tty {
+        Some(tty::open()?)
+    } else {
+        None
+    };
+    let (pch, cch) = channel::pair()?;
+
+    // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
+    let forked = unsafe { raw::fork_into(ns_flags(plan)) }.ctx("clone3", "new namespaces")?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(pch);
+            child_main(plan, cch, pty.as_ref().map(|p| p.slave.as_raw_fd()))
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(cch);
+    let pty = pty.map(|p| p.master);
+
+    let kill_child = |e| {
+        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+        e
+    };
+    parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
+    let (binds, prepared) = parent_idmapped_mounts(plan, pid, &trees).map_err(kill_child)?;
+    let fds: Vec<BorrowedFd<'_>> = binds
+        .iter()
+        .chain(prepared.iter())
+        .map(|f| f.as_fd())
+        .collect();
+    pch.send(
+        &ToChild::Go {
+            idmapped: binds.len(),
+            prepared: prepared.len(),
+        },
+        &fds,
+    )
+    .ctx("send", "go")
+    .map_err(kill_child)?;
+    drop(fds);
+    drop(binds);
+    drop(prepared);
+
+    let out = parent_wait(pid, &pidfd, &pch, &sfd, pty.as_ref(), obs)?;
+    if out.report.is_some() {
+        for t in trees.iter().filter(|t| t.copy_back) {
+            copy::copy_back(&fd_path(t.view.as_fd()), &t.src)?;
+        }
+    }
+    drop(slot);
+    Ok(out)
+}
+
+fn parent_wait(
+    pid: libc::pid_t,
+    pidfd: &OwnedFd,
+    ch: &Channel,
+    sfd: &OwnedFd,
+    pty: Option<&OwnedFd>,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let _raw_mode = pty.map(|_| tty::RawMode::enter());
+    let mut report = None;
+    let mut failure = None;
+    let mut status = None;
+    let mut ch_open = true;
+    let mut stdin_open = pty.is_some();
+    loop {
+        // Slots: 0 channel, 1 signals, 2 pidfd, 3 pty master, 4 stdin.
+        let mut fds = vec![
+            if ch_open { ch.raw() } else { -1 },
+            sfd.as_raw_fd(),
+            pidfd.as_raw_fd(),
+        ];
+        if let Some(m) = pty {
+            fds.push(m.as_raw_fd());
+            fds.push(if stdin_open { 0 } else { -1 });
+        }
+        let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
+        if rev[0] != 0 {
+            match ch.recv::<FromChild>() {
+                Ok(Some((FromChild::Applied(r), _))) => {
+                    obs.applied(&r);
+                    report = Some(r);
+                }
+                Ok(Some((FromChild::Failed { stage, error }, _))) => failure = Some((stage, error)),
+                Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
+                Ok(None) | Err(_) => ch_open = false,
+            }
+            continue;
+        }
+        if rev[1] != 0 {
+            let sig = raw::read_signal(sfd.as_fd()).ctx("read signal", "")?;
+            match (sig, pty) {
+                (libc::SIGWINCH, Some(m)) => tty::copy_window_size(0, m.as_raw_fd()),
+                _ => {
+                    let _ = raw::pidfd_send_signal(pidfd.as_fd(), sig);
+                }
+            }
+        }
+        if let Some(m) = pty {
+            if rev[3] != 0 && !tty::pump(m.as_raw_fd(), 1) {
+                // The slave side is closed: keep waiting for the exit status only.
+            }
+            if rev[4] != 0 && !tty::pump(0, m.as_raw_fd()) {
+                stdin_open = false;
+            }
+        }
+        if rev[2] != 0 {
+            // Drain the pty and the channel before reaping.
+            if let Some(m) = pty {
+                while raw::poll_read(&[m.as_raw_fd()], 0)
+                    .map(|r| r[0] & libc::POLLIN != 0)
+                    .unwrap_or(false)
+                {
+                    if !tty::pump(m.as_raw_fd(), 1) {
+                        break;
+                    }
+                }
+            }
+            while ch_open {
+                match ch.recv::<FromChild>() {
+                    Ok(Some((FromChild::Applied(r), _))) => report = Some(r),
+                    Ok(Some((FromChild::Failed { stage, error }, _))) => {
+                        failure = Some((stage, error))
+                    }
+                    Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
+                    _ => ch_open = false,
+                }
+            }
+            let init_status = raw::waitpid(pid, false)
+                .ctx("wait", "sandbox init")?
+                .map(|(_, s)| s);
+            let status = status.or(init_status).unwrap_or(WaitStatus::Exited(255));
+            return Ok(Outcome {
+                status,
+                report,
+                failure,
+            });
+        }
+    }
+}
+
+/// The sandbox side. Never returns.
+fn child_main(plan: &Plan, ch: Channel, tty_slave: Option<i32>) -> ! {
+    match child_setup(plan, &ch) {
+        Ok(switched) => {
+            // SAFETY: still single-threaded in the new pid namespace.
+            match unsafe { raw::fork() } {
+                Ok(None) => child_exec(plan, &ch, switched, tty_slave),
+                Ok(Some(workload)) => init::run(workload, ch, &plan.seccomp_bpf),
+                Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
+            }
+        }
+        Err((stage, e)) => fail(&ch, stage, &e, 1),
+    }
+}
+
+fn fail(ch: &Channel, stage: &str, error: &str, code: i32) -> ! {
+    let _ = ch.send(
+        &FromChild::Failed {
+            stage: stage.into(),
+            error: error.into(),
+        },
+        &[],
+    );
+    raw::exit_now(code)
+}
+
+type StageResult<T> = std::result::Result<T, (&'static str, String)>;
+
+fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
+    r.map_err(|e| (name, e.to_string()))
+}
+
+fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<Switched> {
+    stage(
+        "set parent-death signal",
+        raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .ctx("prctl", "PDEATHSIG"),
+    )?;
+    let (idmapped, trees) = match ch.recv::<ToChild>() {
+        Ok(Some((ToChild::Go { idmapped, prepared }, mut fds)))
+            if fds.len() == idmapped + prepared =>
+        {
+            let trees: Vec<Option<OwnedFd>> =
+                fds.split_off(idmapped).into_iter().map(Some).collect();
+            (VecDeque::from(fds), trees)
+        }
+        // The runtime is gone or broken: nothing to report to.
+        _ => raw::exit_now(1),
+    };
+    // Our credentials still carry the host ids, unmapped in the new namespace: become its root.
+    // SAFETY: plain id syscalls; we hold CAP_SETUID/CAP_SETGID in the new user namespace.
+    if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
+        return Err(("user namespace", io::Error::last_os_error().to_string()));
+    }
+    if plan.namespaces.uts {
+        let h = CString::new(plan.hostname.as_bytes())
+            .map_err(|_| ("hostname", "NUL in hostname".to_string()))?;
+        // SAFETY: h is a valid buffer of the given length.
+        if unsafe { libc::sethostname(h.as_ptr(), plan.hostname.len()) } != 0 {
+            return Err(("hostname", io::Error::last_os_error().to_string()));
+        }
+    }
+    if plan.namespaces.net {
+        stage("network", net::loopback_up())?;
+    }
+    stage("mounts", mount::stage())?;
+    stage("mounts", mount::make_root(&plan.root))?;
+    let mut prep = Prepared { idmapped, trees };
+    for op in &plan.mounts {
+        stage("mounts", mount::apply(op, &mut prep))?;
+    }
+    let switched = stage(
+        "switch root",
+        mount::switch_root(plan.allow_chroot_fallback),
+    )?;
+    if let Some(secs) = plan.namespaces.time_offset_secs {
+        // SAFETY: unshare with a flag only.
+        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+            return Err(("time namespace", io::Error::last_os_error().to_string()));
+        }
+        let offsets = format!("monotonic {secs} 0\nboottime {secs} 0\n");
+        stage(
+            "time namespace",
+            fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
+        )?;
+    }
+    Ok(switched)
+}
+
+fn child_exec(plan: &Plan, ch: &Channel, switched: Switched, tty_slave: Option<i32>) -> ! {
+    let p = &plan.process;
+    raw::reset_signals();
+    // SAFETY: setsid has no arguments; the workload leads its own session.
+    unsafe { libc::setsid() };
+    if let Some(s) = tty_slave {
+        if let Err(e) = tty::become_controlling(s) {
+            fail(ch, "tty", &e.to_string(), 126);
+        }
+    }
+    let refuse = plan.on_security_failure == OnFailure::Refuse;
+    let mut report = SecurityReport {
+        landlock_abi: crate::probe::landlock_abi(),
+        ..Default::default()
+    };
+    report.root_switch = match switched {
+        Switched::PivotRoot => "pivot_root".into(),
+        Switched::Chroot(e) => {
+            report
+                .degraded
+                .push(format!("pivot_root failed ({e}); chroot used instead"));
+            "chroot".into()
+        }
+    };
+    let steps: [(&str, Result<()>); 1] = [("rlimits", security::set_rlimits(&p.rlimits))];
+    for (name, r) in steps {
+        if let Err(e) = r {
+            fail(ch, name, &e.to_string(), 126);
+        }
+    }
+    if let Err(e) = security::drop_bounding_and_ambient() {
+        fail(ch, "capabilities", &e.to_string(), 126);
+    }
+    if let Err(e) = security::set_identity(p.uid, p.gid, &p.additional_gids) {
+        fail(ch, "identity", &e.to_string(), 126);
+    }
+    if let Err(e) = security::clear_capabilities() {
+        fail(ch, "capabilities", &e.to_string(), 126);
+    }
+    report.capabilities_dropped = true;
+    if let Err(e) = std::env::set_current_dir(&p.cwd) {
+        fail(ch, "workdir", &format!("{}: {e}", p.cwd.display()), 126);
+    }
+    if let Err(e) = security::set_no_new_privs() {
+        fail(ch, "no_new_privs", &e.to_string(), 126);
+    }
+    report.no_new_privs = true;
+    match security::apply_landlock(&plan.landlock) {
+        Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
+        Ok(o) => {
+            if refuse {
+                fail(
+                    ch,
+                    "landlock",
+                    "Landlock is not available on this kernel (strict mode refuses to start)",
+                    126,
+                );
+            }
+            report.landlock = o.status.into();
+            report
+                .degraded
+                .push("landlock: not available on this kernel".into());
+        }
+        Err(e) => {
+            if refuse {
+                fail(ch, "landlock", &e, 126);
+            }
+            report.landlock = "not_enforced".into();
+            report.degraded.push(format!("landlock: {e}"));
+        }
+    }
+    match security::install_seccomp(&plan.seccomp_bpf) {
+        Ok(()) => report.seccomp = "enforced".into(),
+        Err(e) => {
+            if refuse {
+                fail(ch, "seccomp", &e.to_string(), 126);
+            }
+            report.seccomp = "not_applied".into();
+            report.degraded.push(format!("seccomp: {e}"));
+        }
+    }
+    let _ = ch.send(&FromChild::Applied(report), &[]);
+    let _ = raw::close_range_cloexec(3);
+    exec(ch, &p.argv, &p.env)
+}
+
+fn exec(ch: &Channel, argv: &[String], env: &[(String, String)]) -> ! {
+    let cargs: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(_) => fail(ch, "exec", "argument contains a NUL byte", 126),
+    };
+    let cenv: Vec<CString> = env
+        .iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect();
+    let mut argp: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let prog = &argv[0];
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    let mut saw_eacces = false;
+    for c in candidates {
+        let Ok(cpath) = CString::new(c.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        // SAFETY: argp/envp are NULL-terminated arrays of valid C strings that outlive the call.
+        unsafe { libc::execve(cpath.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
+        last = io::Error::last_os_error();
+        if last.raw_os_error() == Some(libc::EACCES) {
+            saw_eacces = true;
+        }
+    }
+    if saw_eacces {
+        fail(ch, "exec", &format!("{prog}: permission denied"), 126)
+    } else if last.raw_os_error() == Some(libc::ENOENT) {
+        fail(ch, "exec", &format!("{prog}: command not found"), 127)
+    } else {
+        fail(ch, "exec", &format!("{prog}: {last}"), 126)
+    }
+}

@@ -1,0 +1,245 @@
+//! Applying the plan's protections to the calling process: identity, capabilities,
+//! no_new_privs, rlimits, Landlock, seccomp. Order matters and is fixed by `sandbox::child_exec`.
+
+use crate::error::{Context, Result};
+use crate::raw;
+use landlock::{
+    Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    Scope, ABI,
+};
+use nucleus_spec::config::{RlimitResource, Ulimit};
+use nucleus_spec::landlock::{FsRight, LandlockPlan};
+use nucleus_spec::seccomp::SockFilter;
+use std::io;
+
+/// Highest capability number the kernel knows.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+/// Empty the bounding set (needs CAP_SETPCAP, so before giving up capabilities) and the ambient
+/// set. After this, no exec can ever gain a capability again.
+pub fn drop_bounding_and_ambient() -> Result<()> {
+    for cap in 0..=last_cap() {
+        match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(e).ctx("drop bounding capability", cap),
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error()).ctx("clear ambient capabilities", "");
+    }
+    Ok(())
+}
+
+/// Clear the effective, permitted and inheritable sets.
+pub fn clear_capabilities() -> Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    }; // _LINUX_CAPABILITY_VERSION_3
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and a two-element data array as required by capability version 3.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error()).ctx("capset", "all sets empty");
+    }
+    Ok(())
+}
+
+pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
+    let gids: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: gids is a valid array of its length.
+    if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("setgroups", format!("{groups:?}"));
+    }
+    // SAFETY: plain id syscalls.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("setresgid", gid);
+    }
+    // SAFETY: plain id syscall.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("setresuid", uid);
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    raw::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx("prctl", "PR_SET_NO_NEW_PRIVS")
+}
+
+fn resource(r: RlimitResource) -> libc::__rlimit_resource_t {
+    match r {
+        RlimitResource::As => libc::RLIMIT_AS,
+        RlimitResource::Core => libc::RLIMIT_CORE,
+        RlimitResource::Cpu => libc::RLIMIT_CPU,
+        RlimitResource::Data => libc::RLIMIT_DATA,
+        RlimitResource::Fsize => libc::RLIMIT_FSIZE,
+        RlimitResource::Locks => libc::RLIMIT_LOCKS,
+        RlimitResource::Memlock => libc::RLIMIT_MEMLOCK,
+        RlimitResource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitResource::Nice => libc::RLIMIT_NICE,
+        RlimitResource::Nofile => libc::RLIMIT_NOFILE,
+        RlimitResource::Nproc => libc::RLIMIT_NPROC,
+        RlimitResource::Rss => libc::RLIMIT_RSS,
+        RlimitResource::Rtprio => libc::RLIMIT_RTPRIO,
+        RlimitResource::Rttime => libc::RLIMIT_RTTIME,
+        RlimitResource::Sigpending => libc::RLIMIT_SIGPENDING,
+        RlimitResource::Stack => libc::RLIMIT_STACK,
+    }
+}
+
+pub fn set_rlimits(limits: &[Ulimit]) -> Result<()> {
+    for l in limits {
+        let lim = libc::rlimit {
+            rlim_cur: l.soft.unwrap_or(libc::RLIM_INFINITY),
+            rlim_max: l.hard.unwrap_or(libc::RLIM_INFINITY),
+        };
+        // SAFETY: lim is a valid rlimit.
+        if unsafe { libc::setrlimit(resource(l.resource), &lim) } != 0 {
+            return Err(io::Error::last_os_error())
+                .ctx("setrlimit", format!("{:?}", l.resource).to_lowercase());
+        }
+    }
+    Ok(())
+}
+
+fn right(r: FsRight) -> AccessFs {
+    match r {
+        FsRight::Execute => AccessFs::Execute,
+        FsRight::WriteFile => AccessFs::WriteFile,
+        FsRight::ReadFile => AccessFs::ReadFile,
+        FsRight::ReadDir => AccessFs::ReadDir,
+        FsRight::RemoveDir => AccessFs::RemoveDir,
+        FsRight::RemoveFile => AccessFs::RemoveFile,
+        FsRight::MakeChar => AccessFs::MakeChar,
+        FsRight::MakeDir => AccessFs::MakeDir,
+        FsRight::MakeReg => AccessFs::MakeReg,
+        FsRight::MakeSock => AccessFs::MakeSock,
+        FsRight::MakeFifo => AccessFs::MakeFifo,
+        FsRight::MakeBlock => AccessFs::MakeBlock,
+        FsRight::MakeSym => AccessFs::MakeSym,
+        FsRight::Refer => AccessFs::Refer,
+        FsRight::Truncate => AccessFs::Truncate,
+        FsRight::IoctlDev => AccessFs::IoctlDev,
+    }
+}
+
+/// Outcome of applying Landlock.
+pub struct LandlockOutcome {
+    /// "fully_enforced", "partially_enforced" or "not_enforced"
+    pub status: &'static str,
+}
+
+/// Apply Landlock rules, negotiated down to the running kernel's ABI (best effort: rights the
+/// kernel does not know are dropped and the status says "partially_enforced").
+pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcome, String> {
+    let abi = ABI::V6;
+    let mut rs = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(|e| e.to_string())?;
+    if plan.scope_signals_and_sockets {
+        rs = rs
+            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut created = rs.create().map_err(|e| e.to_string())?;
+    for rule in &plan.rules {
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            // A rule for a path that does not exist in this sandbox grants nothing.
+            Err(_) => continue,
+        };
+        let mut access = landlock::BitFlags::<AccessFs>::empty();
+        for r in &rule.rights {
+            access |= right(*r);
+        }
+        // Directory-only rights on a file are an error: keep only file rights for files.
+        let is_dir = std::fs::metadata(&rule.path)
+            .map(|m| m.is_dir())
+            .unwrap_or(true);
+        if !is_dir {
+            access &= AccessFs::from_file(abi);
+        }
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("{}: {e}", rule.path.display()))?;
+    }
+    let st = created.restrict_self().map_err(|e| e.to_string())?;
+    Ok(LandlockOutcome {
+        status: match st.ruleset {
+            RulesetStatus::FullyEnforced => "fully_enforced",
+            RulesetStatus::PartiallyEnforced => "partially_enforced",
+            RulesetStatus::NotEnforced => "not_enforced",
+        },
+    })
+}
+
+/// Landlock with no rules at all: no file system access (for the mini-init, which needs none).
+pub fn landlock_deny_all() -> std::result::Result<(), String> {
+    Ruleset::default()
+        .handle_access(AccessFs::from_all(ABI::V6))
+        .map_err(|e| e.to_string())?
+        .create()
+        .map_err(|e| e.to_string())?
+        .restrict_self()
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Install a compiled seccomp program (no_new_privs must be set).
+pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const SockFilter,
+    }
+    let fprog = SockFprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: SockFilter is repr(C) and identical to struct sock_filter; fprog points at the
+    // program, which outlives the call (the kernel copies it).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &fprog as *const SockFprog,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Command line. Flags are parsed into nucleus-spec types here, at the edge; every error names
+//! the flag.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nucleus",
+    version,
+    about = "Daemonless Linux container runtime for agent sandboxes and hardened services"
+)]
+pub struct Cli {
+    /// Format of runtime messages on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new sandbox and exit with its status.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Security tier: agent, strict-agent or production.
+    #[arg(long, default_value = "agent")]
+    pub service_mode: String,
+    /// Network: none (only lo) or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Root filesystem directory (default: a tmpfs with the host's /usr, /bin, /lib* read-only).
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Working directory inside the sandbox (default: /workspace or the home directory).
+    #[arg(long, short = 'w')]
+    pub workdir: Option<PathBuf>,
+    /// Environment variable KEY=VALUE, or KEY to pass the caller's value (repeatable).
+    #[arg(long = "env", short = 'e')]
+    pub env: Vec<String>,
+    /// File of KEY=VALUE lines (# comments and blank lines ignored).
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Workload user: a uid (0-65534) or a name (root = 0, other names = 1000).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Workload primary group id (default: same as the uid).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Supplementary group id (repeatable).
+    #[arg(long)]
+    pub additional_group: Vec<String>,
+    /// Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME (time namespace).
+    #[arg(long, allow_hyphen_values = true)]
+    pub time_offset: Option<i64>,
+    /// Directory whose files are copied (or bound) read-only to /context.
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// copy (default) or bind.
+    #[arg(long, default_value = "copy")]
+    pub context_mode: String,
+    /// Host directory mounted at /workspace.
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// bind-rw (default), bind-ro or copy-in-out.
+    #[arg(long, default_value = "bind-rw")]
+    pub workspace_mode: String,
+    /// Bind mount SRC:DST[:ro] (repeatable).
+    #[arg(long, short = 'v')]
+    pub volume: Vec<String>,
+    /// tmpfs at DST[:SIZE] (repeatable).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Read-only provider config SRC:DST; a relative DST is inside the home (repeatable).
+    #[arg(long)]
+    pub provider_config_ro: Vec<String>,
+    /// Allocate a pseudo-terminal for the workload.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Mount /proc read-write (default read-only).
+    #[arg(long)]
+    pub proc_rw: bool,
+    /// Allow this syscall on top of the default seccomp filter (repeatable).
+    #[arg(long)]
+    pub seccomp_allow: Vec<String>,
+    /// Print the decided plan as JSON and exit without touching the host.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,191 @@
+//! `nucleus run`: flags → RunConfig → Plan → sandbox.
+
+use crate::cli::RunArgs;
+use crate::log::Logger;
+use anyhow::{Context, Result};
+use nucleus_spec::config::{
+    ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig, ServiceMode,
+    TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
+};
+use nucleus_spec::{Plan, RunConfig};
+use nucleus_sys::channel::SecurityReport;
+use nucleus_sys::sandbox::{self, Observer};
+use std::path::Path;
+
+fn env_from(flag: &str, s: &str) -> Result<EnvVar, ConfigError> {
+    if s.contains('=') {
+        return EnvVar::parse(flag, s);
+    }
+    EnvVar::validate_key(flag, s)?;
+    match std::env::var(s) {
+        Ok(v) => Ok(EnvVar {
+            key: s.into(),
+            value: v,
+        }),
+        Err(_) => Err(ConfigError::new(
+            flag,
+            format!("{s}: not set in the caller's environment"),
+        )),
+    }
+}
+
+fn env_file(path: &Path) -> Result<Vec<EnvVar>, ConfigError> {
+    let flag = "--env-file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(flag, format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        out.push(env_from(flag, l).map_err(|e| {
+            ConfigError::new(flag, format!("{}:{}: {}", path.display(), i + 1, e.message))
+        })?);
+    }
+    Ok(out)
+}
+
+pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(env_file(f)?);
+    }
+    for e in &a.env {
+        env.push(env_from("--env", e)?);
+    }
+    Ok(RunConfig {
+        argv: a.command.clone(),
+        service_mode: ServiceMode::parse(&a.service_mode)?,
+        network: NetworkMode::parse(&a.network)?,
+        rootfs: a.rootfs.clone(),
+        hostname: a.hostname.clone(),
+        workdir: a.workdir.clone(),
+        env,
+        user: a.user.as_deref().map(UserSpec::parse).transpose()?,
+        group: a
+            .group
+            .as_deref()
+            .map(|g| GroupSpec::parse("--group", g))
+            .transpose()?,
+        additional_groups: a
+            .additional_group
+            .iter()
+            .map(|g| GroupSpec::parse("--additional-group", g))
+            .collect::<Result<_, _>>()?,
+        ulimits: a
+            .ulimit
+            .iter()
+            .map(|u| Ulimit::parse(u))
+            .collect::<Result<_, _>>()?,
+        time_offset: a.time_offset,
+        context: a.context.clone(),
+        context_mode: ContextMode::parse(&a.context_mode)?,
+        workspace: a.workspace.clone(),
+        workspace_mode: WorkspaceMode::parse(&a.workspace_mode)?,
+        volumes: a
+            .volume
+            .iter()
+            .map(|v| Volume::parse(v))
+            .collect::<Result<_, _>>()?,
+        tmpfs: a
+            .tmpfs
+            .iter()
+            .map(|t| TmpfsSpec::parse(t))
+            .collect::<Result<_, _>>()?,
+        provider_configs: a
+            .provider_config_ro
+            .iter()
+            .map(|p| ProviderConfig::parse(p))
+            .collect::<Result<_, _>>()?,
+        tty: a.tty,
+        proc_rw: a.proc_rw,
+        seccomp_allow: a.seccomp_allow.clone(),
+    })
+}
+
+/// Host paths named by the user must exist before anything starts (checked by the binary, the
+/// edge that may touch the file system, so the error names the flag).
+fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
+    let dir = |flag: &str, p: &Path| -> Result<(), ConfigError> {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(ConfigError::new(
+                flag,
+                format!("{}: not a directory", p.display()),
+            )),
+            Err(e) => Err(ConfigError::new(flag, format!("{}: {e}", p.display()))),
+        }
+    };
+    let any = |flag: &str, p: &Path| -> Result<(), ConfigError> {
+        std::fs::metadata(p)
+            .map(drop)
+            .map_err(|e| ConfigError::new(flag, format!("{}: {e}", p.display())))
+    };
+    if let Some(r) = &c.rootfs {
+        dir("--rootfs", r)?;
+    }
+    if let Some(w) = &c.workspace {
+        dir("--workspace", w)?;
+    }
+    if let Some(x) = &c.context {
+        dir("--context", x)?;
+    }
+    for v in &c.volumes {
+        any("--volume", &v.src)?;
+    }
+    for p in &c.provider_configs {
+        any("--provider-config-ro", &p.src)?;
+    }
+    Ok(())
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Warn<'a> {
+    log: &'a Logger,
+}
+
+impl Observer for Warn<'_> {
+    fn applied(&mut self, r: &SecurityReport) {
+        for d in &r.degraded {
+            self.log.warn(&format!("security degraded: {d}"));
+        }
+    }
+}
+
+pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
+    let cfg = config(&a)?;
+    let facts = nucleus_sys::probe::detect(Path::new("/"), cfg.rootfs.as_deref());
+    let id = new_id();
+    let plan = Plan::build(&cfg, &facts, &id)?;
+    if a.dry_run {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).context("serialize plan")?
+        );
+        return Ok(0);
+    }
+    check_paths(&cfg)?;
+    if facts.landlock_abi == 0 && cfg.service_mode.fail_closed() {
+        anyhow::bail!(
+            "landlock: not available on this kernel; {} mode refuses to start",
+            a.service_mode
+        );
+    }
+    let out = sandbox::run(&plan, &mut Warn { log })?;
+    if let Some((stage, err)) = &out.failure {
+        log.error(&format!("{stage}: {err}"));
+        if out.report.is_none() && !matches!(stage.as_str(), "exec") {
+            return Ok(125);
+        }
+    }
+    Ok(out.status.code().clamp(0, 255) as u8)
+}
