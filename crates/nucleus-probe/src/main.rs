@@ -1,1 +1,446 @@
-fn main() {}
+//! nucleus-probe: run INSIDE a sandbox by the end-to-end tests. Reads back isolation state and
+//! attempts each escape class, printing one JSON object: {"check": value, ...}. Errno results are
+//! reported as "ok" (the call succeeded) or the errno name, so tests assert exact outcomes.
+#![allow(clippy::undocumented_unsafe_blocks)] // test tool: every call below is a plain syscall attempt
+
+use serde_json::{json, Map, Value};
+use std::ffi::CString;
+use std::fs;
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EACCES => "EACCES",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::EBADF => "EBADF",
+        libc::ESRCH => "ESRCH",
+        libc::ENOTTY => "ENOTTY",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EFAULT => "EFAULT",
+        libc::EXDEV => "EXDEV",
+        _ => return format!("errno {e}"),
+    }
+    .to_string()
+}
+
+fn res(r: i64) -> Value {
+    if r < 0 {
+        Value::String(errno_name(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ))
+    } else {
+        Value::String("ok".into())
+    }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+fn status_field(name: &str) -> Value {
+    let s = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| Value::String(v.trim().to_string()))
+        })
+        .unwrap_or(Value::Null)
+}
+
+fn mount_opts(target: &str) -> Value {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The last matching line is the visible (top) mount.
+    mi.lines()
+        .filter(|l| l.split(' ').nth(4) == Some(target))
+        .last()
+        .map(|l| Value::String(l.split(' ').nth(5).unwrap_or("").to_string()))
+        .unwrap_or(Value::Null)
+}
+
+fn write_file(p: &str) -> Value {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(p)
+    {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+    }
+}
+
+fn main() {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    // Identity and privileges.
+    put("uid", json!(unsafe { libc::getuid() }));
+    put("gid", json!(unsafe { libc::getgid() }));
+    put(
+        "uid_map",
+        json!(fs::read_to_string("/proc/self/uid_map")
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()),
+    );
+    for f in [
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+    ] {
+        put(f, status_field(f));
+    }
+    put("pid", json!(std::process::id()));
+    let pids: Vec<u32> = fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    put("visible_pids", json!(pids.len()));
+    put(
+        "hostname",
+        json!(fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()),
+    );
+    let ifaces: Vec<String> = fs::read_dir("/sys/class/net")
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    put("net_ifaces", json!(ifaces));
+    put(
+        "lo_flags",
+        json!(fs::read_to_string("/sys/class/net/lo/flags")
+            .unwrap_or_default()
+            .trim()),
+    );
+    for t in [
+        "/",
+        "/proc",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/dev",
+        "/dev/shm",
+        "/etc/ld.so.cache",
+    ] {
+        put(&format!("mount:{t}"), mount_opts(t));
+    }
+    put(
+        "tmp_mode",
+        json!(fs::metadata("/tmp")
+            .map(|md| format!(
+                "{:o}",
+                std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777
+            ))
+            .unwrap_or_default()),
+    );
+    put(
+        "proc1_exe",
+        match fs::read_link("/proc/1/exe") {
+            Ok(_) => "ok".into(),
+            Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+        },
+    );
+    put(
+        "proc1_comm",
+        json!(fs::read_to_string("/proc/1/comm")
+            .unwrap_or_default()
+            .trim()),
+    );
+
+    // Escape attempts. Each must fail.
+    unsafe {
+        put(
+            "mount",
+            res(libc::mount(
+                c("none").as_ptr(),
+                c("/tmp").as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                std::ptr::null(),
+            ) as i64),
+        );
+        put(
+            "umount",
+            res(libc::umount2(c("/proc").as_ptr(), libc::MNT_DETACH) as i64),
+        );
+        put(
+            "unshare_user",
+            res(libc::unshare(libc::CLONE_NEWUSER) as i64),
+        );
+        put(
+            "unshare_mount",
+            res(libc::unshare(libc::CLONE_NEWNS) as i64),
+        );
+        put("unshare_net", res(libc::unshare(libc::CLONE_NEWNET) as i64));
+        put(
+            "clone_newuser",
+            res(libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64,
+                0,
+                0,
+                0,
+                0,
+            )),
+        );
+        put(
+            "clone3",
+            res(libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)),
+        );
+        let fd = libc::open(c("/proc/self/ns/mnt").as_ptr(), libc::O_RDONLY);
+        put("setns", res(libc::setns(fd, 0) as i64));
+        put(
+            "ptrace_attach_init",
+            res(libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0)),
+        );
+        put(
+            "process_vm_readv",
+            res(libc::syscall(libc::SYS_process_vm_readv, 1, 0, 0, 0, 0, 0)),
+        );
+        put(
+            "keyctl",
+            res(libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0)),
+        );
+        put(
+            "add_key",
+            res(libc::syscall(
+                libc::SYS_add_key,
+                c("user").as_ptr(),
+                c("k").as_ptr(),
+                c("v").as_ptr(),
+                1,
+                -2i32,
+            )),
+        );
+        put("bpf", res(libc::syscall(libc::SYS_bpf, 0, 0, 0)));
+        put(
+            "perf_event_open",
+            res(libc::syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0)),
+        );
+        put(
+            "kexec_load",
+            res(libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0)),
+        );
+        put(
+            "init_module",
+            res(libc::syscall(libc::SYS_init_module, 0, 0, 0)),
+        );
+        put(
+            "finit_module",
+            res(libc::syscall(libc::SYS_finit_module, -1, 0, 0)),
+        );
+        put("userfaultfd", res(libc::syscall(libc::SYS_userfaultfd, 0)));
+        put(
+            "io_uring_setup",
+            res(libc::syscall(libc::SYS_io_uring_setup, 1, 0)),
+        );
+        put(
+            "open_by_handle_at",
+            res(libc::syscall(libc::SYS_open_by_handle_at, -1, 0, 0)),
+        );
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        put(
+            "clock_settime",
+            res(libc::clock_settime(libc::CLOCK_REALTIME, &ts) as i64),
+        );
+        put(
+            "settimeofday",
+            res(libc::syscall(libc::SYS_settimeofday, 0, 0)),
+        );
+        put(
+            "fsopen",
+            res(libc::syscall(libc::SYS_fsopen, c("tmpfs").as_ptr(), 0)),
+        );
+        put(
+            "open_tree",
+            res(libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                c("/").as_ptr(),
+                1,
+            )),
+        );
+        put(
+            "move_mount",
+            res(libc::syscall(
+                libc::SYS_move_mount,
+                -1,
+                c("").as_ptr(),
+                libc::AT_FDCWD,
+                c("/tmp").as_ptr(),
+                4,
+            )),
+        );
+        put(
+            "pivot_root",
+            res(libc::syscall(
+                libc::SYS_pivot_root,
+                c("/tmp").as_ptr(),
+                c("/tmp").as_ptr(),
+            )),
+        );
+        put("chroot", res(libc::chroot(c("/tmp").as_ptr()) as i64));
+        put(
+            "swapon",
+            res(libc::syscall(libc::SYS_swapon, c("/tmp/x").as_ptr(), 0)),
+        );
+        put("reboot", res(libc::syscall(libc::SYS_reboot, 0, 0, 0, 0)));
+        put(
+            "sethostname",
+            res(libc::sethostname(c("x").as_ptr(), 1) as i64),
+        );
+        put(
+            "socket_packet",
+            res(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) as i64),
+        );
+        put(
+            "socket_inet",
+            res(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as i64),
+        );
+        put("kill_init", res(libc::kill(1, libc::SIGKILL) as i64));
+        // TIOCSTI on a fresh pty master/slave pair.
+        let ptm = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        put("open_ptmx", res(ptm as i64));
+        if ptm >= 0 {
+            libc::grantpt(ptm);
+            libc::unlockpt(ptm);
+            let ch: libc::c_char = b'x' as libc::c_char;
+            put("tiocsti", res(libc::ioctl(ptm, libc::TIOCSTI, &ch) as i64));
+        }
+        put(
+            "chmod_setuid",
+            res(libc::chmod(c("/tmp").as_ptr(), 0o4777) as i64),
+        );
+    }
+
+    // Files: read-only trees, masked paths, devices.
+    put("write_usr", write_file("/usr/nucleus-probe-test"));
+    put("write_root", write_file("/nucleus-probe-test"));
+    put("write_etc_passwd", write_file("/etc/passwd"));
+    put("write_proc_sys", write_file("/proc/sys/kernel/hostname"));
+    put("write_sys", write_file("/sys/kernel/uevent_helper"));
+    put("write_tmp", write_file("/tmp/probe-ok"));
+    put(
+        "kcore_bytes",
+        json!(fs::read("/proc/kcore")
+            .map(|b| b.len() as i64)
+            .unwrap_or(-1)),
+    );
+    put(
+        "keys_bytes",
+        json!(fs::read("/proc/keys").map(|b| b.len() as i64).unwrap_or(-1)),
+    );
+    put("write_dev_null", write_file("/dev/null"));
+    put(
+        "write_dev_full",
+        match fs::write("/dev/full", b"x") {
+            Ok(()) => "ok".into(),
+            Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+        },
+    );
+    put(
+        "read_dev_urandom",
+        json!(fs::File::open("/dev/urandom")
+            .and_then(|mut f| {
+                let mut b = [0u8; 8];
+                std::io::Read::read_exact(&mut f, &mut b)
+            })
+            .is_ok()),
+    );
+    put(
+        "read_dev_zero",
+        json!(fs::File::open("/dev/zero")
+            .and_then(|mut f| {
+                let mut b = [1u8; 8];
+                std::io::Read::read_exact(&mut f, &mut b).map(|_| b == [0; 8])
+            })
+            .unwrap_or(false)),
+    );
+    put("write_dev_shm", write_file("/dev/shm/probe"));
+    put(
+        "passwd",
+        json!(fs::read_to_string("/etc/passwd").unwrap_or_default()),
+    );
+    put(
+        "resolv_conf_exists",
+        json!(fs::metadata("/etc/resolv.conf").is_ok()),
+    );
+    put(
+        "ca_certs",
+        json!(fs::read_dir("/etc/ssl/certs")
+            .map(|d| d.count())
+            .unwrap_or(0)),
+    );
+    put(
+        "cwd",
+        json!(std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()),
+    );
+    put("env_home", json!(std::env::var("HOME").unwrap_or_default()));
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    put("monotonic_secs", json!(ts.tv_sec));
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    put("nofile", json!([rl.rlim_cur, rl.rlim_max]));
+    // Extra paths given as arguments: report whether each is writable / executable / readable.
+    for a in std::env::args().skip(1) {
+        if let Some(p) = a.strip_prefix("write=") {
+            put(&a, write_file(p));
+        } else if let Some(p) = a.strip_prefix("exec=") {
+            let st = std::process::Command::new(p).status();
+            put(
+                &a,
+                match st {
+                    Ok(s) => json!(s.code()),
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+                },
+            );
+        } else if let Some(p) = a.strip_prefix("read=") {
+            put(
+                &a,
+                match fs::read_to_string(p) {
+                    Ok(s) => s.into(),
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+                },
+            );
+        } else if let Some(p) = a.strip_prefix("stat=") {
+            put(
+                &a,
+                match fs::metadata(p) {
+                    Ok(md) => json!([
+                        std::os::unix::fs::MetadataExt::uid(&md),
+                        std::os::unix::fs::MetadataExt::gid(&md),
+                        format!("{:o}", std::os::unix::fs::MetadataExt::mode(&md) & 0o7777)
+                    ]),
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+                },
+            );
+        }
+    }
+    println!("{}", Value::Object(m));
+}

@@ -38,6 +38,8 @@ pub enum FromChild {
     Applied(SecurityReport),
     /// Setup failed at `stage`; nothing ran.
     Failed { stage: String, error: String },
+    /// The sandbox's pty master (one fd attached), for `--tty`.
+    Pty,
     /// The workload ended (sent by init).
     Exited(WaitStatus),
 }

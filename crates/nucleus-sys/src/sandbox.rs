@@ -223,11 +223,6 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
         IdMapPlan::Caller { .. } => None,
     };
     let trees = parent_prepare_trees(plan)?;
-    let pty = if plan.process.tty {
-        Some(tty::open()?)
-    } else {
-        None
-    };
     let (pch, cch) = channel::pair()?;
 
     // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
@@ -235,12 +230,11 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
-            child_main(plan, cch, pty.as_ref().map(|p| p.slave.as_raw_fd()))
+            child_main(plan, cch)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(cch);
-    let pty = pty.map(|p| p.master);
 
     let kill_child = |e| {
         let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -267,7 +261,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     drop(binds);
     drop(prepared);
 
-    let out = parent_wait(pid, &pidfd, &pch, &sfd, pty.as_ref(), obs)?;
+    let out = parent_wait(pid, &pidfd, &pch, &sfd, obs)?;
     if out.report.is_some() {
         for t in trees.iter().filter(|t| t.copy_back) {
             copy::copy_back(&fd_path(t.view.as_fd()), &t.src)?;
@@ -282,16 +276,17 @@ fn parent_wait(
     pidfd: &OwnedFd,
     ch: &Channel,
     sfd: &OwnedFd,
-    pty: Option<&OwnedFd>,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    let _raw_mode = pty.map(|_| tty::RawMode::enter());
+    let mut pty_master: Option<OwnedFd> = None;
+    let mut _raw_mode: Option<tty::RawMode> = None;
     let mut report = None;
     let mut failure = None;
     let mut status = None;
     let mut ch_open = true;
-    let mut stdin_open = pty.is_some();
+    let mut stdin_open = true;
     loop {
+        let pty = pty_master.as_ref();
         // Slots: 0 channel, 1 signals, 2 pidfd, 3 pty master, 4 stdin.
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
@@ -311,6 +306,13 @@ fn parent_wait(
                 }
                 Ok(Some((FromChild::Failed { stage, error }, _))) => failure = Some((stage, error)),
                 Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
+                Ok(Some((FromChild::Pty, mut fds))) => {
+                    if let Some(m) = fds.pop() {
+                        tty::copy_window_size(0, m.as_raw_fd());
+                        _raw_mode = Some(tty::RawMode::enter());
+                        pty_master = Some(m);
+                    }
+                }
                 Ok(None) | Err(_) => ch_open = false,
             }
             continue;
@@ -351,6 +353,7 @@ fn parent_wait(
                         failure = Some((stage, error))
                     }
                     Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
+                    Ok(Some((FromChild::Pty, _))) => {}
                     _ => ch_open = false,
                 }
             }
@@ -368,9 +371,10 @@ fn parent_wait(
 }
 
 /// The sandbox side. Never returns.
-fn child_main(plan: &Plan, ch: Channel, tty_slave: Option<i32>) -> ! {
+fn child_main(plan: &Plan, ch: Channel) -> ! {
     match child_setup(plan, &ch) {
-        Ok(switched) => {
+        Ok((switched, slave)) => {
+            let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             // SAFETY: still single-threaded in the new pid namespace.
             match unsafe { raw::fork() } {
                 Ok(None) => child_exec(plan, &ch, switched, tty_slave),
@@ -399,12 +403,7 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
     r.map_err(|e| (name, e.to_string()))
 }
 
-fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<Switched> {
-    stage(
-        "set parent-death signal",
-        raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-            .ctx("prctl", "PDEATHSIG"),
-    )?;
+fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>)> {
     let (idmapped, trees) = match ch.recv::<ToChild>() {
         Ok(Some((ToChild::Go { idmapped, prepared }, mut fds)))
             if fds.len() == idmapped + prepared =>
@@ -420,6 +419,39 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<Switched> {
     // SAFETY: plain id syscalls; we hold CAP_SETUID/CAP_SETGID in the new user namespace.
     if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
         return Err(("user namespace", io::Error::last_os_error().to_string()));
+    }
+    // Changing credentials made us non-dumpable, which turns our /proc/self files root-owned
+    // (unwritable, e.g. timens_offsets). Init makes itself non-dumpable again before it waits.
+    stage(
+        "dumpable",
+        raw::prctl(libc::PR_SET_DUMPABLE, 1).ctx("prctl", "PR_SET_DUMPABLE"),
+    )?;
+    // Die with the runtime. Set only now: the kernel clears the parent-death signal whenever
+    // credentials change, as the setresuid above just did. If the runtime already died in
+    // between, its end of the channel is closed: leave at once.
+    stage(
+        "set parent-death signal",
+        raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .ctx("prctl", "PDEATHSIG"),
+    )?;
+    if raw::poll_read(&[ch.raw()], 0)
+        .map(|r| r[0] & libc::POLLHUP != 0)
+        .unwrap_or(true)
+    {
+        raw::exit_now(1);
+    }
+    if let Some(secs) = plan.namespaces.time_offset_secs {
+        // Before /proc is replaced by the sandbox's read-only one. Only children enter the new
+        // time namespace, and the workload is forked later.
+        // SAFETY: unshare with a flag only.
+        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+            return Err(("time namespace", io::Error::last_os_error().to_string()));
+        }
+        let offsets = format!("monotonic {secs} 0\nboottime {secs} 0\n");
+        stage(
+            "time namespace",
+            fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
+        )?;
     }
     if plan.namespaces.uts {
         let h = CString::new(plan.hostname.as_bytes())
@@ -442,18 +474,20 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<Switched> {
         "switch root",
         mount::switch_root(plan.allow_chroot_fallback),
     )?;
-    if let Some(secs) = plan.namespaces.time_offset_secs {
-        // SAFETY: unshare with a flag only.
-        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-            return Err(("time namespace", io::Error::last_os_error().to_string()));
-        }
-        let offsets = format!("monotonic {secs} 0\nboottime {secs} 0\n");
+    // The terminal comes from the sandbox's own devpts, so ttyname() works inside; the master
+    // goes to the runtime (as with an OCI console socket).
+    let slave = if plan.process.tty {
+        let pty = stage("tty", tty::open_in_sandbox())?;
         stage(
-            "time namespace",
-            fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
+            "tty",
+            ch.send(&FromChild::Pty, &[pty.master.as_fd()])
+                .ctx("send", "pty master"),
         )?;
-    }
-    Ok(switched)
+        Some(pty.slave)
+    } else {
+        None
+    };
+    Ok((switched, slave))
 }
 
 fn child_exec(plan: &Plan, ch: &Channel, switched: Switched, tty_slave: Option<i32>) -> ! {

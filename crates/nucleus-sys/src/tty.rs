@@ -10,26 +10,38 @@ pub struct Pty {
     pub slave: OwnedFd,
 }
 
-pub fn open() -> Result<Pty> {
-    let (mut m, mut s): (RawFd, RawFd) = (-1, -1);
-    let ws = window_size(0).unwrap_or(libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    });
-    // SAFETY: out-pointers are valid; NULL name/termios are allowed; ws is a valid winsize.
-    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    if r != 0 {
-        return Err(io::Error::last_os_error()).ctx("openpty", "");
+/// Open a pty pair from the calling process's /dev/ptmx (inside the sandbox after pivot_root).
+pub fn open_in_sandbox() -> Result<Pty> {
+    let ptmx = crate::raw::cstr("/dev/ptmx").map_err(|e| crate::error::other("open", e))?;
+    // SAFETY: valid C string; returns a new fd or -1.
+    let m = unsafe {
+        libc::open(
+            ptmx.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if m < 0 {
+        return Err(io::Error::last_os_error()).ctx("open", "/dev/ptmx");
     }
-    // SAFETY: both fds were just returned by openpty and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-    // SAFETY: fcntl on valid fds.
-    unsafe {
-        libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::fcntl(slave.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+    // SAFETY: m was just returned by open and is owned by nobody else.
+    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER returns a new fd for the slave.
+    let s = unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
+            return Err(io::Error::last_os_error()).ctx("unlock", "pty");
+        }
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if s < 0 {
+        return Err(io::Error::last_os_error()).ctx("open", "pty slave");
     }
+    // SAFETY: s was just returned by the kernel and is owned by nobody else.
+    let slave = unsafe { OwnedFd::from_raw_fd(s) };
     Ok(Pty { master, slave })
 }
 

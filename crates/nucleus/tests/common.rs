@@ -1,0 +1,185 @@
+//! Shared helpers for the privileged end-to-end tests: run the real binary as root, read the
+//! probe's report from inside, and compare host state from outside.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Host-state comparisons need sandboxes not to overlap: tests take this lock.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the end-to-end tests need root (run scripts/test.sh as root); refusing to skip silently"
+    );
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nucleus"))
+}
+
+pub fn probe() -> PathBuf {
+    let p = bin().parent().unwrap().join("nucleus-probe");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build -p nucleus-probe` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn nucleus(args: &[&str]) -> Command {
+    require_root();
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    nucleus(args).stdin(Stdio::null()).output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run the probe inside a sandbox: `flags` go before `--`, `probe_args` after the probe path.
+pub fn probe_run(flags: &[&str], probe_args: &[&str]) -> Value {
+    let probe = probe();
+    let vol = format!("{}:/probe:ro", probe.display());
+    let mut args: Vec<&str> = vec!["run", "-v", &vol];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.push("/probe");
+    args.extend_from_slice(probe_args);
+    let o = run(&args);
+    assert!(
+        o.status.success(),
+        "probe failed: {:?}\nstderr: {}",
+        o.status,
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {}", stdout(&o)))
+}
+
+/// What a sandbox could leave behind on the host.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostState {
+    mounts: Vec<String>,
+    links: Vec<String>,
+    id_ranges: usize,
+    children: Vec<String>,
+    run_dir: Vec<String>,
+    tmp_entries: Vec<String>,
+}
+
+fn ls(p: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Processes whose parent is this test process.
+fn children() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for pid in ls("/proc")
+        .into_iter()
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+            let ppid = after.split_whitespace().nth(1).unwrap_or("");
+            if ppid == me {
+                out.push(format!(
+                    "{pid}:{}",
+                    stat.split_whitespace().nth(1).unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn host_state() -> HostState {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').skip(4).take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let id_ranges = std::fs::read_to_string("/proc/net/unix")
+        .unwrap()
+        .matches("@nucleus/idrange/")
+        .count();
+    HostState {
+        mounts,
+        links: ls("/sys/class/net"),
+        id_ranges,
+        children: children(),
+        run_dir: ls("/run/nucleus"),
+        tmp_entries: ls("/tmp")
+            .into_iter()
+            .filter(|e| e.contains("nucleus") && !e.starts_with("nucleus-test-"))
+            .collect(),
+    }
+}
+
+/// Assert the host looks the same after `f` as before.
+pub fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
+    let before = host_state();
+    let r = f();
+    // The runtime has exited; give the kernel a moment to finish tearing namespaces down.
+    let mut after = host_state();
+    for _ in 0..50 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        after = host_state();
+    }
+    assert_eq!(before, after, "host state changed");
+    r
+}
+
+/// A fresh host directory for a test (removed by the guard).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("nucleus-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn s(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

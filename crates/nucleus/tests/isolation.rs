@@ -1,0 +1,420 @@
+//! End-to-end: real sandboxes, checked from inside by the probe and from outside by host state.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const ZERO_CAPS: &str = "0000000000000000";
+
+#[test]
+fn hello_prints_only_the_workload_output() {
+    let _g = serial();
+    let o = leaves_nothing(|| run(&["run", "--", "echo", "hello"]));
+    assert_eq!(stdout(&o), "hello\n");
+    assert_eq!(stderr(&o), "", "runtime wrote to stderr on success");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn exit_codes_and_signals_pass_through() {
+    let _g = serial();
+    assert_eq!(
+        run(&["run", "--", "sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
+    assert_eq!(
+        run(&["run", "--", "sh", "-c", "kill -TERM $$"])
+            .status
+            .code(),
+        Some(128 + 15)
+    );
+    assert_eq!(
+        run(&["run", "--", "sh", "-c", "kill -KILL $$"])
+            .status
+            .code(),
+        Some(128 + 9)
+    );
+}
+
+#[test]
+fn probe_sees_full_isolation() {
+    let _g = serial();
+    let p = leaves_nothing(|| probe_run(&[], &[]));
+    // Identity: container root mapped to a private unprivileged host range.
+    assert_eq!(p["uid"], 0);
+    let map: Vec<u64> = p["uid_map"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(map[0], 0);
+    assert!(
+        map[1] >= 0x4000_0000,
+        "container root must map to an unprivileged host uid, got {}",
+        map[1]
+    );
+    assert_eq!(map[2], 65536);
+    for c in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(p[c], ZERO_CAPS, "{c}");
+    }
+    assert_eq!(p["NoNewPrivs"], "1");
+    assert_eq!(p["Seccomp"], "2");
+    // pid namespace: init + the probe.
+    assert_eq!(p["pid"], 2);
+    assert_eq!(p["visible_pids"], 2);
+    assert_eq!(
+        p["proc1_exe"], "EACCES",
+        "init must not be reachable through /proc/1/exe"
+    );
+    // net namespace: only lo, and it is up.
+    assert_eq!(p["net_ifaces"], serde_json::json!(["lo"]));
+    assert_eq!(
+        u32::from_str_radix(p["lo_flags"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+            & 1,
+        1
+    );
+    assert!(p["hostname"].as_str().unwrap().starts_with("nucleus-"));
+    // Mounts.
+    let opts = |k: &str| {
+        p[format!("mount:{k}")]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for ro in ["/", "/proc", "/sys", "/usr", "/etc/ld.so.cache"] {
+        assert!(
+            opts(ro).contains(&"ro".to_string()),
+            "{ro} should be read-only: {:?}",
+            opts(ro)
+        );
+    }
+    assert!(opts("/tmp").contains(&"rw".to_string()));
+    assert!(opts("/dev/shm").contains(&"noexec".to_string()));
+    assert_eq!(p["tmp_mode"], "1777");
+    for (k, v) in [
+        ("write_usr", "EROFS"),
+        ("write_root", "EROFS"),
+        ("write_etc_passwd", "EROFS"),
+        ("write_proc_sys", "EROFS"),
+        ("write_sys", "EROFS"),
+        ("write_tmp", "ok"),
+        ("write_dev_null", "ok"),
+        ("write_dev_full", "ENOSPC"),
+        ("write_dev_shm", "ok"),
+        ("open_ptmx", "ok"),
+    ] {
+        assert_eq!(p[k], v, "{k}");
+    }
+    assert_eq!(p["read_dev_urandom"], true);
+    assert_eq!(p["read_dev_zero"], true);
+    assert!(
+        p["kcore_bytes"].as_i64().unwrap() <= 0,
+        "/proc/kcore must be masked"
+    );
+    assert_eq!(p["keys_bytes"], 0, "/proc/keys must be masked");
+    assert!(p["passwd"].as_str().unwrap().starts_with("root:x:0:0:"));
+    assert_eq!(p["resolv_conf_exists"], true);
+    assert!(
+        p["ca_certs"].as_u64().unwrap() > 0,
+        "host CA certificates should be visible"
+    );
+    assert_eq!(p["cwd"], "/root");
+}
+
+#[test]
+fn escape_surface_is_denied() {
+    let _g = serial();
+    let p = probe_run(&[], &[]);
+    let eperm = [
+        "mount",
+        "umount",
+        "unshare_user",
+        "unshare_mount",
+        "unshare_net",
+        "clone_newuser",
+        "setns",
+        "ptrace_attach_init",
+        "process_vm_readv",
+        "keyctl",
+        "add_key",
+        "bpf",
+        "perf_event_open",
+        "kexec_load",
+        "init_module",
+        "finit_module",
+        "userfaultfd",
+        "io_uring_setup",
+        "open_by_handle_at",
+        "clock_settime",
+        "settimeofday",
+        "fsopen",
+        "open_tree",
+        "move_mount",
+        "pivot_root",
+        "chroot",
+        "swapon",
+        "reboot",
+        "sethostname",
+        "socket_packet",
+        "tiocsti",
+        "kill_init",
+    ];
+    for k in eperm {
+        assert_eq!(p[k], "EPERM", "{k} must be denied with EPERM, got {}", p[k]);
+    }
+    // clone3 cannot be filtered by flags: ENOSYS makes libc fall back to clone.
+    assert_eq!(p["clone3"], "ENOSYS");
+    // Ordinary sockets still work (in the sandbox's own network namespace).
+    assert_eq!(p["socket_inet"], "ok");
+}
+
+#[test]
+fn strict_agent_runs_with_everything_applied_and_refuses_host_network() {
+    let _g = serial();
+    let p = probe_run(&["--service-mode", "strict-agent"], &[]);
+    assert_eq!(p["Seccomp"], "2");
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--service-mode",
+            "strict-agent",
+            "--network",
+            "host",
+            "--",
+            "true",
+        ])
+    });
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--network"));
+}
+
+#[test]
+fn concurrent_sandboxes_get_distinct_id_ranges() {
+    let _g = serial();
+    let probe = probe();
+    let vol = format!("{}:/probe:ro", probe.display());
+    let a = nucleus(&[
+        "run",
+        "-v",
+        &vol,
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; sleep 0.5",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let b = nucleus(&[
+        "run",
+        "-v",
+        &vol,
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; sleep 0.5",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_ne!(
+        stdout(&a),
+        stdout(&b),
+        "two live sandboxes share a host id range"
+    );
+}
+
+#[test]
+fn user_group_hostname_env_workdir_ulimit() {
+    let _g = serial();
+    let t = TempDir::new("envfile");
+    let envfile = t.path().join("env");
+    std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n\nexport EXPORTED=1\n").unwrap();
+    let ef = envfile.display().to_string();
+    let o = run(&[
+        "run", "--user", "1000", "--group", "1001", "--additional-group", "27", "--hostname", "box",
+        "-e", "A=1", "--env-file", &ef, "--workdir", "/tmp", "--ulimit", "nofile=1024:2048", "--",
+        "sh", "-c", "id -u; id -g; id -G; hostname; echo $A $FROM_FILE $EXPORTED $HOME; pwd; ulimit -n; ulimit -Hn; grep user1000 /etc/passwd; test -w $HOME && echo home-writable",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1001");
+    assert_eq!(l[2], "1001 27");
+    assert_eq!(l[3], "box");
+    assert_eq!(l[4], "1 yes 1 /home/user1000");
+    assert_eq!(l[5], "/tmp");
+    assert_eq!(l[6], "1024");
+    assert_eq!(l[7], "2048");
+    assert!(l[8].starts_with("user1000:x:1000:1001:"));
+    assert_eq!(l[9], "home-writable");
+}
+
+#[test]
+fn host_environment_does_not_leak() {
+    let _g = serial();
+    let o = nucleus(&["run", "--", "env"])
+        .env("NUCLEUS_TEST_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains("s3cret"));
+    let o = nucleus(&["run", "-e", "NUCLEUS_TEST_SECRET", "--", "env"])
+        .env("NUCLEUS_TEST_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("NUCLEUS_TEST_SECRET=s3cret"),
+        "-e KEY passes the caller's value"
+    );
+}
+
+#[test]
+fn time_namespace_offsets_monotonic_clock() {
+    let _g = serial();
+    let p = probe_run(&["--time-offset", "1000000"], &[]);
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let inside = p["monotonic_secs"].as_i64().unwrap();
+    assert!(
+        inside >= ts.tv_sec + 1_000_000 - 5,
+        "inside {inside}, host {}",
+        ts.tv_sec
+    );
+}
+
+#[test]
+fn stdin_passes_through() {
+    let _g = serial();
+    use std::io::Write;
+    let mut c = nucleus(&["run", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "from stdin\n");
+}
+
+#[test]
+fn tty_gives_a_controlling_terminal() {
+    let _g = serial();
+    let o = run(&[
+        "run",
+        "--tty",
+        "--",
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && tty",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/dev/pts/"), "{}", stdout(&o));
+}
+
+#[test]
+fn init_reaps_orphans() {
+    let _g = serial();
+    // The orphaned `sleep` is re-parented to init, which must reap it.
+    let o = run(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "(sleep 0.1 &); sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l",
+    ]);
+    assert_eq!(stdout(&o).trim(), "0");
+}
+
+#[test]
+fn signals_are_forwarded_to_the_workload() {
+    let _g = serial();
+    use std::io::{BufRead, BufReader};
+    leaves_nothing(|| {
+        let mut c = nucleus(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        assert_eq!(c.wait().unwrap().code(), Some(42));
+    });
+}
+
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        // argv[0] == "sleep": the runtime's own processes carry the marker in their arguments too.
+        .filter(|c| c.starts_with(b"sleep\0") && String::from_utf8_lossy(c).contains(marker))
+        .count()
+}
+
+#[test]
+fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
+    let _g = serial();
+    use std::io::{BufRead, BufReader};
+    let marker = "987654.321";
+    leaves_nothing(|| {
+        let mut c = nucleus(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo ready; exec sleep {marker}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        assert_eq!(processes_with(marker), 1);
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+        for _ in 0..100 {
+            if processes_with(marker) == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            processes_with(marker),
+            0,
+            "the workload survived kill -9 of nucleus"
+        );
+    });
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_touches_nothing() {
+    let _g = serial();
+    let o = leaves_nothing(|| run(&["run", "--dry-run", "--", "true"]));
+    assert!(o.status.success());
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plan["mounts"].as_array().unwrap().len() > 10);
+    assert!(plan["seccomp_bpf"].as_array().unwrap().len() > 100);
+    assert_eq!(plan["namespaces"]["user"], true);
+}
