@@ -55,8 +55,7 @@ fn mount_opts(target: &str) -> Value {
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     // The last matching line is the visible (top) mount.
     mi.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(target))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(target))
         .map(|l| Value::String(l.split(' ').nth(5).unwrap_or("").to_string()))
         .unwrap_or(Value::Null)
 }

@@ -1,6 +1,6 @@
 //! Shared helpers for the privileged end-to-end tests: run the real binary as root, read the
 //! probe's report from inside, and compare host state from outside.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

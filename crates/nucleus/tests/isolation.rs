@@ -361,9 +361,10 @@ fn signals_are_forwarded_to_the_workload() {
     });
 }
 
+#[allow(clippy::expect_used)] // test helper
 fn processes_with(marker: &str) -> usize {
     std::fs::read_dir("/proc")
-        .unwrap()
+        .expect("read /proc")
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
         // argv[0] == "sleep": the runtime's own processes carry the marker in their arguments too.
         .filter(|c| c.starts_with(b"sleep\0") && String::from_utf8_lossy(c).contains(marker))

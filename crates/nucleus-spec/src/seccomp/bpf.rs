@@ -276,9 +276,9 @@ pub fn interpret(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32
         match off {
             OFF_NR => nr,
             OFF_ARCH => arch,
-            o if o >= OFF_ARGS && o < OFF_ARGS + 48 => {
+            o if (OFF_ARGS..OFF_ARGS + 48).contains(&o) => {
                 let i = ((o - OFF_ARGS) / 8) as usize;
-                if (o - OFF_ARGS) % 8 == 0 {
+                if (o - OFF_ARGS).is_multiple_of(8) {
                     args[i] as u32
                 } else {
                     (args[i] >> 32) as u32

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs what the tests need (apt), builds, runs the
+# unit tests and the privileged end-to-end tests. Needs root (the end-to-end tests start real
+# sandboxes); it refuses to run otherwise rather than skipping anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the end-to-end tests need root (real namespaces, idmapped mounts); run it as root" >&2
+  exit 1
+fi
+
+# Tools the workload-compatibility tests run inside sandboxes.
+need=(bash dash busybox python3 gcc git perl node)
+missing=()
+for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
+  echo "scripts/test.sh: installing test tools with apt (missing: ${missing[*]:-/usr/bin/python3})" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs >/dev/null
+fi
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+echo "== format and lints" >&2
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+echo "== build" >&2
+cargo build --workspace -q
+
+echo "== unit and end-to-end tests" >&2
+# End-to-end tests serialise themselves where they compare host state.
+cargo test --workspace -q -- --test-threads=2
+
+echo "== all tests passed" >&2
