@@ -419,3 +419,25 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     assert!(plan["seccomp_bpf"].as_array().unwrap().len() > 100);
     assert_eq!(plan["namespaces"]["user"], true);
 }
+
+#[test]
+fn rootfs_directory_becomes_the_read_only_root() {
+    let _g = serial();
+    let t = TempDir::new("rootfs");
+    let r = t.path();
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is required (scripts/test.sh installs it)");
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", r.join("bin/sh")).unwrap();
+    std::fs::write(r.join("etc/motd"), "from-rootfs\n").unwrap();
+    let o = leaves_nothing(|| {
+        run(&["run", "--rootfs", &t.s(), "--", "sh", "-c", "cat /etc/motd; test -e /usr || echo no-usr; busybox id -u; echo x > /x || echo ro-root"])
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from-rootfs\nno-usr\n0\nro-root\n");
+}
