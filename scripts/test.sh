@@ -33,4 +33,7 @@ echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.
 cargo test --workspace -q -- --test-threads=2
 
+echo "== benchmark harness smoke run (a few iterations so it cannot rot; not a timed test)" >&2
+scripts/bench.sh 3 target/bench/smoke.json >/dev/null
+
 echo "== all tests passed" >&2
