@@ -348,7 +348,11 @@ fn parent_wait(
             }
             while ch_open {
                 match ch.recv::<FromChild>() {
-                    Ok(Some((FromChild::Applied(r), _))) => report = Some(r),
+                    Ok(Some((FromChild::Applied(r), _))) => {
+                        // Same handling as in the loop above: degradations must be reported.
+                        obs.applied(&r);
+                        report = Some(r)
+                    }
                     Ok(Some((FromChild::Failed { stage, error }, _))) => {
                         failure = Some((stage, error))
                     }
