@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs what the tests need (apt), builds, runs the
 # unit tests and the privileged end-to-end tests. Needs root (the end-to-end tests start real
-# sandboxes); it refuses to run otherwise rather than skipping anything.
+# sandboxes); without root it stops with an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

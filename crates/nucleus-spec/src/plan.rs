@@ -423,14 +423,11 @@ impl Plan {
             ("stdin", "/proc/self/fd/0"),
             ("stdout", "/proc/self/fd/1"),
             ("stderr", "/proc/self/fd/2"),
-            ("core", "/proc/kcore"),
         ] {
-            if name != "core" {
-                m.push(MountOp::Symlink {
-                    target: p(target),
-                    dst: p("/dev").join(name),
-                });
-            }
+            m.push(MountOp::Symlink {
+                target: p(target),
+                dst: p("/dev").join(name),
+            });
         }
         // /tmp and the private home
         m.push(MountOp::Tmpfs {

@@ -271,6 +271,41 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     Ok(out)
 }
 
+/// What the sandbox has told the runtime so far.
+#[derive(Default)]
+struct Collected {
+    report: Option<SecurityReport>,
+    failure: Option<(String, String)>,
+    status: Option<WaitStatus>,
+    pty: Option<OwnedFd>,
+    raw_mode: Option<tty::RawMode>,
+}
+
+impl Collected {
+    /// Take one message from the channel; false when the channel is closed.
+    fn absorb(&mut self, ch: &Channel, obs: &mut dyn Observer) -> bool {
+        match ch.recv::<FromChild>() {
+            Ok(Some((FromChild::Applied(r), _))) => {
+                obs.applied(&r);
+                self.report = Some(r);
+            }
+            Ok(Some((FromChild::Failed { stage, error }, _))) => {
+                self.failure = Some((stage, error))
+            }
+            Ok(Some((FromChild::Exited(st), _))) => self.status = Some(st),
+            Ok(Some((FromChild::Pty, mut fds))) => {
+                if let Some(m) = fds.pop() {
+                    tty::copy_window_size(0, m.as_raw_fd());
+                    self.raw_mode = Some(tty::RawMode::enter());
+                    self.pty = Some(m);
+                }
+            }
+            Ok(None) | Err(_) => return false,
+        }
+        true
+    }
+}
+
 fn parent_wait(
     pid: libc::pid_t,
     pidfd: &OwnedFd,
@@ -278,15 +313,11 @@ fn parent_wait(
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    let mut pty_master: Option<OwnedFd> = None;
-    let mut _raw_mode: Option<tty::RawMode> = None;
-    let mut report = None;
-    let mut failure = None;
-    let mut status = None;
+    let mut got = Collected::default();
     let mut ch_open = true;
     let mut stdin_open = true;
     loop {
-        let pty = pty_master.as_ref();
+        let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
         // Slots: 0 channel, 1 signals, 2 pidfd, 3 pty master, 4 stdin.
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
@@ -294,81 +325,55 @@ fn parent_wait(
             pidfd.as_raw_fd(),
         ];
         if let Some(m) = pty {
-            fds.push(m.as_raw_fd());
+            fds.push(m);
             fds.push(if stdin_open { 0 } else { -1 });
         }
         let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
         if rev[0] != 0 {
-            match ch.recv::<FromChild>() {
-                Ok(Some((FromChild::Applied(r), _))) => {
-                    obs.applied(&r);
-                    report = Some(r);
-                }
-                Ok(Some((FromChild::Failed { stage, error }, _))) => failure = Some((stage, error)),
-                Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
-                Ok(Some((FromChild::Pty, mut fds))) => {
-                    if let Some(m) = fds.pop() {
-                        tty::copy_window_size(0, m.as_raw_fd());
-                        _raw_mode = Some(tty::RawMode::enter());
-                        pty_master = Some(m);
-                    }
-                }
-                Ok(None) | Err(_) => ch_open = false,
-            }
+            ch_open = got.absorb(ch, obs);
             continue;
         }
         if rev[1] != 0 {
             let sig = raw::read_signal(sfd.as_fd()).ctx("read signal", "")?;
             match (sig, pty) {
-                (libc::SIGWINCH, Some(m)) => tty::copy_window_size(0, m.as_raw_fd()),
+                (libc::SIGWINCH, Some(m)) => tty::copy_window_size(0, m),
                 _ => {
                     let _ = raw::pidfd_send_signal(pidfd.as_fd(), sig);
                 }
             }
         }
         if let Some(m) = pty {
-            if rev[3] != 0 && !tty::pump(m.as_raw_fd(), 1) {
-                // The slave side is closed: keep waiting for the exit status only.
+            // A closed slave side just means: wait for the exit status only.
+            if rev[3] != 0 {
+                tty::pump(m, 1);
             }
-            if rev[4] != 0 && !tty::pump(0, m.as_raw_fd()) {
+            if rev[4] != 0 && !tty::pump(0, m) {
                 stdin_open = false;
             }
         }
         if rev[2] != 0 {
-            // Drain the pty and the channel before reaping.
+            // Init is gone: drain the pty and the channel before reaping.
             if let Some(m) = pty {
-                while raw::poll_read(&[m.as_raw_fd()], 0)
+                while raw::poll_read(&[m], 0)
                     .map(|r| r[0] & libc::POLLIN != 0)
                     .unwrap_or(false)
-                {
-                    if !tty::pump(m.as_raw_fd(), 1) {
-                        break;
-                    }
-                }
+                    && tty::pump(m, 1)
+                {}
             }
             while ch_open {
-                match ch.recv::<FromChild>() {
-                    Ok(Some((FromChild::Applied(r), _))) => {
-                        // Same handling as in the loop above: degradations must be reported.
-                        obs.applied(&r);
-                        report = Some(r)
-                    }
-                    Ok(Some((FromChild::Failed { stage, error }, _))) => {
-                        failure = Some((stage, error))
-                    }
-                    Ok(Some((FromChild::Exited(st), _))) => status = Some(st),
-                    Ok(Some((FromChild::Pty, _))) => {}
-                    _ => ch_open = false,
-                }
+                ch_open = got.absorb(ch, obs);
             }
             let init_status = raw::waitpid(pid, false)
                 .ctx("wait", "sandbox init")?
                 .map(|(_, s)| s);
-            let status = status.or(init_status).unwrap_or(WaitStatus::Exited(255));
+            let status = got
+                .status
+                .or(init_status)
+                .unwrap_or(WaitStatus::Exited(255));
             return Ok(Outcome {
                 status,
-                report,
-                failure,
+                report: got.report,
+                failure: got.failure,
             });
         }
     }
@@ -518,11 +523,8 @@ fn child_exec(plan: &Plan, ch: &Channel, switched: Switched, tty_slave: Option<i
             "chroot".into()
         }
     };
-    let steps: [(&str, Result<()>); 1] = [("rlimits", security::set_rlimits(&p.rlimits))];
-    for (name, r) in steps {
-        if let Err(e) = r {
-            fail(ch, name, &e.to_string(), 126);
-        }
+    if let Err(e) = security::set_rlimits(&p.rlimits) {
+        fail(ch, "rlimits", &e.to_string(), 126);
     }
     if let Err(e) = security::drop_bounding_and_ambient() {
         fail(ch, "capabilities", &e.to_string(), 126);

@@ -12,18 +12,11 @@ use nucleus_spec::landlock::{FsRight, LandlockPlan};
 use nucleus_spec::seccomp::SockFilter;
 use std::io;
 
-/// Highest capability number the kernel knows.
-fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
-}
-
 /// Empty the bounding set (needs CAP_SETPCAP, so before giving up capabilities) and the ambient
 /// set. After this, no exec can ever gain a capability again.
 pub fn drop_bounding_and_ambient() -> Result<()> {
-    for cap in 0..=last_cap() {
+    // The kernel answers EINVAL past its last capability, which ends the loop.
+    for cap in 0..64u32 {
         match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
