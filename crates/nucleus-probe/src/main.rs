@@ -72,6 +72,79 @@ fn write_file(p: &str) -> Value {
     }
 }
 
+/// Try to fork `n` children that wait; report how many forks succeeded and failed (EAGAIN
+/// from the pids limit), then kill and reap them.
+fn forks(n: usize) -> Value {
+    let mut kids = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::pause();
+                libc::_exit(0)
+            },
+            -1 => failed += 1,
+            pid => kids.push(pid),
+        }
+    }
+    for &k in &kids {
+        unsafe {
+            libc::kill(k, libc::SIGKILL);
+            libc::waitpid(k, std::ptr::null_mut(), 0);
+        }
+    }
+    json!({"ok": kids.len(), "failed": failed})
+}
+
+fn cpu_time_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Busy-loop for `ms` of wall time; report the CPU time it got.
+fn spin(ms: u64) -> Value {
+    let start = std::time::Instant::now();
+    let c0 = cpu_time_ms();
+    let mut x = 0u64;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+    }
+    json!({"wall_ms": start.elapsed().as_millis() as u64, "cpu_ms": cpu_time_ms() - c0})
+}
+
+/// `PATH:KIB`: write KIB KiB with O_DIRECT|O_SYNC in 64 KiB blocks; report the time taken.
+fn direct_write(spec: &str) -> Value {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (path, kib) = spec.rsplit_once(':').unwrap_or((spec, "1024"));
+    let kib: usize = kib.parse().unwrap_or(1024);
+    let layout = std::alloc::Layout::from_size_align(64 << 10, 4096).unwrap();
+    let buf = unsafe { std::slice::from_raw_parts_mut(std::alloc::alloc_zeroed(layout), 64 << 10) };
+    let start = std::time::Instant::now();
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT | libc::O_SYNC)
+        .open(path)
+        .and_then(|mut f| {
+            for _ in 0..kib / 64 {
+                f.write_all(buf)?;
+            }
+            Ok(())
+        });
+    match r {
+        Ok(()) => json!({"ms": start.elapsed().as_millis() as u64}),
+        Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+    }
+}
+
 fn main() {
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -427,6 +500,20 @@ fn main() {
                     Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
                 },
             );
+        } else if let Some(n) = a.strip_prefix("alloc_mib=") {
+            // Allocate and touch N MiB (an OOM kill ends the probe here).
+            let n: usize = n.parse().unwrap_or(0);
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..n {
+                v.push(vec![1u8; 1 << 20]);
+            }
+            put(&a, json!(v.iter().map(|x| x.len()).sum::<usize>() >> 20));
+        } else if let Some(n) = a.strip_prefix("forks=") {
+            put(&a, forks(n.parse().unwrap_or(0)));
+        } else if let Some(ms) = a.strip_prefix("spin_ms=") {
+            put(&a, spin(ms.parse().unwrap_or(0)));
+        } else if let Some(spec) = a.strip_prefix("direct_write=") {
+            put(&a, direct_write(spec));
         } else if let Some(p) = a.strip_prefix("stat=") {
             put(
                 &a,

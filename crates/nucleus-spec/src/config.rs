@@ -531,6 +531,10 @@ pub struct RunConfig {
     pub proc_rw: bool,
     /// Extra syscalls allowed on top of the default filter (`--seccomp-allow`).
     pub seccomp_allow: Vec<String>,
+    /// cgroup limits (`--memory`, `--cpus`, `--pids`…).
+    pub limits: crate::cgroup::Limits,
+    /// Where sandbox cgroups go (`--cgroup-parent`, `NUCLEUS_CGROUP_ROOT`).
+    pub cgroup_parent: crate::cgroup::CgroupParent,
 }
 
 impl RunConfig {

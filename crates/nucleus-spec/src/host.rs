@@ -36,4 +36,8 @@ pub struct HostFacts {
     pub time_ns: bool,
     /// The host's resolv.conf text, used with `--network host`.
     pub host_resolv_conf: Option<String>,
+    /// cgroup hierarchies and the caller's place in them.
+    pub cgroup: crate::cgroup::CgroupHost,
+    /// Online CPUs (0 = unknown), to check `--cpus`.
+    pub cpus: u64,
 }

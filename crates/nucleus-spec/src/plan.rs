@@ -1,6 +1,7 @@
 //! The plan: every decision for one sandbox, made here once. The executor (`nucleus_sys`)
 //! interprets it without branching on the configuration.
 
+use crate::cgroup::CgroupPlan;
 use crate::config::{
     ConfigError, ContextMode, NetworkMode, RunConfig, ServiceMode, Ulimit, WorkspaceMode, ID_RANGE,
 };
@@ -99,6 +100,11 @@ pub struct Plan {
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
+    /// The sandbox's cgroup and limits; None when the host has no usable cgroup hierarchy
+    /// (agent mode only; `warnings` says so).
+    pub cgroup: Option<CgroupPlan>,
+    /// Protections decided away at plan time (agent mode), reported before start.
+    pub warnings: Vec<String>,
 }
 
 /// Host directories a tmpfs root gets read-only (or as symlinks on merged-/usr hosts).
@@ -194,6 +200,34 @@ impl Plan {
         }
         if let Some(h) = &cfg.hostname {
             RunConfig::validate_hostname(h)?;
+        }
+        cfg.limits.validate(facts.cpus)?;
+        let mut warnings = Vec::new();
+        let cgroup = CgroupPlan::build(&cfg.limits, &facts.cgroup, &cfg.cgroup_parent, id);
+        match &cgroup {
+            None if strict => {
+                return Err(cfg_err(
+                    "--pids",
+                    "no cgroup hierarchy is mounted, so limits cannot be enforced; strict modes refuse to start",
+                ))
+            }
+            None => warnings.push(
+                "resource limits are NOT applied: no cgroup hierarchy is mounted".to_string(),
+            ),
+            Some(c) => {
+                if let Some(u) = c.unsupported.first() {
+                    if strict {
+                        let (flag, msg) = u.split_once(": ").unwrap_or(("--memory", u));
+                        return Err(cfg_err(
+                            flag,
+                            format!("{msg}; strict modes refuse to start without it"),
+                        ));
+                    }
+                }
+                for u in &c.unsupported {
+                    warnings.push(format!("limit NOT applied: {u}"));
+                }
+            }
         }
         if cfg.time_offset.is_some() && !facts.time_ns {
             return Err(cfg_err(
@@ -685,6 +719,8 @@ impl Plan {
                 OnFailure::Degrade
             },
             allow_chroot_fallback: !strict,
+            cgroup,
+            warnings,
         })
     }
 }
@@ -725,8 +761,49 @@ mod tests {
             }],
             landlock_abi: 7,
             time_ns: true,
+            cgroup: crate::cgroup::CgroupHost {
+                v2_mount: Some(p("/sys/fs/cgroup")),
+                v2_controllers: vec!["memory".into(), "pids".into()],
+                v2_own: Some("/".into()),
+                v1: vec![],
+            },
+            cpus: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn limits_degrade_in_agent_mode_and_refuse_in_strict() {
+        let mut c = cfg(&["true"]);
+        c.limits.cpus_milli = Some(500);
+        // No cpu controller: agent warns, strict names the flag and refuses.
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
+        assert_eq!(
+            plan.warnings,
+            vec!["limit NOT applied: --cpus: the cpu controller is not available"]
+        );
+        assert_eq!(
+            plan.cgroup.unwrap().dirs[0].writes.len(),
+            1,
+            "pids.max only"
+        );
+        c.service_mode = ServiceMode::StrictAgent;
+        let e = Plan::build(&c, &facts(), "id").unwrap_err().to_string();
+        assert!(e.starts_with("--cpus: ") && e.contains("refuse"), "{e}");
+        // No cgroup hierarchy at all.
+        let mut f = facts();
+        f.cgroup = Default::default();
+        assert!(Plan::build(&c, &f, "id").is_err());
+        c.service_mode = ServiceMode::Agent;
+        let plan = Plan::build(&c, &f, "id").unwrap();
+        assert!(plan.cgroup.is_none());
+        assert!(plan.warnings[0].contains("NOT applied"));
+        // Over the host's CPUs.
+        c.limits.cpus_milli = Some(4000);
+        assert!(Plan::build(&c, &facts(), "id")
+            .unwrap_err()
+            .to_string()
+            .contains("2 CPUs"));
     }
 
     fn cfg(argv: &[&str]) -> RunConfig {

@@ -28,7 +28,13 @@ pub struct SecurityReport {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToChild {
     /// Id maps are written; fds carry the prepared mounts in plan order.
-    Go { idmapped: usize, prepared: usize },
+    Go {
+        idmapped: usize,
+        prepared: usize,
+        /// The runtime put the sandbox in its cgroup by pid (v1): unshare the cgroup
+        /// namespace now, so the sandbox sees its own cgroup as the root.
+        unshare_cgroup: bool,
+    },
 }
 
 /// Child → parent.

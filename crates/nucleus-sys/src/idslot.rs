@@ -30,7 +30,7 @@ impl IdSlot {
     pub fn acquire(seed: u32) -> Result<IdSlot> {
         for i in 0..SLOTS {
             let index = (seed.wrapping_add(i)) % SLOTS;
-            match try_bind(index) {
+            match hold_name(&format!("nucleus/idrange/{index}")) {
                 Ok(fd) => return Ok(IdSlot { index, _hold: fd }),
                 Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => continue,
                 Err(e) => return Err(e).ctx("reserve uid range", index),
@@ -41,7 +41,9 @@ impl IdSlot {
     }
 }
 
-fn try_bind(index: u32) -> io::Result<OwnedFd> {
+/// Bind the abstract unix socket `@name`: EADDRINUSE while someone else holds it. The name is
+/// released when the returned fd is closed (also by the holder's death).
+pub fn hold_name(name: &str) -> io::Result<OwnedFd> {
     // SAFETY: socket() has no memory arguments; the fd is owned immediately below.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -49,7 +51,9 @@ fn try_bind(index: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd was just returned by socket() and is owned by nobody else.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let name = format!("nucleus/idrange/{index}");
+    if name.len() + 1 > 108 {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
     // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;

@@ -2,6 +2,7 @@
 //! each with a SAFETY comment. It interprets a [`nucleus_spec::Plan`] and decides nothing: no
 //! defaults, no parsing of user input.
 
+pub mod cgroup;
 pub mod channel;
 pub mod copy;
 pub mod error;

@@ -1,6 +1,7 @@
 //! HostFacts::detect: read the host into plain data for the planner. Roots are injectable so
 //! tests run against fixture trees.
 
+use nucleus_spec::cgroup::{parse_mountinfo, parse_proc_cgroup, CgroupHost, V1Hierarchy};
 use nucleus_spec::host::{EntryKind, HostEntry, HostFacts};
 use nucleus_spec::plan::{ETC_ENTRIES, SYSTEM_DIRS};
 use std::fs;
@@ -75,6 +76,58 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>) -> HostFacts {
         landlock_abi: landlock_abi(),
         time_ns: host_root.join("proc/self/ns/time").exists(),
         host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
+        cgroup: cgroup_host(host_root),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(0),
+    }
+}
+
+/// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.
+pub fn cgroup_host(host_root: &Path) -> CgroupHost {
+    let read = |p: &str| fs::read_to_string(host_root.join(p)).unwrap_or_default();
+    let (v2_mount, v1_mounts) = parse_mountinfo(&read("proc/self/mountinfo"));
+    let (v2_own, v1_own) = parse_proc_cgroup(&read("proc/self/cgroup"));
+    let rooted = |m: &Path| host_root.join(m.strip_prefix("/").unwrap_or(m));
+    let v2_mount = v2_mount.map(|m| rooted(&m));
+    let v2_controllers = match (&v2_mount, &v2_own) {
+        (Some(m), Some(own)) => {
+            let dir = m.join(own.trim_start_matches('/'));
+            fs::read_to_string(dir.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        }
+        _ => vec![],
+    };
+    let v1 = v1_mounts
+        .into_iter()
+        .map(|(controller, m)| {
+            let own = v1_own
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| "/".into());
+            let mount = rooted(&m);
+            let has_memsw = controller == "memory"
+                && mount
+                    .join(own.trim_start_matches('/'))
+                    .join("memory.memsw.limit_in_bytes")
+                    .exists();
+            V1Hierarchy {
+                controller,
+                mount,
+                own,
+                has_memsw,
+            }
+        })
+        .collect();
+    CgroupHost {
+        v2_mount,
+        v2_controllers,
+        v2_own,
+        v1,
     }
 }
 
@@ -129,6 +182,50 @@ mod tests {
             .iter()
             .any(|e| e.path == Path::new("ld.so.cache") && e.kind == EntryKind::File));
         assert_eq!(f.host_resolv_conf.as_deref(), Some("nameserver 10.0.0.1\n"));
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn detects_cgroup_layouts() {
+        let t = std::env::temp_dir().join(format!("nucleus-probe-cg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(t.join("proc/self")).unwrap();
+        // Pure v2, caller in a delegated service cgroup.
+        fs::write(
+            t.join("proc/self/mountinfo"),
+            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+        )
+        .unwrap();
+        fs::write(t.join("proc/self/cgroup"), "0::/system.slice/a.service\n").unwrap();
+        let svc = t.join("sys/fs/cgroup/system.slice/a.service");
+        fs::create_dir_all(&svc).unwrap();
+        fs::write(svc.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        let h = cgroup_host(&t);
+        assert_eq!(h.v2_mount, Some(t.join("sys/fs/cgroup")));
+        assert_eq!(h.v2_controllers, vec!["cpu", "io", "memory", "pids"]);
+        assert_eq!(h.v2_own.as_deref(), Some("/system.slice/a.service"));
+        assert!(h.v1.is_empty());
+        // Hybrid: v1 controllers, an empty v2.
+        fs::write(
+            t.join("proc/self/mountinfo"),
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+             41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        fs::write(
+            t.join("proc/self/cgroup"),
+            "8:pids:/\n4:memory:/p/x\n0::/\n",
+        )
+        .unwrap();
+        let mem = t.join("sys/fs/cgroup/memory/p/x");
+        fs::create_dir_all(&mem).unwrap();
+        fs::write(mem.join("memory.memsw.limit_in_bytes"), "0").unwrap();
+        let h = cgroup_host(&t);
+        assert!(h.v2_controllers.is_empty());
+        let m = h.v1("memory").unwrap();
+        assert_eq!((m.own.as_str(), m.has_memsw), ("/p/x", true));
+        assert_eq!(h.v1("pids").unwrap().mount, t.join("sys/fs/cgroup/pids"));
         fs::remove_dir_all(&t).unwrap();
     }
 }

@@ -229,7 +229,9 @@ pub enum Forked {
 /// # Safety
 /// The process must be single-threaded, as after fork(): the child continues on a copy of the
 /// caller's stack and may only use state that is valid in a forked copy.
-pub unsafe fn fork_into(ns_flags: u64) -> io::Result<Forked> {
+pub unsafe fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    /// Start the child in the cgroup given by `clone_args.cgroup` (Linux 5.7).
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: ns_flags | libc::CLONE_PIDFD as u64,
@@ -237,6 +239,10 @@ pub unsafe fn fork_into(ns_flags: u64) -> io::Result<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(cg) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg.as_raw_fd() as u64;
+    }
     // SAFETY: `args` is a valid clone_args of the size passed; with stack = 0 the child
     // resumes here on a copy-on-write copy of our stack, like fork(); the caller guarantees
     // the process is single-threaded.
@@ -417,6 +423,18 @@ pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t
         0 => Ok(None),
         p => Ok(Some((p, WaitStatus::from_raw(status)))),
     }
+}
+
+/// CPU time (µs) of the reaped children and their reaped descendants.
+pub fn children_cpu_usec() -> u64 {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
 }
 
 /// poll(2) on fds for readability; returns the revents per fd.

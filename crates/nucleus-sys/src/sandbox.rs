@@ -15,6 +15,7 @@
 //! 6. parent: relay signals, proxy the tty, collect the report and the exit status; copy the
 //!    workspace back; everything else disappears with the namespaces.
 
+use crate::cgroup::{Cgroup, Usage};
 use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild};
 use crate::copy;
 use crate::error::{other, Context, Result};
@@ -45,17 +46,21 @@ pub struct Outcome {
     pub report: Option<SecurityReport>,
     /// Setup or exec failure reported by the sandbox: (stage, error).
     pub failure: Option<(String, String)>,
+    /// Resource usage of the sandbox (cgroup counters; CPU time falls back to rusage).
+    pub usage: Usage,
 }
 
 /// Hooks the binary gives the recipe (events, progress).
 pub trait Observer {
     fn applied(&mut self, _report: &SecurityReport) {}
+    /// A protection or limit decided on is not applied (agent mode goes on).
+    fn degraded(&mut self, _what: &str) {}
 }
 
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
-fn ns_flags(plan: &Plan) -> u64 {
+fn ns_flags(plan: &Plan, cgroup_later: bool) -> u64 {
     let n = &plan.namespaces;
     let mut f = 0u64;
     for (on, flag) in [
@@ -65,7 +70,7 @@ fn ns_flags(plan: &Plan) -> u64 {
         (n.net, libc::CLONE_NEWNET),
         (n.uts, libc::CLONE_NEWUTS),
         (n.ipc, libc::CLONE_NEWIPC),
-        (n.cgroup, libc::CLONE_NEWCGROUP),
+        (n.cgroup && !cgroup_later, libc::CLONE_NEWCGROUP),
     ] {
         if on {
             f |= flag as u64;
@@ -216,17 +221,52 @@ fn seed() -> u32 {
     }
 }
 
+/// Create the sandbox's cgroup. Strict modes refuse when it or a limit cannot be applied;
+/// agent mode reports it and goes on.
+fn parent_cgroup(plan: &Plan, obs: &mut dyn Observer) -> Result<Option<Cgroup>> {
+    let Some(cp) = &plan.cgroup else {
+        return Ok(None);
+    };
+    let refuse = plan.on_security_failure == OnFailure::Refuse;
+    match Cgroup::create(cp) {
+        Ok(c) if c.failed.is_empty() => Ok(Some(c)),
+        Ok(c) => {
+            let what = c.failed.join("; ");
+            if refuse {
+                return Err(other(
+                    "cgroup",
+                    format!("limit cannot be written: {what}; strict modes refuse to start"),
+                ));
+            }
+            obs.degraded(&format!("limit NOT applied: {what}"));
+            Ok(Some(c))
+        }
+        Err(e) if refuse => Err(other(
+            "cgroup",
+            format!("{e}; strict modes refuse to start without resource limits"),
+        )),
+        Err(e) => {
+            obs.degraded(&format!("resource limits are NOT applied: {e}"));
+            Ok(None)
+        }
+    }
+}
+
 fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let slot = match plan.idmap {
         IdMapPlan::PrivateRange { .. } => Some(IdSlot::acquire(seed())?),
         IdMapPlan::Caller { .. } => None,
     };
+    let cgroup = parent_cgroup(plan, obs)?;
+    let by_pid = cgroup.as_ref().is_some_and(|c| c.joins_by_pid());
     let trees = parent_prepare_trees(plan)?;
     let (pch, cch) = channel::pair()?;
 
+    let into = cgroup.as_ref().and_then(|c| c.clone_into());
     // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
-    let forked = unsafe { raw::fork_into(ns_flags(plan)) }.ctx("clone3", "new namespaces")?;
+    let forked =
+        unsafe { raw::fork_into(ns_flags(plan, by_pid), into) }.ctx("clone3", "new namespaces")?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
@@ -241,6 +281,9 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
         let _ = raw::waitpid(pid, false);
         e
     };
+    if let (Some(c), true) = (&cgroup, by_pid) {
+        c.add(pid).map_err(kill_child)?;
+    }
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
     let (binds, prepared) = parent_idmapped_mounts(plan, pid, &trees).map_err(kill_child)?;
     let fds: Vec<BorrowedFd<'_>> = binds
@@ -252,6 +295,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
         &ToChild::Go {
             idmapped: binds.len(),
             prepared: prepared.len(),
+            unshare_cgroup: by_pid && plan.namespaces.cgroup,
         },
         &fds,
     )
@@ -261,7 +305,19 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     drop(binds);
     drop(prepared);
 
-    let out = parent_wait(pid, &pidfd, &pch, &sfd, obs)?;
+    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs)?;
+    if let Some(c) = cgroup {
+        out.usage = c.usage();
+        if let Err(e) = c.remove() {
+            obs.degraded(&e.to_string());
+        }
+    }
+    if out.usage.cpu_usec.is_none() {
+        out.usage.cpu_usec = Some(raw::children_cpu_usec());
+    }
+    if let Some(c) = &plan.cgroup {
+        crate::cgroup::gc(c);
+    }
     if out.report.is_some() {
         for t in trees.iter().filter(|t| t.copy_back) {
             copy::copy_back(&fd_path(t.view.as_fd()), &t.src)?;
@@ -374,6 +430,7 @@ fn parent_wait(
                 status,
                 report: got.report,
                 failure: got.failure,
+                usage: Usage::default(),
             });
         }
     }
@@ -413,13 +470,18 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
 }
 
 fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>)> {
-    let (idmapped, trees) = match ch.recv::<ToChild>() {
-        Ok(Some((ToChild::Go { idmapped, prepared }, mut fds)))
-            if fds.len() == idmapped + prepared =>
-        {
+    let (idmapped, trees, unshare_cgroup) = match ch.recv::<ToChild>() {
+        Ok(Some((
+            ToChild::Go {
+                idmapped,
+                prepared,
+                unshare_cgroup,
+            },
+            mut fds,
+        ))) if fds.len() == idmapped + prepared => {
             let trees: Vec<Option<OwnedFd>> =
                 fds.split_off(idmapped).into_iter().map(Some).collect();
-            (VecDeque::from(fds), trees)
+            (VecDeque::from(fds), trees, unshare_cgroup)
         }
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
@@ -461,6 +523,12 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
             "time namespace",
             fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
         )?;
+    }
+    if unshare_cgroup {
+        // SAFETY: unshare with a flag only; we are now in our cgroup (the runtime put us there).
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
+        }
     }
     if plan.namespaces.uts {
         let h = CString::new(plan.hostname.as_bytes())

@@ -28,6 +28,16 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a command in a new sandbox and exit with its status.
     Run(Box<RunArgs>),
+    /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
+    /// never touched.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The cgroup parent to clean (as given to `run --cgroup-parent`).
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    pub cgroup_parent: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +107,28 @@ pub struct RunArgs {
     /// Allow this syscall on top of the default seccomp filter (repeatable).
     #[arg(long)]
     pub seccomp_allow: Vec<String>,
+    /// Memory limit, e.g. 256M (the workload is OOM-killed above it).
+    #[arg(long, short = 'm', allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (at least --memory; -1 = unlimited swap).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU quota in CPUs, e.g. 1.5.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Relative CPU weight, 1-10000 (default share 100).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_weight: Option<String>,
+    /// Maximum number of tasks (processes and threads), or max.
+    #[arg(long, default_value = "512", allow_hyphen_values = true)]
+    pub pids: String,
+    /// Block I/O limit "MAJ:MIN rbps=N wbps=N riops=N wiops=N" (repeatable).
+    #[arg(long)]
+    pub io_limit: Vec<String>,
+    /// cgroup parent: /path from the hierarchy root, or relative to the caller's cgroup
+    /// (default: nucleus under the caller's cgroup, else /nucleus).
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    pub cgroup_parent: Option<String>,
     /// Print the decided plan as JSON and exit without touching the host.
     #[arg(long)]
     pub dry_run: bool,

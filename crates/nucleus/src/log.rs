@@ -33,4 +33,21 @@ impl Logger {
     pub fn warn(&self, msg: &str) {
         self.emit("warning", msg);
     }
+
+    pub fn info(&self, msg: &str) {
+        self.emit("info", msg);
+    }
+
+    /// The exit event (JSON format only: text mode stays quiet on success).
+    pub fn exited(&self, id: &str, status: u8, oom: bool, usage: &nucleus_sys::cgroup::Usage) {
+        if let LogFormat::Json = self.format {
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "level": "info", "event": "exited", "id": id, "status": status,
+                    "oom_killed": oom, "usage": usage,
+                })
+            );
+        }
+    }
 }

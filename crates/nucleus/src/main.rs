@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     let log = log::Logger::new(cli.log_format);
     let r = match cli.command {
         cli::Command::Run(args) => run::main(*args, &log),
+        cli::Command::Gc(args) => run::gc(&args, &log),
     };
     match r {
         Ok(code) => ExitCode::from(code),

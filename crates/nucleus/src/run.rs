@@ -3,9 +3,12 @@
 use crate::cli::RunArgs;
 use crate::log::Logger;
 use anyhow::{Context, Result};
+use nucleus_spec::cgroup::{
+    human_bytes, parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, IoLimit, Limits, SwapLimit,
+};
 use nucleus_spec::config::{
-    ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig, ServiceMode,
-    TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
+    parse_size, ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig,
+    ServiceMode, TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
 };
 use nucleus_spec::{Plan, RunConfig};
 use nucleus_sys::channel::SecurityReport;
@@ -102,7 +105,31 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         tty: a.tty,
         proc_rw: a.proc_rw,
         seccomp_allow: a.seccomp_allow.clone(),
+        limits: Limits {
+            memory: a
+                .memory
+                .as_deref()
+                .map(|m| parse_size("--memory", m))
+                .transpose()?,
+            memory_swap: a.memory_swap.as_deref().map(SwapLimit::parse).transpose()?,
+            cpus_milli: a.cpus.as_deref().map(parse_cpus).transpose()?,
+            cpu_weight: a.cpu_weight.as_deref().map(parse_cpu_weight).transpose()?,
+            pids: parse_pids(&a.pids)?,
+            io: a
+                .io_limit
+                .iter()
+                .map(|s| IoLimit::parse(s))
+                .collect::<Result<_, _>>()?,
+        },
+        cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
     })
+}
+
+pub fn cgroup_parent(s: Option<&str>) -> Result<CgroupParent, ConfigError> {
+    match s {
+        None | Some("") => Ok(CgroupParent::Default),
+        Some(p) => CgroupParent::parse("--cgroup-parent", p),
+    }
 }
 
 /// Host paths named by the user must exist before anything starts (checked by the binary, the
@@ -138,6 +165,18 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
     for p in &c.provider_configs {
         any("--provider-config-ro", &p.src)?;
     }
+    for l in &c.limits.io {
+        let dev = format!("/sys/dev/block/{}:{}", l.major, l.minor);
+        if !Path::new(&dev).exists() {
+            return Err(ConfigError::new(
+                "--io-limit",
+                format!(
+                    "{}:{} is not a block device on this host (see `lsblk -o NAME,MAJ:MIN`)",
+                    l.major, l.minor
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -158,6 +197,9 @@ impl Observer for Warn<'_> {
         for d in &r.degraded {
             self.log.warn(&format!("security degraded: {d}"));
         }
+    }
+    fn degraded(&mut self, what: &str) {
+        self.log.warn(what);
     }
 }
 
@@ -180,6 +222,9 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
             a.service_mode
         );
     }
+    for w in &plan.warnings {
+        log.warn(w);
+    }
     let out = sandbox::run(&plan, &mut Warn { log })?;
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
@@ -187,5 +232,34 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
             return Ok(125);
         }
     }
-    Ok(out.status.code().clamp(0, 255) as u8)
+    let mut code = out.status.code().clamp(0, 255) as u8;
+    if out.usage.oom_kills > 0 {
+        // The kernel killed something for want of memory: say so, never a generic crash.
+        let limit = cfg.limits.memory.map(human_bytes).unwrap_or_default();
+        log.error(&format!(
+            "out of memory: the OOM killer killed {} process(es) in the sandbox (--memory {limit})",
+            out.usage.oom_kills
+        ));
+        if code != 0 {
+            code = 137;
+        }
+    }
+    log.exited(&id, code, out.usage.oom_kills > 0, &out.usage);
+    Ok(code)
+}
+
+/// `nucleus gc`: remove cgroups whose runtime died (their holder name is free).
+pub fn gc(a: &crate::cli::GcArgs, log: &Logger) -> Result<u8> {
+    let parent = cgroup_parent(a.cgroup_parent.as_deref())?;
+    let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
+    let Some(plan) =
+        nucleus_spec::cgroup::CgroupPlan::build(&Limits::default(), &host, &parent, "gc")
+    else {
+        log.warn("no cgroup hierarchy is mounted: nothing to clean");
+        return Ok(0);
+    };
+    for p in nucleus_sys::cgroup::gc(&plan) {
+        log.info(&format!("removed {}", p.display()));
+    }
+    Ok(0)
 }

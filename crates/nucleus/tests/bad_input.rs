@@ -22,6 +22,54 @@ fn rejects(args: &[&str], code: i32, mentions: &str) {
 }
 
 #[test]
+fn bad_limits() {
+    let _g = serial();
+    rejects(&["run", "--memory", "12q", "--", "true"], 125, "--memory");
+    rejects(&["run", "--memory", "1M", "--", "true"], 125, "--memory");
+    rejects(
+        &["run", "--memory-swap", "1G", "--", "true"],
+        125,
+        "--memory-swap",
+    );
+    rejects(
+        &[
+            "run",
+            "--memory",
+            "1G",
+            "--memory-swap",
+            "512M",
+            "--",
+            "true",
+        ],
+        125,
+        "--memory-swap",
+    );
+    rejects(&["run", "--cpus", "999", "--", "true"], 125, "--cpus");
+    rejects(&["run", "--cpus", "-1", "--", "true"], 125, "--cpus");
+    rejects(
+        &["run", "--cpu-weight", "0", "--", "true"],
+        125,
+        "--cpu-weight",
+    );
+    rejects(&["run", "--pids", "1", "--", "true"], 125, "--pids");
+    rejects(
+        &["run", "--io-limit", "sda rbps=1M", "--", "true"],
+        125,
+        "--io-limit",
+    );
+    rejects(
+        &["run", "--io-limit", "4095:4095 rbps=1M", "--", "true"],
+        125,
+        "--io-limit",
+    );
+    rejects(
+        &["run", "--cgroup-parent", "/a/../b", "--", "true"],
+        125,
+        "--cgroup-parent",
+    );
+}
+
+#[test]
 fn bad_flags_and_values() {
     let _g = serial();
     rejects(&["run", "--bogus", "--", "true"], 2, "--bogus");

@@ -85,6 +85,34 @@ pub struct HostState {
     children: Vec<String>,
     run_dir: Vec<String>,
     tmp_entries: Vec<String>,
+    cgroups: Vec<String>,
+    cgroup_holds: usize,
+}
+
+/// Every cgroup directory on the host whose path mentions nucleus (any hierarchy).
+pub fn nucleus_cgroups() -> Vec<String> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
+        if depth == 0 {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && !ft.is_symlink() {
+                let p = e.path();
+                if p.to_string_lossy().contains("nucleus") {
+                    out.push(p.display().to_string());
+                }
+                walk(&p, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), 7, &mut out);
+    out.sort();
+    out
 }
 
 fn ls(p: &str) -> Vec<String> {
@@ -126,10 +154,9 @@ pub fn host_state() -> HostState {
         .lines()
         .map(|l| l.split(' ').skip(4).take(2).collect::<Vec<_>>().join(" "))
         .collect();
-    let id_ranges = std::fs::read_to_string("/proc/net/unix")
-        .unwrap()
-        .matches("@nucleus/idrange/")
-        .count();
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let id_ranges = unix.matches("@nucleus/idrange/").count();
+    let cgroup_holds = unix.matches("@nucleus/cgroup/").count();
     HostState {
         mounts,
         links: ls("/sys/class/net"),
@@ -140,6 +167,8 @@ pub fn host_state() -> HostState {
             .into_iter()
             .filter(|e| e.contains("nucleus") && !e.starts_with("nucleus-test-"))
             .collect(),
+        cgroups: nucleus_cgroups(),
+        cgroup_holds,
     }
 }
 

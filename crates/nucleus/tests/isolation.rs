@@ -406,6 +406,9 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             0,
             "the workload survived kill -9 of nucleus"
         );
+        // Its cgroup is all that is left, and the next run removes it.
+        assert_eq!(nucleus_cgroups().len(), 2, "{:?}", nucleus_cgroups());
+        assert!(run(&["run", "--", "true"]).status.success());
     });
 }
 

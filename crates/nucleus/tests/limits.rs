@@ -1,0 +1,319 @@
+//! End-to-end: cgroup limits are enforced by the kernel, reported, and removed afterwards.
+//! Runs on this hybrid (v1) host and, by `scripts/vm-test.sh`, inside a pure cgroup-v2 kernel.
+//! Workloads are the probe only (no python/coreutils), so the same binary runs in the VM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn is_v2_host() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Run the probe with `flags`, JSON logs on; returns (exit code, probe JSON or Null, log lines).
+fn probe_limited(flags: &[&str], probe_args: &[&str]) -> (i32, Value, Vec<Value>) {
+    let probe = probe();
+    let vol = format!("{}:/probe:ro", probe.display());
+    let mut args: Vec<&str> = vec!["--log-format", "json", "run", "-v", &vol];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.push("/probe");
+    args.extend_from_slice(probe_args);
+    let o = run(&args);
+    let logs: Vec<Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let out = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (o.status.code().unwrap_or(-1), out, logs)
+}
+
+fn exit_event(logs: &[Value]) -> &Value {
+    logs.iter()
+        .find(|l| l["event"] == "exited")
+        .unwrap_or_else(|| panic!("no exit event in {logs:?}"))
+}
+
+#[test]
+fn memory_limit_oom_kill_is_reported_as_such() {
+    let _g = serial();
+    let (code, _, logs) = leaves_nothing(|| {
+        probe_limited(
+            &["--memory", "32M", "--memory-swap", "32M"],
+            &["alloc_mib=256"],
+        )
+    });
+    assert_eq!(code, 137, "{logs:?}");
+    let errors: Vec<&Value> = logs.iter().filter(|l| l["level"] == "error").collect();
+    assert_eq!(errors.len(), 1, "one error line: {logs:?}");
+    let msg = errors[0]["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("out of memory") && msg.contains("32M"),
+        "{msg}"
+    );
+    let ev = exit_event(&logs);
+    assert_eq!(ev["oom_killed"], true);
+    assert_eq!(ev["status"], 137);
+    assert!(ev["usage"]["oom_kills"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn memory_below_the_limit_runs_and_peak_is_reported() {
+    let _g = serial();
+    let (code, out, logs) = probe_limited(&["--memory", "128M"], &["alloc_mib=24"]);
+    assert_eq!(code, 0, "{logs:?}");
+    assert_eq!(out["alloc_mib=24"], 24);
+    let ev = exit_event(&logs);
+    assert_eq!(ev["oom_killed"], false);
+    let peak = ev["usage"]["memory_peak"].as_u64().unwrap();
+    assert!(
+        (24 << 20..128 << 20).contains(&peak),
+        "memory peak {peak} should cover the 24 MiB allocated and stay under the limit"
+    );
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb_and_defaults_to_512() {
+    let _g = serial();
+    let (code, out, logs) = leaves_nothing(|| probe_limited(&["--pids", "16"], &["forks=64"]));
+    assert_eq!(code, 0, "{logs:?}");
+    let f = &out["forks=64"];
+    // init + probe + children ≤ 16.
+    assert!(f["ok"].as_u64().unwrap() <= 14, "{f}");
+    assert!(f["failed"].as_u64().unwrap() >= 50, "{f}");
+    assert!(
+        exit_event(&logs)["usage"]["pids_limit_hits"]
+            .as_u64()
+            .unwrap()
+            >= 50
+    );
+    // The default applies without any flag.
+    let (code, out, _) = probe_limited(&[], &["forks=600"]);
+    assert_eq!(code, 0);
+    let f = &out["forks=600"];
+    assert!(f["ok"].as_u64().unwrap() <= 510, "default --pids 512: {f}");
+    assert!(f["failed"].as_u64().unwrap() >= 90, "{f}");
+}
+
+#[test]
+fn cpu_quota_throttles() {
+    let _g = serial();
+    let (code, out, logs) = probe_limited(&["--cpus", "0.25"], &["spin_ms=1200"]);
+    assert_eq!(code, 0, "{logs:?}");
+    let cpu = out["spin_ms=1200"]["cpu_ms"].as_u64().unwrap();
+    // 0.25 CPU for 1.2 s is 300 ms; allow a period of slack either way.
+    assert!(cpu <= 450, "--cpus 0.25 got {cpu} ms of CPU in 1.2 s");
+    let (_, out, _) = probe_limited(&[], &["spin_ms=1200"]);
+    let free = out["spin_ms=1200"]["cpu_ms"].as_u64().unwrap();
+    assert!(
+        free >= 2 * cpu,
+        "unlimited got {free} ms, limited {cpu} ms: the quota made no difference"
+    );
+}
+
+/// Start a sandbox that waits on stdin; return it with its cgroup leaf directories. The
+/// caller waits for it (a failed assertion here ends the test process anyway).
+#[allow(clippy::zombie_processes)]
+fn start_waiting(flags: &[&str]) -> (Child, Vec<String>) {
+    let before = nucleus_cgroups();
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", "read x || true"]);
+    let child = nucleus(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let new: Vec<String> = nucleus_cgroups()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .filter(|c| {
+                Path::new(c)
+                    .file_name()
+                    .is_some_and(|n| n.len() == 16 && Path::new(c).join("cgroup.procs").exists())
+            })
+            .collect();
+        let populated = new.iter().all(|c| {
+            !std::fs::read_to_string(Path::new(c).join("cgroup.procs"))
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+        });
+        if !new.is_empty() && populated {
+            return (child, new);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox cgroup never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read(dir: &str, file: &str) -> String {
+    std::fs::read_to_string(Path::new(dir).join(file))
+        .unwrap_or_else(|e| panic!("{dir}/{file}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn limits_are_written_under_the_chosen_parent_and_removed() {
+    let _g = serial();
+    let parent = format!("nucleus-test-{}", std::process::id());
+    leaves_nothing(|| {
+        let (mut child, dirs) = start_waiting(&[
+            "--cgroup-parent",
+            &parent,
+            "--memory",
+            "96M",
+            "--memory-swap",
+            "128M",
+            "--cpus",
+            "1.5",
+            "--cpu-weight",
+            "200",
+            "--pids",
+            "77",
+        ]);
+        assert!(
+            dirs.iter().all(|d| d.contains(&format!("/{parent}/"))),
+            "{dirs:?} not under {parent}"
+        );
+        let find = |f: &str| {
+            dirs.iter()
+                .find(|d| Path::new(d).join(f).exists())
+                .unwrap_or_else(|| panic!("no cgroup with {f} among {dirs:?}"))
+                .clone()
+        };
+        if is_v2_host() {
+            let d = find("memory.max");
+            assert_eq!(read(&d, "memory.max"), (96u64 << 20).to_string());
+            assert_eq!(read(&d, "memory.swap.max"), (32u64 << 20).to_string());
+            assert_eq!(read(&d, "cpu.max"), "150000 100000");
+            assert_eq!(read(&d, "cpu.weight"), "200");
+            assert_eq!(read(&d, "pids.max"), "77");
+        } else {
+            let m = find("memory.limit_in_bytes");
+            assert_eq!(read(&m, "memory.limit_in_bytes"), (96u64 << 20).to_string());
+            if Path::new(&m).join("memory.memsw.limit_in_bytes").exists() {
+                assert_eq!(
+                    read(&m, "memory.memsw.limit_in_bytes"),
+                    (128u64 << 20).to_string()
+                );
+            }
+            let c = find("cpu.cfs_quota_us");
+            assert_eq!(read(&c, "cpu.cfs_quota_us"), "150000");
+            assert_eq!(read(&c, "cpu.shares"), "5219");
+            assert_eq!(read(&find("pids.max"), "pids.max"), "77");
+        }
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+    });
+}
+
+#[test]
+fn sandbox_sees_itself_at_the_root_of_its_cgroup_namespace() {
+    let _g = serial();
+    let (code, out, _) = probe_limited(&["--memory", "64M"], &["read=/proc/self/cgroup"]);
+    assert_eq!(code, 0);
+    let text = out["read=/proc/self/cgroup"].as_str().unwrap();
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        assert!(line.ends_with(":/"), "cgroup path leaks the host's: {line}");
+    }
+}
+
+#[test]
+fn agent_warns_and_strict_refuses_when_no_cgroup_can_be_made() {
+    let _g = serial();
+    // A parent under a regular file cannot be created on any host.
+    let bad = "/cgroup.procs/x";
+    let o = leaves_nothing(|| run(&["run", "--cgroup-parent", bad, "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resource limits are NOT applied"),
+        "{}",
+        stderr(&o)
+    );
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--service-mode",
+            "strict-agent",
+            "--cgroup-parent",
+            bad,
+            "--",
+            "true",
+        ])
+    });
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cgroup") && err.contains("refuse"), "{err}");
+}
+
+#[test]
+fn cgroups_of_a_killed_runtime_are_collected_and_live_ones_kept() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let (mut live, live_dirs) = start_waiting(&[]);
+        let (mut dead, dead_dirs) = start_waiting(&[]);
+        dead.kill().unwrap();
+        dead.wait().unwrap();
+        // The sandbox dies with its runtime (parent-death signal), its cgroup stays behind.
+        assert!(dead_dirs.iter().all(|d| Path::new(d).exists()));
+        let o = run(&["gc"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dead_dirs.iter().any(|d| Path::new(d).exists()) {
+            assert!(Instant::now() < deadline, "gc left {dead_dirs:?}");
+            run(&["gc"]);
+        }
+        assert!(
+            live_dirs.iter().all(|d| Path::new(d).exists()),
+            "gc removed a live sandbox's cgroup"
+        );
+        drop(live.stdin.take());
+        assert!(live.wait().unwrap().success());
+    });
+}
+
+/// The block device holding `dir` (MAJ:MIN), when it is a real one.
+fn block_device_of(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (maj, min) = (libc::major(dev), libc::minor(dev));
+    let id = format!("{maj}:{min}");
+    Path::new("/sys/dev/block").join(&id).exists().then_some(id)
+}
+
+#[test]
+fn io_limit_throttles_direct_writes() {
+    let _g = serial();
+    let dir = TempDir::new("io");
+    let dev = block_device_of(dir.path()).unwrap_or_else(|| {
+        panic!(
+            "{} is not on a block device; run the tests with TMPDIR on a disk",
+            dir.s()
+        )
+    });
+    let vol = format!("{}:/vol", dir.s());
+    let limit = format!("{dev} wbps=2M");
+    // 3 MiB at 2 MiB/s: at least about a second (plus the first burst).
+    let (code, out, logs) = probe_limited(
+        &["-v", &vol, "--io-limit", &limit],
+        &["direct_write=/vol/f:3072"],
+    );
+    assert_eq!(code, 0, "{logs:?}");
+    let ms = out["direct_write=/vol/f:3072"]["ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(ms >= 700, "3 MiB at wbps=2M took only {ms} ms");
+}
