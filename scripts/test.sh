@@ -33,6 +33,9 @@ echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.
 cargo test --workspace -q -- --test-threads=2
 
+echo "== limits and isolation tests again in a pure cgroup-v2 kernel (Linux 6.1 under qemu TCG)" >&2
+scripts/vm-test.sh
+
 echo "== benchmark harness smoke run (a few iterations so it cannot rot; not a timed test)" >&2
 scripts/bench.sh 3 target/bench/smoke.json >/dev/null
 

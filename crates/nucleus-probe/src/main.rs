@@ -387,6 +387,20 @@ fn main() {
             res(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as i64),
         );
         put("kill_init", res(libc::kill(1, libc::SIGKILL) as i64));
+        // Without Landlock signal scoping (ABI < 6) the kill "succeeds" but the kernel drops
+        // it (a pid namespace's init gets no signals it has no handler for from inside).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        put("init_alive", json!(fs::metadata("/proc/1/stat").is_ok()));
+        put(
+            "landlock_abi",
+            json!(libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                std::ptr::null::<libc::c_void>(),
+                0usize,
+                1u32
+            )
+            .max(0)),
+        );
         // TIOCSTI on a fresh pty master/slave pair.
         let ptm = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
         put("open_ptmx", res(ptm as i64));

@@ -38,6 +38,8 @@ pub struct HostFacts {
     pub host_resolv_conf: Option<String>,
     /// cgroup hierarchies and the caller's place in them.
     pub cgroup: crate::cgroup::CgroupHost,
+    /// Whether the host has /etc/ssl/certs (lent to a `--rootfs` that brings no CA certs).
+    pub host_ca_certs: bool,
     /// Online CPUs (0 = unknown), to check `--cpus`.
     pub cpus: u64,
 }

@@ -376,7 +376,10 @@ impl Plan {
                 }),
             }
         }
-        if !tmpfs_root && !facts.etc_entries.iter().any(|e| e.path.starts_with("ssl")) {
+        if !tmpfs_root
+            && facts.host_ca_certs
+            && !facts.etc_entries.iter().any(|e| e.path.starts_with("ssl"))
+        {
             // Host CA certificates for a rootfs that brings none.
             m.push(MountOp::Mkdir {
                 dst: p("/etc/ssl"),

@@ -51,6 +51,20 @@ pub fn copy_in(src: &Path, dst: &Path, uid: u32, gid: u32) -> Result<()> {
         .ctx("chmod", dst.display())
 }
 
+/// Add `base` to the owner of every entry under `root` (symlinks not followed): for kernels or
+/// filesystems without idmapped mounts, files are owned by the sandbox's host ids directly.
+pub fn shift_owners(root: &Path, base: u32) -> Result<()> {
+    let md = fs::symlink_metadata(root).ctx("stat", root.display())?;
+    lchown(root, Some(md.uid() + base), Some(md.gid() + base)).ctx("chown", root.display())?;
+    if md.is_dir() {
+        for e in fs::read_dir(root).ctx("read directory", root.display())? {
+            let e = e.ctx("read directory", root.display())?;
+            shift_owners(&e.path(), base)?;
+        }
+    }
+    Ok(())
+}
+
 /// Make `dst` (host) equal to `src` (the sandbox's copy): new and changed entries are written,
 /// entries missing from `src` are removed. New entries are owned like the `dst` root.
 pub fn copy_back(src: &Path, dst: &Path) -> Result<()> {

@@ -77,10 +77,16 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>) -> HostFacts {
         time_ns: host_root.join("proc/self/ns/time").exists(),
         host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
         cgroup: cgroup_host(host_root),
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get() as u64)
-            .unwrap_or(0),
+        host_ca_certs: host_root.join("etc/ssl/certs").is_dir(),
+        cpus: online_cpus(),
     }
+}
+
+/// Online CPUs (one sysfs read; std's available_parallelism reads cgroup files too).
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf has no memory arguments.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(0) as u64
 }
 
 /// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.

@@ -138,11 +138,44 @@ fn parent_write_maps(pid: libc::pid_t, idmap: &IdMapPlan, slot: Option<&IdSlot>)
     fs::write(format!("/proc/{pid}/gid_map"), gid_map).ctx("write", "gid_map")
 }
 
-/// Idmapped clones of user binds and prepared trees, in plan order.
+/// Set mount attributes on a detached clone, idmapped to `userns` when given. A filesystem or
+/// kernel without idmapped-mount support (tmpfs before Linux 6.3) answers EINVAL: the clone is
+/// then used without the idmap. Returns whether the idmap was applied.
+fn setattr_maybe_idmapped(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> std::io::Result<bool> {
+    let Some(ns) = userns else {
+        raw::mount_setattr(Some(fd), Path::new(""), false, set, 0, None)?;
+        return Ok(false);
+    };
+    match raw::mount_setattr(
+        Some(fd),
+        Path::new(""),
+        false,
+        set | MOUNT_ATTR_IDMAP,
+        0,
+        Some(ns),
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            raw::mount_setattr(Some(fd), Path::new(""), false, set, 0, None)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Idmapped clones of user binds and prepared trees, in plan order. Where idmapping is not
+/// supported, binds are plain (owners show as they map, or as nobody) and prepared trees are
+/// re-owned to the sandbox's host ids (`host_base`), with a warning.
 fn parent_idmapped_mounts(
     plan: &Plan,
     pid: libc::pid_t,
     trees: &[Tree],
+    host_base: Option<u32>,
+    obs: &mut dyn Observer,
 ) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
     let needs = plan
         .mounts
@@ -165,19 +198,18 @@ fn parent_idmapped_mounts(
                 ..
             } => {
                 let fd = raw::open_tree_clone(None, src, false).ctx("bind", src.display())?;
-                let mut set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
                 if *readonly {
                     set |= MOUNT_ATTR_RDONLY;
                 }
-                raw::mount_setattr(
-                    Some(fd.as_fd()),
-                    Path::new(""),
-                    false,
-                    set,
-                    0,
-                    Some(userns.as_fd()),
-                )
-                .ctx("idmap bind", src.display())?;
+                if !setattr_maybe_idmapped(fd.as_fd(), set, Some(userns.as_fd()))
+                    .ctx("idmap bind", src.display())?
+                {
+                    obs.degraded(&format!(
+                        "{}: this filesystem cannot be idmapped here; host owners show as the sandbox maps them (others as nobody)",
+                        src.display()
+                    ));
+                }
                 binds.push(fd);
             }
             MountOp::Attach { slot, readonly, .. } => {
@@ -187,21 +219,17 @@ fn parent_idmapped_mounts(
                 let fd = raw::open_tree_clone(Some(t.view.as_fd()), Path::new(""), false)
                     .ctx("clone tree", t.src.display())?;
                 let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                if idmap_for_trees {
-                    set |= MOUNT_ATTR_IDMAP;
-                }
                 if *readonly {
                     set |= MOUNT_ATTR_RDONLY;
                 }
-                raw::mount_setattr(
-                    Some(fd.as_fd()),
-                    Path::new(""),
-                    false,
-                    set,
-                    0,
-                    idmap_for_trees.then(|| userns.as_fd()),
-                )
-                .ctx("prepare tree", t.src.display())?;
+                let ns = idmap_for_trees.then(|| userns.as_fd());
+                let mapped = setattr_maybe_idmapped(fd.as_fd(), set, ns)
+                    .ctx("prepare tree", t.src.display())?;
+                if idmap_for_trees && !mapped {
+                    if let Some(base) = host_base {
+                        copy::shift_owners(&fd_path(t.view.as_fd()), base)?;
+                    }
+                }
                 prepared.push(fd);
             }
             _ => {}
@@ -285,7 +313,9 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
         c.add(pid).map_err(kill_child)?;
     }
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
-    let (binds, prepared) = parent_idmapped_mounts(plan, pid, &trees).map_err(kill_child)?;
+    let host_base = slot.as_ref().map(|s| s.host_base());
+    let (binds, prepared) =
+        parent_idmapped_mounts(plan, pid, &trees, host_base, obs).map_err(kill_child)?;
     let fds: Vec<BorrowedFd<'_>> = binds
         .iter()
         .chain(prepared.iter())

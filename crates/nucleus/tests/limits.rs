@@ -136,7 +136,12 @@ fn start_waiting(flags: &[&str]) -> (Child, Vec<String>) {
             .filter(|c| {
                 Path::new(c)
                     .file_name()
-                    .is_some_and(|n| n.len() == 16 && Path::new(c).join("cgroup.procs").exists())
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| {
+                        n.len() == 16
+                            && n.bytes().all(|b| b.is_ascii_hexdigit())
+                            && Path::new(c).join("cgroup.procs").exists()
+                    })
             })
             .collect();
         let populated = new.iter().all(|c| {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# vm-test.sh: run the privileged end-to-end tests again inside a real cgroup-v2 kernel.
+#
+# This host is hybrid (v1 controllers), so the v2 driver (CLONE_INTO_CGROUP, memory.max,
+# cpu.max, pids.max, subtree_control delegation) is proven in a Debian 6.1 kernel booted under
+# qemu TCG with cgroup_no_v1=all (scripts/vm-run.sh). The test binaries are the same ones
+# `cargo test` runs here; they find nucleus at its build path, which the guest recreates as
+# links. The same boot also gives a second kernel (6.1, Landlock ABI 3) for the isolation tests.
+#
+# Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation)
+# Exit status: the guest's (0 = every test passed), 125 if the VM itself failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(limits isolation)
+
+export CARGO_TERM_COLOR=never
+cargo build -q -p nucleus -p nucleus-probe
+test_args=()
+for s in "${suites[@]}"; do test_args+=(--test "$s"); done
+exes=$(cargo test -q -p nucleus "${test_args[@]}" --no-run --message-format=json 2>/dev/null |
+  grep -o '"executable":"[^"]*/deps/[a-z_]*-[0-9a-f]*"' | sed 's/"executable":"//; s/"$//' | sort -u)
+[ -n "$exes" ] || { echo "vm-test: no test binaries built" >&2; exit 1; }
+
+debug_dir=$(pwd)/target/debug
+guest=$(mktemp /tmp/nucleus-vm-test.XXXXXX.sh)
+trap 'rm -f "$guest"' EXIT
+{
+  echo 'set -u'
+  echo "mkdir -p '$debug_dir'"
+  echo "ln -sf /opt/bin/nucleus '$debug_dir/nucleus'"
+  echo "ln -sf /opt/bin/nucleus-probe '$debug_dir/nucleus-probe'"
+  # A host /etc file the isolation tests expect to see read-only (busybox images have none).
+  echo 'touch /etc/ld.so.cache'
+  echo 'mkdir -p /etc/ssl/certs && echo "# test CA bundle" >/etc/ssl/certs/ca-certificates.crt'
+  echo 'echo "guest: $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"'
+  echo 'rc=0'
+  for e in $exes; do
+    b=$(basename "$e")
+    skip=()
+    # The guest's only filesystems are tmpfs: there is no block device to throttle.
+    case "$b" in limits-*) skip=(--skip io_limit_throttles_direct_writes)
+      echo "echo 'guest: io_limit_throttles_direct_writes is not run here (no block device in the VM); it runs on the host'";;
+    esac
+    echo "echo '== $b (cgroup v2 guest)'"
+    echo "/opt/bin/$b --test-threads=1 ${skip[*]} || rc=1"
+  done
+  echo 'exit $rc'
+} >"$guest"
+
+# shellcheck disable=SC2086 # one word per binary
+exec scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 --script "$guest" \
+  target/debug/nucleus target/debug/nucleus-probe $exes
