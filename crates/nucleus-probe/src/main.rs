@@ -124,8 +124,10 @@ fn direct_write(spec: &str) -> Value {
     use std::os::unix::fs::OpenOptionsExt;
     let (path, kib) = spec.rsplit_once(':').unwrap_or((spec, "1024"));
     let kib: usize = kib.parse().unwrap_or(1024);
-    let layout = std::alloc::Layout::from_size_align(64 << 10, 4096).unwrap();
-    let buf = unsafe { std::slice::from_raw_parts_mut(std::alloc::alloc_zeroed(layout), 64 << 10) };
+    // O_DIRECT needs an aligned buffer: carve a 4 KiB-aligned 64 KiB slice out of a larger one.
+    let mut backing = vec![0u8; (64 << 10) + 4096];
+    let off = backing.as_ptr().align_offset(4096);
+    let buf = &mut backing[off..off + (64 << 10)];
     let start = std::time::Instant::now();
     let r = fs::OpenOptions::new()
         .write(true)
@@ -135,7 +137,7 @@ fn direct_write(spec: &str) -> Value {
         .open(path)
         .and_then(|mut f| {
             for _ in 0..kib / 64 {
-                f.write_all(buf)?;
+                f.write_all(&buf[..])?;
             }
             Ok(())
         });
