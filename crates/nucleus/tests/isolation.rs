@@ -400,6 +400,13 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line, "ready\n");
+        // "ready" comes just before the exec: give it a moment.
+        for _ in 0..100 {
+            if processes_with(marker) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(processes_with(marker), 1);
         c.kill().unwrap(); // SIGKILL
         c.wait().unwrap();
