@@ -407,7 +407,13 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(processes_with(marker), 1);
+        let n = processes_with(marker);
+        if n != 1 {
+            // Never leave the sandbox running when the test fails.
+            c.kill().unwrap();
+            c.wait().unwrap();
+            panic!("expected exactly one workload with the marker, found {n}");
+        }
         c.kill().unwrap(); // SIGKILL
         c.wait().unwrap();
         for _ in 0..100 {
