@@ -264,6 +264,9 @@ pub struct CgroupDir {
     pub enable: Vec<String>,
     /// Files written in the sandbox's directory, in order.
     pub writes: Vec<(String, String)>,
+    /// Defaults nobody asked for explicitly, written when the kernel has the file (e.g. the
+    /// implicit swap limit: no swap accounting, no file, no warning).
+    pub optional: Vec<(String, String)>,
 }
 
 /// What the cgroup stage does. Compiled from [`Limits`] for the chosen driver.
@@ -289,20 +292,26 @@ fn join_cg(mount: &Path, cg: &str) -> PathBuf {
 }
 
 /// Candidate parents in one hierarchy mounted at `mount`, where the caller is in `own`.
-fn parents(parent: &CgroupParent, mount: &Path, own: &str) -> Vec<PathBuf> {
-    match parent {
-        CgroupParent::Default => {
-            let mine = join_cg(mount, own).join("nucleus");
-            let root = mount.join("nucleus");
-            if mine == root {
-                vec![root]
-            } else {
-                vec![mine, root]
-            }
-        }
+///
+/// On v2 a cgroup that holds processes cannot enable controllers for children (the kernel's
+/// no-internal-process rule), and the caller's own cgroup always holds the caller. So on v2
+/// the default and relative parents go beside the caller's cgroup (in its parent: the
+/// delegated unit with systemd's `DelegateSubgroup=`), then at the hierarchy root. A caller
+/// above its cgroup-namespace root (`..` in its path) only gets the root.
+fn parents(parent: &CgroupParent, mount: &Path, own: &str, v2: bool) -> Vec<PathBuf> {
+    let known = !own.split('/').any(|c| c == "..");
+    let base = match (known, v2) {
+        (false, _) => mount.to_path_buf(),
+        (true, false) => join_cg(mount, own),
+        (true, true) => join_cg(mount, own.rsplit_once('/').map_or("/", |(up, _)| up)),
+    };
+    let mut v = match parent {
+        CgroupParent::Default => vec![base.join("nucleus"), mount.join("nucleus")],
         CgroupParent::Path(p) if p.starts_with('/') => vec![join_cg(mount, p)],
-        CgroupParent::Path(p) => vec![join_cg(mount, own).join(p)],
-    }
+        CgroupParent::Path(p) => vec![base.join(p)],
+    };
+    v.dedup();
+    v
 }
 
 fn fmt_bytes(n: u64) -> String {
@@ -319,9 +328,10 @@ pub fn human_bytes(n: u64) -> String {
     fmt_bytes(n)
 }
 
-/// cgroup v1 `cpu.shares` for a v2-scale weight (inverse of the OCI shares→weight mapping).
+/// cgroup v1 `cpu.shares` for a v2-scale weight, as systemd maps them, so the defaults meet
+/// (weight 100 = 1024 shares).
 pub fn weight_to_shares(w: u64) -> u64 {
-    2 + (w.saturating_sub(1) * 262_142) / 9_999
+    (w * 1024 / 100).clamp(2, 262_144)
 }
 
 impl Limits {
@@ -382,8 +392,8 @@ impl Limits {
             match self.memory_swap {
                 Some(SwapLimit::Total(t)) => put("memory.swap.max", (t - m).to_string()),
                 Some(SwapLimit::Unlimited) => put("memory.swap.max", "max".into()),
-                // Docker's default: as much swap as memory.
-                None => put("memory.swap.max", m.to_string()),
+                // Docker's default (as much swap as memory) is set by `build` as optional.
+                None => {}
             }
         }
         if let Some(c) = self.cpus_milli {
@@ -504,6 +514,10 @@ impl CgroupPlan {
             let own = host.v2_own.clone().unwrap_or_else(|| "/".into());
             let mut unsupported = Vec::new();
             let mut writes = limits.v2_writes();
+            let optional = match (limits.memory, limits.memory_swap) {
+                (Some(m), None) => vec![("memory.swap.max".to_string(), m.to_string())],
+                _ => vec![],
+            };
             for (c, flag) in &needs {
                 if !host.v2_controllers.iter().any(|x| x == c) {
                     unsupported.push(format!("{flag}: the {c} controller is not available"));
@@ -521,9 +535,10 @@ impl CgroupPlan {
                 dirs: vec![CgroupDir {
                     hierarchy: String::new(),
                     mount: mount.clone(),
-                    parents: parents(parent, &mount, &own),
+                    parents: parents(parent, &mount, &own, true),
                     enable,
                     writes,
+                    optional,
                 }],
                 unsupported,
                 limits: limits.clone(),
@@ -549,9 +564,10 @@ impl CgroupPlan {
                 None => dirs.push(CgroupDir {
                     hierarchy: ctrl.into(),
                     mount: h.mount.clone(),
-                    parents: parents(parent, &h.mount, &h.own),
+                    parents: parents(parent, &h.mount, &h.own, false),
                     enable: vec![],
                     writes: vec![(file, value)],
+                    optional: vec![],
                 }),
             }
         }
@@ -568,6 +584,33 @@ impl CgroupPlan {
             unsupported,
             limits: limits.clone(),
         })
+    }
+}
+
+impl CgroupPlan {
+    /// Every directory a sandbox cgroup can have under `parent` on this host, whatever limits
+    /// it was started with (for `gc` and `stats`). The leaf is empty and nothing is written.
+    pub fn locate(host: &CgroupHost, parent: &CgroupParent) -> Option<CgroupPlan> {
+        let every = Limits {
+            memory: Some(MIN_MEMORY),
+            cpus_milli: Some(10),
+            io: vec![IoLimit {
+                major: 0,
+                minor: 0,
+                rbps: Some(1),
+                wbps: None,
+                riops: None,
+                wiops: None,
+            }],
+            ..Default::default()
+        };
+        let mut p = CgroupPlan::build(&every, host, parent, "")?;
+        for d in &mut p.dirs {
+            d.writes.clear();
+        }
+        p.unsupported.clear();
+        p.limits = Limits::default();
+        Some(p)
     }
 }
 
@@ -749,20 +792,32 @@ mod tests {
                 ("io.max", "8:0 rbps=1048576 wiops=10"),
             ]
         );
-        // Under a delegated service cgroup: its own subtree first, then the root.
         let p = CgroupPlan::build(
             &Limits::default(),
-            &unified("/system.slice/x.service"),
+            &unified("/system.slice/x.service/payload"),
             &CgroupParent::Default,
             "id1",
         )
         .unwrap();
+        // Under a delegated service: beside the caller's cgroup (which holds processes, so
+        // cannot have controller-enabled children), then the root.
         assert_eq!(
             p.dirs[0].parents,
             vec![
                 PathBuf::from("/sys/fs/cgroup/system.slice/x.service/nucleus"),
                 PathBuf::from("/sys/fs/cgroup/nucleus")
             ]
+        );
+        let p = CgroupPlan::build(
+            &Limits::default(),
+            &unified("/../../elsewhere"),
+            &CgroupParent::Path("agents".into()),
+            "id1",
+        )
+        .unwrap();
+        assert_eq!(
+            p.dirs[0].parents,
+            vec![PathBuf::from("/sys/fs/cgroup/agents")]
         );
         assert_eq!(p.dirs[0].writes, vec![("pids.max".into(), "512".into())]);
     }
@@ -847,9 +902,20 @@ mod tests {
         assert!(
             CgroupPlan::build(&l, &CgroupHost::default(), &CgroupParent::Default, "x").is_none()
         );
-        assert_eq!(weight_to_shares(1), 2);
-        assert_eq!(weight_to_shares(10000), 262_144);
-        assert_eq!(weight_to_shares(100), 2597);
+        assert_eq!(weight_to_shares(1), 10);
+        assert_eq!(weight_to_shares(10000), 102_400);
+        assert_eq!(weight_to_shares(100), 1024);
+    }
+
+    #[test]
+    fn locate_covers_every_hierarchy() {
+        let p = CgroupPlan::locate(&hybrid(), &CgroupParent::Default).unwrap();
+        let h: Vec<&str> = p.dirs.iter().map(|d| d.hierarchy.as_str()).collect();
+        assert_eq!(h, vec!["memory", "cpu", "pids", "blkio"]);
+        assert!(p.dirs.iter().all(|d| d.writes.is_empty()));
+        let p = CgroupPlan::locate(&unified("/"), &CgroupParent::Default).unwrap();
+        assert_eq!(p.driver, Driver::V2);
+        assert_eq!(p.dirs.len(), 1);
     }
 
     #[test]

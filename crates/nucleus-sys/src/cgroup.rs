@@ -43,6 +43,12 @@ pub struct Usage {
     pub pids_peak: Option<u64>,
     /// Times a fork failed because of the pids limit.
     pub pids_limit_hits: Option<u64>,
+    /// Memory in use now (live sandboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_current: Option<u64>,
+    /// Tasks now (live sandboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_current: Option<u64>,
 }
 
 fn token_name(leaf: &str) -> String {
@@ -157,11 +163,25 @@ impl Cgroup {
         let v2 = plan.driver == Driver::V2;
         for d in &plan.dirs {
             let (leaf, parent) = create_dir(d, &plan.leaf, v2)?;
-            cg.leaves.push((d.hierarchy.clone(), leaf.clone(), parent));
+            cg.leaves
+                .push((d.hierarchy.clone(), leaf.clone(), parent.clone()));
             for (file, value) in &d.writes {
-                if let Err(e) = write(&leaf, file, value) {
+                let mut r = write(&leaf, file, value);
+                // v2: a concurrent run may have removed and re-created the shared parent
+                // between our enabling its controllers and our mkdir, so the leaf lacks the
+                // controller's files. Enable again and retry once.
+                if v2 && matches!(&r, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+                    if let Some(p) = leaf.parent() {
+                        let _ = enable_down_to(&d.mount, p, &d.enable);
+                        r = write(&leaf, file, value);
+                    }
+                }
+                if let Err(e) = r {
                     cg.failed.push(format!("{file}={value}: {e}"));
                 }
+            }
+            for (file, value) in &d.optional {
+                let _ = write(&leaf, file, value);
             }
         }
         if v2 {
@@ -196,40 +216,14 @@ impl Cgroup {
         self.leaves.iter().map(|(_, l, _)| l.clone()).collect()
     }
 
-    fn leaf(&self, hierarchy: &str) -> Option<&Path> {
-        self.leaves
-            .iter()
-            .find(|(h, _, _)| h == hierarchy)
-            .map(|(_, l, _)| l.as_path())
-    }
-
     /// Read usage (call after the sandbox has exited, before removal).
     pub fn usage(&self) -> Usage {
-        let mut u = Usage::default();
-        match self.driver {
-            Driver::V2 => {
-                let Some(d) = self.leaf("") else { return u };
-                u.oom_kills = key(d, "memory.events", "oom_kill").unwrap_or(0);
-                u.memory_peak = num(d, "memory.peak");
-                u.cpu_usec = key(d, "cpu.stat", "usage_usec");
-                u.pids_peak = num(d, "pids.peak");
-                u.pids_limit_hits = key(d, "pids.events", "max");
-            }
-            Driver::V1 => {
-                if let Some(d) = self.leaf("memory") {
-                    u.oom_kills = key(d, "memory.oom_control", "oom_kill").unwrap_or(0);
-                    u.memory_peak = num(d, "memory.max_usage_in_bytes");
-                }
-                if let Some(d) = self.leaf("pids") {
-                    u.pids_peak = num(d, "pids.peak");
-                    u.pids_limit_hits = key(d, "pids.events", "max");
-                }
-                if let Some(d) = self.leaf("cpuacct") {
-                    u.cpu_usec = num(d, "cpuacct.usage").map(|ns| ns / 1000);
-                }
-            }
-        }
-        u
+        let leaves: Vec<(String, PathBuf)> = self
+            .leaves
+            .iter()
+            .map(|(h, l, _)| (h.clone(), l.clone()))
+            .collect();
+        read_usage(self.driver, &leaves)
     }
 
     /// Remove the cgroup(s): kill what is left (v2 `cgroup.kill`), then rmdir, retrying while
@@ -283,6 +277,95 @@ fn remove_leaf(leaf: &Path) -> Result<()> {
     }
 }
 
+/// Usage of a sandbox cgroup given its leaf directories as (hierarchy, path).
+pub fn read_usage(driver: Driver, leaves: &[(String, PathBuf)]) -> Usage {
+    let leaf = |h: &str| {
+        leaves
+            .iter()
+            .find(|(x, _)| x == h)
+            .map(|(_, p)| p.as_path())
+    };
+    let mut u = Usage::default();
+    match driver {
+        Driver::V2 => {
+            let Some(d) = leaf("") else { return u };
+            u.oom_kills = key(d, "memory.events", "oom_kill").unwrap_or(0);
+            u.memory_peak = num(d, "memory.peak");
+            u.memory_current = num(d, "memory.current");
+            u.cpu_usec = key(d, "cpu.stat", "usage_usec");
+            u.pids_peak = num(d, "pids.peak");
+            u.pids_current = num(d, "pids.current");
+            u.pids_limit_hits = key(d, "pids.events", "max");
+        }
+        Driver::V1 => {
+            if let Some(d) = leaf("memory") {
+                u.oom_kills = key(d, "memory.oom_control", "oom_kill").unwrap_or(0);
+                u.memory_peak = num(d, "memory.max_usage_in_bytes");
+                u.memory_current = num(d, "memory.usage_in_bytes");
+            }
+            if let Some(d) = leaf("pids") {
+                u.pids_peak = num(d, "pids.peak");
+                u.pids_current = num(d, "pids.current");
+                u.pids_limit_hits = key(d, "pids.events", "max");
+                u.cpu_usec = tasks_cpu_usec(d);
+            }
+        }
+    }
+    u
+}
+
+/// CPU time of a live v1 sandbox without a cpuacct cgroup: every live task's own time plus
+/// what it collected from the children it reaped (init reaps all orphans), so each exited
+/// task is counted once, in its reaper. None when the cgroup has no tasks.
+fn tasks_cpu_usec(dir: &Path) -> Option<u64> {
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut ticks = 0u64;
+    let mut any = false;
+    for pid in procs.split_whitespace() {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // Fields after the command: state(3) … utime(14) stime(15) cutime(16) cstime(17).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        for i in 11..=14 {
+            ticks += f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        }
+        any = true;
+    }
+    any.then(|| ticks * 1_000_000 / hz)
+}
+
+/// Live sandbox cgroups under the parents of `located` (from `CgroupPlan::locate`): id →
+/// its leaf directories as (hierarchy, path). Sorted by id.
+pub fn list(located: &CgroupPlan) -> Vec<(String, Vec<(String, PathBuf)>)> {
+    let mut out: Vec<(String, Vec<(String, PathBuf)>)> = Vec::new();
+    for d in &located.dirs {
+        for parent in &d.parents {
+            let Ok(rd) = fs::read_dir(parent) else {
+                continue;
+            };
+            for e in rd.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !is_sandbox_leaf(&name) || !e.path().is_dir() {
+                    continue;
+                }
+                let entry = (d.hierarchy.clone(), e.path());
+                match out.iter_mut().find(|(id, _)| *id == name) {
+                    Some((_, v)) => v.push(entry),
+                    None => out.push((name, vec![entry])),
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 fn num(dir: &Path, file: &str) -> Option<u64> {
     fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
 }
@@ -300,8 +383,9 @@ fn is_sandbox_leaf(name: &str) -> bool {
     name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Remove cgroups left by runtimes that died, under the parents of `plan` (the leaf name in
-/// `plan` is ignored). Returns the removed paths; leaves held by a live run are skipped.
+/// Remove cgroups left by runtimes that died, under the parents of `plan` (normally from
+/// `CgroupPlan::locate`, so every hierarchy is searched; the leaf name in `plan` is ignored).
+/// Returns the removed paths; leaves held by a live run are skipped.
 pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for d in &plan.dirs {
@@ -314,11 +398,14 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
                 if !is_sandbox_leaf(&name) || !e.path().is_dir() {
                     continue;
                 }
-                // Free name = the run that made it is dead. Hold it while removing.
+                // Free name = the run that made it is dead. Hold it while removing. Only an
+                // empty directory is removed (rmdir fails on a populated cgroup) and nothing is
+                // ever killed here: the name is per network namespace, so a run started in
+                // another one could look dead from here.
                 let Ok(_hold) = hold_name(&token_name(&name)) else {
                     continue;
                 };
-                if remove_leaf(&e.path()).is_ok() {
+                if fs::remove_dir(e.path()).is_ok() {
                     removed.push(e.path());
                 }
             }

@@ -55,6 +55,8 @@ pub trait Observer {
     fn applied(&mut self, _report: &SecurityReport) {}
     /// A protection or limit decided on is not applied (agent mode goes on).
     fn degraded(&mut self, _what: &str) {}
+    /// The sandbox exists (its init has `pid` on the host) and was told to go.
+    fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
 }
 
 pub struct NoObserver;
@@ -331,6 +333,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     )
     .ctx("send", "go")
     .map_err(kill_child)?;
+    obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     drop(fds);
     drop(binds);
     drop(prepared);
@@ -344,9 +347,6 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     }
     if out.usage.cpu_usec.is_none() {
         out.usage.cpu_usec = Some(raw::children_cpu_usec());
-    }
-    if let Some(c) = &plan.cgroup {
-        crate::cgroup::gc(c);
     }
     if out.report.is_some() {
         for t in trees.iter().filter(|t| t.copy_back) {

@@ -31,6 +31,20 @@ pub enum Command {
     /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
     /// never touched.
     Gc(GcArgs),
+    /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The cgroup parent the sandboxes were started under (as given to `run`).
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    pub cgroup_parent: Option<String>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Sandbox ids (a unique prefix is enough).
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,20 @@ impl Logger {
         self.emit("info", msg);
     }
 
+    /// The start event (JSON format only): the id to use with `nucleus stats`, the init's
+    /// host pid, the cgroup directories.
+    pub fn started(&self, id: &str, pid: i32, cgroups: &[std::path::PathBuf]) {
+        if let LogFormat::Json = self.format {
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "level": "info", "event": "started", "id": id, "pid": pid,
+                    "cgroups": cgroups,
+                })
+            );
+        }
+    }
+
     /// The exit event (JSON format only: text mode stays quiet on success).
     pub fn exited(&self, id: &str, status: u8, oom: bool, usage: &nucleus_sys::cgroup::Usage) {
         if let LogFormat::Json = self.format {

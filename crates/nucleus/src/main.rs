@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         cli::Command::Run(args) => run::main(*args, &log),
         cli::Command::Gc(args) => run::gc(&args, &log),
+        cli::Command::Stats(args) => run::stats(&args),
     };
     match r {
         Ok(code) => ExitCode::from(code),

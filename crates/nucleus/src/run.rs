@@ -4,7 +4,8 @@ use crate::cli::RunArgs;
 use crate::log::Logger;
 use anyhow::{Context, Result};
 use nucleus_spec::cgroup::{
-    human_bytes, parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, IoLimit, Limits, SwapLimit,
+    human_bytes, parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit,
+    Limits, SwapLimit,
 };
 use nucleus_spec::config::{
     parse_size, ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig,
@@ -167,6 +168,19 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
     }
     for l in &c.limits.io {
         let dev = format!("/sys/dev/block/{}:{}", l.major, l.minor);
+        if Path::new(&dev).join("partition").exists() {
+            // The kernel throttles whole disks only (ENODEV for a partition).
+            let disk = std::fs::read_to_string(Path::new(&dev).join("../dev")).unwrap_or_default();
+            return Err(ConfigError::new(
+                "--io-limit",
+                format!(
+                    "{}:{} is a partition; I/O limits apply to whole disks (use {})",
+                    l.major,
+                    l.minor,
+                    disk.trim()
+                ),
+            ));
+        }
         if !Path::new(&dev).exists() {
             return Err(ConfigError::new(
                 "--io-limit",
@@ -190,6 +204,7 @@ fn new_id() -> String {
 
 struct Warn<'a> {
     log: &'a Logger,
+    id: &'a str,
 }
 
 impl Observer for Warn<'_> {
@@ -200,6 +215,9 @@ impl Observer for Warn<'_> {
     }
     fn degraded(&mut self, what: &str) {
         self.log.warn(what);
+    }
+    fn started(&mut self, pid: i32, cgroups: &[std::path::PathBuf]) {
+        self.log.started(self.id, pid, cgroups);
     }
 }
 
@@ -225,7 +243,11 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
     for w in &plan.warnings {
         log.warn(w);
     }
-    let out = sandbox::run(&plan, &mut Warn { log })?;
+    let out = sandbox::run(&plan, &mut Warn { log, id: &id })?;
+    // Collect what runs killed with SIGKILL left (cheap: one directory read per hierarchy).
+    if let Some(located) = CgroupPlan::locate(&facts.cgroup, &cfg.cgroup_parent) {
+        nucleus_sys::cgroup::gc(&located);
+    }
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
         if out.report.is_none() && !matches!(stage.as_str(), "exec") {
@@ -248,18 +270,79 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
     Ok(code)
 }
 
+fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
+    let parent = cgroup_parent(parent)?;
+    let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
+    Ok(CgroupPlan::locate(&host, &parent))
+}
+
 /// `nucleus gc`: remove cgroups whose runtime died (their holder name is free).
 pub fn gc(a: &crate::cli::GcArgs, log: &Logger) -> Result<u8> {
-    let parent = cgroup_parent(a.cgroup_parent.as_deref())?;
-    let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
-    let Some(plan) =
-        nucleus_spec::cgroup::CgroupPlan::build(&Limits::default(), &host, &parent, "gc")
-    else {
+    let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         log.warn("no cgroup hierarchy is mounted: nothing to clean");
         return Ok(0);
     };
     for p in nucleus_sys::cgroup::gc(&plan) {
         log.info(&format!("removed {}", p.display()));
+    }
+    Ok(0)
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|x| format!("{:.1}MiB", x as f64 / 1048576.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn opt(n: Option<u64>) -> String {
+    n.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// `nucleus stats`: live usage read from each sandbox's cgroup.
+pub fn stats(a: &crate::cli::StatsArgs) -> Result<u8> {
+    let Some(plan) = located(a.cgroup_parent.as_deref())? else {
+        anyhow::bail!("no cgroup hierarchy is mounted: no sandbox has usage to show");
+    };
+    let all = nucleus_sys::cgroup::list(&plan);
+    let mut chosen = Vec::new();
+    if a.ids.is_empty() {
+        chosen = all.iter().collect();
+    } else {
+        for want in &a.ids {
+            let m: Vec<_> = all
+                .iter()
+                .filter(|(id, _)| id.starts_with(want.as_str()))
+                .collect();
+            match m.len() {
+                1 => chosen.push(m[0]),
+                0 => anyhow::bail!("{want}: no running sandbox has this id (see `nucleus stats`)"),
+                _ => anyhow::bail!("{want}: matches {} sandboxes; give more of the id", m.len()),
+            }
+        }
+    }
+    if !a.json {
+        println!(
+            "{:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
+            "ID", "MEM", "MEM PEAK", "CPU", "PIDS", "PEAK", "OOM"
+        );
+    }
+    for (id, leaves) in chosen {
+        let u = nucleus_sys::cgroup::read_usage(plan.driver, leaves);
+        if a.json {
+            println!("{}", serde_json::json!({ "id": id, "usage": u }));
+        } else {
+            println!(
+                "{:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
+                id,
+                mib(u.memory_current),
+                mib(u.memory_peak),
+                u.cpu_usec
+                    .map(|c| format!("{:.2}s", c as f64 / 1e6))
+                    .unwrap_or_else(|| "-".into()),
+                opt(u.pids_current),
+                opt(u.pids_peak),
+                u.oom_kills
+            );
+        }
     }
     Ok(0)
 }

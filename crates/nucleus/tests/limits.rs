@@ -215,7 +215,7 @@ fn limits_are_written_under_the_chosen_parent_and_removed() {
             }
             let c = find("cpu.cfs_quota_us");
             assert_eq!(read(&c, "cpu.cfs_quota_us"), "150000");
-            assert_eq!(read(&c, "cpu.shares"), "5219");
+            assert_eq!(read(&c, "cpu.shares"), "2048");
             assert_eq!(read(&find("pids.max"), "pids.max"), "77");
         }
         drop(child.stdin.take());
@@ -296,7 +296,17 @@ fn block_device_of(dir: &Path) -> Option<String> {
     let dev = std::fs::metadata(dir).ok()?.dev();
     let (maj, min) = (libc::major(dev), libc::minor(dev));
     let id = format!("{maj}:{min}");
-    Path::new("/sys/dev/block").join(&id).exists().then_some(id)
+    let sys = Path::new("/sys/dev/block").join(&id);
+    if sys.join("partition").exists() {
+        // Limits apply to the whole disk holding the partition.
+        return Some(
+            std::fs::read_to_string(sys.join("../dev"))
+                .ok()?
+                .trim()
+                .to_string(),
+        );
+    }
+    sys.exists().then_some(id)
 }
 
 #[test]
@@ -321,4 +331,39 @@ fn io_limit_throttles_direct_writes() {
         .as_u64()
         .unwrap_or_else(|| panic!("{out}"));
     assert!(ms >= 700, "3 MiB at wbps=2M took only {ms} ms");
+}
+
+#[test]
+fn stats_reads_a_running_sandbox_by_id_prefix() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let (mut child, dirs) = start_waiting(&["--memory", "64M"]);
+        let id = Path::new(&dirs[0])
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let o = run(&["stats", "--json", &id[..8]]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["id"], id.as_str());
+        // init, sh (and maybe nothing else): at least two tasks, some memory in use.
+        assert!(v["usage"]["pids_current"].as_u64().unwrap() >= 2, "{v}");
+        assert!(v["usage"]["memory_current"].as_u64().unwrap() > 0, "{v}");
+        assert!(v["usage"]["cpu_usec"].as_u64().is_some(), "{v}");
+        // The table lists it too.
+        let o = run(&["stats"]);
+        assert!(
+            stdout(&o).lines().any(|l| l.starts_with(&id)),
+            "{}",
+            stdout(&o)
+        );
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        // Gone: asking for it is one clear error.
+        let o = run(&["stats", &id]);
+        assert_eq!(o.status.code(), Some(125));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("no running sandbox"), "{}", stderr(&o));
+    });
 }
