@@ -346,15 +346,8 @@ pub fn list(located: &CgroupPlan) -> Vec<(String, Vec<(String, PathBuf)>)> {
     let mut out: Vec<(String, Vec<(String, PathBuf)>)> = Vec::new();
     for d in &located.dirs {
         for parent in &d.parents {
-            let Ok(rd) = fs::read_dir(parent) else {
-                continue;
-            };
-            for e in rd.filter_map(|e| e.ok()) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !is_sandbox_leaf(&name) || !e.path().is_dir() {
-                    continue;
-                }
-                let entry = (d.hierarchy.clone(), e.path());
+            for (name, path) in leaves_under(parent) {
+                let entry = (d.hierarchy.clone(), path);
                 match out.iter_mut().find(|(id, _)| *id == name) {
                     Some((_, v)) => v.push(entry),
                     None => out.push((name, vec![entry])),
@@ -383,6 +376,18 @@ fn is_sandbox_leaf(name: &str) -> bool {
     name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Sandbox leaf directories (id, path) directly under `parent`.
+fn leaves_under(parent: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(rd) = fs::read_dir(parent) else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| is_sandbox_leaf(name))
+        .collect()
+}
+
 /// Remove cgroups left by runtimes that died, under the parents of `plan` (normally from
 /// `CgroupPlan::locate`, so every hierarchy is searched; the leaf name in `plan` is ignored).
 /// Returns the removed paths; leaves held by a live run are skipped.
@@ -390,14 +395,7 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for d in &plan.dirs {
         for parent in &d.parents {
-            let Ok(rd) = fs::read_dir(parent) else {
-                continue;
-            };
-            for e in rd.filter_map(|e| e.ok()) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !is_sandbox_leaf(&name) || !e.path().is_dir() {
-                    continue;
-                }
+            for (name, path) in leaves_under(parent) {
                 // Free name = the run that made it is dead. Hold it while removing. Only an
                 // empty directory is removed (rmdir fails on a populated cgroup) and nothing is
                 // ever killed here: the name is per network namespace, so a run started in
@@ -405,8 +403,8 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
                 let Ok(_hold) = hold_name(&token_name(&name)) else {
                     continue;
                 };
-                if fs::remove_dir(e.path()).is_ok() {
-                    removed.push(e.path());
+                if fs::remove_dir(&path).is_ok() {
+                    removed.push(path);
                 }
             }
             if parent.ends_with("nucleus") {
