@@ -9,6 +9,7 @@
 #
 # Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation)
 # Exit status: the guest's (0 = every test passed), 125 if the VM itself failed.
+# shellcheck disable=SC2016 # the guest script is written literally (its $ expand in the guest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,7 @@ trap 'rm -f "$guest"' EXIT
   echo 'exit $rc'
 } >"$guest"
 
+# Not exec: the EXIT trap removes the guest script.
 # shellcheck disable=SC2086 # one word per binary
-exec scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 --script "$guest" \
+scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 --script "$guest" \
   target/debug/nucleus target/debug/nucleus-probe $exes
