@@ -278,8 +278,9 @@ pub struct CgroupPlan {
     pub dirs: Vec<CgroupDir>,
     /// Limits that cannot be applied on this host (agent mode warns; strict modes refused).
     pub unsupported: Vec<String>,
-    /// The limits, for messages (an OOM kill names the memory limit).
-    pub limits: Limits,
+    /// The parents are shared defaults (`…/nucleus`): remove them when they empty, whoever
+    /// made them. A parent the user named is removed only by the run that created it.
+    pub remove_empty_parents: bool,
 }
 
 fn join_cg(mount: &Path, cg: &str) -> PathBuf {
@@ -541,7 +542,7 @@ impl CgroupPlan {
                     optional,
                 }],
                 unsupported,
-                limits: limits.clone(),
+                remove_empty_parents: *parent == CgroupParent::Default,
             });
         }
         if host.v1.is_empty() {
@@ -582,7 +583,7 @@ impl CgroupPlan {
             leaf: leaf.into(),
             dirs,
             unsupported,
-            limits: limits.clone(),
+            remove_empty_parents: *parent == CgroupParent::Default,
         })
     }
 }
@@ -609,7 +610,6 @@ impl CgroupPlan {
             d.writes.clear();
         }
         p.unsupported.clear();
-        p.limits = Limits::default();
         Some(p)
     }
 }

@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 /// A live sandbox cgroup. Dropping it removes it.
 pub struct Cgroup {
     driver: Driver,
-    /// (hierarchy, leaf directory, parent we may remove when it empties).
-    leaves: Vec<(String, PathBuf, Option<PathBuf>)>,
+    /// (hierarchy, leaf directory).
+    leaves: Vec<(String, PathBuf)>,
+    /// Parents to remove when they empty (shared defaults, or made by this run).
+    parents: Vec<PathBuf>,
     /// v2: the leaf directory, for CLONE_INTO_CGROUP.
     dir_fd: Option<OwnedFd>,
     _token: Option<OwnedFd>,
@@ -102,8 +104,14 @@ fn make_parent(parent: &Path) -> io::Result<bool> {
     }
 }
 
-/// Create one leaf under the first usable parent. Returns (leaf, parent-if-removable).
-fn create_dir(dir: &CgroupDir, leaf: &str, v2: bool) -> Result<(PathBuf, Option<PathBuf>)> {
+/// Create one leaf under the first usable parent. Returns (leaf, parent-if-removable); a
+/// `shared` parent is removable whoever made it.
+fn create_dir(
+    dir: &CgroupDir,
+    leaf: &str,
+    v2: bool,
+    shared: bool,
+) -> Result<(PathBuf, Option<PathBuf>)> {
     let mut last: Option<SysError> = None;
     for parent in &dir.parents {
         // A concurrent run may remove an empty default parent between our mkdirs: retry.
@@ -131,7 +139,7 @@ fn create_dir(dir: &CgroupDir, leaf: &str, v2: bool) -> Result<(PathBuf, Option<
             let path = parent.join(leaf);
             match fs::create_dir(&path) {
                 Ok(()) => {
-                    let removable = (made || parent.ends_with("nucleus")).then(|| parent.clone());
+                    let removable = (made || shared).then(|| parent.clone());
                     return Ok((path, removable));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -156,15 +164,16 @@ impl Cgroup {
         let mut cg = Cgroup {
             driver: plan.driver,
             leaves: Vec::new(),
+            parents: Vec::new(),
             dir_fd: None,
             _token: Some(token),
             failed: Vec::new(),
         };
         let v2 = plan.driver == Driver::V2;
         for d in &plan.dirs {
-            let (leaf, parent) = create_dir(d, &plan.leaf, v2)?;
-            cg.leaves
-                .push((d.hierarchy.clone(), leaf.clone(), parent.clone()));
+            let (leaf, parent) = create_dir(d, &plan.leaf, v2, plan.remove_empty_parents)?;
+            cg.leaves.push((d.hierarchy.clone(), leaf.clone()));
+            cg.parents.extend(parent);
             for (file, value) in &d.writes {
                 let mut r = write(&leaf, file, value);
                 // v2: a concurrent run may have removed and re-created the shared parent
@@ -185,7 +194,7 @@ impl Cgroup {
             }
         }
         if v2 {
-            if let Some((_, leaf, _)) = cg.leaves.first() {
+            if let Some((_, leaf)) = cg.leaves.first() {
                 let f = fs::File::open(leaf).ctx("open cgroup", leaf.display())?;
                 cg.dir_fd = Some(OwnedFd::from(f));
             }
@@ -206,24 +215,19 @@ impl Cgroup {
 
     /// Move `pid` into every leaf (v1).
     pub fn add(&self, pid: libc::pid_t) -> Result<()> {
-        for (_, leaf, _) in &self.leaves {
+        for (_, leaf) in &self.leaves {
             write(leaf, "cgroup.procs", &pid.to_string()).ctx("join cgroup", leaf.display())?;
         }
         Ok(())
     }
 
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.leaves.iter().map(|(_, l, _)| l.clone()).collect()
+        self.leaves.iter().map(|(_, l)| l.clone()).collect()
     }
 
     /// Read usage (call after the sandbox has exited, before removal).
     pub fn usage(&self) -> Usage {
-        let leaves: Vec<(String, PathBuf)> = self
-            .leaves
-            .iter()
-            .map(|(h, l, _)| (h.clone(), l.clone()))
-            .collect();
-        read_usage(self.driver, &leaves)
+        read_usage(self.driver, &self.leaves, false)
     }
 
     /// Remove the cgroup(s): kill what is left (v2 `cgroup.kill`), then rmdir, retrying while
@@ -234,14 +238,14 @@ impl Cgroup {
 
     fn remove_all(&mut self) -> Result<()> {
         let mut first_err = None;
-        for (_, leaf, parent) in std::mem::take(&mut self.leaves) {
+        for (_, leaf) in std::mem::take(&mut self.leaves) {
             if let Err(e) = remove_leaf(&leaf) {
                 first_err.get_or_insert(e);
             }
-            if let Some(p) = parent {
-                // Fails (ENOTEMPTY/EBUSY) while other sandboxes use it: that is fine.
-                let _ = fs::remove_dir(p);
-            }
+        }
+        for p in std::mem::take(&mut self.parents) {
+            // Fails (ENOTEMPTY/EBUSY) while other sandboxes use it: that is fine.
+            let _ = fs::remove_dir(p);
         }
         self.dir_fd = None;
         match first_err {
@@ -277,8 +281,9 @@ fn remove_leaf(leaf: &Path) -> Result<()> {
     }
 }
 
-/// Usage of a sandbox cgroup given its leaf directories as (hierarchy, path).
-pub fn read_usage(driver: Driver, leaves: &[(String, PathBuf)]) -> Usage {
+/// Usage of a sandbox cgroup given its leaf directories as (hierarchy, path). `live` adds what
+/// only means something while it runs (current memory and tasks; v1 CPU time from its tasks).
+pub fn read_usage(driver: Driver, leaves: &[(String, PathBuf)], live: bool) -> Usage {
     let leaf = |h: &str| {
         leaves
             .iter()
@@ -291,23 +296,29 @@ pub fn read_usage(driver: Driver, leaves: &[(String, PathBuf)]) -> Usage {
             let Some(d) = leaf("") else { return u };
             u.oom_kills = key(d, "memory.events", "oom_kill").unwrap_or(0);
             u.memory_peak = num(d, "memory.peak");
-            u.memory_current = num(d, "memory.current");
             u.cpu_usec = key(d, "cpu.stat", "usage_usec");
             u.pids_peak = num(d, "pids.peak");
-            u.pids_current = num(d, "pids.current");
             u.pids_limit_hits = key(d, "pids.events", "max");
+            if live {
+                u.memory_current = num(d, "memory.current");
+                u.pids_current = num(d, "pids.current");
+            }
         }
         Driver::V1 => {
             if let Some(d) = leaf("memory") {
                 u.oom_kills = key(d, "memory.oom_control", "oom_kill").unwrap_or(0);
                 u.memory_peak = num(d, "memory.max_usage_in_bytes");
-                u.memory_current = num(d, "memory.usage_in_bytes");
+                if live {
+                    u.memory_current = num(d, "memory.usage_in_bytes");
+                }
             }
             if let Some(d) = leaf("pids") {
                 u.pids_peak = num(d, "pids.peak");
-                u.pids_current = num(d, "pids.current");
                 u.pids_limit_hits = key(d, "pids.events", "max");
-                u.cpu_usec = tasks_cpu_usec(d);
+                if live {
+                    u.pids_current = num(d, "pids.current");
+                    u.cpu_usec = tasks_cpu_usec(d);
+                }
             }
         }
     }
@@ -343,17 +354,21 @@ fn tasks_cpu_usec(dir: &Path) -> Option<u64> {
 /// Live sandbox cgroups under the parents of `located` (from `CgroupPlan::locate`): id →
 /// its leaf directories as (hierarchy, path). Sorted by id.
 pub fn list(located: &CgroupPlan) -> Vec<(String, Vec<(String, PathBuf)>)> {
-    let mut out: Vec<(String, Vec<(String, PathBuf)>)> = Vec::new();
-    for d in &located.dirs {
-        for parent in &d.parents {
-            for (name, path) in leaves_under(parent) {
-                let entry = (d.hierarchy.clone(), path);
-                match out.iter_mut().find(|(id, _)| *id == name) {
-                    Some((_, v)) => v.push(entry),
-                    None => out.push((name, vec![entry])),
+    let Some(index) = index_dir(located) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for id in index.parents.iter().flat_map(|p| ids_under(p)) {
+        let mut leaves = Vec::new();
+        for d in &located.dirs {
+            for p in &d.parents {
+                let l = p.join(&id);
+                if l.is_dir() {
+                    leaves.push((d.hierarchy.clone(), l));
                 }
             }
         }
+        out.push((id, leaves));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -376,39 +391,54 @@ fn is_sandbox_leaf(name: &str) -> bool {
     name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Sandbox leaf directories (id, path) directly under `parent`.
-fn leaves_under(parent: &Path) -> Vec<(String, PathBuf)> {
+/// Sandbox ids with a leaf directory directly under `parent`.
+fn ids_under(parent: &Path) -> Vec<String> {
     let Ok(rd) = fs::read_dir(parent) else {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(name, _)| is_sandbox_leaf(name))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| is_sandbox_leaf(name))
         .collect()
 }
 
-/// Remove cgroups left by runtimes that died, under the parents of `plan` (normally from
-/// `CgroupPlan::locate`, so every hierarchy is searched; the leaf name in `plan` is ignored).
-/// Returns the removed paths; leaves held by a live run are skipped.
+/// The hierarchy every sandbox has a leaf in (v2's only one; v1 pids, which every run
+/// limits), so one directory read per parent finds every sandbox id.
+fn index_dir(plan: &CgroupPlan) -> Option<&CgroupDir> {
+    plan.dirs
+        .iter()
+        .find(|d| d.hierarchy.is_empty() || d.hierarchy == "pids")
+        .or(plan.dirs.first())
+}
+
+/// Remove cgroups left by runtimes that died, under the parents of `plan` (from
+/// `CgroupPlan::locate`, so a dead run's leaves are removed from every hierarchy). Returns
+/// the removed paths; leaves held by a live run are skipped.
 pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    for d in &plan.dirs {
-        for parent in &d.parents {
-            for (name, path) in leaves_under(parent) {
-                // Free name = the run that made it is dead. Hold it while removing. Only an
-                // empty directory is removed (rmdir fails on a populated cgroup) and nothing is
-                // ever killed here: the name is per network namespace, so a run started in
-                // another one could look dead from here.
-                let Ok(_hold) = hold_name(&token_name(&name)) else {
-                    continue;
-                };
-                if fs::remove_dir(&path).is_ok() {
-                    removed.push(path);
+    let Some(index) = index_dir(plan) else {
+        return removed;
+    };
+    for parent in &index.parents {
+        for name in ids_under(parent) {
+            // Free name = the run that made it is dead. Hold it while removing. Only empty
+            // directories are removed (rmdir fails on a populated cgroup) and nothing is ever
+            // killed here: the name is per network namespace, so a run started in another one
+            // could look dead from here.
+            let Ok(_hold) = hold_name(&token_name(&name)) else {
+                continue;
+            };
+            for d in &plan.dirs {
+                for p in &d.parents {
+                    let leaf = p.join(&name);
+                    if fs::remove_dir(&leaf).is_ok() {
+                        removed.push(leaf);
+                        if plan.remove_empty_parents {
+                            let _ = fs::remove_dir(p);
+                        }
+                    }
                 }
-            }
-            if parent.ends_with("nucleus") {
-                let _ = fs::remove_dir(parent);
             }
         }
     }
@@ -543,5 +573,6 @@ mod tests {
     fn crash(mut cg: Cgroup) {
         cg._token = None;
         cg.leaves.clear();
+        cg.parents.clear();
     }
 }

@@ -53,13 +53,13 @@ impl Logger {
     }
 
     /// The exit event (JSON format only: text mode stays quiet on success).
-    pub fn exited(&self, id: &str, status: u8, oom: bool, usage: &nucleus_sys::cgroup::Usage) {
+    pub fn exited(&self, id: &str, status: u8, usage: &nucleus_sys::cgroup::Usage) {
         if let LogFormat::Json = self.format {
             eprintln!(
                 "{}",
                 serde_json::json!({
                     "level": "info", "event": "exited", "id": id, "status": status,
-                    "oom_killed": oom, "usage": usage,
+                    "oom_killed": usage.oom_kills > 0, "usage": usage,
                 })
             );
         }

@@ -266,7 +266,7 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
             code = 137;
         }
     }
-    log.exited(&id, code, out.usage.oom_kills > 0, &out.usage);
+    log.exited(&id, code, &out.usage);
     Ok(code)
 }
 
@@ -326,7 +326,7 @@ pub fn stats(a: &crate::cli::StatsArgs) -> Result<u8> {
         );
     }
     for (id, leaves) in chosen {
-        let u = nucleus_sys::cgroup::read_usage(plan.driver, leaves);
+        let u = nucleus_sys::cgroup::read_usage(plan.driver, leaves, true);
         if a.json {
             println!("{}", serde_json::json!({ "id": id, "usage": u }));
         } else {
