@@ -40,6 +40,6 @@ pub struct HostFacts {
     pub cgroup: crate::cgroup::CgroupHost,
     /// Whether the host has /etc/ssl/certs (lent to a `--rootfs` that brings no CA certs).
     pub host_ca_certs: bool,
-    /// Online CPUs (0 = unknown), to check `--cpus`.
+    /// Online CPUs, to check `--cpus` (0 = not probed: only counted when `--cpus` is given).
     pub cpus: u64,
 }

@@ -23,7 +23,8 @@ fn entry(dir: &Path, rel: &str) -> Option<HostEntry> {
 }
 
 /// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
-pub fn detect(host_root: &Path, rootfs: Option<&Path>) -> HostFacts {
+/// `want_cpus`: count online CPUs (only `--cpus` needs it; it costs a sysfs read).
+pub fn detect(host_root: &Path, rootfs: Option<&Path>, want_cpus: bool) -> HostFacts {
     // SAFETY: geteuid/getegid cannot fail and take no arguments.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let system_dirs = SYSTEM_DIRS
@@ -78,7 +79,7 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>) -> HostFacts {
         host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
         cgroup: cgroup_host(host_root),
         host_ca_certs: host_root.join("etc/ssl/certs").is_dir(),
-        cpus: online_cpus(),
+        cpus: if want_cpus { online_cpus() } else { 0 },
     }
 }
 
@@ -91,11 +92,19 @@ fn online_cpus() -> u64 {
 
 /// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.
 pub fn cgroup_host(host_root: &Path) -> CgroupHost {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let read = |p: &str| fs::read_to_string(host_root.join(p)).unwrap_or_default();
-    let (v2_mount, v1_mounts) = parse_mountinfo(&read("proc/self/mountinfo"));
-    let (v2_own, v1_own) = parse_proc_cgroup(&read("proc/self/cgroup"));
     let rooted = |m: &Path| host_root.join(m.strip_prefix("/").unwrap_or(m));
-    let v2_mount = v2_mount.map(|m| rooted(&m));
+    // Most hosts are pure v2 at /sys/fs/cgroup: one statfs instead of reading mountinfo.
+    let unified = host_root.join("sys/fs/cgroup");
+    let (v2_mount, v1_mounts) =
+        if crate::raw::fs_magic(&unified).is_ok_and(|m| m == CGROUP2_SUPER_MAGIC) {
+            (Some(unified), vec![])
+        } else {
+            let (v2, v1) = parse_mountinfo(&read("proc/self/mountinfo"));
+            (v2.map(|m| rooted(&m)), v1)
+        };
+    let (v2_own, v1_own) = parse_proc_cgroup(&read("proc/self/cgroup"));
     let v2_controllers = match (&v2_mount, &v2_own) {
         (Some(m), Some(own)) => {
             let dir = m.join(own.trim_start_matches('/'));
@@ -169,7 +178,7 @@ mod tests {
         std::os::unix::fs::symlink("usr/bin", t.join("bin")).unwrap();
         fs::write(t.join("etc/ld.so.cache"), b"x").unwrap();
         fs::write(t.join("etc/resolv.conf"), b"nameserver 10.0.0.1\n").unwrap();
-        let f = detect(&t, None);
+        let f = detect(&t, None, false);
         assert!(f.system_dirs.contains(&HostEntry {
             path: "usr".into(),
             kind: EntryKind::Dir

@@ -425,6 +425,16 @@ pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t
     }
 }
 
+/// The filesystem type magic of the filesystem holding `p` (statfs f_type).
+pub fn fs_magic(p: &Path) -> io::Result<i64> {
+    let c = cstr(p)?;
+    // SAFETY: statfs is plain data; valid C string and out-pointer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    check(unsafe { libc::statfs(c.as_ptr(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
 /// CPU time (µs) of the reaped children and their reaped descendants.
 pub fn children_cpu_usec() -> u64 {
     // SAFETY: rusage is plain data; getrusage fills it.

@@ -223,7 +223,11 @@ impl Observer for Warn<'_> {
 
 pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
     let cfg = config(&a)?;
-    let facts = nucleus_sys::probe::detect(Path::new("/"), cfg.rootfs.as_deref());
+    let facts = nucleus_sys::probe::detect(
+        Path::new("/"),
+        cfg.rootfs.as_deref(),
+        cfg.limits.cpus_milli.is_some(),
+    );
     let id = new_id();
     let plan = Plan::build(&cfg, &facts, &id)?;
     if a.dry_run {
