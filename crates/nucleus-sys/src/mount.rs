@@ -12,8 +12,9 @@ use nucleus_spec::mounts::{MountOp, RootSource};
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "/tmp";
@@ -115,20 +116,7 @@ pub fn make_root(root: &RootSource) -> Result<()> {
             Some("mode=0755"),
         )
         .ctx("mount root tmpfs", NEW),
-        RootSource::Bind(dir) => {
-            let src = under(OLD, dir);
-            raw::mount(Some(&src), new, None, libc::MS_BIND | libc::MS_REC, None)
-                .ctx("bind rootfs", dir.display())?;
-            raw::mount_setattr(
-                None,
-                new,
-                true,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                0,
-                None,
-            )
-            .ctx("make rootfs read-only", dir.display())
-        }
+        RootSource::Bind(dir) => bind_readonly(&under(OLD, dir), new, dir),
     }
 }
 
@@ -141,6 +129,21 @@ fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
         o.push_str(&format!(",uid={uid},gid={gid}"));
     }
     o
+}
+
+/// Recursive bind of `src` at `dst`, made read-only, nosuid and nodev on the whole subtree.
+fn bind_readonly(src: &Path, dst: &Path, what: &Path) -> Result<()> {
+    raw::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
+        .ctx("bind", what.display())?;
+    raw::mount_setattr(
+        None,
+        dst,
+        true,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        0,
+        None,
+    )
+    .ctx("make read-only", what.display())
 }
 
 fn exists(p: &Path) -> bool {
@@ -166,9 +169,15 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             contents,
             mode,
         } => {
+            // Created with its mode directly: setup runs with umask 0 (see sandbox::child_main).
             let d = under(NEW, dst);
-            fs::write(&d, contents).ctx("write", dst.display())?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(*mode)).ctx("chmod", dst.display())
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(*mode)
+                .open(&d)
+                .and_then(|mut f| f.write_all(contents.as_bytes()))
+                .ctx("write", dst.display())
         }
         MountOp::Tmpfs {
             dst,
@@ -209,20 +218,11 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let s = under(OLD, src);
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
-            raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
-                .ctx("bind", src.display())?;
             if *readonly {
-                raw::mount_setattr(
-                    None,
-                    &d,
-                    true,
-                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                    0,
-                    None,
-                )
-                .ctx("make read-only", dst.display())?;
+                return bind_readonly(&s, &d, src);
             }
-            Ok(())
+            raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
+                .ctx("bind", src.display())
         }
         MountOp::Attach {
             slot,
@@ -260,23 +260,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 Ok(()) => Ok(()),
                 // Without a network namespace of our own the kernel refuses a new sysfs.
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    raw::mount(
-                        Some(&under(OLD, Path::new("/sys"))),
-                        &d,
-                        None,
-                        libc::MS_BIND | libc::MS_REC,
-                        None,
-                    )
-                    .ctx("bind sysfs", dst.display())?;
-                    raw::mount_setattr(
-                        None,
-                        &d,
-                        true,
-                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                        0,
-                        None,
-                    )
-                    .ctx("make read-only", dst.display())
+                    bind_readonly(&under(OLD, Path::new("/sys")), &d, dst)
                 }
                 Err(e) => Err(e).ctx("mount sysfs", dst.display()),
             }

@@ -468,12 +468,16 @@ fn parent_wait(
 
 /// The sandbox side. Never returns.
 fn child_main(plan: &Plan, ch: Channel) -> ! {
+    // Setup creates directories and files with exactly the plan's modes; the workload gets the
+    // caller's umask back before exec.
+    // SAFETY: umask cannot fail.
+    let caller_umask = unsafe { libc::umask(0) };
     match child_setup(plan, &ch) {
         Ok((switched, slave)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             // SAFETY: still single-threaded in the new pid namespace.
             match unsafe { raw::fork() } {
-                Ok(None) => child_exec(plan, &ch, switched, tty_slave),
+                Ok(None) => child_exec(plan, &ch, switched, tty_slave, caller_umask),
                 Ok(Some(workload)) => init::run(workload, ch, &plan.seccomp_bpf),
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
             }
@@ -597,9 +601,17 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     Ok((switched, slave))
 }
 
-fn child_exec(plan: &Plan, ch: &Channel, switched: Switched, tty_slave: Option<i32>) -> ! {
+fn child_exec(
+    plan: &Plan,
+    ch: &Channel,
+    switched: Switched,
+    tty_slave: Option<i32>,
+    umask: libc::mode_t,
+) -> ! {
     let p = &plan.process;
     raw::reset_signals();
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask) };
     // SAFETY: setsid has no arguments; the workload leads its own session.
     unsafe { libc::setsid() };
     if let Some(s) = tty_slave {

@@ -465,3 +465,21 @@ fn rootfs_directory_becomes_the_read_only_root() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from-rootfs\nno-usr\n0\nro-root\n");
 }
+
+#[test]
+fn caller_umask_shapes_the_workload_not_the_sandbox_layout() {
+    let _g = serial();
+    require_root();
+    // A strict umask used to mask setup's modes: /etc and the home became root-only.
+    let cmd = format!(
+        "umask 077; exec {} run --user 1000 -- sh -c 'umask; head -c0 /etc/passwd && stat -c %a /etc /etc/passwd \"$HOME\"'",
+        bin().display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // /etc 755, passwd 644, the private home 700 (by design), whatever the caller's umask.
+    assert_eq!(stdout(&o), "0077\n755\n644\n700\n");
+}
