@@ -205,30 +205,21 @@ fn concurrent_sandboxes_get_distinct_id_ranges() {
     let _g = serial();
     let probe = probe();
     let vol = format!("{}:/probe:ro", probe.display());
-    let a = nucleus(&[
-        "run",
-        "-v",
-        &vol,
-        "--",
-        "sh",
-        "-c",
-        "cat /proc/self/uid_map; sleep 0.5",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let b = nucleus(&[
-        "run",
-        "-v",
-        &vol,
-        "--",
-        "sh",
-        "-c",
-        "cat /proc/self/uid_map; sleep 0.5",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let start = || {
+        nucleus(&[
+            "run",
+            "-v",
+            &vol,
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; sleep 0.5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (start(), start());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_ne!(
         stdout(&a),
