@@ -337,27 +337,28 @@ fn init_reaps_orphans() {
 #[test]
 fn signals_are_forwarded_to_the_workload() {
     let _g = serial();
-    use std::io::{BufRead, BufReader};
     leaves_nothing(|| {
-        let mut c = nucleus(&[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut line = String::new();
-        BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n");
+        let mut c = spawn_ready("trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         assert_eq!(c.wait().unwrap().code(), Some(42));
     });
+}
+
+/// Start `nucleus run -- sh -c SCRIPT` and wait for the script's "ready" line.
+#[allow(clippy::unwrap_used)] // test helper
+fn spawn_ready(script: &str) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut c = nucleus(&["run", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    c
 }
 
 #[allow(clippy::expect_used)] // test helper
@@ -373,24 +374,9 @@ fn processes_with(marker: &str) -> usize {
 #[test]
 fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
     let _g = serial();
-    use std::io::{BufRead, BufReader};
     let marker = "987654.321";
     leaves_nothing(|| {
-        let mut c = nucleus(&[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            &format!("echo ready; exec sleep {marker}"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut line = String::new();
-        BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n");
+        let mut c = spawn_ready(&format!("echo ready; exec sleep {marker}"));
         // "ready" comes just before the exec: give it a moment.
         for _ in 0..100 {
             if processes_with(marker) == 1 {
