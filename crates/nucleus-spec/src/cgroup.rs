@@ -934,3 +934,24 @@ mod tests {
         assert_eq!(v1.len(), 2);
     }
 }
+
+/// Resource usage read at exit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Processes the kernel's OOM killer killed in the sandbox.
+    pub oom_kills: u64,
+    /// Peak memory of the whole cgroup, bytes.
+    pub memory_peak: Option<u64>,
+    /// CPU time of the whole cgroup, microseconds.
+    pub cpu_usec: Option<u64>,
+    /// Peak number of tasks.
+    pub pids_peak: Option<u64>,
+    /// Times a fork failed because of the pids limit.
+    pub pids_limit_hits: Option<u64>,
+    /// Memory in use now (live sandboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_current: Option<u64>,
+    /// Tasks now (live sandboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_current: Option<u64>,
+}

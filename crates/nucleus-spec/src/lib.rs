@@ -15,6 +15,7 @@ pub mod landlock;
 pub mod mounts;
 pub mod plan;
 pub mod seccomp;
+pub mod state;
 
 pub use config::RunConfig;
 pub use host::HostFacts;

@@ -8,21 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::raw::WaitStatus;
 
-/// What was applied to the workload, reported just before exec.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecurityReport {
-    /// "pivot_root" or "chroot"
-    pub root_switch: String,
-    pub capabilities_dropped: bool,
-    pub no_new_privs: bool,
-    /// "enforced" or "not_applied"
-    pub seccomp: String,
-    /// e.g. "fully_enforced", "partially_enforced", "not_enforced"
-    pub landlock: String,
-    pub landlock_abi: u32,
-    /// Human-readable list of protections that were not applied (agent mode only).
-    pub degraded: Vec<String>,
-}
+pub use nucleus_spec::state::SecurityReport;
 
 /// Parent → child.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,8 +20,16 @@ pub enum ToChild {
         /// The runtime put the sandbox in its cgroup by pid (v1): unshare the cgroup
         /// namespace now, so the sandbox sees its own cgroup as the root.
         unshare_cgroup: bool,
+        /// Detached or created sandboxes: the workload tells the runtime whether its exec
+        /// succeeded (the ExecSync socket closes on exec).
+        sync: bool,
+        /// `create`: the workload waits for [`START`] on the ExecSync socket before exec.
+        hold: bool,
     },
 }
+
+/// What the runtime sends the held workload over the ExecSync socket to let it exec.
+pub const START: &str = "start";
 
 /// Child → parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,15 +37,29 @@ pub enum FromChild {
     /// The workload is about to exec with these protections.
     Applied(SecurityReport),
     /// Setup failed at `stage`; nothing ran.
-    Failed { stage: String, error: String },
+    Failed {
+        stage: String,
+        error: String,
+        /// The exit status the failing process ends with (126, 127…).
+        code: i32,
+    },
     /// The sandbox's pty master (one fd attached), for `--tty`.
     Pty,
+    /// One end of the ExecSync socket (one fd attached): it closes when the workload's exec
+    /// succeeds; a failed exec is reported with `Failed` before it closes.
+    ExecSync,
     /// The workload ended (sent by init).
     Exited(WaitStatus),
 }
 
 pub struct Channel {
     fd: OwnedFd,
+}
+
+impl From<OwnedFd> for Channel {
+    fn from(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {

@@ -8,12 +8,14 @@ pub mod copy;
 pub mod error;
 pub mod idslot;
 pub mod init;
+pub mod join;
 pub mod mount;
 pub mod net;
 pub mod probe;
 pub mod raw;
 pub mod sandbox;
 pub mod security;
+pub mod store;
 pub mod tty;
 
 pub use error::{Result, SysError};

@@ -3,7 +3,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -474,4 +474,185 @@ pub fn poll_read(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<i16>> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers, which is what a forked child wants.
     unsafe { libc::_exit(code) }
+}
+
+/// A pidfd for `pid` (which may be reused: check the process's identity after opening).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open has no memory arguments; the fd is owned immediately below.
+    let r = check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Join namespaces: of the process behind a pidfd (`flags` selects which, all at once), or the
+/// one an nsfd names (`flags` 0).
+pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: setns has no memory arguments.
+    check(unsafe { libc::setns(fd.as_raw_fd(), flags) }).map(drop)
+}
+
+fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let b = path.as_os_str().as_encoded_bytes();
+    if b.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (i, c) in b.iter().enumerate() {
+        addr.sun_path[i] = *c as libc::c_char;
+    }
+    Ok((
+        addr,
+        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+    ))
+}
+
+fn stream_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket() has no memory arguments; the fd is owned immediately below.
+    let fd =
+        check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket() and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A listening unix stream socket at `path` (replacing a stale socket file).
+pub fn unix_listen(path: &Path) -> io::Result<OwnedFd> {
+    let s = stream_socket()?;
+    let (addr, len) = unix_addr(path)?;
+    let _ = std::fs::remove_file(path);
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    check(unsafe {
+        libc::bind(
+            s.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    // SAFETY: plain syscall on an fd we own.
+    check(unsafe { libc::listen(s.as_raw_fd(), 16) })?;
+    Ok(s)
+}
+
+pub fn unix_connect(path: &Path) -> io::Result<OwnedFd> {
+    let s = stream_socket()?;
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    check(unsafe {
+        libc::connect(
+            s.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    Ok(s)
+}
+
+/// Accept one connection; replies and requests time out after `timeout_ms`.
+pub fn unix_accept(listener: BorrowedFd<'_>, timeout_ms: u64) -> io::Result<OwnedFd> {
+    // SAFETY: NULL address out-pointers are allowed.
+    let fd = check(unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    })?;
+    // SAFETY: accept4 returned a new fd that nobody else owns.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_timeout(s.as_fd(), timeout_ms)?;
+    Ok(s)
+}
+
+pub fn set_timeout(fd: BorrowedFd<'_>, ms: u64) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: tv is a valid timeval of the given size.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r as usize);
+    }
+}
+
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for reads of its length.
+        let r = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[r as usize..];
+    }
+    Ok(())
+}
+
+/// Replace what `/proc/self/cmdline` (and so `ps`) shows: the original argument area is
+/// overwritten in place, as setproctitle does. A long-lived process forked from a command
+/// line must not keep showing it (it may carry `-e KEY=VALUE`). Call only after the
+/// arguments were parsed: nothing may read argv afterwards.
+pub fn set_cmdline(title: &str) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let rest = stat
+        .rfind(')')
+        .map(|i| &stat[i + 2..])
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // Fields 48 and 49 (arg_start, arg_end); `rest` starts at field 3.
+    let f: Vec<&str> = rest.split(' ').collect();
+    let num = |i: usize| -> io::Result<usize> {
+        f.get(i)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (start, end) = (num(45)?, num(46)?);
+    if start == 0 || end <= start {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let len = end - start;
+    let t = title.as_bytes();
+    let n = t.len().min(len - 1);
+    // SAFETY: [start, end) is this process's argument area as the kernel reports it: mapped,
+    // writable (the initial stack) and owned by the process; the caller guarantees nothing reads
+    // argv afterwards. The area is left NUL-terminated.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, len);
+        std::ptr::copy_nonoverlapping(t.as_ptr(), start as *mut u8, n);
+    }
+    Ok(())
 }

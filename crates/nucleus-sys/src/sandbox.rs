@@ -16,7 +16,7 @@
 //!    workspace back; everything else disappears with the namespaces.
 
 use crate::cgroup::{Cgroup, Usage};
-use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild};
+use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild, START};
 use crate::copy;
 use crate::error::{other, Context, Result};
 use crate::idslot::{IdSlot, WIDTH};
@@ -57,12 +57,24 @@ pub trait Observer {
     fn degraded(&mut self, _what: &str) {}
     /// The sandbox exists (its init has `pid` on the host) and was told to go.
     fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
+    /// Detached sandboxes: the workload's exec succeeded (None) or failed (code, stage, error).
+    fn exec_result(&mut self, _failure: Option<(i32, &str, &str)>) {}
+}
+
+/// How a detached (monitored) sandbox differs from a foreground run.
+pub struct Detach {
+    /// `create`: the workload waits, fully set up, until a `start` request.
+    pub hold: bool,
+    /// A listening unix socket for requests (`start`); answered `ok` or `error CODE MSG`.
+    pub control: OwnedFd,
 }
 
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
-fn ns_flags(plan: &Plan, cgroup_later: bool) -> u64 {
+/// The CLONE_NEW* flags of the plan's namespaces; `cgroup_later` leaves the cgroup namespace
+/// out (it is unshared once the sandbox is in its cgroup).
+pub(crate) fn ns_flags(plan: &Plan, cgroup_later: bool) -> u64 {
     let n = &plan.namespaces;
     let mut f = 0u64;
     for (on, flag) in [
@@ -83,10 +95,20 @@ fn ns_flags(plan: &Plan, cgroup_later: bool) -> u64 {
 
 /// Run the plan to completion. Single-threaded callers only (the recipe forks).
 pub fn run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
+    run_detached(plan, obs, None)
+}
+
+/// Run the plan as a detached sandbox's monitor: stdio is whatever the caller set up; exec
+/// success is reported through [`Observer::exec_result`]; `control` serves `start`.
+pub fn run_detached(
+    plan: &Plan,
+    obs: &mut dyn Observer,
+    detach: Option<&Detach>,
+) -> Result<Outcome> {
     let mut blocked = init::FORWARDED.to_vec();
     blocked.push(libc::SIGCHLD);
     let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
-    let r = parent_run(plan, obs);
+    let r = parent_run(plan, obs, detach);
     // SAFETY: restoring the mask saved above.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
     r
@@ -282,7 +304,7 @@ fn parent_cgroup(plan: &Plan, obs: &mut dyn Observer) -> Result<Option<Cgroup>> 
     }
 }
 
-fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
+fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> Result<Outcome> {
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let slot = match plan.idmap {
         IdMapPlan::PrivateRange { .. } => Some(IdSlot::acquire(seed())?),
@@ -328,6 +350,8 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
             idmapped: binds.len(),
             prepared: prepared.len(),
             unshare_cgroup: by_pid && plan.namespaces.cgroup,
+            sync: detach.is_some(),
+            hold: detach.is_some_and(|d| d.hold),
         },
         &fds,
     )
@@ -338,7 +362,14 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
     drop(binds);
     drop(prepared);
 
-    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs)?;
+    let mut control = detach.map(|d| Control {
+        listener: d.control.as_fd(),
+        hold: d.hold,
+        start_sent: false,
+        waiters: vec![],
+        result: None,
+    });
+    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut())?;
     if let Some(c) = cgroup {
         out.usage = c.usage();
         if let Err(e) = c.remove() {
@@ -362,7 +393,9 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
 struct Collected {
     report: Option<SecurityReport>,
     failure: Option<(String, String)>,
+    failure_code: i32,
     status: Option<WaitStatus>,
+    sync: Option<Channel>,
     pty: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
 }
@@ -375,9 +408,11 @@ impl Collected {
                 obs.applied(&r);
                 self.report = Some(r);
             }
-            Ok(Some((FromChild::Failed { stage, error }, _))) => {
-                self.failure = Some((stage, error))
+            Ok(Some((FromChild::Failed { stage, error, code }, _))) => {
+                self.failure = Some((stage, error));
+                self.failure_code = code;
             }
+            Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
             Ok(Some((FromChild::Exited(st), _))) => self.status = Some(st),
             Ok(Some((FromChild::Pty, mut fds))) => {
                 if let Some(m) = fds.pop() {
@@ -392,29 +427,115 @@ impl Collected {
     }
 }
 
-fn parent_wait(
+/// The control socket of a detached sandbox, and who waits for its exec result.
+struct Control<'a> {
+    listener: BorrowedFd<'a>,
+    hold: bool,
+    start_sent: bool,
+    waiters: Vec<OwnedFd>,
+    /// Once known: None = exec succeeded, Some((code, message)) = it failed.
+    result: Option<Option<(i32, String)>>,
+}
+
+impl Control<'_> {
+    fn reply(conn: &OwnedFd, result: &Option<(i32, String)>) {
+        let line = match result {
+            None => "ok\n".to_string(),
+            Some((code, msg)) => format!("error {code} {msg}\n"),
+        };
+        let _ = raw::write_all(conn.as_fd(), line.as_bytes());
+    }
+
+    /// Serve one request: `start` (release a held workload; answered once its exec result is
+    /// known).
+    fn serve(&mut self, sync: Option<&Channel>) {
+        let Ok(conn) = raw::unix_accept(self.listener, 2000) else {
+            return;
+        };
+        let mut buf = [0u8; 64];
+        let n = raw::read(conn.as_fd(), &mut buf).unwrap_or(0);
+        let req = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+        if req != START {
+            Self::reply(&conn, &Some((2, format!("unknown request {req:?}"))));
+            return;
+        }
+        if !self.hold {
+            Self::reply(&conn, &Some((1, "the sandbox was already started".into())));
+            return;
+        }
+        if let Some(r) = &self.result {
+            if r.is_none() {
+                Self::reply(&conn, &Some((1, "the sandbox was already started".into())));
+            } else {
+                Self::reply(&conn, r);
+            }
+            return;
+        }
+        if !self.start_sent {
+            match sync {
+                Some(s) if s.send(&START, &[]).is_ok() => self.start_sent = true,
+                _ => {
+                    Self::reply(
+                        &conn,
+                        &Some((1, "the sandbox is not waiting for start".into())),
+                    );
+                    return;
+                }
+            }
+        }
+        self.waiters.push(conn);
+    }
+
+    fn finish(&mut self, result: Option<(i32, String)>) {
+        for w in self.waiters.drain(..) {
+            Self::reply(&w, &result);
+        }
+        self.result = Some(result);
+    }
+}
+
+/// Wait for a process the runtime forked (and whose channel end it holds): relay signals,
+/// proxy its tty, collect its report and exit status.
+pub(crate) fn wait(
     pid: libc::pid_t,
     pidfd: &OwnedFd,
     ch: &Channel,
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
+    parent_wait(pid, pidfd, ch, sfd, obs, None)
+}
+
+fn parent_wait(
+    pid: libc::pid_t,
+    pidfd: &OwnedFd,
+    ch: &Channel,
+    sfd: &OwnedFd,
+    obs: &mut dyn Observer,
+    mut control: Option<&mut Control<'_>>,
+) -> Result<Outcome> {
     let mut got = Collected::default();
     let mut ch_open = true;
     let mut stdin_open = true;
     loop {
         let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
-        // Slots: 0 channel, 1 signals, 2 pidfd, 3 pty master, 4 stdin.
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
             sfd.as_raw_fd(),
             pidfd.as_raw_fd(),
         ];
-        if let Some(m) = pty {
-            fds.push(m);
-            fds.push(if stdin_open { 0 } else { -1 });
-        }
+        let slot = |fds: &mut Vec<i32>, fd: i32| {
+            fds.push(fd);
+            fds.len() - 1
+        };
+        let pty_i = pty.map(|m| slot(&mut fds, m));
+        let stdin_i = pty.map(|_| slot(&mut fds, if stdin_open { 0 } else { -1 }));
+        let sync_i = got.sync.as_ref().map(|s| slot(&mut fds, s.raw()));
+        let ctl_i = control
+            .as_ref()
+            .map(|c| slot(&mut fds, c.listener.as_raw_fd()));
         let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
+        let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         if rev[0] != 0 {
             ch_open = got.absorb(ch, obs);
             continue;
@@ -430,11 +551,43 @@ fn parent_wait(
         }
         if let Some(m) = pty {
             // A closed slave side just means: wait for the exit status only.
-            if rev[3] != 0 {
+            if ready(pty_i) {
                 tty::pump(m, 1);
             }
-            if rev[4] != 0 && !tty::pump(0, m) {
+            if ready(stdin_i) && !tty::pump(0, m) {
                 stdin_open = false;
+            }
+        }
+        if ready(sync_i) {
+            // The workload's end closed: its exec succeeded, or it failed and said so first
+            // (the report is already queued on the channel).
+            while ch_open
+                && raw::poll_read(&[ch.raw()], 0)
+                    .map(|r| r[0] != 0)
+                    .unwrap_or(false)
+            {
+                ch_open = got.absorb(ch, obs);
+            }
+            let held = control.as_ref().is_some_and(|c| c.hold && !c.start_sent);
+            let failed: Option<(i32, String, String)> = match &got.failure {
+                Some((stage, error)) => Some((got.failure_code, stage.clone(), error.clone())),
+                None if held => Some((137, "start".into(), "killed before start".into())),
+                None => None,
+            };
+            obs.exec_result(
+                failed
+                    .as_ref()
+                    .map(|(c, s, e)| (*c, s.as_str(), e.as_str())),
+            );
+            if let Some(c) = control.as_deref_mut() {
+                c.finish(failed.map(|(c, s, e)| (c, format!("{s}: {e}"))));
+            }
+            got.sync = None;
+            continue;
+        }
+        if ready(ctl_i) {
+            if let Some(c) = control.as_deref_mut() {
+                c.serve(got.sync.as_ref());
             }
         }
         if rev[2] != 0 {
@@ -456,6 +609,14 @@ fn parent_wait(
                 .status
                 .or(init_status)
                 .unwrap_or(WaitStatus::Exited(255));
+            if let Some(c) = control.as_deref_mut() {
+                if c.result.is_none() {
+                    c.finish(Some((
+                        status.code(),
+                        "the sandbox ended before its workload started".into(),
+                    )));
+                }
+            }
             return Ok(Outcome {
                 status,
                 report: got.report,
@@ -473,12 +634,29 @@ fn child_main(plan: &Plan, ch: Channel) -> ! {
     // SAFETY: umask cannot fail.
     let caller_umask = unsafe { libc::umask(0) };
     match child_setup(plan, &ch) {
-        Ok((switched, slave)) => {
+        Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
+            let sync = if go.sync {
+                match channel::pair() {
+                    Ok((ours, theirs)) => {
+                        if ch.send(&FromChild::ExecSync, &[theirs.as_fd()]).is_err() {
+                            raw::exit_now(1);
+                        }
+                        Some((ours, go.hold))
+                    }
+                    Err(e) => fail(&ch, "exec sync", &e.to_string(), 1),
+                }
+            } else {
+                None
+            };
             // SAFETY: still single-threaded in the new pid namespace.
             match unsafe { raw::fork() } {
-                Ok(None) => child_exec(plan, &ch, switched, tty_slave, caller_umask),
-                Ok(Some(workload)) => init::run(workload, ch, &plan.seccomp_bpf),
+                Ok(None) => child_exec(plan, &ch, switched, tty_slave, caller_umask, sync.as_ref()),
+                Ok(Some(workload)) => {
+                    // Init must not hold the workload's end: its closing means "exec'd".
+                    drop(sync);
+                    init::run(workload, ch, &plan.seccomp_bpf)
+                }
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
             }
         }
@@ -491,6 +669,7 @@ fn fail(ch: &Channel, stage: &str, error: &str, code: i32) -> ! {
         &FromChild::Failed {
             stage: stage.into(),
             error: error.into(),
+            code,
         },
         &[],
     );
@@ -503,19 +682,33 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
     r.map_err(|e| (name, e.to_string()))
 }
 
-fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>)> {
-    let (idmapped, trees, unshare_cgroup) = match ch.recv::<ToChild>() {
+/// What "go" said beyond the mounts.
+#[derive(Clone, Copy)]
+struct GoFlags {
+    sync: bool,
+    hold: bool,
+}
+
+fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
+    let (idmapped, trees, unshare_cgroup, go) = match ch.recv::<ToChild>() {
         Ok(Some((
             ToChild::Go {
                 idmapped,
                 prepared,
                 unshare_cgroup,
+                sync,
+                hold,
             },
             mut fds,
         ))) if fds.len() == idmapped + prepared => {
             let trees: Vec<Option<OwnedFd>> =
                 fds.split_off(idmapped).into_iter().map(Some).collect();
-            (VecDeque::from(fds), trees, unshare_cgroup)
+            (
+                VecDeque::from(fds),
+                trees,
+                unshare_cgroup,
+                GoFlags { sync, hold },
+            )
         }
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
@@ -598,7 +791,20 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     } else {
         None
     };
-    Ok((switched, slave))
+    Ok((switched, slave, go))
+}
+
+/// The workload's last steps (also those of a process `nucleus exec` starts in a sandbox):
+/// rlimits, session and tty, capabilities, identity, cwd, no_new_privs, Landlock, seccomp,
+/// report, exec.
+pub(crate) fn workload_exec(
+    plan: &Plan,
+    ch: &Channel,
+    switched: Switched,
+    tty_slave: Option<i32>,
+    umask: libc::mode_t,
+) -> ! {
+    child_exec(plan, ch, switched, tty_slave, umask, None)
 }
 
 fn child_exec(
@@ -607,6 +813,7 @@ fn child_exec(
     switched: Switched,
     tty_slave: Option<i32>,
     umask: libc::mode_t,
+    sync: Option<&(Channel, bool)>,
 ) -> ! {
     let p = &plan.process;
     raw::reset_signals();
@@ -688,6 +895,14 @@ fn child_exec(
         }
     }
     let _ = ch.send(&FromChild::Applied(report), &[]);
+    if let Some((s, true)) = sync {
+        // `create`: fully set up; exec only when the runtime says start. Its end closing
+        // first means the sandbox is being removed.
+        match s.recv::<String>() {
+            Ok(Some((m, _))) if m == START => {}
+            _ => raw::exit_now(0),
+        }
+    }
     let _ = raw::close_range_cloexec(3);
     exec(ch, &p.argv, &p.env)
 }

@@ -236,3 +236,13 @@ pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
     }
     Ok(())
 }
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn real_uid() -> u32 {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() }
+}

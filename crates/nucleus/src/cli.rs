@@ -14,6 +14,9 @@ pub struct Cli {
     /// Format of runtime messages on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// State directory (default /run/nucleus as root, else $XDG_RUNTIME_DIR/nucleus).
+    #[arg(long, env = "NUCLEUS_ROOT", global = true)]
+    pub root: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -26,13 +29,105 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a command in a new sandbox and exit with its status.
+    /// Run a command in a new sandbox and exit with its status (`-d`: print its id and leave
+    /// it running).
     Run(Box<RunArgs>),
+    /// Set a sandbox up and leave its command waiting for `nucleus start`; prints its id.
+    Create(Box<RunArgs>),
+    /// Let a created sandbox's command run.
+    Start(IdArg),
+    /// List sandboxes (running and created; -a: all).
+    Ps(PsArgs),
+    /// A sandbox's OCI state as JSON.
+    State(IdArg),
+    /// A detached sandbox's output.
+    Logs(LogsArgs),
+    /// Run a command in a running sandbox, under the same protections as its workload.
+    Exec(ExecArgs),
+    /// Stop sandboxes: SIGTERM to the workload, SIGKILL to all of it after a grace period.
+    Stop(StopArgs),
+    /// Send a signal to a sandbox's workload (KILL: to the whole sandbox).
+    Kill(KillArgs),
+    /// Remove stopped sandboxes (-f: stop them first).
+    Rm(RmArgs),
     /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
     /// never touched.
     Gc(GcArgs),
     /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
     Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Sandbox name, id, or unique id prefix.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show stopped sandboxes too.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Only ids.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the sandbox stops.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long = "tail", short = 'n')]
+    pub tail: Option<usize>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Allocate a pseudo-terminal.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Environment variable KEY=VALUE added to the workload's (repeatable).
+    #[arg(long = "env", short = 'e')]
+    pub env: Vec<String>,
+    /// Working directory (default: the workload's).
+    #[arg(long, short = 'w')]
+    pub workdir: Option<PathBuf>,
+    pub id: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(long = "time", short = 't', default_value_t = 10.0)]
+    pub time: f64,
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    pub id: String,
+    /// Signal name or number.
+    #[arg(default_value = "KILL")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Stop running sandboxes first (SIGKILL).
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +151,21 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Leave the sandbox running, supervised by its monitor; print its id.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// A unique name to refer to the sandbox by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// With -d: remove the sandbox's record when it stops (foreground runs always do).
+    #[arg(long)]
+    pub rm: bool,
+    /// Append lifecycle events to this file, one JSON object per line.
+    #[arg(long)]
+    pub events_jsonl: Option<PathBuf>,
+    /// Write lifecycle events to this open file descriptor.
+    #[arg(long)]
+    pub events_fd: Option<i32>,
     /// Security tier: agent, strict-agent or production.
     #[arg(long, default_value = "agent")]
     pub service_mode: String,

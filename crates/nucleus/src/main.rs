@@ -1,6 +1,7 @@
 //! nucleus: the binary. A thin clap front end over nucleus-spec (decide) and nucleus-sys (do).
 
 mod cli;
+mod lifecycle;
 mod log;
 mod run;
 
@@ -35,15 +36,33 @@ fn main() -> ExitCode {
     };
     let log = log::Logger::new(cli.log_format);
     let r = match cli.command {
-        cli::Command::Run(args) => run::main(*args, &log),
-        cli::Command::Gc(args) => run::gc(&args, &log),
+        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log),
+        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log),
+        cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
         cli::Command::Stats(args) => run::stats(&args),
+        other => lifecycle::verb(other, cli.root.as_deref(), &log),
     };
     match r {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            log.error(&format!("{e:#}"));
+            log.error(&one_line(&e));
             ExitCode::from(125)
         }
     }
+}
+
+/// An error and its causes on one line, without repeating a cause its context already shows.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if out.ends_with(&c) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&c);
+    }
+    out
 }

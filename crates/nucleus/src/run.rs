@@ -1,19 +1,20 @@
 //! `nucleus run`: flags → RunConfig → Plan → sandbox.
 
 use crate::cli::RunArgs;
+use crate::lifecycle::{self, Events};
 use crate::log::Logger;
 use anyhow::{Context, Result};
 use nucleus_spec::cgroup::{
-    human_bytes, parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit,
-    Limits, SwapLimit,
+    parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
 };
 use nucleus_spec::config::{
     parse_size, ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig,
     ServiceMode, TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
 };
+use nucleus_spec::state::validate_name;
 use nucleus_spec::{Plan, RunConfig};
-use nucleus_sys::channel::SecurityReport;
-use nucleus_sys::sandbox::{self, Observer};
+use nucleus_sys::sandbox;
+use nucleus_sys::store::Store;
 use std::path::Path;
 
 fn env_from(flag: &str, s: &str) -> Result<EnvVar, ConfigError> {
@@ -202,27 +203,18 @@ fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-struct Warn<'a> {
-    log: &'a Logger,
-    id: &'a str,
-}
-
-impl Observer for Warn<'_> {
-    fn applied(&mut self, r: &SecurityReport) {
-        for d in &r.degraded {
-            self.log.warn(&format!("security degraded: {d}"));
-        }
-    }
-    fn degraded(&mut self, what: &str) {
-        self.log.warn(what);
-    }
-    fn started(&mut self, pid: i32, cgroups: &[std::path::PathBuf]) {
-        self.log.started(self.id, pid, cgroups);
-    }
-}
-
-pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
+pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger) -> Result<u8> {
     let cfg = config(&a)?;
+    if let Some(n) = &a.name {
+        validate_name("--name", n)?;
+    }
+    if (a.detach || create) && a.tty {
+        return Err(ConfigError::new(
+            "--tty",
+            "a detached sandbox has no terminal to attach (use `nucleus exec --tty`)",
+        )
+        .into());
+    }
     let facts = nucleus_sys::probe::detect(
         Path::new("/"),
         cfg.rootfs.as_deref(),
@@ -244,34 +236,41 @@ pub fn main(a: RunArgs, log: &Logger) -> Result<u8> {
             a.service_mode
         );
     }
+    let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
+    let store = Store::open(&lifecycle::state_root(root)?)?;
     for w in &plan.warnings {
         log.warn(w);
     }
-    let out = sandbox::run(&plan, &mut Warn { log, id: &id })?;
-    // Collect what runs killed with SIGKILL left (cheap: one directory read per hierarchy).
-    if let Some(located) = CgroupPlan::locate(&facts.cgroup, &cfg.cgroup_parent) {
-        nucleus_sys::cgroup::gc(&located);
+    if a.detach || create {
+        let r = lifecycle::launch(&a, &plan, &store, log, events, create, cfg.limits.memory);
+        lifecycle::audit(&store, if create { "create" } else { "run" }, &id, &r);
+        return r;
     }
+    let mut t = lifecycle::foreground(&store, &plan, &a, log, events)?;
+    let out = match sandbox::run(&plan, &mut t) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = store.remove(&id, a.name.as_deref());
+            return Err(e.into());
+        }
+    };
+    collect_cgroups(&a);
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
-        if out.report.is_none() && !matches!(stage.as_str(), "exec") {
-            return Ok(125);
-        }
     }
-    let mut code = out.status.code().clamp(0, 255) as u8;
-    if out.usage.oom_kills > 0 {
-        // The kernel killed something for want of memory: say so, never a generic crash.
-        let limit = cfg.limits.memory.map(human_bytes).unwrap_or_default();
-        log.error(&format!(
-            "out of memory: the OOM killer killed {} process(es) in the sandbox (--memory {limit})",
-            out.usage.oom_kills
-        ));
-        if code != 0 {
-            code = 137;
-        }
-    }
+    let code = lifecycle::finish(&mut t, &out, cfg.limits.memory);
     log.exited(&id, code, &out.usage);
     Ok(code)
+}
+
+/// Collect what runs killed with SIGKILL left (cheap: one directory read per hierarchy).
+pub fn collect_cgroups(a: &RunArgs) {
+    if let Ok(parent) = cgroup_parent(a.cgroup_parent.as_deref()) {
+        let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
+        if let Some(located) = CgroupPlan::locate(&host, &parent) {
+            nucleus_sys::cgroup::gc(&located);
+        }
+    }
 }
 
 fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
@@ -281,7 +280,14 @@ fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
 }
 
 /// `nucleus gc`: remove cgroups whose runtime died (their holder name is free).
-pub fn gc(a: &crate::cli::GcArgs, log: &Logger) -> Result<u8> {
+pub fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
+    if let Ok(store) = Store::open(&lifecycle::state_root(root)?) {
+        for id in lifecycle::gc_records(&store) {
+            log.info(&format!(
+                "removed the record of {id} (its process was killed)"
+            ));
+        }
+    }
     let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         log.warn("no cgroup hierarchy is mounted: nothing to clean");
         return Ok(0);

@@ -37,9 +37,15 @@ pub fn probe() -> PathBuf {
     p
 }
 
+/// The state root the tests' sandboxes use unless a test gives its own `--root`.
+pub fn state_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("state")
+}
+
 pub fn nucleus(args: &[&str]) -> Command {
     require_root();
     let mut c = Command::new(bin());
+    c.env("NUCLEUS_ROOT", state_root());
     c.args(args);
     c
 }
@@ -162,7 +168,15 @@ pub fn host_state() -> HostState {
         links: ls("/sys/class/net"),
         id_ranges,
         children: children(),
-        run_dir: ls("/run/nucleus"),
+        run_dir: {
+            let r = state_root();
+            let mut v: Vec<String> = ls(r.to_str().unwrap())
+                .into_iter()
+                .filter(|e| e != "audit.jsonl" && e != "names")
+                .collect();
+            v.extend(ls(r.join("names").to_str().unwrap()));
+            v
+        },
         tmp_entries: ls("/tmp")
             .into_iter()
             .filter(|e| e.contains("nucleus") && !e.starts_with("nucleus-test-"))

@@ -404,9 +404,13 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             0,
             "the workload survived kill -9 of nucleus"
         );
-        // Its cgroup is all that is left, and the next run removes it.
+        // Its cgroup and its record are all that is left: the next run removes the cgroup,
+        // `nucleus gc` the record (until then `ps -a` shows it as lost).
         assert_eq!(nucleus_cgroups().len(), 2, "{:?}", nucleus_cgroups());
         assert!(run(&["run", "--", "true"]).status.success());
+        let ps = stdout(&run(&["ps", "-a"]));
+        assert!(ps.contains("exited (?)"), "{ps}");
+        assert!(run(&["gc"]).status.success());
     });
 }
 

@@ -1,0 +1,431 @@
+//! Lifecycle state, as plain data: what `<state root>/<id>/state.json` holds, how an id, an id
+//! prefix or a name picks a sandbox, the OCI state view, signal names and the event schema.
+//! Reading and writing the files is nucleus-sys's job (`store`).
+
+use crate::cgroup::Usage;
+use crate::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Version of `state.json`; bumped on incompatible changes.
+pub const STATE_VERSION: u32 = 1;
+/// Version of the event schema (`"v"` in every event line; docs/lifecycle.md).
+pub const EVENTS_VERSION: u32 = 1;
+
+/// What was applied to the workload, reported just before exec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityReport {
+    /// "pivot_root" or "chroot"
+    pub root_switch: String,
+    pub capabilities_dropped: bool,
+    pub no_new_privs: bool,
+    /// "enforced" or "not_applied"
+    pub seccomp: String,
+    /// e.g. "fully_enforced", "partially_enforced", "not_enforced"
+    pub landlock: String,
+    pub landlock_abi: u32,
+    /// Human-readable list of protections that were not applied (agent mode only).
+    pub degraded: Vec<String>,
+}
+
+/// OCI runtime-spec container status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The monitor is setting the sandbox up.
+    Creating,
+    /// Set up and waiting for `nucleus start`.
+    Created,
+    /// The workload has been exec'd and has not exited.
+    Running,
+    /// The workload exited (or the sandbox was lost with its monitor).
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// How the workload ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Shell-style status: the exit code, or 128 + signal; None when unknown (monitor lost).
+    pub code: Option<i32>,
+    /// The signal that killed the workload, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    /// Why it ended without running, or how it was lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A process identified beyond its pid: the start time (clock ticks after boot, field 22 of
+/// /proc/PID/stat) tells a reused pid apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+/// One sandbox's record. Written whole and atomically (write + rename) by its monitor, read by
+/// every other verb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub status: Status,
+    pub argv: Vec<String>,
+    /// The monitor process that supervises the sandbox (None until it has started).
+    pub monitor: Option<ProcId>,
+    /// The sandbox's init (its pid namespace's PID 1), as seen from the host.
+    pub init: Option<ProcId>,
+    /// The workload (init's child), as seen from the host.
+    pub workload: Option<ProcId>,
+    pub cgroups: Vec<PathBuf>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protections: Option<SecurityReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// `--events-jsonl`: where `rm` appends the `removed` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<PathBuf>,
+    /// `--rm`: the monitor removes the record when the workload exits.
+    pub auto_remove: bool,
+}
+
+impl State {
+    pub fn new(id: &str, name: Option<String>, argv: Vec<String>, now_ms: u64) -> State {
+        State {
+            version: STATE_VERSION,
+            id: id.into(),
+            name,
+            status: Status::Creating,
+            argv,
+            monitor: None,
+            init: None,
+            workload: None,
+            cgroups: vec![],
+            created_ms: now_ms,
+            started_ms: None,
+            finished_ms: None,
+            protections: None,
+            exit: None,
+            usage: None,
+            events: None,
+            auto_remove: false,
+        }
+    }
+
+    /// The status to show, given whether the monitor still lives: a sandbox whose monitor is
+    /// gone died with it (its init has the monitor's death as its parent-death signal).
+    pub fn effective(&self, monitor_alive: bool) -> (Status, Option<ExitInfo>) {
+        if self.status == Status::Stopped || monitor_alive {
+            return (self.status, self.exit.clone());
+        }
+        (
+            Status::Stopped,
+            Some(ExitInfo {
+                code: None,
+                signal: None,
+                oom_killed: false,
+                error: Some("the monitor process died; the sandbox was killed with it".into()),
+            }),
+        )
+    }
+
+    /// The OCI runtime-spec state (`nucleus state ID`).
+    pub fn oci(&self, status: Status, bundle: &str) -> serde_json::Value {
+        let pid = match status {
+            Status::Created | Status::Running => self.init.map(|p| p.pid).unwrap_or(0),
+            _ => 0,
+        };
+        let mut annotations = serde_json::Map::new();
+        if let Some(n) = &self.name {
+            annotations.insert("org.nucleus.name".into(), n.clone().into());
+        }
+        serde_json::json!({
+            "ociVersion": "1.2.0",
+            "id": self.id,
+            "status": status.as_str(),
+            "pid": pid,
+            "bundle": bundle,
+            "created": rfc3339(self.created_ms),
+            "annotations": annotations,
+        })
+    }
+}
+
+/// A sandbox name: 1-64 of [A-Za-z0-9_.-], starting with a letter or digit (as Docker's).
+pub fn validate_name(flag: &str, n: &str) -> Result<(), ConfigError> {
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            flag,
+            format!(
+                "{n:?}: a name is 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Why a sandbox reference did not pick exactly one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    NotFound(String),
+    Ambiguous(String, usize),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::NotFound(q) => write!(f, "{q}: no such sandbox (see `nucleus ps -a`)"),
+            ResolveError::Ambiguous(q, n) => {
+                write!(f, "{q}: matches {n} sandboxes; give more of the id")
+            }
+        }
+    }
+}
+
+/// Pick one sandbox by exact name, exact id, or unique id prefix (in that order).
+/// `entries` are (id, name) pairs.
+pub fn resolve<'a>(
+    query: &str,
+    entries: &'a [(String, Option<String>)],
+) -> Result<&'a str, ResolveError> {
+    if let Some((id, _)) = entries.iter().find(|(_, n)| n.as_deref() == Some(query)) {
+        return Ok(id);
+    }
+    if let Some((id, _)) = entries.iter().find(|(id, _)| id == query) {
+        return Ok(id);
+    }
+    let m: Vec<&String> = if query.is_empty() {
+        vec![]
+    } else {
+        entries
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| id.starts_with(query))
+            .collect()
+    };
+    match m.len() {
+        1 => Ok(m[0]),
+        0 => Err(ResolveError::NotFound(query.into())),
+        n => Err(ResolveError::Ambiguous(query.into(), n)),
+    }
+}
+
+/// Linux signal numbers (x86_64 and the generic table arm64, riscv use).
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("BUS", 7),
+    ("FPE", 8),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+    ("STKFLT", 16),
+    ("CHLD", 17),
+    ("CONT", 18),
+    ("STOP", 19),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("URG", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("IO", 29),
+    ("PWR", 30),
+    ("SYS", 31),
+];
+
+/// A signal by name (`TERM`, `SIGTERM`, `sigterm`, `RTMIN+3`) or number (1-64).
+pub fn parse_signal(flag: &str, s: &str) -> Result<i32, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            flag,
+            format!("{s:?}: not a signal (a name like TERM, KILL, HUP, RTMIN+N, or 1-64)"),
+        )
+    };
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(&(_, n)) = SIGNALS.iter().find(|(k, _)| *k == name) {
+        return Ok(n);
+    }
+    let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().ok()?
+        };
+        let n = base + sign * off;
+        (34..=64).contains(&n).then_some(n)
+    };
+    if let Some(r) = name.strip_prefix("RTMIN") {
+        return rt(34, r.trim_start_matches('+'), 1).ok_or_else(bad);
+    }
+    if let Some(r) = name.strip_prefix("RTMAX") {
+        return rt(64, r.trim_start_matches('-'), -1).ok_or_else(bad);
+    }
+    Err(bad())
+}
+
+/// One event line (`--events-jsonl`): `{"v":1,"time":…,"event":KIND,"id":…, …fields}`.
+pub fn event(kind: &str, id: &str, time_ms: u64, fields: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("v".into(), EVENTS_VERSION.into());
+    m.insert("time".into(), rfc3339(time_ms).into());
+    m.insert("event".into(), kind.into());
+    m.insert("id".into(), id.into());
+    if let serde_json::Value::Object(f) = fields {
+        m.extend(f);
+    }
+    serde_json::Value::Object(m)
+}
+
+/// UTC RFC 3339 with milliseconds, e.g. 2026-11-23T10:04:05.123Z.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// "3 seconds ago"-style age for tables.
+pub fn age(now_ms: u64, then_ms: u64) -> String {
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_435_445_123), "2026-11-23T12:04:05.123Z");
+    }
+
+    #[test]
+    fn names_ids_prefixes() {
+        let e = vec![
+            ("abc123".to_string(), Some("web".to_string())),
+            ("abd456".to_string(), None),
+            ("ff0000".to_string(), Some("abd456x".to_string())),
+        ];
+        assert_eq!(resolve("web", &e).unwrap(), "abc123");
+        assert_eq!(resolve("abc", &e).unwrap(), "abc123");
+        assert_eq!(resolve("abd456x", &e).unwrap(), "ff0000");
+        assert_eq!(
+            resolve("ab", &e),
+            Err(ResolveError::Ambiguous("ab".into(), 2))
+        );
+        assert_eq!(resolve("zz", &e), Err(ResolveError::NotFound("zz".into())));
+        assert_eq!(resolve("", &e), Err(ResolveError::NotFound("".into())));
+        assert!(validate_name("--name", "a.b-c_1").is_ok());
+        for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(validate_name("--name", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        for (s, n) in [
+            ("TERM", 15),
+            ("sigkill", 9),
+            ("9", 9),
+            ("RTMIN", 34),
+            ("RTMIN+3", 37),
+            ("SIGRTMAX-1", 63),
+            ("WINCH", 28),
+        ] {
+            assert_eq!(parse_signal("SIGNAL", s).unwrap(), n, "{s}");
+        }
+        for bad in ["0", "65", "FOO", "RTMIN+40", "-1"] {
+            assert!(parse_signal("SIGNAL", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lost_monitor_means_stopped() {
+        let mut s = State::new("a", None, vec!["true".into()], 0);
+        s.status = Status::Running;
+        assert_eq!(s.effective(true).0, Status::Running);
+        let (st, exit) = s.effective(false);
+        assert_eq!(st, Status::Stopped);
+        assert!(exit.unwrap().error.unwrap().contains("monitor"));
+        assert_eq!(s.oci(Status::Stopped, "/b")["pid"], 0);
+    }
+
+    #[test]
+    fn events_carry_version_and_kind() {
+        let e = event("exited", "x", 0, serde_json::json!({"status": 3}));
+        assert_eq!(e["v"], 1);
+        assert_eq!(e["event"], "exited");
+        assert_eq!(e["status"], 3);
+    }
+}

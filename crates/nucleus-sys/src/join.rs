@@ -1,0 +1,137 @@
+//! `nucleus exec`: run another process in a running sandbox, under the same protections as
+//! its workload.
+//!
+//! The caller (outside) moves only its *children's* pid namespace into the sandbox's, then
+//! forks; so it stays the new process's parent (it waits, relays signals, proxies the tty)
+//! without entering the sandbox or its cgroup itself. The child:
+//! 1. joins the sandbox's cgroups (writes itself to each `cgroup.procs`, through host paths,
+//!    so first);
+//! 2. joins the user, mount, uts, ipc, net and cgroup namespaces of the sandbox's init at once
+//!    (setns on its pidfd), and the time namespace init's children live in;
+//! 3. becomes root of that user namespace, then takes the workload's own path: rlimits,
+//!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
+
+use crate::channel::{self, FromChild};
+use crate::error::{Context, Result};
+use crate::init;
+use crate::mount::Switched;
+use crate::raw::{self, Forked};
+use crate::sandbox::{self, Observer, Outcome};
+use crate::tty;
+use nucleus_spec::plan::Plan;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::PathBuf;
+
+/// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox whose init is
+/// behind `init_pidfd`. Single-threaded callers only (it forks).
+pub fn exec(
+    plan: &Plan,
+    init_pid: libc::pid_t,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let mut blocked = init::FORWARDED.to_vec();
+    blocked.push(libc::SIGCHLD);
+    let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
+    let r = parent(plan, init_pid, init_pidfd, cgroups, obs);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    r
+}
+
+fn parent(
+    plan: &Plan,
+    init_pid: libc::pid_t,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
+    let time_ns = match plan.namespaces.time_offset_secs {
+        Some(_) => Some(
+            fs::File::open(format!("/proc/{init_pid}/ns/time_for_children"))
+                .ctx("open", "the sandbox's time namespace")?,
+        ),
+        None => None,
+    };
+    if plan.namespaces.pid {
+        raw::setns(init_pidfd, libc::CLONE_NEWPID).ctx("join", "pid namespace")?;
+    }
+    let (pch, cch) = channel::pair()?;
+    // SAFETY: single-threaded caller (documented on `exec`).
+    let forked = unsafe { raw::fork_into(0, None) }.ctx("fork", "exec process")?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(pch);
+            if let Err((stage, e)) = child_join(plan, init_pidfd, time_ns.as_ref(), cgroups) {
+                let _ = cch.send(
+                    &FromChild::Failed {
+                        stage: stage.into(),
+                        error: e.to_string(),
+                        code: 126,
+                    },
+                    &[],
+                );
+                raw::exit_now(126);
+            }
+            let slave = if plan.process.tty {
+                match tty::open_in_sandbox() {
+                    Ok(pty) => {
+                        if cch.send(&FromChild::Pty, &[pty.master.as_fd()]).is_err() {
+                            raw::exit_now(126);
+                        }
+                        Some(pty.slave)
+                    }
+                    Err(e) => {
+                        let _ = cch.send(
+                            &FromChild::Failed {
+                                stage: "tty".into(),
+                                error: e.to_string(),
+                                code: 126,
+                            },
+                            &[],
+                        );
+                        raw::exit_now(126)
+                    }
+                }
+            } else {
+                None
+            };
+            // SAFETY: umask cannot fail; read and put back.
+            let umask = unsafe { libc::umask(0o022) };
+            let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
+            sandbox::workload_exec(plan, &cch, Switched::PivotRoot, tty_slave, umask)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(cch);
+    obs.started(pid, cgroups);
+    sandbox::wait(pid, &pidfd, &pch, &sfd, obs)
+}
+
+fn child_join(
+    plan: &Plan,
+    init_pidfd: BorrowedFd<'_>,
+    time_ns: Option<&fs::File>,
+    cgroups: &[PathBuf],
+) -> std::result::Result<(), (&'static str, io::Error)> {
+    for c in cgroups {
+        fs::write(c.join("cgroup.procs"), "0").map_err(|e| ("join cgroup", e))?;
+    }
+    // All but pid (the caller moved its children's) at once.
+    let flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);
+    raw::setns(init_pidfd, flags as libc::c_int).map_err(|e| ("join namespaces", e))?;
+    if let Some(t) = time_ns {
+        raw::setns(t.as_fd(), libc::CLONE_NEWTIME).map_err(|e| ("join time namespace", e))?;
+    }
+    if plan.namespaces.user {
+        // SAFETY: plain id syscalls; joining the user namespace gave us CAP_SETUID/SETGID in it.
+        if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
+            return Err(("user namespace", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

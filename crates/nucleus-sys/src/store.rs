@@ -1,0 +1,319 @@
+//! The state store: one directory per sandbox under the state root (`/run/nucleus` for root,
+//! `$XDG_RUNTIME_DIR/nucleus` otherwise), holding `state.json` (replaced whole, atomically),
+//! `plan.json` (what `exec` needs to join with the same protections), `log` (a detached
+//! workload's stdout and stderr) and `ctl` (the monitor's control socket). Names are symlinks
+//! `names/NAME -> ID`, created with symlink(2) so two claims of one name cannot both win.
+//! Mutations hold an exclusive flock on the sandbox's directory.
+
+use crate::error::{Context, Result};
+use nucleus_spec::state::{ProcId, State};
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one sandbox's directory, released on drop.
+pub struct Lock {
+    _fd: fs::File,
+}
+
+fn mkdir_private(p: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(p) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}
+
+/// Start time of a live process (field 22 of /proc/PID/stat, after the parenthesised name);
+/// None for a zombie, which is dead already.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    if matches!(f.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
+}
+
+pub fn this_process() -> ProcId {
+    let pid = std::process::id() as i32;
+    ProcId {
+        pid,
+        start: start_time(pid).unwrap_or(0),
+    }
+}
+
+pub fn alive(p: &ProcId) -> bool {
+    start_time(p.pid) == Some(p.start)
+}
+
+/// A pidfd for `p` if it is still that process (not a reused pid).
+pub fn pidfd(p: &ProcId) -> Option<OwnedFd> {
+    let fd = crate::raw::pidfd_open(p.pid).ok()?;
+    // Checked after opening: if the start time still matches now, the pidfd is for `p`.
+    alive(p).then_some(fd)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Open (creating if needed) the state root.
+    pub fn open(root: &Path) -> Result<Store> {
+        if let Some(parent) = root.parent() {
+            fs::create_dir_all(parent).ctx("create", parent.display())?;
+        }
+        mkdir_private(root).ctx("create", root.display())?;
+        mkdir_private(&root.join("names")).ctx("create", root.display())?;
+        Ok(Store { root: root.into() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Make the directory of a new sandbox and claim its name. Fails with the current owner's
+    /// id when the name is taken by an existing sandbox.
+    pub fn create(&self, id: &str, name: Option<&str>) -> Result<()> {
+        let dir = self.dir(id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .ctx("create", dir.display())?;
+        if let Some(n) = name {
+            if let Err(e) = self.claim_name(n, id) {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn claim_name(&self, name: &str, id: &str) -> Result<()> {
+        let link = self.root.join("names").join(name);
+        for _ in 0..3 {
+            match std::os::unix::fs::symlink(id, &link) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_link(&link).unwrap_or_default();
+                    if self.root.join(&owner).join("state.json").exists()
+                        || owner.as_os_str().is_empty()
+                    {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("already used by sandbox {}", owner.display()),
+                        ))
+                        .ctx("--name", name);
+                    }
+                    // A leftover of a sandbox whose record is gone: take it over, once the
+                    // owner's directory is really absent (not just being created).
+                    if self.root.join(&owner).exists() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("already used by sandbox {}", owner.display()),
+                        ))
+                        .ctx("--name", name);
+                    }
+                    let _ = fs::remove_file(&link);
+                }
+                Err(e) => return Err(e).ctx("--name", name),
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN)).ctx("--name", name)
+    }
+
+    /// Lock one sandbox's directory (blocking).
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        let dir = self.dir(id);
+        let f = fs::File::open(&dir).ctx("open", dir.display())?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error()).ctx("lock", dir.display());
+        }
+        Ok(Lock { _fd: f })
+    }
+
+    /// Replace `name` in the sandbox's directory atomically (write a temporary, then rename).
+    pub fn write_file(&self, id: &str, name: &str, data: &[u8]) -> Result<()> {
+        let dir = self.dir(id);
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx("create", tmp.display())?;
+        f.write_all(data).ctx("write", tmp.display())?;
+        drop(f);
+        fs::rename(&tmp, dir.join(name)).ctx("rename", tmp.display())
+    }
+
+    pub fn write(&self, s: &State) -> Result<()> {
+        let data = serde_json::to_vec_pretty(s)
+            .map_err(io::Error::other)
+            .ctx("encode", "state")?;
+        self.write_file(&s.id, "state.json", &data)
+    }
+
+    pub fn read(&self, id: &str) -> Option<State> {
+        let data = fs::read(self.dir(id).join("state.json")).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Every sandbox with a readable record (directories being created have none yet).
+    pub fn list(&self) -> Vec<State> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        let mut out: Vec<State> = rd
+            .flatten()
+            .filter(|e| e.file_name() != "names")
+            .filter_map(|e| self.read(&e.file_name().to_string_lossy()))
+            .collect();
+        out.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Remove a sandbox's directory and its name. Idempotent.
+    pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
+        let dir = self.dir(id);
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        if let Some(n) = name {
+            let link = self.root.join("names").join(n);
+            if fs::read_link(&link).is_ok_and(|t| t == Path::new(id)) {
+                let _ = fs::remove_file(&link);
+            }
+        }
+        match fs::remove_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).ctx("remove", dir.display()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Open a file for appending (created 0600): event and audit logs, a detached workload's log.
+pub fn open_append(p: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(p)
+}
+
+/// A close-on-exec duplicate of descriptor `n` (`--events-fd`), checked to be open.
+pub fn dup_fd(n: i32) -> io::Result<fs::File> {
+    if n < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC has no memory arguments; fails with EBADF for a closed fd.
+    let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The monitor's control socket.
+pub fn listen(p: &Path) -> Result<OwnedFd> {
+    crate::raw::unix_listen(p).ctx("listen on", p.display())
+}
+
+/// Send one request line to a monitor's control socket and read its one-line answer.
+pub fn request(p: &Path, req: &str) -> io::Result<String> {
+    let s = crate::raw::unix_connect(p)?;
+    crate::raw::set_timeout(s.as_fd(), 120_000)?;
+    crate::raw::write_all(s.as_fd(), format!("{req}\n").as_bytes())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = crate::raw::read(s.as_fd(), &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.contains(&b'\n') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Wait up to `timeout` for the process behind `pidfd` to exit; true once it has.
+pub fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    crate::raw::poll_read(&[pidfd.as_raw_fd()], ms)
+        .map(|r| r[0] != 0)
+        .unwrap_or(true)
+}
+
+/// Either side of [`fork_monitor`].
+pub enum MonitorFork {
+    /// The command that launched the sandbox: reads the monitor's report lines.
+    Launcher { reader: fs::File },
+    /// The new monitor: writes its report lines here, then closes it.
+    Monitor { notify: fs::File },
+}
+
+/// Fork a sandbox's monitor: a new session, cwd /, stdin /dev/null, stdout and stderr to
+/// `log` (the workload inherits them), `title` as its command line, forwarded signals
+/// blocked from the start (they are relayed to the sandbox once it runs).
+pub fn fork_monitor(log: &fs::File, title: &str) -> Result<MonitorFork> {
+    let mut p = [0; 2];
+    // SAFETY: p is a valid out-array of two ints.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("pipe", "");
+    }
+    // SAFETY: pipe2 returned two new descriptors that nobody else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let old = crate::raw::block_signals(crate::init::FORWARDED).ctx("block signals", "")?;
+    // SAFETY: nucleus is single-threaded (no threads are spawned before a launch).
+    let forked = unsafe { crate::raw::fork() };
+    match forked {
+        Ok(Some(_)) | Err(_) => {
+            // SAFETY: restoring the mask saved above.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            drop(w);
+            forked.ctx("fork", "monitor")?;
+            Ok(MonitorFork::Launcher { reader: r.into() })
+        }
+        Ok(None) => {
+            drop(r);
+            // SAFETY: setsid has no arguments (a forked child is never a group leader).
+            unsafe { libc::setsid() };
+            let _ = std::env::set_current_dir("/");
+            let null = fs::OpenOptions::new().read(true).open("/dev/null");
+            // SAFETY: dup2 onto the standard descriptors, which the monitor owns.
+            unsafe {
+                if let Ok(n) = &null {
+                    libc::dup2(n.as_raw_fd(), 0);
+                }
+                libc::dup2(log.as_raw_fd(), 1);
+                libc::dup2(log.as_raw_fd(), 2);
+            }
+            let _ = crate::raw::set_cmdline(title);
+            Ok(MonitorFork::Monitor { notify: w.into() })
+        }
+    }
+}

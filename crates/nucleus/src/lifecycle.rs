@@ -1,0 +1,878 @@
+//! Sandboxes that outlive a command: `run -d`, `create`/`start`, `ps`, `state`, `logs`,
+//! `exec`, `stop`, `kill`, `rm`. No daemon: each sandbox has a monitor, the process that
+//! started it, which keeps its record in the state store (nucleus-sys `store`) and writes its
+//! events. A foreground `run` is its own sandbox's monitor and keeps a record too (removed at
+//! exit), so `ps`, `exec`, `stop` and `kill` work on it as well.
+
+use crate::cli::{ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StopArgs};
+use crate::log::Logger;
+use anyhow::{anyhow, bail, Context, Result};
+use nucleus_spec::config::{ConfigError, EnvVar};
+use nucleus_spec::state::{self, ExitInfo, ProcId, SecurityReport, State, Status};
+use nucleus_spec::Plan;
+use nucleus_sys::raw::WaitStatus;
+use nucleus_sys::sandbox::{Detach, Observer, Outcome};
+use nucleus_sys::store::{self, now_ms, Store};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The state root: `--root`, else /run/nucleus for root, else $XDG_RUNTIME_DIR/nucleus.
+pub fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(r) = flag {
+        return Ok(r.into());
+    }
+    if nucleus_sys::security::is_root() {
+        return Ok("/run/nucleus".into());
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if !x.is_empty() => Ok(Path::new(&x).join("nucleus")),
+        _ => bail!("--root: not given, and XDG_RUNTIME_DIR is not set (where should state go?)"),
+    }
+}
+
+/// `--events-jsonl PATH` / `--events-fd N`: one JSON object per line.
+#[derive(Default)]
+pub struct Events {
+    sinks: Vec<File>,
+}
+
+impl Events {
+    pub fn open(path: Option<&Path>, fd: Option<i32>) -> Result<Events> {
+        let mut sinks = Vec::new();
+        if let Some(p) = path {
+            sinks.push(store::open_append(p).map_err(|e| {
+                ConfigError::new("--events-jsonl", format!("{}: {e}", p.display()))
+            })?);
+        }
+        if let Some(n) = fd {
+            sinks.push(store::dup_fd(n).map_err(|e| {
+                ConfigError::new("--events-fd", format!("{n}: not an open descriptor ({e})"))
+            })?);
+        }
+        Ok(Events { sinks })
+    }
+
+    pub fn emit(&mut self, kind: &str, id: &str, fields: serde_json::Value) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let mut line = state::event(kind, id, now_ms(), fields).to_string();
+        line.push('\n');
+        for s in &mut self.sinks {
+            let _ = s.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The host's append-only audit log: one line per lifecycle action, with who asked.
+pub fn audit(store: &Store, verb: &str, id: &str, result: &Result<u8>) {
+    let (ok, err) = match result {
+        Ok(0) => (true, None),
+        Ok(c) => (false, Some(format!("exit status {c}"))),
+        Err(e) => (false, Some(crate::one_line(e))),
+    };
+    let mut line = serde_json::json!({
+        "v": state::EVENTS_VERSION,
+        "time": state::rfc3339(now_ms()),
+        "verb": verb,
+        "id": id,
+        "uid": nucleus_sys::security::real_uid(),
+        "pid": std::process::id(),
+        "ok": ok,
+    });
+    if let Some(e) = err {
+        line["error"] = e.into();
+    }
+    if let Ok(mut f) = store::open_append(&store.root().join("audit.jsonl")) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// How the monitor reports to the command that launched it (detached sandboxes): lines
+/// `warn MSG`, then `ok` or `error CODE MSG`.
+struct Notify(Option<File>);
+
+impl Notify {
+    fn line(&mut self, l: &str) {
+        if let Some(f) = &mut self.0 {
+            let _ = f.write_all(format!("{l}\n").as_bytes());
+        }
+    }
+    fn done(&mut self, l: &str) {
+        self.line(l);
+        self.0 = None;
+    }
+}
+
+/// The monitor's view of one sandbox: it records every step in the store and the events.
+pub struct Tracker<'a> {
+    pub store: &'a Store,
+    pub state: State,
+    pub events: Events,
+    /// Foreground runs warn on stderr; detached ones through the launcher.
+    log: Option<&'a Logger>,
+    notify: Notify,
+    hold: bool,
+    /// Foreground runs write their record only once the sandbox exists (the writes overlap
+    /// the sandbox's own setup).
+    plan_json: Option<Vec<u8>>,
+}
+
+impl Tracker<'_> {
+    fn save(&self) {
+        let _ = self.store.write(&self.state);
+    }
+    fn warn(&mut self, what: &str) {
+        match self.log {
+            Some(l) => l.warn(what),
+            None => self.notify.line(&format!("warn {what}")),
+        }
+        self.events.emit(
+            "security_degraded",
+            &self.state.id,
+            serde_json::json!({ "what": what }),
+        );
+    }
+}
+
+fn workload_of(init: &ProcId) -> Option<ProcId> {
+    let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", init.pid)).ok()?;
+    let pid: i32 = kids.split_whitespace().next()?.parse().ok()?;
+    Some(ProcId {
+        pid,
+        start: store::start_time(pid)?,
+    })
+}
+
+impl Observer for Tracker<'_> {
+    fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
+        if let Some(p) = self.plan_json.take() {
+            let _ = self
+                .store
+                .create(&self.state.id, self.state.name.as_deref());
+            let _ = self.store.write_file(&self.state.id, "plan.json", &p);
+        }
+        self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
+        self.state.cgroups = cgroups.to_vec();
+        self.save();
+        if let Some(l) = self.log {
+            l.started(&self.state.id, pid, cgroups);
+        }
+    }
+    fn degraded(&mut self, what: &str) {
+        self.warn(what);
+    }
+    fn applied(&mut self, r: &SecurityReport) {
+        for d in &r.degraded {
+            self.warn(&format!("security degraded: {d}"));
+        }
+        self.state.protections = Some(r.clone());
+        self.state.workload = self.state.init.as_ref().and_then(workload_of);
+        let fields = serde_json::json!({
+            "pid": self.state.init.map(|p| p.pid),
+            "protections": r,
+        });
+        self.events.emit("created", &self.state.id, fields.clone());
+        if self.log.is_some() {
+            // Foreground: the workload execs right after this report.
+            self.state.status = Status::Running;
+            self.state.started_ms = Some(now_ms());
+            self.save();
+            self.events.emit("started", &self.state.id, fields);
+        } else if self.hold {
+            self.state.status = Status::Created;
+            self.save();
+            self.notify.done("ok");
+        } else {
+            self.save();
+        }
+    }
+    fn exec_result(&mut self, failure: Option<(i32, &str, &str)>) {
+        match failure {
+            None => {
+                self.state.status = Status::Running;
+                self.state.started_ms = Some(now_ms());
+                self.save();
+                self.events.emit(
+                    "started",
+                    &self.state.id,
+                    serde_json::json!({
+                        "pid": self.state.init.map(|p| p.pid),
+                        "protections": self.state.protections,
+                    }),
+                );
+                self.notify.done("ok");
+            }
+            Some((code, stage, err)) => {
+                self.state.exit = Some(ExitInfo {
+                    code: Some(code),
+                    error: Some(format!("{stage}: {err}")),
+                    ..Default::default()
+                });
+                // The launcher hears of it once the record is gone (`finish`).
+            }
+        }
+    }
+}
+
+/// Record how the sandbox ended; remove the record if asked to (or if it never ran).
+/// Returns the shell-style status.
+pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> u8 {
+    let id = t.state.id.clone();
+    let never_ran = out.report.is_none()
+        || (out.failure.is_some() && t.state.status != Status::Running && !t.hold);
+    let mut code = out.status.code().clamp(0, 255) as u8;
+    if let Some((stage, _)) = &out.failure {
+        if out.report.is_none() && stage != "exec" {
+            code = 125;
+        }
+    }
+    let oom = out.usage.oom_kills > 0;
+    if oom {
+        let limit = memory_limit
+            .map(nucleus_spec::cgroup::human_bytes)
+            .unwrap_or_default();
+        let msg = format!(
+            "out of memory: the OOM killer killed {} process(es) in the sandbox (--memory {limit})",
+            out.usage.oom_kills
+        );
+        if let Some(l) = t.log {
+            l.error(&msg);
+        }
+        t.events.emit(
+            "oom",
+            &id,
+            serde_json::json!({ "kills": out.usage.oom_kills }),
+        );
+        if code != 0 {
+            code = 137;
+        }
+    }
+    let finished = now_ms();
+    let signal = match out.status {
+        WaitStatus::Signaled(s) => Some(s),
+        _ => None,
+    };
+    let mut exit = t.state.exit.take().unwrap_or_default();
+    exit.code = Some(i32::from(code));
+    exit.signal = signal;
+    exit.oom_killed = oom;
+    if exit.error.is_none() {
+        exit.error = out.failure.as_ref().map(|(s, e)| format!("{s}: {e}"));
+    }
+    t.events.emit(
+        "exited",
+        &id,
+        serde_json::json!({
+            "status": code,
+            "signal": signal,
+            "oom_killed": oom,
+            "duration_ms": t.state.started_ms.map(|s| finished.saturating_sub(s)),
+            "usage": out.usage,
+            "error": exit.error,
+        }),
+    );
+    t.state.status = Status::Stopped;
+    t.state.finished_ms = Some(finished);
+    t.state.exit = Some(exit);
+    t.state.usage = Some(out.usage.clone());
+    if never_ran || t.state.auto_remove {
+        let _ = t.store.remove(&id, t.state.name.as_deref());
+        t.events.emit("removed", &id, serde_json::json!({}));
+    } else {
+        t.save();
+    }
+    // A launcher still waiting hears why only now, when the record is in its final state.
+    match &out.failure {
+        Some((stage, err)) => t.notify.done(&format!("error {code} {stage}: {err}")),
+        None => t.notify.done(&format!(
+            "error {code} the sandbox stopped before its workload started"
+        )),
+    }
+    code
+}
+
+/// A foreground run's tracker (the record appears once the sandbox exists; removed at exit).
+pub fn foreground<'a>(
+    store: &'a Store,
+    plan: &Plan,
+    a: &RunArgs,
+    log: &'a Logger,
+    events: Events,
+) -> Result<Tracker<'a>> {
+    let mut st = State::new(
+        &plan.id,
+        a.name.clone(),
+        plan.process.argv.clone(),
+        now_ms(),
+    );
+    st.monitor = Some(store::this_process());
+    st.events = a.events_jsonl.clone();
+    st.auto_remove = true;
+    if let Some(n) = &a.name {
+        // Claimed now, so a taken name fails before anything starts.
+        store.create(&plan.id, Some(n))?;
+    }
+    Ok(Tracker {
+        store,
+        state: st,
+        events,
+        log: Some(log),
+        notify: Notify(None),
+        hold: false,
+        plan_json: Some(serde_json::to_vec(plan)?),
+    })
+}
+
+/// `run -d` and `create`: fork the monitor, wait until the sandbox is set up (and, for `run
+/// -d`, its workload exec'd), print its id.
+pub fn launch(
+    a: &RunArgs,
+    plan: &Plan,
+    store: &Store,
+    log: &Logger,
+    events: Events,
+    hold: bool,
+    memory_limit: Option<u64>,
+) -> Result<u8> {
+    let id = plan.id.clone();
+    store.create(&id, a.name.as_deref())?;
+    let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
+    st.events = a.events_jsonl.clone();
+    st.auto_remove = a.rm;
+    let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
+        // The record itself is first written by the monitor, with its pid: a record without
+        // a live monitor reads as a lost sandbox.
+        store.write_file(&id, "plan.json", &serde_json::to_vec(plan)?)?;
+        let logf = store::open_append(&store.dir(&id).join("log"))?;
+        let control = store::listen(&store.dir(&id).join("ctl"))?;
+        Ok((logf, control))
+    })();
+    let (logf, control) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = store.remove(&id, a.name.as_deref());
+            return Err(e);
+        }
+    };
+    let forked = store::fork_monitor(&logf, &format!("nucleus monitor {id}"))?;
+    let notify = match forked {
+        store::MonitorFork::Monitor { notify } => notify,
+        store::MonitorFork::Launcher { reader } => {
+            // The launcher: relay what the monitor says, then print the id.
+            drop(control);
+            drop(logf);
+            let mut code = None;
+            for line in BufReader::new(reader).lines().map_while(|l| l.ok()) {
+                if let Some(w) = line.strip_prefix("warn ") {
+                    log.warn(w);
+                } else if line == "ok" {
+                    code = Some(0);
+                    break;
+                } else if let Some(e) = line.strip_prefix("error ") {
+                    let (c, msg) = e.split_once(' ').unwrap_or(("125", e));
+                    log.error(msg);
+                    code = Some(c.parse().unwrap_or(125));
+                    break;
+                }
+            }
+            return match code {
+                Some(0) => {
+                    println!("{id}");
+                    Ok(0)
+                }
+                Some(c) => Ok(c),
+                None => {
+                    let _ = store.remove(&id, a.name.as_deref());
+                    bail!("the monitor exited while setting the sandbox up")
+                }
+            };
+        }
+    };
+    // The monitor.
+    st.monitor = Some(store::this_process());
+    let mut t = Tracker {
+        store,
+        state: st,
+        events,
+        log: None,
+        notify: Notify(Some(notify)),
+        hold,
+        plan_json: None,
+    };
+    t.save();
+    let detach = Detach { hold, control };
+    let code = match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
+        Ok(out) => {
+            finish(&mut t, &out, memory_limit);
+            0
+        }
+        Err(e) => {
+            t.notify.done(&format!("error 125 {e}"));
+            let _ = store.remove(&id, a.name.as_deref());
+            125
+        }
+    };
+    crate::run::collect_cgroups(a);
+    std::process::exit(code)
+}
+
+/// Resolve a reference (name, id or unique id prefix) among the store's sandboxes.
+fn resolve(store: &Store, q: &str) -> Result<State> {
+    let all = store.list();
+    let entries: Vec<(String, Option<String>)> =
+        all.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    let id = state::resolve(q, &entries).map_err(|e| anyhow!("{e}"))?;
+    all.into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| anyhow!("{q}: no such sandbox"))
+}
+
+fn monitor_alive(s: &State) -> bool {
+    s.monitor.as_ref().is_some_and(store::alive)
+}
+
+fn effective(s: &State) -> (Status, Option<ExitInfo>) {
+    s.effective(monitor_alive(s))
+}
+
+/// Wait while the sandbox is still being set up (its pids are not known yet).
+fn settled(store: &Store, mut s: State) -> State {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while effective(&s).0 == Status::Creating && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match store.read(&s.id) {
+            Some(n) => s = n,
+            None => break,
+        }
+    }
+    s
+}
+
+/// Wait for the monitor to exit (it has then written the final record); false on timeout.
+fn wait_monitor(s: &State, timeout: Duration) -> bool {
+    let Some(m) = &s.monitor else { return true };
+    match store::pidfd(m) {
+        Some(fd) => store::wait_exit(&fd, timeout),
+        None => true,
+    }
+}
+
+/// Send `sig` to the sandbox: SIGKILL to its init (the whole pid namespace dies), other
+/// signals to the workload. False if there was nothing to signal.
+fn signal(s: &State, sig: i32) -> Result<bool> {
+    let target = if sig == libc::SIGKILL {
+        s.init
+    } else {
+        s.workload.or(s.init)
+    };
+    let Some(p) = target else { return Ok(false) };
+    match store::pidfd(&p) {
+        Some(fd) => {
+            nucleus_sys::raw::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig)
+                .with_context(|| format!("signal {}", s.id))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+pub fn start(store: &Store, q: &str, log: &Logger) -> Result<u8> {
+    let s = settled(store, resolve(store, q)?);
+    let (st, _) = effective(&s);
+    if st != Status::Created {
+        bail!(
+            "{}: is {}; only a created sandbox can be started",
+            q,
+            st.as_str()
+        );
+    }
+    let reply = store::request(&store.dir(&s.id).join("ctl"), "start")
+        .with_context(|| format!("{q}: its monitor does not answer"))?;
+    if reply == "ok" {
+        return Ok(0);
+    }
+    let e = reply.strip_prefix("error ").unwrap_or(&reply);
+    let (c, msg) = e.split_once(' ').unwrap_or(("1", e));
+    log.error(msg);
+    Ok(c.parse().unwrap_or(1))
+}
+
+fn command_line(argv: &[String], max: usize) -> String {
+    let c = argv.join(" ");
+    if c.chars().count() > max {
+        let mut t: String = c.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    } else {
+        c
+    }
+}
+
+fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> String {
+    match st {
+        Status::Stopped => {
+            let code = exit
+                .as_ref()
+                .and_then(|e| e.code)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "?".into());
+            match s.finished_ms {
+                Some(f) => format!("exited ({code}) {}", state::age(now, f)),
+                None => format!("exited ({code})"),
+            }
+        }
+        Status::Running => match s.started_ms {
+            Some(t) => format!("up {}", state::age(now, t).trim_end_matches(" ago")),
+            None => "running".into(),
+        },
+        other => other.as_str().into(),
+    }
+}
+
+pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
+    let now = now_ms();
+    let rows: Vec<(State, Status, Option<ExitInfo>)> = store
+        .list()
+        .into_iter()
+        .map(|s| {
+            let (st, ex) = effective(&s);
+            (s, st, ex)
+        })
+        .filter(|(_, st, _)| a.all || *st != Status::Stopped)
+        .collect();
+    if a.quiet {
+        for (s, _, _) in &rows {
+            println!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match a.format.as_str() {
+        "json" => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(s, st, ex)| {
+                    serde_json::json!({
+                        "id": s.id,
+                        "name": s.name,
+                        "status": st.as_str(),
+                        "pid": s.init.map(|p| p.pid),
+                        "command": s.argv,
+                        "created": state::rfc3339(s.created_ms),
+                        "started": s.started_ms.map(state::rfc3339),
+                        "finished": s.finished_ms.map(state::rfc3339),
+                        "exit_code": ex.as_ref().and_then(|e| e.code),
+                        "error": ex.as_ref().and_then(|e| e.error.clone()),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        }
+        "table" => {
+            println!(
+                "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  COMMAND",
+                "ID", "NAME", "STATUS", "PID", "CREATED"
+            );
+            for (s, st, ex) in &rows {
+                println!(
+                    "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  {}",
+                    s.id,
+                    s.name.as_deref().unwrap_or("-"),
+                    status_text(*st, ex, s, now),
+                    match st {
+                        Status::Created | Status::Running =>
+                            s.init.map(|p| p.pid.to_string()).unwrap_or_default(),
+                        _ => "-".into(),
+                    },
+                    state::age(now, s.created_ms),
+                    command_line(&s.argv, 40)
+                );
+            }
+        }
+        other => {
+            return Err(
+                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
+            )
+        }
+    }
+    Ok(0)
+}
+
+pub fn state(store: &Store, q: &str) -> Result<u8> {
+    let s = resolve(store, q)?;
+    let (st, _) = effective(&s);
+    let dir = store.dir(&s.id);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&s.oci(st, &dir.to_string_lossy()))?
+    );
+    Ok(0)
+}
+
+pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
+    let s = resolve(store, &a.id)?;
+    let path = store.dir(&s.id).join("log");
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(_) => bail!("{}: has no log (only detached sandboxes keep one)", a.id),
+    };
+    let mut out = std::io::stdout().lock();
+    if let Some(n) = a.tail {
+        let start = tail_offset(&mut f, n)?;
+        f.seek(SeekFrom::Start(start))?;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let k = f.read(&mut buf)?;
+        if k > 0 {
+            out.write_all(&buf[..k])?;
+            continue;
+        }
+        out.flush()?;
+        if !a.follow {
+            return Ok(0);
+        }
+        // Follow until the sandbox's monitor is gone (then read what is left once more).
+        let cur = store.read(&s.id);
+        if !cur.as_ref().is_some_and(monitor_alive) {
+            let k = f.read(&mut buf)?;
+            out.write_all(&buf[..k])?;
+            if k == 0 {
+                return Ok(0);
+            }
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Offset of the start of the last `n` lines.
+fn tail_offset(f: &mut File, n: usize) -> Result<u64> {
+    let len = f.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut pos = len;
+    let mut seen = 0usize;
+    let mut buf = vec![0u8; 8192];
+    // A final newline ends the last line; it does not start another.
+    let mut skip_last = true;
+    while pos > 0 {
+        let k = (pos as usize).min(buf.len());
+        pos -= k as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..k])?;
+        for i in (0..k).rev() {
+            if buf[i] == b'\n' {
+                if skip_last && pos + i as u64 == len - 1 {
+                    skip_last = false;
+                    continue;
+                }
+                seen += 1;
+                if seen == n {
+                    return Ok(pos + i as u64 + 1);
+                }
+            }
+        }
+        skip_last = false;
+    }
+    Ok(0)
+}
+
+struct ExecObserver<'a> {
+    log: &'a Logger,
+}
+
+impl Observer for ExecObserver<'_> {
+    fn applied(&mut self, r: &SecurityReport) {
+        for d in &r.degraded {
+            self.log.warn(&format!("security degraded: {d}"));
+        }
+    }
+}
+
+pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
+    let s = settled(store, resolve(store, &a.id)?);
+    let (st, _) = effective(&s);
+    if st != Status::Running {
+        bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());
+    }
+    let init = s
+        .init
+        .ok_or_else(|| anyhow!("{}: its init is not known", a.id))?;
+    let data = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .with_context(|| format!("{}: read its plan", a.id))?;
+    let mut plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;
+    if a.command.is_empty() {
+        return Err(ConfigError::new("COMMAND", "give the command to run after `--`").into());
+    }
+    plan.process.argv = a.command.clone();
+    for e in &a.env {
+        let v = EnvVar::parse("--env", e)?;
+        plan.process.env.retain(|(k, _)| *k != v.key);
+        plan.process.env.push((v.key, v.value));
+    }
+    if let Some(w) = &a.workdir {
+        if !w.is_absolute() {
+            return Err(ConfigError::new(
+                "--workdir",
+                format!("{}: must be an absolute path", w.display()),
+            )
+            .into());
+        }
+        plan.process.cwd = w.clone();
+    }
+    plan.process.tty = a.tty;
+    let Some(pidfd) = store::pidfd(&init) else {
+        bail!("{}: is not running any more", a.id);
+    };
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit(
+        "exec",
+        &s.id,
+        serde_json::json!({ "argv": a.command, "tty": a.tty }),
+    );
+    let out = nucleus_sys::join::exec(
+        &plan,
+        init.pid,
+        std::os::fd::AsFd::as_fd(&pidfd),
+        &s.cgroups,
+        &mut ExecObserver { log },
+    )?;
+    let mut code = out.status.code().clamp(0, 255) as u8;
+    if let Some((stage, err)) = &out.failure {
+        log.error(&format!("{stage}: {err}"));
+        if out.report.is_none() && stage != "exec" {
+            code = 126;
+        }
+    }
+    events.emit(
+        "exec_exited",
+        &s.id,
+        serde_json::json!({ "argv": a.command, "status": code }),
+    );
+    Ok(code)
+}
+
+pub fn stop(store: &Store, a: &StopArgs) -> Result<u8> {
+    for q in &a.ids {
+        let s = settled(store, resolve(store, q)?);
+        if effective(&s).0 == Status::Stopped {
+            continue;
+        }
+        let timeout = Duration::from_secs_f64(a.time.max(0.0));
+        if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
+            signal(&s, libc::SIGKILL)?;
+            if !wait_monitor(&s, Duration::from_secs(30)) {
+                bail!("{q}: did not stop within 30 s of SIGKILL");
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
+    let sig = state::parse_signal("SIGNAL", &a.signal)?;
+    let s = settled(store, resolve(store, &a.id)?);
+    let st = effective(&s).0;
+    if !matches!(st, Status::Created | Status::Running) || !signal(&s, sig)? {
+        bail!("{}: is {}; there is nothing to signal", a.id, st.as_str());
+    }
+    Ok(0)
+}
+
+pub fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
+    let mut failed = false;
+    for q in &a.ids {
+        if let Err(e) = rm_one(store, q, a.force) {
+            log.error(&crate::one_line(&e));
+            failed = true;
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
+    let s = resolve(store, q)?;
+    let _lock = store
+        .lock(&s.id)
+        .map_err(|_| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    // Re-read under the lock: another `rm` may have won.
+    let s = store
+        .read(&s.id)
+        .ok_or_else(|| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    let s = if effective(&s).0 != Status::Stopped {
+        if !force {
+            bail!(
+                "{q}: is {}; stop it first, or use rm -f",
+                effective(&s).0.as_str()
+            );
+        }
+        let s = settled(store, s);
+        signal(&s, libc::SIGKILL)?;
+        if !wait_monitor(&s, Duration::from_secs(30)) {
+            bail!("{q}: did not stop within 30 s of SIGKILL");
+        }
+        store.read(&s.id).unwrap_or(s)
+    } else {
+        s
+    };
+    remove_cgroups(store, &s);
+    store.remove(&s.id, s.name.as_deref())?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit("removed", &s.id, serde_json::json!({}));
+    Ok(())
+}
+
+/// The cgroups a sandbox lost with its monitor (kill -9) left (they are empty), and the
+/// parents nucleus made for them when its plan says so.
+fn remove_cgroups(store: &Store, s: &State) {
+    let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok());
+    let parents = plan
+        .and_then(|p| p.cgroup)
+        .is_some_and(|c| c.remove_empty_parents);
+    for c in &s.cgroups {
+        if std::fs::remove_dir(c).is_ok() && parents {
+            if let Some(p) = c.parent() {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
+/// Records of foreground runs whose process died (kill -9): they were to be removed at exit.
+pub fn gc_records(store: &Store) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in store.list() {
+        if s.auto_remove && !monitor_alive(&s) {
+            remove_cgroups(store, &s);
+            if store.remove(&s.id, s.name.as_deref()).is_ok() {
+                out.push(s.id);
+            }
+        }
+    }
+    out
+}
+
+/// The verbs that act on existing sandboxes, each recorded in the audit log.
+pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger) -> Result<u8> {
+    use crate::cli::Command as C;
+    let store = Store::open(&state_root(root)?)?;
+    let (name, id, r) = match &c {
+        C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
+        C::Ps(a) => return ps(&store, a),
+        C::State(a) => return state(&store, &a.id),
+        C::Logs(a) => return logs(&store, a),
+        C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
+        C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a)),
+        C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
+        C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),
+        _ => bail!("internal: not a lifecycle verb"),
+    };
+    audit(&store, name, &id, &r);
+    r
+}

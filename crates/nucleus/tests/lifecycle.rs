@@ -1,0 +1,663 @@
+//! Lifecycle end to end: detached sandboxes and their monitors, create/start, ps/state/logs,
+//! exec (same namespaces, cgroup and protections as the workload), stop/kill/rm, events and
+//! the audit log, and the races: stop during start, two rm at once, kill -9 of a monitor, 50
+//! sandboxes started and removed concurrently. Each test has its own state root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Root(TempDir);
+
+impl Drop for Root {
+    /// A failing test must not leave sandboxes running: remove every record, forcibly.
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq"]);
+        let ids: Vec<String> = stdout(&ids).lines().map(String::from).collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(|s| s.as_str()));
+            let _ = self.run(&args);
+        }
+    }
+}
+
+impl Root {
+    fn new(name: &str) -> Root {
+        Root(TempDir::new(&format!("state-{name}")))
+    }
+    fn path(&self) -> &Path {
+        &self.0 .0
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = nucleus(&["--root", self.path().to_str().unwrap()]);
+        c.args(args).stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    /// Run a verb that must succeed; its stdout, trimmed.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "nucleus {args:?} failed: {:?}\n{}",
+            o.status,
+            stderr(&o)
+        );
+        stdout(&o).trim().to_string()
+    }
+    fn ps(&self) -> Vec<Value> {
+        let v: Value = serde_json::from_str(&self.ok(&["ps", "-a", "--format", "json"])).unwrap();
+        v.as_array().unwrap().clone()
+    }
+    fn state_file(&self, id: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path().join(id).join("state.json")).unwrap())
+            .unwrap()
+    }
+    /// Everything in the root but the audit log and the (empty) names directory.
+    fn records(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "audit.jsonl" && n != "names")
+            .collect();
+        let names = std::fs::read_dir(self.path().join("names")).unwrap();
+        v.extend(names.map(|e| format!("names/{}", e.unwrap().file_name().to_string_lossy())));
+        v.sort();
+        v
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status_of(root: &Root, id: &str) -> String {
+    root.ps()
+        .iter()
+        .find(|s| s["id"] == id)
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| "absent".into())
+}
+
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn detached_run_is_listed_logged_stopped_and_removed() {
+    let _g = serial();
+    let root = Root::new("detached");
+    leaves_nothing(|| {
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-web; sleep 1000",
+        ]);
+        assert_eq!(id.len(), 16, "run -d prints the id: {id}");
+        let ps = root.ps();
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0]["name"], "web");
+        assert_eq!(ps[0]["status"], "running");
+        let pid = ps[0]["pid"].as_i64().unwrap();
+        assert!(
+            alive(pid),
+            "the sandbox's init runs on the host as pid {pid}"
+        );
+        // The table, by name and by prefix.
+        let table = root.ok(&["ps"]);
+        assert!(table.contains("web") && table.contains("up "), "{table}");
+        let st: Value = serde_json::from_str(&root.ok(&["state", &id[..5]])).unwrap();
+        assert_eq!(st["id"], id.as_str());
+        assert_eq!(st["status"], "running");
+        assert_eq!(st["pid"], pid);
+        assert_eq!(st["ociVersion"], "1.2.0");
+        wait_until("the log line", Duration::from_secs(5), || {
+            root.ok(&["logs", "web"]).contains("hello-from-web")
+        });
+        // The monitor does not show the command line it was started from.
+        let s = root.state_file(&id);
+        let monitor = s["monitor"]["pid"].as_i64().unwrap();
+        let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        assert!(
+            cmdline.starts_with(&format!("nucleus monitor {id}")) && !cmdline.contains("web"),
+            "{cmdline:?}"
+        );
+        // rm refuses a running sandbox.
+        let o = root.run(&["rm", "web"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("stop it first"), "{}", stderr(&o));
+        let t = Instant::now();
+        root.ok(&["stop", "web"]);
+        assert!(t.elapsed() < Duration::from_secs(5), "sh dies of SIGTERM");
+        assert!(!alive(pid));
+        let ps = root.ps();
+        assert_eq!(ps[0]["status"], "stopped");
+        assert_eq!(ps[0]["exit_code"], 143, "killed by SIGTERM");
+        assert!(
+            root.ok(&["ps"]).lines().count() == 1,
+            "ps without -a hides it"
+        );
+        // Kept until rm; the name is free again after.
+        root.ok(&["rm", "web"]);
+        assert!(root.records().is_empty(), "{:?}", root.records());
+        root.ok(&["run", "--name", "web", "--", "true"]);
+    });
+}
+
+#[test]
+fn create_waits_for_start() {
+    let _g = serial();
+    let root = Root::new("create");
+    let dir = TempDir::new("create-ws");
+    leaves_nothing(|| {
+        let ws = format!("{}:/w", dir.0.display());
+        let id = root.ok(&[
+            "create",
+            "-v",
+            &ws,
+            "--",
+            "sh",
+            "-c",
+            "echo ran > /w/marker; exit 7",
+        ]);
+        assert_eq!(status_of(&root, &id), "created");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !dir.0.join("marker").exists(),
+            "a created sandbox's command has not run"
+        );
+        let st: Value = serde_json::from_str(&root.ok(&["state", &id])).unwrap();
+        assert_eq!(st["status"], "created");
+        assert!(st["pid"].as_i64().unwrap() > 0);
+        root.ok(&["start", &id]);
+        wait_until("exit", Duration::from_secs(5), || {
+            status_of(&root, &id) == "stopped"
+        });
+        assert!(dir.0.join("marker").exists());
+        let ps = root.ps();
+        assert_eq!(ps[0]["exit_code"], 7);
+        let o = root.run(&["start", &id]);
+        assert!(!o.status.success(), "a stopped sandbox cannot be started");
+        assert!(
+            stderr(&o).contains("only a created sandbox"),
+            "{}",
+            stderr(&o)
+        );
+        root.ok(&["rm", &id]);
+
+        // A command that does not exist: create succeeds (it is set up), start says why.
+        let id = root.ok(&["create", "--", "no-such-command"]);
+        let o = root.run(&["start", &id]);
+        assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        assert!(stderr(&o).contains("command not found"), "{}", stderr(&o));
+        root.ok(&["rm", &id]);
+        // With run -d it fails at once, and nothing is kept.
+        let o = root.run(&["run", "-d", "--", "no-such-command"]);
+        assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "", "no id for a sandbox that never ran");
+        assert!(root.records().is_empty(), "{:?}", root.records());
+    });
+}
+
+/// Host view of the namespaces of a process.
+fn namespaces(pid: i64) -> Vec<String> {
+    ["mnt", "net", "uts", "ipc", "user", "pid", "cgroup"]
+        .iter()
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn exec_joins_the_sandbox_with_the_same_protections() {
+    let _g = serial();
+    let root = Root::new("exec");
+    let probe = probe();
+    let vol = format!("{}:/probe:ro", probe.display());
+    leaves_nothing(|| {
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "-v",
+            &vol,
+            "--pids",
+            "64",
+            "-e",
+            "FROM_RUN=1",
+            "--",
+            "sleep",
+            "1000",
+        ]);
+        let s = root.state_file(&id);
+        let workload = s["workload"]["pid"].as_i64().unwrap();
+        // Namespaces, seen from inside the exec'd process.
+        let inside = root.ok(&[
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "for n in mnt net uts ipc user pid cgroup; do readlink /proc/self/ns/$n; done",
+        ]);
+        let inside: Vec<String> = inside.lines().map(String::from).collect();
+        assert_eq!(inside, namespaces(workload), "exec joins every namespace");
+        // Protections: the probe's whole report, from the workload's seat and from exec.
+        let exec_report: Value =
+            serde_json::from_str(&root.ok(&["exec", &id, "--", "/probe"])).unwrap();
+        let run_report = probe_run(&["--pids", "64"], &[]);
+        let differs = |k: &str| {
+            matches!(
+                k,
+                "pid" | "visible_pids" | "monotonic_secs" | "hostname" | "uid_map"
+            )
+        };
+        for (k, v) in run_report.as_object().unwrap() {
+            if differs(k) || k.starts_with("mount:") && k.contains("probe") {
+                continue;
+            }
+            assert_eq!(&exec_report[k], v, "{k}: exec differs from the workload");
+        }
+        assert_eq!(exec_report["Seccomp"], "2");
+        assert_eq!(exec_report["NoNewPrivs"], "1");
+        assert_eq!(exec_report["CapEff"], "0000000000000000");
+        // Same cgroup (it counts against the sandbox's pids limit), env, and exit status.
+        let cg = root.ok(&["exec", &id, "--", "cat", "/proc/self/cgroup"]);
+        assert!(cg.lines().all(|l| l.ends_with(":/")), "{cg}");
+        let pids_file = s["cgroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| PathBuf::from(c.as_str().unwrap()))
+            .find(|c| c.join("pids.max").exists())
+            .unwrap();
+        let o = root.run(&[
+            "exec",
+            "-e",
+            "EXTRA=2",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo $FROM_RUN$EXTRA; cat /proc/self/cgroup >/dev/null; exit 5",
+        ]);
+        assert_eq!(o.status.code(), Some(5));
+        assert_eq!(stdout(&o).trim(), "12");
+        let procs = std::fs::read_to_string(pids_file.join("cgroup.procs")).unwrap();
+        assert_eq!(
+            procs.lines().count(),
+            2,
+            "init and the workload only: {procs}"
+        );
+        let o = root.run(&["exec", &id, "--", "no-such-command"]);
+        assert_eq!(o.status.code(), Some(127));
+        root.ok(&["rm", "-f", &id]);
+        let o = root.run(&["exec", &id, "--", "true"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("no such sandbox"), "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn exec_tty_gets_a_terminal_from_the_sandbox() {
+    let _g = serial();
+    let root = Root::new("exectty");
+    let id = root.ok(&["run", "-d", "--", "sleep", "1000"]);
+    // `script` gives nucleus a terminal of its own.
+    let cmd = format!(
+        "{} --root {} exec -t {id} -- sh -c 'tty; test -t 0 && echo is-a-tty'",
+        bin().display(),
+        root.path().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) is needed for the tty test");
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("is-a-tty"), "{out}");
+    root.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn stop_escalates_and_kill_signals_the_workload() {
+    let _g = serial();
+    let root = Root::new("stop");
+    leaves_nothing(|| {
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-usr1' USR1; trap '' TERM; while :; do sleep 0.05; done",
+        ]);
+        std::thread::sleep(Duration::from_millis(200));
+        root.ok(&["kill", &id, "USR1"]);
+        wait_until("the trap", Duration::from_secs(5), || {
+            root.ok(&["logs", &id]).contains("got-usr1")
+        });
+        let o = root.run(&["kill", &id, "NOPE"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("SIGNAL"), "{}", stderr(&o));
+        let t = Instant::now();
+        root.ok(&["stop", "-t", "1", &id]);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+            "SIGTERM is ignored: SIGKILL after the 1 s grace ({took:?})"
+        );
+        assert_eq!(root.ps()[0]["exit_code"], 137);
+        root.ok(&["rm", &id]);
+    });
+}
+
+#[test]
+fn killed_monitor_takes_its_sandbox_along() {
+    let _g = serial();
+    let root = Root::new("monkill");
+    leaves_nothing(|| {
+        let id = root.ok(&["run", "-d", "--", "sleep", "1000"]);
+        let s = root.state_file(&id);
+        let monitor = s["monitor"]["pid"].as_i64().unwrap();
+        let init = s["init"]["pid"].as_i64().unwrap();
+        // SAFETY: a plain kill of the monitor this test started.
+        unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
+        wait_until("the sandbox to die", Duration::from_secs(5), || {
+            !alive(init)
+        });
+        assert_eq!(status_of(&root, &id), "stopped");
+        let ps = root.ps();
+        assert!(ps[0]["error"].as_str().unwrap().contains("monitor"));
+        // rm removes the record and the cgroups the monitor could not.
+        root.ok(&["rm", &id]);
+        assert!(root.records().is_empty());
+    });
+}
+
+#[test]
+fn names_prefixes_and_bad_references() {
+    let _g = serial();
+    let root = Root::new("names");
+    let a = root.ok(&["run", "-d", "--name", "alpha", "--", "sleep", "1000"]);
+    let o = root.run(&["run", "-d", "--name", "alpha", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains(&format!("--name alpha: already used by sandbox {a}")));
+    let o = root.run(&["run", "--name", "bad/name", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--name"), "{}", stderr(&o));
+    let b = root.ok(&["run", "-d", "--", "sleep", "1000"]);
+    // Two ids share no long prefix by chance often; the empty-ish prefix is ambiguous.
+    let common: String = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    if !common.is_empty() {
+        let o = root.run(&["state", &common]);
+        assert!(stderr(&o).contains("matches 2 sandboxes"), "{}", stderr(&o));
+    }
+    let o = root.run(&["state", "zzzz"]);
+    assert!(stderr(&o).contains("no such sandbox"), "{}", stderr(&o));
+    assert!(root.ok(&["state", "alpha"]).contains(&a));
+    assert!(root.ok(&["state", &b[..8]]).contains(&b));
+    root.ok(&["rm", "-f", "alpha", &b]);
+    assert!(root.records().is_empty());
+}
+
+#[test]
+fn events_and_audit_lines() {
+    let _g = serial();
+    let root = Root::new("events");
+    let ev = root.path().join("events.jsonl");
+    let evs = ev.to_str().unwrap();
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--events-jsonl",
+        evs,
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    wait_until("exit", Duration::from_secs(5), || {
+        status_of(&root, &id) == "stopped"
+    });
+    root.ok(&["rm", &id]);
+    // A foreground run with an events descriptor.
+    let o = root
+        .cmd(&["run", "--events-fd", "1", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let fg: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(kinds(&fg), ["created", "started", "exited", "removed"]);
+    let lines: Vec<Value> = std::fs::read_to_string(&ev)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(kinds(&lines), ["created", "started", "exited", "removed"]);
+    for e in &lines {
+        assert_eq!(e["v"], 1);
+        assert_eq!(e["id"], id.as_str());
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    let started = &lines[1];
+    assert_eq!(started["protections"]["seccomp"], "enforced");
+    assert_eq!(started["protections"]["capabilities_dropped"], true);
+    assert_eq!(lines[2]["status"], 3);
+    assert!(lines[2]["usage"]["cpu_usec"].as_u64().is_some());
+    let audit = std::fs::read_to_string(root.path().join("audit.jsonl")).unwrap();
+    let verbs: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(verbs
+        .iter()
+        .any(|a| a["verb"] == "run" && a["id"] == id.as_str() && a["ok"] == true));
+    assert!(verbs.iter().any(|a| a["verb"] == "rm" && a["uid"] == 0));
+}
+
+#[test]
+fn foreground_runs_are_listed_and_joinable() {
+    let _g = serial();
+    let root = Root::new("fg");
+    leaves_nothing(|| {
+        let mut child = root
+            .cmd(&["run", "--name", "fg", "--", "sleep", "1000"])
+            .spawn()
+            .unwrap();
+        wait_until("the record", Duration::from_secs(5), || {
+            status_of(
+                &root,
+                root.ps().first().map_or("", |s| s["id"].as_str().unwrap()),
+            ) == "running"
+        });
+        assert_eq!(root.ok(&["exec", "fg", "--", "echo", "joined"]), "joined");
+        root.ok(&["stop", "fg"]);
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(143));
+        assert!(root.records().is_empty(), "{:?}", root.records());
+    });
+}
+
+#[test]
+fn stop_during_start_and_two_rm_at_once() {
+    let _g = serial();
+    let root = Root::new("races");
+    leaves_nothing(|| {
+        for round in 0..5 {
+            let name = format!("r{round}");
+            let launcher = root
+                .cmd(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Stop it as soon as it can be named, possibly while it is being set up.
+            let t = Instant::now();
+            loop {
+                let o = root.run(&["stop", "-t", "2", &name]);
+                if o.status.success() {
+                    break;
+                }
+                assert!(
+                    stderr(&o).contains("no such sandbox"),
+                    "stop: {}",
+                    stderr(&o)
+                );
+                assert!(t.elapsed() < Duration::from_secs(10));
+            }
+            let _ = launcher.wait_with_output().unwrap();
+            // Stopped, or (stopped before its workload ran) gone.
+            let ps = root.ps();
+            assert!(ps.len() <= 1);
+            if ps.is_empty() {
+                continue;
+            }
+            assert_eq!(ps[0]["status"], "stopped");
+            // Two rm at once: one wins, the other finds nothing; nothing is left.
+            let a = root
+                .cmd(&["rm", "-f", &name])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let b = root
+                .cmd(&["rm", "-f", &name])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+            let wins = [&a, &b].iter().filter(|o| o.status.success()).count();
+            assert!(wins >= 1, "{} / {}", stderr(&a), stderr(&b));
+            for o in [&a, &b] {
+                if !o.status.success() {
+                    assert!(stderr(o).contains("no such sandbox"), "{}", stderr(o));
+                }
+            }
+            assert!(root.records().is_empty(), "{:?}", root.records());
+        }
+    });
+}
+
+#[test]
+fn fifty_detached_sandboxes_at_once() {
+    let _g = serial();
+    let root = Root::new("fifty");
+    leaves_nothing(|| {
+        let n = 50;
+        let launchers: Vec<_> = (0..n)
+            .map(|i| {
+                root.cmd(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("s{i}"),
+                    "--",
+                    "sleep",
+                    "1000",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        // ps stays consistent while they start: every listed record is whole and unique.
+        let mut seen_max = 0;
+        for _ in 0..5 {
+            let ps = root.ps();
+            let mut ids: Vec<&str> = ps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), ps.len());
+            seen_max = seen_max.max(ps.len());
+        }
+        let ids: Vec<String> = launchers
+            .into_iter()
+            .map(|l| {
+                let o = l.wait_with_output().unwrap();
+                assert!(o.status.success(), "{}", stderr(&o));
+                stdout(&o).trim().to_string()
+            })
+            .collect();
+        assert!(seen_max <= n);
+        let ps = root.ps();
+        assert_eq!(ps.len(), n);
+        assert!(ps.iter().all(|s| s["status"] == "running"));
+        let mut names: Vec<&str> = ps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        // Remove them all concurrently (in 5 rm -f commands of 10).
+        let removers: Vec<_> = ids
+            .chunks(10)
+            .map(|c| {
+                let mut args = vec!["rm", "-f"];
+                args.extend(c.iter().map(|s| s.as_str()));
+                root.cmd(&args).spawn().unwrap()
+            })
+            .collect();
+        for mut r in removers {
+            assert!(r.wait().unwrap().success());
+        }
+        assert!(root.ps().is_empty());
+        assert!(root.records().is_empty(), "{:?}", root.records());
+    });
+}
+
+#[test]
+fn logs_tail_and_follow() {
+    let _g = serial();
+    let root = Root::new("logs");
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; sleep 0.5; echo late; echo err >&2",
+    ]);
+    wait_until("output", Duration::from_secs(5), || {
+        root.ok(&["logs", &id]).contains("line5")
+    });
+    assert_eq!(root.ok(&["logs", "-n", "2", &id]), "line4\nline5");
+    // -f returns once the sandbox stopped, with everything it wrote.
+    let all = root.ok(&["logs", "-f", &id]);
+    assert!(all.ends_with("late\nerr"), "{all}");
+    root.ok(&["rm", &id]);
+}
