@@ -165,7 +165,7 @@ impl Store {
     }
 
     pub fn write(&self, s: &State) -> Result<()> {
-        let data = serde_json::to_vec_pretty(s)
+        let data = serde_json::to_vec(s)
             .map_err(io::Error::other)
             .ctx("encode", "state")?;
         self.write_file(&s.id, "state.json", &data)

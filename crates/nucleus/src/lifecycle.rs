@@ -117,7 +117,7 @@ pub struct Tracker<'a> {
     hold: bool,
     /// Foreground runs write their record only once the sandbox exists (the writes overlap
     /// the sandbox's own setup).
-    plan_json: Option<Vec<u8>>,
+    plan: Option<&'a Plan>,
 }
 
 impl Tracker<'_> {
@@ -148,14 +148,19 @@ fn workload_of(init: &ProcId) -> Option<ProcId> {
 
 impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
-        if let Some(p) = self.plan_json.take() {
+        if let Some(p) = self.plan.take() {
             let _ = self
                 .store
                 .create(&self.state.id, self.state.name.as_deref());
-            let _ = self.store.write_file(&self.state.id, "plan.json", &p);
+            if let Ok(data) = serde_json::to_vec(p) {
+                let _ = self.store.write_file(&self.state.id, "plan.json", &data);
+            }
         }
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
+        if self.log.is_some() {
+            self.state.status = Status::Running;
+        }
         self.save();
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
@@ -169,19 +174,20 @@ impl Observer for Tracker<'_> {
             self.warn(&format!("security degraded: {d}"));
         }
         self.state.protections = Some(r.clone());
-        self.state.workload = self.state.init.as_ref().and_then(workload_of);
         let fields = serde_json::json!({
             "pid": self.state.init.map(|p| p.pid),
             "protections": r,
         });
         self.events.emit("created", &self.state.id, fields.clone());
         if self.log.is_some() {
-            // Foreground: the workload execs right after this report.
-            self.state.status = Status::Running;
+            // Foreground: the workload execs right after this report; its record already
+            // says running (one write on the start path; `kill` finds the workload itself).
             self.state.started_ms = Some(now_ms());
-            self.save();
             self.events.emit("started", &self.state.id, fields);
-        } else if self.hold {
+            return;
+        }
+        self.state.workload = self.state.init.as_ref().and_then(workload_of);
+        if self.hold {
             self.state.status = Status::Created;
             self.save();
             self.notify.done("ok");
@@ -297,7 +303,7 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
 /// A foreground run's tracker (the record appears once the sandbox exists; removed at exit).
 pub fn foreground<'a>(
     store: &'a Store,
-    plan: &Plan,
+    plan: &'a Plan,
     a: &RunArgs,
     log: &'a Logger,
     events: Events,
@@ -322,7 +328,7 @@ pub fn foreground<'a>(
         log: Some(log),
         notify: Notify(None),
         hold: false,
-        plan_json: Some(serde_json::to_vec(plan)?),
+        plan: Some(plan),
     })
 }
 
@@ -400,7 +406,7 @@ pub fn launch(
         log: None,
         notify: Notify(Some(notify)),
         hold,
-        plan_json: None,
+        plan: None,
     };
     t.save();
     let detach = Detach { hold, control };
@@ -466,7 +472,9 @@ fn signal(s: &State, sig: i32) -> Result<bool> {
     let target = if sig == libc::SIGKILL {
         s.init
     } else {
-        s.workload.or(s.init)
+        s.workload
+            .or_else(|| s.init.as_ref().and_then(workload_of))
+            .or(s.init)
     };
     let Some(p) = target else { return Ok(false) };
     match store::pidfd(&p) {
