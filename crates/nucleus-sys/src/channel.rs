@@ -90,6 +90,11 @@ impl Channel {
 
     pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
         let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        self.send_bytes(&data, fds)
+    }
+
+    /// Send raw bytes with descriptors (e.g. an OCI console socket: the payload is a name).
+    pub fn send_bytes(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
         if fds.len() > MAX_FDS {
             return Err(io::Error::from_raw_os_error(libc::E2BIG));
         }

@@ -67,6 +67,9 @@ pub struct Detach {
     pub hold: bool,
     /// A listening unix socket for requests (`start`); answered `ok` or `error CODE MSG`.
     pub control: OwnedFd,
+    /// `--console-socket`: a connected unix socket the pty master is sent over (OCI
+    /// convention: one message, payload the terminal's name, the fd as SCM_RIGHTS).
+    pub console: Option<Channel>,
 }
 
 pub struct NoObserver;
@@ -364,6 +367,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
 
     let mut control = detach.map(|d| Control {
         listener: d.control.as_fd(),
+        console: d.console.as_ref(),
         hold: d.hold,
         start_sent: false,
         waiters: vec![],
@@ -396,13 +400,15 @@ struct Collected {
     failure_code: i32,
     status: Option<WaitStatus>,
     sync: Option<Channel>,
+    /// The sandbox must die (its terminal could not be handed over).
+    kill: bool,
     pty: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
 }
 
 impl Collected {
     /// Take one message from the channel; false when the channel is closed.
-    fn absorb(&mut self, ch: &Channel, obs: &mut dyn Observer) -> bool {
+    fn absorb(&mut self, ch: &Channel, obs: &mut dyn Observer, console: Option<&Channel>) -> bool {
         match ch.recv::<FromChild>() {
             Ok(Some((FromChild::Applied(r), _))) => {
                 obs.applied(&r);
@@ -415,7 +421,14 @@ impl Collected {
             Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
             Ok(Some((FromChild::Exited(st), _))) => self.status = Some(st),
             Ok(Some((FromChild::Pty, mut fds))) => {
-                if let Some(m) = fds.pop() {
+                if let (Some(m), Some(c)) = (fds.first(), console) {
+                    // The receiver owns the terminal from now on; ours closes.
+                    if let Err(e) = c.send_bytes(b"/dev/ptmx", &[m.as_fd()]) {
+                        self.failure = Some(("console socket".into(), e.to_string()));
+                        self.failure_code = 125;
+                        self.kill = true;
+                    }
+                } else if let Some(m) = fds.pop() {
                     tty::copy_window_size(0, m.as_raw_fd());
                     self.raw_mode = Some(tty::RawMode::enter());
                     self.pty = Some(m);
@@ -430,6 +443,7 @@ impl Collected {
 /// The control socket of a detached sandbox, and who waits for its exec result.
 struct Control<'a> {
     listener: BorrowedFd<'a>,
+    console: Option<&'a Channel>,
     hold: bool,
     start_sent: bool,
     waiters: Vec<OwnedFd>,
@@ -517,6 +531,7 @@ fn parent_wait(
     let mut got = Collected::default();
     let mut ch_open = true;
     let mut stdin_open = true;
+    let console = control.as_ref().and_then(|c| c.console);
     loop {
         let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
         let mut fds = vec![
@@ -537,7 +552,10 @@ fn parent_wait(
         let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         if rev[0] != 0 {
-            ch_open = got.absorb(ch, obs);
+            ch_open = got.absorb(ch, obs, console);
+            if std::mem::take(&mut got.kill) {
+                let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
             continue;
         }
         if rev[1] != 0 {
@@ -566,7 +584,7 @@ fn parent_wait(
                     .map(|r| r[0] != 0)
                     .unwrap_or(false)
             {
-                ch_open = got.absorb(ch, obs);
+                ch_open = got.absorb(ch, obs, console);
             }
             let held = control.as_ref().is_some_and(|c| c.hold && !c.start_sent);
             let failed: Option<(i32, String, String)> = match &got.failure {
@@ -600,7 +618,7 @@ fn parent_wait(
                 {}
             }
             while ch_open {
-                ch_open = got.absorb(ch, obs);
+                ch_open = got.absorb(ch, obs, console);
             }
             let init_status = raw::waitpid(pid, false)
                 .ctx("wait", "sandbox init")?

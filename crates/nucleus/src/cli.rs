@@ -166,6 +166,10 @@ pub struct RunArgs {
     /// Write lifecycle events to this open file descriptor.
     #[arg(long)]
     pub events_fd: Option<i32>,
+    /// With -d/create and --tty: send the terminal's master over this unix socket (OCI
+    /// convention) instead of keeping it.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
     /// Security tier: agent, strict-agent or production.
     #[arg(long, default_value = "agent")]
     pub service_mode: String,

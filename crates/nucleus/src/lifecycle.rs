@@ -344,6 +344,13 @@ pub fn launch(
     memory_limit: Option<u64>,
 ) -> Result<u8> {
     let id = plan.id.clone();
+    let console =
+        match &a.console_socket {
+            Some(p) => Some(nucleus_sys::raw::unix_connect(p).map_err(|e| {
+                ConfigError::new("--console-socket", format!("{}: {e}", p.display()))
+            })?),
+            None => None,
+        };
     store.create(&id, a.name.as_deref())?;
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.events = a.events_jsonl.clone();
@@ -409,7 +416,11 @@ pub fn launch(
         plan: None,
     };
     t.save();
-    let detach = Detach { hold, control };
+    let detach = Detach {
+        hold,
+        control,
+        console: console.map(nucleus_sys::channel::Channel::from),
+    };
     let code = match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
         Ok(out) => {
             finish(&mut t, &out, memory_limit);

@@ -208,10 +208,18 @@ pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger) -> Resu
     if let Some(n) = &a.name {
         validate_name("--name", n)?;
     }
-    if (a.detach || create) && a.tty {
+    let detached = a.detach || create;
+    if detached && a.tty && a.console_socket.is_none() {
         return Err(ConfigError::new(
             "--tty",
-            "a detached sandbox has no terminal to attach (use `nucleus exec --tty`)",
+            "a detached sandbox has no terminal to attach: give --console-socket PATH to hand it over (or use `nucleus exec --tty`)",
+        )
+        .into());
+    }
+    if a.console_socket.is_some() && !(detached && a.tty) {
+        return Err(ConfigError::new(
+            "--console-socket",
+            "only with --tty and -d or create (a foreground run keeps its terminal)",
         )
         .into());
     }

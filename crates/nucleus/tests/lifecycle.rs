@@ -661,3 +661,78 @@ fn logs_tail_and_follow() {
     assert!(all.ends_with("late\nerr"), "{all}");
     root.ok(&["rm", &id]);
 }
+
+/// An OCI-style console socket receiver: accepts one connection, takes the fd, prints the name
+/// and then everything read from the terminal until its other side closes.
+const CONSOLE_RECEIVER: &str = r#"
+import socket, os, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+msg, fds, flags, addr = socket.recv_fds(c, 1024, 1)
+print("name", msg.decode(), flush=True)
+out = b""
+while True:
+    try:
+        b = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode())
+"#;
+
+#[test]
+fn console_socket_receives_the_terminal() {
+    use std::io::BufRead;
+    let _g = serial();
+    let root = Root::new("console");
+    let sockdir = TempDir::new("console-sock");
+    let sock = sockdir.0.join("console.sock");
+    let mut rx = Command::new("python3")
+        .args(["-c", CONSOLE_RECEIVER, sock.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the console-socket receiver");
+    let mut out = std::io::BufReader::new(rx.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let id = root.ok(&[
+        "create",
+        "-t",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "tty; test -t 1 && echo on-a-tty",
+    ]);
+    root.ok(&["start", &id]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    rx.wait().unwrap();
+    assert!(rest.contains("name /dev/ptmx"), "{rest}");
+    assert!(rest.contains("/dev/pts/0"), "{rest}");
+    assert!(rest.contains("on-a-tty"), "{rest}");
+    wait_until("exit", Duration::from_secs(5), || {
+        status_of(&root, &id) == "stopped"
+    });
+    root.ok(&["rm", &id]);
+    // Without a socket a detached sandbox cannot have a terminal; a dead socket is refused.
+    let o = root.run(&["run", "-d", "-t", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--console-socket"), "{}", stderr(&o));
+    let o = root.run(&[
+        "run",
+        "-d",
+        "-t",
+        "--console-socket",
+        "/nonexistent.sock",
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(root.records().is_empty(), "{:?}", root.records());
+}
