@@ -3,7 +3,10 @@
 //! `plan.json` (what `exec` needs to join with the same protections), `log` (a detached
 //! workload's stdout and stderr) and `ctl` (the monitor's control socket). Names are symlinks
 //! `names/NAME -> ID`, created with symlink(2) so two claims of one name cannot both win.
-//! Mutations hold an exclusive flock on the sandbox's directory.
+//! Mutations hold an exclusive flock on the sandbox's directory. A sandbox's directory is
+//! prepared as `.ID` and renamed to `ID` once it holds a record (`publish`), so a directory
+//! named by an id always has its `state.json`, and one left by a process killed half-way is
+//! recognisable.
 
 use crate::error::{Context, Result};
 use nucleus_spec::state::{ProcId, State};
@@ -87,10 +90,15 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Make the directory of a new sandbox and claim its name. Fails with the current owner's
-    /// id when the name is taken by an existing sandbox.
+    /// Where a sandbox's directory is prepared before it is published.
+    pub fn staging(&self, id: &str) -> PathBuf {
+        self.root.join(format!(".{id}"))
+    }
+
+    /// Make the (staging) directory of a new sandbox and claim its name. Fails with the
+    /// current owner's id when the name is taken by an existing sandbox.
     pub fn create(&self, id: &str, name: Option<&str>) -> Result<()> {
-        let dir = self.dir(id);
+        let dir = self.staging(id);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
@@ -111,24 +119,15 @@ impl Store {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let owner = fs::read_link(&link).unwrap_or_default();
-                    if self.root.join(&owner).join("state.json").exists()
-                        || owner.as_os_str().is_empty()
-                    {
+                    let o = owner.to_string_lossy();
+                    if self.dir(&o).exists() || self.staging(&o).exists() || o.is_empty() {
                         return Err(io::Error::new(
                             io::ErrorKind::AlreadyExists,
                             format!("already used by sandbox {}", owner.display()),
                         ))
                         .ctx("--name", name);
                     }
-                    // A leftover of a sandbox whose record is gone: take it over, once the
-                    // owner's directory is really absent (not just being created).
-                    if self.root.join(&owner).exists() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            format!("already used by sandbox {}", owner.display()),
-                        ))
-                        .ctx("--name", name);
-                    }
+                    // A leftover of a sandbox whose directory is gone: take it over.
                     let _ = fs::remove_file(&link);
                 }
                 Err(e) => return Err(e).ctx("--name", name),
@@ -148,9 +147,20 @@ impl Store {
         Ok(Lock { _fd: f })
     }
 
-    /// Replace `name` in the sandbox's directory atomically (write a temporary, then rename).
+    /// Publish a prepared sandbox directory under its id (after its first record is in).
+    pub fn publish(&self, id: &str) -> Result<()> {
+        fs::rename(self.staging(id), self.dir(id)).ctx("publish", id)
+    }
+
+    /// Replace `name` in the sandbox's directory (published or still staging) atomically:
+    /// write a temporary, then rename.
     pub fn write_file(&self, id: &str, name: &str, data: &[u8]) -> Result<()> {
-        let dir = self.dir(id);
+        let staging = self.staging(id);
+        let dir = if staging.exists() {
+            staging
+        } else {
+            self.dir(id)
+        };
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -176,28 +186,62 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
-    /// Every sandbox with a readable record (directories being created have none yet).
+    /// Staging directories (`.ID`) with their record if any and their age: what a process
+    /// killed while preparing a sandbox leaves.
+    pub fn staged(&self) -> Vec<(String, Option<State>, Duration)> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let id = n.strip_prefix('.')?.to_string();
+                if !e.file_type().ok()?.is_dir() {
+                    return None;
+                }
+                let age = e
+                    .metadata()
+                    .ok()?
+                    .modified()
+                    .ok()?
+                    .elapsed()
+                    .unwrap_or_default();
+                let st = fs::read(e.path().join("state.json"))
+                    .ok()
+                    .and_then(|d| serde_json::from_slice(&d).ok());
+                Some((id, st, age))
+            })
+            .collect()
+    }
+
+    /// Every sandbox with a record (published directories).
     pub fn list(&self) -> Vec<State> {
         let Ok(rd) = fs::read_dir(&self.root) else {
             return vec![];
         };
         let mut out: Vec<State> = rd
             .flatten()
-            .filter(|e| e.file_name() != "names")
+            .filter(|e| {
+                e.file_name() != "names" && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .filter_map(|e| self.read(&e.file_name().to_string_lossy()))
             .collect();
         out.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
         out
     }
 
-    /// Remove a sandbox's directory and its name. Idempotent.
+    /// Remove a sandbox's directory (published or staging) and its name. Idempotent.
     pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
         let dir = self.dir(id);
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                let _ = fs::remove_file(e.path());
+        let staging = self.staging(id);
+        for d in [&staging, &dir] {
+            if let Ok(rd) = fs::read_dir(d) {
+                for e in rd.flatten() {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
+        let _ = fs::remove_dir(&staging);
         if let Some(n) = name {
             let link = self.root.join("names").join(n);
             if fs::read_link(&link).is_ok_and(|t| t == Path::new(id)) {

@@ -160,8 +160,11 @@ impl Observer for Tracker<'_> {
         self.state.cgroups = cgroups.to_vec();
         if self.log.is_some() {
             self.state.status = Status::Running;
+            self.save();
+            let _ = self.store.publish(&self.state.id);
+        } else {
+            self.save();
         }
-        self.save();
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
         }
@@ -359,8 +362,8 @@ pub fn launch(
         // The record itself is first written by the monitor, with its pid: a record without
         // a live monitor reads as a lost sandbox.
         store.write_file(&id, "plan.json", &serde_json::to_vec(plan)?)?;
-        let logf = store::open_append(&store.dir(&id).join("log"))?;
-        let control = store::listen(&store.dir(&id).join("ctl"))?;
+        let logf = store::open_append(&store.staging(&id).join("log"))?;
+        let control = store::listen(&store.staging(&id).join("ctl"))?;
         Ok((logf, control))
     })();
     let (logf, control) = match prepared {
@@ -416,6 +419,11 @@ pub fn launch(
         plan: None,
     };
     t.save();
+    if let Err(e) = store.publish(&id) {
+        t.notify.done(&format!("error 125 {e}"));
+        let _ = store.remove(&id, a.name.as_deref());
+        std::process::exit(125);
+    }
     let detach = Detach {
         hold,
         control,
@@ -866,6 +874,23 @@ fn remove_cgroups(store: &Store, s: &State) {
 /// Records of foreground runs whose process died (kill -9): they were to be removed at exit.
 pub fn gc_records(store: &Store) -> Vec<String> {
     let mut out = Vec::new();
+    // Directories of sandboxes whose launcher died before publishing them: with a record
+    // whose monitor is dead, or without one after a minute.
+    for (id, st, age) in store.staged() {
+        let dead = match &st {
+            Some(s) => !monitor_alive(s),
+            None => age > Duration::from_secs(60),
+        };
+        if dead {
+            if let Some(s) = &st {
+                remove_cgroups(store, s);
+            }
+            let name = st.as_ref().and_then(|s| s.name.clone());
+            if store.remove(&id, name.as_deref()).is_ok() {
+                out.push(id);
+            }
+        }
+    }
     for s in store.list() {
         if s.auto_remove && !monitor_alive(&s) {
             remove_cgroups(store, &s);
