@@ -343,9 +343,17 @@ fn stats_reads_a_running_sandbox_by_id_prefix() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let o = run(&["stats", "--json", &id[..8]]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        // The cgroup exists before the workload is forked: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let v = loop {
+            let o = run(&["stats", "--json", &id[..8]]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+            if v["usage"]["pids_current"].as_u64() >= Some(2) || Instant::now() > deadline {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert_eq!(v["id"], id.as_str());
         // init, sh (and maybe nothing else): at least two tasks, some memory in use.
         assert!(v["usage"]["pids_current"].as_u64().unwrap() >= 2, "{v}");
