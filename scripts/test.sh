@@ -21,6 +21,21 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs >/dev/null
 fi
 
+# A real OTLP receiver for the telemetry test: the OpenTelemetry project's protobuf
+# definitions (PyPI opentelemetry-proto) in a virtualenv under target/.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "scripts/test.sh: installing python3-venv with apt" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3-venv >/dev/null
+fi
+if ! target/otlp-venv/bin/python -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+  echo "scripts/test.sh: setting up target/otlp-venv (opentelemetry-proto from PyPI)" >&2
+  rm -rf target/otlp-venv
+  python3 -m venv target/otlp-venv
+  target/otlp-venv/bin/pip install -q opentelemetry-proto
+fi
+
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== format and lints" >&2
 cargo fmt --all --check

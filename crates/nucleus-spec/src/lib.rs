@@ -13,6 +13,7 @@ pub mod etc;
 pub mod host;
 pub mod landlock;
 pub mod mounts;
+pub mod otlp;
 pub mod plan;
 pub mod seccomp;
 pub mod state;

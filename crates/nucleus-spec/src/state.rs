@@ -109,6 +109,9 @@ pub struct State {
     pub events: Option<PathBuf>,
     /// `--rm`: the monitor removes the record when the workload exits.
     pub auto_remove: bool,
+    /// W3C traceparent of the sandbox's `create` span: later verbs' spans are its children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl State {
@@ -131,6 +134,7 @@ impl State {
             usage: None,
             events: None,
             auto_remove: false,
+            trace: None,
         }
     }
 

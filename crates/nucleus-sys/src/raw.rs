@@ -656,3 +656,25 @@ pub fn set_cmdline(title: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Fill `buf` from the kernel's random pool (ids, trace and span ids).
+pub fn fill_random(buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled part of buf.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n <= 0 {
+            // Not expected after boot; fall back to something unique enough for an id.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                ^ u128::from(std::process::id());
+            for (i, b) in buf[done..].iter_mut().enumerate() {
+                *b = (t >> ((i % 16) * 8)) as u8;
+            }
+            return;
+        }
+        done += n as usize;
+    }
+}

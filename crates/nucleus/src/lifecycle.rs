@@ -6,6 +6,7 @@
 
 use crate::cli::{ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StopArgs};
 use crate::log::Logger;
+use crate::telemetry::{self, Tracer};
 use anyhow::{anyhow, bail, Context, Result};
 use nucleus_spec::config::{ConfigError, EnvVar};
 use nucleus_spec::state::{self, ExitInfo, ProcId, SecurityReport, State, Status};
@@ -118,6 +119,8 @@ pub struct Tracker<'a> {
     /// Foreground runs write their record only once the sandbox exists (the writes overlap
     /// the sandbox's own setup).
     plan: Option<&'a Plan>,
+    /// When the workload was about to exec (for the `create` span).
+    pub applied_ns: Option<u64>,
 }
 
 impl Tracker<'_> {
@@ -173,6 +176,9 @@ impl Observer for Tracker<'_> {
         self.warn(what);
     }
     fn applied(&mut self, r: &SecurityReport) {
+        let now = crate::telemetry::now_ns();
+        self.applied_ns = Some(now);
+        self.notify.line(&format!("created {now}"));
         for d in &r.degraded {
             self.warn(&format!("security degraded: {d}"));
         }
@@ -332,6 +338,7 @@ pub fn foreground<'a>(
         notify: Notify(None),
         hold: false,
         plan: Some(plan),
+        applied_ns: None,
     })
 }
 
@@ -344,9 +351,14 @@ pub fn launch(
     log: &Logger,
     events: Events,
     hold: bool,
-    memory_limit: Option<u64>,
+    (tracer, t0): (&mut Tracer, u64),
 ) -> Result<u8> {
+    let memory_limit = a
+        .memory
+        .as_deref()
+        .and_then(|m| nucleus_spec::config::parse_size("--memory", m).ok());
     let id = plan.id.clone();
+    let create_span = telemetry::span_id();
     let console =
         match &a.console_socket {
             Some(p) => Some(nucleus_sys::raw::unix_connect(p).map_err(|e| {
@@ -358,6 +370,7 @@ pub fn launch(
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.events = a.events_jsonl.clone();
     st.auto_remove = a.rm;
+    st.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &create_span));
     let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
         // The record itself is first written by the monitor, with its pid: a record without
         // a live monitor reads as a lost sandbox.
@@ -381,18 +394,68 @@ pub fn launch(
             drop(control);
             drop(logf);
             let mut code = None;
+            let mut created_ns = None;
+            let mut error = None;
             for line in BufReader::new(reader).lines().map_while(|l| l.ok()) {
                 if let Some(w) = line.strip_prefix("warn ") {
                     log.warn(w);
+                } else if let Some(t) = line.strip_prefix("created ") {
+                    created_ns = t.parse::<u64>().ok();
                 } else if line == "ok" {
                     code = Some(0);
                     break;
                 } else if let Some(e) = line.strip_prefix("error ") {
                     let (c, msg) = e.split_once(' ').unwrap_or(("125", e));
                     log.error(msg);
+                    error = Some(msg.to_string());
                     code = Some(c.parse().unwrap_or(125));
                     break;
                 }
+            }
+            if tracer.enabled() {
+                let now = telemetry::now_ns();
+                let created = created_ns.unwrap_or(now);
+                let attrs = || {
+                    vec![
+                        ("sandbox.id", telemetry::s(&id)),
+                        (
+                            "sandbox.name",
+                            telemetry::s(a.name.clone().unwrap_or_default()),
+                        ),
+                        ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
+                        (
+                            "process.executable.name",
+                            telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),
+                        ),
+                    ]
+                };
+                let parent = tracer.parent;
+                let create_error = if created_ns.is_none() {
+                    error.clone()
+                } else {
+                    None
+                };
+                tracer.record_as(
+                    create_span,
+                    parent,
+                    "nucleus.create",
+                    t0,
+                    created,
+                    attrs(),
+                    create_error,
+                );
+                if !hold && created_ns.is_some() {
+                    tracer.record_as(
+                        telemetry::span_id(),
+                        Some(create_span),
+                        "nucleus.start",
+                        created,
+                        now,
+                        attrs(),
+                        error.clone(),
+                    );
+                }
+                tracer.flush(log);
             }
             return match code {
                 Some(0) => {
@@ -417,6 +480,7 @@ pub fn launch(
         notify: Notify(Some(notify)),
         hold,
         plan: None,
+        applied_ns: None,
     };
     t.save();
     if let Err(e) = store.publish(&id) {
@@ -902,10 +966,25 @@ pub fn gc_records(store: &Store) -> Vec<String> {
     out
 }
 
-/// The verbs that act on existing sandboxes, each recorded in the audit log.
-pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger) -> Result<u8> {
+/// The verbs that act on existing sandboxes, each recorded in the audit log (and, for start,
+/// exec, stop and rm, as a span in the sandbox's trace).
+pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) -> Result<u8> {
     use crate::cli::Command as C;
     let store = Store::open(&state_root(root)?)?;
+    let first = match &c {
+        C::Start(a) => Some(a.id.as_str()),
+        C::Exec(a) => Some(a.id.as_str()),
+        C::Stop(a) => a.ids.first().map(|s| s.as_str()),
+        C::Rm(a) => a.ids.first().map(|s| s.as_str()),
+        _ => None,
+    };
+    let target = first.and_then(|q| resolve(&store, q).ok());
+    let mut tracer = match first {
+        Some(_) => Some(Tracer::from_env(
+            target.as_ref().and_then(|s| s.trace.as_deref()),
+        )?),
+        None => None,
+    };
     let (name, id, r) = match &c {
         C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
         C::Ps(a) => return ps(&store, a),
@@ -918,5 +997,26 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger) -> Result
         _ => bail!("internal: not a lifecycle verb"),
     };
     audit(&store, name, &id, &r);
+    if let Some(tr) = tracer.as_mut().filter(|t| t.enabled()) {
+        let (code, err) = telemetry::outcome(&r);
+        let mut attrs = vec![(
+            "sandbox.id",
+            telemetry::s(target.as_ref().map_or(id.clone(), |s| s.id.clone())),
+        )];
+        if let Some(n) = target.as_ref().and_then(|s| s.name.clone()) {
+            attrs.push(("sandbox.name", telemetry::s(n)));
+        }
+        if let C::Exec(a) = &c {
+            attrs.push((
+                "process.executable.name",
+                telemetry::s(a.command.first().cloned().unwrap_or_default()),
+            ));
+            if let Some(code) = code {
+                attrs.push(("process.exit.code", nucleus_spec::otlp::Attr::Int(code)));
+            }
+        }
+        tr.record(&format!("nucleus.{name}"), t0, attrs, err);
+        tr.flush(log);
+    }
     r
 }

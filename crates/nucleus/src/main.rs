@@ -4,12 +4,14 @@ mod cli;
 mod lifecycle;
 mod log;
 mod run;
+mod telemetry;
 
 use clap::error::ErrorKind;
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let t0 = telemetry::now_ns();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e)
@@ -36,11 +38,11 @@ fn main() -> ExitCode {
     };
     let log = log::Logger::new(cli.log_format);
     let r = match cli.command {
-        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log),
-        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log),
+        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log, t0),
+        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log, t0),
         cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
         cli::Command::Stats(args) => run::stats(&args),
-        other => lifecycle::verb(other, cli.root.as_deref(), &log),
+        other => lifecycle::verb(other, cli.root.as_deref(), &log, t0),
     };
     match r {
         Ok(code) => ExitCode::from(code),

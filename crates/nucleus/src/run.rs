@@ -3,6 +3,7 @@
 use crate::cli::RunArgs;
 use crate::lifecycle::{self, Events};
 use crate::log::Logger;
+use crate::telemetry::{self, Tracer};
 use anyhow::{Context, Result};
 use nucleus_spec::cgroup::{
     parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
@@ -197,14 +198,13 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
 
 fn new_id() -> String {
     let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    nucleus_sys::raw::fill_random(&mut b);
+    nucleus_spec::otlp::hex(&b)
 }
 
-pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger) -> Result<u8> {
+pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger, t0: u64) -> Result<u8> {
     let cfg = config(&a)?;
+    let mut tracer = Tracer::from_env(None)?;
     if let Some(n) = &a.name {
         validate_name("--name", n)?;
     }
@@ -250,16 +250,29 @@ pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger) -> Resu
         log.warn(w);
     }
     if a.detach || create {
-        let r = lifecycle::launch(&a, &plan, &store, log, events, create, cfg.limits.memory);
+        let r = lifecycle::launch(&a, &plan, &store, log, events, create, (&mut tracer, t0));
         lifecycle::audit(&store, if create { "create" } else { "run" }, &id, &r);
         return r;
     }
+    let run_span = telemetry::span_id();
     let mut t = lifecycle::foreground(&store, &plan, &a, log, events)?;
+    t.state.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &run_span));
     let out = match sandbox::run(&plan, &mut t) {
         Ok(o) => o,
         Err(e) => {
             let _ = store.remove(&id, a.name.as_deref());
-            return Err(e.into());
+            let e: anyhow::Error = e.into();
+            tracer.record_as(
+                run_span,
+                tracer.parent,
+                "nucleus.run",
+                t0,
+                telemetry::now_ns(),
+                vec![("sandbox.id", telemetry::s(&id))],
+                Some(crate::one_line(&e)),
+            );
+            tracer.flush(log);
+            return Err(e);
         }
     };
     collect_cgroups(&a);
@@ -268,6 +281,50 @@ pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger) -> Resu
     }
     let code = lifecycle::finish(&mut t, &out, cfg.limits.memory);
     log.exited(&id, code, &out.usage);
+    if tracer.enabled() {
+        let attrs = || {
+            vec![
+                ("sandbox.id", telemetry::s(&id)),
+                ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
+                (
+                    "process.executable.name",
+                    telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),
+                ),
+            ]
+        };
+        let failure = out.failure.as_ref().map(|(s, e)| format!("{s}: {e}"));
+        if let Some(applied) = t.applied_ns {
+            tracer.record_as(
+                telemetry::span_id(),
+                Some(run_span),
+                "nucleus.create",
+                t0,
+                applied,
+                attrs(),
+                None,
+            );
+        }
+        let mut attrs = attrs();
+        attrs.push((
+            "process.exit.code",
+            nucleus_spec::otlp::Attr::Int(i64::from(code)),
+        ));
+        attrs.push((
+            "nucleus.oom_killed",
+            nucleus_spec::otlp::Attr::Bool(out.usage.oom_kills > 0),
+        ));
+        let parent = tracer.parent;
+        tracer.record_as(
+            run_span,
+            parent,
+            "nucleus.run",
+            t0,
+            telemetry::now_ns(),
+            attrs,
+            failure,
+        );
+        tracer.flush(log);
+    }
     Ok(code)
 }
 

@@ -736,3 +736,112 @@ fn console_socket_receives_the_terminal() {
     assert_eq!(o.status.code(), Some(125));
     assert!(root.records().is_empty(), "{:?}", root.records());
 }
+
+/// The python of the virtualenv scripts/test.sh makes with opentelemetry-proto in it.
+fn otlp_python() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../otlp-venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test.sh creates it (python3 -m venv target/otlp-venv && \
+         target/otlp-venv/bin/pip install opentelemetry-proto); refusing to skip",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn spans_reach_a_real_otlp_receiver() {
+    use std::io::BufRead;
+    let _g = serial();
+    let root = Root::new("otlp");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp_receiver.py");
+    let mut rx = Command::new(otlp_python())
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(rx.stdout.take().unwrap()).lines();
+    let port = lines.next().unwrap().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let with_otlp = |args: &[&str]| -> Output {
+        let o = root
+            .cmd(args)
+            .env("NUCLEUS_OTLP_ENDPOINT", &endpoint)
+            .env(
+                "TRACEPARENT",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("OTLP"), "{}", stderr(&o));
+        o
+    };
+    let id = stdout(&with_otlp(&[
+        "run", "-d", "--name", "traced", "--", "sleep", "1000",
+    ]))
+    .trim()
+    .to_string();
+    with_otlp(&["exec", "traced", "--", "true"]);
+    with_otlp(&["stop", "traced"]);
+    with_otlp(&["rm", "traced"]);
+    with_otlp(&["create", "--name", "held", "--", "true"]);
+    with_otlp(&["start", "held"]);
+    let spans: Vec<Value> = lines
+        .by_ref()
+        .take(7)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    rx.kill().unwrap();
+    rx.wait().unwrap();
+    root.run(&["rm", "-f", "held"]);
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "nucleus.create",
+            "nucleus.start",
+            "nucleus.exec",
+            "nucleus.stop",
+            "nucleus.rm",
+            "nucleus.create",
+            "nucleus.start"
+        ]
+    );
+    // One trace per sandbox, under the caller's trace; later verbs are children of create.
+    let create = &spans[0];
+    assert_eq!(create["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(create["parent"], "00f067aa0ba902b7");
+    for s in &spans[1..5] {
+        assert_eq!(s["trace_id"], create["trace_id"]);
+        assert_eq!(s["parent"], create["span_id"], "{s}");
+        assert_eq!(s["attrs"]["sandbox.id"], id.as_str());
+        assert_eq!(s["status"], 1, "STATUS_CODE_OK: {s}");
+    }
+    for s in &spans {
+        assert_eq!(s["resource"]["service.name"], "nucleus");
+        assert!(s["end"].as_u64() >= s["start"].as_u64() && s["start"].as_u64() > Some(0));
+    }
+    assert_eq!(create["attrs"]["sandbox.name"], "traced");
+    assert_eq!(spans[2]["attrs"]["process.executable.name"], "true");
+    assert_eq!(spans[2]["attrs"]["process.exit.code"], 0);
+    // A collector that is down costs one warning, not the command.
+    let o = root
+        .cmd(&["run", "--", "true"])
+        .env("NUCLEUS_OTLP_ENDPOINT", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("OTLP export"), "{}", stderr(&o));
+    let o = root
+        .cmd(&["run", "--", "true"])
+        .env("NUCLEUS_OTLP_ENDPOINT", "https://collector")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("NUCLEUS_OTLP_ENDPOINT"),
+        "{}",
+        stderr(&o)
+    );
+}
