@@ -95,17 +95,22 @@ impl Store {
         self.root.join(format!(".{id}"))
     }
 
-    /// Make the (staging) directory of a new sandbox and claim its name. Fails with the
-    /// current owner's id when the name is taken by an existing sandbox.
-    pub fn create(&self, id: &str, name: Option<&str>) -> Result<()> {
+    /// Make the (staging) directory of a new sandbox with its first record, and claim its
+    /// name. Fails with the current owner's id when the name is taken by an existing sandbox.
+    pub fn create(&self, id: &str, name: Option<&str>, first: &State) -> Result<()> {
         let dir = self.staging(id);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .ctx("create", dir.display())?;
+        // At once, so a staging directory says whose it is (gc tells a dead launcher's).
+        if let Err(e) = self.write(first) {
+            let _ = self.remove(id, None);
+            return Err(e);
+        }
         if let Some(n) = name {
             if let Err(e) = self.claim_name(n, id) {
-                let _ = fs::remove_dir(&dir);
+                let _ = self.remove(id, None);
                 return Err(e);
             }
         }

@@ -138,7 +138,7 @@ pub struct StatsArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Sandbox ids (a unique prefix is enough).
+    /// Sandbox names or ids (a unique prefix is enough).
     pub ids: Vec<String>,
 }
 

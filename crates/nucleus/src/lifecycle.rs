@@ -152,9 +152,9 @@ fn workload_of(init: &ProcId) -> Option<ProcId> {
 impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         if let Some(p) = self.plan.take() {
-            let _ = self
-                .store
-                .create(&self.state.id, self.state.name.as_deref());
+            if self.state.name.is_none() {
+                let _ = self.store.create(&self.state.id, None, &self.state);
+            }
             if let Ok(data) = serde_json::to_vec(p) {
                 let _ = self.store.write_file(&self.state.id, "plan.json", &data);
             }
@@ -328,7 +328,7 @@ pub fn foreground<'a>(
     st.auto_remove = true;
     if let Some(n) = &a.name {
         // Claimed now, so a taken name fails before anything starts.
-        store.create(&plan.id, Some(n))?;
+        store.create(&plan.id, Some(n), &st)?;
     }
     Ok(Tracker {
         store,
@@ -366,14 +366,15 @@ pub fn launch(
             })?),
             None => None,
         };
-    store.create(&id, a.name.as_deref())?;
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.events = a.events_jsonl.clone();
     st.auto_remove = a.rm;
     st.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &create_span));
+    // Until the monitor writes its own, the launcher is the record's monitor (if it dies
+    // first, gc removes the staging directory).
+    st.monitor = Some(store::this_process());
+    store.create(&id, a.name.as_deref(), &st)?;
     let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
-        // The record itself is first written by the monitor, with its pid: a record without
-        // a live monitor reads as a lost sandbox.
         store.write_file(&id, "plan.json", &serde_json::to_vec(plan)?)?;
         let logf = store::open_append(&store.staging(&id).join("log"))?;
         let control = store::listen(&store.staging(&id).join("ctl"))?;

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log, t0),
         cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log, t0),
         cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
-        cli::Command::Stats(args) => run::stats(&args),
+        cli::Command::Stats(args) => run::stats(&args, cli.root.as_deref()),
         other => lifecycle::verb(other, cli.root.as_deref(), &log, t0),
     };
     match r {

@@ -373,16 +373,32 @@ fn opt(n: Option<u64>) -> String {
 }
 
 /// `nucleus stats`: live usage read from each sandbox's cgroup.
-pub fn stats(a: &crate::cli::StatsArgs) -> Result<u8> {
+pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
+    // Names are the store's; the cgroups know ids only.
+    let records = lifecycle::state_root(root)
+        .ok()
+        .and_then(|r| Store::open(&r).ok())
+        .map(|s| s.list())
+        .unwrap_or_default();
+    let ids: Vec<String> = a
+        .ids
+        .iter()
+        .map(|q| {
+            records
+                .iter()
+                .find(|s| s.name.as_deref() == Some(q.as_str()))
+                .map_or_else(|| q.clone(), |s| s.id.clone())
+        })
+        .collect();
     let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         anyhow::bail!("no cgroup hierarchy is mounted: no sandbox has usage to show");
     };
     let all = nucleus_sys::cgroup::list(&plan);
     let mut chosen = Vec::new();
-    if a.ids.is_empty() {
+    if ids.is_empty() {
         chosen = all.iter().collect();
     } else {
-        for want in &a.ids {
+        for want in &ids {
             let m: Vec<_> = all
                 .iter()
                 .filter(|(id, _)| id.starts_with(want.as_str()))

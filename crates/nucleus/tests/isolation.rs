@@ -405,11 +405,11 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             "the workload survived kill -9 of nucleus"
         );
         // Its cgroup and its record are all that is left: the next run removes the cgroup,
-        // `nucleus gc` the record (until then `ps -a` shows it as lost).
+        // `nucleus gc` the record (until then `ps -a` shows it as lost, once published).
         assert_eq!(nucleus_cgroups().len(), 2, "{:?}", nucleus_cgroups());
         assert!(run(&["run", "--", "true"]).status.success());
         let ps = stdout(&run(&["ps", "-a"]));
-        assert!(ps.contains("exited (?)"), "{ps}");
+        assert!(!ps.contains("running") && !ps.contains("up "), "{ps}");
         assert!(run(&["gc"]).status.success());
     });
 }

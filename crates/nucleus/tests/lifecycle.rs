@@ -142,6 +142,9 @@ fn detached_run_is_listed_logged_stopped_and_removed() {
             cmdline.starts_with(&format!("nucleus monitor {id}")) && !cmdline.contains("web"),
             "{cmdline:?}"
         );
+        // stats takes names too.
+        let st: Value = serde_json::from_str(&root.ok(&["stats", "--json", "web"])).unwrap();
+        assert_eq!(st["id"], id.as_str());
         // rm refuses a running sandbox.
         let o = root.run(&["rm", "web"]);
         assert!(!o.status.success());
@@ -428,6 +431,13 @@ fn names_prefixes_and_bad_references() {
     assert!(root.ok(&["state", &b[..8]]).contains(&b));
     root.ok(&["rm", "-f", "alpha", &b]);
     assert!(root.records().is_empty());
+    // --rm: the record goes when the workload exits.
+    let c = root.ok(&["run", "-d", "--rm", "--name", "gone", "--", "true"]);
+    wait_until("auto-removal", Duration::from_secs(5), || {
+        root.records().is_empty()
+    });
+    let o = root.run(&["state", &c]);
+    assert!(stderr(&o).contains("no such sandbox"), "{}", stderr(&o));
 }
 
 #[test]
