@@ -531,6 +531,8 @@ pub struct RunConfig {
     pub proc_rw: bool,
     /// Extra syscalls allowed on top of the default filter (`--seccomp-allow`).
     pub seccomp_allow: Vec<String>,
+    /// `--seccomp-profile`: an OCI seccomp profile (path, text) replacing the default filter.
+    pub seccomp_profile: Option<(PathBuf, String)>,
     /// cgroup limits (`--memory`, `--cpus`, `--pids`…).
     pub limits: crate::cgroup::Limits,
     /// Where sandbox cgroups go (`--cgroup-parent`, `NUCLEUS_CGROUP_ROOT`).

@@ -42,4 +42,6 @@ pub struct HostFacts {
     pub host_ca_certs: bool,
     /// Online CPUs, to check `--cpus` (0 = not probed: only counted when `--cpus` is given).
     pub cpus: u64,
+    /// Running kernel version (major, minor), for seccomp profiles' `minKernel`.
+    pub kernel: (u32, u32),
 }

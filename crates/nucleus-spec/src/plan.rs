@@ -97,6 +97,10 @@ pub struct Plan {
     pub seccomp_filter: Filter,
     /// `seccomp_filter` compiled for this architecture.
     pub seccomp_bpf: Vec<SockFilter>,
+    /// The mini-init's filter when it differs from the workload's: a user's profile may deny
+    /// what init needs (wait4, signalfd reads), so init keeps the default filter then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_seccomp_bpf: Option<Vec<SockFilter>>,
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
@@ -677,9 +681,54 @@ impl Plan {
             env.push((e.key.clone(), e.value.clone()));
         }
 
-        let filter = seccomp::default::default_filter(&cfg.seccomp_allow)
-            .map_err(|e| PlanError::Seccomp(e.to_string()))?;
+        let filter = match &cfg.seccomp_profile {
+            None => seccomp::default::default_filter(&cfg.seccomp_allow)
+                .map_err(|e| PlanError::Seccomp(e.to_string()))?,
+            Some((path, text)) => {
+                if !cfg.seccomp_allow.is_empty() {
+                    return Err(cfg_err(
+                        "--seccomp-allow",
+                        "extends the default filter only; with --seccomp-profile, add the syscall to the profile",
+                    ));
+                }
+                let bad = |e: seccomp::profile::ProfileError| {
+                    cfg_err("--seccomp-profile", format!("{}: {e}", path.display()))
+                };
+                let target = seccomp::profile::Target::native(facts.kernel);
+                let c = seccomp::profile::compile(
+                    &seccomp::profile::parse(text).map_err(bad)?,
+                    &target,
+                )
+                .map_err(bad)?;
+                if !c.unknown.is_empty() {
+                    let what = format!(
+                        "{}: unknown syscall name(s) {} (not a syscall of any architecture nucleus knows)",
+                        path.display(),
+                        c.unknown.join(", ")
+                    );
+                    if mode.fail_closed() {
+                        return Err(cfg_err(
+                            "--seccomp-profile",
+                            format!("{what}; strict modes refuse a profile they cannot enforce as written"),
+                        ));
+                    }
+                    warnings.push(format!(
+                        "--seccomp-profile {what}: rules for them are skipped"
+                    ));
+                }
+                c.filter
+            }
+        };
         let bpf = seccomp::compile(&filter).map_err(|e| PlanError::Seccomp(e.to_string()))?;
+        let init_seccomp_bpf = match &cfg.seccomp_profile {
+            None => None,
+            Some(_) => Some(
+                seccomp::default::default_filter(&[])
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| seccomp::compile(&f).map_err(|e| e.to_string()))
+                    .map_err(PlanError::Seccomp)?,
+            ),
+        };
 
         Ok(Plan {
             id: id.to_string(),
@@ -716,6 +765,7 @@ impl Plan {
             },
             seccomp_filter: filter,
             seccomp_bpf: bpf,
+            init_seccomp_bpf,
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {

@@ -79,6 +79,7 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>, want_cpus: bool) -> HostF
         host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
         cgroup: cgroup_host(host_root),
         host_ca_certs: host_root.join("etc/ssl/certs").is_dir(),
+        kernel: kernel_version(),
         cpus: if want_cpus { online_cpus() } else { 0 },
     }
 }
@@ -163,6 +164,26 @@ pub fn landlock_abi() -> u32 {
     } else {
         r as u32
     }
+}
+
+/// (major, minor) of the running kernel, from uname(2).
+pub fn kernel_version() -> (u32, u32) {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (0, 0);
+    }
+    let rel: String = u
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8 as char)
+        .collect();
+    let mut p = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|x| x.parse().unwrap_or(0));
+    (p.next().unwrap_or(0), p.next().unwrap_or(0))
 }
 
 #[cfg(test)]

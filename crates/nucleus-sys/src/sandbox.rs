@@ -673,7 +673,8 @@ fn child_main(plan: &Plan, ch: Channel) -> ! {
                 Ok(Some(workload)) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
                     drop(sync);
-                    init::run(workload, ch, &plan.seccomp_bpf)
+                    let bpf = plan.init_seccomp_bpf.as_ref().unwrap_or(&plan.seccomp_bpf);
+                    init::run(workload, ch, bpf)
                 }
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
             }

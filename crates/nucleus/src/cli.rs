@@ -235,6 +235,10 @@ pub struct RunArgs {
     /// Allow this syscall on top of the default seccomp filter (repeatable).
     #[arg(long)]
     pub seccomp_allow: Vec<String>,
+    /// Seccomp profile in the OCI runtime-spec format (Docker's and podman's included),
+    /// replacing the default filter.
+    #[arg(long)]
+    pub seccomp_profile: Option<PathBuf>,
     /// Memory limit, e.g. 256M (the workload is OOM-killed above it).
     #[arg(long, short = 'm', allow_hyphen_values = true)]
     pub memory: Option<String>,

@@ -108,6 +108,17 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         tty: a.tty,
         proc_rw: a.proc_rw,
         seccomp_allow: a.seccomp_allow.clone(),
+        seccomp_profile: a
+            .seccomp_profile
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(|t| (p.clone(), t))
+                    .map_err(|e| {
+                        ConfigError::new("--seccomp-profile", format!("{}: {e}", p.display()))
+                    })
+            })
+            .transpose()?,
         limits: Limits {
             memory: a
                 .memory

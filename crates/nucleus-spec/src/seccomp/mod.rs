@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod default;
+pub mod profile;
 pub mod syscalls;
 
 pub use bpf::{compile, SockFilter};
@@ -21,6 +22,9 @@ pub enum Action {
     Errno(u16),
     Log,
     Trap,
+    /// Notify a ptrace tracer; without one the call fails with ENOSYS. The value is passed
+    /// to the tracer.
+    Trace(u16),
     KillThread,
     KillProcess,
     UserNotif,
@@ -33,6 +37,7 @@ impl Action {
             Action::Errno(e) => 0x0005_0000 | u32::from(e),
             Action::Log => 0x7ffc_0000,
             Action::Trap => 0x0003_0000,
+            Action::Trace(d) => 0x7ff0_0000 | u32::from(d),
             Action::KillThread => 0x0000_0000,
             Action::KillProcess => 0x8000_0000,
             Action::UserNotif => 0x7fc0_0000,

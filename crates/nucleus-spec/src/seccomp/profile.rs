@@ -1,0 +1,542 @@
+//! OCI runtime-spec seccomp profiles (`linux.seccomp` of config.json, and the files Docker and
+//! podman publish, which add `includes`/`excludes`, `archMap` and `comment`) compiled to the
+//! filter IR.
+//!
+//! Semantics, as runc and crun give them with libseccomp:
+//! - `defaultAction` for every syscall no rule matches; `SCMP_ACT_ERRNO` returns
+//!   `defaultErrnoRet` (EPERM when absent), a rule's `errnoRet` likewise.
+//! - A rule applies its `action` to each of its `names` when all its `args` hold (AND);
+//!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`. Comparisons are on 64 bits.
+//! - For one syscall, rules with argument conditions are tried before unconditional ones, in
+//!   file order: the specific case wins over the general.
+//! - Names of syscalls this architecture does not have (32-bit, ARM, s390 names in the
+//!   published profiles) are skipped; names no architecture has are reported (agent mode goes
+//!   on without them, strict modes refuse).
+//! - Docker/podman `includes`/`excludes`: `caps` against the capabilities the workload keeps
+//!   (none, in nucleus), `arches` against this one, `minKernel` against the running kernel.
+//! - Only the native architecture is filtered (others are killed by the filter's arch check):
+//!   `architectures` must include it when given.
+
+use super::syscalls;
+use super::{Action, ArgCond, ArgWidth, CmpOp, Filter, Rule};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const EPERM: u16 = 1;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    pub default_action: String,
+    #[serde(default)]
+    pub default_errno_ret: Option<u32>,
+    /// podman's older spelling of `defaultErrnoRet`.
+    #[serde(default)]
+    pub default_errno: Option<String>,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub arch_map: Vec<ArchMap>,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub listener_path: Option<String>,
+    #[serde(default)]
+    pub listener_metadata: Option<String>,
+    #[serde(default)]
+    pub syscalls: Vec<SyscallRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchMap {
+    pub architecture: String,
+    #[serde(default)]
+    pub sub_architectures: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyscallRule {
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Docker's old single-name form.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub action: String,
+    #[serde(default)]
+    pub errno_ret: Option<u32>,
+    /// podman: errno by name (e.g. "ENOSYS"), where errnoRet is absent.
+    #[serde(default)]
+    pub errno: Option<String>,
+    #[serde(default)]
+    pub args: Option<Vec<Arg>>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub includes: Option<Filter2>,
+    #[serde(default)]
+    pub excludes: Option<Filter2>,
+}
+
+/// Docker/podman rule conditions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Filter2 {
+    #[serde(default)]
+    pub caps: Vec<String>,
+    #[serde(default)]
+    pub arches: Vec<String>,
+    #[serde(default)]
+    pub min_kernel: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Arg {
+    pub index: u32,
+    pub value: u64,
+    #[serde(default)]
+    pub value_two: u64,
+    pub op: String,
+}
+
+/// What the profile is compiled against.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// libseccomp's name of this architecture, e.g. SCMP_ARCH_X86_64.
+    pub arch: &'static str,
+    /// Docker's short name, e.g. amd64.
+    pub arch_short: &'static str,
+    /// Running kernel (major, minor).
+    pub kernel: (u32, u32),
+    /// Capabilities the workload keeps (CAP_ names).
+    pub caps: Vec<String>,
+}
+
+impl Target {
+    pub fn native(kernel: (u32, u32)) -> Target {
+        Target {
+            arch: if cfg!(target_arch = "aarch64") {
+                "SCMP_ARCH_AARCH64"
+            } else {
+                "SCMP_ARCH_X86_64"
+            },
+            arch_short: if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "amd64"
+            },
+            kernel,
+            caps: vec![],
+        }
+    }
+}
+
+/// A compiled profile and what was left out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub filter: Filter,
+    /// Names no architecture nucleus knows has (typos, or newer than this build).
+    pub unknown: Vec<String>,
+    /// Names of other architectures, skipped.
+    pub other_arch: usize,
+    /// Rules left out by includes/excludes.
+    pub excluded_rules: usize,
+}
+
+/// Why a profile cannot be compiled; the message names the JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError(pub String);
+
+impl std::fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(path: &str, msg: impl std::fmt::Display) -> ProfileError {
+    ProfileError(format!("{path}: {msg}"))
+}
+
+/// Errno names podman uses in `errno`/`defaultErrno`.
+fn errno_by_name(n: &str) -> Option<u16> {
+    Some(match n {
+        "EPERM" => 1,
+        "ENOENT" => 2,
+        "EINTR" => 4,
+        "EIO" => 5,
+        "EBADF" => 9,
+        "EAGAIN" => 11,
+        "ENOMEM" => 12,
+        "EACCES" => 13,
+        "EFAULT" => 14,
+        "EBUSY" => 16,
+        "EEXIST" => 17,
+        "EINVAL" => 22,
+        "ENOSPC" => 28,
+        "EROFS" => 30,
+        "ENOSYS" => 38,
+        "ENOTSUP" | "EOPNOTSUPP" => 95,
+        _ => return None,
+    })
+}
+
+fn errno(
+    path: &str,
+    ret: Option<u32>,
+    name: Option<&str>,
+    default: u16,
+) -> Result<u16, ProfileError> {
+    match (ret, name) {
+        (Some(r), _) => u16::try_from(r)
+            .ok()
+            .filter(|e| *e <= 4095)
+            .ok_or_else(|| err(path, format!("errno {r} is out of range (0-4095)"))),
+        (None, Some(n)) => {
+            errno_by_name(n).ok_or_else(|| err(path, format!("unknown errno name {n:?}")))
+        }
+        (None, None) => Ok(default),
+    }
+}
+
+fn action(path: &str, a: &str, errno: u16) -> Result<Action, ProfileError> {
+    Ok(match a {
+        "SCMP_ACT_ALLOW" => Action::Allow,
+        "SCMP_ACT_ERRNO" => Action::Errno(errno),
+        "SCMP_ACT_LOG" => Action::Log,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        // Without a tracer attached the kernel fails the call with ENOSYS.
+        "SCMP_ACT_TRACE" => Action::Trace(errno),
+        "SCMP_ACT_NOTIFY" => {
+            return Err(err(
+                path,
+                "SCMP_ACT_NOTIFY needs a seccomp agent (listenerPath), which nucleus does not run",
+            ))
+        }
+        other => {
+            return Err(err(
+                path,
+                format!("unknown action {other:?} (SCMP_ACT_ALLOW, ERRNO, LOG, TRAP, TRACE, KILL, KILL_THREAD, KILL_PROCESS)"),
+            ))
+        }
+    })
+}
+
+fn op(path: &str, a: &Arg) -> Result<(CmpOp, u64), ProfileError> {
+    Ok(match a.op.as_str() {
+        "SCMP_CMP_EQ" => (CmpOp::Eq, a.value),
+        "SCMP_CMP_NE" => (CmpOp::Ne, a.value),
+        "SCMP_CMP_LT" => (CmpOp::Lt, a.value),
+        "SCMP_CMP_LE" => (CmpOp::Le, a.value),
+        "SCMP_CMP_GT" => (CmpOp::Gt, a.value),
+        "SCMP_CMP_GE" => (CmpOp::Ge, a.value),
+        "SCMP_CMP_MASKED_EQ" => (CmpOp::MaskedEq(a.value), a.value_two),
+        other => {
+            return Err(err(
+                path,
+                format!("unknown op {other:?} (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ)"),
+            ))
+        }
+    })
+}
+
+fn kernel_at_least(have: (u32, u32), want: &str) -> bool {
+    let mut p = want.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let w = (p.next().unwrap_or(0), p.next().unwrap_or(0));
+    have >= w
+}
+
+fn cap_name(c: &str) -> String {
+    let u = c.to_ascii_uppercase();
+    if u.starts_with("CAP_") {
+        u
+    } else {
+        format!("CAP_{u}")
+    }
+}
+
+/// Whether a Docker/podman rule applies on this target.
+fn applies(r: &SyscallRule, t: &Target) -> bool {
+    let arch_ok = |a: &str| a == t.arch_short || a == t.arch;
+    let has_cap = |c: &String| t.caps.contains(&cap_name(c));
+    if let Some(i) = &r.includes {
+        if !i.arches.is_empty() && !i.arches.iter().any(|a| arch_ok(a)) {
+            return false;
+        }
+        if !i.caps.is_empty() && !i.caps.iter().all(has_cap) {
+            return false;
+        }
+        if let Some(k) = &i.min_kernel {
+            if !kernel_at_least(t.kernel, k) {
+                return false;
+            }
+        }
+    }
+    if let Some(e) = &r.excludes {
+        if e.arches.iter().any(|a| arch_ok(a)) || e.caps.iter().any(has_cap) {
+            return false;
+        }
+    }
+    true
+}
+
+pub fn parse(json: &str) -> Result<Profile, ProfileError> {
+    serde_json::from_str(json).map_err(|e| ProfileError(e.to_string()))
+}
+
+/// Compile a parsed profile for `t`.
+pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
+    let default_errno = errno(
+        "defaultErrnoRet",
+        p.default_errno_ret,
+        p.default_errno.as_deref(),
+        EPERM,
+    )?;
+    let default_action = action("defaultAction", &p.default_action, default_errno)?;
+    if !p.architectures.is_empty() && !p.architectures.iter().any(|a| a == t.arch) {
+        return Err(err(
+            "architectures",
+            format!(
+                "{:?} does not include this machine's {}",
+                p.architectures, t.arch
+            ),
+        ));
+    }
+    if p.listener_path.is_some() {
+        return Err(err(
+            "listenerPath",
+            "seccomp agents (SCMP_ACT_NOTIFY) are not supported",
+        ));
+    }
+    for f in &p.flags {
+        if !matches!(
+            f.as_str(),
+            "SECCOMP_FILTER_FLAG_TSYNC"
+                | "SECCOMP_FILTER_FLAG_LOG"
+                | "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+                | "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+        ) {
+            return Err(err("flags", format!("unknown flag {f:?}")));
+        }
+    }
+    let mut conditional: BTreeMap<usize, Vec<Rule>> = BTreeMap::new();
+    let mut plain: Vec<Rule> = vec![];
+    let mut unknown = vec![];
+    let mut other_arch = 0;
+    let mut excluded_rules = 0;
+    for (i, r) in p.syscalls.iter().enumerate() {
+        let path = format!("syscalls[{i}]");
+        let e = errno(
+            &format!("{path}.errnoRet"),
+            r.errno_ret,
+            r.errno.as_deref(),
+            EPERM,
+        )?;
+        let act = action(&format!("{path}.action"), &r.action, e)?;
+        let mut conds = vec![];
+        for (j, a) in r.args.iter().flatten().enumerate() {
+            let apath = format!("{path}.args[{j}]");
+            if a.index > 5 {
+                return Err(err(
+                    &apath,
+                    format!("index {} is not an argument (0-5)", a.index),
+                ));
+            }
+            let (o, value) = op(&apath, a)?;
+            conds.push(ArgCond {
+                index: a.index as u8,
+                op: o,
+                value,
+                width: ArgWidth::U64,
+            });
+        }
+        if !applies(r, t) {
+            excluded_rules += 1;
+            continue;
+        }
+        let names = r.names.iter().chain(r.name.iter());
+        for n in names {
+            match syscalls::number(n) {
+                Some(nr) => {
+                    let rule = Rule {
+                        nr,
+                        action: act,
+                        conds: conds.clone(),
+                    };
+                    if conds.is_empty() {
+                        plain.push(rule);
+                    } else {
+                        conditional.entry(i).or_default().push(rule);
+                    }
+                }
+                None if syscalls::OTHER_ARCH.contains(&n.as_str()) => other_arch += 1,
+                None => unknown.push(n.clone()),
+            }
+        }
+    }
+    let mut rules: Vec<Rule> = conditional.into_values().flatten().collect();
+    rules.extend(plain);
+    Ok(Compiled {
+        filter: Filter {
+            default_action,
+            rules,
+        },
+        unknown,
+        other_arch,
+        excluded_rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::seccomp::bpf::{compile_for, interpret, native_arch};
+
+    fn verdict(c: &Compiled, name: &str, args: [u64; 6]) -> u32 {
+        let prog = compile_for(&c.filter, native_arch()).unwrap();
+        interpret(&prog, native_arch(), syscalls::number(name).unwrap(), args)
+    }
+
+    fn t() -> Target {
+        Target::native((6, 1))
+    }
+
+    #[test]
+    fn actions_errnos_and_args() {
+        let p = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+            "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[
+              {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+              {"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":42},
+              {"names":["getpid"],"action":"SCMP_ACT_KILL_PROCESS"},
+              {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]},
+              {"names":["personality"],"action":"SCMP_ACT_LOG"},
+              {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[
+                 {"index":0,"value":2,"op":"SCMP_CMP_EQ"},{"index":1,"value":15,"valueTwo":1,"op":"SCMP_CMP_MASKED_EQ"}]},
+              {"names":["kill"],"action":"SCMP_ACT_TRAP","args":[{"index":1,"value":9,"op":"SCMP_CMP_GE"}]},
+              {"names":["no_such_call","socketcall"],"action":"SCMP_ACT_ALLOW"}
+            ]}"#,
+        )
+        .unwrap();
+        let c = compile(&p, &t()).unwrap();
+        assert_eq!(c.unknown, ["no_such_call"]);
+        assert_eq!(c.other_arch, 1);
+        let z = [0; 6];
+        assert_eq!(verdict(&c, "read", z), Action::Allow.ret_value());
+        assert_eq!(verdict(&c, "mkdir", z), Action::Errno(42).ret_value());
+        assert_eq!(verdict(&c, "open", z), Action::Errno(38).ret_value());
+        assert_eq!(verdict(&c, "getpid", z), Action::KillProcess.ret_value());
+        // Conditional before unconditional for one syscall.
+        assert_eq!(
+            verdict(&c, "personality", [8, 0, 0, 0, 0, 0]),
+            Action::Allow.ret_value()
+        );
+        assert_eq!(
+            verdict(&c, "personality", [9, 0, 0, 0, 0, 0]),
+            Action::Log.ret_value()
+        );
+        // Several args: all must hold; masked_eq is (arg & value) == valueTwo.
+        assert_eq!(
+            verdict(&c, "socket", [2, 0x11, 0, 0, 0, 0]),
+            Action::Allow.ret_value()
+        );
+        assert_eq!(
+            verdict(&c, "socket", [2, 0x12, 0, 0, 0, 0]),
+            Action::Errno(38).ret_value()
+        );
+        assert_eq!(
+            verdict(&c, "socket", [10, 0x11, 0, 0, 0, 0]),
+            Action::Errno(38).ret_value()
+        );
+        assert_eq!(
+            verdict(&c, "kill", [0, 9, 0, 0, 0, 0]),
+            Action::Trap.ret_value()
+        );
+        assert_eq!(
+            verdict(&c, "kill", [0, 8, 0, 0, 0, 0]),
+            Action::Errno(38).ret_value()
+        );
+        // 64-bit comparison: a high bit is not ignored.
+        assert_eq!(
+            verdict(&c, "personality", [8 | (1 << 32), 0, 0, 0, 0, 0]),
+            Action::Log.ret_value()
+        );
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field() {
+        let bad = [
+            (r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "defaultAction"),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":70000}]}"#,
+                "syscalls[0].errnoRet",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+                "syscalls[0].args[0]",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_XX"}]}]}"#,
+                "syscalls[0].args[0]",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_PPC64"]}"#,
+                "architectures",
+            ),
+            (r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#, "defaultAction"),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_X"]}"#,
+                "flags",
+            ),
+        ];
+        for (j, want) in bad {
+            let e = compile(&parse(j).unwrap(), &t()).unwrap_err();
+            assert!(e.0.starts_with(want), "{j}: {e}");
+        }
+        assert!(parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","bogus":1}"#)
+            .unwrap_err()
+            .0
+            .contains("bogus"));
+    }
+
+    #[test]
+    fn docker_and_podman_defaults_compile() {
+        for f in ["docker-default.json", "podman-containers-common.json"] {
+            let text = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("testdata/seccomp")
+                    .join(f),
+            )
+            .unwrap();
+            let c = compile(&parse(&text).unwrap(), &t()).unwrap();
+            assert!(c.unknown.is_empty(), "{f}: {:?}", c.unknown);
+            assert!(c.filter.rules.len() > 250, "{f}: {}", c.filter.rules.len());
+            // Without CAP_SYS_ADMIN: bpf is refused (Docker's refuses mount too; podman's
+            // leaves that to capabilities), read is allowed.
+            let z = [0; 6];
+            assert_eq!(verdict(&c, "read", z), Action::Allow.ret_value(), "{f}");
+            assert_eq!(verdict(&c, "bpf", z), Action::Errno(1).ret_value(), "{f}");
+            if f.starts_with("docker") {
+                assert_eq!(verdict(&c, "mount", z), Action::Errno(1).ret_value());
+            }
+            // clone without namespace flags is allowed; Docker's refuses CLONE_NEWUSER
+            // (podman's allows namespaces, for nested rootless containers).
+            assert_eq!(
+                verdict(&c, "clone", [0x11, 0, 0, 0, 0, 0]),
+                Action::Allow.ret_value(),
+                "{f}"
+            );
+            if f.starts_with("docker") {
+                assert_ne!(
+                    verdict(&c, "clone", [0x1000_0000, 0, 0, 0, 0, 0]),
+                    Action::Allow.ret_value()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Policy as code, end to end: OCI seccomp profiles (Docker's and podman's published defaults
+//! among them) give each syscall exactly the configured action inside a real sandbox.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+fn profile(name: &str, json: &str) -> (TempDir, PathBuf) {
+    let d = TempDir::new(&format!("profile-{name}"));
+    let p = d.0.join("profile.json");
+    std::fs::write(&p, json).unwrap();
+    (d, p)
+}
+
+fn published(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../nucleus-spec/testdata/seccomp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Run python3 code in a sandbox under the profile; (exit code, stdout).
+fn py(profile: &str, code: &str) -> (i32, String) {
+    let o = run(&[
+        "run",
+        "--seccomp-profile",
+        profile,
+        "--",
+        "python3",
+        "-c",
+        code,
+    ]);
+    (o.status.code().unwrap_or(-1), stdout(&o).trim().to_string())
+}
+
+const SYSCALL: &str = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n";
+
+#[test]
+fn each_action_is_applied_exactly() {
+    let _g = serial();
+    let (_d, p) = profile(
+        "actions",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+          {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":42},
+          {"names":["getppid"],"action":"SCMP_ACT_KILL_PROCESS"},
+          {"names":["getpgid"],"action":"SCMP_ACT_TRAP"},
+          {"names":["getsid"],"action":"SCMP_ACT_LOG"},
+          {"names":["getpriority"],"action":"SCMP_ACT_ERRNO"},
+          {"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,
+           "args":[{"index":0,"value":10,"op":"SCMP_CMP_EQ"}]},
+          {"names":["kill"],"action":"SCMP_ACT_ERRNO","errnoRet":33,
+           "args":[{"index":0,"value":0,"op":"SCMP_CMP_EQ"},{"index":1,"value":0,"op":"SCMP_CMP_EQ"}]}
+        ]}"#,
+    );
+    let p = p.to_str().unwrap();
+    leaves_nothing(|| {
+        let (c, out) = py(
+            p,
+            "import os\ntry: os.mkdir('/tmp/x')\nexcept OSError as e: print(e.errno)",
+        );
+        assert_eq!((c, out.as_str()), (0, "42"), "ERRNO with errnoRet");
+        let (c, out) = py(
+            p,
+            &format!("{SYSCALL}print(libc.getpriority(0, 0), ctypes.get_errno())"),
+        );
+        assert_eq!((c, out.as_str()), (0, "-1 1"), "ERRNO defaults to EPERM");
+        let (c, _) = py(p, "import os; os.getppid(); print('survived')");
+        assert_eq!(c, 128 + 31, "KILL_PROCESS: killed by SIGSYS");
+        let (c, _) = py(p, "import os; os.getpgid(0); print('survived')");
+        assert_eq!(c, 128 + 31, "TRAP: SIGSYS, whose default action kills");
+        let (c, out) = py(p, "import os; print(os.getsid(0) > 0)");
+        assert_eq!((c, out.as_str()), (0, "True"), "LOG lets the call through");
+        // Argument conditions: only AF_INET6 sockets are refused; kill(0, 0) only.
+        let (c, out) = py(
+            p,
+            "import socket\nsocket.socket(socket.AF_INET).close()\ntry: socket.socket(socket.AF_INET6)\nexcept OSError as e: print(e.errno)",
+        );
+        assert_eq!((c, out.as_str()), (0, "97"));
+        let (c, out) = py(
+            p,
+            &format!(
+                "{SYSCALL}print(libc.kill(0, 0), ctypes.get_errno(), libc.kill(os.getpid(), 0))"
+            ),
+        );
+        assert_eq!((c, out.as_str()), (0, "-1 33 0"), "all args must match");
+    });
+}
+
+#[test]
+fn published_profiles_run_the_workload_suite() {
+    let _g = serial();
+    for f in ["docker-default.json", "podman-containers-common.json"] {
+        let p = published(f);
+        let o = run(&[
+            "run",
+            "--seccomp-profile",
+            &p,
+            "--",
+            "sh",
+            "-c",
+            "set -e; ls / >/dev/null; echo x | sha256sum >/dev/null; \
+             python3 -c 'import threading, multiprocessing as m; p = m.Process(target=print); p.start(); p.join()'; \
+             cat /proc/self/status | grep -q '^Seccomp:.*2'; echo suite-ok",
+        ]);
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+        assert!(stdout(&o).contains("suite-ok"), "{f}: {}", stdout(&o));
+        assert!(
+            stderr(&o).is_empty(),
+            "{f}: no warnings expected: {}",
+            stderr(&o)
+        );
+        // Docker's refuses unshare without CAP_SYS_ADMIN with EPERM.
+        if f.starts_with("docker") {
+            let (c, out) = py(
+                &p,
+                &format!("{SYSCALL}print(libc.unshare(0x10000000), ctypes.get_errno())"),
+            );
+            assert_eq!((c, out.as_str()), (0, "-1 1"), "{f}");
+        }
+    }
+}
+
+#[test]
+fn init_keeps_working_under_a_profile_that_denies_what_it_needs() {
+    let _g = serial();
+    let (_d, p) = profile(
+        "noinit",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+          {"names":["wait4","waitid"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    );
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--seccomp-profile",
+            p.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+    });
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_and_unenforceable_profiles_are_refused() {
+    let _g = serial();
+    let (_d1, typo) = profile(
+        "typo",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getpid","no_such_syscall"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
+    let (_d2, broken) = profile(
+        "broken",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_FOO"}]}"#,
+    );
+    let typo = typo.to_str().unwrap();
+    leaves_nothing(|| {
+        let o = run(&[
+            "run",
+            "--service-mode",
+            "strict-agent",
+            "--seccomp-profile",
+            typo,
+            "--",
+            "true",
+        ]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("no_such_syscall") && stderr(&o).contains("strict"),
+            "{}",
+            stderr(&o)
+        );
+        // Agent mode says what it dropped and goes on.
+        let o = run(&["run", "--seccomp-profile", typo, "--", "true"]);
+        assert!(o.status.success());
+        assert!(stderr(&o).contains("no_such_syscall"), "{}", stderr(&o));
+        for (args, want) in [
+            (
+                vec!["--seccomp-profile", broken.to_str().unwrap()],
+                "syscalls[0].action",
+            ),
+            (
+                vec!["--seccomp-profile", "/nonexistent.json"],
+                "/nonexistent.json",
+            ),
+            (
+                vec!["--seccomp-profile", typo, "--seccomp-allow", "ptrace"],
+                "--seccomp-allow",
+            ),
+        ] {
+            let mut a = vec!["run"];
+            a.extend(args);
+            a.extend(["--", "true"]);
+            let o = run(&a);
+            assert_eq!(o.status.code(), Some(125), "{a:?}");
+            assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+            assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
+        }
+    });
+}
