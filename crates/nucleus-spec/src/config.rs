@@ -533,6 +533,10 @@ pub struct RunConfig {
     pub seccomp_allow: Vec<String>,
     /// `--seccomp-profile`: an OCI seccomp profile (path, text) replacing the default filter.
     pub seccomp_profile: Option<(PathBuf, String)>,
+    /// `--seccomp-log-denied`: name each syscall the filter refuses with an errno.
+    pub seccomp_log_denied: bool,
+    /// `nucleus seccomp trace`: no filter for the workload; every syscall is recorded.
+    pub seccomp_trace: bool,
     /// cgroup limits (`--memory`, `--cpus`, `--pids`…).
     pub limits: crate::cgroup::Limits,
     /// Where sandbox cgroups go (`--cgroup-parent`, `NUCLEUS_CGROUP_ROOT`).

@@ -25,6 +25,16 @@ fn cfg_err(field: &str, msg: impl Into<String>) -> PlanError {
     PlanError::Config(ConfigError::new(field, msg))
 }
 
+/// What the runtime does with the workload's seccomp notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SeccompNotify {
+    /// Record every syscall and let it run (the workload has no other filter).
+    Trace,
+    /// A refused syscall is logged, then failed as `decide` (the filter as written) says.
+    LogDenied { decide: Vec<SockFilter> },
+}
+
 /// How ids inside map to the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -101,6 +111,9 @@ pub struct Plan {
     /// what init needs (wait4, signalfd reads), so init keeps the default filter then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_seccomp_bpf: Option<Vec<SockFilter>>,
+    /// Seccomp notifications the runtime serves (trace, or naming denials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_notify: Option<SeccompNotify>,
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
@@ -719,15 +732,27 @@ impl Plan {
                 c.filter
             }
         };
-        let bpf = seccomp::compile(&filter).map_err(|e| PlanError::Seccomp(e.to_string()))?;
-        let init_seccomp_bpf = match &cfg.seccomp_profile {
-            None => None,
-            Some(_) => Some(
-                seccomp::default::default_filter(&[])
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| seccomp::compile(&f).map_err(|e| e.to_string()))
-                    .map_err(PlanError::Seccomp)?,
-            ),
+        let compile =
+            |f: &Filter| seccomp::compile(f).map_err(|e| PlanError::Seccomp(e.to_string()));
+        let (bpf, seccomp_notify) = if cfg.seccomp_trace {
+            (compile(&seccomp::trace_all())?, Some(SeccompNotify::Trace))
+        } else if cfg.seccomp_log_denied {
+            (
+                compile(&seccomp::notify_denials(&filter))?,
+                Some(SeccompNotify::LogDenied {
+                    decide: compile(&filter)?,
+                }),
+            )
+        } else {
+            (compile(&filter)?, None)
+        };
+        // Init keeps the default filter when the workload's is a user's or a notifying one.
+        let init_seccomp_bpf = if cfg.seccomp_profile.is_some() || seccomp_notify.is_some() {
+            let f = seccomp::default::default_filter(&[])
+                .map_err(|e| PlanError::Seccomp(e.to_string()))?;
+            Some(compile(&f)?)
+        } else {
+            None
         };
 
         Ok(Plan {
@@ -766,6 +791,7 @@ impl Plan {
             seccomp_filter: filter,
             seccomp_bpf: bpf,
             init_seccomp_bpf,
+            seccomp_notify,
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {

@@ -28,6 +28,10 @@ pub enum ToChild {
     },
 }
 
+/// The runtime has its copy of the workload's seccomp listener: the workload may go on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListenerTaken;
+
 /// What the runtime sends the held workload over the ExecSync socket to let it exec.
 pub const START: &str = "start";
 
@@ -48,6 +52,9 @@ pub enum FromChild {
     /// One end of the ExecSync socket (one fd attached): it closes when the workload's exec
     /// succeeds; a failed exec is reported with `Failed` before it closes.
     ExecSync,
+    /// The workload is about to install a notifying seccomp filter; its listener will be this
+    /// descriptor number in the workload (the runtime copies it with pidfd_getfd).
+    Listener(i32),
     /// The workload ended (sent by init).
     Exited(WaitStatus),
 }

@@ -109,7 +109,7 @@ fn parent(
     };
     drop(cch);
     obs.started(pid, cgroups);
-    sandbox::wait(pid, &pidfd, &pch, &sfd, obs)
+    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs)
 }
 
 fn child_join(

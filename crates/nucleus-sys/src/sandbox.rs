@@ -23,6 +23,7 @@ use crate::idslot::{IdSlot, WIDTH};
 use crate::init;
 use crate::mount::{self, Prepared, Switched};
 use crate::net;
+use crate::notify;
 use crate::raw::{
     self, Forked, WaitStatus, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
@@ -30,7 +31,7 @@ use crate::raw::{
 use crate::security;
 use crate::tty;
 use nucleus_spec::mounts::MountOp;
-use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan};
+use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan, SeccompNotify};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs;
@@ -48,6 +49,8 @@ pub struct Outcome {
     pub failure: Option<(String, String)>,
     /// Resource usage of the sandbox (cgroup counters; CPU time falls back to rusage).
     pub usage: Usage,
+    /// `seccomp trace`: syscall numbers the workload made, with counts.
+    pub traced: Option<std::collections::BTreeMap<u32, u64>>,
 }
 
 /// Hooks the binary gives the recipe (events, progress).
@@ -59,6 +62,8 @@ pub trait Observer {
     fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
     /// Detached sandboxes: the workload's exec succeeded (None) or failed (code, stage, error).
     fn exec_result(&mut self, _failure: Option<(i32, &str, &str)>) {}
+    /// `--seccomp-log-denied`: a syscall was refused with `errno`.
+    fn denied(&mut self, _pid: u32, _syscall: &str, _errno: i32) {}
 }
 
 /// How a detached (monitored) sandbox differs from a foreground run.
@@ -373,7 +378,15 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         waiters: vec![],
         result: None,
     });
-    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut())?;
+    let mut out = parent_wait(
+        pid,
+        &pidfd,
+        &pch,
+        &sfd,
+        obs,
+        control.as_mut(),
+        plan.seccomp_notify.as_ref(),
+    )?;
     if let Some(c) = cgroup {
         out.usage = c.usage();
         if let Err(e) = c.remove() {
@@ -402,6 +415,8 @@ struct Collected {
     sync: Option<Channel>,
     /// The sandbox must die (its terminal could not be handed over).
     kill: bool,
+    /// Descriptor number of the workload's seccomp listener, announced before it exists.
+    listener_at: Option<i32>,
     pty: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
 }
@@ -419,6 +434,7 @@ impl Collected {
                 self.failure_code = code;
             }
             Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
+            Ok(Some((FromChild::Listener(n), _))) => self.listener_at = Some(n),
             Ok(Some((FromChild::Exited(st), _))) => self.status = Some(st),
             Ok(Some((FromChild::Pty, mut fds))) => {
                 if let (Some(m), Some(c)) = (fds.first(), console) {
@@ -511,13 +527,43 @@ impl Control<'_> {
 /// Wait for a process the runtime forked (and whose channel end it holds): relay signals,
 /// proxy its tty, collect its report and exit status.
 pub(crate) fn wait(
+    plan: &Plan,
     pid: libc::pid_t,
     pidfd: &OwnedFd,
     ch: &Channel,
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    parent_wait(pid, pidfd, ch, sfd, obs, None)
+    parent_wait(pid, pidfd, ch, sfd, obs, None, plan.seccomp_notify.as_ref())
+}
+
+/// Copy the workload's seccomp listener: descriptor `n` of init's child (the workload) or,
+/// for a process `exec` started, of `pid` itself. The workload announced the number before
+/// creating it, so wait until it is there and is a seccomp listener.
+fn fetch_listener(pid: libc::pid_t, n: i32) -> std::io::Result<OwnedFd> {
+    let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let target = kids
+        .split_whitespace()
+        .next()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(pid);
+    let pidfd = raw::pidfd_open(target)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        if let Ok(fd) = notify::pidfd_getfd(pidfd.as_fd(), n) {
+            let link = fs::read_link(fd_path(fd.as_fd())).unwrap_or_default();
+            if link.to_string_lossy().contains("seccomp") {
+                return Ok(fd);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
 
 fn parent_wait(
@@ -527,12 +573,23 @@ fn parent_wait(
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
     mut control: Option<&mut Control<'_>>,
+    seccomp_notify: Option<&SeccompNotify>,
 ) -> Result<Outcome> {
     let mut got = Collected::default();
     let mut ch_open = true;
     let mut stdin_open = true;
     let console = control.as_ref().and_then(|c| c.console);
+    let mut mode = seccomp_notify.map(|n| match n {
+        SeccompNotify::Trace => notify::Mode::Trace(Default::default()),
+        SeccompNotify::LogDenied { decide } => notify::Mode::LogDenied(decide.clone()),
+    });
+    let mut listener: Option<OwnedFd> = None;
     loop {
+        if let Some(n) = got.listener_at.take() {
+            listener = Some(fetch_listener(pid, n).ctx("take the seccomp listener", n)?);
+            ch.send(&channel::ListenerTaken, &[])
+                .ctx("send", "listener taken")?;
+        }
         let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
@@ -549,6 +606,7 @@ fn parent_wait(
         let ctl_i = control
             .as_ref()
             .map(|c| slot(&mut fds, c.listener.as_raw_fd()));
+        let notify_i = listener.as_ref().map(|l| slot(&mut fds, l.as_raw_fd()));
         let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         if rev[0] != 0 {
@@ -603,6 +661,21 @@ fn parent_wait(
             got.sync = None;
             continue;
         }
+        if let (Some(i), Some(l), Some(m)) = (notify_i, &listener, mode.as_mut()) {
+            if rev[i] & libc::POLLIN != 0 {
+                if let Ok(seen) = notify::serve(l.as_fd(), m) {
+                    if let Some(e) = seen.errno {
+                        let name = nucleus_spec::seccomp::syscalls::name(seen.nr)
+                            .map(String::from)
+                            .unwrap_or_else(|| format!("syscall {}", seen.nr));
+                        obs.denied(seen.pid, &name, e);
+                    }
+                }
+            } else if rev[i] != 0 {
+                // No process uses the filter any more.
+                listener = None;
+            }
+        }
         if ready(ctl_i) {
             if let Some(c) = control.as_deref_mut() {
                 c.serve(got.sync.as_ref());
@@ -640,6 +713,10 @@ fn parent_wait(
                 report: got.report,
                 failure: got.failure,
                 usage: Usage::default(),
+                traced: match mode {
+                    Some(notify::Mode::Trace(t)) => Some(t),
+                    _ => None,
+                },
             });
         }
     }
@@ -903,7 +980,24 @@ fn child_exec(
             report.degraded.push(format!("landlock: {e}"));
         }
     }
-    match security::install_seccomp(&plan.seccomp_bpf) {
+    let installed = if plan.seccomp_notify.is_some() {
+        // The runtime serves this filter's notifications: announce where the listener will be.
+        match notify::next_fd() {
+            Ok(n) if ch.send(&FromChild::Listener(n), &[]).is_ok() => {
+                security::install_seccomp_listener(&plan.seccomp_bpf).map(|l| {
+                    // Wait until the runtime holds its copy (it takes it with pidfd_getfd; a
+                    // notified recv is served once it does). Ours closes at exec.
+                    let _ = ch.recv::<channel::ListenerTaken>();
+                    drop(l);
+                })
+            }
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EPIPE)),
+            Err(e) => Err(e),
+        }
+    } else {
+        security::install_seccomp(&plan.seccomp_bpf)
+    };
+    match installed {
         Ok(()) => report.seccomp = "enforced".into(),
         Err(e) => {
             if refuse {

@@ -212,6 +212,19 @@ pub fn landlock_deny_all() -> std::result::Result<(), String> {
 
 /// Install a compiled seccomp program (no_new_privs must be set).
 pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
+    install_seccomp_flags(prog, 0).map(drop)
+}
+
+/// Install a filter whose notifications go to a new listener fd (SECCOMP_RET_USER_NOTIF).
+pub fn install_seccomp_listener(prog: &[SockFilter]) -> io::Result<std::os::fd::OwnedFd> {
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER (Linux 5.0).
+    const NEW_LISTENER: libc::c_ulong = 1 << 3;
+    let fd = install_seccomp_flags(prog, NEW_LISTENER)?;
+    // SAFETY: with NEW_LISTENER the kernel returns a new fd that nobody else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
+fn install_seccomp_flags(prog: &[SockFilter], flags: libc::c_ulong) -> io::Result<libc::c_long> {
     #[repr(C)]
     struct SockFprog {
         len: u16,
@@ -227,14 +240,14 @@ pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_ulong,
+            flags,
             &fprog as *const SockFprog,
         )
     };
-    if r != 0 {
+    if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(r)
 }
 
 pub fn is_root() -> bool {

@@ -50,11 +50,41 @@ pub enum Command {
     Kill(KillArgs),
     /// Remove stopped sandboxes (-f: stop them first).
     Rm(RmArgs),
+    /// Seccomp tools: trace a workload's syscalls, generate a profile from a trace.
+    #[command(subcommand)]
+    Seccomp(SeccompCmd),
     /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
     /// never touched.
     Gc(GcArgs),
     /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
     Stats(StatsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeccompCmd {
+    /// Run a command in a sandbox (same flags as `run`) with no seccomp filter, recording
+    /// every syscall of its whole process tree (threads and children included).
+    Trace(Box<TraceArgs>),
+    /// Write a minimal OCI seccomp profile allowing exactly the syscalls of a trace.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Where the trace (JSON) goes.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A trace written by `nucleus seccomp trace`.
+    pub trace: PathBuf,
+    /// Where the profile goes.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +269,10 @@ pub struct RunArgs {
     /// replacing the default filter.
     #[arg(long)]
     pub seccomp_profile: Option<PathBuf>,
+    /// Name each syscall the seccomp filter refuses (on stderr, or in a detached sandbox's
+    /// log, and as `seccomp_denied` events), then fail it as the filter says.
+    #[arg(long)]
+    pub seccomp_log_denied: bool,
     /// Memory limit, e.g. 256M (the workload is OOM-killed above it).
     #[arg(long, short = 'm', allow_hyphen_values = true)]
     pub memory: Option<String>,

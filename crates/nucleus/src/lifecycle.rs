@@ -204,6 +204,20 @@ impl Observer for Tracker<'_> {
             self.save();
         }
     }
+    fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
+        let msg = format!("seccomp: denied {syscall} (errno {errno}) to pid {pid}");
+        match (self.log, &self.notify.0) {
+            (Some(l), _) => l.warn(&msg),
+            (None, Some(_)) => self.notify.line(&format!("warn {msg}")),
+            // A running detached sandbox: its log (the monitor's stderr).
+            (None, None) => eprintln!("nucleus: warning: {msg}"),
+        }
+        self.events.emit(
+            "seccomp_denied",
+            &self.state.id,
+            serde_json::json!({ "syscall": syscall, "errno": errno, "pid": pid }),
+        );
+    }
     fn exec_result(&mut self, failure: Option<(i32, &str, &str)>) {
         match failure {
             None => {
@@ -778,6 +792,11 @@ struct ExecObserver<'a> {
 }
 
 impl Observer for ExecObserver<'_> {
+    fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
+        self.log.warn(&format!(
+            "seccomp: denied {syscall} (errno {errno}) to pid {pid}"
+        ));
+    }
     fn applied(&mut self, r: &SecurityReport) {
         for d in &r.degraded {
             self.log.warn(&format!("security degraded: {d}"));

@@ -38,8 +38,13 @@ fn main() -> ExitCode {
     };
     let log = log::Logger::new(cli.log_format);
     let r = match cli.command {
-        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log, t0),
-        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log, t0),
+        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log, t0, None),
+        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log, t0, None),
+        cli::Command::Seccomp(cli::SeccompCmd::Trace(t)) => {
+            let t = *t;
+            run::main(t.run, cli.root.as_deref(), false, &log, t0, Some(&t.output))
+        }
+        cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => run::generate(&g, &log),
         cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
         cli::Command::Stats(args) => run::stats(&args, cli.root.as_deref()),
         other => lifecycle::verb(other, cli.root.as_deref(), &log, t0),

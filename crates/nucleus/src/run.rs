@@ -119,6 +119,8 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
                     })
             })
             .transpose()?,
+        seccomp_log_denied: a.seccomp_log_denied,
+        seccomp_trace: false,
         limits: Limits {
             memory: a
                 .memory
@@ -213,8 +215,28 @@ fn new_id() -> String {
     nucleus_spec::otlp::hex(&b)
 }
 
-pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger, t0: u64) -> Result<u8> {
-    let cfg = config(&a)?;
+pub fn main(
+    a: RunArgs,
+    root: Option<&Path>,
+    create: bool,
+    log: &Logger,
+    t0: u64,
+    trace_out: Option<&Path>,
+) -> Result<u8> {
+    let mut cfg = config(&a)?;
+    if let Some(t) = trace_out {
+        if a.detach || create || cfg.seccomp_profile.is_some() || a.seccomp_log_denied {
+            return Err(ConfigError::new(
+                "seccomp trace",
+                "traces a foreground run without a filter (no -d, --seccomp-profile or --seccomp-log-denied)",
+            )
+            .into());
+        }
+        // Fail before running anything if the trace cannot be written.
+        std::fs::write(t, b"")
+            .map_err(|e| ConfigError::new("--output", format!("{}: {e}", t.display())))?;
+        cfg.seccomp_trace = true;
+    }
     let mut tracer = Tracer::from_env(None)?;
     if let Some(n) = &a.name {
         validate_name("--name", n)?;
@@ -292,6 +314,31 @@ pub fn main(a: RunArgs, root: Option<&Path>, create: bool, log: &Logger, t0: u64
     }
     let code = lifecycle::finish(&mut t, &out, cfg.limits.memory);
     log.exited(&id, code, &out.usage);
+    if let (Some(path), Some(traced)) = (trace_out, &out.traced) {
+        let calls: std::collections::BTreeMap<String, u64> = traced
+            .iter()
+            .map(|(nr, n)| {
+                let name = nucleus_spec::seccomp::syscalls::name(*nr)
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("syscall_{nr}"));
+                (name, *n)
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "v": 1,
+            "arch": nucleus_spec::seccomp::profile::Target::native((0, 0)).arch,
+            "command": plan.process.argv,
+            "status": code,
+            "syscalls": calls,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("write {}", path.display()))?;
+        log.info(&format!(
+            "{} syscalls recorded in {}",
+            calls.len(),
+            path.display()
+        ));
+    }
     if tracer.enabled() {
         let attrs = || {
             vec![
@@ -446,5 +493,26 @@ pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
             );
         }
     }
+    Ok(0)
+}
+
+/// `nucleus seccomp generate TRACE -o PROFILE`.
+pub fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
+    let bad = |m: String| ConfigError::new("TRACE", format!("{}: {m}", g.trace.display()));
+    let text = std::fs::read_to_string(&g.trace).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let calls = doc["syscalls"]
+        .as_object()
+        .ok_or_else(|| bad("not a trace from `nucleus seccomp trace` (no \"syscalls\")".into()))?;
+    let names: Vec<String> = calls.keys().cloned().collect();
+    let arch = doc["arch"].as_str().unwrap_or_default();
+    let profile = nucleus_spec::seccomp::profile::from_trace(arch, &names);
+    std::fs::write(&g.output, serde_json::to_vec_pretty(&profile)?)
+        .with_context(|| format!("write {}", g.output.display()))?;
+    log.info(&format!(
+        "{} allows {} syscalls; everything else fails with EPERM",
+        g.output.display(),
+        names.len()
+    ));
     Ok(0)
 }

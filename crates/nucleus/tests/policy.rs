@@ -201,3 +201,125 @@ fn bad_and_unenforceable_profiles_are_refused() {
         }
     });
 }
+
+#[test]
+fn trace_generate_rerun_round_trip_on_real_programs() {
+    let _g = serial();
+    let d = TempDir::new("trace");
+    let programs: [(&str, &[&str]); 3] = [
+        (
+            "python3",
+            &[
+                "python3",
+                "-c",
+                "import threading, subprocess\nt = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\nsubprocess.run(['true'], check=True)\nprint('python3-ok')",
+            ],
+        ),
+        (
+            "gcc",
+            &[
+                "sh",
+                "-c",
+                "printf 'int main(void){return 0;}' > /tmp/a.c && gcc -o /tmp/a /tmp/a.c && /tmp/a && echo gcc-ok",
+            ],
+        ),
+        (
+            "git",
+            &[
+                "sh",
+                "-c",
+                "cd /tmp && git init -q r && cd r && git -c user.email=a@b -c user.name=n commit -q --allow-empty -m x && git log --oneline | wc -l && echo git-ok",
+            ],
+        ),
+    ];
+    leaves_nothing(|| {
+        for (name, cmd) in programs {
+            let trace = d.0.join(format!("{name}.trace.json"));
+            let prof = d.0.join(format!("{name}.profile.json"));
+            let mut args = vec!["seccomp", "trace", "-o", trace.to_str().unwrap(), "--"];
+            args.extend_from_slice(cmd);
+            let o = run(&args);
+            assert!(o.status.success(), "{name} trace: {}", stderr(&o));
+            assert!(stdout(&o).contains(&format!("{name}-ok")), "{}", stdout(&o));
+            let t: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+            let calls = t["syscalls"].as_object().unwrap();
+            assert!(
+                calls.contains_key("execve") && calls.contains_key("exit_group"),
+                "{t}"
+            );
+            // Children and threads are in the trace (they share the filter).
+            assert!(
+                calls.contains_key("clone")
+                    || calls.contains_key("clone3")
+                    || calls.contains_key("vfork"),
+                "{name}: {t}"
+            );
+            let o = run(&[
+                "seccomp",
+                "generate",
+                trace.to_str().unwrap(),
+                "-o",
+                prof.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let mut args = vec![
+                "run",
+                "--seccomp-profile",
+                prof.to_str().unwrap(),
+                "--seccomp-log-denied",
+                "--",
+            ];
+            args.extend_from_slice(cmd);
+            let o = run(&args);
+            assert!(
+                o.status.success(),
+                "{name} under its generated profile: {}",
+                stderr(&o)
+            );
+            assert!(stdout(&o).contains(&format!("{name}-ok")));
+            assert!(!stderr(&o).contains("denied"), "{}", stderr(&o));
+        }
+        // One more syscall than traced: refused, and named.
+        let prof = d.0.join("python3.profile.json");
+        let o = run(&[
+            "run",
+            "--seccomp-profile",
+            prof.to_str().unwrap(),
+            "--seccomp-log-denied",
+            "--",
+            "python3",
+            "-c",
+            "import os\ntry: os.mkdir('/tmp/new')\nexcept OSError as e: print(e.errno)",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "1");
+        assert!(
+            stderr(&o).contains("seccomp: denied mkdir (errno 1)"),
+            "{}",
+            stderr(&o)
+        );
+    });
+}
+
+#[test]
+fn log_denied_names_refusals_of_the_default_filter() {
+    let _g = serial();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--seccomp-log-denied",
+            "--",
+            "python3",
+            "-c",
+            &format!("{SYSCALL}print(libc.unshare(0x10000000), ctypes.get_errno())"),
+        ])
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "-1 1");
+    assert!(
+        stderr(&o).contains("seccomp: denied unshare (errno 1)"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -85,6 +85,36 @@ pub struct Rule {
     pub conds: Vec<ArgCond>,
 }
 
+/// The filter with every ERRNO verdict (default or rule) turned into a user notification,
+/// so the runtime can name the syscall before failing it with that errno
+/// (`--seccomp-log-denied`).
+pub fn notify_denials(f: &Filter) -> Filter {
+    let swap = |a: Action| match a {
+        Action::Errno(_) => Action::UserNotif,
+        other => other,
+    };
+    Filter {
+        default_action: swap(f.default_action),
+        rules: f
+            .rules
+            .iter()
+            .map(|r| Rule {
+                nr: r.nr,
+                action: swap(r.action),
+                conds: r.conds.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Every syscall to the runtime, which records it and lets it run (`nucleus seccomp trace`).
+pub fn trace_all() -> Filter {
+    Filter {
+        default_action: Action::UserNotif,
+        rules: vec![],
+    }
+}
+
 /// The whole filter: native arch only; any other arch (i386 via int 0x80, x32) is killed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {

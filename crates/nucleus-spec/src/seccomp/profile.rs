@@ -390,6 +390,20 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
     })
 }
 
+/// A minimal profile allowing exactly `names` (from a trace) on `arch`; everything else
+/// fails with EPERM.
+pub fn from_trace(arch: &str, names: &[String]) -> serde_json::Value {
+    let mut names: Vec<&String> = names.iter().collect();
+    names.sort();
+    names.dedup();
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": EPERM,
+        "architectures": [arch],
+        "syscalls": [{ "names": names, "action": "SCMP_ACT_ALLOW" }],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

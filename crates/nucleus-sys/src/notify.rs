@@ -1,0 +1,130 @@
+//! Seccomp user notifications, served by the runtime: the workload's filter returns
+//! SECCOMP_RET_USER_NOTIF for the syscalls the runtime wants to see, and the runtime reads each
+//! from the listener and answers. Two uses: `seccomp trace` (every syscall is recorded and
+//! continued) and `--seccomp-log-denied` (a denied syscall is named in the log, then failed with
+//! the errno the profile gives it).
+//!
+//! The listener is created in the workload (it must install the filter itself); the runtime
+//! takes a copy with pidfd_getfd, at the fd number the workload announced before installing
+//! (the lowest free one, as seccomp(2) returns it).
+
+use nucleus_spec::seccomp::bpf::{interpret, native_arch};
+use nucleus_spec::seccomp::SockFilter;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+#[repr(C)]
+#[derive(Default)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    instruction_pointer: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+struct Resp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+/// _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp).
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const FLAG_CONTINUE: u32 = 1;
+
+/// What the runtime does with notifications.
+pub enum Mode {
+    /// Record every syscall and let it run.
+    Trace(BTreeMap<u32, u64>),
+    /// The filter that decides denials (the profile as written): its errno is returned.
+    LogDenied(Vec<SockFilter>),
+}
+
+/// One notification received.
+pub struct Seen {
+    pub pid: u32,
+    pub nr: u32,
+    /// The errno returned, for a denial.
+    pub errno: Option<i32>,
+}
+
+/// The lowest free descriptor number: what seccomp(2) will return next in a single-threaded
+/// process.
+pub fn next_fd() -> io::Result<RawFd> {
+    // SAFETY: F_DUPFD has no memory arguments; the duplicate is closed at once.
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD, 0) };
+    let fd = if fd < 0 {
+        // stdin may be closed: then fd 0 is the lowest free one.
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EBADF) {
+            return Ok(0);
+        }
+        return Err(e);
+    } else {
+        fd
+    };
+    // SAFETY: closing the duplicate made just above.
+    unsafe { libc::close(fd) };
+    Ok(fd)
+}
+
+/// Copy descriptor `fd` of the process behind `pidfd` (Linux 5.6).
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd has no memory arguments; the new fd is owned below.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Receive and answer one notification. Err(ENOENT) when the notifying process died before
+/// it was answered (nothing to do).
+pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
+    let mut n = Notif::default();
+    // SAFETY: n is a zeroed seccomp_notif of the size the ioctl encodes.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut n as *mut Notif) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let nr = n.data.nr as u32;
+    let (error, flags, errno) = match mode {
+        Mode::Trace(seen) => {
+            *seen.entry(nr).or_default() += 1;
+            (0, FLAG_CONTINUE, None)
+        }
+        Mode::LogDenied(filter) => {
+            let v = interpret(filter, native_arch(), nr, n.data.args);
+            let e = (v & 0xffff) as i32;
+            (-e, 0, Some(e))
+        }
+    };
+    let mut r = Resp {
+        id: n.id,
+        val: 0,
+        error,
+        flags,
+    };
+    // SAFETY: r is a seccomp_notif_resp of the size the ioctl encodes.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND, &mut r as *mut Resp) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Seen {
+        pid: n.pid,
+        nr,
+        errno,
+    })
+}
