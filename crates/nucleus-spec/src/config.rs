@@ -533,6 +533,14 @@ pub struct RunConfig {
     pub seccomp_allow: Vec<String>,
     /// `--seccomp-profile`: an OCI seccomp profile (path, text) replacing the default filter.
     pub seccomp_profile: Option<(PathBuf, String)>,
+    /// `--caps-policy`: capability keep lists (path, TOML text).
+    pub caps_policy: Option<(PathBuf, String)>,
+    /// `--landlock-policy`: Landlock rules (path, TOML text).
+    pub landlock_policy: Option<(PathBuf, String)>,
+    /// `--seccomp-profile-sha256`, `--caps-policy-sha256`, `--landlock-policy-sha256`.
+    pub seccomp_profile_sha256: Option<String>,
+    pub caps_policy_sha256: Option<String>,
+    pub landlock_policy_sha256: Option<String>,
     /// `--seccomp-log-denied`: name each syscall the filter refuses with an errno.
     pub seccomp_log_denied: bool,
     /// `nucleus seccomp trace`: no filter for the workload; every syscall is recorded.

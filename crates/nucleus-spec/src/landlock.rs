@@ -69,4 +69,8 @@ pub struct LandlockPlan {
     pub rules: Vec<LandlockRule>,
     /// Also scope signals and abstract unix sockets to the sandbox (ABI 6+).
     pub scope_signals_and_sockets: bool,
+    /// Rule paths that must exist (a policy's `missing = "error"`); others grant nothing when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<PathBuf>,
 }

@@ -15,6 +15,7 @@ pub mod landlock;
 pub mod mounts;
 pub mod otlp;
 pub mod plan;
+pub mod policy;
 pub mod seccomp;
 pub mod state;
 

@@ -69,6 +69,9 @@ pub struct ProcessPlan {
     pub additional_gids: Vec<u32>,
     pub tty: bool,
     pub rlimits: Vec<Ulimit>,
+    /// `--caps-policy`: capabilities kept (None: all dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<crate::policy::CapSets>,
 }
 
 /// What a protection failing to apply does: agent mode warns (and reports it), strict modes
@@ -197,6 +200,46 @@ impl Plan {
     pub fn build(cfg: &RunConfig, facts: &HostFacts, id: &str) -> Result<Plan, PlanError> {
         let mode = cfg.service_mode;
         let strict = mode.fail_closed();
+        // Policy files must be exactly the pinned ones (and production pins every one).
+        for (file, pin, file_flag, pin_flag) in [
+            (
+                &cfg.seccomp_profile,
+                &cfg.seccomp_profile_sha256,
+                "--seccomp-profile",
+                "--seccomp-profile-sha256",
+            ),
+            (
+                &cfg.caps_policy,
+                &cfg.caps_policy_sha256,
+                "--caps-policy",
+                "--caps-policy-sha256",
+            ),
+            (
+                &cfg.landlock_policy,
+                &cfg.landlock_policy_sha256,
+                "--landlock-policy",
+                "--landlock-policy-sha256",
+            ),
+        ] {
+            match (file, pin) {
+                (Some((_, text)), Some(pin)) => {
+                    crate::policy::check_pin(pin_flag, text.as_bytes(), pin)?
+                }
+                (None, Some(_)) => {
+                    return Err(cfg_err(
+                        pin_flag,
+                        format!("there is no {file_flag} to check"),
+                    ))
+                }
+                (Some(_), None) if mode == ServiceMode::Production => {
+                    return Err(cfg_err(
+                        pin_flag,
+                        format!("production mode requires a pin for {file_flag}"),
+                    ))
+                }
+                _ => {}
+            }
+        }
         if cfg.argv.is_empty() {
             return Err(cfg_err(
                 "COMMAND",
@@ -694,6 +737,64 @@ impl Plan {
             env.push((e.key.clone(), e.value.clone()));
         }
 
+        // --caps-policy: keep lists; unknown names cannot be enforced as written.
+        let caps = match &cfg.caps_policy {
+            None => None,
+            Some((path, text)) => {
+                let flag = "--caps-policy";
+                let (sets, unknown) = crate::policy::parse_caps(flag, text)
+                    .map_err(|e| cfg_err(flag, format!("{}: {}", path.display(), e.message)))?;
+                if !unknown.is_empty() {
+                    let what = format!(
+                        "{}: unknown capabilities {}",
+                        path.display(),
+                        unknown.join(", ")
+                    );
+                    if strict {
+                        return Err(cfg_err(flag, format!("{what}; strict modes refuse a policy they cannot enforce as written")));
+                    }
+                    warnings.push(format!("{flag} {what}: dropped from the policy"));
+                }
+                Some(sets)
+            }
+        };
+        // --landlock-policy: on top of nucleus's rules or alone; its minimum ABI.
+        let mut ll_required = vec![];
+        if let Some((path, text)) = &cfg.landlock_policy {
+            let flag = "--landlock-policy";
+            let pol = crate::policy::parse_landlock(flag, text)
+                .map_err(|e| cfg_err(flag, format!("{}: {}", path.display(), e.message)))?;
+            if facts.landlock_abi < pol.min_abi {
+                let what = format!(
+                    "{}: needs Landlock ABI {} and this kernel has {}",
+                    path.display(),
+                    pol.min_abi,
+                    facts.landlock_abi
+                );
+                if strict {
+                    return Err(cfg_err(
+                        flag,
+                        format!("{what}; strict modes refuse to start"),
+                    ));
+                }
+                warnings.push(format!(
+                    "{flag} {what}: rights newer than ABI {} are not enforced",
+                    facts.landlock_abi
+                ));
+            }
+            if pol.base == crate::policy::Base::None {
+                ll.clear();
+            }
+            for r in pol.rules {
+                if r.missing == crate::policy::Missing::Error {
+                    ll_required.push(r.path.clone());
+                }
+                ll.push(LandlockRule {
+                    path: r.path,
+                    rights: r.rights,
+                });
+            }
+        }
         let filter = match &cfg.seccomp_profile {
             None => seccomp::default::default_filter(&cfg.seccomp_allow)
                 .map_err(|e| PlanError::Seccomp(e.to_string()))?,
@@ -783,10 +884,12 @@ impl Plan {
                 additional_gids: cfg.additional_groups.iter().map(|g| g.gid).collect(),
                 tty: cfg.tty,
                 rlimits: cfg.ulimits.clone(),
+                caps,
             },
             landlock: LandlockPlan {
                 rules: ll,
                 scope_signals_and_sockets: true,
+                required: ll_required,
             },
             seccomp_filter: filter,
             seccomp_bpf: bpf,
@@ -1009,5 +1112,41 @@ mod tests {
             1
         );
         assert!(plan.process.env.contains(&("PATH".into(), "/x".into())));
+    }
+
+    #[test]
+    fn policies_pins_and_min_abi() {
+        let mut c = cfg(&["true"]);
+        c.landlock_policy = Some((p("/p.toml"), "min_abi = 5\n".into()));
+        let mut f = facts();
+        f.landlock_abi = 3;
+        // Agent: warns; strict: refuses.
+        let plan = Plan::build(&c, &f, "id").unwrap();
+        assert!(
+            plan.warnings.iter().any(|w| w.contains("ABI 5")),
+            "{:?}",
+            plan.warnings
+        );
+        c.service_mode = ServiceMode::StrictAgent;
+        let e = Plan::build(&c, &f, "id").unwrap_err().to_string();
+        assert!(
+            e.contains("--landlock-policy") && e.contains("ABI 5"),
+            "{e}"
+        );
+        // Production needs a pin for every policy file (checked before anything else).
+        c.service_mode = ServiceMode::Production;
+        let e = Plan::build(&c, &f, "id").unwrap_err().to_string();
+        assert!(
+            e.contains("--landlock-policy-sha256") && e.contains("production"),
+            "{e}"
+        );
+        c.landlock_policy_sha256 = Some(crate::policy::sha256_hex(b"min_abi = 5\n"));
+        let e = Plan::build(&c, &f, "id").unwrap_err().to_string();
+        assert!(!e.contains("sha256"), "the pin matches: {e}");
+        // Caps policy in the plan.
+        let mut c = cfg(&["true"]);
+        c.caps_policy = Some((p("/c.toml"), "bounding = [\"CHOWN\"]\n".into()));
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
+        assert_eq!(plan.process.caps.unwrap().bounding, 1);
     }
 }

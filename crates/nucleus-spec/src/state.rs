@@ -18,6 +18,9 @@ pub struct SecurityReport {
     /// "pivot_root" or "chroot"
     pub root_switch: String,
     pub capabilities_dropped: bool,
+    /// Capabilities a `--caps-policy` kept in the bounding set (all others are dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_kept: Vec<String>,
     pub no_new_privs: bool,
     /// "enforced" or "not_applied"
     pub seccomp: String,

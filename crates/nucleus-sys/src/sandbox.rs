@@ -939,16 +939,28 @@ fn child_exec(
     if let Err(e) = security::set_rlimits(&p.rlimits) {
         fail(ch, "rlimits", &e.to_string(), 126);
     }
-    if let Err(e) = security::drop_bounding_and_ambient() {
+    let keep = p.caps.clone().unwrap_or_default();
+    if let Err(e) = security::drop_bounding_except(keep.bounding) {
         fail(ch, "capabilities", &e.to_string(), 126);
+    }
+    if keep.permitted != 0 {
+        if let Err(e) = security::keep_caps() {
+            fail(ch, "capabilities", &e.to_string(), 126);
+        }
     }
     if let Err(e) = security::set_identity(p.uid, p.gid, &p.additional_gids) {
         fail(ch, "identity", &e.to_string(), 126);
     }
-    if let Err(e) = security::clear_capabilities() {
+    if let Err(e) = security::set_capabilities(keep.effective, keep.permitted, keep.inheritable)
+        .and_then(|()| security::raise_ambient(keep.ambient))
+    {
         fail(ch, "capabilities", &e.to_string(), 126);
     }
     report.capabilities_dropped = true;
+    report.capabilities_kept = nucleus_spec::policy::CapSets::names(keep.bounding)
+        .into_iter()
+        .map(String::from)
+        .collect();
     if let Err(e) = std::env::set_current_dir(&p.cwd) {
         fail(ch, "workdir", &format!("{}: {e}", p.cwd.display()), 126);
     }
@@ -956,6 +968,20 @@ fn child_exec(
         fail(ch, "no_new_privs", &e.to_string(), 126);
     }
     report.no_new_privs = true;
+    // A policy's `missing = "error"` holds in every mode (it is not a degradable protection).
+    for r in &plan.landlock.required {
+        if std::fs::symlink_metadata(r).is_err() {
+            fail(
+                ch,
+                "landlock",
+                &format!(
+                    "{}: does not exist in the sandbox (the policy says a missing path is an error)",
+                    r.display()
+                ),
+                126,
+            );
+        }
+    }
     match security::apply_landlock(&plan.landlock) {
         Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
         Ok(o) => {

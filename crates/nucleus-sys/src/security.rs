@@ -15,8 +15,16 @@ use std::io;
 /// Empty the bounding set (needs CAP_SETPCAP, so before giving up capabilities) and the ambient
 /// set. After this, no exec can ever gain a capability again.
 pub fn drop_bounding_and_ambient() -> Result<()> {
+    drop_bounding_except(0)
+}
+
+/// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
+pub fn drop_bounding_except(keep: u64) -> Result<()> {
     // The kernel answers EINVAL past its last capability, which ends the loop.
     for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
         match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
@@ -41,6 +49,39 @@ pub fn drop_bounding_and_ambient() -> Result<()> {
 
 /// Clear the effective, permitted and inheritable sets.
 pub fn clear_capabilities() -> Result<()> {
+    set_capabilities(0, 0, 0)
+}
+
+/// Raise each capability of `mask` in the ambient set (it must be permitted and inheritable).
+pub fn raise_ambient(mask: u64) -> Result<()> {
+    for cap in 0..64u32 {
+        if mask & (1 << cap) == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error()).ctx("raise ambient capability", cap);
+        }
+    }
+    Ok(())
+}
+
+/// Keep permitted capabilities across the coming setuid away from root.
+pub fn keep_caps() -> Result<()> {
+    raw::prctl(libc::PR_SET_KEEPCAPS, 1).ctx("prctl", "PR_SET_KEEPCAPS")
+}
+
+/// Set the effective, permitted and inheritable sets to exactly these masks.
+pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -57,15 +98,29 @@ pub fn clear_capabilities() -> Result<()> {
         version: 0x2008_0522,
         pid: 0,
     }; // _LINUX_CAPABILITY_VERSION_3
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
+    ];
     // SAFETY: header and a two-element data array as required by capability version 3.
     let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
     if r != 0 {
-        return Err(io::Error::last_os_error()).ctx("capset", "all sets empty");
+        return Err(io::Error::last_os_error()).ctx(
+            "capset",
+            format!(
+                "effective {effective:#x} permitted {permitted:#x} inheritable {inheritable:#x}"
+            ),
+        );
     }
     Ok(())
 }
@@ -170,6 +225,12 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
     for rule in &plan.rules {
         let fd = match PathFd::new(&rule.path) {
             Ok(fd) => fd,
+            Err(e) if plan.required.contains(&rule.path) => {
+                return Err(format!(
+                    "{}: {e} (the policy says a missing path is an error)",
+                    rule.path.display()
+                ))
+            }
             // A rule for a path that does not exist in this sandbox grants nothing.
             Err(_) => continue,
         };

@@ -273,6 +273,21 @@ pub struct RunArgs {
     /// log, and as `seccomp_denied` events), then fail it as the filter says.
     #[arg(long)]
     pub seccomp_log_denied: bool,
+    /// sha256 the --seccomp-profile file must have (nothing starts otherwise).
+    #[arg(long)]
+    pub seccomp_profile_sha256: Option<String>,
+    /// Capabilities the workload keeps: TOML with bounding, effective, permitted, inheritable,
+    /// ambient lists (default: none kept).
+    #[arg(long)]
+    pub caps_policy: Option<PathBuf>,
+    #[arg(long)]
+    pub caps_policy_sha256: Option<String>,
+    /// Landlock rules: TOML with min_abi, base ("default" or "none") and [[rule]] path, rights,
+    /// missing ("error" or "skip").
+    #[arg(long)]
+    pub landlock_policy: Option<PathBuf>,
+    #[arg(long)]
+    pub landlock_policy_sha256: Option<String>,
     /// Memory limit, e.g. 256M (the workload is OOM-killed above it).
     #[arg(long, short = 'm', allow_hyphen_values = true)]
     pub memory: Option<String>,

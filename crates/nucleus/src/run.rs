@@ -16,7 +16,7 @@ use nucleus_spec::state::validate_name;
 use nucleus_spec::{Plan, RunConfig};
 use nucleus_sys::sandbox;
 use nucleus_sys::store::Store;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn env_from(flag: &str, s: &str) -> Result<EnvVar, ConfigError> {
     if s.contains('=') {
@@ -108,17 +108,12 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         tty: a.tty,
         proc_rw: a.proc_rw,
         seccomp_allow: a.seccomp_allow.clone(),
-        seccomp_profile: a
-            .seccomp_profile
-            .as_ref()
-            .map(|p| {
-                std::fs::read_to_string(p)
-                    .map(|t| (p.clone(), t))
-                    .map_err(|e| {
-                        ConfigError::new("--seccomp-profile", format!("{}: {e}", p.display()))
-                    })
-            })
-            .transpose()?,
+        seccomp_profile: read_policy("--seccomp-profile", a.seccomp_profile.as_deref())?,
+        caps_policy: read_policy("--caps-policy", a.caps_policy.as_deref())?,
+        landlock_policy: read_policy("--landlock-policy", a.landlock_policy.as_deref())?,
+        seccomp_profile_sha256: a.seccomp_profile_sha256.clone(),
+        caps_policy_sha256: a.caps_policy_sha256.clone(),
+        landlock_policy_sha256: a.landlock_policy_sha256.clone(),
         seccomp_log_denied: a.seccomp_log_denied,
         seccomp_trace: false,
         limits: Limits {
@@ -139,6 +134,16 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
     })
+}
+
+/// A policy file's path and text (read here, at the edge; decided on in the plan).
+fn read_policy(flag: &str, p: Option<&Path>) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    p.map(|p| {
+        std::fs::read_to_string(p)
+            .map(|t| (p.to_path_buf(), t))
+            .map_err(|e| ConfigError::new(flag, format!("{}: {e}", p.display())))
+    })
+    .transpose()
 }
 
 pub fn cgroup_parent(s: Option<&str>) -> Result<CgroupParent, ConfigError> {
