@@ -23,7 +23,29 @@ pub struct Store {
 
 /// An exclusive lock on one sandbox's directory, released on drop.
 pub struct Lock {
-    _fd: fs::File,
+    fd: fs::File,
+}
+
+impl Lock {
+    /// Release for every holder (forked children share the lock): after publishing.
+    pub fn release(self) {
+        // SAFETY: flock on an fd we own.
+        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn flock(path: &Path, nonblock: bool) -> io::Result<Option<Lock>> {
+    let f = fs::File::open(path)?;
+    let op = libc::LOCK_EX | if nonblock { libc::LOCK_NB } else { 0 };
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    Ok(Some(Lock { fd: f }))
 }
 
 fn mkdir_private(p: &Path) -> io::Result<()> {
@@ -97,12 +119,22 @@ impl Store {
 
     /// Make the (staging) directory of a new sandbox with its first record, and claim its
     /// name. Fails with the current owner's id when the name is taken by an existing sandbox.
-    pub fn create(&self, id: &str, name: Option<&str>, first: &State) -> Result<()> {
+    /// The returned lock, held until [`Lock::release`] after publishing, tells `gc` the
+    /// directory is not abandoned (whatever was written into it so far).
+    pub fn create(&self, id: &str, name: Option<&str>, first: &State) -> Result<Lock> {
         let dir = self.staging(id);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .ctx("create", dir.display())?;
+        let lock = match flock(&dir, false) {
+            Ok(Some(l)) => l,
+            Ok(None) | Err(_) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(io::Error::from_raw_os_error(libc::EWOULDBLOCK))
+                    .ctx("lock", dir.display());
+            }
+        };
         // At once, so a staging directory says whose it is (gc tells a dead launcher's).
         if let Err(e) = self.write(first) {
             let _ = self.remove(id, None);
@@ -114,7 +146,7 @@ impl Store {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(lock)
     }
 
     fn claim_name(&self, name: &str, id: &str) -> Result<()> {
@@ -144,12 +176,15 @@ impl Store {
     /// Lock one sandbox's directory (blocking).
     pub fn lock(&self, id: &str) -> Result<Lock> {
         let dir = self.dir(id);
-        let f = fs::File::open(&dir).ctx("open", dir.display())?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error()).ctx("lock", dir.display());
-        }
-        Ok(Lock { _fd: f })
+        flock(&dir, false)
+            .ctx("lock", dir.display())?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EWOULDBLOCK))
+            .ctx("lock", dir.display())
+    }
+
+    /// Whether whoever prepares the staging directory `.ID` is gone (its lock is free).
+    pub fn staging_abandoned(&self, id: &str) -> bool {
+        matches!(flock(&self.staging(id), true), Ok(Some(_)))
     }
 
     /// Publish a prepared sandbox directory under its id (after its first record is in).

@@ -121,6 +121,8 @@ pub struct Tracker<'a> {
     plan: Option<&'a Plan>,
     /// When the workload was about to exec (for the `create` span).
     pub applied_ns: Option<u64>,
+    /// Held from creating the staging directory until it is published.
+    staging_lock: Option<store::Lock>,
 }
 
 impl Tracker<'_> {
@@ -153,7 +155,7 @@ impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         if let Some(p) = self.plan.take() {
             if self.state.name.is_none() {
-                let _ = self.store.create(&self.state.id, None, &self.state);
+                self.staging_lock = self.store.create(&self.state.id, None, &self.state).ok();
             }
             if let Ok(data) = serde_json::to_vec(p) {
                 let _ = self.store.write_file(&self.state.id, "plan.json", &data);
@@ -165,6 +167,9 @@ impl Observer for Tracker<'_> {
             self.state.status = Status::Running;
             self.save();
             let _ = self.store.publish(&self.state.id);
+            if let Some(l) = self.staging_lock.take() {
+                l.release();
+            }
         } else {
             self.save();
         }
@@ -340,9 +345,10 @@ pub fn foreground<'a>(
     st.monitor = Some(store::this_process());
     st.events = a.events_jsonl.clone();
     st.auto_remove = true;
+    let mut staging_lock = None;
     if let Some(n) = &a.name {
         // Claimed now, so a taken name fails before anything starts.
-        store.create(&plan.id, Some(n), &st)?;
+        staging_lock = Some(store.create(&plan.id, Some(n), &st)?);
     }
     Ok(Tracker {
         store,
@@ -353,6 +359,7 @@ pub fn foreground<'a>(
         hold: false,
         plan: Some(plan),
         applied_ns: None,
+        staging_lock,
     })
 }
 
@@ -387,7 +394,7 @@ pub fn launch(
     // Until the monitor writes its own, the launcher is the record's monitor (if it dies
     // first, gc removes the staging directory).
     st.monitor = Some(store::this_process());
-    store.create(&id, a.name.as_deref(), &st)?;
+    let staging_lock = store.create(&id, a.name.as_deref(), &st)?;
     let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
         store.write_file(&id, "plan.json", &serde_json::to_vec(plan)?)?;
         let logf = store::open_append(&store.staging(&id).join("log"))?;
@@ -496,9 +503,12 @@ pub fn launch(
         hold,
         plan: None,
         applied_ns: None,
+        staging_lock: None,
     };
     t.save();
-    if let Err(e) = store.publish(&id) {
+    let published = store.publish(&id);
+    staging_lock.release();
+    if let Err(e) = published {
         t.notify.done(&format!("error 125 {e}"));
         let _ = store.remove(&id, a.name.as_deref());
         std::process::exit(125);
@@ -962,8 +972,8 @@ pub fn gc_records(store: &Store) -> Vec<String> {
     // whose monitor is dead, or without one after a minute.
     for (id, st, age) in store.staged() {
         let dead = match &st {
-            Some(s) => !monitor_alive(s),
-            None => age > Duration::from_secs(60),
+            Some(s) => !monitor_alive(s) && store.staging_abandoned(&id),
+            None => store.staging_abandoned(&id) || age > Duration::from_secs(3600),
         };
         if dead {
             if let Some(s) = &st {

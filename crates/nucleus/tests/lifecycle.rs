@@ -855,3 +855,26 @@ fn spans_reach_a_real_otlp_receiver() {
         stderr(&o)
     );
 }
+
+#[test]
+fn gc_removes_abandoned_staging_directories_only() {
+    use std::os::fd::AsRawFd;
+    let _g = serial();
+    let root = Root::new("staging");
+    root.ok(&["ps"]); // creates the root
+    let dead = root.path().join(".00000000deadbeef");
+    let live = root.path().join(".00000000cafebabe");
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::create_dir(&live).unwrap();
+    // Someone is still preparing `live`: it holds the directory's lock.
+    let held = std::fs::File::open(&live).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let o = root.run(&["gc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dead.exists(), "an abandoned staging directory is removed");
+    assert!(live.exists(), "one being prepared is kept");
+    drop(held);
+    root.ok(&["gc"]);
+    assert!(!live.exists());
+}
