@@ -661,3 +661,17 @@ mod tests {
         assert!(WorkspaceMode::parse("copy-in-out").is_ok());
     }
 }
+
+/// Text from a parser's error (which may quote the input) made safe for one log line: control
+/// characters escaped.
+pub fn single_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}

@@ -223,11 +223,12 @@ pub fn parse_landlock(flag: &str, text: &str) -> Result<LandlockPolicy, ConfigEr
 
 /// One line for a TOML error: where, what, and the offending line.
 fn toml_error(flag: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-    let msg = e.message().trim().replace('\n', " ");
+    let msg = crate::config::single_line(e.message().trim());
     match e.span() {
         Some(sp) => {
             let line_no = text[..sp.start.min(text.len())].matches('\n').count() + 1;
-            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            let line =
+                crate::config::single_line(text.lines().nth(line_no - 1).unwrap_or("").trim());
             ConfigError::new(flag, format!("line {line_no}: {msg} (in `{line}`)"))
         }
         None => ConfigError::new(flag, msg),

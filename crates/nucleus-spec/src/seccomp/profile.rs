@@ -284,7 +284,7 @@ fn applies(r: &SyscallRule, t: &Target) -> bool {
 }
 
 pub fn parse(json: &str) -> Result<Profile, ProfileError> {
-    serde_json::from_str(json).map_err(|e| ProfileError(e.to_string()))
+    serde_json::from_str(json).map_err(|e| ProfileError(crate::config::single_line(&e.to_string())))
 }
 
 /// Compile a parsed profile for `t`.
