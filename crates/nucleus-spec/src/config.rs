@@ -572,6 +572,20 @@ impl RunConfig {
     }
 }
 
+/// Text from a parser's error (which may quote the input) made safe for one log line: control
+/// characters escaped.
+pub fn single_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,18 +674,4 @@ mod tests {
         assert!(NetworkMode::parse("bogus").is_err());
         assert!(WorkspaceMode::parse("copy-in-out").is_ok());
     }
-}
-
-/// Text from a parser's error (which may quote the input) made safe for one log line: control
-/// characters escaped.
-pub fn single_line(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
