@@ -15,7 +15,7 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// State directory (default /run/nucleus as root, else $XDG_RUNTIME_DIR/nucleus).
-    #[arg(long, env = "NUCLEUS_ROOT", global = true)]
+    #[arg(long, env = "NUCLEUS_ROOT", global = true, hide_env_values = true)]
     pub root: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -56,8 +56,21 @@ pub enum Command {
     /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
     /// never touched.
     Gc(GcArgs),
+    /// Launch configuration files: their JSON Schema and references.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
     Stats(StatsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the JSON Schema of `--config` files.
+    Schema,
+    /// Print the reference of `--config` keys (Markdown; docs/config.md is this output).
+    Reference,
+    /// Print the command-line reference (Markdown; docs/cli.md is this output).
+    CliReference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +127,7 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long = "tail", short = 'n')]
     pub tail: Option<usize>,
+    /// Sandbox name, id, or unique id prefix.
     pub id: String,
 }
 
@@ -128,6 +142,7 @@ pub struct ExecArgs {
     /// Working directory (default: the workload's).
     #[arg(long, short = 'w')]
     pub workdir: Option<PathBuf>,
+    /// Sandbox name, id, or unique id prefix.
     pub id: String,
     /// The command and its arguments (after `--`).
     #[arg(last = true)]
@@ -139,12 +154,14 @@ pub struct StopArgs {
     /// Seconds to wait after SIGTERM before SIGKILL.
     #[arg(long = "time", short = 't', default_value_t = 10.0)]
     pub time: f64,
+    /// Sandbox names, ids, or unique id prefixes.
     #[arg(required = true)]
     pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct KillArgs {
+    /// Sandbox name, id, or unique id prefix.
     pub id: String,
     /// Signal name or number.
     #[arg(default_value = "KILL")]
@@ -156,6 +173,7 @@ pub struct RmArgs {
     /// Stop running sandboxes first (SIGKILL).
     #[arg(long, short = 'f')]
     pub force: bool,
+    /// Sandbox names, ids, or unique id prefixes.
     #[arg(required = true)]
     pub ids: Vec<String>,
 }
@@ -163,7 +181,7 @@ pub struct RmArgs {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// The cgroup parent the sandboxes were started under (as given to `run`).
-    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
@@ -175,12 +193,24 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// The cgroup parent to clean (as given to `run --cgroup-parent`).
-    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
 }
 
-#[derive(Debug, Args)]
+/// The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file
+/// (snake_case), so the file and the command line are one typed launch configuration.
+#[derive(Debug, Args, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunArgs {
+    /// Launch configuration file (TOML, or JSON by a .json name): keys are the long flags in
+    /// snake_case; flags given on the command line win, field by field.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Read the launch configuration (TOML or JSON) from this open descriptor.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config_fd: Option<i32>,
     /// Leave the sandbox running, supervised by its monitor; print its id.
     #[arg(long, short = 'd')]
     pub detach: bool,
@@ -209,6 +239,7 @@ pub struct RunArgs {
     /// Root filesystem directory (default: a tmpfs with the host's /usr, /bin, /lib* read-only).
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// Hostname inside the sandbox (default: nucleus-ID).
     #[arg(long)]
     pub hostname: Option<String>,
     /// Working directory inside the sandbox (default: /workspace or the home directory).
@@ -280,12 +311,14 @@ pub struct RunArgs {
     /// ambient lists (default: none kept).
     #[arg(long)]
     pub caps_policy: Option<PathBuf>,
+    /// sha256 the --caps-policy file must have.
     #[arg(long)]
     pub caps_policy_sha256: Option<String>,
     /// Landlock rules: TOML with min_abi, base ("default" or "none") and [[rule]] path, rights,
     /// missing ("error" or "skip").
     #[arg(long)]
     pub landlock_policy: Option<PathBuf>,
+    /// sha256 the --landlock-policy file must have.
     #[arg(long)]
     pub landlock_policy_sha256: Option<String>,
     /// Memory limit, e.g. 256M (the workload is OOM-killed above it).
@@ -308,7 +341,7 @@ pub struct RunArgs {
     pub io_limit: Vec<String>,
     /// cgroup parent: /path from the hierarchy root, or relative to the caller's cgroup
     /// (default: nucleus under the caller's cgroup, else /nucleus).
-    #[arg(long, env = "NUCLEUS_CGROUP_ROOT")]
+    #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
     /// Print the decided plan as JSON and exit without touching the host.
     #[arg(long)]

@@ -1,18 +1,19 @@
 //! nucleus: the binary. A thin clap front end over nucleus-spec (decide) and nucleus-sys (do).
 
 mod cli;
+mod launch_config;
 mod lifecycle;
 mod log;
 mod run;
 mod telemetry;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let t0 = telemetry::now_ns();
-    let cli = match cli::Cli::try_parse() {
+    let matches = match cli::Cli::command().try_get_matches() {
         Ok(c) => c,
         Err(e)
             if matches!(
@@ -36,13 +37,56 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "nucleus: {}",
+                e.render()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let log = log::Logger::new(cli.log_format);
+    let sub = |path: &[&str]| {
+        let mut m = Some(&matches);
+        for p in path {
+            m = m.and_then(|m| m.subcommand_matches(p));
+        }
+        m
+    };
+    // --config / --config-fd under the flags given on the command line.
+    let with_config = |a: cli::RunArgs, path: &[&str]| -> anyhow::Result<cli::RunArgs> {
+        match sub(path) {
+            Some(m) => Ok(launch_config::apply(a, m)?),
+            None => Ok(a),
+        }
+    };
     let r = match cli.command {
-        cli::Command::Run(args) => run::main(*args, cli.root.as_deref(), false, &log, t0, None),
-        cli::Command::Create(args) => run::main(*args, cli.root.as_deref(), true, &log, t0, None),
+        cli::Command::Run(args) => with_config(*args, &["run"])
+            .and_then(|a| run::main(a, cli.root.as_deref(), false, &log, t0, None)),
+        cli::Command::Create(args) => with_config(*args, &["create"])
+            .and_then(|a| run::main(a, cli.root.as_deref(), true, &log, t0, None)),
         cli::Command::Seccomp(cli::SeccompCmd::Trace(t)) => {
             let t = *t;
-            run::main(t.run, cli.root.as_deref(), false, &log, t0, Some(&t.output))
+            let output = t.output;
+            with_config(t.run, &["seccomp", "trace"])
+                .and_then(|a| run::main(a, cli.root.as_deref(), false, &log, t0, Some(&output)))
+        }
+        cli::Command::Config(c) => {
+            match c {
+                cli::ConfigCmd::Schema => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&launch_config::schema()).unwrap_or_default()
+                ),
+                cli::ConfigCmd::Reference => print!("{}", launch_config::reference()),
+                cli::ConfigCmd::CliReference => print!("{}", launch_config::cli_reference()),
+            }
+            Ok(0)
         }
         cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => run::generate(&g, &log),
         cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
