@@ -25,6 +25,10 @@ fn cfg_err(field: &str, msg: impl Into<String>) -> PlanError {
     PlanError::Config(ConfigError::new(field, msg))
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 /// What the runtime does with the workload's seccomp notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -117,6 +121,9 @@ pub struct Plan {
     /// Seccomp notifications the runtime serves (trace, or naming denials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_notify: Option<SeccompNotify>,
+    /// seccomp(2) filter flags from the profile (`flags`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seccomp_flags: u32,
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
@@ -795,6 +802,7 @@ impl Plan {
                 });
             }
         }
+        let mut seccomp_flags = 0u32;
         let filter = match &cfg.seccomp_profile {
             None => seccomp::default::default_filter(&cfg.seccomp_allow)
                 .map_err(|e| PlanError::Seccomp(e.to_string()))?,
@@ -830,6 +838,7 @@ impl Plan {
                         "--seccomp-profile {what}: rules for them are skipped"
                     ));
                 }
+                seccomp_flags = c.flags;
                 c.filter
             }
         };
@@ -895,6 +904,7 @@ impl Plan {
             seccomp_bpf: bpf,
             init_seccomp_bpf,
             seccomp_notify,
+            seccomp_flags,
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {

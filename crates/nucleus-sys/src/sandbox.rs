@@ -1010,7 +1010,7 @@ fn child_exec(
         // The runtime serves this filter's notifications: announce where the listener will be.
         match notify::next_fd() {
             Ok(n) if ch.send(&FromChild::Listener(n), &[]).is_ok() => {
-                security::install_seccomp_listener(&plan.seccomp_bpf).map(|l| {
+                security::install_seccomp_listener(&plan.seccomp_bpf, plan.seccomp_flags).map(|l| {
                     // Wait until the runtime holds its copy (it takes it with pidfd_getfd; a
                     // notified recv is served once it does). Ours closes at exec.
                     let _ = ch.recv::<channel::ListenerTaken>();
@@ -1021,7 +1021,7 @@ fn child_exec(
             Err(e) => Err(e),
         }
     } else {
-        security::install_seccomp(&plan.seccomp_bpf)
+        security::install_seccomp_with(&plan.seccomp_bpf, plan.seccomp_flags)
     };
     match installed {
         Ok(()) => report.seccomp = "enforced".into(),

@@ -276,11 +276,20 @@ pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
     install_seccomp_flags(prog, 0).map(drop)
 }
 
+/// Install with a profile's SECCOMP_FILTER_FLAG_* flags.
+pub fn install_seccomp_with(prog: &[SockFilter], flags: u32) -> io::Result<()> {
+    install_seccomp_flags(prog, flags.into()).map(drop)
+}
+
 /// Install a filter whose notifications go to a new listener fd (SECCOMP_RET_USER_NOTIF).
-pub fn install_seccomp_listener(prog: &[SockFilter]) -> io::Result<std::os::fd::OwnedFd> {
-    /// SECCOMP_FILTER_FLAG_NEW_LISTENER (Linux 5.0).
-    const NEW_LISTENER: libc::c_ulong = 1 << 3;
-    let fd = install_seccomp_flags(prog, NEW_LISTENER)?;
+pub fn install_seccomp_listener(
+    prog: &[SockFilter],
+    flags: u32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use nucleus_spec::seccomp::{FLAG_NEW_LISTENER, FLAG_TSYNC};
+    // TSYNC and NEW_LISTENER both want the return value; the workload is single-threaded here
+    // (TSYNC has nothing to do), so it is left out.
+    let fd = install_seccomp_flags(prog, ((flags & !FLAG_TSYNC) | FLAG_NEW_LISTENER).into())?;
     // SAFETY: with NEW_LISTENER the kernel returns a new fd that nobody else owns.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
 }

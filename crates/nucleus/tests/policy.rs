@@ -43,7 +43,9 @@ fn each_action_is_applied_exactly() {
     let _g = serial();
     let (_d, p) = profile(
         "actions",
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        r#"{"defaultAction":"SCMP_ACT_ALLOW",
+          "flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW","SECCOMP_FILTER_FLAG_TSYNC"],
+          "syscalls":[
           {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":42},
           {"names":["getppid"],"action":"SCMP_ACT_KILL_PROCESS"},
           {"names":["getpgid"],"action":"SCMP_ACT_TRAP"},

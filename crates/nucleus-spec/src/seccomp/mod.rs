@@ -14,6 +14,13 @@ pub use bpf::{compile, SockFilter};
 
 use serde::{Deserialize, Serialize};
 
+/// seccomp(2) SECCOMP_SET_MODE_FILTER flags a profile may ask for.
+pub const FLAG_TSYNC: u32 = 1;
+pub const FLAG_LOG: u32 = 1 << 1;
+pub const FLAG_SPEC_ALLOW: u32 = 1 << 2;
+pub const FLAG_NEW_LISTENER: u32 = 1 << 3;
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
 /// What the kernel does when a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action", content = "errno")]

@@ -143,6 +143,8 @@ pub struct Compiled {
     pub other_arch: usize,
     /// Rules left out by includes/excludes.
     pub excluded_rules: usize,
+    /// seccomp(2) filter flags (SECCOMP_FILTER_FLAG_*) to install with.
+    pub flags: u32,
 }
 
 /// Why a profile cannot be compiled; the message names the JSON path.
@@ -311,16 +313,15 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
             "seccomp agents (SCMP_ACT_NOTIFY) are not supported",
         ));
     }
+    let mut flags = 0u32;
     for f in &p.flags {
-        if !matches!(
-            f.as_str(),
-            "SECCOMP_FILTER_FLAG_TSYNC"
-                | "SECCOMP_FILTER_FLAG_LOG"
-                | "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
-                | "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
-        ) {
-            return Err(err("flags", format!("unknown flag {f:?}")));
-        }
+        flags |= match f.as_str() {
+            "SECCOMP_FILTER_FLAG_TSYNC" => super::FLAG_TSYNC,
+            "SECCOMP_FILTER_FLAG_LOG" => super::FLAG_LOG,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => super::FLAG_SPEC_ALLOW,
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => super::FLAG_WAIT_KILLABLE_RECV,
+            _ => return Err(err("flags", format!("unknown flag {f:?}"))),
+        };
     }
     let mut conditional: BTreeMap<usize, Vec<Rule>> = BTreeMap::new();
     let mut plain: Vec<Rule> = vec![];
@@ -387,6 +388,7 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
         unknown,
         other_arch,
         excluded_rules,
+        flags,
     })
 }
 
