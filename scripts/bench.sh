@@ -5,6 +5,9 @@
 # error, never a silent skip.
 #
 #   scripts/bench.sh [RUNS] [OUT.json]      (default 300 runs, target/bench/cold-start.json)
+#
+# Then: throughput (sandboxes/s with 1, 2 and 8 concurrent callers, every runtime), memory of
+# idle detached sandboxes (min(RUNS, 100) of them) and the binary size, in OUT-extra.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-300}
@@ -30,9 +33,9 @@ cleanup() {
   while IFS=: read -r _ ctrls path; do
     for c in ${ctrls//,/ }; do
       c=${c#name=}
-      [ -n "$c" ] && rmdir "/sys/fs/cgroup/$c${path%/}/nucleus-bench" 2>/dev/null || true
+      if [ -n "$c" ]; then rmdir "/sys/fs/cgroup/$c${path%/}"/nucleus-bench* 2>/dev/null || true; fi
     done
-    [ -z "$ctrls" ] && { rmdir "/sys/fs/cgroup/unified${path%/}/nucleus-bench" 2>/dev/null || true; }
+    if [ -z "$ctrls" ]; then rmdir "/sys/fs/cgroup/unified${path%/}"/nucleus-bench* 2>/dev/null || true; fi
   done < /proc/self/cgroup
 }
 trap cleanup EXIT
@@ -81,3 +84,81 @@ for x in r:
     print(f"{x['command']:16} {m*1e3:10.2f} {pct(t,.9)*1e3:8.2f} {pct(t,.99)*1e3:8.2f} {m/base:10.2f}x")
 PY
 echo "raw figures: $out" >&2
+
+# Throughput: complete sandboxes per second with 1, 2 and 8 concurrent callers (each runtime
+# runs $tp_n sandboxes of /bin/true in total). crun/runc need a unique name per container and,
+# when running at once, a cgroup each (a container's exit kills its cgroup): one bundle per
+# caller slot.
+tp_n=$(( runs < 16 ? 16 : runs ))
+for k in 0 1 2 3 4 5 6 7; do
+  mkdir -p "$work/bundle-$k"
+  # runc refuses a symlinked rootfs: point root.path at the shared one instead.
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["linux"]["cgroupsPath"]=sys.argv[3]; c["root"]["path"]=sys.argv[4]; json.dump(c,open(sys.argv[2],"w"))' \
+    "$work/bundle/config.json" "$work/bundle-$k/config.json" "nucleus-bench-$k" "$work/bundle/rootfs"
+done
+extra=${out%.json}-extra.json
+unshare -m --propagation private sh -c "
+  umount /sys/fs/cgroup/unified 2>/dev/null || true
+  python3 - '$extra' '$tp_n' '$nucleus' '$work/bundle' \"$bwrap_cmd\" <<'PY'
+import json, queue, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+out, n, nucleus, bundle, bwrap = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+cmds = {
+    'nucleus': lambda i, k: [nucleus, 'run', '--', '/bin/true'],
+    'bwrap': lambda i, k: bwrap.split(),
+    'crun': lambda i, k: ['crun', 'run', '--bundle', f'{bundle}-{k}', f'nucleus-bench-tp-crun-{i}'],
+    'runc': lambda i, k: ['runc', 'run', '--bundle', f'{bundle}-{k}', f'nucleus-bench-tp-runc-{i}'],
+}
+res = {}
+for callers in (1, 2, 8):
+    for name, mk in cmds.items():
+        slots = queue.Queue()
+        for k in range(callers):
+            slots.put(k)
+        def one(i):
+            k = slots.get()
+            r = subprocess.run(mk(i, k), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            slots.put(k)
+            if r.returncode != 0:
+                raise SystemExit(f'{name} failed with {r.returncode}')
+        t = time.monotonic()
+        with ThreadPoolExecutor(callers) as ex:
+            list(ex.map(one, range(n)))
+        res.setdefault(name, {})[str(callers)] = n / (time.monotonic() - t)
+json.dump({'throughput_per_s': res, 'sandboxes_per_config': n}, open(out, 'w'))
+PY
+"
+
+# Memory: idle detached sandboxes (monitor + init of each), and the binary's size.
+mem_n=$(( runs < 100 ? runs : 100 ))
+memroot=$work/state
+before=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+for _ in $(seq "$mem_n"); do "$nucleus" --root "$memroot" run -d -- sleep 1000 >/dev/null; done
+sleep 1
+after=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+python3 - "$extra" "$memroot" "$mem_n" "$before" "$after" "$nucleus" <<'PY'
+import glob, json, os, sys
+out, root, n, before, after, binary = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+pss = priv = 0
+for f in glob.glob(root + '/*/state.json'):
+    s = json.load(open(f))
+    for k in ('monitor', 'init'):
+        t = open(f"/proc/{s[k]['pid']}/smaps_rollup").read()
+        v = {l.split(':')[0]: int(l.split()[1]) for l in t.splitlines()[1:] if l.endswith('kB')}
+        pss += v['Pss']; priv += v['Private_Clean'] + v['Private_Dirty']
+d = json.load(open(out))
+d['memory'] = {'sandboxes': n, 'pss_mib_per_sandbox': pss / n / 1024, 'private_mib_per_sandbox': priv / n / 1024,
+               'host_mib_per_sandbox': (before - after) / n / 1024}
+d['binary_bytes'] = os.path.getsize(binary)
+json.dump(d, open(out, 'w'), indent=1)
+tp = d['throughput_per_s']
+print(f"\n{'throughput /s':16} {'1 caller':>9} {'2 callers':>10} {'8 callers':>10}")
+for name, v in tp.items():
+    print(f"{name:16} {v['1']:9.1f} {v['2']:10.1f} {v['8']:10.1f}")
+m = d['memory']
+print(f"\nmemory, {n} idle detached sandboxes: Pss {m['pss_mib_per_sandbox']:.2f} MiB, private {m['private_mib_per_sandbox']:.2f} MiB, host {m['host_mib_per_sandbox']:.2f} MiB per sandbox")
+print(f"binary: {d['binary_bytes'] / 1048576:.2f} MiB (release, stripped)")
+PY
+mapfile -t ids < <("$nucleus" --root "$memroot" ps -q)
+if [ ${#ids[@]} -gt 0 ]; then "$nucleus" --root "$memroot" rm -f "${ids[@]}" >/dev/null; fi
+echo "more figures: $extra" >&2
