@@ -367,7 +367,11 @@ pub fn foreground<'a>(
 /// -d`, its workload exec'd), print its id.
 pub fn launch(
     a: &RunArgs,
-    plan: &Plan,
+    (plan, cgroup_host, cgroup_parent): (
+        &Plan,
+        &nucleus_spec::cgroup::CgroupHost,
+        &nucleus_spec::cgroup::CgroupParent,
+    ),
     store: &Store,
     log: &Logger,
     events: Events,
@@ -529,7 +533,7 @@ pub fn launch(
             125
         }
     };
-    crate::run::collect_cgroups(a);
+    crate::run::collect_cgroups(cgroup_host, cgroup_parent);
     std::process::exit(code)
 }
 

@@ -288,7 +288,15 @@ pub fn main(
         log.warn(w);
     }
     if a.detach || create {
-        let r = lifecycle::launch(&a, &plan, &store, log, events, create, (&mut tracer, t0));
+        let r = lifecycle::launch(
+            &a,
+            (&plan, &facts.cgroup, &cfg.cgroup_parent),
+            &store,
+            log,
+            events,
+            create,
+            (&mut tracer, t0),
+        );
         lifecycle::audit(&store, if create { "create" } else { "run" }, &id, &r);
         return r;
     }
@@ -313,7 +321,7 @@ pub fn main(
             return Err(e);
         }
     };
-    collect_cgroups(&a);
+    collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
     }
@@ -392,12 +400,10 @@ pub fn main(
 }
 
 /// Collect what runs killed with SIGKILL left (cheap: one directory read per hierarchy).
-pub fn collect_cgroups(a: &RunArgs) {
-    if let Ok(parent) = cgroup_parent(a.cgroup_parent.as_deref()) {
-        let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
-        if let Some(located) = CgroupPlan::locate(&host, &parent) {
-            nucleus_sys::cgroup::gc(&located);
-        }
+/// (The host's cgroup facts come from the probe the plan was built from: no second probe.)
+pub fn collect_cgroups(host: &nucleus_spec::cgroup::CgroupHost, parent: &CgroupParent) {
+    if let Some(located) = CgroupPlan::locate(host, parent) {
+        nucleus_sys::cgroup::gc(&located);
     }
 }
 
