@@ -64,6 +64,9 @@ pub trait Observer {
     fn exec_result(&mut self, _failure: Option<(i32, &str, &str)>) {}
     /// `--seccomp-log-denied`: a syscall was refused with `errno`.
     fn denied(&mut self, _pid: u32, _syscall: &str, _errno: i32) {}
+    /// Init reported the workload's exit; the sandbox is being torn down (work that does not
+    /// need its usage figures can overlap the teardown).
+    fn workload_exited(&mut self) {}
 }
 
 /// How a detached (monitored) sandbox differs from a foreground run.
@@ -435,7 +438,10 @@ impl Collected {
             }
             Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
             Ok(Some((FromChild::Listener(n), _))) => self.listener_at = Some(n),
-            Ok(Some((FromChild::Exited(st), _))) => self.status = Some(st),
+            Ok(Some((FromChild::Exited(st), _))) => {
+                self.status = Some(st);
+                obs.workload_exited();
+            }
             Ok(Some((FromChild::Pty, mut fds))) => {
                 if let (Some(m), Some(c)) = (fds.first(), console) {
                     // The receiver owns the terminal from now on; ours closes.

@@ -123,6 +123,8 @@ pub struct Tracker<'a> {
     pub applied_ns: Option<u64>,
     /// Held from creating the staging directory until it is published.
     staging_lock: Option<store::Lock>,
+    /// The record was already removed (a foreground run's, while its sandbox was torn down).
+    removed: bool,
 }
 
 impl Tracker<'_> {
@@ -153,6 +155,7 @@ fn workload_of(init: &ProcId) -> Option<ProcId> {
 
 impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
+        crate::timing::mark("clone, maps, go sent");
         if let Some(p) = self.plan.take() {
             if self.state.name.is_none() {
                 self.staging_lock = self.store.create(&self.state.id, None, &self.state).ok();
@@ -176,11 +179,13 @@ impl Observer for Tracker<'_> {
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
         }
+        crate::timing::mark("write record");
     }
     fn degraded(&mut self, what: &str) {
         self.warn(what);
     }
     fn applied(&mut self, r: &SecurityReport) {
+        crate::timing::mark("workload applied (child setup done)");
         let now = crate::telemetry::now_ns();
         self.applied_ns = Some(now);
         self.notify.line(&format!("created {now}"));
@@ -207,6 +212,16 @@ impl Observer for Tracker<'_> {
             self.notify.done("ok");
         } else {
             self.save();
+        }
+    }
+    fn workload_exited(&mut self) {
+        // A foreground run's record goes while the kernel tears the namespaces down, off the
+        // path to the exit status.
+        if self.log.is_some() && self.state.auto_remove {
+            self.removed = self
+                .store
+                .remove(&self.state.id, self.state.name.as_deref())
+                .is_ok();
         }
     }
     fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
@@ -313,7 +328,9 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
     t.state.exit = Some(exit);
     t.state.usage = Some(out.usage.clone());
     if never_ran || t.state.auto_remove {
-        let _ = t.store.remove(&id, t.state.name.as_deref());
+        if !t.removed {
+            let _ = t.store.remove(&id, t.state.name.as_deref());
+        }
         t.events.emit("removed", &id, serde_json::json!({}));
     } else {
         t.save();
@@ -360,6 +377,7 @@ pub fn foreground<'a>(
         plan: Some(plan),
         applied_ns: None,
         staging_lock,
+        removed: false,
     })
 }
 
@@ -508,6 +526,7 @@ pub fn launch(
         plan: None,
         applied_ns: None,
         staging_lock: None,
+        removed: false,
     };
     t.save();
     let published = store.publish(&id);

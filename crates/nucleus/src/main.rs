@@ -6,6 +6,7 @@ mod lifecycle;
 mod log;
 mod run;
 mod telemetry;
+mod timing;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    timing::mark("parse args");
     let log = log::Logger::new(cli.log_format);
     let sub = |path: &[&str]| {
         let mut m = Some(&matches);
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         cli::Command::Stats(args) => run::stats(&args, cli.root.as_deref()),
         other => lifecycle::verb(other, cli.root.as_deref(), &log, t0),
     };
+    timing::report(t0);
     match r {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -261,13 +261,16 @@ pub fn main(
         )
         .into());
     }
+    crate::timing::mark("config");
     let facts = nucleus_sys::probe::detect(
         Path::new("/"),
         cfg.rootfs.as_deref(),
         cfg.limits.cpus_milli.is_some(),
     );
+    crate::timing::mark("probe host");
     let id = new_id();
     let plan = Plan::build(&cfg, &facts, &id)?;
+    crate::timing::mark("plan");
     if a.dry_run {
         println!(
             "{}",
@@ -284,6 +287,7 @@ pub fn main(
     }
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
     let store = Store::open(&lifecycle::state_root(root)?)?;
+    crate::timing::mark("check paths, open store");
     for w in &plan.warnings {
         log.warn(w);
     }
@@ -303,6 +307,7 @@ pub fn main(
     let run_span = telemetry::span_id();
     let mut t = lifecycle::foreground(&store, &plan, &a, log, events)?;
     t.state.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &run_span));
+    crate::timing::mark("prepare record");
     let out = match sandbox::run(&plan, &mut t) {
         Ok(o) => o,
         Err(e) => {
@@ -321,11 +326,14 @@ pub fn main(
             return Err(e);
         }
     };
+    crate::timing::mark("sandbox exited");
     collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
+    crate::timing::mark("cgroup gc");
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
     }
     let code = lifecycle::finish(&mut t, &out, cfg.limits.memory);
+    crate::timing::mark("remove record");
     log.exited(&id, code, &out.usage);
     if let (Some(path), Some(traced)) = (trace_out, &out.traced) {
         let calls: std::collections::BTreeMap<String, u64> = traced
