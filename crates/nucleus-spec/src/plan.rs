@@ -816,7 +816,17 @@ impl Plan {
                 let bad = |e: seccomp::profile::ProfileError| {
                     cfg_err("--seccomp-profile", format!("{}: {e}", path.display()))
                 };
-                let target = seccomp::profile::Target::native(facts.kernel);
+                let mut target = seccomp::profile::Target::native(facts.kernel);
+                // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
+                target.caps = caps
+                    .as_ref()
+                    .map(|c| {
+                        crate::policy::CapSets::names(c.bounding)
+                            .into_iter()
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let c = seccomp::profile::compile(
                     &seccomp::profile::parse(text).map_err(bad)?,
                     &target,

@@ -139,6 +139,15 @@ pub fn parse_caps(flag: &str, text: &str) -> Result<(CapSets, Vec<String>), Conf
             ),
         ));
     }
+    if s.inheritable & !s.bounding != 0 {
+        return Err(ConfigError::new(
+            flag,
+            format!(
+                "inheritable: {} not in bounding (the kernel refuses inheritable capabilities outside the bounding set)",
+                extra(s.inheritable, s.bounding)
+            ),
+        ));
+    }
     if s.permitted & !s.bounding != 0 {
         return Err(ConfigError::new(
             flag,
@@ -288,8 +297,9 @@ mod tests {
             ("effective = [\"CHOWN\"]", "effective"),
             (
                 "permitted = [\"CHOWN\"]\ninheritable = [\"CHOWN\"]\nambient = [\"CHOWN\"]",
-                "permitted",
+                "inheritable",
             ),
+            ("permitted = [\"CHOWN\"]", "permitted"),
             (
                 "bounding=[\"CHOWN\"]\npermitted = [\"CHOWN\"]\nambient = [\"CHOWN\"]",
                 "ambient",

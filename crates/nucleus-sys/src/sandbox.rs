@@ -546,7 +546,7 @@ pub(crate) fn wait(
 /// Copy the workload's seccomp listener: descriptor `n` of init's child (the workload) or,
 /// for a process `exec` started, of `pid` itself. The workload announced the number before
 /// creating it, so wait until it is there and is a seccomp listener.
-fn fetch_listener(pid: libc::pid_t, n: i32) -> std::io::Result<OwnedFd> {
+fn fetch_listener(pid: libc::pid_t, n: i32, ch: i32) -> std::io::Result<Option<OwnedFd>> {
     let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     let target = kids
         .split_whitespace()
@@ -556,14 +556,16 @@ fn fetch_listener(pid: libc::pid_t, n: i32) -> std::io::Result<OwnedFd> {
     let pidfd = raw::pidfd_open(target)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        if raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) {
-            return Err(io::Error::from_raw_os_error(libc::ESRCH));
-        }
         if let Ok(fd) = notify::pidfd_getfd(pidfd.as_fd(), n) {
             let link = fs::read_link(fd_path(fd.as_fd())).unwrap_or_default();
             if link.to_string_lossy().contains("seccomp") {
-                return Ok(fd);
+                return Ok(Some(fd));
             }
+        }
+        // The workload died, or wrote again (it says its filter failed): no listener.
+        let r = raw::poll_read(&[pidfd.as_raw_fd(), ch], 0)?;
+        if r[0] != 0 || r[1] != 0 {
+            return Ok(None);
         }
         if std::time::Instant::now() > deadline {
             return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
@@ -590,13 +592,17 @@ fn parent_wait(
         SeccompNotify::LogDenied { decide } => notify::Mode::LogDenied(decide.clone()),
     });
     let mut listener: Option<OwnedFd> = None;
+    let mut pty_open = true;
     loop {
-        if let Some(n) = got.listener_at.take() {
-            listener = Some(fetch_listener(pid, n).ctx("take the seccomp listener", n)?);
-            ch.send(&channel::ListenerTaken, &[])
-                .ctx("send", "listener taken")?;
+        if let Some(n) = got.listener_at.take().filter(|n| *n >= 0) {
+            // None: the workload said it has no listener after all (its filter failed).
+            if let Some(l) = fetch_listener(pid, n, ch.raw()).ctx("take the seccomp listener", n)? {
+                listener = Some(l);
+                ch.send(&channel::ListenerTaken, &[])
+                    .ctx("send", "listener taken")?;
+            }
         }
-        let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
+        let pty = got.pty.as_ref().map(|m| m.as_raw_fd()).filter(|_| pty_open);
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
             sfd.as_raw_fd(),
@@ -633,8 +639,10 @@ fn parent_wait(
         }
         if let Some(m) = pty {
             // A closed slave side just means: wait for the exit status only.
-            if ready(pty_i) {
-                tty::pump(m, 1);
+            // EOF or an error on the master (the workload closed its terminal): stop polling
+            // it, or poll would report it forever.
+            if ready(pty_i) && !tty::pump(m, 1) {
+                pty_open = false;
             }
             if ready(stdin_i) && !tty::pump(0, m) {
                 stdin_open = false;
@@ -1012,22 +1020,46 @@ fn child_exec(
             report.degraded.push(format!("landlock: {e}"));
         }
     }
+    // Nothing nucleus inherited (an --events-fd, a --config-fd, the caller's descriptors)
+    // reaches the workload: close-on-exec for all but stdio, now, while every syscall still
+    // works (a profile may deny close_range).
+    if let Err(e) = security::cloexec_from(3) {
+        fail(ch, "descriptors", &e.to_string(), 126);
+    }
     let installed = if plan.seccomp_notify.is_some() {
         // The runtime serves this filter's notifications: announce where the listener will be.
         match notify::next_fd() {
             Ok(n) if ch.send(&FromChild::Listener(n), &[]).is_ok() => {
-                security::install_seccomp_listener(&plan.seccomp_bpf, plan.seccomp_flags).map(|l| {
-                    // Wait until the runtime holds its copy (it takes it with pidfd_getfd; a
-                    // notified recv is served once it does). Ours closes at exec.
-                    let _ = ch.recv::<channel::ListenerTaken>();
-                    drop(l);
-                })
+                match security::install_seccomp_listener(&plan.seccomp_bpf, plan.seccomp_flags) {
+                    Ok(l) => {
+                        // Wait until the runtime holds its copy (it takes it with pidfd_getfd;
+                        // a notified recv is served once it does). Ours closes at exec.
+                        let _ = ch.recv::<channel::ListenerTaken>();
+                        drop(l);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // No filter, so this message is not notified: stop the runtime waiting.
+                        let _ = ch.send(&FromChild::Listener(-1), &[]);
+                        Err(e)
+                    }
+                }
             }
             Ok(_) => Err(io::Error::from_raw_os_error(libc::EPIPE)),
             Err(e) => Err(e),
         }
     } else {
-        security::install_seccomp_with(&plan.seccomp_bpf, plan.seccomp_flags)
+        match security::install_seccomp_with(&plan.seccomp_bpf, plan.seccomp_flags) {
+            // A kernel without an optional flag (LOG, SPEC_ALLOW): the filter without them.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && plan.seccomp_flags != 0 => {
+                report.degraded.push(format!(
+                    "seccomp: this kernel refuses the profile's flags {:#x} ({e}); the filter is installed without them",
+                    plan.seccomp_flags
+                ));
+                security::install_seccomp(&plan.seccomp_bpf)
+            }
+            r => r,
+        }
     };
     match installed {
         Ok(()) => report.seccomp = "enforced".into(),
@@ -1048,7 +1080,6 @@ fn child_exec(
             _ => raw::exit_now(0),
         }
     }
-    let _ = raw::close_range_cloexec(3);
     exec(ch, &p.argv, &p.env)
 }
 

@@ -289,7 +289,11 @@ pub fn install_seccomp_listener(
     use nucleus_spec::seccomp::{FLAG_NEW_LISTENER, FLAG_TSYNC};
     // TSYNC and NEW_LISTENER both want the return value; the workload is single-threaded here
     // (TSYNC has nothing to do), so it is left out.
-    let fd = install_seccomp_flags(prog, ((flags & !FLAG_TSYNC) | FLAG_NEW_LISTENER).into())?;
+    use nucleus_spec::seccomp::FLAG_WAIT_KILLABLE_RECV;
+    // Kernels before 5.19 do not know WAIT_KILLABLE_RECV: try with it, then without.
+    let base = (flags & !FLAG_TSYNC) | FLAG_NEW_LISTENER;
+    let fd = install_seccomp_flags(prog, (base | FLAG_WAIT_KILLABLE_RECV).into())
+        .or_else(|_| install_seccomp_flags(prog, base.into()))?;
     // SAFETY: with NEW_LISTENER the kernel returns a new fd that nobody else owns.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
 }
@@ -328,4 +332,26 @@ pub fn is_root() -> bool {
 pub fn real_uid() -> u32 {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() }
+}
+
+/// Mark every descriptor from `first` up close-on-exec: close_range(CLOSE_RANGE_CLOEXEC), or
+/// on kernels before 5.11 each open descriptor listed in /proc/self/fd.
+pub fn cloexec_from(first: i32) -> io::Result<()> {
+    if raw::close_range_cloexec(first as u32).is_ok() {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number; a closed one (the read_dir's own) gives EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // SAFETY: as above.
+        if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

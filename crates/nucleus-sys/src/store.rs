@@ -100,6 +100,20 @@ impl Store {
             fs::create_dir_all(parent).ctx("create", parent.display())?;
         }
         mkdir_private(root).ctx("create", root.display())?;
+        // Refuse a root someone else could write into (records would be forgeable).
+        let md = fs::symlink_metadata(root).ctx("stat", root.display())?;
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if std::os::unix::fs::MetadataExt::uid(&md) != euid
+            || std::os::unix::fs::MetadataExt::mode(&md) & 0o022 != 0
+            || !md.is_dir()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a directory of this user's that only it can write",
+            ))
+            .ctx("state root", root.display());
+        }
         mkdir_private(&root.join("names")).ctx("create", root.display())?;
         Ok(Store { root: root.into() })
     }
@@ -122,19 +136,26 @@ impl Store {
     /// The returned lock, held until [`Lock::release`] after publishing, tells `gc` the
     /// directory is not abandoned (whatever was written into it so far).
     pub fn create(&self, id: &str, name: Option<&str>, first: &State) -> Result<Lock> {
+        // Made and locked under a name gc ignores, then renamed: a `.ID` directory is locked
+        // from the moment it exists (the lock stays with the directory across the rename).
+        let tmp = self.root.join(format!(".tmp.{id}"));
         let dir = self.staging(id);
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&dir)
-            .ctx("create", dir.display())?;
-        let lock = match flock(&dir, false) {
+            .create(&tmp)
+            .ctx("create", tmp.display())?;
+        let lock = match flock(&tmp, false) {
             Ok(Some(l)) => l,
             Ok(None) | Err(_) => {
-                let _ = fs::remove_dir(&dir);
+                let _ = fs::remove_dir(&tmp);
                 return Err(io::Error::from_raw_os_error(libc::EWOULDBLOCK))
-                    .ctx("lock", dir.display());
+                    .ctx("lock", tmp.display());
             }
         };
+        if let Err(e) = fs::rename(&tmp, &dir) {
+            let _ = fs::remove_dir(&tmp);
+            return Err(e).ctx("create", dir.display());
+        }
         // At once, so a staging directory says whose it is (gc tells a dead launcher's).
         if let Err(e) = self.write(first) {
             let _ = self.remove(id, None);
@@ -155,6 +176,9 @@ impl Store {
             match std::os::unix::fs::symlink(id, &link) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Judge and take over a stale name under the names directory's lock, so
+                    // two launchers cannot both remove and re-create it.
+                    let _names = flock(&self.root.join("names"), false).ctx("lock", "names")?;
                     let owner = fs::read_link(&link).unwrap_or_default();
                     let o = owner.to_string_lossy();
                     if self.dir(&o).exists() || self.staging(&o).exists() || o.is_empty() {
@@ -202,13 +226,23 @@ impl Store {
             self.dir(id)
         };
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .ctx("create", tmp.display())?;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+        };
+        // A leftover of a dead process with the same pid is replaced; nothing is followed.
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&tmp);
+                open()
+            }
+            r => r,
+        }
+        .ctx("create", tmp.display())?;
         f.write_all(data).ctx("write", tmp.display())?;
         drop(f);
         fs::rename(&tmp, dir.join(name)).ctx("rename", tmp.display())
@@ -301,6 +335,7 @@ pub fn open_append(p: &Path) -> io::Result<fs::File> {
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(p)
 }
 

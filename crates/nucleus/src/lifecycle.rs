@@ -167,7 +167,8 @@ impl Observer for Tracker<'_> {
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
         if self.log.is_some() {
-            self.state.status = Status::Running;
+            // Listed from now on, but `creating` until the workload's report: exec must not
+            // join namespaces whose root is still being built.
             self.save();
             let _ = self.store.publish(&self.state.id);
             if let Some(l) = self.staging_lock.take() {
@@ -199,9 +200,10 @@ impl Observer for Tracker<'_> {
         });
         self.events.emit("created", &self.state.id, fields.clone());
         if self.log.is_some() {
-            // Foreground: the workload execs right after this report; its record already
-            // says running (one write on the start path; `kill` finds the workload itself).
+            // Foreground: the workload execs right after this report.
+            self.state.status = Status::Running;
             self.state.started_ms = Some(now_ms());
+            self.save();
             self.events.emit("started", &self.state.id, fields);
             return;
         }
@@ -430,7 +432,13 @@ pub fn launch(
             return Err(e);
         }
     };
-    let forked = store::fork_monitor(&logf, &format!("nucleus monitor {id}"))?;
+    let forked = match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = store.remove(&id, a.name.as_deref());
+            return Err(e.into());
+        }
+    };
     let notify = match forked {
         store::MonitorFork::Monitor { notify } => notify,
         store::MonitorFork::Launcher { reader } => {
@@ -843,6 +851,12 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     if st != Status::Running {
         bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());
     }
+    if s.protections.is_none() {
+        bail!(
+            "{}: its workload has not reported its protections yet",
+            a.id
+        );
+    }
     let init = s
         .init
         .ok_or_else(|| anyhow!("{}: its init is not known", a.id))?;
@@ -996,7 +1010,11 @@ pub fn gc_records(store: &Store) -> Vec<String> {
     for (id, st, age) in store.staged() {
         let dead = match &st {
             Some(s) => !monitor_alive(s) && store.staging_abandoned(&id),
-            None => store.staging_abandoned(&id) || age > Duration::from_secs(3600),
+            // `.tmp.ID`: between its mkdir and its lock for a moment; give it time.
+            None if id.starts_with("tmp.") => {
+                store.staging_abandoned(&id) && age > Duration::from_secs(10)
+            }
+            None => store.staging_abandoned(&id),
         };
         if dead {
             if let Some(s) = &st {

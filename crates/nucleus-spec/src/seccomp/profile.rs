@@ -319,7 +319,9 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
             "SECCOMP_FILTER_FLAG_TSYNC" => super::FLAG_TSYNC,
             "SECCOMP_FILTER_FLAG_LOG" => super::FLAG_LOG,
             "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => super::FLAG_SPEC_ALLOW,
-            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => super::FLAG_WAIT_KILLABLE_RECV,
+            // Only meaningful with a notification listener (the kernel refuses it otherwise):
+            // nucleus adds it when it serves notifications.
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => 0,
             _ => return Err(err("flags", format!("unknown flag {f:?}"))),
         };
     }
