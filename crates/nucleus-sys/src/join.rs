@@ -6,8 +6,8 @@
 //! without entering the sandbox or its cgroup itself. The child:
 //! 1. joins the sandbox's cgroups (writes itself to each `cgroup.procs`, through host paths,
 //!    so first);
-//! 2. joins the user, mount, uts, ipc, net and cgroup namespaces of the sandbox's init at once
-//!    (setns on its pidfd), and the time namespace init's children live in;
+//! 2. joins the user, mount, uts, ipc, net and cgroup namespaces of the sandbox's workload at
+//!    once (setns on its pidfd), and its time namespace;
 //! 3. becomes root of that user namespace, then takes the workload's own path: rlimits,
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
@@ -24,8 +24,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
-/// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox whose init is
-/// behind `init_pidfd`. Single-threaded callers only (it forks).
+/// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox of the process
+/// behind `init_pidfd` (the sandbox's workload: it is in every namespace, time included).
+/// Single-threaded callers only (it forks).
 pub fn exec(
     plan: &Plan,
     init_pid: libc::pid_t,
@@ -52,13 +53,24 @@ fn parent(
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let time_ns = match plan.namespaces.time_offset_secs {
         Some(_) => Some(
-            fs::File::open(format!("/proc/{init_pid}/ns/time_for_children"))
+            fs::File::open(format!("/proc/{init_pid}/ns/time"))
                 .ctx("open", "the sandbox's time namespace")?,
         ),
         None => None,
     };
+    // Moving children into the sandbox's pid namespace needs CAP_SYS_ADMIN over it: root has
+    // it from outside; an unprivileged caller (whose nucleus made the user namespace) gets it by
+    // joining the user namespace first, which then also holds this process.
+    let mut user_joined = false;
     if plan.namespaces.pid {
-        raw::setns(init_pidfd, libc::CLONE_NEWPID).ctx("join", "pid namespace")?;
+        match raw::setns(init_pidfd, libc::CLONE_NEWPID) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && plan.namespaces.user => {
+                raw::setns(init_pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWPID)
+                    .ctx("join", "user and pid namespaces")?;
+                user_joined = true;
+            }
+            r => r.ctx("join", "pid namespace")?,
+        }
     }
     let (pch, cch) = channel::pair()?;
     // SAFETY: single-threaded caller (documented on `exec`).
@@ -66,7 +78,9 @@ fn parent(
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
-            if let Err((stage, e)) = child_join(plan, init_pidfd, time_ns.as_ref(), cgroups) {
+            if let Err((stage, e)) =
+                child_join(plan, init_pidfd, time_ns.as_ref(), cgroups, user_joined)
+            {
                 let _ = cch.send(
                     &FromChild::Failed {
                         stage: stage.into(),
@@ -117,12 +131,16 @@ fn child_join(
     init_pidfd: BorrowedFd<'_>,
     time_ns: Option<&fs::File>,
     cgroups: &[PathBuf],
+    user_joined: bool,
 ) -> std::result::Result<(), (&'static str, io::Error)> {
     for c in cgroups {
         fs::write(c.join("cgroup.procs"), "0").map_err(|e| ("join cgroup", e))?;
     }
-    // All but pid (the caller moved its children's) at once.
-    let flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);
+    // All but pid (the caller moved its children's) at once, and user if already joined.
+    let mut flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);
+    if user_joined {
+        flags &= !(libc::CLONE_NEWUSER as u64);
+    }
     raw::setns(init_pidfd, flags as libc::c_int).map_err(|e| ("join namespaces", e))?;
     if let Some(t) = time_ns {
         raw::setns(t.as_fd(), libc::CLONE_NEWTIME).map_err(|e| ("join time namespace", e))?;

@@ -129,7 +129,12 @@ pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
     let gids: Vec<libc::gid_t> = groups.to_vec();
     // SAFETY: gids is a valid array of its length.
     if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error()).ctx("setgroups", format!("{groups:?}"));
+        let e = io::Error::last_os_error();
+        // Unprivileged callers' user namespaces have setgroups denied (the kernel requires it
+        // for an unprivileged gid map): with no groups asked for, keep what cannot be changed.
+        if !(groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+            return Err(e).ctx("setgroups", format!("{groups:?}"));
+        }
     }
     // SAFETY: plain id syscalls.
     if unsafe { libc::setresgid(gid, gid, gid) } != 0 {

@@ -857,9 +857,12 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
             a.id
         );
     }
+    // Join through the workload: it is in every namespace of the sandbox (time included) and,
+    // unlike the mini-init, dumpable, so an unprivileged owner may open it too.
     let init = s
-        .init
-        .ok_or_else(|| anyhow!("{}: its init is not known", a.id))?;
+        .workload
+        .or_else(|| s.init.as_ref().and_then(workload_of))
+        .ok_or_else(|| anyhow!("{}: its workload is not known", a.id))?;
     let data = std::fs::read(store.dir(&s.id).join("plan.json"))
         .with_context(|| format!("{}: read its plan", a.id))?;
     let mut plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;

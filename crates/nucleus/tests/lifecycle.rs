@@ -878,3 +878,37 @@ fn gc_removes_abandoned_staging_directories_only() {
     root.ok(&["gc"]);
     assert!(!live.exists());
 }
+
+#[test]
+fn an_unprivileged_user_runs_detaches_and_execs() {
+    let _g = serial();
+    let rt = TempDir::new("rootless-rt");
+    // SAFETY: chown of a directory this test made, to nobody (65534).
+    let c = std::ffi::CString::new(rt.0.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    let script = format!(
+        "cd /; export XDG_RUNTIME_DIR={rt}; N={bin}; \
+         $N run -- sh -c 'echo fg-ok' 2>/dev/null || exit 11; \
+         id=$($N run -d -- sleep 1000 2>/dev/null) || exit 12; \
+         $N exec $id -- sh -c 'echo exec-ok; grep ^Seccomp: /proc/self/status' || exit 13; \
+         $N rm -f $id || exit 14; $N ps -aq",
+        rt = rt.0.display(),
+        bin = bin().display()
+    );
+    let o = Command::new("su")
+        .args(["nobody", "-s", "/bin/sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert!(out.contains("fg-ok") && out.contains("exec-ok"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(!out.lines().any(|l| l.len() == 16), "no record left: {out}");
+}
