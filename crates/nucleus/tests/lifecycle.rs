@@ -883,9 +883,8 @@ fn gc_removes_abandoned_staging_directories_only() {
 fn an_unprivileged_user_runs_detaches_and_execs() {
     let _g = serial();
     let rt = TempDir::new("rootless-rt");
-    // SAFETY: chown of a directory this test made, to nobody (65534).
-    let c = std::ffi::CString::new(rt.0.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    // The runtime directory belongs to nobody (65534).
+    std::os::unix::fs::chown(&rt.0, Some(65534), Some(65534)).unwrap();
     let script = format!(
         "cd /; export XDG_RUNTIME_DIR={rt}; N={bin}; \
          $N run -- sh -c 'echo fg-ok' 2>/dev/null || exit 11; \
