@@ -330,8 +330,12 @@ fn install_seccomp_flags(prog: &[SockFilter], flags: libc::c_ulong) -> io::Resul
 }
 
 pub fn is_root() -> bool {
+    euid() == 0
+}
+
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
 }
 
 pub fn real_uid() -> u32 {

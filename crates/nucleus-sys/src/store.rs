@@ -3,16 +3,17 @@
 //! `plan.json` (what `exec` needs to join with the same protections), `log` (a detached
 //! workload's stdout and stderr) and `ctl` (the monitor's control socket). Names are symlinks
 //! `names/NAME -> ID`, created with symlink(2) so two claims of one name cannot both win.
-//! Mutations hold an exclusive flock on the sandbox's directory. A sandbox's directory is
-//! prepared as `.ID` and renamed to `ID` once it holds a record (`publish`), so a directory
-//! named by an id always has its `state.json`, and one left by a process killed half-way is
-//! recognisable.
+//! `rm` holds an exclusive flock on the sandbox's directory. A sandbox's directory is filled
+//! as `.tmp.ID.PID.START` (its maker's pid and start time) and renamed to `ID`, so a directory
+//! named by an id always has its `state.json`, and one left by a process killed half-way names
+//! its dead maker.
 
 use crate::error::{Context, Result};
 use nucleus_spec::state::{ProcId, State};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,31 +22,48 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// An exclusive lock on one sandbox's directory, released on drop.
+/// An exclusive lock on a directory, released on drop.
 pub struct Lock {
-    fd: fs::File,
+    _fd: fs::File,
 }
 
-impl Lock {
-    /// Release for every holder (forked children share the lock): after publishing.
-    pub fn release(self) {
-        // SAFETY: flock on an fd we own.
-        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
-fn flock(path: &Path, nonblock: bool) -> io::Result<Option<Lock>> {
+fn flock(path: &Path) -> io::Result<Lock> {
     let f = fs::File::open(path)?;
-    let op = libc::LOCK_EX | if nonblock { libc::LOCK_NB } else { 0 };
     // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Ok(None);
-        }
-        return Err(e);
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ok(Some(Lock { fd: f }))
+    Ok(Lock { _fd: f })
+}
+
+/// Create `path` (0600, never through a symlink) and write `data` into it.
+fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    // A leftover of a dead process with the same pid is replaced.
+    let mut f = match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(path);
+            open()
+        }
+        r => r,
+    }?;
+    f.write_all(data)
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 fn mkdir_private(p: &Path) -> io::Result<()> {
@@ -94,27 +112,28 @@ pub fn now_ms() -> u64 {
 }
 
 impl Store {
-    /// Open (creating if needed) the state root.
+    /// Open (creating if needed) the state root: one lstat when it exists.
     pub fn open(root: &Path) -> Result<Store> {
-        if let Some(parent) = root.parent() {
-            fs::create_dir_all(parent).ctx("create", parent.display())?;
+        let md = match fs::symlink_metadata(root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = root.parent() {
+                    fs::create_dir_all(parent).ctx("create", parent.display())?;
+                }
+                mkdir_private(root).ctx("create", root.display())?;
+                mkdir_private(&root.join("names")).ctx("create", root.display())?;
+                fs::symlink_metadata(root)
+            }
+            r => r,
         }
-        mkdir_private(root).ctx("create", root.display())?;
+        .ctx("stat", root.display())?;
         // Refuse a root someone else could write into (records would be forgeable).
-        let md = fs::symlink_metadata(root).ctx("stat", root.display())?;
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        if std::os::unix::fs::MetadataExt::uid(&md) != euid
-            || std::os::unix::fs::MetadataExt::mode(&md) & 0o022 != 0
-            || !md.is_dir()
-        {
+        if md.uid() != crate::security::euid() || md.mode() & 0o022 != 0 || !md.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "not a directory of this user's that only it can write",
             ))
             .ctx("state root", root.display());
         }
-        mkdir_private(&root.join("names")).ctx("create", root.display())?;
         Ok(Store { root: root.into() })
     }
 
@@ -126,39 +145,36 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Where a sandbox's directory is prepared before it is published.
-    pub fn staging(&self, id: &str) -> PathBuf {
-        self.root.join(format!(".{id}"))
-    }
-
-    /// Make the (staging) directory of a new sandbox with its first record, and claim its
-    /// name. Fails with the current owner's id when the name is taken by an existing sandbox.
-    /// The returned lock, held until [`Lock::release`] after publishing, tells `gc` the
-    /// directory is not abandoned (whatever was written into it so far).
-    pub fn create(&self, id: &str, name: Option<&str>, first: &State) -> Result<Lock> {
-        // Made and locked under a name gc ignores, then renamed: a `.ID` directory is locked
-        // from the moment it exists (the lock stays with the directory across the rename).
-        let tmp = self.root.join(format!(".tmp.{id}"));
-        let dir = self.staging(id);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&tmp)
-            .ctx("create", tmp.display())?;
-        let lock = match flock(&tmp, false) {
-            Ok(Some(l)) => l,
-            Ok(None) | Err(_) => {
-                let _ = fs::remove_dir(&tmp);
-                return Err(io::Error::from_raw_os_error(libc::EWOULDBLOCK))
-                    .ctx("lock", tmp.display());
+    /// Make a new sandbox's directory holding its first record and `files`, published at once
+    /// (filled under `.tmp.ID.PID.START`, then renamed), and claim its name. Fails with the
+    /// current owner's id when the name is taken by an existing sandbox (nothing is left).
+    pub fn create(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        first: &State,
+        files: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let me = this_process();
+        let tmp = self.root.join(format!(".tmp.{id}.{}.{}", me.pid, me.start));
+        let dir = self.dir(id);
+        let filled = (|| -> Result<()> {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&tmp)
+                .ctx("create", tmp.display())?;
+            // Nobody reads the directory before the rename: plain writes, no temporaries.
+            let state = serde_json::to_vec(first)
+                .map_err(io::Error::other)
+                .ctx("encode", "state")?;
+            write_new(&tmp.join("state.json"), &state).ctx("write", "state.json")?;
+            for (n, data) in files {
+                write_new(&tmp.join(n), data).ctx("write", n)?;
             }
-        };
-        if let Err(e) = fs::rename(&tmp, &dir) {
-            let _ = fs::remove_dir(&tmp);
-            return Err(e).ctx("create", dir.display());
-        }
-        // At once, so a staging directory says whose it is (gc tells a dead launcher's).
-        if let Err(e) = self.write(first) {
-            let _ = self.remove(id, None);
+            fs::rename(&tmp, &dir).ctx("create", dir.display())
+        })();
+        if let Err(e) = filled {
+            remove_tree(&tmp);
             return Err(e);
         }
         if let Some(n) = name {
@@ -167,7 +183,7 @@ impl Store {
                 return Err(e);
             }
         }
-        Ok(lock)
+        Ok(())
     }
 
     fn claim_name(&self, name: &str, id: &str) -> Result<()> {
@@ -178,10 +194,10 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     // Judge and take over a stale name under the names directory's lock, so
                     // two launchers cannot both remove and re-create it.
-                    let _names = flock(&self.root.join("names"), false).ctx("lock", "names")?;
+                    let _names = flock(&self.root.join("names")).ctx("lock", "names")?;
                     let owner = fs::read_link(&link).unwrap_or_default();
                     let o = owner.to_string_lossy();
-                    if self.dir(&o).exists() || self.staging(&o).exists() || o.is_empty() {
+                    if self.dir(&o).exists() || o.is_empty() {
                         return Err(io::Error::new(
                             io::ErrorKind::AlreadyExists,
                             format!("already used by sandbox {}", owner.display()),
@@ -190,6 +206,10 @@ impl Store {
                     }
                     // A leftover of a sandbox whose directory is gone: take it over.
                     let _ = fs::remove_file(&link);
+                }
+                // A root made by an older nucleus, without names/.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    mkdir_private(&self.root.join("names")).ctx("create", "names")?;
                 }
                 Err(e) => return Err(e).ctx("--name", name),
             }
@@ -200,51 +220,14 @@ impl Store {
     /// Lock one sandbox's directory (blocking).
     pub fn lock(&self, id: &str) -> Result<Lock> {
         let dir = self.dir(id);
-        flock(&dir, false)
-            .ctx("lock", dir.display())?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EWOULDBLOCK))
-            .ctx("lock", dir.display())
+        flock(&dir).ctx("lock", dir.display())
     }
 
-    /// Whether whoever prepares the staging directory `.ID` is gone (its lock is free).
-    pub fn staging_abandoned(&self, id: &str) -> bool {
-        matches!(flock(&self.staging(id), true), Ok(Some(_)))
-    }
-
-    /// Publish a prepared sandbox directory under its id (after its first record is in).
-    pub fn publish(&self, id: &str) -> Result<()> {
-        fs::rename(self.staging(id), self.dir(id)).ctx("publish", id)
-    }
-
-    /// Replace `name` in the sandbox's directory (published or still staging) atomically:
-    /// write a temporary, then rename.
+    /// Replace `name` in the sandbox's directory atomically: write a temporary, then rename.
     pub fn write_file(&self, id: &str, name: &str, data: &[u8]) -> Result<()> {
-        let staging = self.staging(id);
-        let dir = if staging.exists() {
-            staging
-        } else {
-            self.dir(id)
-        };
+        let dir = self.dir(id);
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-        let open = || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)
-        };
-        // A leftover of a dead process with the same pid is replaced; nothing is followed.
-        let mut f = match open() {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(&tmp);
-                open()
-            }
-            r => r,
-        }
-        .ctx("create", tmp.display())?;
-        f.write_all(data).ctx("write", tmp.display())?;
-        drop(f);
+        write_new(&tmp, data).ctx("write", tmp.display())?;
         fs::rename(&tmp, dir.join(name)).ctx("rename", tmp.display())
     }
 
@@ -260,32 +243,31 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
-    /// Staging directories (`.ID`) with their record if any and their age: what a process
-    /// killed while preparing a sandbox leaves.
-    pub fn staged(&self) -> Vec<(String, Option<State>, Duration)> {
+    /// Remove the half-filled directories (`.tmp.ID.PID.START`) of makers that died; returns
+    /// their ids.
+    pub fn remove_abandoned(&self) -> Vec<String> {
         let Ok(rd) = fs::read_dir(&self.root) else {
             return vec![];
         };
-        rd.flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let id = n.strip_prefix('.')?.to_string();
-                if !e.file_type().ok()?.is_dir() {
-                    return None;
+        let mut out = vec![];
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = n.strip_prefix(".tmp.") else {
+                continue;
+            };
+            let mut f = rest.rsplitn(3, '.');
+            let (Some(start), Some(pid), Some(id)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let maker = (pid.parse(), start.parse());
+            if let (Ok(pid), Ok(start)) = maker {
+                if !alive(&ProcId { pid, start }) {
+                    remove_tree(&e.path());
+                    out.push(id.to_string());
                 }
-                let age = e
-                    .metadata()
-                    .ok()?
-                    .modified()
-                    .ok()?
-                    .elapsed()
-                    .unwrap_or_default();
-                let st = fs::read(e.path().join("state.json"))
-                    .ok()
-                    .and_then(|d| serde_json::from_slice(&d).ok());
-                Some((id, st, age))
-            })
-            .collect()
+            }
+        }
+        out
     }
 
     /// Every sandbox with a record (published directories).
@@ -304,18 +286,14 @@ impl Store {
         out
     }
 
-    /// Remove a sandbox's directory (published or staging) and its name. Idempotent.
+    /// Remove a sandbox's directory and its name. Idempotent.
     pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
         let dir = self.dir(id);
-        let staging = self.staging(id);
-        for d in [&staging, &dir] {
-            if let Ok(rd) = fs::read_dir(d) {
-                for e in rd.flatten() {
-                    let _ = fs::remove_file(e.path());
-                }
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
             }
         }
-        let _ = fs::remove_dir(&staging);
         if let Some(n) = name {
             let link = self.root.join("names").join(n);
             if fs::read_link(&link).is_ok_and(|t| t == Path::new(id)) {

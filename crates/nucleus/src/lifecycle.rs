@@ -121,8 +121,6 @@ pub struct Tracker<'a> {
     plan: Option<&'a Plan>,
     /// When the workload was about to exec (for the `create` span).
     pub applied_ns: Option<u64>,
-    /// Held from creating the staging directory until it is published.
-    staging_lock: Option<store::Lock>,
     /// The record was already removed (a foreground run's, while its sandbox was torn down).
     removed: bool,
 }
@@ -156,26 +154,23 @@ fn workload_of(init: &ProcId) -> Option<ProcId> {
 impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         crate::timing::mark("clone, maps, go sent");
-        if let Some(p) = self.plan.take() {
-            if self.state.name.is_none() {
-                self.staging_lock = self.store.create(&self.state.id, None, &self.state).ok();
-            }
-            if let Ok(data) = serde_json::to_vec(p) {
-                let _ = self.store.write_file(&self.state.id, "plan.json", &data);
-            }
-        }
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
-        if self.log.is_some() {
-            // Listed from now on, but `creating` until the workload's report: exec must not
-            // join namespaces whose root is still being built.
-            self.save();
-            let _ = self.store.publish(&self.state.id);
-            if let Some(l) = self.staging_lock.take() {
-                l.release();
+        // A foreground run's record is listed from now on (`creating` until the workload's
+        // report: exec must not join namespaces whose root is still being built). Unnamed, it
+        // is made here with its plan, in one go; named, it was made before the start.
+        let plan = self.plan.take().and_then(|p| serde_json::to_vec(p).ok());
+        match plan {
+            Some(p) if self.state.name.is_none() => {
+                let _ = self
+                    .store
+                    .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
             }
-        } else {
-            self.save();
+            Some(p) => {
+                let _ = self.store.write_file(&self.state.id, "plan.json", &p);
+                self.save();
+            }
+            None => self.save(),
         }
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
@@ -364,10 +359,9 @@ pub fn foreground<'a>(
     st.monitor = Some(store::this_process());
     st.events = a.events_jsonl.clone();
     st.auto_remove = true;
-    let mut staging_lock = None;
     if let Some(n) = &a.name {
         // Claimed now, so a taken name fails before anything starts.
-        staging_lock = Some(store.create(&plan.id, Some(n), &st)?);
+        store.create(&plan.id, Some(n), &st, &[])?;
     }
     Ok(Tracker {
         store,
@@ -378,7 +372,6 @@ pub fn foreground<'a>(
         hold: false,
         plan: Some(plan),
         applied_ns: None,
-        staging_lock,
         removed: false,
     })
 }
@@ -415,14 +408,18 @@ pub fn launch(
     st.events = a.events_jsonl.clone();
     st.auto_remove = a.rm;
     st.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &create_span));
-    // Until the monitor writes its own, the launcher is the record's monitor (if it dies
-    // first, gc removes the staging directory).
+    // Until the monitor writes its own pid (first thing after the fork), the launcher is
+    // the record's monitor: the sandbox reads as `creating` while it waits for the monitor.
     st.monitor = Some(store::this_process());
-    let staging_lock = store.create(&id, a.name.as_deref(), &st)?;
+    store.create(
+        &id,
+        a.name.as_deref(),
+        &st,
+        &[("plan.json", &serde_json::to_vec(plan)?)],
+    )?;
     let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
-        store.write_file(&id, "plan.json", &serde_json::to_vec(plan)?)?;
-        let logf = store::open_append(&store.staging(&id).join("log"))?;
-        let control = store::listen(&store.staging(&id).join("ctl"))?;
+        let logf = store::open_append(&store.dir(&id).join("log"))?;
+        let control = store::listen(&store.dir(&id).join("ctl"))?;
         Ok((logf, control))
     })();
     let (logf, control) = match prepared {
@@ -533,17 +530,9 @@ pub fn launch(
         hold,
         plan: None,
         applied_ns: None,
-        staging_lock: None,
         removed: false,
     };
     t.save();
-    let published = store.publish(&id);
-    staging_lock.release();
-    if let Err(e) = published {
-        t.notify.done(&format!("error 125 {e}"));
-        let _ = store.remove(&id, a.name.as_deref());
-        std::process::exit(125);
-    }
     let detach = Detach {
         hold,
         control,
@@ -1007,28 +996,8 @@ fn remove_cgroups(store: &Store, s: &State) {
 
 /// Records of foreground runs whose process died (kill -9): they were to be removed at exit.
 pub fn gc_records(store: &Store) -> Vec<String> {
-    let mut out = Vec::new();
-    // Directories of sandboxes whose launcher died before publishing them: with a record
-    // whose monitor is dead, or without one after a minute.
-    for (id, st, age) in store.staged() {
-        let dead = match &st {
-            Some(s) => !monitor_alive(s) && store.staging_abandoned(&id),
-            // `.tmp.ID`: between its mkdir and its lock for a moment; give it time.
-            None if id.starts_with("tmp.") => {
-                store.staging_abandoned(&id) && age > Duration::from_secs(10)
-            }
-            None => store.staging_abandoned(&id),
-        };
-        if dead {
-            if let Some(s) = &st {
-                remove_cgroups(store, s);
-            }
-            let name = st.as_ref().and_then(|s| s.name.clone());
-            if store.remove(&id, name.as_deref()).is_ok() {
-                out.push(id);
-            }
-        }
-    }
+    // Directories whose maker died while filling them.
+    let mut out = store.remove_abandoned();
     for s in store.list() {
         if s.auto_remove && !monitor_alive(&s) {
             remove_cgroups(store, &s);

@@ -68,8 +68,10 @@ impl Root {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n != "audit.jsonl" && n != "names")
             .collect();
-        let names = std::fs::read_dir(self.path().join("names")).unwrap();
-        v.extend(names.map(|e| format!("names/{}", e.unwrap().file_name().to_string_lossy())));
+        // names/ is made with the first name.
+        if let Ok(names) = std::fs::read_dir(self.path().join("names")) {
+            v.extend(names.map(|e| format!("names/{}", e.unwrap().file_name().to_string_lossy())));
+        }
         v.sort();
         v
     }
@@ -858,23 +860,39 @@ fn spans_reach_a_real_otlp_receiver() {
 
 #[test]
 fn gc_removes_abandoned_staging_directories_only() {
-    use std::os::fd::AsRawFd;
     let _g = serial();
     let root = Root::new("staging");
     root.ok(&["ps"]); // creates the root
-    let dead = root.path().join(".00000000deadbeef");
-    let live = root.path().join(".00000000cafebabe");
+    let start_of = |pid: u32| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .to_string()
+    };
+    // A directory being filled names its maker: here a process that is still alive.
+    let mut maker = Command::new("sleep").arg("1000").spawn().unwrap();
+    let live = root.path().join(format!(
+        ".tmp.00000000cafebabe.{}.{}",
+        maker.id(),
+        start_of(maker.id())
+    ));
+    // One whose maker is gone (its pid now belongs to another process).
+    let dead = root
+        .path()
+        .join(format!(".tmp.00000000deadbeef.{}.1", std::process::id()));
     std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join("state.json"), "{").unwrap();
     std::fs::create_dir(&live).unwrap();
-    // Someone is still preparing `live`: it holds the directory's lock.
-    let held = std::fs::File::open(&live).unwrap();
-    // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
     let o = root.run(&["gc"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dead.exists(), "an abandoned staging directory is removed");
     assert!(live.exists(), "one being prepared is kept");
-    drop(held);
+    maker.kill().unwrap();
+    maker.wait().unwrap();
     root.ok(&["gc"]);
     assert!(!live.exists());
 }
