@@ -12,13 +12,13 @@
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
 use crate::channel::{self, FromChild};
-use crate::error::{Context, Result};
 use crate::init;
+use crate::error::{Context, Result};
 use crate::mount::Switched;
 use crate::raw::{self, Forked};
 use crate::sandbox::{self, Observer, Outcome};
 use crate::tty;
-use nucleus_spec::plan::Plan;
+use nucleus_spec::plan::{IdMapPlan, Plan};
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -34,13 +34,7 @@ pub fn exec(
     cgroups: &[PathBuf],
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    let mut blocked = init::FORWARDED.to_vec();
-    blocked.push(libc::SIGCHLD);
-    let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
-    let r = parent(plan, init_pid, init_pidfd, cgroups, obs);
-    // SAFETY: restoring the mask saved above.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
-    r
+    sandbox::with_signals_blocked(|| parent(plan, init_pid, init_pidfd, cgroups, obs))
 }
 
 fn parent(
@@ -60,17 +54,17 @@ fn parent(
     };
     // Moving children into the sandbox's pid namespace needs CAP_SYS_ADMIN over it: root has
     // it from outside; an unprivileged caller (whose nucleus made the user namespace) gets it by
-    // joining the user namespace first, which then also holds this process.
-    let mut user_joined = false;
+    // joining the user namespace in the same call, which then also holds this process (root
+    // stays outside: its child writes the host's cgroup files before it joins).
+    let unprivileged = matches!(plan.idmap, IdMapPlan::Caller { .. });
+    let user_joined = plan.namespaces.pid && plan.namespaces.user && unprivileged;
     if plan.namespaces.pid {
-        match raw::setns(init_pidfd, libc::CLONE_NEWPID) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) && plan.namespaces.user => {
-                raw::setns(init_pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWPID)
-                    .ctx("join", "user and pid namespaces")?;
-                user_joined = true;
-            }
-            r => r.ctx("join", "pid namespace")?,
-        }
+        let flags = if user_joined {
+            libc::CLONE_NEWUSER | libc::CLONE_NEWPID
+        } else {
+            libc::CLONE_NEWPID
+        };
+        raw::setns(init_pidfd, flags).ctx("join", "pid namespace")?;
     }
     let (pch, cch) = channel::pair()?;
     // SAFETY: single-threaded caller (documented on `exec`).

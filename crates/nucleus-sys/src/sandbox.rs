@@ -116,10 +116,16 @@ pub fn run_detached(
     obs: &mut dyn Observer,
     detach: Option<&Detach>,
 ) -> Result<Outcome> {
+    with_signals_blocked(|| parent_run(plan, obs, detach))
+}
+
+/// Run `f` with the forwarded signals and SIGCHLD blocked (they are read from a signalfd and
+/// relayed), restoring the caller's mask after.
+pub(crate) fn with_signals_blocked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     let mut blocked = init::FORWARDED.to_vec();
     blocked.push(libc::SIGCHLD);
     let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
-    let r = parent_run(plan, obs, detach);
+    let r = f();
     // SAFETY: restoring the mask saved above.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
     r
@@ -962,7 +968,13 @@ fn child_exec(
             fail(ch, "capabilities", &e.to_string(), 126);
         }
     }
-    if let Err(e) = security::set_identity(p.uid, p.gid, &p.additional_gids) {
+    // An unprivileged caller's user namespace has setgroups denied (the kernel requires it for
+    // such a gid map, and the plan allows no extra groups there): its groups stay.
+    let groups = match plan.idmap {
+        IdMapPlan::Caller { .. } => None,
+        IdMapPlan::PrivateRange { .. } => Some(&p.additional_gids[..]),
+    };
+    if let Err(e) = security::set_identity(p.uid, p.gid, groups) {
         fail(ch, "identity", &e.to_string(), 126);
     }
     if let Err(e) = security::set_capabilities(keep.effective, keep.permitted, keep.inheritable)

@@ -125,15 +125,12 @@ pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Res
     Ok(())
 }
 
-pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
-    let gids: Vec<libc::gid_t> = groups.to_vec();
-    // SAFETY: gids is a valid array of its length.
-    if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
-        let e = io::Error::last_os_error();
-        // Unprivileged callers' user namespaces have setgroups denied (the kernel requires it
-        // for an unprivileged gid map): with no groups asked for, keep what cannot be changed.
-        if !(groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
-            return Err(e).ctx("setgroups", format!("{groups:?}"));
+/// Set gid, uid and (when `groups` is given) the supplementary groups.
+pub fn set_identity(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<()> {
+    if let Some(groups) = groups {
+        // SAFETY: groups is a valid array of its length (gid_t is u32).
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error()).ctx("setgroups", format!("{groups:?}"));
         }
     }
     // SAFETY: plain id syscalls.
