@@ -396,7 +396,7 @@ pub fn launch(
         .as_deref()
         .and_then(|m| nucleus_spec::config::parse_size("--memory", m).ok());
     let id = plan.id.clone();
-    let create_span = telemetry::span_id();
+    let (create_span, trace) = tracer.sandbox_span();
     let console =
         match &a.console_socket {
             Some(p) => Some(nucleus_sys::raw::unix_connect(p).map_err(|e| {
@@ -407,7 +407,7 @@ pub fn launch(
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.events = a.events_jsonl.clone();
     st.auto_remove = a.rm;
-    st.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &create_span));
+    st.trace = trace;
     // Until the monitor writes its own pid (first thing after the fork), the launcher is
     // the record's monitor: the sandbox reads as `creating` while it waits for the monitor.
     st.monitor = Some(store::this_process());
@@ -1021,13 +1021,16 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         C::Rm(a) => a.ids.first().map(|s| s.as_str()),
         _ => None,
     };
-    let target = first.and_then(|q| resolve(&store, q).ok());
-    let mut tracer = match first {
-        Some(_) => Some(Tracer::from_env(
-            target.as_ref().and_then(|s| s.trace.as_deref()),
-        )?),
-        None => None,
-    };
+    // Only when spans are exported: the sandbox's record, for its trace (read before the verb
+    // runs, as `rm` removes it).
+    let mut tracer = Some(Tracer::from_env(None)?).filter(|t| t.enabled() && first.is_some());
+    let target = tracer
+        .as_ref()
+        .and(first)
+        .and_then(|q| resolve(&store, q).ok());
+    if let Some(trace) = target.as_ref().and_then(|s| s.trace.as_deref()) {
+        tracer = Some(Tracer::from_env(Some(trace))?);
+    }
     let (name, id, r) = match &c {
         C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
         C::Ps(a) => return ps(&store, a),
@@ -1040,7 +1043,7 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         _ => bail!("internal: not a lifecycle verb"),
     };
     audit(&store, name, &id, &r);
-    if let Some(tr) = tracer.as_mut().filter(|t| t.enabled()) {
+    if let Some(tr) = tracer.as_mut() {
         let (code, err) = telemetry::outcome(&r);
         let mut attrs = vec![(
             "sandbox.id",

@@ -304,9 +304,9 @@ pub fn main(
         lifecycle::audit(&store, if create { "create" } else { "run" }, &id, &r);
         return r;
     }
-    let run_span = telemetry::span_id();
+    let (run_span, trace) = tracer.sandbox_span();
     let mut t = lifecycle::foreground(&store, &plan, &a, log, events)?;
-    t.state.trace = Some(nucleus_spec::otlp::traceparent(&tracer.trace, &run_span));
+    t.state.trace = trace;
     crate::timing::mark("prepare record");
     let out = match sandbox::run(&plan, &mut t) {
         Ok(o) => o,
@@ -451,12 +451,16 @@ fn opt(n: Option<u64>) -> String {
 
 /// `nucleus stats`: live usage read from each sandbox's cgroup.
 pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
-    // Names are the store's; the cgroups know ids only.
-    let records = lifecycle::state_root(root)
-        .ok()
-        .and_then(|r| Store::open(&r).ok())
-        .map(|s| s.list())
-        .unwrap_or_default();
+    // Names are the store's; the cgroups know ids only (the records are read only for names).
+    let records = if a.ids.is_empty() {
+        vec![]
+    } else {
+        lifecycle::state_root(root)
+            .ok()
+            .and_then(|r| Store::open(&r).ok())
+            .map(|s| s.list())
+            .unwrap_or_default()
+    };
     let ids: Vec<String> = a
         .ids
         .iter()

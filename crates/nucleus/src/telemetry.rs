@@ -39,6 +39,15 @@ impl Tracer {
             Ok(v) if !v.is_empty() => Some(Endpoint::parse(ENDPOINT_VAR, &v)?),
             _ => None,
         };
+        if endpoint.is_none() {
+            // Nothing is exported: no ids to draw, no trace to keep.
+            return Ok(Tracer {
+                endpoint,
+                trace: [0; 16],
+                parent: None,
+                spans: vec![],
+            });
+        }
         let inherited = sandbox_trace.and_then(otlp::parse_traceparent).or_else(|| {
             std::env::var("TRACEPARENT")
                 .ok()
@@ -62,6 +71,16 @@ impl Tracer {
 
     pub fn enabled(&self) -> bool {
         self.endpoint.is_some()
+    }
+
+    /// A new span id for a sandbox's root span, and the traceparent its record keeps so later
+    /// commands' spans become its children (none when nothing is exported).
+    pub fn sandbox_span(&self) -> ([u8; 8], Option<String>) {
+        if !self.enabled() {
+            return ([0; 8], None);
+        }
+        let id = span_id();
+        (id, Some(otlp::traceparent(&self.trace, &id)))
     }
 
     /// Record a finished span with a given id and parent.
