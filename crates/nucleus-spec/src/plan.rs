@@ -818,15 +818,7 @@ impl Plan {
                 };
                 let mut target = seccomp::profile::Target::native(facts.kernel);
                 // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
-                target.caps = caps
-                    .as_ref()
-                    .map(|c| {
-                        crate::policy::CapSets::names(c.bounding)
-                            .into_iter()
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                target.caps = caps.as_ref().map_or(0, |c| c.bounding);
                 let c = seccomp::profile::compile(
                     &seccomp::profile::parse(text).map_err(bad)?,
                     &target,

@@ -110,8 +110,8 @@ pub struct Target {
     pub arch_short: &'static str,
     /// Running kernel (major, minor).
     pub kernel: (u32, u32),
-    /// Capabilities the workload keeps (CAP_ names).
-    pub caps: Vec<String>,
+    /// Capabilities the workload keeps (bit mask, as `policy::CapSets`).
+    pub caps: u64,
 }
 
 impl Target {
@@ -128,7 +128,7 @@ impl Target {
                 "amd64"
             },
             kernel,
-            caps: vec![],
+            caps: 0,
         }
     }
 }
@@ -251,19 +251,13 @@ fn kernel_at_least(have: (u32, u32), want: &str) -> bool {
     have >= w
 }
 
-fn cap_name(c: &str) -> String {
-    let u = c.to_ascii_uppercase();
-    if u.starts_with("CAP_") {
-        u
-    } else {
-        format!("CAP_{u}")
-    }
-}
 
 /// Whether a Docker/podman rule applies on this target.
 fn applies(r: &SyscallRule, t: &Target) -> bool {
     let arch_ok = |a: &str| a == t.arch_short || a == t.arch;
-    let has_cap = |c: &String| t.caps.contains(&cap_name(c));
+    let has_cap = |c: &String| {
+        crate::policy::cap_number(c).is_some_and(|n| t.caps & (1u64 << n) != 0)
+    };
     if let Some(i) = &r.includes {
         if !i.arches.is_empty() && !i.arches.iter().any(|a| arch_ok(a)) {
             return false;
