@@ -12,8 +12,8 @@
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
 use crate::channel::{self, FromChild};
-use crate::init;
 use crate::error::{Context, Result};
+use crate::init;
 use crate::mount::Switched;
 use crate::raw::{self, Forked};
 use crate::sandbox::{self, Observer, Outcome};

@@ -129,11 +129,17 @@ impl Tracker<'_> {
     fn save(&self) {
         let _ = self.store.write(&self.state);
     }
-    fn warn(&mut self, what: &str) {
-        match self.log {
-            Some(l) => l.warn(what),
-            None => self.notify.line(&format!("warn {what}")),
+    /// A warning: on stderr for a foreground run; to the launcher while it waits; after that
+    /// into a detached sandbox's log (the monitor's stderr).
+    fn say(&mut self, what: &str) {
+        match (self.log, &self.notify.0) {
+            (Some(l), _) => l.warn(what),
+            (None, Some(_)) => self.notify.line(&format!("warn {what}")),
+            (None, None) => eprintln!("nucleus: warning: {what}"),
         }
+    }
+    fn warn(&mut self, what: &str) {
+        self.say(what);
         self.events.emit(
             "security_degraded",
             &self.state.id,
@@ -222,13 +228,9 @@ impl Observer for Tracker<'_> {
         }
     }
     fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
-        let msg = format!("seccomp: denied {syscall} (errno {errno}) to pid {pid}");
-        match (self.log, &self.notify.0) {
-            (Some(l), _) => l.warn(&msg),
-            (None, Some(_)) => self.notify.line(&format!("warn {msg}")),
-            // A running detached sandbox: its log (the monitor's stderr).
-            (None, None) => eprintln!("nucleus: warning: {msg}"),
-        }
+        self.say(&format!(
+            "seccomp: denied {syscall} (errno {errno}) to pid {pid}"
+        ));
         self.events.emit(
             "seccomp_denied",
             &self.state.id,
@@ -839,12 +841,6 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let (st, _) = effective(&s);
     if st != Status::Running {
         bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());
-    }
-    if s.protections.is_none() {
-        bail!(
-            "{}: its workload has not reported its protections yet",
-            a.id
-        );
     }
     // Join through the workload: it is in every namespace of the sandbox (time included) and,
     // unlike the mini-init, dumpable, so an unprivileged owner may open it too.

@@ -251,13 +251,11 @@ fn kernel_at_least(have: (u32, u32), want: &str) -> bool {
     have >= w
 }
 
-
 /// Whether a Docker/podman rule applies on this target.
 fn applies(r: &SyscallRule, t: &Target) -> bool {
     let arch_ok = |a: &str| a == t.arch_short || a == t.arch;
-    let has_cap = |c: &String| {
-        crate::policy::cap_number(c).is_some_and(|n| t.caps & (1u64 << n) != 0)
-    };
+    let has_cap =
+        |c: &String| crate::policy::cap_number(c).is_some_and(|n| t.caps & (1u64 << n) != 0);
     if let Some(i) = &r.includes {
         if !i.arches.is_empty() && !i.arches.iter().any(|a| arch_ok(a)) {
             return false;
