@@ -315,18 +315,14 @@ fn parents(parent: &CgroupParent, mount: &Path, own: &str, v2: bool) -> Vec<Path
     v
 }
 
-fn fmt_bytes(n: u64) -> String {
+/// Human form of a size for messages (`256M`).
+pub fn human_bytes(n: u64) -> String {
     for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] {
         if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }
     n.to_string()
-}
-
-/// Human form of a memory limit for messages (`256M`).
-pub fn human_bytes(n: u64) -> String {
-    fmt_bytes(n)
 }
 
 /// cgroup v1 `cpu.shares` for a v2-scale weight, as systemd maps them, so the defaults meet
@@ -344,8 +340,8 @@ impl Limits {
                     "--memory",
                     format!(
                         "{} is too small; at least {}",
-                        fmt_bytes(m),
-                        fmt_bytes(MIN_MEMORY)
+                        human_bytes(m),
+                        human_bytes(MIN_MEMORY)
                     ),
                 ));
             }
@@ -362,8 +358,8 @@ impl Limits {
                     "--memory-swap",
                     format!(
                         "{} is below --memory {}; it counts memory plus swap, so it must be at least as large",
-                        fmt_bytes(t),
-                        fmt_bytes(m)
+                        human_bytes(t),
+                        human_bytes(m)
                     ),
                 ))
             }

@@ -47,6 +47,13 @@ impl ServiceMode {
             )),
         }
     }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::StrictAgent => "strict-agent",
+            Self::Production => "production",
+        }
+    }
     /// True when a protection that cannot be applied must stop the start.
     pub fn fail_closed(self) -> bool {
         !matches!(self, Self::Agent)
@@ -569,6 +576,19 @@ impl RunConfig {
                 format!("{s:?} is not a valid hostname (letters, digits, '-', '.', at most 64)"),
             ))
         }
+    }
+}
+
+/// One line for a TOML error: where, what, and the offending line.
+pub fn toml_error(flag: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let msg = single_line(e.message().trim());
+    match e.span() {
+        Some(sp) => {
+            let line_no = text[..sp.start.min(text.len())].matches('\n').count() + 1;
+            let line = single_line(text.lines().nth(line_no - 1).unwrap_or("").trim());
+            ConfigError::new(flag, format!("line {line_no}: {msg} (in `{line}`)"))
+        }
+        None => ConfigError::new(flag, msg),
     }
 }
 

@@ -19,6 +19,34 @@ pub struct HostEntry {
     pub kind: EntryKind,
 }
 
+/// The facts only some flags need: the probe finds each only when asked (the default run
+/// asks for none of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Wants {
+    /// `--cpus`: online CPUs.
+    pub cpus: bool,
+    /// `--time-offset`: whether the kernel has time namespaces.
+    pub time_ns: bool,
+    /// `--network host`: the host's resolv.conf.
+    pub resolv_conf: bool,
+    /// `--rootfs`: whether the host has CA certificates to lend.
+    pub ca_certs: bool,
+    /// `--seccomp-profile`: the kernel version (`minKernel`).
+    pub kernel: bool,
+}
+
+impl Wants {
+    pub fn for_config(cfg: &crate::RunConfig) -> Wants {
+        Wants {
+            cpus: cfg.limits.cpus_milli.is_some(),
+            time_ns: cfg.time_offset.is_some(),
+            resolv_conf: cfg.network == crate::config::NetworkMode::Host,
+            ca_certs: cfg.rootfs.is_some(),
+            kernel: cfg.seccomp_profile.is_some(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HostFacts {
     /// Effective uid/gid of the caller: root gets a private id range, others a single mapping.

@@ -20,5 +20,10 @@ pub mod seccomp;
 pub mod state;
 
 pub use config::RunConfig;
+
+/// Lower-case hex of bytes (ids, digests, trace and span ids).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 pub use host::HostFacts;
 pub use plan::{Plan, PlanError};

@@ -78,9 +78,7 @@ fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::hex;
 
 /// A W3C `traceparent` (`00-TRACEID-SPANID-FLAGS`): the trace and the parent span.
 pub fn parse_traceparent(s: &str) -> Option<([u8; 16], [u8; 8])> {

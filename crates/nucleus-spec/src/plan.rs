@@ -296,6 +296,15 @@ impl Plan {
                 }
             }
         }
+        if strict && facts.landlock_abi == 0 {
+            return Err(cfg_err(
+                "--service-mode",
+                format!(
+                    "Landlock is not available on this kernel; {} mode refuses to start",
+                    mode.as_str()
+                ),
+            ));
+        }
         if cfg.time_offset.is_some() && !facts.time_ns {
             return Err(cfg_err(
                 "--time-offset",
@@ -1160,5 +1169,16 @@ mod tests {
         c.caps_policy = Some((p("/c.toml"), "bounding = [\"CHOWN\"]\n".into()));
         let plan = Plan::build(&c, &facts(), "id").unwrap();
         assert_eq!(plan.process.caps.unwrap().bounding, 1);
+    }
+
+    #[test]
+    fn strict_modes_refuse_a_kernel_without_landlock_at_plan_time() {
+        let mut f = facts();
+        f.landlock_abi = 0;
+        let mut c = cfg(&["true"]);
+        assert!(Plan::build(&c, &f, "id").is_ok(), "agent mode degrades");
+        c.service_mode = ServiceMode::StrictAgent;
+        let e = Plan::build(&c, &f, "id").unwrap_err().to_string();
+        assert!(e.contains("Landlock") && e.contains("strict-agent"), "{e}");
     }
 }

@@ -101,7 +101,8 @@ struct CapsFile {
 
 /// A parsed caps policy and the names it had that no kernel capability has.
 pub fn parse_caps(flag: &str, text: &str) -> Result<(CapSets, Vec<String>), ConfigError> {
-    let f: CapsFile = toml::from_str(text).map_err(|e| toml_error(flag, text, &e))?;
+    let f: CapsFile =
+        toml::from_str(text).map_err(|e| crate::config::toml_error(flag, text, &e))?;
     let mut unknown = vec![];
     let mut mask = |names: &[String]| -> u64 {
         let mut m = 0u64;
@@ -203,7 +204,8 @@ pub struct LandlockPolicy {
 }
 
 pub fn parse_landlock(flag: &str, text: &str) -> Result<LandlockPolicy, ConfigError> {
-    let p: LandlockPolicy = toml::from_str(text).map_err(|e| toml_error(flag, text, &e))?;
+    let p: LandlockPolicy =
+        toml::from_str(text).map_err(|e| crate::config::toml_error(flag, text, &e))?;
     for (i, r) in p.rules.iter().enumerate() {
         if !r.path.is_absolute() {
             return Err(ConfigError::new(
@@ -230,25 +232,8 @@ pub fn parse_landlock(flag: &str, text: &str) -> Result<LandlockPolicy, ConfigEr
     Ok(p)
 }
 
-/// One line for a TOML error: where, what, and the offending line.
-fn toml_error(flag: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-    let msg = crate::config::single_line(e.message().trim());
-    match e.span() {
-        Some(sp) => {
-            let line_no = text[..sp.start.min(text.len())].matches('\n').count() + 1;
-            let line =
-                crate::config::single_line(text.lines().nth(line_no - 1).unwrap_or("").trim());
-            ConfigError::new(flag, format!("line {line_no}: {msg} (in `{line}`)"))
-        }
-        None => ConfigError::new(flag, msg),
-    }
-}
-
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&Sha256::digest(data))
 }
 
 /// Check a file's digest against its pin (`--…-sha256`).

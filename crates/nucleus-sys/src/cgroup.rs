@@ -316,14 +316,10 @@ fn tasks_cpu_usec(dir: &Path) -> Option<u64> {
     let mut ticks = 0u64;
     let mut any = false;
     for pid in procs.split_whitespace() {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Ok(f) = crate::raw::proc_stat(pid) else {
             continue;
         };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        // Fields after the command: state(3) … utime(14) stime(15) cutime(16) cstime(17).
-        let f: Vec<&str> = rest.split_whitespace().collect();
+        // From state(3): … utime(14) stime(15) cutime(16) cstime(17).
         for i in 11..=14 {
             ticks += f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
         }

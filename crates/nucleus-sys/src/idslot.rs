@@ -51,17 +51,7 @@ pub fn hold_name(name: &str) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd was just returned by socket() and is owned by nobody else.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    if name.len() + 1 > 108 {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    // Abstract namespace: sun_path[0] = 0, then the name.
-    for (i, b) in name.bytes().enumerate() {
-        addr.sun_path[i + 1] = b as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    let (addr, len) = crate::raw::unix_addr_of(name.as_bytes(), true)?;
     // SAFETY: addr is a valid sockaddr_un and len covers the used part of it.
     let r = unsafe {
         libc::bind(

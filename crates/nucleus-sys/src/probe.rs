@@ -2,7 +2,7 @@
 //! tests run against fixture trees.
 
 use nucleus_spec::cgroup::{parse_mountinfo, parse_proc_cgroup, CgroupHost, V1Hierarchy};
-use nucleus_spec::host::{EntryKind, HostEntry, HostFacts};
+use nucleus_spec::host::{EntryKind, HostEntry, HostFacts, Wants};
 use nucleus_spec::plan::{ETC_ENTRIES, SYSTEM_DIRS};
 use std::fs;
 use std::path::Path;
@@ -24,7 +24,7 @@ fn entry(dir: &Path, rel: &str) -> Option<HostEntry> {
 
 /// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
 /// `want_cpus`: count online CPUs (only `--cpus` needs it; it costs a sysfs read).
-pub fn detect(host_root: &Path, rootfs: Option<&Path>, want_cpus: bool) -> HostFacts {
+pub fn detect(host_root: &Path, rootfs: Option<&Path>, wants: Wants) -> HostFacts {
     // SAFETY: geteuid/getegid cannot fail and take no arguments.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let system_dirs = SYSTEM_DIRS
@@ -75,12 +75,20 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>, want_cpus: bool) -> HostF
         etc_entries,
         rootfs_entries,
         landlock_abi: landlock_abi(),
-        time_ns: host_root.join("proc/self/ns/time").exists(),
-        host_resolv_conf: fs::read_to_string(host_root.join("etc/resolv.conf")).ok(),
+        time_ns: wants.time_ns && host_root.join("proc/self/ns/time").exists(),
+        host_resolv_conf: if wants.resolv_conf {
+            fs::read_to_string(host_root.join("etc/resolv.conf")).ok()
+        } else {
+            None
+        },
         cgroup: cgroup_host(host_root),
-        host_ca_certs: host_root.join("etc/ssl/certs").is_dir(),
-        kernel: kernel_version(),
-        cpus: if want_cpus { online_cpus() } else { 0 },
+        host_ca_certs: wants.ca_certs && host_root.join("etc/ssl/certs").is_dir(),
+        kernel: if wants.kernel {
+            kernel_version()
+        } else {
+            (0, 0)
+        },
+        cpus: if wants.cpus { online_cpus() } else { 0 },
     }
 }
 
@@ -94,7 +102,7 @@ fn online_cpus() -> u64 {
 /// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.
 pub fn cgroup_host(host_root: &Path) -> CgroupHost {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    let read = |p: &str| fs::read_to_string(host_root.join(p)).unwrap_or_default();
+    let read = |p: &str| crate::raw::read_proc(host_root.join(p)).unwrap_or_default();
     let rooted = |m: &Path| host_root.join(m.strip_prefix("/").unwrap_or(m));
     // Most hosts are pure v2 at /sys/fs/cgroup: one statfs instead of reading mountinfo.
     let unified = host_root.join("sys/fs/cgroup");
@@ -109,7 +117,7 @@ pub fn cgroup_host(host_root: &Path) -> CgroupHost {
     let v2_controllers = match (&v2_mount, &v2_own) {
         (Some(m), Some(own)) => {
             let dir = m.join(own.trim_start_matches('/'));
-            fs::read_to_string(dir.join("cgroup.controllers"))
+            crate::raw::read_proc(dir.join("cgroup.controllers"))
                 .unwrap_or_default()
                 .split_whitespace()
                 .map(String::from)
@@ -199,7 +207,11 @@ mod tests {
         std::os::unix::fs::symlink("usr/bin", t.join("bin")).unwrap();
         fs::write(t.join("etc/ld.so.cache"), b"x").unwrap();
         fs::write(t.join("etc/resolv.conf"), b"nameserver 10.0.0.1\n").unwrap();
-        let f = detect(&t, None, false);
+        let wants = Wants {
+            resolv_conf: true,
+            ..Default::default()
+        };
+        let f = detect(&t, None, wants);
         assert!(f.system_dirs.contains(&HostEntry {
             path: "usr".into(),
             kind: EntryKind::Dir

@@ -491,21 +491,32 @@ pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::setns(fd.as_raw_fd(), flags) }).map(drop)
 }
 
-fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+/// A unix socket address: a path, or with `abstract_ns` a name in the abstract namespace
+/// (`@name`: a leading NUL, and the length counts only the name).
+pub fn unix_addr_of(
+    name: &[u8],
+    abstract_ns: bool,
+) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let b = path.as_os_str().as_encoded_bytes();
-    if b.len() >= addr.sun_path.len() {
+    let off = usize::from(abstract_ns);
+    if name.len() + off >= addr.sun_path.len() {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
-    for (i, c) in b.iter().enumerate() {
-        addr.sun_path[i] = *c as libc::c_char;
+    for (i, c) in name.iter().enumerate() {
+        addr.sun_path[i + off] = *c as libc::c_char;
     }
-    Ok((
-        addr,
-        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-    ))
+    let len = if abstract_ns {
+        std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()
+    } else {
+        std::mem::size_of::<libc::sockaddr_un>()
+    };
+    Ok((addr, len as libc::socklen_t))
+}
+
+fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    unix_addr_of(path.as_os_str().as_encoded_bytes(), false)
 }
 
 fn stream_socket() -> io::Result<OwnedFd> {
@@ -628,13 +639,8 @@ pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
 /// line must not keep showing it (it may carry `-e KEY=VALUE`). Call only after the
 /// arguments were parsed: nothing may read argv afterwards.
 pub fn set_cmdline(title: &str) -> io::Result<()> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let rest = stat
-        .rfind(')')
-        .map(|i| &stat[i + 2..])
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // Fields 48 and 49 (arg_start, arg_end); `rest` starts at field 3.
-    let f: Vec<&str> = rest.split(' ').collect();
+    // Fields 48 and 49 (arg_start, arg_end); the list starts at field 3.
+    let f = proc_stat("self")?;
     let num = |i: usize| -> io::Result<usize> {
         f.get(i)
             .and_then(|v| v.trim().parse().ok())
@@ -677,4 +683,34 @@ pub fn fill_random(buf: &mut [u8]) {
         }
         done += n as usize;
     }
+}
+
+/// Read a small kernel file (/proc, cgroupfs) in one read: such files report size 0, for which
+/// `fs::read_to_string` starts with a tiny buffer and reads many times.
+pub fn read_proc(path: impl AsRef<Path>) -> io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(4096);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The fields of /proc/PID/stat (`self` for this process) from field 3 (state) on, split at
+/// spaces: the command name before them may hold spaces and parentheses.
+pub fn proc_stat(pid: &str) -> io::Result<Vec<String>> {
+    let s = read_proc(format!("/proc/{pid}/stat"))?;
+    let rest = s
+        .rfind(')')
+        .and_then(|i| s.get(i + 2..))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rest.split_whitespace().map(String::from).collect())
+}
+
+/// The first child of `pid`'s main thread (for a sandbox's init: its workload).
+pub fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
+    read_proc(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

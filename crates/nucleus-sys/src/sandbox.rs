@@ -281,13 +281,8 @@ fn parent_idmapped_mounts(
 
 fn seed() -> u32 {
     let mut b = [0u8; 4];
-    // SAFETY: b is a valid 4-byte buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, libc::GRND_NONBLOCK) };
-    if n == 4 {
-        u32::from_ne_bytes(b)
-    } else {
-        std::process::id()
-    }
+    raw::fill_random(&mut b);
+    u32::from_ne_bytes(b)
 }
 
 /// Create the sandbox's cgroup. Strict modes refuse when it or a limit cannot be applied;
@@ -553,12 +548,7 @@ pub(crate) fn wait(
 /// for a process `exec` started, of `pid` itself. The workload announced the number before
 /// creating it, so wait until it is there and is a seccomp listener.
 fn fetch_listener(pid: libc::pid_t, n: i32, ch: i32) -> std::io::Result<Option<OwnedFd>> {
-    let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    let target = kids
-        .split_whitespace()
-        .next()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(pid);
+    let target = raw::first_child(pid).unwrap_or(pid);
     let pidfd = raw::pidfd_open(target)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

@@ -76,13 +76,11 @@ fn mkdir_private(p: &Path) -> io::Result<()> {
 /// Start time of a live process (field 22 of /proc/PID/stat, after the parenthesised name);
 /// None for a zombie, which is dead already.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut f = rest.split(' ');
-    if matches!(f.next(), Some("Z" | "X" | "x")) {
+    let f = crate::raw::proc_stat(&pid.to_string()).ok()?;
+    if matches!(f.first().map(String::as_str), Some("Z" | "X" | "x")) {
         return None;
     }
-    f.nth(18)?.parse().ok()
+    f.get(19)?.parse().ok()
 }
 
 pub fn this_process() -> ProcId {

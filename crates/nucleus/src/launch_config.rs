@@ -36,18 +36,7 @@ pub fn apply(args: RunArgs, m: &ArgMatches) -> Result<RunArgs, ConfigError> {
     let file: serde_json::Value = if json {
         serde_json::from_str(&text).map_err(|e| err(flag, single_line(&e.to_string())))?
     } else {
-        toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| {
-                    format!(
-                        "line {}: ",
-                        text[..s.start.min(text.len())].matches('\n').count() + 1
-                    )
-                })
-                .unwrap_or_default();
-            err(flag, format!("{line}{}", single_line(e.message().trim())))
-        })?
+        toml::from_str(&text).map_err(|e| nucleus_spec::config::toml_error(flag, &text, &e))?
     };
     let serde_json::Value::Object(file) = file else {
         return Err(err(

@@ -149,8 +149,7 @@ impl Tracker<'_> {
 }
 
 fn workload_of(init: &ProcId) -> Option<ProcId> {
-    let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", init.pid)).ok()?;
-    let pid: i32 = kids.split_whitespace().next()?.parse().ok()?;
+    let pid = nucleus_sys::raw::first_child(init.pid)?;
     Some(ProcId {
         pid,
         start: store::start_time(pid)?,

@@ -217,7 +217,7 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
 fn new_id() -> String {
     let mut b = [0u8; 8];
     nucleus_sys::raw::fill_random(&mut b);
-    nucleus_spec::otlp::hex(&b)
+    nucleus_spec::hex(&b)
 }
 
 pub fn main(
@@ -265,7 +265,7 @@ pub fn main(
     let facts = nucleus_sys::probe::detect(
         Path::new("/"),
         cfg.rootfs.as_deref(),
-        cfg.limits.cpus_milli.is_some(),
+        nucleus_spec::host::Wants::for_config(&cfg),
     );
     crate::timing::mark("probe host");
     let id = new_id();
@@ -279,12 +279,6 @@ pub fn main(
         return Ok(0);
     }
     check_paths(&cfg)?;
-    if facts.landlock_abi == 0 && cfg.service_mode.fail_closed() {
-        anyhow::bail!(
-            "landlock: not available on this kernel; {} mode refuses to start",
-            a.service_mode
-        );
-    }
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
     let store = Store::open(&lifecycle::state_root(root)?)?;
     crate::timing::mark("check paths, open store");
