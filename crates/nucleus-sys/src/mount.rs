@@ -30,8 +30,16 @@ fn under(base: &str, p: &Path) -> PathBuf {
     Path::new(base).join(p.strip_prefix("/").unwrap_or(p))
 }
 
+/// mkdir -p, costing one mkdir when the parent exists (the usual case): the recursive builder
+/// would stat after every EEXIST.
 fn mkdir_p(p: &Path, mode: u32) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(mode).create(p)
+    match fs::DirBuilder::new().mode(mode).create(p) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new().recursive(true).mode(mode).create(p)
+        }
+        r => r,
+    }
 }
 
 /// Create a mount point of the same kind as the source.
@@ -39,16 +47,25 @@ fn mountpoint(dst: &Path, is_dir: bool) -> Result<()> {
     if is_dir {
         return mkdir_p(dst, 0o755).ctx("mkdir", dst.display());
     }
-    if let Some(parent) = dst.parent() {
-        mkdir_p(parent, 0o755).ctx("mkdir", parent.display())?;
-    }
-    match fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(dst)
-    {
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(dst)
+    };
+    // The parent usually exists: make it only when the create says it does not.
+    let made = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dst.parent() {
+                mkdir_p(parent, 0o755).ctx("mkdir", parent.display())?;
+            }
+            create()
+        }
+        r => r,
+    };
+    match made {
         Ok(_) => Ok(()),
         // The mount point exists as a read-only file already (e.g. in a rootfs).
         Err(e) if e.raw_os_error() == Some(libc::EROFS) && dst.exists() => Ok(()),
@@ -146,8 +163,13 @@ fn bind_readonly(src: &Path, dst: &Path, what: &Path) -> Result<()> {
     .ctx("make read-only", what.display())
 }
 
-fn exists(p: &Path) -> bool {
-    fs::symlink_metadata(p).is_ok()
+/// A mount onto a target the sandbox lacks (this kernel has no such /proc or /sys entry):
+/// nothing to do. Asked of the mount itself, not of a stat before it.
+fn unless_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 /// Run one mount op. Container paths resolve under /newroot, host paths under /oldroot.
@@ -291,39 +313,32 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         }
         MountOp::MaskFile { dst } => {
             let d = under(NEW, dst);
-            if !exists(&d) {
-                return Ok(());
-            }
-            raw::mount(
+            unless_missing(raw::mount(
                 Some(&under(OLD, Path::new("/dev/null"))),
                 &d,
                 None,
                 libc::MS_BIND,
                 None,
-            )
+            ))
             .ctx("mask", dst.display())
         }
         MountOp::MaskDir { dst } => {
             let d = under(NEW, dst);
-            if !exists(&d) {
-                return Ok(());
-            }
-            raw::mount(
+            unless_missing(raw::mount(
                 Some(Path::new("tmpfs")),
                 &d,
                 Some("tmpfs"),
                 libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 Some("mode=0555,size=4k"),
-            )
+            ))
             .ctx("mask", dst.display())
         }
         MountOp::ReadonlyIfExists { dst } => {
             let d = under(NEW, dst);
-            if !exists(&d) {
-                return Ok(());
+            match raw::mount(Some(&d), &d, None, libc::MS_BIND | libc::MS_REC, None) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                r => r.ctx("bind", dst.display())?,
             }
-            raw::mount(Some(&d), &d, None, libc::MS_BIND | libc::MS_REC, None)
-                .ctx("bind", dst.display())?;
             raw::mount_setattr(None, &d, true, MOUNT_ATTR_RDONLY, 0, None)
                 .ctx("make read-only", dst.display())
         }
