@@ -984,20 +984,6 @@ fn child_exec(
         fail(ch, "no_new_privs", &e.to_string(), 126);
     }
     report.no_new_privs = true;
-    // A policy's `missing = "error"` holds in every mode (it is not a degradable protection).
-    for r in &plan.landlock.required {
-        if std::fs::symlink_metadata(r).is_err() {
-            fail(
-                ch,
-                "landlock",
-                &format!(
-                    "{}: does not exist in the sandbox (the policy says a missing path is an error)",
-                    r.display()
-                ),
-                126,
-            );
-        }
-    }
     match security::apply_landlock(&plan.landlock) {
         Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
         Ok(o) => {
@@ -1014,12 +1000,13 @@ fn child_exec(
                 .degraded
                 .push("landlock: not available on this kernel".into());
         }
+        // A policy's `missing = "error"` holds in every mode.
         Err(e) => {
-            if refuse {
-                fail(ch, "landlock", &e, 126);
+            if refuse || e.required {
+                fail(ch, "landlock", &e.msg, 126);
             }
             report.landlock = "not_enforced".into();
-            report.degraded.push(format!("landlock: {e}"));
+            report.degraded.push(format!("landlock: {}", e.msg));
         }
     }
     // Nothing nucleus inherited (an --events-fd, a --config-fd, the caller's descriptors)

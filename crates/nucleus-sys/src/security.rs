@@ -213,7 +213,33 @@ pub struct LandlockOutcome {
 
 /// Apply Landlock rules, negotiated down to the running kernel's ABI (best effort: rights the
 /// kernel does not know are dropped and the status says "partially_enforced").
-pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcome, String> {
+/// Why Landlock was not applied. `required` errors (a policy's `missing = "error"` path is
+/// absent) are not a degradable protection: they stop the start in every mode.
+#[derive(Debug)]
+pub struct LandlockError {
+    pub msg: String,
+    pub required: bool,
+}
+
+impl From<String> for LandlockError {
+    fn from(msg: String) -> Self {
+        LandlockError {
+            msg,
+            required: false,
+        }
+    }
+}
+
+fn is_dir_fd(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    // SAFETY: fstat on a valid fd into a zeroed stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut st) == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
+    }
+}
+
+pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcome, LandlockError> {
     let abi = ABI::V6;
     let mut rs = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
@@ -228,10 +254,13 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
         let fd = match PathFd::new(&rule.path) {
             Ok(fd) => fd,
             Err(e) if plan.required.contains(&rule.path) => {
-                return Err(format!(
-                    "{}: {e} (the policy says a missing path is an error)",
-                    rule.path.display()
-                ))
+                return Err(LandlockError {
+                    msg: format!(
+                        "{}: {e} (the policy says a missing path is an error)",
+                        rule.path.display()
+                    ),
+                    required: true,
+                })
             }
             // A rule for a path that does not exist in this sandbox grants nothing.
             Err(_) => continue,
@@ -241,10 +270,7 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
             access |= right(*r);
         }
         // Directory-only rights on a file are an error: keep only file rights for files.
-        let is_dir = std::fs::metadata(&rule.path)
-            .map(|m| m.is_dir())
-            .unwrap_or(true);
-        if !is_dir {
+        if !is_dir_fd(std::os::fd::AsFd::as_fd(&fd)) {
             access &= AccessFs::from_file(abi);
         }
         created = created
