@@ -48,6 +48,13 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
     if want.is_empty() {
         return Ok(());
     }
+    // Usually every level above already passes the controllers down (the caller's own cgroup
+    // offers them, and it is a sibling of `parent`): one write to `parent` is all it takes.
+    // Only when that fails, walk from the root and enable what each level lacks.
+    let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+    if write(parent, "cgroup.subtree_control", &all.join(" ")).is_ok() {
+        return Ok(());
+    }
     let rel = parent.strip_prefix(mount).unwrap_or(Path::new(""));
     let mut dir = mount.to_path_buf();
     let mut chain = vec![dir.clone()];
@@ -56,8 +63,8 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
         chain.push(dir.clone());
     }
     for d in chain {
-        let offered = fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
-        let enabled = fs::read_to_string(d.join("cgroup.subtree_control")).unwrap_or_default();
+        let offered = crate::raw::read_proc(d.join("cgroup.controllers")).unwrap_or_default();
+        let enabled = crate::raw::read_proc(d.join("cgroup.subtree_control")).unwrap_or_default();
         let missing: Vec<String> = want
             .iter()
             .filter(|c| offered.split_whitespace().any(|o| o == c.as_str()))
