@@ -73,23 +73,25 @@ pub fn copy_back(src: &Path, dst: &Path) -> Result<()> {
 }
 
 fn copy_dir(src: &Path, dst: &Path, owner: Option<(u32, u32)>, mirror: bool) -> Result<()> {
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in fs::read_dir(src).ctx("read directory", src.display())? {
         let e = e.ctx("read directory", src.display())?;
         let name = e.file_name();
         let (s, d) = (src.join(&name), dst.join(&name));
-        seen.push(name);
         let md = fs::symlink_metadata(&s).ctx("stat", s.display())?;
-        let existing = fs::symlink_metadata(&d).ok();
         let ft = md.file_type();
-        // Replace a host entry of another type instead of writing through it.
+        // A host entry of the same kind (directory, regular file) is updated in place; one of
+        // another kind (or a symlink) is replaced, never written through.
+        let mut existing = fs::symlink_metadata(&d).ok();
         if let Some(x) = &existing {
             let same = (ft.is_dir() && x.is_dir()) || (ft.is_file() && x.file_type().is_file());
             if !same {
-                remove(&d)?;
+                remove(&d, x.is_dir())?;
+                existing = None;
             }
         }
-        let fresh = fs::symlink_metadata(&d).is_err();
+        seen.insert(name);
+        let fresh = existing.is_none();
         let mode = md.mode() & if mirror { 0o1777 } else { 0o7777 };
         if ft.is_dir() {
             if fresh {
@@ -98,22 +100,16 @@ fn copy_dir(src: &Path, dst: &Path, owner: Option<(u32, u32)>, mirror: bool) -> 
             copy_dir(&s, &d, owner, mirror)?;
             fs::set_permissions(&d, fs::Permissions::from_mode(mode)).ctx("chmod", d.display())?;
         } else if ft.is_symlink() {
-            if !fresh {
-                remove(&d)?;
-            }
             let t = fs::read_link(&s).ctx("readlink", s.display())?;
             std::os::unix::fs::symlink(&t, &d).ctx("symlink", d.display())?;
         } else if ft.is_file() {
             let unchanged = existing.as_ref().is_some_and(|x| {
-                x.is_file()
-                    && x.len() == md.len()
-                    && x.mtime() == md.mtime()
-                    && x.mtime_nsec() == md.mtime_nsec()
+                x.len() == md.len() && x.mtime() == md.mtime() && x.mtime_nsec() == md.mtime_nsec()
             });
             if !unchanged {
                 if !fresh {
                     // Never write through an existing file that might be hard-linked elsewhere.
-                    remove(&d)?;
+                    remove(&d, false)?;
                 }
                 fs::copy(&s, &d).ctx("copy", d.display())?;
                 fs::set_permissions(&d, fs::Permissions::from_mode(mode))
@@ -123,29 +119,27 @@ fn copy_dir(src: &Path, dst: &Path, owner: Option<(u32, u32)>, mirror: bool) -> 
             // Devices, sockets and fifos are not copied.
             continue;
         }
-        if fs::symlink_metadata(&d).is_ok() {
-            if let Some((u, g)) = owner.filter(|_| fresh || !mirror) {
-                lchown(&d, Some(u), Some(g)).ctx("chown", d.display())?;
-            }
-            if !ft.is_symlink() {
-                let _ = set_times(&d, &md);
-            }
+        if let Some((u, g)) = owner.filter(|_| fresh || !mirror) {
+            lchown(&d, Some(u), Some(g)).ctx("chown", d.display())?;
+        }
+        if !ft.is_symlink() {
+            let _ = set_times(&d, &md);
         }
     }
     if mirror {
         for e in fs::read_dir(dst).ctx("read directory", dst.display())? {
             let e = e.ctx("read directory", dst.display())?;
             if !seen.contains(&e.file_name()) {
-                remove(&e.path())?;
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                remove(&e.path(), is_dir)?;
             }
         }
     }
     Ok(())
 }
 
-fn remove(p: &Path) -> Result<()> {
-    let md = fs::symlink_metadata(p).ctx("stat", p.display())?;
-    if md.is_dir() {
+fn remove(p: &Path, is_dir: bool) -> Result<()> {
+    if is_dir {
         fs::remove_dir_all(p).ctx("remove", p.display())
     } else {
         fs::remove_file(p).ctx("remove", p.display())
