@@ -48,12 +48,15 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
     if want.is_empty() {
         return Ok(());
     }
-    // Usually every level above already passes the controllers down (the caller's own cgroup
-    // offers them, and it is a sibling of `parent`): one write to `parent` is all it takes.
-    // Only when that fails, walk from the root and enable what each level lacks.
-    let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
-    if write(parent, "cgroup.subtree_control", &all.join(" ")).is_ok() {
-        return Ok(());
+    // Below the root, the levels above `parent` usually pass the controllers down already (the
+    // caller's cgroup, a sibling of the default parent, offers them): one write to `parent` is
+    // all it takes. At the root's child, or when that write fails, walk from the root and
+    // enable what each level lacks.
+    if parent.parent().is_some_and(|pp| pp != mount) {
+        let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+        if write(parent, "cgroup.subtree_control", &all.join(" ")).is_ok() {
+            return Ok(());
+        }
     }
     let rel = parent.strip_prefix(mount).unwrap_or(Path::new(""));
     let mut dir = mount.to_path_buf();
@@ -445,6 +448,48 @@ mod tests {
         let _ = fs::remove_dir_all(&t);
         fs::create_dir_all(&t).unwrap();
         Tmp(t)
+    }
+
+    /// A caller below the root (a service cgroup): its parent already passes the controllers
+    /// down, so only the new `nucleus` directory's subtree_control is written.
+    #[test]
+    fn v2_controllers_for_a_nested_caller_are_one_write() {
+        let t = tmp("v2n");
+        let m = t.0.join("cg");
+        let svc = m.join("system.slice/app.service");
+        fs::create_dir_all(&svc).unwrap();
+        fs::write(m.join("cgroup.subtree_control"), "cpu memory pids").unwrap();
+        fs::write(
+            m.join("system.slice/cgroup.subtree_control"),
+            "cpu memory pids",
+        )
+        .unwrap();
+        let host = CgroupHost {
+            v2_mount: Some(m.clone()),
+            v2_controllers: ["cpu", "memory", "pids"].map(String::from).to_vec(),
+            v2_own: Some("/system.slice/app.service".into()),
+            v1: vec![],
+        };
+        let limits = Limits {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        let leaf = "00000000000000ab";
+        let plan = CgroupPlan::build(&limits, &host, &CgroupParent::Default, leaf).unwrap();
+        let cg = Cgroup::create(&plan).unwrap();
+        let parent = m.join("system.slice/nucleus");
+        assert_eq!(cg.paths(), vec![parent.join(leaf)]);
+        let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap();
+        assert!(
+            enabled.contains("+memory") && enabled.contains("+pids"),
+            "{enabled}"
+        );
+        // The levels above were not rewritten.
+        assert_eq!(
+            fs::read_to_string(m.join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids"
+        );
+        drop(cg);
     }
 
     /// A directory tree that looks like a cgroup v2 mount (plain files, so writes just land).
