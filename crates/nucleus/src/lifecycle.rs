@@ -258,7 +258,14 @@ impl Observer for Tracker<'_> {
                     error: Some(format!("{stage}: {err}")),
                     ..Default::default()
                 });
-                // The launcher hears of it once the record is gone (`finish`).
+                if self.hold {
+                    // `start` is answered right after this: the record must already say how
+                    // it ended, so an `rm` that follows finds it stopped.
+                    self.state.status = Status::Stopped;
+                    self.state.finished_ms = Some(now_ms());
+                    self.save();
+                }
+                // `run -d`: the launcher hears of it once the record is gone (`finish`).
             }
         }
     }
