@@ -68,6 +68,10 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace (explicit opt-in; refused in strict modes).
     Host,
+    /// A veth pair to a host bridge, an address from the bridge's subnet, NAT outwards.
+    Bridge,
+    /// slirp4netns: a user-mode network stack (works without privileges).
+    Slirp,
 }
 
 impl NetworkMode {
@@ -75,13 +79,11 @@ impl NetworkMode {
         match s {
             "none" => Ok(Self::None),
             "host" => Ok(Self::Host),
-            "bridge" | "slirp" => Err(ConfigError::new(
-                "--network",
-                format!("mode {s:?} is not available in this build yet (allowed: none, host)"),
-            )),
+            "bridge" => Ok(Self::Bridge),
+            "slirp" => Ok(Self::Slirp),
             _ => Err(ConfigError::new(
                 "--network",
-                format!("unknown mode {s:?} (allowed: none, host)"),
+                format!("unknown mode {s:?} (allowed: none, host, bridge, slirp)"),
             )),
         }
     }
@@ -516,6 +518,8 @@ pub struct RunConfig {
     pub argv: Vec<String>,
     pub service_mode: ServiceMode,
     pub network: NetworkMode,
+    /// Ports, DNS, egress rules, bridge and subnets.
+    pub net: crate::net::NetConfig,
     pub rootfs: Option<PathBuf>,
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,

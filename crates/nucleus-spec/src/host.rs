@@ -27,7 +27,7 @@ pub struct Wants {
     pub cpus: bool,
     /// `--time-offset`: whether the kernel has time namespaces.
     pub time_ns: bool,
-    /// `--network host`: the host's resolv.conf.
+    /// `--network host|bridge|slirp`: the host's resolv.conf.
     pub resolv_conf: bool,
     /// `--rootfs`: whether the host has CA certificates to lend.
     pub ca_certs: bool,
@@ -40,7 +40,7 @@ impl Wants {
         Wants {
             cpus: cfg.limits.cpus_milli.is_some(),
             time_ns: cfg.time_offset.is_some(),
-            resolv_conf: cfg.network == crate::config::NetworkMode::Host,
+            resolv_conf: cfg.network != crate::config::NetworkMode::None,
             ca_certs: cfg.rootfs.is_some(),
             kernel: cfg.seccomp_profile.is_some(),
         }

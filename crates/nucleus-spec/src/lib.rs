@@ -9,10 +9,13 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod dns;
 pub mod etc;
 pub mod host;
 pub mod landlock;
 pub mod mounts;
+pub mod net;
+pub mod nft;
 pub mod otlp;
 pub mod plan;
 pub mod policy;

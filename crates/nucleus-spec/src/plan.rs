@@ -104,6 +104,9 @@ pub struct Plan {
     pub namespaces: Namespaces,
     pub idmap: IdMapPlan,
     pub network: NetworkMode,
+    /// Bridge or slirp, egress rules, the runtime's resolver (empty for none and host).
+    #[serde(default)]
+    pub net: crate::net::NetPlan,
     pub hostname: String,
     pub root: RootSource,
     pub mounts: Vec<MountOp>,
@@ -268,6 +271,13 @@ impl Plan {
         if let Some(h) = &cfg.hostname {
             RunConfig::validate_hostname(h)?;
         }
+        let net = crate::net::NetPlan::build(
+            cfg.network,
+            &cfg.net,
+            mode,
+            facts.host_resolv_conf.as_deref(),
+            id,
+        )?;
         cfg.limits.validate(facts.cpus)?;
         let mut warnings = Vec::new();
         let cgroup = CgroupPlan::build(&cfg.limits, &facts.cgroup, &cfg.cgroup_parent, id);
@@ -408,6 +418,7 @@ impl Plan {
         let resolv = match cfg.network {
             NetworkMode::Host => facts.host_resolv_conf.clone().unwrap_or_default(),
             NetworkMode::None => etc::resolv_conf_offline(),
+            NetworkMode::Bridge | NetworkMode::Slirp => net.resolv_conf.clone(),
         };
         let files = [
             (
@@ -883,7 +894,7 @@ impl Plan {
                 user: true,
                 pid: true,
                 mount: true,
-                net: cfg.network == NetworkMode::None,
+                net: cfg.network != NetworkMode::Host,
                 uts: true,
                 ipc: true,
                 cgroup: true,
@@ -891,6 +902,7 @@ impl Plan {
             },
             idmap,
             network: cfg.network,
+            net,
             hostname,
             root,
             mounts: m,

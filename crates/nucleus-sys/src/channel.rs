@@ -25,6 +25,8 @@ pub enum ToChild {
         sync: bool,
         /// `create`: the workload waits for [`START`] on the ExecSync socket before exec.
         hold: bool,
+        /// Bridge mode: the addresses the sandbox configures on eth0.
+        net: Option<crate::net::Assigned>,
     },
 }
 
@@ -57,6 +59,11 @@ pub enum FromChild {
     Listener(i32),
     /// The workload ended (sent by init).
     Exited(WaitStatus),
+    /// Egress supervision sockets made in the sandbox's network namespace (fds attached in
+    /// this order, each when true): the resolver's UDP and TCP listeners on loopback port 53,
+    /// a nfnetlink socket for the resolver's address sets, and the NFLOG socket of refused
+    /// packets.
+    NetWatch { resolver: bool, log: bool },
 }
 
 pub struct Channel {

@@ -11,6 +11,7 @@ pub mod init;
 pub mod join;
 pub mod mount;
 pub mod net;
+pub mod netwatch;
 pub mod notify;
 pub mod otlp;
 pub mod probe;

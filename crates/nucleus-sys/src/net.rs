@@ -1,7 +1,27 @@
-//! Network bits that run inside the sandbox's own network namespace.
+//! Networking mechanism: netlink (links, addresses, routes; nftables batches compiled by
+//! `nucleus_spec::nft`), address claims, the host side of a bridged sandbox, slirp4netns.
 
-use crate::error::{Context, Result};
+use crate::error::{other, Context, Result};
+use crate::raw;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use nucleus_spec::net::{BridgePlan, Cidr, SANDBOX_IFACE};
+use serde::{Deserialize, Serialize};
+use std::fs;
 use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 /// Bring `lo` up (a fresh network namespace starts with it down).
 pub fn loopback_up() -> Result<()> {
@@ -30,4 +50,542 @@ pub fn loopback_up() -> Result<()> {
         }
     };
     r.ctx("bring up", "lo")
+}
+
+/// A netlink socket of one protocol, in the network namespace it was opened in.
+pub struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Netlink {
+    pub fn open(protocol: libc::c_int) -> io::Result<Self> {
+        // SAFETY: socket() has no memory arguments.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                protocol,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by socket() and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self::from_fd(fd))
+    }
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        let mut seed = [0u8; 4];
+        raw::fill_random(&mut seed);
+        Self {
+            fd,
+            // Room below u32::MAX for a long life of batches.
+            seq: u32::from_ne_bytes(seed) >> 2,
+        }
+    }
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+    /// The next free sequence number, reserving `n`.
+    pub fn reserve(&mut self, n: u32) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(n);
+        s
+    }
+    /// Send `buf` (one datagram of messages) and wait for the acknowledgement of `last`; the
+    /// first error of a message in `first..=last` is returned. Answers to older requests are
+    /// skipped.
+    pub fn transact(&mut self, buf: &[u8], first: u32, last: u32) -> io::Result<()> {
+        // SAFETY: buf is a valid buffer of the given length; no destination address (the
+        // kernel).
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize != buf.len() {
+            return Err(io::Error::other("short netlink send"));
+        }
+        let mut rb = vec![0u8; 64 * 1024];
+        loop {
+            let n = raw::read(self.fd.as_fd(), &mut rb)?;
+            let mut i = 0;
+            while i + 16 <= n {
+                let word = |o: usize| u32::from_ne_bytes([rb[o], rb[o + 1], rb[o + 2], rb[o + 3]]);
+                let len = word(i) as usize;
+                let ty = u16::from_ne_bytes([rb[i + 4], rb[i + 5]]);
+                let seq = word(i + 8);
+                if len < 16 || i + len > n {
+                    break;
+                }
+                let mine = seq.wrapping_sub(first) <= last.wrapping_sub(first);
+                if mine && ty == libc::NLMSG_ERROR as u16 && len >= 20 {
+                    let err = word(i + 16) as i32;
+                    if err != 0 {
+                        return Err(io::Error::from_raw_os_error(-err));
+                    }
+                    if seq == last {
+                        return Ok(());
+                    }
+                }
+                i += (len + 3) & !3;
+            }
+        }
+    }
+    /// One rtnetlink request; `ok` lists errnos that count as success (EEXIST for "ensure").
+    fn route(&mut self, msg: RouteNetlinkMessage, flags: u16, ok: &[i32]) -> io::Result<()> {
+        let seq = self.reserve(1);
+        let mut h = NetlinkHeader::default();
+        h.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        h.sequence_number = seq;
+        let mut m = NetlinkMessage::new(h, NetlinkPayload::from(msg));
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        match self.transact(&buf, seq, seq) {
+            Err(e) if e.raw_os_error().is_some_and(|c| ok.contains(&c)) => Ok(()),
+            r => r,
+        }
+    }
+}
+
+pub fn index_of(name: &str) -> io::Result<u32> {
+    let c = raw::cstr(name)?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i)
+    }
+}
+
+fn link(index: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m
+}
+
+fn up(index: u32) -> LinkMessage {
+    let mut m = link(index);
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m
+}
+
+fn address(index: u32, ip: IpAddr, prefix: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(ip));
+    m.attributes.push(AddressAttribute::Address(ip));
+    if ip.is_ipv6() {
+        // No duplicate address detection: the address is ours by claim, and DAD would hold
+        // it "tentative" (unusable) for a second or more.
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    m
+}
+
+fn default_route(index: u32, gw: IpAddr) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if gw.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.table = libc::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.attributes.push(RouteAttribute::Gateway(match gw {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }));
+    m.attributes.push(RouteAttribute::Oif(index));
+    m
+}
+
+fn write_sysctl(path: &str, want: &str) -> Result<()> {
+    match fs::read_to_string(path) {
+        Ok(v) if v.trim() == want => Ok(()),
+        _ => fs::write(path, want).ctx("write", path),
+    }
+}
+
+/// An address (IPv4 and, when the bridge has IPv6, the same index in its IPv6 range) held by
+/// one sandbox: a symlink `CLAIMS/INDEX` whose text names the holder (id, pid, start time).
+/// Removed on drop; a claim whose holder died is taken over.
+pub struct Claim {
+    path: PathBuf,
+    pub index: u32,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Who holds a claim: the runtime process that supervises the sandbox.
+fn holder_text(id: &str) -> String {
+    let me = crate::store::this_process();
+    format!("{id} {} {}", me.pid, me.start)
+}
+
+fn holder_alive(text: &str) -> bool {
+    let mut w = text.split(' ');
+    let (_, pid, start) = (w.next(), w.next(), w.next());
+    match (
+        pid.and_then(|p| p.parse().ok()),
+        start.and_then(|s| s.parse().ok()),
+    ) {
+        (Some(pid), Some(start)) => {
+            crate::store::alive(&nucleus_spec::state::ProcId { pid, start })
+        }
+        _ => false,
+    }
+}
+
+impl Claim {
+    pub fn acquire(dir: &Path, subnet: &Cidr, id: &str) -> Result<Claim> {
+        fs::create_dir_all(dir).ctx("create", dir.display())?;
+        let count = subnet.host_count();
+        let mut r = [0u8; 4];
+        raw::fill_random(&mut r);
+        let start = u32::from_ne_bytes(r) % count;
+        let text = holder_text(id);
+        for k in 0..count {
+            // Index 1 is the gateway; sandboxes get 2..=count+1.
+            let index = 2 + (start + k) % count;
+            let path = dir.join(index.to_string());
+            match std::os::unix::fs::symlink(&text, &path) {
+                Ok(()) => return Ok(Claim { path, index }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if Self::take_stale(dir, &path, &text)? {
+                        return Ok(Claim { path, index });
+                    }
+                }
+                Err(e) => return Err(e).ctx("claim an address in", dir.display()),
+            }
+        }
+        Err(other(
+            "claim an address",
+            format!("every address of {subnet} is in use"),
+        ))
+    }
+
+    /// Replace a claim whose holder is dead, under the directory's lock (so two runs that
+    /// both saw it stale cannot both take it).
+    fn take_stale(dir: &Path, path: &Path, text: &str) -> Result<bool> {
+        let old = match fs::read_link(path) {
+            Ok(t) => t.to_string_lossy().into_owned(),
+            Err(_) => return Ok(false),
+        };
+        if holder_alive(&old) {
+            return Ok(false);
+        }
+        let d = fs::File::open(dir).ctx("open", dir.display())?;
+        // SAFETY: flock on an open descriptor; released when `d` closes.
+        if unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error()).ctx("lock", dir.display());
+        }
+        match fs::read_link(path) {
+            Ok(t) if t.to_string_lossy() == old => {
+                fs::remove_file(path).ctx("remove stale claim", path.display())?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(std::os::unix::fs::symlink(text, path).is_ok())
+    }
+
+    /// Remove the claims of sandbox `id` (its supervisor died without cleaning up).
+    pub fn release_all(dir: &Path, id: &str) {
+        let Ok(bridges) = fs::read_dir(dir) else {
+            return;
+        };
+        for b in bridges.flatten() {
+            let Ok(claims) = fs::read_dir(b.path()) else {
+                continue;
+            };
+            for c in claims.flatten() {
+                if let Ok(t) = fs::read_link(c.path()) {
+                    let t = t.to_string_lossy();
+                    if t.split(' ').next() == Some(id) && !holder_alive(&t) {
+                        let _ = fs::remove_file(c.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the sandbox side configures on its interface (bridge mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    /// (address, prefix length, gateway) per family.
+    pub v4: (IpAddr, u8, IpAddr),
+    pub v6: Option<(IpAddr, u8, IpAddr)>,
+}
+
+impl Assigned {
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        std::iter::once(self.v4.0)
+            .chain(self.v6.map(|v| v.0))
+            .collect()
+    }
+}
+
+/// The host side of a bridged sandbox, alive as long as the sandbox: the address claim and the
+/// netlink socket owning the sandbox's nftables table (closing it removes the table).
+pub struct HostSide {
+    pub assigned: Assigned,
+    _claim: Claim,
+    _nft: Netlink,
+}
+
+/// Make sure the bridge exists, is up and has the gateway addresses; turn on forwarding.
+fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
+    let index = match index_of(&b.name) {
+        Ok(i) => i,
+        Err(_) => {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(b.name.clone()));
+            m.attributes
+                .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                    InfoKind::Bridge,
+                )]));
+            rt.route(
+                RouteNetlinkMessage::NewLink(m),
+                NLM_F_CREATE | NLM_F_EXCL,
+                &[libc::EEXIST],
+            )
+            .ctx("create bridge", &b.name)?;
+            index_of(&b.name).ctx("find bridge", &b.name)?
+        }
+    };
+    for s in std::iter::once(&b.subnet4).chain(b.subnet6.iter()) {
+        rt.route(
+            RouteNetlinkMessage::NewAddress(address(index, s.nth(1), s.prefix)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &[libc::EEXIST],
+        )
+        .ctx("add gateway address to", &b.name)?;
+    }
+    rt.route(RouteNetlinkMessage::SetLink(up(index)), 0, &[])
+        .ctx("bring up", &b.name)?;
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    if b.subnet6.is_some() {
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+    }
+    if !b.ports.is_empty() {
+        // Published ports reached at 127.0.0.1 are routed out through the bridge.
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", b.name),
+            "1",
+        )?;
+    }
+    Ok(index)
+}
+
+/// Bridge mode, host side, before the sandbox configures itself: claim an address, make sure
+/// the bridge is there, create the veth pair with its far end (named eth0) in the sandbox's
+/// network namespace, and install the sandbox's NAT and published ports.
+pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<HostSide> {
+    let claim = Claim::acquire(&b.claims_dir, &b.subnet4, id)?;
+    let v4 = (
+        b.subnet4.nth(claim.index),
+        b.subnet4.prefix,
+        b.subnet4.nth(1),
+    );
+    let v6 = b.subnet6.map(|s| (s.nth(claim.index), s.prefix, s.nth(1)));
+    let assigned = Assigned { v4, v6 };
+    let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    let br = ensure_bridge(&mut rt, b)?;
+    let mut peer = LinkMessage::default();
+    peer.attributes
+        .push(LinkAttribute::IfName(SANDBOX_IFACE.into()));
+    peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
+    let mut m = up(0);
+    m.attributes
+        .push(LinkAttribute::IfName(b.host_iface.clone()));
+    m.attributes.push(LinkAttribute::Controller(br));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    rt.route(
+        RouteNetlinkMessage::NewLink(m),
+        NLM_F_CREATE | NLM_F_EXCL,
+        &[],
+    )
+    .ctx("create veth", &b.host_iface)?;
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    let seq = nft.reserve(1000);
+    let (batch, first, last) =
+        nucleus_spec::nft::host_table(&b.table, &b.name, &assigned.addrs(), &b.ports, seq);
+    if let Err(e) = nft.transact(&batch, first, last) {
+        // The veth goes with the sandbox's namespace; the table was never made.
+        let _ = rt.route(
+            RouteNetlinkMessage::DelLink(link(index_of(&b.host_iface).unwrap_or(0))),
+            0,
+            &[],
+        );
+        return Err(e).ctx("install nftables table", &b.table);
+    }
+    Ok(HostSide {
+        assigned,
+        _claim: claim,
+        _nft: nft,
+    })
+}
+
+/// Bridge mode, sandbox side: address, link up, default routes on eth0.
+pub fn configure_sandbox(a: &Assigned) -> Result<()> {
+    let index = index_of(SANDBOX_IFACE).ctx("find", SANDBOX_IFACE)?;
+    let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    for (ip, prefix, _) in std::iter::once(&a.v4).chain(a.v6.iter()) {
+        rt.route(
+            RouteNetlinkMessage::NewAddress(address(index, *ip, *prefix)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &[],
+        )
+        .ctx("add address", ip)?;
+    }
+    rt.route(RouteNetlinkMessage::SetLink(up(index)), 0, &[])
+        .ctx("bring up", SANDBOX_IFACE)?;
+    for (_, _, gw) in std::iter::once(&a.v4).chain(a.v6.iter()) {
+        rt.route(
+            RouteNetlinkMessage::NewRoute(default_route(index, *gw)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &[],
+        )
+        .ctx("add default route via", gw)?;
+    }
+    Ok(())
+}
+
+/// Install the egress ruleset in the current network namespace.
+pub fn install_egress(e: &nucleus_spec::nft::Egress) -> Result<()> {
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    let seq = nft.reserve(1000);
+    let (batch, first, last) = e.batch(seq);
+    nft.transact(&batch, first, last)
+        .ctx("install nftables table", nucleus_spec::nft::EGRESS_TABLE)
+}
+
+/// slirp4netns serving the sandbox's network namespace; it exits when this is dropped (its
+/// exit descriptor closes), and is reaped then.
+pub struct Slirp {
+    child: std::process::Child,
+    _exit: OwnedFd,
+    api: PathBuf,
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        // Dropping `_exit` after this body ends it too; be sure it is gone before returning.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.api);
+    }
+}
+
+impl Slirp {
+    pub fn start(p: &nucleus_spec::net::SlirpPlan, pid: libc::pid_t) -> Result<Slirp> {
+        let (ready_rd, ready_wr) = raw::pipe().ctx("pipe", "slirp4netns")?;
+        let (exit_rd, exit_wr) = raw::pipe().ctx("pipe", "slirp4netns")?;
+        raw::inheritable(ready_wr.as_fd()).ctx("fcntl", "slirp4netns")?;
+        raw::inheritable(exit_rd.as_fd()).ctx("fcntl", "slirp4netns")?;
+        if let Some(d) = p.api_socket.parent() {
+            fs::create_dir_all(d).ctx("create", d.display())?;
+        }
+        let _ = fs::remove_file(&p.api_socket);
+        let mut cmd = std::process::Command::new("slirp4netns");
+        cmd.arg("--configure")
+            .arg("--mtu=65520")
+            .arg("--disable-host-loopback")
+            .arg(format!("--ready-fd={}", ready_wr.as_raw_fd()))
+            .arg(format!("--exit-fd={}", exit_rd.as_raw_fd()))
+            .arg("--api-socket")
+            .arg(&p.api_socket)
+            .arg(pid.to_string())
+            .arg(nucleus_spec::net::SLIRP_IFACE)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                io::Error::new(
+                    e.kind(),
+                    "slirp4netns is not installed (Debian: apt-get install slirp4netns)",
+                )
+            } else {
+                e
+            }
+        });
+        let child = child.ctx("start", "slirp4netns")?;
+        drop(ready_wr);
+        drop(exit_rd);
+        let mut s = Slirp {
+            child,
+            _exit: exit_wr,
+            api: p.api_socket.clone(),
+        };
+        let mut b = [0u8; 1];
+        let ready = raw::poll_read(&[ready_rd.as_raw_fd()], 10_000)
+            .ok()
+            .filter(|r| r[0] != 0)
+            .and_then(|_| raw::read(ready_rd.as_fd(), &mut b).ok());
+        if ready != Some(1) {
+            let status = s.child.try_wait().ok().flatten();
+            return Err(other(
+                "start slirp4netns",
+                match status {
+                    Some(st) => format!("it exited ({st}) before the network was ready"),
+                    None => "the network was not ready within 10 s".to_string(),
+                },
+            ));
+        }
+        for port in &p.ports {
+            s.forward(port)?;
+        }
+        Ok(s)
+    }
+
+    fn forward(&mut self, p: &nucleus_spec::net::PortMap) -> Result<()> {
+        let req = serde_json::json!({
+            "execute": "add_hostfwd",
+            "arguments": {
+                "proto": p.proto.as_str(),
+                "host_addr": p.host_ip.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                "host_port": p.host_port,
+                "guest_port": p.ctr_port,
+            }
+        });
+        let mut c = std::os::unix::net::UnixStream::connect(&self.api)
+            .ctx("connect", self.api.display())?;
+        use std::io::{Read, Write};
+        c.write_all(req.to_string().as_bytes())
+            .ctx("write", self.api.display())?;
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut out = String::new();
+        c.read_to_string(&mut out).ctx("read", self.api.display())?;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        if let Some(e) = v.get("error") {
+            return Err(other(
+                "publish port",
+                format!("{}:{}: {}", p.host_port, p.ctr_port, e),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -23,6 +23,7 @@ use crate::idslot::{IdSlot, WIDTH};
 use crate::init;
 use crate::mount::{self, Prepared, Switched};
 use crate::net;
+use crate::netwatch;
 use crate::notify;
 use crate::raw::{
     self, Forked, WaitStatus, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID,
@@ -58,6 +59,8 @@ pub trait Observer {
     fn applied(&mut self, _report: &SecurityReport) {}
     /// A protection or limit decided on is not applied (agent mode goes on).
     fn degraded(&mut self, _what: &str) {}
+    /// Egress the sandbox's policy refused (a name or a destination), rate-limited.
+    fn egress_refused(&mut self, _what: &str) {}
     /// The sandbox exists (its init has `pid` on the host) and was told to go.
     fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
     /// Detached sandboxes: the workload's exec succeeded (None) or failed (code, stage, error).
@@ -349,6 +352,15 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         c.add(pid).map_err(kill_child)?;
     }
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
+    // Bridge mode: the veth's far end must be in the sandbox before it configures itself.
+    let host_net = match &plan.net.bridge {
+        Some(b) => Some(net::bridge_host_side(b, &plan.id, pid).map_err(kill_child)?),
+        None => None,
+    };
+    let slirp = match &plan.net.slirp {
+        Some(s) => Some(net::Slirp::start(s, pid).map_err(kill_child)?),
+        None => None,
+    };
     let host_base = slot.as_ref().map(|s| s.host_base());
     let (binds, prepared) =
         parent_idmapped_mounts(plan, pid, &trees, host_base, obs).map_err(kill_child)?;
@@ -364,6 +376,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
             unshare_cgroup: by_pid && plan.namespaces.cgroup,
             sync: detach.is_some(),
             hold: detach.is_some_and(|d| d.hold),
+            net: host_net.as_ref().map(|h| h.assigned.clone()),
         },
         &fds,
     )
@@ -382,15 +395,9 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         waiters: vec![],
         result: None,
     });
-    let mut out = parent_wait(
-        pid,
-        &pidfd,
-        &pch,
-        &sfd,
-        obs,
-        control.as_mut(),
-        plan.seccomp_notify.as_ref(),
-    )?;
+    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan)?;
+    drop(slirp);
+    drop(host_net);
     if let Some(c) = cgroup {
         out.usage = c.usage();
         if let Err(e) = c.remove() {
@@ -423,6 +430,8 @@ struct Collected {
     listener_at: Option<i32>,
     pty: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
+    /// Egress supervision sockets from the sandbox, not yet served.
+    watch: Option<(Vec<OwnedFd>, bool)>,
 }
 
 impl Collected {
@@ -439,6 +448,7 @@ impl Collected {
             }
             Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
             Ok(Some((FromChild::Listener(n), _))) => self.listener_at = Some(n),
+            Ok(Some((FromChild::NetWatch { log, .. }, fds))) => self.watch = Some((fds, log)),
             Ok(Some((FromChild::Exited(st), _))) => {
                 self.status = Some(st);
                 obs.workload_exited();
@@ -541,7 +551,7 @@ pub(crate) fn wait(
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    parent_wait(pid, pidfd, ch, sfd, obs, None, plan.seccomp_notify.as_ref())
+    parent_wait(pid, pidfd, ch, sfd, obs, None, plan)
 }
 
 /// Copy the workload's seccomp listener: descriptor `n` of init's child (the workload) or,
@@ -577,9 +587,12 @@ fn parent_wait(
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
     mut control: Option<&mut Control<'_>>,
-    seccomp_notify: Option<&SeccompNotify>,
+    plan: &Plan,
 ) -> Result<Outcome> {
+    let seccomp_notify = plan.seccomp_notify.as_ref();
+    let resolver = plan.net.resolver.as_ref();
     let mut got = Collected::default();
+    let mut watcher: Option<netwatch::Watcher> = None;
     let mut ch_open = true;
     let mut stdin_open = true;
     let console = control.as_ref().and_then(|c| c.console);
@@ -590,6 +603,9 @@ fn parent_wait(
     let mut listener: Option<OwnedFd> = None;
     let mut pty_open = true;
     loop {
+        if let Some((fds, log)) = got.watch.take() {
+            watcher = Some(netwatch::Watcher::spawn(resolver.cloned(), fds, log)?);
+        }
         if let Some(n) = got.listener_at.take().filter(|n| *n >= 0) {
             // None: the workload said it has no listener after all (its filter failed).
             if let Some(l) = fetch_listener(pid, n, ch.raw()).ctx("take the seccomp listener", n)? {
@@ -615,8 +631,17 @@ fn parent_wait(
             .as_ref()
             .map(|c| slot(&mut fds, c.listener.as_raw_fd()));
         let notify_i = listener.as_ref().map(|l| slot(&mut fds, l.as_raw_fd()));
+        let watch_i = watcher
+            .as_ref()
+            .map(|w| slot(&mut fds, w.reports.as_raw_fd()));
         let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
+        if let (true, Some(w)) = (ready(watch_i), &watcher) {
+            let mut b = [0u8; 512];
+            if let Ok(n) = w.reports.recv(&mut b) {
+                obs.egress_refused(&String::from_utf8_lossy(&b[..n]));
+            }
+        }
         if rev[0] != 0 {
             ch_open = got.absorb(ch, obs, console);
             if std::mem::take(&mut got.kill) {
@@ -706,6 +731,12 @@ fn parent_wait(
             let init_status = raw::waitpid(pid, false)
                 .ctx("wait", "sandbox init")?
                 .map(|(_, s)| s);
+            // Its sockets hold the sandbox's network namespace (and so its addresses).
+            if let Some(w) = watcher.take() {
+                for line in w.stop() {
+                    obs.egress_refused(&line);
+                }
+            }
             let status = got
                 .status
                 .or(init_status)
@@ -796,7 +827,7 @@ struct GoFlags {
 }
 
 fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
-    let (idmapped, trees, unshare_cgroup, go) = match ch.recv::<ToChild>() {
+    let (idmapped, trees, unshare_cgroup, go, assigned) = match ch.recv::<ToChild>() {
         Ok(Some((
             ToChild::Go {
                 idmapped,
@@ -804,6 +835,7 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
                 unshare_cgroup,
                 sync,
                 hold,
+                net,
             },
             mut fds,
         ))) if fds.len() == idmapped + prepared => {
@@ -814,6 +846,7 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
                 trees,
                 unshare_cgroup,
                 GoFlags { sync, hold },
+                net,
             )
         }
         // The runtime is gone or broken: nothing to report to.
@@ -873,6 +906,29 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     }
     if plan.namespaces.net {
         stage("network", net::loopback_up())?;
+    }
+    if let Some(a) = &assigned {
+        stage("network", net::configure_sandbox(a))?;
+    }
+    if let Some(e) = &plan.net.egress {
+        stage("egress policy", net::install_egress(e))?;
+    }
+    if plan.net.egress.is_some() || plan.net.resolver.is_some() {
+        let w = stage(
+            "egress policy",
+            netwatch::WatchSockets::open(plan.net.resolver.is_some(), plan.net.egress.is_some()),
+        )?;
+        stage(
+            "egress policy",
+            ch.send(
+                &FromChild::NetWatch {
+                    resolver: w.resolver.is_some(),
+                    log: w.log.is_some(),
+                },
+                &w.fds(),
+            )
+            .ctx("send", "egress sockets"),
+        )?;
     }
     stage("mounts", mount::stage())?;
     stage("mounts", mount::make_root(&plan.root))?;

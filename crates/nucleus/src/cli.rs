@@ -233,9 +233,38 @@ pub struct RunArgs {
     /// Security tier: agent, strict-agent or production.
     #[arg(long, default_value = "agent")]
     pub service_mode: String,
-    /// Network: none (only lo) or host.
+    /// Network: none (only lo), host, bridge (veth to a host bridge, NAT) or slirp
+    /// (slirp4netns, also without privileges).
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CTR_PORT[/tcp|udp] (repeatable; bridge, slirp).
+    #[arg(long = "publish", short = 'p')]
+    pub publish: Vec<String>,
+    /// Nameserver for the sandbox, or upstream of the runtime's resolver (repeatable).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Allow egress to this address or CIDR range (repeatable; any allow rule denies the rest).
+    #[arg(long)]
+    pub egress_allow: Vec<String>,
+    /// Allow egress to what this name resolves to: NAME or *.NAME (repeatable; DNS goes to the
+    /// runtime's resolver, which answers allowed names only).
+    #[arg(long)]
+    pub egress_domain: Vec<String>,
+    /// Restrict allowed egress to these TCP ports (repeatable).
+    #[arg(long)]
+    pub egress_tcp_port: Vec<String>,
+    /// Restrict allowed egress to these UDP ports (repeatable).
+    #[arg(long)]
+    pub egress_udp_port: Vec<String>,
+    /// Host bridge for --network bridge (created when missing).
+    #[arg(long, default_value = nucleus_spec::net::DEFAULT_BRIDGE)]
+    pub bridge: String,
+    /// IPv4 range of the bridge (its first address is the gateway).
+    #[arg(long, default_value = nucleus_spec::net::DEFAULT_SUBNET4)]
+    pub subnet: String,
+    /// IPv6 range of the bridge, or "none" for IPv4 only.
+    #[arg(long, default_value = nucleus_spec::net::DEFAULT_SUBNET6)]
+    pub subnet6: String,
     /// Root filesystem directory (default: a tmpfs with the host's /usr, /bin, /lib* read-only).
     #[arg(long)]
     pub rootfs: Option<PathBuf>,

@@ -226,6 +226,18 @@ impl Observer for Tracker<'_> {
                 .is_ok();
         }
     }
+    fn egress_refused(&mut self, what: &str) {
+        self.say(what);
+        let (kind, target) = what.split_once(": ").unwrap_or(("egress refused", what));
+        self.events.emit(
+            "egress_refused",
+            &self.state.id,
+            serde_json::json!({
+                "kind": if kind.starts_with("dns") { "dns" } else { "packet" },
+                "target": target,
+            }),
+        );
+    }
     fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
         self.say(&format!(
             "seccomp: denied {syscall} (errno {errno}) to pid {pid}"

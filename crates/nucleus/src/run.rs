@@ -12,6 +12,7 @@ use nucleus_spec::config::{
     parse_size, ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig,
     ServiceMode, TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
 };
+use nucleus_spec::net::NetConfig;
 use nucleus_spec::state::validate_name;
 use nucleus_spec::{Plan, RunConfig};
 use nucleus_sys::sandbox;
@@ -65,6 +66,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         argv: a.command.clone(),
         service_mode: ServiceMode::parse(&a.service_mode)?,
         network: NetworkMode::parse(&a.network)?,
+        net: net_config(a)?,
         rootfs: a.rootfs.clone(),
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
@@ -133,6 +135,53 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
                 .collect::<Result<_, _>>()?,
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
+    })
+}
+
+fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {
+    use nucleus_spec::net::{validate_ifname, Cidr, DomainRule, EgressConfig, PortMap};
+    let ports = |flag: &str, v: &[String]| -> Result<Vec<u16>, ConfigError> {
+        v.iter()
+            .map(|p| EgressConfig::parse_port(p, flag))
+            .collect()
+    };
+    validate_ifname(&a.bridge)?;
+    Ok(NetConfig {
+        publish: a
+            .publish
+            .iter()
+            .map(|p| PortMap::parse(p))
+            .collect::<Result<_, _>>()?,
+        dns: a
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse().map_err(|_| {
+                    ConfigError::new("--dns", format!("{d:?} is not an IPv4 or IPv6 address"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        egress: EgressConfig {
+            allow: a
+                .egress_allow
+                .iter()
+                .map(|c| Cidr::parse(c, "--egress-allow"))
+                .collect::<Result<_, _>>()?,
+            domains: a
+                .egress_domain
+                .iter()
+                .map(|d| DomainRule::parse(d))
+                .collect::<Result<_, _>>()?,
+            tcp_ports: ports("--egress-tcp-port", &a.egress_tcp_port)?,
+            udp_ports: ports("--egress-udp-port", &a.egress_udp_port)?,
+        },
+        bridge: a.bridge.clone(),
+        subnet4: Cidr::parse(&a.subnet, "--subnet")?,
+        subnet6: match a.subnet6.as_str() {
+            "none" => None,
+            s => Some(Cidr::parse(s, "--subnet6")?),
+        },
+        state_dir: PathBuf::from("/run/nucleus/net"),
     })
 }
 
@@ -269,6 +318,8 @@ pub fn main(
     );
     crate::timing::mark("probe host");
     let id = new_id();
+    let state_root = lifecycle::state_root(root)?;
+    cfg.net.state_dir = state_root.join("net");
     let plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");
     if a.dry_run {
@@ -280,7 +331,7 @@ pub fn main(
     }
     check_paths(&cfg)?;
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
-    let store = Store::open(&lifecycle::state_root(root)?)?;
+    let store = Store::open(&state_root)?;
     crate::timing::mark("check paths, open store");
     for w in &plan.warnings {
         log.warn(w);

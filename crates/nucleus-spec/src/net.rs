@@ -1,0 +1,640 @@
+//! Networking decisions: published ports, address ranges, egress rules, the sandbox's DNS, and
+//! the address an index in a subnet stands for. Parsed once at the edge; every error names the
+//! flag and what is allowed.
+
+use crate::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The default bridge and its address ranges (the gateway is the first address of each).
+pub const DEFAULT_BRIDGE: &str = "nucleus0";
+pub const DEFAULT_SUBNET4: &str = "10.88.0.0/16";
+pub const DEFAULT_SUBNET6: &str = "fd8e:7c1a:5b3d::/64";
+/// The name of the interface a sandbox sees (bridge mode).
+pub const SANDBOX_IFACE: &str = "eth0";
+/// slirp4netns's fixed addresses (its defaults with `--configure`).
+pub const SLIRP_IFACE: &str = "tap0";
+pub const SLIRP_ADDR4: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
+pub const SLIRP_DNS4: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+        }
+    }
+}
+
+/// `-p [HOST_IP:]HOST_PORT:CTR_PORT[/tcp|udp]` (an IPv6 host address in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMap {
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub ctr_port: u16,
+    pub proto: Proto,
+}
+
+fn port(s: &str, what: &str, flag: &str) -> Result<u16, ConfigError> {
+    match s.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(ConfigError::new(
+            flag,
+            format!("{what} {s:?} is not a port (1-65535)"),
+        )),
+    }
+}
+
+impl PortMap {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        const F: &str = "--publish";
+        let bad = || {
+            ConfigError::new(
+                F,
+                format!("{s:?} is not [HOST_IP:]HOST_PORT:CTR_PORT[/tcp|udp]"),
+            )
+        };
+        let (spec, proto) = match s.rsplit_once('/') {
+            Some((a, "tcp")) => (a, Proto::Tcp),
+            Some((a, "udp")) => (a, Proto::Udp),
+            Some((_, p)) => {
+                return Err(ConfigError::new(
+                    F,
+                    format!("{s:?}: unknown protocol {p:?} (allowed: tcp, udp)"),
+                ))
+            }
+            None => (s, Proto::Tcp),
+        };
+        let (host_ip, rest) = if let Some(r) = spec.strip_prefix('[') {
+            let (ip, rest) = r.split_once("]:").ok_or_else(bad)?;
+            let ip: Ipv6Addr = ip.parse().map_err(|_| {
+                ConfigError::new(F, format!("{s:?}: {ip:?} is not an IPv6 address"))
+            })?;
+            (Some(IpAddr::V6(ip)), rest)
+        } else {
+            match spec.matches(':').count() {
+                1 => (None, spec),
+                2 => {
+                    let (ip, rest) = spec.split_once(':').ok_or_else(bad)?;
+                    let ip: Ipv4Addr = ip.parse().map_err(|_| {
+                        ConfigError::new(F, format!("{s:?}: {ip:?} is not an IPv4 address"))
+                    })?;
+                    (Some(IpAddr::V4(ip)), rest)
+                }
+                _ => return Err(bad()),
+            }
+        };
+        let (h, c) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            host_ip,
+            host_port: port(h, "host port", F)?,
+            ctr_port: port(c, "container port", F)?,
+            proto,
+        })
+    }
+}
+
+/// An address range: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str, flag: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError::new(flag, format!("{s:?} {why}"));
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| bad("is not an address or ADDRESS/PREFIX"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(bad(&format!("has a bad prefix length (0-{max})"))),
+            },
+        };
+        let c = Self { addr, prefix };
+        if c.network() != addr {
+            return Err(bad(&format!(
+                "has host bits set (the range is {}/{prefix})",
+                c.network()
+            )));
+        }
+        Ok(c)
+    }
+    pub fn max_prefix(&self) -> u8 {
+        if self.addr.is_ipv4() {
+            32
+        } else {
+            128
+        }
+    }
+    /// The mask as bytes (4 or 16).
+    pub fn mask_bytes(&self) -> Vec<u8> {
+        let n = usize::from(self.max_prefix() / 8);
+        (0..n)
+            .map(|i| {
+                let bits = (usize::from(self.prefix)).saturating_sub(i * 8).min(8);
+                if bits == 0 {
+                    0
+                } else {
+                    0xffu8 << (8 - bits)
+                }
+            })
+            .collect()
+    }
+    pub fn network(&self) -> IpAddr {
+        let m = self.mask_bytes();
+        let b: Vec<u8> = addr_bytes(&self.addr)
+            .iter()
+            .zip(&m)
+            .map(|(a, m)| a & m)
+            .collect();
+        bytes_addr(&b)
+    }
+    pub fn contains(&self, a: &IpAddr) -> bool {
+        a.is_ipv4() == self.addr.is_ipv4()
+            && Cidr {
+                addr: *a,
+                prefix: self.prefix,
+            }
+            .network()
+                == self.addr
+    }
+    /// Addresses in the range usable for sandboxes (network, gateway and, for IPv4, broadcast
+    /// excluded), capped so an index fits in u32.
+    pub fn host_count(&self) -> u32 {
+        let bits = u32::from(self.max_prefix() - self.prefix).min(31);
+        (1u32 << bits).saturating_sub(if self.addr.is_ipv4() { 3 } else { 2 })
+    }
+    /// The address `n` past the network address.
+    pub fn nth(&self, n: u32) -> IpAddr {
+        let mut b = addr_bytes(&self.addr);
+        let mut carry = u64::from(n);
+        for x in b.iter_mut().rev() {
+            let v = u64::from(*x) + (carry & 0xff);
+            carry = (carry >> 8) + (v >> 8);
+            *x = (v & 0xff) as u8;
+        }
+        bytes_addr(&b)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+pub fn addr_bytes(a: &IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn bytes_addr(b: &[u8]) -> IpAddr {
+    match b.len() {
+        4 => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+        _ => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&b[..16]);
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
+    }
+}
+
+/// `--egress-domain`: an exact name, or `*.example.com` (any name below example.com, not the
+/// name itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DomainRule {
+    Exact(String),
+    Below(String),
+}
+
+impl DomainRule {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        const F: &str = "--egress-domain";
+        let lower = s.trim_end_matches('.').to_ascii_lowercase();
+        let (below, name) = match lower.strip_prefix("*.") {
+            Some(n) => (true, n.to_string()),
+            None => (false, lower.clone()),
+        };
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            });
+        if !ok {
+            return Err(ConfigError::new(
+                F,
+                format!("{s:?} is not a domain name (NAME or *.NAME; letters, digits, '-', '_')"),
+            ));
+        }
+        Ok(if below {
+            Self::Below(name)
+        } else {
+            Self::Exact(name)
+        })
+    }
+    /// Whether a queried name (any case, trailing dot or not) is allowed by this rule.
+    pub fn matches(&self, qname: &str) -> bool {
+        let q = qname.trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            Self::Exact(n) => q == *n,
+            Self::Below(n) => {
+                q.len() > n.len() + 1 && q.ends_with(n.as_str()) && {
+                    q.as_bytes()[q.len() - n.len() - 1] == b'.'
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DomainRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(n) => f.write_str(n),
+            Self::Below(n) => write!(f, "*.{n}"),
+        }
+    }
+}
+
+/// The egress flags as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressConfig {
+    pub allow: Vec<Cidr>,
+    pub domains: Vec<DomainRule>,
+    pub tcp_ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
+}
+
+impl EgressConfig {
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty()
+            && self.domains.is_empty()
+            && self.tcp_ports.is_empty()
+            && self.udp_ports.is_empty()
+    }
+    pub fn parse_port(s: &str, flag: &str) -> Result<u16, ConfigError> {
+        port(s, "port", flag)
+    }
+}
+
+/// The network flags as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// `-p`: published ports.
+    pub publish: Vec<PortMap>,
+    /// `--dns`: nameservers (the sandbox's, or the runtime resolver's upstreams).
+    pub dns: Vec<IpAddr>,
+    pub egress: EgressConfig,
+    /// `--bridge`, `--subnet`, `--subnet6` (None: no IPv6).
+    pub bridge: String,
+    pub subnet4: Cidr,
+    pub subnet6: Option<Cidr>,
+    /// Where address claims live (the state root's `net`; set by the binary).
+    pub state_dir: std::path::PathBuf,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        let c = |s: &str| {
+            let (a, p) = s.split_once('/').unwrap_or((s, "0"));
+            Cidr {
+                addr: a.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                prefix: p.parse().unwrap_or(0),
+            }
+        };
+        Self {
+            publish: vec![],
+            dns: vec![],
+            egress: EgressConfig::default(),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet4: c(DEFAULT_SUBNET4),
+            subnet6: Some(c(DEFAULT_SUBNET6)),
+            state_dir: "/run/nucleus/net".into(),
+        }
+    }
+}
+
+/// `--bridge NAME`: an interface name the kernel accepts.
+pub fn validate_ifname(s: &str) -> Result<(), ConfigError> {
+    if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', ':']) || s == "." || s == ".." {
+        return Err(ConfigError::new(
+            "--bridge",
+            format!("{s:?} is not an interface name (1-15 characters, no '/', ':' or spaces)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Nameservers from a resolv.conf text (in order).
+pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next()) {
+                (Some("nameserver"), Some(a)) => a.split('%').next()?.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+pub fn resolv_conf(servers: &[IpAddr], comment: &str) -> String {
+    let mut s = format!("# nucleus: {comment}\n");
+    for a in servers {
+        s.push_str(&format!("nameserver {a}\n"));
+    }
+    s.push_str("options edns0 trust-ad\n");
+    s
+}
+
+/// A bridged sandbox's host side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgePlan {
+    pub name: String,
+    pub subnet4: Cidr,
+    pub subnet6: Option<Cidr>,
+    pub ports: Vec<PortMap>,
+    /// Address claims: one symlink per address in use, naming its holder.
+    pub claims_dir: std::path::PathBuf,
+    /// The sandbox's own nftables table in the host's namespace (NAT and published ports).
+    pub table: String,
+    /// The host end of the veth pair.
+    pub host_iface: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlirpPlan {
+    pub ports: Vec<PortMap>,
+    /// slirp4netns's API socket (published ports are added through it).
+    pub api_socket: std::path::PathBuf,
+}
+
+/// The runtime's DNS resolver for the sandbox: it listens on the sandbox's loopback, answers
+/// only allowed names, forwards them upstream, and admits the addresses it returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolverPlan {
+    /// None: every name is forwarded (the resolver only bridges to a loopback upstream).
+    pub domains: Option<Vec<DomainRule>>,
+    pub upstreams: Vec<IpAddr>,
+}
+
+impl ResolverPlan {
+    pub fn allows(&self, qname: &str) -> bool {
+        match &self.domains {
+            None => true,
+            Some(d) => d.iter().any(|r| r.matches(qname)),
+        }
+    }
+}
+
+/// Every networking decision for one sandbox (all empty for `none` and `host`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetPlan {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgePlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slirp: Option<SlirpPlan>,
+    /// The egress ruleset for the sandbox's own namespace (deny by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<crate::nft::Egress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<ResolverPlan>,
+    /// The sandbox's resolv.conf.
+    #[serde(default)]
+    pub resolv_conf: String,
+}
+
+impl NetPlan {
+    pub fn build(
+        mode: crate::config::NetworkMode,
+        c: &NetConfig,
+        service: crate::config::ServiceMode,
+        host_resolv_conf: Option<&str>,
+        id: &str,
+    ) -> Result<Self, ConfigError> {
+        use crate::config::{NetworkMode, ServiceMode};
+        let own = matches!(mode, NetworkMode::Bridge | NetworkMode::Slirp);
+        if !own {
+            let needs = [
+                ("--publish", !c.publish.is_empty()),
+                ("--dns", !c.dns.is_empty()),
+                ("--egress-allow", !c.egress.allow.is_empty()),
+                ("--egress-domain", !c.egress.domains.is_empty()),
+                ("--egress-tcp-port", !c.egress.tcp_ports.is_empty()),
+                ("--egress-udp-port", !c.egress.udp_ports.is_empty()),
+            ];
+            if let Some((flag, _)) = needs.iter().find(|(_, given)| *given) {
+                return Err(ConfigError::new(
+                    *flag,
+                    "needs --network bridge or --network slirp (the sandbox has no network of its own to configure)",
+                ));
+            }
+            return Ok(Self::default());
+        }
+        if service.fail_closed() && c.dns.is_empty() {
+            return Err(ConfigError::new(
+                "--dns",
+                "strict-agent and production modes need an explicit --dns for bridge and slirp networking",
+            ));
+        }
+        for s in std::iter::once(&c.subnet4).chain(c.subnet6.iter()) {
+            if s.host_count() < 1 || (s.addr.is_ipv4() && s.prefix > 30) {
+                return Err(ConfigError::new(
+                    if s.addr.is_ipv4() {
+                        "--subnet"
+                    } else {
+                        "--subnet6"
+                    },
+                    format!("{s} has no room for sandboxes (at most /30 for IPv4, /126 for IPv6)"),
+                ));
+            }
+        }
+        if !c.subnet4.addr.is_ipv4() {
+            return Err(ConfigError::new("--subnet", "must be an IPv4 range"));
+        }
+        if c.subnet6.is_some_and(|s| s.addr.is_ipv4()) {
+            return Err(ConfigError::new(
+                "--subnet6",
+                "must be an IPv6 range (or none)",
+            ));
+        }
+        let deny = !c.egress.is_empty() || service == ServiceMode::Production;
+        // Nameservers as seen from the host (where the runtime's resolver forwards from).
+        let host_ns = if c.dns.is_empty() {
+            host_resolv_conf.map(nameservers).unwrap_or_default()
+        } else {
+            c.dns.clone()
+        };
+        // A loopback nameserver of the host (e.g. systemd-resolved's) is out of the sandbox's
+        // reach: the runtime's resolver, which lives on the host side, forwards to it.
+        let resolver = if deny {
+            (!c.egress.domains.is_empty()).then(|| ResolverPlan {
+                domains: Some(c.egress.domains.clone()),
+                upstreams: host_ns.clone(),
+            })
+        } else if mode == NetworkMode::Bridge && host_ns.iter().any(|a| a.is_loopback()) {
+            Some(ResolverPlan {
+                domains: None,
+                upstreams: host_ns.clone(),
+            })
+        } else {
+            None
+        };
+        let resolv_conf = if resolver.is_some() {
+            resolv_conf(
+                &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                "the runtime's resolver (answers allowed names only)",
+            )
+        } else if deny {
+            resolv_conf(
+                &[],
+                "egress is denied and no --egress-domain is allowed: no names resolve",
+            )
+        } else if mode == NetworkMode::Slirp {
+            let ns = if c.dns.is_empty() {
+                vec![IpAddr::V4(SLIRP_DNS4)]
+            } else {
+                c.dns.clone()
+            };
+            resolv_conf(&ns, "nameservers")
+        } else if host_ns.is_empty() {
+            resolv_conf(&[], "no nameserver is known: give --dns")
+        } else {
+            resolv_conf(&host_ns, "nameservers")
+        };
+        let egress = deny.then(|| crate::nft::Egress {
+            allow: c.egress.allow.clone(),
+            domains: c.egress.domains.clone(),
+            tcp_ports: c.egress.tcp_ports.clone(),
+            udp_ports: c.egress.udp_ports.clone(),
+            log: true,
+        });
+        let short = &id[..id.len().min(12)];
+        Ok(Self {
+            bridge: (mode == NetworkMode::Bridge).then(|| BridgePlan {
+                name: c.bridge.clone(),
+                subnet4: c.subnet4,
+                subnet6: c.subnet6,
+                ports: c.publish.clone(),
+                claims_dir: c.state_dir.join(&c.bridge),
+                table: format!("nucleus-{short}"),
+                host_iface: format!("nu{}", &id[..id.len().min(13)]),
+            }),
+            slirp: (mode == NetworkMode::Slirp).then(|| SlirpPlan {
+                ports: c.publish.clone(),
+                api_socket: c.state_dir.join(format!("slirp-{short}.sock")),
+            }),
+            egress,
+            resolver,
+            resolv_conf,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse() {
+        let p = PortMap::parse("8080:80").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port, p.ctr_port, p.proto),
+            (None, 8080, 80, Proto::Tcp)
+        );
+        let p = PortMap::parse("127.0.0.1:53:5353/udp").unwrap();
+        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(p.proto, Proto::Udp);
+        let p = PortMap::parse("[::1]:8443:443").unwrap();
+        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+        for bad in [
+            "80",
+            "0:80",
+            "8080:70000",
+            "x:1:2",
+            "1:2/sctp",
+            "::1:80:80",
+            "[::1]80:80",
+        ] {
+            let e = PortMap::parse(bad).unwrap_err();
+            assert_eq!(e.field, "--publish", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.88.0.0/16", "--subnet").unwrap();
+        assert_eq!(c.nth(1).to_string(), "10.88.0.1");
+        assert_eq!(c.nth(258).to_string(), "10.88.1.2");
+        assert_eq!(c.host_count(), 65533);
+        assert!(c.contains(&"10.88.200.1".parse().unwrap()));
+        assert!(!c.contains(&"10.89.0.1".parse().unwrap()));
+        assert!(!c.contains(&"::1".parse().unwrap()));
+        assert_eq!(c.mask_bytes(), vec![255, 255, 0, 0]);
+        let c = Cidr::parse("fd00::/64", "x").unwrap();
+        assert_eq!(c.nth(5).to_string(), "fd00::5");
+        assert_eq!(Cidr::parse("1.2.3.4", "x").unwrap().prefix, 32);
+        assert_eq!(
+            Cidr::parse("10.0.0.0/9", "x").unwrap().mask_bytes()[1],
+            0x80
+        );
+        assert!(Cidr::parse("10.0.0.1/8", "x")
+            .unwrap_err()
+            .message
+            .contains("10.0.0.0/8"));
+        assert!(Cidr::parse("10.0.0.0/33", "x").is_err());
+        assert!(Cidr::parse("nope", "x").is_err());
+    }
+
+    #[test]
+    fn domains() {
+        let d = DomainRule::parse("API.Example.com.").unwrap();
+        assert!(d.matches("api.example.com"));
+        assert!(d.matches("api.EXAMPLE.com."));
+        assert!(!d.matches("x.api.example.com"));
+        let w = DomainRule::parse("*.example.com").unwrap();
+        assert!(w.matches("a.example.com"));
+        assert!(w.matches("a.b.example.com"));
+        assert!(!w.matches("example.com"));
+        assert!(!w.matches("badexample.com"));
+        for bad in ["", "*.", "a..b", "-a.com", "a b", "*.*.a"] {
+            assert!(DomainRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nameserver_lines() {
+        let n = nameservers("# x\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch a\n");
+        assert_eq!(n.len(), 2);
+    }
+}

@@ -1,0 +1,756 @@
+//! nftables rulesets compiled to netlink batches (pure bytes; `nucleus_sys` sends them).
+//!
+//! Why not a crate: the Rust nftables crates either link the C libnftnl (nftnl, mnl: a second
+//! C library for a single static binary) or are GPL-3.0 (rustables), and the JSON crate spawns
+//! `nft` (milliseconds per start). The subset nucleus needs (tables, base and regular chains,
+//! timeout sets, a dozen expression kinds) is small and fixed, and golden/kernel tests cover it.
+//! Attribute numbers are those of `linux/netfilter/nf_tables.h`.
+
+use crate::net::{addr_bytes, Cidr, DomainRule, PortMap, Proto};
+use std::net::IpAddr;
+
+// Netlink and nfnetlink.
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NLA_F_NESTED: u16 = 0x8000;
+
+// Message types.
+const NEWTABLE: u16 = 0;
+const DELTABLE: u16 = 2;
+const NEWCHAIN: u16 = 3;
+const NEWRULE: u16 = 6;
+const NEWSET: u16 = 9;
+const NEWSETELEM: u16 = 12;
+const DELSETELEM: u16 = 14;
+
+// Families (NFPROTO_*).
+pub const INET: u8 = 1;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+
+// Hooks.
+const PRE_ROUTING: u32 = 0;
+const LOCAL_OUT: u32 = 3;
+const POST_ROUTING: u32 = 4;
+
+const NFT_TABLE_F_OWNER: u32 = 2;
+const NFT_SET_TIMEOUT: u32 = 0x10;
+const NF_DROP: i32 = 0;
+const NF_ACCEPT: i32 = 1;
+const NFT_JUMP: i32 = -3;
+
+const REG_VERDICT: u32 = 0;
+const REG1: u32 = 1;
+const REG2: u32 = 2;
+
+// Expression keys.
+const META_OIF: u32 = 5;
+const META_OIFNAME: u32 = 7;
+const META_NFPROTO: u32 = 15;
+const META_L4PROTO: u32 = 16;
+const CT_STATE: u32 = 0;
+const PAYLOAD_NETWORK: u32 = 1;
+const PAYLOAD_TRANSPORT: u32 = 2;
+const CMP_EQ: u32 = 0;
+const CMP_NEQ: u32 = 1;
+const CMP_GTE: u32 = 5;
+const CMP_LTE: u32 = 3;
+const CT_ESTABLISHED: u32 = 1 << 1;
+const CT_RELATED: u32 = 1 << 2;
+const NAT_DNAT: u32 = 1;
+const FIB_RESULT_ADDRTYPE: u32 = 3;
+const FIB_F_DADDR: u32 = 1 << 1;
+const RTN_LOCAL: u32 = 2;
+
+/// nft's own datatype numbers for set keys (what `nft list` prints them as).
+const TYPE_IPV4_ADDR: u32 = 7;
+const TYPE_IPV6_ADDR: u32 = 8;
+
+/// The nftables table in a sandbox's own network namespace.
+pub const EGRESS_TABLE: &str = "nucleus";
+pub const SET4: &str = "dns4";
+pub const SET6: &str = "dns6";
+/// Group of the NFLOG messages for refused packets.
+pub const LOG_GROUP: u16 = 7;
+
+/// One netlink attribute writer (values padded to 4 bytes).
+struct Attrs<'a>(&'a mut Vec<u8>);
+
+impl Attrs<'_> {
+    fn raw(&mut self, ty: u16, data: &[u8]) {
+        let len = 4 + data.len();
+        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.0.extend_from_slice(&ty.to_ne_bytes());
+        self.0.extend_from_slice(data);
+        self.pad();
+    }
+    fn pad(&mut self) {
+        while !self.0.len().is_multiple_of(4) {
+            self.0.push(0);
+        }
+    }
+    fn str(&mut self, ty: u16, s: &str) {
+        let mut b = s.as_bytes().to_vec();
+        b.push(0);
+        self.raw(ty, &b);
+    }
+    fn be32(&mut self, ty: u16, v: u32) {
+        self.raw(ty, &v.to_be_bytes());
+    }
+    fn be64(&mut self, ty: u16, v: u64) {
+        self.raw(ty, &v.to_be_bytes());
+    }
+    fn nest(&mut self, ty: u16, f: impl FnOnce(&mut Attrs<'_>)) {
+        let start = self.0.len();
+        self.0.extend_from_slice(&[0, 0, 0, 0]);
+        f(&mut Attrs(self.0));
+        let len = (self.0.len() - start) as u16;
+        self.0[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        self.0[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+    }
+    /// NFTA_DATA_VALUE inside a nest.
+    fn value(&mut self, ty: u16, v: &[u8]) {
+        self.nest(ty, |a| a.raw(1, v));
+    }
+}
+
+/// One nftables expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expr {
+    Meta {
+        key: u32,
+    },
+    Payload {
+        base: u32,
+        offset: u32,
+        len: u32,
+    },
+    Cmp {
+        op: u32,
+        data: Vec<u8>,
+    },
+    Mask {
+        mask: Vec<u8>,
+    },
+    Ct {
+        key: u32,
+    },
+    Lookup {
+        set: String,
+    },
+    Counter,
+    Verdict {
+        code: i32,
+        chain: Option<String>,
+    },
+    Load {
+        reg: u32,
+        data: Vec<u8>,
+    },
+    Dnat {
+        family: u8,
+    },
+    Masq,
+    Fib,
+    Log,
+    /// A TCP reset (`tcp`), else ICMP "administratively prohibited" for either family.
+    Reject {
+        tcp: bool,
+    },
+}
+
+impl Expr {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Meta { .. } => "meta",
+            Self::Payload { .. } => "payload",
+            Self::Cmp { .. } => "cmp",
+            Self::Mask { .. } => "bitwise",
+            Self::Ct { .. } => "ct",
+            Self::Lookup { .. } => "lookup",
+            Self::Counter => "counter",
+            Self::Verdict { .. } | Self::Load { .. } => "immediate",
+            Self::Dnat { .. } => "nat",
+            Self::Masq => "masq",
+            Self::Fib => "fib",
+            Self::Log => "log",
+            Self::Reject { .. } => "reject",
+        }
+    }
+    /// The expression's attributes (NFTA_EXPR_DATA).
+    fn data(&self, a: &mut Attrs<'_>) {
+        match self {
+            Self::Meta { key } | Self::Ct { key } => {
+                a.be32(2, *key);
+                a.be32(1, REG1);
+            }
+            Self::Payload { base, offset, len } => {
+                a.be32(1, REG1);
+                a.be32(2, *base);
+                a.be32(3, *offset);
+                a.be32(4, *len);
+            }
+            Self::Cmp { op, data } => {
+                a.be32(1, REG1);
+                a.be32(2, *op);
+                a.value(3, data);
+            }
+            Self::Mask { mask } => {
+                a.be32(1, REG1);
+                a.be32(2, REG1);
+                a.be32(3, mask.len() as u32);
+                a.value(4, mask);
+                a.value(5, &vec![0; mask.len()]);
+            }
+            Self::Lookup { set } => {
+                a.str(1, set);
+                a.be32(2, REG1);
+            }
+            Self::Counter | Self::Masq => {}
+            Self::Verdict { code, chain } => {
+                a.be32(1, REG_VERDICT);
+                a.nest(2, |a| {
+                    a.nest(2, |a| {
+                        a.be32(1, *code as u32);
+                        if let Some(c) = chain {
+                            a.str(2, c);
+                        }
+                    })
+                });
+            }
+            Self::Load { reg, data } => {
+                a.be32(1, *reg);
+                a.value(2, data);
+            }
+            Self::Dnat { family } => {
+                a.be32(1, NAT_DNAT);
+                a.be32(2, u32::from(*family));
+                a.be32(3, REG1);
+                a.be32(5, REG2);
+            }
+            Self::Fib => {
+                a.be32(1, REG1);
+                a.be32(2, FIB_RESULT_ADDRTYPE);
+                a.be32(3, FIB_F_DADDR);
+            }
+            Self::Log => {
+                a.raw(1, &LOG_GROUP.to_be_bytes());
+                a.str(2, "nucleus-egress-denied ");
+            }
+            Self::Reject { tcp } => {
+                if *tcp {
+                    a.be32(1, 1);
+                } else {
+                    a.be32(1, 2);
+                    a.raw(2, &[3]);
+                }
+            }
+        }
+    }
+    fn emit(&self, a: &mut Attrs<'_>) {
+        a.nest(1, |a| {
+            a.str(1, self.name());
+            if !matches!(self, Self::Counter | Self::Masq) {
+                a.nest(2, |a| self.data(a));
+            }
+        });
+    }
+}
+
+fn eq(data: Vec<u8>) -> Expr {
+    Expr::Cmp { op: CMP_EQ, data }
+}
+fn nfproto(ip: &IpAddr) -> [Expr; 2] {
+    [
+        Expr::Meta { key: META_NFPROTO },
+        eq(vec![if ip.is_ipv4() {
+            NFPROTO_IPV4
+        } else {
+            NFPROTO_IPV6
+        }]),
+    ]
+}
+/// Source (false) or destination (true) address of the packet into register 1.
+fn addr(ip: &IpAddr, dest: bool) -> Expr {
+    let (offset, len) = match (ip.is_ipv4(), dest) {
+        (true, false) => (12, 4),
+        (true, true) => (16, 4),
+        (false, false) => (8, 16),
+        (false, true) => (24, 16),
+    };
+    Expr::Payload {
+        base: PAYLOAD_NETWORK,
+        offset,
+        len,
+    }
+}
+fn in_cidr(c: &Cidr, dest: bool) -> Vec<Expr> {
+    let mut v = nfproto(&c.addr).to_vec();
+    v.push(addr(&c.addr, dest));
+    if c.prefix < c.max_prefix() {
+        v.push(Expr::Mask {
+            mask: c.mask_bytes(),
+        });
+    }
+    v.push(eq(addr_bytes(&c.addr)));
+    v
+}
+fn l4proto(p: u8) -> [Expr; 2] {
+    [Expr::Meta { key: META_L4PROTO }, eq(vec![p])]
+}
+fn dport(p: u16) -> [Expr; 2] {
+    [
+        Expr::Payload {
+            base: PAYLOAD_TRANSPORT,
+            offset: 2,
+            len: 2,
+        },
+        eq(p.to_be_bytes().to_vec()),
+    ]
+}
+fn accept() -> Expr {
+    Expr::Verdict {
+        code: NF_ACCEPT,
+        chain: None,
+    }
+}
+fn ifname(name: &str) -> Vec<u8> {
+    let mut b = name.as_bytes().to_vec();
+    b.resize(16, 0);
+    b
+}
+
+/// A batch of nftables messages between BATCH_BEGIN and BATCH_END.
+pub struct Batch {
+    buf: Vec<u8>,
+    seq: u32,
+    /// Sequence number of the first and last message that asks for an answer.
+    pub first: u32,
+}
+
+impl Batch {
+    pub fn new(seq: u32) -> Self {
+        let mut b = Self {
+            buf: Vec::with_capacity(2048),
+            seq,
+            first: seq + 1,
+        };
+        b.header(
+            NFNL_MSG_BATCH_BEGIN,
+            0,
+            NLM_F_REQUEST,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
+        b
+    }
+    fn header(
+        &mut self,
+        ty: u16,
+        family: u8,
+        flags: u16,
+        res_id: u16,
+        f: impl FnOnce(&mut Attrs<'_>),
+    ) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        self.buf.extend_from_slice(&[family, 0]);
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        f(&mut Attrs(&mut self.buf));
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+        self.seq += 1;
+    }
+    fn msg(&mut self, ty: u16, family: u8, flags: u16, f: impl FnOnce(&mut Attrs<'_>)) {
+        self.header(
+            (NFNL_SUBSYS_NFTABLES << 8) | ty,
+            family,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            0,
+            f,
+        );
+    }
+    /// The last sequence number that expects an acknowledgement.
+    pub fn last(&self) -> u32 {
+        self.seq - 1
+    }
+    pub fn finish(mut self) -> (Vec<u8>, u32, u32) {
+        let (first, last) = (self.first, self.last());
+        self.header(
+            NFNL_MSG_BATCH_END,
+            0,
+            NLM_F_REQUEST,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
+        (self.buf, first, last)
+    }
+
+    pub fn table(&mut self, name: &str, owned: bool) {
+        self.msg(NEWTABLE, INET, NLM_F_CREATE, |a| {
+            a.str(1, name);
+            if owned {
+                a.be32(2, NFT_TABLE_F_OWNER);
+            }
+        });
+    }
+    pub fn del_table(&mut self, name: &str) {
+        self.msg(DELTABLE, INET, 0, |a| a.str(1, name));
+    }
+    /// A base chain (`hook`: hook number, priority, type, policy) or a regular one.
+    fn chain(&mut self, table: &str, name: &str, hook: Option<(u32, i32, &str, i32)>) {
+        self.msg(NEWCHAIN, INET, NLM_F_CREATE, |a| {
+            a.str(1, table);
+            a.str(3, name);
+            if let Some((num, prio, ty, policy)) = hook {
+                a.nest(4, |a| {
+                    a.be32(1, num);
+                    a.be32(2, prio as u32);
+                });
+                a.be32(5, policy as u32);
+                a.str(7, ty);
+            }
+        });
+    }
+    fn rule(&mut self, table: &str, chain: &str, exprs: &[Expr]) {
+        self.msg(NEWRULE, INET, NLM_F_CREATE | NLM_F_APPEND, |a| {
+            a.str(1, table);
+            a.str(2, chain);
+            a.nest(4, |a| {
+                for e in exprs {
+                    e.emit(a);
+                }
+            });
+        });
+    }
+    fn set(&mut self, table: &str, name: &str, v6: bool, id: u32) {
+        self.msg(NEWSET, INET, NLM_F_CREATE, |a| {
+            a.str(1, table);
+            a.str(2, name);
+            a.be32(3, NFT_SET_TIMEOUT);
+            a.be32(4, if v6 { TYPE_IPV6_ADDR } else { TYPE_IPV4_ADDR });
+            a.be32(5, if v6 { 16 } else { 4 });
+            a.be32(10, id);
+        });
+    }
+    /// Add addresses to the resolver's sets with a timeout each (milliseconds). Those in
+    /// `refresh` are deleted first: an add does not refresh an existing element's timeout.
+    pub fn set_elems(&mut self, addrs: &[(IpAddr, u64)], refresh: &[IpAddr]) {
+        for v6 in [false, true] {
+            let set = if v6 { SET6 } else { SET4 };
+            let del: Vec<&IpAddr> = refresh.iter().filter(|a| a.is_ipv6() == v6).collect();
+            if !del.is_empty() {
+                self.msg(DELSETELEM, INET, 0, |a| {
+                    a.str(1, EGRESS_TABLE);
+                    a.str(2, set);
+                    a.nest(3, |a| {
+                        for ip in &del {
+                            a.nest(1, |a| a.value(1, &addr_bytes(ip)));
+                        }
+                    });
+                });
+            }
+            let add: Vec<&(IpAddr, u64)> =
+                addrs.iter().filter(|(a, _)| a.is_ipv6() == v6).collect();
+            if add.is_empty() {
+                continue;
+            }
+            self.msg(NEWSETELEM, INET, NLM_F_CREATE, |a| {
+                a.str(1, EGRESS_TABLE);
+                a.str(2, set);
+                a.nest(3, |a| {
+                    for (ip, ms) in &add {
+                        a.nest(1, |a| {
+                            a.value(1, &addr_bytes(ip));
+                            a.be64(4, *ms);
+                        });
+                    }
+                });
+            });
+        }
+    }
+}
+
+/// The egress policy compiled for the sandbox's own network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Egress {
+    pub allow: Vec<Cidr>,
+    /// Domain rules: the runtime's resolver admits what it returns for them.
+    pub domains: Vec<DomainRule>,
+    pub tcp_ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
+    /// Log refused packets to NFLOG group [`LOG_GROUP`].
+    pub log: bool,
+}
+
+impl Egress {
+    /// The ruleset: loopback and replies pass; ICMPv6 neighbour discovery passes; DNS goes to
+    /// the runtime's resolver (on loopback) only; then the allowed destinations (addresses,
+    /// and the resolver's sets), each restricted to the allowed ports when any are given;
+    /// everything else is counted (and logged) and dropped.
+    pub fn batch(&self, seq: u32) -> (Vec<u8>, u32, u32) {
+        let t = EGRESS_TABLE;
+        let mut b = Batch::new(seq);
+        b.table(t, false);
+        let sets = !self.domains.is_empty();
+        if sets {
+            b.set(t, SET4, false, 1);
+            b.set(t, SET6, true, 2);
+        }
+        b.chain(t, "output", Some((LOCAL_OUT, 0, "filter", NF_DROP)));
+        let ports = !self.tcp_ports.is_empty() || !self.udp_ports.is_empty();
+        if ports {
+            b.chain(t, "ports", None);
+            for (proto, list) in [(Proto::Tcp, &self.tcp_ports), (Proto::Udp, &self.udp_ports)] {
+                for p in list {
+                    let mut e = l4proto(proto.number()).to_vec();
+                    e.extend(dport(*p));
+                    e.push(accept());
+                    b.rule(t, "ports", &e);
+                }
+            }
+        }
+        let then = || {
+            if ports {
+                Expr::Verdict {
+                    code: NFT_JUMP,
+                    chain: Some("ports".into()),
+                }
+            } else {
+                accept()
+            }
+        };
+        b.rule(
+            t,
+            "output",
+            &[
+                Expr::Meta { key: META_OIF },
+                eq(1u32.to_ne_bytes().to_vec()),
+                accept(),
+            ],
+        );
+        b.rule(
+            t,
+            "output",
+            &[
+                Expr::Ct { key: CT_STATE },
+                Expr::Mask {
+                    mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
+                },
+                Expr::Cmp {
+                    op: CMP_NEQ,
+                    data: 0u32.to_ne_bytes().to_vec(),
+                },
+                accept(),
+            ],
+        );
+        // Link-local multicast (MLD reports, solicitations) stays on the link; neighbour
+        // solicitations and advertisements (ICMPv6 types 135, 136) may be unicast.
+        let ll = Cidr {
+            addr: IpAddr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            prefix: 16,
+        };
+        let mut e = in_cidr(&ll, true);
+        e.push(accept());
+        b.rule(t, "output", &e);
+        let mut nd = vec![Expr::Meta { key: META_NFPROTO }, eq(vec![NFPROTO_IPV6])];
+        nd.extend(l4proto(58));
+        nd.push(Expr::Payload {
+            base: PAYLOAD_TRANSPORT,
+            offset: 0,
+            len: 1,
+        });
+        nd.push(Expr::Cmp {
+            op: CMP_GTE,
+            data: vec![133],
+        });
+        nd.push(Expr::Cmp {
+            op: CMP_LTE,
+            data: vec![136],
+        });
+        nd.push(accept());
+        b.rule(t, "output", &nd);
+        // Refusals answer at once (a TCP reset, or ICMP "prohibited"): a silently dropped
+        // SYN would leave connect() retrying for minutes.
+        let refuse = |b: &mut Batch, matching: &[Expr], tcp: bool| {
+            let mut e = matching.to_vec();
+            e.push(Expr::Counter);
+            if self.log {
+                e.push(Expr::Log);
+            }
+            e.push(Expr::Reject { tcp });
+            b.rule(t, "output", &e);
+        };
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let mut e = l4proto(proto.number()).to_vec();
+            e.extend(dport(53));
+            refuse(&mut b, &e, proto == Proto::Tcp);
+        }
+        for c in &self.allow {
+            let mut e = in_cidr(c, true);
+            e.push(then());
+            b.rule(t, "output", &e);
+        }
+        if sets {
+            for (set, ip) in [
+                (SET4, IpAddr::from([0u8; 4])),
+                (SET6, IpAddr::from([0u8; 16])),
+            ] {
+                let mut e = nfproto(&ip).to_vec();
+                e.push(addr(&ip, true));
+                e.push(Expr::Lookup { set: set.into() });
+                e.push(then());
+                b.rule(t, "output", &e);
+            }
+        }
+        if ports && self.allow.is_empty() && !sets {
+            b.rule(t, "output", &[then()]);
+        }
+        refuse(&mut b, &l4proto(Proto::Tcp.number()), true);
+        refuse(&mut b, &[], false);
+        b.finish()
+    }
+}
+
+/// The host side of one bridged sandbox, in a table of its own owned by the runtime's netlink
+/// socket (the kernel removes it when that socket closes, on every exit path): masquerade of
+/// the sandbox's addresses leaving through anything but the bridge, and the published ports.
+pub fn host_table(
+    table: &str,
+    bridge: &str,
+    addrs: &[IpAddr],
+    ports: &[PortMap],
+    seq: u32,
+) -> (Vec<u8>, u32, u32) {
+    let mut b = Batch::new(seq);
+    b.table(table, true);
+    b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
+    for ip in addrs {
+        let mut e = nfproto(ip).to_vec();
+        e.push(addr(ip, false));
+        e.push(eq(addr_bytes(ip)));
+        e.push(Expr::Meta { key: META_OIFNAME });
+        e.push(Expr::Cmp {
+            op: CMP_NEQ,
+            data: ifname(bridge),
+        });
+        e.push(Expr::Masq);
+        b.rule(table, "post", &e);
+    }
+    if ports.is_empty() {
+        return b.finish();
+    }
+    // Connections to a published port from the host itself come from 127.0.0.0/8: they leave
+    // with the bridge's address.
+    if let Some(ip4) = addrs.iter().find(|a| a.is_ipv4()) {
+        let lo = Cidr {
+            addr: IpAddr::from([127, 0, 0, 0]),
+            prefix: 8,
+        };
+        let mut e = in_cidr(&lo, false);
+        e.push(addr(ip4, true));
+        e.push(eq(addr_bytes(ip4)));
+        e.push(Expr::Masq);
+        b.rule(table, "post", &e);
+    }
+    for (chain, hook) in [("pre", PRE_ROUTING), ("out", LOCAL_OUT)] {
+        b.chain(table, chain, Some((hook, -100, "nat", NF_ACCEPT)));
+        for p in ports {
+            for ip in addrs {
+                let mut e = nfproto(ip).to_vec();
+                match p.host_ip {
+                    Some(h) if h.is_ipv4() != ip.is_ipv4() => continue,
+                    Some(h) => {
+                        e.push(addr(&h, true));
+                        e.push(eq(addr_bytes(&h)));
+                    }
+                    None => {
+                        e.push(Expr::Fib);
+                        e.push(eq(RTN_LOCAL.to_ne_bytes().to_vec()));
+                    }
+                }
+                e.extend(l4proto(p.proto.number()));
+                e.extend(dport(p.host_port));
+                e.push(Expr::Load {
+                    reg: REG1,
+                    data: addr_bytes(ip),
+                });
+                e.push(Expr::Load {
+                    reg: REG2,
+                    data: p.ctr_port.to_be_bytes().to_vec(),
+                });
+                e.push(Expr::Dnat {
+                    family: if ip.is_ipv4() {
+                        NFPROTO_IPV4
+                    } else {
+                        NFPROTO_IPV6
+                    },
+                });
+                b.rule(table, chain, &e);
+            }
+        }
+    }
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walk netlink messages: (type, length) of each.
+    fn messages(b: &[u8]) -> Vec<(u16, usize)> {
+        let mut out = vec![];
+        let mut i = 0;
+        while i + 16 <= b.len() {
+            let len = u32::from_ne_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+            let ty = u16::from_ne_bytes(b[i + 4..i + 6].try_into().unwrap());
+            assert!(len >= 20 && i + len <= b.len());
+            assert_eq!(len % 4, 0);
+            out.push((ty, len));
+            i += len;
+        }
+        assert_eq!(i, b.len());
+        out
+    }
+
+    #[test]
+    fn egress_batch_is_well_formed() {
+        let e = Egress {
+            allow: vec![Cidr::parse("198.51.100.0/24", "x").unwrap()],
+            domains: vec![DomainRule::parse("example.com").unwrap()],
+            tcp_ports: vec![443],
+            udp_ports: vec![],
+            log: true,
+        };
+        let (b, first, last) = e.batch(100);
+        let m = messages(&b);
+        assert_eq!(m.first().unwrap().0, NFNL_MSG_BATCH_BEGIN);
+        assert_eq!(m.last().unwrap().0, NFNL_MSG_BATCH_END);
+        assert_eq!(first, 101);
+        assert_eq!(last as usize, 100 + m.len() - 2);
+        // table, 2 sets, 2 chains, 1 port rule, lo, ct, mcast, nd, 2 dns, 1 cidr, 2 sets, 2 final.
+        assert_eq!(m.len() - 2, 1 + 2 + 2 + 1 + 4 + 2 + 1 + 2 + 2);
+    }
+
+    #[test]
+    fn host_table_has_dnat_per_family() {
+        let addrs: Vec<IpAddr> = vec!["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+        let ports = vec![
+            PortMap::parse("8080:80").unwrap(),
+            PortMap::parse("127.0.0.1:53:53/udp").unwrap(),
+        ];
+        let (b, _, _) = host_table("nucleus-x", "nucleus0", &addrs, &ports, 1);
+        let m = messages(&b);
+        // table, post chain, 2 masq, loopback masq, 2 chains x (2 + 1) rules.
+        assert_eq!(m.len() - 2, 1 + 1 + 2 + 1 + 2 * (1 + 3));
+    }
+}

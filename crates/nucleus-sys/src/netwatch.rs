@@ -1,0 +1,455 @@
+//! Egress supervision: the runtime's DNS resolver for a sandbox and the log of refused packets.
+//!
+//! The sandbox makes the sockets in its own network namespace (loopback port 53, a nfnetlink
+//! socket for its nftables sets, an NFLOG socket) and hands them to the runtime, where one
+//! thread serves them: it answers allowed names by forwarding them upstream from the host's
+//! side, admits exactly the returned addresses in the sandbox's sets (timeouts from the
+//! records' TTLs) before the answer is delivered, answers other names with NXDOMAIN, and turns
+//! NFLOG messages into one line per refused destination.
+
+use crate::error::{Context, Result};
+use crate::net::Netlink;
+use crate::raw;
+use nucleus_spec::net::ResolverPlan;
+use nucleus_spec::nft::{Batch, LOG_GROUP};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const NFNL_SUBSYS_ULOG: u16 = 4;
+const NFULNL_MSG_PACKET: u16 = 0;
+const NFULNL_MSG_CONFIG: u16 = 1;
+const NFULA_PAYLOAD: u16 = 9;
+
+/// The sockets, made inside the sandbox's network namespace.
+pub struct WatchSockets {
+    pub resolver: Option<(OwnedFd, OwnedFd, OwnedFd)>,
+    pub log: Option<OwnedFd>,
+}
+
+impl WatchSockets {
+    pub fn open(resolver: bool, log: bool) -> Result<Self> {
+        let resolver = if resolver {
+            let udp = UdpSocket::bind("127.0.0.1:53").ctx("bind", "127.0.0.1:53/udp")?;
+            let tcp = TcpListener::bind("127.0.0.1:53").ctx("bind", "127.0.0.1:53/tcp")?;
+            let nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+            Some((udp.into(), tcp.into(), nft.into_fd()))
+        } else {
+            None
+        };
+        let log = if log { Some(nflog_socket()?) } else { None };
+        Ok(Self { resolver, log })
+    }
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v = vec![];
+        if let Some((u, t, n)) = &self.resolver {
+            v.extend([u.as_fd(), t.as_fd(), n.as_fd()]);
+        }
+        if let Some(l) = &self.log {
+            v.push(l.as_fd());
+        }
+        v
+    }
+}
+
+/// An NFLOG socket bound to the egress ruleset's group, copying packet headers.
+fn nflog_socket() -> Result<OwnedFd> {
+    let mut nl = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nflog")?;
+    let seq = nl.reserve(3);
+    let mut buf = Vec::new();
+    let mut msg = |seq: u32, attr_ty: u16, attr: &[u8]| {
+        let len = 16 + 4 + 4 + attr.len();
+        let padded = (len + 3) & !3;
+        buf.extend_from_slice(&(padded as u32).to_ne_bytes());
+        buf.extend_from_slice(&((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG).to_ne_bytes());
+        buf.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
+        buf.extend_from_slice(&LOG_GROUP.to_be_bytes());
+        buf.extend_from_slice(&((4 + attr.len()) as u16).to_ne_bytes());
+        buf.extend_from_slice(&attr_ty.to_ne_bytes());
+        buf.extend_from_slice(attr);
+        buf.resize(buf.len() + padded - len, 0);
+    };
+    // NFULA_CFG_CMD: bind; NFULA_CFG_MODE: copy 80 bytes of each packet (its headers).
+    msg(seq, 1, &[1]);
+    let mut mode = 80u32.to_be_bytes().to_vec();
+    mode.extend_from_slice(&[2, 0]);
+    msg(seq + 1, 2, &mode);
+    // NFULA_CFG_QTHRESH: deliver each message at once (the default batches up to a second).
+    msg(seq + 2, 5, &1u32.to_be_bytes());
+    nl.transact(&buf, seq, seq + 2)
+        .ctx("bind", format!("nflog group {LOG_GROUP}"))?;
+    Ok(nl.into_fd())
+}
+
+/// A refused packet's protocol and destination, from its network header.
+fn describe(family: u8, p: &[u8]) -> Option<String> {
+    let (proto, dst, l4) = match family as i32 {
+        libc::AF_INET if p.len() >= 20 => {
+            let ihl = usize::from(p[0] & 0xf) * 4;
+            let d: [u8; 4] = p[16..20].try_into().ok()?;
+            (p[9], IpAddr::from(d), ihl)
+        }
+        libc::AF_INET6 if p.len() >= 40 => {
+            let d: [u8; 16] = p[24..40].try_into().ok()?;
+            // Skip a hop-by-hop options header.
+            match (p[6], p.get(40), p.get(41)) {
+                (0, Some(next), Some(len)) => {
+                    (*next, IpAddr::from(d), 40 + (usize::from(*len) + 1) * 8)
+                }
+                (next, _, _) => (next, IpAddr::from(d), 40),
+            }
+        }
+        _ => return None,
+    };
+    let port = p
+        .get(l4 + 2..l4 + 4)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]));
+    Some(match (proto, port) {
+        (6, Some(pt)) => format!("tcp to {}", SocketAddr::new(dst, pt)),
+        (17, Some(pt)) => format!("udp to {}", SocketAddr::new(dst, pt)),
+        (1 | 58, _) => format!("icmp to {dst}"),
+        (n, _) => format!("protocol {n} to {dst}"),
+    })
+}
+
+/// Lines for the NFLOG messages in one datagram.
+fn nflog_lines(b: &[u8]) -> Vec<String> {
+    let mut out = vec![];
+    let mut i = 0;
+    while i + 20 <= b.len() {
+        let len = u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+        let ty = u16::from_ne_bytes([b[i + 4], b[i + 5]]);
+        if len < 20 || i + len > b.len() {
+            break;
+        }
+        if ty == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET {
+            let family = b[i + 16];
+            let mut j = i + 20;
+            while j + 4 <= i + len {
+                let alen = usize::from(u16::from_ne_bytes([b[j], b[j + 1]]));
+                let aty = u16::from_ne_bytes([b[j + 2], b[j + 3]]) & 0x7fff;
+                if alen < 4 || j + alen > i + len {
+                    break;
+                }
+                if aty == NFULA_PAYLOAD {
+                    if let Some(d) = describe(family, &b[j + 4..j + alen]) {
+                        out.push(d);
+                    }
+                }
+                j += (alen + 3) & !3;
+            }
+        }
+        i += (len + 3) & !3;
+    }
+    out
+}
+
+/// The thread serving one sandbox; [`Watcher::stop`] ends it and closes every socket (they
+/// hold the sandbox's network namespace).
+pub struct Watcher {
+    stop: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+    /// One datagram per line to report (refused names and destinations).
+    pub reports: UnixDatagram,
+}
+
+struct Serve {
+    plan: Option<ResolverPlan>,
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpListener>,
+    sets: Option<Netlink>,
+    log: Option<OwnedFd>,
+    out: UnixDatagram,
+    /// Addresses in the sets and when they expire there.
+    admitted: HashMap<IpAddr, Instant>,
+    /// When each refused destination was last reported.
+    reported: HashMap<String, Instant>,
+}
+
+impl Watcher {
+    /// `fds` as sent by the sandbox (see [`WatchSockets::fds`]).
+    pub fn spawn(plan: Option<ResolverPlan>, mut fds: Vec<OwnedFd>, log: bool) -> Result<Self> {
+        let log_fd = if log { fds.pop() } else { None };
+        let (udp, tcp, sets) = if plan.is_some() && fds.len() == 3 {
+            let n = fds.pop();
+            let t = fds.pop();
+            let u = fds.pop();
+            (
+                u.map(UdpSocket::from),
+                t.map(TcpListener::from),
+                n.map(Netlink::from_fd),
+            )
+        } else {
+            (None, None, None)
+        };
+        let (stop_rd, stop) = raw::pipe().ctx("pipe", "watcher")?;
+        let (out, reports) = UnixDatagram::pair().ctx("socketpair", "watcher")?;
+        let mut s = Serve {
+            plan,
+            udp,
+            tcp,
+            sets,
+            log: log_fd,
+            out,
+            admitted: HashMap::new(),
+            reported: HashMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("nucleus-netwatch".into())
+            .spawn(move || s.run(stop_rd))
+            .ctx("spawn", "egress watcher")?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            reports,
+        })
+    }
+    /// End the thread; the reports it had not delivered yet.
+    pub fn stop(mut self) -> Vec<String> {
+        drop(std::mem::replace(&mut self.stop, dummy_fd()));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = self.reports.set_nonblocking(true);
+        let mut out = vec![];
+        let mut b = [0u8; 512];
+        while let Ok(n) = self.reports.recv(&mut b) {
+            out.push(String::from_utf8_lossy(&b[..n]).into_owned());
+        }
+        out
+    }
+}
+
+fn dummy_fd() -> OwnedFd {
+    match raw::pipe() {
+        Ok((a, _)) => a,
+        // Without a descriptor to spare the process is in trouble anyway.
+        Err(_) => raw::exit_now(125),
+    }
+}
+
+impl Serve {
+    fn run(&mut self, stop: OwnedFd) {
+        loop {
+            let fds = [
+                stop.as_raw_fd(),
+                self.udp.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                self.tcp.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                self.log.as_ref().map_or(-1, |s| s.as_raw_fd()),
+            ];
+            let Ok(rev) = raw::poll_read(&fds, -1) else {
+                return;
+            };
+            if rev[0] != 0 {
+                // Refusals logged just before the end still count.
+                if self.log.is_some() {
+                    self.log_packets_nonblocking();
+                }
+                return;
+            }
+            if rev[1] != 0 {
+                self.udp_query();
+            }
+            if rev[2] != 0 {
+                self.tcp_query();
+            }
+            if rev[3] != 0 {
+                self.log_packets();
+            }
+        }
+    }
+
+    fn report(&mut self, line: String) {
+        let now = Instant::now();
+        match self.reported.get(&line) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(10) => {}
+            _ => {
+                let _ = self.out.send(line.as_bytes());
+                self.reported.insert(line, now);
+            }
+        }
+    }
+
+    fn log_packets_nonblocking(&mut self) {
+        while let Some(l) = &self.log {
+            match raw::poll_read(&[l.as_raw_fd()], 0) {
+                Ok(r) if r[0] != 0 => self.log_packets(),
+                _ => return,
+            }
+        }
+    }
+
+    fn log_packets(&mut self) {
+        let mut b = vec![0u8; 64 * 1024];
+        let n = match self.log.as_ref().map(|l| raw::read(l.as_fd(), &mut b)) {
+            Some(Ok(n)) => n,
+            // ENOBUFS (a burst overflowed the socket) loses lines, not the watcher.
+            _ => return,
+        };
+        for l in nflog_lines(&b[..n]) {
+            self.report(format!("egress refused: {l}"));
+        }
+    }
+
+    fn udp_query(&mut self) {
+        let mut b = [0u8; 4096];
+        let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.recv_from(&mut b)) else {
+            return;
+        };
+        if let Some(r) = self.answer(&b[..n]) {
+            if let Some(u) = &self.udp {
+                let _ = u.send_to(&r, from);
+            }
+        }
+    }
+
+    fn tcp_query(&mut self) {
+        let Some(Ok((mut c, _))) = self.tcp.as_ref().map(|t| t.accept()) else {
+            return;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+        let mut len = [0u8; 2];
+        if c.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if c.read_exact(&mut q).is_err() {
+            return;
+        }
+        if let Some(r) = self.answer(&q) {
+            let mut out = (r.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&r);
+            let _ = c.write_all(&out);
+        }
+    }
+
+    /// The answer to one query: NXDOMAIN for a name that is not allowed, else the upstream's
+    /// answer, its addresses admitted first.
+    fn answer(&mut self, q: &[u8]) -> Option<Vec<u8>> {
+        let query = nucleus_spec::dns::parse_query(q)?;
+        let plan = self.plan.as_ref()?;
+        if !plan.allows(&query.name) {
+            self.report(format!("dns refused: {}", query.name));
+            return nucleus_spec::dns::refusal(q);
+        }
+        let upstreams = plan.upstreams.clone();
+        let filtering = plan.domains.is_some();
+        for up in upstreams {
+            let Ok(r) = forward_udp(q, up) else { continue };
+            let r = if r.get(2).is_some_and(|f| f & 0x02 != 0) {
+                // Truncated: ask again over TCP for the whole answer.
+                forward_tcp(q, up).unwrap_or(r)
+            } else {
+                r
+            };
+            let Some(addrs) = nucleus_spec::dns::answers(&r, query.id) else {
+                continue;
+            };
+            if filtering && !addrs.is_empty() && self.admit(&addrs).is_err() {
+                // An answer the sandbox could not use must not be given.
+                return None;
+            }
+            return Some(r);
+        }
+        None
+    }
+
+    /// Put the addresses in the sets, each for its TTL (at least 5 s, at most a day).
+    fn admit(&mut self, addrs: &[(IpAddr, u32)]) -> io::Result<()> {
+        let now = Instant::now();
+        let items: Vec<(IpAddr, u64)> = addrs
+            .iter()
+            .map(|(a, ttl)| (*a, u64::from((*ttl).clamp(5, 86_400)) * 1000))
+            .collect();
+        let refresh: Vec<IpAddr> = items
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| self.admitted.get(a).is_some_and(|t| *t > now))
+            .collect();
+        let Some(nl) = self.sets.as_mut() else {
+            return Ok(());
+        };
+        let tx = |refresh: &[IpAddr], nl: &mut Netlink| {
+            let seq = nl.reserve(16);
+            let mut b = Batch::new(seq);
+            b.set_elems(&items, refresh);
+            let (buf, first, last) = b.finish();
+            nl.transact(&buf, first, last)
+        };
+        match tx(&refresh, nl) {
+            // One of them expired in the kernel already (the whole batch was undone): add
+            // them again; those still there keep their old timeout.
+            Err(e) if !refresh.is_empty() && e.raw_os_error() == Some(libc::ENOENT) => tx(&[], nl)?,
+            r => r?,
+        }
+        for (a, ms) in items {
+            self.admitted.insert(a, now + Duration::from_millis(ms));
+        }
+        self.admitted.retain(|_, t| *t > now);
+        Ok(())
+    }
+}
+
+fn forward_udp(q: &[u8], up: IpAddr) -> io::Result<Vec<u8>> {
+    let bind: SocketAddr = if up.is_ipv4() {
+        "0.0.0.0:0".parse().map_err(io::Error::other)?
+    } else {
+        "[::]:0".parse().map_err(io::Error::other)?
+    };
+    let s = UdpSocket::bind(bind)?;
+    s.connect(SocketAddr::new(up, 53))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.send(q)?;
+    let mut b = vec![0u8; 65535];
+    let n = s.recv(&mut b)?;
+    b.truncate(n);
+    Ok(b)
+}
+
+fn forward_tcp(q: &[u8], up: IpAddr) -> io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&SocketAddr::new(up, 53), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut m = (q.len() as u16).to_be_bytes().to_vec();
+    m.extend_from_slice(q);
+    s.write_all(&m)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut r)?;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_packets() {
+        let mut v4 = vec![0u8; 24];
+        v4[0] = 0x45;
+        v4[9] = 6;
+        v4[16..20].copy_from_slice(&[198, 51, 100, 9]);
+        v4[22..24].copy_from_slice(&80u16.to_be_bytes());
+        assert_eq!(
+            describe(libc::AF_INET as u8, &v4).unwrap(),
+            "tcp to 198.51.100.9:80"
+        );
+        let mut v6 = vec![0u8; 44];
+        v6[6] = 17;
+        v6[39] = 1;
+        v6[42..44].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(
+            describe(libc::AF_INET6 as u8, &v6).unwrap(),
+            "udp to [::1]:53"
+        );
+        assert!(describe(libc::AF_INET as u8, &[0x45]).is_none());
+    }
+}
