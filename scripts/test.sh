@@ -10,15 +10,17 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Tools the workload-compatibility tests run inside sandboxes.
-need=(bash dash busybox python3 gcc git perl node)
+# Tools the workload-compatibility tests run inside sandboxes, and the network tests' world
+# (slirp4netns for --network slirp, dnsmasq as the test DNS server, nft and ip to inspect).
+need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   echo "scripts/test.sh: installing test tools with apt (missing: ${missing[*]:-/usr/bin/python3})" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs >/dev/null
+  apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs \
+    slirp4netns dnsmasq-base nftables iproute2 util-linux >/dev/null
 fi
 
 # A real OTLP receiver for the telemetry test: the OpenTelemetry project's protobuf

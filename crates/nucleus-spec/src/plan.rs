@@ -271,6 +271,12 @@ impl Plan {
         if let Some(h) = &cfg.hostname {
             RunConfig::validate_hostname(h)?;
         }
+        if cfg.network == NetworkMode::Bridge && facts.euid != 0 {
+            return Err(cfg_err(
+                "--network",
+                "bridge networking needs root (it creates host interfaces); use --network slirp",
+            ));
+        }
         let net = crate::net::NetPlan::build(
             cfg.network,
             &cfg.net,

@@ -521,7 +521,8 @@ impl Slirp {
             .arg(pid.to_string())
             .arg(nucleus_spec::net::SLIRP_IFACE)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 io::Error::new(

@@ -1,0 +1,290 @@
+//! Networking end-to-end: bridge (IPv4 and IPv6), published ports, slirp, and egress policy by
+//! address, port and name. Every test builds its own world: a fresh network namespace as the
+//! "host" (lo up), test servers on veth addresses inside it, a DNS server (dnsmasq) answering
+//! test names from a hosts file, and nucleus running inside that world. No traffic leaves it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `body` (bash) inside a new network and mount namespace set up as the test world.
+/// In `body`: $N is nucleus, $W a scratch directory, `inner FILE` the text of a script to pass
+/// to `bash -c` in a sandbox, and `leftovers` prints what networking state exists.
+struct World {
+    dir: TempDir,
+}
+
+const PRELUDE: &str = r#"
+set -u
+ip link set lo up
+ip link add ext0 type veth peer name ext1 && ip link set ext1 up
+for a in 198.51.100.1 198.51.100.2 198.51.100.53; do ip addr add $a/24 dev ext0; done
+for a in 2001:db8::1 2001:db8::2 2001:db8::53; do ip -6 addr add $a/64 dev ext0 nodad; done
+ip link set ext0 up
+printf '198.51.100.1 allowed.test\n2001:db8::1 allowed.test\n198.51.100.1 a.wild.test\n198.51.100.2 other.test\n198.51.100.1 moving.test\n' > $W/hosts
+python3 $PY $W/ready 198.51.100.1 198.51.100.2 2001:db8::1 2001:db8::2 & SRV=$!
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts=$W/hosts \
+  --listen-address=198.51.100.53 --bind-interfaces --local-ttl=1 --user=root \
+  --pid-file=$W/dnsmasq.pid 2>$W/dnsmasq.err & DNS=$!
+trap 'kill $SRV $DNS 2>/dev/null; wait 2>/dev/null' EXIT
+for i in $(seq 100); do [ -f $W/ready ] && break; sleep 0.05; done
+inner() { cat "$W/$1"; }
+leftovers() {
+  echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
+  echo "nft: $(nft list ruleset | wc -l)"
+  echo "claims: $(ls $NUCLEUS_ROOT/net/nucleus0 2>/dev/null | wc -l)"
+}
+"#;
+
+/// Inside a sandbox: `c HOST PORT` prints the server's "ok ADDRESS", "refused" (at once: a
+/// refused connection is answered with a reset, not left to time out) or the error.
+const CONNECT: &str = r#"
+c() {
+  r=$(timeout 5 bash -c "exec 3<>/dev/tcp/$1/$2 && head -1 <&3" 2>&1)
+  case "$r" in *"Connection refused"*) echo refused;; "") echo "no answer";; *) echo "$r" | tail -1;; esac
+}
+"#;
+
+impl World {
+    fn new(name: &str) -> World {
+        let dir = TempDir::new(name);
+        World { dir }
+    }
+    /// A sandbox script (the connect helper prepended) saved as `name` in the world's dir.
+    fn script(&self, name: &str, body: &str) {
+        std::fs::write(self.dir.path().join(name), format!("{CONNECT}{body}")).unwrap();
+    }
+    fn run(&self, body: &str) -> Output {
+        require_root();
+        let py = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net_world.py");
+        Command::new("unshare")
+            .args(["-n", "-m", "--propagation", "private", "bash", "-c"])
+            .arg(format!("{PRELUDE}\n{body}"))
+            .env("NUCLEUS_ROOT", state_root())
+            .env("N", bin())
+            .env("W", self.dir.path())
+            .env("PY", py)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+fn lines(o: &Output) -> String {
+    format!("{}\n--- stderr:\n{}", stdout(o), stderr(o))
+}
+
+fn assert_clean(out: &str) {
+    // Only the world's own links and the (persistent, shared) bridge remain; no veth of a
+    // sandbox, no nftables table, no address claim.
+    assert!(
+        out.contains("links: ext0 ext1 lo nucleus0 \n") || out.contains("links: ext0 ext1 lo \n"),
+        "{out}"
+    );
+    assert!(out.contains("nft: 0\n"), "{out}");
+    assert!(out.contains("claims: 0\n"), "{out}");
+}
+
+#[test]
+fn bridge_reaches_the_outside_over_ipv4_and_ipv6_and_leaves_nothing() {
+    let _g = serial();
+    let w = World::new("net-bridge");
+    w.script(
+        "in.sh",
+        "ip -o addr show eth0 | awk '{print \"addr\", $4}'; ip route | grep default; \
+         c 198.51.100.1 8080; c 2001:db8::2 8080; cat /etc/resolv.conf",
+    );
+    let o = w.run(
+        r#"$N run --network bridge --dns 198.51.100.53 -- bash -c "$(inner in.sh)"; echo "exit=$?"; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("addr 10.88."), "{out}");
+    assert!(out.contains("addr fd8e:7c1a:5b3d::"), "{out}");
+    assert!(out.contains("default via 10.88.0.1 dev eth0"), "{out}");
+    assert!(out.contains("ok 198.51.100.1"), "{out}");
+    assert!(out.contains("ok 2001:db8::2"), "{out}");
+    assert!(out.contains("nameserver 198.51.100.53"), "{out}");
+    assert_clean(&out);
+}
+
+#[test]
+fn egress_allow_rules_admit_listed_addresses_and_ports_only() {
+    let _g = serial();
+    let w = World::new("net-egress");
+    w.script(
+        "in.sh",
+        "echo A=$(c 198.51.100.1 8080); echo B=$(c 198.51.100.2 8080); \
+         echo C=$(c 2001:db8::1 8080); echo D=$(c 2001:db8::2 8080); \
+         echo E=$(c 198.51.100.53 53)",
+    );
+    w.script("ports.sh", "echo P=$(c 198.51.100.1 8080)");
+    let o = w.run(
+        r#"$N run --network bridge --dns 198.51.100.53 --egress-allow 198.51.100.0/31 --egress-allow 2001:db8::1 --events-jsonl $W/ev -- bash -c "$(inner in.sh)"; echo "exit=$?"
+           $N run --network bridge --dns 198.51.100.53 --egress-allow 198.51.100.1 --egress-tcp-port 443 -- bash -c "$(inner ports.sh)"
+           grep -c egress_refused $W/ev | sed 's/^/events=/'; grep -o '"target":"[^"]*"' $W/ev | sort -u
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("A=ok 198.51.100.1"), "{out}");
+    assert!(out.contains("B=refused"), "{out}");
+    assert!(out.contains("C=ok 2001:db8::1"), "{out}");
+    assert!(out.contains("D=refused"), "{out}");
+    // DNS to anything but the runtime's resolver is refused even inside an allowed range.
+    assert!(out.contains("E=refused"), "{out}");
+    // Port rules restrict the allowed destinations.
+    assert!(out.contains("P=refused"), "{out}");
+    // Refusals are reported (stderr and events) with their destination.
+    assert!(
+        out.contains("egress refused: tcp to 198.51.100.2:8080"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"target\":\"tcp to [2001:db8::2]:8080\""),
+        "{out}"
+    );
+    assert_clean(&out);
+}
+
+#[test]
+fn egress_domains_resolve_through_the_runtime_and_follow_address_changes() {
+    let _g = serial();
+    let w = World::new("net-dns");
+    w.script(
+        "in.sh",
+        "cat /etc/resolv.conf | grep nameserver; \
+         echo A=$(getent ahostsv4 allowed.test | head -1 | cut -d' ' -f1); echo AC=$(c allowed.test 8080); \
+         echo W=$(c a.wild.test 8080); \
+         getent hosts other.test >/dev/null; echo O=$?; echo OI=$(c 198.51.100.2 8080); \
+         echo M1=$(c moving.test 8080); \
+         echo go > /tmp/go; while [ ! -e /tmp/moved ]; do sleep 0.1; done",
+    );
+    w.script(
+        "exec.sh",
+        "sleep 1.5; getent ahostsv4 moving.test | head -1; echo M2=$(c moving.test 8080)",
+    );
+    let o = w.run(
+        r#"id=$($N run -d --network bridge --dns 198.51.100.53 --egress-domain allowed.test --egress-domain '*.wild.test' --egress-domain moving.test -- bash -c "$(inner in.sh)")
+           for i in $(seq 100); do $N exec $id -- test -e /tmp/go && break; sleep 0.1; done
+           sed -i 's/198.51.100.1 moving.test/198.51.100.2 moving.test/' $W/hosts; kill -HUP $DNS
+           $N exec $id -- bash -c "$(inner exec.sh)"
+           $N exec $id -- touch /tmp/moved
+           $N logs $id; $N rm -f $id >/dev/null; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("nameserver 127.0.0.1"), "{out}");
+    assert!(out.contains("A=198.51.100.1"), "{out}");
+    assert!(out.contains("AC=ok 198.51.100.1"), "{out}");
+    assert!(out.contains("W=ok 198.51.100.1"), "{out}");
+    // A name that is not allowed does not resolve, and its address is not reachable either.
+    assert!(out.contains("O=2"), "{out}");
+    assert!(out.contains("OI=refused"), "{out}");
+    assert!(out.contains("M1=ok 198.51.100.1"), "{out}");
+    // The name moved: the new address resolves and is admitted.
+    assert!(
+        out.contains("198.51.100.2    moving.test") || out.contains("198.51.100.2 "),
+        "{out}"
+    );
+    assert!(out.contains("M2=ok 198.51.100.2"), "{out}");
+    assert!(out.contains("dns refused: other.test"), "{out}");
+    assert_clean(&out);
+}
+
+#[test]
+fn published_ports_reach_the_sandbox_from_every_host_address() {
+    let _g = serial();
+    let w = World::new("net-ports");
+    let o = w.run(
+        r#"id=$($N run -d --network bridge --dns 198.51.100.53 -p 9090:8080 -p 127.0.0.1:9091:8080 -p 9092:8081/udp -- python3 -c '
+import socket, threading
+def udp():
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::", 8081))
+    while True:
+        d, a = u.recvfrom(100); u.sendto(b"udp " + d, a)
+threading.Thread(target=udp, daemon=True).start()
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", 8080)); s.listen(8)
+while True:
+    c, a = s.accept(); c.sendall(b"sandbox\n"); c.close()
+')
+           for i in $(seq 100); do $N exec $id -- python3 -c 'import socket; socket.create_connection(("::1", 8080))' 2>/dev/null && break; sleep 0.1; done
+           echo X=$(timeout 5 bash -c 'exec 3<>/dev/tcp/198.51.100.1/9090 && head -1 <&3')
+           echo L=$(timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9091 && head -1 <&3')
+           echo S=$(timeout 5 bash -c 'exec 3<>/dev/tcp/2001:db8::2/9090 && head -1 <&3')
+           echo U=$(python3 -c 'import socket; u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5); u.sendto(b"hi", ("198.51.100.1", 9092)); print(u.recv(100).decode())')
+           $N rm -f $id >/dev/null; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("X=sandbox"), "{out}");
+    assert!(out.contains("L=sandbox"), "{out}");
+    assert!(out.contains("S=sandbox"), "{out}");
+    assert!(out.contains("U=udp hi"), "{out}");
+    assert_clean(&out);
+}
+
+#[test]
+fn slirp_reaches_the_outside_with_egress_rules_and_published_ports() {
+    let _g = serial();
+    let w = World::new("net-slirp");
+    w.script(
+        "in.sh",
+        "ip -o addr show tap0 | awk '{print \"addr\", $4}' | head -1; \
+         echo A=$(c 198.51.100.1 8080); echo B=$(c 198.51.100.2 8080)",
+    );
+    let o = w.run(
+        r#"$N run --network slirp --egress-allow 198.51.100.1 -- bash -c "$(inner in.sh)"; echo "exit=$?"
+           id=$($N run -d --network slirp -p 9093:8080 -- python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8080)); s.listen(8)
+while True:
+    c, a = s.accept(); c.sendall(b"slirp\n"); c.close()
+')
+           for i in $(seq 100); do $N exec $id -- python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8080))' 2>/dev/null && break; sleep 0.1; done
+           echo P=$(timeout 5 bash -c 'exec 3<>/dev/tcp/198.51.100.1/9093 && head -1 <&3')
+           $N rm -f $id >/dev/null; sleep 0.2
+           echo "slirp processes: $(pgrep -c -x slirp4netns)"; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("addr 10.0.2.100/24"), "{out}");
+    assert!(out.contains("A=ok 198.51.100.1"), "{out}");
+    assert!(out.contains("B=refused"), "{out}");
+    assert!(out.contains("P=slirp"), "{out}");
+    assert!(out.contains("slirp processes: 0"), "{out}");
+    assert_clean(&out);
+}
+
+#[test]
+fn bad_network_input_is_one_line_naming_the_flag_and_leaves_nothing() {
+    let _g = serial();
+    let w = World::new("net-bad");
+    let o = w.run(
+        r#"for args in "--network bridge --egress-allow 10.0.0.1/8" "--dns 10.0.0.1" "--network bridge -p 80" \
+              "--network bridge --egress-domain bad..name" "--service-mode strict-agent --network bridge" \
+              "--network bridge --subnet 10.0.0.0/31" "--network bridge --bridge this-name-is-too-long" \
+              "--network bogus" "--egress-tcp-port 0 --network bridge"; do
+             $N run $args -- true 2>$W/err; echo "rc=$? lines=$(wc -l <$W/err) $(cat $W/err)"
+           done; leftovers"#,
+    );
+    let out = lines(&o);
+    for (flag, n) in [
+        ("--egress-allow", 1),
+        ("--dns", 2),
+        ("--publish", 1),
+        ("--egress-domain", 1),
+        ("--subnet", 1),
+        ("--bridge", 1),
+        ("--network", 1),
+        ("--egress-tcp-port", 1),
+    ] {
+        let hits = out
+            .lines()
+            .filter(|l| l.starts_with("rc=125 lines=1 ") && l.contains(flag))
+            .count();
+        assert!(hits >= n, "{flag}: {out}");
+    }
+    assert!(!out.contains("rc=0"), "{out}");
+    assert_clean(&out);
+}
