@@ -397,6 +397,9 @@ pub struct SlirpPlan {
     pub ports: Vec<PortMap>,
     /// slirp4netns's API socket (published ports are added through it).
     pub api_socket: std::path::PathBuf,
+    /// Started unprivileged: slirp4netns must enter the sandbox's user namespace to reach its
+    /// network namespace.
+    pub join_userns: bool,
 }
 
 /// The runtime's DNS resolver for the sandbox: it listens on the sandbox's loopback, answers
@@ -441,6 +444,7 @@ impl NetPlan {
         service: crate::config::ServiceMode,
         host_resolv_conf: Option<&str>,
         id: &str,
+        privileged: bool,
     ) -> Result<Self, ConfigError> {
         use crate::config::{NetworkMode, ServiceMode};
         let own = matches!(mode, NetworkMode::Bridge | NetworkMode::Slirp);
@@ -553,6 +557,7 @@ impl NetPlan {
             slirp: (mode == NetworkMode::Slirp).then(|| SlirpPlan {
                 ports: c.publish.clone(),
                 api_socket: c.state_dir.join(format!("slirp-{short}.sock")),
+                join_userns: !privileged,
             }),
             egress,
             resolver,

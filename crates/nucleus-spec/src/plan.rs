@@ -283,6 +283,7 @@ impl Plan {
             mode,
             facts.host_resolv_conf.as_deref(),
             id,
+            facts.euid == 0,
         )?;
         cfg.limits.validate(facts.cpus)?;
         let mut warnings = Vec::new();

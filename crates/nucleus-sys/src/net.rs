@@ -497,6 +497,7 @@ impl Drop for Slirp {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = fs::remove_file(&self.api);
+        let _ = fs::remove_file(self.api.with_extension("log"));
     }
 }
 
@@ -510,7 +511,12 @@ impl Slirp {
             fs::create_dir_all(d).ctx("create", d.display())?;
         }
         let _ = fs::remove_file(&p.api_socket);
+        let log_path = p.api_socket.with_extension("log");
+        let log = fs::File::create(&log_path).ctx("create", log_path.display())?;
         let mut cmd = std::process::Command::new("slirp4netns");
+        if p.join_userns {
+            cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
+        }
         cmd.arg("--configure")
             .arg("--mtu=65520")
             .arg("--disable-host-loopback")
@@ -522,7 +528,7 @@ impl Slirp {
             .arg(nucleus_spec::net::SLIRP_IFACE)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(log);
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 io::Error::new(
@@ -548,10 +554,16 @@ impl Slirp {
             .and_then(|_| raw::read(ready_rd.as_fd(), &mut b).ok());
         if ready != Some(1) {
             let status = s.child.try_wait().ok().flatten();
+            let said = fs::read_to_string(&log_path).unwrap_or_default();
+            let last = said
+                .lines()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(other(
                 "start slirp4netns",
                 match status {
-                    Some(st) => format!("it exited ({st}) before the network was ready"),
+                    Some(st) => format!("it exited ({st}) before the network was ready: {last}"),
                     None => "the network was not ready within 10 s".to_string(),
                 },
             ));

@@ -990,9 +990,13 @@ fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// The cgroups a sandbox lost with its monitor (kill -9) left (they are empty), and the
-/// parents nucleus made for them when its plan says so.
+/// What a sandbox that lost its monitor (kill -9) left: its cgroups (empty), the parents
+/// nucleus made for them when its plan says so, its address claims and slirp's API socket.
+/// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
 fn remove_cgroups(store: &Store, s: &State) {
+    let net = store.root().join("net");
+    nucleus_sys::net::Claim::release_all(&net, &s.id);
+    let _ = std::fs::remove_file(net.join(format!("slirp-{}.sock", &s.id[..s.id.len().min(12)])));
     let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))
         .ok()
         .and_then(|d| serde_json::from_slice(&d).ok());

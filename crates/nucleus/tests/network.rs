@@ -288,3 +288,41 @@ fn bad_network_input_is_one_line_naming_the_flag_and_leaves_nothing() {
     assert!(!out.contains("rc=0"), "{out}");
     assert_clean(&out);
 }
+
+#[test]
+fn an_unprivileged_user_gets_slirp_with_egress_rules_and_is_refused_bridge() {
+    let _g = serial();
+    let w = World::new("net-rootless");
+    let rt = TempDir::new("net-rootless-rt");
+    std::os::unix::fs::chown(&rt.0, Some(65534), Some(65534)).unwrap();
+    w.script(
+        "in.sh",
+        "echo A=$(c 198.51.100.1 8080); echo B=$(c 198.51.100.2 8080)",
+    );
+    std::fs::set_permissions(
+        w.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // This machine's /dev/net/tun is 0600 (no udev rule); Debian's default is 0666. Give the
+    // world (its own mount namespace) a 0666 node of the same device.
+    let o = w.run(&format!(
+        r#"mkdir -p $W/tun && mount -t tmpfs none $W/tun && mknod -m 666 $W/tun/tun c 10 200 && mount --bind $W/tun/tun /dev/net/tun
+           su nobody -s /bin/bash -c "cd /; unset NUCLEUS_ROOT; export XDG_RUNTIME_DIR={rt}
+             $N run --network slirp --egress-allow 198.51.100.1 -- bash -c \"\$(cat $W/in.sh)\"; echo exit=\$?
+             $N run --network bridge -- true; echo bridge=\$?"
+           echo "slirp processes: $(pgrep -c -x slirp4netns)"; leftovers"#,
+        rt = rt.0.display()
+    ));
+    let out = lines(&o);
+    assert!(out.contains("A=ok 198.51.100.1"), "{out}");
+    assert!(out.contains("B=refused"), "{out}");
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("bridge=125"), "{out}");
+    assert!(
+        out.contains("--network: bridge networking needs root"),
+        "{out}"
+    );
+    assert!(out.contains("slirp processes: 0"), "{out}");
+    assert_clean(&out);
+}
