@@ -27,6 +27,7 @@ done
 cargo build --release -q -p nucleus
 nucleus=$PWD/target/release/nucleus
 work=$(mktemp -d /tmp/nucleus-bench.XXXXXX)
+chmod 755 "$work"  # the --rootfs variant binds from inside its user namespace
 cleanup() {
   rm -rf "$work"
   # Empty cgroups the peers leave behind, under our own cgroup only.
@@ -47,6 +48,8 @@ mkdir -p "$(dirname "$out")"
 mkdir -p "$work/bundle/rootfs/bin"
 cp "$(command -v busybox)" "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
+# Mount points nucleus's --rootfs variant mounts on (it does not write into a rootfs).
+for d in etc proc dev sys tmp run home root; do mkdir -p "$work/bundle/rootfs/$d"; done
 (cd "$work/bundle" && crun spec >/dev/null)
 python3 - "$work/bundle/config.json" "nucleus-bench" <<'PY'
 import json, sys
@@ -61,12 +64,18 @@ PY
 bwrap_cmd="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --new-session /bin/true"
 
 # All commands run in one private mount namespace without the cgroup2 mount, which crun 1.8
-# needs on this hybrid host; it changes nothing outside and keeps the comparison fair.
-unshare -m --propagation private sh -c "
+# needs on this hybrid host, and in a network namespace of their own (the bridge variant
+# creates its bridge and forwarding settings there, not on the host); it changes nothing
+# outside and keeps the comparison fair. The bridge variant's --dns is never contacted.
+unshare -m -n --propagation private sh -c "
   umount /sys/fs/cgroup/unified 2>/dev/null || true
+  ip link set lo up
   hyperfine -N --warmup 20 --runs $runs --export-json '$out' \
     -n nucleus '$nucleus run -- /bin/true' \
     -n nucleus-strict '$nucleus run --service-mode strict-agent -- /bin/true' \
+    -n nucleus-bridge '$nucleus run --network bridge --dns 192.0.2.53 -- /bin/true' \
+    -n nucleus-egress '$nucleus run --network bridge --dns 192.0.2.53 --egress-allow 192.0.2.0/24 -- /bin/true' \
+    -n nucleus-rootfs '$nucleus run --rootfs $work/bundle/rootfs -- /bin/true' \
     -n bwrap '$bwrap_cmd' \
     -n crun 'crun run --bundle $work/bundle nucleus-bench-crun' \
     -n runc 'runc run --bundle $work/bundle nucleus-bench-runc' >/dev/null

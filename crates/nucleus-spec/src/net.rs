@@ -84,6 +84,12 @@ impl PortMap {
             let ip: Ipv6Addr = ip.parse().map_err(|_| {
                 ConfigError::new(F, format!("{s:?}: {ip:?} is not an IPv6 address"))
             })?;
+            if ip.is_loopback() {
+                return Err(ConfigError::new(
+                    F,
+                    format!("{s:?}: IPv6 loopback cannot be forwarded to a sandbox (use 127.0.0.1 or [::])"),
+                ));
+            }
             (Some(IpAddr::V6(ip)), rest)
         } else {
             match spec.matches(':').count() {
@@ -409,9 +415,35 @@ pub struct ResolverPlan {
     /// None: every name is forwarded (the resolver only bridges to a loopback upstream).
     pub domains: Option<Vec<DomainRule>>,
     pub upstreams: Vec<IpAddr>,
+    /// Ranges an answer never admits (loopback, link-local such as cloud metadata at
+    /// 169.254.169.254, multicast, the sandbox network itself): a name under an allowed
+    /// domain must not open them. `--egress-allow` still can.
+    #[serde(default)]
+    pub never: Vec<Cidr>,
+}
+
+/// Ranges a DNS answer never opens.
+pub fn special_ranges() -> Vec<Cidr> {
+    [
+        "0.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/127",
+        "::ffff:0.0.0.0/96",
+        "fe80::/10",
+        "ff00::/8",
+    ]
+    .iter()
+    .filter_map(|c| Cidr::parse(c, "").ok())
+    .collect()
 }
 
 impl ResolverPlan {
+    pub fn admits(&self, a: &IpAddr) -> bool {
+        !self.never.iter().any(|c| c.contains(a))
+    }
     pub fn allows(&self, qname: &str) -> bool {
         match &self.domains {
             None => true,
@@ -501,15 +533,22 @@ impl NetPlan {
         };
         // A loopback nameserver of the host (e.g. systemd-resolved's) is out of the sandbox's
         // reach: the runtime's resolver, which lives on the host side, forwards to it.
+        let mut never = special_ranges();
+        match mode {
+            NetworkMode::Bridge => never.extend(std::iter::once(c.subnet4).chain(c.subnet6)),
+            _ => never.extend(Cidr::parse("10.0.2.0/24", "").ok()),
+        }
         let resolver = if deny {
             (!c.egress.domains.is_empty()).then(|| ResolverPlan {
                 domains: Some(c.egress.domains.clone()),
                 upstreams: host_ns.clone(),
+                never,
             })
         } else if mode == NetworkMode::Bridge && host_ns.iter().any(|a| a.is_loopback()) {
             Some(ResolverPlan {
                 domains: None,
                 upstreams: host_ns.clone(),
+                never: vec![],
             })
         } else {
             None
@@ -580,8 +619,8 @@ mod tests {
         let p = PortMap::parse("127.0.0.1:53:5353/udp").unwrap();
         assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(p.proto, Proto::Udp);
-        let p = PortMap::parse("[::1]:8443:443").unwrap();
-        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+        let p = PortMap::parse("[2001:db8::1]:8443:443").unwrap();
+        assert_eq!(p.host_ip, Some("2001:db8::1".parse().unwrap()));
         for bad in [
             "80",
             "0:80",

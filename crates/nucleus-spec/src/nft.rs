@@ -12,6 +12,7 @@ use std::net::IpAddr;
 // Netlink and nfnetlink.
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -21,6 +22,7 @@ const NLA_F_NESTED: u16 = 0x8000;
 
 // Message types.
 const NEWTABLE: u16 = 0;
+const GETTABLE: u16 = 1;
 const DELTABLE: u16 = 2;
 const NEWCHAIN: u16 = 3;
 const NEWRULE: u16 = 6;
@@ -77,6 +79,8 @@ pub const SET4: &str = "dns4";
 pub const SET6: &str = "dns6";
 /// Group of the NFLOG messages for refused packets.
 pub const LOG_GROUP: u16 = 7;
+/// Most addresses one resolver set holds.
+pub const SET_SIZE: u32 = 65_536;
 
 /// One netlink attribute writer (values padded to 4 bytes).
 struct Attrs<'a>(&'a mut Vec<u8>);
@@ -439,6 +443,8 @@ impl Batch {
             a.be32(3, NFT_SET_TIMEOUT);
             a.be32(4, if v6 { TYPE_IPV6_ADDR } else { TYPE_IPV4_ADDR });
             a.be32(5, if v6 { 16 } else { 4 });
+            // NFTA_SET_DESC { NFTA_SET_DESC_SIZE }: a bounded set.
+            a.nest(9, |a| a.be32(1, SET_SIZE));
             a.be32(10, id);
         });
     }
@@ -553,32 +559,32 @@ impl Egress {
                 accept(),
             ],
         );
-        // Link-local multicast (MLD reports, solicitations) stays on the link; neighbour
-        // solicitations and advertisements (ICMPv6 types 135, 136) may be unicast.
-        let ll = Cidr {
-            addr: IpAddr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            prefix: 16,
-        };
-        let mut e = in_cidr(&ll, true);
-        e.push(accept());
-        b.rule(t, "output", &e);
-        let mut nd = vec![Expr::Meta { key: META_NFPROTO }, eq(vec![NFPROTO_IPV6])];
-        nd.extend(l4proto(58));
-        nd.push(Expr::Payload {
-            base: PAYLOAD_TRANSPORT,
-            offset: 0,
-            len: 1,
-        });
-        nd.push(Expr::Cmp {
-            op: CMP_GTE,
-            data: vec![133],
-        });
-        nd.push(Expr::Cmp {
-            op: CMP_LTE,
-            data: vec![136],
-        });
-        nd.push(accept());
-        b.rule(t, "output", &nd);
+        // ICMPv6 that IPv6 needs on the link: MLD (130-132, 143), router and neighbour
+        // solicitations and advertisements (133, 135, 136). Not router advertisements (134):
+        // a sandbox never routes for its neighbours.
+        for (lo, hi) in [(130u8, 133u8), (135, 136), (143, 143)] {
+            let mut e = vec![Expr::Meta { key: META_NFPROTO }, eq(vec![NFPROTO_IPV6])];
+            e.extend(l4proto(58));
+            e.push(Expr::Payload {
+                base: PAYLOAD_TRANSPORT,
+                offset: 0,
+                len: 1,
+            });
+            if lo == hi {
+                e.push(eq(vec![lo]));
+            } else {
+                e.push(Expr::Cmp {
+                    op: CMP_GTE,
+                    data: vec![lo],
+                });
+                e.push(Expr::Cmp {
+                    op: CMP_LTE,
+                    data: vec![hi],
+                });
+            }
+            e.push(accept());
+            b.rule(t, "output", &e);
+        }
         // Refusals answer at once (a TCP reset, or ICMP "prohibited"): a silently dropped
         // SYN would leave connect() retrying for minutes.
         let refuse = |b: &mut Batch, matching: &[Expr], tcp: bool| {
@@ -621,23 +627,17 @@ impl Egress {
     }
 }
 
-/// The host side of one bridged sandbox, in a table of its own owned by the runtime's netlink
-/// socket (the kernel removes it when that socket closes, on every exit path): masquerade of
-/// the sandbox's addresses leaving through anything but the bridge, and the published ports.
-pub fn host_table(
-    table: &str,
-    bridge: &str,
-    addrs: &[IpAddr],
-    ports: &[PortMap],
-    seq: u32,
-) -> (Vec<u8>, u32, u32) {
+/// The bridge's own table (persistent, like the bridge): masquerade of its subnets leaving
+/// through anything but the bridge. Created once, with the bridge (`NLM_F_EXCL` on the table:
+/// a second runtime racing to create it fails the whole batch and changes nothing).
+pub fn bridge_table(table: &str, bridge: &str, subnets: &[Cidr], seq: u32) -> (Vec<u8>, u32, u32) {
     let mut b = Batch::new(seq);
-    b.table(table, true);
+    b.msg(NEWTABLE, INET, NLM_F_CREATE | NLM_F_EXCL, |a| {
+        a.str(1, table)
+    });
     b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
-    for ip in addrs {
-        let mut e = nfproto(ip).to_vec();
-        e.push(addr(ip, false));
-        e.push(eq(addr_bytes(ip)));
+    for c in subnets {
+        let mut e = in_cidr(c, false);
         e.push(Expr::Meta { key: META_OIFNAME });
         e.push(Expr::Cmp {
             op: CMP_NEQ,
@@ -646,9 +646,37 @@ pub fn host_table(
         e.push(Expr::Masq);
         b.rule(table, "post", &e);
     }
-    if ports.is_empty() {
-        return b.finish();
-    }
+    b.finish()
+}
+
+/// Ask whether a table exists (answered with ENOENT when it does not).
+pub fn get_table(table: &str, seq: u32) -> Vec<u8> {
+    let mut b = Batch {
+        buf: vec![],
+        seq,
+        first: seq,
+    };
+    b.header(
+        (NFNL_SUBSYS_NFTABLES << 8) | GETTABLE,
+        INET,
+        NLM_F_REQUEST | NLM_F_ACK,
+        0,
+        |a| a.str(1, table),
+    );
+    b.buf
+}
+
+/// The published ports of one bridged sandbox, in a table of its own owned by the runtime's
+/// netlink socket (the kernel removes it when that socket closes, on every exit path).
+pub fn ports_table(
+    table: &str,
+    addrs: &[IpAddr],
+    ports: &[PortMap],
+    seq: u32,
+) -> (Vec<u8>, u32, u32) {
+    let mut b = Batch::new(seq);
+    b.table(table, true);
+    b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
     // Connections to a published port from the host itself come from 127.0.0.0/8: they leave
     // with the bridge's address.
     if let Some(ip4) = addrs.iter().find(|a| a.is_ipv4()) {
@@ -737,20 +765,33 @@ mod tests {
         assert_eq!(m.last().unwrap().0, NFNL_MSG_BATCH_END);
         assert_eq!(first, 101);
         assert_eq!(last as usize, 100 + m.len() - 2);
-        // table, 2 sets, 2 chains, 1 port rule, lo, ct, mcast, nd, 2 dns, 1 cidr, 2 sets, 2 final.
-        assert_eq!(m.len() - 2, 1 + 2 + 2 + 1 + 4 + 2 + 1 + 2 + 2);
+        // table, 2 sets, 2 chains, 1 port rule, lo, ct, 3 icmpv6, 2 dns, 1 cidr, 2 sets, 2 final.
+        assert_eq!(m.len() - 2, 1 + 2 + 2 + 1 + 5 + 2 + 1 + 2 + 2);
     }
 
     #[test]
-    fn host_table_has_dnat_per_family() {
+    fn bridge_and_ports_tables() {
+        let subnets = [
+            Cidr::parse("10.88.0.0/16", "x").unwrap(),
+            Cidr::parse("fd00::/64", "x").unwrap(),
+        ];
+        let (b, _, _) = bridge_table("nucleus-bridge-nucleus0", "nucleus0", &subnets, 1);
+        // table, chain, one masquerade per subnet.
+        assert_eq!(messages(&b).len() - 2, 1 + 1 + 2);
+        let g = get_table("t", 5);
+        assert_eq!(messages(&g).len(), 1);
+    }
+
+    #[test]
+    fn ports_table_has_dnat_per_family() {
         let addrs: Vec<IpAddr> = vec!["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
         let ports = vec![
             PortMap::parse("8080:80").unwrap(),
             PortMap::parse("127.0.0.1:53:53/udp").unwrap(),
         ];
-        let (b, _, _) = host_table("nucleus-x", "nucleus0", &addrs, &ports, 1);
+        let (b, _, _) = ports_table("nucleus-x", &addrs, &ports, 1);
         let m = messages(&b);
-        // table, post chain, 2 masq, loopback masq, 2 chains x (2 + 1) rules.
-        assert_eq!(m.len() - 2, 1 + 1 + 2 + 1 + 2 * (1 + 3));
+        // table, post chain, loopback masq, 2 chains x (2 + 1) rules.
+        assert_eq!(m.len() - 2, 1 + 1 + 1 + 2 * (1 + 3));
     }
 }

@@ -792,6 +792,19 @@ impl Plan {
                 Some(sets)
             }
         };
+        // The egress table lives in the sandbox's own namespace: a workload that kept
+        // CAP_NET_ADMIN could delete it, one with CAP_NET_RAW could send around it.
+        if let (Some(c), Some(_)) = (&caps, &net.egress) {
+            let held = c.bounding | c.effective | c.permitted | c.ambient;
+            for name in ["CAP_NET_ADMIN", "CAP_NET_RAW"] {
+                if crate::policy::CapSets::names(held).contains(&name) {
+                    return Err(cfg_err(
+                        "--caps-policy",
+                        format!("keeps {name}, which would let the workload undo the egress policy; drop it or give no --egress-* rule"),
+                    ));
+                }
+            }
+        }
         // --landlock-policy: on top of nucleus's rules or alone; its minimum ABI.
         let mut ll_required = vec![];
         if let Some((path, text)) = &cfg.landlock_policy {

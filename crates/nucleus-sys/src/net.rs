@@ -76,6 +76,9 @@ impl Netlink {
         Ok(Self::from_fd(fd))
     }
     pub fn from_fd(fd: OwnedFd) -> Self {
+        // An answer that never comes (a kernel that dropped the request) must not hang the
+        // runtime: reads give up after 5 s.
+        let _ = raw::set_timeout(fd.as_fd(), 5000);
         let mut seed = [0u8; 4];
         raw::fill_random(&mut seed);
         Self {
@@ -97,8 +100,9 @@ impl Netlink {
         s
     }
     /// Send `buf` (one datagram of messages) and wait for the acknowledgement of `last`; the
-    /// first error of a message in `first..=last` is returned. Answers to older requests are
-    /// skipped.
+    /// first error of a message in `first..=last` is returned, or of `first - 1` (the batch
+    /// header of an nftables batch, which carries errors for the whole batch). Answers to
+    /// older requests are skipped.
     pub fn transact(&mut self, buf: &[u8], first: u32, last: u32) -> io::Result<()> {
         // SAFETY: buf is a valid buffer of the given length; no destination address (the
         // kernel).
@@ -121,7 +125,8 @@ impl Netlink {
                 if len < 16 || i + len > n {
                     break;
                 }
-                let mine = seq.wrapping_sub(first) <= last.wrapping_sub(first);
+                let begin = first.wrapping_sub(1);
+                let mine = seq.wrapping_sub(begin) <= last.wrapping_sub(begin);
                 if mine && ty == libc::NLMSG_ERROR as u16 && len >= 20 {
                     let err = word(i + 16) as i32;
                     if err != 0 {
@@ -257,19 +262,47 @@ fn holder_alive(text: &str) -> bool {
 }
 
 impl Claim {
-    pub fn acquire(dir: &Path, subnet: &Cidr, id: &str) -> Result<Claim> {
+    /// An index valid in every one of `subnets`.
+    pub fn acquire(dir: &Path, subnets: &[Cidr], id: &str) -> Result<Claim> {
         fs::create_dir_all(dir).ctx("create", dir.display())?;
-        let count = subnet.host_count();
-        let mut r = [0u8; 4];
-        raw::fill_random(&mut r);
-        let start = u32::from_ne_bytes(r) % count;
+        let count = subnets
+            .iter()
+            .map(|s| s.host_count())
+            .min()
+            .unwrap_or(0)
+            .max(1);
+        let subnet = subnets.first().copied().unwrap_or(Cidr {
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            prefix: 0,
+        });
+        // Next fit: start after the address handed out last, so a released address is reused
+        // only after the whole range went round (the kernel tears a dead sandbox's namespace
+        // down asynchronously; its address must not answer for a new sandbox meanwhile).
+        let cursor = dir.join(".next");
+        let start = match fs::read_to_string(&cursor)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            Some(n) => n % count,
+            None => {
+                let mut r = [0u8; 4];
+                raw::fill_random(&mut r);
+                u32::from_ne_bytes(r) % count
+            }
+        };
         let text = holder_text(id);
         for k in 0..count {
             // Index 1 is the gateway; sandboxes get 2..=count+1.
-            let index = 2 + (start + k) % count;
+            let slot = (start + k) % count;
+            let index = 2 + slot;
             let path = dir.join(index.to_string());
             match std::os::unix::fs::symlink(&text, &path) {
-                Ok(()) => return Ok(Claim { path, index }),
+                Ok(()) => {
+                    // A hint only: racing runs that read the same value collide on the
+                    // symlink and move on.
+                    let _ = fs::write(&cursor, format!("{}\n", slot + 1));
+                    return Ok(Claim { path, index });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if Self::take_stale(dir, &path, &text)? {
                         return Ok(Claim { path, index });
@@ -317,6 +350,14 @@ impl Claim {
             let Ok(claims) = fs::read_dir(b.path()) else {
                 continue;
             };
+            let Ok(d) = fs::File::open(b.path()) else {
+                continue;
+            };
+            // SAFETY: flock on an open descriptor; released when `d` closes. Under the lock a
+            // claim cannot be taken over between the check and the removal.
+            if unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                continue;
+            }
             for c in claims.flatten() {
                 if let Ok(t) = fs::read_link(c.path()) {
                     let t = t.to_string_lossy();
@@ -345,12 +386,13 @@ impl Assigned {
     }
 }
 
-/// The host side of a bridged sandbox, alive as long as the sandbox: the address claim and the
-/// netlink socket owning the sandbox's nftables table (closing it removes the table).
+/// The host side of a bridged sandbox, alive as long as the sandbox: the address claim and,
+/// with published ports, the netlink socket owning the sandbox's nftables table (closing it
+/// removes the table).
 pub struct HostSide {
     pub assigned: Assigned,
     _claim: Claim,
-    _nft: Netlink,
+    _ports: Option<Netlink>,
 }
 
 /// Make sure the bridge exists, is up and has the gateway addresses; turn on forwarding.
@@ -383,6 +425,23 @@ fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
     }
     rt.route(RouteNetlinkMessage::SetLink(up(index)), 0, &[])
         .ctx("bring up", &b.name)?;
+    // The bridge's masquerade, made once (it stays with the bridge).
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    let seq = nft.reserve(1);
+    let table = format!("nucleus-bridge-{}", b.name);
+    match nft.transact(&nucleus_spec::nft::get_table(&table, seq), seq, seq) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let subnets: Vec<Cidr> = std::iter::once(b.subnet4).chain(b.subnet6).collect();
+            let seq = nft.reserve(100);
+            let (batch, first, last) =
+                nucleus_spec::nft::bridge_table(&table, &b.name, &subnets, seq);
+            match nft.transact(&batch, first, last) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                r => r.ctx("install nftables table", &table)?,
+            }
+        }
+        r => r.ctx("look up nftables table", &table)?,
+    }
     write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
     if b.subnet6.is_some() {
         write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
@@ -401,7 +460,8 @@ fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
 /// the bridge is there, create the veth pair with its far end (named eth0) in the sandbox's
 /// network namespace, and install the sandbox's NAT and published ports.
 pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<HostSide> {
-    let claim = Claim::acquire(&b.claims_dir, &b.subnet4, id)?;
+    let subnets: Vec<Cidr> = std::iter::once(b.subnet4).chain(b.subnet6).collect();
+    let claim = Claim::acquire(&b.claims_dir, &subnets, id)?;
     let v4 = (
         b.subnet4.nth(claim.index),
         b.subnet4.prefix,
@@ -429,29 +489,36 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         &[],
     )
     .ctx("create veth", &b.host_iface)?;
-    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
-    let seq = nft.reserve(1000);
-    let (batch, first, last) =
-        nucleus_spec::nft::host_table(&b.table, &b.name, &assigned.addrs(), &b.ports, seq);
-    if let Err(e) = nft.transact(&batch, first, last) {
-        // The veth goes with the sandbox's namespace; the table was never made.
-        let _ = rt.route(
-            RouteNetlinkMessage::DelLink(link(index_of(&b.host_iface).unwrap_or(0))),
-            0,
-            &[],
-        );
-        return Err(e).ctx("install nftables table", &b.table);
-    }
+    let ports = if b.ports.is_empty() {
+        None
+    } else {
+        let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+        let seq = nft.reserve(1000);
+        let (batch, first, last) =
+            nucleus_spec::nft::ports_table(&b.table, &assigned.addrs(), &b.ports, seq);
+        // On failure the veth goes with the sandbox's namespace; the table was never made.
+        nft.transact(&batch, first, last)
+            .ctx("install nftables table", &b.table)?;
+        Some(nft)
+    };
     Ok(HostSide {
         assigned,
         _claim: claim,
-        _nft: nft,
+        _ports: ports,
     })
 }
 
 /// Bridge mode, sandbox side: address, link up, default routes on eth0.
 pub fn configure_sandbox(a: &Assigned) -> Result<()> {
     let index = index_of(SANDBOX_IFACE).ctx("find", SANDBOX_IFACE)?;
+    // Addresses and routes are static: router advertisements from a neighbour on the bridge
+    // must not add any.
+    if a.v6.is_some() {
+        write_sysctl(
+            &format!("/proc/sys/net/ipv6/conf/{SANDBOX_IFACE}/accept_ra"),
+            "0",
+        )?;
+    }
     let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
     for (ip, prefix, _) in std::iter::once(&a.v4).chain(a.v6.iter()) {
         rt.route(

@@ -191,6 +191,8 @@ impl Watcher {
         };
         let (stop_rd, stop) = raw::pipe().ctx("pipe", "watcher")?;
         let (out, reports) = UnixDatagram::pair().ctx("socketpair", "watcher")?;
+        // Reports are dropped rather than block the thread (a port scan makes many).
+        out.set_nonblocking(true).ctx("socketpair", "watcher")?;
         let mut s = Serve {
             plan,
             udp,
@@ -268,11 +270,17 @@ impl Serve {
 
     fn report(&mut self, line: String) {
         let now = Instant::now();
+        let quiet = Duration::from_secs(10);
         match self.reported.get(&line) {
-            Some(t) if now.duration_since(*t) < Duration::from_secs(10) => {}
+            Some(t) if now.duration_since(*t) < quiet => {}
             _ => {
                 let _ = self.out.send(line.as_bytes());
-                self.reported.insert(line, now);
+                if self.reported.len() >= 4096 {
+                    self.reported.retain(|_, t| now.duration_since(*t) < quiet);
+                }
+                if self.reported.len() < 4096 {
+                    self.reported.insert(line, now);
+                }
             }
         }
     }
@@ -303,7 +311,7 @@ impl Serve {
         let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.recv_from(&mut b)) else {
             return;
         };
-        if let Some(r) = self.answer(&b[..n]) {
+        if let Some(r) = self.answer(&b[..n], false) {
             if let Some(u) = &self.udp {
                 let _ = u.send_to(&r, from);
             }
@@ -314,17 +322,18 @@ impl Serve {
         let Some(Ok((mut c, _))) = self.tcp.as_ref().map(|t| t.accept()) else {
             return;
         };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        // One deadline for the whole query: a client trickling bytes must not hold the thread.
+        let deadline = Instant::now() + Duration::from_secs(2);
         let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
         let mut len = [0u8; 2];
-        if c.read_exact(&mut len).is_err() {
+        if read_by(&mut c, &mut len, deadline).is_err() {
             return;
         }
         let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if c.read_exact(&mut q).is_err() {
+        if read_by(&mut c, &mut q, deadline).is_err() {
             return;
         }
-        if let Some(r) = self.answer(&q) {
+        if let Some(r) = self.answer(&q, true) {
             let mut out = (r.len() as u16).to_be_bytes().to_vec();
             out.extend_from_slice(&r);
             let _ = c.write_all(&out);
@@ -332,27 +341,30 @@ impl Serve {
     }
 
     /// The answer to one query: NXDOMAIN for a name that is not allowed, else the upstream's
-    /// answer, its addresses admitted first.
-    fn answer(&mut self, q: &[u8]) -> Option<Vec<u8>> {
+    /// answer, its addresses admitted first. Forwarded over the transport it came by: a
+    /// truncated UDP answer goes back as it is, and the client asks again over TCP.
+    fn answer(&mut self, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
         let query = nucleus_spec::dns::parse_query(q)?;
         let plan = self.plan.as_ref()?;
         if !plan.allows(&query.name) {
             self.report(format!("dns refused: {}", query.name));
             return nucleus_spec::dns::refusal(q);
         }
+        let plan = plan.clone();
         let upstreams = plan.upstreams.clone();
         let filtering = plan.domains.is_some();
         for up in upstreams {
-            let Ok(r) = forward_udp(q, up) else { continue };
-            let r = if r.get(2).is_some_and(|f| f & 0x02 != 0) {
-                // Truncated: ask again over TCP for the whole answer.
-                forward_tcp(q, up).unwrap_or(r)
+            let got = if tcp {
+                forward_tcp(q, up)
             } else {
-                r
+                forward_udp(q, up)
             };
+            let Ok(r) = got else { continue };
             let Some(addrs) = nucleus_spec::dns::answers(&r, query.id) else {
                 continue;
             };
+            let addrs: Vec<(IpAddr, u32)> =
+                addrs.into_iter().filter(|(a, _)| plan.admits(a)).collect();
             if filtering && !addrs.is_empty() && self.admit(&addrs).is_err() {
                 // An answer the sandbox could not use must not be given.
                 return None;
@@ -362,13 +374,27 @@ impl Serve {
         None
     }
 
-    /// Put the addresses in the sets, each for its TTL (at least 5 s, at most a day).
+    /// Put the addresses in the sets, each for its TTL (at least 5 s, at most a day). An
+    /// address already there is refreshed only when its new expiry is later.
     fn admit(&mut self, addrs: &[(IpAddr, u32)]) -> io::Result<()> {
         let now = Instant::now();
-        let items: Vec<(IpAddr, u64)> = addrs
-            .iter()
-            .map(|(a, ttl)| (*a, u64::from((*ttl).clamp(5, 86_400)) * 1000))
-            .collect();
+        let mut items: Vec<(IpAddr, u64)> = Vec::new();
+        for (a, ttl) in addrs {
+            let ms = u64::from((*ttl).clamp(5, 86_400)) * 1000;
+            match items.iter_mut().find(|(b, _)| b == a) {
+                Some(it) => it.1 = it.1.max(ms),
+                None => items.push((*a, ms)),
+            }
+        }
+        // Keep only what is new or would live longer than it does now.
+        items.retain(|(a, ms)| {
+            self.admitted
+                .get(a)
+                .is_none_or(|t| now + Duration::from_millis(*ms) > *t)
+        });
+        if items.is_empty() {
+            return Ok(());
+        }
         let refresh: Vec<IpAddr> = items
             .iter()
             .map(|(a, _)| *a)
@@ -377,17 +403,25 @@ impl Serve {
         let Some(nl) = self.sets.as_mut() else {
             return Ok(());
         };
-        let tx = |refresh: &[IpAddr], nl: &mut Netlink| {
+        let tx = |items: &[(IpAddr, u64)], refresh: &[IpAddr], nl: &mut Netlink| {
             let seq = nl.reserve(16);
             let mut b = Batch::new(seq);
-            b.set_elems(&items, refresh);
+            b.set_elems(items, refresh);
             let (buf, first, last) = b.finish();
             nl.transact(&buf, first, last)
         };
-        match tx(&refresh, nl) {
-            // One of them expired in the kernel already (the whole batch was undone): add
-            // them again; those still there keep their old timeout.
-            Err(e) if !refresh.is_empty() && e.raw_os_error() == Some(libc::ENOENT) => tx(&[], nl)?,
+        match tx(&items, &refresh, nl) {
+            // One of them expired in the kernel meanwhile (the whole batch was undone):
+            // delete one by one what is still there, then add them all.
+            Err(e) if !refresh.is_empty() && e.raw_os_error() == Some(libc::ENOENT) => {
+                for a in &refresh {
+                    match tx(&[], std::slice::from_ref(a), nl) {
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                        r => r?,
+                    }
+                }
+                tx(&items, &[], nl)?
+            }
             r => r?,
         }
         for (a, ms) in items {
@@ -396,6 +430,23 @@ impl Serve {
         self.admitted.retain(|_, t| *t > now);
         Ok(())
     }
+}
+
+/// Fill `buf` from `c` before `deadline`.
+fn read_by(c: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        c.set_read_timeout(Some(left))?;
+        match c.read(&mut buf[got..])? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
+        }
+    }
+    Ok(())
 }
 
 fn forward_udp(q: &[u8], up: IpAddr) -> io::Result<Vec<u8>> {

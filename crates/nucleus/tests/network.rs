@@ -31,8 +31,11 @@ trap 'kill $SRV $DNS 2>/dev/null; wait 2>/dev/null' EXIT
 for i in $(seq 100); do [ -f $W/ready ] && break; sleep 0.05; done
 inner() { cat "$W/$1"; }
 leftovers() {
+  # A finished sandbox's namespace (and the far end of its veth, taking the near end along) is
+  # destroyed by the kernel asynchronously, within milliseconds.
+  for i in $(seq 100); do ip -o link | grep -q ': nu[0-9a-f]*@' || break; sleep 0.02; done
   echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
-  echo "nft: $(nft list ruleset | wc -l)"
+  echo "nft: $(nft list tables | grep -v ' nucleus-bridge-nucleus0$' | wc -l)"
   echo "claims: $(ls $NUCLEUS_ROOT/net/nucleus0 2>/dev/null | wc -l)"
 }
 "#;
@@ -76,8 +79,8 @@ fn lines(o: &Output) -> String {
 }
 
 fn assert_clean(out: &str) {
-    // Only the world's own links and the (persistent, shared) bridge remain; no veth of a
-    // sandbox, no nftables table, no address claim.
+    // Only the world's own links and the (persistent, shared) bridge with its masquerade table
+    // remain; no veth of a sandbox, no nftables table of one, no address claim.
     assert!(
         out.contains("links: ext0 ext1 lo nucleus0 \n") || out.contains("links: ext0 ext1 lo \n"),
         "{out}"
@@ -324,5 +327,26 @@ fn an_unprivileged_user_gets_slirp_with_egress_rules_and_is_refused_bridge() {
         "{out}"
     );
     assert!(out.contains("slirp processes: 0"), "{out}");
+    assert_clean(&out);
+}
+
+#[test]
+fn a_killed_monitor_leaves_no_veth_nat_table_or_claim_after_rm() {
+    let _g = serial();
+    let w = World::new("net-kill");
+    let o = w.run(
+        r#"id=$($N run -d --network bridge --dns 198.51.100.53 -p 9094:8080 -- sleep 1000)
+           echo "before: $(ip -o link | grep -c ': nu[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
+           mon=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' $NUCLEUS_ROOT/$id/state.json)
+           kill -9 $mon; sleep 0.5
+           echo "after kill: $(ip -o link | grep -c ': nu[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
+           $N rm -f $id >/dev/null; echo rm=$?; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("before: 1 veth, 1 table"), "{out}");
+    // The sandbox dies with its monitor (parent-death signal): its namespace, and so its
+    // veth, go; the kernel drops the table with the monitor's netlink socket.
+    assert!(out.contains("after kill: 0 veth, 0 table"), "{out}");
+    assert!(out.contains("rm=0"), "{out}");
     assert_clean(&out);
 }
