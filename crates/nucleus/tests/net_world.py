@@ -1,6 +1,6 @@
 """Test servers for the network end-to-end tests, run inside the test's own network namespace:
 every address given on the command line gets a TCP server on port 8080 that answers
-"ok ADDRESS" and closes. Writes "ready" to the file named first once all are listening."""
+"ok ADDRESS from PEER" and closes. Writes "ready" to the file named first once all are listening."""
 import selectors, socket, sys
 
 ready, addrs = sys.argv[1], sys.argv[2:]
@@ -16,8 +16,8 @@ with open(ready, "w") as f:
     f.write("ready\n")
 while True:
     for key, _ in sel.select():
-        c, _ = key.fileobj.accept()
+        c, peer = key.fileobj.accept()
         try:
-            c.sendall(("ok %s\n" % key.data).encode())
+            c.sendall(("ok %s from %s\n" % (key.data, peer[0])).encode())
         finally:
             c.close()

@@ -24,11 +24,22 @@ for a in 2001:db8::1 2001:db8::2 2001:db8::53; do ip -6 addr add $a/64 dev ext0 
 ip link set ext0 up
 printf '198.51.100.1 allowed.test\n2001:db8::1 allowed.test\n198.51.100.1 a.wild.test\n198.51.100.2 other.test\n198.51.100.1 moving.test\n' > $W/hosts
 python3 $PY $W/ready 198.51.100.1 198.51.100.2 2001:db8::1 2001:db8::2 & SRV=$!
+# A network beyond the world, reached through it (so traffic is forwarded and masqueraded).
+# (A process's namespace, not `ip netns add`, which would leave a file in the host's /run.)
+unshare -n sleep 1000000 & BEYOND=$!
+for i in $(seq 100); do [ "$(readlink /proc/$BEYOND/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.01; done
+b() { nsenter -t $BEYOND -n "$@"; }
+ip link add out0 type veth peer name out1 netns $BEYOND
+ip addr add 203.0.113.1/24 dev out0; ip -6 addr add 2001:db8:1::1/64 dev out0 nodad; ip link set out0 up
+b ip link set lo up; b ip link set out1 up
+b ip addr add 203.0.113.2/24 dev out1; b ip -6 addr add 2001:db8:1::2/64 dev out1 nodad
+b ip route add default via 203.0.113.1; b ip -6 route add default via 2001:db8:1::1
+nsenter -t $BEYOND -n python3 $PY $W/ready2 203.0.113.2 2001:db8:1::2 & SRV2=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts=$W/hosts \
   --listen-address=198.51.100.53 --bind-interfaces --local-ttl=1 --user=root \
   --pid-file=$W/dnsmasq.pid 2>$W/dnsmasq.err & DNS=$!
-trap 'kill $SRV $DNS 2>/dev/null; wait 2>/dev/null' EXIT
-for i in $(seq 100); do [ -f $W/ready ] && break; sleep 0.05; done
+trap 'kill $SRV $SRV2 $DNS $BEYOND 2>/dev/null; wait 2>/dev/null' EXIT
+for i in $(seq 100); do [ -f $W/ready ] && [ -f $W/ready2 ] && break; sleep 0.05; done
 inner() { cat "$W/$1"; }
 leftovers() {
   # A finished sandbox's namespace (and the far end of its veth, taking the near end along) is
@@ -82,7 +93,8 @@ fn assert_clean(out: &str) {
     // Only the world's own links and the (persistent, shared) bridge with its masquerade table
     // remain; no veth of a sandbox, no nftables table of one, no address claim.
     assert!(
-        out.contains("links: ext0 ext1 lo nucleus0 \n") || out.contains("links: ext0 ext1 lo \n"),
+        out.contains("links: ext0 ext1 lo nucleus0 out0 \n")
+            || out.contains("links: ext0 ext1 lo out0 \n"),
         "{out}"
     );
     assert!(out.contains("nft: 0\n"), "{out}");
@@ -96,7 +108,8 @@ fn bridge_reaches_the_outside_over_ipv4_and_ipv6_and_leaves_nothing() {
     w.script(
         "in.sh",
         "ip -o addr show eth0 | awk '{print \"addr\", $4}'; ip route | grep default; \
-         c 198.51.100.1 8080; c 2001:db8::2 8080; cat /etc/resolv.conf",
+         c 198.51.100.1 8080; c 2001:db8::2 8080; c 203.0.113.2 8080; c 2001:db8:1::2 8080; \
+         cat /etc/resolv.conf",
     );
     let o = w.run(
         r#"$N run --network bridge --dns 198.51.100.53 -- bash -c "$(inner in.sh)"; echo "exit=$?"; leftovers"#,
@@ -106,8 +119,17 @@ fn bridge_reaches_the_outside_over_ipv4_and_ipv6_and_leaves_nothing() {
     assert!(out.contains("addr 10.88."), "{out}");
     assert!(out.contains("addr fd8e:7c1a:5b3d::"), "{out}");
     assert!(out.contains("default via 10.88.0.1 dev eth0"), "{out}");
-    assert!(out.contains("ok 198.51.100.1"), "{out}");
-    assert!(out.contains("ok 2001:db8::2"), "{out}");
+    assert!(out.contains("ok 198.51.100.1 from 10.88."), "{out}");
+    assert!(
+        out.contains("ok 2001:db8::2 from fd8e:7c1a:5b3d::"),
+        "{out}"
+    );
+    // Beyond the host, connections come from the host's address: NAT, both families.
+    assert!(out.contains("ok 203.0.113.2 from 203.0.113.1\n"), "{out}");
+    assert!(
+        out.contains("ok 2001:db8:1::2 from 2001:db8:1::1\n"),
+        "{out}"
+    );
     assert!(out.contains("nameserver 198.51.100.53"), "{out}");
     assert_clean(&out);
 }
@@ -160,6 +182,7 @@ fn egress_domains_resolve_through_the_runtime_and_follow_address_changes() {
         "cat /etc/resolv.conf | grep nameserver; \
          echo A=$(getent ahostsv4 allowed.test | head -1 | cut -d' ' -f1); echo AC=$(c allowed.test 8080); \
          echo W=$(c a.wild.test 8080); \
+         echo A6=$(python3 -c 'import socket; a = socket.getaddrinfo(\"allowed.test\", 8080, socket.AF_INET6)[0][4][0]; print(socket.create_connection((a, 8080), 5).recv(100).decode().split()[1])'); \
          getent hosts other.test >/dev/null; echo O=$?; echo OI=$(c 198.51.100.2 8080); \
          echo M1=$(c moving.test 8080); \
          echo go > /tmp/go; while [ ! -e /tmp/moved ]; do sleep 0.1; done",
@@ -181,6 +204,7 @@ fn egress_domains_resolve_through_the_runtime_and_follow_address_changes() {
     assert!(out.contains("A=198.51.100.1"), "{out}");
     assert!(out.contains("AC=ok 198.51.100.1"), "{out}");
     assert!(out.contains("W=ok 198.51.100.1"), "{out}");
+    assert!(out.contains("A6=2001:db8::1"), "{out}");
     // A name that is not allowed does not resolve, and its address is not reachable either.
     assert!(out.contains("O=2"), "{out}");
     assert!(out.contains("OI=refused"), "{out}");
