@@ -318,8 +318,10 @@ pub fn main(
     );
     crate::timing::mark("probe host");
     let id = new_id();
-    let state_root = lifecycle::state_root(root)?;
-    cfg.net.state_dir = state_root.join("net");
+    // (A dry run needs no state root; a real one fails below when there is none.)
+    if let Ok(r) = lifecycle::state_root(root) {
+        cfg.net.state_dir = r.join("net");
+    }
     let plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");
     if a.dry_run {
@@ -331,7 +333,7 @@ pub fn main(
     }
     check_paths(&cfg)?;
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
-    let store = Store::open(&state_root)?;
+    let store = Store::open(&lifecycle::state_root(root)?)?;
     crate::timing::mark("check paths, open store");
     for w in &plan.warnings {
         log.warn(w);
