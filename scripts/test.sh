@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
     slirp4netns dnsmasq-base nftables iproute2 util-linux >/dev/null
 fi
 
+# A Debian root filesystem with systemd, booted under systemd-nspawn by the systemd-supervision
+# test (this machine's PID 1 is not systemd); built once, kept in /var/tmp.
+scripts/systemd-rootfs.sh >/dev/null
+
 # A real OTLP receiver for the telemetry test: the OpenTelemetry project's protobuf
 # definitions (PyPI opentelemetry-proto) in a virtualenv under target/.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then

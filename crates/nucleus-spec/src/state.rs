@@ -115,6 +115,9 @@ pub struct State {
     /// W3C traceparent of the sandbox's `create` span: later verbs' spans are its children.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The systemd transient unit supervising the monitor (its output is in the journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 impl State {
@@ -138,6 +141,7 @@ impl State {
             events: None,
             auto_remove: false,
             trace: None,
+            unit: None,
         }
     }
 

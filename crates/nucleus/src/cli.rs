@@ -50,6 +50,9 @@ pub enum Command {
     Kill(KillArgs),
     /// Remove stopped sandboxes (-f: stop them first).
     Rm(RmArgs),
+    /// The supervisor of one detached sandbox, as a systemd transient unit runs it (internal).
+    #[command(hide = true)]
+    Monitor(IdArg),
     /// Seccomp tools: trace a workload's syscalls, generate a profile from a trace.
     #[command(subcommand)]
     Seccomp(SeccompCmd),
@@ -226,6 +229,10 @@ pub struct RunArgs {
     /// Write lifecycle events to this open file descriptor.
     #[arg(long)]
     pub events_fd: Option<i32>,
+    /// Who supervises a detached sandbox: auto (a systemd transient unit when systemd is PID 1
+    /// and the caller is root, else a monitor process), monitor, or systemd.
+    #[arg(long, default_value = "auto")]
+    pub supervisor: String,
     /// With -d/create and --tty: send the terminal's master over this unix socket (OCI
     /// convention) instead of keeping it.
     #[arg(long)]

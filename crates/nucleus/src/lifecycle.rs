@@ -424,18 +424,28 @@ pub fn launch(
             })?),
             None => None,
         };
+    let supervisor_unit = supervisor(a, &id)?;
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
+    st.unit = supervisor_unit.clone();
     st.events = a.events_jsonl.clone();
     st.auto_remove = a.rm;
     st.trace = trace;
     // Until the monitor writes its own pid (first thing after the fork), the launcher is
     // the record's monitor: the sandbox reads as `creating` while it waits for the monitor.
     st.monitor = Some(store::this_process());
+    let launch = serde_json::to_vec(&LaunchInfo {
+        hold,
+        console_socket: a.console_socket.clone(),
+        memory_limit,
+    })?;
     store.create(
         &id,
         a.name.as_deref(),
         &st,
-        &[("plan.json", &serde_json::to_vec(plan)?)],
+        &[
+            ("plan.json", &serde_json::to_vec(plan)?),
+            ("launch.json", &launch),
+        ],
     )?;
     let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
         let logf = store::open_append(&store.dir(&id).join("log"))?;
@@ -449,97 +459,250 @@ pub fn launch(
             return Err(e);
         }
     };
-    let forked = match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
-        Ok(f) => f,
-        Err(e) => {
+    let (notify, reader) = if let Some(unit) = &supervisor_unit {
+        drop(logf);
+        drop(control);
+        match start_unit(store, &id, unit) {
+            Ok(r) => (None, r),
+            Err(e) => {
+                let _ = store.remove(&id, a.name.as_deref());
+                return Err(e);
+            }
+        }
+    } else {
+        match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
+            Ok(store::MonitorFork::Monitor { notify }) => (Some((notify, logf, control)), None),
+            Ok(store::MonitorFork::Launcher { reader }) => (None, Some(reader)),
+            Err(e) => {
+                let _ = store.remove(&id, a.name.as_deref());
+                return Err(e.into());
+            }
+        }
+    };
+    if let Some((notify, _logf, control)) = notify {
+        // The monitor (a fork of this process).
+        let code = monitor_main(
+            store,
+            st,
+            plan,
+            events,
+            notify,
+            hold,
+            control,
+            console,
+            memory_limit,
+        );
+        crate::run::collect_cgroups(cgroup_host, cgroup_parent);
+        std::process::exit(code.into())
+    }
+    let reader = reader.ok_or_else(|| anyhow!("the monitor did not start"))?;
+    // The launcher: relay what the monitor says, then print the id.
+    let mut code = None;
+    let mut created_ns = None;
+    let mut error = None;
+    for line in BufReader::new(reader).lines().map_while(|l| l.ok()) {
+        if let Some(w) = line.strip_prefix("warn ") {
+            log.warn(w);
+        } else if let Some(t) = line.strip_prefix("created ") {
+            created_ns = t.parse::<u64>().ok();
+        } else if line == "ok" {
+            code = Some(0);
+            break;
+        } else if let Some(e) = line.strip_prefix("error ") {
+            let (c, msg) = e.split_once(' ').unwrap_or(("125", e));
+            log.error(msg);
+            error = Some(msg.to_string());
+            code = Some(c.parse().unwrap_or(125));
+            break;
+        }
+    }
+    if tracer.enabled() {
+        let now = telemetry::now_ns();
+        let created = created_ns.unwrap_or(now);
+        let attrs = || {
+            vec![
+                ("sandbox.id", telemetry::s(&id)),
+                (
+                    "sandbox.name",
+                    telemetry::s(a.name.clone().unwrap_or_default()),
+                ),
+                ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
+                (
+                    "process.executable.name",
+                    telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),
+                ),
+            ]
+        };
+        let parent = tracer.parent;
+        let create_error = if created_ns.is_none() {
+            error.clone()
+        } else {
+            None
+        };
+        tracer.record_as(
+            create_span,
+            parent,
+            "nucleus.create",
+            t0,
+            created,
+            attrs(),
+            create_error,
+        );
+        if !hold && created_ns.is_some() {
+            tracer.record_as(
+                telemetry::span_id(),
+                Some(create_span),
+                "nucleus.start",
+                created,
+                now,
+                attrs(),
+                error.clone(),
+            );
+        }
+        tracer.flush(log);
+    }
+    match code {
+        Some(0) => {
+            println!("{id}");
+            Ok(0)
+        }
+        Some(c) => Ok(c),
+        None => {
             let _ = store.remove(&id, a.name.as_deref());
-            return Err(e.into());
+            bail!("the monitor exited while setting the sandbox up")
         }
-    };
-    let notify = match forked {
-        store::MonitorFork::Monitor { notify } => notify,
-        store::MonitorFork::Launcher { reader } => {
-            // The launcher: relay what the monitor says, then print the id.
-            drop(control);
-            drop(logf);
-            let mut code = None;
-            let mut created_ns = None;
-            let mut error = None;
-            for line in BufReader::new(reader).lines().map_while(|l| l.ok()) {
-                if let Some(w) = line.strip_prefix("warn ") {
-                    log.warn(w);
-                } else if let Some(t) = line.strip_prefix("created ") {
-                    created_ns = t.parse::<u64>().ok();
-                } else if line == "ok" {
-                    code = Some(0);
-                    break;
-                } else if let Some(e) = line.strip_prefix("error ") {
-                    let (c, msg) = e.split_once(' ').unwrap_or(("125", e));
-                    log.error(msg);
-                    error = Some(msg.to_string());
-                    code = Some(c.parse().unwrap_or(125));
-                    break;
-                }
-            }
-            if tracer.enabled() {
-                let now = telemetry::now_ns();
-                let created = created_ns.unwrap_or(now);
-                let attrs = || {
-                    vec![
-                        ("sandbox.id", telemetry::s(&id)),
-                        (
-                            "sandbox.name",
-                            telemetry::s(a.name.clone().unwrap_or_default()),
-                        ),
-                        ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
-                        (
-                            "process.executable.name",
-                            telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),
-                        ),
-                    ]
-                };
-                let parent = tracer.parent;
-                let create_error = if created_ns.is_none() {
-                    error.clone()
-                } else {
-                    None
-                };
-                tracer.record_as(
-                    create_span,
-                    parent,
-                    "nucleus.create",
-                    t0,
-                    created,
-                    attrs(),
-                    create_error,
-                );
-                if !hold && created_ns.is_some() {
-                    tracer.record_as(
-                        telemetry::span_id(),
-                        Some(create_span),
-                        "nucleus.start",
-                        created,
-                        now,
-                        attrs(),
-                        error.clone(),
-                    );
-                }
-                tracer.flush(log);
-            }
-            return match code {
-                Some(0) => {
-                    println!("{id}");
-                    Ok(0)
-                }
-                Some(c) => Ok(c),
-                None => {
-                    let _ = store.remove(&id, a.name.as_deref());
-                    bail!("the monitor exited while setting the sandbox up")
-                }
-            };
+    }
+}
+
+/// What a monitor started by systemd needs besides the record and the plan.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LaunchInfo {
+    hold: bool,
+    console_socket: Option<std::path::PathBuf>,
+    memory_limit: Option<u64>,
+}
+
+/// Whether systemd runs this machine (sd_booted(3)).
+fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// The transient unit that will supervise a detached sandbox, or None for a monitor process.
+fn supervisor(a: &RunArgs, id: &str) -> Result<Option<String>> {
+    let flag = "--supervisor";
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let usable = || -> Result<(), String> {
+        if !systemd_booted() {
+            return Err("systemd is not PID 1 here".into());
         }
+        if !root {
+            return Err("transient units need root (the system manager)".into());
+        }
+        if a.events_fd.is_some() {
+            return Err("--events-fd is a descriptor of the caller's, which a unit cannot inherit (use --events-jsonl)".into());
+        }
+        Ok(())
     };
-    // The monitor.
+    match a.supervisor.as_str() {
+        "monitor" => Ok(None),
+        "auto" => Ok(usable().ok().map(|_| format!("nucleus-{id}.service"))),
+        "systemd" => match usable() {
+            Ok(()) => Ok(Some(format!("nucleus-{id}.service"))),
+            Err(why) => Err(ConfigError::new(flag, format!("systemd: {why}")).into()),
+        },
+        other => Err(ConfigError::new(
+            flag,
+            format!("unknown supervisor {other:?} (allowed: auto, monitor, systemd)"),
+        )
+        .into()),
+    }
+}
+
+/// Start `nucleus monitor ID` as a transient service and wait for it to connect to the
+/// sandbox's `notify` socket; what it says there is read like a forked monitor's pipe.
+fn start_unit(store: &Store, id: &str, unit: &str) -> Result<Option<File>> {
+    let dir = store.dir(id);
+    let sock = dir.join("notify");
+    let listener = nucleus_sys::raw::unix_listen(&sock)
+        .with_context(|| format!("listen on {}", sock.display()))?;
+    let exe = std::env::current_exe().context("find the nucleus binary")?;
+    let out = std::process::Command::new("systemd-run")
+        .arg(format!("--unit={unit}"))
+        .arg(format!("--description=nucleus sandbox {id}"))
+        .args(["--collect", "--quiet", "--property=KillMode=mixed"])
+        .arg(format!("--setenv=NUCLEUS_ROOT={}", store.root().display()))
+        .arg("--")
+        .arg(exe)
+        .args(["monitor", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("run systemd-run")?;
+    if !out.status.success() {
+        bail!(
+            "systemd-run: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("failed")
+        );
+    }
+    let conn = nucleus_sys::raw::unix_accept(std::os::fd::AsFd::as_fd(&listener), 30_000)
+        .with_context(|| format!("{unit}: its monitor did not report within 30 s"))?;
+    let _ = std::fs::remove_file(&sock);
+    Ok(Some(File::from(conn)))
+}
+
+/// `nucleus monitor ID`: the monitor of a detached sandbox, as its systemd unit runs it. Its
+/// output (the workload's, and runtime warnings) goes to the journal.
+pub fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
+    let dir = store.dir(id);
+    let st = store
+        .read(id)
+        .ok_or_else(|| anyhow!("{id}: no such sandbox"))?;
+    let plan: Plan = serde_json::from_slice(&std::fs::read(dir.join("plan.json"))?)?;
+    let info: LaunchInfo = serde_json::from_slice(&std::fs::read(dir.join("launch.json"))?)?;
+    let notify = File::from(
+        nucleus_sys::raw::unix_connect(&dir.join("notify")).context("connect to the launcher")?,
+    );
+    let control = store::listen(&dir.join("ctl"))?;
+    let console = match &info.console_socket {
+        Some(p) => Some(
+            nucleus_sys::raw::unix_connect(p)
+                .with_context(|| format!("--console-socket: {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let events = Events::open(st.events.as_deref(), None)?;
+    Ok(monitor_main(
+        store,
+        st,
+        &plan,
+        events,
+        notify,
+        info.hold,
+        control,
+        console,
+        info.memory_limit,
+    ))
+}
+
+/// The monitor of one detached sandbox: it records every step and serves the control socket
+/// until the sandbox ends. `notify` reaches the launcher waiting for the start's result.
+#[allow(clippy::too_many_arguments)]
+fn monitor_main(
+    store: &Store,
+    mut st: State,
+    plan: &Plan,
+    events: Events,
+    notify: File,
+    hold: bool,
+    control: std::os::fd::OwnedFd,
+    console: Option<std::os::fd::OwnedFd>,
+    memory_limit: Option<u64>,
+) -> u8 {
+    let id = st.id.clone();
+    let name = st.name.clone();
     st.monitor = Some(store::this_process());
     let mut t = Tracker {
         store,
@@ -558,19 +721,17 @@ pub fn launch(
         control,
         console: console.map(nucleus_sys::channel::Channel::from),
     };
-    let code = match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
+    match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
         Ok(out) => {
             finish(&mut t, &out, memory_limit);
             0
         }
         Err(e) => {
             t.notify.done(&format!("error 125 {e}"));
-            let _ = store.remove(&id, a.name.as_deref());
+            let _ = store.remove(&id, name.as_deref());
             125
         }
-    };
-    crate::run::collect_cgroups(cgroup_host, cgroup_parent);
-    std::process::exit(code)
+    }
 }
 
 /// Resolve a reference (name, id or unique id prefix) among the store's sandboxes.
@@ -769,6 +930,21 @@ pub fn state(store: &Store, q: &str) -> Result<u8> {
 
 pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
     let s = resolve(store, &a.id)?;
+    if let Some(unit) = &s.unit {
+        // Supervised by systemd: the output is in the journal.
+        let mut c = std::process::Command::new("journalctl");
+        // The unit's own processes only (not the manager's messages about the unit).
+        c.args(["--no-pager", "--quiet", "--output=cat"]);
+        c.arg(format!("_SYSTEMD_UNIT={unit}"));
+        if let Some(n) = a.tail {
+            c.arg(format!("--lines={n}"));
+        }
+        if a.follow {
+            c.arg("--follow");
+        }
+        let st = c.status().context("run journalctl")?;
+        return Ok(st.code().unwrap_or(1).clamp(0, 255) as u8);
+    }
     let path = store.dir(&s.id).join("log");
     let mut f = match File::open(&path) {
         Ok(f) => f,
@@ -1054,6 +1230,7 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         C::Ps(a) => return ps(&store, a),
         C::State(a) => return state(&store, &a.id),
         C::Logs(a) => return logs(&store, a),
+        C::Monitor(a) => return monitor_entry(&store, &a.id),
         C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
         C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),

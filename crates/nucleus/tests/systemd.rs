@@ -1,0 +1,148 @@
+//! Supervision by systemd: with systemd as PID 1, a detached sandbox's monitor runs as a
+//! transient service (`nucleus-ID.service`) and `nucleus logs` reads the journal. This machine's
+//! PID 1 is not systemd, so the test boots a Debian root filesystem with systemd
+//! (scripts/systemd-rootfs.sh, built once with debootstrap) under systemd-nspawn, with a
+//! throw-away overlay, runs a script there as a oneshot unit and checks what it printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+const SCRIPT: &str = r#"#!/bin/sh
+exec > /opt/nt/out.txt 2>&1
+N=/opt/nt/nucleus
+unit_pid() { systemctl show -p MainPID --value "$1"; }
+rec_monitor() { sed 's/.*"monitor":{"pid":\([0-9]*\).*/\1/' /run/nucleus/$1/state.json; }
+
+echo "pid1: $(cat /proc/1/comm)"
+id=$($N run -d --name web -e SECRET=topsecret -- sh -c 'echo hello-from-journal; echo second-line; sleep 1000')
+echo "web: rc=$? id=$id"
+echo "web unit: $(systemctl is-active nucleus-$id.service)"
+[ "$(unit_pid nucleus-$id.service)" = "$(rec_monitor $id)" ] && echo "web: the unit's main process is the record's monitor"
+grep -q topsecret /proc/$(unit_pid nucleus-$id.service)/cmdline && echo "web: SECRET ON A COMMAND LINE"
+systemctl show -p ExecStart nucleus-$id.service | grep -q topsecret && echo "web: SECRET IN THE UNIT"
+$N ps | grep -q "web .*up" && echo "web: ps up"
+sleep 0.5
+$N logs web | sed 's/^/logs: /'
+$N logs -n 1 web | sed 's/^/tail: /'
+systemctl stop nucleus-$id.service
+echo "web after systemctl stop: $($N ps -a | grep web | awk '{print $3}')"
+echo "web unit after stop: $(systemctl is-active nucleus-$id.service)"
+$N rm web && echo "web: removed"
+
+$N create --name job -- sh -c 'echo started-job' >/dev/null && $N start job
+sleep 0.5
+$N logs job | sed 's/^/job: /'
+$N rm job
+
+$N run -d -- no-such-command; echo "missing: rc=$?"
+
+id=$($N run -d --name mon -- sleep 1000)
+kill -9 $(unit_pid nucleus-$id.service); sleep 0.5
+echo "mon after kill -9 of the monitor: $($N ps -a | grep mon | awk '{print $3}')"
+$N ps -a --format json | grep -o '"error":"[^"]*"' | sed 's/^/mon: /'
+echo "mon unit after kill -9: $(systemctl list-units --all --plain --no-legend "nucleus-$id.service" | wc -l)"
+$N rm mon && echo "mon: removed"
+
+id=$($N run -d --supervisor monitor --name plain -- sleep 1000)
+echo "plain: units $(systemctl list-units --all --plain --no-legend "nucleus-$id.service" | wc -l)"
+$N rm -f plain >/dev/null
+
+echo "units left: $(systemctl list-units --all --plain --no-legend 'nucleus-*' | wc -l)"
+echo "records left: $($N ps -aq | wc -l)"
+echo DONE
+"#;
+
+const UNIT: &str = "[Unit]
+Description=nucleus systemd supervision test
+Requires=basic.target
+After=basic.target dbus.socket
+[Service]
+Type=oneshot
+ExecStart=/opt/nt/test.sh
+ExecStopPost=/bin/systemctl poweroff --no-block
+";
+
+#[test]
+fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_journal() {
+    require_root();
+    let root = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/systemd-rootfs.sh"
+    ))
+    .stderr(Stdio::inherit())
+    .output()
+    .unwrap();
+    assert!(
+        root.status.success(),
+        "scripts/systemd-rootfs.sh could not build the systemd root filesystem; refusing to skip"
+    );
+    let rootfs = stdout(&root).trim().to_string();
+    let w = TempDir::new("systemd");
+    std::fs::copy(bin(), w.path().join("nucleus")).unwrap();
+    std::fs::write(w.path().join("test.sh"), SCRIPT).unwrap();
+    std::fs::write(w.path().join("nt-runner.service"), UNIT).unwrap();
+    std::fs::set_permissions(
+        w.path().join("test.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = Command::new("timeout")
+        .args(["300", "systemd-nspawn", "-q", "-D", &rootfs])
+        // A throw-away overlay: the cached root filesystem is never changed.
+        .args(["--volatile=overlay", "-b", "--register=no", "--keep-unit"])
+        .args(["--private-network", "--capability=all"])
+        .arg("--system-call-filter=@mount @privileged @raw-io @module keyctl bpf perf_event_open")
+        .arg(format!("--bind={}:/opt/nt", w.s()))
+        .arg(format!(
+            "--bind-ro={}:/etc/systemd/system/nt-runner.service",
+            w.path().join("nt-runner.service").display()
+        ))
+        .args(["--", "systemd.unit=nt-runner.service"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = std::fs::read_to_string(w.path().join("out.txt")).unwrap_or_default();
+    let all = format!("{out}\n--- nspawn:\n{}{}", stdout(&o), stderr(&o));
+    assert!(out.contains("DONE"), "{all}");
+    assert!(out.contains("pid1: systemd"), "{all}");
+    assert!(out.contains("web: rc=0"), "{all}");
+    assert!(out.contains("web unit: active"), "{all}");
+    assert!(
+        out.contains("web: the unit's main process is the record's monitor"),
+        "{all}"
+    );
+    assert!(!out.contains("SECRET"), "{all}");
+    assert!(out.contains("web: ps up"), "{all}");
+    // The journal has the workload's output, and only the unit's own lines.
+    assert!(
+        out.contains("logs: hello-from-journal\nlogs: second-line\n"),
+        "{all}"
+    );
+    assert!(!out.contains("logs: Started"), "{all}");
+    assert!(
+        out.contains("tail: second-line\n") && !out.contains("tail: hello"),
+        "{all}"
+    );
+    // Stopping the unit stops the sandbox the normal way; the record keeps its exit.
+    assert!(out.contains("web after systemctl stop: exited"), "{all}");
+    assert!(!out.contains("web unit after stop: active"), "{all}");
+    assert!(out.contains("web: removed"), "{all}");
+    assert!(out.contains("job: started-job"), "{all}");
+    assert!(out.contains("missing: rc=127"), "{all}");
+    // The sandbox dies with its monitor; the record says so (ps shows the exit unknown).
+    assert!(
+        out.contains("mon after kill -9 of the monitor: exited"),
+        "{all}"
+    );
+    assert!(
+        out.contains("mon: \"error\":\"") && out.contains("monitor"),
+        "{all}"
+    );
+    assert!(out.contains("mon unit after kill -9: 0"), "{all}");
+    assert!(out.contains("mon: removed"), "{all}");
+    assert!(out.contains("plain: units 0"), "{all}");
+    assert!(out.contains("units left: 0"), "{all}");
+    assert!(out.contains("records left: 0"), "{all}");
+}
