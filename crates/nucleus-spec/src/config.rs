@@ -485,6 +485,44 @@ pub fn container_path(flag: &str, s: &str) -> Result<PathBuf, ConfigError> {
     Ok(out)
 }
 
+/// Durations like `30s`, `500ms`, `2m`, `1h`, or plain seconds.
+pub fn parse_duration_ms(flag: &str, s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let mult = match unit {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => f64::NAN,
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && mult.is_finite() && v * mult < 1e12 => {
+            Ok((v * mult) as u64)
+        }
+        _ => Err(ConfigError::new(
+            flag,
+            format!("{s:?} is not a duration (e.g. 30s, 500ms, 2m, 1h)"),
+        )),
+    }
+}
+
+/// `--health-cmd` and its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Run with `/bin/sh -c` inside the sandbox, like `nucleus exec`.
+    pub cmd: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failures that make the sandbox unhealthy.
+    pub retries: u32,
+    /// Failures in this first period after start do not count.
+    pub start_period_ms: u64,
+}
+
 /// Sizes like `64M`, `1g`, `4096`, `512k`.
 pub fn parse_size(flag: &str, s: &str) -> Result<u64, ConfigError> {
     let err = || {
@@ -520,6 +558,8 @@ pub struct RunConfig {
     pub network: NetworkMode,
     /// Ports, DNS, egress rules, bridge and subnets.
     pub net: crate::net::NetConfig,
+    /// `--health-cmd` (with its interval, timeout, retries, start period).
+    pub health: Option<HealthCheck>,
     pub rootfs: Option<PathBuf>,
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,

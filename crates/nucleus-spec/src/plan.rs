@@ -107,6 +107,9 @@ pub struct Plan {
     /// Bridge or slirp, egress rules, the runtime's resolver (empty for none and host).
     #[serde(default)]
     pub net: crate::net::NetPlan,
+    /// Health checks the supervisor runs inside the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::config::HealthCheck>,
     pub hostname: String,
     pub root: RootSource,
     pub mounts: Vec<MountOp>,
@@ -923,6 +926,7 @@ impl Plan {
             idmap,
             network: cfg.network,
             net,
+            health: cfg.health.clone(),
             hostname,
             root,
             mounts: m,

@@ -118,6 +118,9 @@ pub struct State {
     /// The systemd transient unit supervising the monitor (its output is in the journal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// With `--health-cmd`: starting, healthy or unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 impl State {
@@ -142,6 +145,7 @@ impl State {
             auto_remove: false,
             trace: None,
             unit: None,
+            health: None,
         }
     }
 

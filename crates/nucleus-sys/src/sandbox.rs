@@ -70,6 +70,15 @@ pub trait Observer {
     /// Init reported the workload's exit; the sandbox is being torn down (work that does not
     /// need its usage figures can overlap the teardown).
     fn workload_exited(&mut self) {}
+    /// Timed work of the observer's own (health checks): milliseconds until it wants
+    /// [`Observer::tick`] (-1: never), and descriptors whose readiness also calls it.
+    fn next_tick_ms(&self) -> i32 {
+        -1
+    }
+    fn watched(&self) -> Vec<i32> {
+        vec![]
+    }
+    fn tick(&mut self) {}
 }
 
 /// How a detached (monitored) sandbox differs from a foreground run.
@@ -634,8 +643,17 @@ fn parent_wait(
         let watch_i = watcher
             .as_ref()
             .map(|w| slot(&mut fds, w.reports.as_raw_fd()));
-        let rev = raw::poll_read(&fds, -1).ctx("poll", "")?;
+        let own = fds.len();
+        fds.extend(obs.watched());
+        let rev = raw::poll_read(&fds, obs.next_tick_ms()).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
+        obs.tick();
+        if rev.iter().all(|r| *r == 0)
+            || rev[own..].iter().any(|r| *r != 0) && rev[..own].iter().all(|r| *r == 0)
+        {
+            // Only the observer's time or descriptors: nothing of ours is ready.
+            continue;
+        }
         if let (true, Some(w)) = (ready(watch_i), &watcher) {
             let mut b = [0u8; 512];
             if let Ok(n) = w.reports.recv(&mut b) {

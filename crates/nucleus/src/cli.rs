@@ -229,6 +229,22 @@ pub struct RunArgs {
     /// Write lifecycle events to this open file descriptor.
     #[arg(long)]
     pub events_fd: Option<i32>,
+    /// Health check: a shell command run inside the sandbox (like `nucleus exec`); exit 0 is
+    /// healthy. Status changes are `health` events; `ps` shows the status.
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "30s")]
+    pub health_interval: String,
+    /// A health check running longer than this fails.
+    #[arg(long, default_value = "30s")]
+    pub health_timeout: String,
+    /// Consecutive failures that make the sandbox unhealthy.
+    #[arg(long, default_value_t = 3)]
+    pub health_retries: u32,
+    /// Failures during this first period after start do not count.
+    #[arg(long, default_value = "0s")]
+    pub health_start_period: String,
     /// Who supervises a detached sandbox: auto (a systemd transient unit when systemd is PID 1
     /// and the caller is root, else a monitor process), monitor, or systemd.
     #[arg(long, default_value = "auto")]

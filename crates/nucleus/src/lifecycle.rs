@@ -123,6 +123,129 @@ pub struct Tracker<'a> {
     pub applied_ns: Option<u64>,
     /// The record was already removed (a foreground run's, while its sandbox was torn down).
     removed: bool,
+    /// `--health-cmd`: the checks this supervisor runs.
+    health: Option<Health>,
+}
+
+/// Health checks: `nucleus exec ID -- /bin/sh -c CMD` every interval once the workload runs;
+/// `retries` consecutive failures after the start period make the sandbox unhealthy, one
+/// success healthy again. Status changes are recorded and emitted as `health` events.
+struct Health {
+    check: nucleus_spec::config::HealthCheck,
+    root: std::path::PathBuf,
+    started: Option<Instant>,
+    next: Option<Instant>,
+    running: Option<(std::process::Child, std::os::fd::OwnedFd, Instant)>,
+    failures: u32,
+    status: &'static str,
+}
+
+impl Health {
+    /// No more checks; one still running is killed and reaped.
+    fn stop(&mut self) {
+        self.next = None;
+        if let Some((mut c, _, _)) = self.running.take() {
+            Self::kill(&c);
+            let _ = c.wait();
+        }
+    }
+    fn kill(c: &std::process::Child) {
+        let _ = nucleus_sys::raw::kill(-(c.id() as i32), libc::SIGKILL);
+    }
+    fn new(plan: &Plan, store: &Store) -> Option<Health> {
+        plan.health.clone().map(|check| Health {
+            check,
+            root: store.root().to_path_buf(),
+            started: None,
+            next: None,
+            running: None,
+            failures: 0,
+            status: "starting",
+        })
+    }
+    fn ms_until(t: Instant) -> i32 {
+        t.saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32
+    }
+    fn next_tick_ms(&self) -> i32 {
+        match (&self.running, self.next) {
+            (Some((_, _, began)), _) => {
+                Self::ms_until(*began + Duration::from_millis(self.check.timeout_ms))
+            }
+            (None, Some(n)) => Self::ms_until(n),
+            (None, None) => -1,
+        }
+    }
+    fn spawn(&mut self, id: &str) {
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(_) => return,
+        };
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new(exe)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["exec", id, "--", "/bin/sh", "-c", &self.check.cmd])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // A group of its own: a check that times out is killed with every process of it.
+            .process_group(0)
+            .spawn();
+        if let Ok(c) = child {
+            match nucleus_sys::raw::pidfd_open(c.id() as i32) {
+                Ok(fd) => self.running = Some((c, fd, Instant::now())),
+                Err(_) => {
+                    let mut c = c;
+                    Self::kill(&c);
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+    /// The check that ended: (exit code, its first output).
+    fn collect(&mut self) -> Option<(i32, String)> {
+        let (mut c, _, began) = self.running.take()?;
+        let timed_out = began.elapsed() >= Duration::from_millis(self.check.timeout_ms);
+        if timed_out {
+            Self::kill(&c);
+        }
+        let st = c.wait().ok()?;
+        let mut out = String::new();
+        for pipe in [
+            c.stdout.take().map(File::from_out),
+            c.stderr.take().map(File::from_err),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut b = Vec::new();
+            let _ = pipe.take(512).read_to_end(&mut b);
+            out.push_str(&String::from_utf8_lossy(&b));
+        }
+        if timed_out {
+            return Some((124, format!("timed out after {} ms", self.check.timeout_ms)));
+        }
+        Some((
+            st.code().unwrap_or(128),
+            out.trim().chars().take(512).collect(),
+        ))
+    }
+}
+
+/// Child pipes as plain files (for reading what a finished check wrote).
+trait FromPipe {
+    fn from_out(p: std::process::ChildStdout) -> File;
+    fn from_err(p: std::process::ChildStderr) -> File;
+}
+impl FromPipe for File {
+    fn from_out(p: std::process::ChildStdout) -> File {
+        File::from(std::os::fd::OwnedFd::from(p))
+    }
+    fn from_err(p: std::process::ChildStderr) -> File {
+        File::from(std::os::fd::OwnedFd::from(p))
+    }
 }
 
 impl Tracker<'_> {
@@ -156,7 +279,90 @@ fn workload_of(init: &ProcId) -> Option<ProcId> {
     })
 }
 
+impl Tracker<'_> {
+    /// The workload runs: health checks begin.
+    fn health_begin(&mut self) {
+        if let Some(h) = &mut self.health {
+            if h.started.is_none() {
+                let now = Instant::now();
+                h.started = Some(now);
+                h.next = Some(now + Duration::from_millis(h.check.interval_ms));
+                self.state.health = Some(h.status.into());
+            }
+        }
+    }
+    fn health_result(&mut self, code: i32, output: String) {
+        let Some(h) = &mut self.health else {
+            return;
+        };
+        let now = Instant::now();
+        h.next = Some(now + Duration::from_millis(h.check.interval_ms));
+        let in_start = h
+            .started
+            .is_some_and(|s| now < s + Duration::from_millis(h.check.start_period_ms));
+        let before = h.status;
+        if code == 0 {
+            h.failures = 0;
+            h.status = "healthy";
+        } else if !in_start {
+            h.failures += 1;
+            if h.failures >= h.check.retries {
+                h.status = "unhealthy";
+            }
+        }
+        let (status, streak) = (h.status, h.failures);
+        if status != before {
+            self.state.health = Some(status.into());
+            self.save();
+            if status == "unhealthy" {
+                self.say(&format!(
+                    "health check failing ({streak} in a row): {output}"
+                ));
+            }
+            self.events.emit(
+                "health",
+                &self.state.id,
+                serde_json::json!({
+                    "status": status,
+                    "failing_streak": streak,
+                    "exit_code": code,
+                    "output": output,
+                }),
+            );
+        }
+    }
+}
+
 impl Observer for Tracker<'_> {
+    fn next_tick_ms(&self) -> i32 {
+        self.health.as_ref().map_or(-1, |h| h.next_tick_ms())
+    }
+    fn watched(&self) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        self.health
+            .as_ref()
+            .and_then(|h| h.running.as_ref())
+            .map(|(_, fd, _)| vec![fd.as_raw_fd()])
+            .unwrap_or_default()
+    }
+    fn tick(&mut self) {
+        let id = self.state.id.clone();
+        let Some(h) = &mut self.health else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some((c, _, began)) = &mut h.running {
+            let done = matches!(c.try_wait(), Ok(Some(_)));
+            if done || now >= *began + Duration::from_millis(h.check.timeout_ms) {
+                if let Some((code, out)) = h.collect() {
+                    self.health_result(code, out);
+                }
+            }
+        } else if h.next.is_some_and(|n| now >= n) {
+            h.next = None;
+            h.spawn(&id);
+        }
+    }
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         crate::timing::mark("clone, maps, go sent");
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
@@ -187,6 +393,10 @@ impl Observer for Tracker<'_> {
     }
     fn applied(&mut self, r: &SecurityReport) {
         crate::timing::mark("workload applied (child setup done)");
+        if self.log.is_some() {
+            // A foreground workload runs from now on (detached ones: once exec succeeded).
+            self.health_begin();
+        }
         let now = crate::telemetry::now_ns();
         self.applied_ns = Some(now);
         self.notify.line(&format!("created {now}"));
@@ -217,6 +427,9 @@ impl Observer for Tracker<'_> {
         }
     }
     fn workload_exited(&mut self) {
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
         // A foreground run's record goes while the kernel tears the namespaces down, off the
         // path to the exit status.
         if self.log.is_some() && self.state.auto_remove {
@@ -253,6 +466,7 @@ impl Observer for Tracker<'_> {
             None => {
                 self.state.status = Status::Running;
                 self.state.started_ms = Some(now_ms());
+                self.health_begin();
                 self.save();
                 self.events.emit(
                     "started",
@@ -286,6 +500,10 @@ impl Observer for Tracker<'_> {
 /// Record how the sandbox ended; remove the record if asked to (or if it never ran).
 /// Returns the shell-style status.
 pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> u8 {
+    // (A sandbox killed as a whole never reports its workload's exit.)
+    if let Some(h) = &mut t.health {
+        h.stop();
+    }
     let id = t.state.id.clone();
     let never_ran = out.report.is_none()
         || (out.failure.is_some() && t.state.status != Status::Running && !t.hold);
@@ -393,6 +611,7 @@ pub fn foreground<'a>(
         plan: Some(plan),
         applied_ns: None,
         removed: false,
+        health: Health::new(plan, store),
     })
 }
 
@@ -714,6 +933,7 @@ fn monitor_main(
         plan: None,
         applied_ns: None,
         removed: false,
+        health: Health::new(plan, store),
     };
     t.save();
     let detach = Detach {
@@ -841,10 +1061,16 @@ fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> Stri
                 None => format!("exited ({code})"),
             }
         }
-        Status::Running => match s.started_ms {
-            Some(t) => format!("up {}", state::age(now, t).trim_end_matches(" ago")),
-            None => "running".into(),
-        },
+        Status::Running => {
+            let up = match s.started_ms {
+                Some(t) => format!("up {}", state::age(now, t).trim_end_matches(" ago")),
+                None => "running".into(),
+            };
+            match &s.health {
+                Some(h) => format!("{up} ({h})"),
+                None => up,
+            }
+        }
         other => other.as_str().into(),
     }
 }

@@ -67,6 +67,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         service_mode: ServiceMode::parse(&a.service_mode)?,
         network: NetworkMode::parse(&a.network)?,
         net: net_config(a)?,
+        health: health(a)?,
         rootfs: a.rootfs.clone(),
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
@@ -136,6 +137,37 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
     })
+}
+
+fn health(a: &RunArgs) -> Result<Option<nucleus_spec::config::HealthCheck>, ConfigError> {
+    use nucleus_spec::config::{parse_duration_ms, HealthCheck};
+    let Some(cmd) = &a.health_cmd else {
+        return Ok(None);
+    };
+    if cmd.trim().is_empty() {
+        return Err(ConfigError::new("--health-cmd", "is empty"));
+    }
+    let interval_ms = parse_duration_ms("--health-interval", &a.health_interval)?;
+    if interval_ms < 100 {
+        return Err(ConfigError::new(
+            "--health-interval",
+            "must be at least 100ms",
+        ));
+    }
+    let timeout_ms = parse_duration_ms("--health-timeout", &a.health_timeout)?;
+    if timeout_ms == 0 {
+        return Err(ConfigError::new("--health-timeout", "must be more than 0"));
+    }
+    if a.health_retries == 0 {
+        return Err(ConfigError::new("--health-retries", "must be at least 1"));
+    }
+    Ok(Some(HealthCheck {
+        cmd: cmd.clone(),
+        interval_ms,
+        timeout_ms,
+        retries: a.health_retries,
+        start_period_ms: parse_duration_ms("--health-start-period", &a.health_start_period)?,
+    }))
 }
 
 fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {

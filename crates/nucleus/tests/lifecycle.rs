@@ -929,3 +929,126 @@ fn an_unprivileged_user_runs_detaches_and_execs() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(!out.lines().any(|l| l.len() == 16), "no record left: {out}");
 }
+
+#[test]
+fn health_checks_report_healthy_unhealthy_and_recovery_as_events() {
+    let _g = serial();
+    let root = Root::new("health");
+    let ev = root.path().join("events.jsonl");
+    let ev_s = ev.to_str().unwrap().to_string();
+    let health_of = |id: &str| {
+        root.state_file(id)["health"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    leaves_nothing(|| {
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "--events-jsonl",
+            &ev_s,
+            "--health-cmd",
+            "echo probing; test ! -e /tmp/bad",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "--",
+            "sleep",
+            "1000",
+        ]);
+        wait_until("healthy", Duration::from_secs(10), || {
+            health_of(&id) == "healthy"
+        });
+        let table = root.ok(&["ps"]);
+        assert!(table.contains("(healthy)"), "{table}");
+        root.ok(&["exec", &id, "--", "touch", "/tmp/bad"]);
+        wait_until("unhealthy", Duration::from_secs(10), || {
+            health_of(&id) == "unhealthy"
+        });
+        root.ok(&["exec", &id, "--", "rm", "/tmp/bad"]);
+        wait_until("healthy again", Duration::from_secs(10), || {
+            health_of(&id) == "healthy"
+        });
+        root.ok(&["rm", "-f", &id]);
+
+        // A check that outlives its timeout fails; during the start period failures do not
+        // count (starting, then unhealthy once the period is over).
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "--events-jsonl",
+            &ev_s,
+            "--health-cmd",
+            "sleep 5",
+            "--health-timeout",
+            "200ms",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+            "--health-start-period",
+            "1s",
+            "--",
+            "sleep",
+            "1000",
+        ]);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(health_of(&id), "starting");
+        wait_until("unhealthy by timeout", Duration::from_secs(10), || {
+            health_of(&id) == "unhealthy"
+        });
+        root.ok(&["rm", "-f", &id]);
+    });
+    let events = std::fs::read_to_string(&ev).unwrap();
+    let health: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "health")
+        .collect();
+    let statuses: Vec<&str> = health
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["healthy", "unhealthy", "healthy", "unhealthy"],
+        "{events}"
+    );
+    assert_eq!(health[0]["output"], "probing");
+    assert_eq!(health[1]["failing_streak"], 2);
+    assert_eq!(health[3]["exit_code"], 124);
+}
+
+#[test]
+fn bad_health_flags_are_one_line_naming_the_flag() {
+    let root = Root::new("health-bad");
+    for (args, flag) in [
+        (
+            vec!["--health-cmd", "true", "--health-interval", "soon"],
+            "--health-interval",
+        ),
+        (
+            vec!["--health-cmd", "true", "--health-interval", "10ms"],
+            "--health-interval",
+        ),
+        (
+            vec!["--health-cmd", "true", "--health-retries", "0"],
+            "--health-retries",
+        ),
+        (vec!["--health-cmd", " "], "--health-cmd"),
+        (vec!["--supervisor", "nope"], "--supervisor"),
+        (vec!["--supervisor", "systemd"], "--supervisor"),
+    ] {
+        let mut a = vec!["run", "-d"];
+        a.extend(args);
+        a.extend(["--", "true"]);
+        let o = root.run(&a);
+        assert_eq!(o.status.code(), Some(125), "{a:?}");
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains(flag), "{e}");
+    }
+    assert!(root.records().is_empty());
+}
