@@ -5,7 +5,8 @@
 //! It is a fork of the runtime, not an exec of it: the runtime binary is never opened inside
 //! the sandbox. It is made non-dumpable, so the workload (same uid) cannot open /proc/1/exe,
 //! /proc/1/mem or its fds (CVE-2019-5736 overwrote runc through /proc/<pid>/exe), and it
-//! gives up capabilities, file system access and most syscalls before it waits.
+//! gives up capabilities (all but CAP_KILL, to signal a workload of another uid), file system
+//! access and most syscalls before it waits.
 
 use crate::channel::{Channel, FromChild};
 use crate::raw::{self, WaitStatus};
@@ -78,8 +79,11 @@ fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
     let _ = raw::close_range(3, (lo - 1) as u32);
     let _ = raw::close_range((lo + 1) as u32, (hi - 1) as u32);
     let _ = raw::close_range((hi + 1) as u32, u32::MAX);
-    let _ = security::drop_bounding_and_ambient();
-    let _ = security::clear_capabilities();
+    // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
+    // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
+    let kill = 1u64 << 5; // CAP_KILL
+    let _ = security::drop_bounding_except(kill);
+    let _ = security::set_capabilities(kill, kill, 0);
     let _ = security::set_no_new_privs();
     let _ = security::landlock_deny_all();
     let _ = security::install_seccomp(seccomp);

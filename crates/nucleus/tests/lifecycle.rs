@@ -1052,3 +1052,45 @@ fn bad_health_flags_are_one_line_naming_the_flag() {
     }
     assert!(root.records().is_empty());
 }
+
+#[test]
+fn signals_reach_a_workload_of_another_uid_and_init_keeps_only_cap_kill() {
+    let _g = serial();
+    let root = Root::new("siguid");
+    let mut child = root
+        .cmd(&[
+            "run",
+            "-u",
+            "1000",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let id = root.ps()[0]["id"].as_str().unwrap().to_string();
+    let init = root.state_file(&id)["init"]["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    for (k, want) in [
+        ("CapEff", "0000000000000020"),
+        ("CapPrm", "0000000000000020"),
+        ("CapBnd", "0000000000000020"),
+        ("CapInh", "0000000000000000"),
+    ] {
+        let got = status.lines().find(|l| l.starts_with(k)).unwrap();
+        assert!(got.ends_with(want), "init {got}, want {want}");
+    }
+    // SAFETY: a plain kill of the nucleus process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let st = child.wait().unwrap();
+    assert!(rest.contains("got-TERM"), "{rest}");
+    assert_eq!(st.code(), Some(3));
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Steady-state overhead: PostgreSQL (Debian's) under pgbench, on the bare host and inside a
+# nucleus sandbox (default agent mode: user namespace, seccomp, Landlock, no capabilities; the
+# data directory as a volume, the server's unix socket in it, pgbench on the host), several
+# runs interleaved, for SELECT-only and TPC-B-like loads. Prints TPS medians and the ratio
+# nucleus / bare; writes OUT.json. Needs root; installs postgresql with apt when missing.
+#
+#   scripts/pgbench.sh [RUNS] [SECONDS] [OUT.json]   (default 3 runs of 20 s each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+secs=${2:-20}
+out=${3:-target/bench/pgbench.json}
+[ "$(id -u)" = 0 ] || { echo "pgbench.sh: needs root" >&2; exit 1; }
+if ! command -v pgbench >/dev/null || ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+cargo build --release -q -p nucleus
+nucleus=$PWD/target/release/nucleus
+mkdir -p "$(dirname "$out")"
+
+work=$(mktemp -d /var/tmp/nucleus-pgbench.XXXXXX)
+chmod 755 "$work"
+server=
+stop_server() {
+  if [ -n "$server" ]; then
+    # SIGTERM (smart shutdown): a background job of a script ignores SIGINT.
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=
+  fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+as_pg() { su postgres -s /bin/sh -c "$*"; }
+uid=$(id -u postgres)
+mkdir -p "$work/sock"
+chown postgres "$work" "$work/sock"
+as_pg "$pgbin/initdb -D $work/data --auth=trust -U postgres >/dev/null"
+opts="-c listen_addresses= -c shared_buffers=128MB -c max_connections=20"
+
+start() { # bare | nucleus
+  if [ "$1" = bare ]; then
+    su postgres -s /bin/sh -c "exec $pgbin/postgres -D $work/data -k $work/sock $opts" >"$work/server.log" 2>&1 &
+  else
+    "$nucleus" run -u "$uid" -v "$work:/pg" -- "$pgbin/postgres" -D /pg/data -k /pg/sock $opts >"$work/server.log" 2>&1 &
+  fi
+  server=$!
+  for _ in $(seq 100); do
+    as_pg "$pgbin/pg_isready -q -h $work/sock" && return 0
+    sleep 0.1
+  done
+  cat "$work/server.log" >&2
+  echo "pgbench.sh: the $1 server did not come up" >&2
+  exit 1
+}
+
+start bare
+as_pg "pgbench -q -i -s 10 -h $work/sock postgres >/dev/null 2>&1"
+stop_server
+
+results=$work/results
+: >"$results"
+for r in $(seq "$runs"); do
+  for where in bare nucleus; do
+    start "$where"
+    for load in select tpcb; do
+      flag=; [ "$load" = select ] && flag=-S
+      tps=$(as_pg "pgbench $flag -n -c 4 -j 2 -T $secs -h $work/sock postgres 2>/dev/null" |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+      echo "$where $load $r $tps" | tee -a "$results" >&2
+    done
+    stop_server
+  done
+done
+
+python3 - "$results" "$out" "$runs" "$secs" <<'PY'
+import json, statistics, sys
+res, out, runs, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+d = {}
+for line in open(res):
+    where, load, _, tps = line.split()
+    d.setdefault(load, {}).setdefault(where, []).append(float(tps))
+summary = {"runs": runs, "seconds": secs, "clients": 4, "scale": 10, "tps": d, "ratio": {}}
+print(f"{'load':8} {'bare tps':>10} {'nucleus tps':>12} {'ratio':>7}")
+for load, v in d.items():
+    b, n = statistics.median(v["bare"]), statistics.median(v["nucleus"])
+    summary["ratio"][load] = n / b
+    print(f"{load:8} {b:10.0f} {n:12.0f} {n / b:7.3f}")
+json.dump(summary, open(out, "w"), indent=1)
+PY
+echo "raw figures: $out" >&2
