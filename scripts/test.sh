@@ -59,5 +59,6 @@ scripts/vm-test.sh
 
 echo "== benchmark harness smoke run (a few iterations so it cannot rot; not a timed test)" >&2
 scripts/bench.sh 3 target/bench/smoke.json >/dev/null
+scripts/pgbench.sh 1 2 target/bench/pgbench-smoke.json >/dev/null
 
 echo "== all tests passed" >&2
