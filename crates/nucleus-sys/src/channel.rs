@@ -17,8 +17,11 @@ pub enum ToChild {
     Go {
         idmapped: usize,
         prepared: usize,
-        /// The runtime put the sandbox in its cgroup by pid (v1): unshare the cgroup
-        /// namespace now, so the sandbox sees its own cgroup as the root.
+        /// The runtime puts the sandbox in its cgroup by pid (v1) while the sandbox sets itself
+        /// up (the attach can wait for an RCU grace period): wait for [`ToChild::CgroupJoined`]
+        /// before anything runs.
+        cgroup_pending: bool,
+        /// Then unshare the cgroup namespace, so the sandbox sees its own cgroup as the root.
         unshare_cgroup: bool,
         /// Detached or created sandboxes: the workload tells the runtime whether its exec
         /// succeeded (the ExecSync socket closes on exec).
@@ -28,6 +31,8 @@ pub enum ToChild {
         /// Bridge mode: the addresses the sandbox configures on eth0.
         net: Option<crate::net::Assigned>,
     },
+    /// The sandbox is in its cgroup (after a `Go` with `unshare_cgroup`).
+    CgroupJoined,
 }
 
 /// The runtime has its copy of the workload's seccomp listener: the workload may go on.

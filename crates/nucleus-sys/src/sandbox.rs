@@ -357,9 +357,6 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         let _ = raw::waitpid(pid, false);
         e
     };
-    if let (Some(c), true) = (&cgroup, by_pid) {
-        c.add(pid).map_err(kill_child)?;
-    }
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
     // Bridge mode: the veth's far end must be in the sandbox before it configures itself.
     let host_net = match &plan.net.bridge {
@@ -382,6 +379,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         &ToChild::Go {
             idmapped: binds.len(),
             prepared: prepared.len(),
+            cgroup_pending: by_pid,
             unshare_cgroup: by_pid && plan.namespaces.cgroup,
             sync: detach.is_some(),
             hold: detach.is_some_and(|d| d.hold),
@@ -391,6 +389,19 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     )
     .ctx("send", "go")
     .map_err(kill_child)?;
+    // cgroup v1: join by pid while the sandbox builds its root (on v1 the attach waits for an
+    // RCU grace period, up to ~15 ms here); it waits for our word before anything runs.
+    if let (Some(c), true) = (&cgroup, by_pid) {
+        match c.add(pid) {
+            Ok(()) => pch
+                .send(&ToChild::CgroupJoined, &[])
+                .ctx("send", "cgroup joined")
+                .map_err(kill_child)?,
+            // Already gone (its setup failed): the channel says why.
+            Err(_) if raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) => {}
+            Err(e) => return Err(kill_child(e)),
+        }
+    }
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     drop(fds);
     drop(binds);
@@ -850,6 +861,7 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
             ToChild::Go {
                 idmapped,
                 prepared,
+                cgroup_pending,
                 unshare_cgroup,
                 sync,
                 hold,
@@ -862,7 +874,7 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
             (
                 VecDeque::from(fds),
                 trees,
-                unshare_cgroup,
+                (cgroup_pending, unshare_cgroup),
                 GoFlags { sync, hold },
                 net,
             )
@@ -907,12 +919,6 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
             "time namespace",
             fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
         )?;
-    }
-    if unshare_cgroup {
-        // SAFETY: unshare with a flag only; we are now in our cgroup (the runtime put us there).
-        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-            return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
-        }
     }
     if plan.namespaces.uts {
         let h = CString::new(plan.hostname.as_bytes())
@@ -971,6 +977,20 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     } else {
         None
     };
+    let (cgroup_pending, unshare_cgroup) = unshare_cgroup;
+    if cgroup_pending {
+        // Nothing of the sandbox runs before it is in its cgroup.
+        match ch.recv::<ToChild>() {
+            Ok(Some((ToChild::CgroupJoined, _))) => {}
+            _ => raw::exit_now(1),
+        }
+    }
+    if unshare_cgroup {
+        // SAFETY: unshare with a flag only; we are now in our cgroup (the runtime put us there).
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
+        }
+    }
     Ok((switched, slave, go))
 }
 
