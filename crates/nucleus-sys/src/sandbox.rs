@@ -392,13 +392,15 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     // cgroup v1: join by pid while the sandbox builds its root (on v1 the attach waits for an
     // RCU grace period, up to ~15 ms here); it waits for our word before anything runs.
     if let (Some(c), true) = (&cgroup, by_pid) {
-        match c.add(pid) {
-            Ok(()) => pch
-                .send(&ToChild::CgroupJoined, &[])
+        let gone = || raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0);
+        let joined = c.add(pid).and_then(|()| {
+            pch.send(&ToChild::CgroupJoined, &[])
                 .ctx("send", "cgroup joined")
-                .map_err(kill_child)?,
+        });
+        match joined {
+            Ok(()) => {}
             // Already gone (its setup failed): the channel says why.
-            Err(_) if raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) => {}
+            Err(_) if gone() => {}
             Err(e) => return Err(kill_child(e)),
         }
     }
@@ -816,7 +818,15 @@ fn child_main(plan: &Plan, ch: Channel) -> ! {
             };
             // SAFETY: still single-threaded in the new pid namespace.
             match unsafe { raw::fork() } {
-                Ok(None) => child_exec(plan, &ch, switched, tty_slave, caller_umask, sync.as_ref()),
+                Ok(None) => child_exec(
+                    plan,
+                    &ch,
+                    switched,
+                    tty_slave,
+                    caller_umask,
+                    sync.as_ref(),
+                    false,
+                ),
                 Ok(Some(workload)) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
                     drop(sync);
@@ -1004,7 +1014,7 @@ pub(crate) fn workload_exec(
     tty_slave: Option<i32>,
     umask: libc::mode_t,
 ) -> ! {
-    child_exec(plan, ch, switched, tty_slave, umask, None)
+    child_exec(plan, ch, switched, tty_slave, umask, None, true)
 }
 
 fn child_exec(
@@ -1014,6 +1024,7 @@ fn child_exec(
     tty_slave: Option<i32>,
     umask: libc::mode_t,
     sync: Option<&(Channel, bool)>,
+    die_with_parent: bool,
 ) -> ! {
     let p = &plan.process;
     raw::reset_signals();
@@ -1078,6 +1089,12 @@ fn child_exec(
         fail(ch, "no_new_privs", &e.to_string(), 126);
     }
     report.no_new_privs = true;
+    if die_with_parent {
+        // A process `nucleus exec` started ends with it (a health check killed at its timeout,
+        // an exec whose runtime was killed): nobody else would reap or report it. Set after
+        // the last credential change, which clears it.
+        let _ = raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
     match security::apply_landlock(&plan.landlock) {
         Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
         Ok(o) => {

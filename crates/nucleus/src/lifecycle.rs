@@ -149,7 +149,13 @@ impl Health {
             let _ = c.wait();
         }
     }
+    /// Kill a check and everything it started: the process `nucleus exec` started in the
+    /// sandbox leads a session and group of its own (its children stay in that group), so
+    /// that group goes first, then the check's own group.
     fn kill(c: &std::process::Child) {
+        if let Some(inner) = nucleus_sys::raw::first_child(c.id() as i32) {
+            let _ = nucleus_sys::raw::kill(-inner, libc::SIGKILL);
+        }
         let _ = nucleus_sys::raw::kill(-(c.id() as i32), libc::SIGKILL);
     }
     fn new(plan: &Plan, store: &Store) -> Option<Health> {
@@ -164,9 +170,9 @@ impl Health {
         })
     }
     fn ms_until(t: Instant) -> i32 {
-        t.saturating_duration_since(Instant::now())
-            .as_millis()
-            .min(i32::MAX as u128) as i32
+        // Rounded up: a poll that wakes before the deadline would only spin.
+        let d = t.saturating_duration_since(Instant::now());
+        (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
     }
     fn next_tick_ms(&self) -> i32 {
         match (&self.running, self.next) {
@@ -206,12 +212,16 @@ impl Health {
     }
     /// The check that ended: (exit code, its first output).
     fn collect(&mut self) -> Option<(i32, String)> {
-        let (mut c, _, began) = self.running.take()?;
-        let timed_out = began.elapsed() >= Duration::from_millis(self.check.timeout_ms);
+        let (mut c, _pidfd, began) = self.running.take()?;
+        let done = matches!(c.try_wait(), Ok(Some(_)));
+        let timed_out = !done && began.elapsed() >= Duration::from_millis(self.check.timeout_ms);
         if timed_out {
             Self::kill(&c);
         }
-        let st = c.wait().ok()?;
+        let st = match c.wait() {
+            Ok(st) => st,
+            Err(_) => return Some((125, "the check could not be waited for".into())),
+        };
         let mut out = String::new();
         for pipe in [
             c.stdout.take().map(File::from_out),
@@ -220,9 +230,13 @@ impl Health {
         .into_iter()
         .flatten()
         {
-            let mut b = Vec::new();
-            let _ = pipe.take(512).read_to_end(&mut b);
-            out.push_str(&String::from_utf8_lossy(&b));
+            // What is there now only: a process the check left behind may hold the pipe.
+            use std::os::fd::AsRawFd;
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            let mut b = vec![0u8; 512];
+            let n = (&pipe).read(&mut b).unwrap_or(0);
+            out.push_str(&String::from_utf8_lossy(&b[..n]));
         }
         if timed_out {
             return Some((124, format!("timed out after {} ms", self.check.timeout_ms)));
@@ -361,6 +375,10 @@ impl Observer for Tracker<'_> {
         } else if h.next.is_some_and(|n| now >= n) {
             h.next = None;
             h.spawn(&id);
+            if h.running.is_none() {
+                // Could not even start: a failed check, and the next one on schedule.
+                self.health_result(125, "the check could not be started".into());
+            }
         }
     }
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
@@ -646,7 +664,11 @@ pub fn launch(
     let supervisor_unit = supervisor(a, &id)?;
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.unit = supervisor_unit.clone();
-    st.events = a.events_jsonl.clone();
+    // Absolute: a monitor started by systemd runs in /.
+    st.events = a
+        .events_jsonl
+        .as_ref()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     st.auto_remove = a.rm;
     st.trace = trace;
     // Until the monitor writes its own pid (first thing after the fork), the launcher is
@@ -821,6 +843,9 @@ fn supervisor(a: &RunArgs, id: &str) -> Result<Option<String>> {
         if a.events_fd.is_some() {
             return Err("--events-fd is a descriptor of the caller's, which a unit cannot inherit (use --events-jsonl)".into());
         }
+        if a.console_socket.is_some() {
+            return Err("--console-socket is connected once, by the caller's side; use --supervisor monitor".into());
+        }
         Ok(())
     };
     match a.supervisor.as_str() {
@@ -850,6 +875,9 @@ fn start_unit(store: &Store, id: &str, unit: &str) -> Result<Option<File>> {
         .arg(format!("--unit={unit}"))
         .arg(format!("--description=nucleus sandbox {id}"))
         .args(["--collect", "--quiet", "--property=KillMode=mixed"])
+        // SIGTERM reaches the workload through the monitor; one that ignores it is killed
+        // with the unit after this.
+        .arg("--property=TimeoutStopSec=10")
         .arg(format!("--setenv=NUCLEUS_ROOT={}", store.root().display()))
         .arg("--")
         .arg(exe)
@@ -866,8 +894,22 @@ fn start_unit(store: &Store, id: &str, unit: &str) -> Result<Option<File>> {
                 .unwrap_or("failed")
         );
     }
-    let conn = nucleus_sys::raw::unix_accept(std::os::fd::AsFd::as_fd(&listener), 30_000)
-        .with_context(|| format!("{unit}: its monitor did not report within 30 s"))?;
+    // The monitor connects once it has read the record; a unit that failed before that never
+    // does: stop it rather than leave it behind.
+    let ready = nucleus_sys::raw::poll_read(&[std::os::fd::AsRawFd::as_raw_fd(&listener)], 30_000)
+        .is_ok_and(|r| r[0] != 0);
+    let conn = match ready {
+        true => nucleus_sys::raw::unix_accept(std::os::fd::AsFd::as_fd(&listener), 0).ok(),
+        false => None,
+    };
+    let Some(conn) = conn else {
+        let _ = std::process::Command::new("systemctl")
+            .args(["stop", unit])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let _ = std::fs::remove_file(&sock);
+        bail!("{unit}: its monitor did not report within 30 s (see `journalctl -u {unit}`)");
+    };
     let _ = std::fs::remove_file(&sock);
     Ok(Some(File::from(conn)))
 }

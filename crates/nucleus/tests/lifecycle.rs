@@ -981,7 +981,7 @@ fn health_checks_report_healthy_unhealthy_and_recovery_as_events() {
             "--events-jsonl",
             &ev_s,
             "--health-cmd",
-            "sleep 5",
+            "sleep 1000",
             "--health-timeout",
             "200ms",
             "--health-interval",
