@@ -247,23 +247,52 @@ pub fn compile_for(f: &Filter, arch: u32) -> Result<Vec<SockFilter>, CompileErro
         prog.push(jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1));
         prog.push(ret(Action::Errno(libc_enosys())));
     }
+    // Every path through a block ends in RET, so the accumulator (clobbered by argument loads)
+    // never needs the syscall number again after it.
+    let mut blocks = Vec::with_capacity(by_nr.len());
     for (nr, rules) in &by_nr {
-        // Every path through a block ends in RET, so the accumulator (clobbered by argument
-        // loads) never needs the syscall number again after it.
-        let mut block = syscall_block(*nr, rules, f.default_action)?;
-        if block.len() <= 255 {
-            prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, 0, block.len() as u8));
-        } else {
-            prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, 1, 0));
-            prog.push(stmt(BPF_JMP | BPF_JA, block.len() as u32));
-        }
-        prog.append(&mut block);
+        blocks.push((*nr, syscall_block(*nr, rules, f.default_action)?));
     }
-    prog.push(ret(f.default_action));
+    // A binary search on the number (libseccomp does the same): a syscall is found in ~10
+    // comparisons instead of up to one per listed syscall, and the kernel's per-syscall
+    // action cache, which runs the program once per number when it is installed, does a
+    // fraction of the work (installing the default filter took ~0.9 ms as a linear chain).
+    search_tree(&mut blocks, f.default_action, &mut prog);
     if prog.len() > 4096 {
         return Err(CompileError::ProgramTooLong(prog.len()));
     }
     Ok(prog)
+}
+
+/// Syscalls per leaf of the search tree (compared one by one).
+const LEAF: usize = 8;
+
+/// Emit a search over `blocks` (sorted by number, each ending in RET) with the number in the
+/// accumulator: inner nodes are `JGE pivot` plus a JA to the upper half (jumps of any
+/// length); leaves compare each number and fall through to RET of the default action.
+fn search_tree(blocks: &mut [(u32, Vec<SockFilter>)], default: Action, prog: &mut Vec<SockFilter>) {
+    if blocks.len() <= LEAF {
+        for (nr, block) in blocks.iter_mut() {
+            if block.len() <= 255 {
+                prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, 0, block.len() as u8));
+            } else {
+                prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, 1, 0));
+                prog.push(stmt(BPF_JMP | BPF_JA, block.len() as u32));
+            }
+            prog.append(block);
+        }
+        prog.push(ret(default));
+        return;
+    }
+    let mid = blocks.len() / 2;
+    let pivot = blocks[mid].0;
+    prog.push(jump(BPF_JMP | BPF_JGE | BPF_K, pivot, 0, 1));
+    let ja = prog.len();
+    prog.push(stmt(BPF_JMP | BPF_JA, 0));
+    let (lower, upper) = blocks.split_at_mut(mid);
+    search_tree(lower, default, prog);
+    prog[ja].k = (prog.len() - ja - 1) as u32;
+    search_tree(upper, default, prog);
 }
 
 const fn libc_enosys() -> u16 {
