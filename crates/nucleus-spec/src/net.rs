@@ -328,22 +328,25 @@ pub struct NetConfig {
     pub state_dir: std::path::PathBuf,
 }
 
+/// [`DEFAULT_SUBNET4`] and [`DEFAULT_SUBNET6`] as values.
+pub const SUBNET4: Cidr = Cidr {
+    addr: IpAddr::V4(Ipv4Addr::new(10, 88, 0, 0)),
+    prefix: 16,
+};
+pub const SUBNET6: Cidr = Cidr {
+    addr: IpAddr::V6(Ipv6Addr::new(0xfd8e, 0x7c1a, 0x5b3d, 0, 0, 0, 0, 0)),
+    prefix: 64,
+};
+
 impl Default for NetConfig {
     fn default() -> Self {
-        let c = |s: &str| {
-            let (a, p) = s.split_once('/').unwrap_or((s, "0"));
-            Cidr {
-                addr: a.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                prefix: p.parse().unwrap_or(0),
-            }
-        };
         Self {
             publish: vec![],
             dns: vec![],
             egress: EgressConfig::default(),
             bridge: DEFAULT_BRIDGE.into(),
-            subnet4: c(DEFAULT_SUBNET4),
-            subnet6: Some(c(DEFAULT_SUBNET6)),
+            subnet4: SUBNET4,
+            subnet6: Some(SUBNET6),
             state_dir: "/run/nucleus/net".into(),
         }
     }
@@ -461,7 +464,7 @@ pub struct NetPlan {
     pub slirp: Option<SlirpPlan>,
     /// The egress ruleset for the sandbox's own namespace (deny by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub egress: Option<crate::nft::Egress>,
+    pub egress: Option<EgressConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<ResolverPlan>,
     /// The sandbox's resolv.conf.
@@ -575,13 +578,7 @@ impl NetPlan {
         } else {
             resolv_conf(&host_ns, "nameservers")
         };
-        let egress = deny.then(|| crate::nft::Egress {
-            allow: c.egress.allow.clone(),
-            domains: c.egress.domains.clone(),
-            tcp_ports: c.egress.tcp_ports.clone(),
-            udp_ports: c.egress.udp_ports.clone(),
-            log: true,
-        });
+        let egress = deny.then(|| c.egress.clone());
         let short = &id[..id.len().min(12)];
         Ok(Self {
             bridge: (mode == NetworkMode::Bridge).then(|| BridgePlan {
@@ -633,6 +630,12 @@ mod tests {
             let e = PortMap::parse(bad).unwrap_err();
             assert_eq!(e.field, "--publish", "{bad}");
         }
+    }
+
+    #[test]
+    fn default_subnets_agree() {
+        assert_eq!(Cidr::parse(DEFAULT_SUBNET4, "x").unwrap(), SUBNET4);
+        assert_eq!(Cidr::parse(DEFAULT_SUBNET6, "x").unwrap(), SUBNET6);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! timeout sets, a dozen expression kinds) is small and fixed, and golden/kernel tests cover it.
 //! Attribute numbers are those of `linux/netfilter/nf_tables.h`.
 
-use crate::net::{addr_bytes, Cidr, DomainRule, PortMap, Proto};
+use crate::net::{addr_bytes, Cidr, EgressConfig, PortMap, Proto};
 use std::net::IpAddr;
 
 // Netlink and nfnetlink.
@@ -486,145 +486,131 @@ impl Batch {
     }
 }
 
-/// The egress policy compiled for the sandbox's own network namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Egress {
-    pub allow: Vec<Cidr>,
-    /// Domain rules: the runtime's resolver admits what it returns for them.
-    pub domains: Vec<DomainRule>,
-    pub tcp_ports: Vec<u16>,
-    pub udp_ports: Vec<u16>,
-    /// Log refused packets to NFLOG group [`LOG_GROUP`].
-    pub log: bool,
-}
-
-impl Egress {
-    /// The ruleset: loopback and replies pass; ICMPv6 neighbour discovery passes; DNS goes to
-    /// the runtime's resolver (on loopback) only; then the allowed destinations (addresses,
-    /// and the resolver's sets), each restricted to the allowed ports when any are given;
-    /// everything else is counted (and logged) and dropped.
-    pub fn batch(&self, seq: u32) -> (Vec<u8>, u32, u32) {
-        let t = EGRESS_TABLE;
-        let mut b = Batch::new(seq);
-        b.table(t, false);
-        let sets = !self.domains.is_empty();
-        if sets {
-            b.set(t, SET4, false, 1);
-            b.set(t, SET6, true, 2);
+/// The egress ruleset for the sandbox's own network namespace: loopback and replies pass;
+/// the ICMPv6 the link needs passes; DNS goes to the runtime's resolver (on loopback) only;
+/// then the allowed destinations (addresses, and the resolver's sets), each restricted to the
+/// allowed ports when any are given; everything else is counted, logged to NFLOG group
+/// [`LOG_GROUP`] and refused.
+pub fn egress_batch(policy: &EgressConfig, seq: u32) -> (Vec<u8>, u32, u32) {
+    let t = EGRESS_TABLE;
+    let mut b = Batch::new(seq);
+    b.table(t, false);
+    let sets = !policy.domains.is_empty();
+    if sets {
+        b.set(t, SET4, false, 1);
+        b.set(t, SET6, true, 2);
+    }
+    b.chain(t, "output", Some((LOCAL_OUT, 0, "filter", NF_DROP)));
+    let ports = !policy.tcp_ports.is_empty() || !policy.udp_ports.is_empty();
+    if ports {
+        b.chain(t, "ports", None);
+        for (proto, list) in [
+            (Proto::Tcp, &policy.tcp_ports),
+            (Proto::Udp, &policy.udp_ports),
+        ] {
+            for p in list {
+                let mut e = l4proto(proto.number()).to_vec();
+                e.extend(dport(*p));
+                e.push(accept());
+                b.rule(t, "ports", &e);
+            }
         }
-        b.chain(t, "output", Some((LOCAL_OUT, 0, "filter", NF_DROP)));
-        let ports = !self.tcp_ports.is_empty() || !self.udp_ports.is_empty();
+    }
+    let then = || {
         if ports {
-            b.chain(t, "ports", None);
-            for (proto, list) in [(Proto::Tcp, &self.tcp_ports), (Proto::Udp, &self.udp_ports)] {
-                for p in list {
-                    let mut e = l4proto(proto.number()).to_vec();
-                    e.extend(dport(*p));
-                    e.push(accept());
-                    b.rule(t, "ports", &e);
-                }
+            Expr::Verdict {
+                code: NFT_JUMP,
+                chain: Some("ports".into()),
             }
+        } else {
+            accept()
         }
-        let then = || {
-            if ports {
-                Expr::Verdict {
-                    code: NFT_JUMP,
-                    chain: Some("ports".into()),
-                }
-            } else {
-                accept()
-            }
-        };
-        b.rule(
-            t,
-            "output",
-            &[
-                Expr::Meta { key: META_OIF },
-                eq(1u32.to_ne_bytes().to_vec()),
-                accept(),
-            ],
-        );
-        b.rule(
-            t,
-            "output",
-            &[
-                Expr::Ct { key: CT_STATE },
-                Expr::Mask {
-                    mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
-                },
-                Expr::Cmp {
-                    op: CMP_NEQ,
-                    data: 0u32.to_ne_bytes().to_vec(),
-                },
-                accept(),
-            ],
-        );
-        // ICMPv6 that IPv6 needs on the link: MLD (130-132, 143), router and neighbour
-        // solicitations and advertisements (133, 135, 136). Not router advertisements (134):
-        // a sandbox never routes for its neighbours.
-        for (lo, hi) in [(130u8, 133u8), (135, 136), (143, 143)] {
-            let mut e = vec![Expr::Meta { key: META_NFPROTO }, eq(vec![NFPROTO_IPV6])];
-            e.extend(l4proto(58));
-            e.push(Expr::Payload {
-                base: PAYLOAD_TRANSPORT,
-                offset: 0,
-                len: 1,
+    };
+    b.rule(
+        t,
+        "output",
+        &[
+            Expr::Meta { key: META_OIF },
+            eq(1u32.to_ne_bytes().to_vec()),
+            accept(),
+        ],
+    );
+    b.rule(
+        t,
+        "output",
+        &[
+            Expr::Ct { key: CT_STATE },
+            Expr::Mask {
+                mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
+            },
+            Expr::Cmp {
+                op: CMP_NEQ,
+                data: 0u32.to_ne_bytes().to_vec(),
+            },
+            accept(),
+        ],
+    );
+    // ICMPv6 that IPv6 needs on the link: MLD (130-132, 143), router and neighbour
+    // solicitations and advertisements (133, 135, 136). Not router advertisements (134):
+    // a sandbox never routes for its neighbours.
+    for (lo, hi) in [(130u8, 133u8), (135, 136), (143, 143)] {
+        let mut e = vec![Expr::Meta { key: META_NFPROTO }, eq(vec![NFPROTO_IPV6])];
+        e.extend(l4proto(58));
+        e.push(Expr::Payload {
+            base: PAYLOAD_TRANSPORT,
+            offset: 0,
+            len: 1,
+        });
+        if lo == hi {
+            e.push(eq(vec![lo]));
+        } else {
+            e.push(Expr::Cmp {
+                op: CMP_GTE,
+                data: vec![lo],
             });
-            if lo == hi {
-                e.push(eq(vec![lo]));
-            } else {
-                e.push(Expr::Cmp {
-                    op: CMP_GTE,
-                    data: vec![lo],
-                });
-                e.push(Expr::Cmp {
-                    op: CMP_LTE,
-                    data: vec![hi],
-                });
-            }
-            e.push(accept());
-            b.rule(t, "output", &e);
+            e.push(Expr::Cmp {
+                op: CMP_LTE,
+                data: vec![hi],
+            });
         }
-        // Refusals answer at once (a TCP reset, or ICMP "prohibited"): a silently dropped
-        // SYN would leave connect() retrying for minutes.
-        let refuse = |b: &mut Batch, matching: &[Expr], tcp: bool| {
-            let mut e = matching.to_vec();
-            e.push(Expr::Counter);
-            if self.log {
-                e.push(Expr::Log);
-            }
-            e.push(Expr::Reject { tcp });
-            b.rule(t, "output", &e);
-        };
-        for proto in [Proto::Udp, Proto::Tcp] {
-            let mut e = l4proto(proto.number()).to_vec();
-            e.extend(dport(53));
-            refuse(&mut b, &e, proto == Proto::Tcp);
-        }
-        for c in &self.allow {
-            let mut e = in_cidr(c, true);
+        e.push(accept());
+        b.rule(t, "output", &e);
+    }
+    // Refusals answer at once (a TCP reset, or ICMP "prohibited"): a silently dropped
+    // SYN would leave connect() retrying for minutes.
+    let refuse = |b: &mut Batch, matching: &[Expr], tcp: bool| {
+        let mut e = matching.to_vec();
+        e.extend([Expr::Counter, Expr::Log, Expr::Reject { tcp }]);
+        b.rule(t, "output", &e);
+    };
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let mut e = l4proto(proto.number()).to_vec();
+        e.extend(dport(53));
+        refuse(&mut b, &e, proto == Proto::Tcp);
+    }
+    for c in &policy.allow {
+        let mut e = in_cidr(c, true);
+        e.push(then());
+        b.rule(t, "output", &e);
+    }
+    if sets {
+        for (set, ip) in [
+            (SET4, IpAddr::from([0u8; 4])),
+            (SET6, IpAddr::from([0u8; 16])),
+        ] {
+            let mut e = nfproto(&ip).to_vec();
+            e.push(addr(&ip, true));
+            e.push(Expr::Lookup { set: set.into() });
             e.push(then());
             b.rule(t, "output", &e);
         }
-        if sets {
-            for (set, ip) in [
-                (SET4, IpAddr::from([0u8; 4])),
-                (SET6, IpAddr::from([0u8; 16])),
-            ] {
-                let mut e = nfproto(&ip).to_vec();
-                e.push(addr(&ip, true));
-                e.push(Expr::Lookup { set: set.into() });
-                e.push(then());
-                b.rule(t, "output", &e);
-            }
-        }
-        if ports && self.allow.is_empty() && !sets {
-            b.rule(t, "output", &[then()]);
-        }
-        refuse(&mut b, &l4proto(Proto::Tcp.number()), true);
-        refuse(&mut b, &[], false);
-        b.finish()
     }
+    if ports && policy.allow.is_empty() && !sets {
+        b.rule(t, "output", &[then()]);
+    }
+    refuse(&mut b, &l4proto(Proto::Tcp.number()), true);
+    refuse(&mut b, &[], false);
+    b.finish()
 }
 
 /// The bridge's own table (persistent, like the bridge): masquerade of its subnets leaving
@@ -752,14 +738,13 @@ mod tests {
 
     #[test]
     fn egress_batch_is_well_formed() {
-        let e = Egress {
+        let e = EgressConfig {
             allow: vec![Cidr::parse("198.51.100.0/24", "x").unwrap()],
-            domains: vec![DomainRule::parse("example.com").unwrap()],
+            domains: vec![crate::net::DomainRule::parse("example.com").unwrap()],
             tcp_ports: vec![443],
             udp_ports: vec![],
-            log: true,
         };
-        let (b, first, last) = e.batch(100);
+        let (b, first, last) = egress_batch(&e, 100);
         let m = messages(&b);
         assert_eq!(m.first().unwrap().0, NFNL_MSG_BATCH_BEGIN);
         assert_eq!(m.last().unwrap().0, NFNL_MSG_BATCH_END);

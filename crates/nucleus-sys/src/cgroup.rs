@@ -84,15 +84,7 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
 
 /// Make `parent` (and what it lacks above it, up to the hierarchy root).
 fn make_parent(parent: &Path) -> io::Result<bool> {
-    match fs::create_dir(parent) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(parent)?;
-            Ok(true)
-        }
-        Err(e) => Err(e),
-    }
+    crate::raw::mkdir_p(parent, 0o755)
 }
 
 /// Create one leaf under the first usable parent. Returns (leaf, parent-if-removable); a
@@ -326,12 +318,12 @@ fn tasks_cpu_usec(dir: &Path) -> Option<u64> {
     let mut ticks = 0u64;
     let mut any = false;
     for pid in procs.split_whitespace() {
-        let Ok(f) = crate::raw::proc_stat(pid) else {
+        let Ok(stat) = crate::raw::proc_stat(pid) else {
             continue;
         };
         // From state(3): … utime(14) stime(15) cutime(16) cstime(17).
-        for i in 11..=14 {
-            ticks += f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        for x in stat.split_whitespace().skip(11).take(4) {
+            ticks += x.parse::<u64>().unwrap_or(0);
         }
         any = true;
     }

@@ -86,5 +86,5 @@ fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
     let _ = security::set_capabilities(kill, kill, 0);
     let _ = security::set_no_new_privs();
     let _ = security::landlock_deny_all();
-    let _ = security::install_seccomp(seccomp);
+    let _ = security::install_seccomp(seccomp, 0);
 }

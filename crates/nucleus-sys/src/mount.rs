@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "/tmp";
@@ -33,13 +33,7 @@ fn under(base: &str, p: &Path) -> PathBuf {
 /// mkdir -p, costing one mkdir when the parent exists (the usual case): the recursive builder
 /// would stat after every EEXIST.
 fn mkdir_p(p: &Path, mode: u32) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(mode).create(p) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new().recursive(true).mode(mode).create(p)
-        }
-        r => r,
-    }
+    raw::mkdir_p(p, mode).map(drop)
 }
 
 /// Create a mount point of the same kind as the source.

@@ -264,7 +264,7 @@ fn holder_alive(text: &str) -> bool {
 impl Claim {
     /// An index valid in every one of `subnets`.
     pub fn acquire(dir: &Path, subnets: &[Cidr], id: &str) -> Result<Claim> {
-        fs::create_dir_all(dir).ctx("create", dir.display())?;
+        raw::mkdir_p(dir, 0o700).ctx("create", dir.display())?;
         let count = subnets
             .iter()
             .map(|s| s.host_count())
@@ -542,10 +542,10 @@ pub fn configure_sandbox(a: &Assigned) -> Result<()> {
 }
 
 /// Install the egress ruleset in the current network namespace.
-pub fn install_egress(e: &nucleus_spec::nft::Egress) -> Result<()> {
+pub fn install_egress(e: &nucleus_spec::net::EgressConfig) -> Result<()> {
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
     let seq = nft.reserve(1000);
-    let (batch, first, last) = e.batch(seq);
+    let (batch, first, last) = nucleus_spec::nft::egress_batch(e, seq);
     nft.transact(&batch, first, last)
         .ctx("install nftables table", nucleus_spec::nft::EGRESS_TABLE)
 }

@@ -154,8 +154,9 @@ fn nflog_lines(b: &[u8]) -> Vec<String> {
 /// The thread serving one sandbox; [`Watcher::stop`] ends it and closes every socket (they
 /// hold the sandbox's network namespace).
 pub struct Watcher {
+    /// Closing it ends the thread.
     stop: OwnedFd,
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
     /// One datagram per line to report (refused names and destinations).
     pub reports: UnixDatagram,
 }
@@ -209,31 +210,26 @@ impl Watcher {
             .ctx("spawn", "egress watcher")?;
         Ok(Self {
             stop,
-            thread: Some(thread),
+            thread,
             reports,
         })
     }
     /// End the thread; the reports it had not delivered yet.
-    pub fn stop(mut self) -> Vec<String> {
-        drop(std::mem::replace(&mut self.stop, dummy_fd()));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = self.reports.set_nonblocking(true);
+    pub fn stop(self) -> Vec<String> {
+        let Watcher {
+            stop,
+            thread,
+            reports,
+        } = self;
+        drop(stop);
+        let _ = thread.join();
+        let _ = reports.set_nonblocking(true);
         let mut out = vec![];
         let mut b = [0u8; 512];
-        while let Ok(n) = self.reports.recv(&mut b) {
+        while let Ok(n) = reports.recv(&mut b) {
             out.push(String::from_utf8_lossy(&b[..n]).into_owned());
         }
         out
-    }
-}
-
-fn dummy_fd() -> OwnedFd {
-    match raw::pipe() {
-        Ok((a, _)) => a,
-        // Without a descriptor to spare the process is in trouble anyway.
-        Err(_) => raw::exit_now(125),
     }
 }
 
@@ -350,7 +346,6 @@ impl Serve {
             self.report(format!("dns refused: {}", query.name));
             return nucleus_spec::dns::refusal(q);
         }
-        let plan = plan.clone();
         let upstreams = plan.upstreams.clone();
         let filtering = plan.domains.is_some();
         for up in upstreams {
@@ -363,9 +358,7 @@ impl Serve {
             let Some(addrs) = nucleus_spec::dns::answers(&r, query.id) else {
                 continue;
             };
-            let addrs: Vec<(IpAddr, u32)> =
-                addrs.into_iter().filter(|(a, _)| plan.admits(a)).collect();
-            if filtering && !addrs.is_empty() && self.admit(&addrs).is_err() {
+            if filtering && self.admit(&addrs).is_err() {
                 // An answer the sandbox could not use must not be given.
                 return None;
             }
@@ -374,12 +367,13 @@ impl Serve {
         None
     }
 
-    /// Put the addresses in the sets, each for its TTL (at least 5 s, at most a day). An
-    /// address already there is refreshed only when its new expiry is later.
+    /// Put the addresses the plan may open in the sets, each for its TTL (at least 5 s, at
+    /// most a day). An address already there is refreshed only when its new expiry is later.
     fn admit(&mut self, addrs: &[(IpAddr, u32)]) -> io::Result<()> {
         let now = Instant::now();
         let mut items: Vec<(IpAddr, u64)> = Vec::new();
-        for (a, ttl) in addrs {
+        let opens = |a: &IpAddr| self.plan.as_ref().is_some_and(|p| p.admits(a));
+        for (a, ttl) in addrs.iter().filter(|(a, _)| opens(a)) {
             let ms = u64::from((*ttl).clamp(5, 86_400)) * 1000;
             match items.iter_mut().find(|(b, _)| b == a) {
                 Some(it) => it.1 = it.1.max(ms),

@@ -23,10 +23,10 @@ fn entry(dir: &Path, rel: &str) -> Option<HostEntry> {
 }
 
 /// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
-/// `want_cpus`: count online CPUs (only `--cpus` needs it; it costs a sysfs read).
+/// `wants`: the optional facts to find (only the flags that need them ask).
 pub fn detect(host_root: &Path, rootfs: Option<&Path>, wants: Wants) -> HostFacts {
-    // SAFETY: geteuid/getegid cannot fail and take no arguments.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // SAFETY: getegid cannot fail and takes no arguments.
+    let (euid, egid) = (crate::security::euid(), unsafe { libc::getegid() });
     let system_dirs = SYSTEM_DIRS
         .iter()
         .filter_map(|d| entry(host_root, d))

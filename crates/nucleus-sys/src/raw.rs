@@ -640,7 +640,8 @@ pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
 /// arguments were parsed: nothing may read argv afterwards.
 pub fn set_cmdline(title: &str) -> io::Result<()> {
     // Fields 48 and 49 (arg_start, arg_end); the list starts at field 3.
-    let f = proc_stat("self")?;
+    let stat = proc_stat("self")?;
+    let f: Vec<&str> = stat.split_whitespace().collect();
     let num = |i: usize| -> io::Result<usize> {
         f.get(i)
             .and_then(|v| v.trim().parse().ok())
@@ -696,13 +697,14 @@ pub fn read_proc(path: impl AsRef<Path>) -> io::Result<String> {
 
 /// The fields of /proc/PID/stat (`self` for this process) from field 3 (state) on, split at
 /// spaces: the command name before them may hold spaces and parentheses.
-pub fn proc_stat(pid: &str) -> io::Result<Vec<String>> {
-    let s = read_proc(format!("/proc/{pid}/stat"))?;
-    let rest = s
+pub fn proc_stat(pid: impl std::fmt::Display) -> io::Result<String> {
+    let mut s = read_proc(format!("/proc/{pid}/stat"))?;
+    let i = s
         .rfind(')')
-        .and_then(|i| s.get(i + 2..))
+        .filter(|i| s.len() >= i + 2)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok(rest.split_whitespace().map(String::from).collect())
+    s.drain(..i + 2);
+    Ok(s)
 }
 
 /// The first child of `pid`'s main thread (for a sandbox's init: its workload).
@@ -733,4 +735,20 @@ pub fn inheritable(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// mkdir with `mode`, its missing parents too; Ok(false) when it existed already. One mkdir
+/// in the common cases (made, or there).
+pub fn mkdir_p(p: &Path, mode: u32) -> io::Result<bool> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(mode).create(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(p)
+            .map(|()| true),
+        Err(e) => Err(e),
+    }
 }

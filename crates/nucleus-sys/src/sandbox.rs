@@ -71,12 +71,12 @@ pub trait Observer {
     /// need its usage figures can overlap the teardown).
     fn workload_exited(&mut self) {}
     /// Timed work of the observer's own (health checks): milliseconds until it wants
-    /// [`Observer::tick`] (-1: never), and descriptors whose readiness also calls it.
+    /// [`Observer::tick`] (-1: never), and a descriptor whose readiness also calls it.
     fn next_tick_ms(&self) -> i32 {
         -1
     }
-    fn watched(&self) -> Vec<i32> {
-        vec![]
+    fn watched(&self) -> Option<i32> {
+        None
     }
     fn tick(&mut self) {}
 }
@@ -379,8 +379,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         &ToChild::Go {
             idmapped: binds.len(),
             prepared: prepared.len(),
-            cgroup_pending: by_pid,
-            unshare_cgroup: by_pid && plan.namespaces.cgroup,
+            join_by_pid: by_pid,
             sync: detach.is_some(),
             hold: detach.is_some_and(|d| d.hold),
             net: host_net.as_ref().map(|h| h.assigned.clone()),
@@ -661,10 +660,8 @@ fn parent_wait(
         let rev = raw::poll_read(&fds, obs.next_tick_ms()).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         obs.tick();
-        if rev.iter().all(|r| *r == 0)
-            || rev[own..].iter().any(|r| *r != 0) && rev[..own].iter().all(|r| *r == 0)
-        {
-            // Only the observer's time or descriptors: nothing of ours is ready.
+        if rev[..own].iter().all(|r| *r == 0) {
+            // Only the observer's time or descriptor: nothing of ours is ready.
             continue;
         }
         if let (true, Some(w)) = (ready(watch_i), &watcher) {
@@ -866,13 +863,12 @@ struct GoFlags {
 }
 
 fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
-    let (idmapped, trees, unshare_cgroup, go, assigned) = match ch.recv::<ToChild>() {
+    let (idmapped, trees, join_by_pid, go, assigned) = match ch.recv::<ToChild>() {
         Ok(Some((
             ToChild::Go {
                 idmapped,
                 prepared,
-                cgroup_pending,
-                unshare_cgroup,
+                join_by_pid,
                 sync,
                 hold,
                 net,
@@ -884,7 +880,7 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
             (
                 VecDeque::from(fds),
                 trees,
-                (cgroup_pending, unshare_cgroup),
+                join_by_pid,
                 GoFlags { sync, hold },
                 net,
             )
@@ -987,15 +983,15 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     } else {
         None
     };
-    let (cgroup_pending, unshare_cgroup) = unshare_cgroup;
-    if cgroup_pending {
+    if join_by_pid {
         // Nothing of the sandbox runs before it is in its cgroup.
         match ch.recv::<ToChild>() {
             Ok(Some((ToChild::CgroupJoined, _))) => {}
             _ => raw::exit_now(1),
         }
     }
-    if unshare_cgroup {
+    // (On v2 the clone itself made the cgroup namespace, inside the cgroup.)
+    if join_by_pid && plan.namespaces.cgroup {
         // SAFETY: unshare with a flag only; we are now in our cgroup (the runtime put us there).
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
             return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
@@ -1149,14 +1145,14 @@ fn child_exec(
             Err(e) => Err(e),
         }
     } else {
-        match security::install_seccomp_with(&plan.seccomp_bpf, plan.seccomp_flags) {
+        match security::install_seccomp(&plan.seccomp_bpf, plan.seccomp_flags) {
             // A kernel without an optional flag (LOG, SPEC_ALLOW): the filter without them.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && plan.seccomp_flags != 0 => {
                 report.degraded.push(format!(
                     "seccomp: this kernel refuses the profile's flags {:#x} ({e}); the filter is installed without them",
                     plan.seccomp_flags
                 ));
-                security::install_seccomp(&plan.seccomp_bpf)
+                security::install_seccomp(&plan.seccomp_bpf, 0)
             }
             r => r,
         }

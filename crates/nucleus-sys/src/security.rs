@@ -299,13 +299,9 @@ pub fn landlock_deny_all() -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Install a compiled seccomp program (no_new_privs must be set).
-pub fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
-    install_seccomp_flags(prog, 0).map(drop)
-}
-
-/// Install with a profile's SECCOMP_FILTER_FLAG_* flags.
-pub fn install_seccomp_with(prog: &[SockFilter], flags: u32) -> io::Result<()> {
+/// Install a compiled seccomp program (no_new_privs must be set) with SECCOMP_FILTER_FLAG_*
+/// flags (0: none).
+pub fn install_seccomp(prog: &[SockFilter], flags: u32) -> io::Result<()> {
     install_seccomp_flags(prog, flags.into()).map(drop)
 }
 

@@ -57,30 +57,33 @@ fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
     f.write_all(data)
 }
 
-fn remove_tree(dir: &Path) {
+/// The files of a sandbox directory (records hold no subdirectories).
+fn remove_files(dir: &Path) {
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+fn remove_tree(dir: &Path) {
+    remove_files(dir);
     let _ = fs::remove_dir(dir);
 }
 
 fn mkdir_private(p: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(p) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        r => r,
-    }
+    crate::raw::mkdir_p(p, 0o700).map(drop)
 }
 
 /// Start time of a live process (field 22 of /proc/PID/stat, after the parenthesised name);
 /// None for a zombie, which is dead already.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let f = crate::raw::proc_stat(&pid.to_string()).ok()?;
-    if matches!(f.first().map(String::as_str), Some("Z" | "X" | "x")) {
+    let stat = crate::raw::proc_stat(pid).ok()?;
+    let mut f = stat.split_whitespace();
+    if matches!(f.next(), Some("Z" | "X" | "x")) {
         return None;
     }
-    f.get(19)?.parse().ok()
+    f.nth(18)?.parse().ok()
 }
 
 pub fn this_process() -> ProcId {
@@ -153,7 +156,8 @@ impl Store {
         first: &State,
         files: &[(&str, &[u8])],
     ) -> Result<()> {
-        let me = this_process();
+        // The caller has just put its own identity in the record.
+        let me = first.monitor.unwrap_or_else(this_process);
         let tmp = self.root.join(format!(".tmp.{id}.{}.{}", me.pid, me.start));
         let dir = self.dir(id);
         let filled = (|| -> Result<()> {
@@ -287,11 +291,7 @@ impl Store {
     /// Remove a sandbox's directory and its name. Idempotent.
     pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
         let dir = self.dir(id);
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                let _ = fs::remove_file(e.path());
-            }
-        }
+        remove_files(&dir);
         if let Some(n) = name {
             let link = self.root.join("names").join(n);
             if fs::read_link(&link).is_ok_and(|t| t == Path::new(id)) {
@@ -375,13 +375,7 @@ pub enum MonitorFork {
 /// `log` (the workload inherits them), `title` as its command line, forwarded signals
 /// blocked from the start (they are relayed to the sandbox once it runs).
 pub fn fork_monitor(log: &fs::File, title: &str) -> Result<MonitorFork> {
-    let mut p = [0; 2];
-    // SAFETY: p is a valid out-array of two ints.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error()).ctx("pipe", "");
-    }
-    // SAFETY: pipe2 returned two new descriptors that nobody else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let (r, w) = crate::raw::pipe().ctx("pipe", "")?;
     let old = crate::raw::block_signals(crate::init::FORWARDED).ctx("block signals", "")?;
     // SAFETY: nucleus is single-threaded (no threads are spawned before a launch).
     let forked = unsafe { crate::raw::fork() };

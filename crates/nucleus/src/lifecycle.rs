@@ -222,22 +222,8 @@ impl Health {
             Ok(st) => st,
             Err(_) => return Some((125, "the check could not be waited for".into())),
         };
-        let mut out = String::new();
-        for pipe in [
-            c.stdout.take().map(File::from_out),
-            c.stderr.take().map(File::from_err),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            // What is there now only: a process the check left behind may hold the pipe.
-            use std::os::fd::AsRawFd;
-            // SAFETY: fcntl on a descriptor we own.
-            unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-            let mut b = vec![0u8; 512];
-            let n = (&pipe).read(&mut b).unwrap_or(0);
-            out.push_str(&String::from_utf8_lossy(&b[..n]));
-        }
+        // What is there now only: a process the check left behind may hold the pipes.
+        let out = [read_now(c.stdout.take()), read_now(c.stderr.take())].concat();
         if timed_out {
             return Some((124, format!("timed out after {} ms", self.check.timeout_ms)));
         }
@@ -248,18 +234,16 @@ impl Health {
     }
 }
 
-/// Child pipes as plain files (for reading what a finished check wrote).
-trait FromPipe {
-    fn from_out(p: std::process::ChildStdout) -> File;
-    fn from_err(p: std::process::ChildStderr) -> File;
-}
-impl FromPipe for File {
-    fn from_out(p: std::process::ChildStdout) -> File {
-        File::from(std::os::fd::OwnedFd::from(p))
-    }
-    fn from_err(p: std::process::ChildStderr) -> File {
-        File::from(std::os::fd::OwnedFd::from(p))
-    }
+/// Up to 512 bytes a pipe holds now, without waiting for more.
+fn read_now<P: Read + std::os::fd::AsRawFd>(pipe: Option<P>) -> String {
+    let Some(mut p) = pipe else {
+        return String::new();
+    };
+    // SAFETY: fcntl on a descriptor the pipe owns.
+    unsafe { libc::fcntl(p.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut b = [0u8; 512];
+    let n = p.read(&mut b).unwrap_or(0);
+    String::from_utf8_lossy(&b[..n]).into_owned()
 }
 
 impl Tracker<'_> {
@@ -351,13 +335,10 @@ impl Observer for Tracker<'_> {
     fn next_tick_ms(&self) -> i32 {
         self.health.as_ref().map_or(-1, |h| h.next_tick_ms())
     }
-    fn watched(&self) -> Vec<i32> {
+    fn watched(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
-        self.health
-            .as_ref()
-            .and_then(|h| h.running.as_ref())
-            .map(|(_, fd, _)| vec![fd.as_raw_fd()])
-            .unwrap_or_default()
+        let (_, fd, _) = self.health.as_ref()?.running.as_ref()?;
+        Some(fd.as_raw_fd())
     }
     fn tick(&mut self) {
         let id = self.state.id.clone();
@@ -674,49 +655,32 @@ pub fn launch(
     // Until the monitor writes its own pid (first thing after the fork), the launcher is
     // the record's monitor: the sandbox reads as `creating` while it waits for the monitor.
     st.monitor = Some(store::this_process());
-    let launch = serde_json::to_vec(&LaunchInfo {
-        hold,
-        console_socket: a.console_socket.clone(),
-        memory_limit,
-    })?;
-    store.create(
-        &id,
-        a.name.as_deref(),
-        &st,
-        &[
-            ("plan.json", &serde_json::to_vec(plan)?),
-            ("launch.json", &launch),
-        ],
-    )?;
-    let prepared = (|| -> Result<(File, std::os::fd::OwnedFd)> {
-        let logf = store::open_append(&store.dir(&id).join("log"))?;
-        let control = store::listen(&store.dir(&id).join("ctl"))?;
-        Ok((logf, control))
-    })();
-    let (logf, control) = match prepared {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = store.remove(&id, a.name.as_deref());
-            return Err(e);
-        }
+    // What a monitor started by systemd reads besides the record and the plan.
+    let launch = match supervisor_unit {
+        Some(_) => Some(serde_json::to_vec(&LaunchInfo { hold, memory_limit })?),
+        None => None,
     };
-    let (notify, reader) = if let Some(unit) = &supervisor_unit {
-        drop(logf);
-        drop(control);
-        match start_unit(store, &id, unit) {
-            Ok(r) => (None, r),
-            Err(e) => {
-                let _ = store.remove(&id, a.name.as_deref());
-                return Err(e);
-            }
-        }
-    } else {
-        match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
-            Ok(store::MonitorFork::Monitor { notify }) => (Some((notify, logf, control)), None),
-            Ok(store::MonitorFork::Launcher { reader }) => (None, Some(reader)),
-            Err(e) => {
-                let _ = store.remove(&id, a.name.as_deref());
-                return Err(e.into());
+    let plan_json = serde_json::to_vec(plan)?;
+    let mut files: Vec<(&str, &[u8])> = vec![("plan.json", &plan_json)];
+    if let Some(l) = &launch {
+        files.push(("launch.json", l));
+    }
+    store.create(&id, a.name.as_deref(), &st, &files)?;
+    let forget = |e: anyhow::Error| {
+        let _ = store.remove(&id, a.name.as_deref());
+        e
+    };
+    let (notify, reader) = match &supervisor_unit {
+        Some(unit) => (None, Some(start_unit(store, &id, unit).map_err(forget)?)),
+        None => {
+            let logf =
+                store::open_append(&store.dir(&id).join("log")).map_err(|e| forget(e.into()))?;
+            let control =
+                store::listen(&store.dir(&id).join("ctl")).map_err(|e| forget(e.into()))?;
+            match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
+                Ok(store::MonitorFork::Monitor { notify }) => (Some((notify, logf, control)), None),
+                Ok(store::MonitorFork::Launcher { reader }) => (None, Some(reader)),
+                Err(e) => return Err(forget(e.into())),
             }
         }
     };
@@ -819,7 +783,6 @@ pub fn launch(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LaunchInfo {
     hold: bool,
-    console_socket: Option<std::path::PathBuf>,
     memory_limit: Option<u64>,
 }
 
@@ -831,8 +794,7 @@ fn systemd_booted() -> bool {
 /// The transient unit that will supervise a detached sandbox, or None for a monitor process.
 fn supervisor(a: &RunArgs, id: &str) -> Result<Option<String>> {
     let flag = "--supervisor";
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nucleus_sys::security::is_root();
     let usable = || -> Result<(), String> {
         if !systemd_booted() {
             return Err("systemd is not PID 1 here".into());
@@ -865,7 +827,7 @@ fn supervisor(a: &RunArgs, id: &str) -> Result<Option<String>> {
 
 /// Start `nucleus monitor ID` as a transient service and wait for it to connect to the
 /// sandbox's `notify` socket; what it says there is read like a forked monitor's pipe.
-fn start_unit(store: &Store, id: &str, unit: &str) -> Result<Option<File>> {
+fn start_unit(store: &Store, id: &str, unit: &str) -> Result<File> {
     let dir = store.dir(id);
     let sock = dir.join("notify");
     let listener = nucleus_sys::raw::unix_listen(&sock)
@@ -911,7 +873,7 @@ fn start_unit(store: &Store, id: &str, unit: &str) -> Result<Option<File>> {
         bail!("{unit}: its monitor did not report within 30 s (see `journalctl -u {unit}`)");
     };
     let _ = std::fs::remove_file(&sock);
-    Ok(Some(File::from(conn)))
+    Ok(File::from(conn))
 }
 
 /// `nucleus monitor ID`: the monitor of a detached sandbox, as its systemd unit runs it. Its
@@ -927,13 +889,6 @@ pub fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
         nucleus_sys::raw::unix_connect(&dir.join("notify")).context("connect to the launcher")?,
     );
     let control = store::listen(&dir.join("ctl"))?;
-    let console = match &info.console_socket {
-        Some(p) => Some(
-            nucleus_sys::raw::unix_connect(p)
-                .with_context(|| format!("--console-socket: {}", p.display()))?,
-        ),
-        None => None,
-    };
     let events = Events::open(st.events.as_deref(), None)?;
     Ok(monitor_main(
         store,
@@ -943,7 +898,8 @@ pub fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
         notify,
         info.hold,
         control,
-        console,
+        // (--console-socket keeps the forked monitor: see `supervisor`.)
+        None,
         info.memory_limit,
     ))
 }

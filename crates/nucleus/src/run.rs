@@ -213,7 +213,8 @@ fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {
             "none" => None,
             s => Some(Cidr::parse(s, "--subnet6")?),
         },
-        state_dir: PathBuf::from("/run/nucleus/net"),
+        // Decided with the state root (run::main).
+        ..NetConfig::default()
     })
 }
 
@@ -351,7 +352,8 @@ pub fn main(
     crate::timing::mark("probe host");
     let id = new_id();
     // (A dry run needs no state root; a real one fails below when there is none.)
-    if let Ok(r) = lifecycle::state_root(root) {
+    let state_root = lifecycle::state_root(root);
+    if let Ok(r) = &state_root {
         cfg.net.state_dir = r.join("net");
     }
     let plan = Plan::build(&cfg, &facts, &id)?;
@@ -365,7 +367,7 @@ pub fn main(
     }
     check_paths(&cfg)?;
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
-    let store = Store::open(&lifecycle::state_root(root)?)?;
+    let store = Store::open(&state_root?)?;
     crate::timing::mark("check paths, open store");
     for w in &plan.warnings {
         log.warn(w);
