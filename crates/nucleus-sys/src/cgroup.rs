@@ -1,8 +1,8 @@
 //! The cgroup stage: create a sandbox's cgroup from a [`CgroupPlan`], let the sandbox join it,
 //! read its usage, and remove it. One code path for both drivers; they differ only in the plan
 //! (one directory on v2, one per controller on v1) and in how the sandbox joins (clone3
-//! CLONE_INTO_CGROUP on v2; the runtime writes the pid on v1 before the sandbox unshares its
-//! cgroup namespace).
+//! CLONE_INTO_CGROUP on v2; on v1 the sandbox writes itself to each `tasks` file the runtime
+//! opened, before it unshares its cgroup namespace).
 //!
 //! Liveness: while a run holds its cgroup it also holds the abstract socket
 //! `@nucleus/cgroup/<leaf>`; a leaf whose name is free belongs to a runtime that died
@@ -36,6 +36,16 @@ pub use nucleus_spec::cgroup::Usage;
 
 fn token_name(leaf: &str) -> String {
     format!("nucleus/cgroup/{leaf}")
+}
+
+/// Move the calling thread (single-threaded: a fresh clone) into the cgroups whose `tasks`
+/// files the runtime opened ([`Cgroup::self_join_files`]).
+pub fn join_self(files: &[fs::File]) -> io::Result<()> {
+    use std::io::Write;
+    for mut f in files {
+        f.write_all(b"0")?;
+    }
+    Ok(())
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
@@ -190,18 +200,36 @@ impl Cgroup {
         self.dir_fd.as_ref().map(|f| f.as_fd())
     }
 
-    /// Whether the sandbox joins by the runtime writing its pid (v1): it must then unshare
-    /// its cgroup namespace itself, after joining.
+    /// Whether the sandbox joins by itself after the clone (v1): it must then unshare its
+    /// cgroup namespace itself, after joining.
     pub fn joins_by_pid(&self) -> bool {
         self.driver == Driver::V1
     }
 
-    /// Move `pid` into every leaf (v1).
-    pub fn add(&self, pid: libc::pid_t) -> Result<()> {
-        for (_, leaf) in &self.leaves {
-            write(leaf, "cgroup.procs", &pid.to_string()).ctx("join cgroup", leaf.display())?;
+    /// v1: each leaf's `tasks` file, opened for writing by the runtime, for the sandbox to
+    /// move itself with [`join_self`]. Empty on v2 (clone3 CLONE_INTO_CGROUP).
+    ///
+    /// Why not the runtime writing the pid to `cgroup.procs`: on v1 that takes the global
+    /// threadgroup rwsem for writing, which waits for an RCU grace period (6-17 ms on this
+    /// 2-core VM, the largest single item of a cold start). A single thread writing "0" (itself)
+    /// to `tasks` takes no such lock (the kernel's cgroup_procs_write_start: "If we migrate a
+    /// single thread, we don't care about threadgroup stability"): ~0.1 ms. The permission
+    /// check uses the credentials the file was opened with (the runtime's), so the sandbox,
+    /// already in its user namespace, may write it.
+    pub fn self_join_files(&self) -> Result<Vec<fs::File>> {
+        if self.driver != Driver::V1 {
+            return Ok(Vec::new());
         }
-        Ok(())
+        self.leaves
+            .iter()
+            .map(|(_, leaf)| {
+                let p = leaf.join("tasks");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .ctx("open", p.display())
+            })
+            .collect()
     }
 
     pub fn paths(&self) -> Vec<PathBuf> {
@@ -570,11 +598,14 @@ mod tests {
             fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
             "33554432"
         );
-        cg.add(4242).unwrap();
-        assert_eq!(
-            fs::read_to_string(pids.join("cgroup.procs")).unwrap(),
-            "4242"
-        );
+        // The kernel's files; here plain files that keep what is written.
+        for d in [&mem, &pids] {
+            fs::write(d.join("tasks"), "").unwrap();
+        }
+        join_self(&cg.self_join_files().unwrap()).unwrap();
+        for d in [&mem, &pids] {
+            assert_eq!(fs::read_to_string(d.join("tasks")).unwrap(), "0");
+        }
         // A run that died: simulate by forgetting the handle's token but keeping dirs.
         for d in [&mem, &pids] {
             for f in fs::read_dir(d).unwrap() {

@@ -17,11 +17,6 @@ pub enum ToChild {
     Go {
         idmapped: usize,
         prepared: usize,
-        /// The runtime puts the sandbox in its cgroup by pid (v1) while the sandbox sets itself
-        /// up (the attach can wait for an RCU grace period): wait for [`ToChild::CgroupJoined`]
-        /// before anything runs, then unshare the cgroup namespace (when the plan has one), so
-        /// the sandbox sees its own cgroup as the root.
-        join_by_pid: bool,
         /// Detached or created sandboxes: the workload tells the runtime whether its exec
         /// succeeded (the ExecSync socket closes on exec).
         sync: bool,
@@ -30,8 +25,6 @@ pub enum ToChild {
         /// Bridge mode: the addresses the sandbox configures on eth0.
         net: Option<crate::net::Assigned>,
     },
-    /// The sandbox is in its cgroup (after a `Go` with `join_by_pid`).
-    CgroupJoined,
 }
 
 /// The runtime has its copy of the workload's seccomp listener: the workload may go on.

@@ -15,7 +15,7 @@
 //! 6. parent: relay signals, proxy the tty, collect the report and the exit status; copy the
 //!    workspace back; everything else disappears with the namespaces.
 
-use crate::cgroup::{Cgroup, Usage};
+use crate::cgroup::{self, Cgroup, Usage};
 use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild, START};
 use crate::copy;
 use crate::error::{other, Context, Result};
@@ -336,6 +336,11 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     };
     let cgroup = parent_cgroup(plan, obs)?;
     let by_pid = cgroup.as_ref().is_some_and(|c| c.joins_by_pid());
+    // v1: the sandbox moves itself (see Cgroup::self_join_files); dropped here after the clone.
+    let join_files = match &cgroup {
+        Some(c) => c.self_join_files()?,
+        None => Vec::new(),
+    };
     let trees = parent_prepare_trees(plan)?;
     let (pch, cch) = channel::pair()?;
 
@@ -346,11 +351,12 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
-            child_main(plan, cch)
+            child_main(plan, cch, &join_files)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(cch);
+    drop(join_files);
 
     let kill_child = |e| {
         let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -379,7 +385,6 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         &ToChild::Go {
             idmapped: binds.len(),
             prepared: prepared.len(),
-            join_by_pid: by_pid,
             sync: detach.is_some(),
             hold: detach.is_some_and(|d| d.hold),
             net: host_net.as_ref().map(|h| h.assigned.clone()),
@@ -388,21 +393,6 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     )
     .ctx("send", "go")
     .map_err(kill_child)?;
-    // cgroup v1: join by pid while the sandbox builds its root (on v1 the attach waits for an
-    // RCU grace period, up to ~15 ms here); it waits for our word before anything runs.
-    if let (Some(c), true) = (&cgroup, by_pid) {
-        let gone = || raw::poll_read(&[pidfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0);
-        let joined = c.add(pid).and_then(|()| {
-            pch.send(&ToChild::CgroupJoined, &[])
-                .ctx("send", "cgroup joined")
-        });
-        match joined {
-            Ok(()) => {}
-            // Already gone (its setup failed): the channel says why.
-            Err(_) if gone() => {}
-            Err(e) => return Err(kill_child(e)),
-        }
-    }
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     drop(fds);
     drop(binds);
@@ -792,12 +782,12 @@ fn parent_wait(
 }
 
 /// The sandbox side. Never returns.
-fn child_main(plan: &Plan, ch: Channel) -> ! {
+fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
     // SAFETY: umask cannot fail.
     let caller_umask = unsafe { libc::umask(0) };
-    match child_setup(plan, &ch) {
+    match child_setup(plan, &ch, join_files) {
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             let sync = if go.sync {
@@ -862,13 +852,19 @@ struct GoFlags {
     hold: bool,
 }
 
-fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
-    let (idmapped, trees, join_by_pid, go, assigned) = match ch.recv::<ToChild>() {
+fn child_setup(
+    plan: &Plan,
+    ch: &Channel,
+    join_files: &[fs::File],
+) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
+    // cgroup v1: into the sandbox's cgroups first, while the runtime writes our id maps; nothing
+    // of the sandbox runs (or is charged) outside them. Reported once there is a Go to answer.
+    let joined = cgroup::join_self(join_files);
+    let (idmapped, trees, go, assigned) = match ch.recv::<ToChild>() {
         Ok(Some((
             ToChild::Go {
                 idmapped,
                 prepared,
-                join_by_pid,
                 sync,
                 hold,
                 net,
@@ -877,17 +873,12 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
         ))) if fds.len() == idmapped + prepared => {
             let trees: Vec<Option<OwnedFd>> =
                 fds.split_off(idmapped).into_iter().map(Some).collect();
-            (
-                VecDeque::from(fds),
-                trees,
-                join_by_pid,
-                GoFlags { sync, hold },
-                net,
-            )
+            (VecDeque::from(fds), trees, GoFlags { sync, hold }, net)
         }
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
     };
+    joined.map_err(|e| ("join cgroup", e.to_string()))?;
     // Our credentials still carry the host ids, unmapped in the new namespace: become its root.
     // SAFETY: plain id syscalls; we hold CAP_SETUID/CAP_SETGID in the new user namespace.
     if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
@@ -983,16 +974,9 @@ fn child_setup(plan: &Plan, ch: &Channel) -> StageResult<(Switched, Option<Owned
     } else {
         None
     };
-    if join_by_pid {
-        // Nothing of the sandbox runs before it is in its cgroup.
-        match ch.recv::<ToChild>() {
-            Ok(Some((ToChild::CgroupJoined, _))) => {}
-            _ => raw::exit_now(1),
-        }
-    }
     // (On v2 the clone itself made the cgroup namespace, inside the cgroup.)
-    if join_by_pid && plan.namespaces.cgroup {
-        // SAFETY: unshare with a flag only; we are now in our cgroup (the runtime put us there).
+    if !join_files.is_empty() && plan.namespaces.cgroup {
+        // SAFETY: unshare with a flag only; we are now in our cgroup (we joined it above).
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
             return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
         }
