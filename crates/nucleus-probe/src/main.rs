@@ -42,7 +42,11 @@ fn c(s: &str) -> CString {
 }
 
 fn status_field(name: &str) -> Value {
-    let s = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    proc_status_field("self", name)
+}
+
+fn proc_status_field(pid: &str, name: &str) -> Value {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
         .find_map(|l| {
             l.strip_prefix(&format!("{name}:"))
@@ -170,9 +174,15 @@ fn main() {
         "CapAmb",
         "NoNewPrivs",
         "Seccomp",
+        "Seccomp_filters",
     ] {
         put(f, status_field(f));
     }
+    put("init_Seccomp", proc_status_field("1", "Seccomp"));
+    put(
+        "init_Seccomp_filters",
+        proc_status_field("1", "Seccomp_filters"),
+    );
     put("pid", json!(std::process::id()));
     let pids: Vec<u32> = fs::read_dir("/proc")
         .map(|rd| {

@@ -120,10 +120,10 @@ pub struct Plan {
     pub seccomp_filter: Filter,
     /// `seccomp_filter` compiled for this architecture.
     pub seccomp_bpf: Vec<SockFilter>,
-    /// The mini-init's filter when it differs from the workload's: a user's profile may deny
-    /// what init needs (wait4, signalfd reads), so init keeps the default filter then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_seccomp_bpf: Option<Vec<SockFilter>>,
+    /// The mini-init's own filter ([`seccomp::default::init_filter`]): only what init does
+    /// once set up. Not the workload's: a user's profile may deny what init needs.
+    #[serde(default)]
+    pub init_seccomp_bpf: Vec<SockFilter>,
     /// Seccomp notifications the runtime serves (trace, or naming denials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_notify: Option<SeccompNotify>,
@@ -901,14 +901,7 @@ impl Plan {
         } else {
             (compile(&filter)?, None)
         };
-        // Init keeps the default filter when the workload's is a user's or a notifying one.
-        let init_seccomp_bpf = if cfg.seccomp_profile.is_some() || seccomp_notify.is_some() {
-            let f = seccomp::default::default_filter(&[])
-                .map_err(|e| PlanError::Seccomp(e.to_string()))?;
-            Some(compile(&f)?)
-        } else {
-            None
-        };
+        let init_seccomp_bpf = compile(&seccomp::default::init_filter())?;
 
         Ok(Plan {
             id: id.to_string(),

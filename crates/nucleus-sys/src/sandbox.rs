@@ -817,8 +817,7 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
                 Ok(Some(workload)) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
                     drop(sync);
-                    let bpf = plan.init_seccomp_bpf.as_ref().unwrap_or(&plan.seccomp_bpf);
-                    init::run(workload, ch, bpf)
+                    init::run(workload, ch, &plan.init_seccomp_bpf)
                 }
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
             }

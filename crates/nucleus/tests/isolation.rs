@@ -60,6 +60,10 @@ fn probe_sees_full_isolation() {
     }
     assert_eq!(p["NoNewPrivs"], "1");
     assert_eq!(p["Seccomp"], "2");
+    // One filter (each stacked filter costs every syscall); init has its own, not inherited.
+    assert_eq!(p["Seccomp_filters"], "1");
+    assert_eq!(p["init_Seccomp"], "2");
+    assert_eq!(p["init_Seccomp_filters"], "1");
     // pid namespace: init + the probe.
     assert_eq!(p["pid"], 2);
     assert_eq!(p["visible_pids"], 2);
