@@ -117,8 +117,7 @@ pub struct Plan {
     pub prepared: Vec<PreparedTree>,
     pub process: ProcessPlan,
     pub landlock: LandlockPlan,
-    pub seccomp_filter: Filter,
-    /// `seccomp_filter` compiled for this architecture.
+    /// The workload's seccomp filter (default or profile), compiled for this architecture.
     pub seccomp_bpf: Vec<SockFilter>,
     /// The mini-init's own filter ([`seccomp::default::init_filter`]): only what init does
     /// once set up. Not the workload's: a user's profile may deny what init needs.
@@ -940,7 +939,6 @@ impl Plan {
                 scope_signals_and_sockets: true,
                 required: ll_required,
             },
-            seccomp_filter: filter,
             seccomp_bpf: bpf,
             init_seccomp_bpf,
             seccomp_notify,

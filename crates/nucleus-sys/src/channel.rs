@@ -148,10 +148,11 @@ impl Channel {
 
     /// Receive one message; `Ok(None)` on EOF (the peer is gone).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Uninitialised: only the pages the kernel writes are touched (see raw::read_into).
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
+            iov_len: buf.capacity(),
         };
         // SAFETY: pure size computation.
         let space =
@@ -195,7 +196,9 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        let v = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+        // SAFETY: recvmsg wrote the first n bytes (n <= capacity).
+        unsafe { buf.set_len(n.min(buf.capacity())) };
+        let v = serde_json::from_slice(&buf).map_err(io::Error::other)?;
         Ok(Some((v, fds)))
     }
 }

@@ -113,9 +113,9 @@ impl Netlink {
         if n as usize != buf.len() {
             return Err(io::Error::other("short netlink send"));
         }
-        let mut rb = vec![0u8; 64 * 1024];
+        let mut rb = Vec::with_capacity(64 * 1024);
         loop {
-            let n = raw::read(self.fd.as_fd(), &mut rb)?;
+            let n = raw::read_into(self.fd.as_fd(), &mut rb)?;
             let mut i = 0;
             while i + 16 <= n {
                 let word = |o: usize| u32::from_ne_bytes([rb[o], rb[o + 1], rb[o + 2], rb[o + 3]]);

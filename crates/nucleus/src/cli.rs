@@ -27,7 +27,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Each subcommand's arguments are built only when it is the one invoked (`defer`): building
+/// all of them (run's and create's ~80 flags each) was most of a start's argument parsing.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a command in a new sandbox and exit with its status (`-d`: print its id and leave
     /// it running).
@@ -200,10 +203,15 @@ pub struct GcArgs {
     pub cgroup_parent: Option<String>,
 }
 
-/// The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file
-/// (snake_case), so the file and the command line are one typed launch configuration.
+// The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file
+// (snake_case), so the file and the command line are one typed launch configuration. (Not a
+// doc comment: clap would make it the about text of `run --help`, over the subcommand's own,
+// since subcommands are built deferred.)
 #[derive(Debug, Args, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    description = "The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file (snake_case), so the file and the command line are one typed launch configuration."
+)]
 pub struct RunArgs {
     /// Launch configuration file (TOML, or JSON by a .json name): keys are the long flags in
     /// snake_case; flags given on the command line win, field by field.
@@ -401,4 +409,21 @@ pub struct RunArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (deferred ones are built for it).
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let run = Cli::command()
+            .find_subcommand_mut("run")
+            .map(|c| c.render_help().to_string())
+            .unwrap();
+        assert!(run.starts_with("Run a command in a new sandbox"), "{run}");
+    }
 }
