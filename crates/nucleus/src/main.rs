@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let t0 = telemetry::now_ns();
+    // Its faults are those of exec, the dynamic loader and the Rust runtime's start.
+    timing::mark("process start");
     let matches = match cli::Cli::command().try_get_matches() {
         Ok(c) => c,
         Err(e)
