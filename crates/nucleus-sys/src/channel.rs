@@ -39,6 +39,8 @@ pub const START: &str = "start";
 pub enum FromChild {
     /// The workload is about to exec with these protections.
     Applied(SecurityReport),
+    /// `NUCLEUS_TRACE_TIMINGS`: the sandbox's and the workload's stages, before `Applied`.
+    Timings(Vec<crate::trace::Mark>),
     /// Setup failed at `stage`; nothing ran.
     Failed {
         stage: String,

@@ -19,6 +19,7 @@ pub mod raw;
 pub mod sandbox;
 pub mod security;
 pub mod store;
+pub mod trace;
 pub mod tty;
 
 pub use error::{Result, SysError};

@@ -30,6 +30,7 @@ use crate::raw::{
     MOUNT_ATTR_RDONLY,
 };
 use crate::security;
+use crate::trace;
 use crate::tty;
 use nucleus_spec::mounts::MountOp;
 use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan, SeccompNotify};
@@ -334,6 +335,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         IdMapPlan::PrivateRange { .. } => Some(IdSlot::acquire(seed())?),
         IdMapPlan::Caller { .. } => None,
     };
+    trace::mark("id range");
     let cgroup = parent_cgroup(plan, obs)?;
     let by_pid = cgroup.as_ref().is_some_and(|c| c.joins_by_pid());
     // v1: the sandbox moves itself (see Cgroup::self_join_files); dropped here after the clone.
@@ -341,6 +343,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         Some(c) => c.self_join_files()?,
         None => Vec::new(),
     };
+    trace::mark("cgroup");
     let trees = parent_prepare_trees(plan)?;
     let (pch, cch) = channel::pair()?;
 
@@ -355,6 +358,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    trace::mark("clone3");
     drop(cch);
     drop(join_files);
 
@@ -364,6 +368,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         e
     };
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
+    trace::mark("id maps");
     // Bridge mode: the veth's far end must be in the sandbox before it configures itself.
     let host_net = match &plan.net.bridge {
         Some(b) => Some(net::bridge_host_side(b, &plan.id, pid).map_err(kill_child)?),
@@ -449,6 +454,7 @@ impl Collected {
     /// Take one message from the channel; false when the channel is closed.
     fn absorb(&mut self, ch: &Channel, obs: &mut dyn Observer, console: Option<&Channel>) -> bool {
         match ch.recv::<FromChild>() {
+            Ok(Some((FromChild::Timings(m), _))) => trace::merge(m),
             Ok(Some((FromChild::Applied(r), _))) => {
                 obs.applied(&r);
                 self.report = Some(r);
@@ -462,6 +468,7 @@ impl Collected {
             Ok(Some((FromChild::NetWatch { log, .. }, fds))) => self.watch = Some((fds, log)),
             Ok(Some((FromChild::Exited(st), _))) => {
                 self.status = Some(st);
+                trace::mark("workload exit reported");
                 obs.workload_exited();
             }
             Ok(Some((FromChild::Pty, mut fds))) => {
@@ -859,6 +866,9 @@ fn child_setup(
     // cgroup v1: into the sandbox's cgroups first, while the runtime writes our id maps; nothing
     // of the sandbox runs (or is charged) outside them. Reported once there is a Go to answer.
     let joined = cgroup::join_self(join_files);
+    // The runtime's own marks came with the fork: they are its to report.
+    drop(trace::take());
+    trace::mark_as("sandbox", "cgroup joined");
     let (idmapped, trees, go, assigned) = match ch.recv::<ToChild>() {
         Ok(Some((
             ToChild::Go {
@@ -877,6 +887,7 @@ fn child_setup(
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
     };
+    trace::mark_as("sandbox", "go received");
     joined.map_err(|e| ("join cgroup", e.to_string()))?;
     // Our credentials still carry the host ids, unmapped in the new namespace: become its root.
     // SAFETY: plain id syscalls; we hold CAP_SETUID/CAP_SETGID in the new user namespace.
@@ -950,16 +961,19 @@ fn child_setup(
             .ctx("send", "egress sockets"),
         )?;
     }
+    trace::mark_as("sandbox", "hostname, network");
     stage("mounts", mount::stage())?;
     stage("mounts", mount::make_root(&plan.root))?;
     let mut prep = Prepared { idmapped, trees };
     for op in &plan.mounts {
         stage("mounts", mount::apply(op, &mut prep))?;
     }
+    trace::mark_as("sandbox", "mounts");
     let switched = stage(
         "switch root",
         mount::switch_root(plan.allow_chroot_fallback),
     )?;
+    trace::mark_as("sandbox", "root switched");
     // The terminal comes from the sandbox's own devpts, so ttyname() works inside; the master
     // goes to the runtime (as with an OCI console socket).
     let slave = if plan.process.tty {
@@ -980,6 +994,7 @@ fn child_setup(
             return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
         }
     }
+    trace::mark_as("sandbox", "tty, cgroup namespace");
     Ok((switched, slave, go))
 }
 
@@ -1006,6 +1021,7 @@ fn child_exec(
     die_with_parent: bool,
 ) -> ! {
     let p = &plan.process;
+    trace::mark_as("workload", "forked");
     raw::reset_signals();
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(umask) };
@@ -1074,6 +1090,7 @@ fn child_exec(
         // the last credential change, which clears it.
         let _ = raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
+    trace::mark_as("workload", "session, rlimits, capabilities, identity");
     match security::apply_landlock(&plan.landlock) {
         Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
         Ok(o) => {
@@ -1149,6 +1166,10 @@ fn child_exec(
             report.seccomp = "not_applied".into();
             report.degraded.push(format!("seccomp: {e}"));
         }
+    }
+    if trace::enabled() {
+        trace::mark_as("workload", "landlock, seccomp");
+        let _ = ch.send(&FromChild::Timings(trace::take()), &[]);
     }
     let _ = ch.send(&FromChild::Applied(report), &[]);
     if let Some((s, true)) = sync {
