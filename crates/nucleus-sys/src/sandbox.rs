@@ -810,18 +810,45 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             } else {
                 None
             };
-            // SAFETY: still single-threaded in the new pid namespace.
-            match unsafe { raw::fork() } {
-                Ok(None) => child_exec(
-                    plan,
-                    &ch,
-                    switched,
-                    tty_slave,
-                    caller_umask,
-                    sync.as_ref(),
-                    false,
-                ),
-                Ok(Some(workload)) => {
+            let hold = sync.as_ref().is_some_and(|(_, h)| *h);
+            let workload = if hold {
+                // `create`: the workload waits for `start` before its exec, and init must
+                // reap and forward signals meanwhile: a full fork.
+                // SAFETY: still single-threaded in the new pid namespace.
+                match unsafe { raw::fork() } {
+                    Ok(None) => child_exec(
+                        plan,
+                        &ch,
+                        switched,
+                        tty_slave,
+                        caller_umask,
+                        sync.as_ref(),
+                        false,
+                    ),
+                    Ok(Some(w)) => Ok(w),
+                    Err(e) => Err(e),
+                }
+            } else {
+                // Init waits (suspended) until the workload's exec, sharing its memory until
+                // then: no fork copy, no copy-on-write faults (raw::spawn_shared).
+                // SAFETY: single-threaded; child_exec ends in exec or _exit, takes no lock
+                // init holds, and what it allocates stays with init's heap.
+                unsafe {
+                    raw::spawn_shared(|| {
+                        child_exec(
+                            plan,
+                            &ch,
+                            switched,
+                            tty_slave,
+                            caller_umask,
+                            sync.as_ref(),
+                            false,
+                        )
+                    })
+                }
+            };
+            match workload {
+                Ok(workload) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
                     drop(sync);
                     init::run(workload, ch, &plan.init_seccomp_bpf)
