@@ -339,6 +339,24 @@ pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(
     Ok(pid)
 }
 
+/// Open `path` relative to the directory `dir`, read-only.
+pub fn open_at(dir: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: c is a valid C string; the fd returned is new and ours.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only; unused args are zero.
     check(unsafe {
