@@ -77,7 +77,7 @@ pub enum MountOp {
     MaskFile {
         dst: PathBuf,
     },
-    /// Hide a directory (empty read-only tmpfs over it) if it exists.
+    /// Hide a directory (an empty read-only directory bound over it) if it exists.
     MaskDir {
         dst: PathBuf,
     },

@@ -7,19 +7,23 @@
 //! host stays reachable.
 
 use crate::error::{other, Context, Result};
-use crate::raw::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::raw::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use nucleus_spec::mounts::{MountOp, RootSource};
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "/tmp";
 const NEW: &str = "/newroot";
 const OLD: &str = "/oldroot";
+/// An empty directory of the staging tmpfs, bound read-only over masked directories: one
+/// superblock for every mask instead of a tmpfs each (each costs to make and, at the
+/// sandbox's exit, to tear down).
+const MASK: &str = "/mask";
 
 const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
 const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
@@ -111,6 +115,11 @@ pub fn stage() -> Result<()> {
         let p = under(BASE, Path::new(d));
         fs::create_dir(&p).ctx("mkdir", p.display())?;
     }
+    let p = under(BASE, Path::new(MASK));
+    fs::DirBuilder::new()
+        .mode(0o555)
+        .create(&p)
+        .ctx("mkdir", p.display())?;
     raw::pivot_root(Path::new(BASE), &under(BASE, Path::new(OLD)))
         .ctx("pivot_root into staging", BASE)?;
     std::env::set_current_dir("/").ctx("chdir", "/")
@@ -318,13 +327,18 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         }
         MountOp::MaskDir { dst } => {
             let d = under(NEW, dst);
-            unless_missing(raw::mount(
-                Some(Path::new("tmpfs")),
+            match raw::mount(Some(Path::new(MASK)), &d, None, libc::MS_BIND, None) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                r => r.ctx("mask", dst.display())?,
+            }
+            raw::mount_setattr(
+                None,
                 &d,
-                Some("tmpfs"),
-                libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                Some("mode=0555,size=4k"),
-            ))
+                false,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                0,
+                None,
+            )
             .ctx("mask", dst.display())
         }
         MountOp::ReadonlyIfExists { dst } => {

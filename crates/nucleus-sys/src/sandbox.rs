@@ -828,9 +828,11 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
                 None
             };
             let hold = sync.as_ref().is_some_and(|(_, h)| *h);
-            let workload = if hold {
-                // `create`: the workload waits for `start` before its exec, and init must
-                // reap and forward signals meanwhile: a full fork.
+            // A full fork for `create` (the workload waits for `start` before its exec, and
+            // init must reap and forward signals meanwhile) and with a time namespace (the
+            // workload is its first member, and kernels before 6.x refuse CLONE_VM into a
+            // time namespace other than the parent's: EINVAL on 6.1).
+            let workload = if hold || plan.namespaces.time_offset_secs.is_some() {
                 // SAFETY: still single-threaded in the new pid namespace.
                 match unsafe { raw::fork() } {
                     Ok(None) => child_exec(
