@@ -84,7 +84,15 @@ fn fd_is_dir(fd: &OwnedFd) -> bool {
 pub struct Prepared {
     pub idmapped: VecDeque<OwnedFd>,
     pub trees: Vec<Option<OwnedFd>>,
+    /// The host /etc is bound read-only at [`ETC_RO`] (on the first /etc entry).
+    pub etc_ro: bool,
 }
+
+/// The host /etc bound once, read-only, in the staging root: the /etc entries are bound from
+/// it and inherit its read-only, nosuid, nodev flags (a bind copies its source mount's flags),
+/// so each costs one mount call instead of two. Detached with the staging root; what is
+/// bound from it stays.
+const ETC_RO: &str = "/etc-ro";
 
 pub enum Switched {
     PivotRoot,
@@ -244,7 +252,26 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
             if *readonly {
-                return bind_readonly(&s, &d, src);
+                match src.strip_prefix("/etc") {
+                    Ok(rel) if !rel.as_os_str().is_empty() => {
+                        if !prep.etc_ro {
+                            let e = Path::new(ETC_RO);
+                            fs::create_dir(e).ctx("mkdir", ETC_RO)?;
+                            bind_readonly(&under(OLD, Path::new("/etc")), e, Path::new("/etc"))?;
+                            prep.etc_ro = true;
+                        }
+                        let from = under(ETC_RO, rel);
+                        return raw::mount(
+                            Some(&from),
+                            &d,
+                            None,
+                            libc::MS_BIND | libc::MS_REC,
+                            None,
+                        )
+                        .ctx("bind", src.display());
+                    }
+                    _ => return bind_readonly(&s, &d, src),
+                }
             }
             raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", src.display())

@@ -1072,7 +1072,11 @@ fn child_setup(
     trace::mark_as("sandbox", "hostname, network");
     stage("mounts", mount::stage())?;
     stage("mounts", mount::make_root(&plan.root))?;
-    let mut prep = Prepared { idmapped, trees };
+    let mut prep = Prepared {
+        idmapped,
+        trees,
+        etc_ro: false,
+    };
     for op in &plan.mounts {
         if matches!(op, MountOp::Sysfs { .. }) {
             // A new sysfs shows the mounter's network namespace: be in ours first.
