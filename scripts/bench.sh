@@ -14,13 +14,13 @@ runs=${1:-300}
 out=${2:-target/bench/cold-start.json}
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 1; }
 
-for t in hyperfine bwrap crun runc busybox; do
+for t in bwrap crun runc busybox; do
   if ! command -v "$t" >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine bubblewrap crun runc busybox-static >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap crun runc busybox-static >/dev/null
     break
   fi
 done
-for t in hyperfine bwrap crun runc busybox; do
+for t in bwrap crun runc busybox; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t is required and could not be installed" >&2; exit 1; }
 done
 
@@ -67,18 +67,41 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink u
 # needs on this hybrid host, and in a network namespace of their own (the bridge variant
 # creates its bridge and forwarding settings there, not on the host); it changes nothing
 # outside and keeps the comparison fair. The bridge variant's --dns is never contacted.
+# Interleaved: every round runs each command once, in an order rotated round by round, so a
+# load change on this shared machine hits every runtime alike (hyperfine would run all of one
+# command's runs, then the next's). Each run is timed from spawn to reaped exit.
+cat > "$work/interleave.py" <<'PY'
+import json, os, shlex, sys, time
+out, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cmds = [(n, shlex.split(c)) for n, c in zip(sys.argv[4::2], sys.argv[5::2])]
+times = {n: [] for n, _ in cmds}
+null = os.open(os.devnull, os.O_WRONLY)
+fa = [(os.POSIX_SPAWN_DUP2, null, 1)]
+for r in range(warmup + runs):
+    k = r % len(cmds)
+    for name, argv in cmds[k:] + cmds[:k]:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
+        _, st = os.waitpid(pid, 0)
+        dt = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(st) != 0:
+            sys.exit(f"bench: {name} failed (status {st}): {shlex.join(argv)}")
+        if r >= warmup:
+            times[name].append(dt)
+json.dump({"results": [{"command": n, "times": times[n]} for n, _ in cmds]}, open(out, "w"))
+PY
 unshare -m -n --propagation private sh -c "
   umount /sys/fs/cgroup/unified 2>/dev/null || true
   ip link set lo up
-  hyperfine -N --warmup 20 --runs $runs --export-json '$out' \
-    -n nucleus '$nucleus run -- /bin/true' \
-    -n nucleus-strict '$nucleus run --service-mode strict-agent -- /bin/true' \
-    -n nucleus-bridge '$nucleus run --network bridge --dns 192.0.2.53 -- /bin/true' \
-    -n nucleus-egress '$nucleus run --network bridge --dns 192.0.2.53 --egress-allow 192.0.2.0/24 -- /bin/true' \
-    -n nucleus-rootfs '$nucleus run --rootfs $work/bundle/rootfs -- /bin/true' \
-    -n bwrap '$bwrap_cmd' \
-    -n crun 'crun run --bundle $work/bundle nucleus-bench-crun' \
-    -n runc 'runc run --bundle $work/bundle nucleus-bench-runc' >/dev/null
+  python3 '$work/interleave.py' '$out' $runs 5 \
+    nucleus '$nucleus run -- /bin/true' \
+    nucleus-strict '$nucleus run --service-mode strict-agent -- /bin/true' \
+    nucleus-bridge '$nucleus run --network bridge --dns 192.0.2.53 -- /bin/true' \
+    nucleus-egress '$nucleus run --network bridge --dns 192.0.2.53 --egress-allow 192.0.2.0/24 -- /bin/true' \
+    nucleus-rootfs '$nucleus run --rootfs $work/bundle/rootfs -- /bin/true' \
+    bwrap '$bwrap_cmd' \
+    crun 'crun run --bundle $work/bundle nucleus-bench-crun' \
+    runc 'runc run --bundle $work/bundle nucleus-bench-runc'
 "
 
 python3 - "$out" <<'PY'
