@@ -279,7 +279,7 @@ pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
 /// Start `child` in a process that shares our memory (`CLONE_VM | CLONE_VFORK`, as
 /// posix_spawn does) on a stack of its own; we are suspended until it execs or exits. Unlike
 /// fork, nothing is copied: no page tables, and no copy-on-write faults in either process for
-/// the pages the child writes before its exec (tens of faults at ~10 us each on a VM).
+/// the pages the child writes before its exec (tens of faults).
 /// Returns the child's pid.
 ///
 /// # Safety
@@ -678,31 +678,30 @@ pub fn set_timeout(fd: BorrowedFd<'_>, ms: u64) -> io::Result<()> {
 }
 
 /// Read into `buf`'s spare capacity (replacing its contents): a large receive buffer costs no
-/// page faults for the pages the kernel does not write (a zeroed one touches every page, and a
-/// page fault costs ~10 us on this VM).
+/// page faults for the pages the kernel does not write (a zeroed one touches every page).
 pub fn read_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
-    loop {
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: the spare capacity is valid for writes of its length.
-        let r = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        // SAFETY: the kernel initialised the first r bytes.
-        unsafe { buf.set_len(r as usize) };
-        return Ok(r as usize);
-    }
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: the spare capacity is valid for writes of its length.
+    let n = unsafe { read_raw(fd, spare.as_mut_ptr().cast(), spare.len())? };
+    // SAFETY: the kernel initialised the first n bytes.
+    unsafe { buf.set_len(n) };
+    Ok(n)
 }
 
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of its length.
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// read(2), retried on EINTR.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn read_raw(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize) -> io::Result<usize> {
     loop {
-        // SAFETY: buf is valid for writes of its length.
-        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: the caller's guarantee.
+        let r = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

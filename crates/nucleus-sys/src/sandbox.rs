@@ -832,40 +832,18 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             // init must reap and forward signals meanwhile) and with a time namespace (the
             // workload is its first member, and kernels before 6.x refuse CLONE_VM into a
             // time namespace other than the parent's: EINVAL on 6.1).
-            let workload = if hold || plan.namespaces.time_offset_secs.is_some() {
-                // SAFETY: still single-threaded in the new pid namespace.
-                match unsafe { raw::fork() } {
-                    Ok(None) => child_exec(
-                        plan,
-                        &ch,
-                        switched,
-                        tty_slave,
-                        caller_umask,
-                        sync.as_ref(),
-                        false,
-                    ),
-                    Ok(Some(w)) => Ok(w),
-                    Err(e) => Err(e),
-                }
-            } else {
-                // Init waits (suspended) until the workload's exec, sharing its memory until
-                // then: no fork copy, no copy-on-write faults (raw::spawn_shared).
-                // SAFETY: single-threaded; child_exec ends in exec or _exit, takes no lock
-                // init holds, and what it allocates stays with init's heap.
-                unsafe {
-                    raw::spawn_shared(|| {
-                        child_exec(
-                            plan,
-                            &ch,
-                            switched,
-                            tty_slave,
-                            caller_umask,
-                            sync.as_ref(),
-                            false,
-                        )
-                    })
-                }
-            };
+            let full_fork = hold || plan.namespaces.time_offset_secs.is_some();
+            let workload = start_workload(full_fork, || {
+                child_exec(
+                    plan,
+                    &ch,
+                    switched,
+                    tty_slave,
+                    caller_umask,
+                    sync.as_ref(),
+                    false,
+                )
+            });
             match workload {
                 Ok(workload) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
@@ -897,7 +875,25 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
     r.map_err(|e| (name, e.to_string()))
 }
 
-/// What "go" said beyond the mounts.
+/// Start the workload: a fork, or (unless `full_fork`) a child that shares init's memory until
+/// its exec while init waits: no fork copy, no copy-on-write faults ([`raw::spawn_shared`]).
+fn start_workload(
+    full_fork: bool,
+    exec: impl FnOnce() -> std::convert::Infallible,
+) -> io::Result<libc::pid_t> {
+    if full_fork {
+        // SAFETY: still single-threaded in the new pid namespace.
+        return match unsafe { raw::fork() }? {
+            #[allow(unreachable_code)]
+            None => match exec() {},
+            Some(w) => Ok(w),
+        };
+    }
+    // SAFETY: single-threaded; `exec` (child_exec) ends in exec or _exit, takes no lock init
+    // holds, and what it allocates stays with init's heap.
+    unsafe { raw::spawn_shared(exec) }
+}
+
 /// The thread making the sandbox's network namespace, and the pid namespace's `ns_last_pid`.
 struct NetThread {
     handle: std::thread::JoinHandle<io::Result<OwnedFd>>,
@@ -950,6 +946,7 @@ fn join_netns(t: &mut Option<io::Result<NetThread>>) -> StageResult<()> {
     Ok(())
 }
 
+/// What "go" said beyond the mounts.
 #[derive(Clone, Copy)]
 struct GoFlags {
     sync: bool,

@@ -1,6 +1,6 @@
 //! `NUCLEUS_TRACE_TIMINGS=1`: where a run's time goes, stage by stage, on stderr at exit
 //! (milliseconds since the runtime's `main`, the step from the previous stage, and the page
-//! faults of the process that did the step: on a VM a fault can cost ~10 us). Stages of the
+//! faults of the process that did the step: a few microseconds each on this VM). Stages of the
 //! sandbox's own setup (`sandbox:`) and of the workload before its exec (`workload:`) are
 //! recorded in those processes and sent to the runtime with the workload's report, so one
 //! timeline shows all three.
