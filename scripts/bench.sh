@@ -7,7 +7,8 @@
 #   scripts/bench.sh [RUNS] [OUT.json]      (default 300 runs, target/bench/cold-start.json)
 #
 # Then: throughput (sandboxes/s with 1, 2 and 8 concurrent callers, every runtime), memory of
-# idle detached sandboxes (min(RUNS, 100) of them) and the binary size, in OUT-extra.json.
+# idle detached sandboxes (min(RUNS, 100) of them) and the binary size, in OUT-extra.json;
+# with NUCLEUS_BENCH_CLEAN_BUILD=1 also the time of a clean release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-300}
@@ -27,6 +28,15 @@ done
 cargo build --release -q -p nucleus
 nucleus=$PWD/target/release/nucleus
 work=$(mktemp -d /tmp/nucleus-bench.XXXXXX)
+# Build time: a from-scratch release build (all dependencies) into a scratch target directory,
+# when NUCLEUS_BENCH_CLEAN_BUILD=1 (it takes minutes on 2 cores; -1 in the JSON otherwise).
+build_s=-1
+if [ "${NUCLEUS_BENCH_CLEAN_BUILD:-0}" = 1 ]; then
+  t0=$(date +%s.%N)
+  cargo build --release -q -p nucleus --target-dir "$work/target"
+  build_s=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+  rm -rf "$work/target"
+fi
 chmod 755 "$work"  # the --rootfs variant binds from inside its user namespace
 cleanup() {
   rm -rf "$work"
@@ -168,9 +178,10 @@ before=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
 for _ in $(seq "$mem_n"); do "$nucleus" --root "$memroot" run -d -- sleep 1000 >/dev/null; done
 sleep 1
 after=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
-python3 - "$extra" "$memroot" "$mem_n" "$before" "$after" "$nucleus" <<'PY'
+python3 - "$extra" "$memroot" "$mem_n" "$before" "$after" "$nucleus" "$build_s" "$(nproc)" <<'PY'
 import glob, json, os, sys
 out, root, n, before, after, binary = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+build_s, cpus = float(sys.argv[7]), int(sys.argv[8])
 pss = priv = 0
 for f in glob.glob(root + '/*/state.json'):
     s = json.load(open(f))
@@ -182,6 +193,8 @@ d = json.load(open(out))
 d['memory'] = {'sandboxes': n, 'pss_mib_per_sandbox': pss / n / 1024, 'private_mib_per_sandbox': priv / n / 1024,
                'host_mib_per_sandbox': (before - after) / n / 1024}
 d['binary_bytes'] = os.path.getsize(binary)
+d['clean_release_build_seconds'] = build_s
+d['cpus'] = cpus
 json.dump(d, open(out, 'w'), indent=1)
 tp = d['throughput_per_s']
 print(f"\n{'throughput /s':16} {'1 caller':>9} {'2 callers':>10} {'8 callers':>10}")
@@ -190,6 +203,10 @@ for name, v in tp.items():
 m = d['memory']
 print(f"\nmemory, {n} idle detached sandboxes: Pss {m['pss_mib_per_sandbox']:.2f} MiB, private {m['private_mib_per_sandbox']:.2f} MiB, host {m['host_mib_per_sandbox']:.2f} MiB per sandbox")
 print(f"binary: {d['binary_bytes'] / 1048576:.2f} MiB (release, stripped)")
+if build_s >= 0:
+    print(f"build: {build_s:.0f} s for a clean release build on {cpus} CPUs")
+else:
+    print("build: not timed (NUCLEUS_BENCH_CLEAN_BUILD=1 times a clean release build)")
 PY
 mapfile -t ids < <("$nucleus" --root "$memroot" ps -q)
 if [ ${#ids[@]} -gt 0 ]; then "$nucleus" --root "$memroot" rm -f "${ids[@]}" >/dev/null; fi
