@@ -119,11 +119,15 @@ import json, sys, statistics
 r = json.load(open(sys.argv[1]))["results"]
 def pct(v, q):
     v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))]
-base = statistics.median(next(x for x in r if x["command"] == "nucleus")["times"])
-print(f"{'runtime':16} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'vs nucleus':>11}")
+nu = next(x for x in r if x["command"] == "nucleus")["times"]
+base = statistics.median(nu)
+# Paired: the median over rounds of this round's time / nucleus's time in the same round
+# (the rounds are interleaved, so a load change on the machine cancels out).
+print(f"{'runtime':16} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'vs nucleus':>11} {'paired':>7}")
 for x in r:
     t = x["times"]; m = statistics.median(t)
-    print(f"{x['command']:16} {m*1e3:10.2f} {pct(t,.9)*1e3:8.2f} {pct(t,.99)*1e3:8.2f} {m/base:10.2f}x")
+    paired = statistics.median(a / b for a, b in zip(t, nu))
+    print(f"{x['command']:16} {m*1e3:10.2f} {pct(t,.9)*1e3:8.2f} {pct(t,.99)*1e3:8.2f} {m/base:10.2f}x {paired:6.2f}x")
 PY
 echo "raw figures: $out" >&2
 
