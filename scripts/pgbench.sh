@@ -64,6 +64,10 @@ results=$work/results
 for r in $(seq "$runs"); do
   for where in bare nucleus; do
     start "$where"
+    # Steady state: a short SELECT-only run first fills shared_buffers (a fresh server reads
+    # its working set from the page cache during the first seconds, which is start-up, not
+    # overhead; without it the first measured load of each server varied by ±10%).
+    as_pg "pgbench -S -n -c 4 -j 2 -T $(( secs < 20 ? secs / 4 + 1 : 5 )) -h $work/sock postgres >/dev/null 2>&1"
     for load in select tpcb; do
       flag=; [ "$load" = select ] && flag=-S
       tps=$(as_pg "pgbench $flag -n -c 4 -j 2 -T $secs -h $work/sock postgres 2>/dev/null" |
