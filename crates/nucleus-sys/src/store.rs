@@ -106,10 +106,7 @@ pub fn pidfd(p: &ProcId) -> Option<OwnedFd> {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::trace::now_ns() / 1_000_000
 }
 
 impl Store {

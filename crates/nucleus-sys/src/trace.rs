@@ -24,6 +24,7 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("NUCLEUS_TRACE_TIMINGS").is_some_and(|v| v != "0"))
 }
 
+/// Wall-clock nanoseconds since the epoch (timelines and telemetry spans).
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

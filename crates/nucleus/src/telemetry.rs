@@ -10,12 +10,7 @@ use nucleus_spec::otlp::{self, Attr, Endpoint, Span};
 
 pub const ENDPOINT_VAR: &str = "NUCLEUS_OTLP_ENDPOINT";
 
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub use nucleus_sys::trace::now_ns;
 
 pub fn span_id() -> [u8; 8] {
     let mut b = [0u8; 8];
