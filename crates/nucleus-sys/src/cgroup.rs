@@ -38,6 +38,16 @@ fn token_name(leaf: &str) -> String {
     format!("nucleus/cgroup/{leaf}")
 }
 
+/// Move the calling process (single-threaded) into the cgroup directory `dir` of either
+/// driver: through `tasks` on v1 (see [`Cgroup::self_join_files`]), `cgroup.procs` on v2,
+/// which has no `tasks` file. For `nucleus exec`, which knows the sandbox's cgroup paths only.
+pub fn join_self_at(dir: &Path) -> io::Result<()> {
+    match fs::OpenOptions::new().write(true).open(dir.join("tasks")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::write(dir.join("cgroup.procs"), "0"),
+        f => join_self(&[f?]),
+    }
+}
+
 /// Move the calling thread (single-threaded: a fresh clone) into the cgroups whose `tasks`
 /// files the runtime opened ([`Cgroup::self_join_files`]).
 pub fn join_self(files: &[fs::File]) -> io::Result<()> {
@@ -198,12 +208,6 @@ impl Cgroup {
     /// The directory fd for clone3 CLONE_INTO_CGROUP (v2 only).
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
         self.dir_fd.as_ref().map(|f| f.as_fd())
-    }
-
-    /// Whether the sandbox joins by itself after the clone (v1): it must then unshare its
-    /// cgroup namespace itself, after joining.
-    pub fn joins_by_pid(&self) -> bool {
-        self.driver == Driver::V1
     }
 
     /// v1: each leaf's `tasks` file, opened for writing by the runtime, for the sandbox to
@@ -546,7 +550,7 @@ mod tests {
             "67108864"
         );
         assert_eq!(fs::read_to_string(d.join("pids.max")).unwrap(), "512");
-        assert!(cg.clone_into().is_some() && !cg.joins_by_pid());
+        assert!(cg.clone_into().is_some() && cg.self_join_files().unwrap().is_empty());
         // Held: a second create of the same leaf is refused, gc leaves it alone.
         assert!(Cgroup::create(&plan).is_err());
         assert!(gc(&plan).is_empty());
@@ -593,7 +597,7 @@ mod tests {
         let mem = t.0.join("memory/svc/x/nucleus").join(leaf);
         let pids = t.0.join("pids/nucleus").join(leaf);
         assert_eq!(cg.paths(), vec![mem.clone(), pids.clone()]);
-        assert!(cg.joins_by_pid() && cg.clone_into().is_none());
+        assert!(cg.clone_into().is_none());
         assert_eq!(
             fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
             "33554432"

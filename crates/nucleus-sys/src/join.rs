@@ -128,13 +128,7 @@ fn child_join(
     user_joined: bool,
 ) -> std::result::Result<(), (&'static str, io::Error)> {
     for c in cgroups {
-        // v1: as a single thread through `tasks` (no global lock, no RCU grace period; see
-        // Cgroup::self_join_files); v2 has no `tasks` file.
-        let r = match fs::OpenOptions::new().write(true).open(c.join("tasks")) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::write(c.join("cgroup.procs"), "0"),
-            f => f.and_then(|f| crate::cgroup::join_self(&[f])),
-        };
-        r.map_err(|e| ("join cgroup", e))?;
+        crate::cgroup::join_self_at(c).map_err(|e| ("join cgroup", e))?;
     }
     // All but pid (the caller moved its children's) at once, and user if already joined.
     let mut flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);

@@ -351,8 +351,8 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     };
     trace::mark("id range");
     let cgroup = parent_cgroup(plan, obs)?;
-    let by_pid = cgroup.as_ref().is_some_and(|c| c.joins_by_pid());
-    // v1: the sandbox moves itself (see Cgroup::self_join_files); dropped here after the clone.
+    // v1: the sandbox moves itself (see Cgroup::self_join_files), then unshares its cgroup
+    // namespace (it decides that from the same files); dropped here after the clone.
     let join_files = match &cgroup {
         Some(c) => c.self_join_files()?,
         None => Vec::new(),
@@ -362,7 +362,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     let (pch, cch) = channel::pair()?;
 
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
-    let mut flags = ns_flags(plan, by_pid);
+    let mut flags = ns_flags(plan, !join_files.is_empty());
     if net_in_thread(plan) {
         flags &= !(libc::CLONE_NEWNET as u64);
     }
