@@ -51,6 +51,15 @@ pub enum MountOp {
         readonly: bool,
         idmap: bool,
     },
+    /// Bind `rel` of the host directory `tree` read-only. The tree is bound read-only once (in
+    /// the staging root) and every entry is bound from it, inheriting its read-only, nosuid,
+    /// nodev flags: one mount call per entry instead of a bind plus a `mount_setattr` (the /etc
+    /// entries: ~0.5 ms per start here).
+    BindFromTree {
+        tree: PathBuf,
+        rel: PathBuf,
+        dst: PathBuf,
+    },
     /// A detached tmpfs the parent prepared and filled (context copy, copy-in-out workspace),
     /// attached here. It exists on no host path, so nothing can be left behind.
     Attach {

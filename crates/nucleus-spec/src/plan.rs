@@ -464,11 +464,10 @@ impl Plan {
                     target: t.clone(),
                     dst,
                 }),
-                _ => m.push(MountOp::Bind {
-                    src: etc_src.join(&e.path),
+                _ => m.push(MountOp::BindFromTree {
+                    tree: etc_src.clone(),
+                    rel: e.path.clone(),
                     dst,
-                    readonly: true,
-                    idmap: false,
                 }),
             }
         }

@@ -84,15 +84,24 @@ fn fd_is_dir(fd: &OwnedFd) -> bool {
 pub struct Prepared {
     pub idmapped: VecDeque<OwnedFd>,
     pub trees: Vec<Option<OwnedFd>>,
-    /// The host /etc is bound read-only at [`ETC_RO`] (on the first /etc entry).
-    pub etc_ro: bool,
+    /// Host trees bound read-only in the staging root (see [`MountOp::BindFromTree`]): each
+    /// tree and where it is.
+    pub readonly_trees: Vec<(PathBuf, PathBuf)>,
 }
 
-/// The host /etc bound once, read-only, in the staging root: the /etc entries are bound from
-/// it and inherit its read-only, nosuid, nodev flags (a bind copies its source mount's flags),
-/// so each costs one mount call instead of two. Detached with the staging root; what is
-/// bound from it stays.
-const ETC_RO: &str = "/etc-ro";
+impl Prepared {
+    /// Where `tree` (a host path) is bound read-only in the staging root; bound on first use.
+    fn readonly_tree(&mut self, tree: &Path) -> Result<PathBuf> {
+        if let Some((_, at)) = self.readonly_trees.iter().find(|(t, _)| t == tree) {
+            return Ok(at.clone());
+        }
+        let at = PathBuf::from(format!("/ro-tree-{}", self.readonly_trees.len()));
+        fs::create_dir(&at).ctx("mkdir", at.display())?;
+        bind_readonly(&under(OLD, tree), &at, tree)?;
+        self.readonly_trees.push((tree.to_path_buf(), at.clone()));
+        Ok(at)
+    }
+}
 
 pub enum Switched {
     PivotRoot,
@@ -252,29 +261,18 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
             if *readonly {
-                match src.strip_prefix("/etc") {
-                    Ok(rel) if !rel.as_os_str().is_empty() => {
-                        if !prep.etc_ro {
-                            let e = Path::new(ETC_RO);
-                            fs::create_dir(e).ctx("mkdir", ETC_RO)?;
-                            bind_readonly(&under(OLD, Path::new("/etc")), e, Path::new("/etc"))?;
-                            prep.etc_ro = true;
-                        }
-                        let from = under(ETC_RO, rel);
-                        return raw::mount(
-                            Some(&from),
-                            &d,
-                            None,
-                            libc::MS_BIND | libc::MS_REC,
-                            None,
-                        )
-                        .ctx("bind", src.display());
-                    }
-                    _ => return bind_readonly(&s, &d, src),
-                }
+                return bind_readonly(&s, &d, src);
             }
             raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", src.display())
+        }
+        MountOp::BindFromTree { tree, rel, dst } => {
+            let from = prep.readonly_tree(tree)?.join(rel);
+            let d = under(NEW, dst);
+            let md = fs::metadata(&from).ctx("bind", tree.join(rel).display())?;
+            mountpoint(&d, md.is_dir())?;
+            raw::mount(Some(&from), &d, None, libc::MS_BIND | libc::MS_REC, None)
+                .ctx("bind", tree.join(rel).display())
         }
         MountOp::Attach {
             slot,

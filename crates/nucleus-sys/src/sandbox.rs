@@ -1072,7 +1072,7 @@ fn child_setup(
     let mut prep = Prepared {
         idmapped,
         trees,
-        etc_ro: false,
+        readonly_trees: Vec::new(),
     };
     for op in &plan.mounts {
         if matches!(op, MountOp::Sysfs { .. }) {
