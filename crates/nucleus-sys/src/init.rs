@@ -58,6 +58,9 @@ fn finish(ch: &Channel, st: WaitStatus) -> ! {
     raw::exit_now(0)
 }
 
+/// The capabilities init keeps: CAP_KILL only (a bit mask).
+pub(crate) const KEPT_CAPS: u64 = 1 << 5;
+
 fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
     let _ = raw::prctl(libc::PR_SET_DUMPABLE, 0);
     // Do not hold the workload's stdio open (a pipe reader would never see EOF).
@@ -81,9 +84,8 @@ fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
     let _ = raw::close_range((hi + 1) as u32, u32::MAX);
     // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
     // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
-    let kill = 1u64 << 5; // CAP_KILL
-    let _ = security::drop_bounding_except(kill);
-    let _ = security::set_capabilities(kill, kill, 0);
+    let _ = security::drop_bounding_except(KEPT_CAPS);
+    let _ = security::set_capabilities(KEPT_CAPS, KEPT_CAPS, 0);
     let _ = security::set_no_new_privs();
     let _ = security::landlock_deny_all();
     let _ = security::install_seccomp(seccomp, 0);

@@ -833,6 +833,12 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             // workload is its first member, and kernels before 6.x refuse CLONE_VM into a
             // time namespace other than the parent's: EINVAL on 6.1).
             let full_fork = hold || plan.namespaces.time_offset_secs.is_some();
+            // The bounding set, once for both processes: everything but what the workload
+            // keeps and init's CAP_KILL (each keeps dropping only what is left).
+            let keep = plan.process.caps.as_ref().map_or(0, |c| c.bounding);
+            if let Err(e) = security::drop_bounding_except(keep | init::KEPT_CAPS) {
+                fail(&ch, "capabilities", &e.to_string(), 1);
+            }
             let workload = start_workload(full_fork, || {
                 child_exec(
                     plan,

@@ -19,17 +19,22 @@ pub fn drop_bounding_and_ambient() -> Result<()> {
 }
 
 /// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
+/// A capability already gone is skipped: each drop replaces the process's credentials (a
+/// copy, a commit, an RCU free), a read does not; the sandbox drops most of them once before
+/// the workload starts, and the workload and init drop only what is left.
 pub fn drop_bounding_except(keep: u64) -> Result<()> {
     // The kernel answers EINVAL past its last capability, which ends the loop.
     for cap in 0..64u32 {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
-            Ok(()) => {}
+        match raw::prctl_value(libc::PR_CAPBSET_READ, cap.into()) {
+            Ok(0) => continue,
+            Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-            Err(e) => return Err(e).ctx("drop bounding capability", cap),
+            Err(e) => return Err(e).ctx("read bounding capability", cap),
         }
+        raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
     }
     // SAFETY: prctl with integer arguments only.
     let r = unsafe {

@@ -366,9 +366,17 @@ impl Observer for Tracker<'_> {
         crate::timing::mark("clone, maps, go sent");
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
-        // A foreground run's record is listed from now on (`creating` until the workload's
-        // report: exec must not join namespaces whose root is still being built). Unnamed, it
-        // is made here with its plan, in one go; named, it was made before the start.
+        // An unnamed foreground run's record is made once, when the workload's report comes
+        // (`applied`): until then there is nothing exec could join (its root is still being
+        // built) and nothing to list, and the runtime does not compete for a CPU with the
+        // sandbox's setup. A named one was made before the start (the name is claimed);
+        // detached ones are listed from now on (`creating` until the workload's report).
+        if let Some(l) = self.log {
+            l.started(&self.state.id, pid, cgroups);
+            if self.state.name.is_none() {
+                return;
+            }
+        }
         let plan = self.plan.take().and_then(|p| serde_json::to_vec(p).ok());
         match plan {
             Some(p) if self.state.name.is_none() => {
@@ -381,9 +389,6 @@ impl Observer for Tracker<'_> {
                 self.save();
             }
             None => self.save(),
-        }
-        if let Some(l) = self.log {
-            l.started(&self.state.id, pid, cgroups);
         }
         crate::timing::mark("write record");
     }
@@ -412,7 +417,16 @@ impl Observer for Tracker<'_> {
             // Foreground: the workload execs right after this report.
             self.state.status = Status::Running;
             self.state.started_ms = Some(now_ms());
-            self.save();
+            match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+                // Unnamed: the record is made now, with its plan, in one go.
+                Some(p) => {
+                    let _ =
+                        self.store
+                            .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
+                }
+                None => self.save(),
+            }
+            crate::timing::mark("write record");
             self.events.emit("started", &self.state.id, fields);
             return;
         }
