@@ -45,13 +45,9 @@ fn mountpoint(dst: &Path, is_dir: bool) -> Result<()> {
     if is_dir {
         return mkdir_p(dst, 0o755).ctx("mkdir", dst.display());
     }
-    let create = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(dst)
+    let create = || match raw::make_file(dst, 0o644) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
     };
     // The parent usually exists: make it only when the create says it does not.
     let made = match create() {

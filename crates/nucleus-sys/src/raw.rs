@@ -83,6 +83,14 @@ pub fn umount_detach(p: &Path) -> io::Result<()> {
     check(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }).map(drop)
 }
 
+/// Create an empty regular file (a mount point for a file bind): one mknod instead of an open
+/// and a close. EEXIST when something is there already.
+pub fn make_file(p: &Path, mode: u32) -> io::Result<()> {
+    let c = cstr(p)?;
+    // SAFETY: c is a valid C string for the duration of the call; a regular file needs no dev.
+    check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | mode as libc::mode_t, 0) }).map(drop)
+}
+
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     let (a, b) = (cstr(new_root)?, cstr(put_old)?);
     // SAFETY: both are valid C strings for the duration of the call.
