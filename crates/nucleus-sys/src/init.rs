@@ -12,7 +12,7 @@ use crate::channel::{Channel, FromChild};
 use crate::raw::{self, WaitStatus};
 use crate::security;
 use nucleus_spec::seccomp::SockFilter;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Signals the runtime and init pass on to the workload.
 pub const FORWARDED: &[libc::c_int] = &[
@@ -26,14 +26,18 @@ pub const FORWARDED: &[libc::c_int] = &[
     libc::SIGCONT,
 ];
 
-pub fn run(workload: libc::pid_t, ch: Channel, seccomp: &[SockFilter]) -> ! {
+/// The signalfd init waits on (the forwarded signals and SIGCHLD).
+pub fn signals() -> OwnedFd {
     let mut sigs = FORWARDED.to_vec();
     sigs.push(libc::SIGCHLD);
-    let sfd = match raw::signalfd(&sigs) {
+    match raw::signalfd(&sigs) {
         Ok(fd) => fd,
         Err(_) => raw::exit_now(1),
-    };
-    harden(ch.raw(), sfd.as_raw_fd(), seccomp);
+    }
+}
+
+/// Init's loop, once it is hardened ([`harden`]): forward signals, reap, report the workload.
+pub fn run(workload: libc::pid_t, ch: Channel, sfd: OwnedFd) -> ! {
     loop {
         let sig = match raw::read_signal(sfd.as_fd()) {
             Ok(s) => s,
@@ -61,7 +65,9 @@ fn finish(ch: &Channel, st: WaitStatus) -> ! {
 /// The capabilities init keeps: CAP_KILL only (a bit mask).
 pub(crate) const KEPT_CAPS: u64 = 1 << 5;
 
-fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
+/// Give up what init does not need, before the workload runs (see `sandbox::child_main`):
+/// every descriptor but `keep`, capabilities but CAP_KILL, file system access, most syscalls.
+pub(crate) fn harden(keep: &[libc::c_int], seccomp: &[SockFilter]) {
     let _ = raw::prctl(libc::PR_SET_DUMPABLE, 0);
     // Do not hold the workload's stdio open (a pipe reader would never see EOF).
     if let Ok(null) = std::fs::OpenOptions::new()
@@ -71,17 +77,20 @@ fn harden(keep_a: i32, keep_b: i32, seccomp: &[SockFilter]) {
     {
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors, which init owns.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
         }
     }
-    let (lo, hi) = if keep_a < keep_b {
-        (keep_a, keep_b)
-    } else {
-        (keep_b, keep_a)
-    };
-    let _ = raw::close_range(3, (lo - 1) as u32);
-    let _ = raw::close_range((lo + 1) as u32, (hi - 1) as u32);
-    let _ = raw::close_range((hi + 1) as u32, u32::MAX);
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for k in keep {
+        let k = k as u32;
+        if k > from {
+            let _ = raw::close_range(from, k - 1);
+        }
+        from = from.max(k + 1);
+    }
+    let _ = raw::close_range(from, u32::MAX);
     // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
     // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
     let _ = security::drop_bounding_except(KEPT_CAPS);

@@ -297,6 +297,21 @@ pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
 pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(
     child: F,
 ) -> io::Result<libc::pid_t> {
+    // SAFETY: the caller's contract; with vfork, nothing runs in between.
+    unsafe { spawn_shared_with(child, true, || {}) }
+}
+
+/// [`spawn_shared`], and `meanwhile` runs in the parent after the clone. Without `vfork` the
+/// parent is not suspended: `meanwhile` must take turns with the child (never both using the
+/// heap or thread-local state at once) and return only once the child has exec'd or exited.
+///
+/// # Safety
+/// As for [`spawn_shared`], plus the turn-taking above when `vfork` is false.
+pub unsafe fn spawn_shared_with<F: FnOnce() -> std::convert::Infallible, G: FnOnce()>(
+    child: F,
+    vfork: bool,
+    meanwhile: G,
+) -> io::Result<libc::pid_t> {
     const STACK: usize = 1 << 20;
     extern "C" fn trampoline<F: FnOnce() -> std::convert::Infallible>(
         arg: *mut libc::c_void,
@@ -334,11 +349,14 @@ pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(
         libc::clone(
             trampoline::<F>,
             stack.cast::<u8>().add(STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | if vfork { libc::CLONE_VFORK } else { 0 } | libc::SIGCHLD,
             (&mut slot as *mut Option<F>).cast(),
         )
     };
     let err = io::Error::last_os_error();
+    if pid > 0 {
+        meanwhile();
+    }
     // SAFETY: the child has exec'd or exited: the mapping is ours alone again.
     unsafe { libc::munmap(stack, STACK) };
     if pid < 0 {
@@ -829,6 +847,32 @@ pub fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Write one byte to `fd` (a handshake), retrying on EINTR.
+pub fn send_byte(fd: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: a one-byte write from a local.
+        match unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) } {
+            1 => return Ok(()),
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
+}
+
+/// Read one byte from `fd`: true for a byte, false at end of file (the writer is gone).
+pub fn recv_byte(fd: libc::c_int) -> io::Result<bool> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: a one-byte read into a local.
+        match unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } {
+            1 => return Ok(true),
+            0 => return Ok(false),
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
 }
 
 /// A pipe (read end, write end), both close-on-exec.

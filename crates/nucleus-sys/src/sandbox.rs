@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// How a sandbox run ended.
@@ -839,22 +839,65 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             if let Err(e) = security::drop_bounding_except(keep | init::KEPT_CAPS) {
                 fail(&ch, "capabilities", &e.to_string(), 1);
             }
-            let workload = start_workload(full_fork, || {
-                child_exec(
-                    plan,
-                    &ch,
-                    switched,
-                    tty_slave,
-                    caller_umask,
-                    sync.as_ref(),
-                    false,
-                )
-            });
+            // Init is hardened before the workload's program runs: the workload, set up,
+            // says `ready` and waits for `go`; init meanwhile gives up what it does not need
+            // (it cannot before the clone: the workload would inherit its seccomp filter and
+            // lost capabilities). Shared memory takes turns: init waits while the workload
+            // sets up, the workload while init hardens, init until the workload's exec.
+            let sfd = init::signals();
+            let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
+                fail(&ch, "fork workload", "pipe", 1)
+            };
+            let (ready_r, ready_w) = (ready_r.into_raw_fd(), ready_w.into_raw_fd());
+            let (go_r, go_w) = (go_r.into_raw_fd(), go_w.into_raw_fd());
+            let hs = Handshake {
+                ready: ready_w,
+                go: go_r,
+            };
+            let keep = [ch.raw(), sfd.as_raw_fd(), ready_r, go_w];
+            let seccomp = &plan.init_seccomp_bpf;
+            let workload = start_workload(
+                full_fork,
+                || {
+                    child_exec(
+                        plan,
+                        &ch,
+                        switched,
+                        tty_slave,
+                        caller_umask,
+                        sync.as_ref(),
+                        Some(hs),
+                    )
+                },
+                || {
+                    // SAFETY: our copies of the workload's ends (it has its own).
+                    unsafe {
+                        libc::close(ready_w);
+                        libc::close(go_r);
+                    }
+                    // A fork has memory of its own: harden at once. A shared child: once it
+                    // is set up (or gone: end of file).
+                    if !full_fork {
+                        let _ = raw::recv_byte(ready_r);
+                    }
+                    init::harden(&keep, seccomp);
+                    let _ = raw::send_byte(go_w);
+                    if !full_fork {
+                        // Until its exec (close-on-exec) or exit: end of file.
+                        while let Ok(true) = raw::recv_byte(ready_r) {}
+                    }
+                    // SAFETY: ours, no longer needed.
+                    unsafe {
+                        libc::close(go_w);
+                        libc::close(ready_r);
+                    }
+                },
+            );
             match workload {
                 Ok(workload) => {
                     // Init must not hold the workload's end: its closing means "exec'd".
                     drop(sync);
-                    init::run(workload, ch, &plan.init_seccomp_bpf)
+                    init::run(workload, ch, sfd)
                 }
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
             }
@@ -883,21 +926,35 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
 
 /// Start the workload: a fork, or (unless `full_fork`) a child that shares init's memory until
 /// its exec while init waits: no fork copy, no copy-on-write faults ([`raw::spawn_shared`]).
+/// `meanwhile` runs in init after the clone (see `child_main`'s handshake).
 fn start_workload(
     full_fork: bool,
     exec: impl FnOnce() -> std::convert::Infallible,
+    meanwhile: impl FnOnce(),
 ) -> io::Result<libc::pid_t> {
     if full_fork {
         // SAFETY: still single-threaded in the new pid namespace.
         return match unsafe { raw::fork() }? {
             #[allow(unreachable_code)]
             None => match exec() {},
-            Some(w) => Ok(w),
+            Some(w) => {
+                meanwhile();
+                Ok(w)
+            }
         };
     }
-    // SAFETY: single-threaded; `exec` (child_exec) ends in exec or _exit, takes no lock init
-    // holds, and what it allocates stays with init's heap.
-    unsafe { raw::spawn_shared(exec) }
+    // SAFETY: single-threaded; `exec` (child_exec) ends in exec or _exit and takes no lock init
+    // holds; what it allocates stays with init's heap. Not suspended (no vfork): `meanwhile`
+    // takes turns with it through the handshake and returns after its exec or exit.
+    unsafe { raw::spawn_shared_with(exec, false, meanwhile) }
+}
+
+/// The workload's ends of the handshake with init: it writes `ready` once set up and execs
+/// after reading `go` (init is hardened by then). Both close on exec.
+#[derive(Clone, Copy)]
+struct Handshake {
+    ready: libc::c_int,
+    go: libc::c_int,
 }
 
 /// The thread making the sandbox's network namespace, and the pid namespace's `ns_last_pid`.
@@ -1128,7 +1185,7 @@ pub(crate) fn workload_exec(
     tty_slave: Option<i32>,
     umask: libc::mode_t,
 ) -> ! {
-    child_exec(plan, ch, switched, tty_slave, umask, None, true)
+    child_exec(plan, ch, switched, tty_slave, umask, None, None)
 }
 
 fn child_exec(
@@ -1138,8 +1195,10 @@ fn child_exec(
     tty_slave: Option<i32>,
     umask: libc::mode_t,
     sync: Option<&(Channel, bool)>,
-    die_with_parent: bool,
+    init: Option<Handshake>,
 ) -> ! {
+    // `nucleus exec` (no init of ours) ends with its runtime.
+    let die_with_parent = init.is_none();
     let p = &plan.process;
     trace::mark_as("workload", "forked");
     raw::reset_signals();
@@ -1298,6 +1357,13 @@ fn child_exec(
         match s.recv::<String>() {
             Ok(Some((m, _))) if m == START => {}
             _ => raw::exit_now(0),
+        }
+    }
+    if let Some(hs) = init {
+        // Init hardens now; exec once it has (end of file: init is gone, and so is the
+        // sandbox).
+        if raw::send_byte(hs.ready).is_err() || !matches!(raw::recv_byte(hs.go), Ok(true)) {
+            raw::exit_now(1);
         }
     }
     exec(ch, &p.argv, &p.env)
