@@ -24,7 +24,7 @@ exes=$(cargo test -q -p nucleus "${test_args[@]}" --no-run --message-format=json
   grep -o '"executable":"[^"]*/deps/[a-z_]*-[0-9a-f]*"' | sed 's/"executable":"//; s/"$//' | sort -u)
 [ -n "$exes" ] || { echo "vm-test: no test binaries built" >&2; exit 1; }
 
-debug_dir=$(pwd)/target/debug
+debug_dir=$(pwd)/target/x86_64-unknown-linux-gnu/debug
 guest=$(mktemp /tmp/nucleus-vm-test.XXXXXX.sh)
 trap 'rm -f "$guest"' EXIT
 {
@@ -53,4 +53,4 @@ trap 'rm -f "$guest"' EXIT
 # Not exec: the EXIT trap removes the guest script.
 # shellcheck disable=SC2086 # one word per binary
 scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 --script "$guest" \
-  target/debug/nucleus target/debug/nucleus-probe $exes
+  "$debug_dir/nucleus" "$debug_dir/nucleus-probe" $exes

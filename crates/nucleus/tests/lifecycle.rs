@@ -751,7 +751,9 @@ fn console_socket_receives_the_terminal() {
 
 /// The python of the virtualenv scripts/test.sh makes with opentelemetry-proto in it.
 fn otlp_python() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../otlp-venv/bin/python");
+    // scripts/test.sh makes it in the workspace's target/ (artifacts are one level deeper,
+    // under the target triple).
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/otlp-venv/bin/python");
     assert!(
         p.exists(),
         "{} is missing: scripts/test.sh creates it (python3 -m venv target/otlp-venv && \
