@@ -844,62 +844,76 @@ impl Plan {
             }
         }
         let mut seccomp_flags = 0u32;
-        let filter = match &cfg.seccomp_profile {
-            None => seccomp::default::default_filter(&cfg.seccomp_allow)
-                .map_err(|e| PlanError::Seccomp(e.to_string()))?,
-            Some((path, text)) => {
-                if !cfg.seccomp_allow.is_empty() {
-                    return Err(cfg_err(
+        // The default filter as it is, the common case, was compiled ahead of time.
+        let precompiled = seccomp::precompiled::default_program().filter(|_| {
+            cfg.seccomp_profile.is_none()
+                && cfg.seccomp_allow.is_empty()
+                && !cfg.seccomp_trace
+                && !cfg.seccomp_log_denied
+        });
+        let compile =
+            |f: &Filter| seccomp::compile(f).map_err(|e| PlanError::Seccomp(e.to_string()));
+        let (bpf, seccomp_notify) = if let Some(p) = precompiled {
+            (p.to_vec(), None)
+        } else {
+            let filter = match &cfg.seccomp_profile {
+                None => seccomp::default::default_filter(&cfg.seccomp_allow)
+                    .map_err(|e| PlanError::Seccomp(e.to_string()))?,
+                Some((path, text)) => {
+                    if !cfg.seccomp_allow.is_empty() {
+                        return Err(cfg_err(
                         "--seccomp-allow",
                         "extends the default filter only; with --seccomp-profile, add the syscall to the profile",
                     ));
-                }
-                let bad = |e: seccomp::profile::ProfileError| {
-                    cfg_err("--seccomp-profile", format!("{}: {e}", path.display()))
-                };
-                let mut target = seccomp::profile::Target::native(facts.kernel);
-                // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
-                target.caps = caps.as_ref().map_or(0, |c| c.bounding);
-                let c = seccomp::profile::compile(
-                    &seccomp::profile::parse(text).map_err(bad)?,
-                    &target,
-                )
-                .map_err(bad)?;
-                if !c.unknown.is_empty() {
-                    let what = format!(
+                    }
+                    let bad = |e: seccomp::profile::ProfileError| {
+                        cfg_err("--seccomp-profile", format!("{}: {e}", path.display()))
+                    };
+                    let mut target = seccomp::profile::Target::native(facts.kernel);
+                    // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
+                    target.caps = caps.as_ref().map_or(0, |c| c.bounding);
+                    let c = seccomp::profile::compile(
+                        &seccomp::profile::parse(text).map_err(bad)?,
+                        &target,
+                    )
+                    .map_err(bad)?;
+                    if !c.unknown.is_empty() {
+                        let what = format!(
                         "{}: unknown syscall name(s) {} (not a syscall of any architecture nucleus knows)",
                         path.display(),
                         c.unknown.join(", ")
                     );
-                    if mode.fail_closed() {
-                        return Err(cfg_err(
+                        if mode.fail_closed() {
+                            return Err(cfg_err(
                             "--seccomp-profile",
                             format!("{what}; strict modes refuse a profile they cannot enforce as written"),
                         ));
+                        }
+                        warnings.push(format!(
+                            "--seccomp-profile {what}: rules for them are skipped"
+                        ));
                     }
-                    warnings.push(format!(
-                        "--seccomp-profile {what}: rules for them are skipped"
-                    ));
+                    seccomp_flags = c.flags;
+                    c.filter
                 }
-                seccomp_flags = c.flags;
-                c.filter
+            };
+            if cfg.seccomp_trace {
+                (compile(&seccomp::trace_all())?, Some(SeccompNotify::Trace))
+            } else if cfg.seccomp_log_denied {
+                (
+                    compile(&seccomp::notify_denials(&filter))?,
+                    Some(SeccompNotify::LogDenied {
+                        decide: compile(&filter)?,
+                    }),
+                )
+            } else {
+                (compile(&filter)?, None)
             }
         };
-        let compile =
-            |f: &Filter| seccomp::compile(f).map_err(|e| PlanError::Seccomp(e.to_string()));
-        let (bpf, seccomp_notify) = if cfg.seccomp_trace {
-            (compile(&seccomp::trace_all())?, Some(SeccompNotify::Trace))
-        } else if cfg.seccomp_log_denied {
-            (
-                compile(&seccomp::notify_denials(&filter))?,
-                Some(SeccompNotify::LogDenied {
-                    decide: compile(&filter)?,
-                }),
-            )
-        } else {
-            (compile(&filter)?, None)
+        let init_seccomp_bpf = match seccomp::precompiled::init_program() {
+            Some(p) => p.to_vec(),
+            None => compile(&seccomp::default::init_filter())?,
         };
-        let init_seccomp_bpf = compile(&seccomp::default::init_filter())?;
 
         Ok(Plan {
             id: id.to_string(),

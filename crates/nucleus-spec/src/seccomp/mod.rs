@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod default;
+pub mod precompiled;
 pub mod profile;
 pub mod syscalls;
 
