@@ -36,7 +36,10 @@ pub enum SeccompNotify {
     /// Record every syscall and let it run (the workload has no other filter).
     Trace,
     /// A refused syscall is logged, then failed as `decide` (the filter as written) says.
-    LogDenied { decide: Vec<SockFilter> },
+    LogDenied {
+        #[serde(with = "crate::seccomp::bpf::hex")]
+        decide: Vec<SockFilter>,
+    },
 }
 
 /// How ids inside map to the host.
@@ -118,10 +121,11 @@ pub struct Plan {
     pub process: ProcessPlan,
     pub landlock: LandlockPlan,
     /// The workload's seccomp filter (default or profile), compiled for this architecture.
+    #[serde(with = "crate::seccomp::bpf::hex")]
     pub seccomp_bpf: Vec<SockFilter>,
     /// The mini-init's own filter ([`seccomp::default::init_filter`]): only what init does
     /// once set up. Not the workload's: a user's profile may deny what init needs.
-    #[serde(default)]
+    #[serde(default, with = "crate::seccomp::bpf::hex")]
     pub init_seccomp_bpf: Vec<SockFilter>,
     /// Seccomp notifications the runtime serves (trace, or naming denials).
     #[serde(default, skip_serializing_if = "Option::is_none")]

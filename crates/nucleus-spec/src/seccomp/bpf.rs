@@ -14,6 +14,71 @@ pub struct SockFilter {
     pub k: u32,
 }
 
+/// Serde for a program as one hex string, 16 digits per instruction (the kernel's layout,
+/// little-endian). A record's plan.json carries ~300 instructions, which as JSON objects cost
+/// more to write than the rest of the plan together (callgrind: 0.36 M of 0.57 M
+/// instructions). Reads the older list-of-objects form too (records of running sandboxes).
+pub mod hex {
+    use super::SockFilter;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &[SockFilter], s: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(p.len() * 16);
+        for i in p {
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&i.code.to_le_bytes());
+            b[2] = i.jt;
+            b[3] = i.jf;
+            b[4..].copy_from_slice(&i.k.to_le_bytes());
+            for x in b {
+                out.push(DIGITS[usize::from(x >> 4)] as char);
+                out.push(DIGITS[usize::from(x & 15)] as char);
+            }
+        }
+        s.serialize_str(&out)
+    }
+
+    /// The hex form back into instructions; None unless it is whole instructions of hex digits.
+    pub fn parse(s: &str) -> Option<Vec<SockFilter>> {
+        let s = s.as_bytes();
+        if s.len() % 16 != 0 {
+            return None;
+        }
+        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        s.chunks(16)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                for (i, pair) in c.chunks(2).enumerate() {
+                    b[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+                }
+                Some(SockFilter {
+                    code: u16::from_le_bytes([b[0], b[1]]),
+                    jt: b[2],
+                    jf: b[3],
+                    k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                })
+            })
+            .collect()
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Hex(String),
+        List(Vec<SockFilter>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SockFilter>, D::Error> {
+        match Form::deserialize(d)? {
+            Form::List(v) => Ok(v),
+            Form::Hex(s) => parse(&s).ok_or_else(|| {
+                serde::de::Error::custom("a BPF program: 16 hex digits per instruction")
+            }),
+        }
+    }
+}
+
 const BPF_LD: u16 = 0x00;
 const BPF_W: u16 = 0x00;
 const BPF_ABS: u16 = 0x20;
@@ -554,5 +619,45 @@ mod tests {
         assert_eq!(run(&f, 3, [99, 0, 0, 0, 0, 0]), Action::Allow.ret_value());
         assert_eq!(run(&f, 3, [7, 0, 0, 0, 0, 0]), Action::Errno(1).ret_value());
         assert_eq!(run(&f, 4, [0; 6]), Action::Allow.ret_value());
+    }
+}
+
+#[cfg(test)]
+mod hex_tests {
+    use super::{hex, SockFilter};
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct P(#[serde(with = "hex")] Vec<SockFilter>);
+
+    #[test]
+    fn programs_round_trip_as_hex_and_the_list_form_still_reads() {
+        let prog = vec![
+            SockFilter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 4,
+            },
+            SockFilter {
+                code: 0x15,
+                jt: 1,
+                jf: 255,
+                k: 0xc000_003e,
+            },
+            SockFilter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            },
+        ];
+        let text = serde_json::to_string(&P(prog.clone())).unwrap();
+        assert_eq!(text, "\"2000000004000000150001ff3e0000c0060000000000ff7f\"");
+        assert_eq!(serde_json::from_str::<P>(&text).unwrap().0, prog);
+        let list = r#"[{"code":32,"jt":0,"jf":0,"k":4}]"#;
+        assert_eq!(serde_json::from_str::<P>(list).unwrap().0, prog[..1]);
+        for bad in ["\"2000\"", "\"zz00000004000000\"", "3"] {
+            assert!(serde_json::from_str::<P>(bad).is_err(), "{bad}");
+        }
     }
 }
