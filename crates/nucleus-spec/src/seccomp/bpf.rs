@@ -42,7 +42,7 @@ pub mod hex {
     /// The hex form back into instructions; None unless it is whole instructions of hex digits.
     pub fn parse(s: &str) -> Option<Vec<SockFilter>> {
         let s = s.as_bytes();
-        if s.len() % 16 != 0 {
+        if !s.len().is_multiple_of(16) {
             return None;
         }
         let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
