@@ -59,6 +59,10 @@ pub enum MountOp {
         tree: PathBuf,
         rel: PathBuf,
         dst: PathBuf,
+        /// Whether the entry is a directory, as the host probe saw it (the mount point is made
+        /// like it without another stat); None: look.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<bool>,
     },
     /// A detached tmpfs the parent prepared and filled (context copy, copy-in-out workspace),
     /// attached here. It exists on no host path, so nothing can be left behind.

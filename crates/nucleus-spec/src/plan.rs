@@ -147,10 +147,11 @@ pub struct Plan {
 pub const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"];
 /// Host /etc entries a sandbox sees read-only: the loader cache, alternatives symlinks (awk,
 /// editor…), time zone, and service/protocol tables. Nothing with secrets or host identity.
+/// (Not the configuration of host administration tools — ld.so.conf for ldconfig,
+/// ca-certificates.conf for update-ca-certificates — which cannot run against a read-only /etc:
+/// four mounts fewer per start.)
 pub const ETC_ENTRIES: &[&str] = &[
     "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
     "alternatives",
     "localtime",
     "timezone",
@@ -159,8 +160,6 @@ pub const ETC_ENTRIES: &[&str] = &[
     "mime.types",
     "os-release",
     "ssl/certs",
-    "ca-certificates",
-    "ca-certificates.conf",
     "gai.conf",
     "inputrc",
     "bash.bashrc",
@@ -468,10 +467,11 @@ impl Plan {
                     target: t.clone(),
                     dst,
                 }),
-                _ => m.push(MountOp::BindFromTree {
+                k => m.push(MountOp::BindFromTree {
                     tree: etc_src.clone(),
                     rel: e.path.clone(),
                     dst,
+                    dir: Some(matches!(k, EntryKind::Dir)),
                 }),
             }
         }

@@ -262,11 +262,21 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", src.display())
         }
-        MountOp::BindFromTree { tree, rel, dst } => {
+        MountOp::BindFromTree {
+            tree,
+            rel,
+            dst,
+            dir,
+        } => {
             let from = prep.readonly_tree(tree)?.join(rel);
             let d = under(NEW, dst);
-            let md = fs::metadata(&from).ctx("bind", tree.join(rel).display())?;
-            mountpoint(&d, md.is_dir())?;
+            let is_dir = match dir {
+                Some(d) => *d,
+                None => fs::metadata(&from)
+                    .ctx("bind", tree.join(rel).display())?
+                    .is_dir(),
+            };
+            mountpoint(&d, is_dir)?;
             raw::mount(Some(&from), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", tree.join(rel).display())
         }
