@@ -67,7 +67,8 @@ pub(crate) const KEPT_CAPS: u64 = 1 << 5;
 
 /// Give up what init does not need, before the workload runs (see `sandbox::child_main`):
 /// every descriptor but `keep`, capabilities but CAP_KILL, file system access, most syscalls.
-pub(crate) fn harden(keep: &[libc::c_int], seccomp: &[SockFilter]) {
+/// `bounding_left`: the bounding set the sandbox left (the workload's and init's).
+pub(crate) fn harden(keep: &[libc::c_int], bounding_left: u64, seccomp: &[SockFilter]) {
     let _ = raw::prctl(libc::PR_SET_DUMPABLE, 0);
     // Do not hold the workload's stdio open (a pipe reader would never see EOF).
     if let Ok(null) = std::fs::OpenOptions::new()
@@ -93,7 +94,8 @@ pub(crate) fn harden(keep: &[libc::c_int], seccomp: &[SockFilter]) {
     let _ = raw::close_range(from, u32::MAX);
     // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
     // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
-    let _ = security::drop_bounding_except(KEPT_CAPS);
+    // The sandbox cut the bounding set down to the workload's and this before the clone.
+    let _ = security::drop_bounding(bounding_left & !KEPT_CAPS);
     let _ = security::set_capabilities(KEPT_CAPS, KEPT_CAPS, 0);
     let _ = security::set_no_new_privs();
     let _ = security::landlock_deny_all();

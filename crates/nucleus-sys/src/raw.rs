@@ -384,11 +384,6 @@ pub fn open_at(dir: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 }
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
-    prctl_value(option, arg).map(drop)
-}
-
-/// prctl with one integer argument, returning what the kernel answered (e.g. PR_CAPBSET_READ).
-pub fn prctl_value(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: prctl with integer arguments only; unused args are zero.
     check(unsafe {
         libc::prctl(
@@ -399,6 +394,7 @@ pub fn prctl_value(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::
             0 as libc::c_ulong,
         )
     })
+    .map(drop)
 }
 
 pub fn close_range_cloexec(first: u32) -> io::Result<()> {

@@ -835,8 +835,9 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             let full_fork = hold || plan.namespaces.time_offset_secs.is_some();
             // The bounding set, once for both processes: everything but what the workload
             // keeps and init's CAP_KILL (each keeps dropping only what is left).
-            let keep = plan.process.caps.as_ref().map_or(0, |c| c.bounding);
-            if let Err(e) = security::drop_bounding_except(keep | init::KEPT_CAPS) {
+            let bounding_left =
+                plan.process.caps.as_ref().map_or(0, |c| c.bounding) | init::KEPT_CAPS;
+            if let Err(e) = security::drop_bounding_except(bounding_left) {
                 fail(&ch, "capabilities", &e.to_string(), 1);
             }
             // Init is hardened before the workload's program runs: the workload, set up,
@@ -880,7 +881,7 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
                     if !full_fork {
                         let _ = raw::recv_byte(ready_r);
                     }
-                    init::harden(&keep, seccomp);
+                    init::harden(&keep, bounding_left, seccomp);
                     let _ = raw::send_byte(go_w);
                     if !full_fork {
                         // Until its exec (close-on-exec) or exit: end of file.
@@ -1229,7 +1230,12 @@ fn child_exec(
         fail(ch, "rlimits", &e.to_string(), 126);
     }
     let keep = p.caps.clone().unwrap_or_default();
-    if let Err(e) = security::drop_bounding_except(keep.bounding) {
+    // Under our init the bounding set is already the workload's plus init's CAP_KILL.
+    let dropped = match init {
+        Some(_) => security::drop_bounding(init::KEPT_CAPS & !keep.bounding),
+        None => security::drop_bounding_except(keep.bounding),
+    };
+    if let Err(e) = dropped {
         fail(ch, "capabilities", &e.to_string(), 126);
     }
     if keep.permitted != 0 {

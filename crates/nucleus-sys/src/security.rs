@@ -19,23 +19,32 @@ pub fn drop_bounding_and_ambient() -> Result<()> {
 }
 
 /// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
-/// A capability already gone is skipped: each drop replaces the process's credentials (a
-/// copy, a commit, an RCU free), a read does not; the sandbox drops most of them once before
-/// the workload starts, and the workload and init drop only what is left.
 pub fn drop_bounding_except(keep: u64) -> Result<()> {
     // The kernel answers EINVAL past its last capability, which ends the loop.
     for cap in 0..64u32 {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        match raw::prctl_value(libc::PR_CAPBSET_READ, cap.into()) {
-            Ok(0) => continue,
-            Ok(_) => {}
+        match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
+            Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-            Err(e) => return Err(e).ctx("read bounding capability", cap),
+            Err(e) => return Err(e).ctx("drop bounding capability", cap),
         }
+    }
+    clear_ambient()
+}
+
+/// Drop exactly the bounding capabilities in `mask` and clear the ambient set: for a process
+/// whose bounding set was already cut down to a known set (the sandbox drops it once, before
+/// its workload starts; each drop replaces the credentials: a copy, a commit, an RCU free).
+pub fn drop_bounding(mask: u64) -> Result<()> {
+    for cap in (0..64u32).filter(|c| mask & (1 << c) != 0) {
         raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
     }
+    clear_ambient()
+}
+
+fn clear_ambient() -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     let r = unsafe {
         libc::prctl(
