@@ -514,13 +514,6 @@ impl Plan {
                 });
             }
         }
-        // /sys
-        m.push(MountOp::Sysfs { dst: p("/sys") });
-        for d in SYS_MASKED_DIRS {
-            m.push(MountOp::MaskDir {
-                dst: p("/sys").join(d),
-            });
-        }
         // /dev
         m.push(MountOp::Tmpfs {
             dst: p("/dev"),
@@ -582,6 +575,15 @@ impl Plan {
             uid: user.uid,
             gid,
         });
+        // /sys, last of the fixed mounts: a new sysfs shows the mounter's network namespace,
+        // which a thread of the sandbox makes meanwhile (~0.5 ms); placed before /dev the
+        // mounts waited ~0.2 ms for it.
+        m.push(MountOp::Sysfs { dst: p("/sys") });
+        for d in SYS_MASKED_DIRS {
+            m.push(MountOp::MaskDir {
+                dst: p("/sys").join(d),
+            });
+        }
 
         // Landlock: read everywhere, execute only where programs live, write only where the
         // sandbox has its own storage.
