@@ -77,19 +77,23 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink u
 # needs on this hybrid host, and in a network namespace of their own (the bridge variant
 # creates its bridge and forwarding settings there, not on the host); it changes nothing
 # outside and keeps the comparison fair. The bridge variant's --dns is never contacted.
-# Interleaved: every round runs each command once, in an order rotated round by round, so a
+# Interleaved: every round runs each command once, in a new random order (seeded) each round, so a
 # load change on this shared machine hits every runtime alike (hyperfine would run all of one
 # command's runs, then the next's). Each run is timed from spawn to reaped exit.
 cat > "$work/interleave.py" <<'PY'
-import json, os, shlex, sys, time
+import json, os, random, shlex, sys, time
 out, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cmds = [(n, shlex.split(c)) for n, c in zip(sys.argv[4::2], sys.argv[5::2])]
 times = {n: [] for n, _ in cmds}
 null = os.open(os.devnull, os.O_WRONLY)
 fa = [(os.POSIX_SPAWN_DUP2, null, 1)]
+rng = random.Random(7)
 for r in range(warmup + runs):
-    k = r % len(cmds)
-    for name, argv in cmds[k:] + cmds[:k]:
+    # A new random order every round: with a fixed cyclic order each command always ran right
+    # after the same one (nucleus after runc, whose exit leaves the most deferred kernel work).
+    order = cmds[:]
+    rng.shuffle(order)
+    for name, argv in order:
         t0 = time.perf_counter()
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
         _, st = os.waitpid(pid, 0)
