@@ -390,16 +390,17 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
 
 /// Detach the host and make the new root `/`.
 pub fn switch_root(allow_chroot: bool) -> Result<Switched> {
-    raw::umount_detach(Path::new(OLD)).ctx("detach host root", OLD)?;
     std::env::set_current_dir(NEW).ctx("chdir", NEW)?;
     match raw::pivot_root(Path::new("."), Path::new(".")) {
         Ok(()) => {
-            // The old root (our staging tmpfs) is now stacked on top of "/": detach it.
+            // The old root (our staging tmpfs, the host's tree under it) is now stacked on top
+            // of "/": one lazy unmount detaches both (one RCU grace period, not two).
             raw::umount_detach(Path::new(".")).ctx("detach staging root", "")?;
             std::env::set_current_dir("/").ctx("chdir", "/")?;
             Ok(Switched::PivotRoot)
         }
         Err(e) if allow_chroot => {
+            raw::umount_detach(Path::new(OLD)).ctx("detach host root", OLD)?;
             let c = raw::cstr(".").map_err(|e2| other("chroot", e2))?;
             // SAFETY: chroot with a valid C string.
             if unsafe { libc::chroot(c.as_ptr()) } != 0 {
