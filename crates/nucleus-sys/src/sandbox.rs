@@ -840,21 +840,20 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             if let Err(e) = security::drop_bounding_except(bounding_left) {
                 fail(&ch, "capabilities", &e.to_string(), 1);
             }
-            // Init is hardened before the workload's program runs: the workload, set up,
-            // says `ready` and waits for `go`; init meanwhile gives up what it does not need
+            // Init is hardened before the workload's program runs: the workload's first act is
+            // to wait for `go`, which init writes once it has given up what it does not need
             // (it cannot before the clone: the workload would inherit its seccomp filter and
-            // lost capabilities). Shared memory takes turns: init waits while the workload
-            // sets up, the workload while init hardens, init until the workload's exec.
+            // lost capabilities). Shared memory takes turns: the workload waits while init
+            // hardens, init while the workload sets up and until its exec (end of file on a
+            // pipe the workload holds close-on-exec).
             let sfd = init::signals();
             let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
                 fail(&ch, "fork workload", "pipe", 1)
             };
             let (ready_r, ready_w) = (ready_r.into_raw_fd(), ready_w.into_raw_fd());
             let (go_r, go_w) = (go_r.into_raw_fd(), go_w.into_raw_fd());
-            let hs = Handshake {
-                ready: ready_w,
-                go: go_r,
-            };
+            // (The workload also holds `ready_w`, close-on-exec, never written.)
+            let hs = Handshake { go: go_r };
             let keep = [ch.raw(), sfd.as_raw_fd(), ready_r, go_w];
             let seccomp = &plan.init_seccomp_bpf;
             let workload = start_workload(
@@ -876,15 +875,10 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
                         libc::close(ready_w);
                         libc::close(go_r);
                     }
-                    // A fork has memory of its own: harden at once. A shared child: once it
-                    // is set up (or gone: end of file).
-                    if !full_fork {
-                        let _ = raw::recv_byte(ready_r);
-                    }
                     init::harden(&keep, bounding_left, seccomp);
                     let _ = raw::send_byte(go_w);
                     if !full_fork {
-                        // Until its exec (close-on-exec) or exit: end of file.
+                        // The workload sets up in our memory: wait until its exec or exit.
                         while let Ok(true) = raw::recv_byte(ready_r) {}
                     }
                     // SAFETY: ours, no longer needed.
@@ -950,11 +944,10 @@ fn start_workload(
     unsafe { raw::spawn_shared_with(exec, false, meanwhile) }
 }
 
-/// The workload's ends of the handshake with init: it writes `ready` once set up and execs
-/// after reading `go` (init is hardened by then). Both close on exec.
+/// The workload's end of the handshake with init: it starts by reading `go` (init is hardened
+/// by then). Close-on-exec.
 #[derive(Clone, Copy)]
 struct Handshake {
-    ready: libc::c_int,
     go: libc::c_int,
 }
 
@@ -1198,6 +1191,13 @@ fn child_exec(
     sync: Option<&(Channel, bool)>,
     init: Option<Handshake>,
 ) -> ! {
+    // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
+    // file: init is gone, and so is the sandbox). Signals are blocked here: no EINTR.
+    if let Some(hs) = init {
+        if !matches!(raw::recv_byte(hs.go), Ok(true)) {
+            raw::exit_now(1);
+        }
+    }
     // `nucleus exec` (no init of ours) ends with its runtime.
     let die_with_parent = init.is_none();
     let p = &plan.process;
@@ -1363,13 +1363,6 @@ fn child_exec(
         match s.recv::<String>() {
             Ok(Some((m, _))) if m == START => {}
             _ => raw::exit_now(0),
-        }
-    }
-    if let Some(hs) = init {
-        // Init hardens now; exec once it has (end of file: init is gone, and so is the
-        // sandbox).
-        if raw::send_byte(hs.ready).is_err() || !matches!(raw::recv_byte(hs.go), Ok(true)) {
-            raw::exit_now(1);
         }
     }
     exec(ch, &p.argv, &p.env)
