@@ -890,8 +890,9 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
             );
             match workload {
                 Ok(workload) => {
-                    // Init must not hold the workload's end: its closing means "exec'd".
-                    drop(sync);
+                    // Init no longer holds the workload's end of `sync` (its closing means
+                    // "exec'd"): harden's close_range took it. Forgotten, not closed twice.
+                    std::mem::forget(sync);
                     init::run(workload, ch, sfd)
                 }
                 Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
