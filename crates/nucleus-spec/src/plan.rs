@@ -592,9 +592,26 @@ impl Plan {
             rights: FsRight::READ.to_vec(),
         }];
         let exec_tops: Vec<PathBuf> = if tmpfs_root {
+            // A symlinked system dir (merged /usr: /bin -> usr/bin) whose target lies beneath
+            // another one needs no rule of its own: Landlock follows the link to the target,
+            // which that rule covers (one open and two rule calls fewer per start each).
+            let dirs: Vec<PathBuf> = facts
+                .system_dirs
+                .iter()
+                .filter(|d| matches!(d.kind, EntryKind::Dir))
+                .map(|d| p("/").join(&d.path))
+                .collect();
             facts
                 .system_dirs
                 .iter()
+                .filter(|d| match &d.kind {
+                    EntryKind::Symlink(t) => {
+                        // System dirs are top-level: a relative target is relative to "/".
+                        let target = lexical(&p("/").join(t));
+                        !dirs.iter().any(|dir| target.starts_with(dir))
+                    }
+                    _ => true,
+                })
                 .map(|d| p("/").join(&d.path))
                 .collect()
         } else {
@@ -985,6 +1002,24 @@ fn abs(flag: &str, path: &Path) -> Result<(), PlanError> {
     }
 }
 
+/// `p` with `.` and `..` resolved lexically (no file system access; `..` at the root stays).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.parent().is_some() {
+                    out.pop();
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1019,6 +1054,32 @@ mod tests {
             cpus: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn symlinked_system_dirs_inside_another_get_no_landlock_rule_of_their_own() {
+        let mut f = facts();
+        f.system_dirs.push(HostEntry {
+            path: p("lib64"),
+            kind: EntryKind::Symlink(p("./usr/../usr/lib64")),
+        });
+        // Points outside every system dir: keeps its rule.
+        f.system_dirs.push(HostEntry {
+            path: p("sbin"),
+            kind: EntryKind::Symlink(p("/opt/sbin")),
+        });
+        let plan = Plan::build(&cfg(&["true"]), &f, "id").unwrap();
+        let exec: Vec<&Path> = plan
+            .landlock
+            .rules
+            .iter()
+            .filter(|r| {
+                r.rights.contains(&FsRight::Execute) && !r.rights.contains(&FsRight::WriteFile)
+            })
+            .map(|r| r.path.as_path())
+            .collect();
+        assert_eq!(exec, vec![Path::new("/usr"), Path::new("/sbin")]);
+        assert_eq!(lexical(Path::new("/../a/./b/../c")), p("/a/c"));
     }
 
     #[test]
