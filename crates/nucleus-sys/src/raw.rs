@@ -284,32 +284,19 @@ pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
     }
 }
 
-/// Start `child` in a process that shares our memory (`CLONE_VM | CLONE_VFORK`, as
-/// posix_spawn does) on a stack of its own; we are suspended until it execs or exits. Unlike
-/// fork, nothing is copied: no page tables, and no copy-on-write faults in either process for
-/// the pages the child writes before its exec (tens of faults).
-/// Returns the child's pid.
+/// Start `child` in a process that shares our memory (`CLONE_VM`, as posix_spawn does, but
+/// without `CLONE_VFORK`) on a stack of its own, then run `meanwhile` here. Unlike fork,
+/// nothing is copied: no page tables, and no copy-on-write faults in either process for the
+/// pages the child writes before its exec (tens of faults). Returns the child's pid.
 ///
 /// # Safety
 /// The process must be single-threaded. `child` must end in exec or `_exit` (never return or
-/// unwind); it runs in our address space, with our thread-local storage, while we wait, so it
-/// may allocate (what it leaves allocated stays with us) but must not take locks we hold.
-pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(
+/// unwind); it runs in our address space, with our thread-local storage, so it may allocate
+/// (what it leaves allocated stays with us) but must not take locks we hold. `meanwhile` must
+/// take turns with it (never both using the heap or thread-local state at once) and return
+/// only once the child has exec'd or exited.
+pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible, G: FnOnce()>(
     child: F,
-) -> io::Result<libc::pid_t> {
-    // SAFETY: the caller's contract; with vfork, nothing runs in between.
-    unsafe { spawn_shared_with(child, true, || {}) }
-}
-
-/// [`spawn_shared`], and `meanwhile` runs in the parent after the clone. Without `vfork` the
-/// parent is not suspended: `meanwhile` must take turns with the child (never both using the
-/// heap or thread-local state at once) and return only once the child has exec'd or exited.
-///
-/// # Safety
-/// As for [`spawn_shared`], plus the turn-taking above when `vfork` is false.
-pub unsafe fn spawn_shared_with<F: FnOnce() -> std::convert::Infallible, G: FnOnce()>(
-    child: F,
-    vfork: bool,
     meanwhile: G,
 ) -> io::Result<libc::pid_t> {
     const STACK: usize = 1 << 20;
@@ -343,13 +330,13 @@ pub unsafe fn spawn_shared_with<F: FnOnce() -> std::convert::Infallible, G: FnOn
     // SAFETY: the first page of the mapping we own.
     unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
     let mut slot = Some(child);
-    // SAFETY: the stack top is the end of the mapping (16-byte aligned); CLONE_VFORK keeps us
-    // (and so `slot` and the mapping) suspended until the child no longer uses them.
+    // SAFETY: the stack top is the end of the mapping (16-byte aligned); `meanwhile` returns
+    // only once the child no longer uses `slot` and the mapping.
     let pid = unsafe {
         libc::clone(
             trampoline::<F>,
             stack.cast::<u8>().add(STACK).cast(),
-            libc::CLONE_VM | if vfork { libc::CLONE_VFORK } else { 0 } | libc::SIGCHLD,
+            libc::CLONE_VM | libc::SIGCHLD,
             (&mut slot as *mut Option<F>).cast(),
         )
     };
@@ -851,20 +838,6 @@ pub fn send_byte(fd: libc::c_int) -> io::Result<()> {
         // SAFETY: a one-byte write from a local.
         match unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) } {
             1 => return Ok(()),
-            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-            _ => return Err(io::Error::last_os_error()),
-        }
-    }
-}
-
-/// Read one byte from `fd`: true for a byte, false at end of file (the writer is gone).
-pub fn recv_byte(fd: libc::c_int) -> io::Result<bool> {
-    let mut b = [0u8; 1];
-    loop {
-        // SAFETY: a one-byte read into a local.
-        match unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } {
-            1 => return Ok(true),
-            0 => return Ok(false),
             _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
             _ => return Err(io::Error::last_os_error()),
         }

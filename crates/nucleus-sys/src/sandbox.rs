@@ -878,8 +878,11 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
                     init::harden(&keep, bounding_left, seccomp);
                     let _ = raw::send_byte(go_w);
                     if !full_fork {
-                        // The workload sets up in our memory: wait until its exec or exit.
-                        while let Ok(true) = raw::recv_byte(ready_r) {}
+                        // The workload sets up in our memory: wait until its exec or exit
+                        // (end of file; nothing is ever written).
+                        // SAFETY: ours until closed below.
+                        let r = unsafe { BorrowedFd::borrow_raw(ready_r) };
+                        while raw::read(r, &mut [0u8; 1]).is_ok_and(|n| n > 0) {}
                     }
                     // SAFETY: ours, no longer needed.
                     unsafe {
@@ -921,7 +924,7 @@ fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
 }
 
 /// Start the workload: a fork, or (unless `full_fork`) a child that shares init's memory until
-/// its exec while init waits: no fork copy, no copy-on-write faults ([`raw::spawn_shared`]).
+/// its exec: no fork copy, no copy-on-write faults ([`raw::spawn_shared`]).
 /// `meanwhile` runs in init after the clone (see `child_main`'s handshake).
 fn start_workload(
     full_fork: bool,
@@ -940,9 +943,9 @@ fn start_workload(
         };
     }
     // SAFETY: single-threaded; `exec` (child_exec) ends in exec or _exit and takes no lock init
-    // holds; what it allocates stays with init's heap. Not suspended (no vfork): `meanwhile`
-    // takes turns with it through the handshake and returns after its exec or exit.
-    unsafe { raw::spawn_shared_with(exec, false, meanwhile) }
+    // holds; what it allocates stays with init's heap. `meanwhile` takes turns with it through
+    // the handshake and returns after its exec or exit.
+    unsafe { raw::spawn_shared(exec, meanwhile) }
 }
 
 /// The workload's end of the handshake with init: it starts by reading `go` (init is hardened
@@ -1195,7 +1198,9 @@ fn child_exec(
     // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
     // file: init is gone, and so is the sandbox). Signals are blocked here: no EINTR.
     if let Some(hs) = init {
-        if !matches!(raw::recv_byte(hs.go), Ok(true)) {
+        // SAFETY: the workload's end of the pipe, open until its exec.
+        let go = unsafe { BorrowedFd::borrow_raw(hs.go) };
+        if !matches!(raw::read(go, &mut [0u8; 1]), Ok(1)) {
             raw::exit_now(1);
         }
     }
