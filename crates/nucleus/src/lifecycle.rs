@@ -377,19 +377,11 @@ impl Observer for Tracker<'_> {
                 return;
             }
         }
-        let plan = self.plan.take().and_then(|p| serde_json::to_vec(p).ok());
-        match plan {
-            Some(p) if self.state.name.is_none() => {
-                let _ = self
-                    .store
-                    .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
-            }
-            Some(p) => {
-                let _ = self.store.write_file(&self.state.id, "plan.json", &p);
-                self.save();
-            }
-            None => self.save(),
+        // Only a foreground tracker carries the plan: here, a named one's (its record exists).
+        if let Some(p) = self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+            let _ = self.store.write_file(&self.state.id, "plan.json", &p);
         }
+        self.save();
         crate::timing::mark("write record");
     }
     fn degraded(&mut self, what: &str) {
