@@ -31,20 +31,6 @@ pub fn drop_bounding_except(keep: u64) -> Result<()> {
             Err(e) => return Err(e).ctx("drop bounding capability", cap),
         }
     }
-    clear_ambient()
-}
-
-/// Drop exactly the bounding capabilities in `mask` and clear the ambient set: for a process
-/// whose bounding set was already cut down to a known set (the sandbox drops it once, before
-/// its workload starts; each drop replaces the credentials: a copy, a commit, an RCU free).
-pub fn drop_bounding(mask: u64) -> Result<()> {
-    for cap in (0..64u32).filter(|c| mask & (1 << c) != 0) {
-        raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
-    }
-    clear_ambient()
-}
-
-fn clear_ambient() -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     let r = unsafe {
         libc::prctl(
@@ -57,6 +43,17 @@ fn clear_ambient() -> Result<()> {
     };
     if r != 0 {
         return Err(io::Error::last_os_error()).ctx("clear ambient capabilities", "");
+    }
+    Ok(())
+}
+
+/// Drop exactly the bounding capabilities in `mask`: for a process whose bounding set was
+/// already cut down to a known set, and its ambient set cleared, by [`drop_bounding_except`]
+/// before it was started (the sandbox does, once, for init and the workload; each drop
+/// replaces the credentials: a copy, a commit, an RCU free).
+pub fn drop_bounding(mask: u64) -> Result<()> {
+    for cap in (0..64u32).filter(|c| mask & (1 << c) != 0) {
+        raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
     }
     Ok(())
 }
