@@ -60,9 +60,9 @@ pub enum MountOp {
         rel: PathBuf,
         dst: PathBuf,
         /// Whether the entry is a directory, as the host probe saw it (the mount point is made
-        /// like it without another stat); None: look.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        dir: Option<bool>,
+        /// like it without another stat).
+        #[serde(default)]
+        dir: bool,
     },
     /// A detached tmpfs the parent prepared and filled (context copy, copy-in-out workspace),
     /// attached here. It exists on no host path, so nothing can be left behind.

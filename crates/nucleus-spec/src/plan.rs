@@ -471,7 +471,7 @@ impl Plan {
                     tree: etc_src.clone(),
                     rel: e.path.clone(),
                     dst,
-                    dir: Some(matches!(k, EntryKind::Dir)),
+                    dir: matches!(k, EntryKind::Dir),
                 }),
             }
         }

@@ -12,7 +12,7 @@ use crate::channel::{Channel, FromChild};
 use crate::raw::{self, WaitStatus};
 use crate::security;
 use nucleus_spec::seccomp::SockFilter;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Signals the runtime and init pass on to the workload.
 pub const FORWARDED: &[libc::c_int] = &[
@@ -78,7 +78,7 @@ pub(crate) fn harden(keep: &[libc::c_int], bounding_left: u64, seccomp: &[SockFi
     {
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors, which init owns.
-            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
     let mut keep = keep.to_vec();

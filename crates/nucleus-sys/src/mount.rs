@@ -270,13 +270,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         } => {
             let from = prep.readonly_tree(tree)?.join(rel);
             let d = under(NEW, dst);
-            let is_dir = match dir {
-                Some(d) => *d,
-                None => fs::metadata(&from)
-                    .ctx("bind", tree.join(rel).display())?
-                    .is_dir(),
-            };
-            mountpoint(&d, is_dir)?;
+            mountpoint(&d, *dir)?;
             raw::mount(Some(&from), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", tree.join(rel).display())
         }
