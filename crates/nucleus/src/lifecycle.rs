@@ -117,7 +117,7 @@ pub struct Tracker<'a> {
     notify: Notify,
     hold: bool,
     /// Foreground runs write their record only once the sandbox exists (the writes overlap
-    /// the sandbox's own setup).
+    /// the sandbox's own setup), with this plan.
     plan: Option<&'a Plan>,
     /// When the workload was about to exec (for the `create` span).
     pub applied_ns: Option<u64>,
@@ -366,22 +366,27 @@ impl Observer for Tracker<'_> {
         crate::timing::mark("clone, maps, go sent");
         self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
-        // An unnamed foreground run's record is made once, when the workload's report comes
-        // (`applied`): until then there is nothing exec could join (its root is still being
-        // built) and nothing to list, and the runtime does not compete for a CPU with the
-        // sandbox's setup. A named one was made before the start (the name is claimed);
-        // detached ones are listed from now on (`creating` until the workload's report).
+        // A foreground run's record is made now, with its plan, while the sandbox builds its
+        // root (the writes overlap that setup): it must be listed before the workload's program
+        // runs (a script that sees the program's first output may `ps`, `kill` or `exec` it
+        // at once). A named one was made before the start (the name is claimed); detached
+        // ones are listed from now on (`creating` until the workload's report).
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
-            if self.state.name.is_none() {
-                return;
+        }
+        match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+            // Only a foreground tracker carries the plan.
+            Some(p) if self.state.name.is_none() => {
+                let _ = self
+                    .store
+                    .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
             }
+            Some(p) => {
+                let _ = self.store.write_file(&self.state.id, "plan.json", &p);
+                self.save();
+            }
+            None => self.save(),
         }
-        // Only a foreground tracker carries the plan: here, a named one's (its record exists).
-        if let Some(p) = self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
-            let _ = self.store.write_file(&self.state.id, "plan.json", &p);
-        }
-        self.save();
         crate::timing::mark("write record");
     }
     fn degraded(&mut self, what: &str) {
@@ -409,15 +414,7 @@ impl Observer for Tracker<'_> {
             // Foreground: the workload execs right after this report.
             self.state.status = Status::Running;
             self.state.started_ms = Some(now_ms());
-            match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
-                // Unnamed: the record is made now, with its plan, in one go.
-                Some(p) => {
-                    let _ =
-                        self.store
-                            .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
-                }
-                None => self.save(),
-            }
+            self.save();
             crate::timing::mark("write record");
             self.events.emit("started", &self.state.id, fields);
             return;
