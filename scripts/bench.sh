@@ -26,7 +26,7 @@ for t in bwrap crun runc busybox; do
 done
 
 cargo build --release -q -p nucleus
-nucleus=$PWD/target/x86_64-unknown-linux-gnu/release/nucleus
+nucleus=$PWD/target/x86_64-unknown-linux-musl/release/nucleus
 work=$(mktemp -d /tmp/nucleus-bench.XXXXXX)
 # Build time: a from-scratch release build (all dependencies) into a scratch target directory,
 # when NUCLEUS_BENCH_CLEAN_BUILD=1 (it takes minutes on 2 cores; -1 in the JSON otherwise).

@@ -17,7 +17,7 @@ if ! command -v pgbench >/dev/null || ! ls -d /usr/lib/postgresql/*/bin >/dev/nu
 fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 cargo build --release -q -p nucleus
-nucleus=$PWD/target/x86_64-unknown-linux-gnu/release/nucleus
+nucleus=$PWD/target/x86_64-unknown-linux-musl/release/nucleus
 mkdir -p "$(dirname "$out")"
 
 work=$(mktemp -d /var/tmp/nucleus-pgbench.XXXXXX)

@@ -24,7 +24,7 @@ exes=$(cargo test -q -p nucleus "${test_args[@]}" --no-run --message-format=json
   grep -o '"executable":"[^"]*/deps/[a-z_]*-[0-9a-f]*"' | sed 's/"executable":"//; s/"$//' | sort -u)
 [ -n "$exes" ] || { echo "vm-test: no test binaries built" >&2; exit 1; }
 
-debug_dir=$(pwd)/target/x86_64-unknown-linux-gnu/debug
+debug_dir=$(pwd)/target/x86_64-unknown-linux-musl/debug
 guest=$(mktemp /tmp/nucleus-vm-test.XXXXXX.sh)
 trap 'rm -f "$guest"' EXIT
 {

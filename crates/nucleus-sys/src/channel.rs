@@ -125,7 +125,7 @@ impl Channel {
         msg.msg_iovlen = 1;
         if !fds.is_empty() {
             msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = space;
+            msg.msg_controllen = space as _;
             // SAFETY: msg_control points at a buffer of CMSG_SPACE(n fds) bytes, so the first
             // header and its data fit; we write exactly n fds.
             unsafe {
@@ -133,7 +133,7 @@ impl Channel {
                 (*c).cmsg_level = libc::SOL_SOCKET;
                 (*c).cmsg_type = libc::SCM_RIGHTS;
                 (*c).cmsg_len =
-                    libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as usize;
+                    libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
                 let p = libc::CMSG_DATA(c) as *mut RawFd;
                 for (i, f) in fds.iter().enumerate() {
                     p.add(i).write_unaligned(f.as_raw_fd());
@@ -165,7 +165,7 @@ impl Channel {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
+        msg.msg_controllen = space as _;
         let n = loop {
             // SAFETY: msg references buffers that outlive the call.
             let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
@@ -185,8 +185,8 @@ impl Channel {
             let mut c = libc::CMSG_FIRSTHDR(&msg);
             while !c.is_null() {
                 if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let count =
-                        ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                        / std::mem::size_of::<RawFd>();
                     let p = libc::CMSG_DATA(c) as *const RawFd;
                     for i in 0..count {
                         fds.push(OwnedFd::from_raw_fd(p.add(i).read_unaligned()));

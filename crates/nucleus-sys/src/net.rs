@@ -36,10 +36,10 @@ pub fn loopback_up() -> Result<()> {
         for (i, b) in b"lo".iter().enumerate() {
             ifr.ifr_name[i] = *b as libc::c_char;
         }
-        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
         if r == 0 {
             ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr);
         }
         let e = io::Error::last_os_error();
         libc::close(fd);

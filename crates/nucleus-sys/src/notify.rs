@@ -97,7 +97,7 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
 pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
     let mut n = Notif::default();
     // SAFETY: n is a zeroed seccomp_notif of the size the ioctl encodes.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut n as *mut Notif) } != 0 {
+    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV as _, &mut n as *mut Notif) } != 0 {
         return Err(io::Error::last_os_error());
     }
     let nr = n.data.nr as u32;
@@ -119,7 +119,7 @@ pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
         flags,
     };
     // SAFETY: r is a seccomp_notif_resp of the size the ioctl encodes.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND, &mut r as *mut Resp) } != 0 {
+    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND as _, &mut r as *mut Resp) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(Seen {

@@ -672,8 +672,8 @@ pub fn unix_accept(listener: BorrowedFd<'_>, timeout_ms: u64) -> io::Result<Owne
 
 pub fn set_timeout(fd: BorrowedFd<'_>, ms: u64) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: (ms / 1000) as libc::time_t,
-        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+        tv_sec: (ms / 1000) as _,
+        tv_usec: ((ms % 1000) * 1000) as _,
     };
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         // SAFETY: tv is a valid timeval of the given size.

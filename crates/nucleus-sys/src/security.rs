@@ -159,7 +159,13 @@ pub fn set_no_new_privs() -> Result<()> {
     raw::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx("prctl", "PR_SET_NO_NEW_PRIVS")
 }
 
-fn resource(r: RlimitResource) -> libc::__rlimit_resource_t {
+/// The type setrlimit takes its resource as: an enum-like unsigned int in glibc, int in musl.
+#[cfg(target_env = "gnu")]
+type ResourceT = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type ResourceT = libc::c_int;
+
+fn resource(r: RlimitResource) -> ResourceT {
     match r {
         RlimitResource::As => libc::RLIMIT_AS,
         RlimitResource::Core => libc::RLIMIT_CORE,
