@@ -219,6 +219,8 @@ fn main() {
         "/dev",
         "/dev/shm",
         "/etc/ld.so.cache",
+        "/etc/ssl/certs",
+        "/root",
     ] {
         put(&format!("mount:{t}"), mount_opts(t));
     }

@@ -397,6 +397,7 @@ impl Plan {
                         src: p("/").join(&d.path),
                         dst,
                         readonly: true,
+                        noexec: false,
                         idmap: false,
                     }),
                 }
@@ -488,6 +489,7 @@ impl Plan {
                 src: p("/etc/ssl/certs"),
                 dst: p("/etc/ssl/certs"),
                 readonly: true,
+                noexec: true,
                 idmap: false,
             });
         }
@@ -528,6 +530,7 @@ impl Plan {
                 src: p("/dev").join(d),
                 dst: p("/dev").join(d),
                 readonly: false,
+                noexec: false,
                 idmap: false,
             });
         }
@@ -586,48 +589,34 @@ impl Plan {
         }
 
         // Landlock: read everywhere, execute only where programs live, write only where the
-        // sandbox has its own storage.
+        // sandbox has its own storage. On the tmpfs root, "where programs live" is said by the
+        // mounts: every mount that holds data and no programs is noexec (the root tmpfs with
+        // the synthetic /etc files, the /etc entries, /proc, /sys, /dev, /context, provider
+        // configs), which also stops mapping its files executable and holds without Landlock.
+        // So execute is granted on "/" itself: a rule on the sandbox's own root instead of one
+        // on the host's /usr (a host inode shared by every sandbox; that rule cost ~0.2 ms per
+        // start, docs/benchmarks.md). On a --rootfs root the image's program trees get it.
+        let root_rights = if tmpfs_root {
+            FsRight::READ_EXEC
+        } else {
+            FsRight::READ
+        };
         let mut ll: Vec<LandlockRule> = vec![LandlockRule {
             path: p("/"),
-            rights: FsRight::READ.to_vec(),
+            rights: root_rights.to_vec(),
         }];
-        let exec_tops: Vec<PathBuf> = if tmpfs_root {
-            // A symlinked system dir (merged /usr: /bin -> usr/bin) whose target lies beneath
-            // another one needs no rule of its own: Landlock follows the link to the target,
-            // which that rule covers (one open and two rule calls fewer per start each).
-            let dirs: Vec<PathBuf> = facts
-                .system_dirs
-                .iter()
-                .filter(|d| matches!(d.kind, EntryKind::Dir))
-                .map(|d| p("/").join(&d.path))
-                .collect();
-            facts
-                .system_dirs
-                .iter()
-                .filter(|d| match &d.kind {
-                    EntryKind::Symlink(t) => {
-                        // System dirs are top-level: a relative target is relative to "/".
-                        let target = lexical(&p("/").join(t));
-                        !dirs.iter().any(|dir| target.starts_with(dir))
-                    }
-                    _ => true,
-                })
-                .map(|d| p("/").join(&d.path))
-                .collect()
-        } else {
-            facts
-                .rootfs_entries
-                .iter()
-                .filter(|e| !NOEXEC_TOP.contains(&e.path.to_string_lossy().as_ref()))
-                .filter(|e| !matches!(e.kind, EntryKind::File))
-                .map(|e| p("/").join(&e.path))
-                .collect()
-        };
-        for d in exec_tops {
-            ll.push(LandlockRule {
-                path: d,
-                rights: FsRight::READ_EXEC.to_vec(),
-            });
+        if !tmpfs_root {
+            for e in &facts.rootfs_entries {
+                if NOEXEC_TOP.contains(&e.path.to_string_lossy().as_ref())
+                    || matches!(e.kind, EntryKind::File)
+                {
+                    continue;
+                }
+                ll.push(LandlockRule {
+                    path: p("/").join(&e.path),
+                    rights: FsRight::READ_EXEC.to_vec(),
+                });
+            }
         }
         ll.push(LandlockRule {
             path: p("/dev"),
@@ -666,12 +655,14 @@ impl Plan {
                         slot: prepared.len() - 1,
                         dst: p("/context"),
                         readonly: true,
+                        noexec: true,
                     });
                 }
                 ContextMode::Bind => m.push(MountOp::Bind {
                     src: ctx.clone(),
                     dst: p("/context"),
                     readonly: true,
+                    noexec: true,
                     idmap: idmap_user,
                 }),
             }
@@ -691,6 +682,7 @@ impl Plan {
                         src: ws.clone(),
                         dst: dst.clone(),
                         readonly: ro,
+                        noexec: false,
                         idmap: idmap_user,
                     });
                     let rights = if ro {
@@ -712,6 +704,7 @@ impl Plan {
                         slot: prepared.len() - 1,
                         dst: dst.clone(),
                         readonly: false,
+                        noexec: false,
                     });
                     ll.push(LandlockRule {
                         path: dst.clone(),
@@ -726,6 +719,7 @@ impl Plan {
                 src: v.src.clone(),
                 dst: v.dst.clone(),
                 readonly: v.readonly,
+                noexec: false,
                 idmap: idmap_user,
             });
             let rights = if v.readonly {
@@ -762,6 +756,7 @@ impl Plan {
                 src: pc.src.clone(),
                 dst: dst.clone(),
                 readonly: true,
+                noexec: true,
                 idmap: idmap_user,
             });
             ll.push(LandlockRule {
@@ -1002,24 +997,6 @@ fn abs(flag: &str, path: &Path) -> Result<(), PlanError> {
     }
 }
 
-/// `p` with `.` and `..` resolved lexically (no file system access; `..` at the root stays).
-fn lexical(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if out.parent().is_some() {
-                    out.pop();
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1057,18 +1034,16 @@ mod tests {
     }
 
     #[test]
-    fn symlinked_system_dirs_inside_another_get_no_landlock_rule_of_their_own() {
-        let mut f = facts();
-        f.system_dirs.push(HostEntry {
-            path: p("lib64"),
-            kind: EntryKind::Symlink(p("./usr/../usr/lib64")),
+    fn tmpfs_root_grants_execute_on_root_and_mounts_data_noexec() {
+        let mut c = cfg(&["true"]);
+        c.context = Some(p("/srv/ctx"));
+        c.context_mode = ContextMode::Bind;
+        c.volumes.push(crate::config::Volume {
+            src: p("/srv/tools"),
+            dst: p("/tools"),
+            readonly: true,
         });
-        // Points outside every system dir: keeps its rule.
-        f.system_dirs.push(HostEntry {
-            path: p("sbin"),
-            kind: EntryKind::Symlink(p("/opt/sbin")),
-        });
-        let plan = Plan::build(&cfg(&["true"]), &f, "id").unwrap();
+        let plan = Plan::build(&c, &facts(), "id").unwrap();
         let exec: Vec<&Path> = plan
             .landlock
             .rules
@@ -1078,8 +1053,44 @@ mod tests {
             })
             .map(|r| r.path.as_path())
             .collect();
-        assert_eq!(exec, vec![Path::new("/usr"), Path::new("/sbin")]);
-        assert_eq!(lexical(Path::new("/../a/./b/../c")), p("/a/c"));
+        // No rule on a host directory (/usr): the root's own rule carries execute.
+        assert_eq!(exec, vec![Path::new("/"), Path::new("/tools")]);
+        let noexec = |dst: &str| {
+            plan.mounts.iter().find_map(|m| match m {
+                MountOp::Bind { dst: d, noexec, .. } if d == Path::new(dst) => Some(*noexec),
+                _ => None,
+            })
+        };
+        // Data is noexec by mount; programs (system dirs, a read-only volume) are not.
+        assert_eq!(noexec("/context"), Some(true));
+        assert_eq!(noexec("/usr"), Some(false));
+        assert_eq!(noexec("/tools"), Some(false));
+        // A --rootfs root holds programs anywhere in the image: "/" is read-only for Landlock
+        // and the image's directories (not /etc, /proc, ...) get execute.
+        let mut f = facts();
+        f.rootfs_entries = vec![
+            HostEntry {
+                path: p("usr"),
+                kind: EntryKind::Dir,
+            },
+            HostEntry {
+                path: p("etc"),
+                kind: EntryKind::Dir,
+            },
+        ];
+        let mut c = cfg(&["true"]);
+        c.rootfs = Some(p("/srv/rootfs"));
+        let plan = Plan::build(&c, &f, "id").unwrap();
+        let rights = |path: &str| {
+            plan.landlock
+                .rules
+                .iter()
+                .find(|r| r.path == Path::new(path))
+                .map(|r| r.rights.contains(&FsRight::Execute))
+        };
+        assert_eq!(rights("/"), Some(false));
+        assert_eq!(rights("/usr"), Some(true));
+        assert_eq!(rights("/etc"), None);
     }
 
     #[test]
@@ -1137,6 +1148,7 @@ mod tests {
             src: p("/usr"),
             dst: p("/usr"),
             readonly: true,
+            noexec: false,
             idmap: false
         }));
         assert_eq!(plan.mounts.last(), Some(&MountOp::RemountRootReadonly));
@@ -1147,14 +1159,10 @@ mod tests {
             .iter()
             .any(|(k, v)| k == "PATH" && v == DEFAULT_PATH));
         assert_eq!(plan.on_security_failure, OnFailure::Degrade);
-        // /etc has no exec right; /usr does
-        let usr = plan
-            .landlock
-            .rules
-            .iter()
-            .find(|r| r.path == p("/usr"))
-            .unwrap();
-        assert!(usr.rights.contains(&FsRight::Execute));
+        // Execute comes with the root's rule (data mounts are noexec); no rule names /etc.
+        let root = &plan.landlock.rules[0];
+        assert_eq!(root.path, p("/"));
+        assert!(root.rights.contains(&FsRight::Execute));
         assert!(!plan
             .landlock
             .rules
@@ -1209,6 +1217,7 @@ mod tests {
             src: p("/src"),
             dst: p("/workspace"),
             readonly: false,
+            noexec: false,
             idmap: true
         }));
         c.workspace_mode = WorkspaceMode::CopyInOut;
@@ -1223,7 +1232,8 @@ mod tests {
         assert!(plan.mounts.contains(&MountOp::Attach {
             slot: 0,
             dst: p("/workspace"),
-            readonly: false
+            readonly: false,
+            noexec: false
         }));
     }
 

@@ -93,7 +93,8 @@ impl Prepared {
         }
         let at = PathBuf::from(format!("/ro-tree-{}", self.readonly_trees.len()));
         fs::create_dir(&at).ctx("mkdir", at.display())?;
-        bind_readonly(&under(OLD, tree), &at, tree)?;
+        // /etc entries: data, never programs (noexec; its links into /usr still run).
+        bind_readonly(&under(OLD, tree), &at, tree, MOUNT_ATTR_NOEXEC)?;
         self.readonly_trees.push((tree.to_path_buf(), at.clone()));
         Ok(at)
     }
@@ -141,15 +142,17 @@ pub fn stage() -> Result<()> {
 pub fn make_root(root: &RootSource) -> Result<()> {
     let new = Path::new(NEW);
     match root {
+        // noexec: the root holds mount points, links and the synthetic /etc files; programs
+        // come from the binds on it (the plan's Landlock rule grants execute on "/").
         RootSource::Tmpfs => raw::mount(
             Some(Path::new("tmpfs")),
             new,
             Some("tmpfs"),
-            MS_NOSUID | MS_NODEV,
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
             Some("mode=0755"),
         )
         .ctx("mount root tmpfs", NEW),
-        RootSource::Bind(dir) => bind_readonly(&under(OLD, dir), new, dir),
+        RootSource::Bind(dir) => bind_readonly(&under(OLD, dir), new, dir, 0),
     }
 }
 
@@ -164,19 +167,32 @@ fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
     o
 }
 
-/// Recursive bind of `src` at `dst`, made read-only, nosuid and nodev on the whole subtree.
-fn bind_readonly(src: &Path, dst: &Path, what: &Path) -> Result<()> {
+/// Recursive bind of `src` at `dst`, made read-only, nosuid and nodev (plus `extra`
+/// attributes) on the whole subtree.
+fn bind_readonly(src: &Path, dst: &Path, what: &Path, extra: u64) -> Result<()> {
     raw::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
         .ctx("bind", what.display())?;
     raw::mount_setattr(
         None,
         dst,
         true,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | extra,
         0,
         None,
     )
     .ctx("make read-only", what.display())
+}
+
+/// The attributes of a user bind or prepared tree: always nosuid and nodev.
+pub fn bind_attrs(readonly: bool, noexec: bool) -> u64 {
+    let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if readonly {
+        set |= MOUNT_ATTR_RDONLY;
+    }
+    if noexec {
+        set |= MOUNT_ATTR_NOEXEC;
+    }
+    set
 }
 
 /// A mount onto a target the sandbox lacks (this kernel has no such /proc or /sys entry):
@@ -241,6 +257,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             src,
             dst,
             readonly,
+            noexec,
             idmap,
         } => {
             let d = under(NEW, dst);
@@ -256,8 +273,11 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let s = under(OLD, src);
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
-            if *readonly {
-                return bind_readonly(&s, &d, src);
+            if *readonly || *noexec {
+                raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
+                    .ctx("bind", src.display())?;
+                return raw::mount_setattr(None, &d, true, bind_attrs(*readonly, *noexec), 0, None)
+                    .ctx("set bind attributes", src.display());
             }
             raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", src.display())
@@ -274,12 +294,8 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             raw::mount(Some(&from), &d, None, libc::MS_BIND | libc::MS_REC, None)
                 .ctx("bind", tree.join(rel).display())
         }
-        MountOp::Attach {
-            slot,
-            dst,
-            readonly: _,
-        } => {
-            // Read-only-ness was set by the parent on the detached mount.
+        MountOp::Attach { slot, dst, .. } => {
+            // Read-only-ness and noexec were set by the parent on the detached mount.
             let d = under(NEW, dst);
             let fd = prep
                 .trees
@@ -310,7 +326,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 Ok(()) => Ok(()),
                 // Without a network namespace of our own the kernel refuses a new sysfs.
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    bind_readonly(&under(OLD, Path::new("/sys")), &d, dst)
+                    bind_readonly(&under(OLD, Path::new("/sys")), &d, dst, MOUNT_ATTR_NOEXEC)
                 }
                 Err(e) => Err(e).ctx("mount sysfs", dst.display()),
             }

@@ -25,10 +25,7 @@ use crate::mount::{self, Prepared, Switched};
 use crate::net;
 use crate::netwatch;
 use crate::notify;
-use crate::raw::{
-    self, Forked, WaitStatus, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID,
-    MOUNT_ATTR_RDONLY,
-};
+use crate::raw::{self, Forked, WaitStatus, MOUNT_ATTR_IDMAP};
 use crate::security;
 use crate::trace;
 use crate::tty;
@@ -262,14 +259,12 @@ fn parent_idmapped_mounts(
             MountOp::Bind {
                 src,
                 readonly,
+                noexec,
                 idmap: true,
                 ..
             } => {
                 let fd = raw::open_tree_clone(None, src, false).ctx("bind", src.display())?;
-                let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                if *readonly {
-                    set |= MOUNT_ATTR_RDONLY;
-                }
+                let set = mount::bind_attrs(*readonly, *noexec);
                 if !setattr_maybe_idmapped(fd.as_fd(), set, Some(userns.as_fd()))
                     .ctx("idmap bind", src.display())?
                 {
@@ -280,16 +275,18 @@ fn parent_idmapped_mounts(
                 }
                 binds.push(fd);
             }
-            MountOp::Attach { slot, readonly, .. } => {
+            MountOp::Attach {
+                slot,
+                readonly,
+                noexec,
+                ..
+            } => {
                 let t = trees
                     .get(*slot)
                     .ok_or_else(|| other("attach", format!("no prepared tree {slot}")))?;
                 let fd = raw::open_tree_clone(Some(t.view.as_fd()), Path::new(""), false)
                     .ctx("clone tree", t.src.display())?;
-                let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                if *readonly {
-                    set |= MOUNT_ATTR_RDONLY;
-                }
+                let set = mount::bind_attrs(*readonly, *noexec);
                 let ns = idmap_for_trees.then(|| userns.as_fd());
                 let mapped = setattr_maybe_idmapped(fd.as_fd(), set, ns)
                     .ctx("prepare tree", t.src.display())?;

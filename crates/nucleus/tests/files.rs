@@ -104,10 +104,15 @@ fn context_is_a_read_only_copy_without_exec() {
     // bind mode shows the same files
     let p = probe_run(
         &["--context", &t.s(), "--context-mode", "bind"],
-        &["read=/context/notes.md", "write=/context/new"],
+        &[
+            "read=/context/notes.md",
+            "write=/context/new",
+            "exec=/context/prog",
+        ],
     );
     assert_eq!(p["read=/context/notes.md"], "context!");
     assert_eq!(p["write=/context/new"], "EROFS");
+    assert_eq!(p["exec=/context/prog"], "EACCES");
 }
 
 #[test]
@@ -125,6 +130,9 @@ fn volumes_tmpfs_and_provider_configs() {
     .unwrap();
     let data = t.path().join("data");
     std::fs::create_dir(&data).unwrap();
+    // A program in each: a read-only volume may hold tools, a provider config holds data.
+    std::fs::copy("/bin/true", cfg.join("tool")).unwrap();
+    std::fs::copy("/bin/true", data.join("tool")).unwrap();
     let pc = format!("{}:.aws", cfg.display());
     let vro = format!("{}:/mnt/ro:ro", data.display());
     let vrw = format!("{}:/mnt/rw", data.display());
@@ -146,8 +154,12 @@ fn volumes_tmpfs_and_provider_configs() {
             "write=/mnt/rw/x",
             "write=/scratch/x",
             "stat=/root/.aws/credentials",
+            "exec=/root/.aws/tool",
+            "exec=/mnt/ro/tool",
         ],
     );
+    assert_eq!(p["exec=/root/.aws/tool"], "EACCES");
+    assert_eq!(p["exec=/mnt/ro/tool"], 0);
     assert_eq!(p["read=/root/.aws/credentials"], "secret-key");
     assert_eq!(p["write=/root/.aws/x"], "EROFS");
     assert_eq!(p["write=/mnt/ro/x"], "EROFS");

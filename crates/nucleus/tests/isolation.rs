@@ -96,7 +96,30 @@ fn probe_sees_full_isolation() {
         );
     }
     assert!(opts("/tmp").contains(&"rw".to_string()));
-    assert!(opts("/dev/shm").contains(&"noexec".to_string()));
+    // Data mounts are noexec (Landlock grants execute on "/" and leaves it to them); the
+    // program trees and the sandbox's scratch space are not.
+    for data in [
+        "/",
+        "/etc/ld.so.cache",
+        "/etc/ssl/certs",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/dev/shm",
+    ] {
+        assert!(
+            opts(data).contains(&"noexec".to_string()),
+            "{data} should be noexec: {:?}",
+            opts(data)
+        );
+    }
+    for progs in ["/usr", "/tmp", "/root"] {
+        assert!(
+            !opts(progs).contains(&"noexec".to_string()),
+            "{progs} should allow programs: {:?}",
+            opts(progs)
+        );
+    }
     assert_eq!(p["tmp_mode"], "1777");
     for (k, v) in [
         ("write_usr", "EROFS"),
