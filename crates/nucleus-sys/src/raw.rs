@@ -91,6 +91,25 @@ pub fn make_file(p: &Path, mode: u32) -> io::Result<()> {
     check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | mode as libc::mode_t, 0) }).map(drop)
 }
 
+/// Swap two existing names atomically (renameat2 RENAME_EXCHANGE, Linux 3.15; EINVAL on a
+/// filesystem without it).
+pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    const RENAME_EXCHANGE: libc::c_uint = 2;
+    let (ca, cb) = (cstr(a)?, cstr(b)?);
+    // SAFETY: both are valid C strings for the duration of the call.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    })
+    .map(drop)
+}
+
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     let (a, b) = (cstr(new_root)?, cstr(put_old)?);
     // SAFETY: both are valid C strings for the duration of the call.

@@ -222,12 +222,29 @@ impl Store {
         flock(&dir).ctx("lock", dir.display())
     }
 
-    /// Replace `name` in the sandbox's directory atomically: write a temporary, then rename.
+    /// Replace `name` in the sandbox's directory atomically: write a temporary, swap it with
+    /// the current file (readers see one or the other, whole), remove the old one.
+    ///
+    /// Not a rename over the old file: ext4 (auto_da_alloc) starts writing the new file's
+    /// data to disk whenever a rename replaces a file, for a record that may be gone in a few
+    /// milliseconds (/run is not a tmpfs everywhere; it is ext4 on the benchmark host). A
+    /// rename over cost ~80 µs of CPU there plus the I/O; exchange and unlink ~50 µs, no I/O.
     pub fn write_file(&self, id: &str, name: &str, data: &[u8]) -> Result<()> {
         let dir = self.dir(id);
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let dst = dir.join(name);
         write_new(&tmp, data).ctx("write", tmp.display())?;
-        fs::rename(&tmp, dir.join(name)).ctx("rename", tmp.display())
+        match crate::raw::rename_exchange(&tmp, &dst) {
+            Ok(()) => {
+                let _ = fs::remove_file(&tmp);
+                Ok(())
+            }
+            // No file yet, or a filesystem that cannot exchange: a plain rename.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
+                fs::rename(&tmp, &dst).ctx("rename", tmp.display())
+            }
+            Err(e) => Err(e).ctx("rename", tmp.display()),
+        }
     }
 
     pub fn write(&self, s: &State) -> Result<()> {
@@ -401,5 +418,30 @@ pub fn fork_monitor(log: &fs::File, title: &str) -> Result<MonitorFork> {
             let _ = crate::raw::set_cmdline(title);
             Ok(MonitorFork::Monitor { notify: w.into() })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_file_replaces_whole_and_leaves_no_temporary() {
+        let root = std::env::temp_dir().join(format!("nucleus-store-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        let dir = store.dir("abc");
+        fs::create_dir(&dir).unwrap();
+        // First write: no file to exchange with (plain rename); then two replacements.
+        for data in ["first", "second, longer", "3"] {
+            store.write_file("abc", "f.json", data.as_bytes()).unwrap();
+            assert_eq!(fs::read_to_string(dir.join("f.json")).unwrap(), data);
+            let names: Vec<_> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec!["f.json"]);
+        }
+        fs::remove_dir_all(&root).unwrap();
     }
 }
