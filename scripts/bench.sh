@@ -71,7 +71,18 @@ c["linux"]["cgroupsPath"] = cg
 json.dump(c, open(p, "w"))
 PY
 
-bwrap_cmd="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --new-session /bin/true"
+# bwrap with the same read-only binds as nucleus's default sandbox (issue #7): /usr, the merged-
+# /usr links, and the host /etc entries nucleus binds or links. The /etc list is read off a
+# nucleus sandbox (its /etc mount points and links), so it follows nucleus and the host. The
+# files nucleus writes itself (passwd, group, hosts, hostname, resolv.conf, nsswitch.conf) are
+# not binds and have no bwrap counterpart. `bwrap-usr` is the same without /etc (for reference).
+bwrap_base="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --new-session"
+etc_args=$(unshare -m --propagation private sh -c "umount /sys/fs/cgroup/unified 2>/dev/null || true; '$nucleus' run -- /bin/sh -c '
+  while read -r _ _ _ _ mp _; do case \$mp in /etc/*) echo \"--ro-bind \$mp \$mp\";; esac; done < /proc/self/mountinfo
+  for f in /etc/*; do [ -L \"\$f\" ] && echo \"--symlink \$(readlink \"\$f\") \$f\"; done; true'")
+[ -n "$etc_args" ] || { echo "bench.sh: could not read nucleus's /etc binds" >&2; exit 1; }
+bwrap_cmd="$bwrap_base $(echo $etc_args) /bin/true"
+bwrap_usr_cmd="$bwrap_base /bin/true"
 
 # All commands run in one private mount namespace without the cgroup2 mount, which crun 1.8
 # needs on this hybrid host, and in a network namespace of their own (the bridge variant
@@ -114,6 +125,7 @@ unshare -m -n --propagation private sh -c "
     nucleus-egress '$nucleus run --network bridge --dns 192.0.2.53 --egress-allow 192.0.2.0/24 -- /bin/true' \
     nucleus-rootfs '$nucleus run --rootfs $work/bundle/rootfs -- /bin/true' \
     bwrap '$bwrap_cmd' \
+    bwrap-usr '$bwrap_usr_cmd' \
     crun 'crun run --bundle $work/bundle nucleus-bench-crun' \
     runc 'runc run --bundle $work/bundle nucleus-bench-runc'
 "
@@ -149,13 +161,14 @@ done
 extra=${out%.json}-extra.json
 unshare -m --propagation private sh -c "
   umount /sys/fs/cgroup/unified 2>/dev/null || true
-  python3 - '$extra' '$tp_n' '$nucleus' '$work/bundle' \"$bwrap_cmd\" <<'PY'
+  python3 - '$extra' '$tp_n' '$nucleus' '$work/bundle' \"$bwrap_cmd\" \"$bwrap_usr_cmd\" <<'PY'
 import json, queue, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
-out, n, nucleus, bundle, bwrap = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+out, n, nucleus, bundle, bwrap, bwrap_usr = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 cmds = {
     'nucleus': lambda i, k: [nucleus, 'run', '--', '/bin/true'],
     'bwrap': lambda i, k: bwrap.split(),
+    'bwrap-usr': lambda i, k: bwrap_usr.split(),
     'crun': lambda i, k: ['crun', 'run', '--bundle', f'{bundle}-{k}', f'nucleus-bench-tp-crun-{i}'],
     'runc': lambda i, k: ['runc', 'run', '--bundle', f'{bundle}-{k}', f'nucleus-bench-tp-runc-{i}'],
 }
