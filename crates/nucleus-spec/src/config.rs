@@ -600,6 +600,10 @@ pub struct RunConfig {
     pub limits: crate::cgroup::Limits,
     /// Where sandbox cgroups go (`--cgroup-parent`, `NUCLEUS_CGROUP_ROOT`).
     pub cgroup_parent: crate::cgroup::CgroupParent,
+    /// Where the runtime keeps its snapshots of the host /etc entries (set from the state root
+    /// by the binary; None: every entry is bound on its own). See [`crate::plan::EtcView`].
+    #[serde(default)]
+    pub etc_views: Option<PathBuf>,
 }
 
 impl RunConfig {

@@ -17,6 +17,18 @@ pub struct HostEntry {
     /// Path relative to the directory it was read from (e.g. `usr`, `ssl/certs`).
     pub path: PathBuf,
     pub kind: EntryKind,
+    /// Changes whenever the entry does: a hash of its device, inode, size, mode and change and
+    /// modification times (0 when not probed). Keys the /etc view ([`crate::plan::EtcView`]).
+    #[serde(default)]
+    pub stamp: u64,
+}
+
+/// FNV-1a (64 bit): a small, stable hash for change stamps and view keys (not for security:
+/// the inputs are the host's own metadata).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The facts only some flags need: the probe finds each only when asked (the default run

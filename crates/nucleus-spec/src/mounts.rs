@@ -77,6 +77,11 @@ pub enum MountOp {
         #[serde(default)]
         noexec: bool,
     },
+    /// Attach the host /etc snapshot the runtime prepared (`Plan::etc_view`): read-only,
+    /// noexec, nosuid, nodev.
+    EtcView {
+        dst: PathBuf,
+    },
     Proc {
         dst: PathBuf,
         readonly: bool,

@@ -80,23 +80,28 @@ fn default_plan_ruleset_and_mounts() {
             HostEntry {
                 path: "usr".into(),
                 kind: EntryKind::Dir,
+                stamp: 0,
             },
             HostEntry {
                 path: "bin".into(),
                 kind: EntryKind::Symlink("usr/bin".into()),
+                stamp: 0,
             },
             HostEntry {
                 path: "lib".into(),
                 kind: EntryKind::Symlink("usr/lib".into()),
+                stamp: 0,
             },
             HostEntry {
                 path: "lib64".into(),
                 kind: EntryKind::Symlink("usr/lib64".into()),
+                stamp: 0,
             },
         ],
         etc_entries: vec![HostEntry {
             path: "ld.so.cache".into(),
             kind: EntryKind::File,
+            stamp: 0,
         }],
         landlock_abi: 7,
         time_ns: true,
@@ -104,6 +109,7 @@ fn default_plan_ruleset_and_mounts() {
     };
     let cfg = RunConfig {
         argv: vec!["true".into()],
+        etc_views: Some("/run/nucleus/.etc-views".into()),
         ..Default::default()
     };
     let plan = Plan::build(&cfg, &facts, "0123456789abcdef").unwrap();

@@ -51,6 +51,12 @@ pub fn copy_in(src: &Path, dst: &Path, uid: u32, gid: u32) -> Result<()> {
         .ctx("chmod", dst.display())
 }
 
+/// Copy the host directory `src` into the existing directory `dst` as it is (modes and times
+/// kept, owned by the caller, symlinks as symlinks; devices, sockets and fifos left out).
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    copy_dir(src, dst, None, false)
+}
+
 /// Add `base` to the owner of every entry under `root` (symlinks not followed): for kernels or
 /// filesystems without idmapped mounts, files are owned by the sandbox's host ids directly.
 pub fn shift_owners(root: &Path, base: u32) -> Result<()> {

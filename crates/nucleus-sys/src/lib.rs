@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod copy;
 pub mod error;
+pub mod etcview;
 pub mod idslot;
 pub mod init;
 pub mod join;

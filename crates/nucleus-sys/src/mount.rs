@@ -83,6 +83,8 @@ pub struct Prepared {
     /// Host trees bound read-only in the staging root (see [`MountOp::BindFromTree`]): each
     /// tree and where it is.
     pub readonly_trees: Vec<(PathBuf, PathBuf)>,
+    /// The /etc view's detached clone (`MountOp::EtcView`), made by the parent before the fork.
+    pub etc_view: Option<OwnedFd>,
 }
 
 impl Prepared {
@@ -302,6 +304,15 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 .get_mut(*slot)
                 .and_then(Option::take)
                 .ok_or_else(|| other("attach", format!("missing prepared tree {slot}")))?;
+            mountpoint(&d, true)?;
+            raw::move_mount_to(fd.as_fd(), &d).ctx("attach", dst.display())
+        }
+        MountOp::EtcView { dst } => {
+            let d = under(NEW, dst);
+            let fd = prep
+                .etc_view
+                .take()
+                .ok_or_else(|| other("attach", "missing /etc view"))?;
             mountpoint(&d, true)?;
             raw::move_mount_to(fd.as_fd(), &d).ctx("attach", dst.display())
         }

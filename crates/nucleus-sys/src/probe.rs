@@ -19,7 +19,25 @@ fn entry(dir: &Path, rel: &str) -> Option<HostEntry> {
     Some(HostEntry {
         path: rel.into(),
         kind,
+        stamp: stamp(&md),
     })
+}
+
+/// What changes when a file is replaced or edited, added to or removed from (a directory):
+/// FNV-1a over its identity, size, mode and times (from the stat already made).
+fn stamp(md: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let fields = [
+        md.dev(),
+        md.ino(),
+        md.size(),
+        u64::from(md.mode()),
+        md.mtime() as u64,
+        md.mtime_nsec() as u64,
+        md.ctime() as u64,
+        md.ctime_nsec() as u64,
+    ];
+    nucleus_spec::host::fnv1a(fields.iter().flat_map(|f| f.to_le_bytes()))
 }
 
 /// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
@@ -212,14 +230,13 @@ mod tests {
             ..Default::default()
         };
         let f = detect(&t, None, wants);
-        assert!(f.system_dirs.contains(&HostEntry {
-            path: "usr".into(),
-            kind: EntryKind::Dir
-        }));
-        assert!(f.system_dirs.contains(&HostEntry {
-            path: "bin".into(),
-            kind: EntryKind::Symlink("usr/bin".into())
-        }));
+        let has = |path: &str, kind: EntryKind| {
+            f.system_dirs
+                .iter()
+                .any(|e| e.path == Path::new(path) && e.kind == kind && e.stamp != 0)
+        };
+        assert!(has("usr", EntryKind::Dir));
+        assert!(has("bin", EntryKind::Symlink("usr/bin".into())));
         assert!(!f.system_dirs.iter().any(|e| e.path == Path::new("lib32")));
         assert!(f
             .etc_entries

@@ -186,6 +186,26 @@ fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
     Ok(out)
 }
 
+/// Hold the plan's /etc view (made when missing) and clone it detached: read-only, noexec,
+/// nosuid, nodev. The clone is made here, not by the sandbox: the view lies under the state
+/// root, which only the runtime may search.
+fn parent_etc_view(v: &nucleus_spec::plan::EtcView) -> Result<(fs::File, OwnedFd)> {
+    let held = crate::etcview::hold(v, Path::new("/etc"))?;
+    let m = raw::open_tree_clone(Some(held.as_fd()), Path::new(""), false)
+        .ctx("clone", v.dir.display())?;
+    raw::mount_setattr(
+        Some(m.as_fd()),
+        Path::new(""),
+        false,
+        mount::bind_attrs(true, true),
+        0,
+        None,
+    )
+    .ctx("make read-only", v.dir.display())?;
+    trace::mark("etc view");
+    Ok((held, m))
+}
+
 fn parent_write_maps(pid: libc::pid_t, idmap: &IdMapPlan, slot: Option<&IdSlot>) -> Result<()> {
     let (uid_map, gid_map) = match (idmap, slot) {
         (IdMapPlan::PrivateRange { width }, Some(s)) => {
@@ -356,6 +376,12 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     };
     trace::mark("cgroup");
     let trees = parent_prepare_trees(plan)?;
+    // The /etc view: held (shared lock) until the sandbox is gone, and cloned detached here;
+    // the child inherits the clone with the fork and attaches it.
+    let etc_view = match &plan.etc_view {
+        Some(v) => Some(parent_etc_view(v)?),
+        None => None,
+    };
     let (pch, cch) = channel::pair()?;
 
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
@@ -368,11 +394,14 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
-            child_main(plan, cch, &join_files)
+            let etc_mount = etc_view.map(|(_, m)| m);
+            child_main(plan, cch, &join_files, etc_mount)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     trace::mark("clone3");
+    // Only the lock stays (the child has its own copy of the clone).
+    let _etc_view_held = etc_view.map(|(held, _)| held);
     drop(cch);
     drop(join_files);
 
@@ -803,12 +832,12 @@ fn parent_wait(
 }
 
 /// The sandbox side. Never returns.
-fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File]) -> ! {
+fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File], etc_view: Option<OwnedFd>) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
     // SAFETY: umask cannot fail.
     let caller_umask = unsafe { libc::umask(0) };
-    match child_setup(plan, &ch, join_files) {
+    match child_setup(plan, &ch, join_files, etc_view) {
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             let sync = if go.sync {
@@ -1015,6 +1044,7 @@ fn child_setup(
     plan: &Plan,
     ch: &Channel,
     join_files: &[fs::File],
+    etc_view: Option<OwnedFd>,
 ) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
     // cgroup v1: into the sandbox's cgroups first, while the runtime writes our id maps; nothing
     // of the sandbox runs (or is charged) outside them. Reported once there is a Go to answer.
@@ -1130,6 +1160,7 @@ fn child_setup(
     let mut prep = Prepared {
         idmapped,
         trees,
+        etc_view,
         readonly_trees: Vec::new(),
     };
     for op in &plan.mounts {

@@ -136,6 +136,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
                 .collect::<Result<_, _>>()?,
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
+        etc_views: None,
     })
 }
 
@@ -355,6 +356,7 @@ pub fn main(
     let state_root = lifecycle::state_root(root);
     if let Ok(r) = &state_root {
         cfg.net.state_dir = r.join("net");
+        cfg.etc_views = Some(r.join(".etc-views"));
     }
     let plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");

@@ -170,9 +170,11 @@ pub fn host_state() -> HostState {
         children: children(),
         run_dir: {
             let r = state_root();
+            // The audit log, the name links' directory and the shared /etc views are the
+            // store's own, not any sandbox's (a view is kept for the next run).
             let mut v: Vec<String> = ls(r.to_str().unwrap())
                 .into_iter()
-                .filter(|e| e != "audit.jsonl" && e != "names")
+                .filter(|e| e != "audit.jsonl" && e != "names" && e != ".etc-views")
                 .collect();
             v.extend(ls(r.join("names").to_str().unwrap()));
             v

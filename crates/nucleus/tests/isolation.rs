@@ -88,7 +88,7 @@ fn probe_sees_full_isolation() {
             .map(String::from)
             .collect::<Vec<_>>()
     };
-    for ro in ["/", "/proc", "/sys", "/usr", "/etc/ld.so.cache"] {
+    for ro in ["/", "/proc", "/sys", "/usr", "/etc"] {
         assert!(
             opts(ro).contains(&"ro".to_string()),
             "{ro} should be read-only: {:?}",
@@ -98,15 +98,7 @@ fn probe_sees_full_isolation() {
     assert!(opts("/tmp").contains(&"rw".to_string()));
     // Data mounts are noexec (Landlock grants execute on "/" and leaves it to them); the
     // program trees and the sandbox's scratch space are not.
-    for data in [
-        "/",
-        "/etc/ld.so.cache",
-        "/etc/ssl/certs",
-        "/proc",
-        "/sys",
-        "/dev",
-        "/dev/shm",
-    ] {
+    for data in ["/", "/etc", "/proc", "/sys", "/dev", "/dev/shm"] {
         assert!(
             opts(data).contains(&"noexec".to_string()),
             "{data} should be noexec: {:?}",
@@ -481,7 +473,7 @@ fn caller_umask_shapes_the_workload_not_the_sandbox_layout() {
     require_root();
     // A strict umask used to mask setup's modes: /etc and the home became root-only.
     let cmd = format!(
-        "umask 077; exec {} run --user 1000 -- sh -c 'umask; head -c0 /etc/passwd && stat -c %a /etc /etc/passwd \"$HOME\"'",
+        "umask 077; exec {} run --user 1000 -- sh -c 'umask; head -c0 /etc/passwd && stat -L -c %a /etc /etc/passwd \"$HOME\"'",
         bin().display()
     );
     let o = std::process::Command::new("sh")

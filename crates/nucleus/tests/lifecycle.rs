@@ -66,7 +66,8 @@ impl Root {
         let mut v: Vec<String> = std::fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "audit.jsonl" && n != "names")
+            // The shared /etc views are the store's, kept for the next run.
+            .filter(|n| n != "audit.jsonl" && n != "names" && n != ".etc-views")
             .collect();
         // names/ is made with the first name.
         if let Ok(names) = std::fs::read_dir(self.path().join("names")) {

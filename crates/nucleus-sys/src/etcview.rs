@@ -1,0 +1,217 @@
+//! The snapshot of the host /etc entries a sandbox's /etc is bound from (the plan's
+//! [`EtcView`]): made once per state of those entries under the state root
+//! (`.etc-views/KEY`), then shared read-only by every sandbox.
+//!
+//! A process using a view holds a shared flock on its directory for as long as its sandbox
+//! may (the runtime of a foreground run, the monitor of a detached one); a view is removed
+//! only under an exclusive lock taken without waiting, so never while a sandbox uses it. A
+//! process that finds the view removed while it waited for its lock makes it again.
+
+use crate::error::{other, Context, Result};
+use nucleus_spec::host::EntryKind;
+use nucleus_spec::plan::{EtcView, ETC_VIEW_LINKS};
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::Path;
+
+fn flock(f: &fs::File, op: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Open `view` (making it from `host_etc` when missing) with a shared lock held while the
+/// returned directory stays open.
+pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
+    for _ in 0..3 {
+        match fs::File::open(&view.dir) {
+            Ok(f) => {
+                flock(&f, libc::LOCK_SH).ctx("lock", view.dir.display())?;
+                // Removed while we waited for the lock: make it again.
+                if f.metadata().ctx("stat", view.dir.display())?.nlink() > 0 {
+                    return Ok(f);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                build(view, host_etc)?;
+                remove_unused(view);
+            }
+            Err(e) => return Err(e).ctx("open", view.dir.display()),
+        }
+    }
+    Err(other(
+        "etc view",
+        format!("{}: removed as fast as it was made", view.dir.display()),
+    ))
+}
+
+/// Fill a temporary directory and rename it into place (a concurrent maker may win: then its
+/// view is used and ours dropped).
+fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
+    let views = view
+        .dir
+        .parent()
+        .ok_or_else(|| other("etc view", "no parent directory"))?;
+    crate::raw::mkdir_p(views, 0o700).ctx("create", views.display())?;
+    let tmp = views.join(format!(".tmp.{}.{}", view.key, std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    // Exactly the modes asked for, whatever the caller's umask (the runtime is single-threaded
+    // here; the umask is restored below).
+    // SAFETY: umask cannot fail.
+    let umask = unsafe { libc::umask(0) };
+    let made = (|| -> Result<()> {
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&tmp)
+            .ctx("create", tmp.display())?;
+        for e in &view.entries {
+            let (src, dst) = (host_etc.join(&e.path), tmp.join(&e.path));
+            if let Some(parent) = dst.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .ctx("create", parent.display())?;
+            }
+            match &e.kind {
+                EntryKind::Symlink(t) => {
+                    std::os::unix::fs::symlink(t, &dst).ctx("symlink", dst.display())?
+                }
+                EntryKind::Dir => {
+                    let md = fs::metadata(&src).ctx("stat", src.display())?;
+                    fs::DirBuilder::new()
+                        .mode(md.mode() & 0o7777)
+                        .create(&dst)
+                        .ctx("create", dst.display())?;
+                    crate::copy::copy_tree(&src, &dst)?;
+                }
+                // Gone since the probe: left out (its stamp changes the next run's key).
+                EntryKind::File => match fs::copy(&src, &dst) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    r => drop(r.ctx("copy", src.display())?),
+                },
+            }
+        }
+        for name in &view.links {
+            let l = tmp.join(name);
+            std::os::unix::fs::symlink(Path::new(ETC_VIEW_LINKS).join(name), &l)
+                .ctx("symlink", l.display())?;
+        }
+        Ok(())
+    })();
+    // SAFETY: as above.
+    unsafe { libc::umask(umask) };
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if fs::rename(&tmp, &view.dir).is_err() {
+        // Made meanwhile by another run (the rename refuses a non-empty target).
+        let _ = fs::remove_dir_all(&tmp);
+        if !view.dir.exists() {
+            return Err(other("make /etc view", view.dir.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Remove the other views nobody holds, and temporaries of makers that died.
+fn remove_unused(keep: &EtcView) {
+    let Some(views) = keep.dir.parent() else {
+        return;
+    };
+    let Ok(rd) = fs::read_dir(views) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == keep.key {
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix(".tmp.") {
+            let pid: Option<i32> = rest.rsplit('.').next().and_then(|p| p.parse().ok());
+            // SAFETY: signal 0 only checks that the process exists.
+            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+            continue;
+        }
+        if let Ok(f) = fs::File::open(e.path()) {
+            if flock(&f, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nucleus_spec::host::HostEntry;
+
+    #[test]
+    fn a_view_copies_entries_links_synthetic_names_and_replaces_unused_ones() {
+        let t = std::env::temp_dir().join(format!("nucleus-etcview-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        let etc = t.join("etc");
+        fs::create_dir_all(etc.join("ssl/certs")).unwrap();
+        fs::write(etc.join("services"), "http 80/tcp\n").unwrap();
+        fs::write(etc.join("ssl/certs/ca.pem"), "CERT").unwrap();
+        std::os::unix::fs::symlink("ca.pem", etc.join("ssl/certs/hash.0")).unwrap();
+        let entry = |path: &str, kind: EntryKind| HostEntry {
+            path: path.into(),
+            kind,
+            stamp: 0,
+        };
+        let view = |key: &str| EtcView {
+            dir: t.join("views").join(key),
+            key: key.into(),
+            entries: vec![
+                entry("services", EntryKind::File),
+                entry("ssl/certs", EntryKind::Dir),
+                entry(
+                    "localtime",
+                    EntryKind::Symlink("/usr/share/zoneinfo/UTC".into()),
+                ),
+            ],
+            links: vec!["passwd".into()],
+        };
+        let a = view("a");
+        let held = hold(&a, &etc).unwrap();
+        let d = &a.dir;
+        assert_eq!(
+            fs::read_to_string(d.join("services")).unwrap(),
+            "http 80/tcp\n"
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("ssl/certs/hash.0")).unwrap(),
+            "CERT"
+        );
+        assert_eq!(
+            fs::read_link(d.join("ssl/certs/hash.0")).unwrap(),
+            Path::new("ca.pem")
+        );
+        assert_eq!(
+            fs::read_link(d.join("localtime")).unwrap(),
+            Path::new("/usr/share/zoneinfo/UTC")
+        );
+        assert_eq!(
+            fs::read_link(d.join("passwd")).unwrap(),
+            Path::new(ETC_VIEW_LINKS).join("passwd")
+        );
+        assert_eq!(fs::metadata(d).unwrap().mode() & 0o777, 0o755);
+        // A second view while the first is held: the first stays.
+        let b = view("b");
+        let held_b = hold(&b, &etc).unwrap();
+        assert!(a.dir.exists() && b.dir.exists());
+        // Released, it goes when the next view is made.
+        drop(held);
+        let c = view("c");
+        let _held_c = hold(&c, &etc).unwrap();
+        assert!(!a.dir.exists() && b.dir.exists() && c.dir.exists());
+        drop(held_b);
+        fs::remove_dir_all(&t).unwrap();
+    }
+}
