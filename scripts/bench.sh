@@ -72,15 +72,23 @@ json.dump(c, open(p, "w"))
 PY
 
 # bwrap with the same read-only binds as nucleus's default sandbox (issue #7): /usr, the merged-
-# /usr links, and the host /etc entries nucleus binds or links. The /etc list is read off a
-# nucleus sandbox (its /etc mount points and links), so it follows nucleus and the host. The
-# files nucleus writes itself (passwd, group, hosts, hostname, resolv.conf, nsswitch.conf) are
-# not binds and have no bwrap counterpart. `bwrap-usr` is the same without /etc (for reference).
+# /usr links, and the host /etc entries nucleus gives a sandbox (its plan's list, read with
+# --dry-run, so it follows nucleus and the host): one --ro-bind per file or directory, one
+# --symlink per link. (nucleus itself serves them from one snapshot it keeps, see
+# docs/isolation.md; bwrap has no such thing.) The files nucleus writes itself (passwd, group,
+# hosts, hostname, resolv.conf, nsswitch.conf) are not binds and have no bwrap counterpart.
+# `bwrap-usr` is the same without /etc (for reference).
 bwrap_base="bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --new-session"
-etc_args=$(unshare -m --propagation private sh -c "umount /sys/fs/cgroup/unified 2>/dev/null || true; '$nucleus' run -- /bin/sh -c '
-  while read -r _ _ _ _ mp _; do case \$mp in /etc/*) echo \"--ro-bind \$mp \$mp\";; esac; done < /proc/self/mountinfo
-  for f in /etc/*; do [ -L \"\$f\" ] && echo \"--symlink \$(readlink \"\$f\") \$f\"; done; true'")
-[ -n "$etc_args" ] || { echo "bench.sh: could not read nucleus's /etc binds" >&2; exit 1; }
+etc_args=$("$nucleus" run --dry-run -- /bin/true | python3 -c '
+import json, sys
+plan = json.load(sys.stdin)
+entries = (plan.get("etc_view") or {}).get("entries") or []
+for e in entries:
+    p = "/etc/" + e["path"]
+    k = e["kind"]
+    print("--symlink " + k["Symlink"] + " " + p if isinstance(k, dict) else "--ro-bind " + p + " " + p)
+')
+[ -n "$etc_args" ] || { echo "bench.sh: could not read nucleus's /etc entries" >&2; exit 1; }
 bwrap_cmd="$bwrap_base $(echo $etc_args) /bin/true"
 bwrap_usr_cmd="$bwrap_base /bin/true"
 
