@@ -23,12 +23,17 @@ mkdir -p "$(dirname "$out")"
 work=$(mktemp -d /var/tmp/nucleus-pgbench.XXXXXX)
 chmod 755 "$work"
 server=
+bare_up=
 stop_server() {
   if [ -n "$server" ]; then
     # SIGTERM (smart shutdown): a background job of a script ignores SIGINT.
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
     server=
+  fi
+  if [ -n "$bare_up" ]; then
+    as_pg "$pgbin/pg_ctl stop -s -m smart -D $work/data" || true
+    bare_up=
   fi
 }
 trap 'stop_server; rm -rf "$work"' EXIT
@@ -40,12 +45,18 @@ as_pg "$pgbin/initdb -D $work/data --auth=trust -U postgres >/dev/null"
 opts="-c listen_addresses= -c shared_buffers=128MB -c max_connections=20"
 
 start() { # bare | nucleus
+  # Both servers lead a session of their own, as deployed ones do (pg_ctl and systemd start
+  # postgres that way; nucleus gives every workload a new session). It matters here: with
+  # autogroup scheduling each session is one group on the CPUs, so a server in the session of
+  # its pgbench clients got the CPU per process instead of per group (SELECT-only ~10% apart,
+  # measured: the same bare server under setsid lost the same 10%).
   if [ "$1" = bare ]; then
-    su postgres -s /bin/sh -c "exec $pgbin/postgres -D $work/data -k $work/sock $opts" >"$work/server.log" 2>&1 &
+    as_pg "$pgbin/pg_ctl start -s -D $work/data -l $work/server.log -o '-k $work/sock $opts'" >/dev/null
+    bare_up=1
   else
     "$nucleus" run -u "$uid" -v "$work:/pg" -- "$pgbin/postgres" -D /pg/data -k /pg/sock $opts >"$work/server.log" 2>&1 &
+    server=$!
   fi
-  server=$!
   for _ in $(seq 100); do
     as_pg "$pgbin/pg_isready -q -h $work/sock" && return 0
     sleep 0.1
