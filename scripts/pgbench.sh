@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Steady-state overhead: PostgreSQL (Debian's) under pgbench, on the bare host and inside a
 # nucleus sandbox (default agent mode: user namespace, seccomp, Landlock, no capabilities; the
-# data directory as a volume, the server's unix socket in it, pgbench on the host), several
-# runs interleaved, for SELECT-only and TPC-B-like loads. Prints TPS medians and the ratio
-# nucleus / bare; writes OUT.json. Needs root; installs postgresql with apt when missing.
+# data directory as a volume, the server's unix socket in it, pgbench on the host). Both
+# servers run side by side on copies of one database; each round drives one, then the other
+# (order alternating), for SELECT-only and TPC-B-like loads. Prints TPS medians, the ratio
+# nucleus / bare and the median of the per-round ratios; writes OUT.json. Needs root; installs
+# postgresql with apt when missing.
 #
 #   scripts/pgbench.sh [RUNS] [SECONDS] [OUT.json]   (default 3 runs of 20 s each)
 set -euo pipefail
@@ -24,7 +26,7 @@ work=$(mktemp -d /var/tmp/nucleus-pgbench.XXXXXX)
 chmod 755 "$work"
 server=
 bare_up=
-stop_server() {
+stop_servers() {
   if [ -n "$server" ]; then
     # SIGTERM (smart shutdown): a background job of a script ignores SIGINT.
     kill -TERM "$server" 2>/dev/null || true
@@ -32,65 +34,74 @@ stop_server() {
     server=
   fi
   if [ -n "$bare_up" ]; then
-    as_pg "$pgbin/pg_ctl stop -s -m smart -D $work/data" || true
+    as_pg "$pgbin/pg_ctl stop -s -m smart -D $work/data-bare" || true
     bare_up=
   fi
 }
-trap 'stop_server; rm -rf "$work"' EXIT
+trap 'stop_servers; rm -rf "$work"' EXIT
 as_pg() { su postgres -s /bin/sh -c "$*"; }
 uid=$(id -u postgres)
-mkdir -p "$work/sock"
-chown postgres "$work" "$work/sock"
-as_pg "$pgbin/initdb -D $work/data --auth=trust -U postgres >/dev/null"
+mkdir -p "$work/sock-bare" "$work/sock-nucleus"
+chown postgres "$work" "$work/sock-bare" "$work/sock-nucleus"
+as_pg "$pgbin/initdb -D $work/data-bare --auth=trust -U postgres >/dev/null"
 opts="-c listen_addresses= -c shared_buffers=128MB -c max_connections=20"
 
-start() { # bare | nucleus
-  # Both servers lead a session of their own, as deployed ones do (pg_ctl and systemd start
-  # postgres that way; nucleus gives every workload a new session). It matters here: with
-  # autogroup scheduling each session is one group on the CPUs, so a server in the session of
-  # its pgbench clients got the CPU per process instead of per group (SELECT-only ~10% apart,
-  # measured: the same bare server under setsid lost the same 10%).
-  if [ "$1" = bare ]; then
-    as_pg "$pgbin/pg_ctl start -s -D $work/data -l $work/server.log -o '-k $work/sock $opts'" >/dev/null
-    bare_up=1
-  else
-    "$nucleus" run -u "$uid" -v "$work:/pg" -- "$pgbin/postgres" -D /pg/data -k /pg/sock $opts >"$work/server.log" 2>&1 &
-    server=$!
-  fi
+wait_ready() { # NAME SOCKET-DIR
   for _ in $(seq 100); do
-    as_pg "$pgbin/pg_isready -q -h $work/sock" && return 0
+    as_pg "$pgbin/pg_isready -q -h $2" && return 0
     sleep 0.1
   done
-  cat "$work/server.log" >&2
+  cat "$work/server-$1.log" >&2
   echo "pgbench.sh: the $1 server did not come up" >&2
   exit 1
 }
 
-start bare
-as_pg "pgbench -q -i -s 10 -h $work/sock postgres >/dev/null 2>&1"
-stop_server
+# Both servers lead a session of their own, as deployed ones do (pg_ctl and systemd start
+# postgres that way; nucleus gives every workload a new session). It matters here: with
+# autogroup scheduling each session is one group on the CPUs, so a server in the session of
+# its pgbench clients got the CPU per process instead of per group (SELECT-only ~10% apart,
+# measured: the same bare server under setsid lost the same 10%).
+start_bare() {
+  as_pg "$pgbin/pg_ctl start -s -D $work/data-bare -l $work/server-bare.log -o '-k $work/sock-bare $opts'" >/dev/null
+  bare_up=1
+  wait_ready bare "$work/sock-bare"
+}
 
+start_bare
+as_pg "pgbench -q -i -s 10 -h $work/sock-bare postgres >/dev/null 2>&1"
+stop_servers
+# The same database for each server: a copy made while neither runs.
+as_pg "cp -a $work/data-bare $work/data-nucleus"
+
+# Both servers run side by side, idle but for the one pgbench is driving: the two runs of a
+# pair are seconds apart, so a load change on this shared machine hits both alike (one
+# server after the other, each for minutes, it hit one of them: pairs varied by ±20%).
+start_bare
+"$nucleus" run -u "$uid" -v "$work:/pg" -- "$pgbin/postgres" -D /pg/data-nucleus -k /pg/sock-nucleus $opts >"$work/server-nucleus.log" 2>&1 &
+server=$!
+wait_ready nucleus "$work/sock-nucleus"
+
+# Steady state: a short SELECT-only run first fills each server's shared_buffers (a fresh
+# server reads its working set from the page cache during the first seconds, which is
+# start-up, not overhead).
+for where in bare nucleus; do
+  as_pg "pgbench -S -n -c 4 -j 2 -T $(( secs < 20 ? secs / 4 + 1 : 5 )) -h $work/sock-$where postgres >/dev/null 2>&1"
+done
 results=$work/results
 : >"$results"
 for r in $(seq "$runs"); do
-  # The order alternates round by round (the second server of a round finds the disk and the
-  # page cache as the first left them).
-  order="bare nucleus"; [ $((r % 2)) = 0 ] && order="nucleus bare"
-  for where in $order; do
-    start "$where"
-    # Steady state: a short SELECT-only run first fills shared_buffers (a fresh server reads
-    # its working set from the page cache during the first seconds, which is start-up, not
-    # overhead; without it the first measured load of each server varied by ±10%).
-    as_pg "pgbench -S -n -c 4 -j 2 -T $(( secs < 20 ? secs / 4 + 1 : 5 )) -h $work/sock postgres >/dev/null 2>&1"
-    for load in select tpcb; do
-      flag=; [ "$load" = select ] && flag=-S
-      tps=$(as_pg "pgbench $flag -n -c 4 -j 2 -T $secs -h $work/sock postgres 2>/dev/null" |
+  for load in select tpcb; do
+    flag=; [ "$load" = select ] && flag=-S
+    # Which server goes first alternates round by round.
+    order="bare nucleus"; [ $((r % 2)) = 0 ] && order="nucleus bare"
+    for where in $order; do
+      tps=$(as_pg "pgbench $flag -n -c 4 -j 2 -T $secs -h $work/sock-$where postgres 2>/dev/null" |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
       echo "$where $load $r $tps" | tee -a "$results" >&2
     done
-    stop_server
   done
 done
+stop_servers
 
 python3 - "$results" "$out" "$runs" "$secs" <<'PY'
 import json, statistics, sys
