@@ -34,7 +34,7 @@ stop_servers() {
     server=
   fi
   if [ -n "$bare_up" ]; then
-    as_pg "$pgbin/pg_ctl stop -s -m smart -D $work/data-bare" || true
+    as_pg "$pgbin/pg_ctl stop -s -m fast -D $work/data-bare" 2>/dev/null || true
     bare_up=
   fi
 }
@@ -62,8 +62,9 @@ wait_ready() { # NAME SOCKET-DIR
 # its pgbench clients got the CPU per process instead of per group (SELECT-only ~10% apart,
 # measured: the same bare server under setsid lost the same 10%).
 start_bare() {
-  as_pg "$pgbin/pg_ctl start -s -D $work/data-bare -l $work/server-bare.log -o '-k $work/sock-bare $opts'" >/dev/null
+  # Marked first: a pg_ctl that fails after forking the server must not leave it running.
   bare_up=1
+  as_pg "$pgbin/pg_ctl start -s -D $work/data-bare -l $work/server-bare.log -o '-k $work/sock-bare $opts'" >/dev/null
   wait_ready bare "$work/sock-bare"
 }
 

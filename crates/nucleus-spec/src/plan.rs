@@ -470,8 +470,23 @@ impl Plan {
         // On the tmpfs root (as root), /etc is one read-only bind of a snapshot the runtime
         // keeps of the host entries (see EtcView); the synthetic files live in /run/nucleus
         // and the snapshot links to them.
+        // Not when the user mounts something at or under /etc (the view is read-only; its
+        // identity files are links) or over /run/nucleus: then each entry is bound as before.
+        let user_dsts = cfg
+            .volumes
+            .iter()
+            .map(|v| v.dst.clone())
+            .chain(cfg.tmpfs.iter().map(|t| t.dst.clone()))
+            .chain(cfg.provider_configs.iter().map(|pc| home.join(&pc.dst)));
+        let clashes = user_dsts.into_iter().any(|d| {
+            d.starts_with("/etc")
+                || Path::new(ETC_VIEW_LINKS).starts_with(&d)
+                || d.starts_with(ETC_VIEW_LINKS)
+        });
         let etc_view = match &cfg.etc_views {
-            Some(dir) if tmpfs_root && !rootless => Some(EtcView::new(dir, &facts.etc_entries)),
+            Some(dir) if tmpfs_root && !rootless && !clashes => {
+                Some(EtcView::new(dir, &facts.etc_entries))
+            }
             _ => None,
         };
         let synthetic_dir = if etc_view.is_some() {
@@ -1206,6 +1221,25 @@ mod tests {
         f.etc_entries[0].stamp += 1;
         let changed = Plan::build(&c, &f, "id").unwrap().etc_view.unwrap();
         assert_ne!(changed.key, v.key);
+        // A user mount under /etc or over /run/nucleus: one bind per entry, as before.
+        for dst in ["/etc/app", "/run", "/run/nucleus/x"] {
+            let mut c2 = c.clone();
+            c2.volumes.push(crate::config::Volume {
+                src: p("/srv/x"),
+                dst: p(dst),
+                readonly: true,
+            });
+            assert!(
+                Plan::build(&c2, &f, "id").unwrap().etc_view.is_none(),
+                "{dst}"
+            );
+        }
+        let mut c2 = c.clone();
+        c2.tmpfs.push(crate::config::TmpfsSpec {
+            dst: p("/etc/cache"),
+            size_bytes: None,
+        });
+        assert!(Plan::build(&c2, &f, "id").unwrap().etc_view.is_none());
         // Without a place for views, or rootless: one bind per entry, as before.
         c.etc_views = None;
         assert!(Plan::build(&c, &f, "id").unwrap().etc_view.is_none());

@@ -27,26 +27,39 @@ fn flock(f: &fs::File, op: libc::c_int) -> io::Result<()> {
 /// Open `view` (making it from `host_etc` when missing) with a shared lock held while the
 /// returned directory stays open.
 pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
+    let mut last = None;
     for _ in 0..3 {
         match fs::File::open(&view.dir) {
             Ok(f) => {
                 flock(&f, libc::LOCK_SH).ctx("lock", view.dir.display())?;
-                // Removed while we waited for the lock: make it again.
-                if f.metadata().ctx("stat", view.dir.display())?.nlink() > 0 {
+                // Removed (or taken away to be removed) while we waited for the lock: the path
+                // no longer names what we opened. Make it again.
+                let held = f.metadata().ctx("stat", view.dir.display())?;
+                let named = fs::metadata(&view.dir).ok();
+                if named.is_some_and(|n| (n.dev(), n.ino()) == (held.dev(), held.ino())) {
                     return Ok(f);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                build(view, host_etc)?;
-                remove_unused(view);
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match build(view, host_etc) {
+                Ok(()) => remove_unused(view.dir.parent(), Some(&view.key)),
+                // E.g. a host entry replaced while we copied it: once more.
+                Err(e) => last = Some(e),
+            },
             Err(e) => return Err(e).ctx("open", view.dir.display()),
         }
     }
-    Err(other(
-        "etc view",
-        format!("{}: removed as fast as it was made", view.dir.display()),
-    ))
+    Err(last.unwrap_or_else(|| {
+        other(
+            "etc view",
+            format!("{}: removed as fast as it was made", view.dir.display()),
+        )
+    }))
+}
+
+/// `nucleus gc`: remove every view no sandbox holds (the next run makes its own afresh, e.g.
+/// after a host file inside /etc/ssl/certs was edited in place, which the stamps do not see).
+pub fn remove_unheld(views: &Path) {
+    remove_unused(Some(views), None);
 }
 
 /// Fill a temporary directory and rename it into place (a concurrent maker may win: then its
@@ -119,15 +132,15 @@ fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Remove the other views nobody holds, and temporaries of makers that died.
-fn remove_unused(keep: &EtcView) {
-    let Some(views) = keep.dir.parent() else {
-        return;
-    };
+/// Remove the views nobody holds but `keep`, and temporaries of makers that died. A view is
+/// first renamed out of the way (under its exclusive lock), so a remover that dies half-way
+/// leaves a temporary, never a half-emptied view under its name.
+fn remove_unused(views: Option<&Path>, keep: Option<&str>) {
+    let Some(views) = views else { return };
     let Ok(rd) = fs::read_dir(views) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name == keep.key {
+        if Some(name.as_str()) == keep {
             continue;
         }
         if let Some(rest) = name.strip_prefix(".tmp.") {
@@ -140,7 +153,10 @@ fn remove_unused(keep: &EtcView) {
         }
         if let Ok(f) = fs::File::open(e.path()) {
             if flock(&f, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
-                let _ = fs::remove_dir_all(e.path());
+                let gone = views.join(format!(".tmp.gc.{name}.{}", std::process::id()));
+                if fs::rename(e.path(), &gone).is_ok() {
+                    let _ = fs::remove_dir_all(&gone);
+                }
             }
         }
     }
@@ -211,7 +227,14 @@ mod tests {
         let c = view("c");
         let _held_c = hold(&c, &etc).unwrap();
         assert!(!a.dir.exists() && b.dir.exists() && c.dir.exists());
+        // gc: every view nobody holds goes.
         drop(held_b);
+        remove_unheld(&t.join("views"));
+        assert!(!b.dir.exists() && c.dir.exists());
+        drop(_held_c);
+        remove_unheld(&t.join("views"));
+        assert!(!c.dir.exists());
+        assert_eq!(fs::read_dir(t.join("views")).unwrap().count(), 0);
         fs::remove_dir_all(&t).unwrap();
     }
 }

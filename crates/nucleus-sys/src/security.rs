@@ -136,20 +136,25 @@ pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Res
     Ok(())
 }
 
-/// Set gid, uid and (when `groups` is given) the supplementary groups.
+/// Set gid, uid and (when `groups` is given) the supplementary groups of the calling task.
+///
+/// Raw syscalls, not libc's: libc changes every thread's ids together (a signal round to each),
+/// taking locks in memory this task may share with init (the workload starts as a CLONE_VM
+/// child, and init had a network thread once); callers are single-threaded processes, where
+/// the task is the process.
 pub fn set_identity(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<()> {
     if let Some(groups) = groups {
         // SAFETY: groups is a valid array of its length (gid_t is u32).
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+        if unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) } != 0 {
             return Err(io::Error::last_os_error()).ctx("setgroups", format!("{groups:?}"));
         }
     }
     // SAFETY: plain id syscalls.
-    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+    if unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) } != 0 {
         return Err(io::Error::last_os_error()).ctx("setresgid", gid);
     }
     // SAFETY: plain id syscall.
-    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+    if unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) } != 0 {
         return Err(io::Error::last_os_error()).ctx("setresuid", uid);
     }
     Ok(())

@@ -239,11 +239,9 @@ impl Store {
                 let _ = fs::remove_file(&tmp);
                 Ok(())
             }
-            // No file yet, or a filesystem that cannot exchange: a plain rename.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
-                fs::rename(&tmp, &dst).ctx("rename", tmp.display())
-            }
-            Err(e) => Err(e).ctx("rename", tmp.display()),
+            // No file yet, a filesystem that cannot exchange (EINVAL), a kernel or filter
+            // without renameat2 (ENOSYS, EPERM): a plain rename, which says what is wrong.
+            Err(_) => fs::rename(&tmp, &dst).ctx("rename", tmp.display()),
         }
     }
 

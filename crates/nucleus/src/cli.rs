@@ -59,8 +59,8 @@ pub enum Command {
     /// Seccomp tools: trace a workload's syscalls, generate a profile from a trace.
     #[command(subcommand)]
     Seccomp(SeccompCmd),
-    /// Remove what runs killed with SIGKILL left behind (their cgroups); live sandboxes are
-    /// never touched.
+    /// Remove what runs killed with SIGKILL left behind (their cgroups and records) and /etc
+    /// views no sandbox holds; live sandboxes are never touched.
     Gc(GcArgs),
     /// Launch configuration files: their JSON Schema and references.
     #[command(subcommand)]

@@ -504,7 +504,8 @@ fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
     Ok(CgroupPlan::locate(&host, &parent))
 }
 
-/// `nucleus gc`: remove cgroups whose runtime died (their holder name is free).
+/// `nucleus gc`: remove cgroups whose runtime died (their holder name is free), records of
+/// killed runs, and /etc views no sandbox holds (the next run snapshots the host afresh).
 pub fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
     if let Ok(store) = Store::open(&lifecycle::state_root(root)?) {
         for id in lifecycle::gc_records(&store) {
@@ -512,6 +513,7 @@ pub fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u
                 "removed the record of {id} (its process was killed)"
             ));
         }
+        nucleus_sys::etcview::remove_unheld(&store.root().join(".etc-views"));
     }
     let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         log.warn("no cgroup hierarchy is mounted: nothing to clean");

@@ -146,6 +146,10 @@ fn volumes_tmpfs_and_provider_configs() {
             &vrw,
             "--tmpfs",
             "/scratch:1M",
+            // A mount under /etc: /etc is then built entry by entry (the shared view is
+            // read-only), and the identity files are still there.
+            "--tmpfs",
+            "/etc/scratch:1M",
         ],
         &[
             "read=/root/.aws/credentials",
@@ -156,8 +160,14 @@ fn volumes_tmpfs_and_provider_configs() {
             "stat=/root/.aws/credentials",
             "exec=/root/.aws/tool",
             "exec=/mnt/ro/tool",
+            "write=/etc/scratch/x",
+            "read=/etc/hostname",
         ],
     );
+    assert_eq!(p["write=/etc/scratch/x"], "ok");
+    assert!(p["read=/etc/hostname"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("nucleus-")));
     assert_eq!(p["exec=/root/.aws/tool"], "EACCES");
     assert_eq!(p["exec=/mnt/ro/tool"], 0);
     assert_eq!(p["read=/root/.aws/credentials"], "secret-key");
