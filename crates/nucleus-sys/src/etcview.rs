@@ -8,21 +8,14 @@
 //! process that finds the view removed while it waited for its lock makes it again.
 
 use crate::error::{other, Context, Result};
+use crate::raw;
 use nucleus_spec::host::EntryKind;
 use nucleus_spec::plan::{EtcView, ETC_VIEW_LINKS};
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
-
-fn flock(f: &fs::File, op: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Open `view` (making it from `host_etc` when missing) with a shared lock held while the
 /// returned directory stays open.
@@ -31,7 +24,7 @@ pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
     for _ in 0..3 {
         match fs::File::open(&view.dir) {
             Ok(f) => {
-                flock(&f, libc::LOCK_SH).ctx("lock", view.dir.display())?;
+                raw::flock(f.as_fd(), libc::LOCK_SH).ctx("lock", view.dir.display())?;
                 // Removed (or taken away to be removed) while we waited for the lock: the path
                 // no longer names what we opened. Make it again.
                 let held = f.metadata().ctx("stat", view.dir.display())?;
@@ -69,7 +62,7 @@ fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
         .dir
         .parent()
         .ok_or_else(|| other("etc view", "no parent directory"))?;
-    crate::raw::mkdir_p(views, 0o700).ctx("create", views.display())?;
+    raw::mkdir_p(views, 0o700).ctx("create", views.display())?;
     let tmp = views.join(format!(".tmp.{}.{}", view.key, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     // Exactly the modes asked for, whatever the caller's umask (the runtime is single-threaded
@@ -152,7 +145,7 @@ fn remove_unused(views: Option<&Path>, keep: Option<&str>) {
             continue;
         }
         if let Ok(f) = fs::File::open(e.path()) {
-            if flock(&f, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            if raw::flock(f.as_fd(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
                 let gone = views.join(format!(".tmp.gc.{name}.{}", std::process::id()));
                 if fs::rename(e.path(), &gone).is_ok() {
                     let _ = fs::remove_dir_all(&gone);

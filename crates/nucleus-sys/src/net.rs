@@ -328,10 +328,8 @@ impl Claim {
             return Ok(false);
         }
         let d = fs::File::open(dir).ctx("open", dir.display())?;
-        // SAFETY: flock on an open descriptor; released when `d` closes.
-        if unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error()).ctx("lock", dir.display());
-        }
+        // Released when `d` closes.
+        crate::raw::flock(d.as_fd(), libc::LOCK_EX).ctx("lock", dir.display())?;
         match fs::read_link(path) {
             Ok(t) if t.to_string_lossy() == old => {
                 fs::remove_file(path).ctx("remove stale claim", path.display())?;
@@ -353,9 +351,9 @@ impl Claim {
             let Ok(d) = fs::File::open(b.path()) else {
                 continue;
             };
-            // SAFETY: flock on an open descriptor; released when `d` closes. Under the lock a
-            // claim cannot be taken over between the check and the removal.
-            if unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            // Released when `d` closes. Under the lock a claim cannot be taken over between
+            // the check and the removal.
+            if crate::raw::flock(d.as_fd(), libc::LOCK_EX).is_err() {
                 continue;
             }
             for c in claims.flatten() {

@@ -91,6 +91,13 @@ pub fn make_file(p: &Path, mode: u32) -> io::Result<()> {
     check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | mode as libc::mode_t, 0) }).map(drop)
 }
 
+/// flock(2) on an open descriptor (`LOCK_SH`, `LOCK_EX`, `| LOCK_NB`); the lock goes with the
+/// open file (released when its last descriptor closes).
+pub fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock on a descriptor the caller keeps open for the call.
+    check(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
+}
+
 /// Swap two existing names atomically (renameat2 RENAME_EXCHANGE, Linux 3.15; EINVAL on a
 /// filesystem without it).
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {

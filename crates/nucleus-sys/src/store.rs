@@ -29,10 +29,7 @@ pub struct Lock {
 
 fn flock(path: &Path) -> io::Result<Lock> {
     let f = fs::File::open(path)?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::raw::flock(f.as_fd(), libc::LOCK_EX)?;
     Ok(Lock { _fd: f })
 }
 
