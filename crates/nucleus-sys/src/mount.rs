@@ -96,7 +96,7 @@ impl Prepared {
         let at = PathBuf::from(format!("/ro-tree-{}", self.readonly_trees.len()));
         fs::create_dir(&at).ctx("mkdir", at.display())?;
         // /etc entries: data, never programs (noexec; its links into /usr still run).
-        bind_readonly(&under(OLD, tree), &at, tree, MOUNT_ATTR_NOEXEC)?;
+        bind(&under(OLD, tree), &at, tree, Some(bind_attrs(true, true)))?;
         self.readonly_trees.push((tree.to_path_buf(), at.clone()));
         Ok(at)
     }
@@ -154,7 +154,7 @@ pub fn make_root(root: &RootSource) -> Result<()> {
             Some("mode=0755"),
         )
         .ctx("mount root tmpfs", NEW),
-        RootSource::Bind(dir) => bind_readonly(&under(OLD, dir), new, dir, 0),
+        RootSource::Bind(dir) => bind(&under(OLD, dir), new, dir, Some(bind_attrs(true, false))),
     }
 }
 
@@ -169,23 +169,19 @@ fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
     o
 }
 
-/// Recursive bind of `src` at `dst`, made read-only, nosuid and nodev (plus `extra`
-/// attributes) on the whole subtree.
-fn bind_readonly(src: &Path, dst: &Path, what: &Path, extra: u64) -> Result<()> {
+/// Recursive bind of `src` at `dst`; with `attrs`, set on the whole subtree (a plain bind
+/// keeps the source's flags: the devices must not become nodev).
+fn bind(src: &Path, dst: &Path, what: &Path, attrs: Option<u64>) -> Result<()> {
     raw::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
         .ctx("bind", what.display())?;
-    raw::mount_setattr(
-        None,
-        dst,
-        true,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | extra,
-        0,
-        None,
-    )
-    .ctx("make read-only", what.display())
+    match attrs {
+        Some(set) => raw::mount_setattr(None, dst, true, set, 0, None)
+            .ctx("set mount attributes", what.display()),
+        None => Ok(()),
+    }
 }
 
-/// The attributes of a user bind or prepared tree: always nosuid and nodev.
+/// The attributes of a bind or prepared tree: always nosuid and nodev.
 pub fn bind_attrs(readonly: bool, noexec: bool) -> u64 {
     let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if readonly {
@@ -275,14 +271,8 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let s = under(OLD, src);
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
-            if *readonly || *noexec {
-                raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
-                    .ctx("bind", src.display())?;
-                return raw::mount_setattr(None, &d, true, bind_attrs(*readonly, *noexec), 0, None)
-                    .ctx("set bind attributes", src.display());
-            }
-            raw::mount(Some(&s), &d, None, libc::MS_BIND | libc::MS_REC, None)
-                .ctx("bind", src.display())
+            let attrs = (*readonly || *noexec).then(|| bind_attrs(*readonly, *noexec));
+            bind(&s, &d, src, attrs)
         }
         MountOp::BindFromTree {
             tree,
@@ -337,7 +327,8 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 Ok(()) => Ok(()),
                 // Without a network namespace of our own the kernel refuses a new sysfs.
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    bind_readonly(&under(OLD, Path::new("/sys")), &d, dst, MOUNT_ATTR_NOEXEC)
+                    let sys = Path::new("/sys");
+                    bind(&under(OLD, sys), &d, dst, Some(bind_attrs(true, true)))
                 }
                 Err(e) => Err(e).ctx("mount sysfs", dst.display()),
             }
@@ -383,15 +374,8 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 r => r.ctx("mask", dst.display())?,
             }
-            raw::mount_setattr(
-                None,
-                &d,
-                false,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                0,
-                None,
-            )
-            .ctx("mask", dst.display())
+            raw::mount_setattr(None, &d, false, bind_attrs(true, true), 0, None)
+                .ctx("mask", dst.display())
         }
         MountOp::ReadonlyIfExists { dst } => {
             let d = under(NEW, dst);
