@@ -113,15 +113,20 @@ pub const ETC_VIEW_LINKS: &str = "/run/nucleus";
 /// is removed when a newer one is made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EtcView {
-    pub dir: PathBuf,
+    /// Where the runtime keeps its views (`.etc-views` in the state root).
+    pub views: PathBuf,
     pub key: String,
-    /// Entries of the host /etc to copy (paths relative to it).
+    /// Entries of the host /etc to copy (paths relative to it); the [`SYNTHETIC_ETC`] names
+    /// are links into [`ETC_VIEW_LINKS`].
     pub entries: Vec<HostEntry>,
-    /// Names linked to [`ETC_VIEW_LINKS`].
-    pub links: Vec<String>,
 }
 
 impl EtcView {
+    /// The view's directory.
+    pub fn dir(&self) -> PathBuf {
+        self.views.join(&self.key)
+    }
+
     /// Bump when the layout of a view changes (a new binary then makes its own).
     const FORMAT: &'static str = "nucleus-etc-view-1";
 
@@ -145,12 +150,10 @@ impl EtcView {
             }
             bytes.extend(e.stamp.to_le_bytes());
         }
-        let key = format!("{:016x}", crate::host::fnv1a(bytes));
         EtcView {
-            dir: views.join(&key),
-            key,
+            views: views.to_path_buf(),
+            key: format!("{:016x}", crate::host::fnv1a(bytes)),
             entries,
-            links: SYNTHETIC_ETC.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -224,7 +227,7 @@ pub const ETC_ENTRIES: &[&str] = &[
     "profile",
 ];
 /// Synthetic files always written; never taken from the host or the rootfs.
-const SYNTHETIC_ETC: &[&str] = &[
+pub const SYNTHETIC_ETC: &[&str] = &[
     "passwd",
     "group",
     "hosts",
@@ -494,14 +497,9 @@ impl Plan {
         } else {
             p("/etc")
         };
-        if etc_view.is_some() {
+        if tmpfs_root {
             m.push(MountOp::Mkdir {
                 dst: synthetic_dir.clone(),
-                mode: 0o755,
-            });
-        } else if tmpfs_root {
-            m.push(MountOp::Mkdir {
-                dst: p("/etc"),
                 mode: 0o755,
             });
         } else {
@@ -541,10 +539,15 @@ impl Plan {
                 mode: 0o644,
             });
         }
-        if etc_view.is_some() {
-            m.push(MountOp::EtcView { dst: p("/etc") });
-        }
-        for e in facts.etc_entries.iter().filter(|_| etc_view.is_none()) {
+        // With a view, its entries come with it; otherwise each is bound (or linked) here.
+        let entries = match etc_view {
+            Some(_) => {
+                m.push(MountOp::EtcView { dst: p("/etc") });
+                &[][..]
+            }
+            None => &facts.etc_entries[..],
+        };
+        for e in entries {
             let name = e.path.to_string_lossy();
             if SYNTHETIC_ETC.contains(&name.as_ref()) {
                 continue;
@@ -1204,10 +1207,9 @@ mod tests {
         });
         let plan = Plan::build(&c, &f, "id").unwrap();
         let v = plan.etc_view.clone().unwrap();
-        assert_eq!(v.dir, p("/run/nucleus/.etc-views").join(&v.key));
+        assert_eq!(v.dir(), p("/run/nucleus/.etc-views").join(&v.key));
         // The host's passwd is never taken: the synthetic one is linked instead.
         assert!(v.entries.iter().all(|e| e.path != p("passwd")));
-        assert!(v.links.contains(&"passwd".to_string()));
         assert!(plan.mounts.contains(&MountOp::EtcView { dst: p("/etc") }));
         assert!(plan.mounts.iter().any(|m| matches!(m,
             MountOp::File { dst, .. } if dst == &p(ETC_VIEW_LINKS).join("hostname"))));

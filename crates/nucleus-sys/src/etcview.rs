@@ -10,7 +10,7 @@
 use crate::error::{other, Context, Result};
 use crate::raw;
 use nucleus_spec::host::EntryKind;
-use nucleus_spec::plan::{EtcView, ETC_VIEW_LINKS};
+use nucleus_spec::plan::{EtcView, ETC_VIEW_LINKS, SYNTHETIC_ETC};
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
@@ -20,31 +20,32 @@ use std::path::Path;
 /// Open `view` (making it from `host_etc` when missing) with a shared lock held while the
 /// returned directory stays open.
 pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
+    let dir = view.dir();
     let mut last = None;
     for _ in 0..3 {
-        match fs::File::open(&view.dir) {
+        match fs::File::open(&dir) {
             Ok(f) => {
-                raw::flock(f.as_fd(), libc::LOCK_SH).ctx("lock", view.dir.display())?;
+                raw::flock(f.as_fd(), libc::LOCK_SH).ctx("lock", dir.display())?;
                 // Removed (or taken away to be removed) while we waited for the lock: the path
                 // no longer names what we opened. Make it again.
-                let held = f.metadata().ctx("stat", view.dir.display())?;
-                let named = fs::metadata(&view.dir).ok();
+                let held = f.metadata().ctx("stat", dir.display())?;
+                let named = fs::metadata(&dir).ok();
                 if named.is_some_and(|n| (n.dev(), n.ino()) == (held.dev(), held.ino())) {
                     return Ok(f);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match build(view, host_etc) {
-                Ok(()) => remove_unused(view.dir.parent(), Some(&view.key)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match build(view, &dir, host_etc) {
+                Ok(()) => remove_unused(&view.views, Some(&view.key)),
                 // E.g. a host entry replaced while we copied it: once more.
                 Err(e) => last = Some(e),
             },
-            Err(e) => return Err(e).ctx("open", view.dir.display()),
+            Err(e) => return Err(e).ctx("open", dir.display()),
         }
     }
     Err(last.unwrap_or_else(|| {
         other(
             "etc view",
-            format!("{}: removed as fast as it was made", view.dir.display()),
+            format!("{}: removed as fast as it was made", dir.display()),
         )
     }))
 }
@@ -52,16 +53,13 @@ pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
 /// `nucleus gc`: remove every view no sandbox holds (the next run makes its own afresh, e.g.
 /// after a host file inside /etc/ssl/certs was edited in place, which the stamps do not see).
 pub fn remove_unheld(views: &Path) {
-    remove_unused(Some(views), None);
+    remove_unused(views, None);
 }
 
 /// Fill a temporary directory and rename it into place (a concurrent maker may win: then its
 /// view is used and ours dropped).
-fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
-    let views = view
-        .dir
-        .parent()
-        .ok_or_else(|| other("etc view", "no parent directory"))?;
+fn build(view: &EtcView, dir: &Path, host_etc: &Path) -> Result<()> {
+    let views = &view.views;
     raw::mkdir_p(views, 0o700).ctx("create", views.display())?;
     let tmp = views.join(format!(".tmp.{}.{}", view.key, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
@@ -102,7 +100,7 @@ fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
                 },
             }
         }
-        for name in &view.links {
+        for name in SYNTHETIC_ETC {
             let l = tmp.join(name);
             std::os::unix::fs::symlink(Path::new(ETC_VIEW_LINKS).join(name), &l)
                 .ctx("symlink", l.display())?;
@@ -115,11 +113,11 @@ fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    if fs::rename(&tmp, &view.dir).is_err() {
+    if fs::rename(&tmp, dir).is_err() {
         // Made meanwhile by another run (the rename refuses a non-empty target).
         let _ = fs::remove_dir_all(&tmp);
-        if !view.dir.exists() {
-            return Err(other("make /etc view", view.dir.display()));
+        if !dir.exists() {
+            return Err(other("make /etc view", dir.display()));
         }
     }
     Ok(())
@@ -128,8 +126,7 @@ fn build(view: &EtcView, host_etc: &Path) -> Result<()> {
 /// Remove the views nobody holds but `keep`, and temporaries of makers that died. A view is
 /// first renamed out of the way (under its exclusive lock), so a remover that dies half-way
 /// leaves a temporary, never a half-emptied view under its name.
-fn remove_unused(views: Option<&Path>, keep: Option<&str>) {
-    let Some(views) = views else { return };
+fn remove_unused(views: &Path, keep: Option<&str>) {
     let Ok(rd) = fs::read_dir(views) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -175,7 +172,7 @@ mod tests {
             stamp: 0,
         };
         let view = |key: &str| EtcView {
-            dir: t.join("views").join(key),
+            views: t.join("views"),
             key: key.into(),
             entries: vec![
                 entry("services", EntryKind::File),
@@ -185,11 +182,10 @@ mod tests {
                     EntryKind::Symlink("/usr/share/zoneinfo/UTC".into()),
                 ),
             ],
-            links: vec!["passwd".into()],
         };
         let a = view("a");
         let held = hold(&a, &etc).unwrap();
-        let d = &a.dir;
+        let d = &a.dir();
         assert_eq!(
             fs::read_to_string(d.join("services")).unwrap(),
             "http 80/tcp\n"
@@ -214,19 +210,19 @@ mod tests {
         // A second view while the first is held: the first stays.
         let b = view("b");
         let held_b = hold(&b, &etc).unwrap();
-        assert!(a.dir.exists() && b.dir.exists());
+        assert!(a.dir().exists() && b.dir().exists());
         // Released, it goes when the next view is made.
         drop(held);
         let c = view("c");
         let _held_c = hold(&c, &etc).unwrap();
-        assert!(!a.dir.exists() && b.dir.exists() && c.dir.exists());
+        assert!(!a.dir().exists() && b.dir().exists() && c.dir().exists());
         // gc: every view nobody holds goes.
         drop(held_b);
         remove_unheld(&t.join("views"));
-        assert!(!b.dir.exists() && c.dir.exists());
+        assert!(!b.dir().exists() && c.dir().exists());
         drop(_held_c);
         remove_unheld(&t.join("views"));
-        assert!(!c.dir.exists());
+        assert!(!c.dir().exists());
         assert_eq!(fs::read_dir(t.join("views")).unwrap().count(), 0);
         fs::remove_dir_all(&t).unwrap();
     }

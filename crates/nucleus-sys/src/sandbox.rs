@@ -192,9 +192,9 @@ fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
 fn parent_etc_view(v: &nucleus_spec::plan::EtcView) -> Result<(fs::File, OwnedFd)> {
     let held = crate::etcview::hold(v, Path::new("/etc"))?;
     let m = raw::open_tree_clone(Some(held.as_fd()), Path::new(""), false)
-        .ctx("clone", v.dir.display())?;
+        .ctx("clone", v.dir().display())?;
     setattr_maybe_idmapped(m.as_fd(), mount::bind_attrs(true, true), None)
-        .ctx("make read-only", v.dir.display())?;
+        .ctx("make read-only", v.dir().display())?;
     trace::mark("etc view");
     Ok((held, m))
 }
