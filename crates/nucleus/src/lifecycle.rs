@@ -415,7 +415,7 @@ impl Observer for Tracker<'_> {
             self.state.status = Status::Running;
             self.state.started_ms = Some(now_ms());
             self.save();
-            crate::timing::mark("write record");
+            crate::timing::mark("update record");
             self.events.emit("started", &self.state.id, fields);
             return;
         }
