@@ -1070,16 +1070,10 @@ fn child_setup(
     };
     trace::mark_as("sandbox", "go received");
     joined.map_err(|e| ("join cgroup", e.to_string()))?;
-    // Our credentials still carry the host ids, unmapped in the new namespace: become its root.
-    // SAFETY: plain id syscalls; we hold CAP_SETUID/CAP_SETGID in the new user namespace.
-    // Raw syscalls, not libc's: with the network thread running, glibc would change every
-    // thread's ids and wait for it to take the change, i.e. for its namespace to be made.
-    if unsafe {
-        libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
-            || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
-    } {
-        return Err(("user namespace", io::Error::last_os_error().to_string()));
-    }
+    // Our credentials still carry the host ids, unmapped in the new namespace: become its root
+    // (we hold CAP_SETUID/CAP_SETGID there). This task only: the network thread keeps its
+    // ids, and libc's calls would wait for it to take the change, i.e. for its namespace.
+    stage("user namespace", security::set_identity(0, 0, None))?;
     // Changing credentials made us non-dumpable, which turns our /proc/self files root-owned
     // (unwritable, e.g. timens_offsets). Init makes itself non-dumpable again before it waits.
     stage(

@@ -138,10 +138,11 @@ pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Res
 
 /// Set gid, uid and (when `groups` is given) the supplementary groups of the calling task.
 ///
-/// Raw syscalls, not libc's: libc changes every thread's ids together (a signal round to each),
-/// taking locks in memory this task may share with init (the workload starts as a CLONE_VM
-/// child, and init had a network thread once); callers are single-threaded processes, where
-/// the task is the process.
+/// Raw syscalls, not libc's: libc changes every thread's ids together (a signal round to each,
+/// waiting for each), taking locks in memory this task may share with init (the workload starts
+/// as a CLONE_VM child, and init had a network thread once). Callers: the workload and `exec`
+/// (single-threaded: the task is the process), and the sandbox while its network thread makes
+/// the namespace (that thread needs no ids of its own).
 pub fn set_identity(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<()> {
     if let Some(groups) = groups {
         // SAFETY: groups is a valid array of its length (gid_t is u32).
