@@ -461,17 +461,8 @@ mod tests {
     use super::*;
     use nucleus_spec::cgroup::{CgroupHost, CgroupParent, Limits, V1Hierarchy};
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-    fn tmp(tag: &str) -> Tmp {
-        let t = std::env::temp_dir().join(format!("nucleus-cg-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
-        fs::create_dir_all(&t).unwrap();
-        Tmp(t)
+    fn tmp(tag: &str) -> crate::TestDir {
+        crate::TestDir::new(&format!("cg-{tag}"))
     }
 
     /// A caller below the root (a service cgroup): its parent already passes the controllers
@@ -479,7 +470,7 @@ mod tests {
     #[test]
     fn v2_controllers_for_a_nested_caller_are_one_write() {
         let t = tmp("v2n");
-        let m = t.0.join("cg");
+        let m = t.join("cg");
         let svc = m.join("system.slice/app.service");
         fs::create_dir_all(&svc).unwrap();
         fs::write(m.join("cgroup.subtree_control"), "cpu memory pids").unwrap();
@@ -520,7 +511,7 @@ mod tests {
     #[test]
     fn v2_driver_on_a_tempdir_tree() {
         let t = tmp("v2");
-        let m = t.0.join("cg");
+        let m = t.join("cg");
         fs::create_dir_all(&m).unwrap();
         fs::write(m.join("cgroup.procs"), "").unwrap();
         fs::write(m.join("cgroup.controllers"), "cpu io memory pids").unwrap();
@@ -571,7 +562,7 @@ mod tests {
     fn v1_driver_and_gc_of_dead_runs() {
         let t = tmp("v1");
         let h = |c: &str, own: &str| {
-            let mount = t.0.join(c);
+            let mount = t.join(c);
             fs::create_dir_all(mount.join(own.trim_start_matches('/'))).unwrap();
             fs::write(mount.join("cgroup.procs"), "").unwrap();
             V1Hierarchy {
@@ -594,8 +585,8 @@ mod tests {
         let leaf = "00000000000000bb";
         let plan = CgroupPlan::build(&limits, &host, &CgroupParent::Default, leaf).unwrap();
         let cg = Cgroup::create(&plan).unwrap();
-        let mem = t.0.join("memory/svc/x/nucleus").join(leaf);
-        let pids = t.0.join("pids/nucleus").join(leaf);
+        let mem = t.join("memory/svc/x/nucleus").join(leaf);
+        let pids = t.join("pids/nucleus").join(leaf);
         assert_eq!(cg.paths(), vec![mem.clone(), pids.clone()]);
         assert!(cg.clone_into().is_none());
         assert_eq!(
@@ -618,11 +609,11 @@ mod tests {
         }
         crash(cg);
         // Not a sandbox name: never touched.
-        fs::create_dir_all(t.0.join("pids/nucleus/keep-me")).unwrap();
+        fs::create_dir_all(t.join("pids/nucleus/keep-me")).unwrap();
         let removed = gc(&plan);
         assert_eq!(removed.len(), 2);
         assert!(!mem.exists() && !pids.exists());
-        assert!(t.0.join("pids/nucleus/keep-me").exists());
+        assert!(t.join("pids/nucleus/keep-me").exists());
     }
 
     /// What a `kill -9` of the runtime leaves: directories, no holder of the name.

@@ -158,8 +158,7 @@ mod tests {
 
     #[test]
     fn round_trip_mirror() {
-        let t = std::env::temp_dir().join(format!("nucleus-copy-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
+        let t = crate::TestDir::new("copy-test");
         let (host, sb) = (t.join("host"), t.join("sb"));
         fs::create_dir_all(host.join("sub")).unwrap();
         fs::create_dir_all(&sb).unwrap();
@@ -198,6 +197,5 @@ mod tests {
             fs::read_to_string("/etc/passwd").unwrap(),
             "not /etc/passwd"
         );
-        fs::remove_dir_all(&t).unwrap();
     }
 }

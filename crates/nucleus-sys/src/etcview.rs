@@ -159,8 +159,7 @@ mod tests {
 
     #[test]
     fn a_view_copies_entries_links_synthetic_names_and_replaces_unused_ones() {
-        let t = std::env::temp_dir().join(format!("nucleus-etcview-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
+        let t = crate::TestDir::new("etcview");
         let etc = t.join("etc");
         fs::create_dir_all(etc.join("ssl/certs")).unwrap();
         fs::write(etc.join("services"), "http 80/tcp\n").unwrap();
@@ -224,6 +223,5 @@ mod tests {
         remove_unheld(&t.join("views"));
         assert!(!c.dir().exists());
         assert_eq!(fs::read_dir(t.join("views")).unwrap().count(), 0);
-        fs::remove_dir_all(&t).unwrap();
     }
 }

@@ -24,3 +24,33 @@ pub mod trace;
 pub mod tty;
 
 pub use error::{Result, SysError};
+
+/// A scratch directory for a unit test, `$TMPDIR/nucleus-NAME-PID`: made empty, removed when
+/// dropped (also when the test fails).
+#[cfg(test)]
+pub(crate) struct TestDir(std::path::PathBuf);
+
+#[cfg(test)]
+impl TestDir {
+    pub(crate) fn new(name: &str) -> TestDir {
+        let p = std::env::temp_dir().join(format!("nucleus-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("scratch directory");
+        TestDir(p)
+    }
+}
+
+#[cfg(test)]
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -218,8 +218,7 @@ mod tests {
 
     #[test]
     fn detects_fixture_tree() {
-        let t = std::env::temp_dir().join(format!("nucleus-probe-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
+        let t = crate::TestDir::new("probe-test");
         fs::create_dir_all(t.join("usr/bin")).unwrap();
         fs::create_dir_all(t.join("etc/ssl/certs")).unwrap();
         std::os::unix::fs::symlink("usr/bin", t.join("bin")).unwrap();
@@ -247,13 +246,11 @@ mod tests {
             .iter()
             .any(|e| e.path == Path::new("ld.so.cache") && e.kind == EntryKind::File));
         assert_eq!(f.host_resolv_conf.as_deref(), Some("nameserver 10.0.0.1\n"));
-        fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]
     fn detects_cgroup_layouts() {
-        let t = std::env::temp_dir().join(format!("nucleus-probe-cg-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
+        let t = crate::TestDir::new("probe-cg");
         fs::create_dir_all(t.join("proc/self")).unwrap();
         // Pure v2, caller in a delegated service cgroup.
         fs::write(
@@ -291,6 +288,5 @@ mod tests {
         let m = h.v1("memory").unwrap();
         assert_eq!((m.own.as_str(), m.has_memsw), ("/p/x", true));
         assert_eq!(h.v1("pids").unwrap().mount, t.join("sys/fs/cgroup/pids"));
-        fs::remove_dir_all(&t).unwrap();
     }
 }

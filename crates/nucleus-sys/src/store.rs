@@ -422,8 +422,7 @@ mod tests {
 
     #[test]
     fn write_file_replaces_whole_and_leaves_no_temporary() {
-        let root = std::env::temp_dir().join(format!("nucleus-store-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let root = crate::TestDir::new("store-test");
         let store = Store::open(&root).unwrap();
         let dir = store.dir("abc");
         fs::create_dir(&dir).unwrap();
@@ -437,6 +436,5 @@ mod tests {
                 .collect();
             assert_eq!(names, vec!["f.json"]);
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 }

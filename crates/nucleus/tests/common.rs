@@ -170,11 +170,9 @@ pub fn host_state() -> HostState {
         children: children(),
         run_dir: {
             let r = state_root();
-            // The audit log, the name links' directory and the shared /etc views are the
-            // store's own, not any sandbox's (a view is kept for the next run).
             let mut v: Vec<String> = ls(r.to_str().unwrap())
                 .into_iter()
-                .filter(|e| e != "audit.jsonl" && e != "names" && e != ".etc-views")
+                .filter(|e| !store_own(e))
                 .collect();
             v.extend(ls(r.join("names").to_str().unwrap()));
             v
@@ -186,6 +184,12 @@ pub fn host_state() -> HostState {
         cgroups: nucleus_cgroups(),
         cgroup_holds,
     }
+}
+
+/// Entries of a state root that are the store's own, not any sandbox's: the audit log, the
+/// name links' directory and the shared /etc views (kept for the next run).
+pub fn store_own(name: &str) -> bool {
+    matches!(name, "audit.jsonl" | "names" | ".etc-views")
 }
 
 /// Assert the host looks the same after `f` as before.

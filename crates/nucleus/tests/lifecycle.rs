@@ -61,13 +61,12 @@ impl Root {
         serde_json::from_slice(&std::fs::read(self.path().join(id).join("state.json")).unwrap())
             .unwrap()
     }
-    /// Everything in the root but the audit log and the (empty) names directory.
+    /// Everything in the root but the store's own entries (see `store_own`).
     fn records(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            // The shared /etc views are the store's, kept for the next run.
-            .filter(|n| n != "audit.jsonl" && n != "names" && n != ".etc-views")
+            .filter(|n| !store_own(n))
             .collect();
         // names/ is made with the first name.
         if let Ok(names) = std::fs::read_dir(self.path().join("names")) {
