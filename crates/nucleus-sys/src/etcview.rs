@@ -14,7 +14,7 @@ use nucleus_spec::plan::{EtcView, ETC_VIEW_LINKS, SYNTHETIC_ETC};
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// Open `view` (making it from `host_etc` when missing) with a shared lock held while the
@@ -63,23 +63,25 @@ fn build(view: &EtcView, dir: &Path, host_etc: &Path) -> Result<()> {
     raw::mkdir_p(views, 0o700).ctx("create", views.display())?;
     let tmp = views.join(format!(".tmp.{}.{}", view.key, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
-    // Exactly the modes asked for, whatever the caller's umask (the runtime is single-threaded
-    // here; the umask is restored below).
-    // SAFETY: umask cannot fail.
-    let umask = unsafe { libc::umask(0) };
+    // Every directory gets its mode set explicitly after it is made (the umask would mask
+    // the mode given to mkdir; files and links are copied with theirs by copy and copy_tree).
+    let mkdir = |d: &Path, mode: u32| -> Result<()> {
+        fs::create_dir(d).ctx("create", d.display())?;
+        fs::set_permissions(d, fs::Permissions::from_mode(mode)).ctx("chmod", d.display())
+    };
     let made = (|| -> Result<()> {
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&tmp)
-            .ctx("create", tmp.display())?;
+        mkdir(&tmp, 0o755)?;
         for e in &view.entries {
             let (src, dst) = (host_etc.join(&e.path), tmp.join(&e.path));
-            if let Some(parent) = dst.parent() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .ctx("create", parent.display())?;
+            // Parents of a nested entry (`ssl` of `ssl/certs`), outermost first.
+            let mut parents: Vec<&Path> = dst
+                .ancestors()
+                .skip(1)
+                .take_while(|p| *p != tmp.as_path())
+                .collect();
+            parents.reverse();
+            for p in parents.into_iter().filter(|p| !p.exists()) {
+                mkdir(p, 0o755)?;
             }
             match &e.kind {
                 EntryKind::Symlink(t) => {
@@ -87,10 +89,7 @@ fn build(view: &EtcView, dir: &Path, host_etc: &Path) -> Result<()> {
                 }
                 EntryKind::Dir => {
                     let md = fs::metadata(&src).ctx("stat", src.display())?;
-                    fs::DirBuilder::new()
-                        .mode(md.mode() & 0o7777)
-                        .create(&dst)
-                        .ctx("create", dst.display())?;
+                    mkdir(&dst, md.mode() & 0o7777)?;
                     crate::copy::copy_tree(&src, &dst)?;
                 }
                 // Gone since the probe: left out (its stamp changes the next run's key).
@@ -107,8 +106,6 @@ fn build(view: &EtcView, dir: &Path, host_etc: &Path) -> Result<()> {
         }
         Ok(())
     })();
-    // SAFETY: as above.
-    unsafe { libc::umask(umask) };
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
@@ -206,6 +203,7 @@ mod tests {
             Path::new(ETC_VIEW_LINKS).join("passwd")
         );
         assert_eq!(fs::metadata(d).unwrap().mode() & 0o777, 0o755);
+        assert_eq!(fs::metadata(d.join("ssl")).unwrap().mode() & 0o777, 0o755);
         // A second view while the first is held: the first stays.
         let b = view("b");
         let held_b = hold(&b, &etc).unwrap();

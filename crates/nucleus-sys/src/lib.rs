@@ -25,7 +25,7 @@ pub mod tty;
 
 pub use error::{Result, SysError};
 
-/// A scratch directory for a unit test, `$TMPDIR/nucleus-NAME-PID`: made empty, removed when
+/// A scratch directory for a unit test, `$TMPDIR/nucleus-NAME-PID`: made empty (0700), removed when
 /// dropped (also when the test fails).
 #[cfg(test)]
 pub(crate) struct TestDir(std::path::PathBuf);
@@ -36,6 +36,9 @@ impl TestDir {
         let p = std::env::temp_dir().join(format!("nucleus-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("scratch directory");
+        // Owner-only whatever the umask (the store refuses a root others may write).
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(&p, mode).expect("scratch directory mode");
         TestDir(p)
     }
 }
