@@ -550,6 +550,9 @@ pub fn parse_size(flag: &str, s: &str) -> Result<u64, ConfigError> {
     n.checked_mul(mult).ok_or_else(err)
 }
 
+/// `--workspace-max-size`'s default: 4 GiB.
+pub const DEFAULT_WORKSPACE_MAX: u64 = 4 << 30;
+
 /// Everything `nucleus run` was asked to do, validated field by field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -574,6 +577,10 @@ pub struct RunConfig {
     pub context_mode: ContextMode,
     pub workspace: Option<PathBuf>,
     pub workspace_mode: WorkspaceMode,
+    /// `--workspace-max-size`: bytes a copied workspace or context may hold (its tmpfs size and
+    /// copy-back's bound); None: [`DEFAULT_WORKSPACE_MAX`].
+    #[serde(default)]
+    pub workspace_max_size: Option<u64>,
     pub volumes: Vec<Volume>,
     pub tmpfs: Vec<TmpfsSpec>,
     pub provider_configs: Vec<ProviderConfig>,

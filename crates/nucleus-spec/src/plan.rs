@@ -98,6 +98,8 @@ pub struct PreparedTree {
     pub src: PathBuf,
     /// Copy the tree back to `src` after the workload exits (copy-in-out workspace).
     pub copy_back: bool,
+    /// The tmpfs's size, and the most copy-back writes (`--workspace-max-size`).
+    pub max_bytes: u64,
 }
 
 /// Where the synthetic /etc files live when /etc is an [`EtcView`]: the view's entries of the
@@ -739,6 +741,9 @@ impl Plan {
         // Files in.
         let idmap_user = !rootless;
         let mut prepared = Vec::new();
+        let workspace_max = cfg
+            .workspace_max_size
+            .unwrap_or(crate::config::DEFAULT_WORKSPACE_MAX);
         if let Some(ctx) = &cfg.context {
             abs("--context", ctx)?;
             match cfg.context_mode {
@@ -746,6 +751,7 @@ impl Plan {
                     prepared.push(PreparedTree {
                         src: ctx.clone(),
                         copy_back: false,
+                        max_bytes: workspace_max,
                     });
                     m.push(MountOp::Attach {
                         slot: prepared.len() - 1,
@@ -795,6 +801,7 @@ impl Plan {
                     prepared.push(PreparedTree {
                         src: ws.clone(),
                         copy_back: true,
+                        max_bytes: workspace_max,
                     });
                     m.push(MountOp::Attach {
                         slot: prepared.len() - 1,
@@ -1388,7 +1395,8 @@ mod tests {
             plan.prepared,
             vec![PreparedTree {
                 src: p("/src"),
-                copy_back: true
+                copy_back: true,
+                max_bytes: crate::config::DEFAULT_WORKSPACE_MAX,
             }]
         );
         assert!(plan.mounts.contains(&MountOp::Attach {

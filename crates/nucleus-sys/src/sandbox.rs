@@ -160,6 +160,7 @@ struct Tree {
     view: OwnedFd,
     src: PathBuf,
     copy_back: bool,
+    max_bytes: u64,
 }
 
 fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
@@ -169,18 +170,34 @@ fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
     let mut out = Vec::new();
     for t in &plan.prepared {
-        let m =
-            raw::detached_tmpfs(&[("mode", "0755")]).ctx("create tmpfs for", t.src.display())?;
+        let size = t.max_bytes.to_string();
+        let m = raw::detached_tmpfs(&[("mode", "0755"), ("size", &size)])
+            .ctx("create tmpfs for", t.src.display())?;
         copy::copy_in(
             &t.src,
             &fd_path(m.as_fd()),
             plan.process.uid,
             plan.process.gid,
-        )?;
+        )
+        .map_err(|e| {
+            if e.source.raw_os_error() == Some(libc::ENOSPC) {
+                other(
+                    "copy in",
+                    format!(
+                        "{} holds more than --workspace-max-size ({} bytes)",
+                        t.src.display(),
+                        t.max_bytes
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         out.push(Tree {
             view: m,
             src: t.src.clone(),
             copy_back: t.copy_back,
+            max_bytes: t.max_bytes,
         });
     }
     Ok(out)
@@ -461,7 +478,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     }
     if out.report.is_some() {
         for t in trees.iter().filter(|t| t.copy_back) {
-            copy::copy_back(&fd_path(t.view.as_fd()), &t.src)?;
+            copy::copy_back(&fd_path(t.view.as_fd()), &t.src, t.max_bytes)?;
         }
     }
     drop(slot);

@@ -338,6 +338,10 @@ pub struct RunArgs {
     /// bind-rw (default), bind-ro or copy-in-out.
     #[arg(long, default_value = "bind-rw")]
     pub workspace_mode: String,
+    /// Most a copied workspace (copy-in-out) or context may hold: the size of its tmpfs, and
+    /// copy-back refuses a larger tree with the host copy left as it was.
+    #[arg(long, default_value = "4g")]
+    pub workspace_max_size: String,
     /// Bind mount SRC:DST[:ro] (repeatable).
     #[arg(long, short = 'v')]
     pub volume: Vec<String>,

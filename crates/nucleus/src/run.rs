@@ -93,6 +93,18 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         context_mode: ContextMode::parse(&a.context_mode)?,
         workspace: a.workspace.clone(),
         workspace_mode: WorkspaceMode::parse(&a.workspace_mode)?,
+        workspace_max_size: Some(
+            parse_size("--workspace-max-size", &a.workspace_max_size).and_then(|n| {
+                if n < 1 << 20 {
+                    Err(ConfigError::new(
+                        "--workspace-max-size",
+                        "must be at least 1M",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            })?,
+        ),
         volumes: a
             .volume
             .iter()

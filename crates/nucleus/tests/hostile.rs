@@ -1,0 +1,187 @@
+//! End-to-end: workloads that attack the runtime (the hostile-workload review). Each test
+//! attacks the way the reviewer did and checks the host side.
+
+mod common;
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A workspace owned by 1000:1000 with an existing file, copied in and out. The workload
+/// rewrites the file and makes it setuid, creates a setgid file, a link to a root-only host
+/// file, a sparse 1 GiB file with 50 hard links. On the host: owners kept (never root), no
+/// setuid/setgid bit, the link a link, the sparse file sparse and linked, not 51 GiB.
+#[test]
+fn copy_back_of_a_hostile_tree() {
+    let _g = serial();
+    let t = TempDir::new("hostile-copy");
+    std::fs::write(t.path().join("tool"), "old").unwrap();
+    std::os::unix::fs::chown(t.path(), Some(1000), Some(1000)).unwrap();
+    std::os::unix::fs::chown(t.path().join("tool"), Some(1000), Some(1000)).unwrap();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--workspace",
+            &t.s(),
+            "--workspace-mode",
+            "copy-in-out",
+            "--",
+            "sh",
+            "-c",
+            "cp /bin/true tool && chmod 4755 tool && echo n > new && chmod 2755 new && \
+             ln -s /etc/shadow secret && truncate -s 1G sparse && echo data >> sparse && \
+             for i in $(seq 50); do ln sparse l$i || exit 1; done",
+        ])
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = |n: &str| std::fs::symlink_metadata(t.path().join(n)).unwrap();
+    assert_eq!((md("tool").uid(), md("tool").gid()), (1000, 1000));
+    assert_eq!(md("tool").mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::read(t.path().join("tool")).unwrap(),
+        std::fs::read("/bin/true").unwrap()
+    );
+    assert_eq!((md("new").uid(), md("new").gid()), (1000, 1000));
+    assert_eq!(md("new").mode() & 0o7777, 0o755);
+    assert!(md("secret").file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_link(t.path().join("secret")).unwrap(),
+        std::path::Path::new("/etc/shadow")
+    );
+    let sparse = md("sparse");
+    assert_eq!(sparse.len(), (1 << 30) + 5);
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "{} bytes",
+        sparse.blocks() * 512
+    );
+    assert_eq!(sparse.nlink(), 51);
+    assert_eq!(md("l17").ino(), sparse.ino());
+}
+
+/// A copied workspace is bounded by --workspace-max-size: the workload cannot write more, and
+/// a tree larger than the bound is refused at copy-in with one line naming the flag.
+#[test]
+fn copied_workspace_is_bounded() {
+    let _g = serial();
+    let t = TempDir::new("ws-max");
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--workspace",
+            &t.s(),
+            "--workspace-mode",
+            "copy-in-out",
+            "--workspace-max-size",
+            "2m",
+            "--",
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/zero > big; echo rc=$?",
+        ])
+    });
+    assert!(
+        stdout(&o).starts_with("rc=1"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(std::fs::metadata(t.path().join("big")).unwrap().len() <= 2 << 20);
+    std::fs::write(t.path().join("big"), vec![1u8; 3 << 20]).unwrap();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--workspace",
+            &t.s(),
+            "--workspace-mode",
+            "copy-in-out",
+            "--workspace-max-size",
+            "2m",
+            "--",
+            "true",
+        ])
+    });
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--workspace-max-size") && e.lines().count() == 1,
+        "{e}"
+    );
+}
+
+/// A second sandbox with the same workspace bound read-write swaps a directory for a symlink
+/// to a host directory (renameat2 RENAME_EXCHANGE, in a loop) while copy-in-out sandboxes copy
+/// thousands of files into that directory and remove one. Nothing outside the workspace is
+/// written or removed.
+#[test]
+fn copy_race_from_a_second_sandbox_cannot_escape() {
+    let _g = serial();
+    let ws = TempDir::new("race-ws");
+    let outside = TempDir::new("race-outside");
+    std::fs::write(outside.path().join("victim"), "keep").unwrap();
+    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(ws.path().join("d")).unwrap();
+    std::fs::write(ws.path().join("d/victim"), "in the workspace").unwrap();
+    let racer_src = format!(
+        "import ctypes, os, time\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         os.symlink({:?}, '/workspace/l')\n\
+         print('ready', flush=True)\n\
+         end = time.time() + 12\n\
+         n = 0\n\
+         while time.time() < end:\n\
+         \x20   if libc.renameat2(-100, b'/workspace/d', -100, b'/workspace/l', 2) == 0: n += 1\n\
+         print(n, flush=True)\n",
+        outside.s()
+    );
+    let racer = nucleus(&[
+        "run",
+        "--workspace",
+        &ws.s(),
+        "--",
+        "python3",
+        "-c",
+        &racer_src,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    while !ws.path().join("l").exists() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        let _ = run(&[
+            "run", "--workspace", &ws.s(), "--workspace-mode", "copy-in-out", "--", "sh", "-c",
+            "mkdir -p d && rm -f d/victim && i=0; while [ $i -lt 1500 ]; do : > d/f$i; i=$((i+1)); done",
+        ]);
+        rounds += 1;
+    }
+    let o = racer.wait_with_output().unwrap();
+    let swaps: u64 = stdout(&o)
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        swaps > 1000,
+        "the racer swapped {swaps} times: {}",
+        stderr(&o)
+    );
+    assert!(rounds >= 2, "only {rounds} copy rounds");
+    let left: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["victim".to_string()],
+        "written outside the workspace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("victim")).unwrap(),
+        "keep"
+    );
+}
