@@ -22,6 +22,7 @@ fn errno_name(e: i32) -> String {
         libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         libc::EFAULT => "EFAULT",
         libc::EXDEV => "EXDEV",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
         _ => return format!("errno {e}"),
     }
     .to_string()
@@ -390,6 +391,34 @@ fn main() {
         put(
             "socket_inet",
             res(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as i64),
+        );
+        put(
+            "socket_inet6",
+            res(libc::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0) as i64),
+        );
+        put(
+            "socket_unix",
+            res(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) as i64),
+        );
+        put(
+            "socket_vsock",
+            res(libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) as i64),
+        );
+        put(
+            "socket_alg",
+            res(libc::socket(libc::AF_ALG, libc::SOCK_SEQPACKET, 0) as i64),
+        );
+        put(
+            "socket_tipc",
+            res(libc::socket(libc::AF_TIPC, libc::SOCK_RDM, 0) as i64),
+        );
+        put(
+            "socket_netlink_route",
+            res(libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE) as i64),
+        );
+        put(
+            "socket_netlink_audit",
+            res(libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_AUDIT) as i64),
         );
         put("kill_init", res(libc::kill(1, libc::SIGKILL) as i64));
         // Without Landlock signal scoping (ABI < 6) the kill "succeeds" but the kernel drops

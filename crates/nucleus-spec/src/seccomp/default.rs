@@ -402,7 +402,22 @@ pub const CLONE_NS_FLAGS: u64 = 0x0002_0000 // NEWNS
 
 const TIOCSTI: u64 = 0x5412; // fake terminal input: CVE-2016-7545 class escapes
 const TIOCLINUX: u64 = 0x541C; // same via the Linux console
-const AF_PACKET: u64 = 17; // raw frames: CVE-2020-14386
+/// Address families a sandbox may create sockets of. Everything else (AF_PACKET raw frames,
+/// CVE-2020-14386; AF_VSOCK, which reaches the hypervisor and host services past every network
+/// namespace; AF_ALG, the kernel crypto API; AF_BLUETOOTH, AF_RDS, AF_TIPC, AF_KCM, AF_XDP,
+/// AF_CAN, AF_SMC and the rest, rarely used and with a history of kernel bugs) fails with
+/// EAFNOSUPPORT, as on a kernel built without them. `--seccomp-allow socket` lifts this.
+pub const SOCKET_FAMILIES: &[(&str, u64)] = &[("AF_UNIX", 1), ("AF_INET", 2), ("AF_INET6", 10)];
+const AF_NETLINK: u64 = 16;
+/// Netlink protocols allowed (addresses, routes and links; socket diagnostics for `ss`; generic
+/// netlink). Audit, uevents, xfrm, netfilter, connector and the rest: EPROTONOSUPPORT.
+pub const NETLINK_PROTOCOLS: &[(&str, u64)] = &[
+    ("NETLINK_ROUTE", 0),
+    ("NETLINK_SOCK_DIAG", 4),
+    ("NETLINK_GENERIC", 16),
+];
+const EAFNOSUPPORT: u16 = 97;
+const EPROTONOSUPPORT: u16 = 93;
 /// personality() values Docker allows: query and the common ones.
 const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
@@ -488,10 +503,26 @@ pub fn default_filter(extra_allow: &[String]) -> Result<Filter, UnknownSyscall> 
         rules.push(eperm(n));
     }
     if let Some(n) = nr("socket") {
-        rules.push(allow(n, vec![cond(0, CmpOp::Ne, AF_PACKET, ArgWidth::U32)]));
+        for &(_, af) in SOCKET_FAMILIES {
+            rules.push(allow(n, vec![cond(0, CmpOp::Eq, af, ArgWidth::U32)]));
+        }
+        for &(_, proto) in NETLINK_PROTOCOLS {
+            rules.push(allow(
+                n,
+                vec![
+                    cond(0, CmpOp::Eq, AF_NETLINK, ArgWidth::U32),
+                    cond(2, CmpOp::Eq, proto, ArgWidth::U32),
+                ],
+            ));
+        }
         rules.push(Rule {
             nr: n,
-            action: Action::Errno(EPERM),
+            action: Action::Errno(EPROTONOSUPPORT),
+            conds: vec![cond(0, CmpOp::Eq, AF_NETLINK, ArgWidth::U32)],
+        });
+        rules.push(Rule {
+            nr: n,
+            action: Action::Errno(EAFNOSUPPORT),
             conds: vec![],
         });
     }
@@ -634,8 +665,30 @@ mod tests {
             eperm
         );
         assert_eq!(verdict(&f, "ioctl", [1, 0x5401, 0, 0, 0, 0]), allow);
-        assert_eq!(verdict(&f, "socket", [17, 3, 0, 0, 0, 0]), eperm);
+        let eafnosupport = Action::Errno(EAFNOSUPPORT).ret_value();
+        // AF_PACKET, AF_VSOCK, AF_ALG, AF_BLUETOOTH, AF_RDS, AF_TIPC, AF_KCM, AF_XDP, AF_CAN
+        for af in [17, 40, 38, 31, 21, 30, 41, 44, 29, 43, 42, 45] {
+            assert_eq!(
+                verdict(&f, "socket", [af, 1, 0, 0, 0, 0]),
+                eafnosupport,
+                "{af}"
+            );
+            assert_eq!(
+                verdict(&f, "socket", [af | 1 << 32, 1, 0, 0, 0, 0]),
+                eafnosupport
+            );
+        }
         assert_eq!(verdict(&f, "socket", [2, 1, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&f, "socket", [10, 0x80002, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&f, "socket", [1, 1, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&f, "socket", [16, 3, 0, 0, 0, 0]), allow);
+        // netlink audit, uevents
+        for proto in [9, 15, 12] {
+            assert_eq!(
+                verdict(&f, "socket", [16, 3, proto, 0, 0, 0]),
+                Action::Errno(EPROTONOSUPPORT).ret_value()
+            );
+        }
         assert_eq!(
             verdict(&f, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
             allow
@@ -655,6 +708,12 @@ mod tests {
     fn extra_allow_overrides_deny() {
         let f = default_filter(&["ptrace".to_string()]).unwrap();
         assert_eq!(verdict(&f, "ptrace", [0; 6]), Action::Allow.ret_value());
+        // The explicit opt-in for other address families (AF_VSOCK here).
+        let f = default_filter(&["socket".to_string()]).unwrap();
+        assert_eq!(
+            verdict(&f, "socket", [40, 1, 0, 0, 0, 0]),
+            Action::Allow.ret_value()
+        );
         assert!(default_filter(&["nope".to_string()]).is_err());
     }
 }
