@@ -268,17 +268,35 @@ impl DomainRule {
             Self::Exact(name)
         })
     }
+    /// Whether a queried name, as its wire labels (lower case), is allowed by this rule:
+    /// compared label by label, so a label holding a dot cannot pass for two.
+    pub fn matches_labels(&self, labels: &[String]) -> bool {
+        let (n, below) = match self {
+            Self::Exact(n) => (n, false),
+            Self::Below(n) => (n, true),
+        };
+        let rule: Vec<&str> = n.split('.').collect();
+        let extra = if below { 1 } else { 0 };
+        if below {
+            if labels.len() < rule.len() + extra {
+                return false;
+            }
+        } else if labels.len() != rule.len() {
+            return false;
+        }
+        labels[labels.len() - rule.len()..]
+            .iter()
+            .zip(&rule)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    }
     /// Whether a queried name (any case, trailing dot or not) is allowed by this rule.
     pub fn matches(&self, qname: &str) -> bool {
-        let q = qname.trim_end_matches('.').to_ascii_lowercase();
-        match self {
-            Self::Exact(n) => q == *n,
-            Self::Below(n) => {
-                q.len() > n.len() + 1 && q.ends_with(n.as_str()) && {
-                    q.as_bytes()[q.len() - n.len() - 1] == b'.'
-                }
-            }
-        }
+        let labels: Vec<String> = qname
+            .trim_end_matches('.')
+            .split('.')
+            .map(str::to_ascii_lowercase)
+            .collect();
+        self.matches_labels(&labels)
     }
 }
 
@@ -425,17 +443,33 @@ pub struct ResolverPlan {
     pub never: Vec<Cidr>,
 }
 
-/// Ranges a DNS answer never opens.
+/// Ranges a DNS answer never opens, whatever name it came for (`--egress-allow` still can):
+/// - this host and nowhere: 0.0.0.0/8, 127.0.0.0/8, ::/127 (unspecified, loopback);
+/// - link-local, where cloud metadata services live: 169.254.0.0/16 (AWS, GCP, Azure, Oracle,
+///   OpenStack, DigitalOcean, Hetzner at 169.254.169.254; Tencent 169.254.0.23), fe80::/10;
+/// - the other cloud metadata and host-agent addresses: 100.100.100.200 (Alibaba),
+///   168.63.129.16 (Azure WireServer), fd00:ec2::254 (AWS IPv6 IMDS), fd20:ce::254 (GCP IPv6
+///   metadata);
+/// - multicast and reserved: 224.0.0.0/4, 240.0.0.0/4 (with broadcast), ff00::/8;
+/// - IPv4-mapped IPv6 (::ffff:0:0/96), never a real AAAA answer.
+///
+/// IPv6 addresses that embed an IPv4 address (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4
+/// 2002::/16) are judged by the address they embed ([`ResolverPlan::admits`]). The plan adds
+/// the sandbox network's own ranges.
 pub fn special_ranges() -> Vec<Cidr> {
     [
         "0.0.0.0/8",
         "127.0.0.0/8",
         "169.254.0.0/16",
+        "100.100.100.200/32",
+        "168.63.129.16/32",
         "224.0.0.0/4",
         "240.0.0.0/4",
         "::/127",
         "::ffff:0.0.0.0/96",
         "fe80::/10",
+        "fd00:ec2::254/128",
+        "fd20:ce::254/128",
         "ff00::/8",
     ]
     .iter()
@@ -443,14 +477,37 @@ pub fn special_ranges() -> Vec<Cidr> {
     .collect()
 }
 
-impl ResolverPlan {
-    pub fn admits(&self, a: &IpAddr) -> bool {
-        !self.never.iter().any(|c| c.contains(a))
+/// The IPv4 address an IPv6 address carries for translation (NAT64, 6to4), if any.
+fn embedded_v4(a: &std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let o = a.octets();
+    let s = a.segments();
+    let v4 = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        Some(v4(&o[12..16]))
+    } else if s[0] == 0x2002 {
+        Some(v4(&o[2..6]))
+    } else {
+        None
     }
-    pub fn allows(&self, qname: &str) -> bool {
+}
+
+impl ResolverPlan {
+    /// Whether an address from a DNS answer may be opened.
+    pub fn admits(&self, a: &IpAddr) -> bool {
+        let never = |a: &IpAddr| self.never.iter().any(|c| c.contains(a));
+        match a {
+            IpAddr::V6(v6) => match embedded_v4(v6) {
+                Some(v4) => !never(a) && !never(&IpAddr::V4(v4)),
+                None => !never(a),
+            },
+            IpAddr::V4(_) => !never(a),
+        }
+    }
+    /// Whether a queried name, as its wire labels, is allowed.
+    pub fn allows(&self, labels: &[String]) -> bool {
         match &self.domains {
             None => true,
-            Some(d) => d.iter().any(|r| r.matches(qname)),
+            Some(d) => d.iter().any(|r| r.matches_labels(labels)),
         }
     }
 }
@@ -663,6 +720,48 @@ mod tests {
         assert!(Cidr::parse("nope", "x").is_err());
     }
 
+    /// A name under an allowed domain never opens loopback, link-local (cloud metadata), the
+    /// other metadata addresses, or the sandbox's own subnet, also when embedded in IPv6.
+    #[test]
+    fn resolver_never_admits_special_ranges() {
+        let mut never = special_ranges();
+        never.push(Cidr::parse("10.88.0.0/16", "").unwrap());
+        let r = ResolverPlan {
+            domains: Some(vec![]),
+            upstreams: vec![],
+            never,
+        };
+        for a in [
+            "169.254.169.254",
+            "127.0.0.1",
+            "0.0.0.0",
+            "100.100.100.200",
+            "168.63.129.16",
+            "10.88.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "fd20:ce::254",
+            "::ffff:198.51.100.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
+            "2002:a9fe:a9fe::1",
+            "ff02::1",
+        ] {
+            assert!(!r.admits(&a.parse().unwrap()), "{a} admitted");
+        }
+        for a in [
+            "198.51.100.1",
+            "2001:db8::1",
+            "100.100.100.201",
+            "64:ff9b::c633:6401",
+        ] {
+            assert!(r.admits(&a.parse().unwrap()), "{a} refused");
+        }
+    }
+
     #[test]
     fn domains() {
         let d = DomainRule::parse("API.Example.com.").unwrap();
@@ -674,6 +773,12 @@ mod tests {
         assert!(w.matches("a.b.example.com"));
         assert!(!w.matches("example.com"));
         assert!(!w.matches("badexample.com"));
+        // Wire labels: "x.corp" is one label, so [x.corp, example, com] is not under
+        // corp.example.com (it would be as text).
+        let c = DomainRule::parse("*.corp.example.com").unwrap();
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!c.matches_labels(&l(&["x.corp", "example", "com"])));
+        assert!(c.matches_labels(&l(&["x", "corp", "example", "com"])));
         for bad in ["", "*.", "a..b", "-a.com", "a b", "*.*.a"] {
             assert!(DomainRule::parse(bad).is_err(), "{bad}");
         }

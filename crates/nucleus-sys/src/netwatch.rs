@@ -340,12 +340,19 @@ impl Serve {
     /// answer, its addresses admitted first. Forwarded over the transport it came by: a
     /// truncated UDP answer goes back as it is, and the client asks again over TCP.
     fn answer(&mut self, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
-        let query = nucleus_spec::dns::parse_query(q)?;
+        let query = match nucleus_spec::dns::parse_query(q) {
+            Ok(x) => x,
+            Err(e) => {
+                self.report(format!("dns refused: {}", e.why));
+                return e.reply;
+            }
+        };
         let plan = self.plan.as_ref()?;
-        if !plan.allows(&query.name) {
-            self.report(format!("dns refused: {}", query.name));
-            return nucleus_spec::dns::refusal(q);
+        if !plan.allows(&query.labels) {
+            self.report(format!("dns refused: {}", query.name()));
+            return Some(nucleus_spec::dns::refusal(&query));
         }
+        let q = &query.wire[..];
         let upstreams = plan.upstreams.clone();
         let filtering = plan.domains.is_some();
         for up in upstreams {

@@ -253,6 +253,8 @@ impl Tracker<'_> {
     /// A warning: on stderr for a foreground run; to the launcher while it waits; after that
     /// into a detached sandbox's log (the monitor's stderr).
     fn say(&mut self, what: &str) {
+        // One line whatever the sandbox put in it (the launcher's protocol is line-based).
+        let what = &nucleus_spec::config::single_line(what);
         match (self.log, &self.notify.0) {
             (Some(l), _) => l.warn(what),
             (None, Some(_)) => self.notify.line(&format!("warn {what}")),

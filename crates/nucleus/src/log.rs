@@ -11,7 +11,10 @@ impl Logger {
         Self { format }
     }
 
+    /// Every message is one line: control characters (newlines, terminal escapes) are escaped,
+    /// since a message may quote what a sandbox said (a refused DNS name, a path it made).
     fn emit(&self, level: &str, msg: &str) {
+        let msg = &nucleus_spec::config::single_line(msg);
         match self.format {
             LogFormat::Text => {
                 if level == "error" {

@@ -20,10 +20,12 @@ set -u
 ip link set lo up
 ip link add ext0 type veth peer name ext1 && ip link set ext1 up
 for a in 198.51.100.1 198.51.100.2 198.51.100.53; do ip addr add $a/24 dev ext0; done
+# Where cloud metadata services answer (a DNS answer must never open them).
+for a in 169.254.169.254 100.100.100.200; do ip addr add $a/32 dev ext0; done
 for a in 2001:db8::1 2001:db8::2 2001:db8::53; do ip -6 addr add $a/64 dev ext0 nodad; done
 ip link set ext0 up
-printf '198.51.100.1 allowed.test\n2001:db8::1 allowed.test\n198.51.100.1 a.wild.test\n198.51.100.2 other.test\n198.51.100.1 moving.test\n' > $W/hosts
-python3 $PY $W/ready 198.51.100.1 198.51.100.2 2001:db8::1 2001:db8::2 & SRV=$!
+printf '198.51.100.1 allowed.test\n2001:db8::1 allowed.test\n198.51.100.1 a.wild.test\n198.51.100.2 other.test\n198.51.100.1 moving.test\n169.254.169.254 meta.wild.test\n100.100.100.200 ali.wild.test\n' > $W/hosts
+python3 $PY $W/ready 198.51.100.1 198.51.100.2 2001:db8::1 2001:db8::2 169.254.169.254 100.100.100.200 & SRV=$!
 # A network beyond the world, reached through it (so traffic is forwarded and masqueraded).
 # (A process's namespace, not `ip netns add`, which would leave a file in the host's /run.)
 unshare -n sleep 1000000 & BEYOND=$!
@@ -37,6 +39,7 @@ b ip route add default via 203.0.113.1; b ip -6 route add default via 2001:db8:1
 nsenter -t $BEYOND -n python3 $PY $W/ready2 203.0.113.2 2001:db8:1::2 & SRV2=$!
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts=$W/hosts \
   --listen-address=198.51.100.53 --bind-interfaces --local-ttl=1 --user=root \
+  --log-queries=extra --log-facility=$W/dnsmasq.log \
   --pid-file=$W/dnsmasq.pid 2>$W/dnsmasq.err & DNS=$!
 trap 'kill $SRV $SRV2 $DNS $BEYOND 2>/dev/null; wait 2>/dev/null' EXIT
 for i in $(seq 100); do [ -f $W/ready ] && [ -f $W/ready2 ] && break; sleep 0.05; done
@@ -216,6 +219,83 @@ fn egress_domains_resolve_through_the_runtime_and_follow_address_changes() {
     );
     assert!(out.contains("M2=ok 198.51.100.2"), "{out}");
     assert!(out.contains("dns refused: other.test"), "{out}");
+    assert_clean(&out);
+}
+
+/// Crafted DNS messages from inside: a label holding a dot ([a.wild, test] reads as
+/// a.wild.test), a DNS UPDATE, two questions, an ANY query, an EDNS option with a payload, and a
+/// refused name holding a newline and a forged runtime line. Each is refused by the runtime's
+/// resolver (REFUSED) without reaching the upstream, whose query log shows only the plain
+/// query of an allowed name; no forged line reaches the runtime's stderr. Names under an
+/// allowed domain that answer cloud metadata addresses stay unreachable.
+#[test]
+fn the_resolver_forwards_only_plain_queries_of_allowed_names() {
+    let _g = serial();
+    let w = World::new("net-dns-hostile");
+    std::fs::write(
+        w.dir.path().join("craft.py"),
+        r#"
+import socket, struct
+def q(name_labels, qtype=1, opcode=0, qd=1, an=0, ar=0, extra=b"", tail=b""):
+    h = struct.pack(">HBBHHHH", 0x4242, (opcode << 3) | 1, 0, qd, an, 0, ar)
+    n = b"".join(bytes([len(l)]) + l for l in name_labels) + b"\0"
+    return h + (n + struct.pack(">HH", qtype, 1)) * qd + extra + tail
+def ask(m):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    s.sendto(m, ("127.0.0.1", 53))
+    try:
+        r = s.recv(4096); return r[3] & 0xf
+    except socket.timeout:
+        return "timeout"
+opt = b"\0" + struct.pack(">HHIH", 41, 1232, 0, 8) + struct.pack(">HH", 10, 4) + b"EDNS"
+print("DOT", ask(q([b"a.wild", b"test"])))
+print("UPDATE", ask(q([b"a", b"wild", b"test"], opcode=5)))
+print("TWO", ask(q([b"a", b"wild", b"test"], qd=2)))
+print("ANY", ask(q([b"a", b"wild", b"test"], qtype=255)))
+print("NL", ask(q([b"x\nnucleus: error: forged", b"other", b"test"])))
+print("EDNS", ask(q([b"a", b"wild", b"test"], ar=1, extra=opt)))
+"#,
+    )
+    .unwrap();
+    w.script(
+        "in.sh",
+        "python3 /tmp/craft.py; echo META=$(c meta.wild.test 8080); echo ALI=$(c ali.wild.test 8080); \
+         echo WILD=$(c a.wild.test 8080)",
+    );
+    let o = w.run(
+        r#"$N run --network bridge --dns 198.51.100.53 --egress-domain '*.wild.test' -v $W/craft.py:/tmp/craft.py:ro -- bash -c "$(inner in.sh)"
+           echo "--- upstream"; grep -o 'query\[[A-Z0-9]*\] [^ ]*' $W/dnsmasq.log | sort -u; leftovers"#,
+    );
+    let out = lines(&o);
+    for k in ["DOT", "UPDATE", "TWO", "ANY", "NL"] {
+        assert!(out.contains(&format!("{k} 5\n")), "{k}: {out}");
+    }
+    // The EDNS query goes upstream without its option, and is answered.
+    assert!(out.contains("EDNS 0\n"), "{out}");
+    assert!(out.contains("WILD=ok 198.51.100.1"), "{out}");
+    assert!(
+        out.contains("META=no answer") || out.contains("META=refused"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ALI=no answer") || out.contains("ALI=refused"),
+        "{out}"
+    );
+    let upstream = out.split("--- upstream").nth(1).unwrap_or("");
+    for l in upstream.lines().filter(|l| l.starts_with("query[")) {
+        assert!(
+            l.ends_with(" a.wild.test")
+                || l.ends_with(" meta.wild.test")
+                || l.ends_with(" ali.wild.test"),
+            "forwarded upstream: {l}\n{out}"
+        );
+        assert!(!l.starts_with("query[ANY]"), "{l}");
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("nucleus: error: forged")),
+        "{out}"
+    );
+    assert!(out.contains("dns refused: name with a label"), "{out}");
     assert_clean(&out);
 }
 
