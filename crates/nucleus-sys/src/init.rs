@@ -65,39 +65,108 @@ fn finish(ch: &Channel, st: WaitStatus) -> ! {
 /// The capabilities init keeps: CAP_KILL only (a bit mask).
 pub(crate) const KEPT_CAPS: u64 = 1 << 5;
 
+/// The steps of [`harden`], in order; a failure is reported to the workload as
+/// `HARDEN_FAILED + index` in place of the go byte.
+pub(crate) const HARDEN_STEPS: &[&str] = &[
+    "not dumpable",
+    "standard descriptors to /dev/null",
+    "other descriptors closed",
+    "bounding set",
+    "capabilities",
+    "no_new_privs",
+    "Landlock",
+    "seccomp filter",
+];
+/// The go byte when every step of [`harden`] held.
+pub(crate) const HARDENED: u8 = 1;
+/// The go byte's base for a failed step.
+pub(crate) const HARDEN_FAILED: u8 = 100;
+
 /// Give up what init does not need, before the workload runs (see `sandbox::child_main`):
 /// every descriptor but `keep`, capabilities but CAP_KILL, file system access, most syscalls.
-/// `bounding_left`: the bounding set the sandbox left (the workload's and init's).
-pub(crate) fn harden(keep: &[libc::c_int], bounding_left: u64, seccomp: &[SockFilter]) {
-    let _ = raw::prctl(libc::PR_SET_DUMPABLE, 0);
+/// `bounding_left`: the bounding set the sandbox left (the workload's and init's). Every step
+/// is tried; the first that failed is returned (an index into [`HARDEN_STEPS`]).
+pub(crate) fn harden(
+    keep: &[libc::c_int],
+    bounding_left: u64,
+    seccomp: &[SockFilter],
+) -> Result<(), usize> {
+    let mut failed: Option<usize> = None;
+    let mut step = |i: usize, ok: bool| {
+        if !ok && failed.is_none() {
+            failed = Some(i);
+        }
+    };
+    step(0, raw::prctl(libc::PR_SET_DUMPABLE, 0).is_ok());
     // Do not hold the workload's stdio open (a pipe reader would never see EOF).
-    if let Ok(null) = std::fs::OpenOptions::new()
+    let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
+        .open("/dev/null");
+    step(
+        1,
+        null.is_ok_and(|null| {
             // SAFETY: dup2 onto the standard descriptors, which init owns.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
-    }
+            (0..3).all(|fd| unsafe { libc::dup2(null.as_raw_fd(), fd) } == fd)
+        }),
+    );
     let mut keep = keep.to_vec();
     keep.sort_unstable();
     let mut from = 3u32;
+    let mut closed = true;
     for k in keep {
         let k = k as u32;
         if k > from {
-            let _ = raw::close_range(from, k - 1);
+            closed &= raw::close_range(from, k - 1).is_ok();
         }
         from = from.max(k + 1);
     }
-    let _ = raw::close_range(from, u32::MAX);
+    closed &= raw::close_range(from, u32::MAX).is_ok();
+    step(2, closed);
     // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
     // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
     // The sandbox cut the bounding set down to the workload's and this before the clone.
-    let _ = security::drop_bounding(bounding_left & !KEPT_CAPS);
-    let _ = security::set_capabilities(KEPT_CAPS, KEPT_CAPS, 0);
-    let _ = security::set_no_new_privs();
-    let _ = security::landlock_deny_all();
-    let _ = security::install_seccomp(seccomp, 0);
+    step(
+        3,
+        security::drop_bounding(bounding_left & !KEPT_CAPS).is_ok(),
+    );
+    step(
+        4,
+        security::set_capabilities(KEPT_CAPS, KEPT_CAPS, 0).is_ok(),
+    );
+    step(5, security::set_no_new_privs().is_ok());
+    step(6, security::landlock_deny_all().is_ok());
+    step(7, security::install_seccomp(seccomp, 0).is_ok());
+    match failed {
+        None => Ok(()),
+        Some(i) => Err(i),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each step's result is checked: a seccomp program the kernel refuses (empty) is reported
+    /// as the seccomp step, in a forked child (harden changes the whole process).
+    #[test]
+    fn harden_reports_the_step_that_failed() {
+        // SAFETY: the child only calls harden and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = match harden(&[], 0, &[]) {
+                Ok(()) => 0,
+                Err(i) => 10 + i as i32,
+            };
+            raw::exit_now(code);
+        }
+        let (_, st) = raw::waitpid(pid, false).unwrap().unwrap();
+        assert_eq!(
+            st.code(),
+            10 + 7,
+            "{:?}",
+            HARDEN_STEPS.get(st.code() as usize - 10)
+        );
+        assert_eq!(HARDEN_STEPS[7], "seccomp filter");
+    }
 }

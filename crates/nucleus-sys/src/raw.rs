@@ -859,10 +859,10 @@ pub fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
 }
 
 /// Write one byte to `fd` (a handshake), retrying on EINTR.
-pub fn send_byte(fd: libc::c_int) -> io::Result<()> {
+pub fn send_byte(fd: libc::c_int, b: u8) -> io::Result<()> {
     loop {
         // SAFETY: a one-byte write from a local.
-        match unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) } {
+        match unsafe { libc::write(fd, [b].as_ptr().cast(), 1) } {
             1 => return Ok(()),
             _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
             _ => return Err(io::Error::last_os_error()),

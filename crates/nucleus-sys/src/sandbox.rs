@@ -911,8 +911,13 @@ fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File], etc_view: Optio
                         libc::close(ready_w);
                         libc::close(go_r);
                     }
-                    init::harden(&keep, bounding_left, seccomp);
-                    let _ = raw::send_byte(go_w);
+                    // The workload learns whether init is hardened with its go (and refuses
+                    // to run, or reports what is missing, as the mode says).
+                    let go = match init::harden(&keep, bounding_left, seccomp) {
+                        Ok(()) => init::HARDENED,
+                        Err(step) => init::HARDEN_FAILED.saturating_add(step as u8),
+                    };
+                    let _ = raw::send_byte(go_w, go);
                     if !full_fork {
                         // The workload sets up in our memory: wait until its exec or exit
                         // (end of file; nothing is ever written).
@@ -1229,11 +1234,22 @@ fn child_exec(
 ) -> ! {
     // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
     // file: init is gone, and so is the sandbox). Signals are blocked here: no EINTR.
+    let mut init_failed = None;
     if let Some(hs) = init {
         // SAFETY: the workload's end of the pipe, open until its exec.
         let go = unsafe { BorrowedFd::borrow_raw(hs.go) };
-        if !matches!(raw::read(go, &mut [0u8; 1]), Ok(1)) {
+        let mut b = [0u8; 1];
+        if !matches!(raw::read(go, &mut b), Ok(1)) {
             raw::exit_now(1);
+        }
+        if b[0] != init::HARDENED {
+            let step = usize::from(b[0].saturating_sub(init::HARDEN_FAILED));
+            init_failed = Some(
+                init::HARDEN_STEPS
+                    .get(step)
+                    .copied()
+                    .unwrap_or("unknown step"),
+            );
         }
     }
     // `nucleus exec` (no init of ours) ends with its runtime.
@@ -1255,6 +1271,18 @@ fn child_exec(
         landlock_abi: crate::probe::landlock_abi(),
         ..Default::default()
     };
+    if let Some(step) = init_failed {
+        let what = format!("the sandbox's init could not harden itself ({step})");
+        if refuse {
+            fail(
+                ch,
+                "init",
+                &format!("{what}; strict modes refuse to start"),
+                126,
+            );
+        }
+        report.degraded.push(what);
+    }
     report.root_switch = match switched {
         Switched::PivotRoot => "pivot_root".into(),
         Switched::Chroot(e) => {

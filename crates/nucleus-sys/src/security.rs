@@ -318,8 +318,11 @@ pub fn landlock_deny_all() -> std::result::Result<(), String> {
         .create()
         .map_err(|e| e.to_string())?
         .restrict_self()
-        .map(drop)
         .map_err(|e| e.to_string())
+        .and_then(|s| match s.ruleset {
+            RulesetStatus::NotEnforced => Err("Landlock is not available".to_string()),
+            _ => Ok(()),
+        })
 }
 
 /// Install a compiled seccomp program (no_new_privs must be set) with SECCOMP_FILTER_FLAG_*
