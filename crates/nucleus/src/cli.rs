@@ -342,6 +342,10 @@ pub struct RunArgs {
     /// copy-back refuses a larger tree with the host copy left as it was.
     #[arg(long, default_value = "4g")]
     pub workspace_max_size: String,
+    /// Most a detached sandbox's log file may hold; above it, the log moves to log.1
+    /// (replacing the older one) and starts again (`nucleus logs` reads both).
+    #[arg(long, default_value = "16m")]
+    pub log_max_size: String,
     /// Bind mount SRC:DST[:ro] (repeatable).
     #[arg(long, short = 'v')]
     pub volume: Vec<String>,

@@ -125,6 +125,68 @@ pub struct Tracker<'a> {
     removed: bool,
     /// `--health-cmd`: the checks this supervisor runs.
     health: Option<Health>,
+    /// A detached sandbox's log, kept under `--log-max-size`.
+    log_cap: Option<LogCap>,
+}
+
+/// A detached sandbox's log (`log` in its directory, which the workload appends to directly)
+/// is kept under a size: once it is larger, its last `max` bytes move to `log.1` (replacing
+/// the older one) and it starts again empty. The workload writes with O_APPEND, so its next
+/// write lands at the new end. Checked every 250 ms, every 50 ms while it grows, so it exceeds
+/// the size by at most what the workload writes in that time; `nucleus logs` reads both files.
+struct LogCap {
+    dir: std::path::PathBuf,
+    max: u64,
+    next: Instant,
+    last_len: u64,
+}
+
+impl LogCap {
+    fn check(&mut self) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        let log = self.dir.join("log");
+        let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let growing = len.saturating_sub(self.last_len) >= 64 << 10;
+        self.next = now + Duration::from_millis(if growing { 50 } else { 250 });
+        self.last_len = len;
+        if len <= self.max {
+            return;
+        }
+        let rotated = self.dir.join("log.1");
+        let tmp = self.dir.join("log.1.tmp");
+        let max = self.max;
+        let moved = (|| -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut src = File::open(&log)?;
+            src.seek(SeekFrom::Start(len - max))?;
+            let mut dst = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            std::io::copy(&mut src.take(max), &mut dst)?;
+            std::fs::rename(&tmp, &rotated)
+        })();
+        if moved.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        // Cut whether or not a copy could be kept: the log is never left to grow. (What the
+        // workload wrote between the copy and now, little, goes with it.)
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0));
+        self.last_len = 0;
+    }
+    fn ms_until(&self) -> i32 {
+        let d = self.next.saturating_duration_since(Instant::now());
+        i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1)
+    }
 }
 
 /// Health checks: `nucleus exec ID -- /bin/sh -c CMD` every interval once the workload runs;
@@ -335,7 +397,12 @@ impl Tracker<'_> {
 
 impl Observer for Tracker<'_> {
     fn next_tick_ms(&self) -> i32 {
-        self.health.as_ref().map_or(-1, |h| h.next_tick_ms())
+        let health = self.health.as_ref().map_or(-1, |h| h.next_tick_ms());
+        match (&self.log_cap, health) {
+            (None, h) => h,
+            (Some(l), -1) => l.ms_until(),
+            (Some(l), h) => h.min(l.ms_until()),
+        }
     }
     fn watched(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
@@ -343,6 +410,9 @@ impl Observer for Tracker<'_> {
         Some(fd.as_raw_fd())
     }
     fn tick(&mut self) {
+        if let Some(l) = &mut self.log_cap {
+            l.check();
+        }
         let id = self.state.id.clone();
         let Some(h) = &mut self.health else {
             return;
@@ -616,6 +686,7 @@ pub fn foreground<'a>(
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
+        log_cap: None,
     })
 }
 
@@ -638,6 +709,7 @@ pub fn launch(
         .memory
         .as_deref()
         .and_then(|m| nucleus_spec::config::parse_size("--memory", m).ok());
+    let log_max = log_max_size(&a.log_max_size)?;
     let id = plan.id.clone();
     let (create_span, trace) = tracer.sandbox_span();
     let console =
@@ -701,6 +773,7 @@ pub fn launch(
             control,
             console,
             memory_limit,
+            Some(log_max),
         );
         crate::run::collect_cgroups(cgroup_host, cgroup_parent);
         std::process::exit(code.into())
@@ -789,6 +862,15 @@ pub fn launch(
 struct LaunchInfo {
     hold: bool,
     memory_limit: Option<u64>,
+}
+
+/// `--log-max-size`: at least 64 KiB.
+pub fn log_max_size(s: &str) -> Result<u64, ConfigError> {
+    let n = nucleus_spec::config::parse_size("--log-max-size", s)?;
+    if n < 64 << 10 {
+        return Err(ConfigError::new("--log-max-size", "must be at least 64k"));
+    }
+    Ok(n)
 }
 
 /// Whether systemd runs this machine (sd_booted(3)).
@@ -906,6 +988,8 @@ pub fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
         // (--console-socket keeps the forked monitor: see `supervisor`.)
         None,
         info.memory_limit,
+        // The journal keeps a unit's output.
+        None,
     ))
 }
 
@@ -922,6 +1006,7 @@ fn monitor_main(
     control: std::os::fd::OwnedFd,
     console: Option<std::os::fd::OwnedFd>,
     memory_limit: Option<u64>,
+    log_max: Option<u64>,
 ) -> u8 {
     let id = st.id.clone();
     let name = st.name.clone();
@@ -937,6 +1022,12 @@ fn monitor_main(
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
+        log_cap: log_max.map(|max| LogCap {
+            dir: store.dir(&id),
+            max,
+            next: Instant::now() + Duration::from_millis(100),
+            last_len: 0,
+        }),
     };
     t.save();
     let detach = Detach {
@@ -1180,11 +1271,40 @@ pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         Err(_) => bail!("{}: has no log (only detached sandboxes keep one)", a.id),
     };
     let mut out = std::io::stdout().lock();
-    if let Some(n) = a.tail {
-        let start = tail_offset(&mut f, n)?;
-        f.seek(SeekFrom::Start(start))?;
-    }
     let mut buf = vec![0u8; 64 * 1024];
+    // The older part, moved aside by --log-max-size: first, or as much of it as --tail wants
+    // beyond what the current log holds.
+    let older_wanted = match a.tail {
+        None => Some(usize::MAX),
+        Some(n) => {
+            let start = tail_offset(&mut f, n)?;
+            f.seek(SeekFrom::Start(start))?;
+            if start == 0 {
+                let mut count = 0usize;
+                loop {
+                    let k = f.read(&mut buf)?;
+                    if k == 0 {
+                        break;
+                    }
+                    count += buf[..k].iter().filter(|&&b| b == b'\n').count();
+                }
+                f.seek(SeekFrom::Start(0))?;
+                Some(n.saturating_sub(count))
+            } else {
+                None
+            }
+        }
+    };
+    if let (Some(want), Ok(mut old)) = (
+        older_wanted.filter(|w| *w > 0),
+        File::open(store.dir(&s.id).join("log.1")),
+    ) {
+        if want != usize::MAX {
+            let start = tail_offset(&mut old, want)?;
+            old.seek(SeekFrom::Start(start))?;
+        }
+        std::io::copy(&mut old, &mut out)?;
+    }
     loop {
         let k = f.read(&mut buf)?;
         if k > 0 {
@@ -1194,6 +1314,10 @@ pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         out.flush()?;
         if !a.follow {
             return Ok(0);
+        }
+        // Moved aside and started again: read the new log from its start.
+        if f.metadata()?.len() < f.stream_position()? {
+            f.seek(SeekFrom::Start(0))?;
         }
         // Follow until the sandbox's monitor is gone (then read what is left once more).
         let cur = store.read(&s.id);

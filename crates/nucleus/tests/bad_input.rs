@@ -53,6 +53,16 @@ fn bad_limits() {
     );
     rejects(&["run", "--pids", "1", "--", "true"], 125, "--pids");
     rejects(
+        &["run", "-d", "--log-max-size", "1k", "--", "true"],
+        125,
+        "--log-max-size",
+    );
+    rejects(
+        &["run", "--workspace-max-size", "lots", "--", "true"],
+        125,
+        "--workspace-max-size",
+    );
+    rejects(
         &["run", "--io-limit", "sda rbps=1M", "--", "true"],
         125,
         "--io-limit",

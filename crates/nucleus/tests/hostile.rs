@@ -185,3 +185,44 @@ fn copy_race_from_a_second_sandbox_cannot_escape() {
         "keep"
     );
 }
+
+/// A chatty detached workload (200 MB of output) cannot fill the state root: its log stays
+/// near --log-max-size (moved aside to log.1 once, the current one started again), and
+/// `nucleus logs` still shows the end of the output.
+#[test]
+fn a_chatty_detached_workload_keeps_its_log_bounded() {
+    let _g = serial();
+    let root = TempDir::new("state-chatty");
+    let r = root.s();
+    let o = run(&[
+        "--root", &r, "run", "-d", "--log-max-size", "1m", "--", "sh", "-c",
+        "i=0; while [ $i -lt 40 ]; do head -c 5000000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); sleep 0.05; done; echo END; sleep 1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let dir = root.path().join(&id);
+    let size = |n: &str| std::fs::metadata(dir.join(n)).map_or(0, |m| m.len());
+    let started = Instant::now();
+    let mut most = 0;
+    loop {
+        most = most.max(size("log") + size("log.1"));
+        let tail = run(&["--root", &r, "logs", "-n", "1", &id]);
+        if stdout(&tail) == "END\n" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no END in the log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 200 MB written; on disk at most the two files of about 1 MB each, plus what the
+    // workload wrote between two checks.
+    assert!(most < 40 << 20, "the log reached {most} bytes");
+    assert!(size("log.1") > 0, "never moved aside");
+    let all = run(&["--root", &r, "logs", &id]);
+    assert!(stdout(&all).ends_with("END\n"));
+    assert!(all.stdout.len() < 40 << 20);
+    let _ = run(&["--root", &r, "rm", "-f", &id]);
+    assert!(!dir.exists(), "rm left the sandbox's directory");
+}
