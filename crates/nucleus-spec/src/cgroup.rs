@@ -568,6 +568,21 @@ impl CgroupPlan {
                 }),
             }
         }
+        // A memory cgroup of its own even without --memory (as on v2, where the controller is
+        // enabled for every sandbox): what the sandbox allocates, the pages it writes to its
+        // tmpfs mounts included, is counted against it and shows in `stats`, not the caller's.
+        if let Some(h) = host.v1("memory") {
+            if !dirs.iter().any(|d| d.hierarchy == "memory") {
+                dirs.push(CgroupDir {
+                    hierarchy: "memory".into(),
+                    mount: h.mount.clone(),
+                    parents: parents(parent, &h.mount, &h.own, false),
+                    enable: vec![],
+                    writes: vec![],
+                    optional: vec![],
+                });
+            }
+        }
         for (c, flag) in needs {
             let v1name = if c == "io" { "blkio" } else { c };
             if host.v1(v1name).is_none() {

@@ -102,6 +102,12 @@ pub struct PreparedTree {
     pub max_bytes: u64,
 }
 
+/// The size of /tmp, the private home and a `--tmpfs DST` without a size: 1 GiB each, or the
+/// memory limit when that is smaller (a tmpfs holds memory; the kernel default, half of the
+/// host's RAM each, let a sandbox pin gigabytes outside any limit). The sandbox's writes are
+/// charged to its own memory cgroup.
+pub const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
+
 /// Where the synthetic /etc files live when /etc is an [`EtcView`]: the view's entries of the
 /// same names link here.
 pub const ETC_VIEW_LINKS: &str = "/run/nucleus";
@@ -660,10 +666,14 @@ impl Plan {
             });
         }
         // /tmp and the private home
+        let tmpfs_size = cfg
+            .limits
+            .memory
+            .map_or(DEFAULT_TMPFS_SIZE, |m| m.min(DEFAULT_TMPFS_SIZE));
         m.push(MountOp::Tmpfs {
             dst: p("/tmp"),
             mode: 0o1777,
-            size_bytes: None,
+            size_bytes: Some(tmpfs_size),
             noexec: false,
             uid: 0,
             gid: 0,
@@ -671,7 +681,7 @@ impl Plan {
         m.push(MountOp::Tmpfs {
             dst: home.clone(),
             mode: 0o700,
-            size_bytes: None,
+            size_bytes: Some(tmpfs_size),
             noexec: false,
             uid: user.uid,
             gid,
@@ -839,7 +849,7 @@ impl Plan {
             m.push(MountOp::Tmpfs {
                 dst: t.dst.clone(),
                 mode: 0o1777,
-                size_bytes: t.size_bytes,
+                size_bytes: Some(t.size_bytes.unwrap_or(tmpfs_size)),
                 noexec: false,
                 uid: 0,
                 gid: 0,

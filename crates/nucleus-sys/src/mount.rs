@@ -151,7 +151,8 @@ pub fn make_root(root: &RootSource) -> Result<()> {
             new,
             Some("tmpfs"),
             MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            Some("mode=0755"),
+            // Mount points, links and a few small files (read-only once set up).
+            Some("mode=0755,size=4m"),
         )
         .ctx("mount root tmpfs", NEW),
         RootSource::Bind(dir) => bind(&under(OLD, dir), new, dir, Some(bind_attrs(true, false))),

@@ -226,3 +226,81 @@ fn a_chatty_detached_workload_keeps_its_log_bounded() {
     let _ = run(&["--root", &r, "rm", "-f", &id]);
     assert!(!dir.exists(), "rm left the sandbox's directory");
 }
+
+/// Every writable tmpfs has a bounded size (the kernel default is half the host's RAM each),
+/// no larger than --memory, and what the sandbox writes there counts against its own memory
+/// cgroup (one exists without --memory too), so `stats` shows it.
+#[test]
+fn tmpfs_memory_is_bounded_and_counted_against_the_sandbox() {
+    let _g = serial();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--tmpfs",
+            "/scratch",
+            "--",
+            "df",
+            "-B1",
+            "--output=size,target",
+            "/tmp",
+            "/root",
+            "/scratch",
+            "/dev/shm",
+        ])
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sizes: Vec<u64> = stdout(&o)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![1 << 30, 1 << 30, 1 << 30, 64 << 20],
+        "{}",
+        stdout(&o)
+    );
+    // Under --memory the tmpfs is no larger than the limit: a fill stops there.
+    let o = leaves_nothing(|| {
+        run(&["run", "--memory", "32m", "--", "sh", "-c", "df -B1 --output=size /tmp | tail -1; head -c 100000000 /dev/zero > /tmp/fill; echo rc=$?"])
+    });
+    let out = stdout(&o);
+    assert!(
+        out.trim_start().starts_with(&format!("{}\n", 32 << 20)),
+        "{out}{}",
+        stderr(&o)
+    );
+    assert!(!out.contains("rc=0"), "{out}");
+    // Counted against the sandbox: 100 MB in /tmp show as its memory.
+    let root = TempDir::new("state-tmpfs");
+    let r = root.s();
+    let id = stdout(&run(&[
+        "--root",
+        &r,
+        "run",
+        "-d",
+        "--",
+        "sh",
+        "-c",
+        "head -c 100000000 /dev/zero > /tmp/x && touch /tmp/done; sleep 1000",
+    ]))
+    .trim()
+    .to_string();
+    let started = Instant::now();
+    while run(&["--root", &r, "exec", &id, "--", "test", "-e", "/tmp/done"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the fill did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = run(&["--root", &r, "stats", "--json", &id]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&st).lines().next().unwrap()).unwrap();
+    let _ = run(&["--root", &r, "rm", "-f", &id]);
+    let mem = v["usage"]["memory_current"].as_u64();
+    assert!(mem.is_some_and(|m| m >= 95_000_000), "{v}");
+}
