@@ -2,23 +2,31 @@
 //! range of host uids/gids, so two sandboxes never share an unprivileged host identity (one
 //! sandbox's root cannot signal, ptrace or read the files of another's).
 //!
-//! A range is held by binding an abstract unix socket named after it. The kernel releases the
-//! name when the holder dies, however it dies (kill -9 included), and no file is ever created,
-//! so nothing is left behind.
+//! A range is held by an open-file-description lock (F_OFD_SETLK) on its byte of one
+//! root-only file, [`CLAIMS`]. The kernel releases the lock when the holder dies, however it
+//! dies (kill -9 included). The file is the same for every runtime on the host, whatever its
+//! state root, mount or network namespace, and no sandbox can reach it (an abstract socket
+//! name, used before, lives in a network namespace: a `--network host` sandbox could bind all
+//! of them, and runtimes in two network namespaces could hand out the same range).
 
 use crate::error::{Context, Result};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 /// First host id handed out. systemd-nspawn's dynamic range is 0x80000..0x6FFFFFFF; we use its
 /// upper part, far from regular users and from subuid ranges handed to people.
 pub const BASE: u32 = 0x4000_0000;
 pub const WIDTH: u32 = 65536;
 pub const SLOTS: u32 = 8192;
+/// The claims file: byte N locked = range N held.
+pub const CLAIMS: &str = "/run/nucleus-idranges";
 
 pub struct IdSlot {
     pub index: u32,
-    _hold: OwnedFd,
+    _hold: File,
 }
 
 impl IdSlot {
@@ -28,16 +36,46 @@ impl IdSlot {
 
     /// Take a free range, starting the search at a pseudo-random slot.
     pub fn acquire(seed: u32) -> Result<IdSlot> {
+        Self::acquire_in(Path::new(CLAIMS), seed)
+    }
+
+    fn acquire_in(claims: &Path, seed: u32) -> Result<IdSlot> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(claims)
+            .ctx("open", claims.display())?;
         for i in 0..SLOTS {
             let index = (seed.wrapping_add(i)) % SLOTS;
-            match hold_name(&format!("nucleus/idrange/{index}")) {
-                Ok(fd) => return Ok(IdSlot { index, _hold: fd }),
-                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => continue,
-                Err(e) => return Err(e).ctx("reserve uid range", index),
+            if lock_byte(&f, index.into()).ctx("reserve uid range", index)? {
+                return Ok(IdSlot { index, _hold: f });
             }
         }
         Err(io::Error::from_raw_os_error(libc::EAGAIN))
             .ctx("reserve uid range", "all ranges in use")
+    }
+}
+
+/// Lock byte `at` of `f` for this open file description: false when another holds it.
+fn lock_byte(f: &File, at: u64) -> io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid value; its fields are set below.
+    let mut l: libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = libc::F_WRLCK as _;
+    l.l_whence = libc::SEEK_SET as _;
+    l.l_start = at as _;
+    l.l_len = 1;
+    // SAFETY: F_OFD_SETLK with a valid flock; l_pid must be 0 for OFD locks (zeroed).
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &l) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
     }
 }
 
@@ -72,14 +110,32 @@ mod tests {
 
     #[test]
     fn slots_are_exclusive_and_released() {
+        let t = crate::TestDir::new("idslot");
+        let claims = t.join("claims");
         let seed = 4000 + (std::process::id() % 1000);
-        let a = IdSlot::acquire(seed).unwrap();
-        let b = IdSlot::acquire(seed).unwrap();
+        let a = IdSlot::acquire_in(&claims, seed).unwrap();
+        let b = IdSlot::acquire_in(&claims, seed).unwrap();
         assert_ne!(a.index, b.index);
         assert_eq!(b.host_base() - a.host_base(), WIDTH * (b.index - a.index));
         let idx = a.index;
         drop(a);
-        let c = IdSlot::acquire(idx).unwrap();
+        let c = IdSlot::acquire_in(&claims, idx).unwrap();
         assert_eq!(c.index, idx);
+        // Held across a fork by another process (the lock belongs to the open file, not to a
+        // network namespace or a process): a child in a new network namespace sees it taken.
+        // SAFETY: the child only unshares, tries one lock and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: unshare with a flag; no memory arguments.
+            unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            let d = IdSlot::acquire_in(&claims, idx).unwrap();
+            crate::raw::exit_now(if d.index == idx { 1 } else { 0 });
+        }
+        let (_, st) = crate::raw::waitpid(pid, false).unwrap().unwrap();
+        assert_eq!(
+            st.code(),
+            0,
+            "a range held in another namespace was handed out again"
+        );
     }
 }

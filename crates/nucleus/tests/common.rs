@@ -161,7 +161,18 @@ pub fn host_state() -> HostState {
         .map(|l| l.split(' ').skip(4).take(2).collect::<Vec<_>>().join(" "))
         .collect();
     let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
-    let id_ranges = unix.matches("@nucleus/idrange/").count();
+    // Held id ranges: locks on the claims file (see nucleus-sys idslot).
+    let id_ranges = {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata("/run/nucleus-idranges") {
+            Ok(m) => std::fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("OFDLCK") && l.contains(&format!(":{} ", m.ino())))
+                .count(),
+            Err(_) => 0,
+        }
+    };
     let cgroup_holds = unix.matches("@nucleus/cgroup/").count();
     HostState {
         mounts,

@@ -304,3 +304,66 @@ fn tmpfs_memory_is_bounded_and_counted_against_the_sandbox() {
     let mem = v["usage"]["memory_current"].as_u64();
     assert!(mem.is_some_and(|m| m >= 95_000_000), "{v}");
 }
+
+/// A `--network host` sandbox binds every abstract name the runtime once used to claim host id
+/// ranges (`@nucleus/idrange/N`); new sandboxes still start, each with a range of its own.
+#[test]
+fn id_range_claims_cannot_be_squatted() {
+    let _g = serial();
+    let root = TempDir::new("state-squat");
+    let r = root.s();
+    let squatter = stdout(&run(&[
+        "--root",
+        &r,
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--",
+        "python3",
+        "-c",
+        "import socket, time\n\
+         held = []\n\
+         for i in range(8192):\n\
+         \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         \x20   try:\n\
+         \x20       s.bind('\\0nucleus/idrange/%d' % i); held.append(s)\n\
+         \x20   except OSError:\n\
+         \x20       pass\n\
+         open('/tmp/held', 'w').write(str(len(held)))\n\
+         time.sleep(1000)\n",
+    ]))
+    .trim()
+    .to_string();
+    let started = Instant::now();
+    let held = loop {
+        let o = run(&["--root", &r, "exec", &squatter, "--", "cat", "/tmp/held"]);
+        if o.status.success() {
+            break stdout(&o);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the squatter did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(held.parse::<u32>().unwrap() > 8000, "squatted {held}");
+    let map = |id: &str| {
+        let o = run(&["--root", &r, "exec", id, "--", "cat", "/proc/self/uid_map"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let a = stdout(&run(&["--root", &r, "run", "-d", "--", "sleep", "1000"]))
+        .trim()
+        .to_string();
+    let b = stdout(&run(&["--root", &r, "run", "-d", "--", "sleep", "1000"]))
+        .trim()
+        .to_string();
+    assert!(!a.is_empty() && !b.is_empty(), "a sandbox did not start");
+    let (ms, ma, mb) = (map(&squatter), map(&a), map(&b));
+    let _ = run(&["--root", &r, "rm", "-f", &squatter, &a, &b]);
+    assert!(
+        ms != ma && ma != mb && ms != mb,
+        "shared ranges: {ms} {ma} {mb}"
+    );
+}
