@@ -32,6 +32,8 @@ const DELSETELEM: u16 = 14;
 
 // Families (NFPROTO_*).
 pub const INET: u8 = 1;
+const NETDEV: u8 = 5;
+const NETDEV_INGRESS: u32 = 0;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 
@@ -51,6 +53,7 @@ const REG1: u32 = 1;
 const REG2: u32 = 2;
 
 // Expression keys.
+const META_PROTOCOL: u32 = 1;
 const META_OIF: u32 = 5;
 const META_OIFNAME: u32 = 7;
 const META_NFPROTO: u32 = 15;
@@ -426,7 +429,10 @@ impl Batch {
         });
     }
     fn rule(&mut self, table: &str, chain: &str, exprs: &[Expr]) {
-        self.msg(NEWRULE, INET, NLM_F_CREATE | NLM_F_APPEND, |a| {
+        self.rule_in(INET, table, chain, exprs)
+    }
+    fn rule_in(&mut self, family: u8, table: &str, chain: &str, exprs: &[Expr]) {
+        self.msg(NEWRULE, family, NLM_F_CREATE | NLM_F_APPEND, |a| {
             a.str(1, table);
             a.str(2, chain);
             a.nest(4, |a| {
@@ -652,15 +658,108 @@ pub fn get_table(table: &str, seq: u32) -> Vec<u8> {
     b.buf
 }
 
-/// The published ports of one bridged sandbox, in a table of its own owned by the runtime's
-/// netlink socket (the kernel removes it when that socket closes, on every exit path).
-pub fn ports_table(
+/// The host side of one bridged sandbox, in tables of its own owned by the runtime's netlink
+/// socket (the kernel removes them when that socket closes, on every exit path): anti-spoofing
+/// on the host end of its veth ([`antispoof`]) and, when it has any, its published ports.
+pub fn host_tables(
     table: &str,
+    host_iface: &str,
     addrs: &[IpAddr],
     ports: &[PortMap],
     seq: u32,
 ) -> (Vec<u8>, u32, u32) {
     let mut b = Batch::new(seq);
+    antispoof(&mut b, table, host_iface, addrs);
+    if !ports.is_empty() {
+        ports_rules(&mut b, table, addrs, ports);
+    }
+    b.finish()
+}
+
+/// Only the sandbox's own addresses may leave its veth: on the host end's ingress (netdev
+/// family, so frames bridged to other sandboxes are checked too, not only routed packets),
+/// IPv4 and ARP with another sender address, and IPv6 from anything but its address, a
+/// link-local address or the unspecified address (neighbour discovery), are dropped. A
+/// sandbox's IP_FREEBIND / IPV6_FREEBIND socket cannot put a packet on the network under
+/// another source.
+fn antispoof(b: &mut Batch, table: &str, host_iface: &str, addrs: &[IpAddr]) {
+    b.msg(NEWTABLE, NETDEV, NLM_F_CREATE, |a| {
+        a.str(1, table);
+        a.be32(2, NFT_TABLE_F_OWNER);
+    });
+    b.msg(NEWCHAIN, NETDEV, NLM_F_CREATE, |a| {
+        a.str(1, table);
+        a.str(3, "antispoof");
+        a.nest(4, |a| {
+            a.be32(1, NETDEV_INGRESS);
+            a.be32(2, (-500i32) as u32);
+            a.str(3, host_iface);
+        });
+        a.be32(5, NF_ACCEPT as u32);
+        a.str(7, "filter");
+    });
+    let drop = Expr::Verdict {
+        code: NF_DROP,
+        chain: None,
+    };
+    let ethertype = |t: u16| {
+        [
+            Expr::Meta { key: META_PROTOCOL },
+            eq(t.to_be_bytes().to_vec()),
+        ]
+    };
+    let field = |offset: u32, len: u32| Expr::Payload {
+        base: PAYLOAD_NETWORK,
+        offset,
+        len,
+    };
+    let ne = |data: Vec<u8>| Expr::Cmp { op: CMP_NEQ, data };
+    let v4 = addrs.iter().find(|a| a.is_ipv4());
+    let v6 = addrs.iter().find(|a| a.is_ipv6());
+    let v4_bytes = v4.map_or(vec![0u8; 4], addr_bytes);
+    // IPv4 source.
+    let mut e = ethertype(0x0800).to_vec();
+    e.extend([
+        field(12, 4),
+        ne(v4_bytes.clone()),
+        Expr::Counter,
+        drop.clone(),
+    ]);
+    b.rule_in(NETDEV, table, "antispoof", &e);
+    // ARP sender protocol address (0.0.0.0 for address probes).
+    let mut e = ethertype(0x0806).to_vec();
+    e.extend([
+        field(14, 4),
+        ne(v4_bytes),
+        field(14, 4),
+        ne(vec![0u8; 4]),
+        Expr::Counter,
+        drop.clone(),
+    ]);
+    b.rule_in(NETDEV, table, "antispoof", &e);
+    // IPv6 source.
+    let mut e = ethertype(0x86dd).to_vec();
+    if let Some(v6) = v6 {
+        e.extend([field(8, 16), ne(addr_bytes(v6))]);
+    }
+    let mut link_local = vec![0u8; 16];
+    link_local[..2].copy_from_slice(&[0xfe, 0x80]);
+    let mut ll_mask = vec![0u8; 16];
+    ll_mask[..2].copy_from_slice(&[0xff, 0xc0]);
+    e.extend([
+        field(8, 16),
+        Expr::Mask { mask: ll_mask },
+        ne(link_local),
+        field(8, 16),
+        ne(vec![0u8; 16]),
+        Expr::Counter,
+        drop,
+    ]);
+    b.rule_in(NETDEV, table, "antispoof", &e);
+}
+
+/// The published ports of one bridged sandbox (in its inet table).
+fn ports_rules(b: &mut Batch, table: &str, addrs: &[IpAddr], ports: &[PortMap]) {
     b.table(table, true);
     b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
     // Connections to a published port from the host itself come from 127.0.0.0/8: they leave
@@ -713,7 +812,6 @@ pub fn ports_table(
             }
         }
     }
-    b.finish()
 }
 
 #[cfg(test)]
@@ -774,9 +872,12 @@ mod tests {
             PortMap::parse("8080:80").unwrap(),
             PortMap::parse("127.0.0.1:53:53/udp").unwrap(),
         ];
-        let (b, _, _) = ports_table("nucleus-x", &addrs, &ports, 1);
+        let (b, _, _) = host_tables("nucleus-x", "nu1234", &addrs, &ports, 1);
         let m = messages(&b);
-        // table, post chain, loopback masq, 2 chains x (2 + 1) rules.
-        assert_eq!(m.len() - 2, 1 + 1 + 1 + 2 * (1 + 3));
+        // antispoof: table, chain, 3 rules; ports: table, post chain, loopback masq,
+        // 2 chains x (2 + 1) rules.
+        assert_eq!(m.len() - 2, 5 + 1 + 1 + 1 + 2 * (1 + 3));
+        let (b, _, _) = host_tables("nucleus-x", "nu1234", &addrs, &[], 1);
+        assert_eq!(messages(&b).len() - 2, 5);
     }
 }

@@ -487,14 +487,17 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         &[],
     )
     .ctx("create veth", &b.host_iface)?;
-    let ports = if b.ports.is_empty() {
-        None
-    } else {
+    let ports = {
         let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
         let seq = nft.reserve(1000);
-        let (batch, first, last) =
-            nucleus_spec::nft::ports_table(&b.table, &assigned.addrs(), &b.ports, seq);
-        // On failure the veth goes with the sandbox's namespace; the table was never made.
+        let (batch, first, last) = nucleus_spec::nft::host_tables(
+            &b.table,
+            &b.host_iface,
+            &assigned.addrs(),
+            &b.ports,
+            seq,
+        );
+        // On failure the veth goes with the sandbox's namespace; the tables were never made.
         nft.transact(&batch, first, last)
             .ctx("install nftables table", &b.table)?;
         Some(nft)

@@ -299,6 +299,71 @@ print("EDNS", ask(q([b"a", b"wild", b"test"], ar=1, extra=opt)))
     assert_clean(&out);
 }
 
+/// A bridged sandbox sends UDP under other source addresses (IP_FREEBIND / IPV6_FREEBIND:
+/// a neighbour's address in its subnet, one outside it, for both families); only its own
+/// packets reach the receiver outside.
+#[test]
+fn a_bridged_sandbox_cannot_spoof_its_source_address() {
+    let _g = serial();
+    let w = World::new("net-spoof");
+    std::fs::write(
+        w.dir.path().join("udp.py"),
+        r#"
+import socket, sys, threading
+out = open(sys.argv[1], "a", buffering=1)
+def serve(fam, a):
+    s = socket.socket(fam, socket.SOCK_DGRAM); s.bind((a, 9999))
+    while True:
+        d, peer = s.recvfrom(100); out.write("%s %s\n" % (d.decode(), peer[0]))
+for fam, a in ((socket.AF_INET, "198.51.100.1"), (socket.AF_INET6, "2001:db8::1")):
+    threading.Thread(target=serve, args=(fam, a), daemon=True).start()
+open(sys.argv[2], "w").write("ready")
+threading.Event().wait()
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.path().join("send.py"),
+        r#"
+import socket
+def send(fam, src, dst, what):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if src:
+        if fam == socket.AF_INET:
+            s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, 78, 1)  # IPV6_FREEBIND
+        s.bind((src, 0))
+    for _ in range(3):
+        try:
+            s.sendto(what.encode(), (dst, 9999))
+        except OSError as e:
+            print(what, e)
+send(socket.AF_INET, None, "198.51.100.1", "legit4")
+send(socket.AF_INET6, None, "2001:db8::1", "legit6")
+send(socket.AF_INET, "10.88.0.250", "198.51.100.1", "spoof4-neighbour")
+send(socket.AF_INET, "203.0.113.77", "198.51.100.1", "spoof4-outside")
+send(socket.AF_INET6, "fd8e:7c1a:5b3d::250", "2001:db8::1", "spoof6-neighbour")
+send(socket.AF_INET6, "2001:db8:1::99", "2001:db8::1", "spoof6-outside")
+print("sent")
+"#,
+    )
+    .unwrap();
+    let o = w.run(
+        r#"python3 $W/udp.py $W/udp.log $W/udp.ready & UDP=$!
+           for i in $(seq 100); do [ -f $W/udp.ready ] && break; sleep 0.05; done
+           $N run --network bridge -v $W/send.py:/tmp/send.py:ro -- python3 /tmp/send.py
+           sleep 0.5; kill $UDP; echo "--- received"; sort -u $W/udp.log; leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("sent"), "{out}");
+    let got = out.split("--- received").nth(1).unwrap_or("");
+    assert!(got.contains("legit4 "), "{out}");
+    assert!(got.contains("legit6 "), "{out}");
+    assert!(!got.contains("spoof"), "a spoofed packet arrived: {out}");
+    assert_clean(&out);
+}
+
 #[test]
 fn published_ports_reach_the_sandbox_from_every_host_address() {
     let _g = serial();
@@ -447,7 +512,8 @@ fn a_killed_monitor_leaves_no_veth_nat_table_or_claim_after_rm() {
            $N rm -f $id >/dev/null; echo rm=$?; leftovers"#,
     );
     let out = lines(&o);
-    assert!(out.contains("before: 1 veth, 1 table"), "{out}");
+    // (Two tables of the sandbox: inet for its ports, netdev for anti-spoofing.)
+    assert!(out.contains("before: 1 veth, 2 table"), "{out}");
     // The sandbox dies with its monitor (parent-death signal): its namespace, and so its
     // veth, go; the kernel drops the table with the monitor's netlink socket.
     assert!(out.contains("after kill: 0 veth, 0 table"), "{out}");
