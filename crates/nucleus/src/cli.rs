@@ -84,7 +84,8 @@ pub enum SeccompCmd {
     /// Run a command in a sandbox (same flags as `run`) with no seccomp filter, recording
     /// every syscall of its whole process tree (threads and children included).
     Trace(Box<TraceArgs>),
-    /// Write a minimal OCI seccomp profile allowing exactly the syscalls of a trace.
+    /// Write a minimal OCI seccomp profile allowing the syscalls of a trace, with the default
+    /// filter's argument rules and refusals kept.
     Generate(GenerateArgs),
 }
 
@@ -104,6 +105,10 @@ pub struct GenerateArgs {
     /// Where the profile goes.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
+    /// Allow this traced syscall although the default filter refuses it (repeatable; by
+    /// default such syscalls stay refused and are listed).
+    #[arg(long)]
+    pub allow_denied: Vec<String>,
 }
 
 #[derive(Debug, Args)]

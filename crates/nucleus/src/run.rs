@@ -625,14 +625,40 @@ pub fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
         .as_object()
         .ok_or_else(|| bad("not a trace from `nucleus seccomp trace` (no \"syscalls\")".into()))?;
     let names: Vec<String> = calls.keys().cloned().collect();
+    for n in &g.allow_denied {
+        if nucleus_spec::seccomp::syscalls::number(n).is_none() {
+            return Err(ConfigError::new(
+                "--allow-denied",
+                format!("{n:?} is not a syscall of this architecture"),
+            )
+            .into());
+        }
+        if !names.contains(n) {
+            return Err(
+                ConfigError::new("--allow-denied", format!("{n:?} is not in the trace")).into(),
+            );
+        }
+    }
     let arch = doc["arch"].as_str().unwrap_or_default();
-    let profile = nucleus_spec::seccomp::profile::from_trace(arch, &names);
-    std::fs::write(&g.output, serde_json::to_vec_pretty(&profile)?)
+    let gen = nucleus_spec::seccomp::profile::from_trace(arch, &names, &g.allow_denied);
+    std::fs::write(&g.output, serde_json::to_vec_pretty(&gen.profile)?)
         .with_context(|| format!("write {}", g.output.display()))?;
     log.info(&format!(
-        "{} allows {} syscalls; everything else fails with EPERM",
+        "{} allows {} traced syscalls with the default filter's argument rules; everything else fails with EPERM",
         g.output.display(),
-        names.len()
+        names.len() - gen.kept_refused.len()
     ));
+    if !gen.kept_refused.is_empty() {
+        log.warn(&format!(
+            "the trace used syscalls the default filter refuses, refused in the profile too: {} (--allow-denied NAME to allow one)",
+            gen.kept_refused.join(", ")
+        ));
+    }
+    if !gen.loosened.is_empty() {
+        log.warn(&format!(
+            "the profile is looser than the default filter: it allows {}",
+            gen.loosened.join(", ")
+        ));
+    }
     Ok(0)
 }

@@ -386,18 +386,149 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
     })
 }
 
-/// A minimal profile allowing exactly `names` (from a trace) on `arch`; everything else
-/// fails with EPERM.
-pub fn from_trace(arch: &str, names: &[String]) -> serde_json::Value {
+/// A profile made from a trace, and what it means next to the default filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The OCI seccomp profile (JSON).
+    pub profile: serde_json::Value,
+    /// Traced syscalls the default filter refuses, refused here too (not in the profile).
+    pub kept_refused: Vec<String>,
+    /// Traced syscalls the default filter refuses that the profile allows, as asked.
+    pub loosened: Vec<String>,
+}
+
+fn arg_json(c: &ArgCond) -> serde_json::Value {
+    let (op, value, two) = match c.op {
+        CmpOp::Eq => ("SCMP_CMP_EQ", c.value, 0),
+        CmpOp::Ne => ("SCMP_CMP_NE", c.value, 0),
+        CmpOp::Lt => ("SCMP_CMP_LT", c.value, 0),
+        CmpOp::Le => ("SCMP_CMP_LE", c.value, 0),
+        CmpOp::Gt => ("SCMP_CMP_GT", c.value, 0),
+        CmpOp::Ge => ("SCMP_CMP_GE", c.value, 0),
+        CmpOp::MaskedEq(m) => ("SCMP_CMP_MASKED_EQ", m, c.value),
+    };
+    serde_json::json!({ "index": c.index, "value": value, "valueTwo": two, "op": op })
+}
+
+fn errno_rule(name: &str, errno: u16, args: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": errno, "args": args,
+    })
+}
+
+/// The default filter's rules for one syscall as profile entries, or None when the default
+/// refuses it. Argument rules are kept: "allow when every condition holds" as it is; "allow
+/// when the argument is none of these" (ioctl's TIOCSTI, TIOCLINUX) as one refusal per value
+/// (compared on the argument's width, so high bits cannot slip past) and an allow. A fallback
+/// refusal after conditional allows is left to the profile's default action (EPERM): under
+/// libseccomp's precedence an unconditional refusal would override the allows.
+fn default_entries(name: &str, rules: &[&Rule]) -> Option<Vec<serde_json::Value>> {
+    let allows = rules.iter().any(|r| r.action == Action::Allow);
+    if !allows {
+        // Refused (EPERM), or a plain errno the default gives (clone3: ENOSYS, so libc falls
+        // back to clone, whose flags are checked).
+        return match rules {
+            [r] if r.conds.is_empty() => match r.action {
+                Action::Errno(e) if e != EPERM => Some(vec![errno_rule(name, e, vec![])]),
+                _ => None,
+            },
+            _ => None,
+        };
+    }
+    let mut out = vec![];
+    for r in rules {
+        match r.action {
+            Action::Allow if r.conds.is_empty() => {
+                out.push(serde_json::json!({ "names": [name], "action": "SCMP_ACT_ALLOW" }));
+            }
+            Action::Allow if r.conds.iter().all(|c| c.op == CmpOp::Ne) => {
+                for c in &r.conds {
+                    let mask = match c.width {
+                        ArgWidth::U32 => 0xffff_ffff,
+                        ArgWidth::U64 => u64::MAX,
+                    };
+                    let eq = ArgCond {
+                        op: CmpOp::MaskedEq(mask),
+                        ..*c
+                    };
+                    out.push(errno_rule(name, EPERM, vec![arg_json(&eq)]));
+                }
+                out.push(serde_json::json!({ "names": [name], "action": "SCMP_ACT_ALLOW" }));
+            }
+            Action::Allow if r.conds.iter().all(|c| c.op != CmpOp::Ne) => {
+                let args: Vec<_> = r.conds.iter().map(arg_json).collect();
+                out.push(serde_json::json!({
+                    "names": [name], "action": "SCMP_ACT_ALLOW", "args": args,
+                }));
+            }
+            Action::Errno(_) if r.conds.is_empty() => {}
+            Action::Errno(e) if r.conds.iter().all(|c| c.op != CmpOp::Ne) => {
+                out.push(errno_rule(name, e, r.conds.iter().map(arg_json).collect()));
+            }
+            // A shape this conversion does not know: refused rather than loosened.
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A minimal profile allowing the syscalls of a trace (`names`) on `arch`, with the default
+/// filter's argument rules and refusals kept: a traced syscall the default filter refuses
+/// (namespace creation by `unshare`, say) stays refused unless it is in `allow_denied`, and is
+/// reported either way. Everything else fails with EPERM.
+pub fn from_trace(arch: &str, names: &[String], allow_denied: &[String]) -> Generated {
+    let clone = "clone".to_string();
     let mut names: Vec<&String> = names.iter().collect();
+    // clone3 gets ENOSYS here as under the default filter, so libc falls back to clone (with
+    // its flags checked): a trace that only saw clone3 needs clone too.
+    if names.iter().any(|n| *n == "clone3") {
+        names.push(&clone);
+    }
     names.sort();
     names.dedup();
-    serde_json::json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": EPERM,
-        "architectures": [arch],
-        "syscalls": [{ "names": names, "action": "SCMP_ACT_ALLOW" }],
-    })
+    let default = super::default::default_filter(&[]).unwrap_or(Filter {
+        default_action: Action::Errno(EPERM),
+        rules: vec![],
+    });
+    let mut plain: Vec<&str> = vec![];
+    let mut entries: Vec<serde_json::Value> = vec![];
+    let (mut kept_refused, mut loosened) = (vec![], vec![]);
+    for n in names {
+        let Some(nr) = syscalls::number(n) else {
+            continue;
+        };
+        let rules: Vec<&Rule> = default.rules.iter().filter(|r| r.nr == nr).collect();
+        match default_entries(n, &rules) {
+            Some(e)
+                if e.len() == 1
+                    && e[0].get("args").is_none()
+                    && e[0]["action"] == "SCMP_ACT_ALLOW" =>
+            {
+                plain.push(n)
+            }
+            Some(e) => entries.extend(e),
+            None if allow_denied.contains(n) => {
+                loosened.push(n.clone());
+                entries.push(serde_json::json!({
+                    "names": [n], "action": "SCMP_ACT_ALLOW",
+                    "comment": "refused by nucleus's default filter; allowed by --allow-denied",
+                }));
+            }
+            None => kept_refused.push(n.clone()),
+        }
+    }
+    let mut syscalls = vec![serde_json::json!({ "names": plain, "action": "SCMP_ACT_ALLOW" })];
+    syscalls.extend(entries);
+    Generated {
+        profile: serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": EPERM,
+            "architectures": [arch],
+            "syscalls": syscalls,
+        }),
+        kept_refused,
+        loosened,
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +544,64 @@ mod tests {
 
     fn t() -> Target {
         Target::native((6, 1))
+    }
+
+    /// A trace of `unshare -Ur id` holds unshare and namespace clones: the generated profile
+    /// still refuses them (unless asked, and then says so), and keeps the default filter's
+    /// argument rules for ioctl, socket, clone and personality.
+    #[test]
+    fn generated_profiles_keep_the_default_refusals_and_argument_rules() {
+        let names: Vec<String> = [
+            "read",
+            "write",
+            "unshare",
+            "ioctl",
+            "socket",
+            "clone",
+            "clone3",
+            "personality",
+            "mount",
+            "execve",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let g = from_trace("SCMP_ARCH_X86_64", &names, &[]);
+        assert_eq!(g.kept_refused, ["mount", "unshare"]);
+        assert!(g.loosened.is_empty());
+        let c = compile(&parse(&g.profile.to_string()).unwrap(), &t()).unwrap();
+        let allow = Action::Allow.ret_value();
+        let eperm = Action::Errno(EPERM).ret_value();
+        let z = [0; 6];
+        assert_eq!(verdict(&c, "read", z), allow);
+        assert_eq!(verdict(&c, "execve", z), allow);
+        assert_eq!(verdict(&c, "unshare", [0x1000_0000, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(verdict(&c, "mount", z), eperm);
+        assert_eq!(verdict(&c, "ioctl", [0, 0x5412, 0, 0, 0, 0]), eperm);
+        assert_eq!(
+            verdict(&c, "ioctl", [0, 0xdead_0000_5412, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(verdict(&c, "ioctl", [0, 0x541C, 0, 0, 0, 0]), eperm);
+        assert_eq!(verdict(&c, "ioctl", [0, 0x5401, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&c, "socket", [2, 1, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&c, "socket", [16, 3, 0, 0, 0, 0]), allow);
+        assert_ne!(verdict(&c, "socket", [40, 1, 0, 0, 0, 0]), allow);
+        assert_ne!(verdict(&c, "socket", [16, 3, 9, 0, 0, 0]), allow);
+        assert_eq!(verdict(&c, "clone", [0x01200011, 0, 0, 0, 0, 0]), allow);
+        assert_ne!(verdict(&c, "clone", [0x1000_0011, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(verdict(&c, "clone3", z), Action::Errno(38).ret_value());
+        assert_eq!(verdict(&c, "personality", [8, 0, 0, 0, 0, 0]), allow);
+        assert_ne!(
+            verdict(&c, "personality", [0x0040_0000, 0, 0, 0, 0, 0]),
+            allow
+        );
+        // Asked for: allowed, and said.
+        let g = from_trace("SCMP_ARCH_X86_64", &names, &["unshare".to_string()]);
+        assert_eq!(g.loosened, ["unshare"]);
+        assert_eq!(g.kept_refused, ["mount"]);
+        let c = compile(&parse(&g.profile.to_string()).unwrap(), &t()).unwrap();
+        assert_eq!(verdict(&c, "unshare", [0x1000_0000, 0, 0, 0, 0, 0]), allow);
     }
 
     #[test]
