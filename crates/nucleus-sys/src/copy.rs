@@ -40,11 +40,18 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
-/// Open the directory `p` (the caller's own path) as the root of a walk.
+/// Open the directory `p` (the runtime's own path, e.g. a detached tree's /proc/self/fd/N)
+/// as the root of a walk.
 fn open_root(p: &Path) -> Result<OwnedFd> {
     rfs::open(p, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
         .map_err(e)
         .ctx("open directory", p.display())
+}
+
+/// Open the host directory `p` a caller named as the root of a walk, following only symlinks
+/// owned by root or the caller ([`crate::resolve`]).
+fn open_host_root(p: &Path) -> Result<OwnedFd> {
+    crate::resolve::open_dir_trusted(p).ctx("open directory", p.display())
 }
 
 /// Open the directory `name` in `dir`, never through a symlink.
@@ -476,7 +483,7 @@ fn copier(dst: &OwnedFd, owner: Option<(u32, u32)>, mirror: bool) -> Result<Copi
 
 /// Copy `src` (host) into the existing directory `dst`, owning everything by `uid:gid`.
 pub fn copy_in(src: &Path, dst: &Path, uid: u32, gid: u32) -> Result<()> {
-    let s = open_root(src)?;
+    let s = open_host_root(src)?;
     let d = open_root(dst)?;
     let st = rfs::fstat(&s).map_err(e).ctx("stat", src.display())?;
     let mut c = copier(&d, Some((uid, gid)), false)?;
@@ -491,7 +498,7 @@ pub fn copy_in(src: &Path, dst: &Path, uid: u32, gid: u32) -> Result<()> {
 /// Copy the host directory `src` into the existing directory `dst` as it is (modes and times
 /// kept, owned by the caller, symlinks as symlinks; devices, sockets and fifos left out).
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let s = open_root(src)?;
+    let s = open_host_root(src)?;
     let d = open_root(dst)?;
     let mut c = copier(&d, None, false)?;
     c.copy_dir(s.as_fd(), d.as_fd(), Path::new(""), 0)
@@ -547,7 +554,7 @@ pub fn copy_back(src: &Path, dst: &Path, max_bytes: u64) -> Result<()> {
             ),
         ));
     }
-    let d = open_root(dst)?;
+    let d = open_host_root(dst)?;
     let owner = rfs::fstat(&d).map_err(e).ctx("stat", dst.display())?;
     let mut c = copier(&d, Some((owner.st_uid, owner.st_gid)), true)?;
     c.copy_dir(s.as_fd(), d.as_fd(), Path::new(""), 0)

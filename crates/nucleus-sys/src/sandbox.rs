@@ -293,7 +293,10 @@ fn parent_idmapped_mounts(
                 idmap: true,
                 ..
             } => {
-                let fd = raw::open_tree_clone(None, src, false).ctx("bind", src.display())?;
+                // Resolved without following symlinks planted by others (crate::resolve).
+                let at = crate::resolve::open_trusted(src).ctx("bind", src.display())?;
+                let fd = raw::open_tree_clone(Some(at.as_fd()), Path::new(""), false)
+                    .ctx("bind", src.display())?;
                 let set = mount::bind_attrs(*readonly, *noexec);
                 if !setattr_maybe_idmapped(fd.as_fd(), set, Some(userns.as_fd()))
                     .ctx("idmap bind", src.display())?

@@ -367,3 +367,80 @@ fn id_range_claims_cannot_be_squatted() {
         "shared ranges: {ms} {ma} {mb}"
     );
 }
+
+/// A sandbox with a workspace bound read-write replaces a directory in it with a symlink to a
+/// root-only directory. A later run naming a path through that link (`-v`, `--workspace`,
+/// `--context`, a copied workspace) is refused with one line naming the link: the runtime,
+/// which is root, never opens the link's target for the sandbox.
+#[test]
+fn a_planted_symlink_is_not_followed_by_a_later_run() {
+    let _g = serial();
+    let ws = TempDir::new("planted-ws");
+    let secret = TempDir::new("planted-secret");
+    std::fs::write(secret.path().join("key"), "root only").unwrap();
+    std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(ws.path().join("cache")).unwrap();
+    let o = run(&[
+        "run",
+        "--workspace",
+        &ws.s(),
+        "--",
+        "sh",
+        "-c",
+        &format!("rm -r cache && ln -s {} cache", secret.s()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let via = format!("{}/cache", ws.s());
+    let vol = format!("{via}:/cache");
+    for args in [
+        vec!["run", "-v", vol.as_str(), "--", "cat", "/cache/key"],
+        vec!["run", "--workspace", via.as_str(), "--", "cat", "key"],
+        vec![
+            "run",
+            "--workspace",
+            via.as_str(),
+            "--workspace-mode",
+            "copy-in-out",
+            "--",
+            "cat",
+            "key",
+        ],
+        vec![
+            "run",
+            "--context",
+            via.as_str(),
+            "--",
+            "cat",
+            "/context/key",
+        ],
+        vec![
+            "run",
+            "--context",
+            via.as_str(),
+            "--context-mode",
+            "bind",
+            "--",
+            "cat",
+            "/context/key",
+        ],
+    ] {
+        let o = leaves_nothing(|| run(&args));
+        assert_eq!(
+            o.status.code(),
+            Some(125),
+            "{args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("root only"), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("/cache is a symlink") && e.lines().count() == 1,
+            "{args:?}: {e}"
+        );
+    }
+    // The path it points to, given as such, is the caller's choice.
+    let direct = format!("{}:/cache", secret.s());
+    let o = run(&["run", "-v", &direct, "--", "cat", "/cache/key"]);
+    assert_eq!(stdout(&o), "root only", "{}", stderr(&o));
+}
