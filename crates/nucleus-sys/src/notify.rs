@@ -45,9 +45,15 @@ const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 const FLAG_CONTINUE: u32 = 1;
 
+/// The key under which a trace counts the syscall numbers this architecture does not define
+/// (a workload can make millions of distinct bogus ones; one entry each would grow the
+/// runtime without bound).
+pub const UNKNOWN_SYSCALLS: u32 = u32::MAX;
+
 /// What the runtime does with notifications.
 pub enum Mode {
-    /// Record every syscall and let it run.
+    /// Record every syscall and let it run: a count per syscall the architecture defines, and
+    /// one count for all others ([`UNKNOWN_SYSCALLS`]).
     Trace(BTreeMap<u32, u64>),
     /// The filter that decides denials (the profile as written): its errno is returned.
     LogDenied(Vec<SockFilter>),
@@ -103,7 +109,12 @@ pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
     let nr = n.data.nr as u32;
     let (error, flags, errno) = match mode {
         Mode::Trace(seen) => {
-            *seen.entry(nr).or_default() += 1;
+            let key = if nucleus_spec::seccomp::syscalls::name(nr).is_some() {
+                nr
+            } else {
+                UNKNOWN_SYSCALLS
+            };
+            *seen.entry(key).or_default() += 1;
             (0, FLAG_CONTINUE, None)
         }
         Mode::LogDenied(filter) => {

@@ -434,9 +434,13 @@ pub fn main(
         let calls: std::collections::BTreeMap<String, u64> = traced
             .iter()
             .map(|(nr, n)| {
-                let name = nucleus_spec::seccomp::syscalls::name(*nr)
-                    .map(String::from)
-                    .unwrap_or_else(|| format!("syscall_{nr}"));
+                let name = match nucleus_spec::seccomp::syscalls::name(*nr) {
+                    Some(n) => n.to_string(),
+                    None if *nr == nucleus_sys::notify::UNKNOWN_SYSCALLS => {
+                        "(numbers this architecture does not define)".to_string()
+                    }
+                    None => format!("syscall_{nr}"),
+                };
                 (name, *n)
             })
             .collect();
@@ -624,7 +628,12 @@ pub fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
     let calls = doc["syscalls"]
         .as_object()
         .ok_or_else(|| bad("not a trace from `nucleus seccomp trace` (no \"syscalls\")".into()))?;
-    let names: Vec<String> = calls.keys().cloned().collect();
+    // (Only names: the bucket of numbers the architecture does not define is no syscall.)
+    let names: Vec<String> = calls
+        .keys()
+        .filter(|n| nucleus_spec::seccomp::syscalls::number(n).is_some())
+        .cloned()
+        .collect();
     for n in &g.allow_denied {
         if nucleus_spec::seccomp::syscalls::number(n).is_none() {
             return Err(ConfigError::new(
