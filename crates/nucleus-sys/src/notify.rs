@@ -139,3 +139,132 @@ pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
         errno,
     })
 }
+
+/// `--seccomp-log-denied` under a flood: the first refusal of each syscall (and errno) in a
+/// window is reported at once, the rest are counted and reported once when the window ends;
+/// and the runtime serves at most [`DenyLog::RATE`] notifications a second (beyond that the
+/// listener is left unpolled until the budget refills, so the workload waits in its syscall:
+/// a flood costs the runtime, which runs outside the sandbox's cgroup, a bounded share of a
+/// CPU, and its log a few lines per window).
+pub struct DenyLog {
+    window_start: std::time::Instant,
+    /// (syscall, errno) → refusals not yet reported in this window (None: reported, none since).
+    seen: BTreeMap<(u32, i32), u64>,
+    tokens: f64,
+    last_refill: std::time::Instant,
+}
+
+impl Default for DenyLog {
+    fn default() -> Self {
+        let now = std::time::Instant::now();
+        DenyLog {
+            window_start: now,
+            seen: BTreeMap::new(),
+            tokens: Self::RATE as f64,
+            last_refill: now,
+        }
+    }
+}
+
+impl DenyLog {
+    /// Length of an aggregation window.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Notifications served per second at most.
+    pub const RATE: u32 = 2000;
+
+    /// A refusal: true when it is to be reported now (the first of its kind in the window).
+    pub fn record(&mut self, nr: u32, errno: i32) -> bool {
+        let nr = if nucleus_spec::seccomp::syscalls::name(nr).is_some() {
+            nr
+        } else {
+            UNKNOWN_SYSCALLS
+        };
+        match self.seen.get_mut(&(nr, errno)) {
+            Some(n) => {
+                *n += 1;
+                false
+            }
+            None => {
+                self.seen.insert((nr, errno), 0);
+                true
+            }
+        }
+    }
+
+    /// At the end of a window: the counts not yet reported (syscall, errno, count), and a new
+    /// window. Empty before.
+    pub fn flush(&mut self, now: std::time::Instant) -> Vec<(u32, i32, u64)> {
+        if now < self.window_start + Self::WINDOW {
+            return vec![];
+        }
+        self.window_start = now;
+        let out = self
+            .seen
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|((nr, e), n)| (*nr, *e, *n))
+            .collect();
+        self.seen.clear();
+        out
+    }
+
+    /// Milliseconds until the window ends while counts wait (-1: none wait).
+    pub fn ms_to_flush(&self, now: std::time::Instant) -> i32 {
+        if self.seen.values().all(|n| *n == 0) {
+            return -1;
+        }
+        let d = (self.window_start + Self::WINDOW).saturating_duration_since(now);
+        i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+    }
+
+    /// Whether a notification may be served now (one is taken from the budget if so).
+    pub fn may_serve(&mut self, now: std::time::Instant) -> bool {
+        let dt = now
+            .saturating_duration_since(self.last_refill)
+            .as_secs_f64();
+        self.last_refill = now;
+        self.tokens = (self.tokens + dt * f64::from(Self::RATE)).min(f64::from(Self::RATE));
+        self.tokens >= 1.0
+    }
+
+    pub fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floods_are_reported_once_per_window_and_throttled() {
+        let mut d = DenyLog::default();
+        let mkdir = nucleus_spec::seccomp::syscalls::number("mkdir").unwrap();
+        assert!(d.record(mkdir, 1));
+        for _ in 0..10_000 {
+            assert!(!d.record(mkdir, 1));
+        }
+        // Bogus numbers share one entry.
+        assert!(d.record(5_000_000, 38));
+        for i in 0..10_000 {
+            assert!(!d.record(5_000_001 + i, 38));
+        }
+        assert_eq!(d.seen.len(), 2);
+        let t0 = d.window_start;
+        assert!(d.flush(t0).is_empty());
+        let out = d.flush(t0 + DenyLog::WINDOW);
+        assert_eq!(
+            out,
+            vec![(mkdir, 1, 10_000), (UNKNOWN_SYSCALLS, 38, 10_000)]
+        );
+        // The budget: RATE at once, then about RATE a second.
+        let now = d.last_refill;
+        let mut served = 0;
+        while d.may_serve(now) {
+            d.take();
+            served += 1;
+        }
+        assert_eq!(served, DenyLog::RATE);
+        assert!(d.may_serve(now + std::time::Duration::from_millis(10)));
+    }
+}

@@ -63,8 +63,11 @@ pub trait Observer {
     fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
     /// Detached sandboxes: the workload's exec succeeded (None) or failed (code, stage, error).
     fn exec_result(&mut self, _failure: Option<(i32, &str, &str)>) {}
-    /// `--seccomp-log-denied`: a syscall was refused with `errno`.
+    /// `--seccomp-log-denied`: a syscall was refused with `errno` (the first such refusal in a
+    /// window of [`notify::DenyLog::WINDOW`]).
     fn denied(&mut self, _pid: u32, _syscall: &str, _errno: i32) {}
+    /// `--seccomp-log-denied`: the same refusal `count` more times in the window that ended.
+    fn denied_again(&mut self, _syscall: &str, _errno: i32, _count: u64) {}
     /// Init reported the workload's exit; the sandbox is being torn down (work that does not
     /// need its usage figures can overlap the teardown).
     fn workload_exited(&mut self) {}
@@ -675,8 +678,15 @@ fn parent_wait(
         SeccompNotify::LogDenied { decide } => notify::Mode::LogDenied(decide.clone()),
     });
     let mut listener: Option<OwnedFd> = None;
+    let mut deny_log = notify::DenyLog::default();
     let mut pty_open = true;
     loop {
+        let now = std::time::Instant::now();
+        for (nr, errno, count) in deny_log.flush(now) {
+            obs.denied_again(&syscall_name(nr), errno, count);
+        }
+        // Over budget: the listener waits (and so does the workload in its syscall).
+        let serve_notify = deny_log.may_serve(now);
         if let Some((fds, log)) = got.watch.take() {
             watcher = Some(netwatch::Watcher::spawn(resolver.cloned(), fds, log)?);
         }
@@ -704,13 +714,25 @@ fn parent_wait(
         let ctl_i = control
             .as_ref()
             .map(|c| slot(&mut fds, c.listener.as_raw_fd()));
-        let notify_i = listener.as_ref().map(|l| slot(&mut fds, l.as_raw_fd()));
+        let notify_i = listener
+            .as_ref()
+            .map(|l| slot(&mut fds, if serve_notify { l.as_raw_fd() } else { -1 }));
         let watch_i = watcher
             .as_ref()
             .map(|w| slot(&mut fds, w.reports.as_raw_fd()));
         let own = fds.len();
         fds.extend(obs.watched());
-        let rev = raw::poll_read(&fds, obs.next_tick_ms()).ctx("poll", "")?;
+        let mut timeout = obs.next_tick_ms();
+        let mut sooner = |ms: i32| {
+            if ms >= 0 && (timeout < 0 || ms < timeout) {
+                timeout = ms;
+            }
+        };
+        sooner(deny_log.ms_to_flush(now));
+        if listener.is_some() && !serve_notify {
+            sooner(1);
+        }
+        let rev = raw::poll_read(&fds, timeout).ctx("poll", "")?;
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         obs.tick();
         if rev[..own].iter().all(|r| *r == 0) {
@@ -779,12 +801,12 @@ fn parent_wait(
         }
         if let (Some(i), Some(l), Some(m)) = (notify_i, &listener, mode.as_mut()) {
             if rev[i] & libc::POLLIN != 0 {
+                deny_log.take();
                 if let Ok(seen) = notify::serve(l.as_fd(), m) {
                     if let Some(e) = seen.errno {
-                        let name = nucleus_spec::seccomp::syscalls::name(seen.nr)
-                            .map(String::from)
-                            .unwrap_or_else(|| format!("syscall {}", seen.nr));
-                        obs.denied(seen.pid, &name, e);
+                        if deny_log.record(seen.nr, e) {
+                            obs.denied(seen.pid, &syscall_name(seen.nr), e);
+                        }
                     }
                 }
             } else if rev[i] != 0 {
@@ -798,6 +820,9 @@ fn parent_wait(
             }
         }
         if rev[2] != 0 {
+            for (nr, errno, count) in deny_log.flush(now + notify::DenyLog::WINDOW) {
+                obs.denied_again(&syscall_name(nr), errno, count);
+            }
             // Init is gone: drain the pty and the channel before reaping.
             if let Some(m) = pty {
                 while raw::poll_read(&[m], 0)
@@ -841,6 +866,18 @@ fn parent_wait(
                 },
             });
         }
+    }
+}
+
+/// A syscall's name for a report ("numbers this architecture does not define" for the bucket
+/// of those).
+fn syscall_name(nr: u32) -> String {
+    match nucleus_spec::seccomp::syscalls::name(nr) {
+        Some(n) => n.to_string(),
+        None if nr == notify::UNKNOWN_SYSCALLS => {
+            "syscalls this architecture does not define".into()
+        }
+        None => format!("syscall {nr}"),
     }
 }
 

@@ -535,6 +535,16 @@ impl Observer for Tracker<'_> {
             serde_json::json!({ "syscall": syscall, "errno": errno, "pid": pid }),
         );
     }
+    fn denied_again(&mut self, syscall: &str, errno: i32, count: u64) {
+        self.say(&format!(
+            "seccomp: denied {syscall} (errno {errno}) {count} more times"
+        ));
+        self.events.emit(
+            "seccomp_denied",
+            &self.state.id,
+            serde_json::json!({ "syscall": syscall, "errno": errno, "count": count }),
+        );
+    }
     fn exec_result(&mut self, failure: Option<(i32, &str, &str)>) {
         match failure {
             None => {
@@ -1374,6 +1384,11 @@ impl Observer for ExecObserver<'_> {
     fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
         self.log.warn(&format!(
             "seccomp: denied {syscall} (errno {errno}) to pid {pid}"
+        ));
+    }
+    fn denied_again(&mut self, syscall: &str, errno: i32, count: u64) {
+        self.log.warn(&format!(
+            "seccomp: denied {syscall} (errno {errno}) {count} more times"
         ));
     }
     fn applied(&mut self, r: &SecurityReport) {

@@ -468,3 +468,33 @@ fn a_trace_of_bogus_syscall_numbers_stays_small() {
     assert!(bogus >= 100000, "{bogus}");
     assert!(calls.contains_key("execve"));
 }
+
+/// A flood of refused syscalls under --seccomp-log-denied: the runtime reports the first at once
+/// and the rest as one count (a handful of lines, not one per refusal), and serves at most a
+/// bounded rate of notifications (the workload waits, not the runtime's CPU).
+#[test]
+fn a_deny_flood_is_aggregated_and_throttled() {
+    let _g = serial();
+    let started = Instant::now();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run", "--seccomp-log-denied", "--", "python3", "-c",
+            "import ctypes\nlibc = ctypes.CDLL(None)\nfor i in range(6000): libc.syscall(250, 0, 0, 0)\nprint('done')",
+        ])
+    });
+    let took = started.elapsed();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "done\n");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("denied keyctl"))
+        .collect();
+    assert!(!lines.is_empty() && lines.len() <= 4, "{err}");
+    assert!(err.contains("more times"), "{err}");
+    // 6000 notifications at 2000 a second after a burst of 2000: at least about 2 s.
+    assert!(
+        took >= Duration::from_millis(1500),
+        "served too fast: {took:?}"
+    );
+}
