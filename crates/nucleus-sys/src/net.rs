@@ -585,9 +585,14 @@ impl Slirp {
         if p.join_userns {
             cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
         }
+        // Confined: its own mount namespace with an empty root and no capabilities but
+        // CAP_NET_BIND_SERVICE (--enable-sandbox), and its own seccomp filter: libslirp parses
+        // every packet the sandbox sends, so a bug there must not be host root.
         cmd.arg("--configure")
             .arg("--mtu=65520")
             .arg("--disable-host-loopback")
+            .arg("--enable-sandbox")
+            .arg("--enable-seccomp")
             .arg(format!("--ready-fd={}", ready_wr.as_raw_fd()))
             .arg(format!("--exit-fd={}", exit_rd.as_raw_fd()))
             .arg("--api-socket")
@@ -628,9 +633,13 @@ impl Slirp {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join("; ");
+            let too_old = last.contains("unrecognized option") || last.contains("invalid option");
             return Err(other(
                 "start slirp4netns",
                 match status {
+                    Some(_) if too_old => format!(
+                        "this slirp4netns lacks --enable-sandbox/--enable-seccomp (0.4.0 or later needed): {last}"
+                    ),
                     Some(st) => format!("it exited ({st}) before the network was ready: {last}"),
                     None => "the network was not ready within 10 s".to_string(),
                 },

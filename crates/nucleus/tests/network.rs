@@ -415,6 +415,8 @@ while True:
 ')
            for i in $(seq 100); do $N exec $id -- python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8080))' 2>/dev/null && break; sleep 0.1; done
            echo P=$(timeout 5 bash -c 'exec 3<>/dev/tcp/198.51.100.1/9093 && head -1 <&3')
+           s=$(pgrep -x slirp4netns | head -1)
+           echo "slirp: $(grep -E '^(CapEff|Seccomp):' /proc/$s/status | tr -s '\t' ' ' | tr '\n' ' ')mnt=$([ "$(readlink /proc/$s/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] && echo own)"
            $N rm -f $id >/dev/null; sleep 0.2
            echo "slirp processes: $(pgrep -c -x slirp4netns)"; leftovers"#,
     );
@@ -424,6 +426,12 @@ while True:
     assert!(out.contains("A=ok 198.51.100.1"), "{out}");
     assert!(out.contains("B=refused"), "{out}");
     assert!(out.contains("P=slirp"), "{out}");
+    // slirp4netns is confined: CAP_NET_BIND_SERVICE (bit 10) only, its own seccomp filter and
+    // mount namespace.
+    assert!(
+        out.contains("slirp: CapEff: 0000000000000400 Seccomp: 2 mnt=own"),
+        "{out}"
+    );
     assert!(out.contains("slirp processes: 0"), "{out}");
     assert_clean(&out);
 }
