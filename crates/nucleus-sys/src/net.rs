@@ -391,6 +391,179 @@ pub struct HostSide {
     pub assigned: Assigned,
     _claim: Claim,
     _ports: Option<Netlink>,
+    /// The published host ports, bound for the sandbox's life.
+    _reserved: Vec<OwnedFd>,
+}
+
+/// Hold a published host port as a bound socket (a listening one for TCP), as Docker's proxy
+/// does, so that a port in use is refused here and a port published here cannot be taken (or
+/// published again by a second sandbox) while the sandbox lives. The DNAT rules divert its
+/// traffic before it reaches the socket. Without a host address, both families' wildcard
+/// addresses are held (IPv6 only where the host has it).
+fn reserve_port(p: &nucleus_spec::net::PortMap) -> Result<Vec<OwnedFd>> {
+    use nucleus_spec::net::Proto;
+    let addrs: Vec<IpAddr> = match p.host_ip {
+        Some(a) => vec![a],
+        None => vec![IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])],
+    };
+    let mut held = vec![];
+    for a in addrs {
+        let fam = if a.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let ty = match p.proto {
+            Proto::Tcp => libc::SOCK_STREAM,
+            Proto::Udp => libc::SOCK_DGRAM,
+        };
+        let taken = |e: io::Error| {
+            other(
+                "publish",
+                format!(
+                    "host port {}/{} on {a} is in use{}: {e}",
+                    p.host_port,
+                    p.proto.as_str(),
+                    port_holder(p.host_port, p.proto)
+                        .map(|h| format!(" (by {h})"))
+                        .unwrap_or_default()
+                ),
+            )
+        };
+        // SAFETY: socket() has no memory arguments; the fd is owned below.
+        let fd = unsafe { libc::socket(fam, ty | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            if a.is_ipv6() && p.host_ip.is_none() && e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+                continue;
+            }
+            return Err(e).ctx("socket for", p.host_port);
+        }
+        // SAFETY: a new descriptor nobody else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        let opt = |level: libc::c_int, name: libc::c_int| {
+            // SAFETY: an int option from a local.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    level,
+                    name,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if a.is_ipv6() {
+            opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+        }
+        if p.proto == Proto::Tcp {
+            // A listener excludes every other listener; TIME_WAIT leftovers do not block it.
+            opt(libc::SOL_SOCKET, libc::SO_REUSEADDR);
+        }
+        let (sa, len) = sockaddr(a, p.host_port);
+        // SAFETY: sa is a sockaddr_storage holding a valid address of length len.
+        if unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                (&sa as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        } != 0
+        {
+            let e = io::Error::last_os_error();
+            if a.is_ipv6() && p.host_ip.is_none() && e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                continue;
+            }
+            return Err(taken(e));
+        }
+        // SAFETY: listen on our own bound socket.
+        if p.proto == Proto::Tcp && unsafe { libc::listen(sock.as_raw_fd(), 1) } != 0 {
+            return Err(taken(io::Error::last_os_error()));
+        }
+        held.push(sock);
+    }
+    Ok(held)
+}
+
+fn sockaddr(a: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid; the fields are set below.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        IpAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = port.to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = port.to_be();
+            sin6.sin6_addr.s6_addr = v6.octets();
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+/// Who holds a local port: "pid N (comm)" of a process with a socket bound to it (listening,
+/// for TCP), from /proc/net and /proc/*/fd. None when it cannot be told.
+fn port_holder(port: u16, proto: nucleus_spec::net::Proto) -> Option<String> {
+    let tcp = proto == nucleus_spec::net::Proto::Tcp;
+    let mut inodes = vec![];
+    for f in if tcp {
+        ["tcp", "tcp6"]
+    } else {
+        ["udp", "udp6"]
+    } {
+        let text = fs::read_to_string(format!("/proc/net/{f}")).unwrap_or_default();
+        for l in text.lines().skip(1) {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) = (c.get(1), c.get(3), c.get(9)) else {
+                continue;
+            };
+            let p = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if p == Some(port) && (!tcp || *state == "0A") && *inode != "0" {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    for e in fs::read_dir("/proc").ok()?.flatten() {
+        let pid = e.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let link = fs::read_link(fd.path()).unwrap_or_default();
+            if inodes.iter().any(|i| link.as_os_str() == i.as_str()) {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                return Some(format!("pid {pid}, {}", comm.trim()));
+            }
+        }
+    }
+    None
 }
 
 /// Make sure the bridge exists, is up and has the gateway addresses; turn on forwarding.
@@ -467,6 +640,11 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     );
     let v6 = b.subnet6.map(|s| (s.nth(claim.index), s.prefix, s.nth(1)));
     let assigned = Assigned { v4, v6 };
+    // Published ports first: one in use refuses the start before anything else is made.
+    let mut reserved = vec![];
+    for p in &b.ports {
+        reserved.extend(reserve_port(p)?);
+    }
     let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
     let br = ensure_bridge(&mut rt, b)?;
     let mut peer = LinkMessage::default();
@@ -506,6 +684,7 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         assigned,
         _claim: claim,
         _ports: ports,
+        _reserved: reserved,
     })
 }
 

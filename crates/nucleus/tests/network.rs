@@ -396,6 +396,42 @@ while True:
     assert_clean(&out);
 }
 
+/// A published port already in use on the host is refused with one line naming its holder
+/// (it used to take the port over silently), and a port one sandbox publishes cannot be
+/// published by a second while the first lives.
+#[test]
+fn published_ports_in_use_are_refused() {
+    let _g = serial();
+    let w = World::new("net-port-taken");
+    let o = w.run(
+        r#"python3 -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0", 9095)); s.listen(1); open("'$W'/held","w").write("x"); time.sleep(100)' & HOLD=$!
+           for i in $(seq 100); do [ -f $W/held ] && break; sleep 0.05; done
+           $N run --network bridge -p 9095:8080 -- true; echo "taken=$?"
+           kill $HOLD
+           id=$($N run -d --network bridge -p 9096:8080 -- sleep 1000)
+           $N run --network bridge -p 9096:8080 -- true; echo "twice=$?"
+           $N run --network bridge -p 9096:8080/udp -- true; echo "udp=$?"
+           $N rm -f $id >/dev/null
+           $N run --network bridge -p 9096:8080 -- true; echo "after=$?"
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("taken=125"), "{out}");
+    assert!(
+        out.contains("host port 9095/tcp on 0.0.0.0 is in use (by pid ") && out.contains("python3"),
+        "{out}"
+    );
+    assert!(out.contains("twice=125"), "{out}");
+    assert!(
+        out.contains("host port 9096/tcp on 0.0.0.0 is in use (by pid "),
+        "{out}"
+    );
+    // Another protocol on the same number is another port.
+    assert!(out.contains("udp=0"), "{out}");
+    assert!(out.contains("after=0"), "{out}");
+    assert_clean(&out);
+}
+
 #[test]
 fn slirp_reaches_the_outside_with_egress_rules_and_published_ports() {
     let _g = serial();
