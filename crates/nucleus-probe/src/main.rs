@@ -443,6 +443,20 @@ fn main() {
             libc::unlockpt(ptm);
             let ch: libc::c_char = b'x' as libc::c_char;
             put("tiocsti", res(libc::ioctl(ptm, libc::TIOCSTI, &ch) as i64));
+            let n_null: libc::c_int = 27;
+            put(
+                "tiocsetd",
+                res(libc::ioctl(ptm, libc::TIOCSETD, &n_null) as i64),
+            );
+            put("tioccons", res(libc::ioctl(ptm, libc::TIOCCONS, 0) as i64));
+            put("tiocvhangup", res(libc::ioctl(ptm, 0x5437, 0) as i64));
+            put("kdsetmode", res(libc::ioctl(ptm, 0x4B3A, 0) as i64));
+            put("vt_activate", res(libc::ioctl(ptm, 0x5606, 1) as i64));
+            let mut ws: libc::winsize = std::mem::zeroed();
+            put(
+                "tiocgwinsz",
+                res(libc::ioctl(ptm, libc::TIOCGWINSZ, &mut ws) as i64),
+            );
         }
         put(
             "chmod_setuid",

@@ -67,11 +67,22 @@ fn parent(
         raw::setns(init_pidfd, flags).ctx("join", "pid namespace")?;
     }
     let (pch, cch) = channel::pair()?;
+    // Without --tty the caller's terminals are relayed through pipes, never handed over: a
+    // process the exec leaves behind must hold nothing of the caller's.
+    let stdio = if plan.process.tty {
+        crate::relay::Stdio::default()
+    } else {
+        crate::relay::Stdio::for_terminals().ctx("pipe", "standard descriptors")?
+    };
     // SAFETY: single-threaded caller (documented on `exec`).
     let forked = unsafe { raw::fork_into(0, None) }.ctx("fork", "exec process")?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
+            if stdio.install().is_err() {
+                raw::exit_now(126);
+            }
+            drop(stdio);
             if let Err((stage, e)) =
                 child_join(plan, init_pidfd, time_ns.as_ref(), cgroups, user_joined)
             {
@@ -116,8 +127,14 @@ fn parent(
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(cch);
+    let mut relay = crate::relay::Relay::default();
+    if !stdio.is_empty() {
+        stdio
+            .into_relay(&mut relay)
+            .ctx("relay", "standard descriptors")?;
+    }
     obs.started(pid, cgroups);
-    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs)
+    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay)
 }
 
 fn child_join(

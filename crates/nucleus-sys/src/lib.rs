@@ -17,6 +17,7 @@ pub mod notify;
 pub mod otlp;
 pub mod probe;
 pub mod raw;
+pub mod relay;
 pub mod resolve;
 pub mod sandbox;
 pub mod security;

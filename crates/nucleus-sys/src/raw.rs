@@ -569,11 +569,18 @@ pub fn children_cpu_usec() -> u64 {
 
 /// poll(2) on fds for readability; returns the revents per fd.
 pub fn poll_read(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let with: Vec<(RawFd, i16)> = fds.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+    poll(&with, timeout_ms)
+}
+
+/// poll(2) for these descriptors and events (a negative descriptor is skipped); the revents
+/// in the same order. EINTR is retried.
+pub fn poll(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, events)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         })
         .collect();

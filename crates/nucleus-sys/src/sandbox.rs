@@ -399,6 +399,12 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         None => None,
     };
     let (pch, cch) = channel::pair()?;
+    // Without --tty the caller's terminals are relayed through pipes, never handed over.
+    let stdio = if plan.process.tty {
+        crate::relay::Stdio::default()
+    } else {
+        crate::relay::Stdio::for_terminals().ctx("pipe", "standard descriptors")?
+    };
 
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
     let mut flags = ns_flags(plan, !join_files.is_empty());
@@ -410,12 +416,22 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
+            if stdio.install().is_err() {
+                raw::exit_now(125);
+            }
+            drop(stdio);
             let etc_mount = etc_view.map(|(_, m)| m);
             child_main(plan, cch, &join_files, etc_mount)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     trace::mark("clone3");
+    let mut relay = crate::relay::Relay::default();
+    if !stdio.is_empty() {
+        stdio
+            .into_relay(&mut relay)
+            .ctx("relay", "standard descriptors")?;
+    }
     // Only the lock stays (the child has its own copy of the clone).
     let _etc_view_held = etc_view.map(|(held, _)| held);
     drop(cch);
@@ -470,7 +486,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         waiters: vec![],
         result: None,
     });
-    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan)?;
+    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
     drop(slirp);
     drop(host_net);
     if let Some(c) = cgroup {
@@ -627,8 +643,9 @@ pub(crate) fn wait(
     ch: &Channel,
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
+    relay: crate::relay::Relay,
 ) -> Result<Outcome> {
-    parent_wait(pid, pidfd, ch, sfd, obs, None, plan)
+    parent_wait(pid, pidfd, ch, sfd, obs, None, plan, relay)
 }
 
 /// Copy the workload's seccomp listener: descriptor `n` of init's child (the workload) or,
@@ -657,6 +674,7 @@ fn fetch_listener(pid: libc::pid_t, n: i32, ch: i32) -> std::io::Result<Option<O
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parent_wait(
     pid: libc::pid_t,
     pidfd: &OwnedFd,
@@ -665,13 +683,14 @@ fn parent_wait(
     obs: &mut dyn Observer,
     mut control: Option<&mut Control<'_>>,
     plan: &Plan,
+    mut relay: crate::relay::Relay,
 ) -> Result<Outcome> {
     let seccomp_notify = plan.seccomp_notify.as_ref();
     let resolver = plan.net.resolver.as_ref();
     let mut got = Collected::default();
     let mut watcher: Option<netwatch::Watcher> = None;
     let mut ch_open = true;
-    let mut stdin_open = true;
+    let mut pty_relayed = false;
     let console = control.as_ref().and_then(|c| c.console);
     let mut mode = seccomp_notify.map(|n| match n {
         SeccompNotify::Trace => notify::Mode::Trace(Default::default()),
@@ -679,7 +698,6 @@ fn parent_wait(
     });
     let mut listener: Option<OwnedFd> = None;
     let mut deny_log = notify::DenyLog::default();
-    let mut pty_open = true;
     loop {
         let now = std::time::Instant::now();
         for (nr, errno, count) in deny_log.flush(now) {
@@ -698,7 +716,11 @@ fn parent_wait(
                     .ctx("send", "listener taken")?;
             }
         }
-        let pty = got.pty.as_ref().map(|m| m.as_raw_fd()).filter(|_| pty_open);
+        let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
+        if let (Some(m), false) = (&got.pty, pty_relayed) {
+            pty_relayed = true;
+            crate::relay::pty(&mut relay, m.as_fd(), true).ctx("relay", "terminal")?;
+        }
         let mut fds = vec![
             if ch_open { ch.raw() } else { -1 },
             sfd.as_raw_fd(),
@@ -708,8 +730,6 @@ fn parent_wait(
             fds.push(fd);
             fds.len() - 1
         };
-        let pty_i = pty.map(|m| slot(&mut fds, m));
-        let stdin_i = pty.map(|_| slot(&mut fds, if stdin_open { 0 } else { -1 }));
         let sync_i = got.sync.as_ref().map(|s| slot(&mut fds, s.raw()));
         let ctl_i = control
             .as_ref()
@@ -732,11 +752,18 @@ fn parent_wait(
         if listener.is_some() && !serve_notify {
             sooner(1);
         }
-        let rev = raw::poll_read(&fds, timeout).ctx("poll", "")?;
+        // Our descriptors and the observer's read; then the relay's streams.
+        let mut with: Vec<(i32, i16)> = fds.iter().map(|&f| (f, libc::POLLIN)).collect();
+        with.extend(relay.poll_set());
+        let all = raw::poll(&with, timeout).ctx("poll", "")?;
+        let (rev, relay_rev) = all.split_at(fds.len());
+        relay.service(relay_rev);
+        let relay_moved = relay_rev.iter().any(|r| *r != 0);
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         obs.tick();
         if rev[..own].iter().all(|r| *r == 0) {
-            // Only the observer's time or descriptor: nothing of ours is ready.
+            // Only the observer's time or descriptor, or the relay: nothing else is ready.
+            let _ = relay_moved;
             continue;
         }
         if let (true, Some(w)) = (ready(watch_i), &watcher) {
@@ -759,17 +786,6 @@ fn parent_wait(
                 _ => {
                     let _ = raw::pidfd_send_signal(pidfd.as_fd(), sig);
                 }
-            }
-        }
-        if let Some(m) = pty {
-            // A closed slave side just means: wait for the exit status only.
-            // EOF or an error on the master (the workload closed its terminal): stop polling
-            // it, or poll would report it forever.
-            if ready(pty_i) && !tty::pump(m, 1) {
-                pty_open = false;
-            }
-            if ready(stdin_i) && !tty::pump(0, m) {
-                stdin_open = false;
             }
         }
         if ready(sync_i) {
@@ -823,14 +839,9 @@ fn parent_wait(
             for (nr, errno, count) in deny_log.flush(now + notify::DenyLog::WINDOW) {
                 obs.denied_again(&syscall_name(nr), errno, count);
             }
-            // Init is gone: drain the pty and the channel before reaping.
-            if let Some(m) = pty {
-                while raw::poll_read(&[m], 0)
-                    .map(|r| r[0] & libc::POLLIN != 0)
-                    .unwrap_or(false)
-                    && tty::pump(m, 1)
-                {}
-            }
+            // Init is gone: move what its terminal or pipes still hold (without waiting),
+            // drain the channel, then reap. Nothing of the caller's stays with the sandbox.
+            relay.finish();
             while ch_open {
                 ch_open = got.absorb(ch, obs, console);
             }

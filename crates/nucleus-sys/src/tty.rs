@@ -108,23 +108,3 @@ impl Drop for RawMode {
         }
     }
 }
-
-/// Copy what is readable on `from` to `to`; false on EOF or error.
-pub fn pump(from: RawFd, to: RawFd) -> bool {
-    let mut buf = [0u8; 16384];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
-    if n <= 0 {
-        return false;
-    }
-    let mut off = 0usize;
-    while off < n as usize {
-        // SAFETY: the slice [off, n) of buf is initialised.
-        let w = unsafe { libc::write(to, buf[off..].as_ptr().cast(), n as usize - off) };
-        if w <= 0 {
-            return false;
-        }
-        off += w as usize;
-    }
-    true
-}

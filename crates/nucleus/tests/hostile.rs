@@ -498,3 +498,102 @@ fn a_deny_flood_is_aggregated_and_throttled() {
         "served too fast: {took:?}"
     );
 }
+
+/// `nucleus exec` without -t from a terminal: the workload plants a background process that
+/// keeps its stdin (as a planted ~/.bashrc did) and reads later. After exec returns, what is
+/// typed at the caller's terminal never reaches it: the sandbox got a pipe, not the terminal.
+#[test]
+fn exec_never_lends_the_callers_terminal() {
+    let _g = serial();
+    let root = TempDir::new("state-tty-lend");
+    let r = root.s();
+    let id = stdout(&run(&["--root", &r, "run", "-d", "--", "sleep", "1000"]))
+        .trim()
+        .to_string();
+    let driver = format!(
+        r#"
+import os, pty, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv({bin:?}, [{bin:?}, "--root", {r:?}, "exec", {id:?}, "--", "sh", "-c",
+        "(sleep 1; cat > /tmp/stolen; echo eof >> /tmp/stolen) & echo started"])
+out = b""
+while True:
+    done, _ = os.waitpid(pid, os.WNOHANG)
+    try:
+        out += os.read(fd, 1024)
+    except OSError:
+        pass
+    if done:
+        break
+    time.sleep(0.01)
+print("exec said:", out.decode(errors="replace").strip())
+os.write(fd, b"hunter2\n")
+time.sleep(2.5)
+"#,
+        bin = bin().display().to_string(),
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &driver])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("exec said: started"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let stolen = run(&["--root", &r, "exec", &id, "--", "cat", "/tmp/stolen"]);
+    let _ = run(&["--root", &r, "rm", "-f", &id]);
+    assert!(
+        !stdout(&stolen).contains("hunter2"),
+        "read from the caller's terminal"
+    );
+    // The planted reader saw its input end when the exec did.
+    assert_eq!(stdout(&stolen), "eof\n", "{}", stderr(&stolen));
+}
+
+/// A --tty workload that never reads its terminal while the caller's input keeps coming: the
+/// runtime stops reading the caller (bounded buffer) instead of blocking in a write, and still
+/// forwards SIGTERM at once.
+#[test]
+fn a_tty_workload_that_stops_reading_cannot_make_the_runtime_deaf() {
+    let _g = serial();
+    let mut c = nucleus(&["run", "-t", "--", "sleep", "1000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let flood = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = vec![b'y'; 65536];
+        for _ in 0..200 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            break Some(st);
+        }
+        if sent.elapsed() > Duration::from_secs(3) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(c.stdout.take());
+    let _ = flood.join();
+    let status = status.expect("the runtime did not act on SIGTERM within 3 s");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+}

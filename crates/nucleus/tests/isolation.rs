@@ -178,6 +178,11 @@ fn escape_surface_is_denied() {
         "reboot",
         "sethostname",
         "tiocsti",
+        "tiocsetd",
+        "tioccons",
+        "tiocvhangup",
+        "kdsetmode",
+        "vt_activate",
     ];
     for k in eperm {
         assert_eq!(p[k], "EPERM", "{k} must be denied with EPERM, got {}", p[k]);
@@ -208,6 +213,8 @@ fn escape_surface_is_denied() {
         assert_eq!(p[k], "EAFNOSUPPORT", "{k}");
     }
     assert_eq!(p["socket_netlink_audit"], "EPROTONOSUPPORT");
+    // Ordinary terminal requests still work.
+    assert_eq!(p["tiocgwinsz"], "ok");
 }
 
 #[test]

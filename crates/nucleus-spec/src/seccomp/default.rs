@@ -402,6 +402,14 @@ pub const CLONE_NS_FLAGS: u64 = 0x0002_0000 // NEWNS
 
 const TIOCSTI: u64 = 0x5412; // fake terminal input: CVE-2016-7545 class escapes
 const TIOCLINUX: u64 = 0x541C; // same via the Linux console
+/// Terminal requests refused besides: fake input (TIOCSTI, TIOCLINUX), a line discipline
+/// change (TIOCSETD: N_NULL made a terminal discard everything for good), redirecting the
+/// console (TIOCCONS), hanging up the terminal (TIOCVHANGUP). Compared on the low 32 bits
+/// (the kernel reads the request as an unsigned int).
+const TERMINAL_DENIED: &[u64] = &[TIOCSTI, TIOCLINUX, 0x5423, 0x541D, 0x5437];
+/// Old-style request groups refused whole: KD* (0x4Bxx, console keyboard and display) and VT_*
+/// (0x56xx, virtual terminals).
+const TERMINAL_DENIED_GROUPS: &[u64] = &[0x4B00, 0x5600];
 /// Address families a sandbox may create sockets of. Everything else (AF_PACKET raw frames,
 /// CVE-2020-14386; AF_VSOCK, which reaches the hypervisor and host services past every network
 /// namespace; AF_ALG, the kernel crypto API; AF_BLUETOOTH, AF_RDS, AF_TIPC, AF_KCM, AF_XDP,
@@ -493,14 +501,21 @@ pub fn default_filter(extra_allow: &[String]) -> Result<Filter, UnknownSyscall> 
         });
     }
     if let Some(n) = nr("ioctl") {
-        rules.push(allow(
-            n,
-            vec![
-                cond(1, CmpOp::Ne, TIOCSTI, ArgWidth::U32),
-                cond(1, CmpOp::Ne, TIOCLINUX, ArgWidth::U32),
-            ],
-        ));
-        rules.push(eperm(n));
+        for &req in TERMINAL_DENIED {
+            rules.push(Rule {
+                nr: n,
+                action: Action::Errno(EPERM),
+                conds: vec![cond(1, CmpOp::MaskedEq(0xffff_ffff), req, ArgWidth::U64)],
+            });
+        }
+        for &group in TERMINAL_DENIED_GROUPS {
+            rules.push(Rule {
+                nr: n,
+                action: Action::Errno(EPERM),
+                conds: vec![cond(1, CmpOp::MaskedEq(0xffff_ff00), group, ArgWidth::U64)],
+            });
+        }
+        rules.push(allow(n, vec![]));
     }
     if let Some(n) = nr("socket") {
         for &(_, af) in SOCKET_FAMILIES {
@@ -665,6 +680,24 @@ mod tests {
             eperm
         );
         assert_eq!(verdict(&f, "ioctl", [1, 0x5401, 0, 0, 0, 0]), allow);
+        // TIOCSETD, TIOCCONS, TIOCVHANGUP, KDSETMODE, VT_ACTIVATE; high bits do not help.
+        for req in [0x5423, 0x541D, 0x5437, 0x4B3A, 0x5606, 0x1_0000_5423] {
+            assert_eq!(
+                verdict(&f, "ioctl", [1, req, 0, 0, 0, 0]),
+                eperm,
+                "{req:#x}"
+            );
+        }
+        // V4L2's 'V' requests carry size bits: not a VT_ request.
+        assert_eq!(verdict(&f, "ioctl", [1, 0x8068_5600, 0, 0, 0, 0]), allow);
+        // TIOCGWINSZ, TCGETS, FIONREAD still work.
+        for req in [0x5413, 0x5401, 0x541B] {
+            assert_eq!(
+                verdict(&f, "ioctl", [1, req, 0, 0, 0, 0]),
+                allow,
+                "{req:#x}"
+            );
+        }
         let eafnosupport = Action::Errno(EAFNOSUPPORT).ret_value();
         // AF_PACKET, AF_VSOCK, AF_ALG, AF_BLUETOOTH, AF_RDS, AF_TIPC, AF_KCM, AF_XDP, AF_CAN
         for af in [17, 40, 38, 31, 21, 30, 41, 44, 29, 43, 42, 45] {

@@ -1,0 +1,346 @@
+//! The runtime's side of a sandbox's terminal I/O: streams copied between the caller's
+//! descriptors and the sandbox's (a pty master, or pipes in place of the caller's terminal),
+//! non-blocking, through bounded buffers, inside the runtime's one poll loop. A workload that
+//! stops reading its input only stops the runtime reading the caller's; signals, control
+//! requests and seccomp notifications are never behind I/O.
+//!
+//! A caller's terminal is never handed to a sandbox as such: without `--tty`, each of the
+//! caller's standard descriptors that is a terminal is replaced, for the workload, by a pipe
+//! the runtime relays ([`Stdio`]). When the workload ends the runtime closes its ends, so a
+//! process left behind in the sandbox holds nothing of the caller's (it could otherwise read
+//! what the caller types at the host prompt, or change the terminal's settings for good).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Most bytes one stream holds between a read and the write it waits for.
+const BUF: usize = 64 * 1024;
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a valid descriptor; no memory arguments.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty has no memory arguments.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// A descriptor of the caller's for the runtime's own use, non-blocking without touching the
+/// caller's open file (which its shell shares): a terminal is opened again (a new open file of
+/// the same terminal); anything else is duplicated and stays blocking (a read follows poll's
+/// word; a write to a full pipe or file may wait, as before).
+pub fn caller_end(fd: RawFd, write: bool) -> io::Result<OwnedFd> {
+    if isatty(fd) {
+        let path = crate::raw::cstr(format!("/proc/self/fd/{fd}"))?;
+        let mode = if write {
+            libc::O_WRONLY
+        } else {
+            libc::O_RDONLY
+        };
+        // SAFETY: valid C string; a new descriptor or -1.
+        let r = unsafe {
+            libc::open(
+                path.as_ptr(),
+                mode | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        };
+        if r >= 0 {
+            // SAFETY: a fresh descriptor nobody else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r) });
+        }
+    }
+    // SAFETY: F_DUPFD_CLOEXEC has no memory arguments.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+struct Stream {
+    src: Option<OwnedFd>,
+    dst: Option<OwnedFd>,
+    buf: Vec<u8>,
+    /// `dst` does not block (ours, or a terminal opened again); otherwise (a caller's pipe or
+    /// file, whose open file the caller shares) each write after poll's word is at most
+    /// PIPE_BUF bytes, which a pipe with room takes without waiting.
+    dst_nonblocking: bool,
+}
+
+fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GETFL has no memory arguments.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+fn ready(fd: &OwnedFd, events: i16) -> bool {
+    crate::raw::poll(&[(fd.as_raw_fd(), events)], 0).is_ok_and(|r| r[0] != 0)
+}
+
+/// Several one-way streams served by the caller's poll loop.
+#[derive(Default)]
+pub struct Relay {
+    streams: Vec<Stream>,
+}
+
+impl Relay {
+    /// Copy `src` to `dst`. `dst` is closed once `src` ends and everything read was written.
+    pub fn push(&mut self, src: OwnedFd, dst: OwnedFd) {
+        let dst_nonblocking = is_nonblocking(dst.as_fd());
+        self.streams.push(Stream {
+            src: Some(src),
+            dst: Some(dst),
+            buf: Vec::with_capacity(BUF),
+            dst_nonblocking,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Descriptors and events to poll: each source while its buffer has room, each
+    /// destination while its buffer holds something.
+    pub fn poll_set(&self) -> Vec<(RawFd, i16)> {
+        let mut out = vec![];
+        for s in &self.streams {
+            out.push(match &s.src {
+                Some(f) if s.buf.len() < BUF && s.dst.is_some() => (f.as_raw_fd(), libc::POLLIN),
+                _ => (-1, 0),
+            });
+            out.push(match &s.dst {
+                Some(f) if !s.buf.is_empty() => (f.as_raw_fd(), libc::POLLOUT),
+                _ => (-1, 0),
+            });
+        }
+        out
+    }
+
+    /// Serve what `poll_set` asked and poll answered (`rev`, in the same order).
+    pub fn service(&mut self, rev: &[i16]) {
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            let (r, w) = (
+                rev.get(2 * i).copied().unwrap_or(0),
+                rev.get(2 * i + 1).copied().unwrap_or(0),
+            );
+            if r != 0 {
+                s.fill();
+            }
+            if w != 0 {
+                s.flush();
+            }
+            s.close_done();
+        }
+    }
+
+    /// At the end: move what can be moved now without waiting (what the sandbox wrote before
+    /// it ended), then close every stream.
+    pub fn finish(&mut self) {
+        for s in &mut self.streams {
+            // A bounded number of rounds: a writer that keeps writing cannot hold the end.
+            for _ in 0..64 {
+                let before = s.buf.len();
+                if s.buf.len() < BUF && s.src.as_ref().is_some_and(|f| ready(f, libc::POLLIN)) {
+                    s.fill();
+                }
+                if s.dst.as_ref().is_some_and(|f| ready(f, libc::POLLOUT)) {
+                    s.flush();
+                }
+                if s.buf.len() == before {
+                    break;
+                }
+            }
+        }
+        self.streams.clear();
+    }
+}
+
+impl Stream {
+    fn fill(&mut self) {
+        let Some(src) = &self.src else { return };
+        let room = BUF - self.buf.len();
+        let len = self.buf.len();
+        self.buf.resize(len + room, 0);
+        // SAFETY: the slice [len, len + room) of buf is valid for writing.
+        let n = unsafe { libc::read(src.as_raw_fd(), self.buf[len..].as_mut_ptr().cast(), room) };
+        if n > 0 {
+            self.buf.truncate(len + n as usize);
+            return;
+        }
+        self.buf.truncate(len);
+        let e = io::Error::last_os_error();
+        let again = n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR));
+        if !again {
+            // End of file, or the source is gone (a closed pty reads EIO).
+            self.src = None;
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(dst) = &self.dst else {
+            self.buf.clear();
+            return;
+        };
+        while !self.buf.is_empty() {
+            let len = if self.dst_nonblocking {
+                self.buf.len()
+            } else {
+                self.buf.len().min(libc::PIPE_BUF)
+            };
+            // SAFETY: buf is valid for `len` bytes.
+            let n = unsafe { libc::write(dst.as_raw_fd(), self.buf.as_ptr().cast(), len) };
+            if n > 0 {
+                self.buf.drain(..n as usize);
+                if !self.dst_nonblocking {
+                    // One write per readiness: the next may wait.
+                    return;
+                }
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            if !(n < 0 && e.raw_os_error() == Some(libc::EAGAIN)) {
+                // The reader is gone: nothing more goes this way.
+                self.dst = None;
+                self.src = None;
+                self.buf.clear();
+            }
+            return;
+        }
+    }
+
+    fn close_done(&mut self) {
+        if self.src.is_none() && self.buf.is_empty() {
+            self.dst = None;
+        }
+    }
+}
+
+/// Without `--tty`: pipes in place of the caller's standard descriptors that are terminals.
+/// The child ends go to the workload ([`Stdio::install`] in the child); the runtime relays the
+/// others ([`Stdio::into_relay`]).
+#[derive(Default)]
+pub struct Stdio {
+    /// Per standard descriptor: (the workload's end, the runtime's end).
+    pipes: [Option<(OwnedFd, OwnedFd)>; 3],
+}
+
+impl Stdio {
+    /// Pipes for those of 0, 1, 2 that are terminals (none when none is).
+    pub fn for_terminals() -> io::Result<Stdio> {
+        let mut s = Stdio::default();
+        for fd in 0..3 {
+            if !isatty(fd) {
+                continue;
+            }
+            let (r, w) = crate::raw::pipe()?;
+            s.pipes[fd as usize] = Some(if fd == 0 { (r, w) } else { (w, r) });
+        }
+        Ok(s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pipes.iter().all(Option::is_none)
+    }
+
+    /// In the child: the workload's ends become its standard descriptors.
+    pub fn install(&self) -> io::Result<()> {
+        for (fd, p) in self.pipes.iter().enumerate() {
+            if let Some((theirs, _)) = p {
+                // SAFETY: dup2 onto a standard descriptor of this (child) process.
+                if unsafe { libc::dup2(theirs.as_raw_fd(), fd as RawFd) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In the runtime: the workload's ends closed, the runtime's made non-blocking and paired
+    /// with the caller's descriptors.
+    pub fn into_relay(self, relay: &mut Relay) -> io::Result<()> {
+        for (fd, p) in self.pipes.into_iter().enumerate() {
+            let Some((theirs, ours)) = p else { continue };
+            drop(theirs);
+            set_nonblocking(ours.as_fd())?;
+            if fd == 0 {
+                relay.push(caller_end(0, false)?, ours);
+            } else {
+                relay.push(ours, caller_end(fd as RawFd, true)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pty of a `--tty` run: the caller's input to the master, the master's output to the
+/// caller's output, both without blocking the runtime.
+pub fn pty(relay: &mut Relay, master: BorrowedFd<'_>, stdin_open: bool) -> io::Result<()> {
+    set_nonblocking(master)?;
+    let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned();
+    if stdin_open {
+        relay.push(caller_end(0, false)?, dup(master)?);
+    }
+    relay.push(dup(master)?, caller_end(1, true)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(relay: &mut Relay) {
+        let set = relay.poll_set();
+        let rev = crate::raw::poll(&set, 0).unwrap();
+        relay.service(&rev);
+    }
+
+    fn write_some(fd: &OwnedFd, data: &[u8]) -> usize {
+        // SAFETY: data is valid for its length.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        n.max(0) as usize
+    }
+
+    /// A reader that stops reading does not block the relay: its buffer fills, the source is
+    /// no longer polled, and another stream still moves.
+    #[test]
+    fn a_stalled_stream_does_not_block_others() {
+        let (a_r, a_w) = crate::raw::pipe().unwrap();
+        let (b_r, b_w) = crate::raw::pipe().unwrap();
+        let (c_r, c_w) = crate::raw::pipe().unwrap();
+        let (d_r, d_w) = crate::raw::pipe().unwrap();
+        for f in [&a_r, &a_w, &b_w, &c_r, &d_w] {
+            set_nonblocking(f.as_fd()).unwrap();
+        }
+        let mut relay = Relay::default();
+        relay.push(a_r, b_w); // a -> b: nobody reads b
+        relay.push(c_r, d_w); // c -> d
+        let chunk = vec![7u8; 65536];
+        let mut written = 0;
+        for _ in 0..64 {
+            written += write_some(&a_w, &chunk);
+            round(&mut relay);
+        }
+        assert!(written > BUF);
+        // Stalled: the a -> b source is not polled any more.
+        assert_eq!(relay.poll_set()[0], (-1, 0));
+        // The other stream moves.
+        assert_eq!(write_some(&c_w, b"hello"), 5);
+        round(&mut relay);
+        round(&mut relay);
+        let mut got = [0u8; 5];
+        assert_eq!(crate::raw::read(d_r.as_fd(), &mut got).unwrap(), 5);
+        assert_eq!(&got, b"hello");
+        drop(b_r);
+    }
+}
