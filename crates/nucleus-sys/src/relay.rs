@@ -233,6 +233,11 @@ impl Stream {
 pub struct Stdio {
     /// Per standard descriptor: (the workload's end, the runtime's end).
     pipes: [Option<(OwnedFd, OwnedFd)>; 3],
+    /// The caller's terminal input is not ours to read (the runtime is not in the terminal's
+    /// foreground process group: started with `&` from an interactive shell): the workload's
+    /// input ends at once, as a background job's would, instead of the runtime being stopped
+    /// by SIGTTIN on its first read.
+    stdin_eof: bool,
 }
 
 impl Stdio {
@@ -245,6 +250,10 @@ impl Stdio {
             }
             let (r, w) = crate::raw::pipe()?;
             s.pipes[fd as usize] = Some(if fd == 0 { (r, w) } else { (w, r) });
+        }
+        if s.pipes[0].is_some() {
+            // SAFETY: tcgetpgrp and getpgrp have no memory arguments.
+            s.stdin_eof = unsafe { libc::tcgetpgrp(0) != libc::getpgrp() };
         }
         Ok(s)
     }
@@ -269,12 +278,15 @@ impl Stdio {
     /// In the runtime: the workload's ends closed, the runtime's made non-blocking and paired
     /// with the caller's descriptors.
     pub fn into_relay(self, relay: &mut Relay) -> io::Result<()> {
+        let stdin_eof = self.stdin_eof;
         for (fd, p) in self.pipes.into_iter().enumerate() {
             let Some((theirs, ours)) = p else { continue };
             drop(theirs);
             set_nonblocking(ours.as_fd())?;
             if fd == 0 {
-                relay.push(caller_end(0, false)?, ours);
+                if !stdin_eof {
+                    relay.push(caller_end(0, false)?, ours);
+                }
             } else {
                 relay.push(ours, caller_end(fd as RawFd, true)?);
             }
