@@ -50,8 +50,57 @@ pub fn nucleus(args: &[&str]) -> Command {
     c
 }
 
+/// Every command a test runs, and every child it waits for, ends within this: a broken signal
+/// path or a hung runtime fails the test in minutes instead of holding the suite.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
+
 pub fn run(args: &[&str]) -> Output {
-    nucleus(args).stdin(Stdio::null()).output().unwrap()
+    output_within(nucleus(args).stdin(Stdio::null()), DEADLINE)
+}
+
+/// `Command::output`, killing the command (and failing the test) past `limit`.
+pub fn output_within(c: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let what = format!("{c:?}");
+    let mut child = c.spawn().unwrap();
+    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let ot = std::thread::spawn(move || {
+        let mut v = vec![];
+        let _ = o.read_to_end(&mut v);
+        v
+    });
+    let et = std::thread::spawn(move || {
+        let mut v = vec![];
+        let _ = e.read_to_end(&mut v);
+        v
+    });
+    let status = wait_within(&mut child, limit, &what);
+    Output {
+        status,
+        stdout: ot.join().unwrap(),
+        stderr: et.join().unwrap(),
+    }
+}
+
+/// `Child::wait`, killing the child (and failing the test) past `limit`.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -203,20 +252,57 @@ pub fn store_own(name: &str) -> bool {
     matches!(name, "audit.jsonl" | "names" | ".etc-views")
 }
 
-/// Assert the host looks the same after `f` as before.
+impl HostState {
+    /// What is in `self` and was not in `before`: what the test left behind. Things that went
+    /// away meanwhile (a stale record or cgroup of an earlier, killed run that this test's
+    /// `gc` removed; another run on the machine ending) are not the test's doing.
+    fn added_since(&self, before: &HostState) -> Vec<String> {
+        let mut out = vec![];
+        let new = |what: &str, a: &[String], b: &[String], out: &mut Vec<String>| {
+            for x in a.iter().filter(|x| !b.contains(x)) {
+                out.push(format!("{what} {x}"));
+            }
+        };
+        new("mount", &self.mounts, &before.mounts, &mut out);
+        new("link", &self.links, &before.links, &mut out);
+        new("child", &self.children, &before.children, &mut out);
+        new("record", &self.run_dir, &before.run_dir, &mut out);
+        new("tmp", &self.tmp_entries, &before.tmp_entries, &mut out);
+        new("cgroup", &self.cgroups, &before.cgroups, &mut out);
+        if self.id_ranges > before.id_ranges {
+            out.push(format!(
+                "id ranges {} -> {}",
+                before.id_ranges, self.id_ranges
+            ));
+        }
+        if self.cgroup_holds > before.cgroup_holds {
+            out.push(format!(
+                "cgroup holds {} -> {}",
+                before.cgroup_holds, self.cgroup_holds
+            ));
+        }
+        out
+    }
+}
+
+/// Assert `f` leaves nothing on the host that was not there before.
 pub fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
     let before = host_state();
     let r = f();
     // The runtime has exited; give the kernel a moment to finish tearing namespaces down.
     let mut after = host_state();
     for _ in 0..50 {
-        if after == before {
+        if after.added_since(&before).is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
         after = host_state();
     }
-    assert_eq!(before, after, "host state changed");
+    let added = after.added_since(&before);
+    assert!(
+        added.is_empty(),
+        "left behind: {added:?}\nbefore: {before:?}\nafter: {after:?}"
+    );
     r
 }
 

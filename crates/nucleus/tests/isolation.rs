@@ -379,7 +379,10 @@ fn signals_are_forwarded_to_the_workload() {
         let mut c = spawn_ready("trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        assert_eq!(c.wait().unwrap().code(), Some(42));
+        assert_eq!(
+            wait_within(&mut c, std::time::Duration::from_secs(20), "nucleus run").code(),
+            Some(42)
+        );
     });
 }
 
@@ -426,11 +429,11 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
         if n != 1 {
             // Never leave the sandbox running when the test fails.
             c.kill().unwrap();
-            c.wait().unwrap();
+            wait_within(&mut c, std::time::Duration::from_secs(20), "nucleus run");
             panic!("expected exactly one workload with the marker, found {n}");
         }
         c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
+        wait_within(&mut c, std::time::Duration::from_secs(20), "nucleus run");
         for _ in 0..100 {
             if processes_with(marker) == 0 {
                 break;

@@ -522,7 +522,7 @@ fn foreground_runs_are_listed_and_joinable() {
         });
         assert_eq!(root.ok(&["exec", "fg", "--", "echo", "joined"]), "joined");
         root.ok(&["stop", "fg"]);
-        let st = child.wait().unwrap();
+        let st = wait_within(&mut child, DEADLINE, "child");
         assert_eq!(st.code(), Some(143));
         assert!(root.records().is_empty(), "{:?}", root.records());
     });
@@ -645,7 +645,7 @@ fn fifty_detached_sandboxes_at_once() {
             })
             .collect();
         for mut r in removers {
-            assert!(r.wait().unwrap().success());
+            assert!(wait_within(&mut r, DEADLINE, "r").success());
         }
         assert!(root.ps().is_empty());
         assert!(root.records().is_empty(), "{:?}", root.records());
@@ -724,7 +724,7 @@ fn console_socket_receives_the_terminal() {
     root.ok(&["start", &id]);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    rx.wait().unwrap();
+    wait_within(&mut rx, DEADLINE, "rx");
     assert!(rest.contains("name /dev/ptmx"), "{rest}");
     assert!(rest.contains("/dev/pts/0"), "{rest}");
     assert!(rest.contains("on-a-tty"), "{rest}");
@@ -807,7 +807,7 @@ fn spans_reach_a_real_otlp_receiver() {
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
     rx.kill().unwrap();
-    rx.wait().unwrap();
+    wait_within(&mut rx, DEADLINE, "rx");
     root.run(&["rm", "-f", "held"]);
     let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
@@ -894,7 +894,7 @@ fn gc_removes_abandoned_staging_directories_only() {
     assert!(!dead.exists(), "an abandoned staging directory is removed");
     assert!(live.exists(), "one being prepared is kept");
     maker.kill().unwrap();
-    maker.wait().unwrap();
+    wait_within(&mut maker, DEADLINE, "maker");
     root.ok(&["gc"]);
     assert!(!live.exists());
 }
@@ -1092,7 +1092,7 @@ fn signals_reach_a_workload_of_another_uid_and_init_keeps_only_cap_kill() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let st = child.wait().unwrap();
+    let st = wait_within(&mut child, DEADLINE, "child");
     assert!(rest.contains("got-TERM"), "{rest}");
     assert_eq!(st.code(), Some(3));
 }

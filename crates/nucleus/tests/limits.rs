@@ -219,7 +219,7 @@ fn limits_are_written_under_the_chosen_parent_and_removed() {
             assert_eq!(read(&find("pids.max"), "pids.max"), "77");
         }
         drop(child.stdin.take());
-        assert!(child.wait().unwrap().success());
+        assert!(wait_within(&mut child, DEADLINE, "child").success());
     });
 }
 
@@ -271,7 +271,7 @@ fn cgroups_of_a_killed_runtime_are_collected_and_live_ones_kept() {
         let (mut live, live_dirs) = start_waiting(&[]);
         let (mut dead, dead_dirs) = start_waiting(&[]);
         dead.kill().unwrap();
-        dead.wait().unwrap();
+        wait_within(&mut dead, DEADLINE, "dead");
         // The sandbox dies with its runtime (parent-death signal), its cgroup stays behind.
         assert!(dead_dirs.iter().all(|d| Path::new(d).exists()));
         let o = run(&["gc"]);
@@ -286,7 +286,7 @@ fn cgroups_of_a_killed_runtime_are_collected_and_live_ones_kept() {
             "gc removed a live sandbox's cgroup"
         );
         drop(live.stdin.take());
-        assert!(live.wait().unwrap().success());
+        assert!(wait_within(&mut live, DEADLINE, "live").success());
     });
 }
 
@@ -367,7 +367,7 @@ fn stats_reads_a_running_sandbox_by_id_prefix() {
             stdout(&o)
         );
         drop(child.stdin.take());
-        assert!(child.wait().unwrap().success());
+        assert!(wait_within(&mut child, DEADLINE, "child").success());
         // Gone: asking for it is one clear error.
         let o = run(&["stats", &id]);
         assert_eq!(o.status.code(), Some(125));
