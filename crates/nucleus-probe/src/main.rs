@@ -285,6 +285,26 @@ fn main() {
             "ptrace_attach_init",
             res(libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0)),
         );
+        // Its own child: same Landlock domain, same uid, dumpable; only the filter stands.
+        let child = libc::fork();
+        if child == 0 {
+            libc::pause();
+            libc::_exit(0);
+        }
+        put(
+            "ptrace_attach_child",
+            res(libc::ptrace(libc::PTRACE_ATTACH, child, 0, 0)),
+        );
+        put(
+            "ptrace_seize_child",
+            res(libc::ptrace(libc::PTRACE_SEIZE, child, 0, 0)),
+        );
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+        put(
+            "ptrace_traceme",
+            res(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0)),
+        );
         put(
             "process_vm_readv",
             res(libc::syscall(libc::SYS_process_vm_readv, 1, 0, 0, 0, 0, 0)),
@@ -481,6 +501,50 @@ fn main() {
         "keys_bytes",
         json!(fs::read("/proc/keys").map(|b| b.len() as i64).unwrap_or(-1)),
     );
+    // Every path the runtime should mask: "absent" here, "masked" (an empty file or directory,
+    // or refused), or what it shows.
+    let mut masked = Map::new();
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/kallsyms",
+        "/proc/sysrq-trigger",
+        "/proc/kmsg",
+        "/proc/config.gz",
+        "/proc/pagetypeinfo",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/proc/asound",
+        "/proc/firmware",
+        "/proc/driver",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+        "/sys/kernel/security",
+        "/sys/kernel/debug",
+    ] {
+        let v = match fs::symlink_metadata(p) {
+            Err(_) => "absent".to_string(),
+            Ok(m) if m.is_dir() => match fs::read_dir(p) {
+                Ok(rd) => match rd.count() {
+                    0 => "masked".to_string(),
+                    n => format!("{n} entries"),
+                },
+                Err(_) => "masked".to_string(),
+            },
+            Ok(_) => match fs::read(p) {
+                Ok(b) if b.is_empty() => "masked".to_string(),
+                Ok(b) => format!("{} bytes", b.len()),
+                Err(_) => "masked".to_string(),
+            },
+        };
+        masked.insert(p.to_string(), json!(v));
+    }
+    put("masked_paths", Value::Object(masked));
+    put("write_sysrq_trigger", write_file("/proc/sysrq-trigger"));
     put("write_dev_null", write_file("/dev/null"));
     put(
         "write_dev_full",

@@ -300,7 +300,12 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("{}: {e}", rule.path.display()))?;
     }
-    let st = created.restrict_self().map_err(|e| e.to_string())?;
+    // nucleus sets no_new_privs itself, before (set_no_new_privs): the crate's own call would
+    // hide a missing one, which seccomp needs too.
+    let st = created
+        .no_new_privs(false)
+        .restrict_self()
+        .map_err(|e| e.to_string())?;
     Ok(LandlockOutcome {
         status: match st.ruleset {
             RulesetStatus::FullyEnforced => "fully_enforced",
@@ -317,6 +322,7 @@ pub fn landlock_deny_all() -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?
         .create()
         .map_err(|e| e.to_string())?
+        .no_new_privs(false)
         .restrict_self()
         .map_err(|e| e.to_string())
         .and_then(|s| match s.ruleset {

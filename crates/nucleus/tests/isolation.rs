@@ -143,6 +143,28 @@ fn probe_sees_full_isolation() {
     assert_eq!(p["cwd"], "/root");
 }
 
+/// Every /proc and /sys path the runtime masks shows nothing inside (an empty file or
+/// directory), wherever it exists on this host; sysrq-trigger cannot be written.
+#[test]
+fn host_revealing_proc_and_sys_paths_are_masked() {
+    let _g = serial();
+    let p = probe_run(&[], &[]);
+    let masked = p["masked_paths"].as_object().unwrap();
+    assert_eq!(masked.len(), 20);
+    let mut seen = 0;
+    for (path, v) in masked {
+        assert!(v == "masked" || v == "absent", "{path}: {v}");
+        if std::path::Path::new(path).exists() {
+            // Present on the host: masked, not merely absent inside.
+            assert_eq!(v, "masked", "{path}");
+            seen += 1;
+        }
+    }
+    // This host (and the cgroup-v2 VM kernel) has several of them.
+    assert!(seen >= 4, "{masked:?}");
+    assert_ne!(p["write_sysrq_trigger"], "ok");
+}
+
 #[test]
 fn escape_surface_is_denied() {
     let _g = serial();
@@ -215,6 +237,15 @@ fn escape_surface_is_denied() {
     assert_eq!(p["socket_netlink_audit"], "EPROTONOSUPPORT");
     // Ordinary terminal requests still work.
     assert_eq!(p["tiocgwinsz"], "ok");
+    // ptrace of its own child (same uid, same Landlock domain, dumpable) and TRACEME: only the
+    // filter stands in the way, so this fails if ptrace is ever allowed.
+    for k in [
+        "ptrace_attach_child",
+        "ptrace_seize_child",
+        "ptrace_traceme",
+    ] {
+        assert_eq!(p[k], "EPERM", "{k}");
+    }
 }
 
 #[test]
@@ -264,6 +295,65 @@ fn concurrent_sandboxes_get_distinct_id_ranges() {
         stdout(&b),
         "two live sandboxes share a host id range"
     );
+}
+
+/// A caller with supplementary groups (root's 0, 4, 27 here) never passes them on: the
+/// workload of `run` and a process of `exec` have only their own group.
+#[test]
+fn the_callers_supplementary_groups_never_reach_the_sandbox() {
+    let _g = serial();
+    let with_groups = |args: &[&str]| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--groups", "0,4,27"])
+            .arg(bin())
+            .args(args)
+            .env("NUCLEUS_ROOT", state_root())
+            .stdin(std::process::Stdio::null());
+        output_within(&mut c, DEADLINE)
+    };
+    let o = leaves_nothing(|| with_groups(&["run", "--", "id", "-G"]));
+    assert_eq!(stdout(&o), "0\n", "{}", stderr(&o));
+    let o = with_groups(&["run", "-u", "1000", "--", "id", "-G"]);
+    assert_eq!(stdout(&o), "1000\n", "{}", stderr(&o));
+    let id = stdout(&with_groups(&["run", "-d", "--", "sleep", "1000"]))
+        .trim()
+        .to_string();
+    let o = with_groups(&["exec", &id, "--", "id", "-G"]);
+    let _ = run(&["rm", "-f", &id]);
+    assert_eq!(stdout(&o), "0\n", "{}", stderr(&o));
+}
+
+/// The id maps are exactly the held slot's range: container 0 is the range's first host id
+/// (a multiple of the width above the base), 65536 wide, for users and groups.
+#[test]
+fn id_maps_are_exactly_the_held_range() {
+    let _g = serial();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map",
+        ])
+    });
+    let lines: Vec<Vec<u64>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stdout(&o));
+    for m in &lines {
+        let (inside, host, width) = (m[0], m[1], m[2]);
+        assert_eq!(inside, 0);
+        assert_eq!(width, 65536);
+        assert!(host >= 0x4000_0000, "{host:#x}");
+        assert_eq!(
+            (host - 0x4000_0000) % 65536,
+            0,
+            "{host:#x} is not a slot's first id"
+        );
+    }
+    assert_eq!(lines[0][1], lines[1][1], "uid and gid ranges differ");
 }
 
 #[test]

@@ -70,4 +70,91 @@ mod tests {
             "src/seccomp/precompiled_data.rs is stale: regenerate with NUCLEUS_UPDATE_GOLDEN=1 cargo test -p nucleus-spec precompiled"
         );
     }
+
+    /// A fixed list of what a sandbox must never do, checked against the program every run
+    /// installs, independent of the golden files (regenerating them cannot hide a loosened
+    /// policy): each is refused with EPERM, whatever its arguments.
+    #[test]
+    fn the_compiled_default_filter_refuses_the_escape_surface() {
+        use crate::seccomp::bpf::{interpret, native_arch};
+        use crate::seccomp::{syscalls, Action};
+        let eperm = Action::Errno(1).ret_value();
+        let prog = default_program().unwrap();
+        let must_deny = [
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "unshare",
+            "setns",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "open_by_handle_at",
+            "name_to_handle_at",
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "swapon",
+            "swapoff",
+            "reboot",
+            "clock_settime",
+            "settimeofday",
+            "adjtimex",
+            "acct",
+            "quotactl",
+            "syslog",
+            "iopl",
+            "ioperm",
+            "lookup_dcookie",
+        ];
+        let argsets: [[u64; 6]; 3] = [[0; 6], [0x7000_0000, 1, 2, 3, 4, 5], [u64::MAX; 6]];
+        for name in must_deny {
+            let nr = syscalls::number(name).unwrap_or_else(|| panic!("{name} unknown"));
+            for args in argsets {
+                assert_eq!(
+                    interpret(prog, native_arch(), nr, args),
+                    eperm,
+                    "{name}{args:?} is not refused with EPERM"
+                );
+            }
+        }
+        // Namespace creation through clone: refused; a plain fork or thread: allowed.
+        let clone = syscalls::number("clone").unwrap();
+        for ns in [
+            0x1000_0000u64,
+            0x2000_0000,
+            0x4000_0000,
+            0x0002_0000,
+            0x0200_0000,
+        ] {
+            assert_eq!(
+                interpret(prog, native_arch(), clone, [ns | 17, 0, 0, 0, 0, 0]),
+                eperm
+            );
+        }
+        let allow = Action::Allow.ret_value();
+        assert_eq!(
+            interpret(prog, native_arch(), clone, [0x3d0f00, 0, 0, 0, 0, 0]),
+            allow
+        );
+    }
 }
