@@ -30,8 +30,9 @@ trap 'rm -f "$guest"' EXIT
 {
   echo 'set -u'
   echo "mkdir -p '$debug_dir'"
-  echo "ln -sf /opt/bin/nucleus '$debug_dir/nucleus'"
-  echo "ln -sf /opt/bin/nucleus-probe '$debug_dir/nucleus-probe'"
+  # Copies, not links: a root caller's bind sources follow no links outside the system's own.
+  echo "cp /opt/bin/nucleus '$debug_dir/nucleus'"
+  echo "cp /opt/bin/nucleus-probe '$debug_dir/nucleus-probe'"
   # A host /etc file the isolation tests expect to see read-only (busybox images have none).
   echo 'touch /etc/ld.so.cache'
   echo 'mkdir -p /etc/ssl/certs && echo "# test CA bundle" >/etc/ssl/certs/ca-certificates.crt'

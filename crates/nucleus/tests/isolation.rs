@@ -303,12 +303,21 @@ fn concurrent_sandboxes_get_distinct_id_ranges() {
 fn the_callers_supplementary_groups_never_reach_the_sandbox() {
     let _g = serial();
     let with_groups = |args: &[&str]| {
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--groups", "0,4,27"])
-            .arg(bin())
-            .args(args)
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(bin());
+        c.args(args)
             .env("NUCLEUS_ROOT", state_root())
             .stdin(std::process::Stdio::null());
+        // SAFETY: setgroups in the forked child before exec, with a local array.
+        unsafe {
+            c.pre_exec(|| {
+                let groups: [libc::gid_t; 3] = [0, 4, 27];
+                if libc::setgroups(3, groups.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         output_within(&mut c, DEADLINE)
     };
     let o = leaves_nothing(|| with_groups(&["run", "--", "id", "-G"]));
