@@ -526,20 +526,26 @@ fn main() {
         "/sys/kernel/security",
         "/sys/kernel/debug",
     ] {
+        // Masked: a file is /dev/null bound over it (a character device 1:3); a directory
+        // has an empty one mounted over it (another device than its file system's).
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let fs_dev = fs::metadata(if p.starts_with("/proc") { "/proc" } else { "/sys" })
+            .map(|m| m.dev())
+            .unwrap_or(0);
         let v = match fs::symlink_metadata(p) {
             Err(_) => "absent".to_string(),
-            Ok(m) if m.is_dir() => match fs::read_dir(p) {
-                Ok(rd) => match rd.count() {
-                    0 => "masked".to_string(),
-                    n => format!("{n} entries"),
-                },
-                Err(_) => "masked".to_string(),
-            },
-            Ok(_) => match fs::read(p) {
-                Ok(b) if b.is_empty() => "masked".to_string(),
-                Ok(b) => format!("{} bytes", b.len()),
-                Err(_) => "masked".to_string(),
-            },
+            Ok(m) if m.is_dir() => {
+                let entries = fs::read_dir(p).map(|rd| rd.count()).unwrap_or(0);
+                if m.dev() != fs_dev && entries == 0 {
+                    "masked".to_string()
+                } else {
+                    format!("visible ({entries} entries)")
+                }
+            }
+            Ok(m) if m.file_type().is_char_device() && m.rdev() == libc::makedev(1, 3) => {
+                "masked".to_string()
+            }
+            Ok(m) => format!("visible (mode {:o})", m.mode()),
         };
         masked.insert(p.to_string(), json!(v));
     }
