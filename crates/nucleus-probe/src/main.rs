@@ -529,9 +529,13 @@ fn main() {
         // Masked: a file is /dev/null bound over it (a character device 1:3); a directory
         // has an empty one mounted over it (another device than its file system's).
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let fs_dev = fs::metadata(if p.starts_with("/proc") { "/proc" } else { "/sys" })
-            .map(|m| m.dev())
-            .unwrap_or(0);
+        let fs_dev = fs::metadata(if p.starts_with("/proc") {
+            "/proc"
+        } else {
+            "/sys"
+        })
+        .map(|m| m.dev())
+        .unwrap_or(0);
         let v = match fs::symlink_metadata(p) {
             Err(_) => "absent".to_string(),
             Ok(m) if m.is_dir() => {

@@ -185,11 +185,10 @@ impl Copier {
         Ok(())
     }
 
+    /// The owner an entry gets: the one the destination's entry had (only copy-back meets
+    /// existing entries: the other copies fill fresh trees), else the walk's.
     fn owner_for(&self, existing: Option<&Stat>) -> Option<(u32, u32)> {
-        match existing {
-            Some(x) if self.mirror => Some((x.st_uid, x.st_gid)),
-            _ => self.owner,
-        }
+        existing.map(|x| (x.st_uid, x.st_gid)).or(self.owner)
     }
 
     fn mode_of(&self, st: &Stat) -> Mode {
@@ -648,8 +647,17 @@ mod tests {
             Some(rfs::Gid::from_raw(1000)),
         )
         .unwrap();
+        // A file of another user in the workspace keeps its owner too.
+        fs::write(host.join("theirs"), "old").unwrap();
+        rfs::chown(
+            host.join("theirs"),
+            Some(rfs::Uid::from_raw(1001)),
+            Some(rfs::Gid::from_raw(1002)),
+        )
+        .unwrap();
         copy_in(&host, &sb, 0, 0).unwrap();
         fs::write(sb.join("tool"), "rewritten, longer").unwrap();
+        fs::write(sb.join("theirs"), "rewritten too").unwrap();
         fs::set_permissions(sb.join("tool"), fs::Permissions::from_mode(0o4755)).unwrap();
         fs::write(sb.join("new"), "n").unwrap();
         fs::set_permissions(sb.join("new"), fs::Permissions::from_mode(0o2755)).unwrap();
@@ -662,6 +670,12 @@ mod tests {
         );
         assert_eq!((tool.uid(), tool.gid()), (1000, 1000));
         assert_eq!(tool.mode() & 0o7777, 0o755);
+        let theirs = fs::metadata(host.join("theirs")).unwrap();
+        assert_eq!(
+            fs::read_to_string(host.join("theirs")).unwrap(),
+            "rewritten too"
+        );
+        assert_eq!((theirs.uid(), theirs.gid()), (1001, 1002));
         let new = fs::metadata(host.join("new")).unwrap();
         assert_eq!((new.uid(), new.gid()), (1000, 1000));
         assert_eq!(new.mode() & 0o7777, 0o755);
@@ -743,7 +757,7 @@ mod tests {
                 swaps
             })
         };
-        for _ in 0..40 {
+        for _ in 0..20 {
             let _ = copy_back(&sb, &host, u64::MAX);
             // The exchange leaves either name as the directory: put the sandbox's view back
             // into a state where the next round writes again.
@@ -790,7 +804,7 @@ mod tests {
             })
         };
         let mut copied = 0;
-        for round in 0..60 {
+        for round in 0..25 {
             let sb = t.join(format!("sb{round}"));
             fs::create_dir_all(&sb).unwrap();
             let _ = copy_in(&host, &sb, 0, 0);

@@ -39,10 +39,8 @@ pub fn signals() -> OwnedFd {
 /// Init's loop, once it is hardened ([`harden`]): forward signals, reap, report the workload.
 pub fn run(workload: libc::pid_t, ch: Channel, sfd: OwnedFd) -> ! {
     loop {
-        let sig = match raw::read_signal(sfd.as_fd()) {
-            Ok(s) => s,
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(_) => raw::exit_now(1),
+        let Ok(sig) = raw::read_signal(sfd.as_fd()) else {
+            raw::exit_now(1)
         };
         if sig != libc::SIGCHLD {
             let _ = raw::kill(workload, sig);

@@ -461,18 +461,25 @@ pub fn signalfd(sigs: &[libc::c_int]) -> io::Result<OwnedFd> {
 
 /// Read one signal number from a signalfd.
 pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
-    // SAFETY: signalfd_siginfo is plain data; we read exactly its size into it.
-    unsafe {
-        let mut info: libc::signalfd_siginfo = std::mem::zeroed();
-        let n = libc::read(
-            fd.as_raw_fd(),
-            (&mut info as *mut libc::signalfd_siginfo).cast(),
-            std::mem::size_of::<libc::signalfd_siginfo>(),
-        );
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+    loop {
+        // SAFETY: signalfd_siginfo is plain data; we read exactly its size into it.
+        let r = unsafe {
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let n = libc::read(
+                fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                std::mem::size_of::<libc::signalfd_siginfo>(),
+            );
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(info.ssi_signo as libc::c_int)
+            }
+        };
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r,
         }
-        Ok(info.ssi_signo as libc::c_int)
     }
 }
 
