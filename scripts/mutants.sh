@@ -47,7 +47,7 @@ full_files=(
 )
 
 # The baseline (tests on the unmutated tree) is what scripts/test.sh has just run.
-args=(--workspace --in-place --no-shuffle --baseline skip --timeout 60 --output target/mutants
+args=(--workspace --in-place --no-shuffle --baseline skip --timeout 30 --output target/mutants
   --test-package nucleus,nucleus-spec,nucleus-sys)
 if [ "${1:-}" = --full ]; then
   for f in "${full_files[@]}"; do args+=(-f "$f"); done
@@ -68,5 +68,12 @@ out=target/mutants/mutants.out
 for k in caught missed timeout unviable; do
   printf '%s %s\n' "$k" "$(wc -l <"$out/$k.txt" 2>/dev/null || echo 0)"
 done
-# 0: every mutant caught; 2: some missed; 3: timeouts; other: the run itself failed.
-exit "$rc"
+# cargo-mutants: 0 every mutant caught, 2 some missed, 3 some made the tests hang (a hang is
+# noticed: the test run did not pass), other: the run itself failed.
+case "$rc" in
+  0 | 3) exit 0 ;;
+  2) echo "scripts/mutants.sh: missed mutants (no test fails on them):" >&2
+     cat "$out/missed.txt" >&2
+     exit 1 ;;
+  *) exit "$rc" ;;
+esac
