@@ -25,6 +25,7 @@ for t in bwrap crun runc busybox; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t is required and could not be installed" >&2; exit 1; }
 done
 
+scripts/ensure-target.sh
 cargo build --release -q -p nucleus
 nucleus=$PWD/target/x86_64-unknown-linux-musl/release/nucleus
 work=$(mktemp -d /tmp/nucleus-bench.XXXXXX)

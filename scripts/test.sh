@@ -42,6 +42,9 @@ if ! target/otlp-venv/bin/python -c 'import opentelemetry.proto.collector.trace.
   target/otlp-venv/bin/pip install -q opentelemetry-proto
 fi
 
+# The build target (.cargo/config.toml) may not have come with the toolchain.
+scripts/ensure-target.sh
+
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== format and lints" >&2
 cargo fmt --all --check
