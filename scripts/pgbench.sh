@@ -18,6 +18,7 @@ if ! command -v pgbench >/dev/null || ! ls -d /usr/lib/postgresql/*/bin >/dev/nu
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+scripts/ensure-target.sh
 cargo build --release -q -p nucleus
 nucleus=$PWD/target/x86_64-unknown-linux-musl/release/nucleus
 mkdir -p "$(dirname "$out")"
