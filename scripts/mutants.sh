@@ -64,6 +64,20 @@ set +e
 cargo mutants "${args[@]}"
 rc=$?
 set -e
+# A mutant that hangs the tests is killed by cargo-mutants with its test process; detached
+# sandboxes those tests started (their monitors are nobody's children) and stale records stay.
+# Remove them: processes of this tree's own nucleus binary only, then gc of the tests' roots.
+bin=$PWD/target/x86_64-unknown-linux-musl/debug/nucleus
+for p in $(pgrep -f nucleus || true); do
+  case "$(readlink "/proc/$p/exe" 2>/dev/null)" in
+    "$bin" | "$bin (deleted)") kill -9 "$p" 2>/dev/null || true ;;
+  esac
+done
+sleep 0.5
+for r in target/tmp/state /tmp/nucleus-test-state-*; do
+  [ -d "$r" ] && "$bin" --root "$r" gc >/dev/null 2>&1 || true
+done
+"$bin" gc >/dev/null 2>&1 || true
 out=target/mutants/mutants.out
 for k in caught missed timeout unviable; do
   printf '%s %s\n' "$k" "$(wc -l <"$out/$k.txt" 2>/dev/null || echo 0)"

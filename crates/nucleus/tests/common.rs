@@ -47,6 +47,15 @@ pub fn nucleus(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.env("NUCLEUS_ROOT", state_root());
     c.args(args);
+    // A test killed (a timeout, mutation testing) takes its runtimes, and so their sandboxes,
+    // along instead of leaving them hung for the next tests to trip over.
+    // SAFETY: prctl in the forked child before exec; no memory arguments.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     c
 }
 

@@ -515,6 +515,8 @@ fn processes_with(marker: &str) -> usize {
 fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
     let _g = serial();
     let marker = "987654.321";
+    // Only what this run makes counts (another run's leftovers may be there).
+    let cgroups_before = nucleus_cgroups();
     leaves_nothing(|| {
         let mut c = spawn_ready(&format!("echo ready; exec sleep {marker}"));
         // "ready" comes just before the exec: give it a moment.
@@ -547,7 +549,10 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
         // Its cgroup and its record are all that is left: the next run removes the cgroup,
         // `nucleus gc` the record (until then `ps -a` shows it as lost, once published).
         // (One leaf and its parent per hierarchy: one on v2; pids and memory on v1.)
-        let cg = nucleus_cgroups();
+        let cg: Vec<String> = nucleus_cgroups()
+            .into_iter()
+            .filter(|c| !cgroups_before.contains(c))
+            .collect();
         let leaves: std::collections::HashSet<&str> = cg
             .iter()
             .filter(|p| !p.ends_with("/nucleus"))
