@@ -37,7 +37,7 @@ bounded=(
   # the default seccomp policy and generated profiles
   "crates/nucleus-spec/src/seccomp/default.rs" "default_filter|init_filter"
   # init's signal forwarding and hardening
-  "crates/nucleus-sys/src/init.rs" "in run|replace run|harden"
+  "crates/nucleus-sys/src/init.rs" "in run|replace run|harden|close_ranges"
 )
 full_files=(
   crates/nucleus-sys/src/security.rs crates/nucleus-sys/src/idslot.rs crates/nucleus-sys/src/copy.rs
@@ -57,7 +57,8 @@ else
     args+=(-f "${bounded[i]}")
     re="${re:+$re|}${bounded[i + 1]}"
   done
-  args+=(-F "$re" --cargo-test-arg=--lib --cargo-test-arg=--test --cargo-test-arg=isolation)
+  args+=(-F "$re" --cargo-test-arg=--lib --cargo-test-arg=--test --cargo-test-arg=isolation
+    --cargo-test-arg=--test --cargo-test-arg=policy)
 fi
 mkdir -p target/mutants
 set +e

@@ -63,6 +63,22 @@ fn finish(ch: &Channel, st: WaitStatus) -> ! {
 /// The capabilities init keeps: CAP_KILL only (a bit mask).
 pub(crate) const KEPT_CAPS: u64 = 1 << 5;
 
+/// The descriptor ranges (first, last) that leave open 0-2 and `keep` only.
+fn close_ranges(keep: &[libc::c_int]) -> Vec<(u32, u32)> {
+    let mut keep: Vec<u32> = keep.iter().map(|k| *k as u32).collect();
+    keep.sort_unstable();
+    let mut out = vec![];
+    let mut from = 3u32;
+    for k in keep {
+        if k > from {
+            out.push((from, k - 1));
+        }
+        from = from.max(k + 1);
+    }
+    out.push((from, u32::MAX));
+    out
+}
+
 /// The steps of [`harden`], in order; a failure is reported to the workload as
 /// `HARDEN_FAILED + index` in place of the go byte.
 pub(crate) const HARDEN_STEPS: &[&str] = &[
@@ -108,19 +124,12 @@ pub(crate) fn harden(
             (0..3).all(|fd| unsafe { libc::dup2(null.as_raw_fd(), fd) } == fd)
         }),
     );
-    let mut keep = keep.to_vec();
-    keep.sort_unstable();
-    let mut from = 3u32;
-    let mut closed = true;
-    for k in keep {
-        let k = k as u32;
-        if k > from {
-            closed &= raw::close_range(from, k - 1).is_ok();
-        }
-        from = from.max(k + 1);
-    }
-    closed &= raw::close_range(from, u32::MAX).is_ok();
-    step(2, closed);
+    step(
+        2,
+        close_ranges(keep)
+            .into_iter()
+            .all(|(a, b)| raw::close_range(a, b).is_ok()),
+    );
     // CAP_KILL only: the workload may run as another uid (`-u`), and a signal from an
     // unprivileged uid 0 to it is refused (EPERM). Init signals nothing but the workload.
     // The sandbox cut the bounding set down to the workload's and this before the clone.
@@ -144,6 +153,62 @@ pub(crate) fn harden(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_ranges_keep_exactly_the_listed_descriptors() {
+        assert_eq!(close_ranges(&[]), vec![(3, u32::MAX)]);
+        assert_eq!(close_ranges(&[3]), vec![(4, u32::MAX)]);
+        assert_eq!(
+            close_ranges(&[5, 3, 9, 5]),
+            vec![(4, 4), (6, 8), (10, u32::MAX)]
+        );
+        assert_eq!(close_ranges(&[4, 5]), vec![(3, 3), (6, u32::MAX)]);
+        assert_eq!(close_ranges(&[1, 7]), vec![(3, 6), (8, u32::MAX)]);
+    }
+
+    /// What harden leaves, seen from inside the hardened process (no file access: Landlock
+    /// denies it): the kept descriptor open, another closed, stdio on /dev/null, and a bounding
+    /// set of CAP_KILL alone.
+    #[test]
+    fn harden_leaves_only_what_init_needs() {
+        let (r, w) = raw::pipe().unwrap();
+        let (extra, _extra_w) = raw::pipe().unwrap();
+        let keep = [w.as_raw_fd()];
+        let extra = extra.as_raw_fd();
+        let mut bounding = 0u64;
+        for cap in 0..64u64 {
+            // SAFETY: PR_CAPBSET_READ with an integer argument.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
+                bounding |= 1 << cap;
+            }
+        }
+        // SAFETY: the child only calls harden, checks, writes one byte and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let _ = harden(&keep, bounding, &[]);
+            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
+            let open = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
+            let null = unsafe { libc::fstat(0, &mut st) } == 0 && st.st_rdev == libc::makedev(1, 3);
+            let mut left = 0u64;
+            for cap in 0..64u64 {
+                // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
+                if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
+                    left |= 1 << cap;
+                }
+            }
+            let ok = open(keep[0]) && !open(extra) && null && left == KEPT_CAPS;
+            let _ = raw::send_byte(keep[0], if ok { 1 } else { 2 });
+            raw::exit_now(0);
+        }
+        drop(w);
+        let mut b = [0u8; 1];
+        let n = raw::read(r.as_fd(), &mut b).unwrap();
+        raw::waitpid(pid, false).unwrap();
+        assert_eq!((n, b[0]), (1, 1), "harden left more than init needs");
+    }
 
     /// Each step's result is checked: a seccomp program the kernel refuses (empty) is reported
     /// as the seccomp step, in a forked child (harden changes the whole process).

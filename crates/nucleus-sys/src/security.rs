@@ -12,12 +12,6 @@ use nucleus_spec::landlock::{FsRight, LandlockPlan};
 use nucleus_spec::seccomp::SockFilter;
 use std::io;
 
-/// Empty the bounding set (needs CAP_SETPCAP, so before giving up capabilities) and the ambient
-/// set. After this, no exec can ever gain a capability again.
-pub fn drop_bounding_and_ambient() -> Result<()> {
-    drop_bounding_except(0)
-}
-
 /// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
 pub fn drop_bounding_except(keep: u64) -> Result<()> {
     // The kernel answers EINVAL past its last capability, which ends the loop.
@@ -414,4 +408,56 @@ pub fn cloexec_from(first: i32) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod bounding_tests {
+    use super::*;
+
+    fn bounding() -> u64 {
+        let mut set = 0u64;
+        for cap in 0..64u64 {
+            // SAFETY: PR_CAPBSET_READ with an integer argument.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
+                set |= 1 << cap;
+            }
+        }
+        set
+    }
+
+    /// In forked children (the cut is for good): the bounding set keeps exactly `keep`, and a
+    /// cut that cannot be made (no CAP_SETPCAP left) is an error, not a silent stop.
+    #[test]
+    fn drop_bounding_except_keeps_exactly_the_mask_and_reports_failure() {
+        let run = |f: fn() -> i32| {
+            // SAFETY: the child only runs `f` and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                raw::exit_now(f());
+            }
+            raw::waitpid(pid, false).unwrap().unwrap().1.code()
+        };
+        let kill = 1u64 << 5; // CAP_KILL
+        assert_eq!(
+            run(|| match drop_bounding_except(1 << 5) {
+                Ok(()) if bounding() == 1 << 5 => 0,
+                _ => 1,
+            }),
+            0,
+            "bounding set after keeping {kill:#x}"
+        );
+        assert_eq!(
+            run(|| {
+                if set_capabilities(0, 0, 0).is_err() {
+                    return 2;
+                }
+                match drop_bounding_except(0) {
+                    Err(_) => 0,
+                    Ok(()) => 1,
+                }
+            }),
+            0,
+            "a cut without CAP_SETPCAP reported success"
+        );
+    }
 }
