@@ -31,6 +31,10 @@ use std::path::{Path, PathBuf};
 /// Deeper trees are refused: each level holds two open descriptors and a stack frame.
 const MAX_DEPTH: usize = 256;
 
+fn too_deep() -> io::Error {
+    io::Error::other(format!("more than {MAX_DEPTH} directory levels"))
+}
+
 fn e(err: Errno) -> io::Error {
     io::Error::from(err)
 }
@@ -137,10 +141,7 @@ impl Copier {
         depth: usize,
     ) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(io::Error::other(format!(
-                "more than {MAX_DEPTH} directory levels"
-            )))
-            .ctx("copy", rel.display());
+            return Err(too_deep()).ctx("copy", rel.display());
         }
         let mut seen = HashSet::new();
         for name in names(src).ctx("read directory", rel.display())? {
@@ -217,13 +218,17 @@ impl Copier {
         let d = open_dir(dst, name).ctx("open", &path)?;
         let sub = rel.join(OsStr::from_bytes(name.to_bytes()));
         self.copy_dir(s.as_fd(), d.as_fd(), &sub, depth + 1)?;
-        if let Some((u, g)) = self.owner_for(existing.as_ref()) {
-            chown_fd(d.as_fd(), u, g).ctx("chown", &path)?;
+        self.set_meta(d.as_fd(), st, existing.as_ref())
+            .ctx("set owner and mode", &path)
+    }
+
+    /// Owner, then mode (after the chown, which clears setuid/setgid), then times.
+    fn set_meta(&self, fd: BorrowedFd<'_>, st: &Stat, existing: Option<&Stat>) -> io::Result<()> {
+        if let Some((u, g)) = self.owner_for(existing) {
+            chown_fd(fd, u, g)?;
         }
-        rfs::fchmod(&d, self.mode_of(st))
-            .map_err(e)
-            .ctx("chmod", &path)?;
-        let _ = rfs::futimens(&d, &times(st));
+        rfs::fchmod(fd, self.mode_of(st)).map_err(e)?;
+        let _ = rfs::futimens(fd, &times(st));
         Ok(())
     }
 
@@ -338,13 +343,7 @@ impl Copier {
         )
         .map_err(e)?;
         copy_data(sf, &df, st.st_size as u64)?;
-        if let Some((u, g)) = self.owner_for(existing) {
-            chown_fd(df.as_fd(), u, g)?;
-        }
-        // After the chown, which clears setuid/setgid.
-        rfs::fchmod(&df, self.mode_of(st)).map_err(e)?;
-        let _ = rfs::futimens(&df, &times(st));
-        Ok(())
+        self.set_meta(df.as_fd(), st, existing)
     }
 
     fn symlink(
@@ -427,9 +426,7 @@ fn copy_data(src: &OwnedFd, dst: &OwnedFd, len: u64) -> io::Result<()> {
 /// symlink: a directory swapped for a link meanwhile is removed as the link.
 fn remove_at(dir: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()> {
     if depth > MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "more than {MAX_DEPTH} directory levels"
-        )));
+        return Err(too_deep());
     }
     match open_dir(dir, name) {
         Ok(d) => {
@@ -449,9 +446,7 @@ fn remove_at(dir: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()> {
 /// Bytes a tree holds: the allocated blocks of each regular file, counted once per inode.
 fn usage(dir: BorrowedFd<'_>, seen: &mut HashSet<(u64, u64)>, depth: usize) -> io::Result<u64> {
     if depth > MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "more than {MAX_DEPTH} directory levels"
-        )));
+        return Err(too_deep());
     }
     let mut total = 0u64;
     for name in names(dir)? {
@@ -515,9 +510,7 @@ pub fn shift_owners(root: &Path, base: u32) -> Result<()> {
 
 fn shift_below(dir: BorrowedFd<'_>, base: u32, depth: usize) -> io::Result<()> {
     if depth > MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "more than {MAX_DEPTH} directory levels"
-        )));
+        return Err(too_deep());
     }
     for name in names(dir)? {
         let st = stat_at(dir, &name)?;
