@@ -413,10 +413,33 @@ pub struct BridgePlan {
     pub ports: Vec<PortMap>,
     /// Address claims: one symlink per address in use, naming its holder.
     pub claims_dir: std::path::PathBuf,
-    /// The sandbox's own nftables table in the host's namespace (NAT and published ports).
+    /// The sandbox's own nftables table in the host's namespace (published ports).
     pub table: String,
-    /// The host end of the veth pair.
-    pub host_iface: String,
+    /// The bridge's port guard table (family bridge; see [`crate::nft::bridge_guard_table`]).
+    pub guard_table: String,
+    /// The start of the bridge's port names: the host end of a sandbox's veth pair is this
+    /// and its address slot in hex ([`BridgePlan::port`]).
+    pub port_prefix: String,
+}
+
+impl BridgePlan {
+    /// The port (host end of the veth pair) of the sandbox in address slot `index`. Names come
+    /// from slots, not sandbox ids, so the guard's elements for a name stay true.
+    pub fn port(&self, index: u32) -> String {
+        format!("{}{index:x}", self.port_prefix)
+    }
+    /// The MAC of the sandbox's eth0 in address slot `index` (locally administered).
+    pub fn mac(index: u32) -> [u8; 6] {
+        let i = index.to_be_bytes();
+        [0x02, 0x6e, 0x75, i[1], i[2], i[3]]
+    }
+}
+
+/// A tag for a bridge and its subnets (20 bits, 5 hex digits): its ports' names start with
+/// `nv<tag>-`, at most 15 bytes with a slot below 2^24.
+fn bridge_tag(name: &str, subnet4: &Cidr, subnet6: Option<&Cidr>) -> String {
+    let text = format!("{name} {subnet4:?} {subnet6:?}");
+    format!("{:05x}", crate::host::fnv1a(text.bytes()) & 0xf_ffff)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -645,7 +668,11 @@ impl NetPlan {
                 ports: c.publish.clone(),
                 claims_dir: c.state_dir.join(&c.bridge),
                 table: format!("nucleus-{short}"),
-                host_iface: format!("nu{}", &id[..id.len().min(13)]),
+                guard_table: format!("nucleus-bridge-{}", c.bridge),
+                port_prefix: format!(
+                    "nv{}-",
+                    bridge_tag(&c.bridge, &c.subnet4, c.subnet6.as_ref())
+                ),
             }),
             slirp: (mode == NetworkMode::Slirp).then(|| SlirpPlan {
                 ports: c.publish.clone(),

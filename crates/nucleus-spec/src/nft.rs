@@ -32,8 +32,8 @@ const DELSETELEM: u16 = 14;
 
 // Families (NFPROTO_*).
 pub const INET: u8 = 1;
-const NETDEV: u8 = 5;
-const NETDEV_INGRESS: u32 = 0;
+const BRIDGE: u8 = 7;
+const BR_PRE_ROUTING: u32 = 0;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 
@@ -51,14 +51,19 @@ const NFT_JUMP: i32 = -3;
 const REG_VERDICT: u32 = 0;
 const REG1: u32 = 1;
 const REG2: u32 = 2;
+/// The 32-bit register right after register 1's 16 bytes (an interface name).
+const REG32_04: u32 = 12;
+const NFT_LOOKUP_F_INV: u32 = 1;
 
 // Expression keys.
 const META_PROTOCOL: u32 = 1;
+const META_IIFNAME: u32 = 6;
 const META_OIF: u32 = 5;
 const META_OIFNAME: u32 = 7;
 const META_NFPROTO: u32 = 15;
 const META_L4PROTO: u32 = 16;
 const CT_STATE: u32 = 0;
+const PAYLOAD_LL: u32 = 0;
 const PAYLOAD_NETWORK: u32 = 1;
 const PAYLOAD_TRANSPORT: u32 = 2;
 const CMP_EQ: u32 = 0;
@@ -75,6 +80,12 @@ const RTN_LOCAL: u32 = 2;
 /// nft's own datatype numbers for set keys (what `nft list` prints them as).
 const TYPE_IPV4_ADDR: u32 = 7;
 const TYPE_IPV6_ADDR: u32 = 8;
+const TYPE_ETHER_ADDR: u32 = 9;
+const TYPE_IFNAME: u32 = 41;
+/// nft's concatenated type: each part's type shifted in by 6 bits.
+const fn concat_type(a: u32, b: u32) -> u32 {
+    (a << 6) | b
+}
 
 /// The nftables table in a sandbox's own network namespace.
 pub const EGRESS_TABLE: &str = "nucleus";
@@ -150,6 +161,21 @@ enum Expr {
     Lookup {
         set: String,
     },
+    /// Load into a 32-bit register (`NFT_REG32_00 + n`): the parts of a concatenated key.
+    MetaAt {
+        key: u32,
+        reg: u32,
+    },
+    PayloadAt {
+        base: u32,
+        offset: u32,
+        len: u32,
+        reg: u32,
+    },
+    /// Match when the key starting at register 1 is NOT in the set.
+    NotIn {
+        set: String,
+    },
     Counter,
     Verdict {
         code: i32,
@@ -174,12 +200,12 @@ enum Expr {
 impl Expr {
     fn name(&self) -> &'static str {
         match self {
-            Self::Meta { .. } => "meta",
-            Self::Payload { .. } => "payload",
+            Self::Meta { .. } | Self::MetaAt { .. } => "meta",
+            Self::Payload { .. } | Self::PayloadAt { .. } => "payload",
             Self::Cmp { .. } => "cmp",
             Self::Mask { .. } => "bitwise",
             Self::Ct { .. } => "ct",
-            Self::Lookup { .. } => "lookup",
+            Self::Lookup { .. } | Self::NotIn { .. } => "lookup",
             Self::Counter => "counter",
             Self::Verdict { .. } | Self::Load { .. } => "immediate",
             Self::Dnat { .. } => "nat",
@@ -217,6 +243,26 @@ impl Expr {
             Self::Lookup { set } => {
                 a.str(1, set);
                 a.be32(2, REG1);
+            }
+            Self::NotIn { set } => {
+                a.str(1, set);
+                a.be32(2, REG1);
+                a.be32(5, NFT_LOOKUP_F_INV);
+            }
+            Self::MetaAt { key, reg } => {
+                a.be32(2, *key);
+                a.be32(1, *reg);
+            }
+            Self::PayloadAt {
+                base,
+                offset,
+                len,
+                reg,
+            } => {
+                a.be32(1, *reg);
+                a.be32(2, *base);
+                a.be32(3, *offset);
+                a.be32(4, *len);
             }
             Self::Counter | Self::Masq => {}
             Self::Verdict { code, chain } => {
@@ -658,47 +704,67 @@ pub fn get_table(table: &str, seq: u32) -> Vec<u8> {
     b.buf
 }
 
-/// The host side of one bridged sandbox, in tables of its own owned by the runtime's netlink
-/// socket (the kernel removes them when that socket closes, on every exit path): anti-spoofing
-/// on the host end of its veth ([`antispoof`]) and, when it has any, its published ports.
-pub fn host_tables(
+/// The guard sets of a bridge's ports: `port name . MAC`, `port name . IPv4 address` (also
+/// ARP's sender address) and `port name . IPv6 address`.
+pub const GUARD_MAC: &str = "mac";
+pub const GUARD4: &str = "addr4";
+pub const GUARD6: &str = "addr6";
+
+/// The bridge's port guard (family bridge, persistent like the bridge, made with it): a frame
+/// entering the bridge from one of its sandbox ports (names starting with `port_prefix`) must
+/// carry that port's own MAC and addresses, else it is counted and dropped, whether the
+/// bridge forwards it to another sandbox or hands it to the host. IPv4 and ARP with another
+/// sender address, IPv6 from anything but the port's address, a link-local address or the
+/// unspecified address (neighbour discovery), any other ethertype, and any other source MAC
+/// are dropped: a sandbox's IP_FREEBIND socket (or raw socket, if it was given one) cannot
+/// put a frame on the bridge under another source, nor take another sandbox's MAC in the
+/// bridge's forwarding table.
+///
+/// Per-sandbox state is set elements ([`bridge_guard_elems`]) keyed by the port's name, which
+/// the runtime derives from the sandbox's address slot: an element is true for as long as the
+/// bridge and its subnets are, so none is ever deleted (a deletion makes the next close of any
+/// nfnetlink socket on the host wait for an RCU grace period, milliseconds on every start).
+/// A port with no elements passes nothing.
+/// `slots`: the number of address slots (each set holds at most one element per slot).
+pub fn bridge_guard_table(
     table: &str,
-    host_iface: &str,
-    addrs: &[IpAddr],
-    ports: &[PortMap],
+    port_prefix: &str,
+    slots: u32,
     seq: u32,
 ) -> (Vec<u8>, u32, u32) {
     let mut b = Batch::new(seq);
-    antispoof(&mut b, table, host_iface, addrs);
-    if !ports.is_empty() {
-        ports_rules(&mut b, table, addrs, ports);
-    }
-    b.finish()
-}
-
-/// Only the sandbox's own addresses may leave its veth: on the host end's ingress (netdev
-/// family, so frames bridged to other sandboxes are checked too, not only routed packets),
-/// IPv4 and ARP with another sender address, and IPv6 from anything but its address, a
-/// link-local address or the unspecified address (neighbour discovery), are dropped. A
-/// sandbox's IP_FREEBIND / IPV6_FREEBIND socket cannot put a packet on the network under
-/// another source.
-fn antispoof(b: &mut Batch, table: &str, host_iface: &str, addrs: &[IpAddr]) {
-    b.msg(NEWTABLE, NETDEV, NLM_F_CREATE, |a| {
-        a.str(1, table);
-        a.be32(2, NFT_TABLE_F_OWNER);
+    b.msg(NEWTABLE, BRIDGE, NLM_F_CREATE | NLM_F_EXCL, |a| {
+        a.str(1, table)
     });
-    b.msg(NEWCHAIN, NETDEV, NLM_F_CREATE, |a| {
+    for (id, (name, ty, len)) in [
+        (GUARD_MAC, concat_type(TYPE_IFNAME, TYPE_ETHER_ADDR), 16 + 8),
+        (GUARD4, concat_type(TYPE_IFNAME, TYPE_IPV4_ADDR), 16 + 4),
+        (GUARD6, concat_type(TYPE_IFNAME, TYPE_IPV6_ADDR), 16 + 16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        b.msg(NEWSET, BRIDGE, NLM_F_CREATE, |a| {
+            a.str(1, table);
+            a.str(2, name);
+            a.be32(4, ty);
+            a.be32(5, len);
+            a.nest(9, |a| a.be32(1, slots.max(1)));
+            a.be32(10, id as u32 + 1);
+        });
+    }
+    let chain = "ports";
+    b.msg(NEWCHAIN, BRIDGE, NLM_F_CREATE, |a| {
         a.str(1, table);
-        a.str(3, "antispoof");
+        a.str(3, chain);
         a.nest(4, |a| {
-            a.be32(1, NETDEV_INGRESS);
+            a.be32(1, BR_PRE_ROUTING);
             a.be32(2, (-500i32) as u32);
-            a.str(3, host_iface);
         });
         a.be32(5, NF_ACCEPT as u32);
         a.str(7, "filter");
     });
-    let drop = Expr::Verdict {
+    let drop = || Expr::Verdict {
         code: NF_DROP,
         chain: None,
     };
@@ -714,48 +780,121 @@ fn antispoof(b: &mut Batch, table: &str, host_iface: &str, addrs: &[IpAddr]) {
         len,
     };
     let ne = |data: Vec<u8>| Expr::Cmp { op: CMP_NEQ, data };
-    let v4 = addrs.iter().find(|a| a.is_ipv4());
-    let v6 = addrs.iter().find(|a| a.is_ipv6());
-    let v4_bytes = v4.map_or(vec![0u8; 4], addr_bytes);
+    // `port name . field` not in `set`: drop.
+    let not_own = |base: u32, offset: u32, len: u32, set: &str| {
+        [
+            Expr::MetaAt {
+                key: META_IIFNAME,
+                reg: REG1,
+            },
+            Expr::PayloadAt {
+                base,
+                offset,
+                len,
+                reg: REG32_04,
+            },
+            Expr::NotIn { set: set.into() },
+            Expr::Counter,
+            drop(),
+        ]
+    };
+    // Frames from anything but this bridge's sandbox ports pass untouched.
+    b.rule_in(
+        BRIDGE,
+        table,
+        chain,
+        &[
+            Expr::Meta { key: META_IIFNAME },
+            ne(port_prefix.as_bytes().to_vec()),
+            accept(),
+        ],
+    );
+    // Source MAC (the Ethernet header).
+    b.rule_in(BRIDGE, table, chain, &not_own(PAYLOAD_LL, 6, 6, GUARD_MAC));
     // IPv4 source.
     let mut e = ethertype(0x0800).to_vec();
-    e.extend([
-        field(12, 4),
-        ne(v4_bytes.clone()),
-        Expr::Counter,
-        drop.clone(),
-    ]);
-    b.rule_in(NETDEV, table, "antispoof", &e);
+    e.extend(not_own(PAYLOAD_NETWORK, 12, 4, GUARD4));
+    b.rule_in(BRIDGE, table, chain, &e);
     // ARP sender protocol address (0.0.0.0 for address probes).
     let mut e = ethertype(0x0806).to_vec();
-    e.extend([
-        field(14, 4),
-        ne(v4_bytes),
-        field(14, 4),
-        ne(vec![0u8; 4]),
-        Expr::Counter,
-        drop.clone(),
-    ]);
-    b.rule_in(NETDEV, table, "antispoof", &e);
+    e.extend([field(14, 4), ne(vec![0u8; 4])]);
+    e.extend(not_own(PAYLOAD_NETWORK, 14, 4, GUARD4));
+    b.rule_in(BRIDGE, table, chain, &e);
     // IPv6 source.
-    let mut e = ethertype(0x86dd).to_vec();
-    if let Some(v6) = v6 {
-        e.extend([field(8, 16), ne(addr_bytes(v6))]);
-    }
     let mut link_local = vec![0u8; 16];
     link_local[..2].copy_from_slice(&[0xfe, 0x80]);
     let mut ll_mask = vec![0u8; 16];
     ll_mask[..2].copy_from_slice(&[0xff, 0xc0]);
+    let mut e = ethertype(0x86dd).to_vec();
     e.extend([
         field(8, 16),
         Expr::Mask { mask: ll_mask },
         ne(link_local),
         field(8, 16),
         ne(vec![0u8; 16]),
-        Expr::Counter,
-        drop,
     ]);
-    b.rule_in(NETDEV, table, "antispoof", &e);
+    e.extend(not_own(PAYLOAD_NETWORK, 8, 16, GUARD6));
+    b.rule_in(BRIDGE, table, chain, &e);
+    // Any other ethertype.
+    b.rule_in(
+        BRIDGE,
+        table,
+        chain,
+        &[
+            Expr::Meta { key: META_PROTOCOL },
+            ne(0x0800u16.to_be_bytes().to_vec()),
+            ne(0x0806u16.to_be_bytes().to_vec()),
+            ne(0x86ddu16.to_be_bytes().to_vec()),
+            Expr::Counter,
+            drop(),
+        ],
+    );
+    b.finish()
+}
+
+/// One port's elements in its bridge's guard sets (added before the port exists; adding an
+/// element that is already there changes nothing).
+pub fn bridge_guard_elems(
+    table: &str,
+    port: &str,
+    mac: [u8; 6],
+    addrs: &[IpAddr],
+    seq: u32,
+) -> (Vec<u8>, u32, u32) {
+    let mut b = Batch::new(seq);
+    let key = |tail: &[u8]| {
+        let mut k = ifname(port);
+        k.extend_from_slice(tail);
+        k
+    };
+    let mut mac_key = key(&mac);
+    mac_key.extend([0, 0]);
+    let mut elems: Vec<(&str, Vec<u8>)> = vec![(GUARD_MAC, mac_key)];
+    for ip in addrs {
+        let set = if ip.is_ipv4() { GUARD4 } else { GUARD6 };
+        elems.push((set, key(&addr_bytes(ip))));
+    }
+    for (set, k) in elems {
+        b.msg(NEWSETELEM, BRIDGE, NLM_F_CREATE, |a| {
+            a.str(1, table);
+            a.str(2, set);
+            a.nest(3, |a| a.nest(1, |a| a.value(1, &k)));
+        });
+    }
+    b.finish()
+}
+
+/// A bridged sandbox's published ports, in a table of its own owned by the runtime's netlink
+/// socket (the kernel removes it when that socket closes, on every exit path).
+pub fn ports_table(
+    table: &str,
+    addrs: &[IpAddr],
+    ports: &[PortMap],
+    seq: u32,
+) -> (Vec<u8>, u32, u32) {
+    let mut b = Batch::new(seq);
+    ports_rules(&mut b, table, addrs, ports);
+    b.finish()
 }
 
 /// The published ports of one bridged sandbox (in its inet table).
@@ -872,12 +1011,31 @@ mod tests {
             PortMap::parse("8080:80").unwrap(),
             PortMap::parse("127.0.0.1:53:53/udp").unwrap(),
         ];
-        let (b, _, _) = host_tables("nucleus-x", "nu1234", &addrs, &ports, 1);
+        let (b, _, _) = ports_table("nucleus-x", &addrs, &ports, 1);
         let m = messages(&b);
-        // antispoof: table, chain, 3 rules; ports: table, post chain, loopback masq,
-        // 2 chains x (2 + 1) rules.
-        assert_eq!(m.len() - 2, 5 + 1 + 1 + 1 + 2 * (1 + 3));
-        let (b, _, _) = host_tables("nucleus-x", "nu1234", &addrs, &[], 1);
-        assert_eq!(messages(&b).len() - 2, 5);
+        // table, post chain, loopback masq, 2 chains x (2 + 1) rules.
+        assert_eq!(m.len() - 2, 1 + 1 + 1 + 2 * (1 + 3));
+    }
+
+    #[test]
+    fn bridge_guard_keys_are_port_name_then_field() {
+        let (b, _, _) = bridge_guard_table("g", "nv12345-", 254, 1);
+        // table, 3 sets, chain, 6 rules.
+        assert_eq!(messages(&b).len() - 2, 1 + 3 + 1 + 6);
+        let addrs: Vec<IpAddr> = vec!["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+        let mac = [2, 0x6e, 0x75, 0, 0, 2];
+        let (b, first, last) = bridge_guard_elems("g", "nv12345-2", mac, &addrs, 10);
+        assert_eq!((first, last), (11, 13));
+        // The keys, in order: name (16 bytes, NUL padded) then the field, MAC padded to 8.
+        let mut k = b"nv12345-2".to_vec();
+        k.resize(16, 0);
+        let find = |tail: &[u8]| {
+            let mut want = k.clone();
+            want.extend_from_slice(tail);
+            b.windows(want.len()).any(|w| w == want.as_slice())
+        };
+        assert!(find(&[2, 0x6e, 0x75, 0, 0, 2, 0, 0]));
+        assert!(find(&[10, 88, 0, 2]));
+        assert!(find(&addr_bytes(&addrs[1])));
     }
 }

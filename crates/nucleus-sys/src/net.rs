@@ -263,7 +263,13 @@ fn holder_alive(text: &str) -> bool {
 
 impl Claim {
     /// An index valid in every one of `subnets`.
-    pub fn acquire(dir: &Path, subnets: &[Cidr], id: &str) -> Result<Claim> {
+    /// `busy`: a slot that cannot be used although no live claim holds it.
+    pub fn acquire(
+        dir: &Path,
+        subnets: &[Cidr],
+        id: &str,
+        busy: impl Fn(u32) -> bool,
+    ) -> Result<Claim> {
         raw::mkdir_p(dir, 0o700).ctx("create", dir.display())?;
         let count = subnets
             .iter()
@@ -296,6 +302,9 @@ impl Claim {
             let slot = (start + k) % count;
             let index = 2 + slot;
             let path = dir.join(index.to_string());
+            if busy(index) {
+                continue;
+            }
             match std::os::unix::fs::symlink(&text, &path) {
                 Ok(()) => {
                     // A hint only: racing runs that read the same value collide on the
@@ -596,23 +605,6 @@ fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
     }
     rt.route(RouteNetlinkMessage::SetLink(up(index)), 0, &[])
         .ctx("bring up", &b.name)?;
-    // The bridge's masquerade, made once (it stays with the bridge).
-    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
-    let seq = nft.reserve(1);
-    let table = format!("nucleus-bridge-{}", b.name);
-    match nft.transact(&nucleus_spec::nft::get_table(&table, seq), seq, seq) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            let subnets: Vec<Cidr> = std::iter::once(b.subnet4).chain(b.subnet6).collect();
-            let seq = nft.reserve(100);
-            let (batch, first, last) =
-                nucleus_spec::nft::bridge_table(&table, &b.name, &subnets, seq);
-            match nft.transact(&batch, first, last) {
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                r => r.ctx("install nftables table", &table)?,
-            }
-        }
-        r => r.ctx("look up nftables table", &table)?,
-    }
     write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
     if b.subnet6.is_some() {
         write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
@@ -627,12 +619,18 @@ fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
     Ok(index)
 }
 
-/// Bridge mode, host side, before the sandbox configures itself: claim an address, make sure
-/// the bridge is there, create the veth pair with its far end (named eth0) in the sandbox's
-/// network namespace, and install the sandbox's NAT and published ports.
+/// Bridge mode, host side, before the sandbox configures itself: claim an address slot (one
+/// whose port name is free), make sure the bridge is there, enter the port's MAC and addresses
+/// in the bridge's guard, create the veth pair with its far end (named eth0, with the slot's
+/// MAC) in the sandbox's network namespace, and install the sandbox's published ports.
 pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<HostSide> {
     let subnets: Vec<Cidr> = std::iter::once(b.subnet4).chain(b.subnet6).collect();
-    let claim = Claim::acquire(&b.claims_dir, &subnets, id)?;
+    // A dead sandbox's port lingers until the kernel has torn its namespace down: its slot
+    // is busy until then.
+    let claim = Claim::acquire(&b.claims_dir, &subnets, id, |i| {
+        index_of(&b.port(i)).is_ok()
+    })?;
+    let port = b.port(claim.index);
     let v4 = (
         b.subnet4.nth(claim.index),
         b.subnet4.prefix,
@@ -647,13 +645,16 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     }
     let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
     let br = ensure_bridge(&mut rt, b)?;
+    let mac = BridgePlan::mac(claim.index);
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    guard_port(&mut nft, b, &subnets, &port, mac, &assigned.addrs())?;
     let mut peer = LinkMessage::default();
     peer.attributes
         .push(LinkAttribute::IfName(SANDBOX_IFACE.into()));
+    peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
     peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
     let mut m = up(0);
-    m.attributes
-        .push(LinkAttribute::IfName(b.host_iface.clone()));
+    m.attributes.push(LinkAttribute::IfName(port.clone()));
     m.attributes.push(LinkAttribute::Controller(br));
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
@@ -664,18 +665,14 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         NLM_F_CREATE | NLM_F_EXCL,
         &[],
     )
-    .ctx("create veth", &b.host_iface)?;
-    let ports = {
-        let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    .ctx("create veth", &port)?;
+    let ports = if b.ports.is_empty() {
+        None
+    } else {
         let seq = nft.reserve(1000);
-        let (batch, first, last) = nucleus_spec::nft::host_tables(
-            &b.table,
-            &b.host_iface,
-            &assigned.addrs(),
-            &b.ports,
-            seq,
-        );
-        // On failure the veth goes with the sandbox's namespace; the tables were never made.
+        let (batch, first, last) =
+            nucleus_spec::nft::ports_table(&b.table, &assigned.addrs(), &b.ports, seq);
+        // On failure the veth goes with the sandbox's namespace; the table was never made.
         nft.transact(&batch, first, last)
             .ctx("install nftables table", &b.table)?;
         Some(nft)
@@ -686,6 +683,47 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         _ports: ports,
         _reserved: reserved,
     })
+}
+
+/// Enter a port's MAC and addresses in its bridge's guard; the first port of a bridge makes
+/// the bridge's tables (its masquerade and the guard).
+fn guard_port(
+    nft: &mut Netlink,
+    b: &BridgePlan,
+    subnets: &[Cidr],
+    port: &str,
+    mac: [u8; 6],
+    addrs: &[IpAddr],
+) -> Result<()> {
+    let add = |nft: &mut Netlink| {
+        let seq = nft.reserve(8);
+        let (batch, first, last) =
+            nucleus_spec::nft::bridge_guard_elems(&b.guard_table, port, mac, addrs, seq);
+        nft.transact(&batch, first, last)
+    };
+    match add(nft) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        r => return r.ctx("guard bridge port", port),
+    }
+    let slots = subnets.iter().map(|s| s.host_count()).min().unwrap_or(1) + 2;
+    // Each table is made whole or not at all (NLM_F_EXCL on the table): a racing runtime's
+    // EEXIST means it is there.
+    let tables = [
+        nucleus_spec::nft::bridge_table(&b.guard_table, &b.name, subnets, nft.reserve(100)),
+        nucleus_spec::nft::bridge_guard_table(
+            &b.guard_table,
+            &b.port_prefix,
+            slots,
+            nft.reserve(100),
+        ),
+    ];
+    for (batch, first, last) in tables {
+        match nft.transact(&batch, first, last) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.ctx("install nftables table", &b.guard_table)?,
+        }
+    }
+    add(nft).ctx("guard bridge port", port)
 }
 
 /// Bridge mode, sandbox side: address, link up, default routes on eth0.

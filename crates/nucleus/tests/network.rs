@@ -47,7 +47,7 @@ inner() { cat "$W/$1"; }
 leftovers() {
   # A finished sandbox's namespace (and the far end of its veth, taking the near end along) is
   # destroyed by the kernel asynchronously, within milliseconds.
-  for i in $(seq 100); do ip -o link | grep -q ': nu[0-9a-f]*@' || break; sleep 0.02; done
+  for i in $(seq 100); do ip -o link | grep -q ': nv[0-9a-f]*-[0-9a-f]*@' || break; sleep 0.02; done
   echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
   echo "nft: $(nft list tables | grep -v ' nucleus-bridge-nucleus0$' | wc -l)"
   echo "claims: $(ls $NUCLEUS_ROOT/net/nucleus0 2>/dev/null | wc -l)"
@@ -349,18 +349,97 @@ print("sent")
 "#,
     )
     .unwrap();
+    // IPv4 over a UDP socket cannot carry a foreign source (IP_FREEBIND binds, the route
+    // lookup refuses): frames written whole on a packet socket can (a sandbox given CAP_NET_RAW
+    // and the socket families). The port's own MAC and address pass; another address, an ARP
+    // request under a neighbour's address (the host would answer it and learn the neighbour
+    // at this MAC), or another MAC (to take a neighbour's place in the bridge's forwarding
+    // table) do not.
+    std::fs::write(
+        w.dir.path().join("raw.py"),
+        r#"
+import socket, struct, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(("198.51.100.1", 9999))
+own_ip = socket.inet_aton(u.getsockname()[0]); dst = socket.inet_aton("198.51.100.1")
+for _ in range(3):
+    u.send(b"legit4-raw-prelude")
+gw = None
+for _ in range(100):
+    for l in open("/proc/net/arp").read().splitlines()[1:]:
+        f = l.split()
+        if f[0].endswith(".1") and f[3] != "00:00:00:00:00:00":
+            gw = bytes.fromhex(f[3].replace(":", "")); gw_ip = socket.inet_aton(f[0])
+    if gw: break
+    time.sleep(0.02)
+r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); r.bind(("eth0", 0))
+own = r.getsockname()[4]
+neighbour = socket.inet_aton("10.88.0.250")
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+def udp(smac, src, tag):
+    p = tag.encode(); u = struct.pack("!HHHH", 40000, 9999, 8 + len(p), 0) + p
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(u), 0, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return gw + smac + b"\x08\x00" + ip + u
+arp = (b"\xff" * 6 + own + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+       + own + neighbour + b"\x00" * 6 + gw_ip)
+for _ in range(3):
+    r.send(udp(own, own_ip, "rawown"))
+    r.send(udp(own, neighbour, "spoof4-raw-neighbour"))
+    r.send(udp(own, socket.inet_aton("203.0.113.77"), "spoof4-raw-outside"))
+    r.send(udp(b"\x02\x42\xac\x11\x00\x09", own_ip, "spoofmac"))
+    r.send(arp)
+    r.send(b"\xff" * 6 + own + b"\x88\xb5" + b"spoof-ethertype".ljust(46, b"."))
+print("raw sent", own.hex(), flush=True)
+time.sleep(3)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.path().join("raw.caps"),
+        "bounding = [\"NET_RAW\"]\npermitted = [\"NET_RAW\"]\neffective = [\"NET_RAW\"]\n",
+    )
+    .unwrap();
     let o = w.run(
         r#"python3 $W/udp.py $W/udp.log $W/udp.ready & UDP=$!
            for i in $(seq 100); do [ -f $W/udp.ready ] && break; sleep 0.05; done
            $N run --network bridge -v $W/send.py:/tmp/send.py:ro -- python3 /tmp/send.py
-           sleep 0.5; kill $UDP; echo "--- received"; sort -u $W/udp.log; leftovers"#,
+           # Every frame the bridge hands the host, marked rawown or spoof (only the first may).
+           python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); s.bind(("nucleus0", 0))
+out = open(sys.argv[1], "a", buffering=1); open(sys.argv[2], "w").write("ready")
+while True:
+    f = s.recv(2000)
+    for m in (b"rawown", b"spoof-ethertype", b"spoofmac"):
+        if m in f: out.write("frame %s\n" % m.decode())
+' $W/frames.log $W/frames.ready & FRAMES=$!
+           for i in $(seq 100); do [ -f $W/frames.ready ] && break; sleep 0.05; done
+           $N run --network bridge --caps-policy $W/raw.caps --seccomp-allow socket \
+             -v $W/raw.py:/tmp/raw.py:ro -- python3 /tmp/raw.py > $W/raw.out & RAW=$!
+           # The host's neighbour table while the sandbox lives (its port going takes the
+           # bridge's carrier and the table's entries with it).
+           for i in $(seq 100); do grep -q "raw sent" $W/raw.out && break; sleep 0.05; done
+           sleep 0.3; cat $W/raw.out
+           echo "neighbours: $(ip neigh show dev nucleus0 | grep -c lladdr)"
+           echo "neighbour: $(ip neigh show 10.88.0.250)"; wait $RAW; kill $FRAMES
+           sleep 0.5; kill $UDP; echo "--- received"; sort -u $W/udp.log $W/frames.log
+           leftovers"#,
     );
     let out = lines(&o);
     assert!(out.contains("sent"), "{out}");
     let got = out.split("--- received").nth(1).unwrap_or("");
     assert!(got.contains("legit4 "), "{out}");
     assert!(got.contains("legit6 "), "{out}");
+    assert!(got.contains("rawown "), "{out}");
+    assert!(got.contains("frame rawown"), "{out}");
     assert!(!got.contains("spoof"), "a spoofed packet arrived: {out}");
+    assert!(!out.contains("neighbours: 0\n"), "{out}");
+    assert!(
+        out.contains("neighbour: \n"),
+        "the host learnt a forged ARP: {out}"
+    );
     assert_clean(&out);
 }
 
@@ -549,15 +628,15 @@ fn a_killed_monitor_leaves_no_veth_nat_table_or_claim_after_rm() {
     let w = World::new("net-kill");
     let o = w.run(
         r#"id=$($N run -d --network bridge --dns 198.51.100.53 -p 9094:8080 -- sleep 1000)
-           echo "before: $(ip -o link | grep -c ': nu[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
+           echo "before: $(ip -o link | grep -c ': nv[0-9a-f]*-[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
            mon=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' $NUCLEUS_ROOT/$id/state.json)
            kill -9 $mon; sleep 0.5
-           echo "after kill: $(ip -o link | grep -c ': nu[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
+           echo "after kill: $(ip -o link | grep -c ': nv[0-9a-f]*-[0-9a-f]*@') veth, $(nft list tables | grep -c 'nucleus-[0-9a-f]*$') table"
            $N rm -f $id >/dev/null; echo rm=$?; leftovers"#,
     );
     let out = lines(&o);
-    // (Two tables of the sandbox: inet for its ports, netdev for anti-spoofing.)
-    assert!(out.contains("before: 1 veth, 2 table"), "{out}");
+    // (One table of the sandbox: its published ports; the port guard is the bridge's.)
+    assert!(out.contains("before: 1 veth, 1 table"), "{out}");
     // The sandbox dies with its monitor (parent-death signal): its namespace, and so its
     // veth, go; the kernel drops the table with the monitor's netlink socket.
     assert!(out.contains("after kill: 0 veth, 0 table"), "{out}");
