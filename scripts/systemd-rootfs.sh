@@ -17,8 +17,33 @@ for t in debootstrap systemd-nspawn; do
     break
   fi
 done
-mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
+# The machine's own apt configuration names the mirror (and any proxy): the first source of
+# Debian bookworm's main archive, in deb822 (*.sources) or one-line (sources.list) form.
+mirror=$(
+  {
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -r "$f" ] || continue
+      # One stanza per paragraph: its URIs when its Suites include bookworm.
+      awk 'BEGIN { RS = ""; FS = "\n" }
+        { uris = ""; bw = 0
+          for (i = 1; i <= NF; i++) {
+            if ($i ~ /^URIs:/) { sub(/^URIs: */, "", $i); uris = $i }
+            if ($i ~ /^Suites:/ && $i ~ /(^|[ :])bookworm( |$)/) bw = 1
+          }
+          if (bw && uris != "") { split(uris, u, " "); print u[1] } }' "$f"
+    done
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { if ($(i + 1) == "bookworm") print $i; break } }'
+  } | grep -v -- '-security' | head -1
+)
+if [ -z "$mirror" ]; then
+  echo "systemd-rootfs: no Debian bookworm source in /etc/apt (sources.list or sources.list.d/*.sources); add one, or set NUCLEUS_SYSTEMD_ROOTFS to a ready root filesystem" >&2
+  exit 1
+fi
+proxy=$(apt-config shell p Acquire::http::Proxy 2>/dev/null | sed -n "s/^p='\(.*\)'$/\1/p")
+if [ -n "$proxy" ] && [ -z "${http_proxy:-}" ]; then
+  export http_proxy=$proxy
+fi
 rm -rf "$dir"
 mkdir -p "$dir"
 echo "systemd-rootfs: debootstrap bookworm from $mirror into $dir (a few minutes, once)" >&2

@@ -644,6 +644,24 @@ fn main() {
                 v.push(vec![1u8; 1 << 20]);
             }
             put(&a, json!(v.iter().map(|x| x.len()).sum::<usize>() >> 20));
+        } else if let Some(arg) = a.strip_prefix("child=") {
+            // The probe again as a child with one argument: its exit code, or the signal that
+            // ended it.
+            use std::os::unix::process::ExitStatusExt;
+            let st = std::process::Command::new("/proc/self/exe")
+                .arg(arg)
+                .stdout(std::process::Stdio::null())
+                .status();
+            put(
+                &a,
+                match st {
+                    Ok(s) => match s.signal() {
+                        Some(sig) => json!(format!("signal {sig}")),
+                        None => json!(s.code()),
+                    },
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)).into(),
+                },
+            );
         } else if let Some(n) = a.strip_prefix("forks=") {
             put(&a, forks(n.parse().unwrap_or(0)));
         } else if let Some(ms) = a.strip_prefix("spin_ms=") {
@@ -665,4 +683,8 @@ fn main() {
         }
     }
     println!("{}", Value::Object(m));
+    // `exit=N`: end with status N (after the report).
+    if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("exit=").map(str::to_owned)) {
+        std::process::exit(n.parse().unwrap_or(1));
+    }
 }

@@ -281,6 +281,10 @@ pub struct CgroupPlan {
     /// The parents are shared defaults (`…/nucleus`): remove them when they empty, whoever
     /// made them. A parent the user named is removed only by the run that created it.
     pub remove_empty_parents: bool,
+    /// The cgroup is not made without a word only when nobody asked for a limit (an
+    /// unprivileged caller's default pids cap): agent mode then runs without it quietly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet_failure: bool,
 }
 
 fn join_cg(mount: &Path, cg: &str) -> PathBuf {
@@ -539,6 +543,7 @@ impl CgroupPlan {
                 }],
                 unsupported,
                 remove_empty_parents: *parent == CgroupParent::Default,
+                quiet_failure: false,
             });
         }
         if host.v1.is_empty() {
@@ -595,6 +600,7 @@ impl CgroupPlan {
             dirs,
             unsupported,
             remove_empty_parents: *parent == CgroupParent::Default,
+            quiet_failure: false,
         })
     }
 }

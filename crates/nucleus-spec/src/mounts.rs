@@ -91,6 +91,12 @@ pub enum MountOp {
     Sysfs {
         dst: PathBuf,
     },
+    /// The sandbox's own cgroup, read-only (nothing when it has none): on v2 a cgroup2 mount
+    /// in its cgroup namespace; on v1 a tmpfs with its leaf of each hierarchy bound read-only
+    /// (v1 hierarchies cannot be mounted from a user namespace).
+    Cgroup {
+        dst: PathBuf,
+    },
     Devpts {
         dst: PathBuf,
     },
@@ -111,4 +117,30 @@ pub enum MountOp {
     },
     /// Make the root mount read-only; everything writable is its own mount.
     RemountRootReadonly,
+}
+
+impl MountOp {
+    /// The container path this op makes or mounts on (made when missing); None for ops that
+    /// act only on what exists (masks, read-only remounts) and for the root itself.
+    pub fn creates(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Mkdir { dst, .. }
+            | Self::Symlink { dst, .. }
+            | Self::File { dst, .. }
+            | Self::Tmpfs { dst, .. }
+            | Self::Bind { dst, .. }
+            | Self::BindFromTree { dst, .. }
+            | Self::Attach { dst, .. }
+            | Self::EtcView { dst }
+            | Self::Proc { dst, .. }
+            | Self::Sysfs { dst }
+            | Self::Cgroup { dst }
+            | Self::Devpts { dst }
+            | Self::Mqueue { dst } => Some(dst),
+            Self::MaskFile { .. }
+            | Self::MaskDir { .. }
+            | Self::ReadonlyIfExists { .. }
+            | Self::RemountRootReadonly => None,
+        }
+    }
 }

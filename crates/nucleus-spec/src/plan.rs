@@ -79,6 +79,26 @@ pub struct ProcessPlan {
     /// `--caps-policy`: capabilities kept (None: all dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caps: Option<crate::policy::CapSets>,
+    /// `--cpus N`: the sandbox runs on this many of the CPUs it may use (N rounded up), so
+    /// `nproc`, `os.cpu_count()`-style counts and runtimes that size their pools by the CPUs
+    /// they can run on match the quota. None: every CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_count: Option<u32>,
+}
+
+/// `count` of the `allowed` CPUs, a window starting at a place `seed` picks (sandboxes with
+/// `--cpus 1` spread over the CPUs instead of all sharing the first). All of them when
+/// `count` is not fewer.
+pub fn pick_cpus(allowed: &[usize], count: u32, seed: u64) -> Vec<usize> {
+    let n = allowed.len();
+    let count = count as usize;
+    if count == 0 || count >= n {
+        return allowed.to_vec();
+    }
+    let start = (seed % n as u64) as usize;
+    let mut v: Vec<usize> = (0..count).map(|i| allowed[(start + i) % n]).collect();
+    v.sort_unstable();
+    v
 }
 
 /// What a protection failing to apply does: agent mode warns (and reports it), strict modes
@@ -361,8 +381,19 @@ impl Plan {
         )?;
         cfg.limits.validate(facts.cpus)?;
         let mut warnings = Vec::new();
-        let cgroup = CgroupPlan::build(&cfg.limits, &facts.cgroup, &cfg.cgroup_parent, id);
+        // An unprivileged caller who asked for no limit (only the default pids cap) is not
+        // warned on every run when its cgroup cannot be made (no delegated parent): the cap is
+        // kept where it can be. Asking for a limit (or a strict mode) says when it fails.
+        let quiet_rootless = facts.euid != 0
+            && !strict
+            && cfg.limits == crate::cgroup::Limits::default()
+            && cfg.cgroup_parent == crate::cgroup::CgroupParent::default();
+        let mut cgroup = CgroupPlan::build(&cfg.limits, &facts.cgroup, &cfg.cgroup_parent, id);
+        if let Some(c) = &mut cgroup {
+            c.quiet_failure = quiet_rootless;
+        }
         match &cgroup {
+            None if quiet_rootless => {}
             None if strict => {
                 return Err(cfg_err(
                     "--pids",
@@ -695,6 +726,13 @@ impl Plan {
                 dst: p("/sys").join(d),
             });
         }
+        // The sandbox's own cgroup, read-only, where programs look for their limits (the JVM,
+        // Go, Node, .NET size heaps and pools from memory.max / cpu.max).
+        if cgroup.is_some() {
+            m.push(MountOp::Cgroup {
+                dst: p("/sys/fs/cgroup"),
+            });
+        }
 
         // Landlock: read everywhere, execute only where programs live, write only where the
         // sandbox has its own storage. On the tmpfs root, "where programs live" is said by the
@@ -758,6 +796,12 @@ impl Plan {
             abs("--context", ctx)?;
             match cfg.context_mode {
                 ContextMode::Copy => {
+                    if rootless {
+                        return Err(cfg_err(
+                            "--context-mode",
+                            "copy needs root (the copy goes to a tmpfs the runtime makes on the host); unprivileged, use --context-mode bind (read-only)",
+                        ));
+                    }
                     prepared.push(PreparedTree {
                         src: ctx.clone(),
                         copy_back: false,
@@ -806,6 +850,12 @@ impl Plan {
                         path: dst.clone(),
                         rights: rights.to_vec(),
                     });
+                }
+                WorkspaceMode::CopyInOut if rootless => {
+                    return Err(cfg_err(
+                        "--workspace-mode",
+                        "copy-in-out needs root (the copy goes to a tmpfs the runtime makes on the host); unprivileged, use bind-rw or bind-ro",
+                    ));
                 }
                 WorkspaceMode::CopyInOut => {
                     prepared.push(PreparedTree {
@@ -877,6 +927,46 @@ impl Plan {
                 rights: FsRight::READ.to_vec(),
             });
         }
+        // A --rootfs that lacks a mount point the sandbox needs at its top (a directory with
+        // just a static busybox has no /etc, /proc, /tmp…): it cannot be made on the read-only
+        // image, so the root becomes a tmpfs with each of the image's top-level entries bound
+        // (read-only) or linked on it, as the host's are on the default root.
+        let mut root = root;
+        if let RootSource::Bind(r) = &root {
+            let have: Vec<&Path> = facts
+                .rootfs_entries
+                .iter()
+                .map(|e| e.path.as_path())
+                .collect();
+            let lacks = m.iter().filter_map(MountOp::creates).any(|d| {
+                d.strip_prefix("/")
+                    .ok()
+                    .and_then(|rel| rel.components().next())
+                    .is_some_and(|top| !have.contains(&Path::new(top.as_os_str())))
+            });
+            if lacks {
+                let mut pre = Vec::new();
+                for e in &facts.rootfs_entries {
+                    let dst = p("/").join(&e.path);
+                    match &e.kind {
+                        EntryKind::Symlink(t) => pre.push(MountOp::Symlink {
+                            target: t.clone(),
+                            dst,
+                        }),
+                        _ => pre.push(MountOp::Bind {
+                            src: r.join(&e.path),
+                            dst,
+                            readonly: true,
+                            noexec: false,
+                            idmap: false,
+                        }),
+                    }
+                }
+                m.splice(0..0, pre);
+                m.push(MountOp::RemountRootReadonly);
+                root = RootSource::Tmpfs;
+            }
+        }
         if tmpfs_root {
             m.push(MountOp::RemountRootReadonly);
         }
@@ -898,6 +988,10 @@ impl Plan {
             ("HOSTNAME".into(), hostname.clone()),
             ("USER".into(), user.name.clone()),
         ];
+        // A terminal needs a type (as docker -t and podman -t set it).
+        if cfg.tty {
+            env.push(("TERM".into(), "xterm".into()));
+        }
         for e in &cfg.env {
             env.retain(|(k, _)| k != &e.key);
             env.push((e.key.clone(), e.value.clone()));
@@ -1078,6 +1172,10 @@ impl Plan {
                 tty: cfg.tty,
                 rlimits: cfg.ulimits.clone(),
                 caps,
+                cpu_count: cfg
+                    .limits
+                    .cpus_milli
+                    .map(|m| m.div_ceil(1000).max(1) as u32),
             },
             landlock: LandlockPlan {
                 rules: ll,
@@ -1114,6 +1212,20 @@ fn abs(flag: &str, path: &Path) -> Result<(), PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_are_a_window_of_the_allowed_ones() {
+        let all = [0, 1, 2, 3, 6, 7];
+        assert_eq!(pick_cpus(&all, 2, 0), vec![0, 1]);
+        assert_eq!(pick_cpus(&all, 2, 5), vec![0, 7]);
+        assert_eq!(pick_cpus(&all, 3, 3), vec![3, 6, 7]);
+        assert_eq!(pick_cpus(&all, 6, 1), all.to_vec());
+        assert_eq!(pick_cpus(&all, 9, 1), all.to_vec());
+        // Different seeds spread single-CPU sandboxes.
+        let firsts: std::collections::BTreeSet<usize> =
+            (0..6).map(|s| pick_cpus(&all, 1, s)[0]).collect();
+        assert_eq!(firsts.len(), 6);
+    }
     use crate::host::HostEntry;
 
     fn facts() -> HostFacts {

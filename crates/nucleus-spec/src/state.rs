@@ -176,6 +176,9 @@ impl State {
         if let Some(n) = &self.name {
             annotations.insert("org.nucleus.name".into(), n.clone().into());
         }
+        if let Some(h) = &self.health {
+            annotations.insert("org.nucleus.health".into(), h.clone().into());
+        }
         serde_json::json!({
             "ociVersion": "1.2.0",
             "id": self.id,
@@ -195,15 +198,38 @@ pub fn validate_name(flag: &str, n: &str) -> Result<(), ConfigError> {
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
+    if !ok {
+        return Err(ConfigError::new(
             flag,
             format!(
                 "{n:?}: a name is 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit"
             ),
-        ))
+        ));
+    }
+    if looks_like_id(n) {
+        return Err(ConfigError::new(
+            flag,
+            format!("{n:?} looks like a sandbox id ({ID_LEN} hex digits): choose another name"),
+        ));
+    }
+    Ok(())
+}
+
+/// Sandbox ids: this many lowercase hex digits.
+pub const ID_LEN: usize = 16;
+
+fn looks_like_id(n: &str) -> bool {
+    n.len() == ID_LEN && n.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The exit status of a start (run, start, exec) that failed at `stage` before the command
+/// ran, `code` being what the sandbox's child reported: the command could not be run (`exec`:
+/// 127 not found, else 126; `workdir`: 126), or nucleus could not make the sandbox (125).
+pub fn failed_start_code(stage: &str, code: u8) -> u8 {
+    match stage {
+        "exec" if code == 127 => 127,
+        "exec" | "workdir" => 126,
+        _ => 125,
     }
 }
 
@@ -213,6 +239,8 @@ pub enum ResolveError {
     NotFound(String),
     Ambiguous(String, usize),
 }
+
+impl std::error::Error for ResolveError {}
 
 impl std::fmt::Display for ResolveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,16 +253,17 @@ impl std::fmt::Display for ResolveError {
     }
 }
 
-/// Pick one sandbox by exact name, exact id, or unique id prefix (in that order).
+/// Pick one sandbox by exact id, exact name, or unique id prefix (in that order: a name can
+/// never hide an id, and names shaped like ids are refused, see [`validate_name`]).
 /// `entries` are (id, name) pairs.
 pub fn resolve<'a>(
     query: &str,
     entries: &'a [(String, Option<String>)],
 ) -> Result<&'a str, ResolveError> {
-    if let Some((id, _)) = entries.iter().find(|(_, n)| n.as_deref() == Some(query)) {
+    if let Some((id, _)) = entries.iter().find(|(id, _)| id == query) {
         return Ok(id);
     }
-    if let Some((id, _)) = entries.iter().find(|(id, _)| id == query) {
+    if let Some((id, _)) = entries.iter().find(|(_, n)| n.as_deref() == Some(query)) {
         return Ok(id);
     }
     let m: Vec<&String> = if query.is_empty() {
@@ -402,9 +431,34 @@ mod tests {
         assert_eq!(resolve("zz", &e), Err(ResolveError::NotFound("zz".into())));
         assert_eq!(resolve("", &e), Err(ResolveError::NotFound("".into())));
         assert!(validate_name("--name", "a.b-c_1").is_ok());
-        for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a/b",
+            "a b",
+            &"x".repeat(65),
+            "0123456789abcdef",
+            "DEADBEEFDEADBEEF",
+        ] {
             assert!(validate_name("--name", bad).is_err(), "{bad}");
         }
+        assert!(validate_name("--name", "0123456789abcdeg").is_ok());
+        assert!(validate_name("--name", "cafe").is_ok());
+        // An exact id wins over a name that equals it (made before names like ids were
+        // refused); a name wins over an id prefix.
+        let e = vec![
+            ("0123456789abcdef".to_string(), None),
+            (
+                "fedcba9876543210".to_string(),
+                Some("0123456789abcdef".to_string()),
+            ),
+            ("cafe000000000000".to_string(), None),
+            ("1111111111111111".to_string(), Some("cafe".to_string())),
+        ];
+        assert_eq!(resolve("0123456789abcdef", &e).unwrap(), "0123456789abcdef");
+        assert_eq!(resolve("cafe", &e).unwrap(), "1111111111111111");
+        assert_eq!(resolve("cafe0", &e).unwrap(), "cafe000000000000");
     }
 
     #[test]

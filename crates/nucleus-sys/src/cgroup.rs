@@ -15,6 +15,7 @@ use nucleus_spec::cgroup::{CgroupDir, CgroupPlan, Driver};
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,9 @@ fn create_dir(
             let path = parent.join(leaf);
             match fs::create_dir(&path) {
                 Ok(()) => {
+                    // Readable by the sandbox, whose root is a mapped uid (it sees its cgroup at
+                    // /sys/fs/cgroup), whatever the caller's umask.
+                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o755));
                     let removable = (made || shared).then(|| parent.clone());
                     return Ok((path, removable));
                 }
@@ -203,6 +207,34 @@ impl Cgroup {
             }
         }
         Ok(cg)
+    }
+
+    /// What the sandbox is shown at /sys/fs/cgroup (`MountOp::Cgroup`).
+    /// On v1 each leaf is cloned here as a detached read-only mount the sandbox attaches (it
+    /// could neither bind a mount of the host's namespace nor, as a mapped uid, walk the
+    /// parents); None when that cannot be done (an unprivileged caller): nothing is shown.
+    pub fn view(&self) -> Option<crate::mount::CgroupView> {
+        Some(match self.driver {
+            Driver::V2 => crate::mount::CgroupView::V2,
+            Driver::V1 => crate::mount::CgroupView::V1(
+                self.leaves
+                    .iter()
+                    .map(|(h, leaf)| {
+                        let m = crate::raw::open_tree_clone(None, leaf, false).ok()?;
+                        crate::raw::mount_setattr(
+                            Some(m.as_fd()),
+                            Path::new(""),
+                            false,
+                            crate::mount::bind_attrs(true, true),
+                            0,
+                            None,
+                        )
+                        .ok()?;
+                        Some((h.clone(), m))
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+        })
     }
 
     /// The directory fd for clone3 CLONE_INTO_CGROUP (v2 only).

@@ -66,6 +66,12 @@ fn parent(
         };
         raw::setns(init_pidfd, flags).ctx("join", "pid namespace")?;
     }
+    // --cpus: the exec'd command runs on the sandbox's CPUs, as its workload does.
+    if plan.process.cpu_count.is_some() {
+        if let Ok(cpus) = raw::cpu_affinity(init_pid) {
+            let _ = raw::set_cpu_affinity(&cpus);
+        }
+    }
     let (pch, cch) = channel::pair()?;
     // Without --tty the caller's terminals are relayed through pipes, never handed over: a
     // process the exec leaves behind must hold nothing of the caller's.

@@ -77,7 +77,18 @@ fn fd_is_dir(fd: &OwnedFd) -> bool {
 }
 
 /// Mount fds prepared by the parent (idmapped binds and detached trees), consumed in plan order.
+/// The sandbox's cgroup as `MountOp::Cgroup` shows it: a fresh cgroup2 mount (v2, in the
+/// sandbox's cgroup namespace), or its leaf in each v1 hierarchy as (hierarchy, a detached
+/// read-only clone the runtime made).
+#[derive(Debug)]
+pub enum CgroupView {
+    V2,
+    V1(Vec<(String, OwnedFd)>),
+}
+
 pub struct Prepared {
+    /// None: the sandbox has no cgroup of its own (`MountOp::Cgroup` shows nothing).
+    pub cgroup: Option<CgroupView>,
     pub idmapped: VecDeque<OwnedFd>,
     pub trees: Vec<Option<OwnedFd>>,
     /// Host trees bound read-only in the staging root (see [`MountOp::BindFromTree`]): each
@@ -332,6 +343,34 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                     bind(&under(OLD, sys), &d, dst, Some(bind_attrs(true, true)))
                 }
                 Err(e) => Err(e).ctx("mount sysfs", dst.display()),
+            }
+        }
+        MountOp::Cgroup { dst } => {
+            let d = under(NEW, dst);
+            let ro = MS_NOSUID | MS_NODEV | MS_NOEXEC | libc::MS_RDONLY;
+            match &prep.cgroup {
+                None => Ok(()),
+                Some(CgroupView::V2) => {
+                    raw::mount(Some(Path::new("cgroup2")), &d, Some("cgroup2"), ro, None)
+                        .ctx("mount cgroup2", dst.display())
+                }
+                Some(CgroupView::V1(leaves)) => {
+                    raw::mount(
+                        Some(Path::new("tmpfs")),
+                        &d,
+                        Some("tmpfs"),
+                        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        Some("mode=0755,size=64k"),
+                    )
+                    .ctx("mount tmpfs", dst.display())?;
+                    for (h, m) in leaves {
+                        let t = d.join(h);
+                        fs::create_dir(&t).ctx("mkdir", t.display())?;
+                        raw::move_mount_to(m.as_fd(), &t).ctx("attach cgroup", t.display())?;
+                    }
+                    raw::mount_setattr(None, &d, false, bind_attrs(true, true), 0, None)
+                        .ctx("set mount attributes", dst.display())
+                }
             }
         }
         MountOp::Devpts { dst } => {

@@ -919,3 +919,30 @@ pub fn mkdir_p(p: &Path, mode: u32) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// The CPUs `pid` (0: this thread) may run on.
+pub fn cpu_affinity(pid: libc::pid_t) -> io::Result<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: the kernel writes at most `size` bytes into the set.
+    check(unsafe { libc::sched_getaffinity(pid, size, &mut set) })?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads the set, checking the index against its size.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Run this thread (and what it forks) on `cpus` only.
+pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        // SAFETY: CPU_SET checks the index against the set's size.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: the kernel reads `size` bytes of the set.
+    check(unsafe { libc::sched_setaffinity(0, size, &set) })?;
+    Ok(())
+}

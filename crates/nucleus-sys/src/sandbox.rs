@@ -369,6 +369,7 @@ fn parent_cgroup(plan: &Plan, obs: &mut dyn Observer) -> Result<Option<Cgroup>> 
             "cgroup",
             format!("{e}; strict modes refuse to start without resource limits"),
         )),
+        Err(_) if cp.quiet_failure => Ok(None),
         Err(e) => {
             obs.degraded(&format!("resource limits are NOT applied: {e}"));
             Ok(None)
@@ -390,6 +391,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
         Some(c) => c.self_join_files()?,
         None => Vec::new(),
     };
+    let cgroup_view = cgroup.as_ref().and_then(|c| c.view());
     trace::mark("cgroup");
     let trees = parent_prepare_trees(plan)?;
     // The /etc view: held (shared lock) until the sandbox is gone, and cloned detached here;
@@ -421,7 +423,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
             }
             drop(stdio);
             let etc_mount = etc_view.map(|(_, m)| m);
-            child_main(plan, cch, &join_files, etc_mount)
+            child_main(plan, cch, &join_files, etc_mount, cgroup_view)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -893,12 +895,18 @@ fn syscall_name(nr: u32) -> String {
 }
 
 /// The sandbox side. Never returns.
-fn child_main(plan: &Plan, ch: Channel, join_files: &[fs::File], etc_view: Option<OwnedFd>) -> ! {
+fn child_main(
+    plan: &Plan,
+    ch: Channel,
+    join_files: &[fs::File],
+    etc_view: Option<OwnedFd>,
+    cgroup_view: Option<mount::CgroupView>,
+) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
     // SAFETY: umask cannot fail.
     let caller_umask = unsafe { libc::umask(0) };
-    match child_setup(plan, &ch, join_files, etc_view) {
+    match child_setup(plan, &ch, join_files, etc_view, cgroup_view) {
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             let sync = if go.sync {
@@ -1111,10 +1119,18 @@ fn child_setup(
     ch: &Channel,
     join_files: &[fs::File],
     etc_view: Option<OwnedFd>,
+    cgroup_view: Option<mount::CgroupView>,
 ) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
     // cgroup v1: into the sandbox's cgroups first, while the runtime writes our id maps; nothing
     // of the sandbox runs (or is charged) outside them. Reported once there is a Go to answer.
     let joined = cgroup::join_self(join_files);
+    // --cpus N: on N of the CPUs we may use (best effort: the quota holds either way).
+    if let Some(n) = plan.process.cpu_count {
+        if let Ok(allowed) = raw::cpu_affinity(0) {
+            let seed = nucleus_spec::host::fnv1a(plan.id.bytes());
+            let _ = raw::set_cpu_affinity(&nucleus_spec::plan::pick_cpus(&allowed, n, seed));
+        }
+    }
     // The runtime's own marks came with the fork: they are its to report.
     drop(trace::take());
     trace::mark_as("sandbox", "cgroup joined");
@@ -1218,6 +1234,7 @@ fn child_setup(
     stage("mounts", mount::stage())?;
     stage("mounts", mount::make_root(&plan.root))?;
     let mut prep = Prepared {
+        cgroup: cgroup_view,
         idmapped,
         trees,
         etc_view,

@@ -262,8 +262,10 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
         .handle_access(AccessFs::from_all(abi))
         .map_err(|e| e.to_string())?;
     if plan.scope_signals_and_sockets {
+        // (One scope per call: the crate adds them up.)
         rs = rs
-            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .scope(Scope::AbstractUnixSocket)
+            .and_then(|rs| rs.scope(Scope::Signal))
             .map_err(|e| e.to_string())?;
     }
     let mut created = rs.create().map_err(|e| e.to_string())?;
@@ -459,5 +461,75 @@ mod bounding_tests {
             0,
             "a cut without CAP_SETPCAP reported success"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nucleus_spec::landlock::LandlockRule;
+    use std::path::PathBuf;
+
+    /// Landlock restricts the whole process: apply it in a forked child; its exit code.
+    fn in_child(f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child runs `f` (no locks shared with other test threads) and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            raw::exit_now(f());
+        }
+        let (_, st) = raw::waitpid(pid, false).unwrap().unwrap();
+        st.code()
+    }
+
+    fn plan(dir: &std::path::Path, required: Vec<PathBuf>) -> LandlockPlan {
+        LandlockPlan {
+            rules: vec![
+                LandlockRule {
+                    path: "/".into(),
+                    rights: FsRight::READ.to_vec(),
+                },
+                // A file rule: read rights only (its directory-only rights are dropped).
+                LandlockRule {
+                    path: dir.join("f"),
+                    rights: FsRight::READ.to_vec(),
+                },
+                LandlockRule {
+                    path: dir.join("missing"),
+                    rights: FsRight::READ_WRITE_EXEC.to_vec(),
+                },
+            ],
+            scope_signals_and_sockets: false,
+            required,
+        }
+    }
+
+    /// A rule for a missing path grants nothing and is no error unless the policy requires the
+    /// path; a rule on a file keeps to the rights it names (the file stays unwritable).
+    #[test]
+    fn landlock_rules_grant_what_they_name_and_skip_missing_paths() {
+        let dir = crate::TestDir::new("landlock");
+        std::fs::write(dir.join("f"), "x").unwrap();
+        let p = plan(&dir, vec![]);
+        let f = dir.join("f");
+        let code = in_child(|| match apply_landlock(&p) {
+            Ok(_) => match std::fs::OpenOptions::new().write(true).open(&f) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                    if std::fs::read(&f).is_ok() {
+                        0
+                    } else {
+                        4
+                    }
+                }
+                _ => 1,
+            },
+            Err(_) => 2,
+        });
+        assert_eq!(code, 0, "1: writable, 2: refused, 4: unreadable");
+        let p = plan(&dir, vec![dir.join("missing")]);
+        let code = in_child(|| match apply_landlock(&p) {
+            Err(e) if e.required && e.msg.contains("missing") => 0,
+            _ => 1,
+        });
+        assert_eq!(code, 0, "a required missing path is an error");
     }
 }

@@ -43,6 +43,9 @@ pub enum Command {
     Ps(PsArgs),
     /// A sandbox's OCI state as JSON.
     State(IdArg),
+    /// A sandbox's record and configuration as JSON: status, exit, health, command, user,
+    /// limits, mounts, network, the names (not values) of its environment.
+    Inspect(IdArg),
     /// A detached sandbox's output.
     Logs(LogsArgs),
     /// Run a command in a running sandbox, under the same protections as its workload.
@@ -194,8 +197,11 @@ pub struct StatsArgs {
     /// The cgroup parent the sandboxes were started under (as given to `run`).
     #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
-    /// Print JSON lines instead of a table.
-    #[arg(long)]
+    /// table or json (JSON lines, one per sandbox).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Same as --format json.
+    #[arg(long, hide = true)]
     pub json: bool,
     /// Sandbox names or ids (a unique prefix is enough).
     pub ids: Vec<String>,
@@ -247,16 +253,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub health_cmd: Option<String>,
     /// Time between health checks (e.g. 30s, 500ms, 2m).
-    #[arg(long, default_value = "30s")]
+    #[arg(long, default_value = "30s", requires = "health_cmd")]
     pub health_interval: String,
     /// A health check running longer than this fails.
-    #[arg(long, default_value = "30s")]
+    #[arg(long, default_value = "30s", requires = "health_cmd")]
     pub health_timeout: String,
     /// Consecutive failures that make the sandbox unhealthy.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, requires = "health_cmd")]
     pub health_retries: u32,
     /// Failures during this first period after start do not count.
-    #[arg(long, default_value = "0s")]
+    #[arg(long, default_value = "0s", requires = "health_cmd")]
     pub health_start_period: String,
     /// Who supervises a detached sandbox: auto (a systemd transient unit when systemd is PID 1
     /// and the caller is root, else a monitor process), monitor, or systemd.
@@ -406,7 +412,7 @@ pub struct RunArgs {
     /// Relative CPU weight, 1-10000 (default share 100).
     #[arg(long, allow_hyphen_values = true)]
     pub cpu_weight: Option<String>,
-    /// Maximum number of tasks (processes and threads), or max.
+    /// Maximum number of tasks (processes and threads); max (or -1, as docker) for no limit.
     #[arg(long, default_value = "512", allow_hyphen_values = true)]
     pub pids: String,
     /// Block I/O limit "MAJ:MIN rbps=N wbps=N riops=N wiops=N" (repeatable).

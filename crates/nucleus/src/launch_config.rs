@@ -63,6 +63,19 @@ pub fn apply(args: RunArgs, m: &ArgMatches) -> Result<RunArgs, ConfigError> {
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         );
         if from_cli {
+            // The environment merges: the file's variables, then the command line's (a key
+            // given on both takes the command line's value: later entries win).
+            if k == "env" {
+                if let (Some(file_env), Some(cli_env)) = (v.as_array(), merged[&k].as_array()) {
+                    let mut all = file_env.clone();
+                    all.extend(cli_env.iter().cloned());
+                    let mut probe = merged.clone();
+                    probe[&k] = all.clone().into();
+                    serde_json::from_value::<RunArgs>(probe)
+                        .map_err(|e| err(flag, format!("{k}: {}", single_line(&e.to_string()))))?;
+                    merged[&k] = all.into();
+                }
+            }
             continue;
         }
         // Type-check this key alone, so the error names it.
@@ -78,9 +91,35 @@ pub fn apply(args: RunArgs, m: &ArgMatches) -> Result<RunArgs, ConfigError> {
     Ok(out)
 }
 
+/// Keys whose flags take text but whose values are usually numbers (`pids = 128`,
+/// `cpus = 1.5`, `memory = 536870912`): the schema says both.
+const NUMBERS_TOO: &[&str] = &[
+    "memory",
+    "memory_swap",
+    "cpus",
+    "pids",
+    "log_max_size",
+    "workspace_max_size",
+];
+
 /// The JSON Schema of configuration files.
 pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(RunArgs)).unwrap_or_default()
+    let mut s = serde_json::to_value(schemars::schema_for!(RunArgs)).unwrap_or_default();
+    for k in NUMBERS_TOO {
+        let t = &mut s["properties"][*k]["type"];
+        match t.clone() {
+            serde_json::Value::String(x) if x == "string" => {
+                *t = serde_json::json!(["string", "number"]);
+            }
+            serde_json::Value::Array(a) if a.iter().any(|x| x == "string") => {
+                let mut a = a.clone();
+                a.insert(1, "number".into());
+                *t = a.into();
+            }
+            _ => {}
+        }
+    }
+    s
 }
 
 fn type_name(p: &serde_json::Value) -> String {
@@ -95,7 +134,7 @@ fn type_name(p: &serde_json::Value) -> String {
     let base: Vec<String> = t.into_iter().filter(|x| x != "null").collect();
     match base.first().map(String::as_str) {
         Some("array") => format!("array of {}", type_name(&p["items"])),
-        Some(x) => x.to_string(),
+        Some(_) => base.join(" or "),
         None => "any".into(),
     }
 }

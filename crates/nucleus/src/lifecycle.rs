@@ -593,8 +593,8 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
         || (out.failure.is_some() && t.state.status != Status::Running && !t.hold);
     let mut code = out.status.code().clamp(0, 255) as u8;
     if let Some((stage, _)) = &out.failure {
-        if out.report.is_none() && stage != "exec" {
-            code = 125;
+        if out.report.is_none() {
+            code = state::failed_start_code(stage, code);
         }
     }
     let oom = out.usage.oom_kills > 0;
@@ -614,9 +614,8 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
             &id,
             serde_json::json!({ "kills": out.usage.oom_kills }),
         );
-        if code != 0 {
-            code = 137;
-        }
+        // The exit code stays the workload's: 137 only if the OOM killer killed the workload
+        // itself (its status says so); a shell whose child was killed exits as it chooses.
     }
     let finished = now_ms();
     let signal = match out.status {
@@ -683,6 +682,7 @@ pub fn foreground<'a>(
     st.auto_remove = true;
     if let Some(n) = &a.name {
         // Claimed now, so a taken name fails before anything starts.
+        free_stale_name(store, n);
         store.create(&plan.id, Some(n), &st, &[])?;
     }
     Ok(Tracker {
@@ -751,6 +751,9 @@ pub fn launch(
     let mut files: Vec<(&str, &[u8])> = vec![("plan.json", &plan_json)];
     if let Some(l) = &launch {
         files.push(("launch.json", l));
+    }
+    if let Some(n) = &a.name {
+        free_stale_name(store, n);
     }
     store.create(&id, a.name.as_deref(), &st, &files)?;
     let forget = |e: anyhow::Error| {
@@ -856,7 +859,7 @@ pub fn launch(
     }
     match code {
         Some(0) => {
-            println!("{id}");
+            outln!("{id}");
             Ok(0)
         }
         Some(c) => Ok(c),
@@ -1059,11 +1062,11 @@ fn monitor_main(
 }
 
 /// Resolve a reference (name, id or unique id prefix) among the store's sandboxes.
-fn resolve(store: &Store, q: &str) -> Result<State> {
+pub fn resolve(store: &Store, q: &str) -> Result<State> {
     let all = store.list();
     let entries: Vec<(String, Option<String>)> =
         all.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
-    let id = state::resolve(q, &entries).map_err(|e| anyhow!("{e}"))?;
+    let id = state::resolve(q, &entries).map_err(anyhow::Error::new)?;
     all.into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| anyhow!("{q}: no such sandbox"))
@@ -1073,7 +1076,7 @@ fn monitor_alive(s: &State) -> bool {
     s.monitor.as_ref().is_some_and(store::alive)
 }
 
-fn effective(s: &State) -> (Status, Option<ExitInfo>) {
+pub fn effective(s: &State) -> (Status, Option<ExitInfo>) {
     s.effective(monitor_alive(s))
 }
 
@@ -1155,14 +1158,17 @@ fn command_line(argv: &[String], max: usize) -> String {
 fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> String {
     match st {
         Status::Stopped => {
-            let code = exit
-                .as_ref()
-                .and_then(|e| e.code)
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "?".into());
+            let e = exit.clone().unwrap_or_default();
+            let how = match (e.code, &e.error) {
+                // No status: the runtime died (kill -9) and took the sandbox with it.
+                (None, _) => "lost (runtime killed)".to_string(),
+                (Some(c), Some(_)) if s.started_ms.is_none() => format!("failed ({c})"),
+                (Some(c), _) if e.oom_killed => format!("exited ({c}, OOM)"),
+                (Some(c), _) => format!("exited ({c})"),
+            };
             match s.finished_ms {
-                Some(f) => format!("exited ({code}) {}", state::age(now, f)),
-                None => format!("exited ({code})"),
+                Some(f) => format!("{how} {}", state::age(now, f)),
+                None => how,
             }
         }
         Status::Running => {
@@ -1192,7 +1198,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
         .collect();
     if a.quiet {
         for (s, _, _) in &rows {
-            println!("{}", s.id);
+            outln!("{}", s.id);
         }
         return Ok(0);
     }
@@ -1211,19 +1217,25 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                         "started": s.started_ms.map(state::rfc3339),
                         "finished": s.finished_ms.map(state::rfc3339),
                         "exit_code": ex.as_ref().and_then(|e| e.code),
+                        "oom_killed": ex.as_ref().is_some_and(|e| e.oom_killed),
                         "error": ex.as_ref().and_then(|e| e.error.clone()),
+                        "health": s.health,
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(v));
+            outln!("{}", serde_json::Value::Array(v));
         }
         "table" => {
-            println!(
+            outln!(
                 "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  COMMAND",
-                "ID", "NAME", "STATUS", "PID", "CREATED"
+                "ID",
+                "NAME",
+                "STATUS",
+                "PID",
+                "CREATED"
             );
             for (s, st, ex) in &rows {
-                println!(
+                outln!(
                     "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  {}",
                     s.id,
                     s.name.as_deref().unwrap_or("-"),
@@ -1251,10 +1263,58 @@ pub fn state(store: &Store, q: &str) -> Result<u8> {
     let s = resolve(store, q)?;
     let (st, _) = effective(&s);
     let dir = store.dir(&s.id);
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&s.oci(st, &dir.to_string_lossy()))?
     );
+    Ok(0)
+}
+
+/// `nucleus inspect`: the record with the configuration its plan holds. Environment values
+/// are left out (they may be secrets): names only.
+pub fn inspect(store: &Store, q: &str) -> Result<u8> {
+    let s = resolve(store, q)?;
+    let (st, ex) = effective(&s);
+    let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok());
+    let mut v = serde_json::json!({
+        "id": s.id,
+        "name": s.name,
+        "status": st.as_str(),
+        "health": s.health,
+        "pid": s.init.map(|p| p.pid),
+        "command": s.argv,
+        "created": state::rfc3339(s.created_ms),
+        "started": s.started_ms.map(state::rfc3339),
+        "finished": s.finished_ms.map(state::rfc3339),
+        "exit": ex,
+        "cgroups": s.cgroups,
+        "usage": s.usage,
+    });
+    if let Some(p) = plan {
+        let limits: serde_json::Map<String, serde_json::Value> = p
+            .cgroup
+            .iter()
+            .flat_map(|c| c.dirs.iter())
+            .flat_map(|d| d.writes.iter())
+            .map(|(f, val)| (f.clone(), val.clone().into()))
+            .collect();
+        v["config"] = serde_json::json!({
+            "hostname": p.hostname,
+            "user": { "uid": p.process.uid, "gid": p.process.gid,
+                      "additional_gids": p.process.additional_gids },
+            "cwd": p.process.cwd,
+            "tty": p.process.tty,
+            "env_names": p.process.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            "limits": limits,
+            "cpu_count": p.process.cpu_count,
+            "mounts": p.mounts,
+            "network": p.net,
+            "namespaces": p.namespaces,
+        });
+    }
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }
 
@@ -1417,6 +1477,10 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         return Err(ConfigError::new("COMMAND", "give the command to run after `--`").into());
     }
     plan.process.argv = a.command.clone();
+    // The sandbox's TERM is for its own terminal; exec -t brings one (a run with -t has it).
+    if a.tty && !plan.process.env.iter().any(|(k, _)| k == "TERM") {
+        plan.process.env.push(("TERM".into(), "xterm".into()));
+    }
     for e in &a.env {
         let v = EnvVar::parse("--env", e)?;
         plan.process.env.retain(|(k, _)| *k != v.key);
@@ -1452,10 +1516,11 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let mut code = out.status.code().clamp(0, 255) as u8;
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
-        if out.report.is_none() && stage != "exec" {
-            code = 126;
+        if out.report.is_none() {
+            code = state::failed_start_code(stage, code);
         }
     }
+    record_exec_cpu(store, &s.id);
     events.emit(
         "exec_exited",
         &s.id,
@@ -1464,21 +1529,21 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     Ok(code)
 }
 
-pub fn stop(store: &Store, a: &StopArgs) -> Result<u8> {
-    for q in &a.ids {
+pub fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
+    let timeout = Duration::from_secs_f64(a.time.max(0.0));
+    each(&a.ids, log, |q| {
         let s = settled(store, resolve(store, q)?);
         if effective(&s).0 == Status::Stopped {
-            continue;
+            return Ok(());
         }
-        let timeout = Duration::from_secs_f64(a.time.max(0.0));
         if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
             signal(&s, libc::SIGKILL)?;
             if !wait_monitor(&s, Duration::from_secs(30)) {
                 bail!("{q}: did not stop within 30 s of SIGKILL");
             }
         }
-    }
-    Ok(0)
+        Ok(())
+    })
 }
 
 pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
@@ -1492,14 +1557,20 @@ pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
 }
 
 pub fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
+    each(&a.ids, log, |q| rm_one(store, q, a.force))
+}
+
+/// A verb over several sandboxes goes through the whole list: each failure is one line, and
+/// any failure makes the exit status 125.
+fn each(ids: &[String], log: &Logger, mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
     let mut failed = false;
-    for q in &a.ids {
-        if let Err(e) = rm_one(store, q, a.force) {
-            log.error(&crate::one_line(&e));
+    for q in ids {
+        if let Err(e) = f(q) {
+            log.error_of(crate::error_kind(&e), &crate::one_line(&e));
             failed = true;
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed { crate::EXIT_NUCLEUS } else { 0 })
 }
 
 fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
@@ -1556,19 +1627,38 @@ fn remove_cgroups(store: &Store, s: &State) {
     }
 }
 
-/// Records of foreground runs whose process died (kill -9): they were to be removed at exit.
+/// Records of foreground runs (and `--rm` ones) whose runtime died (kill -9): they were to be
+/// removed at exit.
 pub fn gc_records(store: &Store) -> Vec<String> {
     // Directories whose maker died while filling them.
     let mut out = store.remove_abandoned();
     for s in store.list() {
-        if s.auto_remove && !monitor_alive(&s) {
-            remove_cgroups(store, &s);
-            if store.remove(&s.id, s.name.as_deref()).is_ok() {
-                out.push(s.id);
-            }
+        if collect_dead(store, &s) {
+            out.push(s.id);
         }
     }
     out
+}
+
+/// Remove a record that was to go at exit (a foreground run, `--rm`) whose runtime is gone.
+fn collect_dead(store: &Store, s: &State) -> bool {
+    if !s.auto_remove || monitor_alive(s) {
+        return false;
+    }
+    remove_cgroups(store, s);
+    store.remove(&s.id, s.name.as_deref()).is_ok()
+}
+
+/// A name held by such a record is free: collect that record before claiming the name (a
+/// foreground `run --name X` killed with SIGKILL no longer keeps X until `rm`).
+fn free_stale_name(store: &Store, name: &str) {
+    let link = store.root().join("names").join(name);
+    let Ok(owner) = std::fs::read_link(&link) else {
+        return;
+    };
+    if let Some(s) = store.read(&owner.to_string_lossy()) {
+        collect_dead(store, &s);
+    }
 }
 
 /// The verbs that act on existing sandboxes, each recorded in the audit log (and, for start,
@@ -1597,10 +1687,11 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
         C::Ps(a) => return ps(&store, a),
         C::State(a) => return state(&store, &a.id),
+        C::Inspect(a) => return inspect(&store, &a.id),
         C::Logs(a) => return logs(&store, a),
         C::Monitor(a) => return monitor_entry(&store, &a.id),
         C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
-        C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a)),
+        C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a, log)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
         C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),
         _ => bail!("internal: not a lifecycle verb"),
@@ -1628,4 +1719,24 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         tr.flush(log);
     }
     r
+}
+
+/// The CPU time of the command `exec` ran (and what it reaped), added to the sandbox's record:
+/// on cgroup v1 nothing else counts it once it is gone (it was reaped here, outside the
+/// sandbox). One line per exec, appended.
+fn record_exec_cpu(store: &Store, id: &str) {
+    let usec = nucleus_sys::raw::children_cpu_usec();
+    if usec == 0 {
+        return;
+    }
+    if let Ok(mut f) = store::open_append(&store.dir(id).join("exec-cpu")) {
+        let _ = std::io::Write::write_all(&mut f, format!("{usec}\n").as_bytes());
+    }
+}
+
+/// The CPU time of every finished exec of the sandbox (see [`record_exec_cpu`]).
+pub fn exec_cpu_usec(store: &Store, id: &str) -> u64 {
+    std::fs::read_to_string(store.dir(id).join("exec-cpu"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse::<u64>().ok()).sum())
+        .unwrap_or(0)
 }

@@ -13,7 +13,7 @@ impl Logger {
 
     /// Every message is one line: control characters (newlines, terminal escapes) are escaped,
     /// since a message may quote what a sandbox said (a refused DNS name, a path it made).
-    fn emit(&self, level: &str, msg: &str) {
+    fn emit(&self, level: &str, kind: Option<&str>, msg: &str) {
         let msg = &nucleus_spec::config::single_line(msg);
         match self.format {
             LogFormat::Text => {
@@ -24,47 +24,66 @@ impl Logger {
                 }
             }
             LogFormat::Json => {
-                eprintln!("{}", serde_json::json!({ "level": level, "msg": msg }));
+                let mut line = json_line(level);
+                line["msg"] = msg.as_str().into();
+                if let Some(k) = kind {
+                    line["kind"] = k.into();
+                }
+                eprintln!("{line}");
             }
         }
     }
 
     pub fn error(&self, msg: &str) {
-        self.emit("error", msg);
+        self.emit("error", None, msg);
+    }
+
+    /// An error that ends the command, with its stable kind (usage, config, not_found,
+    /// runtime) in JSON.
+    pub fn error_of(&self, kind: &str, msg: &str) {
+        self.emit("error", Some(kind), msg);
     }
 
     pub fn warn(&self, msg: &str) {
-        self.emit("warning", msg);
+        self.emit("warning", None, msg);
     }
 
     pub fn info(&self, msg: &str) {
-        self.emit("info", msg);
+        self.emit("info", None, msg);
     }
 
     /// The start event (JSON format only): the id to use with `nucleus stats`, the init's
     /// host pid, the cgroup directories.
     pub fn started(&self, id: &str, pid: i32, cgroups: &[std::path::PathBuf]) {
         if let LogFormat::Json = self.format {
-            eprintln!(
-                "{}",
-                serde_json::json!({
-                    "level": "info", "event": "started", "id": id, "pid": pid,
-                    "cgroups": cgroups,
-                })
-            );
+            let mut line = json_line("info");
+            line["event"] = "started".into();
+            line["id"] = id.into();
+            line["pid"] = pid.into();
+            line["cgroups"] = serde_json::json!(cgroups);
+            eprintln!("{line}");
         }
     }
 
     /// The exit event (JSON format only: text mode stays quiet on success).
     pub fn exited(&self, id: &str, status: u8, usage: &nucleus_sys::cgroup::Usage) {
         if let LogFormat::Json = self.format {
-            eprintln!(
-                "{}",
-                serde_json::json!({
-                    "level": "info", "event": "exited", "id": id, "status": status,
-                    "oom_killed": usage.oom_kills > 0, "usage": usage,
-                })
-            );
+            let mut line = json_line("info");
+            line["event"] = "exited".into();
+            line["id"] = id.into();
+            line["status"] = status.into();
+            line["oom_killed"] = (usage.oom_kills > 0).into();
+            line["usage"] = serde_json::json!(usage);
+            eprintln!("{line}");
         }
     }
+}
+
+/// The fields every JSON line starts with, as in events: format version, time, level.
+fn json_line(level: &str) -> serde_json::Value {
+    serde_json::json!({
+        "v": nucleus_spec::state::EVENTS_VERSION,
+        "time": nucleus_spec::state::rfc3339(nucleus_sys::store::now_ms()),
+        "level": level,
+    })
 }

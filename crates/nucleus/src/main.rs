@@ -1,5 +1,20 @@
 //! nucleus: the binary. A thin clap front end over nucleus-spec (decide) and nucleus-sys (do).
 
+/// `println!` for the workload-free output of verbs (ps, state, stats, ids): a reader that
+/// went away (`nucleus ps | head -c 1`) ends nothing and panics nothing; the rest of the output
+/// is dropped.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!($($t)*), true)
+    };
+}
+/// `print!` likewise.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!($($t)*), false)
+    };
+}
+
 mod cli;
 mod launch_config;
 mod lifecycle;
@@ -36,30 +51,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            // One line: clap's first line without its "error: " prefix and usage block.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "nucleus: {} (see `nucleus --help`)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "nucleus: {}",
-                e.render()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid arguments")
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     timing::mark("parse args");
     let log = log::Logger::new(cli.log_format);
@@ -90,12 +86,12 @@ fn main() -> ExitCode {
         }
         cli::Command::Config(c) => {
             match c {
-                cli::ConfigCmd::Schema => println!(
+                cli::ConfigCmd::Schema => outln!(
                     "{}",
                     serde_json::to_string_pretty(&launch_config::schema()).unwrap_or_default()
                 ),
-                cli::ConfigCmd::Reference => print!("{}", launch_config::reference()),
-                cli::ConfigCmd::CliReference => print!("{}", launch_config::cli_reference()),
+                cli::ConfigCmd::Reference => out!("{}", launch_config::reference()),
+                cli::ConfigCmd::CliReference => out!("{}", launch_config::cli_reference()),
             }
             Ok(0)
         }
@@ -108,10 +104,97 @@ fn main() -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            log.error(&one_line(&e));
-            ExitCode::from(125)
+            log.error_of(error_kind(&e), &one_line(&e));
+            ExitCode::from(EXIT_NUCLEUS)
         }
     }
+}
+
+/// nucleus's own failure (bad usage or configuration, no such sandbox, a sandbox that could
+/// not be made), never a workload's status: the exit code table is in the README.
+pub const EXIT_NUCLEUS: u8 = 125;
+
+/// The stable kind of a failure, for `--log-format json` (`kind`): usage, config, not_found,
+/// runtime.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    if e.downcast_ref::<nucleus_spec::config::ConfigError>()
+        .is_some()
+    {
+        "config"
+    } else if e
+        .downcast_ref::<nucleus_spec::state::ResolveError>()
+        .is_some()
+    {
+        "not_found"
+    } else {
+        "runtime"
+    }
+}
+
+/// A command line clap refused: one line naming what is wrong (and, for a command given
+/// without `--`, how to give it), in the log format the command line asked for, exit 125.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().enumerate().any(|(i, a)| {
+        a == "--log-format=json"
+            || (a == "--log-format" && args.get(i + 1).is_some_and(|v| v == "json"))
+    });
+    let verb = {
+        let c = cli::Cli::command();
+        let names: Vec<String> = c
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect();
+        args.iter().find(|a| names.contains(a)).cloned()
+    };
+    let log = log::Logger::new(if json {
+        cli::LogFormat::Json
+    } else {
+        cli::LogFormat::Text
+    });
+    log.error_of("usage", &usage_message(e, verb.as_deref()));
+    ExitCode::from(EXIT_NUCLEUS)
+}
+
+/// clap's message without its "error: " prefix, usage block and blank lines, on one line.
+fn usage_message(e: &clap::Error, verb: Option<&str>) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<&str> = vec![];
+    for l in text.lines() {
+        let l = l.trim();
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        if !l.is_empty() {
+            parts.push(l.trim_start_matches("error: "));
+        }
+    }
+    let mut msg = parts.join(" ");
+    if msg.is_empty() {
+        msg = "invalid arguments".into();
+    }
+    let help = match verb {
+        Some(v) => format!("nucleus {v} --help"),
+        None => "nucleus --help".into(),
+    };
+    // A command given without `--` (`nucleus run echo hi`) is an unexpected argument.
+    let takes_command = matches!(verb, Some("run" | "create" | "exec"));
+    if takes_command && e.kind() == ErrorKind::UnknownArgument && !msg.contains("'-") {
+        msg.push_str(
+            "; the command goes after `--`, as in `nucleus run [OPTIONS] -- CMD [ARGS]...`",
+        );
+    }
+    format!("{msg} (see `{help}`)")
+}
+
+/// Write to stdout, ignoring a closed pipe (see `outln!`).
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o
+        .write_fmt(args)
+        .and_then(|_| if newline { o.write_all(b"\n") } else { Ok(()) })
+        .and_then(|_| o.flush());
 }
 
 /// An error and its causes on one line, without repeating a cause its context already shows.

@@ -373,7 +373,7 @@ pub fn main(
     let plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");
     if a.dry_run {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&plan).context("serialize plan")?
         );
@@ -550,62 +550,82 @@ fn opt(n: Option<u64>) -> String {
     n.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// `nucleus stats`: live usage read from each sandbox's cgroup.
+/// `nucleus stats`: live usage read from each sandbox's cgroup, for the running sandboxes of
+/// the caller's state root only (another user's, or another root's, are not listed even when
+/// their cgroups lie under the same parent).
 pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
-    // Names are the store's; the cgroups know ids only (the records are read only for names).
-    let records = if a.ids.is_empty() {
-        vec![]
-    } else {
-        lifecycle::state_root(root)
-            .ok()
-            .and_then(|r| Store::open(&r).ok())
-            .map(|s| s.list())
-            .unwrap_or_default()
+    use nucleus_spec::state::Status;
+    let store = Store::open(&lifecycle::state_root(root)?)?;
+    let running = |s: &nucleus_spec::state::State| {
+        matches!(lifecycle::effective(s).0, Status::Running | Status::Created)
     };
-    let ids: Vec<String> = a
-        .ids
-        .iter()
-        .map(|q| {
-            records
-                .iter()
-                .find(|s| s.name.as_deref() == Some(q.as_str()))
-                .map_or_else(|| q.clone(), |s| s.id.clone())
-        })
-        .collect();
+    let chosen: Vec<nucleus_spec::state::State> = if a.ids.is_empty() {
+        store.list().into_iter().filter(running).collect()
+    } else {
+        let mut v = Vec::new();
+        for q in &a.ids {
+            let s = lifecycle::resolve(&store, q)?;
+            if !running(&s) {
+                anyhow::bail!(
+                    "{q}: is {}; stats shows running sandboxes",
+                    lifecycle::effective(&s).0.as_str()
+                );
+            }
+            v.push(s);
+        }
+        v
+    };
+    let json = match (a.json, a.format.as_str()) {
+        (true, _) | (_, "json") => true,
+        (_, "table") => false,
+        (_, other) => {
+            return Err(
+                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
+            )
+        }
+    };
     let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         anyhow::bail!("no cgroup hierarchy is mounted: no sandbox has usage to show");
     };
     let all = nucleus_sys::cgroup::list(&plan);
-    let mut chosen = Vec::new();
-    if ids.is_empty() {
-        chosen = all.iter().collect();
-    } else {
-        for want in &ids {
-            let m: Vec<_> = all
-                .iter()
-                .filter(|(id, _)| id.starts_with(want.as_str()))
-                .collect();
-            match m.len() {
-                1 => chosen.push(m[0]),
-                0 => anyhow::bail!("{want}: no running sandbox has this id (see `nucleus stats`)"),
-                _ => anyhow::bail!("{want}: matches {} sandboxes; give more of the id", m.len()),
-            }
-        }
-    }
-    if !a.json {
-        println!(
-            "{:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
-            "ID", "MEM", "MEM PEAK", "CPU", "PIDS", "PEAK", "OOM"
+    if !json {
+        outln!(
+            "{:<16}  {:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
+            "ID",
+            "NAME",
+            "MEM",
+            "MEM PEAK",
+            "CPU",
+            "PIDS",
+            "PEAK",
+            "OOM"
         );
     }
-    for (id, leaves) in chosen {
-        let u = nucleus_sys::cgroup::read_usage(plan.driver, leaves, true);
-        if a.json {
-            println!("{}", serde_json::json!({ "id": id, "usage": u }));
+    for s in chosen {
+        let leaves = all
+            .iter()
+            .find(|(id, _)| *id == s.id)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
+        let mut u = nucleus_sys::cgroup::read_usage(plan.driver, leaves, true);
+        if plan.driver == nucleus_spec::cgroup::Driver::V1 {
+            // v1 has no CPU counter of its own here: exec'd commands (reaped outside the
+            // sandbox) are counted by `exec` in the record.
+            let done = lifecycle::exec_cpu_usec(&store, &s.id);
+            if done > 0 || u.cpu_usec.is_some() {
+                u.cpu_usec = Some(u.cpu_usec.unwrap_or(0) + done);
+            }
+        }
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({ "id": s.id, "name": s.name, "usage": u })
+            );
         } else {
-            println!(
-                "{:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
-                id,
+            outln!(
+                "{:<16}  {:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
+                s.id,
+                s.name.as_deref().unwrap_or("-"),
                 mib(u.memory_current),
                 mib(u.memory_peak),
                 u.cpu_usec

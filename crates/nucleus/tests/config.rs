@@ -38,6 +38,11 @@ fn references_match_the_code() {
         s["properties"]["config"].is_null(),
         "--config is not a key of itself"
     );
+    // Limits are numbers or text (`pids = 64`, `memory = "64M"`), as the docs write them.
+    for k in ["memory", "cpus", "pids"] {
+        let t = s["properties"][k]["type"].to_string();
+        assert!(t.contains("number") && t.contains("string"), "{k}: {t}");
+    }
 }
 
 #[test]
@@ -56,7 +61,8 @@ fn file_keys_and_command_line_overrides() {
         let o = run(&["run", "--config", f]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(stdout(&o).trim(), "file file from-file");
-        // Flags win field by field: env and the command from the CLI, hostname from the file.
+        // Flags win field by field: the command from the CLI, hostname from the file; the
+        // environment merges (the file's, then the command line's: A from the CLI, B kept).
         let o = run(&[
             "run",
             "--config",
@@ -68,7 +74,7 @@ fn file_keys_and_command_line_overrides() {
             "-c",
             "echo $A ${B:-unset} $(hostname)",
         ]);
-        assert_eq!(stdout(&o).trim(), "cli unset from-file", "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "cli file from-file", "{}", stderr(&o));
         // JSON through a descriptor.
         let mut c = nucleus(&["run", "--config-fd", "0", "--", "hostname"]);
         let mut child = c

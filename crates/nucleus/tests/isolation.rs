@@ -579,6 +579,18 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     assert_eq!(plan["namespaces"]["user"], true);
 }
 
+/// A static busybox at `root`/bin/busybox, with `sh` linked to it.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn busybox_in(root: &std::path::Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is required (scripts/test.sh installs it)");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+}
+
 #[test]
 fn rootfs_directory_becomes_the_read_only_root() {
     let _g = serial();
@@ -587,18 +599,47 @@ fn rootfs_directory_becomes_the_read_only_root() {
     for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox-static is required (scripts/test.sh installs it)");
-    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", r.join("bin/sh")).unwrap();
+    busybox_in(r);
     std::fs::write(r.join("etc/motd"), "from-rootfs\n").unwrap();
     let o = leaves_nothing(|| {
         run(&["run", "--rootfs", &t.s(), "--", "sh", "-c", "cat /etc/motd; test -e /usr || echo no-usr; busybox id -u; echo x > /x || echo ro-root"])
     });
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from-rootfs\nno-usr\n0\nro-root\n");
+}
+
+/// A rootfs with nothing but a static busybox (no /etc, /proc, /dev, /tmp to mount on) runs:
+/// its entries are laid on a tmpfs root where the mount points can be made; it stays
+/// read-only and the image itself is not touched.
+#[test]
+fn a_rootfs_without_mount_points_still_runs() {
+    let _g = serial();
+    let t = TempDir::new("rootfs-bare");
+    let r = t.path();
+    busybox_in(r);
+    std::os::unix::fs::symlink("bin", r.join("sbin")).unwrap();
+    let o = leaves_nothing(|| {
+        run(&["run", "--rootfs", &t.s(), "--", "sh", "-c",
+            "busybox ls / | busybox tr '\\n' ' '; echo; busybox readlink /sbin; busybox cat /etc/hostname >/dev/null && echo etc; \
+             busybox test -d /proc/self && echo proc; echo x > /x || echo ro-root; echo x > /bin/x || echo ro-bin; echo x > /tmp/x && echo tmp"])
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("bin") && out.contains("proc") && out.contains("etc"),
+        "{out}"
+    );
+    assert!(out.contains("\nbin\n"), "the image's link is kept: {out}");
+    for want in ["etc", "proc", "ro-root", "ro-bin", "tmp"] {
+        assert!(out.lines().any(|l| l == want), "{want}: {out}");
+    }
+    // Nothing was made in the image.
+    let mut left: Vec<String> = std::fs::read_dir(r)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["bin", "sbin"]);
 }
 
 #[test]

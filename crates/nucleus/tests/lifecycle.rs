@@ -333,7 +333,7 @@ fn exec_tty_gets_a_terminal_from_the_sandbox() {
     let id = root.ok(&["run", "-d", "--", "sleep", "1000"]);
     // `script` gives nucleus a terminal of its own.
     let cmd = format!(
-        "{} --root {} exec -t {id} -- sh -c 'tty; test -t 0 && echo is-a-tty'",
+        "{} --root {} exec -t {id} -- sh -c 'tty; test -t 0 && echo is-a-tty; echo TERM=$TERM'",
         bin().display(),
         root.path().display()
     );
@@ -345,6 +345,7 @@ fn exec_tty_gets_a_terminal_from_the_sandbox() {
     let out = stdout(&o);
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("is-a-tty"), "{out}");
+    assert!(out.contains("TERM=xterm"), "{out}");
     root.ok(&["rm", "-f", &id]);
 }
 
@@ -526,6 +527,75 @@ fn foreground_runs_are_listed_and_joinable() {
         assert_eq!(st.code(), Some(143));
         assert!(root.records().is_empty(), "{:?}", root.records());
     });
+}
+
+/// A foreground run killed with SIGKILL (no exit path ran) does not keep its name: the next
+/// `run --name` of that name collects the dead record; until then `ps -a` says why it ended.
+#[test]
+fn a_killed_foreground_run_frees_its_name() {
+    let _g = serial();
+    let root = Root::new("fg-kill");
+    leaves_nothing(|| {
+        let mut child = root
+            .cmd(&["run", "--name", "web", "--", "sleep", "1000"])
+            .spawn()
+            .unwrap();
+        wait_until("the record", Duration::from_secs(5), || {
+            root.ps().first().is_some_and(|s| s["status"] == "running")
+        });
+        child.kill().unwrap();
+        wait_within(&mut child, DEADLINE, "child");
+        let table = root.ok(&["ps", "-a"]);
+        assert!(table.contains("lost (runtime killed)"), "{table}");
+        let o = root.run(&["run", "--name", "web", "--", "echo", "again"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "again");
+        assert!(root.records().is_empty(), "{:?}", root.records());
+    });
+}
+
+/// `inspect`: the configuration of a sandbox as JSON, environment names without values.
+#[test]
+fn inspect_shows_the_configuration_without_env_values() {
+    let _g = serial();
+    let root = Root::new("inspect");
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cfg",
+        "-e",
+        "API_TOKEN=s3cret",
+        "--memory",
+        "64M",
+        "--pids",
+        "100",
+        "--hostname",
+        "box",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let v: Value = serde_json::from_str(&root.ok(&["inspect", "cfg"])).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["name"], "cfg");
+    assert_eq!(v["status"], "running");
+    assert_eq!(v["config"]["hostname"], "box");
+    let names = v["config"]["env_names"].to_string();
+    assert!(names.contains("API_TOKEN"), "{names}");
+    assert!(
+        !v.to_string().contains("s3cret"),
+        "an environment value leaked: {v}"
+    );
+    let limits = v["config"]["limits"].to_string();
+    assert!(
+        limits.contains("67108864") && limits.contains("100"),
+        "{limits}"
+    );
+    assert!(v["config"]["mounts"].as_array().unwrap().len() > 5);
+    root.ok(&["rm", "-f", "cfg"]);
+    let o = root.run(&["inspect", "cfg"]);
+    assert_eq!(o.status.code(), Some(125));
 }
 
 #[test]
@@ -905,11 +975,20 @@ fn an_unprivileged_user_runs_detaches_and_execs() {
     let rt = TempDir::new("rootless-rt");
     // The runtime directory belongs to nobody (65534).
     std::os::unix::fs::chown(&rt.0, Some(65534), Some(65534)).unwrap();
+    // Root's sandbox, under the same cgroup parent: nobody's verbs do not see it.
+    let theirs = stdout(&run(&["run", "-d", "--", "sleep", "1000"]))
+        .trim()
+        .to_string();
     let script = format!(
-        "cd /; export XDG_RUNTIME_DIR={rt}; N={bin}; \
-         $N run -- sh -c 'echo fg-ok' 2>/dev/null || exit 11; \
+        "cd /; export XDG_RUNTIME_DIR={rt}; N={bin}; unset NUCLEUS_ROOT; \
+         $N run -- sh -c 'echo fg-ok' 2>$XDG_RUNTIME_DIR/fg.err || exit 11; \
+         echo \"fg-stderr=$(cat $XDG_RUNTIME_DIR/fg.err)\"; \
+         $N run --context /tmp -- true 2>&1 | sed 's/^/ctx: /'; \
+         $N run --workspace /tmp --workspace-mode copy-in-out -- true 2>&1 | sed 's/^/ws: /'; \
          id=$($N run -d -- sleep 1000 2>/dev/null) || exit 12; \
          $N exec $id -- sh -c 'echo exec-ok; grep ^Seccomp: /proc/self/status' || exit 13; \
+         echo \"mine=$id\"; $N stats --format json | sed 's/^/stats: /'; \
+         $N stats {theirs} 2>&1 | sed 's/^/theirs: /'; \
          $N rm -f $id || exit 14; $N ps -aq",
         rt = rt.0.display(),
         bin = bin().display()
@@ -930,6 +1009,30 @@ fn an_unprivileged_user_runs_detaches_and_execs() {
     assert!(out.contains("fg-ok") && out.contains("exec-ok"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(!out.lines().any(|l| l.len() == 16), "no record left: {out}");
+    run(&["rm", "-f", &theirs]);
+    // stats: the caller's own sandbox, never another user's.
+    let mine = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mine="))
+        .unwrap_or_default();
+    let stats: Vec<&str> = out.lines().filter(|l| l.starts_with("stats: ")).collect();
+    assert_eq!(stats.len(), 1, "{out}");
+    assert!(stats[0].contains(mine), "{out}");
+    assert!(
+        out.contains("theirs: ") && out.contains("no such sandbox"),
+        "{out}"
+    );
+    // No limit asked for: no warning that limits are not applied (it said so on every run).
+    assert!(out.lines().any(|l| l == "fg-stderr="), "{out}");
+    // The copy modes need root: one line saying so and what works instead.
+    assert!(
+        out.contains("ctx: nucleus: --context-mode: copy needs root"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ws: nucleus: --workspace-mode: copy-in-out needs root"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -965,6 +1068,12 @@ fn health_checks_report_healthy_unhealthy_and_recovery_as_events() {
         });
         let table = root.ok(&["ps"]);
         assert!(table.contains("(healthy)"), "{table}");
+        // Machine-readable too: ps JSON, the OCI state's annotations, inspect.
+        assert_eq!(root.ps()[0]["health"], "healthy");
+        let st: Value = serde_json::from_str(&root.ok(&["state", &id])).unwrap();
+        assert_eq!(st["annotations"]["org.nucleus.health"], "healthy", "{st}");
+        let ins: Value = serde_json::from_str(&root.ok(&["inspect", &id])).unwrap();
+        assert_eq!(ins["health"], "healthy", "{ins}");
         root.ok(&["exec", &id, "--", "touch", "/tmp/bad"]);
         wait_until("unhealthy", Duration::from_secs(10), || {
             health_of(&id) == "unhealthy"
@@ -1040,6 +1149,9 @@ fn bad_health_flags_are_one_line_naming_the_flag() {
             "--health-retries",
         ),
         (vec!["--health-cmd", " "], "--health-cmd"),
+        // Health settings without a check are refused, not ignored.
+        (vec!["--health-interval", "soon"], "--health-cmd"),
+        (vec!["--health-retries", "5"], "--health-cmd"),
         (vec!["--supervisor", "nope"], "--supervisor"),
         (vec!["--supervisor", "systemd"], "--supervisor"),
     ] {

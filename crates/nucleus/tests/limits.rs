@@ -61,6 +61,28 @@ fn memory_limit_oom_kill_is_reported_as_such() {
     assert!(ev["usage"]["oom_kills"].as_u64().unwrap() >= 1);
 }
 
+/// An OOM kill of a child does not decide the sandbox's exit code: the workload's own exit
+/// stays its own (it used to become 137 for every non-zero exit after an OOM kill), and the
+/// OOM kill is reported as what it is.
+#[test]
+fn an_oom_killed_child_leaves_the_workloads_exit_code_alone() {
+    let _g = serial();
+    let (code, out, logs) = leaves_nothing(|| {
+        probe_limited(
+            &["--memory", "32M", "--memory-swap", "32M"],
+            &["child=alloc_mib=256", "exit=3"],
+        )
+    });
+    assert_eq!(out["child=alloc_mib=256"], "signal 9", "{out}");
+    assert_eq!(code, 3, "{logs:?}");
+    let ev = exit_event(&logs);
+    assert_eq!(ev["status"], 3);
+    assert_eq!(ev["oom_killed"], true);
+    assert!(logs.iter().any(|l| l["msg"]
+        .as_str()
+        .is_some_and(|m| m.contains("out of memory"))));
+}
+
 #[test]
 fn memory_below_the_limit_runs_and_peak_is_reported() {
     let _g = serial();
@@ -235,6 +257,54 @@ fn sandbox_sees_itself_at_the_root_of_its_cgroup_namespace() {
     }
 }
 
+/// Limits are visible inside, where programs look for them: the sandbox's own cgroup at
+/// /sys/fs/cgroup (read-only), and as many CPUs to run on as `--cpus` allows.
+#[test]
+fn the_sandbox_sees_its_own_limits() {
+    let _g = serial();
+    let (mem, quota) = if is_v2_host() {
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max")
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        )
+    };
+    let read_mem = format!("read={mem}");
+    let read_quota = format!("read={quota}");
+    let write_mem = format!("write={mem}");
+    let (code, out, logs) = leaves_nothing(|| {
+        probe_limited(
+            &["--memory", "64M", "--cpus", "1"],
+            &[&read_mem, &read_quota, &write_mem, "read=/proc/self/status"],
+        )
+    });
+    assert_eq!(code, 0, "{logs:?}");
+    assert_eq!(
+        out[&read_mem].as_str().map(str::trim),
+        Some("67108864"),
+        "{out}"
+    );
+    let q = out[&read_quota]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(q == "100000" || q.starts_with("100000 "), "{out}");
+    assert_eq!(out[&write_mem], "EROFS", "{out}");
+    // Cpus_allowed_list: one CPU (of however many the host has).
+    let status = out["read=/proc/self/status"].as_str().unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    assert!(
+        !list.contains(',') && !list.contains('-'),
+        "--cpus 1 runs on one CPU: {list}"
+    );
+}
+
 #[test]
 fn agent_warns_and_strict_refuses_when_no_cgroup_can_be_made() {
     let _g = serial();
@@ -337,7 +407,8 @@ fn io_limit_throttles_direct_writes() {
 fn stats_reads_a_running_sandbox_by_id_prefix() {
     let _g = serial();
     leaves_nothing(|| {
-        let (mut child, dirs) = start_waiting(&["--memory", "64M"]);
+        let vol = format!("{}:/probe:ro", probe().display());
+        let (mut child, dirs) = start_waiting(&["--memory", "64M", "-v", &vol]);
         let id = Path::new(&dirs[0])
             .file_name()
             .unwrap()
@@ -359,6 +430,17 @@ fn stats_reads_a_running_sandbox_by_id_prefix() {
         assert!(v["usage"]["pids_current"].as_u64().unwrap() >= 2, "{v}");
         assert!(v["usage"]["memory_current"].as_u64().unwrap() > 0, "{v}");
         assert!(v["usage"]["cpu_usec"].as_u64().is_some(), "{v}");
+        // The CPU time of a finished exec counts (on v1 it was lost: reaped outside).
+        let before = v["usage"]["cpu_usec"].as_u64().unwrap();
+        let o = run(&["exec", &id, "--", "/probe", "spin_ms=1500"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(&["stats", "--format", "json", &id]);
+        let after: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let spent = after["usage"]["cpu_usec"].as_u64().unwrap() - before;
+        assert!(
+            spent >= 1_000_000,
+            "an exec spinning 1.5 s added {spent} us"
+        );
         // The table lists it too.
         let o = run(&["stats"]);
         assert!(
@@ -372,6 +454,6 @@ fn stats_reads_a_running_sandbox_by_id_prefix() {
         let o = run(&["stats", &id]);
         assert_eq!(o.status.code(), Some(125));
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-        assert!(stderr(&o).contains("no running sandbox"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("no such sandbox"), "{}", stderr(&o));
     });
 }

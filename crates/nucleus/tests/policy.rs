@@ -430,8 +430,12 @@ fn caps_policy_keeps_exactly_the_listed_capabilities() {
     let _g = serial();
     let (_d, p) = profile(
         "caps",
-        "bounding = [\"NET_BIND_SERVICE\", \"CAP_CHOWN\"]\npermitted = [\"net_bind_service\"]\n\
-         effective = [\"NET_BIND_SERVICE\"]\ninheritable = [\"NET_BIND_SERVICE\"]\nambient = [\"NET_BIND_SERVICE\"]\n",
+        // WAKE_ALARM (35): a capability in the upper 32-bit word of every set.
+        "bounding = [\"NET_BIND_SERVICE\", \"CAP_CHOWN\", \"WAKE_ALARM\"]\n\
+         permitted = [\"net_bind_service\", \"WAKE_ALARM\"]\n\
+         effective = [\"NET_BIND_SERVICE\", \"WAKE_ALARM\"]\n\
+         inheritable = [\"NET_BIND_SERVICE\", \"WAKE_ALARM\"]\n\
+         ambient = [\"NET_BIND_SERVICE\", \"WAKE_ALARM\"]\n",
     );
     let p = p.to_str().unwrap();
     let bind80 = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 80)); print('bound')";
@@ -456,11 +460,11 @@ fn caps_policy_keeps_exactly_the_listed_capabilities() {
                     "uid {user} {k}: {caps:?}"
                 )
             };
-            want("CapBnd", "0000000000000401");
-            want("CapPrm", "0000000000000400");
-            want("CapEff", "0000000000000400");
-            want("CapInh", "0000000000000400");
-            want("CapAmb", "0000000000000400");
+            want("CapBnd", "0000000800000401");
+            want("CapPrm", "0000000800000400");
+            want("CapEff", "0000000800000400");
+            want("CapInh", "0000000800000400");
+            want("CapAmb", "0000000800000400");
             assert!(
                 stdout(&o).contains("bound"),
                 "CAP_NET_BIND_SERVICE works as uid {user}"
