@@ -60,6 +60,9 @@ cargo test --workspace -q -- --test-threads=2
 echo "== limits and isolation tests again in a pure cgroup-v2 kernel (Linux 6.1 under qemu TCG)" >&2
 scripts/vm-test.sh
 
+echo "== mutation testing of the security-critical functions (cargo-mutants; ~17 min)" >&2
+scripts/mutants.sh
+
 echo "== benchmark harness smoke run (a few iterations so it cannot rot; not a timed test)" >&2
 scripts/bench.sh 3 target/bench/smoke.json >/dev/null
 scripts/pgbench.sh 1 2 target/bench/pgbench-smoke.json >/dev/null

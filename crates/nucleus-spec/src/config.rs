@@ -563,6 +563,9 @@ pub struct RunConfig {
     pub net: crate::net::NetConfig,
     /// `--health-cmd` (with its interval, timeout, retries, start period).
     pub health: Option<HealthCheck>,
+    /// `--timeout`: the workload's time limit in milliseconds (SIGTERM, then SIGKILL after
+    /// [`crate::plan::TIMEOUT_GRACE_MS`]).
+    pub timeout_ms: Option<u64>,
     pub rootfs: Option<PathBuf>,
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,

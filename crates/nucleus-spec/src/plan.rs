@@ -199,6 +199,10 @@ pub struct Plan {
     /// Health checks the supervisor runs inside the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::config::HealthCheck>,
+    /// `--timeout`: milliseconds the workload may run from its start; then SIGTERM, and
+    /// SIGKILL to the whole sandbox [`TIMEOUT_GRACE_MS`] later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     pub hostname: String,
     pub root: RootSource,
     pub mounts: Vec<MountOp>,
@@ -231,6 +235,9 @@ pub struct Plan {
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
 }
+
+/// What a workload past its `--timeout` gets between SIGTERM and SIGKILL (as `docker stop`).
+pub const TIMEOUT_GRACE_MS: u64 = 10_000;
 
 /// Host directories a tmpfs root gets read-only (or as symlinks on merged-/usr hosts).
 pub const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"];
@@ -1157,6 +1164,7 @@ impl Plan {
             network: cfg.network,
             net,
             health: cfg.health.clone(),
+            timeout_ms: cfg.timeout_ms,
             hostname,
             root,
             mounts: m,

@@ -122,6 +122,31 @@ fn open_trusting(path: &Path, trusted: impl Fn(u32, &Path) -> bool) -> io::Resul
     Ok(cur)
 }
 
+/// Read at most `max` bytes of `rel` inside the root filesystem `root` (a trusted path), with
+/// every symlink resolved inside it (an image's `/etc/passwd -> /etc/shadow` stays the image's).
+pub fn read_in_root(root: &Path, rel: &str, max: u64) -> io::Result<String> {
+    use std::io::Read;
+    let r = open_dir_trusted(root)?;
+    let f = rfs::openat2(
+        r.as_fd(),
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+        rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(e)?;
+    if !rfs::fstat(&f).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut s = String::new();
+    std::fs::File::from(f).take(max).read_to_string(&mut s)?;
+    Ok(s)
+}
+
 /// Open the directory a trusted resolution of `path` names, for reading its entries.
 pub fn open_dir_trusted(path: &Path) -> io::Result<OwnedFd> {
     let p = open_trusted(path)?;

@@ -50,6 +50,8 @@ pub struct Outcome {
     pub usage: Usage,
     /// `seccomp trace`: syscall numbers the workload made, with counts.
     pub traced: Option<std::collections::BTreeMap<u32, u64>>,
+    /// `--timeout` ran out (the workload was sent SIGTERM, then the sandbox SIGKILL).
+    pub timed_out: bool,
 }
 
 /// Hooks the binary gives the recipe (events, progress).
@@ -71,6 +73,9 @@ pub trait Observer {
     /// Init reported the workload's exit; the sandbox is being torn down (work that does not
     /// need its usage figures can overlap the teardown).
     fn workload_exited(&mut self) {}
+    /// `--timeout` ran out: the workload is sent SIGTERM now, the sandbox SIGKILL after the
+    /// grace period.
+    fn timed_out(&mut self, _after_ms: u64) {}
     /// Timed work of the observer's own (health checks): milliseconds until it wants
     /// [`Observer::tick`] (-1: never), and a descriptor whose readiness also calls it.
     fn next_tick_ms(&self) -> i32 {
@@ -700,8 +705,16 @@ fn parent_wait(
     });
     let mut listener: Option<OwnedFd> = None;
     let mut deny_log = notify::DenyLog::default();
+    // --timeout: counted from the start (a created sandbox's from `start`).
+    let mut deadline: Option<std::time::Instant> = None;
+    let mut kill_at: Option<std::time::Instant> = None;
+    let mut timed_out = false;
     loop {
         let now = std::time::Instant::now();
+        let held = control.as_ref().is_some_and(|c| c.hold && !c.start_sent);
+        if let (None, Some(ms), false) = (deadline, plan.timeout_ms, held) {
+            deadline = Some(now + std::time::Duration::from_millis(ms));
+        }
         for (nr, errno, count) in deny_log.flush(now) {
             obs.denied_again(&syscall_name(nr), errno, count);
         }
@@ -751,6 +764,14 @@ fn parent_wait(
             }
         };
         sooner(deny_log.ms_to_flush(now));
+        for t in [deadline.filter(|_| !timed_out), kill_at]
+            .into_iter()
+            .flatten()
+        {
+            // Rounded up: a poll that wakes before the deadline would only spin.
+            let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000);
+            sooner(ms.min(i32::MAX as u128) as i32);
+        }
         if listener.is_some() && !serve_notify {
             sooner(1);
         }
@@ -763,6 +784,22 @@ fn parent_wait(
         let relay_moved = relay_rev.iter().any(|r| *r != 0);
         let ready = |i: Option<usize>| i.is_some_and(|i| rev[i] != 0);
         obs.tick();
+        let after = std::time::Instant::now();
+        if let (Some(d), false) = (deadline, timed_out) {
+            if after >= d {
+                timed_out = true;
+                obs.timed_out(plan.timeout_ms.unwrap_or(0));
+                // Init forwards it to the workload.
+                let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGTERM);
+                kill_at = Some(
+                    after + std::time::Duration::from_millis(nucleus_spec::plan::TIMEOUT_GRACE_MS),
+                );
+            }
+        }
+        if kill_at.is_some_and(|k| after >= k) {
+            kill_at = None;
+            let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        }
         if rev[..own].iter().all(|r| *r == 0) {
             // Only the observer's time or descriptor, or the relay: nothing else is ready.
             let _ = relay_moved;
@@ -877,6 +914,7 @@ fn parent_wait(
                     Some(notify::Mode::Trace(t)) => Some(t),
                     _ => None,
                 },
+                timed_out,
             });
         }
     }

@@ -383,7 +383,7 @@ pub enum MonitorFork {
 /// Fork a sandbox's monitor: a new session, cwd /, stdin /dev/null, stdout and stderr to
 /// `log` (the workload inherits them), `title` as its command line, forwarded signals
 /// blocked from the start (they are relayed to the sandbox once it runs).
-pub fn fork_monitor(log: &fs::File, title: &str) -> Result<MonitorFork> {
+pub fn fork_monitor(out: &fs::File, err: &fs::File, title: &str) -> Result<MonitorFork> {
     let (r, w) = crate::raw::pipe().ctx("pipe", "")?;
     let old = crate::raw::block_signals(crate::init::FORWARDED).ctx("block signals", "")?;
     // SAFETY: nucleus is single-threaded (no threads are spawned before a launch).
@@ -407,8 +407,8 @@ pub fn fork_monitor(log: &fs::File, title: &str) -> Result<MonitorFork> {
                 if let Ok(n) = &null {
                     libc::dup2(n.as_raw_fd(), 0);
                 }
-                libc::dup2(log.as_raw_fd(), 1);
-                libc::dup2(log.as_raw_fd(), 2);
+                libc::dup2(out.as_raw_fd(), 1);
+                libc::dup2(err.as_raw_fd(), 2);
             }
             let _ = crate::raw::set_cmdline(title);
             Ok(MonitorFork::Monitor { notify: w.into() })

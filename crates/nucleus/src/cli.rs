@@ -39,6 +39,9 @@ pub enum Command {
     Create(Box<RunArgs>),
     /// Let a created sandbox's command run.
     Start(IdArg),
+    /// Start a detached sandbox again as it was made (same id, name and flags), stopping it
+    /// first if it runs.
+    Restart(RestartArgs),
     /// List sandboxes (running and created; -a: all).
     Ps(PsArgs),
     /// A sandbox's OCI state as JSON.
@@ -54,6 +57,12 @@ pub enum Command {
     Stop(StopArgs),
     /// Send a signal to a sandbox's workload (KILL: to the whole sandbox).
     Kill(KillArgs),
+    /// Change a running sandbox's resource limits (those whose controller it has).
+    Update(UpdateArgs),
+    /// Freeze every process of a running sandbox (cgroup freezer, v2 or v1).
+    Pause(IdArg),
+    /// Thaw a paused sandbox.
+    Unpause(IdArg),
     /// Remove stopped sandboxes (-f: stop them first).
     Rm(RmArgs),
     /// The supervisor of one detached sandbox, as a systemd transient unit runs it (internal).
@@ -183,6 +192,36 @@ pub struct KillArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Seconds a running sandbox gets between SIGTERM and SIGKILL.
+    #[arg(long, short = 't', default_value_t = 10.0)]
+    pub time: f64,
+    /// Sandbox name, id, or unique id prefix.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 512M, 2G).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory plus swap (with --memory), or max.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU quota in CPUs (e.g. 0.5, 2).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Relative CPU weight (1-10000).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_weight: Option<String>,
+    /// Maximum number of tasks, or max.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids: Option<String>,
+    /// Sandbox name, id, or unique id prefix.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     /// Stop running sandboxes first (SIGKILL).
     #[arg(long, short = 'f')]
@@ -248,6 +287,11 @@ pub struct RunArgs {
     /// Write lifecycle events to this open file descriptor.
     #[arg(long)]
     pub events_fd: Option<i32>,
+    /// Time limit of the workload from its start (e.g. 30s, 5m, 1h): then SIGTERM, and SIGKILL
+    /// to the whole sandbox 10 s later; the exit is the workload's (143 or 137), the record and
+    /// a `timeout` event say it timed out.
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// Health check: a shell command run inside the sandbox (like `nucleus exec`); exit 0 is
     /// healthy. Status changes are `health` events; `ps` shows the status.
     #[arg(long)]
@@ -322,7 +366,8 @@ pub struct RunArgs {
     /// File of KEY=VALUE lines (# comments and blank lines ignored).
     #[arg(long)]
     pub env_file: Vec<PathBuf>,
-    /// Workload user: a uid (0-65534) or a name (root = 0, other names = 1000).
+    /// Workload user: a uid (0-65534) or a name (with --rootfs one of the image's users; else
+    /// root = 0, any other name is made with uid 1000).
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// Workload primary group id (default: same as the uid).

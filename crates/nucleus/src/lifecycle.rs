@@ -125,20 +125,28 @@ pub struct Tracker<'a> {
     removed: bool,
     /// `--health-cmd`: the checks this supervisor runs.
     health: Option<Health>,
+    /// The v1 freezer leaf a pause made (and whether its parent goes when empty), once the
+    /// record that names it is gone.
+    freezer: Option<(PathBuf, bool)>,
     /// A detached sandbox's log, kept under `--log-max-size`.
     log_cap: Option<LogCap>,
 }
 
-/// A detached sandbox's log (`log` in its directory, which the workload appends to directly)
-/// is kept under a size: once it is larger, its last `max` bytes move to `log.1` (replacing
-/// the older one) and it starts again empty. The workload writes with O_APPEND, so its next
-/// write lands at the new end. Checked every 250 ms, every 50 ms while it grows, so it exceeds
-/// the size by at most what the workload writes in that time; `nucleus logs` reads both files.
+/// The files of a detached sandbox's output, in its directory: its stdout and its stderr
+/// (the monitor's own warnings included), each with the older part moved aside.
+const LOG_STREAMS: [&str; 2] = ["log", "log.err"];
+
+/// A detached sandbox's logs (`log` and `log.err` in its directory, which the workload appends
+/// to directly) are kept under a size each: once one is larger, its last `max` bytes move to
+/// `<name>.1` (replacing the older one) and it starts again empty. The workload writes with
+/// O_APPEND, so its next write lands at the new end. Checked every 250 ms, every 50 ms while
+/// one grows, so a log exceeds the size by at most what the workload writes in that time;
+/// `nucleus logs` reads both parts.
 struct LogCap {
     dir: std::path::PathBuf,
     max: u64,
     next: Instant,
-    last_len: u64,
+    last_len: [u64; 2],
 }
 
 impl LogCap {
@@ -147,16 +155,23 @@ impl LogCap {
         if now < self.next {
             return;
         }
-        let log = self.dir.join("log");
-        let len = std::fs::metadata(&log).map_or(0, |m| m.len());
-        let growing = len.saturating_sub(self.last_len) >= 64 << 10;
-        self.next = now + Duration::from_millis(if growing { 50 } else { 250 });
-        self.last_len = len;
-        if len <= self.max {
-            return;
+        let mut growing = false;
+        for (i, name) in LOG_STREAMS.iter().enumerate() {
+            let log = self.dir.join(name);
+            let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+            growing |= len.saturating_sub(self.last_len[i]) >= 64 << 10;
+            self.last_len[i] = len;
+            if len > self.max {
+                self.cut(name, len);
+                self.last_len[i] = 0;
+            }
         }
-        let rotated = self.dir.join("log.1");
-        let tmp = self.dir.join("log.1.tmp");
+        self.next = now + Duration::from_millis(if growing { 50 } else { 250 });
+    }
+    fn cut(&self, name: &str, len: u64) {
+        let log = self.dir.join(name);
+        let rotated = self.dir.join(format!("{name}.1"));
+        let tmp = self.dir.join(format!("{name}.1.tmp"));
         let max = self.max;
         let moved = (|| -> std::io::Result<()> {
             use std::os::unix::fs::OpenOptionsExt;
@@ -181,7 +196,6 @@ impl LogCap {
             .write(true)
             .open(&log)
             .and_then(|f| f.set_len(0));
-        self.last_len = 0;
     }
     fn ms_until(&self) -> i32 {
         let d = self.next.saturating_duration_since(Instant::now());
@@ -464,6 +478,20 @@ impl Observer for Tracker<'_> {
     fn degraded(&mut self, what: &str) {
         self.warn(what);
     }
+    fn timed_out(&mut self, after_ms: u64) {
+        let secs = after_ms as f64 / 1000.0;
+        self.say(&format!(
+            "--timeout {secs}s ran out: SIGTERM to the workload, SIGKILL to the sandbox in {} s",
+            nucleus_spec::plan::TIMEOUT_GRACE_MS / 1000
+        ));
+        self.events.emit(
+            "timeout",
+            &self.state.id,
+            serde_json::json!({ "after_ms": after_ms }),
+        );
+        let exit = self.state.exit.get_or_insert_with(Default::default);
+        exit.error = Some(format!("timed out after {secs}s"));
+    }
     fn applied(&mut self, r: &SecurityReport) {
         crate::timing::mark("workload applied (child setup done)");
         if self.log.is_some() {
@@ -507,6 +535,7 @@ impl Observer for Tracker<'_> {
         // A foreground run's record goes while the kernel tears the namespaces down, off the
         // path to the exit status.
         if self.log.is_some() && self.state.auto_remove {
+            self.freezer = freezer_of(self.store, &self.state.id);
             self.removed = self
                 .store
                 .remove(&self.state.id, self.state.name.as_deref())
@@ -647,7 +676,11 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
     t.state.usage = Some(out.usage.clone());
     if never_ran || t.state.auto_remove {
         if !t.removed {
+            t.freezer = freezer_of(t.store, &id);
             let _ = t.store.remove(&id, t.state.name.as_deref());
+        }
+        if let Some((f, parent)) = t.freezer.take() {
+            let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
         }
         t.events.emit("removed", &id, serde_json::json!({}));
     } else {
@@ -696,6 +729,7 @@ pub fn foreground<'a>(
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
+        freezer: None,
         log_cap: None,
     })
 }
@@ -748,7 +782,12 @@ pub fn launch(
         None => None,
     };
     let plan_json = serde_json::to_vec(plan)?;
-    let mut files: Vec<(&str, &[u8])> = vec![("plan.json", &plan_json)];
+    // For `restart`: the flags, without what names this caller's descriptors or dry runs.
+    let mut args = serde_json::to_value(a)?;
+    args["events_fd"] = serde_json::Value::Null;
+    args["detach"] = true.into();
+    let args_json = serde_json::to_vec(&args)?;
+    let mut files: Vec<(&str, &[u8])> = vec![("plan.json", &plan_json), (ARGS, &args_json)];
     if let Some(l) = &launch {
         files.push(("launch.json", l));
     }
@@ -763,11 +802,13 @@ pub fn launch(
     let (notify, reader) = match &supervisor_unit {
         Some(unit) => (None, Some(start_unit(store, &id, unit).map_err(forget)?)),
         None => {
-            let logf =
-                store::open_append(&store.dir(&id).join("log")).map_err(|e| forget(e.into()))?;
+            let logf = store::open_append(&store.dir(&id).join(LOG_STREAMS[0]))
+                .map_err(|e| forget(e.into()))?;
+            let errf = store::open_append(&store.dir(&id).join(LOG_STREAMS[1]))
+                .map_err(|e| forget(e.into()))?;
             let control =
                 store::listen(&store.dir(&id).join("ctl")).map_err(|e| forget(e.into()))?;
-            match store::fork_monitor(&logf, &format!("nucleus monitor {id}")) {
+            match store::fork_monitor(&logf, &errf, &format!("nucleus monitor {id}")) {
                 Ok(store::MonitorFork::Monitor { notify }) => (Some((notify, logf, control)), None),
                 Ok(store::MonitorFork::Launcher { reader }) => (None, Some(reader)),
                 Err(e) => return Err(forget(e.into())),
@@ -1035,11 +1076,12 @@ fn monitor_main(
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
+        freezer: None,
         log_cap: log_max.map(|max| LogCap {
             dir: store.dir(&id),
             max,
             next: Instant::now() + Duration::from_millis(100),
-            last_len: 0,
+            last_len: [0; 2],
         }),
     };
     t.save();
@@ -1163,6 +1205,7 @@ fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> Stri
                 // No status: the runtime died (kill -9) and took the sandbox with it.
                 (None, _) => "lost (runtime killed)".to_string(),
                 (Some(c), Some(_)) if s.started_ms.is_none() => format!("failed ({c})"),
+                (Some(c), Some(e)) if e.starts_with("timed out") => format!("timed out ({c})"),
                 (Some(c), _) if e.oom_killed => format!("exited ({c}, OOM)"),
                 (Some(c), _) => format!("exited ({c})"),
             };
@@ -1210,7 +1253,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                     serde_json::json!({
                         "id": s.id,
                         "name": s.name,
-                        "status": st.as_str(),
+                        "status": shown(store, s, *st),
                         "pid": s.init.map(|p| p.pid),
                         "command": s.argv,
                         "created": state::rfc3339(s.created_ms),
@@ -1239,7 +1282,11 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                     "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  {}",
                     s.id,
                     s.name.as_deref().unwrap_or("-"),
-                    status_text(*st, ex, s, now),
+                    if shown(store, s, *st) == "paused" {
+                        "paused".to_string()
+                    } else {
+                        status_text(*st, ex, s, now)
+                    },
                     match st {
                         Status::Created | Status::Running =>
                             s.init.map(|p| p.pid.to_string()).unwrap_or_default(),
@@ -1263,11 +1310,20 @@ pub fn state(store: &Store, q: &str) -> Result<u8> {
     let s = resolve(store, q)?;
     let (st, _) = effective(&s);
     let dir = store.dir(&s.id);
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(&s.oci(st, &dir.to_string_lossy()))?
-    );
+    let mut v = s.oci(st, &dir.to_string_lossy());
+    // (runc's word for a frozen container.)
+    v["status"] = shown(store, &s, st).into();
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
+}
+
+/// A status as shown: "paused" for a running sandbox that is frozen.
+fn shown(store: &Store, s: &State, st: Status) -> &'static str {
+    if st == Status::Running && is_paused(store, &s.id) {
+        "paused"
+    } else {
+        st.as_str()
+    }
 }
 
 /// `nucleus inspect`: the record with the configuration its plan holds. Environment values
@@ -1281,7 +1337,7 @@ pub fn inspect(store: &Store, q: &str) -> Result<u8> {
     let mut v = serde_json::json!({
         "id": s.id,
         "name": s.name,
-        "status": st.as_str(),
+        "status": shown(store, &s, st),
         "health": s.health,
         "pid": s.init.map(|p| p.pid),
         "command": s.argv,
@@ -1335,16 +1391,75 @@ pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         let st = c.status().context("run journalctl")?;
         return Ok(st.code().unwrap_or(1).clamp(0, 255) as u8);
     }
-    let path = store.dir(&s.id).join("log");
-    let mut f = match File::open(&path) {
-        Ok(f) => f,
-        Err(_) => bail!("{}: has no log (only detached sandboxes keep one)", a.id),
-    };
+    let dir = store.dir(&s.id);
+    if !dir.join(LOG_STREAMS[0]).exists() {
+        bail!("{}: has no log (only detached sandboxes keep one)", a.id);
+    }
+    // The workload's stdout to ours, its stderr to ours: each stream whole and in order (the
+    // order between the two is not kept).
     let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let mut files = Vec::new();
+    for (name, w) in LOG_STREAMS
+        .iter()
+        .zip([&mut out as &mut dyn Write, &mut err])
+    {
+        // A sandbox made by an older nucleus has no log.err.
+        let Ok(f) = File::open(dir.join(name)) else {
+            continue;
+        };
+        files.push((print_log(&dir, name, f, a.tail, w)?, *name));
+    }
+    if !a.follow {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut moved = false;
+        for (f, name) in &mut files {
+            let w: &mut dyn Write = if *name == LOG_STREAMS[0] {
+                &mut out
+            } else {
+                &mut err
+            };
+            // Moved aside and started again: read the new log from its start.
+            if f.metadata()?.len() < f.stream_position()? {
+                f.seek(SeekFrom::Start(0))?;
+            }
+            loop {
+                let k = f.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                moved = true;
+                w.write_all(&buf[..k])?;
+            }
+            w.flush()?;
+        }
+        // Follow until the sandbox's monitor is gone (then read what is left once more).
+        let cur = store.read(&s.id);
+        if !cur.as_ref().is_some_and(monitor_alive) && !moved {
+            return Ok(0);
+        }
+        if !moved {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Print one stream of a detached sandbox's log to `out`: the part moved aside (`NAME.1`),
+/// then the current file, or their last `tail` lines. Returns the current file, at its end.
+fn print_log(
+    dir: &Path,
+    name: &str,
+    mut f: File,
+    tail: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<File> {
     let mut buf = vec![0u8; 64 * 1024];
     // The older part, moved aside by --log-max-size: first, or as much of it as --tail wants
     // beyond what the current log holds.
-    let older_wanted = match a.tail {
+    let older_wanted = match tail {
         None => Some(usize::MAX),
         Some(n) => {
             let start = tail_offset(&mut f, n)?;
@@ -1367,40 +1482,17 @@ pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
     };
     if let (Some(want), Ok(mut old)) = (
         older_wanted.filter(|w| *w > 0),
-        File::open(store.dir(&s.id).join("log.1")),
+        File::open(dir.join(format!("{name}.1"))),
     ) {
         if want != usize::MAX {
             let start = tail_offset(&mut old, want)?;
             old.seek(SeekFrom::Start(start))?;
         }
-        std::io::copy(&mut old, &mut out)?;
+        std::io::copy(&mut old, out)?;
     }
-    loop {
-        let k = f.read(&mut buf)?;
-        if k > 0 {
-            out.write_all(&buf[..k])?;
-            continue;
-        }
-        out.flush()?;
-        if !a.follow {
-            return Ok(0);
-        }
-        // Moved aside and started again: read the new log from its start.
-        if f.metadata()?.len() < f.stream_position()? {
-            f.seek(SeekFrom::Start(0))?;
-        }
-        // Follow until the sandbox's monitor is gone (then read what is left once more).
-        let cur = store.read(&s.id);
-        if !cur.as_ref().is_some_and(monitor_alive) {
-            let k = f.read(&mut buf)?;
-            out.write_all(&buf[..k])?;
-            if k == 0 {
-                return Ok(0);
-            }
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    std::io::copy(&mut f, out)?;
+    out.flush()?;
+    Ok(f)
 }
 
 /// Offset of the start of the last `n` lines.
@@ -1531,25 +1623,283 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
 
 pub fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
     let timeout = Duration::from_secs_f64(a.time.max(0.0));
-    each(&a.ids, log, |q| {
-        let s = settled(store, resolve(store, q)?);
-        if effective(&s).0 == Status::Stopped {
-            return Ok(());
+    each(&a.ids, log, |q| stop_one(store, q, timeout))
+}
+
+/// SIGTERM to the workload, SIGKILL to the whole sandbox after `timeout`; wait until its
+/// monitor has recorded the end.
+fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> {
+    let s = settled(store, resolve(store, q)?);
+    if effective(&s).0 == Status::Stopped {
+        return Ok(());
+    }
+    thaw_if_paused(store, &s);
+    if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
+        signal(&s, libc::SIGKILL)?;
+        if !wait_monitor(&s, Duration::from_secs(30)) {
+            bail!("{q}: did not stop within 30 s of SIGKILL");
         }
-        if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
-            signal(&s, libc::SIGKILL)?;
-            if !wait_monitor(&s, Duration::from_secs(30)) {
-                bail!("{q}: did not stop within 30 s of SIGKILL");
+    }
+    Ok(())
+}
+
+/// `nucleus restart`: a detached sandbox (stopped, or stopped first as `stop` does) starts
+/// again as it was made, with the same id and name: the same flags, a plan made afresh.
+pub fn restart(
+    store: &Store,
+    root: Option<&Path>,
+    a: &crate::cli::RestartArgs,
+    log: &Logger,
+    t0: u64,
+) -> Result<u8> {
+    let s = settled(store, resolve(store, &a.id)?);
+    let data = std::fs::read(store.dir(&s.id).join(ARGS)).map_err(|_| {
+        anyhow!(
+            "{}: cannot be restarted: only sandboxes made by `run -d` or `create` keep how they were made",
+            a.id
+        )
+    })?;
+    let mut args: RunArgs =
+        serde_json::from_slice(&data).context("decode how the sandbox was made")?;
+    args.detach = true;
+    stop_one(store, &a.id, Duration::from_secs_f64(a.time.max(0.0)))?;
+    let s = store.read(&s.id).unwrap_or(s);
+    remove_cgroups(store, &s);
+    store.remove(&s.id, s.name.as_deref())?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit("restarting", &s.id, serde_json::json!({}));
+    crate::run::main(args, root, false, log, t0, None, Some(s.id.clone()))
+}
+
+/// How a detached sandbox was made (its `run` flags, as JSON), for `restart`.
+const ARGS: &str = "args.json";
+
+/// `nucleus update`: write new limits into a running sandbox's cgroup, and into its plan (so
+/// `inspect` shows them). Only limits whose controller the sandbox has: on v1 the hierarchies
+/// are chosen at start (a sandbox started without --memory has no memory cgroup to change).
+pub fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
+    use nucleus_spec::cgroup::{parse_pids, Driver, Limits};
+    if a.memory.is_none()
+        && a.memory_swap.is_none()
+        && a.cpus.is_none()
+        && a.cpu_weight.is_none()
+        && a.pids.is_none()
+    {
+        return Err(ConfigError::new(
+            "--memory",
+            "give a limit to change: --memory, --memory-swap, --cpus, --cpu-weight or --pids",
+        )
+        .into());
+    }
+    let l = Limits {
+        pids: match &a.pids {
+            Some(p) => parse_pids(p)?,
+            None => None,
+        },
+        ..crate::run::limits(
+            a.memory.as_deref(),
+            a.memory_swap.as_deref(),
+            a.cpus.as_deref(),
+            a.cpu_weight.as_deref(),
+        )?
+    };
+    let host_cpus = nucleus_sys::raw::cpu_affinity(0).map_or(0, |c| c.len() as u64);
+    l.validate(host_cpus)?;
+    let s = settled(store, resolve(store, &a.id)?);
+    if !matches!(effective(&s).0, Status::Running | Status::Created) {
+        bail!(
+            "{}: is {}; only a running sandbox's limits change",
+            a.id,
+            effective(&s).0.as_str()
+        );
+    }
+    let dir = store.dir(&s.id);
+    let data =
+        std::fs::read(dir.join("plan.json")).with_context(|| format!("{}: read its plan", a.id))?;
+    let mut plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;
+    let Some(cp) = plan.cgroup.as_mut() else {
+        bail!(
+            "{}: has no cgroup (no cgroup hierarchy was usable when it started)",
+            a.id
+        );
+    };
+    // Which flag a file belongs to: only those given are written.
+    let wanted = |f: &str| {
+        (a.memory.is_some() && f.starts_with("memory."))
+            || (a.cpus.is_some() && (f == "cpu.max" || f.starts_with("cpu.cfs_")))
+            || (a.cpu_weight.is_some() && (f == "cpu.weight" || f == "cpu.shares"))
+            || (a.pids.is_some() && f.starts_with("pids."))
+    };
+    let flag_of = |f: &str| match f.split('.').next() {
+        Some("memory") => "--memory",
+        Some("pids") => "--pids",
+        _ if f == "cpu.weight" || f == "cpu.shares" => "--cpu-weight",
+        _ => "--cpus",
+    };
+    // (index of the cgroup directory, file, value)
+    let mut writes: Vec<(usize, String, String)> = Vec::new();
+    match cp.driver {
+        Driver::V2 => {
+            for (f, v) in l.v2_writes() {
+                if wanted(&f) {
+                    writes.push((0, f, v));
+                }
             }
         }
-        Ok(())
-    })
+        Driver::V1 => {
+            let memsw = cp
+                .dirs
+                .iter()
+                .position(|d| d.hierarchy == "memory")
+                .and_then(|i| s.cgroups.get(i))
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
+            for (c, f, v) in l.v1_writes(memsw) {
+                if !wanted(&f) {
+                    continue;
+                }
+                let Some(i) = cp.dirs.iter().position(|d| d.hierarchy == c) else {
+                    return Err(ConfigError::new(
+                        flag_of(&f),
+                        format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {})", flag_of(&f)),
+                    )
+                    .into());
+                };
+                writes.push((i, f, v));
+            }
+        }
+    }
+    // Memory and memory+swap constrain each other at every step (v1): what fails is tried
+    // again once the others are written.
+    let mut pending = writes.clone();
+    for round in 0..2 {
+        let mut failed = Vec::new();
+        for (i, f, v) in pending {
+            let Some(leaf) = s.cgroups.get(i) else {
+                bail!("{}: its cgroup is not known", a.id);
+            };
+            if let Err(e) = std::fs::write(leaf.join(&f), &v) {
+                if round == 1 {
+                    return Err(ConfigError::new(flag_of(&f), format!("{f} = {v}: {e}")).into());
+                }
+                failed.push((i, f, v));
+            }
+        }
+        if failed.is_empty() {
+            break;
+        }
+        pending = failed;
+    }
+    for (i, f, v) in &writes {
+        if let Some(d) = cp.dirs.get_mut(*i) {
+            match d.writes.iter_mut().find(|(x, _)| x == f) {
+                Some(w) => w.1 = v.clone(),
+                None => d.writes.push((f.clone(), v.clone())),
+            }
+        }
+    }
+    if let Some(c) = l.cpus_milli {
+        plan.process.cpu_count = Some(c.div_ceil(1000).max(1) as u32);
+    }
+    store.write_file(&s.id, "plan.json", &serde_json::to_vec(&plan)?)?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit(
+        "updated",
+        &s.id,
+        serde_json::json!({ "files": writes.iter().map(|(_, f, v)| (f.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
+    );
+    Ok(0)
+}
+
+/// The marker of a paused sandbox in its record's directory (the monitor owns state.json).
+const PAUSED: &str = "paused";
+/// The v1 freezer leaf a pause made (removed with the sandbox).
+const FREEZER: &str = "freezer";
+
+pub fn is_paused(store: &Store, id: &str) -> bool {
+    store.dir(id).join(PAUSED).exists()
+}
+
+/// `pause` (on) and `unpause`.
+pub fn pause(store: &Store, q: &str, on: bool) -> Result<u8> {
+    let s = settled(store, resolve(store, q)?);
+    if effective(&s).0 != Status::Running {
+        bail!(
+            "{q}: is {}; only a running sandbox is paused or unpaused",
+            effective(&s).0.as_str()
+        );
+    }
+    if is_paused(store, &s.id) == on {
+        bail!(
+            "{q}: is {}",
+            if on { "paused already" } else { "not paused" }
+        );
+    }
+    set_frozen(store, &s, on)?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit(
+        if on { "paused" } else { "unpaused" },
+        &s.id,
+        serde_json::json!({}),
+    );
+    Ok(0)
+}
+
+fn set_frozen(store: &Store, s: &State, on: bool) -> Result<()> {
+    let data = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .with_context(|| format!("{}: read its plan", s.id))?;
+    let plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;
+    let Some(cp) = plan.cgroup else {
+        bail!("{}: has no cgroup, so nothing can freeze it", s.id);
+    };
+    let leaves: Vec<(String, PathBuf)> = cp
+        .dirs
+        .iter()
+        .map(|d| d.hierarchy.clone())
+        .zip(s.cgroups.iter().cloned())
+        .collect();
+    let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
+    let made = nucleus_sys::cgroup::set_frozen(cp.driver, &leaves, &host, on)?;
+    if let Some(l) = made {
+        // Second line: the parent is a shared default, removed when it empties.
+        let text = format!("{}\n{}\n", l.display(), cp.remove_empty_parents);
+        store.write_file(&s.id, FREEZER, text.as_bytes())?;
+    }
+    if on {
+        store.write_file(&s.id, PAUSED, b"")?;
+    } else {
+        let _ = std::fs::remove_file(store.dir(&s.id).join(PAUSED));
+    }
+    Ok(())
+}
+
+/// A paused sandbox is thawed before it is signalled (a frozen v1 task does not even die).
+fn thaw_if_paused(store: &Store, s: &State) {
+    if is_paused(store, &s.id) {
+        let _ = set_frozen(store, s, false);
+    }
+}
+
+/// The v1 freezer leaf a pause of the sandbox made, if any, and whether its parent goes too.
+fn freezer_of(store: &Store, id: &str) -> Option<(PathBuf, bool)> {
+    let t = std::fs::read_to_string(store.dir(id).join(FREEZER)).ok()?;
+    let mut l = t.lines();
+    Some((PathBuf::from(l.next()?), l.next() == Some("true")))
+}
+
+/// Remove the v1 freezer leaf a pause made, if any.
+fn remove_freezer(store: &Store, id: &str) {
+    if let Some((f, parent)) = freezer_of(store, id) {
+        let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+    }
 }
 
 pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
     let sig = state::parse_signal("SIGNAL", &a.signal)?;
     let s = settled(store, resolve(store, &a.id)?);
     let st = effective(&s).0;
+    if sig == libc::SIGKILL || sig == libc::SIGTERM {
+        thaw_if_paused(store, &s);
+    }
     if !matches!(st, Status::Created | Status::Running) || !signal(&s, sig)? {
         bail!("{}: is {}; there is nothing to signal", a.id, st.as_str());
     }
@@ -1590,6 +1940,7 @@ fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
             );
         }
         let s = settled(store, s);
+        thaw_if_paused(store, &s);
         signal(&s, libc::SIGKILL)?;
         if !wait_monitor(&s, Duration::from_secs(30)) {
             bail!("{q}: did not stop within 30 s of SIGKILL");
@@ -1609,6 +1960,7 @@ fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
 /// nucleus made for them when its plan says so, its address claims and slirp's API socket.
 /// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
 fn remove_cgroups(store: &Store, s: &State) {
+    remove_freezer(store, &s.id);
     let net = store.root().join("net");
     nucleus_sys::net::Claim::release_all(&net, &s.id);
     let _ = std::fs::remove_file(net.join(format!("slirp-{}.sock", &s.id[..s.id.len().min(12)])));
@@ -1685,6 +2037,7 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
     }
     let (name, id, r) = match &c {
         C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
+        C::Restart(a) => ("restart", a.id.clone(), restart(&store, root, a, log, t0)),
         C::Ps(a) => return ps(&store, a),
         C::State(a) => return state(&store, &a.id),
         C::Inspect(a) => return inspect(&store, &a.id),
@@ -1693,6 +2046,9 @@ pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) 
         C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
         C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a, log)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
+        C::Update(a) => ("update", a.id.clone(), update(&store, a)),
+        C::Pause(a) => ("pause", a.id.clone(), pause(&store, &a.id, true)),
+        C::Unpause(a) => ("unpause", a.id.clone(), pause(&store, &a.id, false)),
         C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),
         _ => bail!("internal: not a lifecycle verb"),
     };

@@ -75,14 +75,15 @@ fn main() -> ExitCode {
     };
     let r = match cli.command {
         cli::Command::Run(args) => with_config(*args, &["run"])
-            .and_then(|a| run::main(a, cli.root.as_deref(), false, &log, t0, None)),
+            .and_then(|a| run::main(a, cli.root.as_deref(), false, &log, t0, None, None)),
         cli::Command::Create(args) => with_config(*args, &["create"])
-            .and_then(|a| run::main(a, cli.root.as_deref(), true, &log, t0, None)),
+            .and_then(|a| run::main(a, cli.root.as_deref(), true, &log, t0, None, None)),
         cli::Command::Seccomp(cli::SeccompCmd::Trace(t)) => {
             let t = *t;
             let output = t.output;
-            with_config(t.run, &["seccomp", "trace"])
-                .and_then(|a| run::main(a, cli.root.as_deref(), false, &log, t0, Some(&output)))
+            with_config(t.run, &["seccomp", "trace"]).and_then(|a| {
+                run::main(a, cli.root.as_deref(), false, &log, t0, Some(&output), None)
+            })
         }
         cli::Command::Config(c) => {
             match c {

@@ -62,22 +62,26 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
     for e in &a.env {
         env.push(env_from("--env", e)?);
     }
+    let (user, group) = user_and_group(a)?;
     Ok(RunConfig {
         argv: a.command.clone(),
         service_mode: ServiceMode::parse(&a.service_mode)?,
         network: NetworkMode::parse(&a.network)?,
         net: net_config(a)?,
         health: health(a)?,
+        timeout_ms: match &a.timeout {
+            None => None,
+            Some(t) => match nucleus_spec::config::parse_duration_ms("--timeout", t)? {
+                0 => return Err(ConfigError::new("--timeout", "must be more than 0")),
+                ms => Some(ms),
+            },
+        },
         rootfs: a.rootfs.clone(),
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         env,
-        user: a.user.as_deref().map(UserSpec::parse).transpose()?,
-        group: a
-            .group
-            .as_deref()
-            .map(|g| GroupSpec::parse("--group", g))
-            .transpose()?,
+        user,
+        group,
         additional_groups: a
             .additional_group
             .iter()
@@ -132,24 +136,85 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         seccomp_log_denied: a.seccomp_log_denied,
         seccomp_trace: false,
         limits: Limits {
-            memory: a
-                .memory
-                .as_deref()
-                .map(|m| parse_size("--memory", m))
-                .transpose()?,
-            memory_swap: a.memory_swap.as_deref().map(SwapLimit::parse).transpose()?,
-            cpus_milli: a.cpus.as_deref().map(parse_cpus).transpose()?,
-            cpu_weight: a.cpu_weight.as_deref().map(parse_cpu_weight).transpose()?,
             pids: parse_pids(&a.pids)?,
             io: a
                 .io_limit
                 .iter()
                 .map(|s| IoLimit::parse(s))
                 .collect::<Result<_, _>>()?,
+            ..limits(
+                a.memory.as_deref(),
+                a.memory_swap.as_deref(),
+                a.cpus.as_deref(),
+                a.cpu_weight.as_deref(),
+            )?
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
         etc_views: None,
     })
+}
+
+/// The limits `run` and `update` take alike (`pids` and `io` left to the caller: none here).
+pub fn limits(
+    memory: Option<&str>,
+    memory_swap: Option<&str>,
+    cpus: Option<&str>,
+    cpu_weight: Option<&str>,
+) -> Result<Limits, ConfigError> {
+    Ok(Limits {
+        memory: memory.map(|m| parse_size("--memory", m)).transpose()?,
+        memory_swap: memory_swap.map(SwapLimit::parse).transpose()?,
+        cpus_milli: cpus.map(parse_cpus).transpose()?,
+        cpu_weight: cpu_weight.map(parse_cpu_weight).transpose()?,
+        pids: None,
+        io: vec![],
+    })
+}
+
+/// `--user` and `--group`. A user name given with `--rootfs` must be one of the image's
+/// (its /etc/passwd names the uid, and the primary group unless `--group` says); on the
+/// default root, whose /etc nucleus writes, `root` is 0 and any other name is made uid 1000.
+fn user_and_group(a: &RunArgs) -> Result<(Option<UserSpec>, Option<GroupSpec>), ConfigError> {
+    let mut group = a
+        .group
+        .as_deref()
+        .map(|g| GroupSpec::parse("--group", g))
+        .transpose()?;
+    let Some(u) = a.user.as_deref() else {
+        return Ok((None, group));
+    };
+    let mut user = UserSpec::parse(u)?;
+    let named = u.parse::<u32>().is_err() && u != "root";
+    if let (true, Some(rootfs)) = (named, &a.rootfs) {
+        let passwd =
+            nucleus_sys::resolve::read_in_root(rootfs, "etc/passwd", 1 << 20).unwrap_or_default();
+        let entry = passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == u)
+                .then(|| (f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
+        });
+        match entry {
+            Some((Some(uid), gid)) if uid < nucleus_spec::config::ID_RANGE - 1 => {
+                user.uid = uid;
+                if let (None, Some(gid)) = (&group, gid) {
+                    group = Some(GroupSpec {
+                        name: u.to_string(),
+                        gid,
+                    });
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "--user",
+                    format!(
+                    "{u:?}: no such user in {}/etc/passwd (give a uid, or a user the image has)",
+                    rootfs.display()
+                ),
+                ))
+            }
+        }
+    }
+    Ok((Some(user), group))
 }
 
 fn health(a: &RunArgs) -> Result<Option<nucleus_spec::config::HealthCheck>, ConfigError> {
@@ -322,6 +387,8 @@ pub fn main(
     log: &Logger,
     t0: u64,
     trace_out: Option<&Path>,
+    // `restart`: the sandbox's own id again.
+    id: Option<String>,
 ) -> Result<u8> {
     let mut cfg = config(&a)?;
     if let Some(t) = trace_out {
@@ -363,7 +430,7 @@ pub fn main(
         nucleus_spec::host::Wants::for_config(&cfg),
     );
     crate::timing::mark("probe host");
-    let id = new_id();
+    let id = id.unwrap_or_else(new_id);
     // (A dry run needs no state root; a real one fails below when there is none.)
     let state_root = lifecycle::state_root(root);
     if let Ok(r) = &state_root {

@@ -606,6 +606,33 @@ fn rootfs_directory_becomes_the_read_only_root() {
     });
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from-rootfs\nno-usr\n0\nro-root\n");
+    // -u NAME is the image's user (its uid and group), and a name it lacks is an error (it
+    // used to become uid 1000 without a word).
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "--rootfs",
+        &t.s(),
+        "-u",
+        "app",
+        "--",
+        "sh",
+        "-c",
+        "busybox id -u; busybox id -g",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1234\n2345\n");
+    let o = run(&["run", "--rootfs", &t.s(), "-u", "nosuchuser", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("--user") && stderr(&o).contains("nosuchuser"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A rootfs with nothing but a static busybox (no /etc, /proc, /dev, /tmp to mount on) runs:

@@ -598,6 +598,90 @@ fn inspect_shows_the_configuration_without_env_values() {
     assert_eq!(o.status.code(), Some(125));
 }
 
+/// `--timeout`: the workload gets SIGTERM when its time is up (the exit is its own), the
+/// record and an event say it timed out; a detached sandbox likewise.
+#[test]
+fn timeout_ends_the_workload_and_says_so() {
+    let _g = serial();
+    let root = Root::new("timeout");
+    leaves_nothing(|| {
+        let t0 = Instant::now();
+        let o = root.run(&[
+            "run",
+            "--timeout",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; sleep 30 & wait",
+        ]);
+        let took = t0.elapsed();
+        assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "got-term");
+        assert!(
+            stderr(&o).contains("--timeout 1s ran out"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(took < Duration::from_secs(8), "took {took:?}");
+        let id = root.ok(&["run", "-d", "--timeout", "500ms", "--", "sleep", "30"]);
+        wait_until("the timeout", Duration::from_secs(10), || {
+            status_of(&root, &id) == "stopped"
+        });
+        let ps = root.ps();
+        assert_eq!(ps[0]["exit_code"], 143, "{ps:?}");
+        assert_eq!(ps[0]["error"], "timed out after 0.5s", "{ps:?}");
+        assert!(root.ok(&["ps", "-a"]).contains("timed out (143)"));
+        root.ok(&["rm", &id]);
+    });
+    let o = root.run(&["run", "--timeout", "soon", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+}
+
+/// `restart`: a stopped detached sandbox starts again with its id, name and flags; a running
+/// one is stopped first; a record with nothing to restart from says so.
+#[test]
+fn restart_starts_a_stopped_sandbox_again_as_it_was_made() {
+    let _g = serial();
+    let root = Root::new("restart");
+    leaves_nothing(|| {
+        let id = root.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "again",
+            "-e",
+            "WHO=first",
+            "--hostname",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "echo $WHO@$(hostname); sleep 1000",
+        ]);
+        wait_until("output", Duration::from_secs(5), || {
+            root.ok(&["logs", "again"]).contains("first@box")
+        });
+        root.ok(&["stop", "-t", "1", "again"]);
+        assert_eq!(status_of(&root, &id), "stopped");
+        assert_eq!(root.ok(&["restart", "again"]), id);
+        assert_eq!(status_of(&root, &id), "running");
+        wait_until("output again", Duration::from_secs(5), || {
+            root.ok(&["logs", "again"]).contains("first@box")
+        });
+        // Running: stopped, then started again (a new workload).
+        let pid = root.ps()[0]["pid"].clone();
+        assert_eq!(root.ok(&["restart", "-t", "1", &id]), id);
+        assert_eq!(status_of(&root, &id), "running");
+        assert_ne!(root.ps()[0]["pid"], pid);
+        assert_eq!(root.ps().len(), 1);
+        root.ok(&["rm", "-f", "again"]);
+    });
+    let o = root.run(&["restart", "nosuch"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
 #[test]
 fn stop_during_start_and_two_rm_at_once() {
     let _g = serial();
@@ -738,9 +822,15 @@ fn logs_tail_and_follow() {
         root.ok(&["logs", &id]).contains("line5")
     });
     assert_eq!(root.ok(&["logs", "-n", "2", &id]), "line4\nline5");
-    // -f returns once the sandbox stopped, with everything it wrote.
-    let all = root.ok(&["logs", "-f", &id]);
-    assert!(all.ends_with("late\nerr"), "{all}");
+    // -f returns once the sandbox stopped, with everything it wrote: its stdout on ours, its
+    // stderr on ours.
+    let o = root.run(&["logs", "-f", &id]);
+    assert!(o.status.success());
+    assert!(stdout(&o).ends_with("line5\nlate\n"), "{}", stdout(&o));
+    assert_eq!(stderr(&o), "err\n");
+    let o = root.run(&["logs", &id]);
+    assert_eq!(stderr(&o), "err\n");
+    assert!(!stdout(&o).contains("err"), "{}", stdout(&o));
     root.ok(&["rm", &id]);
 }
 

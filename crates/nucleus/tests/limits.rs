@@ -403,6 +403,99 @@ fn io_limit_throttles_direct_writes() {
     assert!(ms >= 700, "3 MiB at wbps=2M took only {ms} ms");
 }
 
+/// `update` changes a running sandbox's limits in its cgroup (and what `inspect` shows); a limit
+/// whose controller it lacks is one line naming the flag.
+#[test]
+fn update_changes_the_limits_of_a_running_sandbox() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let (mut child, dirs) = start_waiting(&["--memory", "64M", "--pids", "40"]);
+        let id = Path::new(&dirs[0])
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let o = run(&["update", "--memory", "96M", "--pids", "50", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (mem_file, pids_file) = if is_v2_host() {
+            ("memory.max", "pids.max")
+        } else {
+            ("memory.limit_in_bytes", "pids.max")
+        };
+        let find = |f: &str| {
+            dirs.iter()
+                .find_map(|d| std::fs::read_to_string(Path::new(d).join(f)).ok())
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(find(mem_file), "100663296");
+        assert_eq!(find(pids_file), "50");
+        let v: Value = serde_json::from_slice(&run(&["inspect", &id]).stdout).unwrap();
+        assert!(
+            v["config"]["limits"].to_string().contains("100663296"),
+            "{v}"
+        );
+        let o = run(&["update", "--memory", "1k", &id]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+        let o = run(&["update", &id]);
+        assert_eq!(o.status.code(), Some(125));
+        if !is_v2_host() {
+            // v1: no cpu hierarchy was made for it.
+            let o = run(&["update", "--cpus", "0.5", &id]);
+            assert_eq!(o.status.code(), Some(125));
+            assert!(stderr(&o).contains("--cpus"), "{}", stderr(&o));
+        }
+        drop(child.stdin.take());
+        assert!(wait_within(&mut child, DEADLINE, "child").success());
+    });
+}
+
+/// `pause` freezes every process of the sandbox (its CPU time stops), `unpause` thaws it; a
+/// paused sandbox is listed as such and `rm -f` still ends it, leaving nothing (v1: the
+/// freezer cgroup the pause made goes too).
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let vol = format!("{}:/probe:ro", probe().display());
+        let o = run(&["run", "-d", "-v", &vol, "--", "/probe", "spin_ms=60000"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        let cpu = || -> u64 {
+            let o = run(&["stats", "--format", "json", &id]);
+            let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap_or(Value::Null);
+            v["usage"]["cpu_usec"].as_u64().unwrap_or(0)
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let o = run(&["pause", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ps: Value = serde_json::from_slice(&run(&["ps", "--format", "json"]).stdout).unwrap();
+        let me = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(me["status"], "paused", "{me}");
+        let a = cpu();
+        std::thread::sleep(Duration::from_millis(500));
+        let b = cpu();
+        assert!(b - a < 50_000, "paused, it still ran {} us", b - a);
+        let o = run(&["pause", &id]);
+        assert_eq!(o.status.code(), Some(125), "paused twice");
+        let o = run(&["unpause", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::thread::sleep(Duration::from_millis(500));
+        let c = cpu();
+        assert!(c - b > 100_000, "unpaused, it ran only {} us", c - b);
+        run(&["pause", &id]);
+        let o = run(&["rm", "-f", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+}
+
 #[test]
 fn stats_reads_a_running_sandbox_by_id_prefix() {
     let _g = serial();
