@@ -500,6 +500,100 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
     removed
 }
 
+/// Freeze (`on`) or thaw a sandbox's cgroup and wait until the kernel says it is done.
+///
+/// v2: `cgroup.freeze` of its leaf (`leaves[0]`). v1: the freezer hierarchy (`host` says
+/// where the hierarchies are mounted), in which sandboxes get no cgroup at start (a start pays for none it does
+/// not use): a leaf at the same place as the sandbox's pids leaf (`leaves` holds it) is made
+/// on first use and every process of the sandbox moved in, again until none is left out (a
+/// fork during the move puts the child where its parent was), then `freezer.state`. Returns
+/// that v1 leaf, to be removed with the sandbox.
+pub fn set_frozen(
+    driver: Driver,
+    leaves: &[(String, PathBuf)],
+    host: &nucleus_spec::cgroup::CgroupHost,
+    on: bool,
+) -> Result<Option<PathBuf>> {
+    let mount_of = |c: &str| host.v1.iter().find(|h| h.controller == c).map(|h| &h.mount);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wait = |done: &dyn Fn() -> bool, what: &'static str| -> Result<()> {
+        while !done() {
+            if Instant::now() > deadline {
+                return Err(crate::error::other(
+                    what,
+                    "the kernel did not finish in 10 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    };
+    match driver {
+        Driver::V2 => {
+            let leaf = &leaves
+                .first()
+                .ok_or_else(|| crate::error::other("freeze", "no cgroup"))?
+                .1;
+            write(leaf, "cgroup.freeze", if on { "1" } else { "0" })
+                .ctx("write", leaf.join("cgroup.freeze").display())?;
+            let want = if on { "frozen 1" } else { "frozen 0" };
+            wait(
+                &|| {
+                    fs::read_to_string(leaf.join("cgroup.events"))
+                        .is_ok_and(|t| t.lines().any(|l| l == want))
+                },
+                "freeze",
+            )?;
+            Ok(None)
+        }
+        Driver::V1 => {
+            let mount = mount_of("freezer")
+                .ok_or_else(|| crate::error::other("freeze", "no freezer hierarchy is mounted"))?;
+            let (_, pids) = leaves
+                .iter()
+                .find(|(h, _)| h == "pids")
+                .ok_or_else(|| crate::error::other("freeze", "no pids cgroup to find it by"))?;
+            // The pids leaf's place under its own mount: <parent>/<id>.
+            let rel = mount_of("pids")
+                .and_then(|m| pids.strip_prefix(m).ok())
+                .ok_or_else(|| {
+                    crate::error::other("freeze", "the pids cgroup is not under its mount")
+                })?;
+            let leaf = mount.join(rel);
+            if on {
+                crate::raw::mkdir_p(&leaf, 0o755).ctx("create cgroup", leaf.display())?;
+                loop {
+                    let inside = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+                    let all = fs::read_to_string(pids.join("cgroup.procs"))
+                        .ctx("read", pids.join("cgroup.procs").display())?;
+                    let left: Vec<&str> = all
+                        .split_whitespace()
+                        .filter(|p| !inside.split_whitespace().any(|q| q == *p))
+                        .collect();
+                    if left.is_empty() {
+                        break;
+                    }
+                    for p in left {
+                        // Gone meanwhile: ESRCH.
+                        let _ = write(&leaf, "cgroup.procs", p);
+                    }
+                    if Instant::now() > deadline {
+                        return Err(crate::error::other("freeze", "processes kept appearing"));
+                    }
+                }
+            }
+            write(&leaf, "freezer.state", if on { "FROZEN" } else { "THAWED" })
+                .ctx("write", leaf.join("freezer.state").display())?;
+            let want = if on { "FROZEN" } else { "THAWED" };
+            wait(
+                &|| fs::read_to_string(leaf.join("freezer.state")).is_ok_and(|t| t.trim() == want),
+                "freeze",
+            )?;
+            Ok(Some(leaf))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,99 +759,5 @@ mod tests {
         cg._token = None;
         cg.leaves.clear();
         cg.parents.clear();
-    }
-}
-
-/// Freeze (`on`) or thaw a sandbox's cgroup and wait until the kernel says it is done.
-///
-/// v2: `cgroup.freeze` of its leaf (`leaves[0]`). v1: the freezer hierarchy (`host` says
-/// where the hierarchies are mounted), in which sandboxes get no cgroup at start (a start pays for none it does
-/// not use): a leaf at the same place as the sandbox's pids leaf (`leaves` holds it) is made
-/// on first use and every process of the sandbox moved in, again until none is left out (a
-/// fork during the move puts the child where its parent was), then `freezer.state`. Returns
-/// that v1 leaf, to be removed with the sandbox.
-pub fn set_frozen(
-    driver: Driver,
-    leaves: &[(String, PathBuf)],
-    host: &nucleus_spec::cgroup::CgroupHost,
-    on: bool,
-) -> Result<Option<PathBuf>> {
-    let mount_of = |c: &str| host.v1.iter().find(|h| h.controller == c).map(|h| &h.mount);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let wait = |done: &dyn Fn() -> bool, what: &'static str| -> Result<()> {
-        while !done() {
-            if Instant::now() > deadline {
-                return Err(crate::error::other(
-                    what,
-                    "the kernel did not finish in 10 s",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
-    };
-    match driver {
-        Driver::V2 => {
-            let leaf = &leaves
-                .first()
-                .ok_or_else(|| crate::error::other("freeze", "no cgroup"))?
-                .1;
-            write(leaf, "cgroup.freeze", if on { "1" } else { "0" })
-                .ctx("write", leaf.join("cgroup.freeze").display())?;
-            let want = if on { "frozen 1" } else { "frozen 0" };
-            wait(
-                &|| {
-                    fs::read_to_string(leaf.join("cgroup.events"))
-                        .is_ok_and(|t| t.lines().any(|l| l == want))
-                },
-                "freeze",
-            )?;
-            Ok(None)
-        }
-        Driver::V1 => {
-            let mount = mount_of("freezer")
-                .ok_or_else(|| crate::error::other("freeze", "no freezer hierarchy is mounted"))?;
-            let (_, pids) = leaves
-                .iter()
-                .find(|(h, _)| h == "pids")
-                .ok_or_else(|| crate::error::other("freeze", "no pids cgroup to find it by"))?;
-            // The pids leaf's place under its own mount: <parent>/<id>.
-            let rel = mount_of("pids")
-                .and_then(|m| pids.strip_prefix(m).ok())
-                .ok_or_else(|| {
-                    crate::error::other("freeze", "the pids cgroup is not under its mount")
-                })?;
-            let leaf = mount.join(rel);
-            if on {
-                crate::raw::mkdir_p(&leaf, 0o755).ctx("create cgroup", leaf.display())?;
-                loop {
-                    let inside = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
-                    let all = fs::read_to_string(pids.join("cgroup.procs"))
-                        .ctx("read", pids.join("cgroup.procs").display())?;
-                    let left: Vec<&str> = all
-                        .split_whitespace()
-                        .filter(|p| !inside.split_whitespace().any(|q| q == *p))
-                        .collect();
-                    if left.is_empty() {
-                        break;
-                    }
-                    for p in left {
-                        // Gone meanwhile: ESRCH.
-                        let _ = write(&leaf, "cgroup.procs", p);
-                    }
-                    if Instant::now() > deadline {
-                        return Err(crate::error::other("freeze", "processes kept appearing"));
-                    }
-                }
-            }
-            write(&leaf, "freezer.state", if on { "FROZEN" } else { "THAWED" })
-                .ctx("write", leaf.join("freezer.state").display())?;
-            let want = if on { "FROZEN" } else { "THAWED" };
-            wait(
-                &|| fs::read_to_string(leaf.join("freezer.state")).is_ok_and(|t| t.trim() == want),
-                "freeze",
-            )?;
-            Ok(Some(leaf))
-        }
     }
 }
