@@ -173,6 +173,11 @@ impl LogCap {
         let rotated = self.dir.join(format!("{name}.1"));
         let tmp = self.dir.join(format!("{name}.1.tmp"));
         let max = self.max;
+        let cut = std::fs::OpenOptions::new().write(true).open(&log);
+        // The last `max` bytes and whatever the workload appends meanwhile (copied to the end,
+        // twice: the second pass right before the cut), so what it writes during the copy is
+        // not lost with the cut; only a write in the microseconds between the last read and
+        // the truncation can be.
         let moved = (|| -> std::io::Result<()> {
             use std::os::unix::fs::OpenOptionsExt;
             let mut src = File::open(&log)?;
@@ -184,18 +189,20 @@ impl LogCap {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
-            std::io::copy(&mut src.take(max), &mut dst)?;
-            std::fs::rename(&tmp, &rotated)
+            std::io::copy(&mut src, &mut dst)?;
+            std::io::copy(&mut src, &mut dst)?;
+            Ok(())
         })();
-        if moved.is_err() {
+        // Cut whether or not a copy could be kept: the log is never left to grow.
+        if let Ok(f) = cut {
+            let _ = f.set_len(0);
+        }
+        if moved
+            .and_then(|()| std::fs::rename(&tmp, &rotated))
+            .is_err()
+        {
             let _ = std::fs::remove_file(&tmp);
         }
-        // Cut whether or not a copy could be kept: the log is never left to grow. (What the
-        // workload wrote between the copy and now, little, goes with it.)
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .and_then(|f| f.set_len(0));
     }
     fn ms_until(&self) -> i32 {
         let d = self.next.saturating_duration_since(Instant::now());
