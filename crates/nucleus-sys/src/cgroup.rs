@@ -121,7 +121,14 @@ fn create_dir(
         // A concurrent run may remove an empty default parent between our mkdirs: retry.
         for _ in 0..5 {
             let made = match make_parent(parent) {
-                Ok(m) => m,
+                Ok(m) => {
+                    // Searchable whatever the caller's umask: a sandbox mounting its cgroup2
+                    // (its root a mapped uid) walks from the hierarchy's root down to its leaf.
+                    if m {
+                        let _ = fs::set_permissions(parent, fs::Permissions::from_mode(0o755));
+                    }
+                    m
+                }
                 Err(e) => {
                     last = Some(SysError {
                         op: "create cgroup",
