@@ -10,7 +10,9 @@
 pub mod cgroup;
 pub mod config;
 pub mod dns;
+pub mod enforce;
 pub mod etc;
+pub mod health;
 pub mod host;
 pub mod landlock;
 pub mod mounts;

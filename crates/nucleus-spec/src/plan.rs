@@ -387,7 +387,8 @@ impl Plan {
             facts.euid == 0,
         )?;
         cfg.limits.validate(facts.cpus)?;
-        let mut warnings = Vec::new();
+        // What cannot be applied as asked: agent mode records it, strict modes refuse.
+        let mut enforce = crate::enforce::Enforcement::new(mode);
         // An unprivileged caller who asked for no limit (only the default pids cap) is not
         // warned on every run when its cgroup cannot be made (no delegated parent): the cap is
         // kept where it can be. Asking for a limit (or a strict mode) says when it fails.
@@ -401,27 +402,19 @@ impl Plan {
         }
         match &cgroup {
             None if quiet_rootless => {}
-            None if strict => {
-                return Err(cfg_err(
-                    "--pids",
-                    "no cgroup hierarchy is mounted, so limits cannot be enforced; strict modes refuse to start",
-                ))
-            }
-            None => warnings.push(
-                "resource limits are NOT applied: no cgroup hierarchy is mounted".to_string(),
-            ),
+            None => enforce.degrade(
+                "--pids",
+                "no cgroup hierarchy is mounted, so limits cannot be enforced; strict modes refuse to start",
+                "resource limits are NOT applied: no cgroup hierarchy is mounted",
+            )?,
             Some(c) => {
-                if let Some(u) = c.unsupported.first() {
-                    if strict {
-                        let (flag, msg) = u.split_once(": ").unwrap_or(("--memory", u));
-                        return Err(cfg_err(
-                            flag,
-                            format!("{msg}; strict modes refuse to start without it"),
-                        ));
-                    }
-                }
                 for u in &c.unsupported {
-                    warnings.push(format!("limit NOT applied: {u}"));
+                    let (flag, msg) = u.split_once(": ").unwrap_or(("--memory", u));
+                    enforce.degrade(
+                        flag,
+                        format!("{msg}; strict modes refuse to start without it"),
+                        format!("limit NOT applied: {u}"),
+                    )?;
                 }
             }
         }
@@ -1017,10 +1010,13 @@ impl Plan {
                         path.display(),
                         unknown.join(", ")
                     );
-                    if strict {
-                        return Err(cfg_err(flag, format!("{what}; strict modes refuse a policy they cannot enforce as written")));
-                    }
-                    warnings.push(format!("{flag} {what}: dropped from the policy"));
+                    enforce.degrade(
+                        flag,
+                        format!(
+                            "{what}; strict modes refuse a policy they cannot enforce as written"
+                        ),
+                        format!("{flag} {what}: dropped from the policy"),
+                    )?;
                 }
                 Some(sets)
             }
@@ -1051,16 +1047,14 @@ impl Plan {
                     pol.min_abi,
                     facts.landlock_abi
                 );
-                if strict {
-                    return Err(cfg_err(
-                        flag,
-                        format!("{what}; strict modes refuse to start"),
-                    ));
-                }
-                warnings.push(format!(
-                    "{flag} {what}: rights newer than ABI {} are not enforced",
-                    facts.landlock_abi
-                ));
+                enforce.degrade(
+                    flag,
+                    format!("{what}; strict modes refuse to start"),
+                    format!(
+                        "{flag} {what}: rights newer than ABI {} are not enforced",
+                        facts.landlock_abi
+                    ),
+                )?;
             }
             if pol.base == crate::policy::Base::None {
                 ll.clear();
@@ -1115,15 +1109,11 @@ impl Plan {
                         path.display(),
                         c.unknown.join(", ")
                     );
-                        if mode.fail_closed() {
-                            return Err(cfg_err(
+                        enforce.degrade(
                             "--seccomp-profile",
                             format!("{what}; strict modes refuse a profile they cannot enforce as written"),
-                        ));
-                        }
-                        warnings.push(format!(
-                            "--seccomp-profile {what}: rules for them are skipped"
-                        ));
+                            format!("--seccomp-profile {what}: rules for them are skipped"),
+                        )?;
                     }
                     seccomp_flags = c.flags;
                     c.filter
@@ -1201,7 +1191,7 @@ impl Plan {
             },
             allow_chroot_fallback: !strict,
             cgroup,
-            warnings,
+            warnings: enforce.warnings,
         })
     }
 }

@@ -233,6 +233,52 @@ pub fn failed_start_code(stage: &str, code: u8) -> u8 {
     }
 }
 
+/// What a sandbox's monitor tells the command that launched it, and a `start` request's
+/// answer: one line each (`warn MSG`, `created NS`, then `ok` or `error CODE MSG`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorReport {
+    /// A protection or limit not applied (agent mode), for the launcher to print.
+    Warn(String),
+    /// The sandbox exists (nanoseconds since the epoch, for the trace).
+    Created(u64),
+    /// The workload runs (or waits for `start`).
+    Ok,
+    /// It could not be started: the exit code for the launcher, and why.
+    Error { code: u8, msg: String },
+}
+
+impl MonitorReport {
+    /// One line, without its newline; `msg` is made one line.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Warn(m) => format!("warn {}", crate::config::single_line(m)),
+            Self::Created(ns) => format!("created {ns}"),
+            Self::Ok => "ok".into(),
+            Self::Error { code, msg } => {
+                format!("error {code} {}", crate::config::single_line(msg))
+            }
+        }
+    }
+    /// None for a line that is none of these (ignored by the reader).
+    pub fn parse(line: &str) -> Option<Self> {
+        if line == "ok" {
+            return Some(Self::Ok);
+        }
+        if let Some(w) = line.strip_prefix("warn ") {
+            return Some(Self::Warn(w.into()));
+        }
+        if let Some(t) = line.strip_prefix("created ") {
+            return t.parse().ok().map(Self::Created);
+        }
+        let e = line.strip_prefix("error ")?;
+        let (c, msg) = e.split_once(' ').unwrap_or((e, ""));
+        Some(Self::Error {
+            code: c.parse().unwrap_or(125),
+            msg: msg.into(),
+        })
+    }
+}
+
 /// Why a sandbox reference did not pick exactly one sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
@@ -459,6 +505,29 @@ mod tests {
         assert_eq!(resolve("0123456789abcdef", &e).unwrap(), "0123456789abcdef");
         assert_eq!(resolve("cafe", &e).unwrap(), "1111111111111111");
         assert_eq!(resolve("cafe0", &e).unwrap(), "cafe000000000000");
+    }
+
+    #[test]
+    fn monitor_reports_round_trip() {
+        for r in [
+            MonitorReport::Warn("limit NOT applied".into()),
+            MonitorReport::Created(1_795_435_445_123_000_000),
+            MonitorReport::Ok,
+            MonitorReport::Error {
+                code: 127,
+                msg: "exec: x: command not found".into(),
+            },
+        ] {
+            assert_eq!(MonitorReport::parse(&r.encode()), Some(r));
+        }
+        // A message cannot add a line of its own.
+        let e = MonitorReport::Error {
+            code: 125,
+            msg: "a\nok".into(),
+        };
+        assert!(!e.encode().contains('\n'));
+        assert_eq!(MonitorReport::parse("garbage"), None);
+        assert_eq!(MonitorReport::parse("created soon"), None);
     }
 
     #[test]

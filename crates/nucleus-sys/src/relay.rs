@@ -16,7 +16,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 /// Most bytes one stream holds between a read and the write it waits for.
 const BUF: usize = 64 * 1024;
 
-fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// Reads and writes on `fd` return EAGAIN instead of waiting.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a valid descriptor; no memory arguments.
     unsafe {
         let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);

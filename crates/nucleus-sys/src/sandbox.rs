@@ -586,10 +586,15 @@ struct Control<'a> {
 
 impl Control<'_> {
     fn reply(conn: &OwnedFd, result: &Option<(i32, String)>) {
-        let line = match result {
-            None => "ok\n".to_string(),
-            Some((code, msg)) => format!("error {code} {msg}\n"),
+        use nucleus_spec::state::MonitorReport;
+        let r = match result {
+            None => MonitorReport::Ok,
+            Some((code, msg)) => MonitorReport::Error {
+                code: (*code).clamp(0, 255) as u8,
+                msg: msg.clone(),
+            },
         };
+        let line = format!("{}\n", r.encode());
         let _ = raw::write_all(conn.as_fd(), line.as_bytes());
     }
 
@@ -1055,6 +1060,23 @@ fn fail(ch: &Channel, stage: &str, error: &str, code: i32) -> ! {
     raw::exit_now(code)
 }
 
+/// The runtime's twin of the plan's degrade-or-refuse rule (nucleus-spec `enforce`): a
+/// protection the workload would go without fails the start at `stage` in strict modes
+/// (`refuse`), and is recorded in the report in agent mode.
+fn degrade_or_fail(
+    ch: &Channel,
+    report: &mut SecurityReport,
+    refuse: bool,
+    stage: &str,
+    refusal: &str,
+    degraded: String,
+) {
+    if refuse {
+        fail(ch, stage, refusal, 126);
+    }
+    report.degraded.push(degraded);
+}
+
 type StageResult<T> = std::result::Result<T, (&'static str, String)>;
 
 fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
@@ -1379,15 +1401,8 @@ fn child_exec(
     };
     if let Some(step) = init_failed {
         let what = format!("the sandbox's init could not harden itself ({step})");
-        if refuse {
-            fail(
-                ch,
-                "init",
-                &format!("{what}; strict modes refuse to start"),
-                126,
-            );
-        }
-        report.degraded.push(what);
+        let refusal = format!("{what}; strict modes refuse to start");
+        degrade_or_fail(ch, &mut report, refuse, "init", &refusal, what);
     }
     report.root_switch = match switched {
         Switched::PivotRoot => "pivot_root".into(),
@@ -1451,26 +1466,28 @@ fn child_exec(
     match security::apply_landlock(&plan.landlock) {
         Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
         Ok(o) => {
-            if refuse {
-                fail(
-                    ch,
-                    "landlock",
-                    "Landlock is not available on this kernel (strict mode refuses to start)",
-                    126,
-                );
-            }
             report.landlock = o.status.into();
-            report
-                .degraded
-                .push("landlock: not available on this kernel".into());
+            degrade_or_fail(
+                ch,
+                &mut report,
+                refuse,
+                "landlock",
+                "Landlock is not available on this kernel (strict mode refuses to start)",
+                "landlock: not available on this kernel".into(),
+            );
         }
         // A policy's `missing = "error"` holds in every mode.
         Err(e) => {
-            if refuse || e.required {
-                fail(ch, "landlock", &e.msg, 126);
-            }
             report.landlock = "not_enforced".into();
-            report.degraded.push(format!("landlock: {}", e.msg));
+            let what = format!("landlock: {}", e.msg);
+            degrade_or_fail(
+                ch,
+                &mut report,
+                refuse || e.required,
+                "landlock",
+                &e.msg,
+                what,
+            );
         }
     }
     // Nothing nucleus inherited (an --events-fd, a --config-fd, the caller's descriptors)

@@ -1,5 +1,7 @@
 //! nucleus: the binary. A thin clap front end over nucleus-spec (decide) and nucleus-sys (do).
 
+#![forbid(unsafe_code)]
+
 /// `println!` for the workload-free output of verbs (ps, state, stats, ids): a reader that
 /// went away (`nucleus ps | head -c 1`) ends nothing and panics nothing; the rest of the output
 /// is dropped.
@@ -16,9 +18,12 @@ macro_rules! out {
 }
 
 mod cli;
+mod commands;
+mod events;
 mod launch_config;
-mod lifecycle;
 mod log;
+mod monitor;
+mod records;
 mod run;
 mod telemetry;
 mod timing;
@@ -96,10 +101,10 @@ fn main() -> ExitCode {
             }
             Ok(0)
         }
-        cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => run::generate(&g, &log),
-        cli::Command::Gc(args) => run::gc(&args, cli.root.as_deref(), &log),
-        cli::Command::Stats(args) => run::stats(&args, cli.root.as_deref()),
-        other => lifecycle::verb(other, cli.root.as_deref(), &log, t0),
+        cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => commands::generate(&g, &log),
+        cli::Command::Gc(args) => commands::gc(&args, cli.root.as_deref(), &log),
+        cli::Command::Stats(args) => commands::stats(&args, cli.root.as_deref()),
+        other => commands::verb(other, cli.root.as_deref(), &log, t0),
     };
     timing::report(t0);
     match r {

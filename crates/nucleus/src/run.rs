@@ -1,9 +1,10 @@
 //! `nucleus run`: flags → RunConfig → Plan → sandbox.
 
 use crate::cli::RunArgs;
-use crate::lifecycle::{self, Events};
+use crate::events::{self, Events};
 use crate::log::Logger;
 use crate::telemetry::{self, Tracer};
+use crate::{monitor, records};
 use anyhow::{Context, Result};
 use nucleus_spec::cgroup::{
     parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
@@ -432,7 +433,7 @@ pub fn main(
     crate::timing::mark("probe host");
     let id = id.unwrap_or_else(new_id);
     // (A dry run needs no state root; a real one fails below when there is none.)
-    let state_root = lifecycle::state_root(root);
+    let state_root = records::state_root(root);
     if let Ok(r) = &state_root {
         cfg.net.state_dir = r.join("net");
         cfg.etc_views = Some(r.join(".etc-views"));
@@ -454,7 +455,7 @@ pub fn main(
         log.warn(w);
     }
     if a.detach || create {
-        let r = lifecycle::launch(
+        let r = monitor::launch(
             &a,
             (&plan, &facts.cgroup, &cfg.cgroup_parent),
             &store,
@@ -463,11 +464,11 @@ pub fn main(
             create,
             (&mut tracer, t0),
         );
-        lifecycle::audit(&store, if create { "create" } else { "run" }, &id, &r);
+        events::audit(&store, if create { "create" } else { "run" }, &id, &r);
         return r;
     }
     let (run_span, trace) = tracer.sandbox_span();
-    let mut t = lifecycle::foreground(&store, &plan, &a, log, events)?;
+    let mut t = monitor::foreground(&store, &plan, &a, log, events)?;
     t.state.trace = trace;
     crate::timing::mark("prepare record");
     let out = match sandbox::run(&plan, &mut t) {
@@ -494,7 +495,7 @@ pub fn main(
     if let Some((stage, err)) = &out.failure {
         log.error(&format!("{stage}: {err}"));
     }
-    let code = lifecycle::finish(&mut t, &out, cfg.limits.memory);
+    let code = monitor::finish(&mut t, &out, cfg.limits.memory);
     crate::timing::mark("remove record");
     log.exited(&id, code, &out.usage);
     if let (Some(path), Some(traced)) = (trace_out, &out.traced) {
@@ -581,180 +582,8 @@ pub fn collect_cgroups(host: &nucleus_spec::cgroup::CgroupHost, parent: &CgroupP
     }
 }
 
-fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
+pub(crate) fn located(parent: Option<&str>) -> Result<Option<CgroupPlan>> {
     let parent = cgroup_parent(parent)?;
     let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
     Ok(CgroupPlan::locate(&host, &parent))
-}
-
-/// `nucleus gc`: remove cgroups whose runtime died (their holder name is free), records of
-/// killed runs, and /etc views no sandbox holds (the next run snapshots the host afresh).
-pub fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
-    if let Ok(store) = Store::open(&lifecycle::state_root(root)?) {
-        for id in lifecycle::gc_records(&store) {
-            log.info(&format!(
-                "removed the record of {id} (its process was killed)"
-            ));
-        }
-        nucleus_sys::etcview::remove_unheld(&store.root().join(".etc-views"));
-    }
-    let Some(plan) = located(a.cgroup_parent.as_deref())? else {
-        log.warn("no cgroup hierarchy is mounted: nothing to clean");
-        return Ok(0);
-    };
-    for p in nucleus_sys::cgroup::gc(&plan) {
-        log.info(&format!("removed {}", p.display()));
-    }
-    Ok(0)
-}
-
-fn mib(b: Option<u64>) -> String {
-    b.map(|x| format!("{:.1}MiB", x as f64 / 1048576.0))
-        .unwrap_or_else(|| "-".into())
-}
-
-fn opt(n: Option<u64>) -> String {
-    n.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
-}
-
-/// `nucleus stats`: live usage read from each sandbox's cgroup, for the running sandboxes of
-/// the caller's state root only (another user's, or another root's, are not listed even when
-/// their cgroups lie under the same parent).
-pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
-    use nucleus_spec::state::Status;
-    let store = Store::open(&lifecycle::state_root(root)?)?;
-    let running = |s: &nucleus_spec::state::State| {
-        matches!(lifecycle::effective(s).0, Status::Running | Status::Created)
-    };
-    let chosen: Vec<nucleus_spec::state::State> = if a.ids.is_empty() {
-        store.list().into_iter().filter(running).collect()
-    } else {
-        let mut v = Vec::new();
-        for q in &a.ids {
-            let s = lifecycle::resolve(&store, q)?;
-            if !running(&s) {
-                anyhow::bail!(
-                    "{q}: is {}; stats shows running sandboxes",
-                    lifecycle::effective(&s).0.as_str()
-                );
-            }
-            v.push(s);
-        }
-        v
-    };
-    let json = match (a.json, a.format.as_str()) {
-        (true, _) | (_, "json") => true,
-        (_, "table") => false,
-        (_, other) => {
-            return Err(
-                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
-            )
-        }
-    };
-    let Some(plan) = located(a.cgroup_parent.as_deref())? else {
-        anyhow::bail!("no cgroup hierarchy is mounted: no sandbox has usage to show");
-    };
-    let all = nucleus_sys::cgroup::list(&plan);
-    if !json {
-        outln!(
-            "{:<16}  {:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
-            "ID",
-            "NAME",
-            "MEM",
-            "MEM PEAK",
-            "CPU",
-            "PIDS",
-            "PEAK",
-            "OOM"
-        );
-    }
-    for s in chosen {
-        let leaves = all
-            .iter()
-            .find(|(id, _)| *id == s.id)
-            .map(|(_, l)| l.as_slice())
-            .unwrap_or_default();
-        let mut u = nucleus_sys::cgroup::read_usage(plan.driver, leaves, true);
-        if plan.driver == nucleus_spec::cgroup::Driver::V1 {
-            // v1 has no CPU counter of its own here: exec'd commands (reaped outside the
-            // sandbox) are counted by `exec` in the record.
-            let done = lifecycle::exec_cpu_usec(&store, &s.id);
-            if done > 0 || u.cpu_usec.is_some() {
-                u.cpu_usec = Some(u.cpu_usec.unwrap_or(0) + done);
-            }
-        }
-        if json {
-            outln!(
-                "{}",
-                serde_json::json!({ "id": s.id, "name": s.name, "usage": u })
-            );
-        } else {
-            outln!(
-                "{:<16}  {:<16}  {:>10}  {:>10}  {:>10}  {:>5}  {:>5}  {:>4}",
-                s.id,
-                s.name.as_deref().unwrap_or("-"),
-                mib(u.memory_current),
-                mib(u.memory_peak),
-                u.cpu_usec
-                    .map(|c| format!("{:.2}s", c as f64 / 1e6))
-                    .unwrap_or_else(|| "-".into()),
-                opt(u.pids_current),
-                opt(u.pids_peak),
-                u.oom_kills
-            );
-        }
-    }
-    Ok(0)
-}
-
-/// `nucleus seccomp generate TRACE -o PROFILE`.
-pub fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
-    let bad = |m: String| ConfigError::new("TRACE", format!("{}: {m}", g.trace.display()));
-    let text = std::fs::read_to_string(&g.trace).map_err(|e| bad(e.to_string()))?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let calls = doc["syscalls"]
-        .as_object()
-        .ok_or_else(|| bad("not a trace from `nucleus seccomp trace` (no \"syscalls\")".into()))?;
-    // (Only names: the bucket of numbers the architecture does not define is no syscall.)
-    let names: Vec<String> = calls
-        .keys()
-        .filter(|n| nucleus_spec::seccomp::syscalls::number(n).is_some())
-        .cloned()
-        .collect();
-    for n in &g.allow_denied {
-        if nucleus_spec::seccomp::syscalls::number(n).is_none() {
-            return Err(ConfigError::new(
-                "--allow-denied",
-                format!("{n:?} is not a syscall of this architecture"),
-            )
-            .into());
-        }
-        if !names.contains(n) {
-            return Err(
-                ConfigError::new("--allow-denied", format!("{n:?} is not in the trace")).into(),
-            );
-        }
-    }
-    let arch = doc["arch"].as_str().unwrap_or_default();
-    let gen = nucleus_spec::seccomp::profile::from_trace(arch, &names, &g.allow_denied);
-    std::fs::write(&g.output, serde_json::to_vec_pretty(&gen.profile)?)
-        .with_context(|| format!("write {}", g.output.display()))?;
-    log.info(&format!(
-        "{} allows {} traced syscalls with the default filter's argument rules; everything else fails with EPERM",
-        g.output.display(),
-        names.len() - gen.kept_refused.len()
-    ));
-    if !gen.kept_refused.is_empty() {
-        log.warn(&format!(
-            "the trace used syscalls the default filter refuses, refused in the profile too: {} (--allow-denied NAME to allow one)",
-            gen.kept_refused.join(", ")
-        ));
-    }
-    if !gen.loosened.is_empty() {
-        log.warn(&format!(
-            "the profile is looser than the default filter: it allows {}",
-            gen.loosened.join(", ")
-        ));
-    }
-    Ok(0)
 }

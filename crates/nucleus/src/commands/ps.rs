@@ -1,0 +1,137 @@
+//! `nucleus ps`.
+
+use crate::cli::PsArgs;
+use crate::records::{effective, is_paused};
+use anyhow::Result;
+use nucleus_spec::config::ConfigError;
+use nucleus_spec::state::{self, ExitInfo, State, Status};
+use nucleus_sys::store::{now_ms, Store};
+
+pub(crate) fn command_line(argv: &[String], max: usize) -> String {
+    let c = argv.join(" ");
+    if c.chars().count() > max {
+        let mut t: String = c.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    } else {
+        c
+    }
+}
+
+pub(crate) fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> String {
+    match st {
+        Status::Stopped => {
+            let e = exit.clone().unwrap_or_default();
+            let how = match (e.code, &e.error) {
+                // No status: the runtime died (kill -9) and took the sandbox with it.
+                (None, _) => "lost (runtime killed)".to_string(),
+                (Some(c), Some(_)) if s.started_ms.is_none() => format!("failed ({c})"),
+                (Some(c), Some(e)) if e.starts_with("timed out") => format!("timed out ({c})"),
+                (Some(c), _) if e.oom_killed => format!("exited ({c}, OOM)"),
+                (Some(c), _) => format!("exited ({c})"),
+            };
+            match s.finished_ms {
+                Some(f) => format!("{how} {}", state::age(now, f)),
+                None => how,
+            }
+        }
+        Status::Running => {
+            let up = match s.started_ms {
+                Some(t) => format!("up {}", state::age(now, t).trim_end_matches(" ago")),
+                None => "running".into(),
+            };
+            match &s.health {
+                Some(h) => format!("{up} ({h})"),
+                None => up,
+            }
+        }
+        other => other.as_str().into(),
+    }
+}
+
+pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
+    let now = now_ms();
+    let rows: Vec<(State, Status, Option<ExitInfo>)> = store
+        .list()
+        .into_iter()
+        .map(|s| {
+            let (st, ex) = effective(&s);
+            (s, st, ex)
+        })
+        .filter(|(_, st, _)| a.all || *st != Status::Stopped)
+        .collect();
+    if a.quiet {
+        for (s, _, _) in &rows {
+            outln!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match a.format.as_str() {
+        "json" => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(s, st, ex)| {
+                    serde_json::json!({
+                        "id": s.id,
+                        "name": s.name,
+                        "status": shown(store, s, *st),
+                        "pid": s.init.map(|p| p.pid),
+                        "command": s.argv,
+                        "created": state::rfc3339(s.created_ms),
+                        "started": s.started_ms.map(state::rfc3339),
+                        "finished": s.finished_ms.map(state::rfc3339),
+                        "exit_code": ex.as_ref().and_then(|e| e.code),
+                        "oom_killed": ex.as_ref().is_some_and(|e| e.oom_killed),
+                        "error": ex.as_ref().and_then(|e| e.error.clone()),
+                        "health": s.health,
+                    })
+                })
+                .collect();
+            outln!("{}", serde_json::Value::Array(v));
+        }
+        "table" => {
+            outln!(
+                "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  COMMAND",
+                "ID",
+                "NAME",
+                "STATUS",
+                "PID",
+                "CREATED"
+            );
+            for (s, st, ex) in &rows {
+                outln!(
+                    "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  {}",
+                    s.id,
+                    s.name.as_deref().unwrap_or("-"),
+                    if shown(store, s, *st) == "paused" {
+                        "paused".to_string()
+                    } else {
+                        status_text(*st, ex, s, now)
+                    },
+                    match st {
+                        Status::Created | Status::Running =>
+                            s.init.map(|p| p.pid.to_string()).unwrap_or_default(),
+                        _ => "-".into(),
+                    },
+                    state::age(now, s.created_ms),
+                    command_line(&s.argv, 40)
+                );
+            }
+        }
+        other => {
+            return Err(
+                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
+            )
+        }
+    }
+    Ok(0)
+}
+
+/// A status as shown: "paused" for a running sandbox that is frozen.
+pub(crate) fn shown(store: &Store, s: &State, st: Status) -> &'static str {
+    if st == Status::Running && is_paused(store, &s.id) {
+        "paused"
+    } else {
+        st.as_str()
+    }
+}

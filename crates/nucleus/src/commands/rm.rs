@@ -1,0 +1,48 @@
+//! `nucleus rm`.
+
+use crate::cli::RmArgs;
+use crate::commands::thaw_if_paused;
+use crate::events::Events;
+use crate::log::Logger;
+use crate::records::{each, effective, remove_cgroups, resolve, settled, signal, wait_monitor};
+use anyhow::{anyhow, bail, Result};
+use nucleus_spec::state::Status;
+use nucleus_sys::store::Store;
+use std::time::Duration;
+
+pub fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
+    each(&a.ids, log, |q| rm_one(store, q, a.force))
+}
+
+pub(crate) fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
+    let s = resolve(store, q)?;
+    let _lock = store
+        .lock(&s.id)
+        .map_err(|_| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    // Re-read under the lock: another `rm` may have won.
+    let s = store
+        .read(&s.id)
+        .ok_or_else(|| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    let s = if effective(&s).0 != Status::Stopped {
+        if !force {
+            bail!(
+                "{q}: is {}; stop it first, or use rm -f",
+                effective(&s).0.as_str()
+            );
+        }
+        let s = settled(store, s);
+        thaw_if_paused(store, &s);
+        signal(&s, libc::SIGKILL)?;
+        if !wait_monitor(&s, Duration::from_secs(30)) {
+            bail!("{q}: did not stop within 30 s of SIGKILL");
+        }
+        store.read(&s.id).unwrap_or(s)
+    } else {
+        s
+    };
+    remove_cgroups(store, &s);
+    store.remove(&s.id, s.name.as_deref())?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit("removed", &s.id, serde_json::json!({}));
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `nucleus stop` and `nucleus kill`.
+
+use crate::cli::{KillArgs, StopArgs};
+use crate::commands::thaw_if_paused;
+use crate::log::Logger;
+use crate::records::{each, effective, resolve, settled, signal, wait_monitor};
+use anyhow::{bail, Result};
+use nucleus_spec::state::{self, Status};
+use nucleus_sys::store::Store;
+use std::time::Duration;
+
+pub fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
+    let timeout = Duration::from_secs_f64(a.time.max(0.0));
+    each(&a.ids, log, |q| stop_one(store, q, timeout))
+}
+
+/// SIGTERM to the workload, SIGKILL to the whole sandbox after `timeout`; wait until its
+/// monitor has recorded the end.
+pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> {
+    let s = settled(store, resolve(store, q)?);
+    if effective(&s).0 == Status::Stopped {
+        return Ok(());
+    }
+    thaw_if_paused(store, &s);
+    if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
+        signal(&s, libc::SIGKILL)?;
+        if !wait_monitor(&s, Duration::from_secs(30)) {
+            bail!("{q}: did not stop within 30 s of SIGKILL");
+        }
+    }
+    Ok(())
+}
+
+pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
+    let sig = state::parse_signal("SIGNAL", &a.signal)?;
+    let s = settled(store, resolve(store, &a.id)?);
+    let st = effective(&s).0;
+    if sig == libc::SIGKILL || sig == libc::SIGTERM {
+        thaw_if_paused(store, &s);
+    }
+    if !matches!(st, Status::Created | Status::Running) || !signal(&s, sig)? {
+        bail!("{}: is {}; there is nothing to signal", a.id, st.as_str());
+    }
+    Ok(0)
+}

@@ -1,0 +1,145 @@
+//! `nucleus update`.
+
+use crate::events::Events;
+use crate::records::{effective, resolve, settled};
+use anyhow::{bail, Context, Result};
+use nucleus_spec::config::ConfigError;
+use nucleus_spec::state::Status;
+use nucleus_spec::Plan;
+use nucleus_sys::store::Store;
+
+/// `nucleus update`: write new limits into a running sandbox's cgroup, and into its plan (so
+/// `inspect` shows them). Only limits whose controller the sandbox has: on v1 the hierarchies
+/// are chosen at start (a sandbox started without --memory has no memory cgroup to change).
+pub fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
+    use nucleus_spec::cgroup::{parse_pids, Driver, Limits};
+    if a.memory.is_none()
+        && a.memory_swap.is_none()
+        && a.cpus.is_none()
+        && a.cpu_weight.is_none()
+        && a.pids.is_none()
+    {
+        return Err(ConfigError::new(
+            "--memory",
+            "give a limit to change: --memory, --memory-swap, --cpus, --cpu-weight or --pids",
+        )
+        .into());
+    }
+    let l = Limits {
+        pids: match &a.pids {
+            Some(p) => parse_pids(p)?,
+            None => None,
+        },
+        ..crate::run::limits(
+            a.memory.as_deref(),
+            a.memory_swap.as_deref(),
+            a.cpus.as_deref(),
+            a.cpu_weight.as_deref(),
+        )?
+    };
+    let host_cpus = nucleus_sys::raw::cpu_affinity(0).map_or(0, |c| c.len() as u64);
+    l.validate(host_cpus)?;
+    let s = settled(store, resolve(store, &a.id)?);
+    if !matches!(effective(&s).0, Status::Running | Status::Created) {
+        bail!(
+            "{}: is {}; only a running sandbox's limits change",
+            a.id,
+            effective(&s).0.as_str()
+        );
+    }
+    let dir = store.dir(&s.id);
+    let data =
+        std::fs::read(dir.join("plan.json")).with_context(|| format!("{}: read its plan", a.id))?;
+    let mut plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;
+    let Some(cp) = plan.cgroup.as_mut() else {
+        bail!(
+            "{}: has no cgroup (no cgroup hierarchy was usable when it started)",
+            a.id
+        );
+    };
+    // Which flag a file belongs to: only those given are written.
+    let wanted = |f: &str| {
+        (a.memory.is_some() && f.starts_with("memory."))
+            || (a.cpus.is_some() && (f == "cpu.max" || f.starts_with("cpu.cfs_")))
+            || (a.cpu_weight.is_some() && (f == "cpu.weight" || f == "cpu.shares"))
+            || (a.pids.is_some() && f.starts_with("pids."))
+    };
+    let flag_of = |f: &str| match f.split('.').next() {
+        Some("memory") => "--memory",
+        Some("pids") => "--pids",
+        _ if f == "cpu.weight" || f == "cpu.shares" => "--cpu-weight",
+        _ => "--cpus",
+    };
+    // (index of the cgroup directory, file, value)
+    let mut writes: Vec<(usize, String, String)> = Vec::new();
+    match cp.driver {
+        Driver::V2 => {
+            for (f, v) in l.v2_writes() {
+                if wanted(&f) {
+                    writes.push((0, f, v));
+                }
+            }
+        }
+        Driver::V1 => {
+            let memsw = cp
+                .dirs
+                .iter()
+                .position(|d| d.hierarchy == "memory")
+                .and_then(|i| s.cgroups.get(i))
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
+            for (c, f, v) in l.v1_writes(memsw) {
+                if !wanted(&f) {
+                    continue;
+                }
+                let Some(i) = cp.dirs.iter().position(|d| d.hierarchy == c) else {
+                    return Err(ConfigError::new(
+                        flag_of(&f),
+                        format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {})", flag_of(&f)),
+                    )
+                    .into());
+                };
+                writes.push((i, f, v));
+            }
+        }
+    }
+    // Memory and memory+swap constrain each other at every step (v1): what fails is tried
+    // again once the others are written.
+    let mut pending = writes.clone();
+    for round in 0..2 {
+        let mut failed = Vec::new();
+        for (i, f, v) in pending {
+            let Some(leaf) = s.cgroups.get(i) else {
+                bail!("{}: its cgroup is not known", a.id);
+            };
+            if let Err(e) = std::fs::write(leaf.join(&f), &v) {
+                if round == 1 {
+                    return Err(ConfigError::new(flag_of(&f), format!("{f} = {v}: {e}")).into());
+                }
+                failed.push((i, f, v));
+            }
+        }
+        if failed.is_empty() {
+            break;
+        }
+        pending = failed;
+    }
+    for (i, f, v) in &writes {
+        if let Some(d) = cp.dirs.get_mut(*i) {
+            match d.writes.iter_mut().find(|(x, _)| x == f) {
+                Some(w) => w.1 = v.clone(),
+                None => d.writes.push((f.clone(), v.clone())),
+            }
+        }
+    }
+    if let Some(c) = l.cpus_milli {
+        plan.process.cpu_count = Some(c.div_ceil(1000).max(1) as u32);
+    }
+    store.write_file(&s.id, "plan.json", &serde_json::to_vec(&plan)?)?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit(
+        "updated",
+        &s.id,
+        serde_json::json!({ "files": writes.iter().map(|(_, f, v)| (f.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
+    );
+    Ok(0)
+}

@@ -1,0 +1,458 @@
+//! The record tracker: the monitor's view of one sandbox, an `Observer` of it that writes
+//! its record, events and warnings, and its final state.
+
+use crate::cli::RunArgs;
+use crate::events::Events;
+use crate::log::Logger;
+use crate::monitor::{Health, LogCap};
+use crate::records::{free_stale_name, freezer_of, workload_of};
+use anyhow::Result;
+use nucleus_spec::state::{self, ExitInfo, MonitorReport, ProcId, SecurityReport, State, Status};
+use nucleus_spec::Plan;
+use nucleus_sys::raw::WaitStatus;
+use nucleus_sys::sandbox::{Observer, Outcome};
+use nucleus_sys::store::{self, now_ms, Store};
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the monitor reports to the command that launched it (detached sandboxes): warnings,
+/// then `Ok` or `Error` ([`MonitorReport`], one line each).
+pub(crate) struct Notify(pub(crate) Option<File>);
+
+impl Notify {
+    pub(crate) fn line(&mut self, r: &MonitorReport) {
+        if let Some(f) = &mut self.0 {
+            let _ = f.write_all(format!("{}\n", r.encode()).as_bytes());
+        }
+    }
+    /// The last report: the launcher stops reading.
+    pub(crate) fn done(&mut self, r: &MonitorReport) {
+        self.line(r);
+        self.0 = None;
+    }
+}
+
+/// The monitor's view of one sandbox: it records every step in the store and the events.
+pub struct Tracker<'a> {
+    pub store: &'a Store,
+    pub state: State,
+    pub events: Events,
+    /// Foreground runs warn on stderr; detached ones through the launcher.
+    pub(crate) log: Option<&'a Logger>,
+    pub(crate) notify: Notify,
+    pub(crate) hold: bool,
+    /// Foreground runs write their record only once the sandbox exists (the writes overlap
+    /// the sandbox's own setup), with this plan.
+    pub(crate) plan: Option<&'a Plan>,
+    /// When the workload was about to exec (for the `create` span).
+    pub applied_ns: Option<u64>,
+    /// The record was already removed (a foreground run's, while its sandbox was torn down).
+    pub(crate) removed: bool,
+    /// `--health-cmd`: the checks this supervisor runs.
+    pub(crate) health: Option<Health>,
+    /// The v1 freezer leaf a pause made (and whether its parent goes when empty), once the
+    /// record that names it is gone.
+    pub(crate) freezer: Option<(PathBuf, bool)>,
+    /// A detached sandbox's log, kept under `--log-max-size`.
+    pub(crate) log_cap: Option<LogCap>,
+}
+
+impl Tracker<'_> {
+    pub(crate) fn save(&self) {
+        let _ = self.store.write(&self.state);
+    }
+    /// A warning: on stderr for a foreground run; to the launcher while it waits; after that
+    /// into a detached sandbox's log (the monitor's stderr).
+    pub(crate) fn say(&mut self, what: &str) {
+        // One line whatever the sandbox put in it (the launcher's protocol is line-based).
+        let what = &nucleus_spec::config::single_line(what);
+        match (self.log, &self.notify.0) {
+            (Some(l), _) => l.warn(what),
+            (None, Some(_)) => self.notify.line(&MonitorReport::Warn(what.into())),
+            (None, None) => eprintln!("nucleus: warning: {what}"),
+        }
+    }
+    /// A line for the user (see [`Tracker::say`]) and the event that says the same.
+    pub(crate) fn report(&mut self, line: &str, event: &str, fields: serde_json::Value) {
+        self.say(line);
+        self.events.emit(event, &self.state.id, fields);
+    }
+    pub(crate) fn warn(&mut self, what: &str) {
+        self.report(
+            what,
+            "security_degraded",
+            serde_json::json!({ "what": what }),
+        );
+    }
+}
+
+impl Tracker<'_> {
+    /// The workload runs: health checks begin.
+    pub(crate) fn health_begin(&mut self) {
+        if let Some(h) = &mut self.health {
+            if h.started.is_none() {
+                let now = Instant::now();
+                h.started = Some(now);
+                h.next = Some(now + Duration::from_millis(h.check.interval_ms));
+                self.state.health = Some(h.state.status.as_str().into());
+            }
+        }
+    }
+    pub(crate) fn health_result(&mut self, code: i32, output: String) {
+        let Some(h) = &mut self.health else {
+            return;
+        };
+        let now = Instant::now();
+        h.next = Some(now + Duration::from_millis(h.check.interval_ms));
+        let in_start = h
+            .started
+            .is_some_and(|s| now < s + Duration::from_millis(h.check.start_period_ms));
+        let changed = h.state.observe(code, in_start);
+        let streak = h.state.failures;
+        if let Some(status) = changed {
+            let status = status.as_str();
+            self.state.health = Some(status.into());
+            self.save();
+            if status == "unhealthy" {
+                self.say(&format!(
+                    "health check failing ({streak} in a row): {output}"
+                ));
+            }
+            self.events.emit(
+                "health",
+                &self.state.id,
+                serde_json::json!({
+                    "status": status,
+                    "failing_streak": streak,
+                    "exit_code": code,
+                    "output": output,
+                }),
+            );
+        }
+    }
+}
+
+impl Observer for Tracker<'_> {
+    fn next_tick_ms(&self) -> i32 {
+        let health = self.health.as_ref().map_or(-1, |h| h.next_tick_ms());
+        match (&self.log_cap, health) {
+            (None, h) => h,
+            (Some(l), -1) => l.ms_until(),
+            (Some(l), h) => h.min(l.ms_until()),
+        }
+    }
+    fn watched(&self) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        let (_, fd, _) = self.health.as_ref()?.running.as_ref()?;
+        Some(fd.as_raw_fd())
+    }
+    fn tick(&mut self) {
+        if let Some(l) = &mut self.log_cap {
+            l.check();
+        }
+        let id = self.state.id.clone();
+        let Some(h) = &mut self.health else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some((c, _, began)) = &mut h.running {
+            let done = matches!(c.try_wait(), Ok(Some(_)));
+            if done || now >= *began + Duration::from_millis(h.check.timeout_ms) {
+                if let Some((code, out)) = h.collect() {
+                    self.health_result(code, out);
+                }
+            }
+        } else if h.next.is_some_and(|n| now >= n) {
+            h.next = None;
+            h.spawn(&id);
+            if h.running.is_none() {
+                // Could not even start: a failed check, and the next one on schedule.
+                self.health_result(125, "the check could not be started".into());
+            }
+        }
+    }
+    fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
+        crate::timing::mark("clone, maps, go sent");
+        self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
+        self.state.cgroups = cgroups.to_vec();
+        // A foreground run's record is made now, with its plan, while the sandbox builds its
+        // root (the writes overlap that setup): it must be listed before the workload's program
+        // runs (a script that sees the program's first output may `ps`, `kill` or `exec` it
+        // at once). A named one was made before the start (the name is claimed); detached
+        // ones are listed from now on (`creating` until the workload's report).
+        if let Some(l) = self.log {
+            l.started(&self.state.id, pid, cgroups);
+        }
+        match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+            // Only a foreground tracker carries the plan.
+            Some(p) if self.state.name.is_none() => {
+                let _ = self
+                    .store
+                    .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
+            }
+            Some(p) => {
+                let _ = self.store.write_file(&self.state.id, "plan.json", &p);
+                self.save();
+            }
+            None => self.save(),
+        }
+        crate::timing::mark("write record");
+    }
+    fn degraded(&mut self, what: &str) {
+        self.warn(what);
+    }
+    fn timed_out(&mut self, after_ms: u64) {
+        let secs = after_ms as f64 / 1000.0;
+        self.say(&format!(
+            "--timeout {secs}s ran out: SIGTERM to the workload, SIGKILL to the sandbox in {} s",
+            nucleus_spec::plan::TIMEOUT_GRACE_MS / 1000
+        ));
+        self.events.emit(
+            "timeout",
+            &self.state.id,
+            serde_json::json!({ "after_ms": after_ms }),
+        );
+        let exit = self.state.exit.get_or_insert_with(Default::default);
+        exit.error = Some(format!("timed out after {secs}s"));
+    }
+    fn applied(&mut self, r: &SecurityReport) {
+        crate::timing::mark("workload applied (child setup done)");
+        if self.log.is_some() {
+            // A foreground workload runs from now on (detached ones: once exec succeeded).
+            self.health_begin();
+        }
+        let now = crate::telemetry::now_ns();
+        self.applied_ns = Some(now);
+        self.notify.line(&MonitorReport::Created(now));
+        for d in &r.degraded {
+            self.warn(&format!("security degraded: {d}"));
+        }
+        self.state.protections = Some(r.clone());
+        let fields = serde_json::json!({
+            "pid": self.state.init.map(|p| p.pid),
+            "protections": r,
+        });
+        self.events.emit("created", &self.state.id, fields.clone());
+        if self.log.is_some() {
+            // Foreground: the workload execs right after this report.
+            self.state.status = Status::Running;
+            self.state.started_ms = Some(now_ms());
+            self.save();
+            crate::timing::mark("update record");
+            self.events.emit("started", &self.state.id, fields);
+            return;
+        }
+        self.state.workload = self.state.init.as_ref().and_then(workload_of);
+        if self.hold {
+            self.state.status = Status::Created;
+            self.save();
+            self.notify.done(&MonitorReport::Ok);
+        } else {
+            self.save();
+        }
+    }
+    fn workload_exited(&mut self) {
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
+        // A foreground run's record goes while the kernel tears the namespaces down, off the
+        // path to the exit status.
+        if self.log.is_some() && self.state.auto_remove {
+            self.freezer = freezer_of(self.store, &self.state.id);
+            self.removed = self
+                .store
+                .remove(&self.state.id, self.state.name.as_deref())
+                .is_ok();
+        }
+    }
+    fn egress_refused(&mut self, what: &str) {
+        self.say(what);
+        let (kind, target) = what.split_once(": ").unwrap_or(("egress refused", what));
+        self.events.emit(
+            "egress_refused",
+            &self.state.id,
+            serde_json::json!({
+                "kind": if kind.starts_with("dns") { "dns" } else { "packet" },
+                "target": target,
+            }),
+        );
+    }
+    fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
+        self.report(
+            &format!("seccomp: denied {syscall} (errno {errno}) to pid {pid}"),
+            "seccomp_denied",
+            serde_json::json!({ "syscall": syscall, "errno": errno, "pid": pid }),
+        );
+    }
+    fn denied_again(&mut self, syscall: &str, errno: i32, count: u64) {
+        self.report(
+            &format!("seccomp: denied {syscall} (errno {errno}) {count} more times"),
+            "seccomp_denied",
+            serde_json::json!({ "syscall": syscall, "errno": errno, "count": count }),
+        );
+    }
+    fn exec_result(&mut self, failure: Option<(i32, &str, &str)>) {
+        match failure {
+            None => {
+                self.state.status = Status::Running;
+                self.state.started_ms = Some(now_ms());
+                self.health_begin();
+                self.save();
+                self.events.emit(
+                    "started",
+                    &self.state.id,
+                    serde_json::json!({
+                        "pid": self.state.init.map(|p| p.pid),
+                        "protections": self.state.protections,
+                    }),
+                );
+                self.notify.done(&MonitorReport::Ok);
+            }
+            Some((code, stage, err)) => {
+                self.state.exit = Some(ExitInfo {
+                    code: Some(code),
+                    error: Some(format!("{stage}: {err}")),
+                    ..Default::default()
+                });
+                if self.hold {
+                    // `start` is answered right after this: the record must already say how
+                    // it ended, so an `rm` that follows finds it stopped.
+                    self.state.status = Status::Stopped;
+                    self.state.finished_ms = Some(now_ms());
+                    self.save();
+                }
+                // `run -d`: the launcher hears of it once the record is gone (`finish`).
+            }
+        }
+    }
+}
+
+/// Record how the sandbox ended; remove the record if asked to (or if it never ran).
+/// Returns the shell-style status.
+pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> u8 {
+    // (A sandbox killed as a whole never reports its workload's exit.)
+    if let Some(h) = &mut t.health {
+        h.stop();
+    }
+    let id = t.state.id.clone();
+    let never_ran = out.report.is_none()
+        || (out.failure.is_some() && t.state.status != Status::Running && !t.hold);
+    let mut code = out.status.code().clamp(0, 255) as u8;
+    if let Some((stage, _)) = &out.failure {
+        if out.report.is_none() {
+            code = state::failed_start_code(stage, code);
+        }
+    }
+    let oom = out.usage.oom_kills > 0;
+    if oom {
+        let limit = memory_limit
+            .map(nucleus_spec::cgroup::human_bytes)
+            .unwrap_or_default();
+        let msg = format!(
+            "out of memory: the OOM killer killed {} process(es) in the sandbox (--memory {limit})",
+            out.usage.oom_kills
+        );
+        if let Some(l) = t.log {
+            l.error(&msg);
+        }
+        t.events.emit(
+            "oom",
+            &id,
+            serde_json::json!({ "kills": out.usage.oom_kills }),
+        );
+        // The exit code stays the workload's: 137 only if the OOM killer killed the workload
+        // itself (its status says so); a shell whose child was killed exits as it chooses.
+    }
+    let finished = now_ms();
+    let signal = match out.status {
+        WaitStatus::Signaled(s) => Some(s),
+        _ => None,
+    };
+    let mut exit = t.state.exit.take().unwrap_or_default();
+    exit.code = Some(i32::from(code));
+    exit.signal = signal;
+    exit.oom_killed = oom;
+    if exit.error.is_none() {
+        exit.error = out.failure.as_ref().map(|(s, e)| format!("{s}: {e}"));
+    }
+    t.events.emit(
+        "exited",
+        &id,
+        serde_json::json!({
+            "status": code,
+            "signal": signal,
+            "oom_killed": oom,
+            "duration_ms": t.state.started_ms.map(|s| finished.saturating_sub(s)),
+            "usage": out.usage,
+            "error": exit.error,
+        }),
+    );
+    t.state.status = Status::Stopped;
+    t.state.finished_ms = Some(finished);
+    t.state.exit = Some(exit);
+    t.state.usage = Some(out.usage.clone());
+    if never_ran || t.state.auto_remove {
+        if !t.removed {
+            t.freezer = freezer_of(t.store, &id);
+            let _ = t.store.remove(&id, t.state.name.as_deref());
+        }
+        if let Some((f, parent)) = t.freezer.take() {
+            let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+        }
+        t.events.emit("removed", &id, serde_json::json!({}));
+    } else {
+        t.save();
+    }
+    // A launcher still waiting hears why only now, when the record is in its final state.
+    match &out.failure {
+        Some((stage, err)) => t.notify.done(&MonitorReport::Error {
+            code,
+            msg: format!("{stage}: {err}"),
+        }),
+        None => t.notify.done(&MonitorReport::Error {
+            code,
+            msg: "the sandbox stopped before its workload started".into(),
+        }),
+    }
+    code
+}
+
+/// A foreground run's tracker (the record appears once the sandbox exists; removed at exit).
+pub fn foreground<'a>(
+    store: &'a Store,
+    plan: &'a Plan,
+    a: &RunArgs,
+    log: &'a Logger,
+    events: Events,
+) -> Result<Tracker<'a>> {
+    let mut st = State::new(
+        &plan.id,
+        a.name.clone(),
+        plan.process.argv.clone(),
+        now_ms(),
+    );
+    st.monitor = Some(store::this_process());
+    st.events = a.events_jsonl.clone();
+    st.auto_remove = true;
+    if let Some(n) = &a.name {
+        // Claimed now, so a taken name fails before anything starts.
+        free_stale_name(store, n);
+        store.create(&plan.id, Some(n), &st, &[])?;
+    }
+    Ok(Tracker {
+        store,
+        state: st,
+        events,
+        log: Some(log),
+        notify: Notify(None),
+        hold: false,
+        plan: Some(plan),
+        applied_ns: None,
+        removed: false,
+        health: Health::new(plan, store),
+        freezer: None,
+        log_cap: None,
+    })
+}

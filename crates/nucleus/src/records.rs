@@ -1,0 +1,215 @@
+//! Sandbox records in the state store: finding one by reference, its effective status,
+//! signalling it, and what goes with it when it is removed.
+
+use crate::log::Logger;
+use anyhow::{anyhow, bail, Context, Result};
+use nucleus_spec::state::{self, ExitInfo, ProcId, State, Status};
+use nucleus_spec::Plan;
+use nucleus_sys::store::{self, Store};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The state root: `--root`, else /run/nucleus for root, else $XDG_RUNTIME_DIR/nucleus.
+pub fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(r) = flag {
+        return Ok(r.into());
+    }
+    if nucleus_sys::security::is_root() {
+        return Ok("/run/nucleus".into());
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if !x.is_empty() => Ok(Path::new(&x).join("nucleus")),
+        _ => bail!("--root: not given, and XDG_RUNTIME_DIR is not set (where should state go?)"),
+    }
+}
+
+/// Resolve a reference (name, id or unique id prefix) among the store's sandboxes.
+pub fn resolve(store: &Store, q: &str) -> Result<State> {
+    let all = store.list();
+    let entries: Vec<(String, Option<String>)> =
+        all.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    let id = state::resolve(q, &entries).map_err(anyhow::Error::new)?;
+    all.into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| anyhow!("{q}: no such sandbox"))
+}
+
+pub(crate) fn monitor_alive(s: &State) -> bool {
+    s.monitor.as_ref().is_some_and(store::alive)
+}
+
+pub fn effective(s: &State) -> (Status, Option<ExitInfo>) {
+    s.effective(monitor_alive(s))
+}
+
+/// Wait while the sandbox is still being set up (its pids are not known yet).
+pub(crate) fn settled(store: &Store, mut s: State) -> State {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while effective(&s).0 == Status::Creating && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match store.read(&s.id) {
+            Some(n) => s = n,
+            None => break,
+        }
+    }
+    s
+}
+
+/// Wait for the monitor to exit (it has then written the final record); false on timeout.
+pub(crate) fn wait_monitor(s: &State, timeout: Duration) -> bool {
+    let Some(m) = &s.monitor else { return true };
+    match store::pidfd(m) {
+        Some(fd) => store::wait_exit(&fd, timeout),
+        None => true,
+    }
+}
+
+/// Send `sig` to the sandbox: SIGKILL to its init (the whole pid namespace dies), other
+/// signals to the workload. False if there was nothing to signal.
+pub(crate) fn signal(s: &State, sig: i32) -> Result<bool> {
+    let target = if sig == libc::SIGKILL {
+        s.init
+    } else {
+        s.workload
+            .or_else(|| s.init.as_ref().and_then(workload_of))
+            .or(s.init)
+    };
+    let Some(p) = target else { return Ok(false) };
+    match store::pidfd(&p) {
+        Some(fd) => {
+            nucleus_sys::raw::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig)
+                .with_context(|| format!("signal {}", s.id))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+pub(crate) fn workload_of(init: &ProcId) -> Option<ProcId> {
+    let pid = nucleus_sys::raw::first_child(init.pid)?;
+    Some(ProcId {
+        pid,
+        start: store::start_time(pid)?,
+    })
+}
+
+/// A verb over several sandboxes goes through the whole list: each failure is one line, and
+/// any failure makes the exit status 125.
+pub(crate) fn each(
+    ids: &[String],
+    log: &Logger,
+    mut f: impl FnMut(&str) -> Result<()>,
+) -> Result<u8> {
+    let mut failed = false;
+    for q in ids {
+        if let Err(e) = f(q) {
+            log.error_of(crate::error_kind(&e), &crate::one_line(&e));
+            failed = true;
+        }
+    }
+    Ok(if failed { crate::EXIT_NUCLEUS } else { 0 })
+}
+
+/// What a sandbox that lost its monitor (kill -9) left: its cgroups (empty), the parents
+/// nucleus made for them when its plan says so, its address claims and slirp's API socket.
+/// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
+pub(crate) fn remove_cgroups(store: &Store, s: &State) {
+    remove_freezer(store, &s.id);
+    let net = store.root().join("net");
+    nucleus_sys::net::Claim::release_all(&net, &s.id);
+    let _ = std::fs::remove_file(net.join(format!("slirp-{}.sock", &s.id[..s.id.len().min(12)])));
+    let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok());
+    let parents = plan
+        .and_then(|p| p.cgroup)
+        .is_some_and(|c| c.remove_empty_parents);
+    for c in &s.cgroups {
+        if std::fs::remove_dir(c).is_ok() && parents {
+            if let Some(p) = c.parent() {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
+/// Remove a record that was to go at exit (a foreground run, `--rm`) whose runtime is gone.
+pub(crate) fn collect_dead(store: &Store, s: &State) -> bool {
+    if !s.auto_remove || monitor_alive(s) {
+        return false;
+    }
+    remove_cgroups(store, s);
+    store.remove(&s.id, s.name.as_deref()).is_ok()
+}
+
+/// A name held by such a record is free: collect that record before claiming the name (a
+/// foreground `run --name X` killed with SIGKILL no longer keeps X until `rm`).
+pub(crate) fn free_stale_name(store: &Store, name: &str) {
+    let link = store.root().join("names").join(name);
+    let Ok(owner) = std::fs::read_link(&link) else {
+        return;
+    };
+    if let Some(s) = store.read(&owner.to_string_lossy()) {
+        collect_dead(store, &s);
+    }
+}
+
+/// Records of foreground runs (and `--rm` ones) whose runtime died (kill -9): they were to be
+/// removed at exit.
+pub fn gc_records(store: &Store) -> Vec<String> {
+    // Directories whose maker died while filling them.
+    let mut out = store.remove_abandoned();
+    for s in store.list() {
+        if collect_dead(store, &s) {
+            out.push(s.id);
+        }
+    }
+    out
+}
+
+/// The CPU time of the command `exec` ran (and what it reaped), added to the sandbox's record:
+/// on cgroup v1 nothing else counts it once it is gone (it was reaped here, outside the
+/// sandbox). One line per exec, appended.
+pub(crate) fn record_exec_cpu(store: &Store, id: &str) {
+    let usec = nucleus_sys::raw::children_cpu_usec();
+    if usec == 0 {
+        return;
+    }
+    if let Ok(mut f) = store::open_append(&store.dir(id).join("exec-cpu")) {
+        let _ = std::io::Write::write_all(&mut f, format!("{usec}\n").as_bytes());
+    }
+}
+
+/// The CPU time of every finished exec of the sandbox (see [`record_exec_cpu`]).
+pub fn exec_cpu_usec(store: &Store, id: &str) -> u64 {
+    std::fs::read_to_string(store.dir(id).join("exec-cpu"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse::<u64>().ok()).sum())
+        .unwrap_or(0)
+}
+
+/// How a detached sandbox was made (its `run` flags, as JSON), for `restart`.
+pub(crate) const ARGS: &str = "args.json";
+
+/// The marker of a paused sandbox in its record's directory (the monitor owns state.json).
+pub(crate) const PAUSED: &str = "paused";
+
+/// The v1 freezer leaf a pause made (removed with the sandbox).
+pub(crate) const FREEZER: &str = "freezer";
+
+pub fn is_paused(store: &Store, id: &str) -> bool {
+    store.dir(id).join(PAUSED).exists()
+}
+
+/// The v1 freezer leaf a pause of the sandbox made, if any, and whether its parent goes too.
+pub(crate) fn freezer_of(store: &Store, id: &str) -> Option<(PathBuf, bool)> {
+    let t = std::fs::read_to_string(store.dir(id).join(FREEZER)).ok()?;
+    let mut l = t.lines();
+    Some((PathBuf::from(l.next()?), l.next() == Some("true")))
+}
+
+/// Remove the v1 freezer leaf a pause made, if any.
+pub(crate) fn remove_freezer(store: &Store, id: &str) {
+    if let Some((f, parent)) = freezer_of(store, id) {
+        let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+    }
+}
