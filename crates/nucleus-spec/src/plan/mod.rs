@@ -1,12 +1,20 @@
 //! The plan: every decision for one sandbox, made here once. The executor (`nucleus_sys`)
 //! interprets it without branching on the configuration.
 
+mod fixed_mounts;
+mod process;
+mod rootfs;
+
+pub use fixed_mounts::*;
+pub use process::*;
+pub use rootfs::*;
+
 use crate::cgroup::CgroupPlan;
 use crate::config::{
-    ConfigError, ContextMode, NetworkMode, RunConfig, ServiceMode, Ulimit, WorkspaceMode, ID_RANGE,
+    ConfigError, ContextMode, NetworkMode, RunConfig, ServiceMode, WorkspaceMode, ID_RANGE,
 };
 use crate::etc;
-use crate::host::{EntryKind, HostEntry, HostFacts};
+use crate::host::{EntryKind, HostFacts};
 use crate::landlock::{FsRight, LandlockPlan, LandlockRule};
 use crate::mounts::{MountOp, RootSource};
 use crate::seccomp::{self, Filter, SockFilter};
@@ -66,41 +74,6 @@ pub struct Namespaces {
     pub time_offset_secs: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessPlan {
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub tty: bool,
-    pub rlimits: Vec<Ulimit>,
-    /// `--caps-policy`: capabilities kept (None: all dropped).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caps: Option<crate::policy::CapSets>,
-    /// `--cpus N`: the sandbox runs on this many of the CPUs it may use (N rounded up), so
-    /// `nproc`, `os.cpu_count()`-style counts and runtimes that size their pools by the CPUs
-    /// they can run on match the quota. None: every CPU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_count: Option<u32>,
-}
-
-/// `count` of the `allowed` CPUs, a window starting at a place `seed` picks (sandboxes with
-/// `--cpus 1` spread over the CPUs instead of all sharing the first). All of them when
-/// `count` is not fewer.
-pub fn pick_cpus(allowed: &[usize], count: u32, seed: u64) -> Vec<usize> {
-    let n = allowed.len();
-    let count = count as usize;
-    if count == 0 || count >= n {
-        return allowed.to_vec();
-    }
-    let start = (seed % n as u64) as usize;
-    let mut v: Vec<usize> = (0..count).map(|i| allowed[(start + i) % n]).collect();
-    v.sort_unstable();
-    v
-}
-
 /// What a protection failing to apply does: agent mode warns (and reports it), strict modes
 /// refuse to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,70 +93,6 @@ pub struct PreparedTree {
     pub copy_back: bool,
     /// The tmpfs's size, and the most copy-back writes (`--workspace-max-size`).
     pub max_bytes: u64,
-}
-
-/// The size of /tmp, the private home and a `--tmpfs DST` without a size: 1 GiB each, or the
-/// memory limit when that is smaller (a tmpfs holds memory; the kernel default, half of the
-/// host's RAM each, let a sandbox pin gigabytes outside any limit). The sandbox's writes are
-/// charged to its own memory cgroup.
-pub const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
-
-/// Where the synthetic /etc files live when /etc is an [`EtcView`]: the view's entries of the
-/// same names link here.
-pub const ETC_VIEW_LINKS: &str = "/run/nucleus";
-
-/// A snapshot of the host /etc entries a sandbox gets ([`ETC_ENTRIES`]), kept by the runtime
-/// at `dir` and bound read-only as the sandbox's /etc: one mount instead of one per entry
-/// (with the read-only tree they were bound from, 13 mounts fewer per start). It holds copies
-/// of the entries (links stay links) and, for the synthetic files, links into
-/// [`ETC_VIEW_LINKS`]. Its name is a hash of what the host probe saw of every entry (inode,
-/// size, times): an entry replaced or edited gives a new snapshot; one no running sandbox uses
-/// is removed when a newer one is made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EtcView {
-    /// Where the runtime keeps its views (`.etc-views` in the state root).
-    pub views: PathBuf,
-    pub key: String,
-    /// Entries of the host /etc to copy (paths relative to it); the [`SYNTHETIC_ETC`] names
-    /// are links into [`ETC_VIEW_LINKS`].
-    pub entries: Vec<HostEntry>,
-}
-
-impl EtcView {
-    /// The view's directory.
-    pub fn dir(&self) -> PathBuf {
-        self.views.join(&self.key)
-    }
-
-    /// Bump when the layout of a view changes (a new binary then makes its own).
-    const FORMAT: &'static str = "nucleus-etc-view-1";
-
-    fn new(views: &Path, entries: &[HostEntry]) -> EtcView {
-        let entries: Vec<HostEntry> = entries
-            .iter()
-            .filter(|e| !SYNTHETIC_ETC.contains(&e.path.to_string_lossy().as_ref()))
-            .cloned()
-            .collect();
-        let mut bytes: Vec<u8> = Self::FORMAT.as_bytes().to_vec();
-        for e in &entries {
-            bytes.extend(e.path.as_os_str().as_encoded_bytes());
-            bytes.push(0);
-            match &e.kind {
-                EntryKind::Dir => bytes.push(b'd'),
-                EntryKind::File => bytes.push(b'f'),
-                EntryKind::Symlink(t) => {
-                    bytes.push(b'l');
-                    bytes.extend(t.as_os_str().as_encoded_bytes());
-                }
-            }
-            bytes.extend(e.stamp.to_le_bytes());
-        }
-        EtcView {
-            views: views.to_path_buf(),
-            key: format!("{:016x}", crate::host::fnv1a(bytes)),
-            entries,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,72 +144,6 @@ pub struct Plan {
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
 }
-
-/// What a workload past its `--timeout` gets between SIGTERM and SIGKILL (as `docker stop`).
-pub const TIMEOUT_GRACE_MS: u64 = 10_000;
-
-/// Host directories a tmpfs root gets read-only (or as symlinks on merged-/usr hosts).
-pub const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"];
-/// Host /etc entries a sandbox sees read-only: the loader cache, alternatives symlinks (awk,
-/// editor…), time zone, and service/protocol tables. Nothing with secrets or host identity.
-/// (Not the configuration of host administration tools — ld.so.conf for ldconfig,
-/// ca-certificates.conf for update-ca-certificates — which cannot run against a read-only /etc:
-/// four mounts fewer per start.)
-pub const ETC_ENTRIES: &[&str] = &[
-    "ld.so.cache",
-    "alternatives",
-    "localtime",
-    "timezone",
-    "protocols",
-    "services",
-    "mime.types",
-    "os-release",
-    "ssl/certs",
-    "gai.conf",
-    "inputrc",
-    "bash.bashrc",
-    "profile",
-];
-/// Synthetic files always written; never taken from the host or the rootfs.
-pub const SYNTHETIC_ETC: &[&str] = &[
-    "passwd",
-    "group",
-    "hosts",
-    "hostname",
-    "resolv.conf",
-    "nsswitch.conf",
-];
-
-/// Paths under /proc that reveal or change host state (Docker's list plus kallsyms).
-const PROC_MASKED_FILES: &[&str] = &[
-    "kcore",
-    "keys",
-    "latency_stats",
-    "timer_list",
-    "timer_stats",
-    "sched_debug",
-    "kallsyms",
-    "sysrq-trigger",
-    "kmsg",
-    "config.gz",
-    "pagetypeinfo",
-];
-const PROC_MASKED_DIRS: &[&str] = &["acpi", "scsi", "asound", "firmware", "driver"];
-const PROC_READONLY: &[&str] = &["bus", "fs", "irq", "sys"];
-const SYS_MASKED_DIRS: &[&str] = &[
-    "firmware",
-    "devices/virtual/powercap",
-    "kernel/security",
-    "kernel/debug",
-];
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
-
-/// Directories that never hold programs (no Execute right under Landlock).
-const NOEXEC_TOP: &[&str] = &[
-    "etc", "proc", "sys", "dev", "context", "run", "tmp", "home", "root",
-];
-
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn p(s: &str) -> PathBuf {
     PathBuf::from(s)
