@@ -626,6 +626,13 @@ fn rootfs_directory_becomes_the_read_only_root() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "1234\n2345\n");
+    // The image's /etc/passwd is read inside the image: a link to /etc/shadow is the image's
+    // (absent here), never the host's, whose third field (a date) would pass for a uid.
+    std::fs::remove_file(r.join("etc/passwd")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", r.join("etc/passwd")).unwrap();
+    let o = run(&["run", "--rootfs", &t.s(), "-u", "daemon", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such user"), "{}", stderr(&o));
     let o = run(&["run", "--rootfs", &t.s(), "-u", "nosuchuser", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(

@@ -95,7 +95,14 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
             code = state::failed_start_code(stage, code);
         }
     }
-    record_exec_cpu(store, &s.id);
+    // (v2 counts it in the sandbox's cpu.stat: nothing to write.)
+    if plan
+        .cgroup
+        .as_ref()
+        .is_some_and(|c| c.driver == nucleus_spec::cgroup::Driver::V1)
+    {
+        record_exec_cpu(store, &s.id);
+    }
     events.emit(
         "exec_exited",
         &s.id,
