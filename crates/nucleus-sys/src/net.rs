@@ -896,3 +896,24 @@ impl Slirp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot whose port still exists (a dead sandbox's namespace not yet torn down) is
+    /// skipped, so a new sandbox never reuses a port name the guard still has live state for.
+    #[test]
+    fn claims_skip_busy_slots() {
+        let dir = crate::TestDir::new("claims");
+        let subnets = [Cidr::parse("10.99.0.0/29", "x").unwrap()];
+        let a = Claim::acquire(&dir, &subnets, "a", |_| false).unwrap();
+        let busy = a.index + 1;
+        let b = Claim::acquire(&dir, &subnets, "b", |i| i == busy).unwrap();
+        assert_ne!(b.index, busy);
+        assert_ne!(b.index, a.index);
+        // Every free slot busy: refused, nothing claimed.
+        let e = Claim::acquire(&dir, &subnets, "c", |i| i != a.index && i != b.index);
+        assert!(e.is_err());
+    }
+}
