@@ -23,6 +23,7 @@ impl ConfigError {
 
 /// The security tier (SPEC.md "Service modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum, schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceMode {
     /// Default: degrade with a `security_degraded` report when a protection cannot be applied.
@@ -35,18 +36,6 @@ pub enum ServiceMode {
 }
 
 impl ServiceMode {
-    pub const ALLOWED: &'static str = "agent, strict-agent, production";
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "agent" => Ok(Self::Agent),
-            "strict-agent" => Ok(Self::StrictAgent),
-            "production" => Ok(Self::Production),
-            _ => Err(ConfigError::new(
-                "--service-mode",
-                format!("unknown mode {s:?} (allowed: {})", Self::ALLOWED),
-            )),
-        }
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Agent => "agent",
@@ -61,6 +50,7 @@ impl ServiceMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum, schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkMode {
     /// A fresh network namespace with only `lo`, up.
@@ -74,22 +64,8 @@ pub enum NetworkMode {
     Slirp,
 }
 
-impl NetworkMode {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "none" => Ok(Self::None),
-            "host" => Ok(Self::Host),
-            "bridge" => Ok(Self::Bridge),
-            "slirp" => Ok(Self::Slirp),
-            _ => Err(ConfigError::new(
-                "--network",
-                format!("unknown mode {s:?} (allowed: none, host, bridge, slirp)"),
-            )),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum, schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkspaceMode {
     /// The host directory is bound read-write at /workspace.
@@ -101,21 +77,8 @@ pub enum WorkspaceMode {
     CopyInOut,
 }
 
-impl WorkspaceMode {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "bind-rw" => Ok(Self::BindRw),
-            "bind-ro" => Ok(Self::BindRo),
-            "copy-in-out" => Ok(Self::CopyInOut),
-            _ => Err(ConfigError::new(
-                "--workspace-mode",
-                format!("unknown mode {s:?} (allowed: bind-rw, bind-ro, copy-in-out)"),
-            )),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum, schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ContextMode {
     /// Files are copied into a tmpfs at /context (the sandbox cannot change the host copy).
@@ -123,19 +86,6 @@ pub enum ContextMode {
     Copy,
     /// The directory is bound read-only at /context.
     Bind,
-}
-
-impl ContextMode {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "copy" => Ok(Self::Copy),
-            "bind" => Ok(Self::Bind),
-            _ => Err(ConfigError::new(
-                "--context-mode",
-                format!("unknown mode {s:?} (allowed: copy, bind)"),
-            )),
-        }
-    }
 }
 
 /// `--volume SRC:DST[:ro|:rw]`
@@ -739,17 +689,20 @@ mod tests {
         assert!(RunConfig::validate_hostname("-x").is_err());
     }
 
+    /// Configuration files (serde) name the modes as the command line does.
     #[test]
-    fn modes() {
+    fn mode_names() {
+        for m in [
+            ServiceMode::Agent,
+            ServiceMode::StrictAgent,
+            ServiceMode::Production,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
         assert_eq!(
-            ServiceMode::parse("strict-agent").unwrap(),
-            ServiceMode::StrictAgent
+            serde_json::to_value(WorkspaceMode::CopyInOut).unwrap(),
+            "copy-in-out"
         );
-        assert!(ServiceMode::parse("x")
-            .unwrap_err()
-            .to_string()
-            .contains("--service-mode"));
-        assert!(NetworkMode::parse("bogus").is_err());
-        assert!(WorkspaceMode::parse("copy-in-out").is_ok());
+        assert!(serde_json::from_str::<NetworkMode>("\"bogus\"").is_err());
     }
 }

@@ -22,6 +22,7 @@ pub mod otlp;
 pub mod plan;
 pub mod policy;
 pub mod seccomp;
+pub mod stage;
 pub mod state;
 
 pub use config::RunConfig;

@@ -120,6 +120,18 @@ pub enum MountOp {
 }
 
 impl MountOp {
+    /// A tmpfs owned by root.
+    pub fn tmpfs(dst: PathBuf, mode: u32, size_bytes: u64, noexec: bool) -> Self {
+        Self::Tmpfs {
+            dst,
+            mode,
+            size_bytes: Some(size_bytes),
+            noexec,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
     /// The container path this op makes or mounts on (made when missing); None for ops that
     /// act only on what exists (masks, read-only remounts) and for the root itself.
     pub fn creates(&self) -> Option<&std::path::Path> {

@@ -686,6 +686,41 @@ impl NetPlan {
     }
 }
 
+/// Egress a sandbox's policy refused, as the runtime reports it (a message line and an
+/// `egress_refused` event).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "target")]
+pub enum EgressRefusal {
+    /// A name the resolver would not answer (or why a query was malformed).
+    Dns(String),
+    /// A packet to a destination outside the policy, e.g. `tcp 192.0.2.1:443`.
+    Packet(String),
+}
+
+impl EgressRefusal {
+    /// The event's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "dns",
+            Self::Packet(_) => "packet",
+        }
+    }
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Dns(t) | Self::Packet(t) => t,
+        }
+    }
+}
+
+impl std::fmt::Display for EgressRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(t) => write!(f, "dns refused: {t}"),
+            Self::Packet(t) => write!(f, "egress refused: {t}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

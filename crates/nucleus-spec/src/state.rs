@@ -15,20 +15,47 @@ pub const EVENTS_VERSION: u32 = 1;
 /// What was applied to the workload, reported just before exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityReport {
-    /// "pivot_root" or "chroot"
-    pub root_switch: String,
+    pub root_switch: RootSwitch,
     pub capabilities_dropped: bool,
     /// Capabilities a `--caps-policy` kept in the bounding set (all others are dropped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities_kept: Vec<String>,
     pub no_new_privs: bool,
-    /// "enforced" or "not_applied"
-    pub seccomp: String,
-    /// e.g. "fully_enforced", "partially_enforced", "not_enforced"
-    pub landlock: String,
+    pub seccomp: SeccompStatus,
+    pub landlock: LandlockStatus,
     pub landlock_abi: u32,
     /// Human-readable list of protections that were not applied (agent mode only).
     pub degraded: Vec<String>,
+}
+
+/// How the sandbox's root was switched to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootSwitch {
+    #[default]
+    PivotRoot,
+    /// pivot_root failed (agent mode only; reported as degraded).
+    Chroot,
+}
+
+/// Whether the workload's seccomp filter is installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeccompStatus {
+    Enforced,
+    #[default]
+    NotApplied,
+}
+
+/// How much of the Landlock ruleset the kernel enforces (the rights it knows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LandlockStatus {
+    FullyEnforced,
+    /// Rights newer than the kernel's ABI are not.
+    PartiallyEnforced,
+    #[default]
+    NotEnforced,
 }
 
 /// OCI runtime-spec container status.
@@ -220,17 +247,6 @@ pub const ID_LEN: usize = 16;
 
 fn looks_like_id(n: &str) -> bool {
     n.len() == ID_LEN && n.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The exit status of a start (run, start, exec) that failed at `stage` before the command
-/// ran, `code` being what the sandbox's child reported: the command could not be run (`exec`:
-/// 127 not found, else 126; `workdir`: 126), or nucleus could not make the sandbox (125).
-pub fn failed_start_code(stage: &str, code: u8) -> u8 {
-    match stage {
-        "exec" if code == 127 => 127,
-        "exec" | "workdir" => 126,
-        _ => 125,
-    }
 }
 
 /// What a sandbox's monitor tells the command that launched it, and a `start` request's

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::raw::WaitStatus;
 
+pub use nucleus_spec::stage::{Stage, StartFailure};
 pub use nucleus_spec::state::SecurityReport;
 
 /// Parent → child.
@@ -41,13 +42,8 @@ pub enum FromChild {
     Applied(SecurityReport),
     /// `NUCLEUS_TRACE_TIMINGS`: the sandbox's and the workload's stages, before `Applied`.
     Timings(Vec<crate::trace::Mark>),
-    /// Setup failed at `stage`; nothing ran.
-    Failed {
-        stage: String,
-        error: String,
-        /// The exit status the failing process ends with (126, 127…).
-        code: i32,
-    },
+    /// Setup failed; nothing ran. The failing process ends with the failure's exit code.
+    Failed(StartFailure),
     /// The sandbox's pty master (one fd attached), for `--tty`.
     Pty,
     /// One end of the ExecSync socket (one fd attached): it closes when the workload's exec

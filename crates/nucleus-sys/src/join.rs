@@ -11,7 +11,7 @@
 //! 3. becomes root of that user namespace, then takes the workload's own path: rlimits,
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
-use crate::channel::{self, FromChild};
+use crate::channel::{self, FromChild, Stage, StartFailure};
 use crate::error::{Context, Result};
 use crate::init;
 use crate::mount::Switched;
@@ -92,15 +92,7 @@ fn parent(
             if let Err((stage, e)) =
                 child_join(plan, init_pidfd, time_ns.as_ref(), cgroups, user_joined)
             {
-                let _ = cch.send(
-                    &FromChild::Failed {
-                        stage: stage.into(),
-                        error: e.to_string(),
-                        code: 126,
-                    },
-                    &[],
-                );
-                raw::exit_now(126);
+                sandbox::fail_with(&cch, StartFailure::new(stage, e.to_string()));
             }
             let slave = if plan.process.tty {
                 match tty::open_in_sandbox() {
@@ -111,15 +103,7 @@ fn parent(
                         Some(pty.slave)
                     }
                     Err(e) => {
-                        let _ = cch.send(
-                            &FromChild::Failed {
-                                stage: "tty".into(),
-                                error: e.to_string(),
-                                code: 126,
-                            },
-                            &[],
-                        );
-                        raw::exit_now(126)
+                        sandbox::fail_with(&cch, StartFailure::new(Stage::Tty, e.to_string()))
                     }
                 }
             } else {
@@ -149,23 +133,23 @@ fn child_join(
     time_ns: Option<&fs::File>,
     cgroups: &[PathBuf],
     user_joined: bool,
-) -> std::result::Result<(), (&'static str, io::Error)> {
+) -> std::result::Result<(), (Stage, io::Error)> {
     for c in cgroups {
-        crate::cgroup::join_self_at(c).map_err(|e| ("join cgroup", e))?;
+        crate::cgroup::join_self_at(c).map_err(|e| (Stage::JoinCgroup, e))?;
     }
     // All but pid (the caller moved its children's) at once, and user if already joined.
     let mut flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);
     if user_joined {
         flags &= !(libc::CLONE_NEWUSER as u64);
     }
-    raw::setns(init_pidfd, flags as libc::c_int).map_err(|e| ("join namespaces", e))?;
+    raw::setns(init_pidfd, flags as libc::c_int).map_err(|e| (Stage::JoinNamespaces, e))?;
     if let Some(t) = time_ns {
-        raw::setns(t.as_fd(), libc::CLONE_NEWTIME).map_err(|e| ("join time namespace", e))?;
+        raw::setns(t.as_fd(), libc::CLONE_NEWTIME).map_err(|e| (Stage::JoinTimeNamespace, e))?;
     }
     if plan.namespaces.user {
         // SAFETY: plain id syscalls; joining the user namespace gave us CAP_SETUID/SETGID in it.
         if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
-            return Err(("user namespace", io::Error::last_os_error()));
+            return Err((Stage::UserNamespace, io::Error::last_os_error()));
         }
     }
     Ok(())

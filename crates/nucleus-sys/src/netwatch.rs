@@ -10,7 +10,7 @@
 use crate::error::{Context, Result};
 use crate::net::Netlink;
 use crate::raw;
-use nucleus_spec::net::ResolverPlan;
+use nucleus_spec::net::{EgressRefusal, ResolverPlan};
 use nucleus_spec::nft::{Batch, LOG_GROUP};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -157,8 +157,8 @@ pub struct Watcher {
     /// Closing it ends the thread.
     stop: OwnedFd,
     thread: JoinHandle<()>,
-    /// One datagram per line to report (refused names and destinations).
-    pub reports: UnixDatagram,
+    /// One datagram per refusal to report ([`Watcher::recv`]).
+    reports: UnixDatagram,
 }
 
 struct Serve {
@@ -171,7 +171,7 @@ struct Serve {
     /// Addresses in the sets and when they expire there.
     admitted: HashMap<IpAddr, Instant>,
     /// When each refused destination was last reported.
-    reported: HashMap<String, Instant>,
+    reported: HashMap<EgressRefusal, Instant>,
 }
 
 impl Watcher {
@@ -214,8 +214,18 @@ impl Watcher {
             reports,
         })
     }
+    /// Wait for reports here (readable when one is queued).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.reports.as_fd()
+    }
+
+    /// The next queued refusal, if any (the socket must be readable, or nonblocking).
+    pub fn recv(&self) -> Option<EgressRefusal> {
+        recv_report(&self.reports)
+    }
+
     /// End the thread; the reports it had not delivered yet.
-    pub fn stop(self) -> Vec<String> {
+    pub fn stop(self) -> Vec<EgressRefusal> {
         let Watcher {
             stop,
             thread,
@@ -224,13 +234,14 @@ impl Watcher {
         drop(stop);
         let _ = thread.join();
         let _ = reports.set_nonblocking(true);
-        let mut out = vec![];
-        let mut b = [0u8; 512];
-        while let Ok(n) = reports.recv(&mut b) {
-            out.push(String::from_utf8_lossy(&b[..n]).into_owned());
-        }
-        out
+        std::iter::from_fn(|| recv_report(&reports)).collect()
     }
+}
+
+fn recv_report(s: &UnixDatagram) -> Option<EgressRefusal> {
+    let mut b = [0u8; 1024];
+    let n = s.recv(&mut b).ok()?;
+    serde_json::from_slice(&b[..n]).ok()
 }
 
 impl Serve {
@@ -264,18 +275,20 @@ impl Serve {
         }
     }
 
-    fn report(&mut self, line: String) {
+    fn report(&mut self, r: EgressRefusal) {
         let now = Instant::now();
         let quiet = Duration::from_secs(10);
-        match self.reported.get(&line) {
+        match self.reported.get(&r) {
             Some(t) if now.duration_since(*t) < quiet => {}
             _ => {
-                let _ = self.out.send(line.as_bytes());
+                if let Ok(b) = serde_json::to_vec(&r) {
+                    let _ = self.out.send(&b);
+                }
                 if self.reported.len() >= 4096 {
                     self.reported.retain(|_, t| now.duration_since(*t) < quiet);
                 }
                 if self.reported.len() < 4096 {
-                    self.reported.insert(line, now);
+                    self.reported.insert(r, now);
                 }
             }
         }
@@ -298,7 +311,7 @@ impl Serve {
             _ => return,
         };
         for l in nflog_lines(&b[..n]) {
-            self.report(format!("egress refused: {l}"));
+            self.report(EgressRefusal::Packet(l));
         }
     }
 
@@ -343,13 +356,13 @@ impl Serve {
         let query = match nucleus_spec::dns::parse_query(q) {
             Ok(x) => x,
             Err(e) => {
-                self.report(format!("dns refused: {}", e.why));
+                self.report(EgressRefusal::Dns(e.why));
                 return e.reply;
             }
         };
         let plan = self.plan.as_ref()?;
         if !plan.allows(&query.labels) {
-            self.report(format!("dns refused: {}", query.name()));
+            self.report(EgressRefusal::Dns(query.name()));
             return Some(nucleus_spec::dns::refusal(&query));
         }
         let q = &query.wire[..];

@@ -16,7 +16,9 @@
 //!    workspace back; everything else disappears with the namespaces.
 
 use crate::cgroup::{self, Cgroup, Usage};
-use crate::channel::{self, Channel, FromChild, SecurityReport, ToChild, START};
+use crate::channel::{
+    self, Channel, FromChild, SecurityReport, Stage, StartFailure, ToChild, START,
+};
 use crate::copy;
 use crate::error::{other, Context, Result};
 use crate::idslot::{IdSlot, WIDTH};
@@ -31,6 +33,7 @@ use crate::trace;
 use crate::tty;
 use nucleus_spec::mounts::MountOp;
 use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan, SeccompNotify};
+use nucleus_spec::state::{LandlockStatus, RootSwitch, SeccompStatus};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs;
@@ -44,8 +47,8 @@ pub struct Outcome {
     pub status: WaitStatus,
     /// Protections applied to the workload (absent when setup failed before exec).
     pub report: Option<SecurityReport>,
-    /// Setup or exec failure reported by the sandbox: (stage, error).
-    pub failure: Option<(String, String)>,
+    /// Setup or exec failure reported by the sandbox.
+    pub failure: Option<StartFailure>,
     /// Resource usage of the sandbox (cgroup counters; CPU time falls back to rusage).
     pub usage: Usage,
     /// `seccomp trace`: syscall numbers the workload made, with counts.
@@ -60,11 +63,11 @@ pub trait Observer {
     /// A protection or limit decided on is not applied (agent mode goes on).
     fn degraded(&mut self, _what: &str) {}
     /// Egress the sandbox's policy refused (a name or a destination), rate-limited.
-    fn egress_refused(&mut self, _what: &str) {}
+    fn egress_refused(&mut self, _what: &nucleus_spec::net::EgressRefusal) {}
     /// The sandbox exists (its init has `pid` on the host) and was told to go.
     fn started(&mut self, _pid: libc::pid_t, _cgroups: &[PathBuf]) {}
-    /// Detached sandboxes: the workload's exec succeeded (None) or failed (code, stage, error).
-    fn exec_result(&mut self, _failure: Option<(i32, &str, &str)>) {}
+    /// Detached sandboxes: the workload's exec succeeded (None) or failed.
+    fn exec_result(&mut self, _failure: Option<&StartFailure>) {}
     /// `--seccomp-log-denied`: a syscall was refused with `errno` (the first such refusal in a
     /// window of [`notify::DenyLog::WINDOW`]).
     fn denied(&mut self, _pid: u32, _syscall: &str, _errno: i32) {}
@@ -518,8 +521,7 @@ fn parent_run(plan: &Plan, obs: &mut dyn Observer, detach: Option<&Detach>) -> R
 #[derive(Default)]
 struct Collected {
     report: Option<SecurityReport>,
-    failure: Option<(String, String)>,
-    failure_code: i32,
+    failure: Option<StartFailure>,
     status: Option<WaitStatus>,
     sync: Option<Channel>,
     /// The sandbox must die (its terminal could not be handed over).
@@ -541,10 +543,7 @@ impl Collected {
                 obs.applied(&r);
                 self.report = Some(r);
             }
-            Ok(Some((FromChild::Failed { stage, error, code }, _))) => {
-                self.failure = Some((stage, error));
-                self.failure_code = code;
-            }
+            Ok(Some((FromChild::Failed(f), _))) => self.failure = Some(f),
             Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
             Ok(Some((FromChild::Listener(n), _))) => self.listener_at = Some(n),
             Ok(Some((FromChild::NetWatch { log, .. }, fds))) => self.watch = Some((fds, log)),
@@ -557,8 +556,7 @@ impl Collected {
                 if let (Some(m), Some(c)) = (fds.first(), console) {
                     // The receiver owns the terminal from now on; ours closes.
                     if let Err(e) = c.send_bytes(b"/dev/ptmx", &[m.as_fd()]) {
-                        self.failure = Some(("console socket".into(), e.to_string()));
-                        self.failure_code = 125;
+                        self.failure = Some(StartFailure::new(Stage::ConsoleSocket, e.to_string()));
                         self.kill = true;
                     }
                 } else if let Some(m) = fds.pop() {
@@ -580,17 +578,17 @@ struct Control<'a> {
     hold: bool,
     start_sent: bool,
     waiters: Vec<OwnedFd>,
-    /// Once known: None = exec succeeded, Some((code, message)) = it failed.
-    result: Option<Option<(i32, String)>>,
+    /// Once known: None = exec succeeded, Some((exit code, message)) = it failed.
+    result: Option<Option<(u8, String)>>,
 }
 
 impl Control<'_> {
-    fn reply(conn: &OwnedFd, result: &Option<(i32, String)>) {
+    fn reply(conn: &OwnedFd, result: &Option<(u8, String)>) {
         use nucleus_spec::state::MonitorReport;
         let r = match result {
             None => MonitorReport::Ok,
             Some((code, msg)) => MonitorReport::Error {
-                code: (*code).clamp(0, 255) as u8,
+                code: *code,
                 msg: msg.clone(),
             },
         };
@@ -638,7 +636,7 @@ impl Control<'_> {
         self.waiters.push(conn);
     }
 
-    fn finish(&mut self, result: Option<(i32, String)>) {
+    fn finish(&mut self, result: Option<(u8, String)>) {
         for w in self.waiters.drain(..) {
             Self::reply(&w, &result);
         }
@@ -757,9 +755,7 @@ fn parent_wait(
         let notify_i = listener
             .as_ref()
             .map(|l| slot(&mut fds, if serve_notify { l.as_raw_fd() } else { -1 }));
-        let watch_i = watcher
-            .as_ref()
-            .map(|w| slot(&mut fds, w.reports.as_raw_fd()));
+        let watch_i = watcher.as_ref().map(|w| slot(&mut fds, w.fd().as_raw_fd()));
         let own = fds.len();
         fds.extend(obs.watched());
         let mut timeout = obs.next_tick_ms();
@@ -811,9 +807,8 @@ fn parent_wait(
             continue;
         }
         if let (true, Some(w)) = (ready(watch_i), &watcher) {
-            let mut b = [0u8; 512];
-            if let Ok(n) = w.reports.recv(&mut b) {
-                obs.egress_refused(&String::from_utf8_lossy(&b[..n]));
+            if let Some(r) = w.recv() {
+                obs.egress_refused(&r);
             }
         }
         if rev[0] != 0 {
@@ -843,18 +838,14 @@ fn parent_wait(
                 ch_open = got.absorb(ch, obs, console);
             }
             let held = control.as_ref().is_some_and(|c| c.hold && !c.start_sent);
-            let failed: Option<(i32, String, String)> = match &got.failure {
-                Some((stage, error)) => Some((got.failure_code, stage.clone(), error.clone())),
-                None if held => Some((137, "start".into(), "killed before start".into())),
+            let failed = match &got.failure {
+                Some(f) => Some(f.clone()),
+                None if held => Some(StartFailure::new(Stage::Start, "killed before start")),
                 None => None,
             };
-            obs.exec_result(
-                failed
-                    .as_ref()
-                    .map(|(c, s, e)| (*c, s.as_str(), e.as_str())),
-            );
+            obs.exec_result(failed.as_ref());
             if let Some(c) = control.as_deref_mut() {
-                c.finish(failed.map(|(c, s, e)| (c, format!("{s}: {e}"))));
+                c.finish(failed.map(|f| (f.exit_code(), f.to_string())));
             }
             got.sync = None;
             continue;
@@ -894,8 +885,8 @@ fn parent_wait(
                 .map(|(_, s)| s);
             // Its sockets hold the sandbox's network namespace (and so its addresses).
             if let Some(w) = watcher.take() {
-                for line in w.stop() {
-                    obs.egress_refused(&line);
+                for r in w.stop() {
+                    obs.egress_refused(&r);
                 }
             }
             let status = got
@@ -905,7 +896,7 @@ fn parent_wait(
             if let Some(c) = control.as_deref_mut() {
                 if c.result.is_none() {
                     c.finish(Some((
-                        status.code(),
+                        status.code().clamp(0, 255) as u8,
                         "the sandbox ended before its workload started".into(),
                     )));
                 }
@@ -960,7 +951,7 @@ fn child_main(
                         }
                         Some((ours, go.hold))
                     }
-                    Err(e) => fail(&ch, "exec sync", &e.to_string(), 1),
+                    Err(e) => fail(&ch, Stage::ExecSync, &e.to_string()),
                 }
             } else {
                 None
@@ -976,7 +967,7 @@ fn child_main(
             let bounding_left =
                 plan.process.caps.as_ref().map_or(0, |c| c.bounding) | init::KEPT_CAPS;
             if let Err(e) = security::drop_bounding_except(bounding_left) {
-                fail(&ch, "capabilities", &e.to_string(), 1);
+                fail(&ch, Stage::Capabilities, &e.to_string());
             }
             // Init is hardened before the workload's program runs: the workload's first act is
             // to wait for `go`, which init writes once it has given up what it does not need
@@ -986,7 +977,7 @@ fn child_main(
             // pipe the workload holds close-on-exec).
             let sfd = init::signals();
             let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
-                fail(&ch, "fork workload", "pipe", 1)
+                fail(&ch, Stage::ForkWorkload, "pipe")
             };
             let (ready_r, ready_w) = (ready_r.into_raw_fd(), ready_w.into_raw_fd());
             let (go_r, go_w) = (go_r.into_raw_fd(), go_w.into_raw_fd());
@@ -1041,23 +1032,22 @@ fn child_main(
                     std::mem::forget(sync);
                     init::run(workload, ch, sfd)
                 }
-                Err(e) => fail(&ch, "fork workload", &e.to_string(), 1),
+                Err(e) => fail(&ch, Stage::ForkWorkload, &e.to_string()),
             }
         }
-        Err((stage, e)) => fail(&ch, stage, &e, 1),
+        Err(f) => fail_with(&ch, f),
     }
 }
 
-fn fail(ch: &Channel, stage: &str, error: &str, code: i32) -> ! {
-    let _ = ch.send(
-        &FromChild::Failed {
-            stage: stage.into(),
-            error: error.into(),
-            code,
-        },
-        &[],
-    );
-    raw::exit_now(code)
+fn fail(ch: &Channel, stage: Stage, error: &str) -> ! {
+    fail_with(ch, StartFailure::new(stage, error))
+}
+
+/// Report the failure, and end with its exit code.
+pub(crate) fn fail_with(ch: &Channel, f: StartFailure) -> ! {
+    let code = f.exit_code();
+    let _ = ch.send(&FromChild::Failed(f), &[]);
+    raw::exit_now(i32::from(code))
 }
 
 /// The runtime's twin of the plan's degrade-or-refuse rule (nucleus-spec `enforce`): a
@@ -1067,20 +1057,20 @@ fn degrade_or_fail(
     ch: &Channel,
     report: &mut SecurityReport,
     refuse: bool,
-    stage: &str,
+    stage: Stage,
     refusal: &str,
     degraded: String,
 ) {
     if refuse {
-        fail(ch, stage, refusal, 126);
+        fail(ch, stage, refusal);
     }
     report.degraded.push(degraded);
 }
 
-type StageResult<T> = std::result::Result<T, (&'static str, String)>;
+type StageResult<T> = std::result::Result<T, StartFailure>;
 
-fn stage<T>(name: &'static str, r: Result<T>) -> StageResult<T> {
-    r.map_err(|e| (name, e.to_string()))
+fn stage<T>(stage: Stage, r: Result<T>) -> StageResult<T> {
+    r.map_err(|e| StartFailure::new(stage, e.to_string()))
 }
 
 /// Start the workload: a fork, or (unless `full_fork`) a child that shares init's memory until
@@ -1150,7 +1140,7 @@ fn spawn_netns() -> io::Result<NetThread> {
 fn join_netns(t: &mut Option<io::Result<NetThread>>) -> StageResult<()> {
     use std::io::Write;
     let Some(t) = t.take() else { return Ok(()) };
-    let err = |e: io::Error| ("network namespace", e.to_string());
+    let err = |e: io::Error| StartFailure::new(Stage::NetworkNamespace, e.to_string());
     let mut t = t.map_err(err)?;
     let fd = t
         .handle
@@ -1218,22 +1208,22 @@ fn child_setup(
         _ => raw::exit_now(1),
     };
     trace::mark_as("sandbox", "go received");
-    joined.map_err(|e| ("join cgroup", e.to_string()))?;
+    joined.map_err(|e| StartFailure::new(Stage::JoinCgroup, e.to_string()))?;
     // Our credentials still carry the host ids, unmapped in the new namespace: become its root
     // (we hold CAP_SETUID/CAP_SETGID there). This task only: the network thread keeps its
     // ids, and libc's calls would wait for it to take the change, i.e. for its namespace.
-    stage("user namespace", security::set_identity(0, 0, None))?;
+    stage(Stage::UserNamespace, security::set_identity(0, 0, None))?;
     // Changing credentials made us non-dumpable, which turns our /proc/self files root-owned
     // (unwritable, e.g. timens_offsets). Init makes itself non-dumpable again before it waits.
     stage(
-        "dumpable",
+        Stage::Dumpable,
         raw::prctl(libc::PR_SET_DUMPABLE, 1).ctx("prctl", "PR_SET_DUMPABLE"),
     )?;
     // Die with the runtime. Set only now: the kernel clears the parent-death signal whenever
     // credentials change, as the setresuid above just did. If the runtime already died in
     // between, its end of the channel is closed: leave at once.
     stage(
-        "set parent-death signal",
+        Stage::ParentDeathSignal,
         raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .ctx("prctl", "PDEATHSIG"),
     )?;
@@ -1248,38 +1238,44 @@ fn child_setup(
         // time namespace, and the workload is forked later.
         // SAFETY: unshare with a flag only.
         if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-            return Err(("time namespace", io::Error::last_os_error().to_string()));
+            return Err(StartFailure::new(
+                Stage::TimeNamespace,
+                io::Error::last_os_error().to_string(),
+            ));
         }
         let offsets = format!("monotonic {secs} 0\nboottime {secs} 0\n");
         stage(
-            "time namespace",
+            Stage::TimeNamespace,
             fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
         )?;
     }
     if plan.namespaces.uts {
         let h = CString::new(plan.hostname.as_bytes())
-            .map_err(|_| ("hostname", "NUL in hostname".to_string()))?;
+            .map_err(|_| StartFailure::new(Stage::Hostname, "NUL in hostname".to_string()))?;
         // SAFETY: h is a valid buffer of the given length.
         if unsafe { libc::sethostname(h.as_ptr(), plan.hostname.len()) } != 0 {
-            return Err(("hostname", io::Error::last_os_error().to_string()));
+            return Err(StartFailure::new(
+                Stage::Hostname,
+                io::Error::last_os_error().to_string(),
+            ));
         }
     }
     if plan.namespaces.net && net_thread.is_none() {
-        stage("network", net::loopback_up())?;
+        stage(Stage::Network, net::loopback_up())?;
     }
     if let Some(a) = &assigned {
-        stage("network", net::configure_sandbox(a))?;
+        stage(Stage::Network, net::configure_sandbox(a))?;
     }
     if let Some(e) = &plan.net.egress {
-        stage("egress policy", net::install_egress(e))?;
+        stage(Stage::EgressPolicy, net::install_egress(e))?;
     }
     if plan.net.egress.is_some() || plan.net.resolver.is_some() {
         let w = stage(
-            "egress policy",
+            Stage::EgressPolicy,
             netwatch::WatchSockets::open(plan.net.resolver.is_some(), plan.net.egress.is_some()),
         )?;
         stage(
-            "egress policy",
+            Stage::EgressPolicy,
             ch.send(
                 &FromChild::NetWatch {
                     resolver: w.resolver.is_some(),
@@ -1291,8 +1287,8 @@ fn child_setup(
         )?;
     }
     trace::mark_as("sandbox", "hostname, network");
-    stage("mounts", mount::stage())?;
-    stage("mounts", mount::make_root(&plan.root))?;
+    stage(Stage::Mounts, mount::stage())?;
+    stage(Stage::Mounts, mount::make_root(&plan.root))?;
     let mut prep = Prepared {
         cgroup: cgroup_view,
         idmapped,
@@ -1305,21 +1301,21 @@ fn child_setup(
             // A new sysfs shows the mounter's network namespace: be in ours first.
             join_netns(&mut net_thread)?;
         }
-        stage("mounts", mount::apply(op, &mut prep))?;
+        stage(Stage::Mounts, mount::apply(op, &mut prep))?;
     }
     join_netns(&mut net_thread)?;
     trace::mark_as("sandbox", "mounts");
     let switched = stage(
-        "switch root",
+        Stage::SwitchRoot,
         mount::switch_root(plan.allow_chroot_fallback),
     )?;
     trace::mark_as("sandbox", "root switched");
     // The terminal comes from the sandbox's own devpts, so ttyname() works inside; the master
     // goes to the runtime (as with an OCI console socket).
     let slave = if plan.process.tty {
-        let pty = stage("tty", tty::open_in_sandbox())?;
+        let pty = stage(Stage::Tty, tty::open_in_sandbox())?;
         stage(
-            "tty",
+            Stage::Tty,
             ch.send(&FromChild::Pty, &[pty.master.as_fd()])
                 .ctx("send", "pty master"),
         )?;
@@ -1331,7 +1327,10 @@ fn child_setup(
     if !join_files.is_empty() && plan.namespaces.cgroup {
         // SAFETY: unshare with a flag only; we are now in our cgroup (we joined it above).
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-            return Err(("cgroup namespace", io::Error::last_os_error().to_string()));
+            return Err(StartFailure::new(
+                Stage::CgroupNamespace,
+                io::Error::last_os_error().to_string(),
+            ));
         }
     }
     trace::mark_as("sandbox", "tty, cgroup namespace");
@@ -1391,7 +1390,7 @@ fn child_exec(
     unsafe { libc::setsid() };
     if let Some(s) = tty_slave {
         if let Err(e) = tty::become_controlling(s) {
-            fail(ch, "tty", &e.to_string(), 126);
+            fail(ch, Stage::Tty, &e.to_string());
         }
     }
     let refuse = plan.on_security_failure == OnFailure::Refuse;
@@ -1402,19 +1401,19 @@ fn child_exec(
     if let Some(step) = init_failed {
         let what = format!("the sandbox's init could not harden itself ({step})");
         let refusal = format!("{what}; strict modes refuse to start");
-        degrade_or_fail(ch, &mut report, refuse, "init", &refusal, what);
+        degrade_or_fail(ch, &mut report, refuse, Stage::Init, &refusal, what);
     }
     report.root_switch = match switched {
-        Switched::PivotRoot => "pivot_root".into(),
+        Switched::PivotRoot => RootSwitch::PivotRoot,
         Switched::Chroot(e) => {
             report
                 .degraded
                 .push(format!("pivot_root failed ({e}); chroot used instead"));
-            "chroot".into()
+            RootSwitch::Chroot
         }
     };
     if let Err(e) = security::set_rlimits(&p.rlimits) {
-        fail(ch, "rlimits", &e.to_string(), 126);
+        fail(ch, Stage::Rlimits, &e.to_string());
     }
     let keep = p.caps.clone().unwrap_or_default();
     // Under our init the bounding set is already the workload's plus init's CAP_KILL.
@@ -1423,11 +1422,11 @@ fn child_exec(
         None => security::drop_bounding_except(keep.bounding),
     };
     if let Err(e) = dropped {
-        fail(ch, "capabilities", &e.to_string(), 126);
+        fail(ch, Stage::Capabilities, &e.to_string());
     }
     if keep.permitted != 0 {
         if let Err(e) = security::keep_caps() {
-            fail(ch, "capabilities", &e.to_string(), 126);
+            fail(ch, Stage::Capabilities, &e.to_string());
         }
     }
     // An unprivileged caller's user namespace has setgroups denied (the kernel requires it for
@@ -1437,12 +1436,12 @@ fn child_exec(
         IdMapPlan::PrivateRange { .. } => Some(&p.additional_gids[..]),
     };
     if let Err(e) = security::set_identity(p.uid, p.gid, groups) {
-        fail(ch, "identity", &e.to_string(), 126);
+        fail(ch, Stage::Identity, &e.to_string());
     }
     if let Err(e) = security::set_capabilities(keep.effective, keep.permitted, keep.inheritable)
         .and_then(|()| security::raise_ambient(keep.ambient))
     {
-        fail(ch, "capabilities", &e.to_string(), 126);
+        fail(ch, Stage::Capabilities, &e.to_string());
     }
     report.capabilities_dropped = true;
     report.capabilities_kept = nucleus_spec::policy::CapSets::names(keep.bounding)
@@ -1450,10 +1449,10 @@ fn child_exec(
         .map(String::from)
         .collect();
     if let Err(e) = std::env::set_current_dir(&p.cwd) {
-        fail(ch, "workdir", &format!("{}: {e}", p.cwd.display()), 126);
+        fail(ch, Stage::Workdir, &format!("{}: {e}", p.cwd.display()));
     }
     if let Err(e) = security::set_no_new_privs() {
-        fail(ch, "no_new_privs", &e.to_string(), 126);
+        fail(ch, Stage::NoNewPrivs, &e.to_string());
     }
     report.no_new_privs = true;
     if die_with_parent {
@@ -1464,27 +1463,27 @@ fn child_exec(
     }
     trace::mark_as("workload", "session, rlimits, capabilities, identity");
     match security::apply_landlock(&plan.landlock) {
-        Ok(o) if o.status != "not_enforced" => report.landlock = o.status.into(),
+        Ok(o) if o.status != LandlockStatus::NotEnforced => report.landlock = o.status,
         Ok(o) => {
-            report.landlock = o.status.into();
+            report.landlock = o.status;
             degrade_or_fail(
                 ch,
                 &mut report,
                 refuse,
-                "landlock",
+                Stage::Landlock,
                 "Landlock is not available on this kernel (strict mode refuses to start)",
                 "landlock: not available on this kernel".into(),
             );
         }
         // A policy's `missing = "error"` holds in every mode.
         Err(e) => {
-            report.landlock = "not_enforced".into();
+            report.landlock = LandlockStatus::NotEnforced;
             let what = format!("landlock: {}", e.msg);
             degrade_or_fail(
                 ch,
                 &mut report,
                 refuse || e.required,
-                "landlock",
+                Stage::Landlock,
                 &e.msg,
                 what,
             );
@@ -1494,7 +1493,7 @@ fn child_exec(
     // reaches the workload: close-on-exec for all but stdio, now, while every syscall still
     // works (a profile may deny close_range).
     if let Err(e) = security::cloexec_from(3) {
-        fail(ch, "descriptors", &e.to_string(), 126);
+        fail(ch, Stage::Descriptors, &e.to_string());
     }
     let installed = if plan.seccomp_notify.is_some() {
         // The runtime serves this filter's notifications: announce where the listener will be.
@@ -1532,12 +1531,12 @@ fn child_exec(
         }
     };
     match installed {
-        Ok(()) => report.seccomp = "enforced".into(),
+        Ok(()) => report.seccomp = SeccompStatus::Enforced,
         Err(e) => {
             if refuse {
-                fail(ch, "seccomp", &e.to_string(), 126);
+                fail(ch, Stage::Seccomp, &e.to_string());
             }
-            report.seccomp = "not_applied".into();
+            report.seccomp = SeccompStatus::NotApplied;
             report.degraded.push(format!("seccomp: {e}"));
         }
     }
@@ -1560,7 +1559,7 @@ fn child_exec(
 fn exec(ch: &Channel, argv: &[String], env: &[(String, String)]) -> ! {
     let cargs: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_bytes())).collect() {
         Ok(v) => v,
-        Err(_) => fail(ch, "exec", "argument contains a NUL byte", 126),
+        Err(_) => fail(ch, Stage::Exec, "argument contains a NUL byte"),
     };
     let cenv: Vec<CString> = env
         .iter()
@@ -1598,10 +1597,13 @@ fn exec(ch: &Channel, argv: &[String], env: &[(String, String)]) -> ! {
         }
     }
     if saw_eacces {
-        fail(ch, "exec", &format!("{prog}: permission denied"), 126)
+        fail(ch, Stage::Exec, &format!("{prog}: permission denied"))
     } else if last.raw_os_error() == Some(libc::ENOENT) {
-        fail(ch, "exec", &format!("{prog}: command not found"), 127)
+        fail_with(
+            ch,
+            StartFailure::not_found(format!("{prog}: command not found")),
+        )
     } else {
-        fail(ch, "exec", &format!("{prog}: {last}"), 126)
+        fail(ch, Stage::Exec, &format!("{prog}: {last}"))
     }
 }

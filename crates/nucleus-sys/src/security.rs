@@ -10,6 +10,7 @@ use landlock::{
 use nucleus_spec::config::{RlimitResource, Ulimit};
 use nucleus_spec::landlock::{FsRight, LandlockPlan};
 use nucleus_spec::seccomp::SockFilter;
+use nucleus_spec::state::LandlockStatus;
 use std::io;
 
 /// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
@@ -224,12 +225,11 @@ fn right(r: FsRight) -> AccessFs {
 
 /// Outcome of applying Landlock.
 pub struct LandlockOutcome {
-    /// "fully_enforced", "partially_enforced" or "not_enforced"
-    pub status: &'static str,
+    pub status: LandlockStatus,
 }
 
 /// Apply Landlock rules, negotiated down to the running kernel's ABI (best effort: rights the
-/// kernel does not know are dropped and the status says "partially_enforced").
+/// kernel does not know are dropped and the status says partially enforced).
 /// Why Landlock was not applied. `required` errors (a policy's `missing = "error"` path is
 /// absent) are not a degradable protection: they stop the start in every mode.
 #[derive(Debug)]
@@ -304,9 +304,9 @@ pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcom
         .map_err(|e| e.to_string())?;
     Ok(LandlockOutcome {
         status: match st.ruleset {
-            RulesetStatus::FullyEnforced => "fully_enforced",
-            RulesetStatus::PartiallyEnforced => "partially_enforced",
-            RulesetStatus::NotEnforced => "not_enforced",
+            RulesetStatus::FullyEnforced => LandlockStatus::FullyEnforced,
+            RulesetStatus::PartiallyEnforced => LandlockStatus::PartiallyEnforced,
+            RulesetStatus::NotEnforced => LandlockStatus::NotEnforced,
         },
     })
 }

@@ -2,6 +2,7 @@
 //! the flag.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nucleus_spec::config::{ContextMode, NetworkMode, ServiceMode, WorkspaceMode};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -25,6 +26,35 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Who supervises a detached sandbox.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Supervisor {
+    /// A systemd transient unit when systemd is PID 1 and the caller is root, else a monitor
+    /// process.
+    Auto,
+    /// A `nucleus monitor` process of its own.
+    Monitor,
+    /// A systemd transient unit, or an error where systemd cannot run one.
+    Systemd,
 }
 
 /// Each subcommand's arguments are built only when it is the one invoked (`defer`): building
@@ -137,9 +167,8 @@ pub struct PsArgs {
     /// Only ids.
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -236,9 +265,9 @@ pub struct StatsArgs {
     /// The cgroup parent the sandboxes were started under (as given to `run`).
     #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
-    /// table or json (JSON lines, one per sandbox).
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// table, or json (JSON lines, one per sandbox).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
     /// Same as --format json.
     #[arg(long, hide = true)]
     pub json: bool,
@@ -308,21 +337,19 @@ pub struct RunArgs {
     /// Failures during this first period after start do not count.
     #[arg(long, default_value = "0s", requires = "health_cmd")]
     pub health_start_period: String,
-    /// Who supervises a detached sandbox: auto (a systemd transient unit when systemd is PID 1
-    /// and the caller is root, else a monitor process), monitor, or systemd.
-    #[arg(long, default_value = "auto")]
-    pub supervisor: String,
+    /// Who supervises a detached sandbox.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub supervisor: Supervisor,
     /// With -d/create and --tty: send the terminal's master over this unix socket (OCI
     /// convention) instead of keeping it.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// Security tier: agent, strict-agent or production.
-    #[arg(long, default_value = "agent")]
-    pub service_mode: String,
-    /// Network: none (only lo), host, bridge (veth to a host bridge, NAT) or slirp
-    /// (slirp4netns, also without privileges).
-    #[arg(long, default_value = "none")]
-    pub network: String,
+    /// Security tier.
+    #[arg(long, value_enum, default_value = "agent")]
+    pub service_mode: ServiceMode,
+    /// Network.
+    #[arg(long, value_enum, default_value = "none")]
+    pub network: NetworkMode,
     /// Publish a port: [HOST_IP:]HOST_PORT:CTR_PORT[/tcp|udp] (repeatable; bridge, slirp).
     #[arg(long = "publish", short = 'p')]
     pub publish: Vec<String>,
@@ -385,15 +412,15 @@ pub struct RunArgs {
     /// Directory whose files are copied (or bound) read-only to /context.
     #[arg(long)]
     pub context: Option<PathBuf>,
-    /// copy (default) or bind.
-    #[arg(long, default_value = "copy")]
-    pub context_mode: String,
+    /// How the context gets there.
+    #[arg(long, value_enum, default_value = "copy")]
+    pub context_mode: ContextMode,
     /// Host directory mounted at /workspace.
     #[arg(long)]
     pub workspace: Option<PathBuf>,
-    /// bind-rw (default), bind-ro or copy-in-out.
-    #[arg(long, default_value = "bind-rw")]
-    pub workspace_mode: String,
+    /// How the workspace is shared.
+    #[arg(long, value_enum, default_value = "bind-rw")]
+    pub workspace_mode: WorkspaceMode,
     /// Most a copied workspace (copy-in-out) or context may hold: the size of its tmpfs, and
     /// copy-back refuses a larger tree with the host copy left as it was.
     #[arg(long, default_value = "4g")]
@@ -489,5 +516,21 @@ mod tests {
             .map(|c| c.render_help().to_string())
             .unwrap();
         assert!(run.starts_with("Run a command in a new sandbox"), "{run}");
+    }
+
+    /// The command line names the modes as configuration files do (serde).
+    #[test]
+    fn mode_names_match_the_config_names() {
+        fn same<T: ValueEnum + serde::Serialize>() {
+            for v in T::value_variants() {
+                let name = v.to_possible_value().unwrap().get_name().to_owned();
+                assert_eq!(serde_json::to_value(v).unwrap(), name);
+            }
+        }
+        same::<ServiceMode>();
+        same::<NetworkMode>();
+        same::<WorkspaceMode>();
+        same::<ContextMode>();
+        same::<Supervisor>();
     }
 }

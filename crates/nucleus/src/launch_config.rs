@@ -122,7 +122,20 @@ pub fn schema() -> serde_json::Value {
     s
 }
 
-fn type_name(p: &serde_json::Value) -> String {
+fn type_name(p: &serde_json::Value, defs: &serde_json::Value) -> String {
+    // A closed set (an enum of the spec): its values.
+    let def = p["allOf"][0]["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/definitions/"))
+        .map(|name| &defs[name]);
+    if let Some(variants) = def.and_then(|d| d["oneOf"].as_array()) {
+        let names: Vec<String> = variants
+            .iter()
+            .flat_map(|v| v["enum"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(|n| format!("`{n}`")))
+            .collect();
+        return format!("one of {}", names.join(", "));
+    }
     let t = match &p["type"] {
         serde_json::Value::String(s) => vec![s.clone()],
         serde_json::Value::Array(a) => a
@@ -133,7 +146,7 @@ fn type_name(p: &serde_json::Value) -> String {
     };
     let base: Vec<String> = t.into_iter().filter(|x| x != "null").collect();
     match base.first().map(String::as_str) {
-        Some("array") => format!("array of {}", type_name(&p["items"])),
+        Some("array") => format!("array of {}", type_name(&p["items"], defs)),
         Some(_) => base.join(" or "),
         None => "any".into(),
     }
@@ -157,7 +170,10 @@ pub fn reference() -> String {
                 .unwrap_or("")
                 .replace('\n', " ")
                 .replace('|', "\\|");
-            out.push_str(&format!("| `{k}` | {} | {desc} |\n", type_name(p)));
+            out.push_str(&format!(
+                "| `{k}` | {} | {desc} |\n",
+                type_name(p, &s["definitions"])
+            ));
         }
     }
     out

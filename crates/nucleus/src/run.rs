@@ -10,8 +10,7 @@ use nucleus_spec::cgroup::{
     parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
 };
 use nucleus_spec::config::{
-    parse_size, ConfigError, ContextMode, EnvVar, GroupSpec, NetworkMode, ProviderConfig,
-    ServiceMode, TmpfsSpec, Ulimit, UserSpec, Volume, WorkspaceMode,
+    parse_size, ConfigError, EnvVar, GroupSpec, ProviderConfig, TmpfsSpec, Ulimit, UserSpec, Volume,
 };
 use nucleus_spec::net::NetConfig;
 use nucleus_spec::state::validate_name;
@@ -66,8 +65,8 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
     let (user, group) = user_and_group(a)?;
     Ok(RunConfig {
         argv: a.command.clone(),
-        service_mode: ServiceMode::parse(&a.service_mode)?,
-        network: NetworkMode::parse(&a.network)?,
+        service_mode: a.service_mode,
+        network: a.network,
         net: net_config(a)?,
         health: health(a)?,
         timeout_ms: match &a.timeout {
@@ -95,9 +94,9 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
             .collect::<Result<_, _>>()?,
         time_offset: a.time_offset,
         context: a.context.clone(),
-        context_mode: ContextMode::parse(&a.context_mode)?,
+        context_mode: a.context_mode,
         workspace: a.workspace.clone(),
-        workspace_mode: WorkspaceMode::parse(&a.workspace_mode)?,
+        workspace_mode: a.workspace_mode,
         workspace_max_size: Some(
             parse_size("--workspace-max-size", &a.workspace_max_size).and_then(|n| {
                 if n < 1 << 20 {
@@ -492,8 +491,8 @@ pub fn main(
     crate::timing::mark("sandbox exited");
     collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
     crate::timing::mark("cgroup gc");
-    if let Some((stage, err)) = &out.failure {
-        log.error(&format!("{stage}: {err}"));
+    if let Some(f) = &out.failure {
+        log.error(&f.to_string());
     }
     let code = monitor::finish(&mut t, &out, cfg.limits.memory);
     crate::timing::mark("remove record");
@@ -531,14 +530,17 @@ pub fn main(
         let attrs = || {
             vec![
                 ("sandbox.id", telemetry::s(&id)),
-                ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
+                (
+                    "nucleus.service_mode",
+                    telemetry::s(a.service_mode.as_str()),
+                ),
                 (
                     "process.executable.name",
                     telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),
                 ),
             ]
         };
-        let failure = out.failure.as_ref().map(|(s, e)| format!("{s}: {e}"));
+        let failure = out.failure.as_ref().map(ToString::to_string);
         if let Some(applied) = t.applied_ns {
             tracer.record_as(
                 telemetry::span_id(),

@@ -1,25 +1,30 @@
 //! The plan: every decision for one sandbox, made here once. The executor (`nucleus_sys`)
 //! interprets it without branching on the configuration.
 
+mod admission;
+mod capabilities;
+mod files_in;
 mod fixed_mounts;
+mod identity;
+mod landlock;
 mod process;
 mod rootfs;
+mod seccomp;
 
 pub use fixed_mounts::*;
 pub use process::*;
 pub use rootfs::*;
 
 use crate::cgroup::CgroupPlan;
-use crate::config::{
-    ConfigError, ContextMode, NetworkMode, RunConfig, ServiceMode, WorkspaceMode, ID_RANGE,
-};
-use crate::etc;
-use crate::host::{EntryKind, HostFacts};
+use crate::config::{ConfigError, NetworkMode, RunConfig, ServiceMode};
+use crate::enforce::Enforcement;
+use crate::host::HostFacts;
 use crate::landlock::{FsRight, LandlockPlan, LandlockRule};
 use crate::mounts::{MountOp, RootSource};
-use crate::seccomp::{self, Filter, SockFilter};
+use crate::seccomp::SockFilter;
+use identity::Identity;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -150,839 +155,33 @@ fn p(s: &str) -> PathBuf {
 }
 
 impl Plan {
-    /// Decide everything. `id` is the sandbox id (chosen by the caller).
+    /// Decide everything. `id` is the sandbox id (chosen by the caller). One area at a time,
+    /// in this order (a later area may read what an earlier one decided; the mounts and the
+    /// Landlock rules keep the order they are added in).
     pub fn build(cfg: &RunConfig, facts: &HostFacts, id: &str) -> Result<Plan, PlanError> {
-        let mode = cfg.service_mode;
-        let strict = mode.fail_closed();
-        // Policy files must be exactly the pinned ones (and production pins every one).
-        for (file, pin, file_flag, pin_flag) in [
-            (
-                &cfg.seccomp_profile,
-                &cfg.seccomp_profile_sha256,
-                "--seccomp-profile",
-                "--seccomp-profile-sha256",
-            ),
-            (
-                &cfg.caps_policy,
-                &cfg.caps_policy_sha256,
-                "--caps-policy",
-                "--caps-policy-sha256",
-            ),
-            (
-                &cfg.landlock_policy,
-                &cfg.landlock_policy_sha256,
-                "--landlock-policy",
-                "--landlock-policy-sha256",
-            ),
-        ] {
-            match (file, pin) {
-                (Some((_, text)), Some(pin)) => {
-                    crate::policy::check_pin(pin_flag, text.as_bytes(), pin)?
-                }
-                (None, Some(_)) => {
-                    return Err(cfg_err(
-                        pin_flag,
-                        format!("there is no {file_flag} to check"),
-                    ))
-                }
-                (Some(_), None) if mode == ServiceMode::Production => {
-                    return Err(cfg_err(
-                        pin_flag,
-                        format!("production mode requires a pin for {file_flag}"),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if cfg.argv.is_empty() {
-            return Err(cfg_err(
-                "COMMAND",
-                "missing: give the command after `--`, e.g. `nucleus run -- echo hello`",
-            ));
-        }
-        if mode == ServiceMode::Production {
-            return Err(cfg_err(
-                "--service-mode",
-                "production requires enforced --memory and --cpus limits, which this build does not provide yet; use agent or strict-agent",
-            ));
-        }
-        if strict && cfg.network == NetworkMode::Host {
-            return Err(cfg_err(
-                "--network",
-                "host networking is refused in strict-agent and production modes",
-            ));
-        }
-        if let Some(h) = &cfg.hostname {
-            RunConfig::validate_hostname(h)?;
-        }
-        if cfg.network == NetworkMode::Bridge && facts.euid != 0 {
-            return Err(cfg_err(
-                "--network",
-                "bridge networking needs root (it creates host interfaces); use --network slirp",
-            ));
-        }
-        let net = crate::net::NetPlan::build(
-            cfg.network,
-            &cfg.net,
-            mode,
-            facts.host_resolv_conf.as_deref(),
-            id,
-            facts.euid == 0,
-        )?;
-        cfg.limits.validate(facts.cpus)?;
-        // What cannot be applied as asked: agent mode records it, strict modes refuse.
-        let mut enforce = crate::enforce::Enforcement::new(mode);
-        // An unprivileged caller who asked for no limit (only the default pids cap) is not
-        // warned on every run when its cgroup cannot be made (no delegated parent): the cap is
-        // kept where it can be. Asking for a limit (or a strict mode) says when it fails.
-        let quiet_rootless = facts.euid != 0
-            && !strict
-            && cfg.limits == crate::cgroup::Limits::default()
-            && cfg.cgroup_parent == crate::cgroup::CgroupParent::default();
-        let mut cgroup = CgroupPlan::build(&cfg.limits, &facts.cgroup, &cfg.cgroup_parent, id);
-        if let Some(c) = &mut cgroup {
-            c.quiet_failure = quiet_rootless;
-        }
-        match &cgroup {
-            None if quiet_rootless => {}
-            None => enforce.degrade(
-                "--pids",
-                "no cgroup hierarchy is mounted, so limits cannot be enforced; strict modes refuse to start",
-                "resource limits are NOT applied: no cgroup hierarchy is mounted",
-            )?,
-            Some(c) => {
-                for u in &c.unsupported {
-                    let (flag, msg) = u.split_once(": ").unwrap_or(("--memory", u));
-                    enforce.degrade(
-                        flag,
-                        format!("{msg}; strict modes refuse to start without it"),
-                        format!("limit NOT applied: {u}"),
-                    )?;
-                }
-            }
-        }
-        if strict && facts.landlock_abi == 0 {
-            return Err(cfg_err(
-                "--service-mode",
-                format!(
-                    "Landlock is not available on this kernel; {} mode refuses to start",
-                    mode.as_str()
-                ),
-            ));
-        }
-        if cfg.time_offset.is_some() && !facts.time_ns {
-            return Err(cfg_err(
-                "--time-offset",
-                "this kernel has no time namespaces",
-            ));
-        }
+        let mut d = Draft::new(cfg, facts);
+        let admitted = admission::admit(&mut d, id)?;
+        let who = Identity::decide(cfg, facts, id)?;
+        let root = rootfs::root_source(&mut d)?;
+        let etc_view = rootfs::etc(&mut d, &root, &who, &admitted.net);
+        fixed_mounts::proc(&mut d);
+        fixed_mounts::dev(&mut d);
+        fixed_mounts::tmp_and_home(&mut d, &who);
+        fixed_mounts::sys(&mut d, admitted.cgroup.is_some());
+        landlock::base_rules(&mut d, &root, &who);
+        let workspace = files_in::files_in(&mut d, &who)?;
+        let root = rootfs::seal_root(&mut d, root);
+        let cwd = process::cwd(cfg, &who, workspace)?;
+        let env = process::env(cfg, &who);
+        let caps = capabilities::policy(&mut d)?;
+        capabilities::guard_egress(caps.as_ref(), &admitted.net)?;
+        let landlock_required = landlock::user_policy(&mut d)?;
+        let filters = seccomp::filters(&mut d, caps.as_ref())?;
 
-        // Identity.
-        let rootless = facts.euid != 0;
-        let user = cfg.user.clone().unwrap_or(crate::config::UserSpec {
-            name: "root".into(),
-            uid: 0,
-        });
-        let gid = cfg.group.as_ref().map(|g| g.gid).unwrap_or(user.uid);
-        let group_name = cfg
-            .group
-            .as_ref()
-            .map(|g| g.name.clone())
-            .unwrap_or_else(|| user.name.clone());
-        if rootless && (user.uid != 0 || gid != 0 || !cfg.additional_groups.is_empty()) {
-            return Err(cfg_err(
-                "--user",
-                "without root only the caller's own id is mapped: the workload runs as uid 0, gid 0 and no extra groups",
-            ));
-        }
-        let idmap = if rootless {
-            IdMapPlan::Caller {
-                uid: facts.euid,
-                gid: facts.egid,
-            }
-        } else {
-            IdMapPlan::PrivateRange { width: ID_RANGE }
-        };
-        let home = if user.uid == 0 {
-            p("/root")
-        } else {
-            p("/home").join(&user.name)
-        };
-        let hostname = cfg
-            .hostname
-            .clone()
-            .unwrap_or_else(|| format!("nucleus-{}", &id[..id.len().min(12)]));
-
-        // Root filesystem.
-        let mut m: Vec<MountOp> = Vec::new();
-        let root = match &cfg.rootfs {
-            Some(r) => {
-                if !r.is_absolute() {
-                    return Err(cfg_err(
-                        "--rootfs",
-                        format!("{}: must be an absolute path", r.display()),
-                    ));
-                }
-                RootSource::Bind(r.clone())
-            }
-            None => RootSource::Tmpfs,
-        };
-        let tmpfs_root = root == RootSource::Tmpfs;
-        if tmpfs_root {
-            for d in &facts.system_dirs {
-                let dst = p("/").join(&d.path);
-                match &d.kind {
-                    EntryKind::Symlink(t) => m.push(MountOp::Symlink {
-                        target: t.clone(),
-                        dst,
-                    }),
-                    _ => m.push(MountOp::Bind {
-                        src: p("/").join(&d.path),
-                        dst,
-                        readonly: true,
-                        noexec: false,
-                        idmap: false,
-                    }),
-                }
-            }
-        }
-
-        // /etc: synthetic identity files plus selected read-only entries.
-        let etc_src: PathBuf = match &root {
-            RootSource::Tmpfs => p("/etc"),
-            RootSource::Bind(r) => r.join("etc"),
-        };
-        // On the tmpfs root (as root), /etc is one read-only bind of a snapshot the runtime
-        // keeps of the host entries (see EtcView); the synthetic files live in /run/nucleus
-        // and the snapshot links to them.
-        // Not when the user mounts something at or under /etc (the view is read-only; its
-        // identity files are links) or over /run/nucleus: then each entry is bound as before.
-        let user_dsts = cfg
-            .volumes
-            .iter()
-            .map(|v| v.dst.clone())
-            .chain(cfg.tmpfs.iter().map(|t| t.dst.clone()))
-            .chain(cfg.provider_configs.iter().map(|pc| home.join(&pc.dst)));
-        let clashes = user_dsts.into_iter().any(|d| {
-            d.starts_with("/etc")
-                || Path::new(ETC_VIEW_LINKS).starts_with(&d)
-                || d.starts_with(ETC_VIEW_LINKS)
-        });
-        let etc_view = match &cfg.etc_views {
-            Some(dir) if tmpfs_root && !rootless && !clashes => {
-                Some(EtcView::new(dir, &facts.etc_entries))
-            }
-            _ => None,
-        };
-        let synthetic_dir = if etc_view.is_some() {
-            p(ETC_VIEW_LINKS)
-        } else {
-            p("/etc")
-        };
-        if tmpfs_root {
-            m.push(MountOp::Mkdir {
-                dst: synthetic_dir.clone(),
-                mode: 0o755,
-            });
-        } else {
-            m.push(MountOp::Tmpfs {
-                dst: p("/etc"),
-                mode: 0o755,
-                size_bytes: Some(1 << 20),
-                noexec: true,
-                uid: 0,
-                gid: 0,
-            });
-        }
-        let mut extra_groups: Vec<(String, u32)> = Vec::new();
-        for g in &cfg.additional_groups {
-            extra_groups.push((g.name.clone(), g.gid));
-        }
-        let resolv = match cfg.network {
-            NetworkMode::Host => facts.host_resolv_conf.clone().unwrap_or_default(),
-            NetworkMode::None => etc::resolv_conf_offline(),
-            NetworkMode::Bridge | NetworkMode::Slirp => net.resolv_conf.clone(),
-        };
-        let files = [
-            (
-                "passwd",
-                etc::passwd(&user.name, user.uid, gid, &home.to_string_lossy()),
-            ),
-            ("group", etc::group(&group_name, gid, &extra_groups)),
-            ("hosts", etc::hosts(&hostname)),
-            ("hostname", format!("{hostname}\n")),
-            ("resolv.conf", resolv),
-            ("nsswitch.conf", etc::nsswitch()),
-        ];
-        for (name, contents) in files {
-            m.push(MountOp::File {
-                dst: synthetic_dir.join(name),
-                contents,
-                mode: 0o644,
-            });
-        }
-        // With a view, its entries come with it; otherwise each is bound (or linked) here.
-        let entries = match etc_view {
-            Some(_) => {
-                m.push(MountOp::EtcView { dst: p("/etc") });
-                &[][..]
-            }
-            None => &facts.etc_entries[..],
-        };
-        for e in entries {
-            let name = e.path.to_string_lossy();
-            if SYNTHETIC_ETC.contains(&name.as_ref()) {
-                continue;
-            }
-            let dst = p("/etc").join(&e.path);
-            if let Some(parent) = e.path.parent().filter(|x| !x.as_os_str().is_empty()) {
-                m.push(MountOp::Mkdir {
-                    dst: p("/etc").join(parent),
-                    mode: 0o755,
-                });
-            }
-            match &e.kind {
-                EntryKind::Symlink(t) => m.push(MountOp::Symlink {
-                    target: t.clone(),
-                    dst,
-                }),
-                k => m.push(MountOp::BindFromTree {
-                    tree: etc_src.clone(),
-                    rel: e.path.clone(),
-                    dst,
-                    dir: matches!(k, EntryKind::Dir),
-                }),
-            }
-        }
-        if !tmpfs_root
-            && facts.host_ca_certs
-            && !facts.etc_entries.iter().any(|e| e.path.starts_with("ssl"))
-        {
-            // Host CA certificates for a rootfs that brings none.
-            m.push(MountOp::Mkdir {
-                dst: p("/etc/ssl"),
-                mode: 0o755,
-            });
-            m.push(MountOp::Bind {
-                src: p("/etc/ssl/certs"),
-                dst: p("/etc/ssl/certs"),
-                readonly: true,
-                noexec: true,
-                idmap: false,
-            });
-        }
-
-        // /proc
-        m.push(MountOp::Proc {
-            dst: p("/proc"),
-            readonly: !cfg.proc_rw,
-        });
-        for f in PROC_MASKED_FILES {
-            m.push(MountOp::MaskFile {
-                dst: p("/proc").join(f),
-            });
-        }
-        for d in PROC_MASKED_DIRS {
-            m.push(MountOp::MaskDir {
-                dst: p("/proc").join(d),
-            });
-        }
-        if cfg.proc_rw {
-            for d in PROC_READONLY {
-                m.push(MountOp::ReadonlyIfExists {
-                    dst: p("/proc").join(d),
-                });
-            }
-        }
-        // /dev
-        m.push(MountOp::Tmpfs {
-            dst: p("/dev"),
-            mode: 0o755,
-            size_bytes: Some(64 << 10),
-            noexec: true,
-            uid: 0,
-            gid: 0,
-        });
-        for d in DEVICES {
-            m.push(MountOp::Bind {
-                src: p("/dev").join(d),
-                dst: p("/dev").join(d),
-                readonly: false,
-                noexec: false,
-                idmap: false,
-            });
-        }
-        m.push(MountOp::Devpts { dst: p("/dev/pts") });
-        m.push(MountOp::Symlink {
-            target: p("pts/ptmx"),
-            dst: p("/dev/ptmx"),
-        });
-        m.push(MountOp::Tmpfs {
-            dst: p("/dev/shm"),
-            mode: 0o1777,
-            size_bytes: Some(64 << 20),
-            noexec: true,
-            uid: 0,
-            gid: 0,
-        });
-        m.push(MountOp::Mqueue {
-            dst: p("/dev/mqueue"),
-        });
-        for (name, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            m.push(MountOp::Symlink {
-                target: p(target),
-                dst: p("/dev").join(name),
-            });
-        }
-        // /tmp and the private home
-        let tmpfs_size = cfg
-            .limits
-            .memory
-            .map_or(DEFAULT_TMPFS_SIZE, |m| m.min(DEFAULT_TMPFS_SIZE));
-        m.push(MountOp::Tmpfs {
-            dst: p("/tmp"),
-            mode: 0o1777,
-            size_bytes: Some(tmpfs_size),
-            noexec: false,
-            uid: 0,
-            gid: 0,
-        });
-        m.push(MountOp::Tmpfs {
-            dst: home.clone(),
-            mode: 0o700,
-            size_bytes: Some(tmpfs_size),
-            noexec: false,
-            uid: user.uid,
-            gid,
-        });
-        // /sys, last of the fixed mounts: a new sysfs shows the mounter's network namespace,
-        // which a thread of the sandbox makes meanwhile (~0.5 ms); placed before /dev the
-        // mounts waited ~0.2 ms for it.
-        m.push(MountOp::Sysfs { dst: p("/sys") });
-        for d in SYS_MASKED_DIRS {
-            m.push(MountOp::MaskDir {
-                dst: p("/sys").join(d),
-            });
-        }
-        // The sandbox's own cgroup, read-only, where programs look for their limits (the JVM,
-        // Go, Node, .NET size heaps and pools from memory.max / cpu.max).
-        if cgroup.is_some() {
-            m.push(MountOp::Cgroup {
-                dst: p("/sys/fs/cgroup"),
-            });
-        }
-
-        // Landlock: read everywhere, execute only where programs live, write only where the
-        // sandbox has its own storage. On the tmpfs root, "where programs live" is said by the
-        // mounts: every mount that holds data and no programs is noexec (the root tmpfs with
-        // the synthetic /etc files, the /etc entries, /proc, /sys, /dev, /context, provider
-        // configs), which also stops mapping its files executable and holds without Landlock.
-        // So execute is granted on "/" itself: a rule on the sandbox's own root instead of one
-        // on the host's /usr (a host inode shared by every sandbox; that rule cost ~0.2 ms per
-        // start, docs/benchmarks.md). On a --rootfs root the image's program trees get it.
-        let root_rights = if tmpfs_root {
-            FsRight::READ_EXEC
-        } else {
-            FsRight::READ
-        };
-        let mut ll: Vec<LandlockRule> = vec![LandlockRule {
-            path: p("/"),
-            rights: root_rights.to_vec(),
-        }];
-        if !tmpfs_root {
-            for e in &facts.rootfs_entries {
-                if NOEXEC_TOP.contains(&e.path.to_string_lossy().as_ref())
-                    || matches!(e.kind, EntryKind::File)
-                {
-                    continue;
-                }
-                ll.push(LandlockRule {
-                    path: p("/").join(&e.path),
-                    rights: FsRight::READ_EXEC.to_vec(),
-                });
-            }
-        }
-        ll.push(LandlockRule {
-            path: p("/dev"),
-            rights: FsRight::DEVICE_RW.to_vec(),
-        });
-        let rw_noexec: Vec<FsRight> = FsRight::READ_WRITE_EXEC
-            .iter()
-            .copied()
-            .filter(|r| *r != FsRight::Execute)
-            .collect();
-        ll.push(LandlockRule {
-            path: p("/dev/shm"),
-            rights: rw_noexec,
-        });
-        ll.push(LandlockRule {
-            path: p("/tmp"),
-            rights: FsRight::READ_WRITE_EXEC.to_vec(),
-        });
-        ll.push(LandlockRule {
-            path: home.clone(),
-            rights: FsRight::READ_WRITE_EXEC.to_vec(),
-        });
-
-        // Files in.
-        let idmap_user = !rootless;
-        let mut prepared = Vec::new();
-        let workspace_max = cfg
-            .workspace_max_size
-            .unwrap_or(crate::config::DEFAULT_WORKSPACE_MAX);
-        if let Some(ctx) = &cfg.context {
-            abs("--context", ctx)?;
-            match cfg.context_mode {
-                ContextMode::Copy => {
-                    if rootless {
-                        return Err(cfg_err(
-                            "--context-mode",
-                            "copy needs root (the copy goes to a tmpfs the runtime makes on the host); unprivileged, use --context-mode bind (read-only)",
-                        ));
-                    }
-                    prepared.push(PreparedTree {
-                        src: ctx.clone(),
-                        copy_back: false,
-                        max_bytes: workspace_max,
-                    });
-                    m.push(MountOp::Attach {
-                        slot: prepared.len() - 1,
-                        dst: p("/context"),
-                        readonly: true,
-                        noexec: true,
-                    });
-                }
-                ContextMode::Bind => m.push(MountOp::Bind {
-                    src: ctx.clone(),
-                    dst: p("/context"),
-                    readonly: true,
-                    noexec: true,
-                    idmap: idmap_user,
-                }),
-            }
-            ll.push(LandlockRule {
-                path: p("/context"),
-                rights: FsRight::READ.to_vec(),
-            });
-        }
-        let mut cwd = home.clone();
-        if let Some(ws) = &cfg.workspace {
-            abs("--workspace", ws)?;
-            let dst = p("/workspace");
-            match cfg.workspace_mode {
-                WorkspaceMode::BindRw | WorkspaceMode::BindRo => {
-                    let ro = cfg.workspace_mode == WorkspaceMode::BindRo;
-                    m.push(MountOp::Bind {
-                        src: ws.clone(),
-                        dst: dst.clone(),
-                        readonly: ro,
-                        noexec: false,
-                        idmap: idmap_user,
-                    });
-                    let rights = if ro {
-                        FsRight::READ_EXEC
-                    } else {
-                        FsRight::READ_WRITE_EXEC
-                    };
-                    ll.push(LandlockRule {
-                        path: dst.clone(),
-                        rights: rights.to_vec(),
-                    });
-                }
-                WorkspaceMode::CopyInOut if rootless => {
-                    return Err(cfg_err(
-                        "--workspace-mode",
-                        "copy-in-out needs root (the copy goes to a tmpfs the runtime makes on the host); unprivileged, use bind-rw or bind-ro",
-                    ));
-                }
-                WorkspaceMode::CopyInOut => {
-                    prepared.push(PreparedTree {
-                        src: ws.clone(),
-                        copy_back: true,
-                        max_bytes: workspace_max,
-                    });
-                    m.push(MountOp::Attach {
-                        slot: prepared.len() - 1,
-                        dst: dst.clone(),
-                        readonly: false,
-                        noexec: false,
-                    });
-                    ll.push(LandlockRule {
-                        path: dst.clone(),
-                        rights: FsRight::READ_WRITE_EXEC.to_vec(),
-                    });
-                }
-            }
-            cwd = dst;
-        }
-        for v in &cfg.volumes {
-            m.push(MountOp::Bind {
-                src: v.src.clone(),
-                dst: v.dst.clone(),
-                readonly: v.readonly,
-                noexec: false,
-                idmap: idmap_user,
-            });
-            let rights = if v.readonly {
-                FsRight::READ_EXEC
-            } else {
-                FsRight::READ_WRITE_EXEC
-            };
-            ll.push(LandlockRule {
-                path: v.dst.clone(),
-                rights: rights.to_vec(),
-            });
-        }
-        for t in &cfg.tmpfs {
-            m.push(MountOp::Tmpfs {
-                dst: t.dst.clone(),
-                mode: 0o1777,
-                size_bytes: Some(t.size_bytes.unwrap_or(tmpfs_size)),
-                noexec: false,
-                uid: 0,
-                gid: 0,
-            });
-            ll.push(LandlockRule {
-                path: t.dst.clone(),
-                rights: FsRight::READ_WRITE_EXEC.to_vec(),
-            });
-        }
-        for pc in &cfg.provider_configs {
-            let dst = if pc.dst.is_absolute() {
-                pc.dst.clone()
-            } else {
-                home.join(&pc.dst)
-            };
-            m.push(MountOp::Bind {
-                src: pc.src.clone(),
-                dst: dst.clone(),
-                readonly: true,
-                noexec: true,
-                idmap: idmap_user,
-            });
-            ll.push(LandlockRule {
-                path: dst,
-                rights: FsRight::READ.to_vec(),
-            });
-        }
-        // A --rootfs that lacks a mount point the sandbox needs at its top (a directory with
-        // just a static busybox has no /etc, /proc, /tmp…): it cannot be made on the read-only
-        // image, so the root becomes a tmpfs with each of the image's top-level entries bound
-        // (read-only) or linked on it, as the host's are on the default root.
-        let mut root = root;
-        if let RootSource::Bind(r) = &root {
-            let have: Vec<&Path> = facts
-                .rootfs_entries
-                .iter()
-                .map(|e| e.path.as_path())
-                .collect();
-            let lacks = m.iter().filter_map(MountOp::creates).any(|d| {
-                d.strip_prefix("/")
-                    .ok()
-                    .and_then(|rel| rel.components().next())
-                    .is_some_and(|top| !have.contains(&Path::new(top.as_os_str())))
-            });
-            if lacks {
-                let mut pre = Vec::new();
-                for e in &facts.rootfs_entries {
-                    let dst = p("/").join(&e.path);
-                    match &e.kind {
-                        EntryKind::Symlink(t) => pre.push(MountOp::Symlink {
-                            target: t.clone(),
-                            dst,
-                        }),
-                        _ => pre.push(MountOp::Bind {
-                            src: r.join(&e.path),
-                            dst,
-                            readonly: true,
-                            noexec: false,
-                            idmap: false,
-                        }),
-                    }
-                }
-                m.splice(0..0, pre);
-                m.push(MountOp::RemountRootReadonly);
-                root = RootSource::Tmpfs;
-            }
-        }
-        if tmpfs_root {
-            m.push(MountOp::RemountRootReadonly);
-        }
-        if let Some(w) = &cfg.workdir {
-            cwd =
-                crate::config::container_path("--workdir", &w.to_string_lossy()).or_else(|e| {
-                    if w.as_os_str() == "/" {
-                        Ok(p("/"))
-                    } else {
-                        Err(e)
-                    }
-                })?;
-        }
-
-        // Environment: nothing from the host unless asked for.
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), DEFAULT_PATH.into()),
-            ("HOME".into(), home.to_string_lossy().into_owned()),
-            ("HOSTNAME".into(), hostname.clone()),
-            ("USER".into(), user.name.clone()),
-        ];
-        // A terminal needs a type (as docker -t and podman -t set it).
-        if cfg.tty {
-            env.push(("TERM".into(), "xterm".into()));
-        }
-        for e in &cfg.env {
-            env.retain(|(k, _)| k != &e.key);
-            env.push((e.key.clone(), e.value.clone()));
-        }
-
-        // --caps-policy: keep lists; unknown names cannot be enforced as written.
-        let caps = match &cfg.caps_policy {
-            None => None,
-            Some((path, text)) => {
-                let flag = "--caps-policy";
-                let (sets, unknown) = crate::policy::parse_caps(flag, text)
-                    .map_err(|e| cfg_err(flag, format!("{}: {}", path.display(), e.message)))?;
-                if !unknown.is_empty() {
-                    let what = format!(
-                        "{}: unknown capabilities {}",
-                        path.display(),
-                        unknown.join(", ")
-                    );
-                    enforce.degrade(
-                        flag,
-                        format!(
-                            "{what}; strict modes refuse a policy they cannot enforce as written"
-                        ),
-                        format!("{flag} {what}: dropped from the policy"),
-                    )?;
-                }
-                Some(sets)
-            }
-        };
-        // The egress table lives in the sandbox's own namespace: a workload that kept
-        // CAP_NET_ADMIN could delete it, one with CAP_NET_RAW could send around it.
-        if let (Some(c), Some(_)) = (&caps, &net.egress) {
-            let held = c.bounding | c.effective | c.permitted | c.ambient;
-            for name in ["CAP_NET_ADMIN", "CAP_NET_RAW"] {
-                if crate::policy::CapSets::names(held).contains(&name) {
-                    return Err(cfg_err(
-                        "--caps-policy",
-                        format!("keeps {name}, which would let the workload undo the egress policy; drop it or give no --egress-* rule"),
-                    ));
-                }
-            }
-        }
-        // --landlock-policy: on top of nucleus's rules or alone; its minimum ABI.
-        let mut ll_required = vec![];
-        if let Some((path, text)) = &cfg.landlock_policy {
-            let flag = "--landlock-policy";
-            let pol = crate::policy::parse_landlock(flag, text)
-                .map_err(|e| cfg_err(flag, format!("{}: {}", path.display(), e.message)))?;
-            if facts.landlock_abi < pol.min_abi {
-                let what = format!(
-                    "{}: needs Landlock ABI {} and this kernel has {}",
-                    path.display(),
-                    pol.min_abi,
-                    facts.landlock_abi
-                );
-                enforce.degrade(
-                    flag,
-                    format!("{what}; strict modes refuse to start"),
-                    format!(
-                        "{flag} {what}: rights newer than ABI {} are not enforced",
-                        facts.landlock_abi
-                    ),
-                )?;
-            }
-            if pol.base == crate::policy::Base::None {
-                ll.clear();
-            }
-            for r in pol.rules {
-                if r.missing == crate::policy::Missing::Error {
-                    ll_required.push(r.path.clone());
-                }
-                ll.push(LandlockRule {
-                    path: r.path,
-                    rights: r.rights,
-                });
-            }
-        }
-        let mut seccomp_flags = 0u32;
-        // The default filter as it is, the common case, was compiled ahead of time.
-        let precompiled = seccomp::precompiled::default_program().filter(|_| {
-            cfg.seccomp_profile.is_none()
-                && cfg.seccomp_allow.is_empty()
-                && !cfg.seccomp_trace
-                && !cfg.seccomp_log_denied
-        });
-        let compile =
-            |f: &Filter| seccomp::compile(f).map_err(|e| PlanError::Seccomp(e.to_string()));
-        let (bpf, seccomp_notify) = if let Some(p) = precompiled {
-            (p.to_vec(), None)
-        } else {
-            let filter = match &cfg.seccomp_profile {
-                None => seccomp::default::default_filter(&cfg.seccomp_allow)
-                    .map_err(|e| PlanError::Seccomp(e.to_string()))?,
-                Some((path, text)) => {
-                    if !cfg.seccomp_allow.is_empty() {
-                        return Err(cfg_err(
-                        "--seccomp-allow",
-                        "extends the default filter only; with --seccomp-profile, add the syscall to the profile",
-                    ));
-                    }
-                    let bad = |e: seccomp::profile::ProfileError| {
-                        cfg_err("--seccomp-profile", format!("{}: {e}", path.display()))
-                    };
-                    let mut target = seccomp::profile::Target::native(facts.kernel);
-                    // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
-                    target.caps = caps.as_ref().map_or(0, |c| c.bounding);
-                    let c = seccomp::profile::compile(
-                        &seccomp::profile::parse(text).map_err(bad)?,
-                        &target,
-                    )
-                    .map_err(bad)?;
-                    if !c.unknown.is_empty() {
-                        let what = format!(
-                        "{}: unknown syscall name(s) {} (not a syscall of any architecture nucleus knows)",
-                        path.display(),
-                        c.unknown.join(", ")
-                    );
-                        enforce.degrade(
-                            "--seccomp-profile",
-                            format!("{what}; strict modes refuse a profile they cannot enforce as written"),
-                            format!("--seccomp-profile {what}: rules for them are skipped"),
-                        )?;
-                    }
-                    seccomp_flags = c.flags;
-                    c.filter
-                }
-            };
-            if cfg.seccomp_trace {
-                (compile(&seccomp::trace_all())?, Some(SeccompNotify::Trace))
-            } else if cfg.seccomp_log_denied {
-                (
-                    compile(&seccomp::notify_denials(&filter))?,
-                    Some(SeccompNotify::LogDenied {
-                        decide: compile(&filter)?,
-                    }),
-                )
-            } else {
-                (compile(&filter)?, None)
-            }
-        };
-        let init_seccomp_bpf = match seccomp::precompiled::init_program() {
-            Some(p) => p.to_vec(),
-            None => compile(&seccomp::default::init_filter())?,
-        };
-
+        let strict = cfg.service_mode.fail_closed();
         Ok(Plan {
             id: id.to_string(),
-            mode,
+            mode: cfg.service_mode,
             namespaces: Namespaces {
                 user: true,
                 pid: true,
@@ -993,22 +192,22 @@ impl Plan {
                 cgroup: true,
                 time_offset_secs: cfg.time_offset,
             },
-            idmap,
+            idmap: who.idmap,
             network: cfg.network,
-            net,
+            net: admitted.net,
             health: cfg.health.clone(),
             timeout_ms: cfg.timeout_ms,
-            hostname,
+            hostname: who.hostname.clone(),
             root,
-            mounts: m,
-            prepared,
+            mounts: d.mounts,
+            prepared: d.prepared,
             etc_view,
             process: ProcessPlan {
                 argv: cfg.argv.clone(),
                 env,
                 cwd,
-                uid: user.uid,
-                gid,
+                uid: who.user.uid,
+                gid: who.gid,
                 additional_gids: cfg.additional_groups.iter().map(|g| g.gid).collect(),
                 tty: cfg.tty,
                 rlimits: cfg.ulimits.clone(),
@@ -1019,40 +218,79 @@ impl Plan {
                     .map(|m| m.div_ceil(1000).max(1) as u32),
             },
             landlock: LandlockPlan {
-                rules: ll,
+                rules: d.rules,
                 scope_signals_and_sockets: true,
-                required: ll_required,
+                required: landlock_required,
             },
-            seccomp_bpf: bpf,
-            init_seccomp_bpf,
-            seccomp_notify,
-            seccomp_flags,
+            seccomp_bpf: filters.workload,
+            init_seccomp_bpf: filters.init,
+            seccomp_notify: filters.notify,
+            seccomp_flags: filters.flags,
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {
                 OnFailure::Degrade
             },
             allow_chroot_fallback: !strict,
-            cgroup,
-            warnings: enforce.warnings,
+            cgroup: admitted.cgroup,
+            warnings: d.enforce.warnings,
         })
     }
 }
 
-fn abs(flag: &str, path: &Path) -> Result<(), PlanError> {
-    if path.is_absolute() {
-        Ok(())
-    } else {
-        Err(cfg_err(
-            flag,
-            format!("{}: must be an absolute path", path.display()),
-        ))
+/// The plan while it is built: the inputs, the mounts and Landlock rules so far (in order),
+/// the trees to prepare, and what could not be applied as asked.
+struct Draft<'a> {
+    cfg: &'a RunConfig,
+    facts: &'a HostFacts,
+    mounts: Vec<MountOp>,
+    rules: Vec<LandlockRule>,
+    prepared: Vec<PreparedTree>,
+    enforce: Enforcement,
+}
+
+impl<'a> Draft<'a> {
+    fn new(cfg: &'a RunConfig, facts: &'a HostFacts) -> Self {
+        Self {
+            cfg,
+            facts,
+            mounts: Vec::new(),
+            rules: Vec::new(),
+            prepared: Vec::new(),
+            enforce: Enforcement::new(cfg.service_mode),
+        }
+    }
+
+    fn mount(&mut self, op: MountOp) {
+        self.mounts.push(op);
+    }
+
+    fn rule(&mut self, path: PathBuf, rights: &[FsRight]) {
+        self.rules.push(LandlockRule {
+            path,
+            rights: rights.to_vec(),
+        });
+    }
+
+    /// A mount and the Landlock rights on what it mounts at `dst`, always together.
+    fn grant(&mut self, op: MountOp, dst: PathBuf, rights: &[FsRight]) {
+        self.mount(op);
+        self.rule(dst, rights);
+    }
+
+    /// A tree to copy in before start; its slot for `MountOp::Attach`.
+    fn prepare(&mut self, tree: PreparedTree) -> usize {
+        self.prepared.push(tree);
+        self.prepared.len() - 1
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ContextMode, WorkspaceMode};
+    use crate::host::EntryKind;
+    use std::path::Path;
 
     #[test]
     fn cpus_are_a_window_of_the_allowed_ones() {

@@ -1,8 +1,49 @@
-//! The workload process: argv, environment, identity, limits of the process itself.
+//! The workload process: argv, environment, working directory, identity, limits of the
+//! process itself.
 
-use crate::config::Ulimit;
+use super::{p, Identity, PlanError};
+use crate::config::{RunConfig, Ulimit};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// The workload's directory: `--workdir`, else the workspace, else its home.
+pub(super) fn cwd(
+    cfg: &RunConfig,
+    who: &Identity,
+    workspace: Option<PathBuf>,
+) -> Result<PathBuf, PlanError> {
+    let Some(w) = &cfg.workdir else {
+        return Ok(workspace.unwrap_or_else(|| who.home.clone()));
+    };
+    Ok(
+        crate::config::container_path("--workdir", &w.to_string_lossy()).or_else(|e| {
+            if w.as_os_str() == "/" {
+                Ok(p("/"))
+            } else {
+                Err(e)
+            }
+        })?,
+    )
+}
+
+/// The environment: nothing from the host unless asked for.
+pub(super) fn env(cfg: &RunConfig, who: &Identity) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), who.home.to_string_lossy().into_owned()),
+        ("HOSTNAME".into(), who.hostname.clone()),
+        ("USER".into(), who.user.name.clone()),
+    ];
+    // A terminal needs a type (as docker -t and podman -t set it).
+    if cfg.tty {
+        env.push(("TERM".into(), "xterm".into()));
+    }
+    for e in &cfg.env {
+        env.retain(|(k, _)| k != &e.key);
+        env.push((e.key.clone(), e.value.clone()));
+    }
+    env
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessPlan {

@@ -6,7 +6,7 @@ use crate::log::Logger;
 use crate::records::{effective, record_exec_cpu, resolve, settled, workload_of};
 use anyhow::{anyhow, bail, Context, Result};
 use nucleus_spec::config::{ConfigError, EnvVar};
-use nucleus_spec::state::{self, SecurityReport, Status};
+use nucleus_spec::state::{SecurityReport, Status};
 use nucleus_spec::Plan;
 use nucleus_sys::sandbox::Observer;
 use nucleus_sys::store::{self, Store};
@@ -89,11 +89,9 @@ pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         &mut ExecObserver { log },
     )?;
     let mut code = out.status.code().clamp(0, 255) as u8;
-    if let Some((stage, err)) = &out.failure {
-        log.error(&format!("{stage}: {err}"));
-        if out.report.is_none() {
-            code = state::failed_start_code(stage, code);
-        }
+    if let Some(f) = &out.failure {
+        log.error(&f.to_string());
+        code = f.exit_code();
     }
     // (v2 counts it in the sandbox's cpu.stat: nothing to write.)
     if plan

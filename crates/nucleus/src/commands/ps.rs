@@ -1,9 +1,8 @@
 //! `nucleus ps`.
 
-use crate::cli::PsArgs;
+use crate::cli::{OutputFormat, PsArgs};
 use crate::records::{effective, is_paused};
 use anyhow::Result;
-use nucleus_spec::config::ConfigError;
 use nucleus_spec::state::{self, ExitInfo, State, Status};
 use nucleus_sys::store::{now_ms, Store};
 
@@ -66,8 +65,8 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    match a.format.as_str() {
-        "json" => {
+    match a.format {
+        OutputFormat::Json => {
             let v: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|(s, st, ex)| {
@@ -89,7 +88,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                 .collect();
             outln!("{}", serde_json::Value::Array(v));
         }
-        "table" => {
+        OutputFormat::Table => {
             outln!(
                 "{:<16}  {:<16}  {:<22}  {:<8}  {:<10}  COMMAND",
                 "ID",
@@ -117,11 +116,6 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                     command_line(&s.argv, 40)
                 );
             }
-        }
-        other => {
-            return Err(
-                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
-            )
         }
     }
     Ok(0)

@@ -1,9 +1,9 @@
 //! `nucleus stats`.
 
+use crate::cli::OutputFormat;
 use crate::records;
 use crate::run::located;
 use anyhow::Result;
-use nucleus_spec::config::ConfigError;
 use nucleus_sys::store::Store;
 use std::path::Path;
 
@@ -41,15 +41,7 @@ pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
         }
         v
     };
-    let json = match (a.json, a.format.as_str()) {
-        (true, _) | (_, "json") => true,
-        (_, "table") => false,
-        (_, other) => {
-            return Err(
-                ConfigError::new("--format", format!("{other:?}: use table or json")).into(),
-            )
-        }
-    };
+    let json = a.json || a.format == OutputFormat::Json;
     let Some(plan) = located(a.cgroup_parent.as_deref())? else {
         anyhow::bail!("no cgroup hierarchy is mounted: no sandbox has usage to show");
     };

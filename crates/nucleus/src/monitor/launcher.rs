@@ -144,7 +144,10 @@ pub fn launch(
                     "sandbox.name",
                     telemetry::s(a.name.clone().unwrap_or_default()),
                 ),
-                ("nucleus.service_mode", telemetry::s(a.service_mode.clone())),
+                (
+                    "nucleus.service_mode",
+                    telemetry::s(a.service_mode.as_str()),
+                ),
                 (
                     "process.executable.name",
                     telemetry::s(plan.process.argv.first().cloned().unwrap_or_default()),

@@ -1,6 +1,6 @@
 //! Supervision by systemd: a transient unit runs the monitor.
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, Supervisor};
 use anyhow::{bail, Context, Result};
 use nucleus_spec::config::ConfigError;
 use nucleus_sys::store::Store;
@@ -31,18 +31,13 @@ pub(crate) fn supervisor(a: &RunArgs, id: &str) -> Result<Option<String>> {
         }
         Ok(())
     };
-    match a.supervisor.as_str() {
-        "monitor" => Ok(None),
-        "auto" => Ok(usable().ok().map(|_| format!("nucleus-{id}.service"))),
-        "systemd" => match usable() {
+    match a.supervisor {
+        Supervisor::Monitor => Ok(None),
+        Supervisor::Auto => Ok(usable().ok().map(|_| format!("nucleus-{id}.service"))),
+        Supervisor::Systemd => match usable() {
             Ok(()) => Ok(Some(format!("nucleus-{id}.service"))),
             Err(why) => Err(ConfigError::new(flag, format!("systemd: {why}")).into()),
         },
-        other => Err(ConfigError::new(
-            flag,
-            format!("unknown supervisor {other:?} (allowed: auto, monitor, systemd)"),
-        )
-        .into()),
     }
 }
 

@@ -7,7 +7,9 @@ use crate::log::Logger;
 use crate::monitor::{Health, LogCap};
 use crate::records::{free_stale_name, freezer_of, workload_of};
 use anyhow::Result;
-use nucleus_spec::state::{self, ExitInfo, MonitorReport, ProcId, SecurityReport, State, Status};
+use nucleus_spec::net::EgressRefusal;
+use nucleus_spec::stage::StartFailure;
+use nucleus_spec::state::{ExitInfo, MonitorReport, ProcId, SecurityReport, State, Status};
 use nucleus_spec::Plan;
 use nucleus_sys::raw::WaitStatus;
 use nucleus_sys::sandbox::{Observer, Outcome};
@@ -267,16 +269,12 @@ impl Observer for Tracker<'_> {
                 .is_ok();
         }
     }
-    fn egress_refused(&mut self, what: &str) {
-        self.say(what);
-        let (kind, target) = what.split_once(": ").unwrap_or(("egress refused", what));
+    fn egress_refused(&mut self, r: &EgressRefusal) {
+        self.say(&r.to_string());
         self.events.emit(
             "egress_refused",
             &self.state.id,
-            serde_json::json!({
-                "kind": if kind.starts_with("dns") { "dns" } else { "packet" },
-                "target": target,
-            }),
+            serde_json::json!({ "kind": r.kind(), "target": r.target() }),
         );
     }
     fn denied(&mut self, pid: u32, syscall: &str, errno: i32) {
@@ -293,7 +291,7 @@ impl Observer for Tracker<'_> {
             serde_json::json!({ "syscall": syscall, "errno": errno, "count": count }),
         );
     }
-    fn exec_result(&mut self, failure: Option<(i32, &str, &str)>) {
+    fn exec_result(&mut self, failure: Option<&StartFailure>) {
         match failure {
             None => {
                 self.state.status = Status::Running;
@@ -310,10 +308,10 @@ impl Observer for Tracker<'_> {
                 );
                 self.notify.done(&MonitorReport::Ok);
             }
-            Some((code, stage, err)) => {
+            Some(f) => {
                 self.state.exit = Some(ExitInfo {
-                    code: Some(code),
-                    error: Some(format!("{stage}: {err}")),
+                    code: Some(i32::from(f.exit_code())),
+                    error: Some(f.to_string()),
                     ..Default::default()
                 });
                 if self.hold {
@@ -340,10 +338,8 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
     let never_ran = out.report.is_none()
         || (out.failure.is_some() && t.state.status != Status::Running && !t.hold);
     let mut code = out.status.code().clamp(0, 255) as u8;
-    if let Some((stage, _)) = &out.failure {
-        if out.report.is_none() {
-            code = state::failed_start_code(stage, code);
-        }
+    if let Some(f) = &out.failure {
+        code = f.exit_code();
     }
     let oom = out.usage.oom_kills > 0;
     if oom {
@@ -375,7 +371,7 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
     exit.signal = signal;
     exit.oom_killed = oom;
     if exit.error.is_none() {
-        exit.error = out.failure.as_ref().map(|(s, e)| format!("{s}: {e}"));
+        exit.error = out.failure.as_ref().map(ToString::to_string);
     }
     t.events.emit(
         "exited",
@@ -407,9 +403,9 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
     }
     // A launcher still waiting hears why only now, when the record is in its final state.
     match &out.failure {
-        Some((stage, err)) => t.notify.done(&MonitorReport::Error {
+        Some(f) => t.notify.done(&MonitorReport::Error {
             code,
-            msg: format!("{stage}: {err}"),
+            msg: f.to_string(),
         }),
         None => t.notify.done(&MonitorReport::Error {
             code,
