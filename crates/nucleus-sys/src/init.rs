@@ -96,7 +96,7 @@ pub(crate) const HARDENED: u8 = 1;
 /// The go byte's base for a failed step.
 pub(crate) const HARDEN_FAILED: u8 = 100;
 
-/// Give up what init does not need, before the workload runs (see `sandbox::child_main`):
+/// Give up what init does not need, before the workload runs (see `sandbox::child::child_main`):
 /// every descriptor but `keep`, capabilities but CAP_KILL, file system access, most syscalls.
 /// `bounding_left`: the bounding set the sandbox left (the workload's and init's). Every step
 /// is tried; the first that failed is returned (an index into [`HARDEN_STEPS`]).

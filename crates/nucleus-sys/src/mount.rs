@@ -233,7 +233,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             contents,
             mode,
         } => {
-            // Created with its mode directly: setup runs with umask 0 (see sandbox::child_main).
+            // Created with its mode directly: setup runs with umask 0 (see sandbox::child::child_main).
             let d = under(NEW, dst);
             fs::OpenOptions::new()
                 .write(true)

@@ -1,5 +1,5 @@
 //! Applying the plan's protections to the calling process: identity, capabilities,
-//! no_new_privs, rlimits, Landlock, seccomp. Order matters and is fixed by `sandbox::child_exec`.
+//! no_new_privs, rlimits, Landlock, seccomp. Order matters and is fixed by `sandbox::workload::child_exec`.
 
 use crate::error::{Context, Result};
 use crate::raw;

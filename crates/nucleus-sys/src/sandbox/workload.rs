@@ -1,0 +1,290 @@
+//! The workload's last steps before exec (also a `nucleus exec` process's): rlimits,
+//! session and tty, capabilities, identity, cwd, no_new_privs, Landlock, seccomp, the report,
+//! exec.
+
+use super::child::{degrade_or_fail, fail, fail_with, Handshake};
+use crate::channel::{self, Channel, FromChild, SecurityReport, Stage, StartFailure, START};
+use crate::init;
+use crate::mount::Switched;
+use crate::notify;
+use crate::raw;
+use crate::security;
+use crate::trace;
+use crate::tty;
+use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan};
+use nucleus_spec::state::{LandlockStatus, RootSwitch, SeccompStatus};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+/// The workload's last steps (also those of a process `nucleus exec` starts in a sandbox):
+/// rlimits, session and tty, capabilities, identity, cwd, no_new_privs, Landlock, seccomp,
+/// report, exec.
+pub(crate) fn workload_exec(
+    plan: &Plan,
+    ch: &Channel,
+    switched: Switched,
+    tty_slave: Option<i32>,
+    umask: libc::mode_t,
+) -> ! {
+    child_exec(plan, ch, switched, tty_slave, umask, None, None)
+}
+
+pub(super) fn child_exec(
+    plan: &Plan,
+    ch: &Channel,
+    switched: Switched,
+    tty_slave: Option<i32>,
+    umask: libc::mode_t,
+    sync: Option<&(Channel, bool)>,
+    init: Option<Handshake>,
+) -> ! {
+    // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
+    // file: init is gone, and so is the sandbox). Signals are blocked here: no EINTR.
+    let mut init_failed = None;
+    if let Some(hs) = init {
+        // SAFETY: the workload's end of the pipe, open until its exec.
+        let go = unsafe { BorrowedFd::borrow_raw(hs.go) };
+        let mut b = [0u8; 1];
+        if !matches!(raw::read(go, &mut b), Ok(1)) {
+            raw::exit_now(1);
+        }
+        if b[0] != init::HARDENED {
+            let step = usize::from(b[0].saturating_sub(init::HARDEN_FAILED));
+            init_failed = Some(
+                init::HARDEN_STEPS
+                    .get(step)
+                    .copied()
+                    .unwrap_or("unknown step"),
+            );
+        }
+    }
+    // `nucleus exec` (no init of ours) ends with its runtime.
+    let die_with_parent = init.is_none();
+    let p = &plan.process;
+    trace::mark_as("workload", "forked");
+    raw::reset_signals();
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask) };
+    // SAFETY: setsid has no arguments; the workload leads its own session.
+    unsafe { libc::setsid() };
+    if let Some(s) = tty_slave {
+        if let Err(e) = tty::become_controlling(s) {
+            fail(ch, Stage::Tty, &e.to_string());
+        }
+    }
+    let refuse = plan.on_security_failure == OnFailure::Refuse;
+    let mut report = SecurityReport {
+        landlock_abi: crate::probe::landlock_abi(),
+        ..Default::default()
+    };
+    if let Some(step) = init_failed {
+        let what = format!("the sandbox's init could not harden itself ({step})");
+        let refusal = format!("{what}; strict modes refuse to start");
+        degrade_or_fail(ch, &mut report, refuse, Stage::Init, &refusal, what);
+    }
+    report.root_switch = match switched {
+        Switched::PivotRoot => RootSwitch::PivotRoot,
+        Switched::Chroot(e) => {
+            report
+                .degraded
+                .push(format!("pivot_root failed ({e}); chroot used instead"));
+            RootSwitch::Chroot
+        }
+    };
+    if let Err(e) = security::set_rlimits(&p.rlimits) {
+        fail(ch, Stage::Rlimits, &e.to_string());
+    }
+    let keep = p.caps.clone().unwrap_or_default();
+    // Under our init the bounding set is already the workload's plus init's CAP_KILL.
+    let dropped = match init {
+        Some(_) => security::drop_bounding(init::KEPT_CAPS & !keep.bounding),
+        None => security::drop_bounding_except(keep.bounding),
+    };
+    if let Err(e) = dropped {
+        fail(ch, Stage::Capabilities, &e.to_string());
+    }
+    if keep.permitted != 0 {
+        if let Err(e) = security::keep_caps() {
+            fail(ch, Stage::Capabilities, &e.to_string());
+        }
+    }
+    // An unprivileged caller's user namespace has setgroups denied (the kernel requires it for
+    // such a gid map, and the plan allows no extra groups there): its groups stay.
+    let groups = match plan.idmap {
+        IdMapPlan::Caller { .. } => None,
+        IdMapPlan::PrivateRange { .. } => Some(&p.additional_gids[..]),
+    };
+    if let Err(e) = security::set_identity(p.uid, p.gid, groups) {
+        fail(ch, Stage::Identity, &e.to_string());
+    }
+    if let Err(e) = security::set_capabilities(keep.effective, keep.permitted, keep.inheritable)
+        .and_then(|()| security::raise_ambient(keep.ambient))
+    {
+        fail(ch, Stage::Capabilities, &e.to_string());
+    }
+    report.capabilities_dropped = true;
+    report.capabilities_kept = nucleus_spec::policy::CapSets::names(keep.bounding)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if let Err(e) = std::env::set_current_dir(&p.cwd) {
+        fail(ch, Stage::Workdir, &format!("{}: {e}", p.cwd.display()));
+    }
+    if let Err(e) = security::set_no_new_privs() {
+        fail(ch, Stage::NoNewPrivs, &e.to_string());
+    }
+    report.no_new_privs = true;
+    if die_with_parent {
+        // A process `nucleus exec` started ends with it (a health check killed at its timeout,
+        // an exec whose runtime was killed): nobody else would reap or report it. Set after
+        // the last credential change, which clears it.
+        let _ = raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
+    trace::mark_as("workload", "session, rlimits, capabilities, identity");
+    match security::apply_landlock(&plan.landlock) {
+        Ok(o) if o.status != LandlockStatus::NotEnforced => report.landlock = o.status,
+        Ok(o) => {
+            report.landlock = o.status;
+            degrade_or_fail(
+                ch,
+                &mut report,
+                refuse,
+                Stage::Landlock,
+                "Landlock is not available on this kernel (strict mode refuses to start)",
+                "landlock: not available on this kernel".into(),
+            );
+        }
+        // A policy's `missing = "error"` holds in every mode.
+        Err(e) => {
+            report.landlock = LandlockStatus::NotEnforced;
+            let what = format!("landlock: {}", e.msg);
+            degrade_or_fail(
+                ch,
+                &mut report,
+                refuse || e.required,
+                Stage::Landlock,
+                &e.msg,
+                what,
+            );
+        }
+    }
+    // Nothing nucleus inherited (an --events-fd, a --config-fd, the caller's descriptors)
+    // reaches the workload: close-on-exec for all but stdio, now, while every syscall still
+    // works (a profile may deny close_range).
+    if let Err(e) = security::cloexec_from(3) {
+        fail(ch, Stage::Descriptors, &e.to_string());
+    }
+    let installed = if plan.seccomp_notify.is_some() {
+        // The runtime serves this filter's notifications: announce where the listener will be.
+        match notify::next_fd() {
+            Ok(n) if ch.send(&FromChild::Listener(n), &[]).is_ok() => {
+                match security::install_seccomp_listener(&plan.seccomp_bpf, plan.seccomp_flags) {
+                    Ok(l) => {
+                        // Wait until the runtime holds its copy (it takes it with pidfd_getfd;
+                        // a notified recv is served once it does). Ours closes at exec.
+                        let _ = ch.recv::<channel::ListenerTaken>();
+                        drop(l);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // No filter, so this message is not notified: stop the runtime waiting.
+                        let _ = ch.send(&FromChild::Listener(-1), &[]);
+                        Err(e)
+                    }
+                }
+            }
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EPIPE)),
+            Err(e) => Err(e),
+        }
+    } else {
+        match security::install_seccomp(&plan.seccomp_bpf, plan.seccomp_flags) {
+            // A kernel without an optional flag (LOG, SPEC_ALLOW): the filter without them.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && plan.seccomp_flags != 0 => {
+                report.degraded.push(format!(
+                    "seccomp: this kernel refuses the profile's flags {:#x} ({e}); the filter is installed without them",
+                    plan.seccomp_flags
+                ));
+                security::install_seccomp(&plan.seccomp_bpf, 0)
+            }
+            r => r,
+        }
+    };
+    match installed {
+        Ok(()) => report.seccomp = SeccompStatus::Enforced,
+        Err(e) => {
+            if refuse {
+                fail(ch, Stage::Seccomp, &e.to_string());
+            }
+            report.seccomp = SeccompStatus::NotApplied;
+            report.degraded.push(format!("seccomp: {e}"));
+        }
+    }
+    if trace::enabled() {
+        trace::mark_as("workload", "landlock, seccomp");
+        let _ = ch.send(&FromChild::Timings(trace::take()), &[]);
+    }
+    let _ = ch.send(&FromChild::Applied(report), &[]);
+    if let Some((s, true)) = sync {
+        // `create`: fully set up; exec only when the runtime says start. Its end closing
+        // first means the sandbox is being removed.
+        match s.recv::<String>() {
+            Ok(Some((m, _))) if m == START => {}
+            _ => raw::exit_now(0),
+        }
+    }
+    exec(ch, &p.argv, &p.env)
+}
+
+pub(super) fn exec(ch: &Channel, argv: &[String], env: &[(String, String)]) -> ! {
+    let cargs: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(_) => fail(ch, Stage::Exec, "argument contains a NUL byte"),
+    };
+    let cenv: Vec<CString> = env
+        .iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect();
+    let mut argp: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let prog = &argv[0];
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        vec![PathBuf::from(prog)]
+    } else {
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(prog))
+            .collect()
+    };
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    let mut saw_eacces = false;
+    for c in candidates {
+        let Ok(cpath) = CString::new(c.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        // SAFETY: argp/envp are NULL-terminated arrays of valid C strings that outlive the call.
+        unsafe { libc::execve(cpath.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
+        last = io::Error::last_os_error();
+        if last.raw_os_error() == Some(libc::EACCES) {
+            saw_eacces = true;
+        }
+    }
+    if saw_eacces {
+        fail(ch, Stage::Exec, &format!("{prog}: permission denied"))
+    } else if last.raw_os_error() == Some(libc::ENOENT) {
+        fail_with(
+            ch,
+            StartFailure::not_found(format!("{prog}: command not found")),
+        )
+    } else {
+        fail(ch, Stage::Exec, &format!("{prog}: {last}"))
+    }
+}
