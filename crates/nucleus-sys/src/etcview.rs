@@ -25,7 +25,7 @@ pub fn hold(view: &EtcView, host_etc: &Path) -> Result<fs::File> {
     for _ in 0..3 {
         match fs::File::open(&dir) {
             Ok(f) => {
-                raw::flock(f.as_fd(), libc::LOCK_SH).ctx("lock", dir.display())?;
+                raw::flock(f.as_fd(), false, true).ctx("lock", dir.display())?;
                 // Removed (or taken away to be removed) while we waited for the lock: the path
                 // no longer names what we opened. Make it again.
                 let held = f.metadata().ctx("stat", dir.display())?;
@@ -139,7 +139,7 @@ fn remove_unused(views: &Path, keep: Option<&str>) {
             continue;
         }
         if let Ok(f) = fs::File::open(e.path()) {
-            if raw::flock(f.as_fd(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            if raw::flock(f.as_fd(), true, false).is_ok() {
                 let gone = views.join(format!(".tmp.gc.{name}.{}", std::process::id()));
                 if fs::rename(e.path(), &gone).is_ok() {
                     let _ = fs::remove_dir_all(&gone);

@@ -111,7 +111,7 @@ pub(crate) fn harden(
             failed = Some(i);
         }
     };
-    step(0, raw::prctl(libc::PR_SET_DUMPABLE, 0).is_ok());
+    step(0, raw::set_dumpable(false).is_ok());
     // Do not hold the workload's stdio open (a pipe reader would never see EOF).
     let null = std::fs::OpenOptions::new()
         .read(true)

@@ -122,18 +122,10 @@ pub enum Switched {
 
 /// Enter the private staging root.
 pub fn stage() -> Result<()> {
-    raw::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-    .ctx("make mounts private", "/")?;
-    raw::mount(
-        Some(Path::new("tmpfs")),
+    raw::make_private(Path::new("/")).ctx("make mounts private", "/")?;
+    raw::mount_fs(
+        "tmpfs",
         Path::new(BASE),
-        Some("tmpfs"),
         MS_NOSUID | MS_NODEV,
         Some("mode=0755,size=64k"),
     )
@@ -157,10 +149,9 @@ pub fn make_root(root: &RootSource) -> Result<()> {
     match root {
         // noexec: the root holds mount points, links and the synthetic /etc files; programs
         // come from the binds on it (the plan's Landlock rule grants execute on "/").
-        RootSource::Tmpfs => raw::mount(
-            Some(Path::new("tmpfs")),
+        RootSource::Tmpfs => raw::mount_fs(
+            "tmpfs",
             new,
-            Some("tmpfs"),
             MS_NOSUID | MS_NODEV | MS_NOEXEC,
             // Mount points, links and a few small files (read-only once set up).
             Some("mode=0755,size=4m"),
@@ -184,8 +175,7 @@ fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
 /// Recursive bind of `src` at `dst`; with `attrs`, set on the whole subtree (a plain bind
 /// keeps the source's flags: the devices must not become nodev).
 fn bind(src: &Path, dst: &Path, what: &Path, attrs: Option<u64>) -> Result<()> {
-    raw::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
-        .ctx("bind", what.display())?;
+    raw::bind(src, dst, true).ctx("bind", what.display())?;
     match attrs {
         Some(set) => raw::mount_setattr(None, dst, true, set, 0, None)
             .ctx("set mount attributes", what.display()),
@@ -254,10 +244,9 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let d = under(NEW, dst);
             mountpoint(&d, true)?;
             let flags = MS_NOSUID | MS_NODEV | if *noexec { MS_NOEXEC } else { 0 };
-            raw::mount(
-                Some(Path::new("tmpfs")),
+            raw::mount_fs(
+                "tmpfs",
                 &d,
-                Some("tmpfs"),
                 flags,
                 Some(&tmpfs_opts(*mode, *size_bytes, *uid, *gid)),
             )
@@ -295,8 +284,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let from = prep.readonly_tree(tree)?.join(rel);
             let d = under(NEW, dst);
             mountpoint(&d, *dir)?;
-            raw::mount(Some(&from), &d, None, libc::MS_BIND | libc::MS_REC, None)
-                .ctx("bind", tree.join(rel).display())
+            raw::bind(&from, &d, true).ctx("bind", tree.join(rel).display())
         }
         MountOp::Attach { slot, dst, .. } => {
             // Read-only-ness and noexec were set by the parent on the detached mount.
@@ -322,20 +310,14 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             let d = under(NEW, dst);
             mountpoint(&d, true)?;
             let ro = if *readonly { libc::MS_RDONLY } else { 0 };
-            raw::mount(
-                Some(Path::new("proc")),
-                &d,
-                Some("proc"),
-                MS_NOSUID | MS_NODEV | MS_NOEXEC | ro,
-                None,
-            )
-            .ctx("mount proc", dst.display())
+            raw::mount_fs("proc", &d, MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, None)
+                .ctx("mount proc", dst.display())
         }
         MountOp::Sysfs { dst } => {
             let d = under(NEW, dst);
             mountpoint(&d, true)?;
             let flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | libc::MS_RDONLY;
-            match raw::mount(Some(Path::new("sysfs")), &d, Some("sysfs"), flags, None) {
+            match raw::mount_fs("sysfs", &d, flags, None) {
                 Ok(()) => Ok(()),
                 // Without a network namespace of our own the kernel refuses a new sysfs.
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -351,14 +333,12 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             match &prep.cgroup {
                 None => Ok(()),
                 Some(CgroupView::V2) => {
-                    raw::mount(Some(Path::new("cgroup2")), &d, Some("cgroup2"), ro, None)
-                        .ctx("mount cgroup2", dst.display())
+                    raw::mount_fs("cgroup2", &d, ro, None).ctx("mount cgroup2", dst.display())
                 }
                 Some(CgroupView::V1(leaves)) => {
-                    raw::mount(
-                        Some(Path::new("tmpfs")),
+                    raw::mount_fs(
+                        "tmpfs",
                         &d,
-                        Some("tmpfs"),
                         MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         Some("mode=0755,size=64k"),
                     )
@@ -376,10 +356,9 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         MountOp::Devpts { dst } => {
             let d = under(NEW, dst);
             mountpoint(&d, true)?;
-            raw::mount(
-                Some(Path::new("devpts")),
+            raw::mount_fs(
+                "devpts",
                 &d,
-                Some("devpts"),
                 MS_NOSUID | MS_NOEXEC,
                 Some("newinstance,ptmxmode=0666,mode=0620"),
             )
@@ -388,29 +367,17 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         MountOp::Mqueue { dst } => {
             let d = under(NEW, dst);
             mountpoint(&d, true)?;
-            raw::mount(
-                Some(Path::new("mqueue")),
-                &d,
-                Some("mqueue"),
-                MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                None,
-            )
-            .ctx("mount mqueue", dst.display())
+            raw::mount_fs("mqueue", &d, MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+                .ctx("mount mqueue", dst.display())
         }
         MountOp::MaskFile { dst } => {
             let d = under(NEW, dst);
-            unless_missing(raw::mount(
-                Some(&under(OLD, Path::new("/dev/null"))),
-                &d,
-                None,
-                libc::MS_BIND,
-                None,
-            ))
-            .ctx("mask", dst.display())
+            unless_missing(raw::bind(&under(OLD, Path::new("/dev/null")), &d, false))
+                .ctx("mask", dst.display())
         }
         MountOp::MaskDir { dst } => {
             let d = under(NEW, dst);
-            match raw::mount(Some(Path::new(MASK)), &d, None, libc::MS_BIND, None) {
+            match raw::bind(Path::new(MASK), &d, false) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 r => r.ctx("mask", dst.display())?,
             }
@@ -419,7 +386,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         }
         MountOp::ReadonlyIfExists { dst } => {
             let d = under(NEW, dst);
-            match raw::mount(Some(&d), &d, None, libc::MS_BIND | libc::MS_REC, None) {
+            match raw::bind(&d, &d, true) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 r => r.ctx("bind", dst.display())?,
             }

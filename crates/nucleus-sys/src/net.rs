@@ -338,7 +338,7 @@ impl Claim {
         }
         let d = fs::File::open(dir).ctx("open", dir.display())?;
         // Released when `d` closes.
-        crate::raw::flock(d.as_fd(), libc::LOCK_EX).ctx("lock", dir.display())?;
+        crate::raw::flock(d.as_fd(), true, true).ctx("lock", dir.display())?;
         match fs::read_link(path) {
             Ok(t) if t.to_string_lossy() == old => {
                 fs::remove_file(path).ctx("remove stale claim", path.display())?;
@@ -362,7 +362,7 @@ impl Claim {
             };
             // Released when `d` closes. Under the lock a claim cannot be taken over between
             // the check and the removal.
-            if crate::raw::flock(d.as_fd(), libc::LOCK_EX).is_err() {
+            if crate::raw::flock(d.as_fd(), true, true).is_err() {
                 continue;
             }
             for c in claims.flatten() {

@@ -7,6 +7,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use rustix::fs::{self as rfs, FileType, Mode};
+use rustix::mount::{
+    self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags,
+    MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
+use rustix::process as rproc;
+
 pub fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
     CString::new(p.as_ref().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
@@ -38,10 +45,6 @@ pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 
 #[repr(C)]
 struct MountAttr {
@@ -51,76 +54,72 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount(2). `None` arguments are passed as NULL.
-pub fn mount(
-    src: Option<&Path>,
+/// A new filesystem of type `fstype` (also its source name) at `dst`.
+pub fn mount_fs(
+    fstype: &str,
     dst: &Path,
-    fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> io::Result<()> {
-    let src = src.map(cstr).transpose()?;
-    let dst = cstr(dst)?;
-    let fstype = fstype.map(cstr).transpose()?;
     let data = data.map(cstr).transpose()?;
-    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    // SAFETY: all pointers are NUL-terminated strings that outlive the call, or NULL.
-    check(unsafe {
-        libc::mount(
-            ptr(&src),
-            dst.as_ptr(),
-            ptr(&fstype),
-            flags,
-            ptr(&data).cast(),
-        )
-    })
-    .map(drop)
+    let flags = MountFlags::from_bits_retain(flags as libc::c_uint);
+    Ok(rmount::mount(fstype, dst, fstype, flags, data.as_deref())?)
+}
+
+/// Bind `src` at `dst` (with the mounts under it when `recursive`).
+pub fn bind(src: &Path, dst: &Path, recursive: bool) -> io::Result<()> {
+    let r = if recursive {
+        rmount::mount_bind_recursive(src, dst)
+    } else {
+        rmount::mount_bind(src, dst)
+    };
+    Ok(r?)
+}
+
+/// Mount events stop propagating to and from `dst` and the mounts under it.
+pub fn make_private(dst: &Path) -> io::Result<()> {
+    let f = MountPropagationFlags::PRIVATE | MountPropagationFlags::REC;
+    Ok(rmount::mount_change(dst, f)?)
 }
 
 pub fn umount_detach(p: &Path) -> io::Result<()> {
-    let c = cstr(p)?;
-    // SAFETY: c is a valid C string for the duration of the call.
-    check(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }).map(drop)
+    Ok(rmount::unmount(p, UnmountFlags::DETACH)?)
 }
 
 /// Create an empty regular file (a mount point for a file bind): one mknod instead of an open
 /// and a close. EEXIST when something is there already.
 pub fn make_file(p: &Path, mode: u32) -> io::Result<()> {
-    let c = cstr(p)?;
-    // SAFETY: c is a valid C string for the duration of the call; a regular file needs no dev.
-    check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | mode as libc::mode_t, 0) }).map(drop)
+    let mode = Mode::from_raw_mode(mode as libc::mode_t);
+    Ok(rfs::mknodat(rfs::CWD, p, FileType::RegularFile, mode, 0)?)
 }
 
-/// flock(2) on an open descriptor (`LOCK_SH`, `LOCK_EX`, `| LOCK_NB`); the lock goes with the
-/// open file (released when its last descriptor closes).
-pub fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on a descriptor the caller keeps open for the call.
-    check(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
+/// flock(2) on an open descriptor, shared or exclusive, waiting or not (EWOULDBLOCK); the
+/// lock goes with the open file (released when its last descriptor closes).
+pub fn flock(fd: BorrowedFd<'_>, exclusive: bool, wait: bool) -> io::Result<()> {
+    use rfs::FlockOperation as Op;
+    let op = match (exclusive, wait) {
+        (true, true) => Op::LockExclusive,
+        (true, false) => Op::NonBlockingLockExclusive,
+        (false, true) => Op::LockShared,
+        (false, false) => Op::NonBlockingLockShared,
+    };
+    Ok(rfs::flock(fd, op)?)
 }
 
 /// Swap two existing names atomically (renameat2 RENAME_EXCHANGE, Linux 3.15; EINVAL on a
 /// filesystem without it).
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
-    const RENAME_EXCHANGE: libc::c_uint = 2;
-    let (ca, cb) = (cstr(a)?, cstr(b)?);
-    // SAFETY: both are valid C strings for the duration of the call.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            RENAME_EXCHANGE,
-        )
-    })
-    .map(drop)
+    Ok(rfs::renameat_with(
+        rfs::CWD,
+        a,
+        rfs::CWD,
+        b,
+        rfs::RenameFlags::EXCHANGE,
+    )?)
 }
 
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
-    let (a, b) = (cstr(new_root)?, cstr(put_old)?);
-    // SAFETY: both are valid C strings for the duration of the call.
-    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) }).map(drop)
+    Ok(rustix::process::pivot_root(new_root, put_old)?)
 }
 
 /// Change mount attributes of `path` (relative to `dirfd`, or the fd itself with an empty path).
@@ -165,75 +164,39 @@ pub fn open_tree_clone(
     path: &Path,
     recursive: bool,
 ) -> io::Result<OwnedFd> {
-    let c = cstr(path)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     if recursive {
-        flags |= AT_RECURSIVE;
+        flags |= OpenTreeFlags::AT_RECURSIVE;
     }
     if dirfd.is_some() && path.as_os_str().is_empty() {
-        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+        flags |= OpenTreeFlags::AT_EMPTY_PATH;
     }
-    let dfd = dirfd.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
-    // SAFETY: valid C string; the kernel returns a new fd or an error.
-    let fd = check_long(unsafe { libc::syscall(libc::SYS_open_tree, dfd, c.as_ptr(), flags) })?;
-    Ok(owned(fd))
+    Ok(rmount::open_tree(dirfd.unwrap_or(rfs::CWD), path, flags)?)
 }
 
 /// Attach a detached mount at `dst`.
 pub fn move_mount_to(from: BorrowedFd<'_>, dst: &Path) -> io::Result<()> {
-    let empty = cstr("")?;
-    let d = cstr(dst)?;
-    // SAFETY: valid fd and C strings for the duration of the call.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            from.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            d.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
+    Ok(rmount::move_mount(
+        from,
+        "",
+        rfs::CWD,
+        dst,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
 }
 
 /// A new detached tmpfs (fsopen/fsconfig/fsmount), not visible at any path.
 pub fn detached_tmpfs(options: &[(&str, &str)]) -> io::Result<OwnedFd> {
-    let name = cstr("tmpfs")?;
-    // SAFETY: valid C string; returns a new fd.
-    let fs = owned(check_long(unsafe {
-        libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC)
-    })?);
+    let fs = rmount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
     for (k, v) in options {
-        let (k, v) = (cstr(k)?, cstr(v)?);
-        // SAFETY: fs is a valid fs context fd; key/value are valid C strings.
-        check_long(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            )
-        })?;
+        rmount::fsconfig_set_string(&fs, *k, *v)?;
     }
-    // SAFETY: fs is a valid fs context fd; NULL key/value are required for CMD_CREATE.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    })?;
-    // SAFETY: fs is a configured fs context; returns a new mount fd.
-    let m = check_long(unsafe {
-        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0)
-    })?;
-    Ok(owned(m))
+    rmount::fsconfig_create(&fs)?;
+    Ok(rmount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )?)
 }
 
 #[repr(C)]
@@ -380,20 +343,8 @@ pub unsafe fn spawn_shared<F: FnOnce() -> std::convert::Infallible, G: FnOnce()>
 
 /// Open `path` relative to the directory `dir`, read-only.
 pub fn open_at(dir: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
-    let c = cstr(path)?;
-    // SAFETY: c is a valid C string; the fd returned is new and ours.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = rfs::OFlags::RDONLY | rfs::OFlags::CLOEXEC;
+    Ok(rfs::openat(dir, path, flags, Mode::empty())?)
 }
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
@@ -408,6 +359,23 @@ pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Whether this process's /proc files and core dumps are its own (true) or root's.
+pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
+    let b = if dumpable {
+        rproc::DumpableBehavior::Dumpable
+    } else {
+        rproc::DumpableBehavior::NotDumpable
+    };
+    Ok(rproc::set_dumpable_behavior(b)?)
+}
+
+/// SIGKILL when the parent thread exits (cleared by the kernel on credential changes).
+pub fn die_with_parent() -> io::Result<()> {
+    Ok(rproc::set_parent_process_death_signal(Some(
+        rustix::process::Signal::KILL,
+    ))?)
 }
 
 pub fn close_range_cloexec(first: u32) -> io::Result<()> {
@@ -541,25 +509,25 @@ impl WaitStatus {
     }
 }
 
+/// Wait for the child `pid` (-1: any child); None when `nohang` and none has ended.
 pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t, WaitStatus)>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: status is a valid out-pointer.
-    let r = unsafe { libc::waitpid(pid, &mut status, if nohang { libc::WNOHANG } else { 0 }) };
-    match r {
-        r if r < 0 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        p => Ok(Some((p, WaitStatus::from_raw(status)))),
-    }
+    let opts = if nohang {
+        rproc::WaitOptions::NOHANG
+    } else {
+        rproc::WaitOptions::empty()
+    };
+    // (rustix's waitpid(None) is waitpid(0): the caller's process group only.)
+    let r = match pid {
+        -1 => rproc::wait(opts)?,
+        p if p > 0 => rproc::waitpid(rproc::Pid::from_raw(p), opts)?,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    Ok(r.map(|(p, st)| (p.as_raw_nonzero().get(), WaitStatus::from_raw(st.as_raw()))))
 }
 
 /// The filesystem type magic of the filesystem holding `p` (statfs f_type).
 pub fn fs_magic(p: &Path) -> io::Result<i64> {
-    let c = cstr(p)?;
-    // SAFETY: statfs is plain data; valid C string and out-pointer.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    check(unsafe { libc::statfs(c.as_ptr(), &mut st) })?;
-    Ok(st.f_type as i64)
+    Ok(rfs::statfs(p)?.f_type as i64)
 }
 
 /// CPU time (µs) of the reaped children and their reaped descendants.
@@ -612,17 +580,18 @@ pub fn exit_now(code: i32) -> ! {
 
 /// A pidfd for `pid` (which may be reused: check the process's identity after opening).
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open has no memory arguments; the fd is owned immediately below.
-    let r = check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: the kernel returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    let pid = (pid > 0)
+        .then(|| rproc::Pid::from_raw(pid))
+        .flatten()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rproc::pidfd_open(pid, rproc::PidfdFlags::empty())?)
 }
 
 /// Join namespaces: of the process behind a pidfd (`flags` selects which, all at once), or the
 /// one an nsfd names (`flags` 0).
 pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: setns has no memory arguments.
-    check(unsafe { libc::setns(fd.as_raw_fd(), flags) }).map(drop)
+    let types = rustix::thread::ThreadNameSpaceType::from_bits_retain(flags as _);
+    Ok(rustix::thread::move_into_thread_name_spaces(fd, types)?)
 }
 
 /// A unix socket address: a path, or with `abstract_ns` a name in the abstract namespace
@@ -734,59 +703,32 @@ pub fn set_timeout(fd: BorrowedFd<'_>, ms: u64) -> io::Result<()> {
 /// page faults for the pages the kernel does not write (a zeroed one touches every page).
 pub fn read_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
-    let spare = buf.spare_capacity_mut();
-    // SAFETY: the spare capacity is valid for writes of its length.
-    let n = unsafe { read_raw(fd, spare.as_mut_ptr().cast(), spare.len())? };
-    // SAFETY: the kernel initialised the first n bytes.
-    unsafe { buf.set_len(n) };
+    let n = retry(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut *buf)))?;
     Ok(n)
 }
 
-pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for writes of its length.
-    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len()) }
-}
-
 /// read(2), retried on EINTR.
-///
-/// # Safety
-/// `ptr` must be valid for writes of `len` bytes.
-unsafe fn read_raw(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize) -> io::Result<usize> {
-    loop {
-        // SAFETY: the caller's guarantee.
-        let r = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok(r as usize);
-    }
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| rustix::io::read(fd, &mut *buf))
 }
 
+/// Send all of `buf` on a socket (no SIGPIPE: EPIPE instead), retried on EINTR.
 pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        // SAFETY: buf is valid for reads of its length.
-        let r = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        buf = &buf[r as usize..];
+        let n = retry(|| rustix::net::send(fd, buf, rustix::net::SendFlags::NOSIGNAL))?;
+        buf = &buf[n..];
     }
     Ok(())
+}
+
+/// A call retried while it fails with EINTR.
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Replace what `/proc/self/cmdline` (and so `ps`) shows: the original argument area is
@@ -823,9 +765,9 @@ pub fn set_cmdline(title: &str) -> io::Result<()> {
 pub fn fill_random(buf: &mut [u8]) {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled part of buf.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        if n <= 0 {
+        let n = rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty())
+            .unwrap_or(0);
+        if n == 0 {
             // Not expected after boot; fall back to something unique enough for an id.
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -837,7 +779,7 @@ pub fn fill_random(buf: &mut [u8]) {
             }
             return;
         }
-        done += n as usize;
+        done += n;
     }
 }
 
@@ -886,22 +828,12 @@ pub fn send_byte(fd: libc::c_int, b: u8) -> io::Result<()> {
 
 /// A pipe (read end, write end), both close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both were just returned by pipe2 and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
 /// Let a program started next inherit this descriptor (clear close-on-exec).
 pub fn inheritable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the caller keeps open.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?)
 }
 
 /// mkdir with `mode`, its missing parents too; Ok(false) when it existed already. One mkdir
@@ -922,27 +854,20 @@ pub fn mkdir_p(p: &Path, mode: u32) -> io::Result<bool> {
 
 /// The CPUs `pid` (0: this thread) may run on.
 pub fn cpu_affinity(pid: libc::pid_t) -> io::Result<Vec<usize>> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: the kernel writes at most `size` bytes into the set.
-    check(unsafe { libc::sched_getaffinity(pid, size, &mut set) })?;
-    Ok((0..libc::CPU_SETSIZE as usize)
-        // SAFETY: CPU_ISSET reads the set, checking the index against its size.
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+    if pid < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let set = rustix::thread::sched_getaffinity(rproc::Pid::from_raw(pid))?;
+    Ok((0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&c| set.is_set(c))
         .collect())
 }
 
 /// Run this thread (and what it forks) on `cpus` only.
 pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = rustix::thread::CpuSet::new();
     for &c in cpus {
-        // SAFETY: CPU_SET checks the index against the set's size.
-        unsafe { libc::CPU_SET(c, &mut set) };
+        set.set(c);
     }
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: the kernel reads `size` bytes of the set.
-    check(unsafe { libc::sched_setaffinity(0, size, &set) })?;
-    Ok(())
+    Ok(rustix::thread::sched_setaffinity(None, &set)?)
 }

@@ -83,7 +83,9 @@ pub fn raise_ambient(mask: u64) -> Result<()> {
 
 /// Keep permitted capabilities across the coming setuid away from root.
 pub fn keep_caps() -> Result<()> {
-    raw::prctl(libc::PR_SET_KEEPCAPS, 1).ctx("prctl", "PR_SET_KEEPCAPS")
+    rustix::thread::set_keep_capabilities(true)
+        .map_err(io::Error::from)
+        .ctx("prctl", "PR_SET_KEEPCAPS")
 }
 
 /// Set the effective, permitted and inheritable sets to exactly these masks.
@@ -157,7 +159,9 @@ pub fn set_identity(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<()> {
 }
 
 pub fn set_no_new_privs() -> Result<()> {
-    raw::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx("prctl", "PR_SET_NO_NEW_PRIVS")
+    rustix::thread::set_no_new_privs(true)
+        .map_err(io::Error::from)
+        .ctx("prctl", "PR_SET_NO_NEW_PRIVS")
 }
 
 /// The type setrlimit takes its resource as: an enum-like unsigned int in glibc, int in musl.

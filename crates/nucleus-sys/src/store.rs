@@ -29,7 +29,7 @@ pub struct Lock {
 
 fn flock(path: &Path) -> io::Result<Lock> {
     let f = fs::File::open(path)?;
-    crate::raw::flock(f.as_fd(), libc::LOCK_EX)?;
+    crate::raw::flock(f.as_fd(), true, true)?;
     Ok(Lock { _fd: f })
 }
 

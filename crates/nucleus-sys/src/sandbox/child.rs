@@ -311,15 +311,14 @@ pub(super) fn child_setup(
     // (unwritable, e.g. timens_offsets). Init makes itself non-dumpable again before it waits.
     stage(
         Stage::Dumpable,
-        raw::prctl(libc::PR_SET_DUMPABLE, 1).ctx("prctl", "PR_SET_DUMPABLE"),
+        raw::set_dumpable(true).ctx("prctl", "PR_SET_DUMPABLE"),
     )?;
     // Die with the runtime. Set only now: the kernel clears the parent-death signal whenever
     // credentials change, as the setresuid above just did. If the runtime already died in
     // between, its end of the channel is closed: leave at once.
     stage(
         Stage::ParentDeathSignal,
-        raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-            .ctx("prctl", "PDEATHSIG"),
+        raw::die_with_parent().ctx("prctl", "PDEATHSIG"),
     )?;
     if raw::poll_read(&[ch.raw()], 0)
         .map(|r| r[0] & libc::POLLHUP != 0)

@@ -140,7 +140,7 @@ pub(super) fn child_exec(
         // A process `nucleus exec` started ends with it (a health check killed at its timeout,
         // an exec whose runtime was killed): nobody else would reap or report it. Set after
         // the last credential change, which clears it.
-        let _ = raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        let _ = raw::die_with_parent();
     }
     trace::mark_as("workload", "session, rlimits, capabilities, identity");
     match security::apply_landlock(&plan.landlock) {
