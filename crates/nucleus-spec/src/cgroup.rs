@@ -682,9 +682,64 @@ pub fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) 
     (v2, v1)
 }
 
+/// The flag that sets a cgroup file (v1 or v2): for messages naming it, and for `update`,
+/// which writes only the files of the flags it is given.
+pub fn flag_of_file(file: &str) -> &'static str {
+    match file {
+        "memory.swap.max" | "memory.memsw.limit_in_bytes" => "--memory-swap",
+        "cpu.weight" | "cpu.shares" => "--cpu-weight",
+        "io.max" => "--io-limit",
+        f if f.starts_with("blkio.") => "--io-limit",
+        f if f.starts_with("memory.") => "--memory",
+        f if f.starts_with("pids.") => "--pids",
+        _ => "--cpus",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every file the limits write belongs to the flag that sets it.
+    #[test]
+    fn files_name_their_flags() {
+        let l = Limits {
+            memory: Some(1 << 30),
+            memory_swap: Some(SwapLimit::Total(2 << 30)),
+            cpus_milli: Some(1500),
+            cpu_weight: Some(200),
+            pids: Some(64),
+            io: vec![],
+        };
+        let v2: Vec<&str> = l.v2_writes().iter().map(|(f, _)| flag_of_file(f)).collect();
+        assert_eq!(
+            v2,
+            [
+                "--memory",
+                "--memory-swap",
+                "--cpus",
+                "--cpu-weight",
+                "--pids"
+            ]
+        );
+        let v1: Vec<(&str, &str)> = l
+            .v1_writes(true)
+            .iter()
+            .map(|(c, f, _)| (*c, flag_of_file(f)))
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                ("memory", "--memory"),
+                ("memory", "--memory-swap"),
+                ("cpu", "--cpus"),
+                ("cpu", "--cpus"),
+                ("cpu", "--cpu-weight"),
+                ("pids", "--pids"),
+            ]
+        );
+        assert_eq!(flag_of_file("blkio.throttle.read_bps_device"), "--io-limit");
+    }
 
     fn hybrid() -> CgroupHost {
         let h = |c: &str, own: &str| V1Hierarchy {

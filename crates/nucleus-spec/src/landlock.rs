@@ -73,4 +73,13 @@ pub struct LandlockPlan {
     /// absent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required: Vec<PathBuf>,
+    /// Strict modes: the rights of Landlock ABIs up to this one must all be enforced (the
+    /// ruleset fails to build rather than drop one; newer rights are best effort). 1 for
+    /// every strict plan, a policy's `min_abi` when higher; 0 (agent mode): best effort.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_abi: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }

@@ -23,7 +23,6 @@ const NLA_F_NESTED: u16 = 0x8000;
 // Message types.
 const NEWTABLE: u16 = 0;
 const GETTABLE: u16 = 1;
-const DELTABLE: u16 = 2;
 const NEWCHAIN: u16 = 3;
 const NEWRULE: u16 = 6;
 const NEWSET: u16 = 9;
@@ -455,9 +454,6 @@ impl Batch {
                 a.be32(2, NFT_TABLE_F_OWNER);
             }
         });
-    }
-    pub fn del_table(&mut self, name: &str) {
-        self.msg(DELTABLE, INET, 0, |a| a.str(1, name));
     }
     /// A base chain (`hook`: hook number, priority, type, policy) or a regular one.
     fn chain(&mut self, table: &str, name: &str, hook: Option<(u32, i32, &str, i32)>) {

@@ -871,3 +871,126 @@ pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
     }
     Ok(rustix::thread::sched_setaffinity(None, &set)?)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn wait_status_follows_the_shell() {
+        assert_eq!(WaitStatus::from_raw(3 << 8), WaitStatus::Exited(3));
+        assert_eq!(WaitStatus::from_raw(libc::SIGKILL), WaitStatus::Signaled(9));
+        assert_eq!(WaitStatus::Exited(3).code(), 3);
+        assert_eq!(WaitStatus::Signaled(9).code(), 137);
+    }
+
+    /// The reap loop of init: any child (not only the caller's process group), and an error
+    /// (not a hang or a panic) when there is none. In a child of its own, where the only
+    /// children are the test's (other tests run threads of this process).
+    #[test]
+    fn waitpid_any_child_and_none() {
+        // SAFETY: the child runs single-threaded code and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: as above.
+            let g = unsafe { libc::fork() };
+            if g == 0 {
+                // Its own session: a wait limited to the caller's process group misses it.
+                // SAFETY: plain syscall.
+                unsafe { libc::setsid() };
+                exit_now(7);
+            }
+            let reaped =
+                matches!(waitpid(-1, false), Ok(Some((p, WaitStatus::Exited(7)))) if p == g);
+            let none =
+                matches!(waitpid(-1, true), Err(e) if e.raw_os_error() == Some(libc::ECHILD));
+            exit_now(if reaped && none { 0 } else { 1 });
+        }
+        let (_, st) = waitpid(pid, false).unwrap().unwrap();
+        assert_eq!(st, WaitStatus::Exited(0), "any child reaped, then ECHILD");
+        assert!(
+            waitpid(-5, true).is_err(),
+            "process groups are refused, not waited for"
+        );
+        assert!(pidfd_open(-1).is_err() && pidfd_open(0).is_err());
+    }
+
+    #[test]
+    fn abstract_unix_addresses_count_only_the_name() {
+        let (_, len) = unix_addr_of(b"nucleus-x", true).unwrap();
+        assert_eq!(
+            len as usize,
+            std::mem::size_of::<libc::sa_family_t>() + 1 + 9
+        );
+        let long = vec![b'a'; 200];
+        let e = unix_addr_of(&long, false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn pipes_and_reads() {
+        let (r, w) = pipe().unwrap();
+        send_byte(w.as_raw_fd(), b'x').unwrap();
+        let mut b = [0u8; 4];
+        assert_eq!(read(r.as_fd(), &mut b).unwrap(), 1);
+        assert_eq!(b[0], b'x');
+        let (a, z) = std::os::unix::net::UnixStream::pair().unwrap();
+        write_all(a.as_fd(), b"hello").unwrap();
+        let mut v = Vec::with_capacity(64);
+        assert_eq!(read_into(z.as_fd(), &mut v).unwrap(), 5);
+        assert_eq!(v, b"hello");
+        drop(z);
+        // A peer gone is EPIPE, not a SIGPIPE that kills the runtime.
+        assert_eq!(
+            write_all(a.as_fd(), b"x").unwrap_err().raw_os_error(),
+            Some(libc::EPIPE)
+        );
+    }
+
+    #[test]
+    fn files_locks_and_renames() {
+        let d = crate::TestDir::new("raw-files");
+        let nested = d.join("a/b/c");
+        assert!(mkdir_p(&nested, 0o750).unwrap());
+        assert!(!mkdir_p(&nested, 0o750).unwrap());
+        make_file(&d.join("f"), 0o600).unwrap();
+        assert_eq!(
+            make_file(&d.join("f"), 0o600).unwrap_err().raw_os_error(),
+            Some(libc::EEXIST)
+        );
+        std::fs::write(d.join("x"), "x").unwrap();
+        std::fs::write(d.join("y"), "y").unwrap();
+        rename_exchange(&d.join("x"), &d.join("y")).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("x")).unwrap(), "y");
+        // An exclusive lock excludes another open file description, shared or not.
+        let one = std::fs::File::open(d.join("x")).unwrap();
+        let two = std::fs::File::open(d.join("x")).unwrap();
+        flock(one.as_fd(), true, true).unwrap();
+        let e = flock(two.as_fd(), false, false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EWOULDBLOCK));
+        drop(one);
+        flock(two.as_fd(), true, false).unwrap();
+        assert_eq!(fs_magic(&d).map(|m| m != 0).ok(), Some(true));
+    }
+
+    #[test]
+    fn affinity_round_trip_and_randomness() {
+        let all = cpu_affinity(0).unwrap();
+        assert!(!all.is_empty());
+        let first = all[0];
+        // Per thread: change a scratch thread's, not the test runner's.
+        let seen = std::thread::spawn(move || {
+            set_cpu_affinity(&[first]).unwrap();
+            cpu_affinity(0).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, vec![first]);
+        assert!(cpu_affinity(-1).is_err());
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        fill_random(&mut a);
+        fill_random(&mut b);
+        assert_ne!(a, b);
+    }
+}

@@ -4,8 +4,8 @@
 use crate::error::{Context, Result};
 use crate::raw;
 use landlock::{
-    Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, ABI,
+    Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use nucleus_spec::config::{RlimitResource, Ulimit};
 use nucleus_spec::landlock::{FsRight, LandlockPlan};
@@ -51,11 +51,6 @@ pub fn drop_bounding(mask: u64) -> Result<()> {
         raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
     }
     Ok(())
-}
-
-/// Clear the effective, permitted and inheritable sets.
-pub fn clear_capabilities() -> Result<()> {
-    set_capabilities(0, 0, 0)
 }
 
 /// Raise each capability of `mask` in the ambient set (it must be permitted and inheritable).
@@ -262,7 +257,18 @@ fn is_dir_fd(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 
 pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcome, LandlockError> {
     let abi = ABI::V6;
-    let mut rs = Ruleset::default()
+    let mut rs = Ruleset::default();
+    if plan.min_abi > 0 {
+        // Strict: what the kernel must enforce, through the crate's own compatibility level
+        // (an error instead of a silently smaller ruleset); the rest best effort as always.
+        let needed = ABI::from(i32::try_from(plan.min_abi).unwrap_or(i32::MAX));
+        rs = rs
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(needed))
+            .map_err(|e| e.to_string())?
+            .set_compatibility(CompatLevel::BestEffort);
+    }
+    let mut rs = rs
         .handle_access(AccessFs::from_all(abi))
         .map_err(|e| e.to_string())?;
     if plan.scope_signals_and_sockets {
@@ -504,6 +510,7 @@ mod tests {
             ],
             scope_signals_and_sockets: false,
             required,
+            min_abi: 0,
         }
     }
 
@@ -540,5 +547,33 @@ mod tests {
             _ => 1,
         });
         assert_eq!(code, 0, "a required missing path is an error");
+    }
+
+    /// Strict plans hold the kernel to their minimum ABI through the crate's HardRequirement:
+    /// a ruleset needing rights this kernel lacks is an error, not a smaller ruleset; one
+    /// within the kernel's ABI is enforced in full.
+    #[test]
+    fn landlock_min_abi_is_a_hard_requirement() {
+        let kernel = crate::probe::landlock_abi();
+        assert!(kernel >= 1, "these tests need Landlock");
+        let dir = crate::TestDir::new("landlock-abi");
+        std::fs::write(dir.join("f"), "x").unwrap();
+        let mut p = plan(&dir, vec![]);
+        p.min_abi = kernel.min(5);
+        let code = in_child(|| match apply_landlock(&p) {
+            Ok(o) if o.status == LandlockStatus::FullyEnforced => 0,
+            Ok(_) => 1,
+            Err(_) => 2,
+        });
+        assert_eq!(code, 0, "1: not fully enforced, 2: refused");
+        // ABI 9 adds a right (resolving unix sockets) that kernels before it do not have.
+        if kernel < 9 {
+            p.min_abi = 9;
+            let code = in_child(|| match apply_landlock(&p) {
+                Err(e) if !e.required => 0,
+                _ => 1,
+            });
+            assert_eq!(code, 0, "a kernel below the plan's minimum ABI must refuse");
+        }
     }
 }

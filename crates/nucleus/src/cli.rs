@@ -11,7 +11,7 @@ use std::path::PathBuf;
     version,
     about = "Daemonless Linux container runtime for agent sandboxes and hardened services"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Format of runtime messages on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -23,13 +23,13 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Table,
     Json,
 }
@@ -47,7 +47,7 @@ pub enum OutputFormat {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
-pub enum Supervisor {
+pub(crate) enum Supervisor {
     /// A systemd transient unit when systemd is PID 1 and the caller is root, else a monitor
     /// process.
     Auto,
@@ -61,7 +61,7 @@ pub enum Supervisor {
 /// all of them (run's and create's ~80 flags each) was most of a start's argument parsing.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a command in a new sandbox and exit with its status (`-d`: print its id and leave
     /// it running).
     Run(Box<RunArgs>),
@@ -112,7 +112,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCmd {
+pub(crate) enum ConfigCmd {
     /// Print the JSON Schema of `--config` files.
     Schema,
     /// Print the reference of `--config` keys (Markdown; docs/config.md is this output).
@@ -122,7 +122,7 @@ pub enum ConfigCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SeccompCmd {
+pub(crate) enum SeccompCmd {
     /// Run a command in a sandbox (same flags as `run`) with no seccomp filter, recording
     /// every syscall of its whole process tree (threads and children included).
     Trace(Box<TraceArgs>),
@@ -132,7 +132,7 @@ pub enum SeccompCmd {
 }
 
 #[derive(Debug, Args)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     /// Where the trace (JSON) goes.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
@@ -141,7 +141,7 @@ pub struct TraceArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// A trace written by `nucleus seccomp trace`.
     pub trace: PathBuf,
     /// Where the profile goes.
@@ -154,13 +154,13 @@ pub struct GenerateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct IdArg {
+pub(crate) struct IdArg {
     /// Sandbox name, id, or unique id prefix.
     pub id: String,
 }
 
 #[derive(Debug, Args)]
-pub struct PsArgs {
+pub(crate) struct PsArgs {
     /// Show stopped sandboxes too.
     #[arg(long, short = 'a')]
     pub all: bool,
@@ -172,7 +172,7 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Keep printing new output until the sandbox stops.
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -184,7 +184,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Allocate a pseudo-terminal.
     #[arg(long, short = 't')]
     pub tty: bool,
@@ -202,7 +202,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StopArgs {
+pub(crate) struct StopArgs {
     /// Seconds to wait after SIGTERM before SIGKILL.
     #[arg(long = "time", short = 't', default_value_t = 10.0)]
     pub time: f64,
@@ -212,7 +212,7 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// Sandbox name, id, or unique id prefix.
     pub id: String,
     /// Signal name or number.
@@ -221,7 +221,7 @@ pub struct KillArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RestartArgs {
+pub(crate) struct RestartArgs {
     /// Seconds a running sandbox gets between SIGTERM and SIGKILL.
     #[arg(long, short = 't', default_value_t = 10.0)]
     pub time: f64,
@@ -230,7 +230,7 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UpdateArgs {
+pub(crate) struct UpdateArgs {
     /// Memory limit (e.g. 512M, 2G).
     #[arg(long)]
     pub memory: Option<String>,
@@ -251,7 +251,7 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Stop running sandboxes first (SIGKILL).
     #[arg(long, short = 'f')]
     pub force: bool,
@@ -261,7 +261,7 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatsArgs {
+pub(crate) struct StatsArgs {
     /// The cgroup parent the sandboxes were started under (as given to `run`).
     #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
@@ -276,7 +276,7 @@ pub struct StatsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// The cgroup parent to clean (as given to `run --cgroup-parent`).
     #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
@@ -291,7 +291,7 @@ pub struct GcArgs {
 #[schemars(
     description = "The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file (snake_case), so the file and the command line are one typed launch configuration."
 )]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Launch configuration file (TOML, or JSON by a .json name): keys are the long flags in
     /// snake_case; flags given on the command line win, field by field.
     #[arg(long)]

@@ -10,12 +10,12 @@ use std::path::Path;
 
 /// `--events-jsonl PATH` / `--events-fd N`: one JSON object per line.
 #[derive(Default)]
-pub struct Events {
+pub(crate) struct Events {
     sinks: Vec<File>,
 }
 
 impl Events {
-    pub fn open(path: Option<&Path>, fd: Option<i32>) -> Result<Events> {
+    pub(crate) fn open(path: Option<&Path>, fd: Option<i32>) -> Result<Events> {
         let mut sinks = Vec::new();
         if let Some(p) = path {
             sinks.push(store::open_append(p).map_err(|e| {
@@ -30,7 +30,7 @@ impl Events {
         Ok(Events { sinks })
     }
 
-    pub fn emit(&mut self, kind: &str, id: &str, fields: serde_json::Value) {
+    pub(crate) fn emit(&mut self, kind: &str, id: &str, fields: serde_json::Value) {
         if self.sinks.is_empty() {
             return;
         }
@@ -43,7 +43,7 @@ impl Events {
 }
 
 /// The host's append-only audit log: one line per lifecycle action, with who asked.
-pub fn audit(store: &Store, verb: &str, id: &str, result: &Result<u8>) {
+pub(crate) fn audit(store: &Store, verb: &str, id: &str, result: &Result<u8>) {
     let (ok, err) = match result {
         Ok(0) => (true, None),
         Ok(c) => (false, Some(format!("exit status {c}"))),

@@ -12,7 +12,7 @@ fn err(flag: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::new(flag, msg)
 }
 
-pub fn apply(args: RunArgs, m: &ArgMatches) -> Result<RunArgs, ConfigError> {
+pub(crate) fn apply(args: RunArgs, m: &ArgMatches) -> Result<RunArgs, ConfigError> {
     let (flag, text, json) = match (&args.config, args.config_fd) {
         (None, None) => return Ok(args),
         (Some(_), Some(_)) => {
@@ -103,7 +103,7 @@ const NUMBERS_TOO: &[&str] = &[
 ];
 
 /// The JSON Schema of configuration files.
-pub fn schema() -> serde_json::Value {
+pub(crate) fn schema() -> serde_json::Value {
     let mut s = serde_json::to_value(schemars::schema_for!(RunArgs)).unwrap_or_default();
     for k in NUMBERS_TOO {
         let t = &mut s["properties"][*k]["type"];
@@ -153,7 +153,7 @@ fn type_name(p: &serde_json::Value, defs: &serde_json::Value) -> String {
 }
 
 /// docs/config.md.
-pub fn reference() -> String {
+pub(crate) fn reference() -> String {
     let s = schema();
     let mut out = String::from(
         "# Launch configuration reference\n\n\
@@ -180,7 +180,7 @@ pub fn reference() -> String {
 }
 
 /// docs/cli.md.
-pub fn cli_reference() -> String {
+pub(crate) fn cli_reference() -> String {
     fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
         let name = if path.is_empty() {
             cmd.get_name().to_string()

@@ -2,12 +2,12 @@
 
 use crate::cli::LogFormat;
 
-pub struct Logger {
+pub(crate) struct Logger {
     format: LogFormat,
 }
 
 impl Logger {
-    pub fn new(format: LogFormat) -> Self {
+    pub(crate) fn new(format: LogFormat) -> Self {
         Self { format }
     }
 
@@ -34,27 +34,27 @@ impl Logger {
         }
     }
 
-    pub fn error(&self, msg: &str) {
+    pub(crate) fn error(&self, msg: &str) {
         self.emit("error", None, msg);
     }
 
     /// An error that ends the command, with its stable kind (usage, config, not_found,
     /// runtime) in JSON.
-    pub fn error_of(&self, kind: &str, msg: &str) {
+    pub(crate) fn error_of(&self, kind: &str, msg: &str) {
         self.emit("error", Some(kind), msg);
     }
 
-    pub fn warn(&self, msg: &str) {
+    pub(crate) fn warn(&self, msg: &str) {
         self.emit("warning", None, msg);
     }
 
-    pub fn info(&self, msg: &str) {
+    pub(crate) fn info(&self, msg: &str) {
         self.emit("info", None, msg);
     }
 
     /// The start event (JSON format only): the id to use with `nucleus stats`, the init's
     /// host pid, the cgroup directories.
-    pub fn started(&self, id: &str, pid: i32, cgroups: &[std::path::PathBuf]) {
+    pub(crate) fn started(&self, id: &str, pid: i32, cgroups: &[std::path::PathBuf]) {
         if let LogFormat::Json = self.format {
             let mut line = json_line("info");
             line["event"] = "started".into();
@@ -66,7 +66,7 @@ impl Logger {
     }
 
     /// The exit event (JSON format only: text mode stays quiet on success).
-    pub fn exited(&self, id: &str, status: u8, usage: &nucleus_sys::cgroup::Usage) {
+    pub(crate) fn exited(&self, id: &str, status: u8, usage: &nucleus_sys::cgroup::Usage) {
         if let LogFormat::Json = self.format {
             let mut line = json_line("info");
             line["event"] = "exited".into();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The state root: `--root`, else /run/nucleus for root, else $XDG_RUNTIME_DIR/nucleus.
-pub fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(r) = flag {
         return Ok(r.into());
     }
@@ -24,7 +24,7 @@ pub fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Resolve a reference (name, id or unique id prefix) among the store's sandboxes.
-pub fn resolve(store: &Store, q: &str) -> Result<State> {
+pub(crate) fn resolve(store: &Store, q: &str) -> Result<State> {
     let all = store.list();
     let entries: Vec<(String, Option<String>)> =
         all.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
@@ -38,7 +38,7 @@ pub(crate) fn monitor_alive(s: &State) -> bool {
     s.monitor.as_ref().is_some_and(store::alive)
 }
 
-pub fn effective(s: &State) -> (Status, Option<ExitInfo>) {
+pub(crate) fn effective(s: &State) -> (Status, Option<ExitInfo>) {
     s.effective(monitor_alive(s))
 }
 
@@ -156,7 +156,7 @@ pub(crate) fn free_stale_name(store: &Store, name: &str) {
 
 /// Records of foreground runs (and `--rm` ones) whose runtime died (kill -9): they were to be
 /// removed at exit.
-pub fn gc_records(store: &Store) -> Vec<String> {
+pub(crate) fn gc_records(store: &Store) -> Vec<String> {
     // Directories whose maker died while filling them.
     let mut out = store.remove_abandoned();
     for s in store.list() {
@@ -181,7 +181,7 @@ pub(crate) fn record_exec_cpu(store: &Store, id: &str) {
 }
 
 /// The CPU time of every finished exec of the sandbox (see [`record_exec_cpu`]).
-pub fn exec_cpu_usec(store: &Store, id: &str) -> u64 {
+pub(crate) fn exec_cpu_usec(store: &Store, id: &str) -> u64 {
     std::fs::read_to_string(store.dir(id).join("exec-cpu"))
         .map(|t| t.lines().filter_map(|l| l.trim().parse::<u64>().ok()).sum())
         .unwrap_or(0)
@@ -196,7 +196,7 @@ pub(crate) const PAUSED: &str = "paused";
 /// The v1 freezer leaf a pause made (removed with the sandbox).
 pub(crate) const FREEZER: &str = "freezer";
 
-pub fn is_paused(store: &Store, id: &str) -> bool {
+pub(crate) fn is_paused(store: &Store, id: &str) -> bool {
     store.dir(id).join(PAUSED).exists()
 }
 

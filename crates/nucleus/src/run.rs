@@ -54,7 +54,7 @@ fn env_file(path: &Path) -> Result<Vec<EnvVar>, ConfigError> {
     Ok(out)
 }
 
-pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
+pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(env_file(f)?);
@@ -155,7 +155,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
 }
 
 /// The limits `run` and `update` take alike (`pids` and `io` left to the caller: none here).
-pub fn limits(
+pub(crate) fn limits(
     memory: Option<&str>,
     memory_swap: Option<&str>,
     cpus: Option<&str>,
@@ -306,7 +306,7 @@ fn read_policy(flag: &str, p: Option<&Path>) -> Result<Option<(PathBuf, String)>
     .transpose()
 }
 
-pub fn cgroup_parent(s: Option<&str>) -> Result<CgroupParent, ConfigError> {
+pub(crate) fn cgroup_parent(s: Option<&str>) -> Result<CgroupParent, ConfigError> {
     match s {
         None | Some("") => Ok(CgroupParent::Default),
         Some(p) => CgroupParent::parse("--cgroup-parent", p),
@@ -380,7 +380,7 @@ fn new_id() -> String {
     nucleus_spec::hex(&b)
 }
 
-pub fn main(
+pub(crate) fn main(
     a: RunArgs,
     root: Option<&Path>,
     create: bool,
@@ -578,7 +578,7 @@ pub fn main(
 
 /// Collect what runs killed with SIGKILL left (cheap: one directory read per hierarchy).
 /// (The host's cgroup facts come from the probe the plan was built from: no second probe.)
-pub fn collect_cgroups(host: &nucleus_spec::cgroup::CgroupHost, parent: &CgroupParent) {
+pub(crate) fn collect_cgroups(host: &nucleus_spec::cgroup::CgroupHost, parent: &CgroupParent) {
     if let Some(located) = CgroupPlan::locate(host, parent) {
         nucleus_sys::cgroup::gc(&located);
     }

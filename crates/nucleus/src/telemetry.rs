@@ -8,17 +8,17 @@ use crate::log::Logger;
 use nucleus_spec::config::ConfigError;
 use nucleus_spec::otlp::{self, Attr, Endpoint, Span};
 
-pub const ENDPOINT_VAR: &str = "NUCLEUS_OTLP_ENDPOINT";
+pub(crate) const ENDPOINT_VAR: &str = "NUCLEUS_OTLP_ENDPOINT";
 
-pub use nucleus_sys::trace::now_ns;
+pub(crate) use nucleus_sys::trace::now_ns;
 
-pub fn span_id() -> [u8; 8] {
+pub(crate) fn span_id() -> [u8; 8] {
     let mut b = [0u8; 8];
     nucleus_sys::raw::fill_random(&mut b);
     b
 }
 
-pub struct Tracer {
+pub(crate) struct Tracer {
     endpoint: Option<Endpoint>,
     pub trace: [u8; 16],
     /// Parent of the spans recorded without an explicit one.
@@ -29,7 +29,7 @@ pub struct Tracer {
 impl Tracer {
     /// From the environment; `sandbox_trace` (a sandbox's stored traceparent) wins over the
     /// caller's `TRACEPARENT`.
-    pub fn from_env(sandbox_trace: Option<&str>) -> Result<Tracer, ConfigError> {
+    pub(crate) fn from_env(sandbox_trace: Option<&str>) -> Result<Tracer, ConfigError> {
         let endpoint = match std::env::var(ENDPOINT_VAR) {
             Ok(v) if !v.is_empty() => Some(Endpoint::parse(ENDPOINT_VAR, &v)?),
             _ => None,
@@ -64,13 +64,13 @@ impl Tracer {
         })
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.endpoint.is_some()
     }
 
     /// A new span id for a sandbox's root span, and the traceparent its record keeps so later
     /// commands' spans become its children (none when nothing is exported).
-    pub fn sandbox_span(&self) -> ([u8; 8], Option<String>) {
+    pub(crate) fn sandbox_span(&self) -> ([u8; 8], Option<String>) {
         if !self.enabled() {
             return ([0; 8], None);
         }
@@ -80,7 +80,7 @@ impl Tracer {
 
     /// Record a finished span with a given id and parent.
     #[allow(clippy::too_many_arguments)]
-    pub fn record_as(
+    pub(crate) fn record_as(
         &mut self,
         id: [u8; 8],
         parent: Option<[u8; 8]>,
@@ -106,7 +106,7 @@ impl Tracer {
     }
 
     /// Record a finished span under the default parent.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         name: &str,
         start_ns: u64,
@@ -118,7 +118,7 @@ impl Tracer {
     }
 
     /// Send what was recorded.
-    pub fn flush(&mut self, log: &Logger) {
+    pub(crate) fn flush(&mut self, log: &Logger) {
         let Some(e) = &self.endpoint else { return };
         if self.spans.is_empty() {
             return;
@@ -134,12 +134,12 @@ impl Tracer {
     }
 }
 
-pub fn s(v: impl Into<String>) -> Attr {
+pub(crate) fn s(v: impl Into<String>) -> Attr {
     Attr::Str(v.into())
 }
 
 /// The outcome of a command as a span status.
-pub fn outcome(r: &anyhow::Result<u8>) -> (Option<i64>, Option<String>) {
+pub(crate) fn outcome(r: &anyhow::Result<u8>) -> (Option<i64>, Option<String>) {
     match r {
         Ok(0) => (Some(0), None),
         Ok(c) => (Some(i64::from(*c)), Some(format!("exit status {c}"))),

@@ -1,4 +1,4 @@
 //! `NUCLEUS_TRACE_TIMINGS=1` (see `nucleus_sys::trace`, which also records the sandbox's own
 //! stages).
 
-pub use nucleus_sys::trace::{mark, report};
+pub(crate) use nucleus_sys::trace::{mark, report};

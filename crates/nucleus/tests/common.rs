@@ -10,11 +10,11 @@ use std::sync::{Mutex, MutexGuard};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Host-state comparisons need sandboxes not to overlap: tests take this lock.
-pub fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn require_root() {
+pub(crate) fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
@@ -23,11 +23,11 @@ pub fn require_root() {
     );
 }
 
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_nucleus"))
 }
 
-pub fn probe() -> PathBuf {
+pub(crate) fn probe() -> PathBuf {
     let p = bin().parent().unwrap().join("nucleus-probe");
     assert!(
         p.exists(),
@@ -38,11 +38,11 @@ pub fn probe() -> PathBuf {
 }
 
 /// The state root the tests' sandboxes use unless a test gives its own `--root`.
-pub fn state_root() -> PathBuf {
+pub(crate) fn state_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("state")
 }
 
-pub fn nucleus(args: &[&str]) -> Command {
+pub(crate) fn nucleus(args: &[&str]) -> Command {
     require_root();
     let mut c = Command::new(bin());
     c.env("NUCLEUS_ROOT", state_root());
@@ -61,14 +61,14 @@ pub fn nucleus(args: &[&str]) -> Command {
 
 /// Every command a test runs, and every child it waits for, ends within this: a broken signal
 /// path or a hung runtime fails the test in minutes instead of holding the suite.
-pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
+pub(crate) const DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
 
-pub fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     output_within(nucleus(args).stdin(Stdio::null()), DEADLINE)
 }
 
 /// `Command::output`, killing the command (and failing the test) past `limit`.
-pub fn output_within(c: &mut Command, limit: std::time::Duration) -> Output {
+pub(crate) fn output_within(c: &mut Command, limit: std::time::Duration) -> Output {
     use std::io::Read;
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let what = format!("{c:?}");
@@ -93,7 +93,7 @@ pub fn output_within(c: &mut Command, limit: std::time::Duration) -> Output {
 }
 
 /// `Child::wait`, killing the child (and failing the test) past `limit`.
-pub fn wait_within(
+pub(crate) fn wait_within(
     child: &mut std::process::Child,
     limit: std::time::Duration,
     what: &str,
@@ -112,16 +112,16 @@ pub fn wait_within(
     }
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Run the probe inside a sandbox: `flags` go before `--`, `probe_args` after the probe path.
-pub fn probe_run(flags: &[&str], probe_args: &[&str]) -> Value {
+pub(crate) fn probe_run(flags: &[&str], probe_args: &[&str]) -> Value {
     let probe = probe();
     let vol = format!("{}:/probe:ro", probe.display());
     let mut args: Vec<&str> = vec!["run", "-v", &vol];
@@ -142,7 +142,7 @@ pub fn probe_run(flags: &[&str], probe_args: &[&str]) -> Value {
 
 /// What a sandbox could leave behind on the host.
 #[derive(Debug, PartialEq, Eq)]
-pub struct HostState {
+pub(crate) struct HostState {
     mounts: Vec<String>,
     links: Vec<String>,
     id_ranges: usize,
@@ -154,7 +154,7 @@ pub struct HostState {
 }
 
 /// Every cgroup directory on the host whose path mentions nucleus (any hierarchy).
-pub fn nucleus_cgroups() -> Vec<String> {
+pub(crate) fn nucleus_cgroups() -> Vec<String> {
     fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
         if depth == 0 {
             return;
@@ -212,7 +212,7 @@ fn children() -> Vec<String> {
     out
 }
 
-pub fn host_state() -> HostState {
+pub(crate) fn host_state() -> HostState {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -257,7 +257,7 @@ pub fn host_state() -> HostState {
 
 /// Entries of a state root that are the store's own, not any sandbox's: the audit log, the
 /// name links' directory and the shared /etc views (kept for the next run).
-pub fn store_own(name: &str) -> bool {
+pub(crate) fn store_own(name: &str) -> bool {
     matches!(name, "audit.jsonl" | "names" | ".etc-views")
 }
 
@@ -295,7 +295,7 @@ impl HostState {
 }
 
 /// Assert `f` leaves nothing on the host that was not there before.
-pub fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
     let before = host_state();
     let r = f();
     // The runtime has exited; give the kernel a moment to finish tearing namespaces down.
@@ -316,19 +316,19 @@ pub fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// A fresh host directory for a test (removed by the guard).
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(name: &str) -> TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
         let p = std::env::temp_dir().join(format!("nucleus-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
-    pub fn s(&self) -> String {
+    pub(crate) fn s(&self) -> String {
         self.0.display().to_string()
     }
 }

@@ -507,10 +507,18 @@ fn stats_reads_a_running_sandbox_by_id_prefix() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        // The cgroup exists before the workload is forked: wait for it.
+        // The cgroup exists before the workload is forked (and before its record says
+        // running): wait for both.
         let deadline = Instant::now() + Duration::from_secs(5);
         let v = loop {
             let o = run(&["stats", "--json", &id[..8]]);
+            if !o.status.success()
+                && stderr(&o).contains("is creating")
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             assert!(o.status.success(), "{}", stderr(&o));
             let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
             if v["usage"]["pids_current"].as_u64() >= Some(2) || Instant::now() > deadline {

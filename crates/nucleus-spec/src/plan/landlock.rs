@@ -47,11 +47,22 @@ pub(super) fn base_rules(d: &mut Draft, root: &RootSource, who: &Identity) {
     d.rule(who.home.clone(), FsRight::READ_WRITE_EXEC);
 }
 
+/// What the runtime must hold the kernel to.
+pub(super) struct Required {
+    /// Paths that must exist (a policy's `missing = "error"`).
+    pub paths: Vec<PathBuf>,
+    /// See [`crate::landlock::LandlockPlan::min_abi`].
+    pub min_abi: u32,
+}
+
 /// `--landlock-policy`: its rules on top of nucleus's (or instead, with `base = "none"`); a
-/// kernel older than its minimum ABI is degraded or refused. Returns the paths that must
-/// exist (`missing = "error"`).
-pub(super) fn user_policy(d: &mut Draft) -> Result<Vec<PathBuf>, super::PlanError> {
-    let mut required = vec![];
+/// kernel older than its minimum ABI is degraded or refused.
+pub(super) fn user_policy(d: &mut Draft) -> Result<Required, super::PlanError> {
+    let strict = d.cfg.service_mode.fail_closed();
+    let mut required = Required {
+        paths: vec![],
+        min_abi: u32::from(strict),
+    };
     let Some((path, text)) = &d.cfg.landlock_policy else {
         return Ok(required);
     };
@@ -71,12 +82,15 @@ pub(super) fn user_policy(d: &mut Draft) -> Result<Vec<PathBuf>, super::PlanErro
             format!("{flag} {what}: rights newer than ABI {abi} are not enforced"),
         )?;
     }
+    if strict {
+        required.min_abi = required.min_abi.max(pol.min_abi);
+    }
     if pol.base == Base::None {
         d.rules.clear();
     }
     for r in pol.rules {
         if r.missing == Missing::Error {
-            required.push(r.path.clone());
+            required.paths.push(r.path.clone());
         }
         d.rule(r.path, &r.rights);
     }

@@ -220,7 +220,8 @@ impl Plan {
             landlock: LandlockPlan {
                 rules: d.rules,
                 scope_signals_and_sockets: true,
-                required: landlock_required,
+                required: landlock_required.paths,
+                min_abi: landlock_required.min_abi,
             },
             seccomp_bpf: filters.workload,
             init_seccomp_bpf: filters.init,

@@ -33,7 +33,7 @@ impl Observer for ExecObserver<'_> {
     }
 }
 
-pub fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
+pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let s = settled(store, resolve(store, &a.id)?);
     let (st, _) = effective(&s);
     if st != Status::Running {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// `nucleus gc`: remove cgroups whose runtime died (their holder name is free), records of
 /// killed runs, and /etc views no sandbox holds (the next run snapshots the host afresh).
-pub fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
+pub(crate) fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
     if let Ok(store) = Store::open(&records::state_root(root)?) {
         for id in records::gc_records(&store) {
             log.info(&format!(

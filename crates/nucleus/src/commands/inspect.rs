@@ -7,7 +7,7 @@ use nucleus_spec::state::{self};
 use nucleus_spec::Plan;
 use nucleus_sys::store::Store;
 
-pub fn state(store: &Store, q: &str) -> Result<u8> {
+pub(crate) fn state(store: &Store, q: &str) -> Result<u8> {
     let s = resolve(store, q)?;
     let (st, _) = effective(&s);
     let dir = store.dir(&s.id);
@@ -20,7 +20,7 @@ pub fn state(store: &Store, q: &str) -> Result<u8> {
 
 /// `nucleus inspect`: the record with the configuration its plan holds. Environment values
 /// are left out (they may be secrets): names only.
-pub fn inspect(store: &Store, q: &str) -> Result<u8> {
+pub(crate) fn inspect(store: &Store, q: &str) -> Result<u8> {
     let s = resolve(store, q)?;
     let (st, ex) = effective(&s);
     let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))

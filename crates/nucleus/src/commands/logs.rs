@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
-pub fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
+pub(crate) fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
     let s = resolve(store, &a.id)?;
     if let Some(unit) = &s.unit {
         // Supervised by systemd: the output is in the journal.

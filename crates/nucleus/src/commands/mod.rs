@@ -39,7 +39,12 @@ use std::path::Path;
 
 /// The verbs that act on existing sandboxes, each recorded in the audit log (and, for start,
 /// exec, stop and rm, as a span in the sandbox's trace).
-pub fn verb(c: crate::cli::Command, root: Option<&Path>, log: &Logger, t0: u64) -> Result<u8> {
+pub(crate) fn verb(
+    c: crate::cli::Command,
+    root: Option<&Path>,
+    log: &Logger,
+    t0: u64,
+) -> Result<u8> {
     use crate::cli::Command as C;
     let store = Store::open(&state_root(root)?)?;
     let first = match &c {

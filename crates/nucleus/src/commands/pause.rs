@@ -9,7 +9,7 @@ use nucleus_sys::store::Store;
 use std::path::{Path, PathBuf};
 
 /// `pause` (on) and `unpause`.
-pub fn pause(store: &Store, q: &str, on: bool) -> Result<u8> {
+pub(crate) fn pause(store: &Store, q: &str, on: bool) -> Result<u8> {
     let s = settled(store, resolve(store, q)?);
     if effective(&s).0 != Status::Running {
         bail!(

@@ -48,7 +48,7 @@ pub(crate) fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u
     }
 }
 
-pub fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
+pub(crate) fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
     let now = now_ms();
     let rows: Vec<(State, Status, Option<ExitInfo>)> = store
         .list()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// `nucleus restart`: a detached sandbox (stopped, or stopped first as `stop` does) starts
 /// again as it was made, with the same id and name: the same flags, a plan made afresh.
-pub fn restart(
+pub(crate) fn restart(
     store: &Store,
     root: Option<&Path>,
     a: &crate::cli::RestartArgs,

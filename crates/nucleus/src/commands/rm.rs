@@ -10,7 +10,7 @@ use nucleus_spec::state::Status;
 use nucleus_sys::store::Store;
 use std::time::Duration;
 
-pub fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
+pub(crate) fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
     each(&a.ids, log, |q| rm_one(store, q, a.force))
 }
 

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use nucleus_spec::config::ConfigError;
 
 /// `nucleus seccomp generate TRACE -o PROFILE`.
-pub fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
+pub(crate) fn generate(g: &crate::cli::GenerateArgs, log: &Logger) -> Result<u8> {
     let bad = |m: String| ConfigError::new("TRACE", format!("{}: {m}", g.trace.display()));
     let text = std::fs::read_to_string(&g.trace).map_err(|e| bad(e.to_string()))?;
     let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use nucleus_spec::state::{MonitorReport, Status};
 use nucleus_sys::store::{self, Store};
 
-pub fn start(store: &Store, q: &str, log: &Logger) -> Result<u8> {
+pub(crate) fn start(store: &Store, q: &str, log: &Logger) -> Result<u8> {
     let s = settled(store, resolve(store, q)?);
     let (st, _) = effective(&s);
     if st != Status::Created {

@@ -19,7 +19,7 @@ pub(crate) fn opt(n: Option<u64>) -> String {
 /// `nucleus stats`: live usage read from each sandbox's cgroup, for the running sandboxes of
 /// the caller's state root only (another user's, or another root's, are not listed even when
 /// their cgroups lie under the same parent).
-pub fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
+pub(crate) fn stats(a: &crate::cli::StatsArgs, root: Option<&Path>) -> Result<u8> {
     use nucleus_spec::state::Status;
     let store = Store::open(&records::state_root(root)?)?;
     let running = |s: &nucleus_spec::state::State| {

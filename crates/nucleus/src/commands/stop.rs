@@ -9,7 +9,7 @@ use nucleus_spec::state::{self, Status};
 use nucleus_sys::store::Store;
 use std::time::Duration;
 
-pub fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
+pub(crate) fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
     let timeout = Duration::from_secs_f64(a.time.max(0.0));
     each(&a.ids, log, |q| stop_one(store, q, timeout))
 }
@@ -31,7 +31,7 @@ pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> 
     Ok(())
 }
 
-pub fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
+pub(crate) fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
     let sig = state::parse_signal("SIGNAL", &a.signal)?;
     let s = settled(store, resolve(store, &a.id)?);
     let st = effective(&s).0;

@@ -11,8 +11,8 @@ use nucleus_sys::store::Store;
 /// `nucleus update`: write new limits into a running sandbox's cgroup, and into its plan (so
 /// `inspect` shows them). Only limits whose controller the sandbox has: on v1 the hierarchies
 /// are chosen at start (a sandbox started without --memory has no memory cgroup to change).
-pub fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
-    use nucleus_spec::cgroup::{parse_pids, Driver, Limits};
+pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
+    use nucleus_spec::cgroup::{flag_of_file, parse_pids, Driver, Limits};
     if a.memory.is_none()
         && a.memory_swap.is_none()
         && a.cpus.is_none()
@@ -57,19 +57,24 @@ pub fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             a.id
         );
     };
-    // Which flag a file belongs to: only those given are written.
+    // Only the files of the flags given are written.
+    let given: Vec<&str> = [
+        ("--memory", a.memory.is_some()),
+        ("--memory-swap", a.memory_swap.is_some()),
+        ("--cpus", a.cpus.is_some()),
+        ("--cpu-weight", a.cpu_weight.is_some()),
+        ("--pids", a.pids.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    // (Memory+swap follows a new --memory too: on v1 it defaults to twice the memory, and
+    // must never be below it.)
     let wanted = |f: &str| {
-        (a.memory.is_some() && f.starts_with("memory."))
-            || (a.cpus.is_some() && (f == "cpu.max" || f.starts_with("cpu.cfs_")))
-            || (a.cpu_weight.is_some() && (f == "cpu.weight" || f == "cpu.shares"))
-            || (a.pids.is_some() && f.starts_with("pids."))
+        let flag = flag_of_file(f);
+        given.contains(&flag) || (flag == "--memory-swap" && given.contains(&"--memory"))
     };
-    let flag_of = |f: &str| match f.split('.').next() {
-        Some("memory") => "--memory",
-        Some("pids") => "--pids",
-        _ if f == "cpu.weight" || f == "cpu.shares" => "--cpu-weight",
-        _ => "--cpus",
-    };
+    let flag_of = flag_of_file;
     // (index of the cgroup directory, file, value)
     let mut writes: Vec<(usize, String, String)> = Vec::new();
     match cp.driver {

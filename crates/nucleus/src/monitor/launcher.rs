@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 
 /// `run -d` and `create`: fork the monitor, wait until the sandbox is set up (and, for `run
 /// -d`, its workload exec'd), print its id.
-pub fn launch(
+pub(crate) fn launch(
     a: &RunArgs,
     (plan, cgroup_host, cgroup_parent): (
         &Plan,
@@ -203,7 +203,7 @@ pub(crate) struct LaunchInfo {
 }
 
 /// `--log-max-size`: at least 64 KiB.
-pub fn log_max_size(s: &str) -> Result<u64, ConfigError> {
+pub(crate) fn log_max_size(s: &str) -> Result<u64, ConfigError> {
     let n = nucleus_spec::config::parse_size("--log-max-size", s)?;
     if n < 64 << 10 {
         return Err(ConfigError::new("--log-max-size", "must be at least 64k"));

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// `nucleus monitor ID`: the monitor of a detached sandbox, as its systemd unit runs it. Its
 /// output (the workload's, and runtime warnings) goes to the journal.
-pub fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
+pub(crate) fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
     let dir = store.dir(id);
     let st = store
         .read(id)

@@ -37,7 +37,7 @@ impl Notify {
 }
 
 /// The monitor's view of one sandbox: it records every step in the store and the events.
-pub struct Tracker<'a> {
+pub(crate) struct Tracker<'a> {
     pub store: &'a Store,
     pub state: State,
     pub events: Events,
@@ -329,7 +329,7 @@ impl Observer for Tracker<'_> {
 
 /// Record how the sandbox ended; remove the record if asked to (or if it never ran).
 /// Returns the shell-style status.
-pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> u8 {
+pub(crate) fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> u8 {
     // (A sandbox killed as a whole never reports its workload's exit.)
     if let Some(h) = &mut t.health {
         h.stop();
@@ -416,7 +416,7 @@ pub fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u64>) -> 
 }
 
 /// A foreground run's tracker (the record appears once the sandbox exists; removed at exit).
-pub fn foreground<'a>(
+pub(crate) fn foreground<'a>(
     store: &'a Store,
     plan: &'a Plan,
     a: &RunArgs,
