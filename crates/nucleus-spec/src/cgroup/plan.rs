@@ -1,0 +1,250 @@
+//! The sandbox's cgroup: where it goes (parent), which hierarchies, and what is written.
+
+use super::{CgroupHost, IoLimit, Limits, MIN_MEMORY};
+use crate::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which cgroup driver a sandbox uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    V2,
+    V1,
+}
+
+/// Where to put sandbox cgroups (`--cgroup-parent`, `NUCLEUS_CGROUP_ROOT`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CgroupParent {
+    /// A `nucleus` subtree of the caller's own cgroup, else `/nucleus`.
+    #[default]
+    Default,
+    /// A path from the hierarchy root (`/…`) or, when relative, under the caller's cgroup.
+    Path(String),
+}
+
+impl CgroupParent {
+    pub fn parse(flag: &str, s: &str) -> Result<Self, ConfigError> {
+        let t = s.trim_end_matches('/');
+        let ok = !t.is_empty()
+            && t.split('/')
+                .skip(usize::from(t.starts_with('/')))
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'));
+        if ok {
+            Ok(Self::Path(t.to_string()))
+        } else {
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "{s:?}: a cgroup path like /nucleus or nucleus/agents (no . or .. components)"
+                ),
+            ))
+        }
+    }
+}
+
+/// One directory the driver creates per hierarchy (one on v2, one per controller on v1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupDir {
+    /// `""` on v2, the controller name on v1.
+    pub hierarchy: String,
+    /// Where the hierarchy is mounted (controllers are enabled from here down, on v2).
+    pub mount: PathBuf,
+    /// Parent directories to try in order (absolute host paths); the first usable one wins.
+    pub parents: Vec<PathBuf>,
+    /// Controllers to enable in each parent's `cgroup.subtree_control` on the way down (v2).
+    pub enable: Vec<String>,
+    /// Files written in the sandbox's directory, in order.
+    pub writes: Vec<(String, String)>,
+    /// Defaults nobody asked for explicitly, written when the kernel has the file (e.g. the
+    /// implicit swap limit: no swap accounting, no file, no warning).
+    pub optional: Vec<(String, String)>,
+}
+
+/// What the cgroup stage does. Compiled from [`Limits`] for the chosen driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPlan {
+    pub driver: Driver,
+    /// Leaf name (the sandbox id) under every parent.
+    pub leaf: String,
+    pub dirs: Vec<CgroupDir>,
+    /// Limits that cannot be applied on this host (agent mode warns; strict modes refused).
+    pub unsupported: Vec<String>,
+    /// The parents are shared defaults (`…/nucleus`): remove them when they empty, whoever
+    /// made them. A parent the user named is removed only by the run that created it.
+    pub remove_empty_parents: bool,
+    /// The cgroup is not made without a word only when nobody asked for a limit (an
+    /// unprivileged caller's default pids cap): agent mode then runs without it quietly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet_failure: bool,
+}
+
+fn join_cg(mount: &Path, cg: &str) -> PathBuf {
+    let rel = cg.trim_start_matches('/');
+    if rel.is_empty() {
+        mount.to_path_buf()
+    } else {
+        mount.join(rel)
+    }
+}
+
+/// Candidate parents in one hierarchy mounted at `mount`, where the caller is in `own`.
+///
+/// On v2 a cgroup that holds processes cannot enable controllers for children (the kernel's
+/// no-internal-process rule), and the caller's own cgroup always holds the caller. So on v2
+/// the default and relative parents go beside the caller's cgroup (in its parent: the
+/// delegated unit with systemd's `DelegateSubgroup=`), then at the hierarchy root. A caller
+/// above its cgroup-namespace root (`..` in its path) only gets the root.
+fn parents(parent: &CgroupParent, mount: &Path, own: &str, v2: bool) -> Vec<PathBuf> {
+    let known = !own.split('/').any(|c| c == "..");
+    let base = match (known, v2) {
+        (false, _) => mount.to_path_buf(),
+        (true, false) => join_cg(mount, own),
+        (true, true) => join_cg(mount, own.rsplit_once('/').map_or("/", |(up, _)| up)),
+    };
+    let mut v = match parent {
+        CgroupParent::Default => vec![base.join("nucleus"), mount.join("nucleus")],
+        CgroupParent::Path(p) if p.starts_with('/') => vec![join_cg(mount, p)],
+        CgroupParent::Path(p) => vec![base.join(p)],
+    };
+    v.dedup();
+    v
+}
+
+impl CgroupPlan {
+    /// Compile `limits` for this host. None when the host has no cgroup hierarchy at all
+    /// (the caller reports that as an unapplied limit).
+    pub fn build(
+        limits: &Limits,
+        host: &CgroupHost,
+        parent: &CgroupParent,
+        leaf: &str,
+    ) -> Option<CgroupPlan> {
+        // v2 when it has the controllers we need (pure v2 hosts, or hybrid with pids there);
+        // otherwise v1 when its controllers are mounted.
+        let needs = limits.needs();
+        let v2_ok = host.v2_mount.is_some()
+            && needs
+                .iter()
+                .all(|(c, _)| host.v2_controllers.iter().any(|x| x == c));
+        let has_v1 = host.v1.iter().any(|h| h.controller == "pids");
+        if v2_ok || (!has_v1 && host.v2_mount.is_some()) {
+            let mount = host.v2_mount.clone()?;
+            let own = host.v2_own.clone().unwrap_or_else(|| "/".into());
+            let mut unsupported = Vec::new();
+            let mut writes = limits.v2_writes();
+            let optional = match (limits.memory, limits.memory_swap) {
+                (Some(m), None) => vec![("memory.swap.max".to_string(), m.to_string())],
+                _ => vec![],
+            };
+            for (c, flag) in &needs {
+                if !host.v2_controllers.iter().any(|x| x == c) {
+                    unsupported.push(format!("{flag}: the {c} controller is not available"));
+                    writes.retain(|(f, _)| !f.starts_with(&format!("{c}.")));
+                }
+            }
+            let enable = ["cpu", "io", "memory", "pids"]
+                .iter()
+                .filter(|c| host.v2_controllers.iter().any(|x| x == *c))
+                .map(|c| c.to_string())
+                .collect();
+            return Some(CgroupPlan {
+                driver: Driver::V2,
+                leaf: leaf.into(),
+                dirs: vec![CgroupDir {
+                    hierarchy: String::new(),
+                    mount: mount.clone(),
+                    parents: parents(parent, &mount, &own, true),
+                    enable,
+                    writes,
+                    optional,
+                }],
+                unsupported,
+                remove_empty_parents: *parent == CgroupParent::Default,
+                quiet_failure: false,
+            });
+        }
+        if host.v1.is_empty() {
+            return None;
+        }
+        let mut unsupported = Vec::new();
+        let mut dirs: Vec<CgroupDir> = Vec::new();
+        let memsw = host.v1("memory").is_some_and(|h| h.has_memsw);
+        if limits.memory_swap.is_some() && limits.memory.is_some() && !memsw {
+            unsupported.push(
+                "--memory-swap: swap accounting is off on this host (memsw files missing)".into(),
+            );
+        }
+        for (ctrl, file, value) in limits.v1_writes(memsw) {
+            let Some(h) = host.v1(ctrl) else {
+                continue;
+            };
+            match dirs.iter_mut().find(|d| d.hierarchy == ctrl) {
+                Some(d) => d.writes.push((file, value)),
+                None => dirs.push(CgroupDir {
+                    hierarchy: ctrl.into(),
+                    mount: h.mount.clone(),
+                    parents: parents(parent, &h.mount, &h.own, false),
+                    enable: vec![],
+                    writes: vec![(file, value)],
+                    optional: vec![],
+                }),
+            }
+        }
+        // A memory cgroup of its own even without --memory (as on v2, where the controller is
+        // enabled for every sandbox): what the sandbox allocates, the pages it writes to its
+        // tmpfs mounts included, is counted against it and shows in `stats`, not the caller's.
+        if let Some(h) = host.v1("memory") {
+            if !dirs.iter().any(|d| d.hierarchy == "memory") {
+                dirs.push(CgroupDir {
+                    hierarchy: "memory".into(),
+                    mount: h.mount.clone(),
+                    parents: parents(parent, &h.mount, &h.own, false),
+                    enable: vec![],
+                    writes: vec![],
+                    optional: vec![],
+                });
+            }
+        }
+        for (c, flag) in needs {
+            let v1name = if c == "io" { "blkio" } else { c };
+            if host.v1(v1name).is_none() {
+                unsupported.push(format!("{flag}: the {v1name} controller is not mounted"));
+            }
+        }
+        Some(CgroupPlan {
+            driver: Driver::V1,
+            leaf: leaf.into(),
+            dirs,
+            unsupported,
+            remove_empty_parents: *parent == CgroupParent::Default,
+            quiet_failure: false,
+        })
+    }
+}
+
+impl CgroupPlan {
+    /// Every directory a sandbox cgroup can have under `parent` on this host, whatever limits
+    /// it was started with (for `gc` and `stats`). The leaf is empty and nothing is written.
+    pub fn locate(host: &CgroupHost, parent: &CgroupParent) -> Option<CgroupPlan> {
+        let every = Limits {
+            memory: Some(MIN_MEMORY),
+            cpus_milli: Some(10),
+            io: vec![IoLimit {
+                major: 0,
+                minor: 0,
+                rbps: Some(1),
+                wbps: None,
+                riops: None,
+                wiops: None,
+            }],
+            ..Default::default()
+        };
+        let mut p = CgroupPlan::build(&every, host, parent, "")?;
+        for d in &mut p.dirs {
+            d.writes.clear();
+        }
+        p.unsupported.clear();
+        Some(p)
+    }
+}
