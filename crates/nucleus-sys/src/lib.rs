@@ -16,6 +16,7 @@ pub mod netwatch;
 pub mod notify;
 pub mod otlp;
 pub mod probe;
+pub mod process;
 pub mod raw;
 pub mod relay;
 pub mod resolve;

@@ -243,7 +243,7 @@ impl Drop for Claim {
 
 /// Who holds a claim: the runtime process that supervises the sandbox.
 fn holder_text(id: &str) -> String {
-    let me = crate::store::this_process();
+    let me = crate::process::this_process();
     format!("{id} {} {}", me.pid, me.start)
 }
 
@@ -255,7 +255,7 @@ fn holder_alive(text: &str) -> bool {
         start.and_then(|s| s.parse().ok()),
     ) {
         (Some(pid), Some(start)) => {
-            crate::store::alive(&nucleus_spec::state::ProcId { pid, start })
+            crate::process::alive(&nucleus_spec::state::ProcId { pid, start })
         }
         _ => false,
     }

@@ -5,6 +5,7 @@ use crate::log::Logger;
 use anyhow::{anyhow, bail, Context, Result};
 use nucleus_spec::state::{self, ExitInfo, ProcId, State, Status};
 use nucleus_spec::Plan;
+use nucleus_sys::process;
 use nucleus_sys::store::{self, Store};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ pub(crate) fn resolve(store: &Store, q: &str) -> Result<State> {
 }
 
 pub(crate) fn monitor_alive(s: &State) -> bool {
-    s.monitor.as_ref().is_some_and(store::alive)
+    s.monitor.as_ref().is_some_and(process::alive)
 }
 
 pub(crate) fn effective(s: &State) -> (Status, Option<ExitInfo>) {
@@ -58,8 +59,8 @@ pub(crate) fn settled(store: &Store, mut s: State) -> State {
 /// Wait for the monitor to exit (it has then written the final record); false on timeout.
 pub(crate) fn wait_monitor(s: &State, timeout: Duration) -> bool {
     let Some(m) = &s.monitor else { return true };
-    match store::pidfd(m) {
-        Some(fd) => store::wait_exit(&fd, timeout),
+    match process::pidfd(m) {
+        Some(fd) => process::wait_exit(&fd, timeout),
         None => true,
     }
 }
@@ -75,7 +76,7 @@ pub(crate) fn signal(s: &State, sig: i32) -> Result<bool> {
             .or(s.init)
     };
     let Some(p) = target else { return Ok(false) };
-    match store::pidfd(&p) {
+    match process::pidfd(&p) {
         Some(fd) => {
             nucleus_sys::raw::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig)
                 .with_context(|| format!("signal {}", s.id))?;
@@ -89,7 +90,7 @@ pub(crate) fn workload_of(init: &ProcId) -> Option<ProcId> {
     let pid = nucleus_sys::raw::first_child(init.pid)?;
     Some(ProcId {
         pid,
-        start: store::start_time(pid)?,
+        start: process::start_time(pid)?,
     })
 }
 

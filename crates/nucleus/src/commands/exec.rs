@@ -8,8 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use nucleus_spec::config::{ConfigError, EnvVar};
 use nucleus_spec::state::{SecurityReport, Status};
 use nucleus_spec::Plan;
+use nucleus_sys::process;
 use nucleus_sys::sandbox::Observer;
-use nucleus_sys::store::{self, Store};
+use nucleus_sys::store::Store;
 
 pub(crate) struct ExecObserver<'a> {
     log: &'a Logger,
@@ -72,7 +73,7 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         plan.process.cwd = w.clone();
     }
     plan.process.tty = a.tty;
-    let Some(pidfd) = store::pidfd(&init) else {
+    let Some(pidfd) = process::pidfd(&init) else {
         bail!("{}: is not running any more", a.id);
     };
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use nucleus_spec::config::ConfigError;
 use nucleus_spec::state::{MonitorReport, State};
 use nucleus_spec::Plan;
+use nucleus_sys::process;
 use nucleus_sys::store::{self, now_ms, Store};
 use std::io::{BufRead, BufReader};
 
@@ -55,7 +56,7 @@ pub(crate) fn launch(
     st.trace = trace;
     // Until the monitor writes its own pid (first thing after the fork), the launcher is
     // the record's monitor: the sandbox reads as `creating` while it waits for the monitor.
-    st.monitor = Some(store::this_process());
+    st.monitor = Some(process::this_process());
     // What a monitor started by systemd reads besides the record and the plan.
     let launch = match supervisor_unit {
         Some(_) => Some(serde_json::to_vec(&LaunchInfo { hold, memory_limit })?),
@@ -88,9 +89,11 @@ pub(crate) fn launch(
                 .map_err(|e| forget(e.into()))?;
             let control =
                 store::listen(&store.dir(&id).join("ctl")).map_err(|e| forget(e.into()))?;
-            match store::fork_monitor(&logf, &errf, &format!("nucleus monitor {id}")) {
-                Ok(store::MonitorFork::Monitor { notify }) => (Some((notify, logf, control)), None),
-                Ok(store::MonitorFork::Launcher { reader }) => (None, Some(reader)),
+            match process::fork_monitor(&logf, &errf, &format!("nucleus monitor {id}")) {
+                Ok(process::MonitorFork::Monitor { notify }) => {
+                    (Some((notify, logf, control)), None)
+                }
+                Ok(process::MonitorFork::Launcher { reader }) => (None, Some(reader)),
                 Err(e) => return Err(forget(e.into())),
             }
         }

@@ -20,6 +20,7 @@ use crate::events::Events;
 use anyhow::{anyhow, Context, Result};
 use nucleus_spec::state::{MonitorReport, State};
 use nucleus_spec::Plan;
+use nucleus_sys::process;
 use nucleus_sys::sandbox::Detach;
 use nucleus_sys::store::{self, Store};
 use std::fs::File;
@@ -72,7 +73,7 @@ pub(crate) fn monitor_main(
 ) -> u8 {
     let id = st.id.clone();
     let name = st.name.clone();
-    st.monitor = Some(store::this_process());
+    st.monitor = Some(process::this_process());
     let mut t = Tracker {
         store,
         state: st,

@@ -11,9 +11,10 @@ use nucleus_spec::net::EgressRefusal;
 use nucleus_spec::stage::StartFailure;
 use nucleus_spec::state::{ExitInfo, MonitorReport, ProcId, SecurityReport, State, Status};
 use nucleus_spec::Plan;
+use nucleus_sys::process;
 use nucleus_sys::raw::WaitStatus;
 use nucleus_sys::sandbox::{Observer, Outcome};
-use nucleus_sys::store::{self, now_ms, Store};
+use nucleus_sys::store::{now_ms, Store};
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -177,7 +178,7 @@ impl Observer for Tracker<'_> {
     }
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         crate::timing::mark("clone, maps, go sent");
-        self.state.init = store::start_time(pid).map(|start| ProcId { pid, start });
+        self.state.init = process::start_time(pid).map(|start| ProcId { pid, start });
         self.state.cgroups = cgroups.to_vec();
         // A foreground run's record is made now, with its plan, while the sandbox builds its
         // root (the writes overlap that setup): it must be listed before the workload's program
@@ -429,7 +430,7 @@ pub(crate) fn foreground<'a>(
         plan.process.argv.clone(),
         now_ms(),
     );
-    st.monitor = Some(store::this_process());
+    st.monitor = Some(process::this_process());
     st.events = a.events_jsonl.clone();
     st.auto_remove = true;
     if let Some(n) = &a.name {
