@@ -37,7 +37,6 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                         readonly: true,
                         noexec: true,
                     },
-                    dst,
                     FsRight::READ,
                 );
             }
@@ -59,7 +58,6 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                         noexec: false,
                         idmap,
                     },
-                    dst.clone(),
                     rights(ro),
                 );
             }
@@ -82,7 +80,6 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                         readonly: false,
                         noexec: false,
                     },
-                    dst.clone(),
                     FsRight::READ_WRITE_EXEC,
                 );
             }
@@ -98,7 +95,6 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                 noexec: false,
                 idmap,
             },
-            v.dst.clone(),
             rights(v.readonly),
         );
     }
@@ -111,7 +107,6 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                 t.size_bytes.unwrap_or(default_size),
                 false,
             ),
-            t.dst.clone(),
             FsRight::READ_WRITE_EXEC,
         );
     }
@@ -136,7 +131,6 @@ fn lend_data(d: &mut Draft, src: &Path, dst: PathBuf, idmap: bool) {
             noexec: true,
             idmap,
         },
-        dst,
         FsRight::READ,
     );
 }

@@ -273,10 +273,12 @@ impl<'a> Draft<'a> {
         });
     }
 
-    /// A mount and the Landlock rights on what it mounts at `dst`, always together.
-    fn grant(&mut self, op: MountOp, dst: PathBuf, rights: &[FsRight]) {
+    /// A mount and the Landlock rights on what it mounts, always together.
+    fn grant(&mut self, op: MountOp, rights: &[FsRight]) {
+        if let Some(dst) = op.creates() {
+            self.rule(dst.to_path_buf(), rights);
+        }
         self.mount(op);
-        self.rule(dst, rights);
     }
 
     /// A tree to copy in before start; its slot for `MountOp::Attach`.
