@@ -74,7 +74,6 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
         let flag = flag_of_file(f);
         given.contains(&flag) || (flag == "--memory-swap" && given.contains(&"--memory"))
     };
-    let flag_of = flag_of_file;
     // (index of the cgroup directory, file, value)
     let mut writes: Vec<(usize, String, String)> = Vec::new();
     match cp.driver {
@@ -98,8 +97,8 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
                 }
                 let Some(i) = cp.dirs.iter().position(|d| d.hierarchy == c) else {
                     return Err(ConfigError::new(
-                        flag_of(&f),
-                        format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {})", flag_of(&f)),
+                        flag_of_file(&f),
+                        format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {})", flag_of_file(&f)),
                     )
                     .into());
                 };
@@ -118,7 +117,9 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             };
             if let Err(e) = std::fs::write(leaf.join(&f), &v) {
                 if round == 1 {
-                    return Err(ConfigError::new(flag_of(&f), format!("{f} = {v}: {e}")).into());
+                    return Err(
+                        ConfigError::new(flag_of_file(&f), format!("{f} = {v}: {e}")).into(),
+                    );
                 }
                 failed.push((i, f, v));
             }
