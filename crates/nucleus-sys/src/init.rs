@@ -8,7 +8,7 @@
 //! gives up capabilities (all but CAP_KILL, to signal a workload of another uid), file system
 //! access and most syscalls before it waits.
 
-use crate::channel::{Channel, FromChild};
+use crate::channel::{FromChild, Sandbox};
 use crate::raw::{self, WaitStatus};
 use crate::security;
 use nucleus_spec::seccomp::SockFilter;
@@ -37,7 +37,7 @@ pub fn signals() -> OwnedFd {
 }
 
 /// Init's loop, once it is hardened ([`harden`]): forward signals, reap, report the workload.
-pub fn run(workload: libc::pid_t, ch: Channel, sfd: OwnedFd) -> ! {
+pub fn run(workload: libc::pid_t, ch: Sandbox, sfd: OwnedFd) -> ! {
     loop {
         let Ok(sig) = raw::read_signal(sfd.as_fd()) else {
             raw::exit_now(1)
@@ -55,8 +55,8 @@ pub fn run(workload: libc::pid_t, ch: Channel, sfd: OwnedFd) -> ! {
     }
 }
 
-fn finish(ch: &Channel, st: WaitStatus) -> ! {
-    let _ = ch.send(&FromChild::Exited(st), &[]);
+fn finish(ch: &Sandbox, st: WaitStatus) -> ! {
+    let _ = ch.send(FromChild::Exited(st));
     raw::exit_now(0)
 }
 

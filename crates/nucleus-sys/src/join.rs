@@ -11,7 +11,7 @@
 //! 3. becomes root of that user namespace, then takes the workload's own path: rlimits,
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
-use crate::channel::{self, FromChild, Stage, StartFailure};
+use crate::channel::{self, FromChild, Stage, StartFailure, ToChild};
 use crate::error::{Context, Result};
 use crate::init;
 use crate::mount::Switched;
@@ -72,7 +72,7 @@ fn parent(
             let _ = raw::set_cpu_affinity(&cpus);
         }
     }
-    let (pch, cch) = channel::pair()?;
+    let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     // Without --tty the caller's terminals are relayed through pipes, never handed over: a
     // process the exec leaves behind must hold nothing of the caller's.
     let stdio = if plan.process.tty {
@@ -97,7 +97,7 @@ fn parent(
             let slave = if plan.process.tty {
                 match tty::open_in_sandbox() {
                     Ok(pty) => {
-                        if cch.send(&FromChild::Pty, &[pty.master.as_fd()]).is_err() {
+                        if cch.send(FromChild::Pty(pty.master.into())).is_err() {
                             raw::exit_now(126);
                         }
                         Some(pty.slave)

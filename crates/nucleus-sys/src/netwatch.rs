@@ -7,6 +7,7 @@
 //! records' TTLs) before the answer is delivered, answers other names with NXDOMAIN, and turns
 //! NFLOG messages into one line per refused destination.
 
+use crate::channel::{Fd, FromChild};
 use crate::error::{Context, Result};
 use crate::net::Netlink;
 use crate::raw;
@@ -44,15 +45,35 @@ impl WatchSockets {
         let log = if log { Some(nflog_socket()?) } else { None };
         Ok(Self { resolver, log })
     }
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut v = vec![];
-        if let Some((u, t, n)) = &self.resolver {
-            v.extend([u.as_fd(), t.as_fd(), n.as_fd()]);
+}
+
+/// Sent over the channel: each socket in its slot.
+impl From<WatchSockets> for FromChild {
+    fn from(w: WatchSockets) -> FromChild {
+        let (udp, tcp, sets) = match w.resolver {
+            Some((u, t, n)) => (u.into(), t.into(), n.into()),
+            None => Default::default(),
+        };
+        FromChild::NetWatch {
+            udp,
+            tcp,
+            sets,
+            log: w.log.into(),
         }
-        if let Some(l) = &self.log {
-            v.push(l.as_fd());
+    }
+}
+
+impl WatchSockets {
+    /// As the runtime received them (a resolver needs all three of its sockets).
+    pub fn received(udp: Fd, tcp: Fd, sets: Fd, log: Fd) -> WatchSockets {
+        let resolver = match (udp.into_inner(), tcp.into_inner(), sets.into_inner()) {
+            (Some(u), Some(t), Some(n)) => Some((u, t, n)),
+            _ => None,
+        };
+        WatchSockets {
+            resolver,
+            log: log.into_inner(),
         }
-        v
     }
 }
 
@@ -175,20 +196,16 @@ struct Serve {
 }
 
 impl Watcher {
-    /// `fds` as sent by the sandbox (see [`WatchSockets::fds`]).
-    pub fn spawn(plan: Option<ResolverPlan>, mut fds: Vec<OwnedFd>, log: bool) -> Result<Self> {
-        let log_fd = if log { fds.pop() } else { None };
-        let (udp, tcp, sets) = if plan.is_some() && fds.len() == 3 {
-            let n = fds.pop();
-            let t = fds.pop();
-            let u = fds.pop();
-            (
-                u.map(UdpSocket::from),
-                t.map(TcpListener::from),
-                n.map(Netlink::from_fd),
-            )
-        } else {
-            (None, None, None)
+    /// Serve the sockets the sandbox sent.
+    pub fn spawn(plan: Option<ResolverPlan>, sockets: WatchSockets) -> Result<Self> {
+        let log_fd = sockets.log;
+        let (udp, tcp, sets) = match (&plan, sockets.resolver) {
+            (Some(_), Some((u, t, n))) => (
+                Some(UdpSocket::from(u)),
+                Some(TcpListener::from(t)),
+                Some(Netlink::from_fd(n)),
+            ),
+            _ => (None, None, None),
         };
         let (stop_rd, stop) = raw::pipe().ctx("pipe", "watcher")?;
         let (out, reports) = UnixDatagram::pair().ctx("socketpair", "watcher")?;

@@ -4,7 +4,9 @@
 use super::net_in_thread;
 use super::workload::child_exec;
 use crate::cgroup;
-use crate::channel::{self, Channel, FromChild, SecurityReport, Stage, StartFailure, ToChild};
+use crate::channel::{
+    self, Fd, FromChild, Nothing, Release, Sandbox, SecurityReport, Stage, StartFailure, ToChild,
+};
 use crate::error::{Context, Result};
 use crate::init;
 use crate::mount::{self, Prepared, Switched};
@@ -25,7 +27,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 /// The sandbox side. Never returns.
 pub(super) fn child_main(
     plan: &Plan,
-    ch: Channel,
+    ch: Sandbox,
     join_files: &[fs::File],
     etc_view: Option<OwnedFd>,
     cgroup_view: Option<mount::CgroupView>,
@@ -38,9 +40,12 @@ pub(super) fn child_main(
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
             let sync = if go.sync {
-                match channel::pair() {
-                    Ok((ours, theirs)) => {
-                        if ch.send(&FromChild::ExecSync, &[theirs.as_fd()]).is_err() {
+                match channel::pair::<Release, Nothing>() {
+                    Ok((theirs, ours)) => {
+                        if ch
+                            .send(FromChild::ExecSync(OwnedFd::from(theirs).into()))
+                            .is_err()
+                        {
                             raw::exit_now(1);
                         }
                         Some((ours, go.hold))
@@ -133,14 +138,14 @@ pub(super) fn child_main(
     }
 }
 
-pub(super) fn fail(ch: &Channel, stage: Stage, error: &str) -> ! {
+pub(super) fn fail(ch: &Sandbox, stage: Stage, error: &str) -> ! {
     fail_with(ch, StartFailure::new(stage, error))
 }
 
 /// Report the failure, and end with its exit code.
-pub(crate) fn fail_with(ch: &Channel, f: StartFailure) -> ! {
+pub(crate) fn fail_with(ch: &Sandbox, f: StartFailure) -> ! {
     let code = f.exit_code();
-    let _ = ch.send(&FromChild::Failed(f), &[]);
+    let _ = ch.send(FromChild::Failed(f));
     raw::exit_now(i32::from(code))
 }
 
@@ -148,7 +153,7 @@ pub(crate) fn fail_with(ch: &Channel, f: StartFailure) -> ! {
 /// protection the workload would go without fails the start at `stage` in strict modes
 /// (`refuse`), and is recorded in the report in agent mode.
 pub(super) fn degrade_or_fail(
-    ch: &Channel,
+    ch: &Sandbox,
     report: &mut SecurityReport,
     refuse: bool,
     stage: Stage,
@@ -260,7 +265,7 @@ pub(super) struct GoFlags {
 
 pub(super) fn child_setup(
     plan: &Plan,
-    ch: &Channel,
+    ch: &Sandbox,
     join_files: &[fs::File],
     etc_view: Option<OwnedFd>,
     cgroup_view: Option<mount::CgroupView>,
@@ -283,20 +288,18 @@ pub(super) fn child_setup(
     } else {
         None
     };
-    let (idmapped, trees, go, assigned) = match ch.recv::<ToChild>() {
-        Ok(Some((
-            ToChild::Go {
-                idmapped,
-                prepared,
-                sync,
-                hold,
-                net,
-            },
-            mut fds,
-        ))) if fds.len() == idmapped + prepared => {
-            let trees: Vec<Option<OwnedFd>> =
-                fds.split_off(idmapped).into_iter().map(Some).collect();
-            (VecDeque::from(fds), trees, GoFlags { sync, hold }, net)
+    let (idmapped, trees, go, assigned) = match ch.recv() {
+        Ok(Some(ToChild::Go {
+            idmapped,
+            prepared,
+            sync,
+            hold,
+            net,
+        })) if idmapped.iter().chain(&prepared).all(Fd::is_some) => {
+            let idmapped: VecDeque<OwnedFd> =
+                idmapped.into_iter().filter_map(Fd::into_inner).collect();
+            let trees: Vec<Option<OwnedFd>> = prepared.into_iter().map(Fd::into_inner).collect();
+            (idmapped, trees, GoFlags { sync, hold }, net)
         }
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
@@ -369,14 +372,7 @@ pub(super) fn child_setup(
         )?;
         stage(
             Stage::EgressPolicy,
-            ch.send(
-                &FromChild::NetWatch {
-                    resolver: w.resolver.is_some(),
-                    log: w.log.is_some(),
-                },
-                &w.fds(),
-            )
-            .ctx("send", "egress sockets"),
+            ch.send(w.into()).ctx("send", "egress sockets"),
         )?;
     }
     trace::mark_as("sandbox", "hostname, network");
@@ -409,7 +405,7 @@ pub(super) fn child_setup(
         let pty = stage(Stage::Tty, tty::open_in_sandbox())?;
         stage(
             Stage::Tty,
-            ch.send(&FromChild::Pty, &[pty.master.as_fd()])
+            ch.send(FromChild::Pty(pty.master.into()))
                 .ctx("send", "pty master"),
         )?;
         Some(pty.slave)

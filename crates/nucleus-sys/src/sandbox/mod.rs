@@ -18,7 +18,7 @@
 //! Files: steps 1-3 `parent.rs`, 4 `child.rs`, 5 `workload.rs`, 6 `wait.rs`.
 
 use crate::cgroup::Usage;
-use crate::channel::{Channel, SecurityReport, StartFailure};
+use crate::channel::{ConsoleSocket, SecurityReport, StartFailure};
 use crate::error::{Context, Result};
 use crate::init;
 use crate::raw::{self, WaitStatus};
@@ -93,7 +93,7 @@ pub struct Detach {
     pub control: OwnedFd,
     /// `--console-socket`: a connected unix socket the pty master is sent over (OCI
     /// convention: one message, payload the terminal's name, the fd as SCM_RIGHTS).
-    pub console: Option<Channel>,
+    pub console: Option<ConsoleSocket>,
 }
 
 pub struct NoObserver;

@@ -5,7 +5,7 @@ use super::child::child_main;
 use super::wait::{parent_wait, Control};
 use super::{net_in_thread, ns_flags, Detach, Observer, Outcome};
 use crate::cgroup::Cgroup;
-use crate::channel::{self, ToChild};
+use crate::channel::{self, FromChild, ToChild};
 use crate::copy;
 use crate::error::{other, Context, Result};
 use crate::idslot::{IdSlot, WIDTH};
@@ -270,7 +270,7 @@ pub(super) fn parent_run(
         Some(v) => Some(parent_etc_view(v)?),
         None => None,
     };
-    let (pch, cch) = channel::pair()?;
+    let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     // Without --tty the caller's terminals are relayed through pipes, never handed over.
     let stdio = if plan.process.tty {
         crate::relay::Stdio::default()
@@ -328,27 +328,17 @@ pub(super) fn parent_run(
     let host_base = slot.as_ref().map(|s| s.host_base());
     let (binds, prepared) =
         parent_idmapped_mounts(plan, pid, &trees, host_base, obs).map_err(kill_child)?;
-    let fds: Vec<BorrowedFd<'_>> = binds
-        .iter()
-        .chain(prepared.iter())
-        .map(|f| f.as_fd())
-        .collect();
-    pch.send(
-        &ToChild::Go {
-            idmapped: binds.len(),
-            prepared: prepared.len(),
-            sync: detach.is_some(),
-            hold: detach.is_some_and(|d| d.hold),
-            net: host_net.as_ref().map(|h| h.assigned.clone()),
-        },
-        &fds,
-    )
+    // Ours close once sent.
+    pch.send(ToChild::Go {
+        idmapped: binds.into_iter().map(Into::into).collect(),
+        prepared: prepared.into_iter().map(Into::into).collect(),
+        sync: detach.is_some(),
+        hold: detach.is_some_and(|d| d.hold),
+        net: host_net.as_ref().map(|h| h.assigned.clone()),
+    })
     .ctx("send", "go")
     .map_err(kill_child)?;
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
-    drop(fds);
-    drop(binds);
-    drop(prepared);
 
     let mut control = detach.map(Control::new);
     let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;

@@ -5,7 +5,10 @@
 use super::parent::fd_path;
 use super::{Detach, Observer, Outcome};
 use crate::cgroup::Usage;
-use crate::channel::{self, Channel, FromChild, SecurityReport, Stage, StartFailure, START};
+use crate::channel::{
+    ConsoleSocket, ExecSyncRuntime, FromChild, Release, Runtime, SecurityReport, Stage,
+    StartFailure, ToChild, START,
+};
 use crate::error::{Context, Result};
 use crate::netwatch;
 use crate::notify;
@@ -23,7 +26,7 @@ pub(super) struct Collected {
     report: Option<SecurityReport>,
     failure: Option<StartFailure>,
     status: Option<WaitStatus>,
-    sync: Option<Channel>,
+    sync: Option<ExecSyncRuntime>,
     /// The sandbox must die (its terminal could not be handed over).
     kill: bool,
     /// Descriptor number of the workload's seccomp listener, announced before it exists.
@@ -31,35 +34,46 @@ pub(super) struct Collected {
     pty: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
     /// Egress supervision sockets from the sandbox, not yet served.
-    watch: Option<(Vec<OwnedFd>, bool)>,
+    watch: Option<netwatch::WatchSockets>,
 }
 
 impl Collected {
     /// Take one message from the channel; false when the channel is closed.
-    fn absorb(&mut self, ch: &Channel, obs: &mut dyn Observer, console: Option<&Channel>) -> bool {
-        match ch.recv::<FromChild>() {
-            Ok(Some((FromChild::Timings(m), _))) => trace::merge(m),
-            Ok(Some((FromChild::Applied(r), _))) => {
+    fn absorb(
+        &mut self,
+        ch: &Runtime,
+        obs: &mut dyn Observer,
+        console: Option<&ConsoleSocket>,
+    ) -> bool {
+        match ch.recv() {
+            Ok(Some(FromChild::Timings(m))) => trace::merge(m),
+            Ok(Some(FromChild::Applied(r))) => {
                 obs.applied(&r);
                 self.report = Some(r);
             }
-            Ok(Some((FromChild::Failed(f), _))) => self.failure = Some(f),
-            Ok(Some((FromChild::ExecSync, mut fds))) => self.sync = fds.pop().map(Channel::from),
-            Ok(Some((FromChild::Listener(n), _))) => self.listener_at = Some(n),
-            Ok(Some((FromChild::NetWatch { log, .. }, fds))) => self.watch = Some((fds, log)),
-            Ok(Some((FromChild::Exited(st), _))) => {
+            Ok(Some(FromChild::Failed(f))) => self.failure = Some(f),
+            Ok(Some(FromChild::ExecSync(s))) => self.sync = s.into_inner().map(Into::into),
+            Ok(Some(FromChild::Listener(n))) => self.listener_at = Some(n),
+            Ok(Some(FromChild::NetWatch {
+                udp,
+                tcp,
+                sets,
+                log,
+            })) => self.watch = Some(netwatch::WatchSockets::received(udp, tcp, sets, log)),
+            Ok(Some(FromChild::Exited(st))) => {
                 self.status = Some(st);
                 trace::mark("workload exit reported");
                 obs.workload_exited();
             }
-            Ok(Some((FromChild::Pty, mut fds))) => {
-                if let (Some(m), Some(c)) = (fds.first(), console) {
+            Ok(Some(FromChild::Pty(m))) => {
+                let m = m.into_inner();
+                if let (Some(m), Some(c)) = (&m, console) {
                     // The receiver owns the terminal from now on; ours closes.
-                    if let Err(e) = c.send_bytes(b"/dev/ptmx", &[m.as_fd()]) {
+                    if let Err(e) = c.send_master(m.as_fd()) {
                         self.failure = Some(StartFailure::new(Stage::ConsoleSocket, e.to_string()));
                         self.kill = true;
                     }
-                } else if let Some(m) = fds.pop() {
+                } else if let Some(m) = m {
                     tty::copy_window_size(0, m.as_raw_fd());
                     self.raw_mode = Some(tty::RawMode::enter());
                     self.pty = Some(m);
@@ -74,7 +88,7 @@ impl Collected {
 /// The control socket of a detached sandbox, and who waits for its exec result.
 pub(super) struct Control<'a> {
     listener: BorrowedFd<'a>,
-    console: Option<&'a Channel>,
+    console: Option<&'a ConsoleSocket>,
     hold: bool,
     start_sent: bool,
     waiters: Vec<OwnedFd>,
@@ -109,7 +123,7 @@ impl<'a> Control<'a> {
 
     /// Serve one request: `start` (release a held workload; answered once its exec result is
     /// known).
-    fn serve(&mut self, sync: Option<&Channel>) {
+    fn serve(&mut self, sync: Option<&ExecSyncRuntime>) {
         let Ok(conn) = raw::unix_accept(self.listener, 2000) else {
             return;
         };
@@ -134,7 +148,7 @@ impl<'a> Control<'a> {
         }
         if !self.start_sent {
             match sync {
-                Some(s) if s.send(&START, &[]).is_ok() => self.start_sent = true,
+                Some(s) if s.send(Release::Start).is_ok() => self.start_sent = true,
                 _ => {
                     Self::reply(
                         &conn,
@@ -161,7 +175,7 @@ pub(crate) fn wait(
     plan: &Plan,
     pid: libc::pid_t,
     pidfd: &OwnedFd,
-    ch: &Channel,
+    ch: &Runtime,
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
     relay: crate::relay::Relay,
@@ -203,7 +217,7 @@ pub(super) fn fetch_listener(
 pub(super) fn parent_wait(
     pid: libc::pid_t,
     pidfd: &OwnedFd,
-    ch: &Channel,
+    ch: &Runtime,
     sfd: &OwnedFd,
     obs: &mut dyn Observer,
     mut control: Option<&mut Control<'_>>,
@@ -238,14 +252,14 @@ pub(super) fn parent_wait(
         }
         // Over budget: the listener waits (and so does the workload in its syscall).
         let serve_notify = deny_log.may_serve(now);
-        if let Some((fds, log)) = got.watch.take() {
-            watcher = Some(netwatch::Watcher::spawn(resolver.cloned(), fds, log)?);
+        if let Some(w) = got.watch.take() {
+            watcher = Some(netwatch::Watcher::spawn(resolver.cloned(), w)?);
         }
         if let Some(n) = got.listener_at.take().filter(|n| *n >= 0) {
             // None: the workload said it has no listener after all (its filter failed).
             if let Some(l) = fetch_listener(pid, n, ch.raw()).ctx("take the seccomp listener", n)? {
                 listener = Some(l);
-                ch.send(&channel::ListenerTaken, &[])
+                ch.send(ToChild::ListenerTaken)
                     .ctx("send", "listener taken")?;
             }
         }

@@ -3,7 +3,9 @@
 //! exec.
 
 use super::child::{degrade_or_fail, fail, fail_with, Handshake};
-use crate::channel::{self, Channel, FromChild, SecurityReport, Stage, StartFailure, START};
+use crate::channel::{
+    ExecSyncWorkload, FromChild, Release, Sandbox, SecurityReport, Stage, StartFailure, ToChild,
+};
 use crate::init;
 use crate::mount::Switched;
 use crate::notify;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// report, exec.
 pub(crate) fn workload_exec(
     plan: &Plan,
-    ch: &Channel,
+    ch: &Sandbox,
     switched: Switched,
     tty_slave: Option<i32>,
     umask: libc::mode_t,
@@ -33,11 +35,11 @@ pub(crate) fn workload_exec(
 
 pub(super) fn child_exec(
     plan: &Plan,
-    ch: &Channel,
+    ch: &Sandbox,
     switched: Switched,
     tty_slave: Option<i32>,
     umask: libc::mode_t,
-    sync: Option<&(Channel, bool)>,
+    sync: Option<&(ExecSyncWorkload, bool)>,
     init: Option<Handshake>,
 ) -> ! {
     // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
@@ -179,18 +181,18 @@ pub(super) fn child_exec(
     let installed = if plan.seccomp_notify.is_some() {
         // The runtime serves this filter's notifications: announce where the listener will be.
         match notify::next_fd() {
-            Ok(n) if ch.send(&FromChild::Listener(n), &[]).is_ok() => {
+            Ok(n) if ch.send(FromChild::Listener(n)).is_ok() => {
                 match security::install_seccomp_listener(&plan.seccomp_bpf, plan.seccomp_flags) {
                     Ok(l) => {
                         // Wait until the runtime holds its copy (it takes it with pidfd_getfd;
                         // a notified recv is served once it does). Ours closes at exec.
-                        let _ = ch.recv::<channel::ListenerTaken>();
+                        let _: io::Result<Option<ToChild>> = ch.recv();
                         drop(l);
                         Ok(())
                     }
                     Err(e) => {
                         // No filter, so this message is not notified: stop the runtime waiting.
-                        let _ = ch.send(&FromChild::Listener(-1), &[]);
+                        let _ = ch.send(FromChild::Listener(-1));
                         Err(e)
                     }
                 }
@@ -223,21 +225,21 @@ pub(super) fn child_exec(
     }
     if trace::enabled() {
         trace::mark_as("workload", "landlock, seccomp");
-        let _ = ch.send(&FromChild::Timings(trace::take()), &[]);
+        let _ = ch.send(FromChild::Timings(trace::take()));
     }
-    let _ = ch.send(&FromChild::Applied(report), &[]);
+    let _ = ch.send(FromChild::Applied(report));
     if let Some((s, true)) = sync {
         // `create`: fully set up; exec only when the runtime says start. Its end closing
         // first means the sandbox is being removed.
-        match s.recv::<String>() {
-            Ok(Some((m, _))) if m == START => {}
+        match s.recv() {
+            Ok(Some(Release::Start)) => {}
             _ => raw::exit_now(0),
         }
     }
     exec(ch, &p.argv, &p.env)
 }
 
-pub(super) fn exec(ch: &Channel, argv: &[String], env: &[(String, String)]) -> ! {
+pub(super) fn exec(ch: &Sandbox, argv: &[String], env: &[(String, String)]) -> ! {
     let cargs: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_bytes())).collect() {
         Ok(v) => v,
         Err(_) => fail(ch, Stage::Exec, "argument contains a NUL byte"),

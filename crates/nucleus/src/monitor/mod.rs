@@ -97,7 +97,7 @@ pub(crate) fn monitor_main(
     let detach = Detach {
         hold,
         control,
-        console: console.map(nucleus_sys::channel::Channel::from),
+        console: console.map(nucleus_sys::channel::ConsoleSocket::from),
     };
     match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
         Ok(out) => {
