@@ -396,8 +396,8 @@ pub fn read_usage(driver: Driver, leaves: &[(String, PathBuf)], live: bool) -> U
 /// task is counted once, in its reaper. None when the cgroup has no tasks.
 fn tasks_cpu_usec(dir: &Path) -> Option<u64> {
     let procs = fs::read_to_string(dir.join("cgroup.procs")).ok()?;
-    // SAFETY: sysconf has no memory arguments.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    // (musl answers without a syscall; rustix's clock_ticks_per_second reads the aux vector.)
+    let hz = crate::raw::sysconf(libc::_SC_CLK_TCK).max(1) as u64;
     let mut ticks = 0u64;
     let mut any = false;
     for pid in procs.split_whitespace() {

@@ -132,8 +132,8 @@ fn remove_unused(views: &Path, keep: Option<&str>) {
         }
         if let Some(rest) = name.strip_prefix(".tmp.") {
             let pid: Option<i32> = rest.rsplit('.').next().and_then(|p| p.parse().ok());
-            // SAFETY: signal 0 only checks that the process exists.
-            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+            // Signal 0 only checks that the process exists.
+            if pid.is_some_and(|p| raw::kill(p, 0).is_err()) {
                 let _ = fs::remove_dir_all(e.path());
             }
             continue;

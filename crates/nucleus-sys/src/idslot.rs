@@ -12,7 +12,7 @@
 use crate::error::{Context, Result};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -61,46 +61,21 @@ impl IdSlot {
 
 /// Lock byte `at` of `f` for this open file description: false when another holds it.
 fn lock_byte(f: &File, at: u64) -> io::Result<bool> {
-    // SAFETY: a zeroed flock is a valid value; its fields are set below.
-    let mut l: libc::flock = unsafe { std::mem::zeroed() };
-    l.l_type = libc::F_WRLCK as _;
-    l.l_whence = libc::SEEK_SET as _;
-    l.l_start = at as _;
-    l.l_len = 1;
-    // SAFETY: F_OFD_SETLK with a valid flock; l_pid must be 0 for OFD locks (zeroed).
-    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &l) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(e),
-    }
+    crate::raw::ofd_lock_byte(f.as_fd(), at)
 }
 
 /// Bind the abstract unix socket `@name`: EADDRINUSE while someone else holds it. The name is
 /// released when the returned fd is closed (also by the holder's death).
 pub fn hold_name(name: &str) -> io::Result<OwnedFd> {
-    // SAFETY: socket() has no memory arguments; the fd is owned immediately below.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by socket() and is owned by nobody else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (addr, len) = crate::raw::unix_addr_of(name.as_bytes(), true)?;
-    // SAFETY: addr is a valid sockaddr_un and len covers the used part of it.
-    let r = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes())?;
+    rustix::net::bind(&sock, &addr)?;
     Ok(sock)
 }
 
@@ -123,18 +98,17 @@ mod tests {
         assert_eq!(c.index, idx);
         // Held across a fork by another process (the lock belongs to the open file, not to a
         // network namespace or a process): a child in a new network namespace sees it taken.
-        // SAFETY: the child only unshares, tries one lock and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: unshare with a flag; no memory arguments.
-            unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        let code = crate::raw::in_child(|| {
+            let _ = crate::raw::unshare(libc::CLONE_NEWNET);
             let d = IdSlot::acquire_in(&claims, idx).unwrap();
-            crate::raw::exit_now(if d.index == idx { 1 } else { 0 });
-        }
-        let (_, st) = crate::raw::waitpid(pid, false).unwrap().unwrap();
+            if d.index == idx {
+                1
+            } else {
+                0
+            }
+        });
         assert_eq!(
-            st.code(),
-            0,
+            code, 0,
             "a range held in another namespace was handed out again"
         );
     }

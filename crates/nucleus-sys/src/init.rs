@@ -12,7 +12,7 @@ use crate::channel::{FromChild, Sandbox};
 use crate::raw::{self, WaitStatus};
 use crate::security;
 use nucleus_spec::seccomp::SockFilter;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Signals the runtime and init pass on to the workload.
 pub const FORWARDED: &[libc::c_int] = &[
@@ -120,8 +120,8 @@ pub(crate) fn harden(
     step(
         1,
         null.is_ok_and(|null| {
-            // SAFETY: dup2 onto the standard descriptors, which init owns.
-            (0..3).all(|fd| unsafe { libc::dup2(null.as_raw_fd(), fd) } == fd)
+            use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
+            dup2_stdin(&null).is_ok() && dup2_stdout(&null).is_ok() && dup2_stderr(&null).is_ok()
         }),
     );
     step(
@@ -153,6 +153,7 @@ pub(crate) fn harden(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::{AsRawFd, BorrowedFd};
 
     #[test]
     fn close_ranges_keep_exactly_the_listed_descriptors() {
@@ -174,14 +175,7 @@ mod tests {
         let (r, w) = raw::pipe().unwrap();
         let (extra, _extra_w) = raw::pipe().unwrap();
         let keep = [w.as_raw_fd()];
-        let extra = extra.as_raw_fd();
-        let mut bounding = 0u64;
-        for cap in 0..64u64 {
-            // SAFETY: PR_CAPBSET_READ with an integer argument.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
-                bounding |= 1 << cap;
-            }
-        }
+        let bounding = security::bounding_set();
         // The smallest filter the kernel takes: allow everything.
         let allow = [SockFilter {
             code: 0x06,
@@ -189,31 +183,21 @@ mod tests {
             jf: 0,
             k: 0x7fff_0000,
         }];
-        // SAFETY: the child only calls harden, checks, writes one byte and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
+        let extra_fd = extra.as_fd();
+        let code = raw::in_child(|| {
             let hardened = harden(&keep, bounding, &allow).is_ok();
-            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
-            let open = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
-            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
-            let null = unsafe { libc::fstat(0, &mut st) } == 0 && st.st_rdev == libc::makedev(1, 3);
-            let mut left = 0u64;
-            for cap in 0..64u64 {
-                // SAFETY: plain syscalls on integers, or a zeroed stat filled by fstat.
-                if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
-                    left |= 1 << cap;
-                }
-            }
-            let ok = hardened && open(keep[0]) && !open(extra) && null && left == KEPT_CAPS;
+            let open = |fd: BorrowedFd<'_>| rustix::io::fcntl_getfd(fd).is_ok();
+            let null = rustix::fs::fstat(rustix::stdio::stdin())
+                .is_ok_and(|st| st.st_rdev == rustix::fs::makedev(1, 3));
+            let left = security::bounding_set();
+            let ok = hardened && open(w.as_fd()) && !open(extra_fd) && null && left == KEPT_CAPS;
             let _ = raw::send_byte(keep[0], if ok { 1 } else { 2 });
-            raw::exit_now(0);
-        }
+            0
+        });
         drop(w);
         let mut b = [0u8; 1];
         let n = raw::read(r.as_fd(), &mut b).unwrap();
-        raw::waitpid(pid, false).unwrap();
+        assert_eq!(code, 0);
         assert_eq!(
             (n, b[0]),
             (1, 1),
@@ -225,22 +209,11 @@ mod tests {
     /// as the seccomp step, in a forked child (harden changes the whole process).
     #[test]
     fn harden_reports_the_step_that_failed() {
-        // SAFETY: the child only calls harden and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = match harden(&[], 0, &[]) {
-                Ok(()) => 0,
-                Err(i) => 10 + i as i32,
-            };
-            raw::exit_now(code);
-        }
-        let (_, st) = raw::waitpid(pid, false).unwrap().unwrap();
-        assert_eq!(
-            st.code(),
-            10 + 7,
-            "{:?}",
-            HARDEN_STEPS.get(st.code() as usize - 10)
-        );
+        let code = raw::in_child(|| match harden(&[], 0, &[]) {
+            Ok(()) => 0,
+            Err(i) => 10 + i as i32,
+        });
+        assert_eq!(code, 10 + 7, "{:?}", HARDEN_STEPS.get(code as usize - 10));
         assert_eq!(HARDEN_STEPS[7], "seccomp filter");
     }
 }

@@ -21,7 +21,7 @@ use crate::tty;
 use nucleus_spec::plan::{IdMapPlan, Plan};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 /// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox of the process
@@ -80,6 +80,7 @@ fn parent(
     } else {
         crate::relay::Stdio::for_terminals().ctx("pipe", "standard descriptors")?
     };
+    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
     // SAFETY: single-threaded caller (documented on `exec`).
     let forked = unsafe { raw::fork_into(0, None) }.ctx("fork", "exec process")?;
     let (pid, pidfd) = match forked {
@@ -109,9 +110,9 @@ fn parent(
             } else {
                 None
             };
-            // SAFETY: umask cannot fail; read and put back.
-            let umask = unsafe { libc::umask(0o022) };
-            let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
+            // Read and put back (umask cannot fail).
+            let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022)).bits();
+            let tty_slave = slave.as_ref().map(|s| s.as_fd());
             sandbox::workload_exec(plan, &cch, Switched::PivotRoot, tty_slave, umask)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -147,10 +148,12 @@ fn child_join(
         raw::setns(t.as_fd(), libc::CLONE_NEWTIME).map_err(|e| (Stage::JoinTimeNamespace, e))?;
     }
     if plan.namespaces.user {
-        // SAFETY: plain id syscalls; joining the user namespace gave us CAP_SETUID/SETGID in it.
-        if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
-            return Err((Stage::UserNamespace, io::Error::last_os_error()));
-        }
+        // Joining the user namespace gave us CAP_SETUID/SETGID in it. The calling task's ids
+        // (a forked child: single-threaded, so they are the process's, as libc's would set).
+        use rustix::process::{Gid, Uid};
+        rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT)
+            .and_then(|()| rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT))
+            .map_err(|e| (Stage::UserNamespace, io::Error::from(e)))?;
     }
     Ok(())
 }

@@ -1,6 +1,13 @@
 //! nucleus-sys: the mechanism. Every syscall and every `unsafe` block of nucleus lives here,
 //! each with a SAFETY comment. It interprets a [`nucleus_spec::Plan`] and decides nothing: no
 //! defaults, no parsing of user input.
+//!
+//! `unsafe` is confined to [`raw`]: the syscalls rustix covers are called through it (safe),
+//! the rest (clone3, the shared spawn, mount_setattr, signalfd, seccomp…) through small
+//! audited functions there. Elsewhere only the calls of raw's `unsafe fn`s that start a
+//! process (fork semantics: the caller must be single-threaded) are allowed, each at its
+//! statement.
+#![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod channel;
@@ -17,6 +24,7 @@ pub mod notify;
 pub mod otlp;
 pub mod probe;
 pub mod process;
+#[allow(unsafe_code)]
 pub mod raw;
 pub mod relay;
 pub mod resolve;

@@ -68,12 +68,9 @@ fn mountpoint(dst: &Path, is_dir: bool) -> Result<()> {
 }
 
 fn fd_is_dir(fd: &OwnedFd) -> bool {
-    // SAFETY: fstat on a valid fd into a zeroed stat buffer.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(std::os::fd::AsRawFd::as_raw_fd(fd), &mut st) == 0
-            && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
-    }
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+    })
 }
 
 /// Mount fds prepared by the parent (idmapped binds and detached trees), consumed in plan order.
@@ -413,11 +410,9 @@ pub fn switch_root(allow_chroot: bool) -> Result<Switched> {
         }
         Err(e) if allow_chroot => {
             raw::umount_detach(Path::new(OLD)).ctx("detach host root", OLD)?;
-            let c = raw::cstr(".").map_err(|e2| other("chroot", e2))?;
-            // SAFETY: chroot with a valid C string.
-            if unsafe { libc::chroot(c.as_ptr()) } != 0 {
-                return Err(io::Error::last_os_error()).ctx("chroot", NEW);
-            }
+            rustix::process::chroot(".")
+                .map_err(io::Error::from)
+                .ctx("chroot", NEW)?;
             std::env::set_current_dir("/").ctx("chdir", "/")?;
             Ok(Switched::Chroot(e.to_string()))
         }

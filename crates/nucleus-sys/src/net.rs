@@ -19,37 +19,13 @@ use nucleus_spec::net::{BridgePlan, Cidr, SANDBOX_IFACE};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
-use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Bring `lo` up (a fresh network namespace starts with it down).
 pub fn loopback_up() -> Result<()> {
-    // SAFETY: socket() has no memory arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error()).ctx("socket", "lo");
-    }
-    // SAFETY: ifreq is plain data; the name fits in IFNAMSIZ; ioctls read/write the struct.
-    let r = unsafe {
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
-        if r == 0 {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr);
-        }
-        let e = io::Error::last_os_error();
-        libc::close(fd);
-        if r != 0 {
-            Err(e)
-        } else {
-            Ok(())
-        }
-    };
-    r.ctx("bring up", "lo")
+    raw::link_up(b"lo").ctx("bring up", "lo")
 }
 
 /// A netlink socket of one protocol, in the network namespace it was opened in.
@@ -60,19 +36,14 @@ pub struct Netlink {
 
 impl Netlink {
     pub fn open(protocol: libc::c_int) -> io::Result<Self> {
-        // SAFETY: socket() has no memory arguments.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                protocol,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by socket() and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        use rustix::net::{AddressFamily, Protocol, SocketFlags, SocketType};
+        let protocol = std::num::NonZeroU32::new(protocol as u32).map(Protocol::from_raw);
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            protocol,
+        )?;
         Ok(Self::from_fd(fd))
     }
     pub fn from_fd(fd: OwnedFd) -> Self {
@@ -104,13 +75,9 @@ impl Netlink {
     /// header of an nftables batch, which carries errors for the whole batch). Answers to
     /// older requests are skipped.
     pub fn transact(&mut self, buf: &[u8], first: u32, last: u32) -> io::Result<()> {
-        // SAFETY: buf is a valid buffer of the given length; no destination address (the
-        // kernel).
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if n as usize != buf.len() {
+        // No destination address: the kernel.
+        let n = rustix::net::send(&self.fd, buf, rustix::net::SendFlags::empty())?;
+        if n != buf.len() {
             return Err(io::Error::other("short netlink send"));
         }
         let mut rb = Vec::with_capacity(64 * 1024);
@@ -157,15 +124,19 @@ impl Netlink {
     }
 }
 
+/// if_nametoindex(3), as musl does it: SIOCGIFINDEX on a unix datagram socket opened for it.
 pub fn index_of(name: &str) -> io::Result<u32> {
-    let c = raw::cstr(name)?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(i)
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    if name.as_bytes().contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    let s = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    Ok(rustix::net::netdevice::name_to_index(&s, name)?)
 }
 
 fn link(index: u32) -> LinkMessage {
@@ -417,14 +388,15 @@ fn reserve_port(p: &nucleus_spec::net::PortMap) -> Result<Vec<OwnedFd>> {
     };
     let mut held = vec![];
     for a in addrs {
+        use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
         let fam = if a.is_ipv4() {
-            libc::AF_INET
+            AddressFamily::INET
         } else {
-            libc::AF_INET6
+            AddressFamily::INET6
         };
         let ty = match p.proto {
-            Proto::Tcp => libc::SOCK_STREAM,
-            Proto::Udp => libc::SOCK_DGRAM,
+            Proto::Tcp => SocketType::STREAM,
+            Proto::Udp => SocketType::DGRAM,
         };
         let taken = |e: io::Error| {
             other(
@@ -439,93 +411,34 @@ fn reserve_port(p: &nucleus_spec::net::PortMap) -> Result<Vec<OwnedFd>> {
                 ),
             )
         };
-        // SAFETY: socket() has no memory arguments; the fd is owned below.
-        let fd = unsafe { libc::socket(fam, ty | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            if a.is_ipv6() && p.host_ip.is_none() && e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
-                continue;
-            }
-            return Err(e).ctx("socket for", p.host_port);
-        }
-        // SAFETY: a new descriptor nobody else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
-        let opt = |level: libc::c_int, name: libc::c_int| {
-            // SAFETY: an int option from a local.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    level,
-                    name,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            }
+        let sock = match rustix::net::socket_with(fam, ty, SocketFlags::CLOEXEC, None) {
+            Ok(s) => s,
+            Err(rustix::io::Errno::AFNOSUPPORT) if a.is_ipv6() && p.host_ip.is_none() => continue,
+            Err(e) => return Err(io::Error::from(e)).ctx("socket for", p.host_port),
         };
         if a.is_ipv6() {
-            opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+            let _ = sockopt::set_ipv6_v6only(&sock, true);
         }
         if p.proto == Proto::Tcp {
             // A listener excludes every other listener; TIME_WAIT leftovers do not block it.
-            opt(libc::SOL_SOCKET, libc::SO_REUSEADDR);
+            let _ = sockopt::set_socket_reuseaddr(&sock, true);
         }
-        let (sa, len) = sockaddr(a, p.host_port);
-        // SAFETY: sa is a sockaddr_storage holding a valid address of length len.
-        if unsafe {
-            libc::bind(
-                sock.as_raw_fd(),
-                (&sa as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        } != 0
-        {
-            let e = io::Error::last_os_error();
-            if a.is_ipv6() && p.host_ip.is_none() && e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
-                continue;
-            }
-            return Err(taken(e));
+        // (flowinfo and scope id 0 for IPv6.)
+        let bound = match a {
+            IpAddr::V4(v4) => rustix::net::bind(&sock, &SocketAddrV4::new(v4, p.host_port)),
+            IpAddr::V6(v6) => rustix::net::bind(&sock, &SocketAddrV6::new(v6, p.host_port, 0, 0)),
+        };
+        match bound {
+            Ok(()) => {}
+            Err(rustix::io::Errno::ADDRNOTAVAIL) if a.is_ipv6() && p.host_ip.is_none() => continue,
+            Err(e) => return Err(taken(e.into())),
         }
-        // SAFETY: listen on our own bound socket.
-        if p.proto == Proto::Tcp && unsafe { libc::listen(sock.as_raw_fd(), 1) } != 0 {
-            return Err(taken(io::Error::last_os_error()));
+        if p.proto == Proto::Tcp {
+            rustix::net::listen(&sock, 1).map_err(|e| taken(e.into()))?;
         }
         held.push(sock);
     }
     Ok(held)
-}
-
-fn sockaddr(a: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is valid; the fields are set below.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match a {
-        IpAddr::V4(v4) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = port.to_be();
-            sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
-            (
-                ss,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        IpAddr::V6(v6) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = port.to_be();
-            sin6.sin6_addr.s6_addr = v6.octets();
-            (
-                ss,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
 }
 
 /// Who holds a local port: "pid N (comm)" of a process with a socket bound to it (listening,

@@ -8,41 +8,13 @@
 //! takes a copy with pidfd_getfd, at the fd number the workload announced before installing
 //! (the lowest free one, as seccomp(2) returns it).
 
+use crate::raw;
 use nucleus_spec::seccomp::bpf::{interpret, native_arch};
 use nucleus_spec::seccomp::SockFilter;
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-#[repr(C)]
-#[derive(Default)]
-struct SeccompData {
-    nr: i32,
-    arch: u32,
-    instruction_pointer: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    data: SeccompData,
-}
-
-#[repr(C)]
-struct Resp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-/// _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp).
-const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 const FLAG_CONTINUE: u32 = 1;
 
 /// The key under which a trace counts the syscall numbers this architecture does not define
@@ -70,42 +42,30 @@ pub struct Seen {
 /// The lowest free descriptor number: what seccomp(2) will return next in a single-threaded
 /// process.
 pub fn next_fd() -> io::Result<RawFd> {
-    // SAFETY: F_DUPFD has no memory arguments; the duplicate is closed at once.
-    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD, 0) };
-    let fd = if fd < 0 {
+    // A duplicate of 0 at the lowest free number (close-on-exec, which changes nothing: it is
+    // closed at once).
+    match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 0) {
+        Ok(dup) => Ok(dup.as_raw_fd()),
         // stdin may be closed: then fd 0 is the lowest free one.
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EBADF) {
-            return Ok(0);
-        }
-        return Err(e);
-    } else {
-        fd
-    };
-    // SAFETY: closing the duplicate made just above.
-    unsafe { libc::close(fd) };
-    Ok(fd)
+        Err(rustix::io::Errno::BADF) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Copy descriptor `fd` of the process behind `pidfd` (Linux 5.6).
 pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_getfd has no memory arguments; the new fd is owned below.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    use rustix::process::PidfdGetfdFlags;
+    Ok(rustix::process::pidfd_getfd(
+        pidfd,
+        fd,
+        PidfdGetfdFlags::empty(),
+    )?)
 }
 
 /// Receive and answer one notification. Err(ENOENT) when the notifying process died before
 /// it was answered (nothing to do).
 pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
-    let mut n = Notif::default();
-    // SAFETY: n is a zeroed seccomp_notif of the size the ioctl encodes.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV as _, &mut n as *mut Notif) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let n = raw::seccomp_notif_recv(listener)?;
     let nr = n.data.nr as u32;
     let (error, flags, errno) = match mode {
         Mode::Trace(seen) => {
@@ -123,16 +83,13 @@ pub fn serve(listener: BorrowedFd<'_>, mode: &mut Mode) -> io::Result<Seen> {
             (-e, 0, Some(e))
         }
     };
-    let mut r = Resp {
+    let r = raw::SeccompNotifResp {
         id: n.id,
         val: 0,
         error,
         flags,
     };
-    // SAFETY: r is a seccomp_notif_resp of the size the ioctl encodes.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND as _, &mut r as *mut Resp) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    raw::seccomp_notif_send(listener, r)?;
     Ok(Seen {
         pid: n.pid,
         nr,

@@ -43,8 +43,8 @@ fn stamp(md: &fs::Metadata) -> u64 {
 /// Detect facts. `host_root` is normally `/`; `rootfs` is `--rootfs` when given.
 /// `wants`: the optional facts to find (only the flags that need them ask).
 pub fn detect(host_root: &Path, rootfs: Option<&Path>, wants: Wants) -> HostFacts {
-    // SAFETY: getegid cannot fail and takes no arguments.
-    let (euid, egid) = (crate::security::euid(), unsafe { libc::getegid() });
+    let egid = rustix::process::getegid().as_raw();
+    let euid = crate::security::euid();
     let system_dirs = SYSTEM_DIRS
         .iter()
         .filter_map(|d| entry(host_root, d))
@@ -112,9 +112,7 @@ pub fn detect(host_root: &Path, rootfs: Option<&Path>, wants: Wants) -> HostFact
 
 /// Online CPUs (one sysfs read; std's available_parallelism reads cgroup files too).
 fn online_cpus() -> u64 {
-    // SAFETY: sysconf has no memory arguments.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    n.max(0) as u64
+    crate::raw::sysconf(libc::_SC_NPROCESSORS_ONLN).max(0) as u64
 }
 
 /// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.
@@ -175,37 +173,13 @@ pub fn cgroup_host(host_root: &Path) -> CgroupHost {
 
 /// The kernel's Landlock ABI version, 0 when Landlock is unavailable.
 pub fn landlock_abi() -> u32 {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: with the VERSION flag and NULL attr/size 0 the call only returns a number.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    if r < 0 {
-        0
-    } else {
-        r as u32
-    }
+    crate::raw::landlock_abi()
 }
 
 /// (major, minor) of the running kernel, from uname(2).
 pub fn kernel_version() -> (u32, u32) {
-    // SAFETY: utsname is plain data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (0, 0);
-    }
-    let rel: String = u
-        .release
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8 as char)
-        .collect();
+    let u = rustix::system::uname();
+    let rel: String = u.release().to_bytes().iter().map(|c| *c as char).collect();
     let mut p = rel
         .split(|c: char| !c.is_ascii_digit())
         .map(|x| x.parse().unwrap_or(0));

@@ -60,30 +60,29 @@ pub enum MonitorFork {
 pub fn fork_monitor(out: &fs::File, err: &fs::File, title: &str) -> Result<MonitorFork> {
     let (r, w) = crate::raw::pipe().ctx("pipe", "")?;
     let old = crate::raw::block_signals(crate::init::FORWARDED).ctx("block signals", "")?;
+    #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
     // SAFETY: nucleus is single-threaded (no threads are spawned before a launch).
     let forked = unsafe { crate::raw::fork() };
     match forked {
         Ok(Some(_)) | Err(_) => {
-            // SAFETY: restoring the mask saved above.
-            unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            // Restoring the mask saved above.
+            crate::raw::set_signal_mask(&old);
             drop(w);
             forked.ctx("fork", "monitor")?;
             Ok(MonitorFork::Launcher { reader: r.into() })
         }
         Ok(None) => {
             drop(r);
-            // SAFETY: setsid has no arguments (a forked child is never a group leader).
-            unsafe { libc::setsid() };
+            // (A forked child is never a group leader: it cannot fail.)
+            let _ = rustix::process::setsid();
             let _ = std::env::set_current_dir("/");
             let null = fs::OpenOptions::new().read(true).open("/dev/null");
-            // SAFETY: dup2 onto the standard descriptors, which the monitor owns.
-            unsafe {
-                if let Ok(n) = &null {
-                    libc::dup2(n.as_raw_fd(), 0);
-                }
-                libc::dup2(out.as_raw_fd(), 1);
-                libc::dup2(err.as_raw_fd(), 2);
+            // Onto the standard descriptors, which the monitor owns.
+            if let Ok(n) = &null {
+                let _ = rustix::stdio::dup2_stdin(n);
             }
+            let _ = rustix::stdio::dup2_stdout(out);
+            let _ = rustix::stdio::dup2_stderr(err);
             let _ = crate::raw::set_cmdline(title);
             Ok(MonitorFork::Monitor { notify: w.into() })
         }

@@ -11,59 +11,52 @@
 //! what the caller types at the host prompt, or change the terminal's settings for good).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Most bytes one stream holds between a read and the write it waits for.
 const BUF: usize = 64 * 1024;
 
 /// Reads and writes on `fd` return EAGAIN instead of waiting.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a valid descriptor; no memory arguments.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let fl = fcntl_getfl(fd)?;
+    Ok(fcntl_setfl(fd, fl | OFlags::NONBLOCK)?)
 }
 
+/// The caller's standard descriptor `fd` (0, 1 or 2).
+fn standard(fd: RawFd) -> BorrowedFd<'static> {
+    match fd {
+        0 => rustix::stdio::stdin(),
+        1 => rustix::stdio::stdout(),
+        _ => rustix::stdio::stderr(),
+    }
+}
+
+/// Whether the caller's standard descriptor `fd` (0, 1 or 2) is a terminal.
 pub fn isatty(fd: RawFd) -> bool {
-    // SAFETY: isatty has no memory arguments.
-    unsafe { libc::isatty(fd) == 1 }
+    rustix::termios::isatty(standard(fd))
 }
 
 /// A descriptor of the caller's for the runtime's own use, non-blocking without touching the
 /// caller's open file (which its shell shares): a terminal is opened again (a new open file of
 /// the same terminal); anything else is duplicated and stays blocking (a read follows poll's
-/// word; a write to a full pipe or file may wait, as before).
+/// word; a write to a full pipe or file may wait, as before). `fd`: 0, 1 or 2.
 pub fn caller_end(fd: RawFd, write: bool) -> io::Result<OwnedFd> {
-    if isatty(fd) {
-        let path = crate::raw::cstr(format!("/proc/self/fd/{fd}"))?;
+    let std_fd = standard(fd);
+    if rustix::termios::isatty(std_fd) {
+        use rustix::fs::OFlags;
         let mode = if write {
-            libc::O_WRONLY
+            OFlags::WRONLY
         } else {
-            libc::O_RDONLY
+            OFlags::RDONLY
         };
-        // SAFETY: valid C string; a new descriptor or -1.
-        let r = unsafe {
-            libc::open(
-                path.as_ptr(),
-                mode | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-            )
-        };
-        if r >= 0 {
-            // SAFETY: a fresh descriptor nobody else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r) });
+        let flags = mode | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let path = format!("/proc/self/fd/{fd}");
+        if let Ok(f) = rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty()) {
+            return Ok(f);
         }
     }
-    // SAFETY: F_DUPFD_CLOEXEC has no memory arguments.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(std_fd, 3)?)
 }
 
 struct Stream {
@@ -77,9 +70,7 @@ struct Stream {
 }
 
 fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: F_GETFL has no memory arguments.
-    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    fl >= 0 && fl & libc::O_NONBLOCK != 0
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|fl| fl.contains(rustix::fs::OFlags::NONBLOCK))
 }
 
 fn ready(fd: &OwnedFd, events: i16) -> bool {
@@ -170,15 +161,13 @@ impl Stream {
         let room = BUF - self.buf.len();
         let len = self.buf.len();
         self.buf.resize(len + room, 0);
-        // SAFETY: the slice [len, len + room) of buf is valid for writing.
-        let n = unsafe { libc::read(src.as_raw_fd(), self.buf[len..].as_mut_ptr().cast(), room) };
-        if n > 0 {
-            self.buf.truncate(len + n as usize);
+        let r = rustix::io::read(src, &mut self.buf[len..]);
+        if let Ok(n @ 1..) = r {
+            self.buf.truncate(len + n);
             return;
         }
         self.buf.truncate(len);
-        let e = io::Error::last_os_error();
-        let again = n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR));
+        let again = matches!(r, Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR));
         if !again {
             // End of file, or the source is gone (a closed pty reads EIO).
             self.src = None;
@@ -196,21 +185,19 @@ impl Stream {
             } else {
                 self.buf.len().min(libc::PIPE_BUF)
             };
-            // SAFETY: buf is valid for `len` bytes.
-            let n = unsafe { libc::write(dst.as_raw_fd(), self.buf.as_ptr().cast(), len) };
-            if n > 0 {
-                self.buf.drain(..n as usize);
+            let r = rustix::io::write(dst, &self.buf[..len]);
+            if let Ok(n @ 1..) = r {
+                self.buf.drain(..n);
                 if !self.dst_nonblocking {
                     // One write per readiness: the next may wait.
                     return;
                 }
                 continue;
             }
-            let e = io::Error::last_os_error();
-            if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+            if r == Err(rustix::io::Errno::INTR) {
                 continue;
             }
-            if !(n < 0 && e.raw_os_error() == Some(libc::EAGAIN)) {
+            if r != Err(rustix::io::Errno::AGAIN) {
                 // The reader is gone: nothing more goes this way.
                 self.dst = None;
                 self.src = None;
@@ -253,8 +240,9 @@ impl Stdio {
             s.pipes[fd as usize] = Some(if fd == 0 { (r, w) } else { (w, r) });
         }
         if s.pipes[0].is_some() {
-            // SAFETY: tcgetpgrp and getpgrp have no memory arguments.
-            s.stdin_eof = unsafe { libc::tcgetpgrp(0) != libc::getpgrp() };
+            // (An error, or no foreground group, counts as another's.)
+            let fg = rustix::termios::tcgetpgrp(rustix::stdio::stdin()).ok();
+            s.stdin_eof = fg != Some(rustix::process::getpgrp());
         }
         Ok(s)
     }
@@ -265,11 +253,13 @@ impl Stdio {
 
     /// In the child: the workload's ends become its standard descriptors.
     pub fn install(&self) -> io::Result<()> {
+        use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
         for (fd, p) in self.pipes.iter().enumerate() {
             if let Some((theirs, _)) = p {
-                // SAFETY: dup2 onto a standard descriptor of this (child) process.
-                if unsafe { libc::dup2(theirs.as_raw_fd(), fd as RawFd) } < 0 {
-                    return Err(io::Error::last_os_error());
+                match fd {
+                    0 => dup2_stdin(theirs)?,
+                    1 => dup2_stdout(theirs)?,
+                    _ => dup2_stderr(theirs)?,
                 }
             }
         }
@@ -319,9 +309,7 @@ mod tests {
     }
 
     fn write_some(fd: &OwnedFd, data: &[u8]) -> usize {
-        // SAFETY: data is valid for its length.
-        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        n.max(0) as usize
+        rustix::io::write(fd, data).unwrap_or(0)
     }
 
     /// A reader that stops reading does not block the relay: its buffer fills, the source is

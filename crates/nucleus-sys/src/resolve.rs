@@ -54,8 +54,7 @@ pub const SYSTEM_LINK_DIRS: &[&str] = &["/", "/etc", "/usr", "/var"];
 /// An `O_PATH` descriptor of `path` (absolute), following only the symlinks the module's rule
 /// allows.
 pub fn open_trusted(path: &Path) -> io::Result<OwnedFd> {
-    // SAFETY: getuid cannot fail and has no arguments.
-    let caller = unsafe { libc::getuid() };
+    let caller = rustix::process::getuid().as_raw();
     open_trusting(path, |uid, dir| {
         caller != 0 || (uid == 0 && SYSTEM_LINK_DIRS.iter().any(|d| Path::new(d) == dir))
     })

@@ -11,6 +11,8 @@ use nucleus_spec::config::{RlimitResource, Ulimit};
 use nucleus_spec::landlock::{FsRight, LandlockPlan};
 use nucleus_spec::seccomp::SockFilter;
 use nucleus_spec::state::LandlockStatus;
+use rustix::process::{Resource, Rlimit};
+use rustix::thread::{remove_capability_from_bounding_set, CapabilitySet};
 use std::io;
 
 /// Drop every bounding capability not in `keep` (a bit mask) and clear the ambient set.
@@ -20,26 +22,29 @@ pub fn drop_bounding_except(keep: u64) -> Result<()> {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        match raw::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
+        match remove_capability_from_bounding_set(capability(cap)) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-            Err(e) => return Err(e).ctx("drop bounding capability", cap),
+            Err(rustix::io::Errno::INVAL) => break,
+            Err(e) => return Err(io::Error::from(e)).ctx("drop bounding capability", cap),
         }
     }
-    // SAFETY: prctl with integer arguments only.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error()).ctx("clear ambient capabilities", "");
-    }
-    Ok(())
+    rustix::thread::clear_ambient_capability_set()
+        .map_err(io::Error::from)
+        .ctx("clear ambient capabilities", "")
+}
+
+/// Capability number `cap` as rustix takes it (a set of one; numbers it has no name for
+/// too).
+fn capability(cap: u32) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1 << cap)
+}
+
+/// The calling thread's bounding set, as a mask.
+#[cfg(test)]
+pub(crate) fn bounding_set() -> u64 {
+    (0..64u32)
+        .filter(|&c| rustix::thread::capability_is_in_bounding_set(capability(c)).unwrap_or(false))
+        .fold(0, |m, c| m | 1 << c)
 }
 
 /// Drop exactly the bounding capabilities in `mask`: for a process whose bounding set was
@@ -48,7 +53,9 @@ pub fn drop_bounding_except(keep: u64) -> Result<()> {
 /// replaces the credentials: a copy, a commit, an RCU free).
 pub fn drop_bounding(mask: u64) -> Result<()> {
     for cap in (0..64u32).filter(|c| mask & (1 << c) != 0) {
-        raw::prctl(libc::PR_CAPBSET_DROP, cap.into()).ctx("drop bounding capability", cap)?;
+        remove_capability_from_bounding_set(capability(cap))
+            .map_err(io::Error::from)
+            .ctx("drop bounding capability", cap)?;
     }
     Ok(())
 }
@@ -59,19 +66,9 @@ pub fn raise_ambient(mask: u64) -> Result<()> {
         if mask & (1 << cap) == 0 {
             continue;
         }
-        // SAFETY: prctl with integer arguments only.
-        let r = unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                cap as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error()).ctx("raise ambient capability", cap);
-        }
+        rustix::thread::configure_capability_in_ambient_set(capability(cap), true)
+            .map_err(io::Error::from)
+            .ctx("raise ambient capability", cap)?;
     }
     Ok(())
 }
@@ -85,40 +82,14 @@ pub fn keep_caps() -> Result<()> {
 
 /// Set the effective, permitted and inheritable sets to exactly these masks.
 pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let hdr = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    }; // _LINUX_CAPABILITY_VERSION_3
-    let lo = |m: u64| m as u32;
-    let hi = |m: u64| (m >> 32) as u32;
-    let data = [
-        Data {
-            effective: lo(effective),
-            permitted: lo(permitted),
-            inheritable: lo(inheritable),
-        },
-        Data {
-            effective: hi(effective),
-            permitted: hi(permitted),
-            inheritable: hi(inheritable),
-        },
-    ];
-    // SAFETY: header and a two-element data array as required by capability version 3.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
-    if r != 0 {
-        return Err(io::Error::last_os_error()).ctx(
+    // capset(2), _LINUX_CAPABILITY_VERSION_3, this thread (pid 0).
+    let sets = rustix::thread::CapabilitySets {
+        effective: CapabilitySet::from_bits_retain(effective),
+        permitted: CapabilitySet::from_bits_retain(permitted),
+        inheritable: CapabilitySet::from_bits_retain(inheritable),
+    };
+    if let Err(e) = rustix::thread::set_capabilities(None, sets) {
+        return Err(io::Error::from(e)).ctx(
             "capset",
             format!(
                 "effective {effective:#x} permitted {permitted:#x} inheritable {inheritable:#x}"
@@ -136,20 +107,18 @@ pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> Res
 /// (single-threaded: the task is the process), and the sandbox while its network thread makes
 /// the namespace (that thread needs no ids of its own).
 pub fn set_identity(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<()> {
+    use rustix::thread::{set_thread_res_gid, set_thread_res_uid};
     if let Some(groups) = groups {
-        // SAFETY: groups is a valid array of its length (gid_t is u32).
-        if unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error()).ctx("setgroups", format!("{groups:?}"));
-        }
+        raw::set_thread_groups(groups).ctx("setgroups", format!("{groups:?}"))?;
     }
-    // SAFETY: plain id syscalls.
-    if unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) } != 0 {
-        return Err(io::Error::last_os_error()).ctx("setresgid", gid);
-    }
-    // SAFETY: plain id syscall.
-    if unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) } != 0 {
-        return Err(io::Error::last_os_error()).ctx("setresuid", uid);
-    }
+    let g = rustix::process::Gid::from_raw(gid);
+    set_thread_res_gid(g, g, g)
+        .map_err(io::Error::from)
+        .ctx("setresgid", gid)?;
+    let u = rustix::process::Uid::from_raw(uid);
+    set_thread_res_uid(u, u, u)
+        .map_err(io::Error::from)
+        .ctx("setresuid", uid)?;
     Ok(())
 }
 
@@ -159,42 +128,36 @@ pub fn set_no_new_privs() -> Result<()> {
         .ctx("prctl", "PR_SET_NO_NEW_PRIVS")
 }
 
-/// The type setrlimit takes its resource as: an enum-like unsigned int in glibc, int in musl.
-#[cfg(target_env = "gnu")]
-type ResourceT = libc::__rlimit_resource_t;
-#[cfg(not(target_env = "gnu"))]
-type ResourceT = libc::c_int;
-
-fn resource(r: RlimitResource) -> ResourceT {
+fn resource(r: RlimitResource) -> Resource {
     match r {
-        RlimitResource::As => libc::RLIMIT_AS,
-        RlimitResource::Core => libc::RLIMIT_CORE,
-        RlimitResource::Cpu => libc::RLIMIT_CPU,
-        RlimitResource::Data => libc::RLIMIT_DATA,
-        RlimitResource::Fsize => libc::RLIMIT_FSIZE,
-        RlimitResource::Locks => libc::RLIMIT_LOCKS,
-        RlimitResource::Memlock => libc::RLIMIT_MEMLOCK,
-        RlimitResource::Msgqueue => libc::RLIMIT_MSGQUEUE,
-        RlimitResource::Nice => libc::RLIMIT_NICE,
-        RlimitResource::Nofile => libc::RLIMIT_NOFILE,
-        RlimitResource::Nproc => libc::RLIMIT_NPROC,
-        RlimitResource::Rss => libc::RLIMIT_RSS,
-        RlimitResource::Rtprio => libc::RLIMIT_RTPRIO,
-        RlimitResource::Rttime => libc::RLIMIT_RTTIME,
-        RlimitResource::Sigpending => libc::RLIMIT_SIGPENDING,
-        RlimitResource::Stack => libc::RLIMIT_STACK,
+        RlimitResource::As => Resource::As,
+        RlimitResource::Core => Resource::Core,
+        RlimitResource::Cpu => Resource::Cpu,
+        RlimitResource::Data => Resource::Data,
+        RlimitResource::Fsize => Resource::Fsize,
+        RlimitResource::Locks => Resource::Locks,
+        RlimitResource::Memlock => Resource::Memlock,
+        RlimitResource::Msgqueue => Resource::Msgqueue,
+        RlimitResource::Nice => Resource::Nice,
+        RlimitResource::Nofile => Resource::Nofile,
+        RlimitResource::Nproc => Resource::Nproc,
+        RlimitResource::Rss => Resource::Rss,
+        RlimitResource::Rtprio => Resource::Rtprio,
+        RlimitResource::Rttime => Resource::Rttime,
+        RlimitResource::Sigpending => Resource::Sigpending,
+        RlimitResource::Stack => Resource::Stack,
     }
 }
 
 pub fn set_rlimits(limits: &[Ulimit]) -> Result<()> {
     for l in limits {
-        let lim = libc::rlimit {
-            rlim_cur: l.soft.unwrap_or(libc::RLIM_INFINITY),
-            rlim_max: l.hard.unwrap_or(libc::RLIM_INFINITY),
+        // None: RLIM_INFINITY. (prlimit64(0, …), as musl's setrlimit does.)
+        let lim = Rlimit {
+            current: l.soft,
+            maximum: l.hard,
         };
-        // SAFETY: lim is a valid rlimit.
-        if unsafe { libc::setrlimit(resource(l.resource), &lim) } != 0 {
-            return Err(io::Error::last_os_error())
+        if let Err(e) = rustix::process::setrlimit(resource(l.resource), lim) {
+            return Err(io::Error::from(e))
                 .ctx("setrlimit", format!("{:?}", l.resource).to_lowercase());
         }
     }
@@ -247,12 +210,9 @@ impl From<String> for LandlockError {
 }
 
 fn is_dir_fd(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    // SAFETY: fstat on a valid fd into a zeroed stat buffer.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut st) == 0
-            && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
-    }
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+    })
 }
 
 pub fn apply_landlock(plan: &LandlockPlan) -> std::result::Result<LandlockOutcome, LandlockError> {
@@ -340,7 +300,7 @@ pub fn landlock_deny_all() -> std::result::Result<(), String> {
 /// Install a compiled seccomp program (no_new_privs must be set) with SECCOMP_FILTER_FLAG_*
 /// flags (0: none).
 pub fn install_seccomp(prog: &[SockFilter], flags: u32) -> io::Result<()> {
-    install_seccomp_flags(prog, flags.into()).map(drop)
+    raw::seccomp_filter(prog, flags.into())
 }
 
 /// Install a filter whose notifications go to a new listener fd (SECCOMP_RET_USER_NOTIF).
@@ -354,36 +314,8 @@ pub fn install_seccomp_listener(
     use nucleus_spec::seccomp::FLAG_WAIT_KILLABLE_RECV;
     // Kernels before 5.19 do not know WAIT_KILLABLE_RECV: try with it, then without.
     let base = (flags & !FLAG_TSYNC) | FLAG_NEW_LISTENER;
-    let fd = install_seccomp_flags(prog, (base | FLAG_WAIT_KILLABLE_RECV).into())
-        .or_else(|_| install_seccomp_flags(prog, base.into()))?;
-    // SAFETY: with NEW_LISTENER the kernel returns a new fd that nobody else owns.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
-}
-
-fn install_seccomp_flags(prog: &[SockFilter], flags: libc::c_ulong) -> io::Result<libc::c_long> {
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const SockFilter,
-    }
-    let fprog = SockFprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr(),
-    };
-    // SAFETY: SockFilter is repr(C) and identical to struct sock_filter; fprog points at the
-    // program, which outlives the call (the kernel copies it).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &fprog as *const SockFprog,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r)
+    raw::seccomp_filter_listener(prog, (base | FLAG_WAIT_KILLABLE_RECV).into())
+        .or_else(|_| raw::seccomp_filter_listener(prog, base.into()))
 }
 
 pub fn is_root() -> bool {
@@ -391,13 +323,11 @@ pub fn is_root() -> bool {
 }
 
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 pub fn real_uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
 }
 
 /// Mark every descriptor from `first` up close-on-exec: close_range(CLOSE_RANGE_CLOEXEC), or
@@ -412,12 +342,8 @@ pub fn cloexec_from(first: i32) -> io::Result<()> {
         .filter(|fd| *fd >= first)
         .collect();
     for fd in fds {
-        // SAFETY: fcntl on a descriptor number; a closed one (the read_dir's own) gives EBADF.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        // SAFETY: as above.
-        if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // A closed one (the read_dir's own) is skipped.
+        raw::set_cloexec_number(fd)?;
     }
     Ok(())
 }
@@ -427,28 +353,14 @@ mod bounding_tests {
     use super::*;
 
     fn bounding() -> u64 {
-        let mut set = 0u64;
-        for cap in 0..64u64 {
-            // SAFETY: PR_CAPBSET_READ with an integer argument.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
-                set |= 1 << cap;
-            }
-        }
-        set
+        bounding_set()
     }
 
     /// In forked children (the cut is for good): the bounding set keeps exactly `keep`, and a
     /// cut that cannot be made (no CAP_SETPCAP left) is an error, not a silent stop.
     #[test]
     fn drop_bounding_except_keeps_exactly_the_mask_and_reports_failure() {
-        let run = |f: fn() -> i32| {
-            // SAFETY: the child only runs `f` and exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                raw::exit_now(f());
-            }
-            raw::waitpid(pid, false).unwrap().unwrap().1.code()
-        };
+        let run = |f: fn() -> i32| raw::in_child(f);
         let kill = 1u64 << 5; // CAP_KILL
         assert_eq!(
             run(|| match drop_bounding_except(1 << 5) {
@@ -481,15 +393,7 @@ mod tests {
     use std::path::PathBuf;
 
     /// Landlock restricts the whole process: apply it in a forked child; its exit code.
-    fn in_child(f: impl FnOnce() -> i32) -> i32 {
-        // SAFETY: the child runs `f` (no locks shared with other test threads) and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            raw::exit_now(f());
-        }
-        let (_, st) = raw::waitpid(pid, false).unwrap().unwrap();
-        st.code()
-    }
+    use crate::raw::in_child;
 
     fn plan(dir: &std::path::Path, required: Vec<PathBuf>) -> LandlockPlan {
         LandlockPlan {

@@ -13,7 +13,7 @@ use crate::process::{alive, this_process};
 use nucleus_spec::state::{ProcId, State};
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -296,16 +296,7 @@ pub fn open_append(p: &Path) -> io::Result<fs::File> {
 
 /// A close-on-exec duplicate of descriptor `n` (`--events-fd`), checked to be open.
 pub fn dup_fd(n: i32) -> io::Result<fs::File> {
-    if n < 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: F_DUPFD_CLOEXEC has no memory arguments; fails with EBADF for a closed fd.
-    let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fcntl returned a new descriptor that nobody else owns.
-    Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    crate::raw::dup_number(n).map(fs::File::from)
 }
 
 /// The monitor's control socket.

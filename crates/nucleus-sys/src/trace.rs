@@ -34,13 +34,7 @@ pub fn now_ns() -> u64 {
 
 /// Minor page faults of this process so far (they start from zero in a forked child).
 fn faults() -> u64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0;
-    }
-    ru.ru_minflt as u64
+    crate::raw::rusage(false).map_or(0, |ru| ru.ru_minflt as u64)
 }
 
 /// Record that `stage` is done now, in the runtime (`who` empty) or a sandbox process.

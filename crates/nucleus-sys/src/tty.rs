@@ -2,8 +2,10 @@
 //! master the runtime proxies to its own stdin/stdout.
 
 use crate::error::{Context, Result};
+use rustix::pty::OpenptFlags;
+use rustix::termios::{self, OptionalActions, Termios};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 pub struct Pty {
     pub master: OwnedFd,
@@ -12,99 +14,64 @@ pub struct Pty {
 
 /// Open a pty pair from the calling process's /dev/ptmx (inside the sandbox after pivot_root).
 pub fn open_in_sandbox() -> Result<Pty> {
-    let ptmx = crate::raw::cstr("/dev/ptmx").map_err(|e| crate::error::other("open", e))?;
-    // SAFETY: valid C string; returns a new fd or -1.
-    let m = unsafe {
-        libc::open(
-            ptmx.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if m < 0 {
-        return Err(io::Error::last_os_error()).ctx("open", "/dev/ptmx");
-    }
-    // SAFETY: m was just returned by open and is owned by nobody else.
-    let master = unsafe { OwnedFd::from_raw_fd(m) };
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER returns a new fd for the slave.
-    let s = unsafe {
-        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
-            return Err(io::Error::last_os_error()).ctx("unlock", "pty");
-        }
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if s < 0 {
-        return Err(io::Error::last_os_error()).ctx("open", "pty slave");
-    }
-    // SAFETY: s was just returned by the kernel and is owned by nobody else.
-    let slave = unsafe { OwnedFd::from_raw_fd(s) };
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    // open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), relative to our root.
+    let master = rustix::pty::openpt(flags)
+        .map_err(io::Error::from)
+        .ctx("open", "/dev/ptmx")?;
+    // TIOCSPTLCK 0.
+    rustix::pty::unlockpt(&master)
+        .map_err(io::Error::from)
+        .ctx("unlock", "pty")?;
+    // TIOCGPTPEER: the slave of this master, whatever /dev/pts shows.
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)
+        .map_err(io::Error::from)
+        .ctx("open", "pty slave")?;
     Ok(Pty { master, slave })
 }
 
-pub fn window_size(fd: RawFd) -> Option<libc::winsize> {
-    // SAFETY: winsize is plain data; TIOCGWINSZ writes into it.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0).then_some(ws)
-    }
-}
-
-pub fn copy_window_size(from: RawFd, to: RawFd) {
-    if let Some(ws) = window_size(from) {
-        // SAFETY: ws is a valid winsize.
-        unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
+pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    if let Ok(ws) = termios::tcgetwinsize(from) {
+        let _ = termios::tcsetwinsize(to, ws);
     }
 }
 
 /// Make `slave` the controlling terminal and stdio of the calling (new-session) process.
-pub fn become_controlling(slave: RawFd) -> io::Result<()> {
-    // SAFETY: ioctl/dup2 on valid fds.
-    unsafe {
-        if libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        for fd in 0..3 {
-            if libc::dup2(slave, fd) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
+pub fn become_controlling(slave: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
+    rustix::process::ioctl_tiocsctty(slave)?;
+    dup2_stdin(slave)?;
+    dup2_stdout(slave)?;
+    dup2_stderr(slave)?;
     Ok(())
 }
 
 /// Host terminal in raw mode while the guard lives (when stdin is a terminal).
 pub struct RawMode {
-    saved: Option<libc::termios>,
+    saved: Option<Termios>,
 }
 
 impl RawMode {
     pub fn enter() -> RawMode {
-        // SAFETY: termios is plain data; tcgetattr fills it; cfmakeraw edits a copy.
-        unsafe {
-            if libc::isatty(0) != 1 {
-                return RawMode { saved: None };
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return RawMode { saved: None };
-            }
-            let mut r = t;
-            libc::cfmakeraw(&mut r);
-            libc::tcsetattr(0, libc::TCSANOW, &r);
-            RawMode { saved: Some(t) }
+        let stdin = rustix::stdio::stdin();
+        if !termios::isatty(stdin) {
+            return RawMode { saved: None };
         }
+        let Ok(t) = termios::tcgetattr(stdin) else {
+            return RawMode { saved: None };
+        };
+        let mut r = t.clone();
+        r.make_raw();
+        let _ = termios::tcsetattr(stdin, OptionalActions::Now, &r);
+        RawMode { saved: Some(t) }
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            // SAFETY: restoring the attributes read in enter().
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+            // Restoring the attributes read in enter().
+            let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, t);
         }
     }
 }

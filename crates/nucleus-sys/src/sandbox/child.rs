@@ -19,10 +19,9 @@ use crate::tty;
 use nucleus_spec::mounts::MountOp;
 use nucleus_spec::plan::Plan;
 use std::collections::VecDeque;
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The sandbox side. Never returns.
 pub(super) fn child_main(
@@ -34,11 +33,11 @@ pub(super) fn child_main(
 ) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
-    // SAFETY: umask cannot fail.
-    let caller_umask = unsafe { libc::umask(0) };
+    // (umask cannot fail.)
+    let caller_umask = rustix::process::umask(rustix::fs::Mode::empty()).bits();
     match child_setup(plan, &ch, join_files, etc_view, cgroup_view) {
         Ok((switched, slave, go)) => {
-            let tty_slave = slave.as_ref().map(|s| s.as_raw_fd());
+            let tty_slave = slave.as_ref().map(|s| s.as_fd());
             let sync = if go.sync {
                 match channel::pair::<Release, Nothing>() {
                     Ok((theirs, ours)) => {
@@ -78,11 +77,18 @@ pub(super) fn child_main(
             let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
                 fail(&ch, Stage::ForkWorkload, "pipe")
             };
-            let (ready_r, ready_w) = (ready_r.into_raw_fd(), ready_w.into_raw_fd());
-            let (go_r, go_w) = (go_r.into_raw_fd(), go_w.into_raw_fd());
+            // The workload has the descriptors by number (open in its copy of the table,
+            // whether it shares our memory or not); init owns them (the `meanwhile` closure).
             // (The workload also holds `ready_w`, close-on-exec, never written.)
-            let hs = Handshake { go: go_r };
-            let keep = [ch.raw(), sfd.as_raw_fd(), ready_r, go_w];
+            let hs = Handshake {
+                go: go_r.as_raw_fd(),
+            };
+            let keep = [
+                ch.raw(),
+                sfd.as_raw_fd(),
+                ready_r.as_raw_fd(),
+                go_w.as_raw_fd(),
+            ];
             let seccomp = &plan.init_seccomp_bpf;
             let workload = start_workload(
                 full_fork,
@@ -97,31 +103,25 @@ pub(super) fn child_main(
                         Some(hs),
                     )
                 },
-                || {
-                    // SAFETY: our copies of the workload's ends (it has its own).
-                    unsafe {
-                        libc::close(ready_w);
-                        libc::close(go_r);
-                    }
+                move || {
+                    // Our copies of the workload's ends (it has its own).
+                    drop(ready_w);
+                    drop(go_r);
                     // The workload learns whether init is hardened with its go (and refuses
                     // to run, or reports what is missing, as the mode says).
                     let go = match init::harden(&keep, bounding_left, seccomp) {
                         Ok(()) => init::HARDENED,
                         Err(step) => init::HARDEN_FAILED.saturating_add(step as u8),
                     };
-                    let _ = raw::send_byte(go_w, go);
+                    let _ = raw::send_byte(go_w.as_raw_fd(), go);
                     if !full_fork {
                         // The workload sets up in our memory: wait until its exec or exit
                         // (end of file; nothing is ever written).
-                        // SAFETY: ours until closed below.
-                        let r = unsafe { BorrowedFd::borrow_raw(ready_r) };
-                        while raw::read(r, &mut [0u8; 1]).is_ok_and(|n| n > 0) {}
+                        while raw::read(ready_r.as_fd(), &mut [0u8; 1]).is_ok_and(|n| n > 0) {}
                     }
-                    // SAFETY: ours, no longer needed.
-                    unsafe {
-                        libc::close(go_w);
-                        libc::close(ready_r);
-                    }
+                    // No longer needed.
+                    drop(go_w);
+                    drop(ready_r);
                 },
             );
             match workload {
@@ -175,6 +175,7 @@ pub(super) fn stage<T>(stage: Stage, r: Result<T>) -> StageResult<T> {
 /// Start the workload: a fork, or (unless `full_fork`) a child that shares init's memory until
 /// its exec: no fork copy, no copy-on-write faults ([`raw::spawn_shared`]).
 /// `meanwhile` runs in init after the clone (see `child_main`'s handshake).
+#[allow(unsafe_code)] // raw::fork and raw::spawn_shared: the caller must be single-threaded.
 pub(super) fn start_workload(
     full_fork: bool,
     exec: impl FnOnce() -> std::convert::Infallible,
@@ -225,10 +226,8 @@ pub(super) fn spawn_netns() -> io::Result<NetThread> {
     let handle = std::thread::Builder::new()
         .stack_size(64 << 10)
         .spawn(move || {
-            // SAFETY: unshare with a flag only; it changes this thread's namespace alone.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // It changes this thread's namespace alone.
+            raw::unshare(libc::CLONE_NEWNET)?;
             net::loopback_up().map_err(io::Error::other)?;
             raw::open_at(proc.as_fd(), "thread-self/ns/net")
         })?;
@@ -332,12 +331,8 @@ pub(super) fn child_setup(
     if let Some(secs) = plan.namespaces.time_offset_secs {
         // Before /proc is replaced by the sandbox's read-only one. Only children enter the new
         // time namespace, and the workload is forked later.
-        // SAFETY: unshare with a flag only.
-        if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-            return Err(StartFailure::new(
-                Stage::TimeNamespace,
-                io::Error::last_os_error().to_string(),
-            ));
+        if let Err(e) = raw::unshare(libc::CLONE_NEWTIME) {
+            return Err(StartFailure::new(Stage::TimeNamespace, e.to_string()));
         }
         let offsets = format!("monotonic {secs} 0\nboottime {secs} 0\n");
         stage(
@@ -346,13 +341,16 @@ pub(super) fn child_setup(
         )?;
     }
     if plan.namespaces.uts {
-        let h = CString::new(plan.hostname.as_bytes())
-            .map_err(|_| StartFailure::new(Stage::Hostname, "NUL in hostname".to_string()))?;
-        // SAFETY: h is a valid buffer of the given length.
-        if unsafe { libc::sethostname(h.as_ptr(), plan.hostname.len()) } != 0 {
+        if plan.hostname.as_bytes().contains(&0) {
             return Err(StartFailure::new(
                 Stage::Hostname,
-                io::Error::last_os_error().to_string(),
+                "NUL in hostname".to_string(),
+            ));
+        }
+        if let Err(e) = rustix::system::sethostname(plan.hostname.as_bytes()) {
+            return Err(StartFailure::new(
+                Stage::Hostname,
+                io::Error::from(e).to_string(),
             ));
         }
     }
@@ -414,12 +412,9 @@ pub(super) fn child_setup(
     };
     // (On v2 the clone itself made the cgroup namespace, inside the cgroup.)
     if !join_files.is_empty() && plan.namespaces.cgroup {
-        // SAFETY: unshare with a flag only; we are now in our cgroup (we joined it above).
-        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-            return Err(StartFailure::new(
-                Stage::CgroupNamespace,
-                io::Error::last_os_error().to_string(),
-            ));
+        // We are now in our cgroup (we joined it above).
+        if let Err(e) = raw::unshare(libc::CLONE_NEWCGROUP) {
+            return Err(StartFailure::new(Stage::CgroupNamespace, e.to_string()));
         }
     }
     trace::mark_as("sandbox", "tty, cgroup namespace");

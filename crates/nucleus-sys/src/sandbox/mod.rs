@@ -156,7 +156,6 @@ pub(crate) fn with_signals_blocked<T>(f: impl FnOnce() -> Result<T>) -> Result<T
     blocked.push(libc::SIGCHLD);
     let old_mask = raw::block_signals(&blocked).ctx("block signals", "")?;
     let r = f();
-    // SAFETY: restoring the mask saved above.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    raw::set_signal_mask(&old_mask);
     r
 }

@@ -283,6 +283,7 @@ pub(super) fn parent_run(
     if net_in_thread(plan) {
         flags &= !(libc::CLONE_NEWNET as u64);
     }
+    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
     // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
     let forked = unsafe { raw::fork_into(flags, into) }.ctx("clone3", "new namespaces")?;
     let (pid, pidfd) = match forked {

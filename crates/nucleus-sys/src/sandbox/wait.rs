@@ -74,7 +74,7 @@ impl Collected {
                         self.kill = true;
                     }
                 } else if let Some(m) = m {
-                    tty::copy_window_size(0, m.as_raw_fd());
+                    tty::copy_window_size(rustix::stdio::stdin(), m.as_fd());
                     self.raw_mode = Some(tty::RawMode::enter());
                     self.pty = Some(m);
                 }
@@ -263,7 +263,6 @@ pub(super) fn parent_wait(
                     .ctx("send", "listener taken")?;
             }
         }
-        let pty = got.pty.as_ref().map(|m| m.as_raw_fd());
         if let (Some(m), false) = (&got.pty, pty_relayed) {
             pty_relayed = true;
             crate::relay::pty(&mut relay, m.as_fd(), true).ctx("relay", "terminal")?;
@@ -349,8 +348,10 @@ pub(super) fn parent_wait(
         }
         if rev[1] != 0 {
             let sig = raw::read_signal(sfd.as_fd()).ctx("read signal", "")?;
-            match (sig, pty) {
-                (libc::SIGWINCH, Some(m)) => tty::copy_window_size(0, m),
+            match (sig, &got.pty) {
+                (libc::SIGWINCH, Some(m)) => {
+                    tty::copy_window_size(rustix::stdio::stdin(), m.as_fd())
+                }
                 _ => {
                     let _ = raw::pidfd_send_signal(pidfd.as_fd(), sig);
                 }

@@ -27,7 +27,7 @@ pub(crate) fn workload_exec(
     plan: &Plan,
     ch: &Sandbox,
     switched: Switched,
-    tty_slave: Option<i32>,
+    tty_slave: Option<BorrowedFd<'_>>,
     umask: libc::mode_t,
 ) -> ! {
     child_exec(plan, ch, switched, tty_slave, umask, None, None)
@@ -37,7 +37,7 @@ pub(super) fn child_exec(
     plan: &Plan,
     ch: &Sandbox,
     switched: Switched,
-    tty_slave: Option<i32>,
+    tty_slave: Option<BorrowedFd<'_>>,
     umask: libc::mode_t,
     sync: Option<&(ExecSyncWorkload, bool)>,
     init: Option<Handshake>,
@@ -46,14 +46,12 @@ pub(super) fn child_exec(
     // file: init is gone, and so is the sandbox). Signals are blocked here: no EINTR.
     let mut init_failed = None;
     if let Some(hs) = init {
-        // SAFETY: the workload's end of the pipe, open until its exec.
-        let go = unsafe { BorrowedFd::borrow_raw(hs.go) };
-        let mut b = [0u8; 1];
-        if !matches!(raw::read(go, &mut b), Ok(1)) {
-            raw::exit_now(1);
-        }
-        if b[0] != init::HARDENED {
-            let step = usize::from(b[0].saturating_sub(init::HARDEN_FAILED));
+        // The workload's end of the pipe, open (by number) until its exec.
+        let Ok(Some(b)) = raw::recv_byte(hs.go) else {
+            raw::exit_now(1)
+        };
+        if b != init::HARDENED {
+            let step = usize::from(b.saturating_sub(init::HARDEN_FAILED));
             init_failed = Some(
                 init::HARDEN_STEPS
                     .get(step)
@@ -67,10 +65,9 @@ pub(super) fn child_exec(
     let p = &plan.process;
     trace::mark_as("workload", "forked");
     raw::reset_signals();
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(umask) };
-    // SAFETY: setsid has no arguments; the workload leads its own session.
-    unsafe { libc::setsid() };
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
+    // The workload leads its own session.
+    let _ = rustix::process::setsid();
     if let Some(s) = tty_slave {
         if let Err(e) = tty::become_controlling(s) {
             fail(ch, Stage::Tty, &e.to_string());
@@ -248,10 +245,8 @@ pub(super) fn exec(ch: &Sandbox, argv: &[String], env: &[(String, String)]) -> !
         .iter()
         .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
         .collect();
-    let mut argp: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
-    argp.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let argp = raw::CStrArray::new(&cargs);
+    let envp = raw::CStrArray::new(&cenv);
     let prog = &argv[0];
     let candidates: Vec<PathBuf> = if prog.contains('/') {
         vec![PathBuf::from(prog)]
@@ -272,9 +267,7 @@ pub(super) fn exec(ch: &Sandbox, argv: &[String], env: &[(String, String)]) -> !
         let Ok(cpath) = CString::new(c.as_os_str().as_encoded_bytes()) else {
             continue;
         };
-        // SAFETY: argp/envp are NULL-terminated arrays of valid C strings that outlive the call.
-        unsafe { libc::execve(cpath.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
-        last = io::Error::last_os_error();
+        last = raw::execve(&cpath, &argp, &envp);
         if last.raw_os_error() == Some(libc::EACCES) {
             saw_eacces = true;
         }
