@@ -18,6 +18,7 @@ pub mod landlock;
 pub mod mounts;
 pub mod net;
 pub mod nft;
+pub mod oci;
 pub mod otlp;
 pub mod plan;
 pub mod policy;

@@ -14,6 +14,18 @@ pub enum RootSource {
     Tmpfs,
     /// A host directory bound read-only (`--rootfs`).
     Bind(PathBuf),
+    /// A host directory as it is (an OCI bundle's `root.path`): bound recursively, writable
+    /// unless `readonly` (made read-only once every mount is in place).
+    Dir { path: PathBuf, readonly: bool },
+}
+
+/// What a device node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
 }
 
 /// One step. The executor runs them in order and stops at the first error.
@@ -117,6 +129,31 @@ pub enum MountOp {
     },
     /// Make the root mount read-only; everything writable is its own mount.
     RemountRootReadonly,
+    /// A mount as an OCI bundle spells it: `fstype` from `source` with the options read into
+    /// flags, propagation and data (a bind of the host path `source` when the options say
+    /// so, `fstype` then empty).
+    Oci {
+        source: PathBuf,
+        dst: PathBuf,
+        fstype: String,
+        options: crate::oci::options::MountOptions,
+    },
+    /// A device node (OCI `linux.devices` and the default devices of a container's own
+    /// /dev); bound from the host's node where the sandbox may not mknod (a user namespace).
+    Device {
+        dst: PathBuf,
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// Hide a path if it exists: /dev/null over a file, an empty read-only directory over a
+    /// directory (OCI `linux.maskedPaths`).
+    Mask {
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -148,8 +185,11 @@ impl MountOp {
             | Self::Sysfs { dst }
             | Self::Cgroup { dst }
             | Self::Devpts { dst }
-            | Self::Mqueue { dst } => Some(dst),
-            Self::MaskFile { .. }
+            | Self::Mqueue { dst }
+            | Self::Oci { dst, .. }
+            | Self::Device { dst, .. } => Some(dst),
+            Self::Mask { .. }
+            | Self::MaskFile { .. }
             | Self::MaskDir { .. }
             | Self::ReadonlyIfExists { .. }
             | Self::RemountRootReadonly => None,

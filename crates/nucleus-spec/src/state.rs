@@ -148,6 +148,18 @@ pub struct State {
     /// With `--health-cmd`: starting, healthy or unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// An OCI container (`create --bundle`): no monitor; its caller supervises it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciRecord>,
+}
+
+/// What an OCI container's record adds: where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciRecord {
+    /// The bundle directory (absolute).
+    pub bundle: PathBuf,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl State {
@@ -173,6 +185,7 @@ impl State {
             trace: None,
             unit: None,
             health: None,
+            oci: None,
         }
     }
 
@@ -200,6 +213,13 @@ impl State {
             _ => 0,
         };
         let mut annotations = serde_json::Map::new();
+        for (k, v) in self.oci.iter().flat_map(|o| &o.annotations) {
+            annotations.insert(k.clone(), v.clone().into());
+        }
+        let bundle = match &self.oci {
+            Some(o) => o.bundle.to_string_lossy().into_owned(),
+            None => bundle.to_string(),
+        };
         if let Some(n) = &self.name {
             annotations.insert("org.nucleus.name".into(), n.clone().into());
         }

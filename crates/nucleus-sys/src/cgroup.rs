@@ -279,6 +279,14 @@ impl Cgroup {
         self.leaves.iter().map(|(_, l)| l.clone()).collect()
     }
 
+    /// Leave the cgroup in place (an OCI container's, which `delete` removes): its paths.
+    pub fn keep(mut self) -> Vec<PathBuf> {
+        let paths = self.paths();
+        self.leaves.clear();
+        self.parents.clear();
+        paths
+    }
+
     /// Read usage (call after the sandbox has exited, before removal).
     pub fn usage(&self) -> Usage {
         read_usage(self.driver, &self.leaves, false)

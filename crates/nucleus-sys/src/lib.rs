@@ -16,6 +16,7 @@ pub mod error;
 pub mod etcview;
 pub mod idslot;
 pub mod init;
+pub mod inroot;
 pub mod join;
 pub mod mount;
 pub mod net;

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -93,6 +93,21 @@ pub struct Prepared {
     pub readonly_trees: Vec<(PathBuf, PathBuf)>,
     /// The /etc view's detached clone (`MountOp::EtcView`), made by the parent before the fork.
     pub etc_view: Option<OwnedFd>,
+    /// An image root (`RootSource::Dir`): its descriptor, through which every container path
+    /// is resolved inside it (see `inroot`). None for nucleus's own roots, whose every entry
+    /// nucleus made.
+    pub image: Option<OwnedFd>,
+    /// The sandbox has a user namespace: device nodes are bound from the host, not made.
+    pub userns: bool,
+}
+
+impl Prepared {
+    fn image(&self, what: &Path) -> Result<BorrowedFd<'_>> {
+        self.image
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| other("mount", format!("{}: needs an image root", what.display())))
+    }
 }
 
 impl Prepared {
@@ -155,7 +170,20 @@ pub fn make_root(root: &RootSource) -> Result<()> {
         )
         .ctx("mount root tmpfs", NEW),
         RootSource::Bind(dir) => bind(&under(OLD, dir), new, dir, Some(bind_attrs(true, false))),
+        // Writable as the bundle says; made read-only after the mounts (RemountRootReadonly).
+        RootSource::Dir { path, .. } => bind(&under(OLD, path), new, path, None),
     }
+}
+
+/// The new root, for resolving paths inside an image root (`Prepared::image`).
+pub fn open_new_root() -> Result<OwnedFd> {
+    rustix::fs::open(
+        NEW,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .ctx("open", NEW)
 }
 
 fn tmpfs_opts(mode: u32, size: Option<u64>, uid: u32, gid: u32) -> String {
@@ -207,6 +235,9 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
         MountOp::Mkdir { dst, mode } => {
             let d = under(NEW, dst);
             mkdir_p(&d, *mode).ctx("mkdir", dst.display())
+        }
+        MountOp::Symlink { target, dst } if prep.image.is_some() => {
+            crate::inroot::symlink(prep.image(dst)?, target, dst)
         }
         MountOp::Symlink { target, dst } => {
             let d = under(NEW, dst);
@@ -381,6 +412,9 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             raw::mount_setattr(None, &d, false, bind_attrs(true, true), 0, None)
                 .ctx("mask", dst.display())
         }
+        MountOp::ReadonlyIfExists { dst } if prep.image.is_some() => {
+            crate::inroot::readonly(prep.image(dst)?, dst)
+        }
         MountOp::ReadonlyIfExists { dst } => {
             let d = under(NEW, dst);
             match raw::bind(&d, &d, true) {
@@ -390,11 +424,44 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             raw::mount_setattr(None, &d, true, MOUNT_ATTR_RDONLY, 0, None)
                 .ctx("make read-only", dst.display())
         }
+        MountOp::Oci {
+            source,
+            dst,
+            fstype,
+            options,
+        } => crate::inroot::mount(prep.image(dst)?, source, dst, fstype, options),
+        MountOp::Device {
+            dst,
+            kind,
+            major,
+            minor,
+            mode,
+            uid,
+            gid,
+        } => crate::inroot::device(
+            prep.image(dst)?,
+            dst,
+            *kind,
+            *major,
+            *minor,
+            *mode,
+            (*uid, *gid),
+            prep.userns,
+        ),
+        MountOp::Mask { dst } => crate::inroot::mask(prep.image(dst)?, dst, Path::new(MASK)),
         MountOp::RemountRootReadonly => {
             raw::mount_setattr(None, Path::new(NEW), false, MOUNT_ATTR_RDONLY, 0, None)
                 .ctx("make root read-only", "/")
         }
     }
+}
+
+/// The root mount's propagation (MS_SHARED/SLAVE/PRIVATE/UNBINDABLE, MS_REC), once it is `/`.
+pub fn set_root_propagation(flags: u64) -> Result<()> {
+    let f = rustix::mount::MountPropagationFlags::from_bits_retain(flags as _);
+    rustix::mount::mount_change("/", f)
+        .map_err(io::Error::from)
+        .ctx("set propagation", "/")
 }
 
 /// Detach the host and make the new root `/`.

@@ -285,6 +285,24 @@ impl Store {
 }
 
 /// Open a file for appending (created 0600): event and audit logs, a detached workload's log.
+/// Let an OCI container that waits on its exec fifo go: one byte written (ENXIO when nobody
+/// has it open for reading: its process is gone), then the fifo removed.
+pub fn release_fifo(p: &Path) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        p,
+        OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if !rustix::fs::fstat(&fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+    }) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a fifo"));
+    }
+    rustix::io::write(&fd, b"0")?;
+    fs::remove_file(p)
+}
+
 pub fn open_append(p: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .append(true)

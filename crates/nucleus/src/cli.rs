@@ -92,9 +92,12 @@ pub(crate) enum Command {
     /// Freeze every process of a running sandbox (cgroup freezer, v2 or v1).
     Pause(IdArg),
     /// Thaw a paused sandbox.
+    #[command(alias = "resume")]
     Unpause(IdArg),
     /// Remove stopped sandboxes (-f: stop them first).
     Rm(RmArgs),
+    /// Remove sandboxes or OCI containers (runc's `delete`; -f/--force: kill them first).
+    Delete(RmArgs),
     /// The supervisor of one detached sandbox, as a systemd transient unit runs it (internal).
     #[command(hide = true)]
     Monitor(IdArg),

@@ -4,11 +4,35 @@ use crate::cli::LogFormat;
 
 pub(crate) struct Logger {
     format: LogFormat,
+    /// `--log FILE` (the OCI command line): every line is also appended there.
+    file: Option<std::sync::Mutex<std::fs::File>>,
 }
 
 impl Logger {
     pub(crate) fn new(format: LogFormat) -> Self {
-        Self { format }
+        Self { format, file: None }
+    }
+
+    /// Also append every line to `path` (made 0600 when missing); a file that cannot be
+    /// opened is said once on stderr.
+    pub(crate) fn with_file(mut self, path: Option<&std::path::Path>) -> Self {
+        if let Some(p) = path {
+            match nucleus_sys::store::open_append(p) {
+                Ok(f) => self.file = Some(std::sync::Mutex::new(f)),
+                Err(e) => eprintln!("nucleus: --log {}: {e}", p.display()),
+            }
+        }
+        self
+    }
+
+    fn line(&self, text: &str) {
+        eprintln!("{text}");
+        if let Some(f) = &self.file {
+            use std::io::Write;
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{text}");
+            }
+        }
     }
 
     /// Every message is one line: control characters (newlines, terminal escapes) are escaped,
@@ -18,9 +42,9 @@ impl Logger {
         match self.format {
             LogFormat::Text => {
                 if level == "error" {
-                    eprintln!("nucleus: {msg}");
+                    self.line(&format!("nucleus: {msg}"));
                 } else {
-                    eprintln!("nucleus: {level}: {msg}");
+                    self.line(&format!("nucleus: {level}: {msg}"));
                 }
             }
             LogFormat::Json => {
@@ -29,7 +53,7 @@ impl Logger {
                 if let Some(k) = kind {
                     line["kind"] = k.into();
                 }
-                eprintln!("{line}");
+                self.line(&line.to_string());
             }
         }
     }

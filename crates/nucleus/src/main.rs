@@ -23,6 +23,7 @@ mod events;
 mod launch_config;
 mod log;
 mod monitor;
+mod oci;
 mod records;
 mod run;
 mod telemetry;
@@ -43,6 +44,11 @@ fn main() -> ExitCode {
     let t0 = telemetry::now_ns();
     // Its faults are those of exec, the dynamic loader and the Rust runtime's start.
     timing::mark("process start");
+    // runc's command line for `create`/`run` with a bundle (see docs/oci.md).
+    let args: Vec<String> = std::env::args().collect();
+    if oci::is_oci_invocation(&args[1..]) {
+        return ExitCode::from(oci::main(args));
+    }
     let matches = match cli::Cli::command().try_get_matches() {
         Ok(c) => c,
         Err(e)

@@ -40,6 +40,16 @@ pub(crate) fn monitor_alive(s: &State) -> bool {
 }
 
 pub(crate) fn effective(s: &State) -> (Status, Option<ExitInfo>) {
+    if s.oci.is_some() {
+        // No monitor: the container's process itself (its exit status went to its parent,
+        // the OCI caller).
+        let alive = s.init.as_ref().is_some_and(process::alive);
+        return match (s.status, alive) {
+            (Status::Creating, _) => (Status::Creating, None),
+            (st, true) => (st, None),
+            (_, false) => (Status::Stopped, s.exit.clone()),
+        };
+    }
     s.effective(monitor_alive(s))
 }
 

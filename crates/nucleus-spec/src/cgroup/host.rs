@@ -71,7 +71,14 @@ pub fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) 
                 for o in opts.split(',') {
                     if matches!(
                         o,
-                        "memory" | "pids" | "cpu" | "cpuacct" | "blkio" | "cpuset" | "freezer"
+                        "memory"
+                            | "pids"
+                            | "cpu"
+                            | "cpuacct"
+                            | "blkio"
+                            | "cpuset"
+                            | "freezer"
+                            | "devices"
                     ) {
                         v1.push((o.to_string(), PathBuf::from(mount)));
                     }

@@ -224,6 +224,35 @@ impl CgroupPlan {
 }
 
 impl CgroupPlan {
+    /// Files written in a v1 hierarchy's directory beside the others (e.g. an OCI bundle's
+    /// device rules in `devices`). False when the plan is not v1 or the host has no such
+    /// hierarchy: the caller decides what that means.
+    pub fn add_v1_writes(
+        &mut self,
+        host: &CgroupHost,
+        parent: &CgroupParent,
+        controller: &str,
+        writes: Vec<(String, String)>,
+    ) -> bool {
+        let (Driver::V1, Some(h)) = (self.driver, host.v1(controller)) else {
+            return false;
+        };
+        match self.dirs.iter_mut().find(|d| d.hierarchy == controller) {
+            Some(d) => d.writes.extend(writes),
+            None => self.dirs.push(CgroupDir {
+                hierarchy: controller.into(),
+                mount: h.mount.clone(),
+                parents: parents(parent, &h.mount, &h.own, false),
+                enable: vec![],
+                writes,
+                optional: vec![],
+            }),
+        }
+        true
+    }
+}
+
+impl CgroupPlan {
     /// Every directory a sandbox cgroup can have under `parent` on this host, whatever limits
     /// it was started with (for `gc` and `stats`). The leaf is empty and nothing is written.
     pub fn locate(host: &CgroupHost, parent: &CgroupParent) -> Option<CgroupPlan> {

@@ -64,6 +64,63 @@ pub enum IdMapPlan {
     PrivateRange { width: u32 },
     /// Started unprivileged: container root is the caller (a single mapping).
     Caller { uid: u32, gid: u32 },
+    /// No user namespace: ids are the host's (an OCI bundle without one).
+    Host,
+    /// The ranges an OCI bundle gives (`linux.uidMappings`, `linux.gidMappings`).
+    Explicit {
+        uid: Vec<IdRange>,
+        gid: Vec<IdRange>,
+    },
+}
+
+/// `size` ids from `container` inside map to `host` outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    pub container: u32,
+    pub host: u32,
+    pub size: u32,
+}
+
+/// A kind of namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NsKind {
+    User,
+    Pid,
+    Mount,
+    Net,
+    Uts,
+    Ipc,
+    Cgroup,
+    Time,
+}
+
+/// An existing namespace the sandbox joins (OCI `linux.namespaces[].path`: how CNI and
+/// podman's netavark hand over a prepared network namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsJoin {
+    pub kind: NsKind,
+    pub path: PathBuf,
+}
+
+/// Who supervises the sandbox once it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Supervisor {
+    /// nucleus: the sandbox's mini-init forwards signals and reaps, the runtime (foreground
+    /// or its monitor) waits for it and removes what was the sandbox's.
+    #[default]
+    Nucleus,
+    /// The OCI caller (conmon, containerd's shim): the workload is the sandbox's PID 1, the
+    /// runtime leaves once it is set up, and the workload execs only when `start` opens
+    /// `fifo` (runc's exec.fifo).
+    Caller { fifo: PathBuf },
+}
+
+impl Supervisor {
+    pub fn is_nucleus(&self) -> bool {
+        *self == Supervisor::Nucleus
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +134,9 @@ pub struct Namespaces {
     pub cgroup: bool,
     /// A time namespace with this many seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME.
     pub time_offset_secs: Option<i64>,
+    /// Existing namespaces to join instead of making new ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<NsJoin>,
 }
 
 /// What a protection failing to apply does: agent mode warns (and reports it), strict modes
@@ -117,8 +177,15 @@ pub struct Plan {
     /// SIGKILL to the whole sandbox [`TIMEOUT_GRACE_MS`] later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Set in the sandbox's uts namespace when not empty.
     pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
     pub root: RootSource,
+    /// The root mount's propagation (MS_SHARED/SLAVE/PRIVATE/UNBINDABLE, MS_REC), set once
+    /// the root is switched (OCI `linux.rootfsPropagation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_propagation: Option<u64>,
     pub mounts: Vec<MountOp>,
     /// Trees attached by `MountOp::Attach { slot }` (index = slot).
     pub prepared: Vec<PreparedTree>,
@@ -126,7 +193,8 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etc_view: Option<EtcView>,
     pub process: ProcessPlan,
-    pub landlock: LandlockPlan,
+    /// None: no Landlock domain at all (an OCI bundle).
+    pub landlock: Option<LandlockPlan>,
     /// The workload's seccomp filter (default or profile), compiled for this architecture.
     #[serde(with = "crate::seccomp::bpf::hex")]
     pub seccomp_bpf: Vec<SockFilter>,
@@ -140,12 +208,18 @@ pub struct Plan {
     /// seccomp(2) filter flags from the profile (`flags`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seccomp_flags: u32,
+    /// Sysctls written under /proc/sys once /proc is the sandbox's (only those its own
+    /// namespaces hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctl: Vec<(String, String)>,
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
     /// The sandbox's cgroup and limits; None when the host has no usable cgroup hierarchy
     /// (agent mode only; `warnings` says so).
     pub cgroup: Option<CgroupPlan>,
+    #[serde(default, skip_serializing_if = "Supervisor::is_nucleus")]
+    pub supervisor: Supervisor,
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
 }
@@ -191,6 +265,7 @@ impl Plan {
                 ipc: true,
                 cgroup: true,
                 time_offset_secs: cfg.time_offset,
+                join: Vec::new(),
             },
             idmap: who.idmap,
             network: cfg.network,
@@ -198,7 +273,9 @@ impl Plan {
             health: cfg.health.clone(),
             timeout_ms: cfg.timeout_ms,
             hostname: who.hostname.clone(),
+            domainname: None,
             root,
+            root_propagation: None,
             mounts: d.mounts,
             prepared: d.prepared,
             etc_view,
@@ -216,17 +293,21 @@ impl Plan {
                     .limits
                     .cpus_milli
                     .map(|m| m.div_ceil(1000).max(1) as u32),
+                umask: None,
+                no_new_privs: true,
+                oom_score_adj: None,
             },
-            landlock: LandlockPlan {
+            landlock: Some(LandlockPlan {
                 rules: d.rules,
                 scope_signals_and_sockets: true,
                 required: landlock_required.paths,
                 min_abi: landlock_required.min_abi,
-            },
+            }),
             seccomp_bpf: filters.workload,
             init_seccomp_bpf: filters.init,
             seccomp_notify: filters.notify,
             seccomp_flags: filters.flags,
+            sysctl: Vec::new(),
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {
@@ -234,6 +315,7 @@ impl Plan {
             },
             allow_chroot_fallback: !strict,
             cgroup: admitted.cgroup,
+            supervisor: Supervisor::Nucleus,
             warnings: d.enforce.warnings,
         })
     }
@@ -357,6 +439,8 @@ mod tests {
         let plan = Plan::build(&c, &facts(), "id").unwrap();
         let exec: Vec<&Path> = plan
             .landlock
+            .as_ref()
+            .unwrap()
             .rules
             .iter()
             .filter(|r| {
@@ -396,6 +480,8 @@ mod tests {
         let plan = Plan::build(&c, &f, "id").unwrap();
         let rights = |path: &str| {
             plan.landlock
+                .as_ref()
+                .unwrap()
                 .rules
                 .iter()
                 .find(|r| r.path == Path::new(path))
@@ -533,11 +619,13 @@ mod tests {
             .any(|(k, v)| k == "PATH" && v == DEFAULT_PATH));
         assert_eq!(plan.on_security_failure, OnFailure::Degrade);
         // Execute comes with the root's rule (data mounts are noexec); no rule names /etc.
-        let root = &plan.landlock.rules[0];
+        let root = &plan.landlock.as_ref().unwrap().rules[0];
         assert_eq!(root.path, p("/"));
         assert!(root.rights.contains(&FsRight::Execute));
         assert!(!plan
             .landlock
+            .as_ref()
+            .unwrap()
             .rules
             .iter()
             .any(|r| r.path.starts_with("/etc")));

@@ -63,6 +63,23 @@ pub struct ProcessPlan {
     /// they can run on match the quota. None: every CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_count: Option<u32>,
+    /// The workload's umask (None: the caller's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
+    /// no_new_privs before exec (always for nucleus's own sandboxes; as an OCI bundle says).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub no_new_privs: bool,
+    /// Written to /proc/self/oom_score_adj before exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `count` of the `allowed` CPUs, a window starting at a place `seed` picks (sandboxes with

@@ -46,7 +46,7 @@ pub(super) fn etc(
     let tmpfs_root = *root == RootSource::Tmpfs;
     let etc_src: PathBuf = match root {
         RootSource::Tmpfs => p("/etc"),
-        RootSource::Bind(r) => r.join("etc"),
+        RootSource::Bind(r) | RootSource::Dir { path: r, .. } => r.join("etc"),
     };
     // On the tmpfs root (as root), /etc is one read-only bind of a snapshot the runtime
     // keeps of the host entries (see EtcView); the synthetic files live in /run/nucleus

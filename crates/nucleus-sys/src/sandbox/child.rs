@@ -2,7 +2,7 @@
 //! root from the mount list), the failures it reports, and the start of the workload.
 
 use super::net_in_thread;
-use super::workload::child_exec;
+use super::workload::{child_exec, Hold};
 use crate::cgroup;
 use crate::channel::{
     self, Fd, FromChild, Nothing, Release, Sandbox, SecurityReport, Stage, StartFailure, ToChild,
@@ -17,7 +17,8 @@ use crate::security;
 use crate::trace;
 use crate::tty;
 use nucleus_spec::mounts::MountOp;
-use nucleus_spec::plan::Plan;
+use nucleus_spec::mounts::RootSource;
+use nucleus_spec::plan::{NsKind, Plan};
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
@@ -30,6 +31,7 @@ pub(super) fn child_main(
     join_files: &[fs::File],
     etc_view: Option<OwnedFd>,
     cgroup_view: Option<mount::CgroupView>,
+    fifo: Option<OwnedFd>,
 ) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
@@ -38,6 +40,17 @@ pub(super) fn child_main(
     match child_setup(plan, &ch, join_files, etc_view, cgroup_view) {
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_fd());
+            let exec_with =
+                |hold, init| child_exec(plan, &ch, switched, tty_slave, caller_umask, hold, init);
+            // An OCI container: its process is the sandbox's PID 1, no init of ours; it waits
+            // for `start` on the exec fifo.
+            if !plan.supervisor.is_nucleus() {
+                let Some(f) = fifo else {
+                    fail(&ch, Stage::ExecSync, "no exec fifo")
+                };
+                match exec_with(Hold::Fifo(f), None) {}
+            }
+            drop(fifo);
             let sync = if go.sync {
                 match channel::pair::<Release, Nothing>() {
                     Ok((theirs, ours)) => {
@@ -92,17 +105,7 @@ pub(super) fn child_main(
             let seccomp = &plan.init_seccomp_bpf;
             let workload = start_workload(
                 full_fork,
-                || {
-                    child_exec(
-                        plan,
-                        &ch,
-                        switched,
-                        tty_slave,
-                        caller_umask,
-                        sync.as_ref(),
-                        Some(hs),
-                    )
-                },
+                || exec_with(sync.as_ref().map_or(Hold::None, Hold::Sync), Some(hs)),
                 move || {
                     // Our copies of the workload's ends (it has its own).
                     drop(ready_w);
@@ -317,11 +320,14 @@ pub(super) fn child_setup(
     )?;
     // Die with the runtime. Set only now: the kernel clears the parent-death signal whenever
     // credentials change, as the setresuid above just did. If the runtime already died in
-    // between, its end of the channel is closed: leave at once.
-    stage(
-        Stage::ParentDeathSignal,
-        raw::die_with_parent().ctx("prctl", "PDEATHSIG"),
-    )?;
+    // between, its end of the channel is closed: leave at once. (An OCI container outlives
+    // its runtime, which leaves once it is set up.)
+    if plan.supervisor.is_nucleus() {
+        stage(
+            Stage::ParentDeathSignal,
+            raw::die_with_parent().ctx("prctl", "PDEATHSIG"),
+        )?;
+    }
     if raw::poll_read(&[ch.raw()], 0)
         .map(|r| r[0] & libc::POLLHUP != 0)
         .unwrap_or(true)
@@ -340,7 +346,7 @@ pub(super) fn child_setup(
             fs::write("/proc/self/timens_offsets", offsets).ctx("write", "timens_offsets"),
         )?;
     }
-    if plan.namespaces.uts {
+    if plan.namespaces.uts && !plan.hostname.is_empty() {
         if plan.hostname.as_bytes().contains(&0) {
             return Err(StartFailure::new(
                 Stage::Hostname,
@@ -351,6 +357,14 @@ pub(super) fn child_setup(
             return Err(StartFailure::new(
                 Stage::Hostname,
                 io::Error::from(e).to_string(),
+            ));
+        }
+    }
+    if let Some(d) = &plan.domainname {
+        if let Err(e) = rustix::system::setdomainname(d.as_bytes()) {
+            return Err(StartFailure::new(
+                Stage::Hostname,
+                format!("domainname: {}", io::Error::from(e)),
             ));
         }
     }
@@ -376,12 +390,18 @@ pub(super) fn child_setup(
     trace::mark_as("sandbox", "hostname, network");
     stage(Stage::Mounts, mount::stage())?;
     stage(Stage::Mounts, mount::make_root(&plan.root))?;
+    let image = match plan.root {
+        RootSource::Dir { .. } => Some(stage(Stage::Mounts, mount::open_new_root())?),
+        _ => None,
+    };
     let mut prep = Prepared {
         cgroup: cgroup_view,
         idmapped,
         trees,
         etc_view,
         readonly_trees: Vec::new(),
+        image,
+        userns: plan.namespaces.user || plan.namespaces.join.iter().any(|j| j.kind == NsKind::User),
     };
     for op in &plan.mounts {
         if matches!(op, MountOp::Sysfs { .. }) {
@@ -397,6 +417,13 @@ pub(super) fn child_setup(
         mount::switch_root(plan.allow_chroot_fallback),
     )?;
     trace::mark_as("sandbox", "root switched");
+    if let Some(p) = plan.root_propagation {
+        stage(Stage::Mounts, mount::set_root_propagation(p))?;
+    }
+    for (k, v) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        stage(Stage::Mounts, fs::write(&path, v).ctx("sysctl", k))?;
+    }
     // The terminal comes from the sandbox's own devpts, so ttyname() works inside; the master
     // goes to the runtime (as with an OCI console socket).
     let slave = if plan.process.tty {

@@ -27,11 +27,13 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 mod child;
+mod oci;
 mod parent;
 mod wait;
 mod workload;
 
 pub(crate) use child::fail_with;
+pub use oci::{create as create_oci, CreateError, Created};
 use parent::parent_run;
 pub(crate) use wait::wait;
 pub(crate) use workload::workload_exec;

@@ -96,6 +96,15 @@ pub(super) fn parent_write_maps(
                 .ctx("write", format!("/proc/{pid}/setgroups"))?;
             (format!("0 {uid} 1\n"), format!("0 {gid} 1\n"))
         }
+        (IdMapPlan::Host, _) => return Ok(()),
+        (IdMapPlan::Explicit { uid, gid }, _) => {
+            let lines = |r: &[nucleus_spec::plan::IdRange]| {
+                r.iter()
+                    .map(|r| format!("{} {} {}\n", r.container, r.host, r.size))
+                    .collect::<String>()
+            };
+            (lines(uid), lines(gid))
+        }
         _ => return Err(other("id map", "no id range reserved")),
     };
     fs::write(format!("/proc/{pid}/uid_map"), uid_map).ctx("write", "uid_map")?;
@@ -251,7 +260,7 @@ pub(super) fn parent_run(
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let slot = match plan.idmap {
         IdMapPlan::PrivateRange { .. } => Some(IdSlot::acquire(seed())?),
-        IdMapPlan::Caller { .. } => None,
+        IdMapPlan::Caller { .. } | IdMapPlan::Host | IdMapPlan::Explicit { .. } => None,
     };
     trace::mark("id range");
     let cgroup = parent_cgroup(plan, obs)?;
@@ -294,7 +303,7 @@ pub(super) fn parent_run(
             }
             drop(stdio);
             let etc_mount = etc_view.map(|(_, m)| m);
-            child_main(plan, cch, &join_files, etc_mount, cgroup_view)
+            child_main(plan, cch, &join_files, etc_mount, cgroup_view, None)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };

@@ -17,7 +17,7 @@ use nucleus_spec::plan::{IdMapPlan, OnFailure, Plan};
 use nucleus_spec::state::{LandlockStatus, RootSwitch, SeccompStatus};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// The workload's last steps (also those of a process `nucleus exec` starts in a sandbox):
@@ -30,7 +30,19 @@ pub(crate) fn workload_exec(
     tty_slave: Option<BorrowedFd<'_>>,
     umask: libc::mode_t,
 ) -> ! {
-    child_exec(plan, ch, switched, tty_slave, umask, None, None)
+    child_exec(plan, ch, switched, tty_slave, umask, Hold::None, None)
+}
+
+/// What the workload waits for, set up, before its exec.
+pub(super) enum Hold<'a> {
+    /// Nothing: exec at once.
+    None,
+    /// Detached sandboxes: the ExecSync socket (it closes on exec); with `true` (`create`)
+    /// exec only when the runtime sends [`Release::Start`].
+    Sync(&'a (ExecSyncWorkload, bool)),
+    /// An OCI container: exec when `start` writes to the exec fifo (open read-write, so
+    /// opening it did not wait; the read does).
+    Fifo(std::os::fd::OwnedFd),
 }
 
 pub(super) fn child_exec(
@@ -39,7 +51,7 @@ pub(super) fn child_exec(
     switched: Switched,
     tty_slave: Option<BorrowedFd<'_>>,
     umask: libc::mode_t,
-    sync: Option<&(ExecSyncWorkload, bool)>,
+    hold: Hold<'_>,
     init: Option<Handshake>,
 ) -> ! {
     // Under our init: nothing before `go` (init hardens meanwhile, in the same memory; end of
@@ -60,11 +72,13 @@ pub(super) fn child_exec(
             );
         }
     }
-    // `nucleus exec` (no init of ours) ends with its runtime.
-    let die_with_parent = init.is_none();
+    // `nucleus exec` (no init of ours) ends with its runtime; an OCI container's runtime
+    // leaves once it is set up.
+    let die_with_parent = init.is_none() && plan.supervisor.is_nucleus();
     let p = &plan.process;
     trace::mark_as("workload", "forked");
     raw::reset_signals();
+    let umask = p.umask.map_or(umask, |m| m as libc::mode_t);
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
     // The workload leads its own session.
     let _ = rustix::process::setsid();
@@ -95,6 +109,17 @@ pub(super) fn child_exec(
     if let Err(e) = security::set_rlimits(&p.rlimits) {
         fail(ch, Stage::Rlimits, &e.to_string());
     }
+    if let Some(adj) = p.oom_score_adj {
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            fail(ch, Stage::Rlimits, &format!("oom_score_adj {adj}: {e}"));
+        }
+    }
+    // Without no_new_privs a filter needs CAP_SYS_ADMIN to install: before the capabilities
+    // go, as runc does (the filter must then allow the identity and capability calls).
+    let early_seccomp = !p.no_new_privs;
+    if early_seccomp {
+        install_filter(plan, ch, &mut report, refuse);
+    }
     let keep = p.caps.clone().unwrap_or_default();
     // Under our init the bounding set is already the workload's plus init's CAP_KILL.
     let dropped = match init {
@@ -113,13 +138,28 @@ pub(super) fn child_exec(
     // such a gid map, and the plan allows no extra groups there): its groups stay.
     let groups = match plan.idmap {
         IdMapPlan::Caller { .. } => None,
-        IdMapPlan::PrivateRange { .. } => Some(&p.additional_gids[..]),
+        IdMapPlan::PrivateRange { .. } | IdMapPlan::Host | IdMapPlan::Explicit { .. } => {
+            Some(&p.additional_gids[..])
+        }
     };
     if let Err(e) = security::set_identity(p.uid, p.gid, groups) {
         fail(ch, Stage::Identity, &e.to_string());
     }
+    // The kernel raises an ambient capability only if it is permitted and inheritable; an
+    // OCI bundle asking for others gets them skipped with a note (runc warns likewise).
+    let mut ambient = keep.ambient;
+    if !plan.supervisor.is_nucleus() {
+        let raisable = keep.permitted & keep.inheritable;
+        if ambient & !raisable != 0 {
+            report.degraded.push(format!(
+                "capabilities: ambient {} not raised (not both permitted and inheritable)",
+                nucleus_spec::policy::CapSets::names(ambient & !raisable).join(", ")
+            ));
+        }
+        ambient &= raisable;
+    }
     if let Err(e) = security::set_capabilities(keep.effective, keep.permitted, keep.inheritable)
-        .and_then(|()| security::raise_ambient(keep.ambient))
+        .and_then(|()| security::raise_ambient(ambient))
     {
         fail(ch, Stage::Capabilities, &e.to_string());
     }
@@ -131,10 +171,12 @@ pub(super) fn child_exec(
     if let Err(e) = std::env::set_current_dir(&p.cwd) {
         fail(ch, Stage::Workdir, &format!("{}: {e}", p.cwd.display()));
     }
-    if let Err(e) = security::set_no_new_privs() {
-        fail(ch, Stage::NoNewPrivs, &e.to_string());
+    if p.no_new_privs {
+        if let Err(e) = security::set_no_new_privs() {
+            fail(ch, Stage::NoNewPrivs, &e.to_string());
+        }
+        report.no_new_privs = true;
     }
-    report.no_new_privs = true;
     if die_with_parent {
         // A process `nucleus exec` started ends with it (a health check killed at its timeout,
         // an exec whose runtime was killed): nobody else would reap or report it. Set after
@@ -142,9 +184,10 @@ pub(super) fn child_exec(
         let _ = raw::die_with_parent();
     }
     trace::mark_as("workload", "session, rlimits, capabilities, identity");
-    match security::apply_landlock(&plan.landlock) {
-        Ok(o) if o.status != LandlockStatus::NotEnforced => report.landlock = o.status,
-        Ok(o) => {
+    match plan.landlock.as_ref().map(security::apply_landlock) {
+        None => {}
+        Some(Ok(o)) if o.status != LandlockStatus::NotEnforced => report.landlock = o.status,
+        Some(Ok(o)) => {
             report.landlock = o.status;
             degrade_or_fail(
                 ch,
@@ -156,7 +199,7 @@ pub(super) fn child_exec(
             );
         }
         // A policy's `missing = "error"` holds in every mode.
-        Err(e) => {
+        Some(Err(e)) => {
             report.landlock = LandlockStatus::NotEnforced;
             let what = format!("landlock: {}", e.msg);
             degrade_or_fail(
@@ -174,6 +217,38 @@ pub(super) fn child_exec(
     // works (a profile may deny close_range).
     if let Err(e) = security::cloexec_from(3) {
         fail(ch, Stage::Descriptors, &e.to_string());
+    }
+    if !early_seccomp {
+        install_filter(plan, ch, &mut report, refuse);
+    }
+    if trace::enabled() {
+        trace::mark_as("workload", "landlock, seccomp");
+        let _ = ch.send(FromChild::Timings(trace::take()));
+    }
+    let _ = ch.send(FromChild::Applied(report));
+    match hold {
+        // `create`: fully set up; exec only when the runtime says start. Its end closing
+        // first means the sandbox is being removed.
+        Hold::Sync((s, true)) => match s.recv() {
+            Ok(Some(Release::Start)) => {}
+            _ => raw::exit_now(0),
+        },
+        Hold::Sync(_) | Hold::None => {}
+        // The runtime is gone (it left once we reported): `start` writes one byte.
+        Hold::Fifo(f) => {
+            if !matches!(raw::read(f.as_fd(), &mut [0u8; 1]), Ok(1)) {
+                raw::exit_now(1);
+            }
+        }
+    }
+    exec(ch, &p.argv, &p.env)
+}
+
+/// The workload's seccomp filter (none when the plan has none), served by the runtime when
+/// the plan says so.
+fn install_filter(plan: &Plan, ch: &Sandbox, report: &mut SecurityReport, refuse: bool) {
+    if plan.seccomp_bpf.is_empty() && plan.seccomp_notify.is_none() {
+        return;
     }
     let installed = if plan.seccomp_notify.is_some() {
         // The runtime serves this filter's notifications: announce where the listener will be.
@@ -202,9 +277,9 @@ pub(super) fn child_exec(
             // A kernel without an optional flag (LOG, SPEC_ALLOW): the filter without them.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && plan.seccomp_flags != 0 => {
                 report.degraded.push(format!(
-                    "seccomp: this kernel refuses the profile's flags {:#x} ({e}); the filter is installed without them",
-                    plan.seccomp_flags
-                ));
+                "seccomp: this kernel refuses the profile's flags {:#x} ({e}); the filter is installed without them",
+                plan.seccomp_flags
+            ));
                 security::install_seccomp(&plan.seccomp_bpf, 0)
             }
             r => r,
@@ -220,20 +295,6 @@ pub(super) fn child_exec(
             report.degraded.push(format!("seccomp: {e}"));
         }
     }
-    if trace::enabled() {
-        trace::mark_as("workload", "landlock, seccomp");
-        let _ = ch.send(FromChild::Timings(trace::take()));
-    }
-    let _ = ch.send(FromChild::Applied(report));
-    if let Some((s, true)) = sync {
-        // `create`: fully set up; exec only when the runtime says start. Its end closing
-        // first means the sandbox is being removed.
-        match s.recv() {
-            Ok(Some(Release::Start)) => {}
-            _ => raw::exit_now(0),
-        }
-    }
-    exec(ch, &p.argv, &p.env)
 }
 
 pub(super) fn exec(ch: &Sandbox, argv: &[String], env: &[(String, String)]) -> ! {

@@ -51,7 +51,7 @@ pub(crate) fn verb(
         C::Start(a) => Some(a.id.as_str()),
         C::Exec(a) => Some(a.id.as_str()),
         C::Stop(a) => a.ids.first().map(|s| s.as_str()),
-        C::Rm(a) => a.ids.first().map(|s| s.as_str()),
+        C::Rm(a) | C::Delete(a) => a.ids.first().map(|s| s.as_str()),
         _ => None,
     };
     // Only when spans are exported: the sandbox's record, for its trace (read before the verb
@@ -79,6 +79,7 @@ pub(crate) fn verb(
         C::Pause(a) => ("pause", a.id.clone(), pause(&store, &a.id, true)),
         C::Unpause(a) => ("unpause", a.id.clone(), pause(&store, &a.id, false)),
         C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),
+        C::Delete(a) => ("delete", a.ids.join(" "), rm(&store, a, log)),
         _ => bail!("internal: not a lifecycle verb"),
     };
     audit(&store, name, &id, &r);

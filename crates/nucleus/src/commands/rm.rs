@@ -23,6 +23,9 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
     let s = store
         .read(&s.id)
         .ok_or_else(|| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    if s.oci.is_some() {
+        return crate::oci::delete(store, &s, force);
+    }
     let s = if effective(&s).0 != Status::Stopped {
         if !force {
             bail!(

@@ -1,0 +1,1261 @@
+//! config.json → [`Plan`]: what the bundle asks for, nothing of nucleus's agent defaults.
+
+use super::options;
+use super::Bundle;
+use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit};
+use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimit};
+use crate::host::HostFacts;
+use crate::mounts::{DeviceKind, MountOp, RootSource};
+use crate::plan::{
+    IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError, ProcessPlan,
+    Supervisor,
+};
+use crate::policy::{cap_number, CapSets};
+use oci_spec::runtime::{
+    Capabilities, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, Spec,
+};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+/// What the command line adds to the bundle.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The container id.
+    pub id: &'a str,
+    /// The bundle directory (absolute).
+    pub bundle: &'a Path,
+    /// The exec fifo the process opens before its exec; `start` reads it.
+    pub fifo: PathBuf,
+    /// `--no-pivot`: chroot instead of pivot_root (ramfs roots).
+    pub no_pivot: bool,
+    pub facts: &'a HostFacts,
+}
+
+fn refuse(field: &str, msg: impl Into<String>) -> PlanError {
+    PlanError::Config(ConfigError::new(field, msg))
+}
+
+/// Translate. Every property is either honoured or refused naming it.
+pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
+    let spec = &b.spec;
+    refuse_unsupported(b)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| refuse("process", "required: the container has nothing to run"))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| refuse("linux", "required for a Linux container"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| refuse("root.path", "required"))?;
+    let root_path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        cx.bundle.join(root.path())
+    };
+
+    let (namespaces, join) = namespaces(spec)?;
+    let idmap = if namespaces.user {
+        IdMapPlan::Explicit {
+            uid: ranges("linux.uidMappings", linux.uid_mappings().as_deref())?,
+            gid: ranges("linux.gidMappings", linux.gid_mappings().as_deref())?,
+        }
+    } else {
+        if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err(refuse(
+                "linux.uidMappings",
+                "given without a user namespace in linux.namespaces",
+            ));
+        }
+        IdMapPlan::Host
+    };
+    let hostname = spec.hostname().clone().unwrap_or_default();
+    if !hostname.is_empty() && !namespaces.uts {
+        return Err(refuse(
+            "hostname",
+            "needs a new uts namespace (it would rename the host)",
+        ));
+    }
+    if let Some(d) = spec.domainname() {
+        if !d.is_empty() && !namespaces.uts {
+            return Err(refuse(
+                "domainname",
+                "needs a new uts namespace (it would rename the host's domain)",
+            ));
+        }
+    }
+
+    let mut mounts = Vec::new();
+    let mut dev_tmpfs = false;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{i}]");
+        let op = mount(&field, m, cx.bundle)?;
+        if let MountOp::Oci { dst, options, .. } = &op {
+            dev_tmpfs |= dst == Path::new("/dev") && !options.is_bind();
+        }
+        mounts.push(op);
+    }
+    mounts.extend(devices(
+        linux.devices().as_deref().unwrap_or(&[]),
+        dev_tmpfs,
+    )?);
+    for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
+        mounts.push(MountOp::Mask {
+            dst: container_path(&format!("linux.maskedPaths[{i}]"), p)?,
+        });
+    }
+    for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
+        mounts.push(MountOp::ReadonlyIfExists {
+            dst: container_path(&format!("linux.readonlyPaths[{i}]"), p)?,
+        });
+    }
+    if root.readonly().unwrap_or(false) {
+        mounts.push(MountOp::RemountRootReadonly);
+    }
+
+    let sysctl = sysctl(linux.sysctl().as_ref(), &namespaces)?;
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(propagation("linux.rootfsPropagation", p)?),
+    };
+
+    let (seccomp_bpf, seccomp_flags) = seccomp(b, cx.facts)?;
+    let cgroup = cgroup(
+        linux.resources().as_ref(),
+        linux.cgroups_path().as_deref(),
+        &mounts,
+        cx,
+    )?;
+
+    let user = process.user();
+    let argv = process.args().clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(refuse("process.args", "required: at least the program"));
+    }
+    if process.command_line().is_some() {
+        return Err(refuse(
+            "process.commandLine",
+            "is for Windows; use process.args",
+        ));
+    }
+    let mut env = Vec::new();
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        let (k, v) = e.split_once('=').ok_or_else(|| {
+            refuse(
+                &format!("process.env[{i}]"),
+                format!("{e:?}: KEY=VALUE expected"),
+            )
+        })?;
+        env.retain(|(key, _): &(String, String)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let cwd = process.cwd().clone();
+    if !cwd.is_absolute() {
+        return Err(refuse(
+            "process.cwd",
+            format!("{}: an absolute path", cwd.display()),
+        ));
+    }
+    let caps = capabilities(process.capabilities().as_ref())?;
+    let mut rlimits = Vec::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.to_ascii_lowercase()))
+            .unwrap_or_default();
+        let resource: RlimitResource = serde_json::from_value(serde_json::Value::String(
+            name.trim_start_matches("rlimit_").to_string(),
+        ))
+        .map_err(|_| {
+            refuse(
+                &format!("process.rlimits[{i}].type"),
+                format!("{name}: not a resource this runtime sets"),
+            )
+        })?;
+        if r.soft() > r.hard() {
+            return Err(refuse(
+                &format!("process.rlimits[{i}]"),
+                format!("soft {} is above hard {}", r.soft(), r.hard()),
+            ));
+        }
+        let lim = |v: u64| (v != u64::MAX).then_some(v);
+        rlimits.push(Ulimit {
+            resource,
+            soft: lim(r.soft()),
+            hard: lim(r.hard()),
+        });
+    }
+
+    Ok(Plan {
+        id: cx.id.to_string(),
+        mode: ServiceMode::default(),
+        namespaces: Namespaces { join, ..namespaces },
+        idmap,
+        network: if namespaces.net {
+            NetworkMode::None
+        } else {
+            NetworkMode::Host
+        },
+        net: Default::default(),
+        health: None,
+        timeout_ms: None,
+        hostname,
+        domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
+        root: RootSource::Dir {
+            path: root_path,
+            readonly: root.readonly().unwrap_or(false),
+        },
+        root_propagation,
+        mounts,
+        prepared: Vec::new(),
+        etc_view: None,
+        process: ProcessPlan {
+            argv,
+            env,
+            cwd,
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            tty: process.terminal().unwrap_or(false),
+            rlimits,
+            caps: Some(caps),
+            cpu_count: None,
+            umask: user.umask(),
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            oom_score_adj: process.oom_score_adj(),
+        },
+        landlock: None,
+        seccomp_bpf,
+        init_seccomp_bpf: Vec::new(),
+        seccomp_notify: None,
+        seccomp_flags,
+        sysctl,
+        on_security_failure: OnFailure::Refuse,
+        allow_chroot_fallback: cx.no_pivot,
+        cgroup,
+        supervisor: Supervisor::Caller {
+            fifo: cx.fifo.clone(),
+        },
+        warnings: if b.unknown.is_empty() {
+            vec![]
+        } else {
+            vec![format!(
+                "config.json: ignored properties the runtime-spec does not define: {}",
+                b.unknown.join(", ")
+            )]
+        },
+    })
+}
+
+/// Properties of the runtime-spec nucleus does not apply (yet, or on this kernel): one line
+/// naming the first found.
+fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
+    let has = |path: &[&str]| {
+        let mut v = &b.raw;
+        for k in path {
+            match v.get(k) {
+                Some(x) => v = x,
+                None => return false,
+            }
+        }
+        !(v.is_null()
+            || v.as_str() == Some("")
+            || v.as_array().is_some_and(|a| a.is_empty())
+            || v.as_object().is_some_and(|o| o.is_empty()))
+    };
+    for (path, why) in [
+        (&["hooks"][..], "hooks are not run by this runtime yet"),
+        (&["linux", "intelRdt"][..], "Intel RDT is not supported"),
+        (
+            &["linux", "timeOffsets"][..],
+            "time namespaces are not supported for OCI containers yet",
+        ),
+        (
+            &["linux", "memoryPolicy"][..],
+            "memory policies are not supported",
+        ),
+        (
+            &["linux", "netDevices"][..],
+            "moving host network devices is not supported",
+        ),
+        (
+            &["linux", "personality"][..],
+            "personality is not supported yet",
+        ),
+        (
+            &["linux", "mountLabel"][..],
+            "SELinux is not available on this runtime's hosts",
+        ),
+        (
+            &["process", "selinuxLabel"][..],
+            "SELinux is not available on this runtime's hosts",
+        ),
+        (
+            &["process", "apparmorProfile"][..],
+            "AppArmor profiles are not applied by this runtime",
+        ),
+        (
+            &["process", "ioPriority"][..],
+            "I/O priority is not supported yet",
+        ),
+        (
+            &["process", "scheduler"][..],
+            "scheduling policies are not supported yet",
+        ),
+        (
+            &["process", "execCPUAffinity"][..],
+            "exec CPU affinity is not supported yet",
+        ),
+        (
+            &["process", "consoleSize"][..],
+            "console size is not supported yet",
+        ),
+        (
+            &["linux", "seccomp", "listenerPath"][..],
+            "seccomp notify listeners are not supported yet",
+        ),
+    ] {
+        if has(path) {
+            return Err(refuse(&path.join("."), why));
+        }
+    }
+    for (i, m) in b.raw["mounts"].as_array().into_iter().flatten().enumerate() {
+        for k in ["uidMappings", "gidMappings"] {
+            if m.get(k).is_some_and(|v| !v.is_null()) {
+                return Err(refuse(
+                    &format!("mounts[{i}].{k}"),
+                    "id-mapped mounts with their own mappings are not supported yet",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ns_kind(t: LinuxNamespaceType) -> NsKind {
+    match t {
+        LinuxNamespaceType::Mount => NsKind::Mount,
+        LinuxNamespaceType::Cgroup => NsKind::Cgroup,
+        LinuxNamespaceType::Uts => NsKind::Uts,
+        LinuxNamespaceType::Ipc => NsKind::Ipc,
+        LinuxNamespaceType::User => NsKind::User,
+        LinuxNamespaceType::Pid => NsKind::Pid,
+        LinuxNamespaceType::Network => NsKind::Net,
+        LinuxNamespaceType::Time => NsKind::Time,
+    }
+}
+
+/// New namespaces (flags) and the ones to join by path.
+fn namespaces(spec: &Spec) -> Result<(Namespaces, Vec<NsJoin>), PlanError> {
+    let mut n = Namespaces {
+        user: false,
+        pid: false,
+        mount: false,
+        net: false,
+        uts: false,
+        ipc: false,
+        cgroup: false,
+        time_offset_secs: None,
+        join: Vec::new(),
+    };
+    let mut join = Vec::new();
+    let mut seen = BTreeSet::new();
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for (i, ns) in list.iter().enumerate() {
+        let kind = ns_kind(ns.typ());
+        if !seen.insert(kind) {
+            return Err(refuse(
+                &format!("linux.namespaces[{i}]"),
+                format!("{kind:?} namespace given twice"),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(refuse(
+                    &format!("linux.namespaces[{i}].path"),
+                    format!("{}: an absolute path", p.display()),
+                ));
+            }
+            join.push(NsJoin {
+                kind,
+                path: p.clone(),
+            });
+            continue;
+        }
+        match kind {
+            NsKind::User => n.user = true,
+            NsKind::Pid => n.pid = true,
+            NsKind::Mount => n.mount = true,
+            NsKind::Net => n.net = true,
+            NsKind::Uts => n.uts = true,
+            NsKind::Ipc => n.ipc = true,
+            NsKind::Cgroup => n.cgroup = true,
+            NsKind::Time => {
+                return Err(refuse(
+                    &format!("linux.namespaces[{i}]"),
+                    "time namespaces are not supported for OCI containers yet",
+                ))
+            }
+        }
+    }
+    if !n.mount {
+        return Err(refuse(
+            "linux.namespaces",
+            "a new mount namespace is required (the container's root is built in it)",
+        ));
+    }
+    if join.iter().any(|j| j.kind == NsKind::Mount) {
+        return Err(refuse(
+            "linux.namespaces",
+            "joining an existing mount namespace is not supported",
+        ));
+    }
+    Ok((n, join))
+}
+
+fn ranges(field: &str, maps: Option<&[LinuxIdMapping]>) -> Result<Vec<IdRange>, PlanError> {
+    let maps = maps.unwrap_or(&[]);
+    if maps.is_empty() {
+        return Err(refuse(field, "required with a new user namespace"));
+    }
+    if maps.len() > 340 {
+        return Err(refuse(field, "more than 340 ranges (the kernel's limit)"));
+    }
+    let mut out: Vec<IdRange> = Vec::new();
+    for (i, m) in maps.iter().enumerate() {
+        let r = IdRange {
+            container: m.container_id(),
+            host: m.host_id(),
+            size: m.size(),
+        };
+        let end = |start: u32| u64::from(start) + u64::from(r.size);
+        if r.size == 0 || end(r.container) > 1 << 32 || end(r.host) > 1 << 32 {
+            return Err(refuse(
+                &format!("{field}[{i}]"),
+                "an empty range, or one past the last id",
+            ));
+        }
+        let overlaps = |a: u32, b: u32, n: u32| {
+            u64::from(a) < u64::from(b) + u64::from(n)
+                && u64::from(b) < u64::from(a) + u64::from(r.size)
+        };
+        if out
+            .iter()
+            .any(|o| overlaps(r.container, o.container, o.size) || overlaps(r.host, o.host, o.size))
+        {
+            return Err(refuse(
+                &format!("{field}[{i}]"),
+                "overlaps an earlier range",
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// A path inside the container: absolute (a relative one is taken from `/`, as runc does),
+/// no `..`.
+fn container_path(field: &str, p: impl AsRef<Path>) -> Result<PathBuf, PlanError> {
+    let p = p.as_ref();
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(refuse(
+                    field,
+                    format!("{}: .. is not allowed in a container path", p.display()),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn mount(field: &str, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountOp, PlanError> {
+    let dst = container_path(&format!("{field}.destination"), m.destination())?;
+    let fstype = m.typ().clone().unwrap_or_default();
+    let options = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|o| {
+        refuse(
+            &format!("{field}.options"),
+            format!("{o:?}: not a mount option"),
+        )
+    })?;
+    let bind = options.is_bind() || fstype == "bind";
+    let mut options = options;
+    if bind {
+        options.flags |= options::MS_BIND;
+    }
+    if options.idmap.is_some() {
+        return Err(refuse(
+            &format!("{field}.options"),
+            "idmap: id-mapped mounts are not supported yet",
+        ));
+    }
+    if options.tmpcopyup {
+        return Err(refuse(
+            &format!("{field}.options"),
+            "tmpcopyup is not supported yet",
+        ));
+    }
+    let source = m.source().clone().unwrap_or_default();
+    let source = if bind && source.is_relative() {
+        bundle.join(source)
+    } else {
+        source
+    };
+    if bind && source.as_os_str().is_empty() {
+        return Err(refuse(
+            &format!("{field}.source"),
+            "a bind mount needs a source",
+        ));
+    }
+    if !bind && fstype.is_empty() {
+        return Err(refuse(
+            &format!("{field}.type"),
+            "required (or a bind option)",
+        ));
+    }
+    // The container's own cgroup, read-only, as nucleus mounts it for every sandbox.
+    if matches!(fstype.as_str(), "cgroup" | "cgroup2") && !bind {
+        if !options.readonly() {
+            return Err(refuse(
+                &format!("{field}.options"),
+                "a cgroup mount must be read-only (ro) in this runtime",
+            ));
+        }
+        return Ok(MountOp::Cgroup { dst });
+    }
+    Ok(MountOp::Oci {
+        source,
+        dst,
+        fstype: if bind { String::new() } else { fstype },
+        options,
+    })
+}
+
+/// The devices runc makes in every container with its own /dev, unless config.json lists them.
+const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn devices(
+    list: &[oci_spec::runtime::LinuxDevice],
+    dev_tmpfs: bool,
+) -> Result<Vec<MountOp>, PlanError> {
+    let mut out = Vec::new();
+    for (i, d) in list.iter().enumerate() {
+        let field = format!("linux.devices[{i}]");
+        let dst = container_path(&format!("{field}.path"), d.path())?;
+        if !dst.starts_with("/dev") {
+            return Err(refuse(&format!("{field}.path"), "devices go under /dev"));
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+            LinuxDeviceType::B => DeviceKind::Block,
+            LinuxDeviceType::P => DeviceKind::Fifo,
+            LinuxDeviceType::A => {
+                return Err(refuse(
+                    &format!("{field}.type"),
+                    "a, c, b, u or p; a is for cgroup rules",
+                ))
+            }
+        };
+        let num = |v: i64, what: &str| {
+            u32::try_from(v)
+                .map_err(|_| refuse(&format!("{field}.{what}"), format!("{v}: out of range")))
+        };
+        out.push(MountOp::Device {
+            dst,
+            kind,
+            major: num(d.major(), "major")?,
+            minor: num(d.minor(), "minor")?,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    if dev_tmpfs {
+        for (path, major, minor) in DEFAULT_DEVICES {
+            if !out
+                .iter()
+                .any(|m| matches!(m, MountOp::Device { dst, .. } if dst == Path::new(path)))
+            {
+                out.push(MountOp::Device {
+                    dst: path.into(),
+                    kind: DeviceKind::Char,
+                    major,
+                    minor,
+                    mode: 0o666,
+                    uid: 0,
+                    gid: 0,
+                });
+            }
+        }
+        for (link, target) in [
+            ("/dev/fd", "/proc/self/fd"),
+            ("/dev/stdin", "/proc/self/fd/0"),
+            ("/dev/stdout", "/proc/self/fd/1"),
+            ("/dev/stderr", "/proc/self/fd/2"),
+            ("/dev/ptmx", "pts/ptmx"),
+        ] {
+            out.push(MountOp::Symlink {
+                target: target.into(),
+                dst: link.into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn propagation(field: &str, p: &str) -> Result<u64, PlanError> {
+    let o = options::parse(&[p.to_string()]).map_err(|_| refuse(field, "not a propagation"))?;
+    if o.propagation == 0 || o.flags != 0 || !o.data.is_empty() {
+        return Err(refuse(
+            field,
+            format!("{p:?}: shared, slave, private or unbindable (r- forms too)"),
+        ));
+    }
+    Ok(o.propagation)
+}
+
+/// Sysctls the container's own namespaces hold; others would change the host.
+fn sysctl(
+    map: Option<&std::collections::HashMap<String, String>>,
+    n: &Namespaces,
+) -> Result<Vec<(String, String)>, PlanError> {
+    let mut out: Vec<(String, String)> = map
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.sort();
+    for (k, _) in &out {
+        let field = format!("linux.sysctl.{k}");
+        let ipc = [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
+        let ok = if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+            n.ipc
+        } else if k.starts_with("net.") {
+            n.net
+        } else if k == "kernel.hostname" || k == "kernel.domainname" {
+            n.uts
+        } else {
+            false
+        };
+        if !ok || k.contains("..") || k.contains('/') || k.is_empty() {
+            return Err(refuse(
+                &field,
+                "not in a namespace of the container's own (it would change the host)",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn seccomp(
+    b: &Bundle,
+    facts: &HostFacts,
+) -> Result<(Vec<crate::seccomp::SockFilter>, u32), PlanError> {
+    let raw = &b.raw["linux"]["seccomp"];
+    if raw.is_null() {
+        return Ok((Vec::new(), 0));
+    }
+    let text = raw.to_string();
+    let profile = crate::seccomp::profile::parse(&text)
+        .map_err(|e| refuse("linux.seccomp", e.to_string()))?;
+    let compiled = crate::seccomp::profile::compile(
+        &profile,
+        &crate::seccomp::profile::Target::native(facts.kernel),
+    )
+    .map_err(|e| refuse("linux.seccomp", e.to_string()))?;
+    let bpf = crate::seccomp::compile(&compiled.filter)
+        .map_err(|e| refuse("linux.seccomp", e.to_string()))?;
+    if let Some(name) = compiled.unknown.first() {
+        return Err(refuse(
+            "linux.seccomp",
+            format!("{name}: a syscall this runtime does not know"),
+        ));
+    }
+    Ok((bpf, compiled.flags))
+}
+
+fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<CapSets, PlanError> {
+    let mask = |field: &str, set: Option<&Capabilities>| -> Result<u64, PlanError> {
+        let mut m = 0u64;
+        for cap in set.into_iter().flatten() {
+            let name = serde_json::to_value(cap)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let n = cap_number(&name)
+                .ok_or_else(|| refuse(field, format!("{name}: unknown to this runtime")))?;
+            m |= 1 << n;
+        }
+        Ok(m)
+    };
+    let Some(c) = c else {
+        return Ok(CapSets::default());
+    };
+    Ok(CapSets {
+        bounding: mask("process.capabilities.bounding", c.bounding().as_ref())?,
+        effective: mask("process.capabilities.effective", c.effective().as_ref())?,
+        permitted: mask("process.capabilities.permitted", c.permitted().as_ref())?,
+        inheritable: mask("process.capabilities.inheritable", c.inheritable().as_ref())?,
+        ambient: mask("process.capabilities.ambient", c.ambient().as_ref())?,
+    })
+}
+
+/// The container's cgroup: `linux.cgroupsPath` (absolute from the hierarchy root, relative
+/// under nucleus's default parent), the limits of `linux.resources`.
+fn cgroup(
+    r: Option<&LinuxResources>,
+    path: Option<&Path>,
+    made: &[MountOp],
+    cx: &Context,
+) -> Result<Option<CgroupPlan>, PlanError> {
+    let field = "linux.cgroupsPath";
+    let (parent, leaf) = match path.map(|p| p.to_string_lossy().into_owned()) {
+        None => (CgroupParent::Default, cx.id.to_string()),
+        Some(p) if p.contains(':') => {
+            return Err(refuse(
+                field,
+                format!("{p:?}: the systemd slice:prefix:name form needs --systemd-cgroup, which this host has no systemd for"),
+            ))
+        }
+        Some(p) => {
+            let t = p.trim_end_matches('/');
+            let (up, leaf) = t.rsplit_once('/').unwrap_or(("", t));
+            if leaf.is_empty() || leaf == "." || leaf == ".." {
+                return Err(refuse(field, format!("{p:?}: names no cgroup")));
+            }
+            let parent = if up.is_empty() {
+                if t.starts_with('/') {
+                    CgroupParent::Path("/".into())
+                } else {
+                    CgroupParent::Default
+                }
+            } else {
+                CgroupParent::parse(field, up).map_err(PlanError::Config)?
+            };
+            (parent, leaf.to_string())
+        }
+    };
+    let limits = limits(r)?;
+    // A hybrid host (v1 controllers, an empty v2 tree beside them): v1, as runc drives it.
+    let mut host = cx.facts.cgroup.clone();
+    if !host.v1.is_empty() {
+        host.v2_mount = None;
+    }
+    let mut plan = CgroupPlan::build(&limits, &host, &parent, &leaf)
+        .ok_or_else(|| refuse("linux.resources", "this host has no cgroup hierarchy"))?;
+    if let Some(u) = plan.unsupported.first() {
+        return Err(refuse("linux.resources", u.clone()));
+    }
+    let mut rules = device_rules(r.and_then(|r| r.devices().as_deref()).unwrap_or(&[]))?;
+    if !rules.is_empty() {
+        // After the bundle's rules, as runc: the devices every container has, its terminal,
+        // and those linux.devices makes.
+        let mut allow = vec!["c 5:2 rwm".to_string(), "c 136:* rwm".to_string()];
+        allow.extend(
+            DEFAULT_DEVICES
+                .iter()
+                .map(|(_, ma, mi)| format!("c {ma}:{mi} rwm")),
+        );
+        for op in made {
+            if let MountOp::Device {
+                kind, major, minor, ..
+            } = op
+            {
+                let k = match kind {
+                    DeviceKind::Char => 'c',
+                    DeviceKind::Block => 'b',
+                    DeviceKind::Fifo => continue,
+                };
+                allow.push(format!("{k} {major}:{minor} rwm"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        allow.retain(|l| seen.insert(l.clone()));
+        rules.extend(allow.into_iter().map(|l| ("devices.allow".to_string(), l)));
+    }
+    if !rules.is_empty() && !plan.add_v1_writes(&host, &parent, "devices", rules) {
+        return Err(refuse(
+            "linux.resources.devices",
+            "device rules are enforced on cgroup v1 hosts only by this runtime yet (v2 needs its BPF program)",
+        ));
+    }
+    Ok(Some(plan))
+}
+
+/// `linux.resources.devices` as v1 `devices.allow` / `devices.deny` lines, in order.
+fn device_rules(
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+) -> Result<Vec<(String, String)>, PlanError> {
+    let mut out = Vec::new();
+    for (i, d) in rules.iter().enumerate() {
+        let field = format!("linux.resources.devices[{i}]");
+        let kind = match d.typ() {
+            None | Some(LinuxDeviceType::A) => 'a',
+            Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
+            Some(LinuxDeviceType::B) => 'b',
+            Some(LinuxDeviceType::P) => {
+                return Err(refuse(&format!("{field}.type"), "a, c or b"));
+            }
+        };
+        let num = |v: Option<i64>| match v {
+            None | Some(-1) => Ok("*".to_string()),
+            Some(n) if n >= 0 => Ok(n.to_string()),
+            Some(n) => Err(refuse(&field, format!("{n}: not a device number"))),
+        };
+        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            return Err(refuse(
+                &format!("{field}.access"),
+                format!("{access:?}: r, w and m"),
+            ));
+        }
+        let line = if kind == 'a' {
+            format!("a *:* {access}")
+        } else {
+            format!("{kind} {}:{} {access}", num(d.major())?, num(d.minor())?)
+        };
+        let file = if d.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        out.push((file.to_string(), line));
+    }
+    Ok(out)
+}
+
+/// `linux.resources` as nucleus's limits; what they cannot say is refused by name.
+fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
+    let mut l = Limits {
+        pids: None,
+        ..Default::default()
+    };
+    let Some(r) = r else {
+        return Ok(l);
+    };
+    if let Some(m) = r.memory() {
+        l.memory = m.limit().filter(|v| *v > 0).map(|v| v as u64);
+        l.memory_swap = match m.swap() {
+            None => None,
+            Some(-1) => Some(SwapLimit::Unlimited),
+            Some(v) if v > 0 => Some(SwapLimit::Total(v as u64)),
+            Some(_) => None,
+        };
+        for (set, name) in [
+            (m.reservation().is_some(), "reservation"),
+            (m.kernel().is_some(), "kernel"),
+            (m.kernel_tcp().is_some(), "kernelTCP"),
+            (m.swappiness().is_some(), "swappiness"),
+            (m.disable_oom_killer().is_some(), "disableOOMKiller"),
+            (m.check_before_update().is_some(), "checkBeforeUpdate"),
+        ] {
+            if set {
+                return Err(refuse(
+                    &format!("linux.resources.memory.{name}"),
+                    "not supported yet",
+                ));
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        match (c.quota(), c.period()) {
+            (Some(q), p) if q > 0 => {
+                let p = p.unwrap_or(100_000);
+                if p != 100_000 {
+                    return Err(refuse(
+                        "linux.resources.cpu.period",
+                        "only the default 100000 µs period is supported yet",
+                    ));
+                }
+                l.cpus_milli = Some((q as u64 * 1000 / p).max(1));
+            }
+            _ => {}
+        }
+        if let Some(s) = c.shares().filter(|s| *s > 0) {
+            // runc's conversion of v1 shares to a v2 weight.
+            l.cpu_weight = Some(1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142);
+        }
+        for (set, name) in [
+            (c.cpus().as_ref().is_some_and(|s| !s.is_empty()), "cpus"),
+            (c.mems().as_ref().is_some_and(|s| !s.is_empty()), "mems"),
+            (c.realtime_runtime().is_some(), "realtimeRuntime"),
+            (c.realtime_period().is_some(), "realtimePeriod"),
+            (c.idle().is_some(), "idle"),
+            (c.burst().is_some(), "burst"),
+        ] {
+            if set {
+                return Err(refuse(
+                    &format!("linux.resources.cpu.{name}"),
+                    "not supported yet",
+                ));
+            }
+        }
+    }
+    if let Some(p) = r.pids() {
+        l.pids = (p.limit() > 0).then_some(p.limit() as u64);
+    }
+    if let Some(b) = r.block_io() {
+        let mut io: Vec<IoLimit> = Vec::new();
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
+            for d in list.iter().flatten() {
+                let (major, minor) = (d.major() as u32, d.minor() as u32);
+                let i = match io.iter().position(|x| x.major == major && x.minor == minor) {
+                    Some(i) => i,
+                    None => {
+                        io.push(IoLimit {
+                            major,
+                            minor,
+                            rbps: None,
+                            wbps: None,
+                            riops: None,
+                            wiops: None,
+                        });
+                        io.len() - 1
+                    }
+                };
+                let v = Some(d.rate());
+                match key {
+                    "rbps" => io[i].rbps = v,
+                    "wbps" => io[i].wbps = v,
+                    "riops" => io[i].riops = v,
+                    _ => io[i].wiops = v,
+                }
+            }
+        }
+        l.io = io;
+        if b.weight().is_some()
+            || b.leaf_weight().is_some()
+            || b.weight_device().as_ref().is_some_and(|w| !w.is_empty())
+        {
+            return Err(refuse(
+                "linux.resources.blockIO.weight",
+                "not supported yet",
+            ));
+        }
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(refuse(
+            "linux.resources.hugepageLimits",
+            "not supported yet",
+        ));
+    }
+    if r.network().is_some() {
+        return Err(refuse("linux.resources.network", "not supported yet"));
+    }
+    if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(refuse("linux.resources.rdma", "not supported"));
+    }
+    if r.unified().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(refuse("linux.resources.unified", "not supported yet"));
+    }
+    Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::{CgroupHost, V1Hierarchy};
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oci");
+
+    /// A hybrid host as this project's CI machine has: v1 memory, pids, devices.
+    fn facts() -> HostFacts {
+        let v1 = |c: &str| V1Hierarchy {
+            controller: c.into(),
+            mount: PathBuf::from(format!("/sys/fs/cgroup/{c}")),
+            own: "/ci".into(),
+            has_memsw: false,
+        };
+        HostFacts {
+            cgroup: CgroupHost {
+                v2_mount: None,
+                v2_controllers: vec![],
+                v2_own: None,
+                v1: vec![
+                    v1("memory"),
+                    v1("pids"),
+                    v1("devices"),
+                    v1("cpu"),
+                    v1("blkio"),
+                ],
+            },
+            kernel: (6, 18),
+            cpus: 2,
+            ..Default::default()
+        }
+    }
+
+    fn translate(text: &str) -> Result<Plan, PlanError> {
+        let b = super::super::parse(text).map_err(PlanError::Config)?;
+        let f = facts();
+        plan(
+            &b,
+            &Context {
+                id: "c1",
+                bundle: Path::new("/b"),
+                fifo: "/run/nucleus/c1/exec.fifo".into(),
+                no_pivot: false,
+                facts: &f,
+            },
+        )
+    }
+
+    fn field(r: Result<Plan, PlanError>) -> String {
+        match r {
+            Err(PlanError::Config(e)) => e.field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn runc_spec() -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/runc-spec.json")).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn runc_default_spec_is_a_plan_of_exactly_what_it_says() {
+        let p = translate(&runc_spec().to_string()).unwrap();
+        let n = &p.namespaces;
+        assert!(n.pid && n.mount && n.net && n.uts && n.ipc && !n.user && !n.cgroup);
+        assert_eq!(p.idmap, IdMapPlan::Host);
+        assert_eq!(p.hostname, "runc");
+        assert_eq!(
+            p.root,
+            RootSource::Dir {
+                path: "/b/rootfs".into(),
+                readonly: true
+            }
+        );
+        assert_eq!(p.process.argv, vec!["sh"]);
+        assert!(p.process.tty && p.process.no_new_privs);
+        // No agent defaults: no Landlock, no seccomp filter, no init of ours.
+        assert!(p.landlock.is_none() && p.seccomp_bpf.is_empty() && p.init_seccomp_bpf.is_empty());
+        assert!(matches!(p.supervisor, Supervisor::Caller { .. }));
+        let caps = p.process.caps.unwrap();
+        assert_eq!(
+            CapSets::names(caps.bounding),
+            vec!["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
+        );
+        assert_eq!(caps.inheritable, 0);
+        assert_eq!(p.process.rlimits.len(), 1);
+        // proc, /dev tmpfs, devpts, shm, mqueue, sysfs as the bundle writes them; its cgroup
+        // mount is the container's own cgroup, read-only.
+        let kinds: Vec<String> = p
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                MountOp::Oci { fstype, dst, .. } => Some(format!("{fstype}:{}", dst.display())),
+                MountOp::Cgroup { dst } => Some(format!("cgroup:{}", dst.display())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "proc:/proc",
+                "tmpfs:/dev",
+                "devpts:/dev/pts",
+                "tmpfs:/dev/shm",
+                "mqueue:/dev/mqueue",
+                "sysfs:/sys",
+                "cgroup:/sys/fs/cgroup"
+            ]
+        );
+        // The default devices in the container's own /dev, its masks, its read-only paths,
+        // and the read-only root last.
+        let devices = p
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, MountOp::Device { .. }))
+            .count();
+        assert_eq!(devices, 6);
+        assert!(p
+            .mounts
+            .iter()
+            .any(|m| matches!(m, MountOp::Mask { dst } if dst == Path::new("/proc/kcore"))));
+        assert!(p.mounts.iter().any(
+            |m| matches!(m, MountOp::ReadonlyIfExists { dst } if dst == Path::new("/proc/sys"))
+        ));
+        assert_eq!(p.mounts.last(), Some(&MountOp::RemountRootReadonly));
+        // Its device rule (deny all) is written in the v1 devices hierarchy.
+        let cg = p.cgroup.unwrap();
+        assert_eq!(cg.leaf, "c1");
+        let dev = cg.dirs.iter().find(|d| d.hierarchy == "devices").unwrap();
+        let rule = |f: &str, l: &str| (f.to_string(), l.to_string());
+        assert_eq!(dev.writes[0], rule("devices.deny", "a *:* rwm"));
+        // Then, as runc, what every container's /dev holds (its terminal too), once each.
+        assert_eq!(dev.writes.len(), 9, "{:?}", dev.writes);
+        for l in ["c 1:3 rwm", "c 5:2 rwm", "c 136:* rwm", "c 5:0 rwm"] {
+            assert!(dev.writes.contains(&rule("devices.allow", l)), "{l}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_refused_by_name() {
+        let with = |path: &[&str], v: serde_json::Value| {
+            let mut s = runc_spec();
+            let mut at = &mut s;
+            for k in &path[..path.len() - 1] {
+                at = at.get_mut(*k).unwrap();
+            }
+            at[path[path.len() - 1]] = v;
+            translate(&s.to_string())
+        };
+        use serde_json::json;
+        let cases = [
+            (
+                with(&["hooks"], json!({"prestart": [{"path": "/bin/true"}]})),
+                "hooks",
+            ),
+            (
+                with(&["linux", "intelRdt"], json!({"closID": "x"})),
+                "linux.intelRdt",
+            ),
+            (
+                with(&["linux", "sysctl"], json!({"vm.swappiness": "0"})),
+                "linux.sysctl.vm.swappiness",
+            ),
+            (
+                with(&["linux", "cgroupsPath"], json!("machine.slice:libpod:c1")),
+                "linux.cgroupsPath",
+            ),
+            (with(&["process", "cwd"], json!("relative")), "process.cwd"),
+            (
+                with(&["process", "env"], json!(["NOEQUALS"])),
+                "process.env[0]",
+            ),
+            (with(&["process", "args"], json!([])), "process.args"),
+            (
+                with(
+                    &["mounts"],
+                    json!([{"destination": "/../x", "type": "tmpfs", "source": "t"}]),
+                ),
+                "mounts[0].destination",
+            ),
+            (
+                with(
+                    &["mounts"],
+                    json!([{"destination": "/x", "type": "tmpfs", "options": ["mode=1,uid=0"]}]),
+                ),
+                "mounts[0].options",
+            ),
+            (
+                with(
+                    &["mounts"],
+                    json!([{"destination": "/x", "type": "bind", "source": "/s", "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]),
+                ),
+                "mounts[0].uidMappings",
+            ),
+            (
+                with(&["linux", "namespaces"], json!([{"type": "pid"}])),
+                "linux.namespaces",
+            ),
+            (
+                with(
+                    &["linux", "namespaces"],
+                    json!([{"type": "mount"}, {"type": "mount"}]),
+                ),
+                "linux.namespaces[1]",
+            ),
+            (
+                with(
+                    &["linux", "namespaces"],
+                    json!([{"type": "mount"}, {"type": "user"}]),
+                ),
+                "linux.uidMappings",
+            ),
+            (
+                with(&["linux", "resources", "cpu"], json!({"cpus": "0-1"})),
+                "linux.resources.cpu.cpus",
+            ),
+            (
+                with(
+                    &["linux", "resources", "devices"],
+                    json!([{"allow": true, "type": "c", "access": "rwx"}]),
+                ),
+                "linux.resources.devices[0].access",
+            ),
+        ];
+        for (r, want) in cases {
+            assert_eq!(field(r), want);
+        }
+        // A hostname needs the container's own uts namespace.
+        let r = with(&["linux", "namespaces"], json!([{"type": "mount"}]));
+        assert_eq!(field(r), "hostname");
+    }
+
+    #[test]
+    fn namespaces_with_a_path_are_joined_and_id_maps_checked() {
+        use serde_json::json;
+        let mut s = runc_spec();
+        s["linux"]["namespaces"] = json!([
+            {"type": "mount"}, {"type": "pid"}, {"type": "uts"},
+            {"type": "network", "path": "/run/netns/cni-1"},
+            {"type": "user"}
+        ]);
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let p = translate(&s.to_string()).unwrap();
+        assert!(!p.namespaces.net && p.namespaces.user);
+        assert_eq!(
+            p.namespaces.join,
+            vec![NsJoin {
+                kind: NsKind::Net,
+                path: "/run/netns/cni-1".into()
+            }]
+        );
+        assert_eq!(p.network, NetworkMode::Host);
+        assert!(matches!(&p.idmap, IdMapPlan::Explicit { uid, .. } if uid[0].host == 100000));
+        s["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": 100000, "size": 10},
+            {"containerID": 5, "hostID": 200000, "size": 10}
+        ]);
+        assert_eq!(field(translate(&s.to_string())), "linux.uidMappings[1]");
+    }
+
+    #[test]
+    fn the_bundles_seccomp_profile_is_compiled_by_nucleus() {
+        use serde_json::json;
+        let mut s = runc_spec();
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let p = translate(&s.to_string()).unwrap();
+        assert!(!p.seccomp_bpf.is_empty());
+        s["linux"]["seccomp"]["syscalls"][0]["names"] = json!(["no_such_call"]);
+        assert_eq!(field(translate(&s.to_string())), "linux.seccomp");
+    }
+}

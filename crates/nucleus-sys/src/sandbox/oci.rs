@@ -1,0 +1,206 @@
+//! An OCI container's start (`nucleus create --bundle`): the runtime sets the sandbox up as
+//! for `nucleus run` and leaves; the container's process (the sandbox's PID 1, no init of
+//! ours) waits for `start` on the exec fifo, and the caller's subreaper (conmon,
+//! containerd's shim) inherits it.
+
+use super::child::child_main;
+use super::parent::{parent_cgroup, parent_write_maps};
+use super::{ns_flags, NoObserver};
+use crate::channel::{self, ConsoleSocket, FromChild, SecurityReport, StartFailure, ToChild};
+use crate::error::{other, Context, Result};
+use crate::raw::{self, Forked};
+use crate::trace;
+use nucleus_spec::plan::{NsKind, Plan, Supervisor};
+use rustix::fs::{self as rfs, FileType, Mode, OFlags};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// A created container.
+#[derive(Debug)]
+pub struct Created {
+    /// Its process, as the host sees it.
+    pub pid: libc::pid_t,
+    /// Its cgroup directories (left in place: `delete` removes them).
+    pub cgroups: Vec<PathBuf>,
+    pub report: SecurityReport,
+}
+
+/// Why a create failed: nucleus's own error, or the container's report.
+#[derive(Debug)]
+pub enum CreateError {
+    Runtime(crate::error::SysError),
+    Failed(StartFailure),
+}
+
+impl From<crate::error::SysError> for CreateError {
+    fn from(e: crate::error::SysError) -> Self {
+        CreateError::Runtime(e)
+    }
+}
+
+fn ns_flag(kind: NsKind) -> libc::c_int {
+    match kind {
+        NsKind::User => libc::CLONE_NEWUSER,
+        NsKind::Pid => libc::CLONE_NEWPID,
+        NsKind::Mount => libc::CLONE_NEWNS,
+        NsKind::Net => libc::CLONE_NEWNET,
+        NsKind::Uts => libc::CLONE_NEWUTS,
+        NsKind::Ipc => libc::CLONE_NEWIPC,
+        NsKind::Cgroup => libc::CLONE_NEWCGROUP,
+        NsKind::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// Join the plan's existing namespaces, user first (the others are then joined with the
+/// rights it gives). The runtime itself joins: it leaves right after, and the container is
+/// cloned from it into them (a pid namespace is entered by children only).
+fn join_namespaces(plan: &Plan) -> Result<()> {
+    let mut joins: Vec<_> = plan.namespaces.join.iter().collect();
+    joins.sort_by_key(|j| j.kind != NsKind::User);
+    let fds = joins
+        .iter()
+        .map(|j| {
+            rfs::open(&j.path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(io::Error::from)
+                .ctx("open namespace", j.path.display())
+        })
+        .collect::<Result<Vec<OwnedFd>>>()?;
+    for (j, fd) in joins.iter().zip(&fds) {
+        raw::setns(fd.as_fd(), ns_flag(j.kind)).ctx("join namespace", j.path.display())?;
+    }
+    Ok(())
+}
+
+/// Set the container up; return once its process waits for `start`. Single-threaded
+/// callers only. On failure nothing is left: the process is killed, the cgroup and the fifo
+/// removed.
+pub fn create(
+    plan: &Plan,
+    console: Option<&ConsoleSocket>,
+) -> std::result::Result<Created, CreateError> {
+    let Supervisor::Caller { fifo } = &plan.supervisor else {
+        return Err(other("create", "not an OCI plan").into());
+    };
+    if plan.process.tty && console.is_none() {
+        return Err(other(
+            "process.terminal",
+            "needs --console-socket (where the terminal's master goes)",
+        )
+        .into());
+    }
+    rfs::mknodat(
+        rfs::CWD,
+        fifo,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .map_err(io::Error::from)
+    .ctx("mkfifo", fifo.display())?;
+    let removed = RemoveOnError(fifo);
+    // Read-write: opening does not wait for a writer; the container's read does.
+    let fifo_fd = rfs::open(fifo, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(io::Error::from)
+        .ctx("open", fifo.display())?;
+    let cgroup = parent_cgroup(plan, &mut NoObserver)?;
+    let join_files = match &cgroup {
+        Some(c) => c.self_join_files()?,
+        None => Vec::new(),
+    };
+    let cgroup_view = cgroup.as_ref().and_then(|c| c.view());
+    join_namespaces(plan)?;
+    let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
+    let into = cgroup.as_ref().and_then(|c| c.clone_into());
+    let flags = ns_flags(plan, !join_files.is_empty());
+    let forked = clone(flags, into)?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(pch);
+            child_main(plan, cch, &join_files, None, cgroup_view, Some(fifo_fd))
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(cch);
+    drop(join_files);
+    drop(fifo_fd);
+    let kill = |e: CreateError| {
+        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+        e
+    };
+    if plan.namespaces.user {
+        parent_write_maps(pid, &plan.idmap, None)
+            .map_err(CreateError::from)
+            .map_err(kill)?;
+    }
+    pch.send(ToChild::Go {
+        idmapped: vec![],
+        prepared: vec![],
+        sync: false,
+        hold: false,
+        net: None,
+    })
+    .ctx("send", "go")
+    .map_err(CreateError::from)
+    .map_err(kill)?;
+    let report = loop {
+        match pch.recv() {
+            Ok(Some(FromChild::Applied(r))) => break r,
+            Ok(Some(FromChild::Timings(m))) => trace::merge(m),
+            Ok(Some(FromChild::Failed(f))) => {
+                let _ = raw::waitpid(pid, false);
+                return Err(CreateError::Failed(f));
+            }
+            Ok(Some(FromChild::Pty(m))) => {
+                let sent = match (m.into_inner(), console) {
+                    (Some(m), Some(c)) => c.send_master(m.as_fd()),
+                    _ => Err(io::Error::from_raw_os_error(libc::EBADF)),
+                };
+                sent.ctx("send the terminal to", "--console-socket")
+                    .map_err(CreateError::from)
+                    .map_err(kill)?;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                let st = raw::waitpid(pid, false)
+                    .ok()
+                    .flatten()
+                    .map(|(_, s)| s.code());
+                return Err(other(
+                    "create",
+                    format!("the container's process ended during setup (status {st:?})"),
+                )
+                .into());
+            }
+        }
+    };
+    removed.keep();
+    Ok(Created {
+        pid,
+        cgroups: cgroup.map(|c| c.keep()).unwrap_or_default(),
+        report,
+    })
+}
+
+#[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded (create's contract).
+fn clone(flags: u64, into: Option<std::os::fd::BorrowedFd<'_>>) -> Result<Forked> {
+    // SAFETY: `create` is documented single-threaded; the child runs `child_main`, which
+    // never returns.
+    unsafe { raw::fork_into(flags, into) }.ctx("clone3", "new namespaces")
+}
+
+/// Removes a path when dropped, unless kept.
+struct RemoveOnError<'a>(&'a Path);
+
+impl RemoveOnError<'_> {
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RemoveOnError<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}

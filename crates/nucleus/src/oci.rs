@@ -1,0 +1,306 @@
+//! The OCI runtime command line (runc's, as podman's conmon, containerd's shim and Docker call
+//! it): `create --bundle DIR ID` here, and what the shared verbs (`start`, `state`, `kill`,
+//! `delete`) do with an OCI container's record. The rule that tells the two command lines
+//! apart is in docs/oci.md.
+
+use crate::cli::LogFormat;
+use crate::log::Logger;
+use crate::records::state_root;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nucleus_spec::config::ConfigError;
+use nucleus_spec::state::{OciRecord, ProcId, State, Status};
+use nucleus_sys::process;
+use nucleus_sys::store::{self, Store};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Whether this command line is the OCI form of `create`/`run`: `--bundle`/`-b` given, or
+/// exactly one argument after the verb's flags with no `--` and a config.json here.
+pub(crate) fn is_oci_invocation(args: &[String]) -> bool {
+    let Some(at) = args
+        .iter()
+        .position(|a| a == "create" || a == "run" || a == "--")
+    else {
+        return false;
+    };
+    if args[at] == "--" {
+        return false;
+    }
+    let rest = &args[at + 1..];
+    if rest.iter().any(|a| a == "--") {
+        return false;
+    }
+    if rest
+        .iter()
+        .any(|a| a == "--bundle" || a == "-b" || a.starts_with("--bundle=") || a.starts_with("-b="))
+    {
+        return true;
+    }
+    let positional: Vec<&String> = rest.iter().filter(|a| !a.starts_with('-')).collect();
+    positional.len() == 1 && rest.len() == 1 && Path::new("config.json").is_file()
+}
+
+/// The OCI runtime's command line for `create` (global flags as runc's).
+#[derive(Debug, Parser)]
+#[command(name = "nucleus", about = "OCI runtime verbs (runc's command line)")]
+pub(crate) struct OciCli {
+    /// State directory.
+    #[arg(long, env = "NUCLEUS_ROOT", global = true, hide_env_values = true)]
+    pub root: Option<PathBuf>,
+    /// Also write runtime messages to this file (conmon and containerd's shim read errors
+    /// from it).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of runtime messages.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// cgroupsPath in systemd's slice:prefix:name form (refused: this runtime drives
+    /// cgroupfs only).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for compatibility: runtime messages are already as detailed.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: OciCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OciCommand {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// The bundle directory (config.json and its root); default the current directory.
+    #[arg(long, short = 'b')]
+    pub bundle: Option<PathBuf>,
+    /// Write the container process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// With process.terminal: send the pty master over this unix socket.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Pass this many descriptors after stdio to the container (refused but 0: not yet).
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// chroot instead of pivot_root (roots on a ramfs).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted: nucleus makes no session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// The container id.
+    pub id: String,
+}
+
+/// Run the OCI command line; the exit code.
+pub(crate) fn main(args: Vec<String>) -> u8 {
+    let cli = match OciCli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return crate::EXIT_NUCLEUS;
+        }
+    };
+    let log = Logger::new(cli.log_format).with_file(cli.log.as_deref());
+    let r = match &cli.command {
+        OciCommand::Create(a) => create(&cli, a, &log),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            log.error_of(crate::error_kind(&e), &crate::one_line(&e));
+            crate::EXIT_NUCLEUS
+        }
+    }
+}
+
+/// At most this much config.json is read (podman's are a few KiB).
+const MAX_CONFIG: u64 = 4 << 20;
+
+fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
+    nucleus_spec::state::validate_name("id", &a.id)?;
+    if a.preserve_fds != 0 {
+        return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
+    }
+    let bundle = match &a.bundle {
+        Some(b) => std::path::absolute(b).context("--bundle")?,
+        None => std::env::current_dir().context("the current directory")?,
+    };
+    let mut text = String::new();
+    std::fs::File::open(bundle.join("config.json"))
+        .and_then(|f| f.take(MAX_CONFIG).read_to_string(&mut text))
+        .map_err(|e| {
+            ConfigError::new("--bundle", format!("{}/config.json: {e}", bundle.display()))
+        })?;
+    let parsed = nucleus_spec::oci::parse(&text)?;
+    if cli.systemd_cgroup {
+        return Err(ConfigError::new(
+            "--systemd-cgroup",
+            "this runtime drives cgroupfs only (no systemd on this host)",
+        )
+        .into());
+    }
+    let store = Store::open(&state_root(cli.root.as_deref())?)?;
+    let facts = nucleus_sys::probe::detect(
+        Path::new("/"),
+        None,
+        nucleus_spec::host::Wants {
+            kernel: true,
+            ..Default::default()
+        },
+    );
+    let dir = store.dir(&a.id);
+    let plan = nucleus_spec::oci::plan(
+        &parsed,
+        &nucleus_spec::oci::Context {
+            id: &a.id,
+            bundle: &bundle,
+            fifo: dir.join("exec.fifo"),
+            no_pivot: a.no_pivot,
+            facts: &facts,
+        },
+    )?;
+    for w in &plan.warnings {
+        log.warn(w);
+    }
+    let console = match &a.console_socket {
+        Some(p) => Some(nucleus_sys::channel::ConsoleSocket::from(
+            nucleus_sys::raw::unix_connect(p)
+                .with_context(|| format!("--console-socket {}", p.display()))?,
+        )),
+        None => None,
+    };
+    // The record first (it claims the id: a second create of it fails here), then the
+    // container; a create that fails removes it.
+    let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
+    record.oci = Some(OciRecord {
+        bundle: bundle.clone(),
+        annotations: parsed
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    });
+    let plan_json = serde_json::to_vec(&plan)?;
+    let taken = || {
+        anyhow!(
+            "{}: a container with this id exists (see `nucleus ps -a`)",
+            a.id
+        )
+    };
+    if store.dir(&a.id).exists() {
+        return Err(taken());
+    }
+    store
+        .create(&a.id, None, &record, &[("plan.json", &plan_json)])
+        .map_err(|e| {
+            if store.dir(&a.id).exists() {
+                taken()
+            } else {
+                anyhow!("{}: {e}", a.id)
+            }
+        })?;
+    let created = match nucleus_sys::sandbox::create_oci(&plan, console.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = store.remove(&a.id, None);
+            return match e {
+                nucleus_sys::sandbox::CreateError::Runtime(e) => Err(e.into()),
+                nucleus_sys::sandbox::CreateError::Failed(f) => {
+                    log.error(&f.to_string());
+                    Ok(f.exit_code())
+                }
+            };
+        }
+    };
+    let me = ProcId {
+        pid: created.pid,
+        start: process::start_time(created.pid).unwrap_or(0),
+    };
+    record.status = Status::Created;
+    record.init = Some(me);
+    record.workload = Some(me);
+    record.cgroups = created.cgroups;
+    record.protections = Some(created.report);
+    store.write(&record)?;
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, created.pid).with_context(|| format!("--pid-file {}", p.display()))?;
+    }
+    Ok(0)
+}
+
+/// The pid, written whole: a temporary beside it, renamed over.
+fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
+    let tmp = p.with_file_name(format!(
+        ".{}.tmp",
+        p.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, p)
+}
+
+/// `start` of an OCI container: one byte into its exec fifo lets its process exec; the fifo
+/// goes.
+pub(crate) fn start(store: &Store, s: &State) -> Result<u8> {
+    let fifo = store.dir(&s.id).join("exec.fifo");
+    let alive = s.init.as_ref().is_some_and(process::alive);
+    if !alive {
+        bail!(
+            "{}: is stopped; only a created container can be started",
+            s.id
+        );
+    }
+    store::release_fifo(&fifo).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            anyhow!(
+                "{}: is running; only a created container can be started",
+                s.id
+            )
+        } else {
+            anyhow!("{}: its process does not wait for start: {e}", s.id)
+        }
+    })?;
+    let mut r = s.clone();
+    r.status = Status::Running;
+    r.started_ms = Some(store::now_ms());
+    store.write(&r)?;
+    Ok(0)
+}
+
+/// `delete` of an OCI container: refused while it runs unless `force` (then killed); its
+/// cgroup and record go. Also after its process was killed with SIGKILL: nothing is left.
+pub(crate) fn delete(store: &Store, s: &State, force: bool) -> Result<()> {
+    let alive = s.init.as_ref().is_some_and(process::alive);
+    let created = alive && store.dir(&s.id).join("exec.fifo").exists();
+    if alive && !created && !force {
+        bail!("{}: is running; stop it first, or delete --force", s.id);
+    }
+    if alive {
+        if let Some(fd) = s.init.as_ref().and_then(process::pidfd) {
+            let _ =
+                nucleus_sys::raw::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
+            // Its parent (the caller's subreaper) reaps it; the pidfd says when it is gone.
+            process::wait_exit(&fd, std::time::Duration::from_secs(5));
+        }
+    }
+    // The default parents (…/nucleus) go too when they empty, as after `nucleus run`.
+    let shared_parents = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<nucleus_spec::plan::Plan>(&d).ok())
+        .and_then(|p| p.cgroup)
+        .is_some_and(|c| c.remove_empty_parents);
+    for c in &s.cgroups {
+        nucleus_sys::cgroup::remove_extra(c, shared_parents)
+            .with_context(|| format!("{}: remove its cgroup", s.id))?;
+    }
+    store.remove(&s.id, s.name.as_deref())?;
+    Ok(())
+}

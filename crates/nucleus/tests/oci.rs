@@ -1,0 +1,314 @@
+//! nucleus as an OCI runtime (runc's command line): bundles created, started, signalled and
+//! deleted as podman's conmon and containerd's shim drive them. The test process is the
+//! containers' subreaper, as those supervisors are: a container outlives `create`, and its
+//! exit status comes to us.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+/// Orphaned containers come to this process (once per test binary).
+fn subreaper() {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(r, 0);
+}
+
+/// Wait for a container process (our child once `create` left); its exit code, or 128 + the
+/// signal that ended it.
+fn reap(pid: i32) -> i32 {
+    let mut st = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert_eq!(r, pid, "waitpid {pid}");
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else {
+        128 + libc::WTERMSIG(st)
+    }
+}
+
+/// A bundle: a busybox root and runc's default config.json with `args`, changed by `edit`.
+fn bundle(t: &TempDir, args: &[&str], edit: impl FnOnce(&mut Value)) {
+    let root = t.path().join("rootfs");
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is required (scripts/test.sh installs it)");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../nucleus-spec/tests/oci/runc-spec.json"
+    ))
+    .unwrap();
+    let mut c: Value = serde_json::from_str(&spec).unwrap();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(args);
+    c["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);
+    edit(&mut c);
+    std::fs::write(t.path().join("config.json"), c.to_string()).unwrap();
+}
+
+/// `nucleus create --bundle B --pid-file P ID` with the container's stdout and stderr going to
+/// files (as conmon gives it pipes it reads on its own): the pid.
+fn create(t: &TempDir, id: &str, extra: &[&str]) -> (Output, Option<i32>) {
+    let pid_file = t.path().join("pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let out = std::fs::File::create(t.path().join("out")).unwrap();
+    let b = t.s();
+    let p = pid_file.display().to_string();
+    let mut args = vec!["create", "--bundle", &b, "--pid-file", &p];
+    args.extend_from_slice(extra);
+    args.push(id);
+    let err = t.path().join("err");
+    let mut c = nucleus(&args);
+    c.stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    // Not output_within: it pipes stdout and stderr, which the container holds open.
+    let what = format!("{c:?}");
+    let mut child = c.spawn().unwrap();
+    let status = wait_within(&mut child, DEADLINE, &what);
+    // nucleus's own lines (the container, still waiting for start, has written nothing).
+    let o = Output {
+        status,
+        stdout: vec![],
+        stderr: std::fs::read(&err).unwrap(),
+    };
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .map(|s| s.trim().parse().unwrap());
+    (o, pid)
+}
+
+fn state(id: &str) -> Value {
+    let o = run(&["state", id]);
+    assert!(o.status.success(), "state {id}: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+#[test]
+fn a_bundle_is_created_started_and_deleted_as_runc_does_it() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-life");
+    bundle(
+        &t,
+        &[
+            "sh",
+            "-c",
+            "echo $GREETING from $(hostname); busybox id -u; busybox grep -E 'CapEff|NoNewPrivs' /proc/self/status; \
+             busybox ls /dev | busybox tr '\\n' ' '; echo; touch /x 2>/dev/null || echo ro-root; \
+             busybox wc -c < /proc/timer_list; busybox ls /sys/firmware | busybox wc -l; echo pid=$$",
+        ],
+        |_| {},
+    );
+    let id = "oci-life";
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.expect("create wrote no --pid-file");
+        let s = state(id);
+        assert_eq!(s["status"], "created");
+        assert_eq!(s["pid"], pid);
+        assert_eq!(s["bundle"], t.s());
+        // Set up, not yet running its program: nothing written.
+        assert_eq!(std::fs::read_to_string(t.path().join("out")).unwrap(), "");
+        let o = run(&["start", id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // A second start is refused: it runs (or ran) already.
+        let again = run(&["start", id]);
+        assert_eq!(again.status.code(), Some(125));
+        assert_eq!(reap(pid), 0);
+        let out = std::fs::read_to_string(t.path().join("out")).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "hello from runc", "{out}");
+        assert_eq!(lines[1], "0");
+        // runc's default: AUDIT_WRITE, KILL, NET_BIND_SERVICE; no_new_privs.
+        assert!(lines[2].ends_with("0000000020000420"), "{out}");
+        assert!(lines[3].ends_with('1'), "{out}");
+        // Its own /dev: the default devices and links, nothing of the host's.
+        for d in [
+            "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue",
+            "fd",
+        ] {
+            assert!(lines[4].split(' ').any(|e| e == d), "/dev lacks {d}: {out}");
+        }
+        assert!(
+            !lines[4].contains("sda") && !lines[4].contains("kmsg"),
+            "{out}"
+        );
+        assert_eq!(lines[5], "ro-root");
+        // maskedPaths: /proc/timer_list reads as /dev/null, /sys/firmware is an empty directory.
+        assert_eq!(lines[6].trim(), "0");
+        assert_eq!(lines[7].trim(), "0");
+        // The workload is the container's PID 1 (no init of nucleus's).
+        assert_eq!(lines[8], "pid=1");
+        assert_eq!(state(id)["status"], "stopped");
+        let o = run(&["delete", id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn delete_refuses_a_running_container_unless_forced_and_kill_signals_it() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-kill");
+    bundle(&t, &["sleep", "1000"], |c| {
+        c["process"]["args"] = json!(["/bin/busybox", "sleep", "1000"]);
+    });
+    let id = "oci-kill";
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.unwrap();
+        assert!(run(&["start", id]).status.success());
+        assert_eq!(state(id)["status"], "running");
+        let o = run(&["delete", id]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("is running"), "{}", stderr(&o));
+        // The same id cannot be created twice.
+        let (o, _) = create(&t, id, &[]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
+        assert_eq!(state(id)["status"], "running");
+        let o = run(&["kill", id, "KILL"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
+        assert_eq!(state(id)["status"], "stopped");
+        assert!(run(&["delete", id]).status.success());
+        // A created container (never started) goes with delete, killed.
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(run(&["delete", id]).status.success());
+        assert_eq!(reap(pid.unwrap()), 128 + libc::SIGKILL);
+        // --force deletes a running one.
+        let (_, pid) = create(&t, id, &[]);
+        assert!(run(&["start", id]).status.success());
+        assert!(run(&["delete", "--force", id]).status.success());
+        assert_eq!(reap(pid.unwrap()), 128 + libc::SIGKILL);
+    });
+}
+
+#[test]
+fn bad_bundles_get_one_line_naming_the_field_and_leave_nothing() {
+    let _g = serial();
+    let t = TempDir::new("oci-bad");
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (Box::new(|c| c["ociVersion"] = json!("2.0.0")), "ociVersion"),
+        (
+            Box::new(|c| c["process"]["cwd"] = json!("relative")),
+            "process.cwd",
+        ),
+        (
+            Box::new(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]})),
+            "hooks",
+        ),
+        (
+            Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
+            "linux.sysctl.kernel.panic",
+        ),
+        (
+            Box::new(|c| c["process"]["user"]["uid"] = json!("root")),
+            "process.user.uid",
+        ),
+        (
+            Box::new(|c| c["root"]["path"] = json!("no-such-rootfs")),
+            "no-such-rootfs",
+        ),
+    ];
+    for (edit, field) in cases {
+        bundle(&t, &["true"], |c| edit(c));
+        leaves_nothing(|| {
+            let (o, pid) = create(&t, "oci-bad", &[]);
+            assert_eq!(o.status.code(), Some(125), "{field}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(field), "{field}: {err}");
+            assert!(pid.is_none());
+        });
+        std::fs::remove_dir_all(t.path().join("rootfs")).unwrap();
+    }
+    // Not JSON at all.
+    std::fs::write(t.path().join("config.json"), "{").unwrap();
+    let (o, _) = create(&t, "oci-bad", &[]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("config.json"), "{}", stderr(&o));
+    // --log with --log-format json: the error is a JSON line in the file too (conmon and
+    // containerd's shim read it from there).
+    let log = t.path().join("log.json");
+    let o = run(&[
+        "--log",
+        &log.display().to_string(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        &t.s(),
+        "oci-bad",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("config.json"));
+}
+
+#[test]
+fn an_images_symlinks_cannot_lead_mounts_out_of_its_root() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-hostile");
+    let outside = TempDir::new("oci-hostile-outside");
+    bundle(&t, &["sh", "-c", "busybox ls /dev/shm; echo done"], |_| {});
+    let root = t.path().join("rootfs");
+    // /dev/shm is where runc's config mounts a tmpfs: a link in the image pointing out of it
+    // (absolute and through ..) must land inside the root.
+    std::fs::remove_dir(root.join("dev")).unwrap();
+    std::fs::create_dir_all(root.join("devdir")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../../..{}", outside.s()),
+        root.join("dev"),
+    )
+    .unwrap();
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-hostile", &[]);
+        if o.status.success() {
+            let pid = pid.unwrap();
+            assert!(run(&["start", "oci-hostile"]).status.success());
+            assert_eq!(reap(pid), 0);
+            assert!(run(&["delete", "oci-hostile"]).status.success());
+        }
+        // Whatever happened inside, nothing was made or mounted in the host directory.
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "the image's link led a mount out of its root"
+        );
+    });
+    // proc refuses any symlink on its way (as runc since CVE-2019-19921).
+    bundle(&t, &["true"], |_| {});
+    std::fs::remove_dir(root.join("proc")).unwrap();
+    std::os::unix::fs::symlink("tmp", root.join("proc")).unwrap();
+    leaves_nothing(|| {
+        let (o, _) = create(&t, "oci-hostile", &[]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains("/proc"), "{}", stderr(&o));
+    });
+}
