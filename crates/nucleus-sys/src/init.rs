@@ -12,7 +12,7 @@ use crate::channel::{FromChild, Sandbox};
 use crate::raw::{self, WaitStatus};
 use crate::security;
 use nucleus_spec::seccomp::SockFilter;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Signals the runtime and init pass on to the workload.
 pub const FORWARDED: &[libc::c_int] = &[
@@ -121,7 +121,13 @@ pub(crate) fn harden(
         1,
         null.is_ok_and(|null| {
             use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
-            dup2_stdin(&null).is_ok() && dup2_stdout(&null).is_ok() && dup2_stderr(&null).is_ok()
+            let fd = null.as_fd();
+            let onto = [
+                dup2_stdin::<BorrowedFd<'_>>,
+                dup2_stdout::<BorrowedFd<'_>>,
+                dup2_stderr::<BorrowedFd<'_>>,
+            ];
+            onto.iter().all(|dup| dup(fd).is_ok())
         }),
     );
     step(
