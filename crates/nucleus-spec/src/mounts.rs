@@ -154,6 +154,13 @@ pub enum MountOp {
     Mask {
         dst: PathBuf,
     },
+    /// Write a sysctl of the sandbox's own namespaces (`net.ipv4.ping_group_range`) under its
+    /// /proc/sys, once its /proc is mounted and before the read-only paths (OCI
+    /// `linux.sysctl`; in the sandbox's network namespace).
+    Sysctl {
+        key: String,
+        value: String,
+    },
 }
 
 impl MountOp {
@@ -189,6 +196,7 @@ impl MountOp {
             | Self::Oci { dst, .. }
             | Self::Device { dst, .. } => Some(dst),
             Self::Mask { .. }
+            | Self::Sysctl { .. }
             | Self::MaskFile { .. }
             | Self::MaskDir { .. }
             | Self::ReadonlyIfExists { .. }

@@ -359,6 +359,22 @@ pub fn readonly(root: BorrowedFd<'_>, dst: &Path) -> Result<()> {
     attach(&tree, &target, "make read-only", dst)
 }
 
+/// Write `data` to the existing file `dst` (no symlink on the way: /proc/sys entries).
+pub fn write(root: BorrowedFd<'_>, dst: &Path, data: &[u8]) -> io::Result<()> {
+    let fd = rfs::openat2(
+        root,
+        rel(dst),
+        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let n = rustix::io::write(&fd, data)?;
+    if n != data.len() {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
+}
+
 /// A symlink at `dst` (its parent made inside the root); an existing entry stays.
 pub fn symlink(root: BorrowedFd<'_>, target: &Path, dst: &Path) -> Result<()> {
     let r = rel(dst);

@@ -11,7 +11,7 @@
 //! 3. becomes root of that user namespace, then takes the workload's own path: rlimits,
 //!    session and tty, capabilities, uid/gids, cwd, no_new_privs, Landlock, seccomp, exec.
 
-use crate::channel::{self, FromChild, Stage, StartFailure, ToChild};
+use crate::channel::{self, ConsoleSocket, FromChild, Stage, StartFailure, ToChild};
 use crate::error::{Context, Result};
 use crate::init;
 use crate::mount::Switched;
@@ -34,16 +34,49 @@ pub fn exec(
     cgroups: &[PathBuf],
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
-    sandbox::with_signals_blocked(|| parent(plan, init_pid, init_pidfd, cgroups, obs))
+    let r =
+        sandbox::with_signals_blocked(|| parent(plan, init_pid, init_pidfd, cgroups, obs, None))?;
+    match r {
+        Exec::Waited(o) => Ok(o),
+        Exec::Started(..) => Err(crate::error::other("exec", "started detached")),
+    }
 }
 
+/// OCI `exec --detach`: the process is started with the caller's stdio as it is (its
+/// terminal's master to `console`), and left to the caller's supervisor once it is set up.
+/// Its pid, or its failure.
+pub fn exec_detached(
+    plan: &Plan,
+    init_pid: libc::pid_t,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    console: Option<&ConsoleSocket>,
+) -> std::result::Result<libc::pid_t, sandbox::CreateError> {
+    let mut obs = sandbox::NoObserver;
+    let r = sandbox::with_signals_blocked(|| {
+        parent(plan, init_pid, init_pidfd, cgroups, &mut obs, Some(console))
+    })?;
+    match r {
+        Exec::Started(pid, Ok(())) => Ok(pid),
+        Exec::Started(_, Err(e)) => Err(e),
+        Exec::Waited(_) => Err(crate::error::other("exec", "not detached").into()),
+    }
+}
+
+enum Exec {
+    Waited(Outcome),
+    Started(libc::pid_t, std::result::Result<(), sandbox::CreateError>),
+}
+
+/// `detached`: Some(console) for OCI `exec --detach`.
 fn parent(
     plan: &Plan,
     init_pid: libc::pid_t,
     init_pidfd: BorrowedFd<'_>,
     cgroups: &[PathBuf],
     obs: &mut dyn Observer,
-) -> Result<Outcome> {
+    detached: Option<Option<&ConsoleSocket>>,
+) -> Result<Exec> {
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let time_ns = match plan.namespaces.time_offset_secs {
         Some(_) => Some(
@@ -75,7 +108,7 @@ fn parent(
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     // Without --tty the caller's terminals are relayed through pipes, never handed over: a
     // process the exec leaves behind must hold nothing of the caller's.
-    let stdio = if plan.process.tty {
+    let stdio = if plan.process.tty || detached.is_some() {
         crate::relay::Stdio::default()
     } else {
         crate::relay::Stdio::for_terminals().ctx("pipe", "standard descriptors")?
@@ -118,6 +151,14 @@ fn parent(
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(cch);
+    if let Some(console) = detached {
+        let r = sandbox::await_applied(&pch, pid, console).map(drop);
+        if r.is_err() {
+            let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = raw::waitpid(pid, false);
+        }
+        return Ok(Exec::Started(pid, r));
+    }
     let mut relay = crate::relay::Relay::default();
     if !stdio.is_empty() {
         stdio
@@ -125,7 +166,7 @@ fn parent(
             .ctx("relay", "standard descriptors")?;
     }
     obs.started(pid, cgroups);
-    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay)
+    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay).map(Exec::Waited)
 }
 
 fn child_join(
@@ -139,7 +180,14 @@ fn child_join(
         crate::cgroup::join_self_at(c).map_err(|e| (Stage::JoinCgroup, e))?;
     }
     // All but pid (the caller moved its children's) at once, and user if already joined.
+    // Its new namespaces, and those it joined by path (an OCI container's network namespace
+    // from CNI): the process is in all of them.
     let mut flags = sandbox::ns_flags(plan, false) & !(libc::CLONE_NEWPID as u64);
+    for j in &plan.namespaces.join {
+        if j.kind != nucleus_spec::plan::NsKind::Pid {
+            flags |= sandbox::ns_flag(j.kind) as u64;
+        }
+    }
     if user_joined {
         flags &= !(libc::CLONE_NEWUSER as u64);
     }

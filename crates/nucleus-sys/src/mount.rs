@@ -449,6 +449,10 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             prep.userns,
         ),
         MountOp::Mask { dst } => crate::inroot::mask(prep.image(dst)?, dst, Path::new(MASK)),
+        MountOp::Sysctl { key, value } => {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            crate::inroot::write(prep.image(&path)?, &path, value.as_bytes()).ctx("sysctl", key)
+        }
         MountOp::RemountRootReadonly => {
             raw::mount_setattr(None, Path::new(NEW), false, MOUNT_ATTR_RDONLY, 0, None)
                 .ctx("make root read-only", "/")

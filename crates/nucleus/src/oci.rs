@@ -16,11 +16,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Whether this command line is the OCI form of `create`/`run`: `--bundle`/`-b` given, or
-/// exactly one argument after the verb's flags with no `--` and a config.json here.
+/// exactly one argument after the verb's flags with no `--` and a config.json here; or of
+/// `exec`: `--process`/`-p` given.
 pub(crate) fn is_oci_invocation(args: &[String]) -> bool {
     let Some(at) = args
         .iter()
-        .position(|a| a == "create" || a == "run" || a == "--")
+        .position(|a| a == "create" || a == "run" || a == "exec" || a == "--")
     else {
         return false;
     };
@@ -30,6 +31,11 @@ pub(crate) fn is_oci_invocation(args: &[String]) -> bool {
     let rest = &args[at + 1..];
     if rest.iter().any(|a| a == "--") {
         return false;
+    }
+    if args[at] == "exec" {
+        return rest
+            .iter()
+            .any(|a| a == "--process" || a == "-p" || a.starts_with("--process="));
     }
     if rest
         .iter()
@@ -70,6 +76,29 @@ pub(crate) struct OciCli {
 pub(crate) enum OciCommand {
     /// Create a container from a bundle; its process waits for `start`.
     Create(CreateArgs),
+    /// Start another process in a running container, as process.json describes it.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// The process to start (the `process` object of config.json).
+    #[arg(long, short = 'p')]
+    pub process: PathBuf,
+    /// Leave once the process runs: it is the caller's supervisor's (conmon, the shim).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// With process.terminal: send the pty master over this unix socket.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Pass this many descriptors after stdio (refused but 0: not yet).
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container id.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +137,7 @@ pub(crate) fn main(args: Vec<String>) -> u8 {
     let log = Logger::new(cli.log_format).with_file(cli.log.as_deref());
     let r = match &cli.command {
         OciCommand::Create(a) => create(&cli, a, &log),
+        OciCommand::Exec(a) => exec(&cli, a, &log),
     };
     match r {
         Ok(code) => code,
@@ -167,13 +197,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     for w in &plan.warnings {
         log.warn(w);
     }
-    let console = match &a.console_socket {
-        Some(p) => Some(nucleus_sys::channel::ConsoleSocket::from(
-            nucleus_sys::raw::unix_connect(p)
-                .with_context(|| format!("--console-socket {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let console = console(a.console_socket.as_deref())?;
     // The record first (it claims the id: a second create of it fails here), then the
     // container; a create that fails removes it.
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
@@ -233,6 +257,97 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
         write_pid_file(p, created.pid).with_context(|| format!("--pid-file {}", p.display()))?;
     }
     Ok(0)
+}
+
+fn console(p: Option<&Path>) -> Result<Option<nucleus_sys::channel::ConsoleSocket>> {
+    p.map(|p| {
+        nucleus_sys::raw::unix_connect(p)
+            .map(nucleus_sys::channel::ConsoleSocket::from)
+            .with_context(|| format!("--console-socket {}", p.display()))
+    })
+    .transpose()
+}
+
+/// `exec --process F [--detach] ID`: the process joins the container's namespaces and cgroup
+/// and takes the path its process.json gives (identity, capabilities, no_new_privs); the
+/// container's own seccomp filter applies, as runc does.
+fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
+    if a.preserve_fds != 0 {
+        return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
+    }
+    let store = Store::open(&state_root(cli.root.as_deref())?)?;
+    let s = crate::records::resolve(&store, &a.id)?;
+    if s.oci.is_none() {
+        bail!(
+            "{}: not an OCI container (nucleus exec ID -- CMD runs in a sandbox)",
+            a.id
+        );
+    }
+    let (st, _) = crate::records::effective(&s);
+    if st != Status::Running {
+        bail!(
+            "{}: is {}; exec needs a running container",
+            a.id,
+            st.as_str()
+        );
+    }
+    let data = std::fs::read(store.dir(&s.id).join("plan.json"))
+        .with_context(|| format!("{}: read its plan", a.id))?;
+    let container: nucleus_spec::Plan = serde_json::from_slice(&data).context("decode its plan")?;
+    let mut text = String::new();
+    std::fs::File::open(&a.process)
+        .and_then(|f| f.take(MAX_CONFIG).read_to_string(&mut text))
+        .map_err(|e| ConfigError::new("--process", format!("{}: {e}", a.process.display())))?;
+    let plan = nucleus_spec::oci::exec_process(&text, &container)?;
+    if plan.process.tty && (!a.detach || a.console_socket.is_none()) {
+        return Err(ConfigError::new(
+            "process.terminal",
+            "needs --detach and --console-socket (where the terminal's master goes)",
+        )
+        .into());
+    }
+    let init = s
+        .init
+        .ok_or_else(|| anyhow!("{}: its process is not known", a.id))?;
+    let Some(pidfd) = process::pidfd(&init) else {
+        bail!("{}: is not running any more", a.id);
+    };
+    let pidfd = std::os::fd::AsFd::as_fd(&pidfd);
+    if a.detach {
+        let console = console(a.console_socket.as_deref())?;
+        return match nucleus_sys::join::exec_detached(
+            &plan,
+            init.pid,
+            pidfd,
+            &s.cgroups,
+            console.as_ref(),
+        ) {
+            Ok(pid) => {
+                if let Some(p) = &a.pid_file {
+                    write_pid_file(p, pid)
+                        .with_context(|| format!("--pid-file {}", p.display()))?;
+                }
+                Ok(0)
+            }
+            Err(nucleus_sys::sandbox::CreateError::Runtime(e)) => Err(e.into()),
+            Err(nucleus_sys::sandbox::CreateError::Failed(f)) => {
+                log.error(&f.to_string());
+                Ok(f.exit_code())
+            }
+        };
+    }
+    let out = nucleus_sys::join::exec(
+        &plan,
+        init.pid,
+        pidfd,
+        &s.cgroups,
+        &mut nucleus_sys::sandbox::NoObserver,
+    )?;
+    if let Some(f) = &out.failure {
+        log.error(&f.to_string());
+        return Ok(f.exit_code());
+    }
+    Ok(out.status.code().clamp(0, 255) as u8)
 }
 
 /// The pid, written whole: a temporary beside it, renamed over.

@@ -312,3 +312,78 @@ fn an_images_symlinks_cannot_lead_mounts_out_of_its_root() {
         assert!(stderr(&o).contains("/proc"), "{}", stderr(&o));
     });
 }
+
+#[test]
+fn exec_process_joins_a_running_container_detached_or_not() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-exec");
+    bundle(&t, &["/bin/busybox", "sleep", "1000"], |c| {
+        c["hostname"] = json!("box");
+    });
+    let id = "oci-exec";
+    let process = |args: &[&str]| {
+        let p = t.path().join("process.json");
+        let v = json!({
+            "args": args,
+            "cwd": "/",
+            "env": ["PATH=/bin", "WHO=exec"],
+            "user": {"uid": 0, "gid": 0},
+            "noNewPrivileges": true,
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        });
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.unwrap();
+        assert!(run(&["start", id]).status.success());
+        // Attached: its status is exec's.
+        let p = process(&[
+            "sh",
+            "-c",
+            "echo $WHO in $(hostname); busybox grep CapEff /proc/self/status; exit 3",
+        ]);
+        let o = run(&["exec", "--process", &p, id]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.starts_with("exec in box\n"), "{out}");
+        assert!(out.trim_end().ends_with("0000000000000020"), "{out}");
+        // Detached (as conmon and the shim call it): the process is left to us, its pid in
+        // the file.
+        let p = process(&["sh", "-c", "echo detached > /dev/shm/mark"]);
+        let pid_file = t.path().join("exec.pid");
+        let o = run(&[
+            "exec",
+            "--process",
+            &p,
+            "--detach",
+            "--pid-file",
+            &pid_file.display().to_string(),
+            id,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let epid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(reap(epid), 0);
+        let o = run(&["exec", "--process", &process(&["busybox", "cat", "/dev/shm/mark"]), id]);
+        assert_eq!(stdout(&o), "detached\n", "{}", stderr(&o));
+        // A process.json that does not parse: the field, and nothing started.
+        let bad = t.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{"args":["true"],"cwd":"/","user":{"uid":"x","gid":0}}"#,
+        )
+        .unwrap();
+        let o = run(&["exec", "--process", &bad.display().to_string(), id]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("process.user.uid"), "{}", stderr(&o));
+        assert!(run(&["delete", "--force", id]).status.success());
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
+    });
+}

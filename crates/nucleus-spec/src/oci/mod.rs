@@ -54,6 +54,38 @@ pub fn parse(text: &str) -> Result<Bundle, ConfigError> {
     Ok(Bundle { spec, raw, unknown })
 }
 
+/// `exec --process FILE`: a process to start in a running container (process.json, the
+/// `process` object of config.json), as the container's plan with its process replaced.
+pub fn exec_process(
+    text: &str,
+    container: &crate::plan::Plan,
+) -> Result<crate::plan::Plan, crate::plan::PlanError> {
+    let raw: Value =
+        serde_json::from_str(text).map_err(|e| err("--process", format!("not JSON: {e}")))?;
+    for k in [
+        "apparmorProfile",
+        "selinuxLabel",
+        "ioPriority",
+        "scheduler",
+        "execCPUAffinity",
+        "consoleSize",
+    ] {
+        if raw
+            .get(k)
+            .is_some_and(|v| !(v.is_null() || v.as_str() == Some("")))
+        {
+            return Err(err(&format!("process.{k}"), "not supported by this runtime yet").into());
+        }
+    }
+    let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let path = format!("process.{}", e.path());
+        err(&path, e.into_inner().to_string())
+    })?;
+    let mut plan = container.clone();
+    plan.process = translate::process_plan(&p)?;
+    Ok(plan)
+}
+
 /// `1.0.0` ≤ version < `1.3`: later minor versions may add properties that change meaning.
 fn check_version(v: &str) -> Result<(), ConfigError> {
     let core = v.split(['-', '+']).next().unwrap_or("");

@@ -102,6 +102,10 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         linux.devices().as_deref().unwrap_or(&[]),
         dev_tmpfs,
     )?);
+    // Written once /proc is mounted and before /proc/sys turns read-only (runc's order).
+    for (key, value) in sysctl(linux.sysctl().as_ref(), &namespaces)? {
+        mounts.push(MountOp::Sysctl { key, value });
+    }
     for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
         mounts.push(MountOp::Mask {
             dst: container_path(&format!("linux.maskedPaths[{i}]"), p)?,
@@ -116,7 +120,6 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         mounts.push(MountOp::RemountRootReadonly);
     }
 
-    let sysctl = sysctl(linux.sysctl().as_ref(), &namespaces)?;
     let root_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
         Some(p) => Some(propagation("linux.rootfsPropagation", p)?),
@@ -130,6 +133,56 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         cx,
     )?;
 
+    let process = process_plan(process)?;
+
+    Ok(Plan {
+        id: cx.id.to_string(),
+        mode: ServiceMode::default(),
+        namespaces: Namespaces { join, ..namespaces },
+        idmap,
+        network: if namespaces.net {
+            NetworkMode::None
+        } else {
+            NetworkMode::Host
+        },
+        net: Default::default(),
+        health: None,
+        timeout_ms: None,
+        hostname,
+        domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
+        root: RootSource::Dir {
+            path: root_path,
+            readonly: root.readonly().unwrap_or(false),
+        },
+        root_propagation,
+        mounts,
+        prepared: Vec::new(),
+        etc_view: None,
+        process,
+        landlock: None,
+        seccomp_bpf,
+        init_seccomp_bpf: Vec::new(),
+        seccomp_notify: None,
+        seccomp_flags,
+        on_security_failure: OnFailure::Refuse,
+        allow_chroot_fallback: cx.no_pivot,
+        cgroup,
+        supervisor: Supervisor::Caller {
+            fifo: cx.fifo.clone(),
+        },
+        warnings: if b.unknown.is_empty() {
+            vec![]
+        } else {
+            vec![format!(
+                "config.json: ignored properties the runtime-spec does not define: {}",
+                b.unknown.join(", ")
+            )]
+        },
+    })
+}
+
+/// The process config.json (or `exec --process`'s process.json) describes.
+pub(super) fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan, PlanError> {
     let user = process.user();
     let argv = process.args().clone().unwrap_or_default();
     if argv.is_empty() {
@@ -189,64 +242,20 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         });
     }
 
-    Ok(Plan {
-        id: cx.id.to_string(),
-        mode: ServiceMode::default(),
-        namespaces: Namespaces { join, ..namespaces },
-        idmap,
-        network: if namespaces.net {
-            NetworkMode::None
-        } else {
-            NetworkMode::Host
-        },
-        net: Default::default(),
-        health: None,
-        timeout_ms: None,
-        hostname,
-        domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
-        root: RootSource::Dir {
-            path: root_path,
-            readonly: root.readonly().unwrap_or(false),
-        },
-        root_propagation,
-        mounts,
-        prepared: Vec::new(),
-        etc_view: None,
-        process: ProcessPlan {
-            argv,
-            env,
-            cwd,
-            uid: user.uid(),
-            gid: user.gid(),
-            additional_gids: user.additional_gids().clone().unwrap_or_default(),
-            tty: process.terminal().unwrap_or(false),
-            rlimits,
-            caps: Some(caps),
-            cpu_count: None,
-            umask: user.umask(),
-            no_new_privs: process.no_new_privileges().unwrap_or(false),
-            oom_score_adj: process.oom_score_adj(),
-        },
-        landlock: None,
-        seccomp_bpf,
-        init_seccomp_bpf: Vec::new(),
-        seccomp_notify: None,
-        seccomp_flags,
-        sysctl,
-        on_security_failure: OnFailure::Refuse,
-        allow_chroot_fallback: cx.no_pivot,
-        cgroup,
-        supervisor: Supervisor::Caller {
-            fifo: cx.fifo.clone(),
-        },
-        warnings: if b.unknown.is_empty() {
-            vec![]
-        } else {
-            vec![format!(
-                "config.json: ignored properties the runtime-spec does not define: {}",
-                b.unknown.join(", ")
-            )]
-        },
+    Ok(ProcessPlan {
+        argv,
+        env,
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        tty: process.terminal().unwrap_or(false),
+        rlimits,
+        caps: Some(caps),
+        cpu_count: None,
+        umask: user.umask(),
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        oom_score_adj: process.oom_score_adj(),
     })
 }
 

@@ -208,10 +208,6 @@ pub struct Plan {
     /// seccomp(2) filter flags from the profile (`flags`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seccomp_flags: u32,
-    /// Sysctls written under /proc/sys once /proc is the sandbox's (only those its own
-    /// namespaces hold).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sysctl: Vec<(String, String)>,
     pub on_security_failure: OnFailure,
     /// Whether chroot may replace pivot_root if pivot_root fails (agent mode only, reported).
     pub allow_chroot_fallback: bool,
@@ -307,7 +303,6 @@ impl Plan {
             init_seccomp_bpf: filters.init,
             seccomp_notify: filters.notify,
             seccomp_flags: filters.flags,
-            sysctl: Vec::new(),
             on_security_failure: if strict {
                 OnFailure::Refuse
             } else {

@@ -404,8 +404,11 @@ pub(super) fn child_setup(
         userns: plan.namespaces.user || plan.namespaces.join.iter().any(|j| j.kind == NsKind::User),
     };
     for op in &plan.mounts {
-        if matches!(op, MountOp::Sysfs { .. }) {
-            // A new sysfs shows the mounter's network namespace: be in ours first.
+        if matches!(op, MountOp::Sysfs { .. } | MountOp::Sysctl { .. })
+            || matches!(op, MountOp::Oci { fstype, .. } if fstype == "sysfs")
+        {
+            // A new sysfs, and net.* sysctls, are the mounter's (writer's) network namespace:
+            // be in ours first.
             join_netns(&mut net_thread)?;
         }
         stage(Stage::Mounts, mount::apply(op, &mut prep))?;
@@ -419,10 +422,6 @@ pub(super) fn child_setup(
     trace::mark_as("sandbox", "root switched");
     if let Some(p) = plan.root_propagation {
         stage(Stage::Mounts, mount::set_root_propagation(p))?;
-    }
-    for (k, v) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        stage(Stage::Mounts, fs::write(&path, v).ctx("sysctl", k))?;
     }
     // The terminal comes from the sandbox's own devpts, so ttyname() works inside; the master
     // goes to the runtime (as with an OCI console socket).

@@ -33,6 +33,7 @@ mod wait;
 mod workload;
 
 pub(crate) use child::fail_with;
+pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{create as create_oci, CreateError, Created};
 use parent::parent_run;
 pub(crate) use wait::wait;

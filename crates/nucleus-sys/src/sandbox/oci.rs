@@ -6,7 +6,9 @@
 use super::child::child_main;
 use super::parent::{parent_cgroup, parent_write_maps};
 use super::{ns_flags, NoObserver};
-use crate::channel::{self, ConsoleSocket, FromChild, SecurityReport, StartFailure, ToChild};
+use crate::channel::{
+    self, ConsoleSocket, FromChild, Runtime, SecurityReport, StartFailure, ToChild,
+};
 use crate::error::{other, Context, Result};
 use crate::raw::{self, Forked};
 use crate::trace;
@@ -39,7 +41,8 @@ impl From<crate::error::SysError> for CreateError {
     }
 }
 
-fn ns_flag(kind: NsKind) -> libc::c_int {
+/// The CLONE_NEW* flag of a kind of namespace.
+pub(crate) fn ns_flag(kind: NsKind) -> libc::c_int {
     match kind {
         NsKind::User => libc::CLONE_NEWUSER,
         NsKind::Pid => libc::CLONE_NEWPID,
@@ -144,9 +147,25 @@ pub fn create(
     .ctx("send", "go")
     .map_err(CreateError::from)
     .map_err(kill)?;
-    let report = loop {
-        match pch.recv() {
-            Ok(Some(FromChild::Applied(r))) => break r,
+    let report = await_applied(&pch, pid, console).map_err(kill)?;
+    removed.keep();
+    Ok(Created {
+        pid,
+        cgroups: cgroup.map(|c| c.keep()).unwrap_or_default(),
+        report,
+    })
+}
+
+/// Wait until the process reports it is set up (`Applied`: it waits for start, or execs now),
+/// handing its terminal to `console`. Its failure, or its end, is the error (it is reaped).
+pub(crate) fn await_applied(
+    ch: &Runtime,
+    pid: libc::pid_t,
+    console: Option<&ConsoleSocket>,
+) -> std::result::Result<SecurityReport, CreateError> {
+    loop {
+        match ch.recv() {
+            Ok(Some(FromChild::Applied(r))) => return Ok(r),
             Ok(Some(FromChild::Timings(m))) => trace::merge(m),
             Ok(Some(FromChild::Failed(f))) => {
                 let _ = raw::waitpid(pid, false);
@@ -157,9 +176,7 @@ pub fn create(
                     (Some(m), Some(c)) => c.send_master(m.as_fd()),
                     _ => Err(io::Error::from_raw_os_error(libc::EBADF)),
                 };
-                sent.ctx("send the terminal to", "--console-socket")
-                    .map_err(CreateError::from)
-                    .map_err(kill)?;
+                sent.ctx("send the terminal to", "--console-socket")?;
             }
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
@@ -168,19 +185,13 @@ pub fn create(
                     .flatten()
                     .map(|(_, s)| s.code());
                 return Err(other(
-                    "create",
-                    format!("the container's process ended during setup (status {st:?})"),
+                    "start",
+                    format!("the process ended during setup (status {st:?})"),
                 )
                 .into());
             }
         }
-    };
-    removed.keep();
-    Ok(Created {
-        pid,
-        cgroups: cgroup.map(|c| c.keep()).unwrap_or_default(),
-        report,
-    })
+    }
 }
 
 #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded (create's contract).
