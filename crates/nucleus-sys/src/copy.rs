@@ -111,8 +111,10 @@ fn times(st: &Stat) -> rfs::Timestamps {
 
 /// What a walk does besides copying.
 struct Copier {
-    /// Owner of new entries (`None`: the runtime's own).
+    /// Owner of new entries (`None`: the runtime's own, or the source's with `keep_owners`).
     owner: Option<(u32, u32)>,
+    /// New entries keep their source's owner (an image's tree copied up into a tmpfs).
+    keep_owners: bool,
     /// Copy-back: remove host entries the source lacks, strip setuid/setgid, keep the owners
     /// of entries the host already had, skip unchanged files.
     mirror: bool,
@@ -188,8 +190,11 @@ impl Copier {
 
     /// The owner an entry gets: the one the destination's entry had (only copy-back meets
     /// existing entries: the other copies fill fresh trees), else the walk's.
-    fn owner_for(&self, existing: Option<&Stat>) -> Option<(u32, u32)> {
-        existing.map(|x| (x.st_uid, x.st_gid)).or(self.owner)
+    fn owner_for(&self, existing: Option<&Stat>, src: &Stat) -> Option<(u32, u32)> {
+        existing
+            .map(|x| (x.st_uid, x.st_gid))
+            .or(self.owner)
+            .or(self.keep_owners.then_some((src.st_uid, src.st_gid)))
     }
 
     fn mode_of(&self, st: &Stat) -> Mode {
@@ -224,7 +229,7 @@ impl Copier {
 
     /// Owner, then mode (after the chown, which clears setuid/setgid), then times.
     fn set_meta(&self, fd: BorrowedFd<'_>, st: &Stat, existing: Option<&Stat>) -> io::Result<()> {
-        if let Some((u, g)) = self.owner_for(existing) {
+        if let Some((u, g)) = self.owner_for(existing, st) {
             chown_fd(fd, u, g)?;
         }
         rfs::fchmod(fd, self.mode_of(st)).map_err(e)?;
@@ -363,7 +368,7 @@ impl Copier {
             .map_err(e)
             .ctx("symlink", &path)?;
         let r = (|| {
-            if let Some((u, g)) = self.owner {
+            if let Some((u, g)) = self.owner_for(None, st) {
                 rfs::chownat(
                     dst,
                     &tmp,
@@ -468,6 +473,7 @@ fn usage(dir: BorrowedFd<'_>, seen: &mut HashSet<(u64, u64)>, depth: usize) -> i
 fn copier(dst: &OwnedFd, owner: Option<(u32, u32)>, mirror: bool) -> Result<Copier> {
     Ok(Copier {
         owner,
+        keep_owners: false,
         mirror,
         dst_root: dst.try_clone().ctx("dup", "destination")?,
         links: HashMap::new(),
@@ -497,6 +503,15 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let mut c = copier(&d, None, false)?;
     c.copy_dir(s.as_fd(), d.as_fd(), Path::new(""), 0)
         .map_err(|err| with_root(err, src))
+}
+
+/// Copy the directory `src` into the empty directory `dst` as it is, owners included (crun's
+/// `tmpcopyup`: a tmpfs over an image's directory starts with what the image had there). Both
+/// by descriptor; devices, sockets and fifos left out.
+pub fn copy_up(src: BorrowedFd<'_>, dst: &OwnedFd) -> Result<()> {
+    let mut c = copier(dst, None, false)?;
+    c.keep_owners = true;
+    c.copy_dir(src, dst.as_fd(), Path::new(""), 0)
 }
 
 /// Add `base` to the owner of every entry under `root` (symlinks not followed): for kernels or

@@ -183,6 +183,22 @@ pub fn mount(
     } else {
         source
     };
+    // crun's tmpcopyup: what the image has there, read before the tmpfs hides it.
+    let below = if opts.tmpcopyup {
+        Some(
+            rfs::openat2(
+                root,
+                rel(dst),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(io::Error::from)
+            .ctx("open", dst.display())?,
+        )
+    } else {
+        None
+    };
     let r = rmount::mount(src, via(&target), fstype, flags, data.as_deref());
     match r {
         Ok(()) => {}
@@ -203,6 +219,18 @@ pub fn mount(
         Err(e) => {
             return Err(io::Error::from(e)).ctx("mount", format!("{fstype} at {}", dst.display()));
         }
+    }
+    if let Some(below) = below {
+        let top = rfs::openat2(
+            root,
+            rel(dst),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(io::Error::from)
+        .ctx("open", dst.display())?;
+        crate::copy::copy_up(below.as_fd(), &top)?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
         let fd = open(root, dst, Make::Nothing, strict)

@@ -371,7 +371,12 @@ fn exec_process_joins_a_running_container_detached_or_not() {
             .parse()
             .unwrap();
         assert_eq!(reap(epid), 0);
-        let o = run(&["exec", "--process", &process(&["busybox", "cat", "/dev/shm/mark"]), id]);
+        let o = run(&[
+            "exec",
+            "--process",
+            &process(&["busybox", "cat", "/dev/shm/mark"]),
+            id,
+        ]);
         assert_eq!(stdout(&o), "detached\n", "{}", stderr(&o));
         // A process.json that does not parse: the field, and nothing started.
         let bad = t.path().join("bad.json");
@@ -385,5 +390,36 @@ fn exec_process_joins_a_running_container_detached_or_not() {
         assert!(stderr(&o).contains("process.user.uid"), "{}", stderr(&o));
         assert!(run(&["delete", "--force", id]).status.success());
         assert_eq!(reap(pid), 128 + libc::SIGKILL);
+    });
+}
+
+#[test]
+fn tmpcopyup_starts_a_tmpfs_with_what_the_image_had_there() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-copyup");
+    bundle(
+        &t,
+        &["sh", "-c", "busybox cat /etc/hello; busybox stat -c '%u:%g %a' /etc/hello; echo new > /etc/new && echo writable"],
+        |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.push(json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                "options": ["rw", "nosuid", "nodev", "tmpcopyup"]}));
+        },
+    );
+    let hello = t.path().join("rootfs/etc/hello");
+    std::fs::write(&hello, "from the image\n").unwrap();
+    std::os::unix::fs::chown(&hello, Some(1234), Some(2345)).unwrap();
+    std::fs::set_permissions(&hello, std::os::unix::fs::PermissionsExt::from_mode(0o604)).unwrap();
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-copyup", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(run(&["start", "oci-copyup"]).status.success());
+        assert_eq!(reap(pid.unwrap()), 0);
+        let out = std::fs::read_to_string(t.path().join("out")).unwrap();
+        assert_eq!(out, "from the image\n1234:2345 604\nwritable\n");
+        // The image's directory itself is untouched (the write went to the tmpfs).
+        assert!(!t.path().join("rootfs/etc/new").exists());
+        assert!(run(&["delete", "oci-copyup"]).status.success());
     });
 }

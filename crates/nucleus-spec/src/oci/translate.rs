@@ -509,10 +509,10 @@ fn mount(field: &str, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Mou
             "idmap: id-mapped mounts are not supported yet",
         ));
     }
-    if options.tmpcopyup {
+    if options.tmpcopyup && (bind || fstype != "tmpfs") {
         return Err(refuse(
             &format!("{field}.options"),
-            "tmpcopyup is not supported yet",
+            "tmpcopyup: only on a tmpfs",
         ));
     }
     let source = m.source().clone().unwrap_or_default();
