@@ -98,6 +98,10 @@ pub(crate) enum Command {
     Rm(RmArgs),
     /// Remove sandboxes or OCI containers (runc's `delete`; -f/--force: kill them first).
     Delete(RmArgs),
+    /// What this runtime implements of the OCI runtime-spec, as JSON (runc's `features`).
+    Features,
+    /// Write a default OCI config.json (runc's `spec`) into the bundle directory.
+    Spec(SpecArgs),
     /// The supervisor of one detached sandbox, as a systemd transient unit runs it (internal).
     #[command(hide = true)]
     Monitor(IdArg),
@@ -212,6 +216,13 @@ pub(crate) struct StopArgs {
     /// Sandbox names, ids, or unique id prefixes.
     #[arg(required = true)]
     pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SpecArgs {
+    /// The bundle directory (default the current directory); its config.json must not exist.
+    #[arg(long, short = 'b')]
+    pub bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,14 @@ fn main() -> ExitCode {
         }
         cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => commands::generate(&g, &log),
         cli::Command::Gc(args) => commands::gc(&args, cli.root.as_deref(), &log),
+        cli::Command::Features => {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&nucleus_spec::oci::features()).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        cli::Command::Spec(a) => oci::spec(&a),
         cli::Command::Stats(args) => commands::stats(&args, cli.root.as_deref()),
         other => commands::verb(other, cli.root.as_deref(), &log, t0),
     };

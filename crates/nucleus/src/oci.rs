@@ -350,6 +350,22 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
     Ok(out.status.code().clamp(0, 255) as u8)
 }
 
+/// `spec`: a default config.json (runc's: `sh` with a terminal, a read-only `rootfs`, the
+/// usual namespaces, mounts, masks and capabilities), never over an existing one.
+pub(crate) fn spec(a: &crate::cli::SpecArgs) -> Result<u8> {
+    let dir = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join("config.json");
+    let text = nucleus_spec::oci::default_config();
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| ConfigError::new("--bundle", format!("{}: {e}", path.display())))?;
+    Ok(0)
+}
+
 /// The pid, written whole: a temporary beside it, renamed over.
 fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
     let tmp = p.with_file_name(format!(

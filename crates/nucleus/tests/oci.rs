@@ -423,3 +423,29 @@ fn tmpcopyup_starts_a_tmpfs_with_what_the_image_had_there() {
         assert!(run(&["delete", "oci-copyup"]).status.success());
     });
 }
+
+#[test]
+fn features_and_spec_say_what_the_runtime_does() {
+    let o = run(&["features"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("mount")));
+    // What is refused is not claimed.
+    assert_eq!(f["hooks"], json!([]));
+    assert_eq!(f["linux"]["apparmor"]["enabled"], false);
+    let t = TempDir::new("oci-spec");
+    let o = run(&["spec", "--bundle", &t.s()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    // Never over an existing config.json.
+    let o = run(&["spec", "--bundle", &t.s()]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("config.json"), "{}", stderr(&o));
+}

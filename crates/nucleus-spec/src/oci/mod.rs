@@ -54,6 +54,48 @@ pub fn parse(text: &str) -> Result<Bundle, ConfigError> {
     Ok(Bundle { spec, raw, unknown })
 }
 
+/// `nucleus spec`: the runtime-spec's default config.json (runc's), pretty-printed.
+pub fn default_config() -> String {
+    serde_json::to_string_pretty(&Spec::default()).unwrap_or_default()
+}
+
+/// `nucleus features`: what this runtime implements, as runtime-spec's features.md describes
+/// (checked against its JSON Schema in the tests).
+pub fn features() -> Value {
+    use serde_json::json;
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": [],
+        "mountOptions": options::KNOWN,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": crate::policy::CAPS,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
+                    "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                // Only the native architecture is filtered (profile.rs).
+                "archs": [if cfg!(target_arch = "aarch64") { "SCMP_ARCH_AARCH64" } else { "SCMP_ARCH_X86_64" }],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                    "SECCOMP_FILTER_FLAG_TSYNC"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                    "SECCOMP_FILTER_FLAG_TSYNC"]
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "org.nucleus.oci.process-model": "no runtime process after create; the container's process is PID 1"
+        }
+    })
+}
+
 /// `exec --process FILE`: a process to start in a running container (process.json, the
 /// `process` object of config.json), as the container's plan with its process replaced.
 pub fn exec_process(

@@ -38,6 +38,68 @@ pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// The atime bits (`MOUNT_ATTR__ATIME`): set together, cleared together.
 pub const MOUNT_ATTR_ATIME: u64 = 0x70;
 
+/// The options [`parse`] reads itself (everything else is filesystem data), for `features`.
+pub const KNOWN: &[&str] = &[
+    "defaults",
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "sync",
+    "async",
+    "dirsync",
+    "remount",
+    "mand",
+    "nomand",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "silent",
+    "loud",
+    "nosymfollow",
+    "symfollow",
+    "bind",
+    "rbind",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
+    "rrelatime",
+    "rnoatime",
+    "rstrictatime",
+    "ratime",
+    "rnostrictatime",
+    "rnorelatime",
+    "tmpcopyup",
+];
+
 /// One mount's options, read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountOptions {
@@ -215,6 +277,14 @@ mod tests {
         assert_eq!(r.rec_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_STRICTATIME);
         assert_eq!(r.rec_clear, MOUNT_ATTR_ATIME & !MOUNT_ATTR_STRICTATIME);
         assert_eq!(opts(&["ridmap"]).idmap, Some(true));
+    }
+
+    #[test]
+    fn every_known_option_is_read_not_passed_as_data() {
+        for k in KNOWN {
+            let o = parse(&[k.to_string()]).unwrap();
+            assert!(o.data.is_empty(), "{k} became filesystem data");
+        }
     }
 
     #[test]

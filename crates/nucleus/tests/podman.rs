@@ -1,0 +1,147 @@
+//! podman (with conmon, as Debian packages them) runs containers with nucleus as its OCI
+//! runtime: `podman --runtime nucleus`. Each flow runs in a private mount namespace of its own
+//! (podman's overlay mounts go with it), with podman's state in a temporary directory and its
+//! cgroups under a parent this test removes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+const PARENT: &str = "nucleus-podman-test";
+
+fn podman_script(t: &TempDir, body: &str) -> (String, String) {
+    assert!(
+        Command::new("podman")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "podman is required (scripts/test.sh installs it); refusing to skip silently"
+    );
+    let d = t.s();
+    let script = format!(
+        r#"set -u
+P="podman --root {d}/root --runroot {d}/run --tmpdir {d}/tmp --network-config-dir {d}/net --cgroup-manager cgroupfs --events-backend file --runtime {bin}"
+R="--ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --cgroup-parent /{PARENT} --network none"
+$P import -q {d}/rootfs.tar bb >/dev/null || exit 90
+{body}
+$P rm -af -t 0 >/dev/null 2>&1
+"#,
+        bin = bin().display()
+    );
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::null());
+    let o = output_within(&mut c, DEADLINE);
+    // The parent podman made in every hierarchy, with the leaf it keeps for conmon.
+    for h in [
+        "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "cpuset", "freezer", "unified", "",
+    ] {
+        let parent = std::path::PathBuf::from(format!("/sys/fs/cgroup/{h}/{PARENT}"));
+        for sub in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if sub.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir(sub.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&parent);
+    }
+    (stdout(&o), stderr(&o))
+}
+
+fn image(t: &TempDir) {
+    let root = t.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is required (scripts/test.sh installs it)");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    let o = Command::new("tar")
+        .args(["-C", &root.display().to_string(), "-cf"])
+        .arg(t.path().join("rootfs.tar"))
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+#[test]
+fn podman_runs_execs_limits_and_removes_containers_with_nucleus() {
+    let _g = serial();
+    let t = TempDir::new("podman");
+    image(&t);
+    let vol = t.path().join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("f"), "from-host\n").unwrap();
+    // podman runs the runtime without --root: its records go to /run/nucleus, and go with rm.
+    let records = || {
+        std::fs::read_dir("/run/nucleus")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !store_own(n) && n != "net")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = records();
+    let (out, err) = leaves_nothing(|| {
+        podman_script(
+            &t,
+            &format!(
+                r#"
+echo "run: $($P run --rm $R bb sh -c 'echo -n "hello "; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status | tr -d "\t" | tr "\n" " "')"
+$P run -d $R --name web bb sleep 1000 >/dev/null; echo "run-d: $?"
+echo "ps: $($P ps --format '{{{{.Names}}}} {{{{.State}}}}')"
+echo "exec: $($P exec web sh -c 'echo in-exec')"
+$P exec web sh -c 'exit 7'; echo "exec-status: $?"
+echo "inspect: $($P inspect web --format '{{{{.State.Status}}}}')"
+$P kill web >/dev/null; echo "kill: $?"
+$P wait web >/dev/null
+echo "after-kill: $($P inspect web --format '{{{{.State.Status}}}} {{{{.State.ExitCode}}}}')"
+$P rm web >/dev/null; echo "rm: $?"
+echo "memory: $($P run --rm $R --memory 64m bb sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max')"
+echo "user: $($P run --rm $R --user 1000:1000 bb id -u)"
+echo "read-only: $($P run --rm $R --read-only bb sh -c 'touch /x 2>/dev/null || echo ro; touch /tmp/y && echo tmp-rw')" | tr '\n' ' '; echo
+echo "volume: $($P run --rm $R -v {vol}:/data bb cat /data/f)"
+echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status | tr -d '\t')"
+"#,
+                vol = vol.display()
+            ),
+        )
+    });
+    let line = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\nstdout:\n{out}\nstderr:\n{err}"))
+            .to_string()
+    };
+    // podman's own seccomp profile, compiled by nucleus, is the container's filter.
+    assert_eq!(line("run"), "hello NoNewPrivs:0 Seccomp:2 ", "{err}");
+    assert_eq!(line("run-d"), "0", "{err}");
+    assert!(line("ps").starts_with("web Up"), "{}", line("ps"));
+    assert_eq!(line("exec"), "in-exec");
+    assert_eq!(line("exec-status"), "7");
+    assert_eq!(line("inspect"), "running");
+    assert_eq!(line("kill"), "0");
+    assert_eq!(line("after-kill"), "exited 137");
+    assert_eq!(line("rm"), "0");
+    assert_eq!(line("memory"), "67108864");
+    assert_eq!(line("user"), "1000");
+    assert_eq!(line("read-only"), "ro tmp-rw ");
+    assert_eq!(line("volume"), "from-host");
+    assert_eq!(line("cap-drop"), "CapEff:0000000000000000");
+    assert_eq!(
+        records(),
+        before,
+        "records podman's rm left in /run/nucleus"
+    );
+}
