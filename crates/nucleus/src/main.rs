@@ -47,7 +47,9 @@ fn main() -> ExitCode {
     // runc's command line for `create`/`run` with a bundle (see docs/oci.md).
     let args: Vec<String> = std::env::args().collect();
     if oci::is_oci_invocation(&args[1..]) {
-        return ExitCode::from(oci::main(args));
+        let code = oci::main(args);
+        timing::report(t0);
+        return ExitCode::from(code);
     }
     let matches = match cli::Cli::command().try_get_matches() {
         Ok(c) => c,

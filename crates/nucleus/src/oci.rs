@@ -167,6 +167,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
             ConfigError::new("--bundle", format!("{}/config.json: {e}", bundle.display()))
         })?;
     let parsed = nucleus_spec::oci::parse(&text)?;
+    crate::timing::mark("read config.json");
     if cli.systemd_cgroup {
         return Err(ConfigError::new(
             "--systemd-cgroup",
@@ -194,6 +195,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
             facts: &facts,
         },
     )?;
+    crate::timing::mark("probe host, plan");
     for w in &plan.warnings {
         log.warn(w);
     }
@@ -230,6 +232,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
                 anyhow!("{}: {e}", a.id)
             }
         })?;
+    crate::timing::mark("record");
     let created = match nucleus_sys::sandbox::create_oci(&plan, console.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -252,6 +255,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     record.workload = Some(me);
     record.cgroups = created.cgroups;
     record.protections = Some(created.report);
+    crate::timing::mark("container set up");
     store.write(&record)?;
     if let Some(p) = &a.pid_file {
         write_pid_file(p, created.pid).with_context(|| format!("--pid-file {}", p.display()))?;

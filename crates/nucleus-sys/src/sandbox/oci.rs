@@ -112,6 +112,7 @@ pub fn create(
         None => Vec::new(),
     };
     let cgroup_view = cgroup.as_ref().and_then(|c| c.view());
+    trace::mark("fifo, cgroup");
     join_namespaces(plan)?;
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
@@ -124,6 +125,7 @@ pub fn create(
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    trace::mark("clone3");
     drop(cch);
     drop(join_files);
     drop(fifo_fd);
