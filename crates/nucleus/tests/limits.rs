@@ -415,6 +415,12 @@ fn update_changes_the_limits_of_a_running_sandbox() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
+        // Every hierarchy's leaf of this sandbox (the first scan may have caught only some:
+        // a CI run once found the memory leaf without the pids one).
+        let dirs: Vec<String> = nucleus_cgroups()
+            .into_iter()
+            .filter(|c| c.ends_with(&format!("/{id}")))
+            .collect();
         let o = run(&["update", "--memory", "96M", "--pids", "50", &id]);
         assert!(o.status.success(), "{}", stderr(&o));
         let (mem_file, pids_file) = if is_v2_host() {
