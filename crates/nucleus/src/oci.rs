@@ -378,7 +378,25 @@ fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    std::fs::write(&tmp, pid.to_string())?;
+    // Made new, never through a link planted at the temporary's name (the runtime is root;
+    // the directory is the caller's): a leftover is unlinked (not followed) and made again.
+    let create = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+    };
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp)?;
+            create()?
+        }
+        r => r?,
+    };
+    std::io::Write::write_all(&mut f, pid.to_string().as_bytes())?;
     std::fs::rename(&tmp, p)
 }
 

@@ -449,3 +449,58 @@ fn features_and_spec_say_what_the_runtime_does() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("config.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_pid_file_is_never_written_through_a_planted_link() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-pidlink");
+    bundle(&t, &["true"], |_| {});
+    // A link where the runtime makes its temporary pid file, pointing at a file it must not
+    // write.
+    let victim = t.path().join("victim");
+    std::fs::write(&victim, "keep\n").unwrap();
+    std::os::unix::fs::symlink(&victim, t.path().join(".pid.tmp")).unwrap();
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-pidlink", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(pid.is_some());
+        assert!(run(&["delete", "oci-pidlink"]).status.success());
+        assert_eq!(reap(pid.unwrap()), 128 + libc::SIGKILL);
+    });
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+}
+
+#[test]
+fn device_rules_and_sysctls_hold_inside_and_touch_nothing_outside() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-devsys");
+    let host_range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    bundle(
+        &t,
+        &["sh", "-c", "busybox mknod /dev/t c 10 200 2>/dev/null && echo made || echo denied; busybox cat /proc/sys/net/ipv4/ip_unprivileged_port_start"],
+        |c| {
+            // CAP_MKNOD kept: only the device cgroup (runc's deny-all) stops it.
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
+            }
+            c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "81"});
+        },
+    );
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-devsys", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(run(&["start", "oci-devsys"]).status.success());
+        assert_eq!(reap(pid.unwrap()), 0);
+        let out = std::fs::read_to_string(t.path().join("out")).unwrap();
+        assert_eq!(out, "denied\n81\n");
+        assert!(run(&["delete", "oci-devsys"]).status.success());
+    });
+    // The sysctl was the container's network namespace's, not the host's.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
+        host_range
+    );
+}
