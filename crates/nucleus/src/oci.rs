@@ -404,11 +404,12 @@ fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
 /// goes.
 pub(crate) fn start(store: &Store, s: &State) -> Result<u8> {
     let fifo = store.dir(&s.id).join("exec.fifo");
-    let alive = s.init.as_ref().is_some_and(process::alive);
-    if !alive {
+    let (st, _) = crate::records::effective(s);
+    if st != Status::Created {
         bail!(
-            "{}: is stopped; only a created container can be started",
-            s.id
+            "{}: is {}; only a created container can be started",
+            s.id,
+            st.as_str()
         );
     }
     store::release_fifo(&fifo).map_err(|e| {
@@ -431,12 +432,11 @@ pub(crate) fn start(store: &Store, s: &State) -> Result<u8> {
 /// `delete` of an OCI container: refused while it runs unless `force` (then killed); its
 /// cgroup and record go. Also after its process was killed with SIGKILL: nothing is left.
 pub(crate) fn delete(store: &Store, s: &State, force: bool) -> Result<()> {
-    let alive = s.init.as_ref().is_some_and(process::alive);
-    let created = alive && store.dir(&s.id).join("exec.fifo").exists();
-    if alive && !created && !force {
+    let (st, _) = crate::records::effective(s);
+    if st == Status::Running && !force {
         bail!("{}: is running; stop it first, or delete --force", s.id);
     }
-    if alive {
+    if st != Status::Stopped {
         if let Some(fd) = s.init.as_ref().and_then(process::pidfd) {
             let _ =
                 nucleus_sys::raw::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
@@ -444,16 +444,8 @@ pub(crate) fn delete(store: &Store, s: &State, force: bool) -> Result<()> {
             process::wait_exit(&fd, std::time::Duration::from_secs(5));
         }
     }
-    // The default parents (…/nucleus) go too when they empty, as after `nucleus run`.
-    let shared_parents = std::fs::read(store.dir(&s.id).join("plan.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice::<nucleus_spec::plan::Plan>(&d).ok())
-        .and_then(|p| p.cgroup)
-        .is_some_and(|c| c.remove_empty_parents);
-    for c in &s.cgroups {
-        nucleus_sys::cgroup::remove_extra(c, shared_parents)
-            .with_context(|| format!("{}: remove its cgroup", s.id))?;
-    }
+    // Its cgroup, and the default parents (…/nucleus) when they empty, as after `nucleus run`.
+    crate::records::remove_cgroups(store, s)?;
     store.remove(&s.id, s.name.as_deref())?;
     Ok(())
 }

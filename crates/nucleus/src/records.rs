@@ -124,7 +124,10 @@ pub(crate) fn each(
 /// What a sandbox that lost its monitor (kill -9) left: its cgroups (empty), the parents
 /// nucleus made for them when its plan says so, its address claims and slirp's API socket.
 /// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
-pub(crate) fn remove_cgroups(store: &Store, s: &State) {
+///
+/// An error names the first cgroup that would not go (still busy after the retries of
+/// `cgroup::remove_extra`); the rest are removed all the same.
+pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
     remove_freezer(store, &s.id);
     let net = store.root().join("net");
     nucleus_sys::net::Claim::release_all(&net, &s.id);
@@ -135,13 +138,15 @@ pub(crate) fn remove_cgroups(store: &Store, s: &State) {
     let parents = plan
         .and_then(|p| p.cgroup)
         .is_some_and(|c| c.remove_empty_parents);
+    let mut first = Ok(());
     for c in &s.cgroups {
-        if std::fs::remove_dir(c).is_ok() && parents {
-            if let Some(p) = c.parent() {
-                let _ = std::fs::remove_dir(p);
+        if let Err(e) = nucleus_sys::cgroup::remove_extra(c, parents) {
+            if first.is_ok() {
+                first = Err(anyhow::Error::new(e).context(format!("{}: remove its cgroup", s.id)));
             }
         }
     }
+    first
 }
 
 /// Remove a record that was to go at exit (a foreground run, `--rm`) whose runtime is gone.
@@ -149,7 +154,7 @@ pub(crate) fn collect_dead(store: &Store, s: &State) -> bool {
     if !s.auto_remove || monitor_alive(s) {
         return false;
     }
-    remove_cgroups(store, s);
+    let _ = remove_cgroups(store, s);
     store.remove(&s.id, s.name.as_deref()).is_ok()
 }
 

@@ -31,7 +31,7 @@ pub(crate) fn restart(
     args.detach = true;
     stop_one(store, &a.id, Duration::from_secs_f64(a.time.max(0.0)))?;
     let s = store.read(&s.id).unwrap_or(s);
-    remove_cgroups(store, &s);
+    let _ = remove_cgroups(store, &s);
     store.remove(&s.id, s.name.as_deref())?;
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
     events.emit("restarting", &s.id, serde_json::json!({}));

@@ -43,7 +43,7 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
     } else {
         s
     };
-    remove_cgroups(store, &s);
+    let _ = remove_cgroups(store, &s);
     store.remove(&s.id, s.name.as_deref())?;
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
     events.emit("removed", &s.id, serde_json::json!({}));
