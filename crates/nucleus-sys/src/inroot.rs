@@ -76,6 +76,19 @@ pub fn open(
         .map_err(Into::into)
 }
 
+/// The directory `dst` in `root`, open for reading its entries.
+fn open_dir(root: BorrowedFd<'_>, dst: &Path) -> Result<OwnedFd> {
+    rfs::openat2(
+        root,
+        rel(dst),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(io::Error::from)
+    .ctx("open", dst.display())
+}
+
 /// The path through which a mount call reaches what `fd` names (the host's /proc, still
 /// reachable in the staging root, resolves it to the descriptor's own dentry).
 fn via(fd: &OwnedFd) -> PathBuf {
@@ -185,17 +198,7 @@ pub fn mount(
     };
     // crun's tmpcopyup: what the image has there, read before the tmpfs hides it.
     let below = if opts.tmpcopyup {
-        Some(
-            rfs::openat2(
-                root,
-                rel(dst),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )
-            .map_err(io::Error::from)
-            .ctx("open", dst.display())?,
-        )
+        Some(open_dir(root, dst)?)
     } else {
         None
     };
@@ -221,15 +224,7 @@ pub fn mount(
         }
     }
     if let Some(below) = below {
-        let top = rfs::openat2(
-            root,
-            rel(dst),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(io::Error::from)
-        .ctx("open", dst.display())?;
+        let top = open_dir(root, dst)?;
         crate::copy::copy_up(below.as_fd(), &top)?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {

@@ -88,6 +88,15 @@ pub(crate) struct ExecArgs {
     /// Leave once the process runs: it is the caller's supervisor's (conmon, the shim).
     #[arg(long, short = 'd')]
     pub detach: bool,
+    #[command(flatten)]
+    pub started: Started,
+    /// The container id.
+    pub id: String,
+}
+
+/// What `create` and `exec` share: where the started process's pid and terminal go.
+#[derive(Debug, Args)]
+pub(crate) struct Started {
     /// Write the process's pid here.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
@@ -97,8 +106,6 @@ pub(crate) struct ExecArgs {
     /// Pass this many descriptors after stdio (refused but 0: not yet).
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// The container id.
-    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -106,15 +113,8 @@ pub(crate) struct CreateArgs {
     /// The bundle directory (config.json and its root); default the current directory.
     #[arg(long, short = 'b')]
     pub bundle: Option<PathBuf>,
-    /// Write the container process's pid here.
-    #[arg(long)]
-    pub pid_file: Option<PathBuf>,
-    /// With process.terminal: send the pty master over this unix socket.
-    #[arg(long)]
-    pub console_socket: Option<PathBuf>,
-    /// Pass this many descriptors after stdio to the container (refused but 0: not yet).
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: u32,
+    #[command(flatten)]
+    pub started: Started,
     /// chroot instead of pivot_root (roots on a ramfs).
     #[arg(long)]
     pub no_pivot: bool,
@@ -153,7 +153,7 @@ const MAX_CONFIG: u64 = 4 << 20;
 
 fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     nucleus_spec::state::validate_name("id", &a.id)?;
-    if a.preserve_fds != 0 {
+    if a.started.preserve_fds != 0 {
         return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
     }
     let bundle = match &a.bundle {
@@ -199,7 +199,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     for w in &plan.warnings {
         log.warn(w);
     }
-    let console = console(a.console_socket.as_deref())?;
+    let console = console(a.started.console_socket.as_deref())?;
     // The record first (it claims the id: a second create of it fails here), then the
     // container; a create that fails removes it.
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
@@ -257,7 +257,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     record.protections = Some(created.report);
     crate::timing::mark("container set up");
     store.write(&record)?;
-    if let Some(p) = &a.pid_file {
+    if let Some(p) = &a.started.pid_file {
         write_pid_file(p, created.pid).with_context(|| format!("--pid-file {}", p.display()))?;
     }
     Ok(0)
@@ -276,7 +276,7 @@ fn console(p: Option<&Path>) -> Result<Option<nucleus_sys::channel::ConsoleSocke
 /// and takes the path its process.json gives (identity, capabilities, no_new_privs); the
 /// container's own seccomp filter applies, as runc does.
 fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
-    if a.preserve_fds != 0 {
+    if a.started.preserve_fds != 0 {
         return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
     }
     let store = Store::open(&state_root(cli.root.as_deref())?)?;
@@ -303,7 +303,7 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
         .and_then(|f| f.take(MAX_CONFIG).read_to_string(&mut text))
         .map_err(|e| ConfigError::new("--process", format!("{}: {e}", a.process.display())))?;
     let plan = nucleus_spec::oci::exec_process(&text, &container)?;
-    if plan.process.tty && (!a.detach || a.console_socket.is_none()) {
+    if plan.process.tty && (!a.detach || a.started.console_socket.is_none()) {
         return Err(ConfigError::new(
             "process.terminal",
             "needs --detach and --console-socket (where the terminal's master goes)",
@@ -318,7 +318,7 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
     };
     let pidfd = std::os::fd::AsFd::as_fd(&pidfd);
     if a.detach {
-        let console = console(a.console_socket.as_deref())?;
+        let console = console(a.started.console_socket.as_deref())?;
         return match nucleus_sys::join::exec_detached(
             &plan,
             init.pid,
@@ -327,7 +327,7 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
             console.as_ref(),
         ) {
             Ok(pid) => {
-                if let Some(p) = &a.pid_file {
+                if let Some(p) = &a.started.pid_file {
                     write_pid_file(p, pid)
                         .with_context(|| format!("--pid-file {}", p.display()))?;
                 }

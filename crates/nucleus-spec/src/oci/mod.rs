@@ -104,21 +104,7 @@ pub fn exec_process(
 ) -> Result<crate::plan::Plan, crate::plan::PlanError> {
     let raw: Value =
         serde_json::from_str(text).map_err(|e| err("--process", format!("not JSON: {e}")))?;
-    for k in [
-        "apparmorProfile",
-        "selinuxLabel",
-        "ioPriority",
-        "scheduler",
-        "execCPUAffinity",
-        "consoleSize",
-    ] {
-        if raw
-            .get(k)
-            .is_some_and(|v| !(v.is_null() || v.as_str() == Some("")))
-        {
-            return Err(err(&format!("process.{k}"), "not supported by this runtime yet").into());
-        }
-    }
+    translate::refuse_unsupported_process(&raw)?;
     let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(&raw).map_err(|e| {
         let path = format!("process.{}", e.path());
         err(&path, e.into_inner().to_string())

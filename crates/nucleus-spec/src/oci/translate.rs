@@ -259,6 +259,36 @@ pub(super) fn process_plan(process: &oci_spec::runtime::Process) -> Result<Proce
     })
 }
 
+/// Properties of `process` nucleus does not apply yet, in config.json and in `exec`'s
+/// process.json alike.
+const PROCESS_UNSUPPORTED: [(&str, &str); 6] = [
+    (
+        "selinuxLabel",
+        "SELinux is not available on this runtime's hosts",
+    ),
+    (
+        "apparmorProfile",
+        "AppArmor profiles are not applied by this runtime",
+    ),
+    ("ioPriority", "I/O priority is not supported yet"),
+    ("scheduler", "scheduling policies are not supported yet"),
+    ("execCPUAffinity", "exec CPU affinity is not supported yet"),
+    ("consoleSize", "console size is not supported yet"),
+];
+
+/// One line naming the first of [`PROCESS_UNSUPPORTED`] `process` sets.
+pub(super) fn refuse_unsupported_process(process: &serde_json::Value) -> Result<(), PlanError> {
+    for (k, why) in PROCESS_UNSUPPORTED {
+        if process
+            .get(k)
+            .is_some_and(|v| !(v.is_null() || v.as_str() == Some("")))
+        {
+            return Err(refuse(&format!("process.{k}"), why));
+        }
+    }
+    Ok(())
+}
+
 /// Properties of the runtime-spec nucleus does not apply (yet, or on this kernel): one line
 /// naming the first found.
 fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
@@ -299,30 +329,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
             "SELinux is not available on this runtime's hosts",
         ),
         (
-            &["process", "selinuxLabel"][..],
-            "SELinux is not available on this runtime's hosts",
-        ),
-        (
-            &["process", "apparmorProfile"][..],
-            "AppArmor profiles are not applied by this runtime",
-        ),
-        (
-            &["process", "ioPriority"][..],
-            "I/O priority is not supported yet",
-        ),
-        (
-            &["process", "scheduler"][..],
-            "scheduling policies are not supported yet",
-        ),
-        (
-            &["process", "execCPUAffinity"][..],
-            "exec CPU affinity is not supported yet",
-        ),
-        (
-            &["process", "consoleSize"][..],
-            "console size is not supported yet",
-        ),
-        (
             &["linux", "seccomp", "listenerPath"][..],
             "seccomp notify listeners are not supported yet",
         ),
@@ -331,6 +337,7 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
             return Err(refuse(&path.join("."), why));
         }
     }
+    refuse_unsupported_process(&b.raw["process"])?;
     for (i, m) in b.raw["mounts"].as_array().into_iter().flatten().enumerate() {
         for k in ["uidMappings", "gidMappings"] {
             if m.get(k).is_some_and(|v| !v.is_null()) {
