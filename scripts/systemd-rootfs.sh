@@ -32,10 +32,13 @@ mirror=$(
           }
           if (bw && uris != "") { split(uris, u, " "); print u[1] } }' "$f"
     done
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    # (Either file may be missing: cat's failure is no answer, not the script's end.)
+    { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
       awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { if ($(i + 1) == "bookworm") print $i; break } }'
-  } | grep -v -- '-security' | head -1
+  } | grep -v -- '-security' | sed -n 1p
 )
+# (sed, not head: head leaves after one line, and under pipefail the writer's SIGPIPE would
+# fail this assignment silently where apt names several bookworm sources.)
 if [ -z "$mirror" ]; then
   echo "systemd-rootfs: no Debian bookworm source in /etc/apt (sources.list or sources.list.d/*.sources); add one, or set NUCLEUS_SYSTEMD_ROOTFS to a ready root filesystem" >&2
   exit 1
