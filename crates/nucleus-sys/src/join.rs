@@ -152,7 +152,7 @@ fn parent(
     };
     drop(cch);
     if let Some(console) = detached {
-        let r = sandbox::await_applied(&pch, pid, console).map(drop);
+        let r = sandbox::await_applied(&pch, pid, &console.into()).map(drop);
         if r.is_err() {
             let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = raw::waitpid(pid, false);

@@ -76,6 +76,11 @@ pub(crate) enum Command {
     Ps(PsArgs),
     /// A sandbox's OCI state as JSON.
     State(IdArg),
+    /// Every container and sandbox with its OCI state (runc's `list`).
+    List(ListArgs),
+    /// A running container's resource usage as JSON lines, every --interval (runc's
+    /// `events`; --stats: once).
+    Events(EventsArgs),
     /// A sandbox's record and configuration as JSON: status, exit, health, command, user,
     /// limits, mounts, network, the names (not values) of its environment.
     Inspect(IdArg),
@@ -167,6 +172,27 @@ pub(crate) struct IdArg {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only ids.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// One usage line, then leave.
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between usage lines (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Sandbox name, id, or unique id prefix.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct PsArgs {
     /// Show stopped sandboxes too.
     #[arg(long, short = 'a')]
@@ -174,8 +200,11 @@ pub(crate) struct PsArgs {
     /// Only ids.
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// One sandbox or container: list its processes instead (runc's `ps ID`; with
+    /// --format json, an array of pids).
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +256,9 @@ pub(crate) struct SpecArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct KillArgs {
+    /// Signal every process of it, not its main process only (runc's --all).
+    #[arg(long, short = 'a')]
+    pub all: bool,
     /// Sandbox name, id, or unique id prefix.
     pub id: String,
     /// Signal name or number.
@@ -258,8 +290,20 @@ pub(crate) struct UpdateArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub cpu_weight: Option<String>,
     /// Maximum number of tasks, or max.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, alias = "pids-limit", allow_hyphen_values = true)]
     pub pids: Option<String>,
+    /// runc's form of --cpus: microseconds of CPU time per --cpu-period.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// The period of --cpu-quota in microseconds (default 100000).
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// runc's form of --cpu-weight: cgroup v1 shares (2-262144).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// All limits as one runc update file, a JSON `linux.resources` object (`-`: stdin).
+    #[arg(long, short = 'r')]
+    pub resources: Option<PathBuf>,
     /// Sandbox name, id, or unique id prefix.
     pub id: String,
 }

@@ -76,6 +76,9 @@ pub(crate) struct OciCli {
 pub(crate) enum OciCommand {
     /// Create a container from a bundle; its process waits for `start`.
     Create(CreateArgs),
+    /// Create and start a container; in the foreground (its signals and terminal relayed,
+    /// its exit status the runtime's, its record removed at its end) unless --detach.
+    Run(RunArgs),
     /// Start another process in a running container, as process.json describes it.
     Exec(ExecArgs),
 }
@@ -109,6 +112,21 @@ pub(crate) struct Started {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Leave once the container runs (its process goes to the caller's subreaper).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Keep the container's record after it ends (for `state`, then `delete`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted: the runtime does not become a subreaper (the container is its child).
+    #[arg(long)]
+    pub no_subreaper: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     /// The bundle directory (config.json and its root); default the current directory.
     #[arg(long, short = 'b')]
@@ -137,6 +155,7 @@ pub(crate) fn main(args: Vec<String>) -> u8 {
     let log = Logger::new(cli.log_format).with_file(cli.log.as_deref());
     let r = match &cli.command {
         OciCommand::Create(a) => create(&cli, a, &log),
+        OciCommand::Run(a) => run(&cli, a, &log),
         OciCommand::Exec(a) => exec(&cli, a, &log),
     };
     match r {
@@ -152,6 +171,65 @@ pub(crate) fn main(args: Vec<String>) -> u8 {
 const MAX_CONFIG: u64 = 4 << 20;
 
 fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
+    let console = console(a.started.console_socket.as_deref())?;
+    Ok(match make(cli, a, log, console.as_ref().into())? {
+        Made::Container { .. } => 0,
+        Made::Failed(code) => code,
+    })
+}
+
+/// `run`: create, start; in the foreground, until its process ends.
+fn run(cli: &OciCli, a: &RunArgs, log: &Logger) -> Result<u8> {
+    use nucleus_sys::sandbox::Console;
+    if !a.detach {
+        nucleus_sys::sandbox::block_forwarded()?;
+    }
+    let socket = console(a.create.started.console_socket.as_deref())?;
+    let mode = match (&socket, a.detach) {
+        (Some(s), _) => Console::Socket(s),
+        (None, false) => Console::Keep,
+        (None, true) => Console::None,
+    };
+    let (created, store, record) = match make(cli, &a.create, log, mode)? {
+        Made::Container {
+            created,
+            store,
+            record,
+        } => (created, store, record),
+        Made::Failed(code) => return Ok(code),
+    };
+    if let Err(e) = start(&store, &record) {
+        let _ = delete(&store, &record, true);
+        return Err(e);
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let code = nucleus_sys::sandbox::foreground(created.pid, created.master)?;
+    if !a.keep {
+        let s = store.read(&record.id).unwrap_or(*record);
+        delete(&store, &s, true)?;
+    }
+    Ok(code.clamp(0, 255) as u8)
+}
+
+/// What `make` made: the container (created, waiting for start), or its own failure's exit
+/// code (reported already).
+enum Made {
+    Container {
+        created: nucleus_sys::sandbox::Created,
+        store: Store,
+        record: Box<State>,
+    },
+    Failed(u8),
+}
+
+fn make(
+    cli: &OciCli,
+    a: &CreateArgs,
+    log: &Logger,
+    console: nucleus_sys::sandbox::Console<'_>,
+) -> Result<Made> {
     nucleus_spec::state::validate_name("id", &a.id)?;
     if a.started.preserve_fds != 0 {
         return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
@@ -199,7 +277,6 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     for w in &plan.warnings {
         log.warn(w);
     }
-    let console = console(a.started.console_socket.as_deref())?;
     // The record first (it claims the id: a second create of it fails here), then the
     // container; a create that fails removes it.
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
@@ -233,7 +310,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
             }
         })?;
     crate::timing::mark("record");
-    let created = match nucleus_sys::sandbox::create_oci(&plan, console.as_ref()) {
+    let created = match nucleus_sys::sandbox::create_oci(&plan, console) {
         Ok(c) => c,
         Err(e) => {
             let _ = store.remove(&a.id, None);
@@ -241,7 +318,7 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
                 nucleus_sys::sandbox::CreateError::Runtime(e) => Err(e.into()),
                 nucleus_sys::sandbox::CreateError::Failed(f) => {
                     log.error(&f.to_string());
-                    Ok(f.exit_code())
+                    Ok(Made::Failed(f.exit_code()))
                 }
             };
         }
@@ -253,14 +330,22 @@ fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     record.status = Status::Created;
     record.init = Some(me);
     record.workload = Some(me);
-    record.cgroups = created.cgroups;
-    record.protections = Some(created.report);
+    record.cgroups = created.cgroups.clone();
+    record.protections = Some(created.report.clone());
     crate::timing::mark("container set up");
     store.write(&record)?;
     if let Some(p) = &a.started.pid_file {
-        write_pid_file(p, created.pid).with_context(|| format!("--pid-file {}", p.display()))?;
+        if let Err(e) = write_pid_file(p, created.pid) {
+            // Nothing is left of a create that fails.
+            let _ = delete(&store, &record, true);
+            return Err(anyhow::Error::from(e).context(format!("--pid-file {}", p.display())));
+        }
     }
-    Ok(0)
+    Ok(Made::Container {
+        created,
+        store,
+        record: Box::new(record),
+    })
 }
 
 fn console(p: Option<&Path>) -> Result<Option<nucleus_sys::channel::ConsoleSocket>> {

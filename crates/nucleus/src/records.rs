@@ -96,6 +96,24 @@ pub(crate) fn signal(s: &State, sig: i32) -> Result<bool> {
     }
 }
 
+/// The processes of a sandbox or container: its cgroup's (each hierarchy's leaf holds them
+/// all), else its first process alone.
+pub(crate) fn procs(s: &State) -> Vec<i32> {
+    for d in &s.cgroups {
+        if let Ok(t) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            return t
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+        }
+    }
+    s.init
+        .iter()
+        .filter(|p| process::alive(p))
+        .map(|p| p.pid)
+        .collect()
+}
+
 pub(crate) fn workload_of(init: &ProcId) -> Option<ProcId> {
     let pid = nucleus_sys::raw::first_child(init.pid)?;
     Some(ProcId {

@@ -504,3 +504,266 @@ fn device_rules_and_sysctls_hold_inside_and_touch_nothing_outside() {
         host_range
     );
 }
+
+/// Wait until a container reports `want` (a run in the foreground made it).
+fn await_status(id: &str, want: &str) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let o = run(&["state", id]);
+        if o.status.success() && stdout(&o).contains(&format!("\"status\": \"{want}\"")) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "{id} never became {want}: {}",
+            stdout(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_in_the_foreground_passes_signals_and_the_status_and_leaves_nothing() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-run");
+    let id = "oci-run";
+    leaves_nothing(|| {
+        // The workload's status is the runtime's, and its record goes with it.
+        bundle(&t, &["sh", "-c", "echo out; exit 3"], |_| {});
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), id]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "out\n");
+        assert!(!run(&["state", id]).status.success());
+        // A signal to the runtime is the container's (a shell that traps it, as PID 1).
+        bundle(
+            &t,
+            &[
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 7' TERM; echo ready; busybox sleep 100 & wait",
+            ],
+            |_| {},
+        );
+        let mut c = nucleus(&["run", "--bundle", &t.s(), id]);
+        c.stdin(Stdio::null())
+            .stdout(std::fs::File::create(t.path().join("out")).unwrap());
+        let what = format!("{c:?}");
+        let mut child = c.spawn().unwrap();
+        await_status(id, "running");
+        // (Running: the trap is set once "ready" is written.)
+        let t0 = std::time::Instant::now();
+        while !std::fs::read_to_string(t.path().join("out"))
+            .unwrap()
+            .contains("ready")
+        {
+            assert!(t0.elapsed() < DEADLINE);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: kill with a pid we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let st = wait_within(&mut child, DEADLINE, &what);
+        assert_eq!(st.code(), Some(7));
+        let out = std::fs::read_to_string(t.path().join("out")).unwrap();
+        assert!(out.contains("got-term"), "{out}");
+        assert!(!run(&["state", id]).status.success());
+    });
+}
+
+#[test]
+fn run_keeps_the_terminal_of_a_container_that_asks_for_one() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-tty");
+    let id = "oci-tty";
+    bundle(
+        &t,
+        &[
+            "sh",
+            "-c",
+            "busybox tty; busybox stty size; echo x=$((6*7))",
+        ],
+        |c| c["process"]["terminal"] = json!(true),
+    );
+    leaves_nothing(|| {
+        let (mut master, mut slave) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: 33,
+            ws_col: 101,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty with valid out-pointers and a window size.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &ws,
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: fresh descriptors we own.
+        let (master, slave) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(master),
+                std::os::fd::OwnedFd::from_raw_fd(slave),
+            )
+        };
+        let mut c = nucleus(&["run", "--bundle", &t.s(), id]);
+        c.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap());
+        let what = format!("{c:?}");
+        let mut child = c.spawn().unwrap();
+        drop(c);
+        drop(slave);
+        // Until the runtime (the slave's last holder) leaves: then EIO.
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut &master, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        let st = wait_within(&mut child, DEADLINE, &what);
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(st.code(), Some(0), "{out}");
+        // Its own terminal (a pts of its devpts), the caller's size, its output relayed.
+        assert!(out.contains("/dev/pts/0"), "{out}");
+        assert!(out.contains("33 101"), "{out}");
+        assert!(out.contains("x=42"), "{out}");
+    });
+}
+
+#[test]
+fn runc_verbs_list_ps_events_update_pause_and_kill_all() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-verbs");
+    let id = "oci-verbs";
+    bundle(
+        &t,
+        &["sh", "-c", "busybox sleep 1000 & busybox sleep 1000"],
+        |c| {
+            c["linux"]["resources"] = json!({"memory": {"limit": 104857600}, "pids": {"limit": 50}})
+        },
+    );
+    leaves_nothing(|| {
+        // (Its output to a file: the container holds what it is given, as under conmon.)
+        let mut c = nucleus(&["run", "--detach", "--bundle", &t.s(), id]);
+        c.stdin(Stdio::null())
+            .stdout(std::fs::File::create(t.path().join("out")).unwrap())
+            .stderr(std::fs::File::create(t.path().join("err")).unwrap());
+        let what = format!("{c:?}");
+        let st = wait_within(&mut c.spawn().unwrap(), DEADLINE, &what);
+        let err = std::fs::read_to_string(t.path().join("err")).unwrap();
+        assert!(st.success(), "{err}");
+        let pid = state(id)["pid"].as_i64().unwrap() as i32;
+        // list: runc's fields.
+        let o = run(&["list", "--format", "json"]);
+        let all: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let me = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{all}"));
+        assert_eq!(me["status"], "running");
+        assert_eq!(me["pid"], pid);
+        assert_eq!(me["bundle"], t.s());
+        assert_eq!(me["owner"], "root");
+        assert!(stdout(&run(&["list", "-q"])).lines().any(|l| l == id));
+        // ps --format json: the pids of its processes (its shell and both sleeps' one left).
+        let o = run(&["ps", "--format", "json", id]);
+        let pids: Vec<i32> = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(pids.contains(&pid) && pids.len() == 2, "{pids:?}");
+        // events --stats: one line of usage.
+        let o = run(&["events", "--stats", id]);
+        let ev: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(ev["type"], "stats");
+        assert_eq!(ev["id"], id);
+        assert_eq!(ev["data"]["pids"]["current"], 2, "{ev}");
+        assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+        // update --resources - (containerd's shim) and runc's --pids-limit.
+        let cgroups: Vec<String> = serde_json::from_value(
+            serde_json::from_str::<Value>(&stdout(&run(&["inspect", id]))).unwrap()["cgroups"]
+                .clone(),
+        )
+        .unwrap();
+        let file = |name: &str| {
+            let ctl = name.split('.').next().unwrap();
+            cgroups
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists() && (p.to_string_lossy().contains(ctl) || cgroups.len() == 1))
+                .unwrap_or_else(|| panic!("{name} in {cgroups:?}"))
+        };
+        let (mem, pids_max) = if Path::new(&cgroups[0]).join("memory.max").exists() {
+            ("memory.max", "pids.max")
+        } else {
+            ("memory.limit_in_bytes", "pids.max")
+        };
+        let mut c = nucleus(&["update", "--resources", "-", id]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            br#"{"memory":{"limit":209715200},"pids":{"limit":77}}"#,
+        )
+        .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            std::fs::read_to_string(file(mem)).unwrap().trim(),
+            "209715200"
+        );
+        assert_eq!(
+            std::fs::read_to_string(file(pids_max)).unwrap().trim(),
+            "77"
+        );
+        assert!(run(&["update", "--pids-limit", "88", id]).status.success());
+        assert_eq!(
+            std::fs::read_to_string(file(pids_max)).unwrap().trim(),
+            "88"
+        );
+        // A device rule cannot change on a running container: refused by name.
+        std::fs::write(
+            t.path().join("res.json"),
+            r#"{"devices":[{"allow":true,"access":"rwm"}]}"#,
+        )
+        .unwrap();
+        let o = run(&[
+            "update",
+            "-r",
+            &t.path().join("res.json").display().to_string(),
+            id,
+        ]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("linux.resources.devices"),
+            "{}",
+            stderr(&o)
+        );
+        // pause / resume (runc's names).
+        assert!(run(&["pause", id]).status.success());
+        assert_eq!(state(id)["status"], "paused");
+        assert!(run(&["resume", id]).status.success());
+        assert_eq!(state(id)["status"], "running");
+        // kill --all: every process of it.
+        assert!(run(&["kill", "--all", id, "KILL"]).status.success());
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
+        assert_eq!(state(id)["status"], "stopped");
+        let o = run(&["ps", id]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(run(&["delete", id]).status.success());
+    });
+}

@@ -867,6 +867,45 @@ fn device_rules(
     Ok(out)
 }
 
+/// `update --resources`: a `linux.resources` object (runc's update file, containerd's shim
+/// writes it on stdin) as the limits it sets, and the `update` flags those stand for (only
+/// their cgroup files are written). Device rules cannot change on a running container.
+pub fn update_resources(text: &str) -> Result<(Limits, Vec<&'static str>), PlanError> {
+    let r: LinuxResources = serde_json::from_str(text)
+        .map_err(|e| refuse("--resources", format!("not a linux.resources object: {e}")))?;
+    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(refuse(
+            "linux.resources.devices",
+            "the device cgroup of a running container does not change",
+        ));
+    }
+    let l = limits(Some(&r))?;
+    let mut given = Vec::new();
+    if let Some(m) = r.memory() {
+        if m.limit().is_some() {
+            given.push("--memory");
+        }
+        if m.swap().is_some() {
+            given.push("--memory-swap");
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.quota().is_some_and(|q| q != 0) {
+            given.push("--cpus");
+        }
+        if c.shares().is_some_and(|s| s > 0) {
+            given.push("--cpu-weight");
+        }
+    }
+    if r.pids().is_some() {
+        given.push("--pids");
+    }
+    if r.block_io().is_some() && !l.io.is_empty() {
+        given.push("--io-limit");
+    }
+    Ok((l, given))
+}
+
 /// `linux.resources` as nucleus's limits; what they cannot say is refused by name.
 fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
     let mut l = Limits {

@@ -34,7 +34,7 @@ mod workload;
 
 pub(crate) use child::fail_with;
 pub(crate) use oci::{await_applied, ns_flag};
-pub use oci::{create as create_oci, CreateError, Created};
+pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
 pub(crate) use wait::wait;
 pub(crate) use workload::workload_exec;

@@ -26,6 +26,24 @@ pub struct Created {
     /// Its cgroup directories (left in place: `delete` removes them).
     pub cgroups: Vec<PathBuf>,
     pub report: SecurityReport,
+    /// Its terminal's master, when kept ([`Console::Keep`]).
+    pub master: Option<OwnedFd>,
+}
+
+/// Where a container's terminal (process.terminal) goes.
+pub enum Console<'a> {
+    /// Nowhere: it has none.
+    None,
+    /// Its master over the caller's `--console-socket`.
+    Socket(&'a ConsoleSocket),
+    /// Kept by the runtime, which relays it (`run` in the foreground).
+    Keep,
+}
+
+impl<'a> From<Option<&'a ConsoleSocket>> for Console<'a> {
+    fn from(c: Option<&'a ConsoleSocket>) -> Self {
+        c.map_or(Console::None, Console::Socket)
+    }
 }
 
 /// Why a create failed: nucleus's own error, or the container's report.
@@ -78,14 +96,11 @@ fn join_namespaces(plan: &Plan) -> Result<()> {
 /// Set the container up; return once its process waits for `start`. Single-threaded
 /// callers only. On failure nothing is left: the process is killed, the cgroup and the fifo
 /// removed.
-pub fn create(
-    plan: &Plan,
-    console: Option<&ConsoleSocket>,
-) -> std::result::Result<Created, CreateError> {
+pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created, CreateError> {
     let Supervisor::Caller { fifo } = &plan.supervisor else {
         return Err(other("create", "not an OCI plan").into());
     };
-    if plan.process.tty && console.is_none() {
+    if plan.process.tty && matches!(console, Console::None) {
         return Err(other(
             "process.terminal",
             "needs --console-socket (where the terminal's master goes)",
@@ -149,25 +164,28 @@ pub fn create(
     .ctx("send", "go")
     .map_err(CreateError::from)
     .map_err(kill)?;
-    let report = await_applied(&pch, pid, console).map_err(kill)?;
+    let (report, master) = await_applied(&pch, pid, &console).map_err(kill)?;
     removed.keep();
     Ok(Created {
         pid,
         cgroups: cgroup.map(|c| c.keep()).unwrap_or_default(),
         report,
+        master,
     })
 }
 
 /// Wait until the process reports it is set up (`Applied`: it waits for start, or execs now),
-/// handing its terminal to `console`. Its failure, or its end, is the error (it is reaped).
+/// handing its terminal to `console` (or returning it, kept). Its failure, or its end, is the
+/// error (it is reaped).
 pub(crate) fn await_applied(
     ch: &Runtime,
     pid: libc::pid_t,
-    console: Option<&ConsoleSocket>,
-) -> std::result::Result<SecurityReport, CreateError> {
+    console: &Console<'_>,
+) -> std::result::Result<(SecurityReport, Option<OwnedFd>), CreateError> {
+    let mut kept = None;
     loop {
         match ch.recv() {
-            Ok(Some(FromChild::Applied(r))) => return Ok(r),
+            Ok(Some(FromChild::Applied(r))) => return Ok((r, kept)),
             Ok(Some(FromChild::Timings(m))) => trace::merge(m),
             Ok(Some(FromChild::Failed(f))) => {
                 let _ = raw::waitpid(pid, false);
@@ -175,7 +193,11 @@ pub(crate) fn await_applied(
             }
             Ok(Some(FromChild::Pty(m))) => {
                 let sent = match (m.into_inner(), console) {
-                    (Some(m), Some(c)) => c.send_master(m.as_fd()),
+                    (Some(m), Console::Socket(c)) => c.send_master(m.as_fd()),
+                    (Some(m), Console::Keep) => {
+                        kept = Some(m);
+                        Ok(())
+                    }
                     _ => Err(io::Error::from_raw_os_error(libc::EBADF)),
                 };
                 sent.ctx("send the terminal to", "--console-socket")?;
@@ -215,5 +237,60 @@ impl RemoveOnError<'_> {
 impl Drop for RemoveOnError<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// Block the signals `run` in the foreground forwards (and SIGCHLD), for the rest of the
+/// runtime's life: from before the container is made, so none is lost or kills the runtime
+/// between its create and its end. (The container's process unblocks them before exec.)
+pub fn block_forwarded() -> Result<()> {
+    let mut sigs = crate::init::FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    raw::block_signals(&sigs).ctx("block signals", "")?;
+    Ok(())
+}
+
+/// `run` in the foreground, once started: until the container's process (the runtime's
+/// child) ends, pass the signals the runtime gets on to it and relay its terminal (`master`,
+/// kept at create) to the caller's. Its status as a shell reports it (128+N when killed by
+/// signal N). Call [`block_forwarded`] before the container is made.
+pub fn foreground(pid: libc::pid_t, master: Option<OwnedFd>) -> Result<i32> {
+    use std::os::fd::AsRawFd;
+    let mut sigs = crate::init::FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    let sfd = raw::signalfd(&sigs).ctx("signalfd", "")?;
+    let mut relay = crate::relay::Relay::default();
+    let stdin = rustix::stdio::stdin();
+    // The caller's terminal raw while it types into the container's (restored on return).
+    let _raw = master.as_ref().map(|m| {
+        crate::tty::copy_window_size(stdin, m.as_fd());
+        crate::tty::RawMode::enter()
+    });
+    if let Some(m) = &master {
+        crate::relay::pty(&mut relay, m.as_fd(), true).ctx("relay", "the terminal")?;
+    }
+    loop {
+        if let Some((_, st)) = raw::waitpid(pid, true).ctx("wait for", "the container")? {
+            relay.finish();
+            return Ok(st.code());
+        }
+        let mut set = vec![(sfd.as_raw_fd(), libc::POLLIN)];
+        set.extend(relay.poll_set());
+        let rev = raw::poll(&set, -1).ctx("poll", "signals and terminal")?;
+        if rev[0] != 0 {
+            match raw::read_signal(sfd.as_fd()).ctx("read", "signalfd")? {
+                libc::SIGCHLD => {}
+                // A terminal's size follows the caller's (the kernel signals its group).
+                libc::SIGWINCH if master.is_some() => {
+                    if let Some(m) = &master {
+                        crate::tty::copy_window_size(stdin, m.as_fd());
+                    }
+                }
+                sig => {
+                    let _ = raw::kill(pid, sig);
+                }
+            }
+        }
+        relay.service(&rev[1..]);
     }
 }

@@ -1,8 +1,10 @@
 //! The verbs that act on existing sandboxes, one file each.
 
+pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod gc;
 pub(crate) mod inspect;
+pub(crate) mod list;
 pub(crate) mod logs;
 pub(crate) mod pause;
 pub(crate) mod ps;
@@ -14,9 +16,11 @@ pub(crate) mod stats;
 pub(crate) mod stop;
 pub(crate) mod update;
 
+pub(crate) use events::*;
 pub(crate) use exec::*;
 pub(crate) use gc::*;
 pub(crate) use inspect::*;
+pub(crate) use list::*;
 pub(crate) use logs::*;
 pub(crate) use pause::*;
 pub(crate) use ps::*;
@@ -68,6 +72,8 @@ pub(crate) fn verb(
         C::Start(a) => ("start", a.id.clone(), start(&store, &a.id, log)),
         C::Restart(a) => ("restart", a.id.clone(), restart(&store, root, a, log, t0)),
         C::Ps(a) => return ps(&store, a),
+        C::List(a) => return list(&store, a),
+        C::Events(a) => return events(&store, a),
         C::State(a) => return state(&store, &a.id),
         C::Inspect(a) => return inspect(&store, &a.id),
         C::Logs(a) => return logs(&store, a),

@@ -49,6 +49,9 @@ pub(crate) fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u
 }
 
 pub(crate) fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
+    if let Some(q) = &a.id {
+        return processes(store, q, a.format);
+    }
     let now = now_ms();
     let rows: Vec<(State, Status, Option<ExitInfo>)> = store
         .list()
@@ -128,4 +131,32 @@ pub(crate) fn shown(store: &Store, s: &State, st: Status) -> &'static str {
     } else {
         st.as_str()
     }
+}
+
+/// `ps ID` (runc's `ps`): the processes of one sandbox or container, as pids (`--format
+/// json`, what containerd's shim reads) or a table of pid and command line.
+fn processes(store: &Store, q: &str, format: OutputFormat) -> Result<u8> {
+    let s = crate::records::resolve(store, q)?;
+    let st = effective(&s).0;
+    if !matches!(st, Status::Created | Status::Running) {
+        anyhow::bail!("{q}: is {}; it has no processes", st.as_str());
+    }
+    let pids = crate::records::procs(&s);
+    match format {
+        OutputFormat::Json => outln!("{}", serde_json::to_string(&pids)?),
+        OutputFormat::Table => {
+            outln!("{:<8}  COMMAND", "PID");
+            for p in pids {
+                // The sandbox writes its command lines: shown escaped, never as raw bytes.
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                let argv: Vec<String> = cmd
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).escape_debug().to_string())
+                    .collect();
+                outln!("{p:<8}  {}", command_line(&argv, 80));
+            }
+        }
+    }
+    Ok(0)
 }

@@ -38,6 +38,17 @@ pub(crate) fn kill(store: &Store, a: &KillArgs) -> Result<u8> {
     if sig == libc::SIGKILL || sig == libc::SIGTERM {
         thaw_if_paused(store, &s);
     }
+    if a.all && matches!(st, Status::Created | Status::Running) {
+        // Each process of it, as runc's --all (a container without its own pid namespace
+        // has no init whose end takes the others).
+        let pids = crate::records::procs(&s);
+        for p in &pids {
+            let _ = nucleus_sys::raw::kill(*p, sig);
+        }
+        if !pids.is_empty() {
+            return Ok(0);
+        }
+    }
     if !matches!(st, Status::Created | Status::Running) || !signal(&s, sig)? {
         bail!("{}: is {}; there is nothing to signal", a.id, st.as_str());
     }

@@ -3,6 +3,7 @@
 use crate::events::Events;
 use crate::records::{effective, resolve, settled};
 use anyhow::{bail, Context, Result};
+use nucleus_spec::cgroup::{flag_of_file, Driver, Limits};
 use nucleus_spec::config::ConfigError;
 use nucleus_spec::state::Status;
 use nucleus_spec::Plan;
@@ -12,30 +13,9 @@ use nucleus_sys::store::Store;
 /// `inspect` shows them). Only limits whose controller the sandbox has: on v1 the hierarchies
 /// are chosen at start (a sandbox started without --memory has no memory cgroup to change).
 pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
-    use nucleus_spec::cgroup::{flag_of_file, parse_pids, Driver, Limits};
-    if a.memory.is_none()
-        && a.memory_swap.is_none()
-        && a.cpus.is_none()
-        && a.cpu_weight.is_none()
-        && a.pids.is_none()
-    {
-        return Err(ConfigError::new(
-            "--memory",
-            "give a limit to change: --memory, --memory-swap, --cpus, --cpu-weight or --pids",
-        )
-        .into());
-    }
-    let l = Limits {
-        pids: match &a.pids {
-            Some(p) => parse_pids(p)?,
-            None => None,
-        },
-        ..crate::run::limits(
-            a.memory.as_deref(),
-            a.memory_swap.as_deref(),
-            a.cpus.as_deref(),
-            a.cpu_weight.as_deref(),
-        )?
+    let (l, given) = match &a.resources {
+        Some(f) => from_resources(f, a)?,
+        None => from_flags(a)?,
     };
     let host_cpus = nucleus_sys::raw::cpu_affinity(0).map_or(0, |c| c.len() as u64);
     l.validate(host_cpus)?;
@@ -58,16 +38,6 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
         );
     };
     // Only the files of the flags given are written.
-    let given: Vec<&str> = [
-        ("--memory", a.memory.is_some()),
-        ("--memory-swap", a.memory_swap.is_some()),
-        ("--cpus", a.cpus.is_some()),
-        ("--cpu-weight", a.cpu_weight.is_some()),
-        ("--pids", a.pids.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, set)| set.then_some(flag))
-    .collect();
     // (Memory+swap follows a new --memory too: on v1 it defaults to twice the memory, and
     // must never be below it.)
     let wanted = |f: &str| {
@@ -148,4 +118,91 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
         serde_json::json!({ "files": writes.iter().map(|(_, f, v)| (f.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
     );
     Ok(0)
+}
+
+/// The limits of update's own flags (runc's names among them), and which were given.
+fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)> {
+    use nucleus_spec::cgroup::parse_pids;
+    let cpus = match (&a.cpus, a.cpu_quota) {
+        (Some(c), _) => Some(c.clone()),
+        // runc's --cpu-quota (µs per --cpu-period, default 100000) in CPUs.
+        (None, Some(q)) => {
+            let period = a.cpu_period.unwrap_or(100_000);
+            if period == 0 {
+                return Err(ConfigError::new("--cpu-period", "must be above 0").into());
+            }
+            Some(format!("{}", q as f64 / period as f64))
+        }
+        (None, None) => None,
+    };
+    // runc's --cpu-shares as a weight (its v1-to-v2 conversion).
+    let weight = match (&a.cpu_weight, a.cpu_shares) {
+        (Some(w), _) => Some(w.clone()),
+        (None, Some(s)) => Some((1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142).to_string()),
+        (None, None) => None,
+    };
+    let given: Vec<&'static str> = [
+        ("--memory", a.memory.is_some()),
+        ("--memory-swap", a.memory_swap.is_some()),
+        ("--cpus", cpus.is_some()),
+        ("--cpu-weight", weight.is_some()),
+        ("--pids", a.pids.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Err(ConfigError::new(
+            "--memory",
+            "give a limit to change: --memory, --memory-swap, --cpus, --cpu-weight, --pids or --resources",
+        )
+        .into());
+    }
+    let l = Limits {
+        pids: match &a.pids {
+            Some(p) => parse_pids(p)?,
+            None => None,
+        },
+        ..crate::run::limits(
+            a.memory.as_deref(),
+            a.memory_swap.as_deref(),
+            cpus.as_deref(),
+            weight.as_deref(),
+        )?
+    };
+    Ok((l, given))
+}
+
+/// `--resources FILE` (`-`: stdin): a runc update file, a `linux.resources` object.
+fn from_resources(
+    f: &std::path::Path,
+    a: &crate::cli::UpdateArgs,
+) -> Result<(Limits, Vec<&'static str>)> {
+    use std::io::Read;
+    if a.memory.is_some()
+        || a.memory_swap.is_some()
+        || a.cpus.is_some()
+        || a.cpu_weight.is_some()
+        || a.pids.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpu_shares.is_some()
+    {
+        return Err(ConfigError::new(
+            "--resources",
+            "give the limits either in the file or as flags, not both",
+        )
+        .into());
+    }
+    let mut text = String::new();
+    let read = if f == std::path::Path::new("-") {
+        std::io::stdin().take(1 << 20).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(f).and_then(|h| h.take(1 << 20).read_to_string(&mut text))
+    };
+    read.map_err(|e| ConfigError::new("--resources", format!("{}: {e}", f.display())))?;
+    let (l, given) = nucleus_spec::oci::update_resources(&text)?;
+    if given.is_empty() {
+        return Err(ConfigError::new("--resources", "the file changes no limit").into());
+    }
+    Ok((l, given))
 }
