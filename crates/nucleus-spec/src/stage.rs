@@ -42,6 +42,8 @@ pub enum Stage {
     Exec,
     /// A created sandbox (`create`) was killed before `start`.
     Start,
+    /// An OCI hook failed.
+    Hooks,
 }
 
 impl Stage {
@@ -76,6 +78,7 @@ impl Stage {
             Self::Seccomp => "seccomp",
             Self::Exec => "exec",
             Self::Start => "start",
+            Self::Hooks => "hooks",
         }
     }
 }

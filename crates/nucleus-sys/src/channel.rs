@@ -92,6 +92,9 @@ pub enum ToChild {
         hold: bool,
         /// Bridge mode: the addresses the sandbox configures on eth0.
         net: Option<crate::net::Assigned>,
+        /// Its pid as the host sees it (the state OCI hooks read); 0 when not needed.
+        #[serde(default)]
+        pid: i32,
     },
     /// The runtime has its copy of the workload's seccomp listener: the workload may go on.
     ListenerTaken,
@@ -385,6 +388,7 @@ mod tests {
             sync: true,
             hold: false,
             net: None,
+            pid: 0,
         })
         .unwrap();
         match sb.recv().unwrap() {

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod copy;
 pub mod error;
 pub mod etcview;
+pub mod hooks;
 pub mod idslot;
 pub mod init;
 pub mod inroot;

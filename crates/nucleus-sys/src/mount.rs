@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 const BASE: &str = "/tmp";
 const NEW: &str = "/newroot";
 const OLD: &str = "/oldroot";
+/// Where the host's root is while the container's is built (createContainer hooks run there).
+pub const HOST_ROOT_WHILE_STAGED: &str = OLD;
 /// An empty directory of the staging tmpfs, bound read-only over masked directories: one
 /// superblock for every mask instead of a tmpfs each (each costs to make and, at the
 /// sandbox's exit, to tear down).

@@ -1118,6 +1118,26 @@ pub(crate) fn in_child(f: impl FnOnce() -> i32) -> i32 {
     st.code()
 }
 
+/// Make `cmd`'s process chroot into `dir` (and chdir to its /) before its exec: a hook run from
+/// inside a container under construction sees the host's file system where the runtime's
+/// staging put it.
+pub fn chroot_before_exec(cmd: &mut std::process::Command, dir: &Path) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the closure runs between fork and exec and calls only chroot and chdir
+    // (async-signal-safe) on a string made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::chroot(c.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -198,8 +198,8 @@ fn run(cli: &OciCli, a: &RunArgs, log: &Logger) -> Result<u8> {
         } => (created, store, record),
         Made::Failed(code) => return Ok(code),
     };
-    if let Err(e) = start(&store, &record) {
-        let _ = delete(&store, &record, true);
+    if let Err(e) = start(&store, &record, log) {
+        let _ = delete(&store, &record, true, log);
         return Err(e);
     }
     if a.detach {
@@ -208,7 +208,7 @@ fn run(cli: &OciCli, a: &RunArgs, log: &Logger) -> Result<u8> {
     let code = nucleus_sys::sandbox::foreground(created.pid, created.master)?;
     if !a.keep {
         let s = store.read(&record.id).unwrap_or(*record);
-        delete(&store, &s, true)?;
+        delete(&store, &s, true, log)?;
     }
     Ok(code.clamp(0, 255) as u8)
 }
@@ -314,6 +314,8 @@ fn make(
         Ok(c) => c,
         Err(e) => {
             let _ = store.remove(&a.id, None);
+            // A failed create goes on to the end of the lifecycle: poststop (runtime-spec).
+            poststop(plan.hooks.as_ref(), &a.id, log);
             return match e {
                 nucleus_sys::sandbox::CreateError::Runtime(e) => Err(e.into()),
                 nucleus_sys::sandbox::CreateError::Failed(f) => {
@@ -337,7 +339,7 @@ fn make(
     if let Some(p) = &a.started.pid_file {
         if let Err(e) = write_pid_file(p, created.pid) {
             // Nothing is left of a create that fails.
-            let _ = delete(&store, &record, true);
+            let _ = delete(&store, &record, true, log);
             return Err(anyhow::Error::from(e).context(format!("--pid-file {}", p.display())));
         }
     }
@@ -487,7 +489,7 @@ fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
 
 /// `start` of an OCI container: one byte into its exec fifo lets its process exec; the fifo
 /// goes.
-pub(crate) fn start(store: &Store, s: &State) -> Result<u8> {
+pub(crate) fn start(store: &Store, s: &State, log: &Logger) -> Result<u8> {
     let fifo = store.dir(&s.id).join("exec.fifo");
     let (st, _) = crate::records::effective(s);
     if st != Status::Created {
@@ -511,12 +513,37 @@ pub(crate) fn start(store: &Store, s: &State) -> Result<u8> {
     r.status = Status::Running;
     r.started_ms = Some(store::now_ms());
     store.write(&r)?;
+    // poststart: once its program runs; a failure is a warning (runtime-spec).
+    if let Some(h) = hooks_of(store, s).filter(|h| !h.poststart.is_empty()) {
+        let pid = s.init.map_or(0, |p| p.pid);
+        let state = h.state(&s.id, "running", pid);
+        for w in nucleus_sys::hooks::run_each(&h.poststart, &state) {
+            log.warn(&w);
+        }
+    }
     Ok(0)
+}
+
+/// A container's hooks, from its stored plan.
+fn hooks_of(store: &Store, s: &State) -> Option<nucleus_spec::plan::Hooks> {
+    let data = std::fs::read(store.dir(&s.id).join("plan.json")).ok()?;
+    serde_json::from_slice::<nucleus_spec::Plan>(&data)
+        .ok()?
+        .hooks
+}
+
+/// poststop: once the container is gone; each failure a warning.
+fn poststop(h: Option<&nucleus_spec::plan::Hooks>, id: &str, log: &Logger) {
+    if let Some(h) = h.filter(|h| !h.poststop.is_empty()) {
+        for w in nucleus_sys::hooks::run_each(&h.poststop, &h.state(id, "stopped", 0)) {
+            log.warn(&w);
+        }
+    }
 }
 
 /// `delete` of an OCI container: refused while it runs unless `force` (then killed); its
 /// cgroup and record go. Also after its process was killed with SIGKILL: nothing is left.
-pub(crate) fn delete(store: &Store, s: &State, force: bool) -> Result<()> {
+pub(crate) fn delete(store: &Store, s: &State, force: bool, log: &Logger) -> Result<()> {
     let (st, _) = crate::records::effective(s);
     if st == Status::Running && !force {
         bail!("{}: is running; stop it first, or delete --force", s.id);
@@ -530,7 +557,9 @@ pub(crate) fn delete(store: &Store, s: &State, force: bool) -> Result<()> {
         }
     }
     // Its cgroup, and the default parents (…/nucleus) when they empty, as after `nucleus run`.
+    let hooks = hooks_of(store, s);
     crate::records::remove_cgroups(store, s)?;
     store.remove(&s.id, s.name.as_deref())?;
+    poststop(hooks.as_ref(), &s.id, log);
     Ok(())
 }

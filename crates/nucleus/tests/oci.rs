@@ -211,8 +211,8 @@ fn bad_bundles_get_one_line_naming_the_field_and_leave_nothing() {
             "process.cwd",
         ),
         (
-            Box::new(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]})),
-            "hooks",
+            Box::new(|c| c["hooks"] = json!({"prestart": [{"path": "true"}]})),
+            "hooks.prestart[0].path",
         ),
         (
             Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
@@ -434,8 +434,11 @@ fn features_and_spec_say_what_the_runtime_does() {
         .as_array()
         .unwrap()
         .contains(&json!("mount")));
-    // What is refused is not claimed.
-    assert_eq!(f["hooks"], json!([]));
+    // Every hook kind is run (the hooks test proves each); what is refused is not claimed.
+    assert_eq!(
+        f["hooks"],
+        json!(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
+    );
     assert_eq!(f["linux"]["apparmor"]["enabled"], false);
     let t = TempDir::new("oci-spec");
     let o = run(&["spec", "--bundle", &t.s()]);
@@ -765,5 +768,121 @@ fn runc_verbs_list_ps_events_update_pause_and_kill_all() {
         let o = run(&["ps", id]);
         assert_eq!(o.status.code(), Some(125));
         assert!(run(&["delete", id]).status.success());
+    });
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_state_and_their_failures_stop_the_create() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-hooks");
+    let id = "oci-hooks";
+    let log = t.path().join("hooks.log");
+    let script = t.path().join("hook.py");
+    // Each host-side hook appends: its kind, the state's status and id, its environment's
+    // FOO, and (runtime hooks) whether the state's pid is in a network namespace of its own.
+    std::fs::write(
+        &script,
+        format!(
+            r#"import json, os, sys
+kind = sys.argv[1]
+s = json.load(sys.stdin)
+extra = ""
+if kind in ("prestart", "createRuntime"):
+    own = os.readlink("/proc/%d/ns/net" % s["pid"]) != os.readlink("/proc/self/ns/net")
+    extra = "netns-own" if own else "netns-host"
+with open({log:?}, "a") as f:
+    f.write("%s %s %s %s %s %s\n" % (kind, s["status"], s["id"], os.environ.get("FOO"), os.environ.get("PATH"), extra))
+"#,
+            log = log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let py = |kind: &str| {
+        json!({"path": "/usr/bin/python3", "args": ["python3", script.display().to_string(), kind],
+               "env": ["FOO=bar"], "timeout": 30})
+    };
+    bundle(&t, &["sh", "-c", "cat /hookstate"], |c| {
+        c["root"]["readonly"] = json!(false);
+        c["hooks"] = json!({
+            "prestart": [py("prestart")],
+            "createRuntime": [py("createRuntime")],
+            "createContainer": [py("createContainer")],
+            // In the container: its own sh, its own file system.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /hookstate"]}],
+            "poststart": [py("poststart")],
+            "poststop": [py("poststop")],
+        });
+    });
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.unwrap();
+        let after_create = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            after_create,
+            format!(
+                "prestart creating {id} bar None netns-own\ncreateRuntime creating {id} bar None netns-own\ncreateContainer creating {id} bar None \n"
+            )
+        );
+        assert!(run(&["start", id]).status.success());
+        assert_eq!(reap(pid), 0);
+        // startContainer had the state (status created, the host's pid) on stdin.
+        let out: Value =
+            serde_json::from_str(&std::fs::read_to_string(t.path().join("out")).unwrap()).unwrap();
+        assert_eq!(out["status"], "created");
+        assert_eq!(out["pid"], pid);
+        assert_eq!(out["bundle"], t.s());
+        assert!(run(&["delete", id]).status.success());
+        let all = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            all.ends_with(&format!(
+                "poststart running {id} bar None \npoststop stopped {id} bar None \n"
+            )),
+            "{all}"
+        );
+    });
+    // A failing createRuntime hook: create fails naming it, with what it said; poststop
+    // still runs; nothing is left.
+    std::fs::remove_file(&log).unwrap();
+    bundle(&t, &["true"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no network for you >&2; exit 3"]}],
+            "poststop": [py("poststop")],
+        });
+    });
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert_eq!(o.status.code(), Some(125));
+        let err = stderr(&o);
+        assert!(
+            err.contains("hooks.createRuntime[0]")
+                && err.contains("exit status: 3")
+                && err.contains("no network for you"),
+            "{err}"
+        );
+        assert!(pid.is_none());
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("poststop stopped {id} bar None \n")
+        );
+    });
+    // A hook past its timeout is killed, and fails the create.
+    std::fs::remove_dir_all(t.path().join("rootfs")).unwrap();
+    bundle(&t, &["true"], |c| {
+        c["hooks"] = json!({
+            "prestart": [{"path": "/bin/sleep", "args": ["sleep", "100"], "timeout": 1}],
+        });
+    });
+    leaves_nothing(|| {
+        let t0 = std::time::Instant::now();
+        let (o, _) = create(&t, id, &[]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+        let err = stderr(&o);
+        assert!(
+            err.contains("hooks.prestart[0]") && err.contains("timed out"),
+            "{err}"
+        );
     });
 }

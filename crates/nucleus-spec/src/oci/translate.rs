@@ -7,8 +7,8 @@ use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimi
 use crate::host::HostFacts;
 use crate::mounts::{DeviceKind, MountOp, RootSource};
 use crate::plan::{
-    IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError, ProcessPlan,
-    Supervisor,
+    Hook, Hooks, IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError,
+    ProcessPlan, Supervisor,
 };
 use crate::policy::{cap_number, CapSets};
 use oci_spec::runtime::{
@@ -170,6 +170,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         supervisor: Supervisor::Caller {
             fifo: cx.fifo.clone(),
         },
+        hooks: hooks(spec, cx)?,
         warnings: if b.unknown.is_empty() {
             vec![]
         } else {
@@ -179,6 +180,70 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             )]
         },
     })
+}
+
+/// config.json's `hooks`, None without any. A hook's path must be absolute (runtime-spec); a
+/// timeout above 0.
+fn hooks(spec: &Spec, cx: &Context) -> Result<Option<Hooks>, PlanError> {
+    let Some(h) = spec.hooks() else {
+        return Ok(None);
+    };
+    let kind = |name: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| {
+        list.iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, h)| {
+                let field = format!("hooks.{name}[{i}]");
+                if !h.path().is_absolute() {
+                    return Err(refuse(
+                        &format!("{field}.path"),
+                        format!("{}: must be absolute", h.path().display()),
+                    ));
+                }
+                let timeout_secs = match h.timeout() {
+                    None => None,
+                    Some(t) if t > 0 => Some(t as u64),
+                    Some(t) => {
+                        return Err(refuse(
+                            &format!("{field}.timeout"),
+                            format!("{t}: must be above 0"),
+                        ))
+                    }
+                };
+                Ok(Hook {
+                    field,
+                    path: h.path().clone(),
+                    args: h.args().clone().unwrap_or_default(),
+                    env: h.env().clone().unwrap_or_default(),
+                    timeout_secs,
+                })
+            })
+            .collect::<Result<Vec<Hook>, PlanError>>()
+    };
+    #[allow(deprecated)]
+    let prestart = kind("prestart", h.prestart())?;
+    let hooks = Hooks {
+        prestart,
+        create_runtime: kind("createRuntime", h.create_runtime())?,
+        create_container: kind("createContainer", h.create_container())?,
+        start_container: kind("startContainer", h.start_container())?,
+        poststart: kind("poststart", h.poststart())?,
+        poststop: kind("poststop", h.poststop())?,
+        bundle: cx.bundle.to_path_buf(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    let none = hooks.prestart.is_empty()
+        && hooks.create_runtime.is_empty()
+        && hooks.create_container.is_empty()
+        && hooks.start_container.is_empty()
+        && hooks.poststart.is_empty()
+        && hooks.poststop.is_empty();
+    Ok((!none).then_some(hooks))
 }
 
 /// The process config.json (or `exec --process`'s process.json) describes.
@@ -306,7 +371,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
             || v.as_object().is_some_and(|o| o.is_empty()))
     };
     for (path, why) in [
-        (&["hooks"][..], "hooks are not run by this runtime yet"),
         (&["linux", "intelRdt"][..], "Intel RDT is not supported"),
         (
             &["linux", "timeOffsets"][..],
@@ -1191,8 +1255,15 @@ mod tests {
         use serde_json::json;
         let cases = [
             (
-                with(&["hooks"], json!({"prestart": [{"path": "/bin/true"}]})),
-                "hooks",
+                with(&["hooks"], json!({"poststop": [{"path": "true"}]})),
+                "hooks.poststop[0].path",
+            ),
+            (
+                with(
+                    &["hooks"],
+                    json!({"createRuntime": [{"path": "/bin/true", "timeout": 0}]}),
+                ),
+                "hooks.createRuntime[0].timeout",
             ),
             (
                 with(&["linux", "intelRdt"], json!({"closID": "x"})),

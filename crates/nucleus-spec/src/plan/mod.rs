@@ -216,8 +216,77 @@ pub struct Plan {
     pub cgroup: Option<CgroupPlan>,
     #[serde(default, skip_serializing_if = "Supervisor::is_nucleus")]
     pub supervisor: Supervisor,
+    /// An OCI container's hooks (config.json `hooks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
+}
+
+/// An OCI container's hooks, each kind run in order at its point of the lifecycle with the
+/// container's state (runtime-spec `state`) on its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// Deprecated by the runtime-spec but what Docker's networking uses: run by the runtime,
+    /// in its namespaces, once the container's namespaces exist (before `create` returns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prestart: Vec<Hook>,
+    /// Same point as prestart, after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_runtime: Vec<Hook>,
+    /// Run by the container's process in its namespaces, before its root switch (the path
+    /// resolves in the runtime's view of the file system).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_container: Vec<Hook>,
+    /// Run by the container's process once started, before its program (the path resolves
+    /// in the container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_container: Vec<Hook>,
+    /// Run by `start` once the program runs; a failure is a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<Hook>,
+    /// Run by `delete` once the container is gone; a failure is a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<Hook>,
+    /// The state's bundle (absolute).
+    pub bundle: PathBuf,
+    /// The state's annotations.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// One hook: runtime-spec `hooks.*[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Its name in messages: `hooks.prestart[0]`.
+    pub field: String,
+    pub path: PathBuf,
+    /// Its argv (argv[0] included); empty: the path alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Its whole environment (nothing of the runtime's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Killed, and failed, after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+impl Hooks {
+    /// The state hooks read on stdin: runtime-spec's, with `pid` as the host sees it.
+    pub fn state(&self, id: &str, status: &str, pid: i32) -> String {
+        let mut v = serde_json::json!({
+            "ociVersion": crate::oci::OCI_VERSION,
+            "id": id,
+            "status": status,
+            "bundle": self.bundle,
+            "annotations": self.annotations,
+        });
+        if pid > 0 {
+            v["pid"] = pid.into();
+        }
+        v.to_string()
+    }
 }
 
 fn p(s: &str) -> PathBuf {
@@ -311,6 +380,7 @@ impl Plan {
             allow_chroot_fallback: !strict,
             cgroup: admitted.cgroup,
             supervisor: Supervisor::Nucleus,
+            hooks: None,
             warnings: d.enforce.warnings,
         })
     }

@@ -48,7 +48,7 @@ pub(super) fn child_main(
                 let Some(f) = fifo else {
                     fail(&ch, Stage::ExecSync, "no exec fifo")
                 };
-                match exec_with(Hold::Fifo(f), None) {}
+                match exec_with(Hold::Fifo(f, go.pid), None) {}
             }
             drop(fifo);
             let sync = if go.sync {
@@ -263,6 +263,8 @@ pub(super) fn join_netns(t: &mut Option<io::Result<NetThread>>) -> StageResult<(
 pub(super) struct GoFlags {
     sync: bool,
     hold: bool,
+    /// Our pid as the host sees it (OCI hooks' state).
+    pid: i32,
 }
 
 pub(super) fn child_setup(
@@ -297,11 +299,12 @@ pub(super) fn child_setup(
             sync,
             hold,
             net,
+            pid,
         })) if idmapped.iter().chain(&prepared).all(Fd::is_some) => {
             let idmapped: VecDeque<OwnedFd> =
                 idmapped.into_iter().filter_map(Fd::into_inner).collect();
             let trees: Vec<Option<OwnedFd>> = prepared.into_iter().map(Fd::into_inner).collect();
-            (idmapped, trees, GoFlags { sync, hold }, net)
+            (idmapped, trees, GoFlags { sync, hold, pid }, net)
         }
         // The runtime is gone or broken: nothing to report to.
         _ => raw::exit_now(1),
@@ -415,6 +418,19 @@ pub(super) fn child_setup(
     }
     join_netns(&mut net_thread)?;
     trace::mark_as("sandbox", "mounts");
+    // createContainer: in the container's namespaces, before its root switch.
+    if let Some(h) = plan
+        .hooks
+        .as_ref()
+        .filter(|h| !h.create_container.is_empty())
+    {
+        let state = h.state(&plan.id, "creating", go.pid);
+        // (Staged: the host's file system, where their paths resolve, is under the staging
+        // root; each hook is chrooted there.)
+        let host = std::path::Path::new(mount::HOST_ROOT_WHILE_STAGED);
+        crate::hooks::run_all_in(Some(host), &h.create_container, &state)
+            .map_err(|e| StartFailure::new(Stage::Hooks, e))?;
+    }
     let switched = stage(
         Stage::SwitchRoot,
         mount::switch_root(plan.allow_chroot_fallback),

@@ -130,7 +130,10 @@ pub(crate) fn ns_flags(plan: &Plan, cgroup_later: bool) -> u64 {
 /// configures it before its mounts (egress rules, the resolver's sockets).
 fn net_in_thread(plan: &Plan) -> bool {
     let n = &plan.net;
+    // (Not for an OCI container: its network namespace must exist from the clone, for its
+    // prestart hooks and joiners to find it by pid.)
     plan.namespaces.net
+        && plan.supervisor.is_nucleus()
         && n.bridge.is_none()
         && n.slirp.is_none()
         && n.egress.is_none()

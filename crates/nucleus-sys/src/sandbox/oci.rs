@@ -154,12 +154,22 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
             .map_err(CreateError::from)
             .map_err(kill)?;
     }
+    // prestart and createRuntime: the runtime's, in its namespaces, once the container's
+    // exist (Docker's network hook finds them by the state's pid).
+    if let Some(h) = &plan.hooks {
+        let state = h.state(&plan.id, "creating", pid);
+        crate::hooks::run_all(&h.prestart, &state)
+            .and_then(|()| crate::hooks::run_all(&h.create_runtime, &state))
+            .map_err(|e| CreateError::from(other("hook", e)))
+            .map_err(kill)?;
+    }
     pch.send(ToChild::Go {
         idmapped: vec![],
         prepared: vec![],
         sync: false,
         hold: false,
         net: None,
+        pid,
     })
     .ctx("send", "go")
     .map_err(CreateError::from)

@@ -345,6 +345,7 @@ pub(super) fn parent_run(
         sync: detach.is_some(),
         hold: detach.is_some_and(|d| d.hold),
         net: host_net.as_ref().map(|h| h.assigned.clone()),
+        pid: 0,
     })
     .ctx("send", "go")
     .map_err(kill_child)?;

@@ -42,7 +42,8 @@ pub(super) enum Hold<'a> {
     Sync(&'a (ExecSyncWorkload, bool)),
     /// An OCI container: exec when `start` writes to the exec fifo (open read-write, so
     /// opening it did not wait; the read does).
-    Fifo(std::os::fd::OwnedFd),
+    /// With its pid as the host sees it (for startContainer hooks' state).
+    Fifo(std::os::fd::OwnedFd, libc::pid_t),
 }
 
 pub(super) fn child_exec(
@@ -235,9 +236,25 @@ pub(super) fn child_exec(
         },
         Hold::Sync(_) | Hold::None => {}
         // The runtime is gone (it left once we reported): `start` writes one byte.
-        Hold::Fifo(f) => {
+        Hold::Fifo(f, pid) => {
             if !matches!(raw::read(f.as_fd(), &mut [0u8; 1]), Ok(1)) {
                 raw::exit_now(1);
+            }
+            // startContainer: started, before its program; the path is the container's. A
+            // failure ends it (nobody reads the channel now): the line goes to its stderr.
+            if let Some(h) = plan
+                .hooks
+                .as_ref()
+                .filter(|h| !h.start_container.is_empty())
+            {
+                let state = h.state(&plan.id, "created", pid);
+                if let Err(e) = crate::hooks::run_all(&h.start_container, &state) {
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        format!("nucleus: {e}\n").as_bytes(),
+                    );
+                    raw::exit_now(125);
+                }
             }
         }
     }

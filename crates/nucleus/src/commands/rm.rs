@@ -11,10 +11,10 @@ use nucleus_sys::store::Store;
 use std::time::Duration;
 
 pub(crate) fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
-    each(&a.ids, log, |q| rm_one(store, q, a.force))
+    each(&a.ids, log, |q| rm_one(store, q, a.force, log))
 }
 
-pub(crate) fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
+pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Result<()> {
     let s = resolve(store, q)?;
     let _lock = store
         .lock(&s.id)
@@ -24,7 +24,7 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool) -> Result<()> {
         .read(&s.id)
         .ok_or_else(|| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
     if s.oci.is_some() {
-        return crate::oci::delete(store, &s, force);
+        return crate::oci::delete(store, &s, force, log);
     }
     let s = if effective(&s).0 != Status::Stopped {
         if !force {

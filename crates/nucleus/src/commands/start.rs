@@ -9,7 +9,7 @@ use nucleus_sys::store::{self, Store};
 pub(crate) fn start(store: &Store, q: &str, log: &Logger) -> Result<u8> {
     let s = settled(store, resolve(store, q)?);
     if s.oci.is_some() {
-        return crate::oci::start(store, &s);
+        return crate::oci::start(store, &s, log);
     }
     let (st, _) = effective(&s);
     if st != Status::Created {
