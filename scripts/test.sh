@@ -12,8 +12,9 @@ fi
 
 # Tools the workload-compatibility tests run inside sandboxes, the network tests' world
 # (slirp4netns for --network slirp, dnsmasq as the test DNS server, nft and ip to inspect), and
-# the OCI clients that drive nucleus as their runtime (podman with conmon).
-need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon)
+# the OCI clients that drive nucleus as their runtime (podman with conmon; Docker's dockerd
+# with its containerd, whose ctr drives the runc v2 shim as Kubernetes' CRI does).
+need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon dockerd ctr)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
@@ -21,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs \
-    slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon >/dev/null
+    slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon docker.io containerd >/dev/null
 fi
 
 # A Debian root filesystem with systemd, booted under systemd-nspawn by the systemd-supervision

@@ -18,6 +18,17 @@ pub(crate) struct Cli {
     /// State directory (default /run/nucleus as root, else $XDG_RUNTIME_DIR/nucleus).
     #[arg(long, env = "NUCLEUS_ROOT", global = true, hide_env_values = true)]
     pub root: Option<PathBuf>,
+    /// Also append runtime messages to this file (as runc: containerd's shim and conmon read
+    /// a failed verb's error from it).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Accepted as runc's clients pass it to every verb (a container made under it keeps its
+    /// cgroups; `create` refuses it: this runtime drives cgroupfs).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted as runc's clients pass it: runtime messages are already as detailed.
+    #[arg(long, global = true)]
+    pub debug: bool,
     #[command(subcommand)]
     pub command: Command,
 }

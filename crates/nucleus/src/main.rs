@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     timing::mark("parse args");
-    let log = log::Logger::new(cli.log_format);
+    let log = log::Logger::new(cli.log_format).with_file(cli.log.as_deref());
     let sub = |path: &[&str]| {
         let mut m = Some(&matches);
         for p in path {

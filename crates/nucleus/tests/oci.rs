@@ -437,7 +437,14 @@ fn features_and_spec_say_what_the_runtime_does() {
     // Every hook kind is run (the hooks test proves each); what is refused is not claimed.
     assert_eq!(
         f["hooks"],
-        json!(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
+        json!([
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ])
     );
     assert_eq!(f["linux"]["apparmor"]["enabled"], false);
     let t = TempDir::new("oci-spec");

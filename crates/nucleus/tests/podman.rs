@@ -99,11 +99,14 @@ fn podman_runs_execs_limits_and_removes_containers_with_nucleus() {
             &format!(
                 r#"
 echo "run: $($P run --rm $R bb sh -c 'echo -n "hello "; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status | tr -d "\t" | tr "\n" " "')"
-$P run -d $R --name web bb sleep 1000 >/dev/null; echo "run-d: $?"
+$P run -d $R --memory 64m --name web bb sleep 1000 >/dev/null; echo "run-d: $?"
 echo "ps: $($P ps --format '{{{{.Names}}}} {{{{.State}}}}')"
 echo "exec: $($P exec web sh -c 'echo in-exec')"
 $P exec web sh -c 'exit 7'; echo "exec-status: $?"
 echo "inspect: $($P inspect web --format '{{{{.State.Status}}}}')"
+$P pause web >/dev/null; echo "pause: $? $($P inspect web --format '{{{{.State.Status}}}}')"
+$P unpause web >/dev/null; echo "unpause: $? $($P inspect web --format '{{{{.State.Status}}}}')"
+$P update --memory 96m web >/dev/null; echo "update: $? $($P exec web sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max')"
 $P kill web >/dev/null; echo "kill: $?"
 $P wait web >/dev/null
 echo "after-kill: $($P inspect web --format '{{{{.State.Status}}}} {{{{.State.ExitCode}}}}')"
@@ -131,6 +134,9 @@ echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status
     assert_eq!(line("exec"), "in-exec");
     assert_eq!(line("exec-status"), "7");
     assert_eq!(line("inspect"), "running");
+    assert_eq!(line("pause"), "0 paused", "{err}");
+    assert_eq!(line("unpause"), "0 running", "{err}");
+    assert_eq!(line("update"), "0 100663296", "{err}");
     assert_eq!(line("kill"), "0");
     assert_eq!(line("after-kill"), "exited 137");
     assert_eq!(line("rm"), "0");

@@ -992,7 +992,8 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             (m.kernel().is_some(), "kernel"),
             (m.kernel_tcp().is_some(), "kernelTCP"),
             (m.swappiness().is_some(), "swappiness"),
-            (m.disable_oom_killer().is_some(), "disableOOMKiller"),
+            // (Docker writes false: the kernel's default, nothing to apply.)
+            (m.disable_oom_killer() == Some(true), "disableOOMKiller"),
             (m.check_before_update().is_some(), "checkBeforeUpdate"),
         ] {
             if set {
@@ -1074,8 +1075,9 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             }
         }
         l.io = io;
-        if b.weight().is_some()
-            || b.leaf_weight().is_some()
+        // (Docker writes a weight of 0: unset.)
+        if b.weight().is_some_and(|w| w > 0)
+            || b.leaf_weight().is_some_and(|w| w > 0)
             || b.weight_device().as_ref().is_some_and(|w| !w.is_empty())
         {
             return Err(refuse(

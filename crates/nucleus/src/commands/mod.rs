@@ -85,7 +85,7 @@ pub(crate) fn verb(
         C::Pause(a) => ("pause", a.id.clone(), pause(&store, &a.id, true)),
         C::Unpause(a) => ("unpause", a.id.clone(), pause(&store, &a.id, false)),
         C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),
-        C::Delete(a) => ("delete", a.ids.join(" "), rm(&store, a, log)),
+        C::Delete(a) => ("delete", a.ids.join(" "), delete(&store, a, log)),
         _ => bail!("internal: not a lifecycle verb"),
     };
     audit(&store, name, &id, &r);

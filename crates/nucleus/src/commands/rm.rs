@@ -14,6 +14,23 @@ pub(crate) fn rm(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
     each(&a.ids, log, |q| rm_one(store, q, a.force, log))
 }
 
+/// `delete` (runc's): as `rm`, but `--force` of an id that does not exist succeeds, as runc's
+/// does (containerd's shim deletes --force what a failed start may never have made).
+pub(crate) fn delete(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
+    each(&a.ids, log, |q| match rm_one(store, q, a.force, log) {
+        Err(e)
+            if a.force
+                && matches!(
+                    e.downcast_ref::<nucleus_spec::state::ResolveError>(),
+                    Some(nucleus_spec::state::ResolveError::NotFound(_))
+                ) =>
+        {
+            Ok(())
+        }
+        r => r,
+    })
+}
+
 pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Result<()> {
     let s = resolve(store, q)?;
     let _lock = store
