@@ -263,3 +263,58 @@ fn kernel_const_allow(prog: &[SockFilter], nr: u32) -> bool {
     }
     false
 }
+
+/// The Plans of OCI configs as real clients write them: runc's `spec` default, Docker 20.10's
+/// and podman 4.3's (captured from `docker run` and `podman run` with nucleus as the runtime,
+/// `--memory 64m --pids-limit 33`), on a fixed cgroup-v1 host.
+#[test]
+fn oci_plans_of_runc_docker_and_podman_configs() {
+    use nucleus_spec::cgroup::{CgroupHost, V1Hierarchy};
+    let v1 = |c: &str| V1Hierarchy {
+        controller: c.into(),
+        mount: PathBuf::from(format!("/sys/fs/cgroup/{c}")),
+        own: "/ci".into(),
+        has_memsw: true,
+    };
+    let facts = HostFacts {
+        cgroup: CgroupHost {
+            v2_mount: None,
+            v2_controllers: vec![],
+            v2_own: None,
+            v1: ["memory", "pids", "devices", "cpu", "blkio", "freezer"]
+                .into_iter()
+                .map(v1)
+                .collect(),
+        },
+        kernel: (6, 18),
+        cpus: 2,
+        ..Default::default()
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oci");
+    for name in ["runc-spec", "docker-20.10-config", "podman-4.3-config"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+        let bundle = nucleus_spec::oci::parse(&text).unwrap();
+        let plan = nucleus_spec::oci::plan(
+            &bundle,
+            &nucleus_spec::oci::Context {
+                id: "c1",
+                bundle: Path::new("/bundle"),
+                fifo: "/run/nucleus/c1/exec.fifo".into(),
+                no_pivot: false,
+                facts: &facts,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut v = serde_json::to_value(&plan).unwrap();
+        // The compiled filters have their own golden files (bpf_programs): their size here.
+        for k in ["seccomp_bpf", "init_seccomp_bpf"] {
+            if let Some(s) = v[k].as_str() {
+                v[k] = format!("<{} instructions>", s.len() / 16).into();
+            }
+        }
+        check(
+            &format!("oci-{name}.plan.json"),
+            &(serde_json::to_string_pretty(&v).unwrap() + "\n"),
+        );
+    }
+}
