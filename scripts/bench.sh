@@ -15,13 +15,13 @@ runs=${1:-300}
 out=${2:-target/bench/cold-start.json}
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 1; }
 
-for t in bwrap crun runc busybox; do
+for t in bwrap crun runc busybox podman conmon; do
   if ! command -v "$t" >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap crun runc busybox-static >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap crun runc busybox-static podman conmon >/dev/null
     break
   fi
 done
-for t in bwrap crun runc busybox; do
+for t in bwrap crun runc busybox podman conmon; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t is required and could not be installed" >&2; exit 1; }
 done
 
@@ -49,6 +49,10 @@ cleanup() {
     done
     if [ -z "$ctrls" ]; then rmdir "/sys/fs/cgroup/unified${path%/}"/nucleus-bench* 2>/dev/null || true; fi
   done < /proc/self/cgroup
+  # podman's parent (absolute: podman's cgroupfs manager takes no relative one) and its leaves.
+  for d in /sys/fs/cgroup/*/nucleus-bench-podman /sys/fs/cgroup/nucleus-bench-podman; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 mkdir -p "$(dirname "$out")"
@@ -135,6 +139,7 @@ unshare -m -n --propagation private sh -c "
     nucleus-rootfs '$nucleus run --rootfs $work/bundle/rootfs -- /bin/true' \
     bwrap '$bwrap_cmd' \
     bwrap-usr '$bwrap_usr_cmd' \
+    nucleus-oci '$nucleus run --bundle $work/bundle nucleus-bench-oci' \
     crun 'crun run --bundle $work/bundle nucleus-bench-crun' \
     runc 'runc run --bundle $work/bundle nucleus-bench-runc'
 "
@@ -153,6 +158,13 @@ for x in r:
     t = x["times"]; m = statistics.median(t)
     paired = statistics.median(a / b for a, b in zip(t, nu))
     print(f"{x['command']:16} {m*1e3:10.2f} {pct(t,.9)*1e3:8.2f} {pct(t,.99)*1e3:8.2f} {m/base:10.2f}x {paired:6.2f}x")
+# The OCI runtime's whole cycle (create, start, wait, delete: `run --bundle`) against crun's
+# and runc's on the same bundle, paired by round (issue #19's target: at most 0.5x crun).
+oci = {x["command"]: x["times"] for x in r}
+if "nucleus-oci" in oci:
+    for peer in ("crun", "runc"):
+        p = statistics.median(a / b for a, b in zip(oci["nucleus-oci"], oci[peer]))
+        print(f"OCI cycle (run --bundle): nucleus / {peer} = {p:.2f}x (paired median)")
 PY
 echo "raw figures: $out" >&2
 
@@ -200,6 +212,33 @@ for callers in (1, 2, 8):
 json.dump({'throughput_per_s': res, 'sandboxes_per_config': n}, open(out, 'w'))
 PY
 "
+
+# podman run --rm with nucleus, crun and runc as its runtime, interleaved (issue #19's target:
+# nucleus at most 0.9x crun). podman's storage in the work directory; at most 30 runs each.
+pod_n=$(( runs < 30 ? runs : 30 ))
+tar -C "$work/bundle/rootfs" -cf "$work/rootfs.tar" .
+pod_out=${out%.json}-podman.json
+unshare -m --propagation private sh -c "
+  umount /sys/fs/cgroup/unified 2>/dev/null || true
+  P='podman --root $work/podman/root --runroot $work/podman/run --tmpdir $work/podman/tmp --network-config-dir $work/podman/net --cgroup-manager cgroupfs --events-backend file'
+  \$P import -q $work/rootfs.tar nucleus-bench >/dev/null
+  R='run --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --cgroup-parent /nucleus-bench-podman --network none nucleus-bench /bin/true'
+  python3 '$work/interleave.py' '$pod_out' $pod_n 2 \
+    podman-nucleus \"\$P --runtime $nucleus \$R\" \
+    podman-crun \"\$P --runtime $(command -v crun) \$R\" \
+    podman-runc \"\$P --runtime $(command -v runc) \$R\"
+  \$P rm -af >/dev/null 2>&1 || true
+"
+python3 - "$pod_out" <<'PY'
+import json, sys, statistics
+r = {x["command"]: x["times"] for x in json.load(open(sys.argv[1]))["results"]}
+print(f"\n{'podman run --rm':16} {'median ms':>10}")
+for k, t in r.items():
+    print(f"{k:16} {statistics.median(t)*1e3:10.1f}")
+for peer in ("podman-crun", "podman-runc"):
+    p = statistics.median(a / b for a, b in zip(r["podman-nucleus"], r[peer]))
+    print(f"podman with nucleus / {peer[7:]} = {p:.2f}x (paired median)")
+PY
 
 # Memory: idle detached sandboxes (monitor + init of each), and the binary's size.
 mem_n=$(( runs < 100 ? runs : 100 ))
