@@ -222,6 +222,17 @@ fn bad_bundles_get_one_line_naming_the_field_and_leave_nothing() {
             Box::new(|c| c["process"]["user"]["uid"] = json!("root")),
             "process.user.uid",
         ),
+        // A net sysctl in a "joined" namespace that is the runtime's own (the host's) would
+        // change the host: refused at create, before anything is written.
+        (
+            Box::new(|c| {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "network");
+                ns.push(json!({"type": "network", "path": "/proc/self/ns/net"}));
+                c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+            }),
+            "runtime's own namespace",
+        ),
         (
             Box::new(|c| c["root"]["path"] = json!("no-such-rootfs")),
             "no-such-rootfs",

@@ -11,6 +11,12 @@ use std::process::{Command, Stdio};
 const PARENT: &str = "nucleus-podman-test";
 
 fn podman_script(t: &TempDir, body: &str) -> (String, String) {
+    podman_script_in(t, body, false)
+}
+
+/// With `private_net`: in a network namespace of its own too (lo up), where podman's netavark
+/// makes its bridge, veths and port forwarding rules, none of them on the host.
+fn podman_script_in(t: &TempDir, body: &str, private_net: bool) -> (String, String) {
     assert!(
         Command::new("podman")
             .arg("--version")
@@ -29,8 +35,15 @@ $P rm -af -t 0 >/dev/null 2>&1
 "#,
         bin = bin().display()
     );
+    let script = if private_net {
+        format!("ip link set lo up\n{script}")
+    } else {
+        script
+    };
     let mut c = Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "sh", "-c", &script])
+    let ns: &[&str] = if private_net { &["-m", "-n"] } else { &["-m"] };
+    c.args(ns)
+        .args(["--propagation", "private", "sh", "-c", &script])
         .stdin(Stdio::null());
     let o = output_within(&mut c, DEADLINE);
     // The parent podman made in every hierarchy, with the leaf it keeps for conmon.
@@ -58,12 +71,14 @@ fn image(t: &TempDir) {
         .expect("busybox-static is required (scripts/test.sh installs it)");
     std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for a in [
-        "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr",
+        "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr", "httpd", "ip",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::write(root.join("www/index.html"), "hello-from-container\n").unwrap();
     let o = Command::new("tar")
         .args(["-C", &root.display().to_string(), "-cf"])
         .arg(t.path().join("rootfs.tar"))
@@ -150,4 +165,40 @@ echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status
         before,
         "records podman's rm left in /run/nucleus"
     );
+}
+
+/// podman's own network stack (netavark: a bridge, the container's network namespace made by
+/// podman and joined by nucleus through `namespaces[].path`, podman's sysctls written in it)
+/// and a published port, all inside a private network world.
+#[test]
+fn podman_networks_and_publishes_a_port_with_nucleus() {
+    let _g = serial();
+    let t = TempDir::new("podman-net");
+    image(&t);
+    let (out, err) = leaves_nothing(|| {
+        podman_script_in(
+            &t,
+            r#"
+R2="--ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --cgroup-parent /nucleus-podman-test"
+$P run -d $R2 -p 8080:80 --name web bb httpd -f -p 80 -h /www >/dev/null; echo "run-d: $?"
+echo "addr: $($P exec web ip -4 addr show eth0 | grep -c 'inet 10\.')"
+for i in $(seq 50); do busybox wget -q -O - http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.1; done
+echo "published: $(busybox wget -q -O - http://127.0.0.1:8080/ 2>&1)"
+echo "direct: $(busybox wget -q -O - http://$($P inspect web --format '{{.NetworkSettings.IPAddress}}'):80/ 2>&1)"
+$P rm -f -t 0 web >/dev/null; echo "rm: $?"
+"#,
+            true,
+        )
+    });
+    let line = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\nstdout:\n{out}\nstderr:\n{err}"))
+            .to_string()
+    };
+    assert_eq!(line("run-d"), "0", "{err}");
+    assert_eq!(line("addr"), "1", "{err}");
+    assert_eq!(line("published"), "hello-from-container", "{err}");
+    assert_eq!(line("direct"), "hello-from-container", "{err}");
+    assert_eq!(line("rm"), "0");
 }

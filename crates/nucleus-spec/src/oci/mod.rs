@@ -8,7 +8,7 @@
 pub mod options;
 mod translate;
 
-pub use translate::{plan, update_resources, Context};
+pub use translate::{plan, sysctl_namespace, update_resources, Context};
 
 use crate::config::ConfigError;
 use oci_spec::runtime::Spec;

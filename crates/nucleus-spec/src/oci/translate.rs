@@ -103,7 +103,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         dev_tmpfs,
     )?);
     // Written once /proc is mounted and before /proc/sys turns read-only (runc's order).
-    for (key, value) in sysctl(linux.sysctl().as_ref(), &namespaces)? {
+    for (key, value) in sysctl(linux.sysctl().as_ref(), &namespaces, &join)? {
         mounts.push(MountOp::Sysctl { key, value });
     }
     for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
@@ -713,9 +713,36 @@ fn propagation(field: &str, p: &str) -> Result<u64, PlanError> {
 }
 
 /// Sysctls the container's own namespaces hold; others would change the host.
+/// The namespace a sysctl belongs to (what it changes is that namespace's), None for the
+/// host-wide ones.
+pub fn sysctl_namespace(key: &str) -> Option<NsKind> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(NsKind::Ipc)
+    } else if key.starts_with("net.") {
+        Some(NsKind::Net)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(NsKind::Uts)
+    } else {
+        None
+    }
+}
+
+/// `linux.sysctl`, each in a namespace the container has (made, or joined by path: the
+/// runtime then checks the joined one is not its own).
 fn sysctl(
     map: Option<&std::collections::HashMap<String, String>>,
     n: &Namespaces,
+    join: &[NsJoin],
 ) -> Result<Vec<(String, String)>, PlanError> {
     let mut out: Vec<(String, String)> = map
         .into_iter()
@@ -725,24 +752,16 @@ fn sysctl(
     out.sort();
     for (k, _) in &out {
         let field = format!("linux.sysctl.{k}");
-        let ipc = [
-            "kernel.msgmax",
-            "kernel.msgmnb",
-            "kernel.msgmni",
-            "kernel.sem",
-            "kernel.shmall",
-            "kernel.shmmax",
-            "kernel.shmmni",
-            "kernel.shm_rmid_forced",
-        ];
-        let ok = if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
-            n.ipc
-        } else if k.starts_with("net.") {
-            n.net
-        } else if k == "kernel.hostname" || k == "kernel.domainname" {
-            n.uts
-        } else {
-            false
+        let ok = match sysctl_namespace(k) {
+            Some(kind) => {
+                let made = match kind {
+                    NsKind::Ipc => n.ipc,
+                    NsKind::Net => n.net,
+                    _ => n.uts,
+                };
+                made || join.iter().any(|j| j.kind == kind)
+            }
+            None => false,
         };
         if !ok || k.contains("..") || k.contains('/') || k.is_empty() {
             return Err(refuse(

@@ -12,6 +12,7 @@ use crate::channel::{
 use crate::error::{other, Context, Result};
 use crate::raw::{self, Forked};
 use crate::trace;
+use nucleus_spec::mounts::MountOp;
 use nucleus_spec::plan::{NsKind, Plan, Supervisor};
 use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use std::io;
@@ -73,6 +74,20 @@ pub(crate) fn ns_flag(kind: NsKind) -> libc::c_int {
     }
 }
 
+/// The /proc/PID/ns file of a kind of namespace.
+fn ns_file(kind: NsKind) -> &'static str {
+    match kind {
+        NsKind::User => "user",
+        NsKind::Pid => "pid",
+        NsKind::Mount => "mnt",
+        NsKind::Net => "net",
+        NsKind::Uts => "uts",
+        NsKind::Ipc => "ipc",
+        NsKind::Cgroup => "cgroup",
+        NsKind::Time => "time",
+    }
+}
+
 /// Join the plan's existing namespaces, user first (the others are then joined with the
 /// rights it gives). The runtime itself joins: it leaves right after, and the container is
 /// cloned from it into them (a pid namespace is entered by children only).
@@ -87,6 +102,35 @@ fn join_namespaces(plan: &Plan) -> Result<()> {
                 .ctx("open namespace", j.path.display())
         })
         .collect::<Result<Vec<OwnedFd>>>()?;
+    // A sysctl is written into a joined namespace only if that is not the runtime's own (the
+    // host's): a path naming /proc/1/ns/net must not turn net.* sysctls into host changes.
+    for (j, fd) in joins.iter().zip(&fds) {
+        let sysctl = plan.mounts.iter().find_map(|m| match m {
+            MountOp::Sysctl { key, .. }
+                if nucleus_spec::oci::sysctl_namespace(key) == Some(j.kind) =>
+            {
+                Some(key)
+            }
+            _ => None,
+        });
+        if let Some(key) = sysctl {
+            let ours = rfs::stat(format!("/proc/self/ns/{}", ns_file(j.kind)))
+                .map_err(io::Error::from)
+                .ctx("stat", "the runtime's namespace")?;
+            let theirs = rfs::fstat(fd)
+                .map_err(io::Error::from)
+                .ctx("stat", j.path.display())?;
+            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino) {
+                return Err(other(
+                    "linux.sysctl",
+                    format!(
+                        "{key}: {} is the runtime's own namespace (it would change the host)",
+                        j.path.display()
+                    ),
+                ));
+            }
+        }
+    }
     for (j, fd) in joins.iter().zip(&fds) {
         raw::setns(fd.as_fd(), ns_flag(j.kind)).ctx("join namespace", j.path.display())?;
     }
