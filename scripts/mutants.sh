@@ -39,6 +39,8 @@ unit_guarded=(
   "crates/nucleus-sys/src/init.rs" "harden|close_ranges"
   # Landlock rules
   "crates/nucleus-sys/src/security.rs" "apply_landlock"
+  # cgroup v2 device rules: the BPF program compiled from them
+  "crates/nucleus-spec/src/cgroup/devices.rs" "device_program"
 )
 e2e_guarded=(
   # capability and identity setup

@@ -1138,6 +1138,130 @@ pub fn chroot_before_exec(cmd: &mut std::process::Command, dir: &Path) -> io::Re
     Ok(())
 }
 
+/// Load `insns` as a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup `dir`
+/// (a v2 directory's descriptor): from then on the kernel asks it about every device node a
+/// task of that cgroup (or below) opens or makes. The attachment holds the program; the
+/// returned descriptor may be closed. The verifier's log comes back in the error.
+pub fn attach_device_program(
+    dir: BorrowedFd<'_>,
+    insns: &[nucleus_spec::cgroup::BpfInsn],
+) -> io::Result<OwnedFd> {
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    // The leading fields of union bpf_attr for BPF_PROG_LOAD, zero-padded to the size the
+    // kernel accepts (fields it does not know must be zero).
+    #[repr(C)]
+    struct ProgLoad {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+        _pad: [u8; 64],
+    }
+    #[repr(C)]
+    struct ProgAttach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+        _pad: [u8; 44],
+    }
+    let raw: Vec<u64> = insns
+        .iter()
+        .map(|i| {
+            u64::from(i.code)
+                | (u64::from(i.regs) << 8)
+                | (u64::from(i.off as u16) << 16)
+                | (u64::from(i.imm as u32) << 32)
+        })
+        .collect();
+    let license = c"Apache-2.0";
+    let mut log = vec![0u8; 4096];
+    let mut name = [0u8; 16];
+    name[..14].copy_from_slice(b"nucleus_devcgr");
+    let load = ProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: raw.len() as u32,
+        insns: raw.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name: name,
+        prog_ifindex: 0,
+        expected_attach_type: 0,
+        _pad: [0; 64],
+    };
+    // SAFETY: bpf(2) with a fully initialised attribute of its declared size; the pointers in
+    // it (instructions, license, log buffer) outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &load as *const ProgLoad,
+            std::mem::size_of::<ProgLoad>(),
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        let said = String::from_utf8_lossy(&log[..end]);
+        let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "load the device program: {e}{}",
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({said})")
+                }
+            ),
+        ));
+    }
+    // SAFETY: bpf returned a new descriptor we now own.
+    let prog = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attach = ProgAttach {
+        target_fd: dir.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+        _pad: [0; 44],
+    };
+    // SAFETY: as above, with descriptors that are open for the call's duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attach as *const ProgAttach,
+            std::mem::size_of::<ProgAttach>(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("attach the device program: {e}"),
+        ));
+    }
+    Ok(prog)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -10,10 +10,12 @@ pub const DEFAULT_PIDS: u64 = 512;
 /// The smallest `--memory`: init plus a shell need a few MiB; less fails at exec, not clearly.
 pub const MIN_MEMORY: u64 = 4 << 20;
 
+mod devices;
 mod host;
 mod limits;
 mod plan;
 
+pub use devices::{device_program, run as run_device_program, BpfInsn};
 pub use host::*;
 pub use limits::*;
 pub use plan::*;

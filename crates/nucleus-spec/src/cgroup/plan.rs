@@ -77,6 +77,10 @@ pub struct CgroupPlan {
     /// unprivileged caller's default pids cap): agent mode then runs without it quietly.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quiet_failure: bool,
+    /// cgroup v2: the device rules as a BPF_PROG_TYPE_CGROUP_DEVICE program, attached to the
+    /// leaf before anything runs in it (v1 writes `devices.allow`/`devices.deny` instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_program: Vec<super::BpfInsn>,
 }
 
 fn join_cg(mount: &Path, cg: &str) -> PathBuf {
@@ -162,6 +166,7 @@ impl CgroupPlan {
                 unsupported,
                 remove_empty_parents: *parent == CgroupParent::Default,
                 quiet_failure: false,
+                device_program: Vec::new(),
             });
         }
         if host.v1.is_empty() {
@@ -219,6 +224,7 @@ impl CgroupPlan {
             unsupported,
             remove_empty_parents: *parent == CgroupParent::Default,
             quiet_failure: false,
+            device_program: Vec::new(),
         })
     }
 }

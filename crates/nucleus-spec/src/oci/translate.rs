@@ -899,11 +899,16 @@ fn cgroup(
         allow.retain(|l| seen.insert(l.clone()));
         rules.extend(allow.into_iter().map(|l| ("devices.allow".to_string(), l)));
     }
-    if !rules.is_empty() && !plan.add_v1_writes(&host, &parent, "devices", rules) {
-        return Err(refuse(
-            "linux.resources.devices",
-            "device rules are enforced on cgroup v1 hosts only by this runtime yet (v2 needs its BPF program)",
-        ));
+    if !rules.is_empty() && !plan.add_v1_writes(&host, &parent, "devices", rules.clone()) {
+        // cgroup v2: the same rules as a device program attached to the leaf.
+        if plan.driver != crate::cgroup::Driver::V2 {
+            return Err(refuse(
+                "linux.resources.devices",
+                "this host has neither a v1 devices hierarchy nor cgroup v2",
+            ));
+        }
+        plan.device_program = crate::cgroup::device_program(&rules)
+            .map_err(|e| refuse("linux.resources.devices", e))?;
     }
     Ok(Some(plan))
 }
@@ -1182,6 +1187,47 @@ mod tests {
     fn runc_spec() -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/runc-spec.json")).unwrap())
             .unwrap()
+    }
+
+    /// On a pure cgroup-v2 host the device rules become the leaf's device program, with v1's
+    /// meaning: the bundle's rules, then the devices every container has.
+    #[test]
+    fn device_rules_on_cgroup_v2_are_a_device_program() {
+        let mut c = runc_spec();
+        c["linux"]["resources"] = serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        ]});
+        let b = super::super::parse(&c.to_string()).unwrap();
+        let mut f = facts();
+        f.cgroup = CgroupHost {
+            v2_mount: Some("/sys/fs/cgroup".into()),
+            v2_controllers: vec!["memory".into(), "pids".into(), "cpu".into()],
+            v2_own: Some("/ci".into()),
+            v1: vec![],
+        };
+        let p = plan(
+            &b,
+            &Context {
+                id: "c1",
+                bundle: Path::new("/b"),
+                fifo: "/run/nucleus/c1/exec.fifo".into(),
+                no_pivot: false,
+                facts: &f,
+            },
+        )
+        .unwrap();
+        let cg = p.cgroup.unwrap();
+        assert_eq!(cg.driver, crate::cgroup::Driver::V2);
+        let prog = &cg.device_program;
+        let ask = |ma, mi, a| crate::cgroup::run_device_program(prog, 'c', ma, mi, a).unwrap();
+        assert!(ask(1, 3, "rw"), "/dev/null, as every container has it");
+        assert!(ask(136, 0, "rw"), "a terminal");
+        assert!(ask(10, 200, "rwm"));
+        assert!(!ask(10, 229, "r"), "denied by the bundle");
+        assert!(!ask(8, 0, "r"), "not allowed");
+        assert!(!crate::cgroup::run_device_program(prog, 'b', 8, 0, "r").unwrap());
     }
 
     #[test]
