@@ -937,6 +937,27 @@ pub fn set_cloexec_number(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether descriptor number `fd` is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: fcntl F_GETFD on a descriptor number; no memory arguments.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Clear close-on-exec on descriptor number `fd` (OCI --preserve-fds: the caller passed it to
+/// the container). EBADF when it is not open: the caller promised N descriptors.
+pub fn clear_cloexec_number(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; no memory arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A close-on-exec duplicate (at 3 or above) of descriptor number `fd`, which the caller was
 /// given by number (a command-line `--events-fd`, the caller's standard descriptors). EBADF
 /// when it is not open.
@@ -1260,6 +1281,16 @@ pub fn attach_device_program(
         ));
     }
     Ok(prog)
+}
+
+/// personality(2): the calling process's execution domain (kept across exec).
+pub fn set_personality(domain: u32) -> io::Result<()> {
+    // SAFETY: personality takes a plain integer.
+    let r = unsafe { libc::personality(libc::c_ulong::from(domain)) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub(crate) struct Started {
     /// With process.terminal: send the pty master over this unix socket.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// Pass this many descriptors after stdio (refused but 0: not yet).
+    /// Pass this many descriptors after stdio (3, 4, …) to the process, open.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
 }
@@ -231,9 +231,6 @@ fn make(
     console: nucleus_sys::sandbox::Console<'_>,
 ) -> Result<Made> {
     nucleus_spec::state::validate_name("id", &a.id)?;
-    if a.started.preserve_fds != 0 {
-        return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
-    }
     let bundle = match &a.bundle {
         Some(b) => std::path::absolute(b).context("--bundle")?,
         None => std::env::current_dir().context("the current directory")?,
@@ -263,7 +260,7 @@ fn make(
         },
     );
     let dir = store.dir(&a.id);
-    let plan = nucleus_spec::oci::plan(
+    let mut plan = nucleus_spec::oci::plan(
         &parsed,
         &nucleus_spec::oci::Context {
             id: &a.id,
@@ -273,6 +270,7 @@ fn make(
             facts: &facts,
         },
     )?;
+    plan.process.preserve_fds = preserved(a.started.preserve_fds)?;
     crate::timing::mark("probe host, plan");
     for w in &plan.warnings {
         log.warn(w);
@@ -363,9 +361,6 @@ fn console(p: Option<&Path>) -> Result<Option<nucleus_sys::channel::ConsoleSocke
 /// and takes the path its process.json gives (identity, capabilities, no_new_privs); the
 /// container's own seccomp filter applies, as runc does.
 fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
-    if a.started.preserve_fds != 0 {
-        return Err(ConfigError::new("--preserve-fds", "only 0 is supported yet").into());
-    }
     let store = Store::open(&state_root(cli.root.as_deref())?)?;
     let s = crate::records::resolve(&store, &a.id)?;
     if s.oci.is_none() {
@@ -389,7 +384,8 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
     std::fs::File::open(&a.process)
         .and_then(|f| f.take(MAX_CONFIG).read_to_string(&mut text))
         .map_err(|e| ConfigError::new("--process", format!("{}: {e}", a.process.display())))?;
-    let plan = nucleus_spec::oci::exec_process(&text, &container)?;
+    let mut plan = nucleus_spec::oci::exec_process(&text, &container)?;
+    plan.process.preserve_fds = preserved(a.started.preserve_fds)?;
     if plan.process.tty && (!a.detach || a.started.console_socket.is_none()) {
         return Err(ConfigError::new(
             "process.terminal",
@@ -439,6 +435,24 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
         return Ok(f.exit_code());
     }
     Ok(out.status.code().clamp(0, 255) as u8)
+}
+
+/// `--preserve-fds N`: descriptors 3 .. 3+N must be open (given by the caller), and N
+/// bounded.
+fn preserved(n: u32) -> Result<u32> {
+    if n > 1024 {
+        return Err(ConfigError::new("--preserve-fds", format!("{n}: at most 1024")).into());
+    }
+    for fd in 3..3 + n {
+        if !nucleus_sys::raw::fd_is_open(fd as i32) {
+            return Err(ConfigError::new(
+                "--preserve-fds",
+                format!("{n}: descriptor {fd} is not open"),
+            )
+            .into());
+        }
+    }
+    Ok(n)
 }
 
 /// `spec`: a default config.json (runc's: `sh` with a terminal, a read-only `rootfs`, the

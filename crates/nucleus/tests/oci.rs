@@ -905,3 +905,76 @@ with open({log:?}, "a") as f:
         );
     });
 }
+
+#[test]
+fn personality_sets_the_execution_domain() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-pers");
+    bundle(&t, &["busybox", "uname", "-m"], |c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), "oci-pers"]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        // A 32-bit domain on x86_64: the machine reads as i686.
+        assert_eq!(stdout(&o), "i686\n");
+    });
+}
+
+#[test]
+fn preserve_fds_passes_exactly_the_descriptors_asked_for() {
+    use std::os::unix::process::CommandExt;
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-fds");
+    bundle(
+        &t,
+        &[
+            "sh",
+            "-c",
+            "echo via-fd3 >&3; test -e /proc/$$/fd/4 && echo fd4-leaked || echo no-fd4",
+        ],
+        |_| {},
+    );
+    let mut fds = [0; 2];
+    // SAFETY: pipe with a valid two-element array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    leaves_nothing(|| {
+        let mut c = nucleus(&["run", "--preserve-fds", "1", "--bundle", &t.s(), "oci-fds"]);
+        c.stdin(Stdio::null())
+            .stdout(std::fs::File::create(t.path().join("out")).unwrap());
+        // SAFETY: only dup2 between fork and exec: fd 3 the pipe's write end, fd 4 another
+        // open descriptor that is not to be passed.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(w, 3) < 0 || libc::dup2(w, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let what = format!("{c:?}");
+        let st = wait_within(&mut c.spawn().unwrap(), DEADLINE, &what);
+        // SAFETY: closing our write end (the container's copies are gone with it).
+        unsafe { libc::close(w) };
+        assert!(st.success(), "{what}");
+        let mut got = String::new();
+        // SAFETY: r is our pipe's read end, owned from here.
+        let mut rf = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
+        std::io::Read::read_to_string(&mut rf, &mut got).unwrap();
+        assert_eq!(got, "via-fd3\n");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("out")).unwrap(),
+            "no-fd4\n"
+        );
+    });
+    // Asking for descriptors the caller does not have: one line naming the flag.
+    let o = run(&["run", "--preserve-fds", "40", "--bundle", &t.s(), "oci-fds"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--preserve-fds"), "{}", stderr(&o));
+}

@@ -133,7 +133,8 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         cx,
     )?;
 
-    let process = process_plan(process)?;
+    let mut process = process_plan(process)?;
+    process.personality = personality(&b.raw)?;
 
     Ok(Plan {
         id: cx.id.to_string(),
@@ -180,6 +181,37 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             )]
         },
     })
+}
+
+/// `linux.personality` (read from the document: oci-spec's type drops unknown domains):
+/// LINUX or LINUX32, without flags (runc's rule: the flags have no meaning it applies).
+fn personality(raw: &serde_json::Value) -> Result<Option<u32>, PlanError> {
+    let Some(p) = raw.get("linux").and_then(|l| l.get("personality")) else {
+        return Ok(None);
+    };
+    if p.is_null() {
+        return Ok(None);
+    }
+    let domain = match p.get("domain").and_then(|d| d.as_str()) {
+        Some("LINUX") => 0,
+        Some("LINUX32") => 8,
+        d => {
+            return Err(refuse(
+                "linux.personality.domain",
+                format!("{d:?}: LINUX or LINUX32"),
+            ))
+        }
+    };
+    if p.get("flags")
+        .and_then(|f| f.as_array())
+        .is_some_and(|f| !f.is_empty())
+    {
+        return Err(refuse(
+            "linux.personality.flags",
+            "no personality flags are supported",
+        ));
+    }
+    Ok(Some(domain))
 }
 
 /// config.json's `hooks`, None without any. A hook's path must be absolute (runtime-spec); a
@@ -321,6 +353,8 @@ pub(super) fn process_plan(process: &oci_spec::runtime::Process) -> Result<Proce
         umask: user.umask(),
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
+        personality: None,
+        preserve_fds: 0,
     })
 }
 
@@ -383,10 +417,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
         (
             &["linux", "netDevices"][..],
             "moving host network devices is not supported",
-        ),
-        (
-            &["linux", "personality"][..],
-            "personality is not supported yet",
         ),
         (
             &["linux", "mountLabel"][..],
@@ -1335,6 +1365,10 @@ mod tests {
             (
                 with(&["linux", "intelRdt"], json!({"closID": "x"})),
                 "linux.intelRdt",
+            ),
+            (
+                with(&["linux", "personality"], json!({"domain": "LINUX64"})),
+                "linux.personality.domain",
             ),
             (
                 with(&["linux", "sysctl"], json!({"vm.swappiness": "0"})),

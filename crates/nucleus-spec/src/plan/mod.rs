@@ -361,6 +361,8 @@ impl Plan {
                 umask: None,
                 no_new_privs: true,
                 oom_score_adj: None,
+                personality: None,
+                preserve_fds: 0,
             },
             landlock: Some(LandlockPlan {
                 rules: d.rules,

@@ -72,6 +72,18 @@ pub struct ProcessPlan {
     /// Written to /proc/self/oom_score_adj before exec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// The execution domain set with personality(2) before exec (OCI `linux.personality`:
+    /// 0 PER_LINUX, 8 PER_LINUX32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<u32>,
+    /// Descriptors 3 .. 3+N the caller passed that reach the program open (OCI
+    /// `--preserve-fds N`); every other one past stdio is closed at exec.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preserve_fds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn yes() -> bool {

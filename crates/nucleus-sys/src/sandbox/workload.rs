@@ -110,6 +110,11 @@ pub(super) fn child_exec(
     if let Err(e) = security::set_rlimits(&p.rlimits) {
         fail(ch, Stage::Rlimits, &e.to_string());
     }
+    if let Some(domain) = p.personality {
+        if let Err(e) = raw::set_personality(domain) {
+            fail(ch, Stage::Rlimits, &format!("personality {domain:#x}: {e}"));
+        }
+    }
     if let Some(adj) = p.oom_score_adj {
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             fail(ch, Stage::Rlimits, &format!("oom_score_adj {adj}: {e}"));
@@ -214,10 +219,18 @@ pub(super) fn child_exec(
         }
     }
     // Nothing nucleus inherited (an --events-fd, a --config-fd, the caller's descriptors)
-    // reaches the workload: close-on-exec for all but stdio, now, while every syscall still
-    // works (a profile may deny close_range).
-    if let Err(e) = security::cloexec_from(3) {
-        fail(ch, Stage::Descriptors, &e.to_string());
+    // reaches the workload: close-on-exec for all but stdio and those the caller asked to
+    // pass (OCI --preserve-fds: theirs are 3 .. 3+N, below anything the runtime opened), now,
+    // while every syscall still works (a profile may deny close_range).
+    let first = 3 + p.preserve_fds;
+    let kept = (3..first).try_for_each(|fd| {
+        raw::clear_cloexec_number(fd as i32)
+            .map_err(|e| format!("--preserve-fds: descriptor {fd}: {e}"))
+    });
+    if let Err(e) =
+        kept.and_then(|()| security::cloexec_from(first as i32).map_err(|e| e.to_string()))
+    {
+        fail(ch, Stage::Descriptors, &e);
     }
     if !early_seccomp {
         install_filter(plan, ch, &mut report, refuse);
