@@ -131,8 +131,15 @@ echo "user: $($P run --rm $R --user 1000:1000 bb id -u)"
 echo "read-only: $($P run --rm $R --read-only bb sh -c 'touch /x 2>/dev/null || echo ro; touch /tmp/y && echo tmp-rw')" | tr '\n' ' '; echo
 echo "volume: $($P run --rm $R -v {vol}:/data bb cat /data/f)"
 echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status | tr -d '\t')"
+echo "uidmap: $($P run --rm $R --uidmap 0:100000:65536 --gidmap 0:100000:65536 bb sh -c 'tr -s " " < /proc/self/uid_map; id -u')" | tr '\n' ' '; echo
+# --userns=auto takes a range from the subordinate ids of the user "containers": given here in
+# this private mount namespace only (bound over the host's files, which stay as they are).
+printf 'containers:200000:655360\n' > {d}/subid
+mount --bind {d}/subid /etc/subuid && mount --bind {d}/subid /etc/subgid
+echo "auto: $($P run --rm $R --userns=auto bb sh -c 'tr -s " " < /proc/self/uid_map')"
 "#,
-                vol = vol.display()
+                vol = vol.display(),
+                d = t.s()
             ),
         )
     });
@@ -160,6 +167,9 @@ echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status
     assert_eq!(line("read-only"), "ro tmp-rw ");
     assert_eq!(line("volume"), "from-host");
     assert_eq!(line("cap-drop"), "CapEff:0000000000000000");
+    // A user namespace with the maps podman gives (explicit, and a range --userns=auto took).
+    assert_eq!(line("uidmap"), " 0 100000 65536 0 ", "{err}");
+    assert!(line("auto").starts_with(" 0 2"), "{}\n{err}", line("auto"));
     assert_eq!(
         records(),
         before,
