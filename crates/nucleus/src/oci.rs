@@ -93,8 +93,39 @@ pub(crate) struct ExecArgs {
     pub detach: bool,
     #[command(flatten)]
     pub started: Started,
+    #[command(flatten)]
+    pub overridden: ProcessFlags,
     /// The container id.
     pub id: String,
+}
+
+/// runc exec's flags that describe the process: accepted as clients pass them beside
+/// --process (podman's `exec -t` adds --tty), and, as runc does, ignored then: process.json
+/// says all of it.
+#[derive(Debug, Args)]
+pub(crate) struct ProcessFlags {
+    #[arg(long, short = 't', hide = true)]
+    tty: bool,
+    #[arg(long, hide = true)]
+    cwd: Option<String>,
+    #[arg(long, short = 'e', hide = true)]
+    env: Vec<String>,
+    #[arg(long, short = 'u', hide = true)]
+    user: Option<String>,
+    #[arg(long, short = 'g', hide = true)]
+    additional_gids: Vec<String>,
+    #[arg(long, short = 'c', hide = true)]
+    cap: Vec<String>,
+    #[arg(long, hide = true)]
+    no_new_privs: bool,
+    #[arg(long, hide = true)]
+    apparmor: Option<String>,
+    #[arg(long, hide = true)]
+    process_label: Option<String>,
+    #[arg(long, hide = true)]
+    ignore_paused: bool,
+    #[arg(long, hide = true)]
+    cgroup: Vec<String>,
 }
 
 /// What `create` and `exec` share: where the started process's pid and terminal go.

@@ -118,6 +118,9 @@ $P run -d $R --memory 64m --name web bb sleep 1000 >/dev/null; echo "run-d: $?"
 echo "ps: $($P ps --format '{{{{.Names}}}} {{{{.State}}}}')"
 echo "exec: $($P exec web sh -c 'echo in-exec')"
 $P exec web sh -c 'exit 7'; echo "exec-status: $?"
+# With a terminal (script gives podman one): the container's own pty, relayed by conmon.
+echo "exec-it: $(script -qec "$P exec -it web sh -c 'busybox tty; echo y=\$((6*7))'" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g' | tr '\n' ' ')"
+echo "run-it: $(script -qec "$P run --rm -it $R bb sh -c 'busybox tty; echo x=\$((6*7))'" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g' | tr '\n' ' ')"
 echo "inspect: $($P inspect web --format '{{{{.State.Status}}}}')"
 $P pause web >/dev/null; echo "pause: $? $($P inspect web --format '{{{{.State.Status}}}}')"
 $P unpause web >/dev/null; echo "unpause: $? $($P inspect web --format '{{{{.State.Status}}}}')"
@@ -155,6 +158,8 @@ echo "auto: $($P run --rm $R --userns=auto bb sh -c 'tr -s " " < /proc/self/uid_
     assert!(line("ps").starts_with("web Up"), "{}", line("ps"));
     assert_eq!(line("exec"), "in-exec");
     assert_eq!(line("exec-status"), "7");
+    assert_eq!(line("exec-it"), "/dev/pts/0 y=42 ", "{err}");
+    assert_eq!(line("run-it"), "/dev/pts/0 x=42 ", "{err}");
     assert_eq!(line("inspect"), "running");
     assert_eq!(line("pause"), "0 paused", "{err}");
     assert_eq!(line("unpause"), "0 running", "{err}");
