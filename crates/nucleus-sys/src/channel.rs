@@ -244,6 +244,11 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
     }
 }
 
+/// Send `data` with descriptors over a connected socket (a seccomp agent's).
+pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    send_packet(sock, data, fds)
+}
+
 /// An OCI console socket (`--console-socket`): the pty master goes to whoever listens on it,
 /// with the payload "/dev/ptmx" (what runc and crun send).
 pub struct ConsoleSocket(OwnedFd);

@@ -152,7 +152,8 @@ fn parent(
     };
     drop(cch);
     if let Some(console) = detached {
-        let r = sandbox::await_applied(&pch, pid, &console.into()).map(drop);
+        let agent = plan.seccomp_notify.as_ref().map(|a| (a, plan.id.as_str()));
+        let r = sandbox::await_applied(&pch, pid, &console.into(), agent).map(drop);
         if r.is_err() {
             let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = raw::waitpid(pid, false);

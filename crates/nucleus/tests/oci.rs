@@ -978,3 +978,96 @@ fn preserve_fds_passes_exactly_the_descriptors_asked_for() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("--preserve-fds"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_seccomp_agent_gets_the_listener_and_decides_the_notified_calls() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-agent");
+    let sock = t.path().join("agent.sock");
+    let said = t.path().join("agent.json");
+    // The agent (python: socket.recv_fds and the seccomp notify ioctls): it records the
+    // process state it is sent, then fails every notified call with ENOTSUP.
+    let agent = r#"
+import fcntl, json, socket, struct, sys
+path, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 65536, 4)
+st = json.loads(msg)
+with open(out, "w") as f:
+    json.dump({"fds": st["fds"], "metadata": st["metadata"], "id": st["state"]["id"],
+               "status": st["state"]["status"], "pid": st["pid"], "got": len(fds)}, f)
+while True:
+    buf = bytearray(80)
+    try:
+        fcntl.ioctl(fds[0], 0xC0502100, buf)  # SECCOMP_IOCTL_NOTIF_RECV
+    except OSError:
+        break
+    nid = struct.unpack_from("Q", buf, 0)[0]
+    try:
+        fcntl.ioctl(fds[0], 0xC0182101, bytearray(struct.pack("QqiI", nid, 0, -95, 0)))
+    except OSError:
+        pass
+"#;
+    let mut a = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(agent)
+        .arg(&sock)
+        .arg(&said)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(a.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    bundle(
+        &t,
+        &["sh", "-c", "busybox mkdir /tmp/x 2>&1; echo after"],
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": sock.display().to_string(),
+                "listenerMetadata": "hello-agent",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+            });
+        },
+    );
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), "oci-agent"]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        // The agent's answer (ENOTSUP), not the read-only root's (EROFS).
+        assert!(
+            stdout(&o).contains("Operation not supported") && stdout(&o).ends_with("after\n"),
+            "{}",
+            stdout(&o)
+        );
+    });
+    let _ = a.wait();
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&said).unwrap()).unwrap();
+    assert_eq!(st["fds"], json!(["seccompFd"]));
+    assert_eq!(st["metadata"], "hello-agent");
+    assert_eq!(st["id"], "oci-agent");
+    assert_eq!(st["got"], 1);
+    assert!(st["pid"].as_i64().unwrap() > 1);
+    // SCMP_ACT_NOTIFY without an agent is refused by name.
+    bundle(&t, &["true"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+        });
+    });
+    let o = run(&["run", "--bundle", &t.s(), "oci-agent"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("listenerPath"), "{}", stderr(&o));
+}

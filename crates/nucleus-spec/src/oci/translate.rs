@@ -125,7 +125,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         Some(p) => Some(propagation("linux.rootfsPropagation", p)?),
     };
 
-    let (seccomp_bpf, seccomp_flags) = seccomp(b, cx.facts)?;
+    let (seccomp_bpf, seccomp_flags, seccomp_notify) = seccomp(b, cx)?;
     let cgroup = cgroup(
         linux.resources().as_ref(),
         linux.cgroups_path().as_deref(),
@@ -163,7 +163,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         landlock: None,
         seccomp_bpf,
         init_seccomp_bpf: Vec::new(),
-        seccomp_notify: None,
+        seccomp_notify,
         seccomp_flags,
         on_security_failure: OnFailure::Refuse,
         allow_chroot_fallback: cx.no_pivot,
@@ -421,10 +421,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
         (
             &["linux", "mountLabel"][..],
             "SELinux is not available on this runtime's hosts",
-        ),
-        (
-            &["linux", "seccomp", "listenerPath"][..],
-            "seccomp notify listeners are not supported yet",
         ),
     ] {
         if has(path) {
@@ -803,13 +799,23 @@ fn sysctl(
     Ok(out)
 }
 
+/// The bundle's seccomp filter, its flags, and its agent (listenerPath: an absolute path).
+#[allow(clippy::type_complexity)]
 fn seccomp(
     b: &Bundle,
-    facts: &HostFacts,
-) -> Result<(Vec<crate::seccomp::SockFilter>, u32), PlanError> {
+    cx: &Context,
+) -> Result<
+    (
+        Vec<crate::seccomp::SockFilter>,
+        u32,
+        Option<crate::plan::SeccompNotify>,
+    ),
+    PlanError,
+> {
+    let facts = cx.facts;
     let raw = &b.raw["linux"]["seccomp"];
     if raw.is_null() {
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), 0, None));
     }
     let text = raw.to_string();
     let profile = crate::seccomp::profile::parse(&text)
@@ -827,7 +833,28 @@ fn seccomp(
             format!("{name}: a syscall this runtime does not know"),
         ));
     }
-    Ok((bpf, compiled.flags))
+    let agent = match &profile.listener_path {
+        None => None,
+        Some(p) if Path::new(p).is_absolute() => Some(crate::plan::SeccompNotify::Agent {
+            path: p.into(),
+            metadata: profile.listener_metadata.clone().unwrap_or_default(),
+            bundle: cx.bundle.to_path_buf(),
+            annotations: b
+                .spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }),
+        Some(p) => {
+            return Err(refuse(
+                "linux.seccomp.listenerPath",
+                format!("{p:?}: must be absolute"),
+            ))
+        }
+    };
+    Ok((bpf, compiled.flags, agent))
 }
 
 fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<CapSets, PlanError> {

@@ -53,6 +53,38 @@ pub enum SeccompNotify {
         #[serde(with = "crate::seccomp::bpf::hex")]
         decide: Vec<SockFilter>,
     },
+    /// An OCI container's seccomp agent (`linux.seccomp.listenerPath`): the listener goes to
+    /// the unix socket at `path` with the container's process state; the agent serves it.
+    Agent {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        metadata: String,
+        bundle: PathBuf,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        annotations: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// runtime-spec's state of a container, as hooks and seccomp agents read it (`pid` as the
+/// host sees it; left out when 0).
+pub fn oci_state(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "ociVersion": crate::oci::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "bundle": bundle,
+        "annotations": annotations,
+    });
+    if pid > 0 {
+        v["pid"] = pid.into();
+    }
+    v
 }
 
 /// How ids inside map to the host.
@@ -275,17 +307,7 @@ pub struct Hook {
 impl Hooks {
     /// The state hooks read on stdin: runtime-spec's, with `pid` as the host sees it.
     pub fn state(&self, id: &str, status: &str, pid: i32) -> String {
-        let mut v = serde_json::json!({
-            "ociVersion": crate::oci::OCI_VERSION,
-            "id": id,
-            "status": status,
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-        });
-        if pid > 0 {
-            v["pid"] = pid.into();
-        }
-        v.to_string()
+        oci_state(id, status, pid, &self.bundle, &self.annotations).to_string()
     }
 }
 

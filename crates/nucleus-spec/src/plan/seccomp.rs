@@ -43,8 +43,14 @@ pub(super) fn filters(d: &mut Draft, caps: Option<&CapSets>) -> Result<Filters, 
                 let mut target = profile::Target::native(d.facts.kernel);
                 // Docker/podman rules gated on capabilities follow what --caps-policy keeps.
                 target.caps = caps.map_or(0, |c| c.bounding);
-                let c =
-                    profile::compile(&profile::parse(text).map_err(bad)?, &target).map_err(bad)?;
+                let parsed = profile::parse(text).map_err(bad)?;
+                if parsed.listener_path.is_some() {
+                    return Err(cfg_err(
+                        "--seccomp-profile",
+                        format!("{}: listenerPath: a seccomp agent serves OCI containers only (nucleus run serves its own notifications)", path.display()),
+                    ));
+                }
+                let c = profile::compile(&parsed, &target).map_err(bad)?;
                 if !c.unknown.is_empty() {
                     let what = format!(
                         "{}: unknown syscall name(s) {} (not a syscall of any architecture nucleus knows)",

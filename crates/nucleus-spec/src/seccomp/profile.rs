@@ -212,12 +212,9 @@ fn action(path: &str, a: &str, errno: u16) -> Result<Action, ProfileError> {
         "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
         // Without a tracer attached the kernel fails the call with ENOSYS.
         "SCMP_ACT_TRACE" => Action::Trace(errno),
-        "SCMP_ACT_NOTIFY" => {
-            return Err(err(
-                path,
-                "SCMP_ACT_NOTIFY needs a seccomp agent (listenerPath), which nucleus does not run",
-            ))
-        }
+        // The calls go to a seccomp agent, the listener's holder (OCI listenerPath): checked
+        // by `compile` (no listener, no notify).
+        "SCMP_ACT_NOTIFY" => Action::UserNotif,
         other => {
             return Err(err(
                 path,
@@ -299,12 +296,9 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
             ),
         ));
     }
-    if p.listener_path.is_some() {
-        return Err(err(
-            "listenerPath",
-            "seccomp agents (SCMP_ACT_NOTIFY) are not supported",
-        ));
-    }
+    // SCMP_ACT_NOTIFY only with a listener to hand its calls to (the kernel would fail them
+    // with ENOSYS): the first place that asks names the error.
+    let mut notify_at = (default_action == Action::UserNotif).then(|| "defaultAction".to_string());
     let mut flags = 0u32;
     for f in &p.flags {
         flags |= match f.as_str() {
@@ -331,6 +325,9 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
             EPERM,
         )?;
         let act = action(&format!("{path}.action"), &r.action, e)?;
+        if act == Action::UserNotif && notify_at.is_none() {
+            notify_at = Some(format!("{path}.action"));
+        }
         let mut conds = vec![];
         for (j, a) in r.args.iter().flatten().enumerate() {
             let apath = format!("{path}.args[{j}]");
@@ -371,6 +368,12 @@ pub fn compile(p: &Profile, t: &Target) -> Result<Compiled, ProfileError> {
                 None => unknown.push(n.clone()),
             }
         }
+    }
+    if let (Some(at), None) = (&notify_at, &p.listener_path) {
+        return Err(err(
+            at,
+            "SCMP_ACT_NOTIFY needs a seccomp agent: listenerPath names its socket",
+        ));
     }
     let mut rules: Vec<Rule> = conditional.into_values().flatten().collect();
     rules.extend(plain);

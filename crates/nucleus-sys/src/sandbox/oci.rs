@@ -13,7 +13,7 @@ use crate::error::{other, Context, Result};
 use crate::raw::{self, Forked};
 use crate::trace;
 use nucleus_spec::mounts::MountOp;
-use nucleus_spec::plan::{NsKind, Plan, Supervisor};
+use nucleus_spec::plan::{NsKind, Plan, SeccompNotify, Supervisor};
 use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -218,7 +218,8 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
     .ctx("send", "go")
     .map_err(CreateError::from)
     .map_err(kill)?;
-    let (report, master) = await_applied(&pch, pid, &console).map_err(kill)?;
+    let agent = plan.seccomp_notify.as_ref().map(|a| (a, plan.id.as_str()));
+    let (report, master) = await_applied(&pch, pid, &console, agent).map_err(kill)?;
     removed.keep();
     Ok(Created {
         pid,
@@ -231,15 +232,30 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
 /// Wait until the process reports it is set up (`Applied`: it waits for start, or execs now),
 /// handing its terminal to `console` (or returning it, kept). Its failure, or its end, is the
 /// error (it is reaped).
+/// `agent`: the plan's seccomp agent and the container's id (its listener is handed over).
 pub(crate) fn await_applied(
     ch: &Runtime,
     pid: libc::pid_t,
     console: &Console<'_>,
+    agent: Option<(&SeccompNotify, &str)>,
 ) -> std::result::Result<(SecurityReport, Option<OwnedFd>), CreateError> {
     let mut kept = None;
     loop {
         match ch.recv() {
             Ok(Some(FromChild::Applied(r))) => return Ok((r, kept)),
+            // Its seccomp listener (it waits for ListenerTaken before going on).
+            Ok(Some(FromChild::Listener(n))) if n >= 0 => {
+                let Some((a, id)) = agent else {
+                    return Err(other("seccomp", "a listener nobody asked for").into());
+                };
+                if let Some(l) = super::wait::fetch_listener(pid, n, ch.raw())
+                    .ctx("take the seccomp listener", n)?
+                {
+                    hand_to_agent(a, id, pid, l)?;
+                    ch.send(ToChild::ListenerTaken)
+                        .ctx("send", "listener taken")?;
+                }
+            }
             Ok(Some(FromChild::Timings(m))) => trace::merge(m),
             Ok(Some(FromChild::Failed(f))) => {
                 let _ = raw::waitpid(pid, false);
@@ -270,6 +286,42 @@ pub(crate) fn await_applied(
             }
         }
     }
+}
+
+/// Hand a process's seccomp listener to the container's agent (`linux.seccomp.listenerPath`):
+/// runtime-spec's containerProcessState (`fds: ["seccompFd"]`, the process's pid, the
+/// listener's metadata, the container's state) with the descriptor, over the agent's unix
+/// socket. The runtime keeps no copy.
+pub(crate) fn hand_to_agent(
+    agent: &SeccompNotify,
+    id: &str,
+    pid: libc::pid_t,
+    listener: OwnedFd,
+) -> Result<()> {
+    let SeccompNotify::Agent {
+        path,
+        metadata,
+        bundle,
+        annotations,
+    } = agent
+    else {
+        return Err(other("seccomp", "not an agent"));
+    };
+    let msg = serde_json::json!({
+        "ociVersion": nucleus_spec::oci::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata,
+        "state": nucleus_spec::plan::oci_state(id, "creating", pid, bundle, annotations),
+    });
+    let sock = raw::unix_connect(path).ctx("connect to the seccomp agent", path.display())?;
+    crate::channel::send_with_fds(
+        sock.as_fd(),
+        msg.to_string().as_bytes(),
+        &[listener.as_fd()],
+    )
+    .ctx("send the listener to the seccomp agent", path.display())?;
+    Ok(())
 }
 
 #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded (create's contract).

@@ -231,9 +231,12 @@ pub(super) fn parent_wait(
     let mut ch_open = true;
     let mut pty_relayed = false;
     let console = control.as_ref().and_then(|c| c.console);
-    let mut mode = seccomp_notify.map(|n| match n {
-        SeccompNotify::Trace => notify::Mode::Trace(Default::default()),
-        SeccompNotify::LogDenied { decide } => notify::Mode::LogDenied(decide.clone()),
+    let mut mode = seccomp_notify.and_then(|n| match n {
+        SeccompNotify::Trace => Some(notify::Mode::Trace(Default::default())),
+        SeccompNotify::LogDenied { decide } => Some(notify::Mode::LogDenied(decide.clone())),
+        // An OCI container's agent serves it (an exec'd process's listener goes there too);
+        // the runtime answers none of its notifications.
+        SeccompNotify::Agent { .. } => None,
     });
     let mut listener: Option<OwnedFd> = None;
     let mut deny_log = notify::DenyLog::default();
@@ -258,7 +261,12 @@ pub(super) fn parent_wait(
         if let Some(n) = got.listener_at.take().filter(|n| *n >= 0) {
             // None: the workload said it has no listener after all (its filter failed).
             if let Some(l) = fetch_listener(pid, n, ch.raw()).ctx("take the seccomp listener", n)? {
-                listener = Some(l);
+                match seccomp_notify {
+                    Some(a @ SeccompNotify::Agent { .. }) => {
+                        super::oci::hand_to_agent(a, &plan.id, pid, l)?
+                    }
+                    _ => listener = Some(l),
+                }
                 ch.send(ToChild::ListenerTaken)
                     .ctx("send", "listener taken")?;
             }
