@@ -311,13 +311,7 @@ fn make(
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
     record.oci = Some(OciRecord {
         bundle: bundle.clone(),
-        annotations: parsed
-            .spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        annotations: parsed.annotations(),
     });
     let plan_json = serde_json::to_vec(&plan)?;
     let taken = || {

@@ -28,6 +28,18 @@ pub struct Bundle {
     pub unknown: Vec<String>,
 }
 
+impl Bundle {
+    /// config.json's annotations, ordered (the record, hooks' and agents' state show them).
+    pub fn annotations(&self) -> std::collections::BTreeMap<String, String> {
+        self.spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
 fn err(field: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::new(field, msg)
 }

@@ -171,7 +171,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         supervisor: Supervisor::Caller {
             fifo: cx.fifo.clone(),
         },
-        hooks: hooks(spec, cx)?,
+        hooks: hooks(b, cx)?,
         warnings: if b.unknown.is_empty() {
             vec![]
         } else {
@@ -216,8 +216,8 @@ fn personality(raw: &serde_json::Value) -> Result<Option<u32>, PlanError> {
 
 /// config.json's `hooks`, None without any. A hook's path must be absolute (runtime-spec); a
 /// timeout above 0.
-fn hooks(spec: &Spec, cx: &Context) -> Result<Option<Hooks>, PlanError> {
-    let Some(h) = spec.hooks() else {
+fn hooks(b: &Bundle, cx: &Context) -> Result<Option<Hooks>, PlanError> {
+    let Some(h) = b.spec.hooks() else {
         return Ok(None);
     };
     let kind = |name: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| {
@@ -262,12 +262,7 @@ fn hooks(spec: &Spec, cx: &Context) -> Result<Option<Hooks>, PlanError> {
         poststart: kind("poststart", h.poststart())?,
         poststop: kind("poststop", h.poststop())?,
         bundle: cx.bundle.to_path_buf(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        annotations: b.annotations(),
     };
     let none = hooks.prestart.is_empty()
         && hooks.create_runtime.is_empty()
@@ -839,13 +834,7 @@ fn seccomp(
             path: p.into(),
             metadata: profile.listener_metadata.clone().unwrap_or_default(),
             bundle: cx.bundle.to_path_buf(),
-            annotations: b
-                .spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            annotations: b.annotations(),
         }),
         Some(p) => {
             return Err(refuse(
