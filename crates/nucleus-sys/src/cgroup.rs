@@ -103,6 +103,26 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A new v1 cpuset directory has no CPUs and no memory nodes, and takes no task (nor a
+/// narrower list) until it has: each one from the hierarchy root down to `leaf` that is empty
+/// gets its parent's (as runc does), before the bundle's own list is written to the leaf.
+fn fill_cpuset(mount: &Path, leaf: &Path) -> io::Result<()> {
+    let rel = leaf.strip_prefix(mount).unwrap_or(Path::new(""));
+    let mut dir = mount.to_path_buf();
+    for c in rel.components() {
+        let parent = dir.clone();
+        dir.push(c);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = crate::raw::read_proc(dir.join(f))?;
+            if mine.trim().is_empty() {
+                let theirs = crate::raw::read_proc(parent.join(f))?;
+                write(&dir, f, theirs.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Make `parent` (and what it lacks above it, up to the hierarchy root).
 fn make_parent(parent: &Path) -> io::Result<bool> {
     crate::raw::mkdir_p(parent, 0o755)
@@ -188,6 +208,9 @@ impl Cgroup {
             let (leaf, parent) = create_dir(d, &plan.leaf, v2, plan.remove_empty_parents)?;
             cg.leaves.push((d.hierarchy.clone(), leaf.clone()));
             cg.parents.extend(parent);
+            if !v2 && d.hierarchy == "cpuset" {
+                fill_cpuset(&d.mount, &leaf).ctx("cpuset", leaf.display())?;
+            }
             for (file, value) in &d.writes {
                 let mut r = write(&leaf, file, value);
                 // v2: a concurrent run may have removed and re-created the shared parent

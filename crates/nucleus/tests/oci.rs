@@ -1071,3 +1071,67 @@ while True:
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("listenerPath"), "{}", stderr(&o));
 }
+
+#[test]
+fn resources_beyond_nucleus_limits_reach_their_cgroup_files() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-res");
+    let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
+    bundle(
+        &t,
+        &["sh", "-c", "busybox grep Cpus_allowed_list /proc/self/status | busybox tr -d '\\t'; busybox sleep 1000"],
+        |c| {
+            let mut memory = json!({"limit": 104857600, "reservation": 52428800});
+            let mut res = json!({"cpu": {"cpus": "0", "mems": "0"}});
+            if v2 {
+                res["unified"] = json!({"memory.high": "94371840"});
+            } else {
+                memory["swappiness"] = json!(10);
+            }
+            res["memory"] = memory;
+            c["linux"]["resources"] = res;
+        },
+    );
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-res", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.unwrap();
+        assert!(run(&["start", "oci-res"]).status.success());
+        let inspect: Value = serde_json::from_str(&stdout(&run(&["inspect", "oci-res"]))).unwrap();
+        let cgroups: Vec<String> = serde_json::from_value(inspect["cgroups"].clone()).unwrap();
+        let read = |name: &str| {
+            cgroups
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+                .map(|p| std::fs::read_to_string(p).unwrap().trim().to_string())
+                .unwrap_or_else(|| panic!("{name} in {cgroups:?}"))
+        };
+        assert_eq!(read("cpuset.cpus"), "0");
+        assert_eq!(read("cpuset.mems"), "0");
+        if v2 {
+            assert_eq!(read("memory.low"), "52428800");
+            assert_eq!(read("memory.high"), "94371840");
+        } else {
+            assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
+            assert_eq!(read("memory.swappiness"), "10");
+        }
+        // Its processes run on CPU 0 only.
+        let t0 = std::time::Instant::now();
+        while !std::fs::read_to_string(t.path().join("out"))
+            .unwrap()
+            .contains("Cpus_allowed_list")
+        {
+            assert!(t0.elapsed() < DEADLINE);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("out")).unwrap(),
+            "Cpus_allowed_list:0\n"
+        );
+        assert!(run(&["kill", "oci-res", "KILL"]).status.success());
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
+        assert!(run(&["delete", "oci-res"]).status.success());
+    });
+}

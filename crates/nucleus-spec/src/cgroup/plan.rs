@@ -230,6 +230,40 @@ impl CgroupPlan {
 }
 
 impl CgroupPlan {
+    /// Add `writes` of `controller`'s files (OCI resources beyond nucleus's own limits): on v2
+    /// to the leaf, the controller enabled down to it; on v1 in its hierarchy. Err: the
+    /// controller is not there.
+    pub fn add_writes(
+        &mut self,
+        host: &CgroupHost,
+        parent: &CgroupParent,
+        controller: &str,
+        writes: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        match self.driver {
+            Driver::V2 => {
+                if !host.v2_controllers.iter().any(|c| c == controller) {
+                    return Err(format!("the {controller} controller is not available"));
+                }
+                let Some(d) = self.dirs.first_mut() else {
+                    return Err("no cgroup v2 directory".into());
+                };
+                if !d.enable.iter().any(|c| c == controller) {
+                    d.enable.push(controller.into());
+                }
+                d.writes.extend(writes);
+                Ok(())
+            }
+            Driver::V1 => {
+                if self.add_v1_writes(host, parent, controller, writes) {
+                    Ok(())
+                } else {
+                    Err(format!("the {controller} hierarchy is not mounted"))
+                }
+            }
+        }
+    }
+
     /// Files written in a v1 hierarchy's directory beside the others (e.g. an OCI bundle's
     /// device rules in `devices`). False when the plan is not v1 or the host has no such
     /// hierarchy: the caller decides what that means.

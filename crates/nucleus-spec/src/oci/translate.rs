@@ -918,6 +918,10 @@ fn cgroup(
     if let Some(u) = plan.unsupported.first() {
         return Err(refuse("linux.resources", u.clone()));
     }
+    for (field, controller, writes) in extra_writes(r, plan.driver)? {
+        plan.add_writes(&host, &parent, controller, writes)
+            .map_err(|e| refuse(&field, e))?;
+    }
     let mut rules = device_rules(r.and_then(|r| r.devices().as_deref()).unwrap_or(&[]))?;
     if !rules.is_empty() {
         // After the bundle's rules, as runc: the devices every container has, its terminal,
@@ -957,6 +961,91 @@ fn cgroup(
             .map_err(|e| refuse("linux.resources.devices", e))?;
     }
     Ok(Some(plan))
+}
+
+/// The resources nucleus's own limits do not say, as the files of their controller (by
+/// driver): memory reservation and swappiness, cpuset cpus and mems, and v2's `unified`
+/// files. (field, controller, writes).
+#[allow(clippy::type_complexity)]
+fn extra_writes(
+    r: Option<&LinuxResources>,
+    driver: crate::cgroup::Driver,
+) -> Result<Vec<(String, &'static str, Vec<(String, String)>)>, PlanError> {
+    use crate::cgroup::Driver;
+    let mut out = Vec::new();
+    let Some(r) = r else { return Ok(out) };
+    let v2 = driver == Driver::V2;
+    let w = |f: &str, v: String| vec![(f.to_string(), v)];
+    if let Some(m) = r.memory() {
+        if let Some(res) = m.reservation().filter(|v| *v > 0) {
+            let f = if v2 {
+                "memory.low"
+            } else {
+                "memory.soft_limit_in_bytes"
+            };
+            out.push((
+                "linux.resources.memory.reservation".into(),
+                "memory",
+                w(f, res.to_string()),
+            ));
+        }
+        if let Some(s) = m.swappiness() {
+            let field = "linux.resources.memory.swappiness";
+            if s > 100 {
+                return Err(refuse(field, format!("{s}: 0 to 100")));
+            }
+            if v2 {
+                return Err(refuse(field, "cgroup v2 has no per-cgroup swappiness"));
+            }
+            out.push((
+                field.into(),
+                "memory",
+                w("memory.swappiness", s.to_string()),
+            ));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        for (name, value) in [("cpus", c.cpus()), ("mems", c.mems())] {
+            let Some(v) = value.as_ref().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let field = format!("linux.resources.cpu.{name}");
+            if !v
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-')
+            {
+                return Err(refuse(&field, format!("{v:?}: a list like 0-3,5")));
+            }
+            out.push((field, "cpuset", w(&format!("cpuset.{name}"), v.clone())));
+        }
+    }
+    if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+        if !v2 {
+            return Err(refuse(
+                "linux.resources.unified",
+                "needs cgroup v2 (this host drives v1)",
+            ));
+        }
+        let mut keys: Vec<_> = u.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            let field = format!("linux.resources.unified.{k}");
+            let controller = k.split_once('.').map(|(c, _)| c).unwrap_or("");
+            // Files of a controller only: never cgroup.procs, subtree_control and the like,
+            // nor a path out of the leaf.
+            let known = [
+                "cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc",
+            ];
+            let Some(c) = known.iter().find(|c| **c == controller) else {
+                return Err(refuse(&field, "not a file of a resource controller"));
+            };
+            if k.contains('/') || k.contains("..") || v.contains('\n') {
+                return Err(refuse(&field, "not a plain file name and one-line value"));
+            }
+            out.push((field, *c, w(k, v.clone())));
+        }
+    }
+    Ok(out)
 }
 
 /// `linux.resources.devices` as v1 `devices.allow` / `devices.deny` lines, in order.
@@ -1058,10 +1147,8 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             Some(_) => None,
         };
         for (set, name) in [
-            (m.reservation().is_some(), "reservation"),
             (m.kernel().is_some(), "kernel"),
             (m.kernel_tcp().is_some(), "kernelTCP"),
-            (m.swappiness().is_some(), "swappiness"),
             // (Docker writes false: the kernel's default, nothing to apply.)
             (m.disable_oom_killer() == Some(true), "disableOOMKiller"),
             (m.check_before_update().is_some(), "checkBeforeUpdate"),
@@ -1093,8 +1180,6 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             l.cpu_weight = Some(1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142);
         }
         for (set, name) in [
-            (c.cpus().as_ref().is_some_and(|s| !s.is_empty()), "cpus"),
-            (c.mems().as_ref().is_some_and(|s| !s.is_empty()), "mems"),
             (c.realtime_runtime().is_some(), "realtimeRuntime"),
             (c.realtime_period().is_some(), "realtimePeriod"),
             (c.idle().is_some(), "idle"),
@@ -1167,9 +1252,6 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
     }
     if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
         return Err(refuse("linux.resources.rdma", "not supported"));
-    }
-    if r.unified().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(refuse("linux.resources.unified", "not supported yet"));
     }
     Ok(l)
 }
@@ -1274,6 +1356,36 @@ mod tests {
         assert!(!ask(10, 229, "r"), "denied by the bundle");
         assert!(!ask(8, 0, "r"), "not allowed");
         assert!(!crate::cgroup::run_device_program(prog, 'b', 8, 0, "r").unwrap());
+        // v2's unified files: a controller's file is written to the leaf, its controller
+        // enabled; anything else (cgroup.procs would move processes) is refused by name.
+        let on_v2 = |res: serde_json::Value| {
+            let mut c = runc_spec();
+            c["linux"]["resources"] = res;
+            let b = super::super::parse(&c.to_string()).unwrap();
+            plan(
+                &b,
+                &Context {
+                    id: "c1",
+                    bundle: Path::new("/b"),
+                    fifo: "/run/nucleus/c1/exec.fifo".into(),
+                    no_pivot: false,
+                    facts: &f,
+                },
+            )
+        };
+        let p = on_v2(serde_json::json!({"unified": {"memory.high": "5000000"}})).unwrap();
+        let d = &p.cgroup.unwrap().dirs[0];
+        assert!(d.writes.contains(&("memory.high".into(), "5000000".into())));
+        // A controller the host does not offer (cpuset here) is refused by the field.
+        let e = on_v2(serde_json::json!({"cpu": {"cpus": "1"}})).unwrap_err();
+        assert!(e.to_string().contains("linux.resources.cpu.cpus"), "{e}");
+        for (k, field) in [
+            ("cgroup.procs", "linux.resources.unified.cgroup.procs"),
+            ("memory.../x", "linux.resources.unified.memory.../x"),
+        ] {
+            let e = on_v2(serde_json::json!({"unified": {k: "1"}})).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]
@@ -1385,6 +1497,20 @@ mod tests {
             (
                 with(&["linux", "personality"], json!({"domain": "LINUX64"})),
                 "linux.personality.domain",
+            ),
+            (
+                with(
+                    &["linux", "resources", "unified"],
+                    json!({"memory.high": "1"}),
+                ),
+                "linux.resources.unified",
+            ),
+            (
+                with(
+                    &["linux", "resources", "memory"],
+                    json!({"swappiness": 200}),
+                ),
+                "linux.resources.memory.swappiness",
             ),
             (
                 with(&["linux", "sysctl"], json!({"vm.swappiness": "0"})),
