@@ -137,6 +137,9 @@ pub enum MountOp {
         dst: PathBuf,
         fstype: String,
         options: crate::oci::options::MountOptions,
+        /// An idmapped bind: the files' owners shown through these maps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idmap: Option<IdMapping>,
     },
     /// A device node (OCI `linux.devices` and the default devices of a container's own
     /// /dev); bound from the host's node where the sandbox may not mknod (a user namespace).
@@ -203,4 +206,15 @@ impl MountOp {
             | Self::RemountRootReadonly => None,
         }
     }
+}
+
+/// The maps of an idmapped mount (OCI `uidMappings`/`gidMappings`, or the container's own):
+/// a user namespace with them is what the mount is idmapped to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    pub uid: Vec<crate::plan::IdRange>,
+    pub gid: Vec<crate::plan::IdRange>,
+    /// `ridmap`: the submounts too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive: bool,
 }

@@ -140,11 +140,17 @@ pub fn mount(
     dst: &Path,
     fstype: &str,
     opts: &MountOptions,
+    prepared: Option<OwnedFd>,
 ) -> Result<()> {
     if opts.is_bind() {
         let recursive = opts.flags & o::MS_REC != 0;
-        let src = Path::new("/oldroot").join(rel(source));
-        let tree = raw::open_tree_clone(None, &src, recursive).ctx("bind", source.display())?;
+        let tree = match prepared {
+            Some(t) => t,
+            None => {
+                let src = Path::new("/oldroot").join(rel(source));
+                raw::open_tree_clone(None, &src, recursive).ctx("bind", source.display())?
+            }
+        };
         let make = if is_dir(tree.as_fd()) {
             Make::Dir
         } else {

@@ -431,7 +431,19 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             dst,
             fstype,
             options,
-        } => crate::inroot::mount(prep.image(dst)?, source, dst, fstype, options),
+            idmap,
+        } => {
+            // An idmapped bind comes ready from the runtime (idmapping needs its privilege).
+            let tree = match idmap {
+                Some(_) => Some(
+                    prep.idmapped
+                        .pop_front()
+                        .ok_or_else(|| other("bind", "missing idmapped mount"))?,
+                ),
+                None => None,
+            };
+            crate::inroot::mount(prep.image(dst)?, source, dst, fstype, options, tree)
+        }
         MountOp::Device {
             dst,
             kind,

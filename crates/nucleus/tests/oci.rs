@@ -1135,3 +1135,92 @@ fn resources_beyond_nucleus_limits_reach_their_cgroup_files() {
         assert!(run(&["delete", "oci-res"]).status.success());
     });
 }
+
+#[test]
+fn an_idmapped_bind_shows_the_files_owners_through_its_maps() {
+    use std::os::unix::fs::MetadataExt;
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-idmap");
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(data.join("f"), Some(1000), Some(1000)).unwrap();
+    bundle(
+        &t,
+        &[
+            "sh",
+            "-c",
+            "busybox stat -c '%u:%g' /data/f; busybox stat -c '%u:%g' /plain/f",
+        ],
+        |c| {
+            let src = data.display().to_string();
+            c["mounts"].as_array_mut().unwrap().extend([
+                // The files' uid/gid 1000 show as 0 through this bind (its own maps, as
+                // written to the idmapping's user namespace: an id on disk is a
+                // containerID, shown as its hostID; the container has no user namespace).
+                json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "idmap"],
+                       "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+                       "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]}),
+                json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}),
+            ]);
+        },
+    );
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), "oci-idmap"]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "0:0\n1000:1000\n");
+    });
+    // The host's file is untouched.
+    assert_eq!(std::fs::metadata(data.join("f")).unwrap().uid(), 1000);
+    // In a container with a user namespace, `idmap` alone takes the container's maps: a file
+    // of host root shows as the container's root (and as nobody through a plain bind).
+    std::os::unix::fs::chown(data.join("f"), Some(0), Some(0)).unwrap();
+    std::fs::remove_dir_all(t.path().join("rootfs")).unwrap();
+    bundle(
+        &t,
+        &[
+            "sh",
+            "-c",
+            "busybox stat -c '%u:%g' /data/f; busybox stat -c '%u:%g' /plain/f",
+        ],
+        |c| {
+            let src = data.display().to_string();
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["mounts"].as_array_mut().unwrap().extend([
+                json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "idmap"]}),
+                json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}),
+            ]);
+        },
+    );
+    // (Mount points the container's root, an unprivileged host uid, could not make.)
+    for d in ["data", "plain"] {
+        std::fs::create_dir_all(t.path().join("rootfs").join(d)).unwrap();
+    }
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), "oci-idmap"]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "0:0\n65534:65534\n");
+    });
+    // idmap without maps of its own in a container without a user namespace: refused.
+    bundle(&t, &["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/data", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}));
+    });
+    let o = run(&["run", "--bundle", &t.s(), "oci-idmap"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("uidMappings"), "{}", stderr(&o));
+}

@@ -5,7 +5,7 @@ use super::Bundle;
 use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit};
 use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimit};
 use crate::host::HostFacts;
-use crate::mounts::{DeviceKind, MountOp, RootSource};
+use crate::mounts::{DeviceKind, IdMapping, MountOp, RootSource};
 use crate::plan::{
     Hook, Hooks, IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError,
     ProcessPlan, Supervisor,
@@ -92,7 +92,48 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
     let mut dev_tmpfs = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
-        let op = mount(&field, m, cx.bundle)?;
+        // (oci-spec's Mount has no id maps: read from the document.)
+        let maps = |k: &str| -> Result<Option<Vec<LinuxIdMapping>>, PlanError> {
+            match b.raw["mounts"][i].get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map(Some)
+                    .map_err(|e| refuse(&format!("{field}.{k}"), e.to_string())),
+            }
+        };
+        let (uid_maps, gid_maps) = (maps("uidMappings")?, maps("gidMappings")?);
+        let mut op = mount(
+            &field,
+            m,
+            cx.bundle,
+            uid_maps.is_some() || gid_maps.is_some(),
+        )?;
+        if let MountOp::Oci {
+            idmap: Some(map), ..
+        } = &mut op
+        {
+            // The mount's own maps, else the container's (runtime-spec): one is needed.
+            let own_ranges = |k: &str, v: &Option<Vec<LinuxIdMapping>>| match v {
+                Some(v) => ranges(&format!("{field}.{k}"), Some(v)),
+                None => Ok(Vec::new()),
+            };
+            let own = (
+                own_ranges("uidMappings", &uid_maps)?,
+                own_ranges("gidMappings", &gid_maps)?,
+            );
+            (map.uid, map.gid) = match (own, &idmap) {
+                ((u, g), _) if !u.is_empty() && !g.is_empty() => (u, g),
+                ((u, g), IdMapPlan::Explicit { uid, gid }) if u.is_empty() && g.is_empty() => {
+                    (uid.clone(), gid.clone())
+                }
+                _ => {
+                    return Err(refuse(
+                        &format!("{field}.uidMappings"),
+                        "an idmapped mount needs both uidMappings and gidMappings, or a container user namespace whose maps it takes",
+                    ))
+                }
+            };
+        }
         if let MountOp::Oci { dst, options, .. } = &op {
             dev_tmpfs |= dst == Path::new("/dev") && !options.is_bind();
         }
@@ -423,16 +464,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
         }
     }
     refuse_unsupported_process(&b.raw["process"])?;
-    for (i, m) in b.raw["mounts"].as_array().into_iter().flatten().enumerate() {
-        for k in ["uidMappings", "gidMappings"] {
-            if m.get(k).is_some_and(|v| !v.is_null()) {
-                return Err(refuse(
-                    &format!("mounts[{i}].{k}"),
-                    "id-mapped mounts with their own mappings are not supported yet",
-                ));
-            }
-        }
-    }
     Ok(())
 }
 
@@ -581,7 +612,12 @@ fn container_path(field: &str, p: impl AsRef<Path>) -> Result<PathBuf, PlanError
     Ok(out)
 }
 
-fn mount(field: &str, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountOp, PlanError> {
+fn mount(
+    field: &str,
+    m: &oci_spec::runtime::Mount,
+    bundle: &Path,
+    own_maps: bool,
+) -> Result<MountOp, PlanError> {
     let dst = container_path(&format!("{field}.destination"), m.destination())?;
     let fstype = m.typ().clone().unwrap_or_default();
     let options = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|o| {
@@ -595,12 +631,7 @@ fn mount(field: &str, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Mou
     if bind {
         options.flags |= options::MS_BIND;
     }
-    if options.idmap.is_some() {
-        return Err(refuse(
-            &format!("{field}.options"),
-            "idmap: id-mapped mounts are not supported yet",
-        ));
-    }
+
     if options.tmpcopyup && (bind || fstype != "tmpfs") {
         return Err(refuse(
             &format!("{field}.options"),
@@ -635,11 +666,25 @@ fn mount(field: &str, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Mou
         }
         return Ok(MountOp::Cgroup { dst });
     }
+    // idmap/ridmap, or maps of its own: an idmapped bind (its maps filled in by `plan`,
+    // which knows the container's).
+    let idmap = (options.idmap.is_some() || own_maps).then(|| IdMapping {
+        uid: Vec::new(),
+        gid: Vec::new(),
+        recursive: options.idmap == Some(true),
+    });
+    if idmap.is_some() && !bind {
+        return Err(refuse(
+            &format!("{field}.options"),
+            "idmap: only a bind mount is idmapped here",
+        ));
+    }
     Ok(MountOp::Oci {
         source,
         dst,
         fstype: if bind { String::new() } else { fstype },
         options,
+        idmap,
     })
 }
 

@@ -207,8 +207,11 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
             .map_err(|e| CreateError::from(other("hook", e)))
             .map_err(kill)?;
     }
+    let idmapped = idmapped_binds(plan)
+        .map_err(CreateError::from)
+        .map_err(kill)?;
     pch.send(ToChild::Go {
-        idmapped: vec![],
+        idmapped: idmapped.into_iter().map(Into::into).collect(),
         prepared: vec![],
         sync: false,
         hold: false,
@@ -284,6 +287,79 @@ pub(crate) fn await_applied(
                 )
                 .into());
             }
+        }
+    }
+}
+
+/// The idmapped binds of the plan, in its order: each source cloned by the runtime (idmapping a
+/// mount needs privilege over the filesystem, which the container's process in a user
+/// namespace lacks) and idmapped to a user namespace with the mount's maps.
+fn idmapped_binds(plan: &Plan) -> Result<Vec<OwnedFd>> {
+    let mut out = Vec::new();
+    for op in &plan.mounts {
+        let MountOp::Oci {
+            source,
+            dst,
+            options,
+            idmap: Some(map),
+            ..
+        } = op
+        else {
+            continue;
+        };
+        let recursive = options.flags & nucleus_spec::oci::options::MS_REC != 0;
+        let tree = raw::open_tree_clone(None, source, recursive).ctx("bind", source.display())?;
+        let userns = userns_with(map)?;
+        raw::mount_setattr(
+            Some(tree.as_fd()),
+            Path::new(""),
+            map.recursive,
+            raw::MOUNT_ATTR_IDMAP,
+            0,
+            Some(userns.as_fd()),
+        )
+        .ctx("idmap", dst.display())?;
+        out.push(tree);
+    }
+    Ok(out)
+}
+
+/// A user namespace with `map`'s ids: a child made in a new one waits while its maps are
+/// written and its namespace opened, then goes.
+#[allow(unsafe_code)] // raw::fork_into: create is single-threaded.
+fn userns_with(map: &nucleus_spec::mounts::IdMapping) -> Result<OwnedFd> {
+    let (r, w) = raw::pipe().ctx("pipe", "")?;
+    // SAFETY: single-threaded (create's contract); the child only reads and exits.
+    let forked = unsafe { raw::fork_into(libc::CLONE_NEWUSER as u64, None) }
+        .ctx("clone", "user namespace for an idmapped mount")?;
+    match forked {
+        Forked::Child => {
+            drop(w);
+            let _ = raw::read(r.as_fd(), &mut [0u8; 1]);
+            raw::exit_now(0)
+        }
+        Forked::Parent { pid, .. } => {
+            drop(r);
+            let ns = parent_write_maps(
+                pid,
+                &nucleus_spec::plan::IdMapPlan::Explicit {
+                    uid: map.uid.clone(),
+                    gid: map.gid.clone(),
+                },
+                None,
+            )
+            .and_then(|()| {
+                rfs::open(
+                    format!("/proc/{pid}/ns/user"),
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io::Error::from)
+                .ctx("open", "the idmapped mount's user namespace")
+            });
+            drop(w);
+            let _ = raw::waitpid(pid, false);
+            ns
         }
     }
 }
