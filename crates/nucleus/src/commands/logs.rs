@@ -44,7 +44,12 @@ pub(crate) fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         let Ok(f) = File::open(dir.join(name)) else {
             continue;
         };
+        // Both parts read under a shared lock: the monitor does not move the log aside
+        // meanwhile (it retries at its next check). Released before any --follow.
+        let lock = File::open(dir.join(name))?;
+        let _ = nucleus_sys::raw::flock(std::os::fd::AsFd::as_fd(&lock), false, true);
         files.push((print_log(&dir, name, f, a.tail, w)?, *name));
+        drop(lock);
     }
     if !a.follow {
         return Ok(0);

@@ -33,19 +33,30 @@ impl LogCap {
             let len = std::fs::metadata(&log).map_or(0, |m| m.len());
             growing |= len.saturating_sub(self.last_len[i]) >= 64 << 10;
             self.last_len[i] = len;
-            if len > self.max {
-                self.cut(name, len);
+            if len > self.max && self.cut(name, len) {
                 self.last_len[i] = 0;
             }
         }
         self.next = now + Duration::from_millis(if growing { 50 } else { 250 });
     }
-    pub(crate) fn cut(&self, name: &str, len: u64) {
+    /// Move the log's last `max` bytes aside and start it again; false when a reader
+    /// (`nucleus logs`, which holds a shared lock on the log while it prints both parts)
+    /// is in the way: the next check tries again.
+    pub(crate) fn cut(&self, name: &str, len: u64) -> bool {
         let log = self.dir.join(name);
         let rotated = self.dir.join(format!("{name}.1"));
         let tmp = self.dir.join(format!("{name}.1.tmp"));
         let max = self.max;
         let cut = std::fs::OpenOptions::new().write(true).open(&log);
+        // (A reader that stalls, its output piped to something that does not read, does not
+        // let the log grow past four times its size: then it is cut all the same.)
+        if let Ok(f) = &cut {
+            if nucleus_sys::raw::flock(std::os::fd::AsFd::as_fd(f), true, false).is_err()
+                && len <= max.saturating_mul(4)
+            {
+                return false;
+            }
+        }
         // The last `max` bytes and whatever the workload appends meanwhile (copied to the end,
         // twice: the second pass right before the cut), so what it writes during the copy is
         // not lost with the cut; only a write in the microseconds between the last read and
@@ -65,16 +76,20 @@ impl LogCap {
             std::io::copy(&mut src, &mut dst)?;
             Ok(())
         })();
-        // Cut whether or not a copy could be kept: the log is never left to grow.
-        if let Ok(f) = cut {
-            let _ = f.set_len(0);
-        }
+        // The copy takes its place first, then the log is cut (a reader never finds the newest
+        // lines in neither file; `nucleus logs` also locks the cut out while it reads: CI saw
+        // it print the emptied log after the old copy, without the last lines).
         if moved
             .and_then(|()| std::fs::rename(&tmp, &rotated))
             .is_err()
         {
             let _ = std::fs::remove_file(&tmp);
         }
+        // Cut whether or not a copy could be kept: the log is never left to grow.
+        if let Ok(f) = cut {
+            let _ = f.set_len(0);
+        }
+        true
     }
     pub(crate) fn ms_until(&self) -> i32 {
         let d = self.next.saturating_duration_since(Instant::now());
