@@ -78,12 +78,13 @@ fn parent(
     detached: Option<Option<&ConsoleSocket>>,
 ) -> Result<Exec> {
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
-    let time_ns = match plan.namespaces.time_offset_secs {
-        Some(_) => Some(
+    let time_ns = if plan.namespaces.has_time() {
+        Some(
             fs::File::open(format!("/proc/{init_pid}/ns/time"))
                 .ctx("open", "the sandbox's time namespace")?,
-        ),
-        None => None,
+        )
+    } else {
+        None
     };
     // Moving children into the sandbox's pid namespace needs CAP_SYS_ADMIN over it: root has
     // it from outside; an unprivileged caller (whose nucleus made the user namespace) gets it by

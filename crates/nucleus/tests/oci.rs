@@ -1224,3 +1224,40 @@ fn an_idmapped_bind_shows_the_files_owners_through_its_maps() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("uidMappings"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_time_namespace_shifts_the_containers_clocks() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-time");
+    bundle(&t, &["sh", "-c", "busybox cut -d. -f1 /proc/uptime"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({
+            "monotonic": {"secs": 864000},
+            "boottime": {"secs": 864000, "nanosecs": 5},
+        });
+    });
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), "oci-time"]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let up: u64 = stdout(&o).trim().parse().unwrap();
+        let host: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Ten days later than the host's boot clock, within the run's own time.
+        assert!(
+            up >= 864000 + host as u64 - 5 && up <= 864000 + host as u64 + 5,
+            "{up} vs host {host}"
+        );
+    });
+}

@@ -443,10 +443,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
     for (path, why) in [
         (&["linux", "intelRdt"][..], "Intel RDT is not supported"),
         (
-            &["linux", "timeOffsets"][..],
-            "time namespaces are not supported for OCI containers yet",
-        ),
-        (
             &["linux", "memoryPolicy"][..],
             "memory policies are not supported",
         ),
@@ -480,6 +476,32 @@ fn ns_kind(t: LinuxNamespaceType) -> NsKind {
     }
 }
 
+/// `linux.timeOffsets` of a new time namespace (absent: zero offsets).
+fn time_offsets(spec: &Spec) -> Result<crate::plan::TimeOffsets, PlanError> {
+    let raw = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    let mut t = crate::plan::TimeOffsets {
+        monotonic: (0, 0),
+        boottime: (0, 0),
+    };
+    for (clock, o) in raw {
+        let field = format!("linux.timeOffsets.{clock}");
+        let v = (o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+        if v.1 >= 1_000_000_000 {
+            return Err(refuse(&field, "nanosecs: below 1000000000"));
+        }
+        match clock.as_str() {
+            "monotonic" => t.monotonic = v,
+            "boottime" => t.boottime = v,
+            _ => return Err(refuse(&field, "monotonic or boottime")),
+        }
+    }
+    Ok(t)
+}
+
 /// New namespaces (flags) and the ones to join by path.
 fn namespaces(spec: &Spec) -> Result<(Namespaces, Vec<NsJoin>), PlanError> {
     let mut n = Namespaces {
@@ -491,6 +513,7 @@ fn namespaces(spec: &Spec) -> Result<(Namespaces, Vec<NsJoin>), PlanError> {
         ipc: false,
         cgroup: false,
         time_offset_secs: None,
+        time_offsets: None,
         join: Vec::new(),
     };
     let mut join = Vec::new();
@@ -529,18 +552,20 @@ fn namespaces(spec: &Spec) -> Result<(Namespaces, Vec<NsJoin>), PlanError> {
             NsKind::Uts => n.uts = true,
             NsKind::Ipc => n.ipc = true,
             NsKind::Cgroup => n.cgroup = true,
-            NsKind::Time => {
-                return Err(refuse(
-                    &format!("linux.namespaces[{i}]"),
-                    "time namespaces are not supported for OCI containers yet",
-                ))
-            }
+            NsKind::Time => n.time_offsets = Some(time_offsets(spec)?),
         }
     }
     if !n.mount {
         return Err(refuse(
             "linux.namespaces",
             "a new mount namespace is required (the container's root is built in it)",
+        ));
+    }
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone());
+    if offsets.is_some_and(|o| !o.is_empty()) && n.time_offsets.is_none() {
+        return Err(refuse(
+            "linux.timeOffsets",
+            "needs a new time namespace in linux.namespaces",
         ));
     }
     if join.iter().any(|j| j.kind == NsKind::Mount) {
@@ -1542,6 +1567,10 @@ mod tests {
             (
                 with(&["linux", "personality"], json!({"domain": "LINUX64"})),
                 "linux.personality.domain",
+            ),
+            (
+                with(&["linux", "timeOffsets"], json!({"monotonic": {"secs": 5}})),
+                "linux.timeOffsets",
             ),
             (
                 with(

@@ -87,6 +87,31 @@ pub fn oci_state(
     v
 }
 
+/// The offsets of a time namespace: (seconds, nanoseconds) added to CLOCK_MONOTONIC and to
+/// CLOCK_BOOTTIME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeOffsets {
+    pub monotonic: (i64, u32),
+    pub boottime: (i64, u32),
+}
+
+impl TimeOffsets {
+    /// As /proc/PID/timens_offsets takes them.
+    pub fn proc_text(&self) -> String {
+        format!(
+            "monotonic {} {}\nboottime {} {}\n",
+            self.monotonic.0, self.monotonic.1, self.boottime.0, self.boottime.1
+        )
+    }
+}
+
+impl Namespaces {
+    /// A time namespace of its own (nucleus's --time-offset, or an OCI container's).
+    pub fn has_time(&self) -> bool {
+        self.time_offset_secs.is_some() || self.time_offsets.is_some()
+    }
+}
+
 /// How ids inside map to the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -166,6 +191,10 @@ pub struct Namespaces {
     pub cgroup: bool,
     /// A time namespace with this many seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME.
     pub time_offset_secs: Option<i64>,
+    /// An OCI container's time namespace (`linux.timeOffsets`), made by the runtime before the
+    /// clone: the container's process is its first member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_offsets: Option<TimeOffsets>,
     /// Existing namespaces to join instead of making new ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<NsJoin>,
@@ -352,6 +381,7 @@ impl Plan {
                 ipc: true,
                 cgroup: true,
                 time_offset_secs: cfg.time_offset,
+                time_offsets: None,
                 join: Vec::new(),
             },
             idmap: who.idmap,

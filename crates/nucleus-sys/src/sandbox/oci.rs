@@ -173,6 +173,13 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
     let cgroup_view = cgroup.as_ref().and_then(|c| c.view());
     trace::mark("fifo, cgroup");
     join_namespaces(plan)?;
+    // A time namespace: the runtime's children enter it (the container's process is the
+    // first), with its offsets written before anything is in it.
+    if let Some(t) = &plan.namespaces.time_offsets {
+        raw::unshare(libc::CLONE_NEWTIME).ctx("unshare", "time namespace")?;
+        std::fs::write("/proc/self/timens_offsets", t.proc_text())
+            .ctx("write", "timens_offsets")?;
+    }
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
     let flags = ns_flags(plan, !join_files.is_empty());
