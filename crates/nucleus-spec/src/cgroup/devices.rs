@@ -46,6 +46,8 @@ const DEV_CHAR: i32 = 2;
 const ACC_MKNOD: i32 = 1;
 const ACC_READ: i32 = 2;
 const ACC_WRITE: i32 = 4;
+/// rwm: a rule naming every access needs no access test.
+const ACC_ALL: i32 = ACC_READ | ACC_WRITE | ACC_MKNOD;
 
 /// A parsed rule line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,10 +127,10 @@ pub fn device_program(rules: &[(String, String)]) -> Result<Vec<BpfInsn>, String
         if let Some(k) = r.kind {
             block.push(BpfInsn::new(JNE_K, 2, 0, 0, k));
         }
-        if r.access != ACC_READ | ACC_WRITE | ACC_MKNOD {
+        if r.access != ACC_ALL {
             // r1 = access & ~rule's: nonzero when the request wants more than the rule names.
             block.push(BpfInsn::new(MOV64_X, 1, 3, 0, 0));
-            block.push(BpfInsn::new(AND32_K, 1, 0, 0, !r.access & 0x7));
+            block.push(BpfInsn::new(AND32_K, 1, 0, 0, !r.access & ACC_ALL));
             block.push(BpfInsn::new(JNE_K, 1, 0, 0, 0));
         }
         if let Some(m) = r.major {
@@ -236,6 +238,16 @@ mod tests {
         assert!(ask('b', 8, 0, "r"));
         assert!(!ask('b', 8, 0, "w"));
         assert!(!ask('c', 8, 0, "r"), "a char device is not the block one");
+        // A failed test jumps exactly to the next rule's first test: a char device 8:0 fails
+        // the later rule (c 1:3) on its major, and must then fail the block device rule on
+        // its type (a jump one too far would skip that test and allow it).
+        let p2 = device_program(&rules(&[
+            ("devices.allow", "b 8:0 r"),
+            ("devices.allow", "c 1:3 rwm"),
+        ]))
+        .unwrap();
+        assert_eq!(run(&p2, 'c', 8, 0, "r"), Some(false));
+        assert_eq!(run(&p2, 'b', 8, 0, "r"), Some(true));
         // Nothing at all: everything denied.
         let none = device_program(&[]).unwrap();
         assert_eq!(run(&none, 'c', 1, 3, "r"), Some(false));
