@@ -338,3 +338,62 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A busybox image for the OCI clients' tests: `rootfs/` in `t` with busybox and the given
+/// applets in /bin, root in /etc/passwd and /etc/group, and `rootfs.tar` of it (what
+/// `podman import` and `docker import` take).
+pub(crate) fn busybox_image_tar(t: &TempDir, applets: &[&str]) -> PathBuf {
+    let root = t.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is required (scripts/test.sh installs it)");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for a in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    root
+}
+
+/// Write `rootfs.tar` of `t`'s rootfs/.
+pub(crate) fn tar_rootfs(t: &TempDir) {
+    let o = Command::new("tar")
+        .args(["-C", &t.path().join("rootfs").display().to_string(), "-cf"])
+        .arg(t.path().join("rootfs.tar"))
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+/// Remove a cgroup parent a client (podman, dockerd) made at the root of every hierarchy,
+/// with the empty leaves it left in it.
+pub(crate) fn remove_cgroup_parent(name: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for dir in [h.path(), PathBuf::from("/sys/fs/cgroup")] {
+            let parent = dir.join(name);
+            for sub in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                if sub.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(sub.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
+    }
+}
+
+/// The value of the `key: value` line of a test script's output.
+pub(crate) fn output_line(out: &str, err: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} line\nstdout:\n{out}\nstderr:\n{err}"))
+        .to_string()
+}

@@ -24,28 +24,13 @@ fn require(tool: &str) {
 
 /// A busybox image as a tarball of its root.
 fn rootfs_tar(t: &TempDir) {
-    let root = t.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox-static is required (scripts/test.sh installs it)");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for a in [
-        "sh", "sleep", "cat", "grep", "tr", "echo", "true", "touch", "test",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    let o = Command::new("tar")
-        .args(["-C", &root.display().to_string(), "-cf"])
-        .arg(t.path().join("rootfs.tar"))
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    busybox_image_tar(
+        t,
+        &[
+            "sh", "sleep", "cat", "grep", "tr", "echo", "true", "touch", "test",
+        ],
+    );
+    tar_rootfs(t);
 }
 
 /// Run `body` with dockerd up ($DK: the docker client, $C: ctr on dockerd's containerd, $R:
@@ -86,35 +71,9 @@ tail -5 $D/dockerd.log >&2
         .stdin(Stdio::null());
     let o = output_within(&mut c, DEADLINE);
     for parent in [PARENT, CTR_PARENT] {
-        for h in [
-            "memory",
-            "pids",
-            "cpu",
-            "cpuacct",
-            "blkio",
-            "devices",
-            "cpuset",
-            "freezer",
-            "net_cls",
-            "perf_event",
-            "hugetlb",
-            "",
-        ] {
-            let p = std::path::PathBuf::from(format!("/sys/fs/cgroup/{h}/{parent}"));
-            for sub in std::fs::read_dir(&p).into_iter().flatten().flatten() {
-                let _ = std::fs::remove_dir(sub.path());
-            }
-            let _ = std::fs::remove_dir(&p);
-        }
+        remove_cgroup_parent(parent);
     }
     (stdout(&o), stderr(&o))
-}
-
-fn line(out: &str, err: &str, k: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-        .unwrap_or_else(|| panic!("no {k} line\nstdout:\n{out}\nstderr:\n{err}"))
-        .to_string()
 }
 
 #[test]
@@ -159,7 +118,7 @@ $C container rm c2; echo "ctr-rm: $?"
             bin = bin().display()
         ),
     );
-    let l = |k: &str| line(&out, &err, k);
+    let l = |k: &str| output_line(&out, &err, k);
     // Docker's own seccomp profile, compiled by nucleus.
     assert_eq!(l("run"), "hello NoNewPrivs:0 Seccomp:2 ", "{err}");
     assert_eq!(l("status"), "3");

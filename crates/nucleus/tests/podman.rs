@@ -47,45 +47,20 @@ $P rm -af -t 0 >/dev/null 2>&1
         .stdin(Stdio::null());
     let o = output_within(&mut c, DEADLINE);
     // The parent podman made in every hierarchy, with the leaf it keeps for conmon.
-    for h in [
-        "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "cpuset", "freezer", "unified", "",
-    ] {
-        let parent = std::path::PathBuf::from(format!("/sys/fs/cgroup/{h}/{PARENT}"));
-        for sub in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            if sub.file_type().is_ok_and(|t| t.is_dir()) {
-                let _ = std::fs::remove_dir(sub.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&parent);
-    }
+    remove_cgroup_parent(PARENT);
     (stdout(&o), stderr(&o))
 }
 
 fn image(t: &TempDir) {
-    let root = t.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox-static is required (scripts/test.sh installs it)");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for a in [
-        "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr", "httpd", "ip",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    let root = busybox_image_tar(
+        t,
+        &[
+            "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr", "httpd", "ip",
+        ],
+    );
     std::fs::create_dir_all(root.join("www")).unwrap();
     std::fs::write(root.join("www/index.html"), "hello-from-container\n").unwrap();
-    let o = Command::new("tar")
-        .args(["-C", &root.display().to_string(), "-cf"])
-        .arg(t.path().join("rootfs.tar"))
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    tar_rootfs(t);
 }
 
 #[test]
@@ -146,12 +121,7 @@ echo "auto: $($P run --rm $R --userns=auto bb sh -c 'tr -s " " < /proc/self/uid_
             ),
         )
     });
-    let line = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-            .unwrap_or_else(|| panic!("no {k} line\nstdout:\n{out}\nstderr:\n{err}"))
-            .to_string()
-    };
+    let line = |k: &str| output_line(&out, &err, k);
     // podman's own seccomp profile, compiled by nucleus, is the container's filter.
     assert_eq!(line("run"), "hello NoNewPrivs:0 Seccomp:2 ", "{err}");
     assert_eq!(line("run-d"), "0", "{err}");
@@ -205,12 +175,7 @@ $P rm -f -t 0 web >/dev/null; echo "rm: $?"
             true,
         )
     });
-    let line = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-            .unwrap_or_else(|| panic!("no {k} line\nstdout:\n{out}\nstderr:\n{err}"))
-            .to_string()
-    };
+    let line = |k: &str| output_line(&out, &err, k);
     assert_eq!(line("run-d"), "0", "{err}");
     assert_eq!(line("addr"), "1", "{err}");
     assert_eq!(line("published"), "hello-from-container", "{err}");
