@@ -162,6 +162,24 @@ pub struct OciRecord {
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// The runtime-spec version of the state nucleus reports.
+pub const OCI_STATE_VERSION: &str = "1.2.0";
+
+impl OciRecord {
+    /// runtime-spec's state of the container (what `state` prints, what hooks and seccomp
+    /// agents read on their input): `pid` as the host sees it, 0 when it has none.
+    pub fn state(&self, id: &str, status: &str, pid: i32) -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": OCI_STATE_VERSION,
+            "id": id,
+            "status": status,
+            "pid": pid,
+            "bundle": self.bundle,
+            "annotations": self.annotations,
+        })
+    }
+}
+
 impl State {
     pub fn new(id: &str, name: Option<String>, argv: Vec<String>, now_ms: u64) -> State {
         State {
@@ -212,29 +230,19 @@ impl State {
             Status::Created | Status::Running => self.init.map(|p| p.pid).unwrap_or(0),
             _ => 0,
         };
-        let mut annotations = serde_json::Map::new();
-        for (k, v) in self.oci.iter().flat_map(|o| &o.annotations) {
-            annotations.insert(k.clone(), v.clone().into());
-        }
-        let bundle = match &self.oci {
-            Some(o) => o.bundle.to_string_lossy().into_owned(),
-            None => bundle.to_string(),
-        };
+        let mut o = self.oci.clone().unwrap_or_else(|| OciRecord {
+            bundle: bundle.into(),
+            annotations: Default::default(),
+        });
         if let Some(n) = &self.name {
-            annotations.insert("org.nucleus.name".into(), n.clone().into());
+            o.annotations.insert("org.nucleus.name".into(), n.clone());
         }
         if let Some(h) = &self.health {
-            annotations.insert("org.nucleus.health".into(), h.clone().into());
+            o.annotations.insert("org.nucleus.health".into(), h.clone());
         }
-        serde_json::json!({
-            "ociVersion": "1.2.0",
-            "id": self.id,
-            "status": status.as_str(),
-            "pid": pid,
-            "bundle": bundle,
-            "created": rfc3339(self.created_ms),
-            "annotations": annotations,
-        })
+        let mut v = o.state(&self.id, status.as_str(), pid);
+        v["created"] = rfc3339(self.created_ms).into();
+        v
     }
 }
 

@@ -153,8 +153,7 @@ fn parent(
     };
     drop(cch);
     if let Some(console) = detached {
-        let agent = plan.seccomp_notify.as_ref().map(|a| (a, plan.id.as_str()));
-        let r = sandbox::await_applied(&pch, pid, &console.into(), agent).map(drop);
+        let r = sandbox::await_applied(&pch, pid, &console.into(), plan).map(drop);
         if r.is_err() {
             let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = raw::waitpid(pid, false);

@@ -928,13 +928,10 @@ pub fn ofd_lock_byte(fd: BorrowedFd<'_>, at: u64) -> io::Result<bool> {
 /// on F_GETFD: nothing to do). For numbers the caller found but does not own (a
 /// /proc/self/fd listing).
 pub fn set_cloexec_number(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor number; no memory arguments.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    // SAFETY: as above.
-    if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
+    match cloexec_number(fd, true) {
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(()),
+        r => r,
     }
-    Ok(())
 }
 
 /// Whether descriptor number `fd` is open.
@@ -946,13 +943,23 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 /// Clear close-on-exec on descriptor number `fd` (OCI --preserve-fds: the caller passed it to
 /// the container). EBADF when it is not open: the caller promised N descriptors.
 pub fn clear_cloexec_number(fd: RawFd) -> io::Result<()> {
+    cloexec_number(fd, false)
+}
+
+/// Close-on-exec on (`on`) or off for descriptor number `fd`.
+fn cloexec_number(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number; no memory arguments.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     if flags < 0 {
         return Err(io::Error::last_os_error());
     }
+    let want = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
     // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } != 0 {
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, want) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -338,7 +338,7 @@ fn make(
         Err(e) => {
             let _ = store.remove(&a.id, None);
             // A failed create goes on to the end of the lifecycle: poststop (runtime-spec).
-            poststop(plan.hooks.as_ref(), &a.id, log);
+            poststop(Some(&plan), log);
             return match e {
                 nucleus_sys::sandbox::CreateError::Runtime(e) => Err(e.into()),
                 nucleus_sys::sandbox::CreateError::Failed(f) => {
@@ -553,28 +553,30 @@ pub(crate) fn start(store: &Store, s: &State, log: &Logger) -> Result<u8> {
     r.started_ms = Some(store::now_ms());
     store.write(&r)?;
     // poststart: once its program runs; a failure is a warning (runtime-spec).
-    if let Some(h) = hooks_of(store, s).filter(|h| !h.poststart.is_empty()) {
+    if let Some(plan) = stored_plan(store, s) {
         let pid = s.init.map_or(0, |p| p.pid);
-        let state = h.state(&s.id, "running", pid);
-        for w in nucleus_sys::hooks::run_each(&h.poststart, &state) {
-            log.warn(&w);
+        for h in plan.hooks.iter().filter(|h| !h.poststart.is_empty()) {
+            let state = plan.oci_state("running", pid).to_string();
+            for w in nucleus_sys::hooks::run_each(&h.poststart, &state) {
+                log.warn(&w);
+            }
         }
     }
     Ok(0)
 }
 
-/// A container's hooks, from its stored plan.
-fn hooks_of(store: &Store, s: &State) -> Option<nucleus_spec::plan::Hooks> {
+/// A container's stored plan (its hooks and state).
+fn stored_plan(store: &Store, s: &State) -> Option<nucleus_spec::Plan> {
     let data = std::fs::read(store.dir(&s.id).join("plan.json")).ok()?;
-    serde_json::from_slice::<nucleus_spec::Plan>(&data)
-        .ok()?
-        .hooks
+    serde_json::from_slice(&data).ok()
 }
 
 /// poststop: once the container is gone; each failure a warning.
-fn poststop(h: Option<&nucleus_spec::plan::Hooks>, id: &str, log: &Logger) {
-    if let Some(h) = h.filter(|h| !h.poststop.is_empty()) {
-        for w in nucleus_sys::hooks::run_each(&h.poststop, &h.state(id, "stopped", 0)) {
+fn poststop(plan: Option<&nucleus_spec::Plan>, log: &Logger) {
+    let Some(plan) = plan else { return };
+    for h in plan.hooks.iter().filter(|h| !h.poststop.is_empty()) {
+        let state = plan.oci_state("stopped", 0).to_string();
+        for w in nucleus_sys::hooks::run_each(&h.poststop, &state) {
             log.warn(&w);
         }
     }
@@ -596,9 +598,9 @@ pub(crate) fn delete(store: &Store, s: &State, force: bool, log: &Logger) -> Res
         }
     }
     // Its cgroup, and the default parents (…/nucleus) when they empty, as after `nucleus run`.
-    let hooks = hooks_of(store, s);
+    let plan = stored_plan(store, s);
     crate::records::remove_cgroups(store, s)?;
     store.remove(&s.id, s.name.as_deref())?;
-    poststop(hooks.as_ref(), &s.id, log);
+    poststop(plan.as_ref(), log);
     Ok(())
 }

@@ -60,6 +60,20 @@ struct Rule {
     access: i32,
 }
 
+/// `rwm` letters as the program's access bits; None for any other letter.
+fn access_bits(access: &str) -> Option<i32> {
+    access.chars().try_fold(0, |acc, c| {
+        Some(
+            acc | match c {
+                'r' => ACC_READ,
+                'w' => ACC_WRITE,
+                'm' => ACC_MKNOD,
+                _ => return None,
+            },
+        )
+    })
+}
+
 fn parse(file: &str, line: &str) -> Result<Rule, String> {
     let allow = match file {
         "devices.allow" => true,
@@ -84,18 +98,7 @@ fn parse(file: &str, line: &str) -> Result<Rule, String> {
         "*" => Ok(None),
         n => n.parse::<u32>().map(Some).map_err(|_| bad()),
     };
-    let mut acc = 0;
-    for c in access.chars() {
-        acc |= match c {
-            'r' => ACC_READ,
-            'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            _ => return Err(bad()),
-        };
-    }
-    if acc == 0 {
-        return Err(bad());
-    }
+    let acc = access_bits(access).filter(|a| *a != 0).ok_or_else(bad)?;
     Ok(Rule {
         allow,
         kind,
@@ -168,15 +171,7 @@ pub fn run(prog: &[BpfInsn], kind: char, major: u32, minor: u32, access: &str) -
         'b' => DEV_BLOCK,
         _ => return None,
     };
-    let mut acc = 0;
-    for c in access.chars() {
-        acc |= match c {
-            'r' => ACC_READ,
-            'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            _ => return None,
-        };
-    }
+    let acc = access_bits(access)?;
     let ctx = [((acc << 16) | ty) as u32, major, minor];
     let mut r = [0u64; 11];
     let mut pc = 0usize;

@@ -212,7 +212,11 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         supervisor: Supervisor::Caller {
             fifo: cx.fifo.clone(),
         },
-        hooks: hooks(b, cx)?,
+        oci: Some(crate::state::OciRecord {
+            bundle: cx.bundle.to_path_buf(),
+            annotations: b.annotations(),
+        }),
+        hooks: hooks(b)?,
         warnings: if b.unknown.is_empty() {
             vec![]
         } else {
@@ -257,7 +261,7 @@ fn personality(raw: &serde_json::Value) -> Result<Option<u32>, PlanError> {
 
 /// config.json's `hooks`, None without any. A hook's path must be absolute (runtime-spec); a
 /// timeout above 0.
-fn hooks(b: &Bundle, cx: &Context) -> Result<Option<Hooks>, PlanError> {
+fn hooks(b: &Bundle) -> Result<Option<Hooks>, PlanError> {
     let Some(h) = b.spec.hooks() else {
         return Ok(None);
     };
@@ -302,8 +306,6 @@ fn hooks(b: &Bundle, cx: &Context) -> Result<Option<Hooks>, PlanError> {
         start_container: kind("startContainer", h.start_container())?,
         poststart: kind("poststart", h.poststart())?,
         poststop: kind("poststop", h.poststop())?,
-        bundle: cx.bundle.to_path_buf(),
-        annotations: b.annotations(),
     };
     let none = hooks.prestart.is_empty()
         && hooks.create_runtime.is_empty()
@@ -903,8 +905,6 @@ fn seccomp(
         Some(p) if Path::new(p).is_absolute() => Some(crate::plan::SeccompNotify::Agent {
             path: p.into(),
             metadata: profile.listener_metadata.clone().unwrap_or_default(),
-            bundle: cx.bundle.to_path_buf(),
-            annotations: b.annotations(),
         }),
         Some(p) => {
             return Err(refuse(
@@ -1361,8 +1361,12 @@ mod tests {
     }
 
     fn translate(text: &str) -> Result<Plan, PlanError> {
+        translate_on(text, &facts())
+    }
+
+    /// config.json's text planned as container c1 of bundle /b on the host `f` describes.
+    fn translate_on(text: &str, f: &HostFacts) -> Result<Plan, PlanError> {
         let b = super::super::parse(text).map_err(PlanError::Config)?;
-        let f = facts();
         plan(
             &b,
             &Context {
@@ -1370,7 +1374,7 @@ mod tests {
                 bundle: Path::new("/b"),
                 fifo: "/run/nucleus/c1/exec.fifo".into(),
                 no_pivot: false,
-                facts: &f,
+                facts: f,
             },
         )
     }
@@ -1397,7 +1401,6 @@ mod tests {
             {"allow": true, "type": "c", "major": 10, "access": "rwm"},
             {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
         ]});
-        let b = super::super::parse(&c.to_string()).unwrap();
         let mut f = facts();
         f.cgroup = CgroupHost {
             v2_mount: Some("/sys/fs/cgroup".into()),
@@ -1405,17 +1408,7 @@ mod tests {
             v2_own: Some("/ci".into()),
             v1: vec![],
         };
-        let p = plan(
-            &b,
-            &Context {
-                id: "c1",
-                bundle: Path::new("/b"),
-                fifo: "/run/nucleus/c1/exec.fifo".into(),
-                no_pivot: false,
-                facts: &f,
-            },
-        )
-        .unwrap();
+        let p = translate_on(&c.to_string(), &f).unwrap();
         let cg = p.cgroup.unwrap();
         assert_eq!(cg.driver, crate::cgroup::Driver::V2);
         let prog = &cg.device_program;
@@ -1431,17 +1424,7 @@ mod tests {
         let on_v2 = |res: serde_json::Value| {
             let mut c = runc_spec();
             c["linux"]["resources"] = res;
-            let b = super::super::parse(&c.to_string()).unwrap();
-            plan(
-                &b,
-                &Context {
-                    id: "c1",
-                    bundle: Path::new("/b"),
-                    fifo: "/run/nucleus/c1/exec.fifo".into(),
-                    no_pivot: false,
-                    facts: &f,
-                },
-            )
+            translate_on(&c.to_string(), &f)
         };
         let p = on_v2(serde_json::json!({"unified": {"memory.high": "5000000"}})).unwrap();
         let d = &p.cgroup.unwrap().dirs[0];

@@ -59,32 +59,7 @@ pub enum SeccompNotify {
         path: PathBuf,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         metadata: String,
-        bundle: PathBuf,
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-        annotations: std::collections::BTreeMap<String, String>,
     },
-}
-
-/// runtime-spec's state of a container, as hooks and seccomp agents read it (`pid` as the
-/// host sees it; left out when 0).
-pub fn oci_state(
-    id: &str,
-    status: &str,
-    pid: i32,
-    bundle: &std::path::Path,
-    annotations: &std::collections::BTreeMap<String, String>,
-) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "ociVersion": crate::oci::OCI_VERSION,
-        "id": id,
-        "status": status,
-        "bundle": bundle,
-        "annotations": annotations,
-    });
-    if pid > 0 {
-        v["pid"] = pid.into();
-    }
-    v
 }
 
 /// The offsets of a time namespace: (seconds, nanoseconds) added to CLOCK_MONOTONIC and to
@@ -277,6 +252,10 @@ pub struct Plan {
     pub cgroup: Option<CgroupPlan>,
     #[serde(default, skip_serializing_if = "Supervisor::is_nucleus")]
     pub supervisor: Supervisor,
+    /// An OCI container's bundle and annotations: what its state says (for hooks and a
+    /// seccomp agent) beside its id, status and pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<crate::state::OciRecord>,
     /// An OCI container's hooks (config.json `hooks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
@@ -309,11 +288,6 @@ pub struct Hooks {
     /// Run by `delete` once the container is gone; a failure is a warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poststop: Vec<Hook>,
-    /// The state's bundle (absolute).
-    pub bundle: PathBuf,
-    /// The state's annotations.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// One hook: runtime-spec `hooks.*[]`.
@@ -333,10 +307,15 @@ pub struct Hook {
     pub timeout_secs: Option<u64>,
 }
 
-impl Hooks {
-    /// The state hooks read on stdin: runtime-spec's, with `pid` as the host sees it.
-    pub fn state(&self, id: &str, status: &str, pid: i32) -> String {
-        oci_state(id, status, pid, &self.bundle, &self.annotations).to_string()
+impl Plan {
+    /// An OCI container's state as hooks and its seccomp agent read it (its bundle and
+    /// annotations from config.json; none for nucleus's own sandboxes).
+    pub fn oci_state(&self, status: &str, pid: i32) -> serde_json::Value {
+        let o = self.oci.clone().unwrap_or_else(|| crate::state::OciRecord {
+            bundle: PathBuf::new(),
+            annotations: Default::default(),
+        });
+        o.state(&self.id, status, pid)
     }
 }
 
@@ -434,6 +413,7 @@ impl Plan {
             allow_chroot_fallback: !strict,
             cgroup: admitted.cgroup,
             supervisor: Supervisor::Nucleus,
+            oci: None,
             hooks: None,
             warnings: d.enforce.warnings,
         })

@@ -424,7 +424,7 @@ pub(super) fn child_setup(
         .as_ref()
         .filter(|h| !h.create_container.is_empty())
     {
-        let state = h.state(&plan.id, "creating", go.pid);
+        let state = plan.oci_state("creating", go.pid).to_string();
         // (Staged: the host's file system, where their paths resolve, is under the staging
         // root; each hook is chrooted there.)
         let host = std::path::Path::new(mount::HOST_ROOT_WHILE_STAGED);

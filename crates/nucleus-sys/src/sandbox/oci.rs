@@ -208,7 +208,7 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
     // prestart and createRuntime: the runtime's, in its namespaces, once the container's
     // exist (Docker's network hook finds them by the state's pid).
     if let Some(h) = &plan.hooks {
-        let state = h.state(&plan.id, "creating", pid);
+        let state = plan.oci_state("creating", pid).to_string();
         crate::hooks::run_all(&h.prestart, &state)
             .and_then(|()| crate::hooks::run_all(&h.create_runtime, &state))
             .map_err(|e| CreateError::from(other("hook", e)))
@@ -228,8 +228,7 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
     .ctx("send", "go")
     .map_err(CreateError::from)
     .map_err(kill)?;
-    let agent = plan.seccomp_notify.as_ref().map(|a| (a, plan.id.as_str()));
-    let (report, master) = await_applied(&pch, pid, &console, agent).map_err(kill)?;
+    let (report, master) = await_applied(&pch, pid, &console, plan).map_err(kill)?;
     removed.keep();
     Ok(Created {
         pid,
@@ -242,12 +241,12 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
 /// Wait until the process reports it is set up (`Applied`: it waits for start, or execs now),
 /// handing its terminal to `console` (or returning it, kept). Its failure, or its end, is the
 /// error (it is reaped).
-/// `agent`: the plan's seccomp agent and the container's id (its listener is handed over).
+/// A seccomp listener it announces goes to the plan's agent.
 pub(crate) fn await_applied(
     ch: &Runtime,
     pid: libc::pid_t,
     console: &Console<'_>,
-    agent: Option<(&SeccompNotify, &str)>,
+    plan: &Plan,
 ) -> std::result::Result<(SecurityReport, Option<OwnedFd>), CreateError> {
     let mut kept = None;
     loop {
@@ -255,13 +254,10 @@ pub(crate) fn await_applied(
             Ok(Some(FromChild::Applied(r))) => return Ok((r, kept)),
             // Its seccomp listener (it waits for ListenerTaken before going on).
             Ok(Some(FromChild::Listener(n))) if n >= 0 => {
-                let Some((a, id)) = agent else {
-                    return Err(other("seccomp", "a listener nobody asked for").into());
-                };
                 if let Some(l) = super::wait::fetch_listener(pid, n, ch.raw())
                     .ctx("take the seccomp listener", n)?
                 {
-                    hand_to_agent(a, id, pid, l)?;
+                    hand_to_agent(plan, pid, l)?;
                     ch.send(ToChild::ListenerTaken)
                         .ctx("send", "listener taken")?;
                 }
@@ -375,27 +371,16 @@ fn userns_with(map: &nucleus_spec::mounts::IdMapping) -> Result<OwnedFd> {
 /// runtime-spec's containerProcessState (`fds: ["seccompFd"]`, the process's pid, the
 /// listener's metadata, the container's state) with the descriptor, over the agent's unix
 /// socket. The runtime keeps no copy.
-pub(crate) fn hand_to_agent(
-    agent: &SeccompNotify,
-    id: &str,
-    pid: libc::pid_t,
-    listener: OwnedFd,
-) -> Result<()> {
-    let SeccompNotify::Agent {
-        path,
-        metadata,
-        bundle,
-        annotations,
-    } = agent
-    else {
-        return Err(other("seccomp", "not an agent"));
+pub(crate) fn hand_to_agent(plan: &Plan, pid: libc::pid_t, listener: OwnedFd) -> Result<()> {
+    let Some(SeccompNotify::Agent { path, metadata }) = &plan.seccomp_notify else {
+        return Err(other("seccomp", "a listener nobody asked for"));
     };
     let msg = serde_json::json!({
-        "ociVersion": nucleus_spec::oci::OCI_VERSION,
+        "ociVersion": nucleus_spec::state::OCI_STATE_VERSION,
         "fds": ["seccompFd"],
         "pid": pid,
         "metadata": metadata,
-        "state": nucleus_spec::plan::oci_state(id, "creating", pid, bundle, annotations),
+        "state": plan.oci_state("creating", pid),
     });
     let sock = raw::unix_connect(path).ctx("connect to the seccomp agent", path.display())?;
     crate::channel::send_with_fds(

@@ -262,9 +262,7 @@ pub(super) fn parent_wait(
             // None: the workload said it has no listener after all (its filter failed).
             if let Some(l) = fetch_listener(pid, n, ch.raw()).ctx("take the seccomp listener", n)? {
                 match seccomp_notify {
-                    Some(a @ SeccompNotify::Agent { .. }) => {
-                        super::oci::hand_to_agent(a, &plan.id, pid, l)?
-                    }
+                    Some(SeccompNotify::Agent { .. }) => super::oci::hand_to_agent(plan, pid, l)?,
                     _ => listener = Some(l),
                 }
                 ch.send(ToChild::ListenerTaken)

@@ -260,7 +260,7 @@ pub(super) fn child_exec(
                 .as_ref()
                 .filter(|h| !h.start_container.is_empty())
             {
-                let state = h.state(&plan.id, "created", pid);
+                let state = plan.oci_state("created", pid).to_string();
                 if let Err(e) = crate::hooks::run_all(&h.start_container, &state) {
                     let _ = std::io::Write::write_all(
                         &mut std::io::stderr(),
