@@ -227,6 +227,51 @@ fn a_chatty_detached_workload_keeps_its_log_bounded() {
     assert!(!dir.exists(), "rm left the sandbox's directory");
 }
 
+/// A reader of the log that stalls (`nucleus logs` piped to something that never reads holds
+/// the log's shared lock) cannot let a chatty workload's log grow without bound: past four
+/// times --log-max-size the monitor cuts it all the same.
+#[test]
+fn a_stalled_log_reader_does_not_unbound_the_log() {
+    let _g = serial();
+    let root = TempDir::new("state-stalled");
+    let r = root.s();
+    let o = run(&[
+        "--root", &r, "run", "-d", "--log-max-size", "1m", "--", "sh", "-c",
+        "i=0; while [ $i -lt 40 ]; do head -c 5000000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); sleep 0.05; done; echo END; sleep 1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let log = root.path().join(&id).join("log");
+    // The stalled reader: the shared lock `nucleus logs` takes, never let go.
+    let held = std::fs::File::open(&log).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) },
+        0
+    );
+    let started = Instant::now();
+    let mut most = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        most = most.max(std::fs::metadata(&log).map_or(0, |m| m.len()));
+        // (`logs` takes the shared lock too: it reads beside the stalled reader.)
+        if stdout(&run(&["--root", &r, "logs", "-n", "1", &id])) == "END\n" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(held);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "no END in the log"
+    );
+    // 200 MB written; the log is cut at four times its size, plus what one check lets in.
+    assert!(
+        most < 40 << 20,
+        "the log reached {most} bytes with a reader stalled"
+    );
+    let _ = run(&["--root", &r, "rm", "-f", &id]);
+}
+
 /// Every writable tmpfs has a bounded size (the kernel default is half the host's RAM each),
 /// no larger than --memory, and what the sandbox writes there counts against its own memory
 /// cgroup (one exists without --memory too), so `stats` shows it.
