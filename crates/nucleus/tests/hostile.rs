@@ -244,11 +244,10 @@ fn a_stalled_log_reader_does_not_unbound_the_log() {
     let log = root.path().join(&id).join("log");
     // The stalled reader: the shared lock `nucleus logs` takes, never let go.
     let held = std::fs::File::open(&log).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&held);
     // SAFETY: flock on a descriptor we own.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) },
-        0
-    );
+    let locked = unsafe { libc::flock(fd, libc::LOCK_SH) };
+    assert_eq!(locked, 0);
     let started = Instant::now();
     let mut most = 0;
     while started.elapsed() < Duration::from_secs(60) {
