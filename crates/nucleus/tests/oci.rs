@@ -866,7 +866,7 @@ with open({log:?}, "a") as f:
     std::fs::remove_file(&log).unwrap();
     bundle(&t, &["true"], |c| {
         c["hooks"] = json!({
-            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no network for you >&2; exit 3"]}],
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no network for you >&2; printf '\\033[2J' >&2; exit 3"]}],
             "poststop": [py("poststop")],
         });
     });
@@ -879,6 +879,11 @@ with open({log:?}, "a") as f:
                 && err.contains("exit status: 3")
                 && err.contains("no network for you"),
             "{err}"
+        );
+        // What the hook wrote is shown escaped: its terminal controls never reach ours.
+        assert!(
+            !err.contains('\u{1b}') && err.contains("\\u{1b}[2J"),
+            "{err:?}"
         );
         assert!(pid.is_none());
         assert_eq!(
