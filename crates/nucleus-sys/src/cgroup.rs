@@ -59,8 +59,31 @@ pub fn join_self(files: &[fs::File]) -> io::Result<()> {
     Ok(())
 }
 
+/// Write `value` to an existing cgroup file (never created: a file the kernel has not is
+/// ENOENT, where a create on cgroupfs would be EACCES).
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
-    fs::write(dir.join(file), value)
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(file))?
+        .write_all(value.as_bytes())
+}
+
+/// Write the first of `alternatives` whose file `dir` has. Err: the failed write, or that
+/// none of the files is there.
+fn write_first_of(
+    dir: &Path,
+    alternatives: &[(String, String)],
+) -> std::result::Result<(), String> {
+    for (file, value) in alternatives {
+        match write(dir, file, value) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{file}={value}: {e}")),
+            Ok(()) => return Ok(()),
+        }
+    }
+    let files: Vec<&str> = alternatives.iter().map(|(f, _)| f.as_str()).collect();
+    Err(format!("this kernel has none of {}", files.join(", ")))
 }
 
 /// Enable `want` controllers in `cgroup.subtree_control` of every directory from the hierarchy
@@ -224,6 +247,11 @@ impl Cgroup {
                 }
                 if let Err(e) = r {
                     cg.failed.push(format!("{file}={value}: {e}"));
+                }
+            }
+            for alternatives in &d.first_of {
+                if let Err(e) = write_first_of(&leaf, alternatives) {
+                    cg.failed.push(e);
                 }
             }
             for (file, value) in &d.optional {

@@ -165,6 +165,7 @@ pub(crate) fn limits(
         memory: memory.map(|m| parse_size("--memory", m)).transpose()?,
         memory_swap: memory_swap.map(SwapLimit::parse).transpose()?,
         cpus_milli: cpus.map(parse_cpus).transpose()?,
+        cpu_period_us: None,
         cpu_weight: cpu_weight.map(parse_cpu_weight).transpose()?,
         pids: None,
         io: vec![],

@@ -1085,14 +1085,24 @@ fn resources_beyond_nucleus_limits_reach_their_cgroup_files() {
     let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
     bundle(
         &t,
-        &["sh", "-c", "busybox grep Cpus_allowed_list /proc/self/status | busybox tr -d '\\t'; busybox sleep 1000"],
+        &["sh", "-c", "busybox dd if=/dev/zero of=/tmp/fill bs=1M count=16 2>/dev/null; busybox grep Cpus_allowed_list /proc/self/status | busybox tr -d '\\t'; busybox sleep 1000"],
         |c| {
+            // 16 MiB on a tmpfs, counted against the container's memory.
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
             let mut memory = json!({"limit": 104857600, "reservation": 52428800});
-            let mut res = json!({"cpu": {"cpus": "0", "mems": "0"}});
+            let mut res = json!({"cpu": {"cpus": "0", "mems": "0", "quota": 25000, "period": 50000, "burst": 1000, "idle": 1}});
             if v2 {
                 res["unified"] = json!({"memory.high": "94371840"});
+                if hugetlb_v2() {
+                    res["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+                }
             } else {
                 memory["swappiness"] = json!(10);
+                memory["kernelTCP"] = json!(8388608);
+                memory["disableOOMKiller"] = json!(true);
             }
             res["memory"] = memory;
             c["linux"]["resources"] = res;
@@ -1115,12 +1125,23 @@ fn resources_beyond_nucleus_limits_reach_their_cgroup_files() {
         };
         assert_eq!(read("cpuset.cpus"), "0");
         assert_eq!(read("cpuset.mems"), "0");
+        assert_eq!(read("cpu.idle"), "1");
         if v2 {
             assert_eq!(read("memory.low"), "52428800");
             assert_eq!(read("memory.high"), "94371840");
+            assert_eq!(read("cpu.max"), "25000 50000");
+            assert_eq!(read("cpu.max.burst"), "1000");
+            if hugetlb_v2() {
+                assert_eq!(read("hugetlb.2MB.max"), "4194304");
+            }
         } else {
             assert_eq!(read("memory.soft_limit_in_bytes"), "52428800");
             assert_eq!(read("memory.swappiness"), "10");
+            assert_eq!(read("memory.kmem.tcp.limit_in_bytes"), "8388608");
+            assert!(read("memory.oom_control").contains("oom_kill_disable 1"));
+            assert_eq!(read("cpu.cfs_period_us"), "50000");
+            assert_eq!(read("cpu.cfs_quota_us"), "25000");
+            assert_eq!(read("cpu.cfs_burst_us"), "1000");
         }
         // Its processes run on CPU 0 only.
         let t0 = std::time::Instant::now();
@@ -1135,9 +1156,123 @@ fn resources_beyond_nucleus_limits_reach_their_cgroup_files() {
             std::fs::read_to_string(t.path().join("out")).unwrap(),
             "Cpus_allowed_list:0\n"
         );
+        // update --resources (containerd's shim sends the whole object): the period, the
+        // burst and a memory limit checked against what the container uses.
+        let res = t.path().join("res.json");
+        std::fs::write(
+            &res,
+            json!({"cpu": {"quota": 40000, "period": 80000, "burst": 2000},
+                   "memory": {"limit": 104857600, "checkBeforeUpdate": true}})
+            .to_string(),
+        )
+        .unwrap();
+        let o = run(&["update", "--resources", &res.to_string_lossy(), "oci-res"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        if v2 {
+            assert_eq!(read("cpu.max"), "40000 80000");
+            assert_eq!(read("cpu.max.burst"), "2000");
+        } else {
+            assert_eq!(read("cpu.cfs_period_us"), "80000");
+            assert_eq!(read("cpu.cfs_burst_us"), "2000");
+        }
+        // runc's flags: a quota over a period of its own; a period alone is refused.
+        let o = run(&[
+            "update",
+            "--cpu-quota",
+            "30000",
+            "--cpu-period",
+            "60000",
+            "oci-res",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        if v2 {
+            assert_eq!(read("cpu.max"), "30000 60000");
+        } else {
+            assert_eq!(read("cpu.cfs_period_us"), "60000");
+            assert_eq!(read("cpu.cfs_quota_us"), "30000");
+        }
+        let o = run(&["update", "--cpu-period", "60000", "oci-res"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("--cpu-period"), "{}", stderr(&o));
+        // A limit below what it uses now (its 16 MiB file) is refused by the field; the old
+        // one stays.
+        std::fs::write(
+            &res,
+            json!({"memory": {"limit": 8388608, "checkBeforeUpdate": true}}).to_string(),
+        )
+        .unwrap();
+        let o = run(&["update", "--resources", &res.to_string_lossy(), "oci-res"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("linux.resources.memory.limit"),
+            "{}",
+            stderr(&o)
+        );
+        let limit = if v2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        assert_eq!(read(limit), "104857600");
         assert!(run(&["kill", "oci-res", "KILL"]).status.success());
         assert_eq!(reap(pid), 128 + libc::SIGKILL);
         assert!(run(&["delete", "oci-res"]).status.success());
+    });
+}
+
+/// Whether this is a cgroup-v2 host offering the hugetlb controller.
+fn hugetlb_v2() -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"))
+}
+
+/// A block I/O weight is BFQ's or blk-iocost's file, whichever this kernel has; a kernel
+/// with neither refuses the container with a line naming them and leaves nothing.
+#[test]
+fn a_block_io_weight_is_written_where_the_kernel_has_it_or_refused() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-blkw");
+    let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
+    bundle(&t, &["busybox", "sleep", "1000"], |c| {
+        c["linux"]["resources"] = json!({"blockIO": {"weight": 500}});
+    });
+    let (files, want) = if v2 {
+        (
+            ["io.bfq.weight", "io.weight"],
+            ["default 500", "default 4950"],
+        )
+    } else {
+        (["blkio.bfq.weight", "blkio.weight"], ["500", "500"])
+    };
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, "oci-blkw", &[]);
+        let Some(pid) = pid else {
+            assert_eq!(o.status.code(), Some(125));
+            let e = stderr(&o);
+            assert!(
+                e.contains(&format!("none of {}, {}", files[0], files[1]))
+                    && e.lines().count() == 1,
+                "{e}"
+            );
+            eprintln!("this kernel has no block I/O weight file: refused as it should be");
+            return;
+        };
+        let inspect: Value = serde_json::from_str(&stdout(&run(&["inspect", "oci-blkw"]))).unwrap();
+        let cgroups: Vec<String> = serde_json::from_value(inspect["cgroups"].clone()).unwrap();
+        let found = cgroups.iter().find_map(|d| {
+            files.iter().zip(want).find_map(|(f, w)| {
+                let text = std::fs::read_to_string(Path::new(d).join(f)).ok()?;
+                Some((f, text, w))
+            })
+        });
+        let (f, text, w) = found.unwrap_or_else(|| panic!("no weight file in {cgroups:?}"));
+        assert!(
+            text.contains(w.trim_start_matches("default ")),
+            "{f}: {text}"
+        );
+        assert!(run(&["delete", "--force", "oci-blkw"]).status.success());
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
     });
 }
 

@@ -1,6 +1,10 @@
 //! `Limits`: the parsed resource flags, and the files a v2 or v1 cgroup gets for them.
 
 use super::{CPU_PERIOD_US, DEFAULT_PIDS, MIN_MEMORY};
+
+/// The kernel's bounds on a CFS period, and its smallest quota (µs).
+const MIN_CPU_QUOTA_US: u64 = 1_000;
+const MAX_CPU_PERIOD_US: u64 = 1_000_000;
 use crate::config::{parse_size, ConfigError};
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +162,10 @@ pub struct Limits {
     pub memory_swap: Option<SwapLimit>,
     /// Thousandths of a CPU.
     pub cpus_milli: Option<u64>,
+    /// The CFS period `cpus_milli` is enforced over, in µs (None: 100000, the kernel's
+    /// default). OCI bundles and runc's `update --cpu-period` set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period_us: Option<u64>,
     pub cpu_weight: Option<u64>,
     /// None = unlimited.
     pub pids: Option<u64>,
@@ -170,6 +178,7 @@ impl Default for Limits {
             memory: None,
             memory_swap: None,
             cpus_milli: None,
+            cpu_period_us: None,
             cpu_weight: None,
             pids: Some(DEFAULT_PIDS),
             io: Vec::new(),
@@ -227,6 +236,14 @@ impl Limits {
             }
             _ => {}
         }
+        if let Some(p) = self.cpu_period_us {
+            if !(MIN_CPU_QUOTA_US..=MAX_CPU_PERIOD_US).contains(&p) {
+                return Err(ConfigError::new(
+                    "--cpu-period",
+                    format!("{p} µs: the kernel takes {MIN_CPU_QUOTA_US} to {MAX_CPU_PERIOD_US}"),
+                ));
+            }
+        }
         if let Some(c) = self.cpus_milli {
             if host_cpus > 0 && c > host_cpus * 1000 {
                 return Err(ConfigError::new(
@@ -240,6 +257,16 @@ impl Limits {
             }
         }
         Ok(())
+    }
+
+    fn period(&self) -> u64 {
+        self.cpu_period_us.unwrap_or(CPU_PERIOD_US)
+    }
+
+    /// The CFS quota in µs per period for `milli` thousandths of a CPU (at least the
+    /// kernel's minimum of 1 ms).
+    fn quota(&self, milli: u64) -> u64 {
+        (milli * self.period() / 1000).max(MIN_CPU_QUOTA_US)
     }
 
     /// Files for cgroup v2, written in the sandbox's cgroup.
@@ -256,10 +283,8 @@ impl Limits {
             }
         }
         if let Some(c) = self.cpus_milli {
-            put(
-                "cpu.max",
-                format!("{} {CPU_PERIOD_US}", c * CPU_PERIOD_US / 1000),
-            );
+            let p = self.period();
+            put("cpu.max", format!("{} {p}", self.quota(c)));
         }
         if let Some(wt) = self.cpu_weight {
             put("cpu.weight", wt.to_string());
@@ -302,12 +327,8 @@ impl Limits {
             }
         }
         if let Some(c) = self.cpus_milli {
-            put("cpu", "cpu.cfs_period_us", CPU_PERIOD_US.to_string());
-            put(
-                "cpu",
-                "cpu.cfs_quota_us",
-                (c * CPU_PERIOD_US / 1000).to_string(),
-            );
+            put("cpu", "cpu.cfs_period_us", self.period().to_string());
+            put("cpu", "cpu.cfs_quota_us", self.quota(c).to_string());
         }
         if let Some(wt) = self.cpu_weight {
             put("cpu", "cpu.shares", weight_to_shares(wt).to_string());

@@ -53,6 +53,7 @@ mod tests {
             memory: Some(1 << 30),
             memory_swap: Some(SwapLimit::Total(2 << 30)),
             cpus_milli: Some(1500),
+            cpu_period_us: None,
             cpu_weight: Some(200),
             pids: Some(64),
             io: vec![],
@@ -178,12 +179,54 @@ mod tests {
         assert!(l.validate(2).is_ok());
     }
 
+    /// A CFS period other than the default carries into both drivers' files; the quota is
+    /// never below the kernel's 1 ms; a period out of the kernel's range is refused by name.
+    #[test]
+    fn cpu_period() {
+        let l = Limits {
+            cpus_milli: Some(250),
+            cpu_period_us: Some(50_000),
+            ..Default::default()
+        };
+        assert!(l
+            .v2_writes()
+            .contains(&("cpu.max".into(), "12500 50000".into())));
+        let v1 = l.v1_writes(false);
+        assert!(v1.contains(&("cpu", "cpu.cfs_period_us".into(), "50000".into())));
+        assert!(v1.contains(&("cpu", "cpu.cfs_quota_us".into(), "12500".into())));
+        let tiny = Limits {
+            cpus_milli: Some(10),
+            cpu_period_us: Some(2_000),
+            ..Default::default()
+        };
+        assert!(tiny
+            .v2_writes()
+            .contains(&("cpu.max".into(), "1000 2000".into())));
+        for (p, ok) in [
+            (999, false),
+            (1_000, true),
+            (1_000_000, true),
+            (1_000_001, false),
+        ] {
+            let l = Limits {
+                cpu_period_us: Some(p),
+                ..Default::default()
+            };
+            let r = l.validate(2);
+            assert_eq!(r.is_ok(), ok, "{p}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("--cpu-period"), "{e}");
+            }
+        }
+    }
+
     #[test]
     fn v2_files() {
         let l = Limits {
             memory: Some(256 << 20),
             memory_swap: Some(SwapLimit::Total(256 << 20)),
             cpus_milli: Some(1500),
+            cpu_period_us: None,
             cpu_weight: Some(100),
             pids: Some(128),
             io: vec![IoLimit::parse("8:0 rbps=1048576 wiops=10").unwrap()],

@@ -59,6 +59,35 @@ pub struct CgroupDir {
     /// Defaults nobody asked for explicitly, written when the kernel has the file (e.g. the
     /// implicit swap limit: no swap accounting, no file, no warning).
     pub optional: Vec<(String, String)>,
+    /// Settings the kernel offers under one of several files (a block I/O weight is BFQ's
+    /// `io.bfq.weight` or blk-iocost's `io.weight`): of each list the first file the leaf
+    /// has is written; none of them there is a failed write. After `writes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_of: Vec<Vec<(String, String)>>,
+}
+
+impl CgroupDir {
+    /// The directory of v1 hierarchy `h` (of `controller`), nothing written yet.
+    fn v1(controller: &str, h: &super::V1Hierarchy, parent: &CgroupParent) -> Self {
+        CgroupDir {
+            hierarchy: controller.into(),
+            mount: h.mount.clone(),
+            parents: parents(parent, &h.mount, &h.own, false),
+            enable: vec![],
+            writes: vec![],
+            optional: vec![],
+            first_of: vec![],
+        }
+    }
+}
+
+/// Files a cgroup stage writes for one setting beyond nucleus's own limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writes {
+    /// Each file, in order.
+    All(Vec<(String, String)>),
+    /// The first of these files the kernel has.
+    FirstOf(Vec<(String, String)>),
 }
 
 /// What the cgroup stage does. Compiled from [`Limits`] for the chosen driver.
@@ -162,6 +191,7 @@ impl CgroupPlan {
                     enable,
                     writes,
                     optional,
+                    first_of: vec![],
                 }],
                 unsupported,
                 remove_empty_parents: *parent == CgroupParent::Default,
@@ -187,12 +217,8 @@ impl CgroupPlan {
             match dirs.iter_mut().find(|d| d.hierarchy == ctrl) {
                 Some(d) => d.writes.push((file, value)),
                 None => dirs.push(CgroupDir {
-                    hierarchy: ctrl.into(),
-                    mount: h.mount.clone(),
-                    parents: parents(parent, &h.mount, &h.own, false),
-                    enable: vec![],
                     writes: vec![(file, value)],
-                    optional: vec![],
+                    ..CgroupDir::v1(ctrl, h, parent)
                 }),
             }
         }
@@ -201,14 +227,7 @@ impl CgroupPlan {
         // tmpfs mounts included, is counted against it and shows in `stats`, not the caller's.
         if let Some(h) = host.v1("memory") {
             if !dirs.iter().any(|d| d.hierarchy == "memory") {
-                dirs.push(CgroupDir {
-                    hierarchy: "memory".into(),
-                    mount: h.mount.clone(),
-                    parents: parents(parent, &h.mount, &h.own, false),
-                    enable: vec![],
-                    writes: vec![],
-                    optional: vec![],
-                });
+                dirs.push(CgroupDir::v1("memory", h, parent));
             }
         }
         for (c, flag) in needs {
@@ -238,9 +257,9 @@ impl CgroupPlan {
         host: &CgroupHost,
         parent: &CgroupParent,
         controller: &str,
-        writes: Vec<(String, String)>,
+        writes: Writes,
     ) -> Result<(), String> {
-        match self.driver {
+        let d = match self.driver {
             Driver::V2 => {
                 if !host.v2_controllers.iter().any(|c| c == controller) {
                     return Err(format!("the {controller} controller is not available"));
@@ -251,17 +270,17 @@ impl CgroupPlan {
                 if !d.enable.iter().any(|c| c == controller) {
                     d.enable.push(controller.into());
                 }
-                d.writes.extend(writes);
-                Ok(())
+                d
             }
-            Driver::V1 => {
-                if self.add_v1_writes(host, parent, controller, writes) {
-                    Ok(())
-                } else {
-                    Err(format!("the {controller} hierarchy is not mounted"))
-                }
-            }
+            Driver::V1 => self
+                .v1_dir(host, parent, controller)
+                .ok_or_else(|| format!("the {controller} hierarchy is not mounted"))?,
+        };
+        match writes {
+            Writes::All(w) => d.writes.extend(w),
+            Writes::FirstOf(w) => d.first_of.push(w),
         }
+        Ok(())
     }
 
     /// Files written in a v1 hierarchy's directory beside the others (e.g. an OCI bundle's
@@ -274,21 +293,34 @@ impl CgroupPlan {
         controller: &str,
         writes: Vec<(String, String)>,
     ) -> bool {
-        let (Driver::V1, Some(h)) = (self.driver, host.v1(controller)) else {
-            return false;
-        };
-        match self.dirs.iter_mut().find(|d| d.hierarchy == controller) {
-            Some(d) => d.writes.extend(writes),
-            None => self.dirs.push(CgroupDir {
-                hierarchy: controller.into(),
-                mount: h.mount.clone(),
-                parents: parents(parent, &h.mount, &h.own, false),
-                enable: vec![],
-                writes,
-                optional: vec![],
-            }),
+        match self.v1_dir(host, parent, controller) {
+            Some(d) => {
+                d.writes.extend(writes);
+                true
+            }
+            None => false,
         }
-        true
+    }
+
+    /// The directory of `controller`'s v1 hierarchy, added when the plan has none yet. None
+    /// when the plan is not v1 or the host has no such hierarchy.
+    fn v1_dir(
+        &mut self,
+        host: &CgroupHost,
+        parent: &CgroupParent,
+        controller: &str,
+    ) -> Option<&mut CgroupDir> {
+        let (Driver::V1, Some(h)) = (self.driver, host.v1(controller)) else {
+            return None;
+        };
+        let i = match self.dirs.iter().position(|d| d.hierarchy == controller) {
+            Some(i) => i,
+            None => {
+                self.dirs.push(CgroupDir::v1(controller, h, parent));
+                self.dirs.len() - 1
+            }
+        };
+        self.dirs.get_mut(i)
     }
 }
 

@@ -8,7 +8,7 @@
 pub mod options;
 mod translate;
 
-pub use translate::{plan, sysctl_namespace, update_resources, Context};
+pub use translate::{plan, sysctl_namespace, update_resources, Context, Extra, Update};
 
 use crate::config::ConfigError;
 use oci_spec::runtime::Spec;
@@ -83,7 +83,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": crate::policy::CAPS,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

@@ -2,7 +2,7 @@
 
 use super::options;
 use super::Bundle;
-use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit};
+use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit, Writes};
 use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimit};
 use crate::host::HostFacts;
 use crate::mounts::{DeviceKind, IdMapping, MountOp, RootSource};
@@ -988,9 +988,9 @@ fn cgroup(
     if let Some(u) = plan.unsupported.first() {
         return Err(refuse("linux.resources", u.clone()));
     }
-    for (field, controller, writes) in extra_writes(r, plan.driver)? {
-        plan.add_writes(&host, &parent, controller, writes)
-            .map_err(|e| refuse(&field, e))?;
+    for e in extra_writes(r, plan.driver)? {
+        plan.add_writes(&host, &parent, e.controller, e.writes)
+            .map_err(|m| refuse(&e.field, m))?;
     }
     let mut rules = device_rules(r.and_then(|r| r.devices().as_deref()).unwrap_or(&[]))?;
     if !rules.is_empty() {
@@ -1033,19 +1033,50 @@ fn cgroup(
     Ok(Some(plan))
 }
 
+/// One resource nucleus's own limits do not say: the field that asked for it, its
+/// controller, the files written.
+#[derive(Debug)]
+pub struct Extra {
+    pub field: String,
+    pub controller: &'static str,
+    pub writes: Writes,
+}
+
+/// A block I/O weight (10..=1000, blkio's scale) on blk-iocost's 1..=10000 (runc's
+/// conversion).
+fn io_weight(w: u16) -> u64 {
+    1 + (u64::from(w).saturating_sub(10) * 9999) / 990
+}
+
 /// The resources nucleus's own limits do not say, as the files of their controller (by
-/// driver): memory reservation and swappiness, cpuset cpus and mems, and v2's `unified`
-/// files. (field, controller, writes).
-#[allow(clippy::type_complexity)]
+/// driver): memory reservation, swappiness, TCP buffers and the OOM killer; cpuset cpus and
+/// mems, CFS burst and idle, real-time budgets; block I/O weights; hugepage limits; v1's
+/// net_cls and net_prio; RDMA; v2's `unified` files. What a driver has no file for is
+/// refused by name.
 fn extra_writes(
     r: Option<&LinuxResources>,
     driver: crate::cgroup::Driver,
-) -> Result<Vec<(String, &'static str, Vec<(String, String)>)>, PlanError> {
+) -> Result<Vec<Extra>, PlanError> {
     use crate::cgroup::Driver;
     let mut out = Vec::new();
     let Some(r) = r else { return Ok(out) };
     let v2 = driver == Driver::V2;
-    let w = |f: &str, v: String| vec![(f.to_string(), v)];
+    let mut put = |field: &str, controller: &'static str, writes: Writes| {
+        out.push(Extra {
+            field: field.into(),
+            controller,
+            writes,
+        })
+    };
+    let one = |f: &str, v: String| Writes::All(vec![(f.to_string(), v)]);
+    // A setting only cgroup v1 has a file for.
+    let v1_only = |field: &str, why: &str| -> Result<(), PlanError> {
+        if v2 {
+            Err(refuse(field, format!("cgroup v2 has no {why}")))
+        } else {
+            Ok(())
+        }
+    };
     if let Some(m) = r.memory() {
         if let Some(res) = m.reservation().filter(|v| *v > 0) {
             let f = if v2 {
@@ -1053,25 +1084,34 @@ fn extra_writes(
             } else {
                 "memory.soft_limit_in_bytes"
             };
-            out.push((
-                "linux.resources.memory.reservation".into(),
+            put(
+                "linux.resources.memory.reservation",
                 "memory",
-                w(f, res.to_string()),
-            ));
+                one(f, res.to_string()),
+            );
         }
         if let Some(s) = m.swappiness() {
             let field = "linux.resources.memory.swappiness";
             if s > 100 {
                 return Err(refuse(field, format!("{s}: 0 to 100")));
             }
-            if v2 {
-                return Err(refuse(field, "cgroup v2 has no per-cgroup swappiness"));
-            }
-            out.push((
-                field.into(),
+            v1_only(field, "per-cgroup swappiness")?;
+            put(field, "memory", one("memory.swappiness", s.to_string()));
+        }
+        if let Some(t) = m.kernel_tcp().filter(|t| *t != 0) {
+            let field = "linux.resources.memory.kernelTCP";
+            v1_only(field, "separate TCP buffer limit (memory.max counts them)")?;
+            put(
+                field,
                 "memory",
-                w("memory.swappiness", s.to_string()),
-            ));
+                one("memory.kmem.tcp.limit_in_bytes", t.to_string()),
+            );
+        }
+        if m.disable_oom_killer() == Some(true) {
+            // (Docker writes false: the kernel's default, nothing to apply.)
+            let field = "linux.resources.memory.disableOOMKiller";
+            v1_only(field, "switch for the OOM killer")?;
+            put(field, "memory", one("memory.oom_control", "1".into()));
         }
     }
     if let Some(c) = r.cpu() {
@@ -1086,8 +1126,152 @@ fn extra_writes(
             {
                 return Err(refuse(&field, format!("{v:?}: a list like 0-3,5")));
             }
-            out.push((field, "cpuset", w(&format!("cpuset.{name}"), v.clone())));
+            put(&field, "cpuset", one(&format!("cpuset.{name}"), v.clone()));
         }
+        if let Some(b) = c.burst() {
+            let f = if v2 {
+                "cpu.max.burst"
+            } else {
+                "cpu.cfs_burst_us"
+            };
+            put("linux.resources.cpu.burst", "cpu", one(f, b.to_string()));
+        }
+        if let Some(i) = c.idle() {
+            let field = "linux.resources.cpu.idle";
+            if !(0..=1).contains(&i) {
+                return Err(refuse(field, format!("{i}: 0 or 1")));
+            }
+            put(field, "cpu", one("cpu.idle", i.to_string()));
+        }
+        // The period before the runtime (the kernel checks runtime <= period).
+        for (name, value, file) in [
+            (
+                "realtimePeriod",
+                c.realtime_period().map(|p| p as i64),
+                "cpu.rt_period_us",
+            ),
+            ("realtimeRuntime", c.realtime_runtime(), "cpu.rt_runtime_us"),
+        ] {
+            if let Some(v) = value.filter(|v| *v != 0) {
+                let field = format!("linux.resources.cpu.{name}");
+                v1_only(&field, "real-time budgets")?;
+                put(&field, "cpu", one(file, v.to_string()));
+            }
+        }
+    }
+    if let Some(b) = r.block_io() {
+        let field = "linux.resources.blockIO";
+        let check = |name: &str, w: u16| {
+            if (10..=1000).contains(&w) {
+                Ok(())
+            } else {
+                Err(refuse(
+                    &format!("{field}.{name}"),
+                    format!("{w}: 10 to 1000"),
+                ))
+            }
+        };
+        let weight = |dev: Option<String>, w: u16| {
+            let (bfq, plain) = if v2 {
+                ("io.bfq.weight", "io.weight")
+            } else if dev.is_some() {
+                ("blkio.bfq.weight_device", "blkio.weight_device")
+            } else {
+                ("blkio.bfq.weight", "blkio.weight")
+            };
+            let on = |v: u64| match &dev {
+                Some(d) => format!("{d} {v}"),
+                None if v2 => format!("default {v}"),
+                None => v.to_string(),
+            };
+            let w2 = if v2 { io_weight(w) } else { u64::from(w) };
+            Writes::FirstOf(vec![(bfq.into(), on(u64::from(w))), (plain.into(), on(w2))])
+        };
+        let controller = if v2 { "io" } else { "blkio" };
+        // (Docker writes a weight of 0: unset.)
+        if let Some(w) = b.weight().filter(|w| *w > 0) {
+            check("weight", w)?;
+            put(&format!("{field}.weight"), controller, weight(None, w));
+        }
+        let leaf = b.leaf_weight().is_some_and(|w| w > 0)
+            || b.weight_device()
+                .iter()
+                .flatten()
+                .any(|d| d.leaf_weight().is_some_and(|w| w > 0));
+        if leaf {
+            return Err(refuse(
+                &format!("{field}.leafWeight"),
+                "leaf weights went with the CFQ scheduler (Linux 5.0); set weight only",
+            ));
+        }
+        for (i, d) in b.weight_device().iter().flatten().enumerate() {
+            let Some(w) = d.weight().filter(|w| *w > 0) else {
+                continue;
+            };
+            let name = format!("weightDevice[{i}].weight");
+            check(&name, w)?;
+            let dev = format!("{}:{}", d.major(), d.minor());
+            put(&format!("{field}.{name}"), controller, weight(Some(dev), w));
+        }
+    }
+    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+        let field = format!("linux.resources.hugepageLimits[{i}].pageSize");
+        let size = h.page_size();
+        let ok = size
+            .strip_suffix('B')
+            .and_then(|n| n.strip_suffix(['K', 'M', 'G']))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            return Err(refuse(&field, format!("{size:?}: a size like 2MB or 1GB")));
+        }
+        let file = if v2 {
+            format!("hugetlb.{size}.max")
+        } else {
+            format!("hugetlb.{size}.limit_in_bytes")
+        };
+        put(&field, "hugetlb", one(&file, h.limit().to_string()));
+    }
+    if let Some(n) = r.network() {
+        let field = "linux.resources.network";
+        if let Some(id) = n.class_id() {
+            v1_only(&format!("{field}.classID"), "net_cls controller")?;
+            put(
+                &format!("{field}.classID"),
+                "net_cls",
+                one("net_cls.classid", id.to_string()),
+            );
+        }
+        for (i, p) in n.priorities().iter().flatten().enumerate() {
+            let f = format!("{field}.priorities[{i}]");
+            v1_only(&f, "net_prio controller")?;
+            if p.name().is_empty() || p.name().contains(|c: char| c.is_whitespace()) {
+                return Err(refuse(&format!("{f}.name"), "an interface name"));
+            }
+            put(
+                &f,
+                "net_prio",
+                one(
+                    "net_prio.ifpriomap",
+                    format!("{} {}", p.name(), p.priority()),
+                ),
+            );
+        }
+    }
+    let mut rdma: Vec<_> = r.rdma().iter().flatten().collect();
+    rdma.sort_by(|a, b| a.0.cmp(b.0));
+    for (dev, l) in rdma {
+        let field = format!("linux.resources.rdma.{dev}");
+        if dev.is_empty() || dev.contains(|c: char| c.is_whitespace() || c == '=') {
+            return Err(refuse(&field, "an RDMA device name"));
+        }
+        let mut line = dev.clone();
+        if let Some(h) = l.hca_handles() {
+            line.push_str(&format!(" hca_handle={h}"));
+        }
+        if let Some(o) = l.hca_objects() {
+            line.push_str(&format!(" hca_object={o}"));
+        }
+        put(&field, "rdma", one("rdma.max", line));
     }
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
         if !v2 {
@@ -1112,7 +1296,7 @@ fn extra_writes(
             if k.contains('/') || k.contains("..") || v.contains('\n') {
                 return Err(refuse(&field, "not a plain file name and one-line value"));
             }
-            out.push((field, *c, w(k, v.clone())));
+            put(&field, c, one(k, v.clone()));
         }
     }
     Ok(out)
@@ -1160,10 +1344,22 @@ fn device_rules(
     Ok(out)
 }
 
+/// What `update --resources` changes.
+#[derive(Debug)]
+pub struct Update {
+    pub limits: Limits,
+    /// The `update` flags the limits stand for: only their cgroup files are written.
+    pub given: Vec<&'static str>,
+    /// The settings beyond nucleus's own limits, as the sandbox's driver writes them.
+    pub extras: Vec<Extra>,
+    /// `memory.checkBeforeUpdate`: refuse a memory limit below what the container uses now.
+    pub check_memory: bool,
+}
+
 /// `update --resources`: a `linux.resources` object (runc's update file, containerd's shim
-/// writes it on stdin) as the limits it sets, and the `update` flags those stand for (only
-/// their cgroup files are written). Device rules cannot change on a running container.
-pub fn update_resources(text: &str) -> Result<(Limits, Vec<&'static str>), PlanError> {
+/// writes it on stdin) as the writes it makes on a container of `driver`. Device rules
+/// cannot change on a running container.
+pub fn update_resources(text: &str, driver: crate::cgroup::Driver) -> Result<Update, PlanError> {
     let r: LinuxResources = serde_json::from_str(text)
         .map_err(|e| refuse("--resources", format!("not a linux.resources object: {e}")))?;
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -1172,7 +1368,8 @@ pub fn update_resources(text: &str) -> Result<(Limits, Vec<&'static str>), PlanE
             "the device cgroup of a running container does not change",
         ));
     }
-    let l = limits(Some(&r))?;
+    let limits = limits(Some(&r))?;
+    let extras = extra_writes(Some(&r), driver)?;
     let mut given = Vec::new();
     if let Some(m) = r.memory() {
         if m.limit().is_some() {
@@ -1193,10 +1390,18 @@ pub fn update_resources(text: &str) -> Result<(Limits, Vec<&'static str>), PlanE
     if r.pids().is_some() {
         given.push("--pids");
     }
-    if r.block_io().is_some() && !l.io.is_empty() {
+    if r.block_io().is_some() && !limits.io.is_empty() {
         given.push("--io-limit");
     }
-    Ok((l, given))
+    let check_memory = r
+        .memory()
+        .is_some_and(|m| m.check_before_update() == Some(true) && limits.memory.is_some());
+    Ok(Update {
+        limits,
+        given,
+        extras,
+        check_memory,
+    })
 }
 
 /// `linux.resources` as nucleus's limits; what they cannot say is refused by name.
@@ -1216,51 +1421,28 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             Some(v) if v > 0 => Some(SwapLimit::Total(v as u64)),
             Some(_) => None,
         };
-        for (set, name) in [
-            (m.kernel().is_some(), "kernel"),
-            (m.kernel_tcp().is_some(), "kernelTCP"),
-            // (Docker writes false: the kernel's default, nothing to apply.)
-            (m.disable_oom_killer() == Some(true), "disableOOMKiller"),
-            (m.check_before_update().is_some(), "checkBeforeUpdate"),
-        ] {
-            if set {
-                return Err(refuse(
-                    &format!("linux.resources.memory.{name}"),
-                    "not supported yet",
-                ));
-            }
+        if m.kernel().is_some_and(|k| k != 0) {
+            return Err(refuse(
+                "linux.resources.memory.kernel",
+                "kernel memory limits are gone from the kernel (5.16 and later; runc ignores them too): leave it unset",
+            ));
         }
     }
     if let Some(c) = r.cpu() {
-        match (c.quota(), c.period()) {
-            (Some(q), p) if q > 0 => {
-                let p = p.unwrap_or(100_000);
-                if p != 100_000 {
-                    return Err(refuse(
-                        "linux.resources.cpu.period",
-                        "only the default 100000 µs period is supported yet",
-                    ));
-                }
-                l.cpus_milli = Some((q as u64 * 1000 / p).max(1));
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            let p = c.period().filter(|p| *p > 0).unwrap_or(100_000);
+            if !(1_000..=1_000_000).contains(&p) {
+                return Err(refuse(
+                    "linux.resources.cpu.period",
+                    format!("{p} µs: the kernel takes 1000 to 1000000"),
+                ));
             }
-            _ => {}
+            l.cpus_milli = Some((q as u64 * 1000 / p).max(1));
+            l.cpu_period_us = (p != 100_000).then_some(p);
         }
         if let Some(s) = c.shares().filter(|s| *s > 0) {
             // runc's conversion of v1 shares to a v2 weight.
             l.cpu_weight = Some(1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142);
-        }
-        for (set, name) in [
-            (c.realtime_runtime().is_some(), "realtimeRuntime"),
-            (c.realtime_period().is_some(), "realtimePeriod"),
-            (c.idle().is_some(), "idle"),
-            (c.burst().is_some(), "burst"),
-        ] {
-            if set {
-                return Err(refuse(
-                    &format!("linux.resources.cpu.{name}"),
-                    "not supported yet",
-                ));
-            }
         }
     }
     if let Some(p) = r.pids() {
@@ -1300,28 +1482,6 @@ fn limits(r: Option<&LinuxResources>) -> Result<Limits, PlanError> {
             }
         }
         l.io = io;
-        // (Docker writes a weight of 0: unset.)
-        if b.weight().is_some_and(|w| w > 0)
-            || b.leaf_weight().is_some_and(|w| w > 0)
-            || b.weight_device().as_ref().is_some_and(|w| !w.is_empty())
-        {
-            return Err(refuse(
-                "linux.resources.blockIO.weight",
-                "not supported yet",
-            ));
-        }
-    }
-    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(refuse(
-            "linux.resources.hugepageLimits",
-            "not supported yet",
-        ));
-    }
-    if r.network().is_some() {
-        return Err(refuse("linux.resources.network", "not supported yet"));
-    }
-    if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(refuse("linux.resources.rdma", "not supported"));
     }
     Ok(l)
 }
@@ -1439,6 +1599,196 @@ mod tests {
             let e = on_v2(serde_json::json!({"unified": {k: "1"}})).unwrap_err();
             assert!(e.to_string().contains(field), "{e}");
         }
+    }
+
+    /// linux.resources beyond nucleus's own limits: each the file its driver has (or the
+    /// first of the files the kernel may offer), a setting without a file on the driver or
+    /// a controller the host lacks refused by the field.
+    #[test]
+    fn resources_beyond_the_limits_are_the_drivers_files() {
+        use crate::cgroup::Driver;
+        use serde_json::json;
+        let all = json!({
+            "memory": {"limit": 67108864, "kernelTCP": 1048576, "disableOOMKiller": true},
+            "cpu": {"quota": 25000, "period": 50000, "burst": 1000, "idle": 1,
+                    "realtimePeriod": 1000000, "realtimeRuntime": 950000},
+            "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 300}]},
+        });
+        let on = |res: &serde_json::Value, f: &HostFacts| {
+            let mut c = runc_spec();
+            c["linux"]["resources"] = res.clone();
+            translate_on(&c.to_string(), f)
+        };
+        let w = |f: &str, v: &str| (f.to_string(), v.to_string());
+        // v1 (this project's CI host).
+        let cg = on(&all, &facts()).unwrap().cgroup.unwrap();
+        assert_eq!(cg.driver, Driver::V1);
+        let dir = |h: &str| cg.dirs.iter().find(|d| d.hierarchy == h).unwrap().clone();
+        assert_eq!(
+            dir("cpu").writes,
+            [
+                w("cpu.cfs_period_us", "50000"),
+                w("cpu.cfs_quota_us", "25000"),
+                w("cpu.cfs_burst_us", "1000"),
+                w("cpu.idle", "1"),
+                w("cpu.rt_period_us", "1000000"),
+                w("cpu.rt_runtime_us", "950000"),
+            ]
+        );
+        assert_eq!(
+            dir("memory").writes[1..],
+            [
+                w("memory.kmem.tcp.limit_in_bytes", "1048576"),
+                w("memory.oom_control", "1"),
+            ]
+        );
+        assert_eq!(
+            dir("blkio").first_of,
+            [
+                vec![w("blkio.bfq.weight", "500"), w("blkio.weight", "500")],
+                vec![
+                    w("blkio.bfq.weight_device", "8:0 300"),
+                    w("blkio.weight_device", "8:0 300")
+                ],
+            ]
+        );
+        // v2: blk-iocost's weight on its own scale; what v2 has no file for is refused.
+        let mut f = facts();
+        f.cgroup = CgroupHost {
+            v2_mount: Some("/sys/fs/cgroup".into()),
+            v2_controllers: ["memory", "pids", "cpu", "io", "hugetlb"]
+                .map(String::from)
+                .to_vec(),
+            v2_own: Some("/ci".into()),
+            v1: vec![],
+        };
+        let mut v2 = all.clone();
+        for k in ["kernelTCP", "disableOOMKiller"] {
+            v2["memory"].as_object_mut().unwrap().remove(k);
+        }
+        for k in ["realtimePeriod", "realtimeRuntime"] {
+            v2["cpu"].as_object_mut().unwrap().remove(k);
+        }
+        v2["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+        let cg = on(&v2, &f).unwrap().cgroup.unwrap();
+        let d = &cg.dirs[0];
+        for x in [
+            w("cpu.max", "25000 50000"),
+            w("cpu.max.burst", "1000"),
+            w("cpu.idle", "1"),
+            w("hugetlb.2MB.max", "4194304"),
+        ] {
+            assert!(d.writes.contains(&x), "{x:?} in {:?}", d.writes);
+        }
+        assert!(d.enable.contains(&"hugetlb".to_string()));
+        assert_eq!(
+            d.first_of,
+            [
+                vec![
+                    w("io.bfq.weight", "default 500"),
+                    w("io.weight", "default 4950")
+                ],
+                vec![w("io.bfq.weight", "8:0 300"), w("io.weight", "8:0 2930")],
+            ]
+        );
+        assert_eq!((io_weight(10), io_weight(1000)), (1, 10_000));
+        for (res, want) in [
+            (
+                json!({"memory": {"kernelTCP": 1}}),
+                "linux.resources.memory.kernelTCP",
+            ),
+            (
+                json!({"memory": {"disableOOMKiller": true}}),
+                "linux.resources.memory.disableOOMKiller",
+            ),
+            (
+                json!({"memory": {"swappiness": 10}}),
+                "linux.resources.memory.swappiness",
+            ),
+            (
+                json!({"cpu": {"realtimeRuntime": 5}}),
+                "linux.resources.cpu.realtimeRuntime",
+            ),
+            (
+                json!({"network": {"classID": 5}}),
+                "linux.resources.network.classID",
+            ),
+        ] {
+            assert_eq!(field(on(&res, &f)), want);
+        }
+        // Refused on either driver: out of the kernel's range, gone from it, not a page size,
+        // a controller this host has not.
+        for (res, want) in [
+            (
+                json!({"cpu": {"quota": 5000, "period": 999}}),
+                "linux.resources.cpu.period",
+            ),
+            (
+                json!({"cpu": {"quota": 5000, "period": 1000001}}),
+                "linux.resources.cpu.period",
+            ),
+            (json!({"cpu": {"idle": 2}}), "linux.resources.cpu.idle"),
+            (
+                json!({"blockIO": {"weight": 9}}),
+                "linux.resources.blockIO.weight",
+            ),
+            (
+                json!({"blockIO": {"weight": 1001}}),
+                "linux.resources.blockIO.weight",
+            ),
+            (
+                json!({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 5}]}}),
+                "linux.resources.blockIO.weightDevice[0].weight",
+            ),
+            (
+                json!({"blockIO": {"leafWeight": 100}}),
+                "linux.resources.blockIO.leafWeight",
+            ),
+            (
+                json!({"memory": {"kernel": 1048576}}),
+                "linux.resources.memory.kernel",
+            ),
+            (
+                json!({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}),
+                "linux.resources.hugepageLimits[0].pageSize",
+            ),
+            (
+                json!({"hugepageLimits": [{"pageSize": "MB", "limit": 1}]}),
+                "linux.resources.hugepageLimits[0].pageSize",
+            ),
+            (
+                json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}),
+                "linux.resources.hugepageLimits[0].pageSize",
+            ),
+            (
+                json!({"network": {"classID": 5}}),
+                "linux.resources.network.classID",
+            ),
+            (
+                json!({"rdma": {"mlx4_0": {"hcaHandles": 2}}}),
+                "linux.resources.rdma.mlx4_0",
+            ),
+        ] {
+            assert_eq!(field(on(&res, &facts())), want, "{res}");
+        }
+        // A limit at the edge of the kernel's range is taken.
+        for p in [1000, 1_000_000] {
+            let res = json!({"cpu": {"quota": 5000, "period": p}});
+            assert!(on(&res, &facts()).is_ok(), "{p}");
+        }
+        // update: the same files for the sandbox's driver.
+        let u = update_resources(&all.to_string(), Driver::V1).unwrap();
+        assert_eq!(u.limits.cpu_period_us, Some(50_000));
+        assert_eq!(u.extras.len(), 8);
+        assert!(!u.check_memory);
+        let u = update_resources(
+            r#"{"memory": {"limit": 67108864, "checkBeforeUpdate": true}}"#,
+            Driver::V2,
+        )
+        .unwrap();
+        assert!(u.check_memory && u.given == ["--memory"]);
+        let e = update_resources(r#"{"memory": {"swappiness": 1}}"#, Driver::V2).unwrap_err();
+        assert!(e.to_string().contains("memory.swappiness"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use crate::events::Events;
 use crate::records::{effective, resolve, settled};
 use anyhow::{bail, Context, Result};
-use nucleus_spec::cgroup::{flag_of_file, Driver, Limits};
+use nucleus_spec::cgroup::{flag_of_file, Driver, Limits, Writes};
 use nucleus_spec::config::ConfigError;
+use nucleus_spec::oci::Update;
 use nucleus_spec::state::Status;
 use nucleus_spec::Plan;
 use nucleus_sys::store::Store;
@@ -13,12 +14,12 @@ use nucleus_sys::store::Store;
 /// `inspect` shows them). Only limits whose controller the sandbox has: on v1 the hierarchies
 /// are chosen at start (a sandbox started without --memory has no memory cgroup to change).
 pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
-    let (l, given) = match &a.resources {
-        Some(f) => from_resources(f, a)?,
-        None => from_flags(a)?,
+    // Flags are checked before the sandbox is looked up; a resources file is read for the
+    // sandbox's cgroup driver.
+    let flags = match &a.resources {
+        Some(f) => Err(f),
+        None => Ok(from_flags(a)?),
     };
-    let host_cpus = nucleus_sys::raw::cpu_affinity(0).map_or(0, |c| c.len() as u64);
-    l.validate(host_cpus)?;
     let s = settled(store, resolve(store, &a.id)?);
     if !matches!(effective(&s).0, Status::Running | Status::Created) {
         bail!(
@@ -37,6 +38,18 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             a.id
         );
     };
+    let u = match flags {
+        Ok((limits, given)) => Update {
+            limits,
+            given,
+            extras: Vec::new(),
+            check_memory: false,
+        },
+        Err(f) => from_resources(f, a, cp.driver)?,
+    };
+    let (l, given) = (&u.limits, &u.given);
+    let host_cpus = nucleus_sys::raw::cpu_affinity(0).map_or(0, |c| c.len() as u64);
+    l.validate(host_cpus)?;
     // Only the files of the flags given are written.
     // (Memory+swap follows a new --memory too: on v1 it defaults to twice the memory, and
     // must never be below it.)
@@ -44,54 +57,86 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
         let flag = flag_of_file(f);
         given.contains(&flag) || (flag == "--memory-swap" && given.contains(&"--memory"))
     };
-    // (index of the cgroup directory, file, value)
-    let mut writes: Vec<(usize, String, String)> = Vec::new();
+    // (index of the cgroup directory, file, value, the flag or field that asked for it)
+    let mut writes: Vec<(usize, String, String, String)> = Vec::new();
+    let dir_of = |c: &str| match cp.driver {
+        Driver::V2 => Some(0),
+        Driver::V1 => cp.dirs.iter().position(|d| d.hierarchy == c),
+    };
+    let no_dir = |what: &str, c: &str, flag: &str| -> anyhow::Error {
+        ConfigError::new(
+            what,
+            format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {flag})"),
+        )
+        .into()
+    };
     match cp.driver {
         Driver::V2 => {
             for (f, v) in l.v2_writes() {
                 if wanted(&f) {
-                    writes.push((0, f, v));
+                    writes.push((0, f.clone(), v, flag_of_file(&f).into()));
                 }
             }
         }
         Driver::V1 => {
-            let memsw = cp
-                .dirs
-                .iter()
-                .position(|d| d.hierarchy == "memory")
+            let memsw = dir_of("memory")
                 .and_then(|i| s.cgroups.get(i))
                 .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
             for (c, f, v) in l.v1_writes(memsw) {
                 if !wanted(&f) {
                     continue;
                 }
-                let Some(i) = cp.dirs.iter().position(|d| d.hierarchy == c) else {
+                let flag = flag_of_file(&f);
+                let i = dir_of(c).ok_or_else(|| no_dir(flag, c, flag))?;
+                writes.push((i, f, v, flag.into()));
+            }
+        }
+    }
+    for e in &u.extras {
+        let i = dir_of(e.controller).ok_or_else(|| no_dir(&e.field, e.controller, &e.field))?;
+        let leaf = s.cgroups.get(i);
+        match &e.writes {
+            Writes::All(w) => writes.extend(
+                w.iter()
+                    .map(|(f, v)| (i, f.clone(), v.clone(), e.field.clone())),
+            ),
+            Writes::FirstOf(w) => {
+                let Some((f, v)) = w
+                    .iter()
+                    .find(|(f, _)| leaf.is_some_and(|d| d.join(f).exists()))
+                else {
+                    let files: Vec<&str> = w.iter().map(|(f, _)| f.as_str()).collect();
                     return Err(ConfigError::new(
-                        flag_of_file(&f),
-                        format!("the sandbox has no {c} cgroup (on cgroup v1 it gets one only when started with {})", flag_of_file(&f)),
+                        &e.field,
+                        format!("this kernel has none of {}", files.join(", ")),
                     )
                     .into());
                 };
-                writes.push((i, f, v));
+                writes.push((i, f.clone(), v.clone(), e.field.clone()));
             }
         }
+    }
+    if u.check_memory {
+        check_memory_use(
+            l,
+            cp.driver,
+            dir_of("memory").and_then(|i| s.cgroups.get(i)),
+        )?;
     }
     // Memory and memory+swap constrain each other at every step (v1): what fails is tried
     // again once the others are written.
     let mut pending = writes.clone();
     for round in 0..2 {
         let mut failed = Vec::new();
-        for (i, f, v) in pending {
+        for (i, f, v, what) in pending {
             let Some(leaf) = s.cgroups.get(i) else {
                 bail!("{}: its cgroup is not known", a.id);
             };
             if let Err(e) = std::fs::write(leaf.join(&f), &v) {
                 if round == 1 {
-                    return Err(
-                        ConfigError::new(flag_of_file(&f), format!("{f} = {v}: {e}")).into(),
-                    );
+                    return Err(ConfigError::new(&what, format!("{f} = {v}: {e}")).into());
                 }
-                failed.push((i, f, v));
+                failed.push((i, f, v, what));
             }
         }
         if failed.is_empty() {
@@ -99,7 +144,7 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
         }
         pending = failed;
     }
-    for (i, f, v) in &writes {
+    for (i, f, v, _) in &writes {
         if let Some(d) = cp.dirs.get_mut(*i) {
             match d.writes.iter_mut().find(|(x, _)| x == f) {
                 Some(w) => w.1 = v.clone(),
@@ -115,25 +160,53 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
     events.emit(
         "updated",
         &s.id,
-        serde_json::json!({ "files": writes.iter().map(|(_, f, v)| (f.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
+        serde_json::json!({ "files": writes.iter().map(|(_, f, v, _)| (f.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
     );
     Ok(0)
+}
+
+/// `memory.checkBeforeUpdate`: a new memory limit below what the sandbox uses now is
+/// refused (runc's meaning), not left to the OOM killer.
+fn check_memory_use(l: &Limits, driver: Driver, dir: Option<&std::path::PathBuf>) -> Result<()> {
+    let (Some(limit), Some(dir)) = (l.memory, dir) else {
+        return Ok(());
+    };
+    let file = match driver {
+        Driver::V2 => "memory.current",
+        Driver::V1 => "memory.usage_in_bytes",
+    };
+    let used: u64 = std::fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .with_context(|| format!("read {file}"))?;
+    if used > limit {
+        return Err(ConfigError::new(
+            "linux.resources.memory.limit",
+            format!("{limit} is below the {used} bytes the container uses now (checkBeforeUpdate)"),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The limits of update's own flags (runc's names among them), and which were given.
 fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)> {
     use nucleus_spec::cgroup::parse_pids;
-    let cpus = match (&a.cpus, a.cpu_quota) {
-        (Some(c), _) => Some(c.clone()),
-        // runc's --cpu-quota (µs per --cpu-period, default 100000) in CPUs.
-        (None, Some(q)) => {
-            let period = a.cpu_period.unwrap_or(100_000);
-            if period == 0 {
-                return Err(ConfigError::new("--cpu-period", "must be above 0").into());
-            }
-            Some(format!("{}", q as f64 / period as f64))
+    if a.cpu_period.is_some() && a.cpus.is_none() && a.cpu_quota.is_none() {
+        return Err(ConfigError::new(
+            "--cpu-period",
+            "give it with --cpu-quota or --cpus (the period they are enforced over)",
+        )
+        .into());
+    }
+    // runc's --cpu-quota (µs per --cpu-period, default 100000) as thousandths of a CPU.
+    let quota_milli = match (a.cpu_quota, a.cpu_period.unwrap_or(100_000)) {
+        (Some(_), 0) => return Err(ConfigError::new("--cpu-period", "must be above 0").into()),
+        (Some(q), p) if q > 0 => Some((q as u64 * 1000 / p).max(1)),
+        (Some(_), _) => {
+            return Err(ConfigError::new("--cpu-quota", "must be above 0 (µs per period)").into())
         }
-        (None, None) => None,
+        (None, _) => None,
     };
     // runc's --cpu-shares as a weight (its v1-to-v2 conversion).
     let weight = match (&a.cpu_weight, a.cpu_shares) {
@@ -144,7 +217,7 @@ fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)>
     let given: Vec<&'static str> = [
         ("--memory", a.memory.is_some()),
         ("--memory-swap", a.memory_swap.is_some()),
-        ("--cpus", cpus.is_some()),
+        ("--cpus", a.cpus.is_some() || quota_milli.is_some()),
         ("--cpu-weight", weight.is_some()),
         ("--pids", a.pids.is_some()),
     ]
@@ -158,7 +231,7 @@ fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)>
         )
         .into());
     }
-    let l = Limits {
+    let mut l = Limits {
         pids: match &a.pids {
             Some(p) => parse_pids(p)?,
             None => None,
@@ -166,10 +239,14 @@ fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)>
         ..crate::run::limits(
             a.memory.as_deref(),
             a.memory_swap.as_deref(),
-            cpus.as_deref(),
+            a.cpus.as_deref(),
             weight.as_deref(),
         )?
     };
+    if quota_milli.is_some() && a.cpus.is_none() {
+        l.cpus_milli = quota_milli;
+    }
+    l.cpu_period_us = a.cpu_period.filter(|p| *p != 100_000);
     Ok((l, given))
 }
 
@@ -177,7 +254,8 @@ fn from_flags(a: &crate::cli::UpdateArgs) -> Result<(Limits, Vec<&'static str>)>
 fn from_resources(
     f: &std::path::Path,
     a: &crate::cli::UpdateArgs,
-) -> Result<(Limits, Vec<&'static str>)> {
+    driver: Driver,
+) -> Result<Update> {
     use std::io::Read;
     if a.memory.is_some()
         || a.memory_swap.is_some()
@@ -185,6 +263,7 @@ fn from_resources(
         || a.cpu_weight.is_some()
         || a.pids.is_some()
         || a.cpu_quota.is_some()
+        || a.cpu_period.is_some()
         || a.cpu_shares.is_some()
     {
         return Err(ConfigError::new(
@@ -200,9 +279,9 @@ fn from_resources(
         std::fs::File::open(f).and_then(|h| h.take(1 << 20).read_to_string(&mut text))
     };
     read.map_err(|e| ConfigError::new("--resources", format!("{}: {e}", f.display())))?;
-    let (l, given) = nucleus_spec::oci::update_resources(&text)?;
-    if given.is_empty() {
+    let u = nucleus_spec::oci::update_resources(&text, driver)?;
+    if u.given.is_empty() && u.extras.is_empty() {
         return Err(ConfigError::new("--resources", "the file changes no limit").into());
     }
-    Ok((l, given))
+    Ok(u)
 }
