@@ -76,7 +76,7 @@ cleanup() {
     esac
   done
   sleep 0.5
-  for r in target/tmp/state /tmp/nucleus-test-state-*; do
+  for r in target/tmp/state target/*/tmp/state /tmp/nucleus-test-state-*; do
     [ -d "$r" ] && "$bin" --root "$r" gc >/dev/null 2>&1 || true
   done
   "$bin" gc >/dev/null 2>&1 || true

@@ -301,6 +301,7 @@ fn oci_plans_of_runc_docker_and_podman_configs() {
                 bundle: Path::new("/bundle"),
                 fifo: "/run/nucleus/c1/exec.fifo".into(),
                 no_pivot: false,
+                systemd_cgroup: false,
                 facts: &facts,
             },
         )

@@ -29,6 +29,8 @@ pub struct Cgroup {
     /// v2: the leaf directory, for CLONE_INTO_CGROUP.
     dir_fd: Option<OwnedFd>,
     _token: Option<OwnedFd>,
+    /// systemd's driver: the process that holds the new scope until the container is in it.
+    placeholder: Option<libc::pid_t>,
     /// Limits that could not be written (agent mode goes on without them).
     pub failed: Vec<String>,
 }
@@ -65,6 +67,10 @@ fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
     use std::io::Write;
     fs::OpenOptions::new()
         .write(true)
+        // (The unit tests' tempdir stands in for cgroupfs: there the files appear as the
+        // kernel would have them.)
+        .create(cfg!(test))
+        .truncate(cfg!(test))
         .open(dir.join(file))?
         .write_all(value.as_bytes())
 }
@@ -124,6 +130,54 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// systemd's driver: ask systemd for the transient scope, with a placeholder process in it
+/// (a scope cannot start empty), and wait until the placeholder is in the scope's cgroup.
+/// Returns the placeholder, which goes once the container is in the scope.
+fn start_scope(scope: &nucleus_spec::cgroup::SystemdScope) -> Result<libc::pid_t> {
+    use crate::systemd::Value;
+    let pid = crate::raw::fork_placeholder().ctx("fork", "a placeholder for the scope")?;
+    let end = |e| {
+        let _ = crate::raw::kill(pid, libc::SIGKILL);
+        let _ = crate::raw::waitpid(pid, false);
+        e
+    };
+    let pids = [pid as u32];
+    let description = format!("nucleus container {}", scope.unit);
+    let mut props = vec![
+        ("Description", Value::Str(&description)),
+        ("Slice", Value::Str(&scope.slice)),
+        ("PIDs", Value::Pids(&pids)),
+        ("Delegate", Value::Bool(true)),
+        ("DefaultDependencies", Value::Bool(false)),
+        ("MemoryAccounting", Value::Bool(true)),
+        ("CPUAccounting", Value::Bool(true)),
+        ("TasksAccounting", Value::Bool(true)),
+    ];
+    props.extend(
+        scope
+            .properties
+            .iter()
+            .map(|(n, v)| (n.as_str(), Value::U64(*v))),
+    );
+    crate::systemd::start_unit(&scope.unit, &props).map_err(end)?;
+    // The job moves it; on an idle manager within a millisecond or two.
+    let want = format!("/{}", scope.unit);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = crate::raw::read_proc(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if now.lines().any(|l| l.trim_end().ends_with(&want)) {
+            return Ok(pid);
+        }
+        if Instant::now() > deadline {
+            return Err(end(crate::error::other(
+                "systemd",
+                format!("{} did not start within 5 s", scope.unit),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A new v1 cpuset directory has no CPUs and no memory nodes, and takes no task (nor a
@@ -224,11 +278,24 @@ impl Cgroup {
             parents: Vec::new(),
             dir_fd: None,
             _token: Some(token),
+            placeholder: None,
             failed: Vec::new(),
         };
+        if let Some(scope) = &plan.systemd {
+            cg.placeholder = Some(start_scope(scope)?);
+        }
         let v2 = plan.driver == Driver::V2;
         for d in &plan.dirs {
-            let (leaf, parent) = create_dir(d, &plan.leaf, v2, plan.remove_empty_parents)?;
+            // (systemd made the scope's directory in the hierarchies it drives.)
+            let made = plan
+                .systemd
+                .as_ref()
+                .and_then(|_| d.parents.first().map(|p| p.join(&plan.leaf)))
+                .filter(|p| p.is_dir());
+            let (leaf, parent) = match made {
+                Some(p) => (p, None),
+                None => create_dir(d, &plan.leaf, v2, plan.remove_empty_parents)?,
+            };
             cg.leaves.push((d.hierarchy.clone(), leaf.clone()));
             cg.parents.extend(parent);
             if !v2 && d.hierarchy == "cpuset" {
@@ -336,7 +403,9 @@ impl Cgroup {
     }
 
     /// Leave the cgroup in place (an OCI container's, which `delete` removes): its paths.
+    /// The container is in it by now: a systemd scope's placeholder goes.
     pub fn keep(mut self) -> Vec<PathBuf> {
+        self.end_placeholder();
         let paths = self.paths();
         self.leaves.clear();
         self.parents.clear();
@@ -354,7 +423,15 @@ impl Cgroup {
         self.remove_all()
     }
 
+    fn end_placeholder(&mut self) {
+        if let Some(pid) = self.placeholder.take() {
+            let _ = crate::raw::kill(pid, libc::SIGKILL);
+            let _ = crate::raw::waitpid(pid, false);
+        }
+    }
+
     fn remove_all(&mut self) -> Result<()> {
+        self.end_placeholder();
         let mut first_err = None;
         for (_, leaf) in std::mem::take(&mut self.leaves) {
             if let Err(e) = remove_leaf(&leaf) {

@@ -33,6 +33,7 @@ pub mod resolve;
 pub mod sandbox;
 pub mod security;
 pub mod store;
+pub mod systemd;
 pub mod trace;
 pub mod tty;
 

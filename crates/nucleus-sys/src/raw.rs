@@ -275,6 +275,27 @@ pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
     }
 }
 
+/// A child that only waits to be killed, and dies with its parent: a process systemd can
+/// move into a new scope before the container's own exists (a scope cannot start empty).
+pub fn fork_placeholder() -> io::Result<libc::pid_t> {
+    // SAFETY: the child makes only async-signal-safe system calls and never returns, so it
+    // is sound whatever threads the parent has.
+    match unsafe { libc::fork() } {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => loop {
+            // SAFETY: plain system calls with constant arguments.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() == 1 {
+                    libc::_exit(0);
+                }
+                libc::pause();
+            }
+        },
+        pid => Ok(pid),
+    }
+}
+
 /// Start `child` in a process that shares our memory (`CLONE_VM`, as posix_spawn does, but
 /// without `CLONE_VFORK`) on a stack of its own, then run `meanwhile` here. Unlike fork,
 /// nothing is copied: no page tables, and no copy-on-write faults in either process for the
@@ -811,6 +832,63 @@ pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
         set.set(c);
     }
     Ok(rustix::thread::sched_setaffinity(None, &set)?)
+}
+
+/// ioprio_set(2) for the calling process (`value`: class << 13 | level).
+pub fn set_io_priority(value: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set takes three integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            libc::c_long::from(value),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// sched_setattr(2) for the calling thread.
+pub fn set_scheduler(a: &nucleus_spec::plan::SchedAttr) -> io::Result<()> {
+    /// The kernel's `struct sched_attr` (SCHED_ATTR_SIZE_VER0: 48 bytes).
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: a.policy,
+        flags: a.flags,
+        nice: a.nice,
+        priority: a.priority,
+        runtime: a.runtime,
+        deadline: a.deadline,
+        period: a.period,
+    };
+    // SAFETY: `attr` is a valid sched_attr of the size it states, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            &attr,
+            0 as libc::c_long,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Restore a signal mask saved by [`block_signals`].

@@ -36,6 +36,17 @@ pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     }
 }
 
+/// Set the terminal's size (OCI `process.consoleSize`).
+pub fn set_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    Ok(termios::tcsetwinsize(tty, ws)?)
+}
+
 /// Make `slave` the controlling terminal and stdio of the calling (new-session) process.
 pub fn become_controlling(slave: BorrowedFd<'_>) -> io::Result<()> {
     use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};

@@ -22,8 +22,9 @@ pub(crate) struct Cli {
     /// a failed verb's error from it).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
-    /// Accepted as runc's clients pass it to every verb (a container made under it keeps its
-    /// cgroups; `create` refuses it: this runtime drives cgroupfs).
+    /// systemd's cgroup driver for `create`/`run` of a bundle: cgroupsPath is
+    /// slice:prefix:name, the container's cgroup a transient scope systemd makes (cgroup v2,
+    /// systemd as PID 1). Other verbs accept it (the record knows its cgroup).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted as runc's clients pass it: runtime messages are already as detailed.

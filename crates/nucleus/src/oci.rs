@@ -61,8 +61,8 @@ pub(crate) struct OciCli {
     /// Format of runtime messages.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// cgroupsPath in systemd's slice:prefix:name form (refused: this runtime drives
-    /// cgroupfs only).
+    /// systemd's cgroup driver: cgroupsPath is slice:prefix:name, the container's cgroup a
+    /// transient scope systemd makes (cgroup v2 hosts with systemd as PID 1).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for compatibility: runtime messages are already as detailed.
@@ -274,10 +274,10 @@ fn make(
         })?;
     let parsed = nucleus_spec::oci::parse(&text)?;
     crate::timing::mark("read config.json");
-    if cli.systemd_cgroup {
+    if cli.systemd_cgroup && !crate::monitor::systemd::systemd_booted() {
         return Err(ConfigError::new(
             "--systemd-cgroup",
-            "this runtime drives cgroupfs only (no systemd on this host)",
+            "systemd is not PID 1 here: leave the flag out to drive cgroupfs",
         )
         .into());
     }
@@ -298,6 +298,7 @@ fn make(
             bundle: &bundle,
             fifo: dir.join("exec.fifo"),
             no_pivot: a.no_pivot,
+            systemd_cgroup: cli.systemd_cgroup,
             facts: &facts,
         },
     )?;

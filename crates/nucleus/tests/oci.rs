@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Orphaned containers come to this process (once per test binary).
 fn subreaper() {
@@ -249,6 +249,20 @@ fn bad_bundles_get_one_line_naming_the_field_and_leave_nothing() {
             assert!(pid.is_none());
         });
         std::fs::remove_dir_all(t.path().join("rootfs")).unwrap();
+    }
+    // systemd's cgroup driver where systemd is not PID 1 (this host; the systemd test
+    // proves the driver under systemd).
+    if !Path::new("/run/systemd/system").is_dir() {
+        bundle(&t, &["true"], |_| {});
+        leaves_nothing(|| {
+            let o = run(&["--systemd-cgroup", "create", "--bundle", &t.s(), "oci-bad"]);
+            assert_eq!(o.status.code(), Some(125));
+            assert!(
+                stderr(&o).contains("--systemd-cgroup: systemd is not PID 1"),
+                "{}",
+                stderr(&o)
+            );
+        });
     }
     // Not JSON at all.
     std::fs::write(t.path().join("config.json"), "{").unwrap();
@@ -662,6 +676,20 @@ fn run_keeps_the_terminal_of_a_container_that_asks_for_one() {
         assert!(out.contains("33 101"), "{out}");
         assert!(out.contains("x=42"), "{out}");
     });
+    // process.consoleSize: the size its terminal starts with, where no caller's terminal
+    // gives one (the runtime's stdio is not a terminal here).
+    bundle(&t, &["sh", "-c", "busybox stty size"], |c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["consoleSize"] = json!({"height": 40, "width": 120});
+    });
+    leaves_nothing(|| {
+        let o = output_within(
+            nucleus(&["run", "--bundle", &t.s(), id]).stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("40 120"), "{}", stdout(&o));
+    });
 }
 
 #[test]
@@ -908,6 +936,55 @@ with open({log:?}, "a") as f:
             err.contains("hooks.prestart[0]") && err.contains("timed out"),
             "{err}"
         );
+    });
+}
+
+/// process.ioPriority, scheduler and execCPUAffinity reach the container's program, as the
+/// host sees it (ionice, /proc/PID/stat's nice and policy, its allowed CPUs); initial applies
+/// while it is set up, final to the program.
+#[test]
+fn io_priority_scheduler_and_cpu_affinity_reach_the_program() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-tune");
+    let id = "oci-tune";
+    bundle(&t, &["busybox", "sleep", "1000"], |c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["execCPUAffinity"] = json!({"initial": "0-1", "final": "0"});
+    });
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = pid.unwrap();
+        assert!(run(&["start", id]).status.success());
+        let io = Command::new("ionice")
+            .args(["-p", &pid.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&io).trim(), "idle", "{}", stderr(&io));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // (Fields after the command's closing parenthesis: nice is the 19th, policy the 41st.)
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        assert_eq!((f[19 - 3], f[41 - 3]), ("7", "3"), "{stat}");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.contains("Cpus_allowed_list:\t0\n"), "{status}");
+        assert!(run(&["delete", "--force", id]).status.success());
+        assert_eq!(reap(pid), 128 + libc::SIGKILL);
+    });
+    // A priority out of the policy's range: refused by the field, nothing left.
+    bundle(&t, &["true"], |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 0});
+    });
+    leaves_nothing(|| {
+        let (o, pid) = create(&t, id, &[]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("process.scheduler.priority"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(pid.is_none());
     });
 }
 

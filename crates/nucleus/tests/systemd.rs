@@ -64,9 +64,11 @@ ExecStart=/opt/nt/test.sh
 ExecStopPost=/bin/systemctl poweroff --no-block
 ";
 
-#[test]
-fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_journal() {
-    require_root();
+/// Boot the systemd root filesystem under systemd-nspawn (a throw-away overlay), with `w`
+/// at /opt/nt holding `test.sh` (which writes out.txt there) and the nucleus binary, run as
+/// a oneshot unit before poweroff. `unified`: systemd in a pure cgroup-v2 tree (this host's
+/// v1 controllers are not in it). Returns out.txt with nspawn's own output after it.
+fn boot(w: &TempDir, script: &str, unified: bool) -> (String, String) {
     let root = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../scripts/systemd-rootfs.sh"
@@ -79,17 +81,16 @@ fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_jo
         "scripts/systemd-rootfs.sh could not build the systemd root filesystem; refusing to skip"
     );
     let rootfs = stdout(&root).trim().to_string();
-    let w = TempDir::new("systemd");
     std::fs::copy(bin(), w.path().join("nucleus")).unwrap();
-    std::fs::write(w.path().join("test.sh"), SCRIPT).unwrap();
+    std::fs::write(w.path().join("test.sh"), script).unwrap();
     std::fs::write(w.path().join("nt-runner.service"), UNIT).unwrap();
     std::fs::set_permissions(
         w.path().join("test.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let o = Command::new("timeout")
-        .args(["300", "systemd-nspawn", "-q", "-D", &rootfs])
+    let mut c = Command::new("timeout");
+    c.args(["300", "systemd-nspawn", "-q", "-D", &rootfs])
         // A throw-away overlay: the cached root filesystem is never changed.
         .args(["--volatile=overlay", "-b", "--register=no", "--keep-unit"])
         .args(["--private-network", "--capability=all"])
@@ -100,11 +101,21 @@ fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_jo
             w.path().join("nt-runner.service").display()
         ))
         .args(["--", "systemd.unit=nt-runner.service"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    if unified {
+        c.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1");
+    }
+    let o = c.output().unwrap();
     let out = std::fs::read_to_string(w.path().join("out.txt")).unwrap_or_default();
     let all = format!("{out}\n--- nspawn:\n{}{}", stdout(&o), stderr(&o));
+    (out, all)
+}
+
+#[test]
+fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_journal() {
+    require_root();
+    let w = TempDir::new("systemd");
+    let (out, all) = boot(&w, SCRIPT, false);
     assert!(out.contains("DONE"), "{all}");
     assert!(out.contains("pid1: systemd"), "{all}");
     assert!(out.contains("web: rc=0"), "{all}");
@@ -145,4 +156,80 @@ fn with_systemd_as_pid1_detached_sandboxes_are_transient_units_logging_to_the_jo
     assert!(out.contains("plain: units 0"), "{all}");
     assert!(out.contains("units left: 0"), "{all}");
     assert!(out.contains("records left: 0"), "{all}");
+}
+
+const OCI_SCRIPT: &str = r#"#!/bin/sh
+exec > /opt/nt/out.txt 2>&1
+N=/opt/nt/nucleus
+S=/sys/fs/cgroup/system.slice/nt-c1.scope
+echo "pid1: $(cat /proc/1/comm), cgroup fs: $(stat -fc %T /sys/fs/cgroup)"
+$N --systemd-cgroup create --bundle /opt/nt/b c1 </dev/null; echo "create: rc=$?"
+echo "unit: $(systemctl is-active nt-c1.scope)"
+pid=$($N state c1 | tr -d ' \n' | sed 's/.*"pid":\([0-9]*\).*/\1/')
+echo "cgroup of the container: $(grep '^0::' /proc/$pid/cgroup)"
+echo "procs: $(cat $S/cgroup.procs | tr '\n' ' ')"
+[ "$(cat $S/cgroup.procs)" = "$pid" ] && echo "only the container is in the scope"
+echo "slice: $(systemctl show -p Slice --value nt-c1.scope)"
+echo "delegate: $(systemctl show -p Delegate --value nt-c1.scope)"
+$N --systemd-cgroup start c1; echo "start: rc=$?"
+$N --systemd-cgroup kill c1 KILL; sleep 0.5
+$N --systemd-cgroup delete c1; echo "delete: rc=$?"
+sleep 0.5
+echo "unit after delete: $(systemctl is-active nt-c1.scope)"
+[ -e $S ] || echo "the scope's cgroup is gone"
+$N --systemd-cgroup create --bundle /opt/nt/bad c2 </dev/null; echo "bad: rc=$?"
+echo "scopes left: $(systemctl list-units --all --plain --no-legend 'nt-c*.scope' | wc -l)"
+echo DONE
+"#;
+
+/// `--systemd-cgroup` (podman's and Kubernetes' systemd cgroup manager): the container's
+/// cgroup is the transient scope runc's `slice:prefix:name` path names, made by systemd
+/// (asked over its private D-Bus socket), holding the container and nothing else; it goes
+/// with the container. systemd runs on a pure cgroup-v2 tree here (nspawn's unified mode).
+#[test]
+fn the_systemd_cgroup_driver_puts_the_container_in_a_scope_systemd_made() {
+    require_root();
+    let w = TempDir::new("systemd-oci");
+    for (dir, path) in [("b", "system.slice:nt:c1"), ("bad", "/plain/path")] {
+        let root = w.path().join(dir).join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("busybox-static is required (scripts/test.sh installs it)");
+        std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        let spec = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../nucleus-spec/tests/oci/runc-spec.json"
+        ))
+        .unwrap();
+        let mut c: serde_json::Value = serde_json::from_str(&spec).unwrap();
+        c["process"]["terminal"] = serde_json::json!(false);
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "1000"]);
+        c["linux"]["cgroupsPath"] = serde_json::json!(path);
+        std::fs::write(w.path().join(dir).join("config.json"), c.to_string()).unwrap();
+    }
+    let (out, all) = boot(&w, OCI_SCRIPT, true);
+    assert!(out.contains("DONE"), "{all}");
+    assert!(out.contains("pid1: systemd, cgroup fs: cgroup2fs"), "{all}");
+    assert!(out.contains("create: rc=0"), "{all}");
+    assert!(out.contains("unit: active"), "{all}");
+    assert!(
+        out.contains("cgroup of the container: 0::/system.slice/nt-c1.scope\n"),
+        "{all}"
+    );
+    assert!(out.contains("only the container is in the scope"), "{all}");
+    assert!(out.contains("slice: system.slice"), "{all}");
+    assert!(out.contains("delegate: yes"), "{all}");
+    assert!(out.contains("start: rc=0"), "{all}");
+    assert!(out.contains("delete: rc=0"), "{all}");
+    assert!(!out.contains("unit after delete: active"), "{all}");
+    assert!(out.contains("the scope's cgroup is gone"), "{all}");
+    assert!(
+        out.contains("linux.cgroupsPath") && out.contains("bad: rc=125"),
+        "{all}"
+    );
+    assert!(out.contains("scopes left: 0"), "{all}");
 }

@@ -355,7 +355,11 @@ impl Limits {
 
     /// Controllers each limit needs, with the flag that asked for it.
     pub(super) fn needs(&self) -> Vec<(&'static str, &'static str)> {
-        let mut n = vec![("pids", "--pids")];
+        // (No pids limit, as an OCI bundle may ask: no pids controller needed.)
+        let mut n = Vec::new();
+        if self.pids.is_some() {
+            n.push(("pids", "--pids"));
+        }
         if self.memory.is_some() {
             n.push(("memory", "--memory"));
         }

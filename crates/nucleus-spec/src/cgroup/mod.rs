@@ -14,11 +14,13 @@ mod devices;
 mod host;
 mod limits;
 mod plan;
+mod systemd;
 
 pub use devices::{device_program, run as run_device_program, BpfInsn};
 pub use host::*;
 pub use limits::*;
 pub use plan::*;
+pub use systemd::*;
 
 /// Resource usage read at exit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

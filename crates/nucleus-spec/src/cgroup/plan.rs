@@ -110,6 +110,10 @@ pub struct CgroupPlan {
     /// leaf before anything runs in it (v1 writes `devices.allow`/`devices.deny` instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_program: Vec<super::BpfInsn>,
+    /// systemd's driver: the leaf is this transient scope, which systemd makes (and removes
+    /// when it empties) in the parents, the slice's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<super::SystemdScope>,
 }
 
 fn join_cg(mount: &Path, cg: &str) -> PathBuf {
@@ -176,6 +180,10 @@ impl CgroupPlan {
                     writes.retain(|(f, _)| !f.starts_with(&format!("{c}.")));
                 }
             }
+            // No pids limit and no pids controller: nothing to say "max" to.
+            if limits.pids.is_none() && !host.v2_controllers.iter().any(|x| x == "pids") {
+                writes.retain(|(f, _)| f != "pids.max");
+            }
             let enable = ["cpu", "io", "memory", "pids"]
                 .iter()
                 .filter(|c| host.v2_controllers.iter().any(|x| x == *c))
@@ -197,6 +205,7 @@ impl CgroupPlan {
                 remove_empty_parents: *parent == CgroupParent::Default,
                 quiet_failure: false,
                 device_program: Vec::new(),
+                systemd: None,
             });
         }
         if host.v1.is_empty() {
@@ -244,6 +253,7 @@ impl CgroupPlan {
             remove_empty_parents: *parent == CgroupParent::Default,
             quiet_failure: false,
             device_program: Vec::new(),
+            systemd: None,
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::host::HostFacts;
 use crate::mounts::{DeviceKind, IdMapping, MountOp, RootSource};
 use crate::plan::{
     Hook, Hooks, IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError,
-    ProcessPlan, Supervisor,
+    ProcessPlan, ProcessTuning, SchedAttr, Supervisor,
 };
 use crate::policy::{cap_number, CapSets};
 use oci_spec::runtime::{
@@ -28,6 +28,9 @@ pub struct Context<'a> {
     pub fifo: PathBuf,
     /// `--no-pivot`: chroot instead of pivot_root (ramfs roots).
     pub no_pivot: bool,
+    /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, the cgroup a
+    /// transient scope systemd makes.
+    pub systemd_cgroup: bool,
     pub facts: &'a HostFacts,
 }
 
@@ -393,12 +396,128 @@ pub(super) fn process_plan(process: &oci_spec::runtime::Process) -> Result<Proce
         oom_score_adj: process.oom_score_adj(),
         personality: None,
         preserve_fds: 0,
+        tuning: tuning(process)?,
     })
+}
+
+/// `process.ioPriority`, `scheduler`, `execCPUAffinity` and `consoleSize`, checked as the
+/// kernel would (so a bad value is one line naming it, not a failed setup).
+fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanError> {
+    use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy};
+    let mut t = ProcessTuning::default();
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        let level = io.priority();
+        if !(0..=7).contains(&level) {
+            return Err(refuse(
+                "process.ioPriority.priority",
+                format!("{level}: 0 (highest) to 7"),
+            ));
+        }
+        t.io_priority = Some(class << 13 | level as u32);
+    }
+    if let Some(s) = process.scheduler() {
+        let field = "process.scheduler";
+        let policy = match s.policy() {
+            LinuxSchedulerPolicy::SchedOther => 0,
+            LinuxSchedulerPolicy::SchedFifo => 1,
+            LinuxSchedulerPolicy::SchedRr => 2,
+            LinuxSchedulerPolicy::SchedBatch => 3,
+            LinuxSchedulerPolicy::SchedIso => {
+                return Err(refuse(
+                    &format!("{field}.policy"),
+                    "SCHED_ISO is not implemented by Linux",
+                ))
+            }
+            LinuxSchedulerPolicy::SchedIdle => 5,
+            LinuxSchedulerPolicy::SchedDeadline => 6,
+        };
+        let nice = s.nice().unwrap_or(0);
+        if !(-20..=19).contains(&nice) {
+            return Err(refuse(
+                &format!("{field}.nice"),
+                format!("{nice}: -20 to 19"),
+            ));
+        }
+        let priority = s.priority().unwrap_or(0);
+        let realtime = matches!(policy, 1 | 2);
+        if (realtime && !(1..=99).contains(&priority)) || (!realtime && priority != 0) {
+            return Err(refuse(
+                &format!("{field}.priority"),
+                format!("{priority}: 1 to 99 for SCHED_FIFO and SCHED_RR, 0 for the others"),
+            ));
+        }
+        let (runtime, deadline, period) = (
+            s.runtime().unwrap_or(0),
+            s.deadline().unwrap_or(0),
+            s.period().unwrap_or(0),
+        );
+        if policy == 6
+            && !(runtime > 0 && runtime <= deadline && (period == 0 || deadline <= period))
+        {
+            return Err(refuse(
+                field,
+                "SCHED_DEADLINE needs 0 < runtime <= deadline <= period (period 0: the deadline)",
+            ));
+        }
+        let flags = s
+            .flags()
+            .iter()
+            .flatten()
+            .map(|f| match f {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            })
+            .fold(0, |a, f| a | f);
+        t.scheduler = Some(SchedAttr {
+            policy,
+            flags,
+            nice,
+            priority: priority as u32,
+            runtime,
+            deadline,
+            period,
+        });
+    }
+    if let Some(a) = process.exec_cpu_affinity() {
+        let list = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    crate::plan::parse_cpu_list(v)
+                        .map_err(|e| refuse(&format!("process.execCPUAffinity.{name}"), e))
+                })
+                .transpose()
+        };
+        t.cpus_initial = list("initial", a.initial())?;
+        t.cpus_final = list("final", a.cpu_affinity_final())?;
+    }
+    if let Some(c) = process.console_size() {
+        let dim = |name: &str, v: u64| {
+            u16::try_from(v).map_err(|_| {
+                refuse(
+                    &format!("process.consoleSize.{name}"),
+                    format!("{v}: at most 65535"),
+                )
+            })
+        };
+        t.console_size = Some((dim("height", c.height())?, dim("width", c.width())?));
+    }
+    Ok(t)
 }
 
 /// Properties of `process` nucleus does not apply yet, in config.json and in `exec`'s
 /// process.json alike.
-const PROCESS_UNSUPPORTED: [(&str, &str); 6] = [
+const PROCESS_UNSUPPORTED: [(&str, &str); 2] = [
     (
         "selinuxLabel",
         "SELinux is not available on this runtime's hosts",
@@ -407,10 +526,6 @@ const PROCESS_UNSUPPORTED: [(&str, &str); 6] = [
         "apparmorProfile",
         "AppArmor profiles are not applied by this runtime",
     ),
-    ("ioPriority", "I/O priority is not supported yet"),
-    ("scheduler", "scheduling policies are not supported yet"),
-    ("execCPUAffinity", "exec CPU affinity is not supported yet"),
-    ("consoleSize", "console size is not supported yet"),
 ];
 
 /// One line naming the first of [`PROCESS_UNSUPPORTED`] `process` sets.
@@ -951,12 +1066,21 @@ fn cgroup(
     cx: &Context,
 ) -> Result<Option<CgroupPlan>, PlanError> {
     let field = "linux.cgroupsPath";
-    let (parent, leaf) = match path.map(|p| p.to_string_lossy().into_owned()) {
+    let text = path.map(|p| p.to_string_lossy().into_owned());
+    let mut scope = None;
+    let (parent, leaf) = match text {
+        _ if cx.systemd_cgroup => {
+            let (slice, unit) =
+                crate::cgroup::parse_scope(text.as_deref(), cx.id).map_err(|e| refuse(field, e))?;
+            let at = crate::cgroup::slice_path(&slice).map_err(|e| refuse(field, e))?;
+            scope = Some((slice, unit.clone()));
+            (CgroupParent::Path(at), unit)
+        }
         None => (CgroupParent::Default, cx.id.to_string()),
         Some(p) if p.contains(':') => {
             return Err(refuse(
                 field,
-                format!("{p:?}: the systemd slice:prefix:name form needs --systemd-cgroup, which this host has no systemd for"),
+                format!("{p:?}: the systemd slice:prefix:name form needs --systemd-cgroup"),
             ))
         }
         Some(p) => {
@@ -987,6 +1111,24 @@ fn cgroup(
         .ok_or_else(|| refuse("linux.resources", "this host has no cgroup hierarchy"))?;
     if let Some(u) = plan.unsupported.first() {
         return Err(refuse("linux.resources", u.clone()));
+    }
+    if let Some((slice, unit)) = scope {
+        // On v1 systemd tracks a scope's processes in a hierarchy of its own (name=systemd,
+        // or the unified one beside v1 controllers), which the container would have to join
+        // too; nucleus drives systemd on cgroup v2 only.
+        if plan.driver == crate::cgroup::Driver::V1 {
+            return Err(PlanError::Config(ConfigError::new(
+                "--systemd-cgroup",
+                "systemd's cgroup driver needs a cgroup v2 host; on this v1 host leave the flag out (cgroupfs)",
+            )));
+        }
+        // systemd owns the slices: nothing of them is removed by nucleus.
+        plan.remove_empty_parents = false;
+        plan.systemd = Some(crate::cgroup::SystemdScope {
+            unit,
+            slice,
+            properties: crate::cgroup::scope_properties(&limits),
+        });
     }
     for e in extra_writes(r, plan.driver)? {
         plan.add_writes(&host, &parent, e.controller, e.writes)
@@ -1534,6 +1676,7 @@ mod tests {
                 bundle: Path::new("/b"),
                 fifo: "/run/nucleus/c1/exec.fifo".into(),
                 no_pivot: false,
+                systemd_cgroup: false,
                 facts: f,
             },
         )
@@ -1789,6 +1932,192 @@ mod tests {
         assert!(u.check_memory && u.given == ["--memory"]);
         let e = update_resources(r#"{"memory": {"swappiness": 1}}"#, Driver::V2).unwrap_err();
         assert!(e.to_string().contains("memory.swappiness"), "{e}");
+    }
+
+    /// --systemd-cgroup: the container's cgroup is the scope runc's slice:prefix:name path
+    /// names, in its slice's cgroup (never removed by nucleus), with the limits as unit
+    /// properties; a path not in that form is refused by the field.
+    #[test]
+    fn the_systemd_driver_makes_the_scope_the_path_names() {
+        use serde_json::json;
+        let on = |path: serde_json::Value, f: &HostFacts| {
+            let mut c = runc_spec();
+            c["linux"]["cgroupsPath"] = path;
+            c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 40}});
+            let b = super::super::parse(&c.to_string()).map_err(PlanError::Config)?;
+            plan(
+                &b,
+                &Context {
+                    id: "c1",
+                    bundle: Path::new("/b"),
+                    fifo: "/run/nucleus/c1/exec.fifo".into(),
+                    no_pivot: false,
+                    systemd_cgroup: true,
+                    facts: f,
+                },
+            )
+        };
+        let mut f = facts();
+        f.cgroup = CgroupHost {
+            v2_mount: Some("/sys/fs/cgroup".into()),
+            v2_controllers: ["memory", "pids", "cpu"].map(String::from).to_vec(),
+            v2_own: Some("/init.scope".into()),
+            v1: vec![],
+        };
+        let v1 = facts();
+        let cg = on(json!("kubepods-pod1.slice:cri-containerd:abc"), &f)
+            .unwrap()
+            .cgroup
+            .unwrap();
+        assert_eq!(cg.leaf, "cri-containerd-abc.scope");
+        assert!(!cg.remove_empty_parents);
+        assert_eq!(
+            cg.dirs[0].parents,
+            [PathBuf::from(
+                "/sys/fs/cgroup/kubepods.slice/kubepods-pod1.slice"
+            )]
+        );
+        let s = cg.systemd.unwrap();
+        assert_eq!(
+            (s.slice.as_str(), s.unit.as_str()),
+            ("kubepods-pod1.slice", "cri-containerd-abc.scope")
+        );
+        assert_eq!(
+            s.properties,
+            [
+                ("MemoryMax".to_string(), 67108864),
+                ("TasksMax".to_string(), 40)
+            ]
+        );
+        let cg = on(serde_json::Value::Null, &f).unwrap().cgroup.unwrap();
+        assert_eq!(cg.leaf, "nucleus-c1.scope");
+        assert_eq!(field(on(json!("/plain/path"), &f)), "linux.cgroupsPath");
+        assert_eq!(
+            field(on(json!("system.slice:x:y"), &v1)),
+            "--systemd-cgroup"
+        );
+    }
+
+    /// process.ioPriority, scheduler, execCPUAffinity and consoleSize: the kernel's values,
+    /// and what the kernel would refuse refused by the field.
+    #[test]
+    fn process_tuning_is_the_kernels_values() {
+        use serde_json::json;
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = runc_spec();
+            c["process"][k] = v;
+            translate(&c.to_string())
+        };
+        let t = |k: &str, v: serde_json::Value| with(k, v).unwrap().process.tuning;
+        assert_eq!(
+            t(
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7})
+            )
+            .io_priority,
+            Some(3 << 13 | 7)
+        );
+        assert_eq!(
+            t(
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_RT", "priority": 0})
+            )
+            .io_priority,
+            Some(1 << 13)
+        );
+        let s = t("scheduler", json!({"policy": "SCHED_BATCH", "nice": 5}))
+            .scheduler
+            .unwrap();
+        assert_eq!((s.policy, s.nice, s.priority), (3, 5, 0));
+        let s = t(
+            "scheduler",
+            json!({"policy": "SCHED_RR", "priority": 10, "flags": ["SCHED_RESET_ON_FORK", "SCHED_FLAG_KEEP_PARAMS"]}),
+        )
+        .scheduler
+        .unwrap();
+        assert_eq!((s.policy, s.priority, s.flags), (2, 10, 0x11));
+        let s = t(
+            "scheduler",
+            json!({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30}),
+        )
+        .scheduler
+        .unwrap();
+        assert_eq!((s.policy, s.runtime, s.deadline, s.period), (6, 10, 20, 30));
+        let a = t("execCPUAffinity", json!({"initial": "0", "final": "0-2,1"}));
+        assert_eq!(
+            (a.cpus_initial, a.cpus_final),
+            (Some(vec![0]), Some(vec![0, 1, 2]))
+        );
+        assert_eq!(
+            t("consoleSize", json!({"height": 40, "width": 100})).console_size,
+            Some((40, 100))
+        );
+        assert!(t("cwd", json!("/")).is_empty());
+        for (k, v, want) in [
+            (
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_BE", "priority": 8}),
+                "process.ioPriority.priority",
+            ),
+            (
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_BE", "priority": -1}),
+                "process.ioPriority.priority",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_FIFO"}),
+                "process.scheduler.priority",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_FIFO", "priority": 100}),
+                "process.scheduler.priority",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_OTHER", "priority": 1}),
+                "process.scheduler.priority",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_OTHER", "nice": 20}),
+                "process.scheduler.nice",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_OTHER", "nice": -21}),
+                "process.scheduler.nice",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_ISO"}),
+                "process.scheduler.policy",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_DEADLINE", "runtime": 30, "deadline": 20}),
+                "process.scheduler",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 15}),
+                "process.scheduler",
+            ),
+            (
+                "consoleSize",
+                json!({"height": 70000, "width": 1}),
+                "process.consoleSize.height",
+            ),
+        ] {
+            assert_eq!(field(with(k, v.clone())), want, "{k} {v}");
+        }
+        assert_eq!(
+            crate::plan::parse_cpu_list("3-1").unwrap_err(),
+            "\"3-1\": a CPU list like 0-3,7"
+        );
+        assert!(crate::plan::parse_cpu_list("8192").is_err());
+        assert_eq!(crate::plan::parse_cpu_list("8191").unwrap(), [8191]);
     }
 
     #[test]

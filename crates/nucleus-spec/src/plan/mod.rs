@@ -394,6 +394,7 @@ impl Plan {
                 oom_score_adj: None,
                 personality: None,
                 preserve_fds: 0,
+                tuning: Default::default(),
             },
             landlock: Some(LandlockPlan {
                 rules: d.rules,

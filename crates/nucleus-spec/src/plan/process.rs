@@ -80,6 +80,68 @@ pub struct ProcessPlan {
     /// `--preserve-fds N`); every other one past stdio is closed at exec.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub preserve_fds: u32,
+    /// OCI process settings: I/O priority, scheduling policy, CPU affinity, terminal size.
+    #[serde(default, skip_serializing_if = "ProcessTuning::is_empty")]
+    pub tuning: ProcessTuning,
+}
+
+/// An OCI process's I/O priority, scheduling policy, CPU affinity and terminal size
+/// (`process.ioPriority`, `scheduler`, `execCPUAffinity`, `consoleSize`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTuning {
+    /// ioprio_set(2)'s value: class << 13 | level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<u32>,
+    /// sched_setattr(2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<SchedAttr>,
+    /// The CPUs the process runs on while it is set up (`execCPUAffinity.initial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_initial: Option<Vec<usize>>,
+    /// The CPUs its program runs on (`execCPUAffinity.final`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_final: Option<Vec<usize>>,
+    /// The terminal's rows and columns (`consoleSize`), before the program starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<(u16, u16)>,
+}
+
+impl ProcessTuning {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// sched_setattr(2)'s attributes (the kernel's `struct sched_attr` fields).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedAttr {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// A CPU list like `0-3,7` (cpuset's form). Err: not one.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let bad = || format!("{s:?}: a CPU list like 0-3,7");
+    let mut cpus = Vec::new();
+    for part in s.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b || b >= 8192 {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -78,6 +78,15 @@ pub(super) fn child_exec(
     let die_with_parent = init.is_none() && plan.supervisor.is_nucleus();
     let p = &plan.process;
     trace::mark_as("workload", "forked");
+    if let Some(cpus) = &p.tuning.cpus_initial {
+        if let Err(e) = raw::set_cpu_affinity(cpus) {
+            fail(
+                ch,
+                Stage::Rlimits,
+                &format!("process.execCPUAffinity.initial: {e}"),
+            );
+        }
+    }
     raw::reset_signals();
     let umask = p.umask.map_or(umask, |m| m as libc::mode_t);
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
@@ -86,6 +95,11 @@ pub(super) fn child_exec(
     if let Some(s) = tty_slave {
         if let Err(e) = tty::become_controlling(s) {
             fail(ch, Stage::Tty, &e.to_string());
+        }
+        if let Some((rows, cols)) = p.tuning.console_size {
+            if let Err(e) = tty::set_size(s, rows, cols) {
+                fail(ch, Stage::Tty, &format!("process.consoleSize: {e}"));
+            }
         }
     }
     let refuse = plan.on_security_failure == OnFailure::Refuse;
@@ -118,6 +132,18 @@ pub(super) fn child_exec(
     if let Some(adj) = p.oom_score_adj {
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             fail(ch, Stage::Rlimits, &format!("oom_score_adj {adj}: {e}"));
+        }
+    }
+    // (Before the capabilities go: a real-time class or policy needs CAP_SYS_NICE or
+    // CAP_SYS_ADMIN, which the bundle may not keep; runc sets them at this point too.)
+    if let Some(v) = p.tuning.io_priority {
+        if let Err(e) = raw::set_io_priority(v) {
+            fail(ch, Stage::Rlimits, &format!("process.ioPriority: {e}"));
+        }
+    }
+    if let Some(a) = &p.tuning.scheduler {
+        if let Err(e) = raw::set_scheduler(a) {
+            fail(ch, Stage::Rlimits, &format!("process.scheduler: {e}"));
         }
     }
     // Without no_new_privs a filter needs CAP_SYS_ADMIN to install: before the capabilities
@@ -231,6 +257,16 @@ pub(super) fn child_exec(
         kept.and_then(|()| security::cloexec_from(first as i32).map_err(|e| e.to_string()))
     {
         fail(ch, Stage::Descriptors, &e);
+    }
+    // The program's CPUs, once set-up is done (its filter may not allow the call).
+    if let Some(cpus) = &p.tuning.cpus_final {
+        if let Err(e) = raw::set_cpu_affinity(cpus) {
+            fail(
+                ch,
+                Stage::Rlimits,
+                &format!("process.execCPUAffinity.final: {e}"),
+            );
+        }
     }
     if !early_seccomp {
         install_filter(plan, ch, &mut report, refuse);
