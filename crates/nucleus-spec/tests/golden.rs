@@ -302,6 +302,7 @@ fn oci_plans_of_runc_docker_and_podman_configs() {
                 fifo: "/run/nucleus/c1/exec.fifo".into(),
                 no_pivot: false,
                 systemd_cgroup: false,
+                rootless: false,
                 facts: &facts,
             },
         )

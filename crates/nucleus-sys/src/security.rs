@@ -322,6 +322,15 @@ pub fn is_root() -> bool {
     euid() == 0
 }
 
+/// Whether this process is in a user namespace other than the host's (rootless podman runs
+/// its OCI runtime as uid 0 of one): its uid map is not the whole identity.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f != ["0", "0", "4294967295"]
+    })
+}
+
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }

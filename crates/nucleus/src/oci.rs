@@ -299,6 +299,8 @@ fn make(
             fifo: dir.join("exec.fifo"),
             no_pivot: a.no_pivot,
             systemd_cgroup: cli.systemd_cgroup,
+            rootless: nucleus_sys::security::is_root()
+                && nucleus_sys::security::in_user_namespace(),
             facts: &facts,
         },
     )?;

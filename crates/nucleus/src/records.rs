@@ -15,10 +15,15 @@ pub(crate) fn state_root(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(r) = flag {
         return Ok(r.into());
     }
-    if nucleus_sys::security::is_root() {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty());
+    // Root of the host: /run/nucleus. uid 0 of a user namespace (rootless podman calls its
+    // runtime in one) keeps its state under its user's runtime directory, as runc and crun.
+    if nucleus_sys::security::is_root()
+        && (xdg.is_none() || !nucleus_sys::security::in_user_namespace())
+    {
         return Ok("/run/nucleus".into());
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
+    match xdg {
         Some(x) if !x.is_empty() => Ok(Path::new(&x).join("nucleus")),
         _ => bail!("--root: not given, and XDG_RUNTIME_DIR is not set (where should state go?)"),
     }

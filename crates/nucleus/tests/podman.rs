@@ -182,3 +182,160 @@ $P rm -f -t 0 web >/dev/null; echo "rm: $?"
     assert_eq!(line("direct"), "hello-from-container", "{err}");
     assert_eq!(line("rm"), "0");
 }
+
+/// A user of this machine's for the rootless test, removed (with its home and processes)
+/// when dropped.
+struct TestUser(&'static str);
+
+impl TestUser {
+    fn create(name: &'static str, home: &std::path::Path) -> TestUser {
+        // An account left by an earlier, killed run goes first.
+        let _ = Command::new("userdel").args(["-r", "-f", name]).output();
+        let o = Command::new("useradd")
+            .args([
+                "--create-home",
+                "--user-group",
+                "--shell",
+                "/bin/sh",
+                "--home-dir",
+            ])
+            .arg(home)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "useradd: {}", stderr(&o));
+        let u = TestUser(name);
+        // Subordinate ids for its user namespace (newuidmap reads /etc/subuid).
+        let o = Command::new("usermod")
+            .args([
+                "--add-subuids",
+                "400000-465535",
+                "--add-subgids",
+                "400000-465535",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "usermod: {}", stderr(&o));
+        u
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Its processes (podman's pause process keeps its user namespace) are this test's.
+        let _ = Command::new("pkill").args(["-KILL", "-U", self.0]).output();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = Command::new("userdel").args(["-r", "-f", self.0]).output();
+    }
+}
+
+/// Rootless podman (a plain user, its own user namespace from /etc/subuid, its storage in
+/// its home) with nucleus as the runtime: podman calls nucleus as uid 0 of that namespace,
+/// without --root, so nucleus keeps its records under the user's XDG_RUNTIME_DIR (as runc
+/// and crun), binds device nodes instead of making them, and runs a container that asks for
+/// no resources without a cgroup where the user has none to make (this host's v1
+/// hierarchies are root's; runc does the same).
+#[test]
+fn rootless_podman_runs_containers_with_nucleus() {
+    let _g = serial();
+    require_root();
+    for tool in ["newuidmap", "useradd", "runuser"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "{tool} is required (scripts/test.sh installs it); refusing to skip silently"
+        );
+    }
+    let t = TempDir::new("podman-rootless");
+    image(&t);
+    // The user reads the image and the binary and keeps its runtime directory here.
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::copy(bin(), t.path().join("nucleus")).unwrap();
+    for f in ["nucleus", "rootfs.tar"] {
+        let mode = if f == "nucleus" { 0o755 } else { 0o644 };
+        std::fs::set_permissions(
+            t.path().join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+    }
+    let home = t.path().join("home");
+    let user = TestUser::create("nucleus-rootless", &home);
+    let uid = std::fs::metadata(&home)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    // (Short: podman's cleanup refuses a run root, XDG_RUNTIME_DIR/containers, over 50
+    // characters.)
+    let x = TempDir::new("rl");
+    let xdg = x.path().join("x");
+    std::fs::create_dir(&xdg).unwrap();
+    std::os::unix::fs::chown(&xdg, Some(uid), Some(uid)).unwrap();
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let d = t.s();
+    let script = format!(
+        r#"set -u
+export HOME={home} XDG_RUNTIME_DIR={xdg}
+P="podman --cgroup-manager cgroupfs --events-backend file --runtime {d}/nucleus"
+R="--network none"
+$P import -q {d}/rootfs.tar bb >/dev/null || exit 90
+echo "whoami: $(id -u)"
+echo "run: $($P run --rm $R bb sh -c 'echo -n "hello "; id -u; grep -E "^Seccomp:" /proc/self/status | tr -d "\t"' | tr '\n' ' ')"
+$P run -d $R --name web bb sleep 1000 >/dev/null; echo "run-d: $?"
+echo "ps: $($P ps --format '{{{{.Names}}}} {{{{.State}}}}')"
+echo "exec: $($P exec web sh -c 'echo in-exec')"
+echo "inspect: $($P inspect web --format '{{{{.State.Status}}}}')"
+$P kill web >/dev/null; echo "kill: $?"
+$P wait web >/dev/null
+$P rm web >/dev/null; echo "rm: $?"
+echo "user: $($P run --rm $R --user 1000:1000 bb id -u)"
+echo "read-only: $($P run --rm $R --read-only bb sh -c 'touch /x 2>/dev/null || echo ro')"
+mkdir -p $HOME/vol && echo from-home > $HOME/vol/f
+echo "volume: $($P run --rm $R -v $HOME/vol:/data bb cat /data/f)"
+echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status | tr -d '\t')"
+echo "keep-id: $($P run --rm $R --userns=keep-id bb id -u)"
+echo "records: $(find $XDG_RUNTIME_DIR/nucleus -mindepth 1 -maxdepth 1 -type d ! -name names | wc -l)"
+$P rm -af -t 0 >/dev/null 2>&1
+"#,
+        home = home.display(),
+        xdg = xdg.display()
+    );
+    let root_records = || {
+        std::fs::read_dir("/run/nucleus")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = root_records();
+    let o = output_within(
+        Command::new("runuser")
+            .args(["-u", user.0, "--", "sh", "-c", &script])
+            .current_dir(t.path())
+            .stdin(Stdio::null()),
+        DEADLINE,
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    let line = |k: &str| output_line(&out, &err, k);
+    assert_ne!(line("whoami"), "0");
+    assert_eq!(line("run"), "hello 0 Seccomp:2 ", "{err}");
+    assert_eq!(line("run-d"), "0", "{err}");
+    assert!(line("ps").starts_with("web Up"), "{}", line("ps"));
+    assert_eq!(line("exec"), "in-exec", "{err}");
+    assert_eq!(line("inspect"), "running");
+    assert_eq!(line("kill"), "0");
+    assert_eq!(line("rm"), "0");
+    assert_eq!(line("user"), "1000");
+    assert_eq!(line("read-only"), "ro");
+    assert_eq!(line("volume"), "from-home");
+    assert_eq!(line("cap-drop"), "CapEff:0000000000000000");
+    // keep-id: the user's own uid inside.
+    assert_eq!(line("keep-id"), uid.to_string(), "{err}");
+    // Its records were the user's, and are gone; none went to root's store.
+    assert_eq!(line("records"), "0", "{err}");
+    assert_eq!(root_records(), before);
+}

@@ -31,6 +31,10 @@ pub struct Context<'a> {
     /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, the cgroup a
     /// transient scope systemd makes.
     pub systemd_cgroup: bool,
+    /// The runtime is uid 0 of a user namespace, not the host's root (rootless podman runs
+    /// it so): a container that asks for no resources goes without a cgroup where none can
+    /// be made, as under runc.
+    pub rootless: bool,
     pub facts: &'a HostFacts,
 }
 
@@ -183,7 +187,11 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
     Ok(Plan {
         id: cx.id.to_string(),
         mode: ServiceMode::default(),
-        namespaces: Namespaces { join, ..namespaces },
+        namespaces: Namespaces {
+            join,
+            inside_user: cx.rootless,
+            ..namespaces
+        },
         idmap,
         network: if namespaces.net {
             NetworkMode::None
@@ -632,6 +640,7 @@ fn namespaces(spec: &Spec) -> Result<(Namespaces, Vec<NsJoin>), PlanError> {
         time_offset_secs: None,
         time_offsets: None,
         join: Vec::new(),
+        inside_user: false,
     };
     let mut join = Vec::new();
     let mut seen = BTreeSet::new();
@@ -1112,6 +1121,10 @@ fn cgroup(
     if let Some(u) = plan.unsupported.first() {
         return Err(refuse("linux.resources", u.clone()));
     }
+    // Rootless: no cgroup is a container's own unless a delegated one is writable; one that
+    // asks for no resource runs without it where it cannot be made (runc ignores the error
+    // likewise). One that asks for resources is refused when they cannot be applied.
+    plan.quiet_failure = cx.rootless && r.is_none_or(asks_nothing);
     if let Some((slice, unit)) = scope {
         // On v1 systemd tracks a scope's processes in a hierarchy of its own (name=systemd,
         // or the unified one beside v1 controllers), which the container would have to join
@@ -1188,6 +1201,24 @@ pub struct Extra {
 /// conversion).
 fn io_weight(w: u16) -> u64 {
     1 + (u64::from(w).saturating_sub(10) * 9999) / 990
+}
+
+/// Whether `linux.resources` sets nothing (`{}`, or only zeros and empty lists, as clients
+/// write unset values).
+fn asks_nothing(r: &LinuxResources) -> bool {
+    serde_json::to_value(r).is_ok_and(|v| is_unset(&v))
+}
+
+fn is_unset(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_unset),
+        Value::Bool(true) => false,
+    }
 }
 
 /// The resources nucleus's own limits do not say, as the files of their controller (by
@@ -1677,6 +1708,7 @@ mod tests {
                 fifo: "/run/nucleus/c1/exec.fifo".into(),
                 no_pivot: false,
                 systemd_cgroup: false,
+                rootless: false,
                 facts: f,
             },
         )
@@ -1953,6 +1985,7 @@ mod tests {
                     fifo: "/run/nucleus/c1/exec.fifo".into(),
                     no_pivot: false,
                     systemd_cgroup: true,
+                    rootless: false,
                     facts: f,
                 },
             )
@@ -2118,6 +2151,54 @@ mod tests {
         );
         assert!(crate::plan::parse_cpu_list("8192").is_err());
         assert_eq!(crate::plan::parse_cpu_list("8191").unwrap(), [8191]);
+    }
+
+    /// Rootless (the runtime is uid 0 of a user namespace): a container asking for no
+    /// resource (none, `{}`, or the zeros clients write for unset values) may go without a
+    /// cgroup; one asking for a limit may not. Device nodes are bound, never made.
+    #[test]
+    fn rootless_containers_without_limits_may_go_without_a_cgroup() {
+        use serde_json::json;
+        let on = |res: serde_json::Value| {
+            let mut c = runc_spec();
+            c["linux"]["resources"] = res;
+            let b = super::super::parse(&c.to_string()).unwrap();
+            let f = facts();
+            plan(
+                &b,
+                &Context {
+                    id: "c1",
+                    bundle: Path::new("/b"),
+                    fifo: "/run/nucleus/c1/exec.fifo".into(),
+                    no_pivot: false,
+                    systemd_cgroup: false,
+                    rootless: true,
+                    facts: &f,
+                },
+            )
+            .unwrap()
+        };
+        for res in [
+            serde_json::Value::Null,
+            json!({}),
+            json!({"memory": {"limit": 0}, "cpu": {"cpus": ""}, "blockIO": {"weight": 0}, "devices": []}),
+        ] {
+            let p = on(res.clone());
+            assert!(p.cgroup.unwrap().quiet_failure, "{res}");
+            assert!(p.namespaces.inside_user);
+        }
+        for res in [
+            json!({"memory": {"limit": 67108864}}),
+            json!({"pids": {"limit": 5}}),
+        ] {
+            assert!(!on(res.clone()).cgroup.unwrap().quiet_failure, "{res}");
+        }
+        assert!(
+            !translate(&runc_spec().to_string())
+                .unwrap()
+                .namespaces
+                .inside_user
+        );
     }
 
     #[test]

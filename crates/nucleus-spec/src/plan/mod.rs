@@ -173,6 +173,10 @@ pub struct Namespaces {
     /// Existing namespaces to join instead of making new ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<NsJoin>,
+    /// The runtime itself runs in a user namespace that is not the host's (rootless
+    /// podman's): device nodes are bound from the host's /dev, never made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inside_user: bool,
 }
 
 /// What a protection failing to apply does: agent mode warns (and reports it), strict modes
@@ -362,6 +366,7 @@ impl Plan {
                 time_offset_secs: cfg.time_offset,
                 time_offsets: None,
                 join: Vec::new(),
+                inside_user: false,
             },
             idmap: who.idmap,
             network: cfg.network,

@@ -404,7 +404,9 @@ pub(super) fn child_setup(
         etc_view,
         readonly_trees: Vec::new(),
         image,
-        userns: plan.namespaces.user || plan.namespaces.join.iter().any(|j| j.kind == NsKind::User),
+        userns: plan.namespaces.user
+            || plan.namespaces.inside_user
+            || plan.namespaces.join.iter().any(|j| j.kind == NsKind::User),
     };
     for op in &plan.mounts {
         if matches!(op, MountOp::Sysfs { .. } | MountOp::Sysctl { .. })

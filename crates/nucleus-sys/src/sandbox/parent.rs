@@ -240,11 +240,12 @@ pub(super) fn parent_cgroup(plan: &Plan, obs: &mut dyn Observer) -> Result<Optio
             obs.degraded(&format!("limit NOT applied: {what}"));
             Ok(Some(c))
         }
+        // (Quiet: nobody asked for a limit, and the caller may have no cgroup to make one in.)
+        Err(_) if cp.quiet_failure => Ok(None),
         Err(e) if refuse => Err(other(
             "cgroup",
             format!("{e}; strict modes refuse to start without resource limits"),
         )),
-        Err(_) if cp.quiet_failure => Ok(None),
         Err(e) => {
             obs.degraded(&format!("resource limits are NOT applied: {e}"));
             Ok(None)
