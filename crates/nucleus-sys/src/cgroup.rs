@@ -132,10 +132,19 @@ fn enable_down_to(mount: &Path, parent: &Path, want: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A scope property's value as the D-Bus call carries it.
+pub fn value(v: &nucleus_spec::cgroup::ScopeValue) -> crate::systemd::Value<'_> {
+    match v {
+        nucleus_spec::cgroup::ScopeValue::U64(n) => crate::systemd::Value::U64(*n),
+        nucleus_spec::cgroup::ScopeValue::Bytes(b) => crate::systemd::Value::Bytes(b),
+    }
+}
+
 /// systemd's driver: ask systemd for the transient scope, with a placeholder process in it
 /// (a scope cannot start empty), and wait until the placeholder is in the scope's cgroup.
-/// Returns the placeholder, which goes once the container is in the scope.
-fn start_scope(scope: &nucleus_spec::cgroup::SystemdScope) -> Result<libc::pid_t> {
+/// Returns the placeholder, which goes once the container is in the scope, and the scope's
+/// cgroup path (v2's, from the placeholder's /proc/PID/cgroup).
+fn start_scope(scope: &nucleus_spec::cgroup::SystemdScope) -> Result<(libc::pid_t, String)> {
     use crate::systemd::Value;
     let pid = crate::raw::fork_placeholder().ctx("fork", "a placeholder for the scope")?;
     let end = |e| {
@@ -155,20 +164,16 @@ fn start_scope(scope: &nucleus_spec::cgroup::SystemdScope) -> Result<libc::pid_t
         ("CPUAccounting", Value::Bool(true)),
         ("TasksAccounting", Value::Bool(true)),
     ];
-    props.extend(
-        scope
-            .properties
-            .iter()
-            .map(|(n, v)| (n.as_str(), Value::U64(*v))),
-    );
+    props.extend(scope.properties.iter().map(|(n, v)| (n.as_str(), value(v))));
     crate::systemd::start_unit(&scope.unit, &props).map_err(end)?;
     // The job moves it; on an idle manager within a millisecond or two.
     let want = format!("/{}", scope.unit);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = crate::raw::read_proc(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if now.lines().any(|l| l.trim_end().ends_with(&want)) {
-            return Ok(pid);
+        if let Some(l) = now.lines().find(|l| l.trim_end().ends_with(&want)) {
+            let path = l.splitn(3, ':').nth(2).unwrap_or("").trim_end().to_string();
+            return Ok((pid, path));
         }
         if Instant::now() > deadline {
             return Err(end(crate::error::other(
@@ -282,7 +287,23 @@ impl Cgroup {
             failed: Vec::new(),
         };
         if let Some(scope) = &plan.systemd {
-            cg.placeholder = Some(start_scope(scope)?);
+            let (pid, at) = start_scope(scope)?;
+            cg.placeholder = Some(pid);
+            // The scope must be where the plan put its leaf (the slice's path), or the
+            // container would not be in it.
+            let planned = plan.dirs.first().and_then(|d| {
+                d.parents
+                    .first()
+                    .map(|p| (d.mount.clone(), p.join(&plan.leaf)))
+            });
+            if let Some((mount, leaf)) = planned {
+                if plan.driver == Driver::V2 && mount.join(at.trim_start_matches('/')) != leaf {
+                    return Err(crate::error::other(
+                        "systemd",
+                        format!("{} is at {at}, not {}", scope.unit, leaf.display()),
+                    ));
+                }
+            }
         }
         let v2 = plan.driver == Driver::V2;
         for d in &plan.dirs {

@@ -177,6 +177,10 @@ fn child_join(
     cgroups: &[PathBuf],
     user_joined: bool,
 ) -> std::result::Result<(), (Stage, io::Error)> {
+    // OCI execCPUAffinity.initial: the CPUs it runs on until it is in the container's cgroup.
+    if let Some(cpus) = &plan.process.tuning.cpus_initial {
+        raw::set_cpu_affinity(cpus).map_err(|e| (Stage::JoinCgroup, e))?;
+    }
     for c in cgroups {
         crate::cgroup::join_self_at(c).map_err(|e| (Stage::JoinCgroup, e))?;
     }

@@ -278,20 +278,25 @@ pub unsafe fn fork() -> io::Result<Option<libc::pid_t>> {
 /// A child that only waits to be killed, and dies with its parent: a process systemd can
 /// move into a new scope before the container's own exists (a scope cannot start empty).
 pub fn fork_placeholder() -> io::Result<libc::pid_t> {
+    // SAFETY: getpid takes nothing.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: the child makes only async-signal-safe system calls and never returns, so it
     // is sound whatever threads the parent has.
     match unsafe { libc::fork() } {
         r if r < 0 => Err(io::Error::last_os_error()),
-        0 => loop {
+        0 => {
             // SAFETY: plain system calls with constant arguments.
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() == 1 {
+                // (The parent gone before the death signal was armed.)
+                if libc::getppid() != parent {
                     libc::_exit(0);
                 }
-                libc::pause();
+                loop {
+                    libc::pause();
+                }
             }
-        },
+        }
         pid => Ok(pid),
     }
 }

@@ -70,6 +70,8 @@ pub enum Value<'a> {
     Bool(bool),
     U64(u64),
     Pids(&'a [u32]),
+    /// A byte array (`ay`: a CPU or memory-node mask).
+    Bytes(&'a [u8]),
 }
 
 fn property(e: &mut Enc, name: &str, v: &Value<'_>) {
@@ -92,6 +94,10 @@ fn property(e: &mut Enc, name: &str, v: &Value<'_>) {
             e.sig("au");
             e.array(4, |e| p.iter().for_each(|p| e.u32(*p)));
         }
+        Value::Bytes(b) => {
+            e.sig("ay");
+            e.array(1, |e| b.iter().for_each(|b| e.u8(*b)));
+        }
     }
 }
 
@@ -102,6 +108,20 @@ fn start_transient_unit(unit: &str, props: &[(&str, Value<'_>)]) -> Vec<u8> {
     body.str("fail");
     body.array(8, |e| props.iter().for_each(|(n, v)| property(e, n, v)));
     body.array(8, |_| {});
+    method_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body)
+}
+
+/// The SetUnitProperties call (runtime: until the unit goes): header and body, serial 1.
+fn set_unit_properties(unit: &str, props: &[(&str, Value<'_>)]) -> Vec<u8> {
+    let mut body = Enc::default();
+    body.str(unit);
+    body.u32(1);
+    body.array(8, |e| props.iter().for_each(|(n, v)| property(e, n, v)));
+    method_call("SetUnitProperties", "sba(sv)", body)
+}
+
+/// A call of the manager's `member` with `body` (of `signature`): the whole message.
+fn method_call(member: &str, signature: &str, body: Enc) -> Vec<u8> {
     let mut h = Enc::default();
     for b in [b'l', 1, 0, 1] {
         h.u8(b);
@@ -121,9 +141,9 @@ fn start_transient_unit(unit: &str, props: &[(&str, Value<'_>)]) -> Vec<u8> {
     h.array(8, |h| {
         field(h, 1, "o", "/org/freedesktop/systemd1");
         field(h, 2, "s", "org.freedesktop.systemd1.Manager");
-        field(h, 3, "s", "StartTransientUnit");
+        field(h, 3, "s", member);
         field(h, 6, "s", "org.freedesktop.systemd1");
-        field(h, 8, "g", "ssa(sv)a(sa(sv))");
+        field(h, 8, "g", signature);
     });
     h.pad(8);
     h.buf.extend_from_slice(&body.buf);
@@ -210,6 +230,20 @@ fn message_len(b: &[u8]) -> Option<usize> {
 
 /// Start transient unit `unit` with `props` and wait for systemd's answer to the call.
 pub fn start_unit(unit: &str, props: &[(&str, Value<'_>)]) -> Result<()> {
+    call(&start_transient_unit(unit, props))
+        .map_err(|why| other("systemd", format!("start {unit}: {why}")))
+}
+
+/// Change running unit `unit`'s `props` (`update` of a container under systemd's driver:
+/// systemd writes the unit's cgroup attributes from these, and would revert bare files).
+pub fn set_properties(unit: &str, props: &[(&str, Value<'_>)]) -> Result<()> {
+    call(&set_unit_properties(unit, props))
+        .map_err(|why| other("systemd", format!("set properties of {unit}: {why}")))
+}
+
+/// Send `message` (serial 1) on systemd's private socket and wait for its answer. Err: why
+/// it failed, in words.
+fn call(message: &[u8]) -> std::result::Result<(), String> {
     let call = |s: &mut UnixStream| -> std::io::Result<std::result::Result<(), String>> {
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         // SASL: EXTERNAL as our uid (hex of its decimal text).
@@ -232,7 +266,7 @@ pub fn start_unit(unit: &str, props: &[(&str, Value<'_>)]) -> Result<()> {
             )));
         }
         s.write_all(b"BEGIN\r\n")?;
-        s.write_all(&start_transient_unit(unit, props))?;
+        s.write_all(message)?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -263,10 +297,9 @@ pub fn start_unit(unit: &str, props: &[(&str, Value<'_>)]) -> Result<()> {
             buf.extend_from_slice(&chunk[..n]);
         }
     };
-    let answer = UnixStream::connect(Path::new(SOCKET))
+    UnixStream::connect(Path::new(SOCKET))
         .and_then(|mut s| call(&mut s))
-        .map_err(|e| other("systemd", format!("{SOCKET}: {e}")))?;
-    answer.map_err(|why| other("systemd", format!("start {unit}: {why}")))
+        .map_err(|e| format!("{SOCKET}: {e}"))?
 }
 
 #[cfg(test)]
@@ -308,6 +341,15 @@ mod tests {
         assert_eq!(u32_at(&r.body, v), Some(1 << 26));
         // The last array (aux units) is empty.
         assert_eq!(u32_at(&r.body, start + len), Some(0));
+        // SetUnitProperties: the unit, runtime=true, the properties; a mask as bytes.
+        let m = set_unit_properties("x.scope", &[("AllowedCPUs", Value::Bytes(&[0b101]))]);
+        let r = parse(&m).unwrap();
+        let (unit, at) = str_at(&r.body, 0).unwrap();
+        assert_eq!(
+            (unit.as_str(), u32_at(&r.body, at.next_multiple_of(4))),
+            ("x.scope", Some(1))
+        );
+        assert!(r.body.ends_with(&[1, 0, 0, 0, 0b101]), "{:?}", r.body);
         // Truncated and foreign messages are rejected, not read past.
         assert!(parse(&m[..m.len() - 1]).is_none());
         let mut be = m.clone();

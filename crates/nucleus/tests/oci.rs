@@ -939,9 +939,9 @@ with open({log:?}, "a") as f:
     });
 }
 
-/// process.ioPriority, scheduler and execCPUAffinity reach the container's program, as the
-/// host sees it (ionice, /proc/PID/stat's nice and policy, its allowed CPUs); initial applies
-/// while it is set up, final to the program.
+/// process.ioPriority and scheduler reach the container's program, as the host sees it
+/// (ionice, /proc/PID/stat's nice and policy); execCPUAffinity is an exec'd process's
+/// (runtime-spec: not the container's own): `final` is its program's CPUs.
 #[test]
 fn io_priority_scheduler_and_cpu_affinity_reach_the_program() {
     subreaper();
@@ -951,7 +951,6 @@ fn io_priority_scheduler_and_cpu_affinity_reach_the_program() {
     bundle(&t, &["busybox", "sleep", "1000"], |c| {
         c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
         c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
-        c["process"]["execCPUAffinity"] = json!({"initial": "0-1", "final": "0"});
     });
     leaves_nothing(|| {
         let (o, pid) = create(&t, id, &[]);
@@ -967,8 +966,18 @@ fn io_priority_scheduler_and_cpu_affinity_reach_the_program() {
         // (Fields after the command's closing parenthesis: nice is the 19th, policy the 41st.)
         let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
         assert_eq!((f[19 - 3], f[41 - 3]), ("7", "3"), "{stat}");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        assert!(status.contains("Cpus_allowed_list:\t0\n"), "{status}");
+        let p = t.path().join("process.json");
+        let v = json!({
+            "args": ["busybox", "grep", "Cpus_allowed_list", "/proc/self/status"],
+            "cwd": "/",
+            "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0},
+            "execCPUAffinity": {"initial": "0-1", "final": "0"}
+        });
+        std::fs::write(&p, v.to_string()).unwrap();
+        let o = run(&["exec", "--process", &p.display().to_string(), id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "Cpus_allowed_list:\t0\n");
         assert!(run(&["delete", "--force", id]).status.success());
         assert_eq!(reap(pid), 128 + libc::SIGKILL);
     });

@@ -171,6 +171,7 @@ echo "procs: $(cat $S/cgroup.procs | tr '\n' ' ')"
 [ "$(cat $S/cgroup.procs)" = "$pid" ] && echo "only the container is in the scope"
 echo "slice: $(systemctl show -p Slice --value nt-c1.scope)"
 echo "delegate: $(systemctl show -p Delegate --value nt-c1.scope)"
+echo "tasksmax: $(systemctl show -p TasksMax --value nt-c1.scope)"
 $N --systemd-cgroup start c1; echo "start: rc=$?"
 $N --systemd-cgroup kill c1 KILL; sleep 0.5
 $N --systemd-cgroup delete c1; echo "delete: rc=$?"
@@ -223,6 +224,8 @@ fn the_systemd_cgroup_driver_puts_the_container_in_a_scope_systemd_made() {
     assert!(out.contains("only the container is in the scope"), "{all}");
     assert!(out.contains("slice: system.slice"), "{all}");
     assert!(out.contains("delegate: yes"), "{all}");
+    // The limits as unit properties (no pids limit: infinity, not systemd's default).
+    assert!(out.contains("tasksmax: infinity"), "{all}");
     assert!(out.contains("start: rc=0"), "{all}");
     assert!(out.contains("delete: rc=0"), "{all}");
     assert!(!out.contains("unit after delete: active"), "{all}");

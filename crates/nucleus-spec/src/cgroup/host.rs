@@ -79,6 +79,10 @@ pub fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) 
                             | "cpuset"
                             | "freezer"
                             | "devices"
+                            | "hugetlb"
+                            | "net_cls"
+                            | "net_prio"
+                            | "rdma"
                     ) {
                         v1.push((o.to_string(), PathBuf::from(mount)));
                     }

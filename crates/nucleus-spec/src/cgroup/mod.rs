@@ -395,5 +395,47 @@ mod tests {
         let (v2, v1) = parse_mountinfo(mi);
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         assert_eq!(v1.len(), 2);
+        // The controllers OCI resources write beyond nucleus's own: hugetlb, rdma, and
+        // net_cls,net_prio mounted together (one directory for both in a plan).
+        let mi =
+            "33 31 0:30 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n\
+                  34 31 0:31 / /sys/fs/cgroup/hugetlb rw - cgroup cgroup rw,hugetlb\n\
+                  36 31 0:33 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
+        let (_, v1) = parse_mountinfo(mi);
+        let names: Vec<&str> = v1.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, ["net_cls", "net_prio", "hugetlb", "pids"]);
+        let host = CgroupHost {
+            v2_mount: None,
+            v2_controllers: vec![],
+            v2_own: None,
+            v1: v1
+                .into_iter()
+                .map(|(c, m)| V1Hierarchy {
+                    controller: c,
+                    mount: m,
+                    own: "/".into(),
+                    has_memsw: false,
+                })
+                .collect(),
+        };
+        let mut p =
+            CgroupPlan::build(&Limits::default(), &host, &CgroupParent::Default, "x").unwrap();
+        let w = |f: &str| Writes::All(vec![(f.to_string(), "1".to_string())]);
+        for (c, f) in [
+            ("net_cls", "net_cls.classid"),
+            ("net_prio", "net_prio.ifpriomap"),
+            ("hugetlb", "hugetlb.2MB.limit_in_bytes"),
+        ] {
+            p.add_writes(&host, &CgroupParent::Default, c, w(f))
+                .unwrap();
+        }
+        let net: Vec<_> = p
+            .dirs
+            .iter()
+            .filter(|d| d.mount.ends_with("net_cls,net_prio"))
+            .collect();
+        assert_eq!(net.len(), 1);
+        assert_eq!(net[0].writes.len(), 2);
+        assert!(p.dirs.iter().any(|d| d.hierarchy == "hugetlb"));
     }
 }

@@ -323,7 +323,12 @@ impl CgroupPlan {
         let (Driver::V1, Some(h)) = (self.driver, host.v1(controller)) else {
             return None;
         };
-        let i = match self.dirs.iter().position(|d| d.hierarchy == controller) {
+        // (Controllers mounted together, as net_cls,net_prio often are, share one directory.)
+        let i = match self
+            .dirs
+            .iter()
+            .position(|d| d.hierarchy == controller || d.mount == h.mount)
+        {
             Some(i) => i,
             None => {
                 self.dirs.push(CgroupDir::v1(controller, h, parent));

@@ -4,7 +4,7 @@
 //! the unit properties that say the limits (so systemd, which rewrites a unit's cgroup
 //! attributes from its own view, writes the same values).
 
-use super::Limits;
+use super::{Limits, SwapLimit};
 use serde::{Deserialize, Serialize};
 
 /// The scope systemd is asked to make for a container.
@@ -14,9 +14,28 @@ pub struct SystemdScope {
     pub unit: String,
     /// The slice it goes in (`system.slice` when the path names none).
     pub slice: String,
-    /// Unit properties with a u64 value (`MemoryMax`, `TasksMax`, `CPUQuotaPerSecUSec`,
-    /// `CPUQuotaPeriodUSec`, `CPUWeight`), from the limits.
-    pub properties: Vec<(String, u64)>,
+    /// Unit properties that say the container's resources (systemd writes the scope's
+    /// cgroup attributes from them, and would revert bare files to its own view).
+    pub properties: Vec<(String, ScopeValue)>,
+}
+
+/// A unit property's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeValue {
+    /// `t` (u64::MAX: "infinity").
+    U64(u64),
+    /// `ay`: a CPU or memory-node mask, bit N of byte N/8 for CPU N.
+    Bytes(Vec<u8>),
+}
+
+/// A CPU or memory-node list as systemd's mask.
+pub fn cpu_mask(cpus: &[usize]) -> Vec<u8> {
+    let mut m = vec![0u8; cpus.iter().max().map_or(0, |c| c / 8 + 1)];
+    for c in cpus {
+        m[c / 8] |= 1 << (c % 8);
+    }
+    m
 }
 
 /// A unit-name character systemd takes (unit_name_is_valid: `[A-Za-z0-9:_.\-]`, plus `@`
@@ -95,24 +114,33 @@ pub fn slice_path(slice: &str) -> Result<String, String> {
     Ok(path)
 }
 
-/// The unit properties that say `l` to systemd (its names and units).
-pub fn scope_properties(l: &Limits) -> Vec<(String, u64)> {
+/// The unit properties that say `l` to systemd (its names and units), each with the flag
+/// of `l` it comes from (`update` sends those of the flags it is given).
+pub fn scope_properties(l: &Limits) -> Vec<(&'static str, String, ScopeValue)> {
     let mut p = Vec::new();
+    let mut put = |flag: &'static str, name: &str, v: u64| {
+        p.push((flag, name.to_string(), ScopeValue::U64(v)))
+    };
     if let Some(m) = l.memory {
-        p.push(("MemoryMax".to_string(), m));
+        put("--memory", "MemoryMax", m);
+        // (As the cgroupfs driver: swap as large as memory unless said otherwise.)
+        let swap = match l.memory_swap {
+            Some(SwapLimit::Total(t)) => t.saturating_sub(m),
+            Some(SwapLimit::Unlimited) => u64::MAX,
+            None => m,
+        };
+        put("--memory-swap", "MemorySwapMax", swap);
     }
-    if let Some(n) = l.pids {
-        p.push(("TasksMax".to_string(), n));
-    }
+    put("--pids", "TasksMax", l.pids.unwrap_or(u64::MAX));
     if let Some(c) = l.cpus_milli {
         // µs of CPU time per second.
-        p.push(("CPUQuotaPerSecUSec".to_string(), c * 1000));
+        put("--cpus", "CPUQuotaPerSecUSec", c * 1000);
         if let Some(period) = l.cpu_period_us {
-            p.push(("CPUQuotaPeriodUSec".to_string(), period));
+            put("--cpus", "CPUQuotaPeriodUSec", period);
         }
     }
     if let Some(w) = l.cpu_weight {
-        p.push(("CPUWeight".to_string(), w));
+        put("--cpu-weight", "CPUWeight", w);
     }
     p
 }
@@ -176,19 +204,44 @@ mod tests {
             pids: Some(99),
             ..Default::default()
         };
+        let u = |v| ScopeValue::U64(v);
+        let got: Vec<(&str, ScopeValue)> = scope_properties(&l)
+            .into_iter()
+            .map(|(_, n, v)| {
+                (
+                    match n.as_str() {
+                        "MemoryMax" => "MemoryMax",
+                        "MemorySwapMax" => "MemorySwapMax",
+                        "TasksMax" => "TasksMax",
+                        "CPUQuotaPerSecUSec" => "CPUQuotaPerSecUSec",
+                        "CPUWeight" => "CPUWeight",
+                        _ => "other",
+                    },
+                    v,
+                )
+            })
+            .collect();
         assert_eq!(
-            scope_properties(&l),
+            got,
             [
-                ("MemoryMax".to_string(), 64 << 20),
-                ("TasksMax".to_string(), 99),
-                ("CPUQuotaPerSecUSec".to_string(), 500_000),
-                ("CPUWeight".to_string(), 200),
+                ("MemoryMax", u(64 << 20)),
+                ("MemorySwapMax", u(64 << 20)),
+                ("TasksMax", u(99)),
+                ("CPUQuotaPerSecUSec", u(500_000)),
+                ("CPUWeight", u(200)),
             ]
         );
+        // No pids limit: infinity, not systemd's default; unlimited swap likewise.
         let none = Limits {
             pids: None,
+            memory: Some(1 << 30),
+            memory_swap: Some(SwapLimit::Unlimited),
             ..Default::default()
         };
-        assert!(scope_properties(&none).is_empty());
+        let p = scope_properties(&none);
+        assert!(p.contains(&("--pids", "TasksMax".into(), u(u64::MAX))));
+        assert!(p.contains(&("--memory-swap", "MemorySwapMax".into(), u(u64::MAX))));
+        assert_eq!(cpu_mask(&[0, 2, 9]), [0b101, 0b10]);
+        assert!(cpu_mask(&[]).is_empty());
     }
 }

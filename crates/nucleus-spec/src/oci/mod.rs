@@ -124,6 +124,7 @@ pub fn exec_process(
     })?;
     let mut plan = container.clone();
     plan.process = translate::process_plan(&p)?;
+    translate::exec_affinity(&p, &mut plan.process.tuning)?;
     Ok(plan)
 }
 

@@ -2,7 +2,7 @@
 
 use super::options;
 use super::Bundle;
-use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit, Writes};
+use crate::cgroup::{CgroupParent, CgroupPlan, IoLimit, Limits, ScopeValue, SwapLimit, Writes};
 use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimit};
 use crate::host::HostFacts;
 use crate::mounts::{DeviceKind, IdMapping, MountOp, RootSource};
@@ -464,12 +464,17 @@ fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanErr
             s.deadline().unwrap_or(0),
             s.period().unwrap_or(0),
         );
+        // (The kernel's own bounds: runtime at least 1024 ns, period at most 2^63 ns.)
         if policy == 6
-            && !(runtime > 0 && runtime <= deadline && (period == 0 || deadline <= period))
+            && !(runtime >= 1024
+                && runtime <= deadline
+                && (period == 0 || deadline <= period)
+                && deadline < 1 << 63
+                && period < 1 << 63)
         {
             return Err(refuse(
                 field,
-                "SCHED_DEADLINE needs 0 < runtime <= deadline <= period (period 0: the deadline)",
+                "SCHED_DEADLINE needs 1024 ns <= runtime <= deadline <= period (period 0: the deadline)",
             ));
         }
         let flags = s
@@ -482,10 +487,24 @@ fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanErr
                 LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
                 LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
                 LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
-                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
-                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+                // (Refused below: the clamp values they need have no field in runtime-spec.)
+                LinuxSchedulerFlag::SchedFlagUtilClampMin
+                | LinuxSchedulerFlag::SchedFlagUtilClampMax => 0,
             })
             .fold(0, |a, f| a | f);
+        let clamp = s.flags().iter().flatten().any(|f| {
+            matches!(
+                f,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin
+                    | LinuxSchedulerFlag::SchedFlagUtilClampMax
+            )
+        });
+        if clamp {
+            return Err(refuse(
+                &format!("{field}.flags"),
+                "SCHED_FLAG_UTIL_CLAMP_MIN/MAX need clamp values runtime-spec has no field for",
+            ));
+        }
         t.scheduler = Some(SchedAttr {
             policy,
             flags,
@@ -496,6 +515,17 @@ fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanErr
             period,
         });
     }
+    console_size(process, &mut t)?;
+    // (execCPUAffinity is not for the container's own process: runtime-spec; see
+    // [`exec_affinity`] for exec's.)
+    Ok(t)
+}
+
+/// `execCPUAffinity` of a process `exec` starts: the CPUs it joins on, and its program's.
+pub(super) fn exec_affinity(
+    process: &oci_spec::runtime::Process,
+    t: &mut ProcessTuning,
+) -> Result<(), PlanError> {
     if let Some(a) = process.exec_cpu_affinity() {
         let list = |name: &str, v: &Option<String>| {
             v.as_deref()
@@ -509,6 +539,13 @@ fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanErr
         t.cpus_initial = list("initial", a.initial())?;
         t.cpus_final = list("final", a.cpu_affinity_final())?;
     }
+    Ok(())
+}
+
+fn console_size(
+    process: &oci_spec::runtime::Process,
+    t: &mut ProcessTuning,
+) -> Result<(), PlanError> {
     if let Some(c) = process.console_size() {
         let dim = |name: &str, v: u64| {
             u16::try_from(v).map_err(|_| {
@@ -520,7 +557,7 @@ fn tuning(process: &oci_spec::runtime::Process) -> Result<ProcessTuning, PlanErr
         };
         t.console_size = Some((dim("height", c.height())?, dim("width", c.width())?));
     }
-    Ok(t)
+    Ok(())
 }
 
 /// Properties of `process` nucleus does not apply yet, in config.json and in `exec`'s
@@ -1137,10 +1174,15 @@ fn cgroup(
         }
         // systemd owns the slices: nothing of them is removed by nucleus.
         plan.remove_empty_parents = false;
+        let mut properties: Vec<(String, ScopeValue)> = crate::cgroup::scope_properties(&limits)
+            .into_iter()
+            .map(|(_, n, v)| (n, v))
+            .collect();
+        properties.extend(scope_extras(r)?);
         plan.systemd = Some(crate::cgroup::SystemdScope {
             unit,
             slice,
-            properties: crate::cgroup::scope_properties(&limits),
+            properties,
         });
     }
     for e in extra_writes(r, plan.driver)? {
@@ -1201,6 +1243,43 @@ pub struct Extra {
 /// conversion).
 fn io_weight(w: u16) -> u64 {
     1 + (u64::from(w).saturating_sub(10) * 9999) / 990
+}
+
+/// The resources beyond nucleus's limits that systemd has unit properties for (the scope's
+/// files are written too; these keep systemd from reverting them): memory reservation,
+/// the block I/O weight, the cpuset.
+fn scope_extras(r: Option<&LinuxResources>) -> Result<Vec<(String, ScopeValue)>, PlanError> {
+    let mut p = Vec::new();
+    let Some(r) = r else { return Ok(p) };
+    if let Some(res) = r
+        .memory()
+        .as_ref()
+        .and_then(|m| m.reservation())
+        .filter(|v| *v > 0)
+    {
+        p.push(("MemoryLow".to_string(), ScopeValue::U64(res as u64)));
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w > 0)
+    {
+        p.push(("IOWeight".to_string(), ScopeValue::U64(io_weight(w))));
+    }
+    if let Some(c) = r.cpu() {
+        for (name, value) in [("AllowedCPUs", c.cpus()), ("AllowedMemoryNodes", c.mems())] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                let list = crate::plan::parse_cpu_list(v)
+                    .map_err(|e| refuse(&format!("linux.resources.cpu.{name}"), e))?;
+                p.push((
+                    name.to_string(),
+                    ScopeValue::Bytes(crate::cgroup::cpu_mask(&list)),
+                ));
+            }
+        }
+    }
+    Ok(p)
 }
 
 /// Whether `linux.resources` sets nothing (`{}`, or only zeros and empty lists, as clients
@@ -1541,11 +1620,32 @@ pub fn update_resources(text: &str, driver: crate::cgroup::Driver) -> Result<Upd
             "the device cgroup of a running container does not change",
         ));
     }
+    // (-1, "no limit", cannot be said by nucleus's limits yet: refused, not ignored.)
+    if r.memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .is_some_and(|l| l < 0)
+    {
+        return Err(refuse(
+            "linux.resources.memory.limit",
+            "a running container's memory cannot be made unlimited (-1) yet; give a limit",
+        ));
+    }
+    if r.cpu()
+        .as_ref()
+        .and_then(|c| c.quota())
+        .is_some_and(|q| q < 0)
+    {
+        return Err(refuse(
+            "linux.resources.cpu.quota",
+            "a running container's CPU quota cannot be lifted (-1) yet; give a quota",
+        ));
+    }
     let limits = limits(Some(&r))?;
     let extras = extra_writes(Some(&r), driver)?;
     let mut given = Vec::new();
     if let Some(m) = r.memory() {
-        if m.limit().is_some() {
+        if m.limit().is_some_and(|l| l > 0) {
             given.push("--memory");
         }
         if m.swap().is_some() {
@@ -1964,6 +2064,18 @@ mod tests {
         assert!(u.check_memory && u.given == ["--memory"]);
         let e = update_resources(r#"{"memory": {"swappiness": 1}}"#, Driver::V2).unwrap_err();
         assert!(e.to_string().contains("memory.swappiness"), "{e}");
+        for (r, f) in [
+            (r#"{"memory": {"limit": -1}}"#, "memory.limit"),
+            (r#"{"cpu": {"quota": -1}}"#, "cpu.quota"),
+        ] {
+            let e = update_resources(r, Driver::V1).unwrap_err();
+            assert!(e.to_string().contains(f), "{e}");
+        }
+        // A zero (a client's unset value) asks for nothing.
+        assert!(update_resources(r#"{"memory": {"limit": 0}}"#, Driver::V1)
+            .unwrap()
+            .given
+            .is_empty());
     }
 
     /// --systemd-cgroup: the container's cgroup is the scope runc's slice:prefix:name path
@@ -1975,7 +2087,7 @@ mod tests {
         let on = |path: serde_json::Value, f: &HostFacts| {
             let mut c = runc_spec();
             c["linux"]["cgroupsPath"] = path;
-            c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 40}});
+            c["linux"]["resources"] = json!({"memory": {"limit": 67108864, "reservation": 1048576}, "pids": {"limit": 40}, "cpu": {"cpus": "0-1"}});
             let b = super::super::parse(&c.to_string()).map_err(PlanError::Config)?;
             plan(
                 &b,
@@ -1993,7 +2105,9 @@ mod tests {
         let mut f = facts();
         f.cgroup = CgroupHost {
             v2_mount: Some("/sys/fs/cgroup".into()),
-            v2_controllers: ["memory", "pids", "cpu"].map(String::from).to_vec(),
+            v2_controllers: ["memory", "pids", "cpu", "cpuset"]
+                .map(String::from)
+                .to_vec(),
             v2_own: Some("/init.scope".into()),
             v1: vec![],
         };
@@ -2015,11 +2129,15 @@ mod tests {
             (s.slice.as_str(), s.unit.as_str()),
             ("kubepods-pod1.slice", "cri-containerd-abc.scope")
         );
+        let u = |n: &str, v| (n.to_string(), ScopeValue::U64(v));
         assert_eq!(
             s.properties,
             [
-                ("MemoryMax".to_string(), 67108864),
-                ("TasksMax".to_string(), 40)
+                u("MemoryMax", 67108864),
+                u("MemorySwapMax", 67108864),
+                u("TasksMax", 40),
+                u("MemoryLow", 1048576),
+                ("AllowedCPUs".to_string(), ScopeValue::Bytes(vec![0b11])),
             ]
         );
         let cg = on(serde_json::Value::Null, &f).unwrap().cgroup.unwrap();
@@ -2071,16 +2189,32 @@ mod tests {
         assert_eq!((s.policy, s.priority, s.flags), (2, 10, 0x11));
         let s = t(
             "scheduler",
-            json!({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30}),
+            json!({"policy": "SCHED_DEADLINE", "runtime": 1024, "deadline": 2000, "period": 3000}),
         )
         .scheduler
         .unwrap();
-        assert_eq!((s.policy, s.runtime, s.deadline, s.period), (6, 10, 20, 30));
+        assert_eq!(
+            (s.policy, s.runtime, s.deadline, s.period),
+            (6, 1024, 2000, 3000)
+        );
+        // execCPUAffinity: an exec'd process's, not the container's own (runtime-spec).
         let a = t("execCPUAffinity", json!({"initial": "0", "final": "0-2,1"}));
+        assert_eq!((a.cpus_initial, a.cpus_final), (None, None));
+        let container = translate(&runc_spec().to_string()).unwrap();
+        let exec = |v: serde_json::Value| {
+            let mut p = runc_spec()["process"].clone();
+            p["execCPUAffinity"] = v;
+            super::super::exec_process(&p.to_string(), &container)
+        };
+        let a = exec(json!({"initial": "0", "final": "0-2,1"}))
+            .unwrap()
+            .process
+            .tuning;
         assert_eq!(
             (a.cpus_initial, a.cpus_final),
             (Some(vec![0]), Some(vec![0, 1, 2]))
         );
+        assert!(exec(json!({"final": "1024"})).is_err());
         assert_eq!(
             t("consoleSize", json!({"height": 40, "width": 100})).console_size,
             Some((40, 100))
@@ -2129,6 +2263,16 @@ mod tests {
             ),
             (
                 "scheduler",
+                json!({"policy": "SCHED_DEADLINE", "runtime": 1023, "deadline": 2000}),
+                "process.scheduler",
+            ),
+            (
+                "scheduler",
+                json!({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}),
+                "process.scheduler.flags",
+            ),
+            (
+                "scheduler",
                 json!({"policy": "SCHED_DEADLINE", "runtime": 30, "deadline": 20}),
                 "process.scheduler",
             ),
@@ -2147,10 +2291,10 @@ mod tests {
         }
         assert_eq!(
             crate::plan::parse_cpu_list("3-1").unwrap_err(),
-            "\"3-1\": a CPU list like 0-3,7"
+            "\"3-1\": a CPU list like 0-3,7 (CPUs 0 to 1023)"
         );
-        assert!(crate::plan::parse_cpu_list("8192").is_err());
-        assert_eq!(crate::plan::parse_cpu_list("8191").unwrap(), [8191]);
+        assert!(crate::plan::parse_cpu_list("1024").is_err());
+        assert_eq!(crate::plan::parse_cpu_list("1023").unwrap(), [1023]);
     }
 
     /// Rootless (the runtime is uid 0 of a user namespace): a container asking for no

@@ -95,10 +95,12 @@ pub struct ProcessTuning {
     /// sched_setattr(2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<SchedAttr>,
-    /// The CPUs the process runs on while it is set up (`execCPUAffinity.initial`).
+    /// The CPUs an exec'd process runs on while it joins the container
+    /// (`execCPUAffinity.initial`: set before it enters the container's cgroup). Not for
+    /// the container's own process (runtime-spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus_initial: Option<Vec<usize>>,
-    /// The CPUs its program runs on (`execCPUAffinity.final`).
+    /// The CPUs an exec'd process's program runs on (`execCPUAffinity.final`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus_final: Option<Vec<usize>>,
     /// The terminal's rows and columns (`consoleSize`), before the program starts.
@@ -124,7 +126,10 @@ pub struct SchedAttr {
     pub period: u64,
 }
 
-/// A CPU list like `0-3,7` (cpuset's form). Err: not one.
+/// The largest CPU number an affinity mask here holds (the libc's cpu_set_t: 1024 CPUs).
+pub const MAX_CPU: usize = 1023;
+
+/// A CPU list like `0-3,7` (cpuset's form), CPUs 0 to [`MAX_CPU`]. Err: not one.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let bad = || format!("{s:?}: a CPU list like 0-3,7");
     let mut cpus = Vec::new();
@@ -134,8 +139,10 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
             a.trim().parse().map_err(|_| bad())?,
             b.trim().parse().map_err(|_| bad())?,
         );
-        if a > b || b >= 8192 {
-            return Err(bad());
+        if a > b || b > MAX_CPU {
+            return Err(format!(
+                "{s:?}: a CPU list like 0-3,7 (CPUs 0 to {MAX_CPU})"
+            ));
         }
         cpus.extend(a..=b);
     }

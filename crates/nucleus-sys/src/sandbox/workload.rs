@@ -78,15 +78,6 @@ pub(super) fn child_exec(
     let die_with_parent = init.is_none() && plan.supervisor.is_nucleus();
     let p = &plan.process;
     trace::mark_as("workload", "forked");
-    if let Some(cpus) = &p.tuning.cpus_initial {
-        if let Err(e) = raw::set_cpu_affinity(cpus) {
-            fail(
-                ch,
-                Stage::Rlimits,
-                &format!("process.execCPUAffinity.initial: {e}"),
-            );
-        }
-    }
     raw::reset_signals();
     let umask = p.umask.map_or(umask, |m| m as libc::mode_t);
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));

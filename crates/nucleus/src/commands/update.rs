@@ -123,6 +123,21 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             dir_of("memory").and_then(|i| s.cgroups.get(i)),
         )?;
     }
+    // systemd's driver: the unit's properties first (systemd writes the scope's attributes
+    // from them; the files below would otherwise be reverted on its next pass).
+    if let Some(scope) = &cp.systemd {
+        let props: Vec<_> = nucleus_spec::cgroup::scope_properties(l)
+            .into_iter()
+            .filter(|(flag, _, _)| given.contains(flag))
+            .collect();
+        let values: Vec<(&str, nucleus_sys::systemd::Value<'_>)> = props
+            .iter()
+            .map(|(_, n, v)| (n.as_str(), nucleus_sys::cgroup::value(v)))
+            .collect();
+        if !values.is_empty() {
+            nucleus_sys::systemd::set_properties(&scope.unit, &values)?;
+        }
+    }
     // Memory and memory+swap constrain each other at every step (v1): what fails is tried
     // again once the others are written.
     let mut pending = writes.clone();
@@ -132,7 +147,12 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             let Some(leaf) = s.cgroups.get(i) else {
                 bail!("{}: its cgroup is not known", a.id);
             };
-            if let Err(e) = std::fs::write(leaf.join(&f), &v) {
+            // (Never created: a file the kernel has not is ENOENT, not cgroupfs's EACCES.)
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .open(leaf.join(&f))
+                .and_then(|mut h| std::io::Write::write_all(&mut h, v.as_bytes()));
+            if let Err(e) = written {
                 if round == 1 {
                     return Err(ConfigError::new(&what, format!("{f} = {v}: {e}")).into());
                 }
