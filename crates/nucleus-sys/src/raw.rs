@@ -857,6 +857,35 @@ pub fn set_io_priority(value: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// set_mempolicy(2) for the calling thread: `mode` (with its flags) over `nodes`.
+pub fn set_memory_policy(mode: u32, nodes: &[usize]) -> io::Result<()> {
+    const BITS: usize = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = vec![0; nodes.iter().max().map_or(0, |n| n / BITS + 1)];
+    for n in nodes {
+        mask[n / BITS] |= 1 << (n % BITS);
+    }
+    // (The kernel reads maxnode - 1 bits: a historical off-by-one every caller adds to.)
+    let maxnode = (mask.len() * BITS + 1) as libc::c_ulong;
+    let ptr = if mask.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
+    // SAFETY: `mask` holds the (maxnode - 1) bits the kernel reads, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            libc::c_long::from(mode as i32),
+            ptr,
+            if mask.is_empty() { 0 } else { maxnode },
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// sched_setattr(2) for the calling thread.
 pub fn set_scheduler(a: &nucleus_spec::plan::SchedAttr) -> io::Result<()> {
     /// The kernel's `struct sched_attr` (SCHED_ATTR_SIZE_VER0: 48 bytes).

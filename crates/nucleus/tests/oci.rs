@@ -997,6 +997,38 @@ fn io_priority_scheduler_and_cpu_affinity_reach_the_program() {
     });
 }
 
+/// linux.memoryPolicy is set with set_mempolicy in the container's process: a bind to this
+/// machine's node 0 runs; one to a node the machine has not is the kernel's refusal, one line
+/// naming the field, and nothing left.
+#[test]
+fn a_memory_policy_is_set_in_the_container() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-mpol");
+    for (nodes, ok) in [("0", true), ("1000", false)] {
+        bundle(&t, &["sh", "-c", "echo bound"], |c| {
+            c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": nodes});
+        });
+        leaves_nothing(|| {
+            let o = output_within(
+                nucleus(&["run", "--bundle", &t.s(), "oci-mpol"]).stdin(Stdio::null()),
+                DEADLINE,
+            );
+            if ok {
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                assert_eq!(stdout(&o), "bound\n");
+            } else {
+                assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+                let e = stderr(&o);
+                assert!(
+                    e.contains("linux.memoryPolicy") && e.lines().count() == 1,
+                    "{e}"
+                );
+            }
+        });
+    }
+}
+
 #[test]
 fn personality_sets_the_execution_domain() {
     subreaper();

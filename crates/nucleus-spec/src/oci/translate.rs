@@ -7,8 +7,8 @@ use crate::config::{ConfigError, NetworkMode, RlimitResource, ServiceMode, Ulimi
 use crate::host::HostFacts;
 use crate::mounts::{DeviceKind, IdMapping, MountOp, RootSource};
 use crate::plan::{
-    Hook, Hooks, IdMapPlan, IdRange, Namespaces, NsJoin, NsKind, OnFailure, Plan, PlanError,
-    ProcessPlan, ProcessTuning, SchedAttr, Supervisor,
+    Hook, Hooks, IdMapPlan, IdRange, MemPolicy, Namespaces, NsJoin, NsKind, OnFailure, Plan,
+    PlanError, ProcessPlan, ProcessTuning, SchedAttr, Supervisor,
 };
 use crate::policy::{cap_number, CapSets};
 use oci_spec::runtime::{
@@ -183,6 +183,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
 
     let mut process = process_plan(process)?;
     process.personality = personality(&b.raw)?;
+    process.tuning.memory_policy = memory_policy(linux.memory_policy().as_ref())?;
 
     Ok(Plan {
         id: cx.id.to_string(),
@@ -237,6 +238,60 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             )]
         },
     })
+}
+
+/// `linux.memoryPolicy`: set_mempolicy(2)'s mode (with its flags) and nodes, checked as the
+/// kernel would.
+fn memory_policy(
+    m: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
+) -> Result<Option<MemPolicy>, PlanError> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let Some(m) = m else { return Ok(None) };
+    let field = "linux.memoryPolicy";
+    let (mode, needs_nodes, takes_nodes) = match m.mode() {
+        M::MpolDefault => (0, false, false),
+        M::MpolPreferred => (1, false, true),
+        M::MpolBind => (2, true, true),
+        M::MpolInterleave => (3, true, true),
+        M::MpolLocal => (4, false, false),
+        M::MpolPreferredMany => (5, true, true),
+        M::MpolWeightedInterleave => (6, true, true),
+    };
+    let nodes = match m.nodes().as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => crate::plan::parse_cpu_list(n)
+            .map_err(|e| refuse(&format!("{field}.nodes"), e.replace("CPU", "node")))?,
+        None => Vec::new(),
+    };
+    if needs_nodes && nodes.is_empty() {
+        return Err(refuse(
+            &format!("{field}.nodes"),
+            "this mode needs nodes (e.g. 0-1)",
+        ));
+    }
+    if !takes_nodes && !nodes.is_empty() {
+        return Err(refuse(
+            &format!("{field}.nodes"),
+            "MPOL_DEFAULT and MPOL_LOCAL take no nodes",
+        ));
+    }
+    let flags: Vec<F> = m.flags().clone().unwrap_or_default();
+    if flags.contains(&F::MpolFStaticNodes) && flags.contains(&F::MpolFRelativeNodes) {
+        return Err(refuse(
+            &format!("{field}.flags"),
+            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
+        ));
+    }
+    let bits = flags.iter().fold(0u32, |a, f| {
+        a | match f {
+            F::MpolFStaticNodes => 1 << 15,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFNumaBalancing => 1 << 13,
+        }
+    });
+    Ok(Some(MemPolicy {
+        mode: mode | bits,
+        nodes,
+    }))
 }
 
 /// `linux.personality` (read from the document: oci-spec's type drops unknown domains):
@@ -604,10 +659,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
     };
     for (path, why) in [
         (&["linux", "intelRdt"][..], "Intel RDT is not supported"),
-        (
-            &["linux", "memoryPolicy"][..],
-            "memory policies are not supported",
-        ),
         (
             &["linux", "netDevices"][..],
             "moving host network devices is not supported",
@@ -2343,6 +2394,49 @@ mod tests {
                 .namespaces
                 .inside_user
         );
+    }
+
+    /// linux.memoryPolicy: set_mempolicy's mode with its flags and the nodes; what the kernel
+    /// would refuse is refused by the field.
+    #[test]
+    fn memory_policy_is_set_mempolicys_arguments() {
+        use serde_json::json;
+        let with = |v: serde_json::Value| {
+            let mut c = runc_spec();
+            c["linux"]["memoryPolicy"] = v;
+            translate(&c.to_string())
+        };
+        let p =
+            with(json!({"mode": "MPOL_BIND", "nodes": "0-1,3", "flags": ["MPOL_F_STATIC_NODES"]}))
+                .unwrap()
+                .process
+                .tuning
+                .memory_policy
+                .unwrap();
+        assert_eq!((p.mode, p.nodes), (2 | 1 << 15, vec![0, 1, 3]));
+        let p = with(json!({"mode": "MPOL_LOCAL"}))
+            .unwrap()
+            .process
+            .tuning
+            .memory_policy;
+        assert_eq!(p.map(|p| p.mode), Some(4));
+        for (v, f) in [
+            (json!({"mode": "MPOL_BIND"}), "linux.memoryPolicy.nodes"),
+            (
+                json!({"mode": "MPOL_DEFAULT", "nodes": "0"}),
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-x"}),
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+                "linux.memoryPolicy.flags",
+            ),
+        ] {
+            assert_eq!(field(with(v.clone())), f, "{v}");
+        }
     }
 
     #[test]

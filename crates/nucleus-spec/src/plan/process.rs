@@ -106,6 +106,16 @@ pub struct ProcessTuning {
     /// The terminal's rows and columns (`consoleSize`), before the program starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_size: Option<(u16, u16)>,
+    /// The NUMA memory policy (`linux.memoryPolicy`), set with set_mempolicy(2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<MemPolicy>,
+}
+
+/// set_mempolicy(2)'s arguments: the mode with its flags, and the nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemPolicy {
+    pub mode: u32,
+    pub nodes: Vec<usize>,
 }
 
 impl ProcessTuning {

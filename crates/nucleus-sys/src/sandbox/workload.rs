@@ -120,6 +120,11 @@ pub(super) fn child_exec(
             fail(ch, Stage::Rlimits, &format!("personality {domain:#x}: {e}"));
         }
     }
+    if let Some(m) = &p.tuning.memory_policy {
+        if let Err(e) = raw::set_memory_policy(m.mode, &m.nodes) {
+            fail(ch, Stage::Rlimits, &format!("linux.memoryPolicy: {e}"));
+        }
+    }
     if let Some(adj) = p.oom_score_adj {
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             fail(ch, Stage::Rlimits, &format!("oom_score_adj {adj}: {e}"));
