@@ -145,6 +145,27 @@ fn link(index: u32) -> LinkMessage {
     m
 }
 
+/// OCI `linux.netDevices`: move each host interface (host name, name inside) into the
+/// network namespace of process `pid`, renamed in the same change. Err: the first that
+/// could not be moved (those before it went with the container's namespace).
+pub fn move_devices(devices: &[(String, String)], pid: libc::pid_t) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    for (host, inside) in devices {
+        let index = index_of(host).ctx("linux.netDevices", format!("{host} on the host"))?;
+        let mut m = link(index);
+        m.attributes.push(LinkAttribute::NetNsPid(pid as u32));
+        m.attributes.push(LinkAttribute::IfName(inside.clone()));
+        rt.route(RouteNetlinkMessage::SetLink(m), 0, &[]).ctx(
+            "linux.netDevices",
+            format!("{host} into the container as {inside}"),
+        )?;
+    }
+    Ok(())
+}
+
 fn up(index: u32) -> LinkMessage {
     let mut m = link(index);
     m.header.flags = LinkFlags::Up;

@@ -1029,6 +1029,57 @@ fn a_memory_policy_is_set_in_the_container() {
     }
 }
 
+/// linux.netDevices: a host interface (a veth, in a network namespace this test makes)
+/// moves into the container's network namespace under the name asked for, and is gone from
+/// the host's; one that does not exist is one line naming it, nothing started, nothing left.
+#[test]
+fn a_host_interface_moves_into_the_container_under_its_new_name() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-netdev");
+    let missing = TempDir::new("oci-netdev-missing");
+    let list =
+        "busybox ip -o link show | busybox cut -d: -f2 | busybox tr -d ' ' | busybox tr '\\n' ' '";
+    bundle(&t, &["sh", "-c", list], |c| {
+        c["linux"]["netDevices"] = json!({"ntdev0": {"name": "eth7"}});
+    });
+    bundle(&missing, &["true"], |c| {
+        c["linux"]["netDevices"] = json!({"nope0": {}});
+    });
+    let script = format!(
+        r#"set -u
+ip link add ntdev0 type veth peer name ntdev1 || exit 90
+echo "inside: $({bin} run --bundle {b} oci-netdev </dev/null)"
+echo "host-after: $(ip -o link show ntdev0 2>/dev/null | wc -l)"
+{bin} run --bundle {m} oci-netdev-missing </dev/null; echo "missing: $?"
+"#,
+        bin = bin().display(),
+        b = t.s(),
+        m = missing.s()
+    );
+    let (out, err) = leaves_nothing(|| {
+        let o = output_within(
+            Command::new("unshare")
+                .args(["-n", "sh", "-c", &script])
+                .env("NUCLEUS_ROOT", state_root())
+                .stdin(Stdio::null()),
+            DEADLINE,
+        );
+        (stdout(&o), stderr(&o))
+    });
+    let line = |k: &str| output_line(&out, &err, k);
+    // (A veth shows its peer's index: eth7@ifN.)
+    assert!(
+        line("inside").starts_with("lo eth7@if"),
+        "{}\n{err}",
+        line("inside")
+    );
+    assert_eq!(line("host-after"), "0");
+    assert_eq!(line("missing"), "125");
+    let e: Vec<&str> = err.lines().filter(|l| l.contains("nope0")).collect();
+    assert!(e.len() == 1 && e[0].contains("linux.netDevices"), "{err}");
+}
+
 #[test]
 fn personality_sets_the_execution_domain() {
     subreaper();

@@ -229,6 +229,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             annotations: b.annotations(),
         }),
         hooks: hooks(b)?,
+        net_devices: net_devices(linux.net_devices().as_ref(), namespaces.net)?,
         warnings: if b.unknown.is_empty() {
             vec![]
         } else {
@@ -238,6 +239,62 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             )]
         },
     })
+}
+
+/// `linux.netDevices`: host interfaces to move into the container's network namespace
+/// (its own, made or joined), each under the name it asks for or its own.
+fn net_devices(
+    d: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice>>,
+    own_netns: bool,
+) -> Result<Vec<(String, String)>, PlanError> {
+    let Some(d) = d.filter(|d| !d.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    if !own_netns {
+        return Err(refuse(
+            "linux.netDevices",
+            "needs the container's own network namespace (a network entry in linux.namespaces)",
+        ));
+    }
+    // An interface name as the kernel takes it (dev_valid_name).
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.len() < 16
+            && n != "."
+            && n != ".."
+            && !n.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut keys: Vec<&String> = d.keys().collect();
+    keys.sort();
+    for host in keys {
+        let field = format!("linux.netDevices.{host}");
+        if !valid(host) {
+            return Err(refuse(
+                &field,
+                "not an interface name (1 to 15 bytes, no / : or spaces)",
+            ));
+        }
+        let inside = d[host]
+            .name()
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(host.clone());
+        if !valid(&inside) {
+            return Err(refuse(
+                &format!("{field}.name"),
+                "not an interface name (1 to 15 bytes, no / : or spaces)",
+            ));
+        }
+        if out.iter().any(|(_, i)| *i == inside) {
+            return Err(refuse(
+                &format!("{field}.name"),
+                format!("{inside:?} is given twice"),
+            ));
+        }
+        out.push((host.clone(), inside));
+    }
+    Ok(out)
 }
 
 /// `linux.memoryPolicy`: set_mempolicy(2)'s mode (with its flags) and nodes, checked as the
@@ -659,10 +716,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<(), PlanError> {
     };
     for (path, why) in [
         (&["linux", "intelRdt"][..], "Intel RDT is not supported"),
-        (
-            &["linux", "netDevices"][..],
-            "moving host network devices is not supported",
-        ),
         (
             &["linux", "mountLabel"][..],
             "SELinux is not available on this runtime's hosts",
@@ -2436,6 +2489,48 @@ mod tests {
             ),
         ] {
             assert_eq!(field(with(v.clone())), f, "{v}");
+        }
+    }
+
+    /// linux.netDevices: (host name, name inside) in a stable order; names the kernel would
+    /// refuse, a name given twice and a container without its own network namespace refused.
+    #[test]
+    fn net_devices_are_moved_by_name() {
+        use serde_json::json;
+        let with = |v: serde_json::Value, own_net: bool| {
+            let mut c = runc_spec();
+            c["linux"]["netDevices"] = v;
+            if !own_net {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "network");
+            }
+            translate(&c.to_string())
+        };
+        let p = with(json!({"eth1": {"name": "ctr0"}, "dummy0": {}}), true).unwrap();
+        assert_eq!(
+            p.net_devices,
+            [
+                ("dummy0".to_string(), "dummy0".to_string()),
+                ("eth1".into(), "ctr0".into())
+            ]
+        );
+        for (v, own, f) in [
+            (json!({"eth1": {}}), false, "linux.netDevices"),
+            (json!({"a/b": {}}), true, "linux.netDevices.a/b"),
+            (
+                json!({"eth1": {"name": "x".repeat(16)}}),
+                true,
+                "linux.netDevices.eth1.name",
+            ),
+            (
+                json!({"eth1": {"name": "c"}, "eth2": {"name": "c"}}),
+                true,
+                "linux.netDevices.eth2.name",
+            ),
+        ] {
+            assert_eq!(field(with(v.clone(), own)), f, "{v}");
         }
     }
 

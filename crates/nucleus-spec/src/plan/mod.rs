@@ -263,6 +263,10 @@ pub struct Plan {
     /// An OCI container's hooks (config.json `hooks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// Host network interfaces moved into the container's network namespace at create, as
+    /// (host name, name inside) (OCI `linux.netDevices`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net_devices: Vec<(String, String)>,
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
 }
@@ -421,6 +425,7 @@ impl Plan {
             supervisor: Supervisor::Nucleus,
             oci: None,
             hooks: None,
+            net_devices: Vec::new(),
             warnings: d.enforce.warnings,
         })
     }

@@ -205,6 +205,10 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
             .map_err(CreateError::from)
             .map_err(kill)?;
     }
+    // linux.netDevices: into the container's network namespace before its hooks see it.
+    crate::net::move_devices(&plan.net_devices, pid)
+        .map_err(CreateError::from)
+        .map_err(kill)?;
     // prestart and createRuntime: the runtime's, in its namespaces, once the container's
     // exist (Docker's network hook finds them by the state's pid).
     if let Some(h) = &plan.hooks {
