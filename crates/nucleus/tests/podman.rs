@@ -55,7 +55,7 @@ fn image(t: &TempDir) {
     let root = busybox_image_tar(
         t,
         &[
-            "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr", "httpd", "ip",
+            "sh", "sleep", "id", "cat", "touch", "grep", "hostname", "tr", "httpd", "ip", "mkdir",
         ],
     );
     std::fs::create_dir_all(root.join("www")).unwrap();
@@ -109,6 +109,15 @@ echo "user: $($P run --rm $R --user 1000:1000 bb id -u)"
 echo "read-only: $($P run --rm $R --read-only bb sh -c 'touch /x 2>/dev/null || echo ro; touch /tmp/y && echo tmp-rw')" | tr '\n' ' '; echo
 echo "volume: $($P run --rm $R -v {vol}:/data bb cat /data/f)"
 echo "cap-drop: $($P run --rm $R --cap-drop all bb grep CapEff /proc/self/status | tr -d '\t')"
+echo "cap-add: $($P run --rm $R --cap-drop all --cap-add NET_RAW bb grep CapEff /proc/self/status | tr -d '\t')"
+echo "limits: $($P run --rm $R --cpus 0.5 --pids-limit 33 bb sh -c 'cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max' | tr '\n' ' ')"
+printf '{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}}]}}' > {d}/deny-mkdir.json
+echo "seccomp: $($P run --rm $R --security-opt seccomp={d}/deny-mkdir.json bb sh -c 'mkdir /tmp/x 2>/dev/null && echo made || echo denied')"
+$P run -d $R --name lg bb sh -c 'echo to-the-log; sleep 1000' >/dev/null
+for i in $(seq 50); do $P logs lg 2>/dev/null | grep -q to-the-log && break; sleep 0.1; done
+echo "logs: $($P logs lg)"
+$P stop -t 1 lg >/dev/null; echo "stop: $? $($P inspect lg --format '{{{{.State.Status}}}}')"
+$P rm lg >/dev/null
 echo "uidmap: $($P run --rm $R --uidmap 0:100000:65536 --gidmap 0:100000:65536 bb sh -c 'tr -s " " < /proc/self/uid_map; id -u')" | tr '\n' ' '; echo
 # --userns=auto takes a range from the subordinate ids of the user "containers": given here in
 # this private mount namespace only (bound over the host's files, which stay as they are).
@@ -142,6 +151,17 @@ echo "auto: $($P run --rm $R --userns=auto bb sh -c 'tr -s " " < /proc/self/uid_
     assert_eq!(line("read-only"), "ro tmp-rw ");
     assert_eq!(line("volume"), "from-host");
     assert_eq!(line("cap-drop"), "CapEff:0000000000000000");
+    // CAP_NET_RAW (13) alone.
+    assert_eq!(line("cap-add"), "CapEff:0000000000002000", "{err}");
+    // The pids limit, then the quota (v1: per 100 ms; v2: "quota period").
+    let limits = line("limits");
+    assert!(
+        limits == "33 50000 " || limits == "33 50000 100000 ",
+        "{limits}\n{err}"
+    );
+    assert_eq!(line("seccomp"), "denied", "{err}");
+    assert_eq!(line("logs"), "to-the-log", "{err}");
+    assert_eq!(line("stop"), "0 exited", "{err}");
     // A user namespace with the maps podman gives (explicit, and a range --userns=auto took).
     assert_eq!(line("uidmap"), " 0 100000 65536 0 ", "{err}");
     assert!(line("auto").starts_with(" 0 2"), "{}\n{err}", line("auto"));
