@@ -62,8 +62,8 @@ pub fn join_self(files: &[fs::File]) -> io::Result<()> {
 }
 
 /// Write `value` to an existing cgroup file (never created: a file the kernel has not is
-/// ENOENT, where a create on cgroupfs would be EACCES).
-fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
+/// ENOENT, where a create on cgroupfs would be EACCES). Also `update`'s writes.
+pub fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
     use std::io::Write;
     fs::OpenOptions::new()
         .write(true)

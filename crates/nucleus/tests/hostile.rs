@@ -186,6 +186,17 @@ fn copy_race_from_a_second_sandbox_cannot_escape() {
     );
 }
 
+/// Start, under state root `r`, a detached workload that writes 200 MB (40 lines of 5 MB)
+/// then END, with a 1 MiB log limit: its id.
+fn start_chatty(r: &str) -> String {
+    let o = run(&[
+        "--root", r, "run", "-d", "--log-max-size", "1m", "--", "sh", "-c",
+        "i=0; while [ $i -lt 40 ]; do head -c 5000000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); sleep 0.05; done; echo END; sleep 1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
 /// A chatty detached workload (200 MB of output) cannot fill the state root: its log stays
 /// near --log-max-size (moved aside to log.1 once, the current one started again), and
 /// `nucleus logs` still shows the end of the output.
@@ -194,12 +205,7 @@ fn a_chatty_detached_workload_keeps_its_log_bounded() {
     let _g = serial();
     let root = TempDir::new("state-chatty");
     let r = root.s();
-    let o = run(&[
-        "--root", &r, "run", "-d", "--log-max-size", "1m", "--", "sh", "-c",
-        "i=0; while [ $i -lt 40 ]; do head -c 5000000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); sleep 0.05; done; echo END; sleep 1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let id = stdout(&o).trim().to_string();
+    let id = start_chatty(&r);
     let dir = root.path().join(&id);
     let size = |n: &str| std::fs::metadata(dir.join(n)).map_or(0, |m| m.len());
     let started = Instant::now();
@@ -235,12 +241,7 @@ fn a_stalled_log_reader_does_not_unbound_the_log() {
     let _g = serial();
     let root = TempDir::new("state-stalled");
     let r = root.s();
-    let o = run(&[
-        "--root", &r, "run", "-d", "--log-max-size", "1m", "--", "sh", "-c",
-        "i=0; while [ $i -lt 40 ]; do head -c 5000000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); sleep 0.05; done; echo END; sleep 1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let id = stdout(&o).trim().to_string();
+    let id = start_chatty(&r);
     let log = root.path().join(&id).join("log");
     // The stalled reader: the shared lock `nucleus logs` takes, never let go.
     let held = std::fs::File::open(&log).unwrap();

@@ -147,12 +147,7 @@ pub(crate) fn update(store: &Store, a: &crate::cli::UpdateArgs) -> Result<u8> {
             let Some(leaf) = s.cgroups.get(i) else {
                 bail!("{}: its cgroup is not known", a.id);
             };
-            // (Never created: a file the kernel has not is ENOENT, not cgroupfs's EACCES.)
-            let written = std::fs::OpenOptions::new()
-                .write(true)
-                .open(leaf.join(&f))
-                .and_then(|mut h| std::io::Write::write_all(&mut h, v.as_bytes()));
-            if let Err(e) = written {
+            if let Err(e) = nucleus_sys::cgroup::write(leaf, &f, &v) {
                 if round == 1 {
                     return Err(ConfigError::new(&what, format!("{f} = {v}: {e}")).into());
                 }
