@@ -517,6 +517,10 @@ pub struct RunConfig {
     /// [`crate::plan::TIMEOUT_GRACE_MS`]).
     pub timeout_ms: Option<u64>,
     pub rootfs: Option<PathBuf>,
+    /// `--rootfs-manifest` with its pin and the image cache (the source is `rootfs`, filled
+    /// in by the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_attest: Option<crate::attest::AttestedRoot>,
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,
     pub env: Vec<EnvVar>,

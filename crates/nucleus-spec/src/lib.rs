@@ -7,6 +7,7 @@
 //! golden-testable.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod cgroup;
 pub mod config;
 pub mod dns;

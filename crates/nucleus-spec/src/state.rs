@@ -24,6 +24,12 @@ pub struct SecurityReport {
     pub seccomp: SeccompStatus,
     pub landlock: LandlockStatus,
     pub landlock_abi: u32,
+    /// The root is the sealed image of the manifest with this SHA-256 (attested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_sha256: Option<String>,
+    /// The sandbox's user namespace maps its ids to a private range of host ids.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_ids: bool,
     /// Human-readable list of protections that were not applied (agent mode only).
     pub degraded: Vec<String>,
 }

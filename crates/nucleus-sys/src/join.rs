@@ -37,7 +37,7 @@ pub fn exec(
     let r =
         sandbox::with_signals_blocked(|| parent(plan, init_pid, init_pidfd, cgroups, obs, None))?;
     match r {
-        Exec::Waited(o) => Ok(o),
+        Exec::Waited(o) => Ok(*o),
         Exec::Started(..) => Err(crate::error::other("exec", "started detached")),
     }
 }
@@ -64,7 +64,7 @@ pub fn exec_detached(
 }
 
 enum Exec {
-    Waited(Outcome),
+    Waited(Box<Outcome>),
     Started(libc::pid_t, std::result::Result<(), sandbox::CreateError>),
 }
 
@@ -167,7 +167,7 @@ fn parent(
             .ctx("relay", "standard descriptors")?;
     }
     obs.started(pid, cgroups);
-    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay).map(Exec::Waited)
+    sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay).map(|o| Exec::Waited(Box::new(o)))
 }
 
 fn child_join(

@@ -9,6 +9,7 @@
 //! statement.
 #![deny(unsafe_code)]
 
+pub mod attest;
 pub mod cgroup;
 pub mod channel;
 pub mod copy;

@@ -26,6 +26,9 @@ pub const HOST_ROOT_WHILE_STAGED: &str = OLD;
 /// superblock for every mask instead of a tmpfs each (each costs to make and, at the
 /// sandbox's exit, to tear down).
 const MASK: &str = "/mask";
+/// Where an attested root's sealed image is attached in the staging root: every bind from the
+/// attested directory is made from here instead (see [`host`]).
+const ATTESTED: &str = "/attested";
 
 const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
 const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
@@ -34,6 +37,15 @@ const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
 /// Where `p` (absolute inside the sandbox or on the host) lives under `base`.
 fn under(base: &str, p: &Path) -> PathBuf {
     Path::new(base).join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// Where a host path is read from while the root is built: under the host's root, or, for a
+/// path in the attested directory, in its sealed image.
+fn host(p: &Path, attested: Option<&Path>) -> PathBuf {
+    match attested.and_then(|dir| p.strip_prefix(dir).ok()) {
+        Some(rel) => Path::new(ATTESTED).join(rel),
+        None => under(OLD, p),
+    }
 }
 
 /// mkdir -p, costing one mkdir when the parent exists (the usual case): the recursive builder
@@ -101,6 +113,8 @@ pub struct Prepared {
     pub image: Option<OwnedFd>,
     /// The sandbox has a user namespace: device nodes are bound from the host, not made.
     pub userns: bool,
+    /// The attested directory whose sealed image is at [`ATTESTED`].
+    pub attested: Option<PathBuf>,
 }
 
 impl Prepared {
@@ -121,7 +135,12 @@ impl Prepared {
         let at = PathBuf::from(format!("/ro-tree-{}", self.readonly_trees.len()));
         fs::create_dir(&at).ctx("mkdir", at.display())?;
         // /etc entries: data, never programs (noexec; its links into /usr still run).
-        bind(&under(OLD, tree), &at, tree, Some(bind_attrs(true, true)))?;
+        bind(
+            &host(tree, self.attested.as_deref()),
+            &at,
+            tree,
+            Some(bind_attrs(true, true)),
+        )?;
         self.readonly_trees.push((tree.to_path_buf(), at.clone()));
         Ok(at)
     }
@@ -158,8 +177,19 @@ pub fn stage() -> Result<()> {
     std::env::set_current_dir("/").ctx("chdir", "/")
 }
 
-pub fn make_root(root: &RootSource) -> Result<()> {
+/// The root: a tmpfs, or a directory bound (an attested one from its sealed image, `image`:
+/// the directory and the image's detached mount, attached at [`ATTESTED`] first).
+pub fn make_root(root: &RootSource, image: Option<(&Path, OwnedFd)>) -> Result<()> {
     let new = Path::new(NEW);
+    let attested = match image {
+        Some((dir, fd)) => {
+            fs::create_dir(ATTESTED).ctx("mkdir", ATTESTED)?;
+            raw::move_mount_to(fd.as_fd(), Path::new(ATTESTED))
+                .ctx("attach the attested image of", dir.display())?;
+            Some(dir)
+        }
+        None => None,
+    };
     match root {
         // noexec: the root holds mount points, links and the synthetic /etc files; programs
         // come from the binds on it (the plan's Landlock rule grants execute on "/").
@@ -171,7 +201,12 @@ pub fn make_root(root: &RootSource) -> Result<()> {
             Some("mode=0755,size=4m"),
         )
         .ctx("mount root tmpfs", NEW),
-        RootSource::Bind(dir) => bind(&under(OLD, dir), new, dir, Some(bind_attrs(true, false))),
+        RootSource::Bind(dir) => bind(
+            &host(dir, attested),
+            new,
+            dir,
+            Some(bind_attrs(true, false)),
+        ),
         // Writable as the bundle says; made read-only after the mounts (RemountRootReadonly).
         RootSource::Dir { path, .. } => bind(&under(OLD, path), new, path, None),
     }
@@ -299,7 +334,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
                 return raw::move_mount_to(fd.as_fd(), &d)
                     .ctx("attach idmapped bind", dst.display());
             }
-            let s = under(OLD, src);
+            let s = host(src, prep.attested.as_deref());
             let md = fs::metadata(&s).ctx("bind", src.display())?;
             mountpoint(&d, md.is_dir())?;
             let attrs = (*readonly || *noexec).then(|| bind_attrs(*readonly, *noexec));

@@ -131,6 +131,9 @@ pub(crate) enum Command {
     /// Launch configuration files: their JSON Schema and references.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Attested root filesystems: write a manifest, verify a tree against one.
+    #[command(subcommand)]
+    Rootfs(RootfsCmd),
     /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
     Stats(StatsArgs),
 }
@@ -143,6 +146,47 @@ pub(crate) enum ConfigCmd {
     Reference,
     /// Print the command-line reference (Markdown; docs/cli.md is this output).
     CliReference,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RootfsCmd {
+    /// Describe a directory (every path, type, mode, owner, size, SHA-256 of contents, symlink
+    /// target) and print the manifest's digest, to pin with --rootfs-sha256.
+    Manifest(ManifestArgs),
+    /// Check a directory against a manifest, every entry and every byte; the first
+    /// difference is named.
+    Verify(VerifyArgs),
+    /// Remove every sealed image (and its shared mount) from the cache; running sandboxes
+    /// keep theirs, the next start on each verifies its tree again.
+    Gc(RootfsGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RootfsGcArgs {
+    /// The cache of sealed images.
+    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", default_value = nucleus_spec::attest::DEFAULT_CACHE)]
+    pub rootfs_cache: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManifestArgs {
+    /// The root filesystem directory.
+    pub dir: PathBuf,
+    /// Write the manifest here (default: standard output, the digest on standard error).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The root filesystem directory.
+    pub dir: PathBuf,
+    /// The manifest it must match.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// The SHA-256 the manifest must have.
+    #[arg(long)]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,6 +495,16 @@ pub(crate) struct RunArgs {
     /// Root filesystem directory (default: a tmpfs with the host's /usr, /bin, /lib* read-only).
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// The manifest --rootfs must match (from `nucleus rootfs manifest`): verified in full the
+    /// first time, then run from its sealed read-only image (production mode requires it).
+    #[arg(long)]
+    pub rootfs_manifest: Option<PathBuf>,
+    /// The SHA-256 the --rootfs-manifest file must have (printed by `nucleus rootfs manifest`).
+    #[arg(long)]
+    pub rootfs_sha256: Option<String>,
+    /// Where sealed images of attested roots are kept (root-owned, mode 0700).
+    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", default_value = nucleus_spec::attest::DEFAULT_CACHE)]
+    pub rootfs_cache: PathBuf,
     /// Hostname inside the sandbox (default: nucleus-ID).
     #[arg(long)]
     pub hostname: Option<String>,

@@ -110,6 +110,19 @@ fn main() -> ExitCode {
             Ok(0)
         }
         cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => commands::generate(&g, &log),
+        cli::Command::Rootfs(cli::RootfsCmd::Manifest(a)) => commands::rootfs::manifest(&a, &log),
+        cli::Command::Rootfs(cli::RootfsCmd::Verify(a)) => commands::rootfs::verify(&a, &log),
+        cli::Command::Rootfs(cli::RootfsCmd::Gc(a)) => {
+            nucleus_sys::attest::forget_all(&a.rootfs_cache)
+                .map(|n| {
+                    log.info(&format!(
+                        "{n} sealed images removed from {}",
+                        a.rootfs_cache.display()
+                    ));
+                    0
+                })
+                .map_err(Into::into)
+        }
         cli::Command::Gc(args) => commands::gc(&args, cli.root.as_deref(), &log),
         cli::Command::Features => {
             outln!(

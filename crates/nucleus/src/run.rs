@@ -77,6 +77,27 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
             },
         },
         rootfs: a.rootfs.clone(),
+        rootfs_attest: match (&a.rootfs_manifest, &a.rootfs_sha256) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "--rootfs-sha256",
+                    "there is no --rootfs-manifest to check",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "--rootfs-sha256",
+                    "missing: pin the digest --rootfs-manifest must have",
+                ))
+            }
+            (Some(m), Some(pin)) => Some(nucleus_spec::attest::AttestedRoot {
+                source: Default::default(),
+                manifest: m.clone(),
+                sha256: nucleus_spec::attest::parse_pin("--rootfs-sha256", pin)?,
+                cache: a.rootfs_cache.clone(),
+            }),
+        },
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         env,
@@ -448,6 +469,10 @@ pub(crate) fn main(
         return Ok(0);
     }
     check_paths(&cfg)?;
+    if let Some(at) = &plan.attested {
+        crate::commands::rootfs::prepare(at, log)?;
+        crate::timing::mark("attested root");
+    }
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;
     let store = Store::open(&state_root?)?;
     crate::timing::mark("check paths, open store");

@@ -209,6 +209,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
             readonly: root.readonly().unwrap_or(false),
         },
         root_propagation,
+        attested: None,
         mounts,
         prepared: Vec::new(),
         etc_view: None,

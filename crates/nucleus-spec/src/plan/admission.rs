@@ -24,12 +24,7 @@ pub(super) fn admit(d: &mut Draft, id: &str) -> Result<Admitted, PlanError> {
             "missing: give the command after `--`, e.g. `nucleus run -- echo hello`",
         ));
     }
-    if mode == ServiceMode::Production {
-        return Err(cfg_err(
-            "--service-mode",
-            "production requires enforced --memory and --cpus limits, which this build does not provide yet; use agent or strict-agent",
-        ));
-    }
+    production(cfg, facts.euid)?;
     if strict && cfg.network == NetworkMode::Host {
         return Err(cfg_err(
             "--network",
@@ -71,6 +66,59 @@ pub(super) fn admit(d: &mut Draft, id: &str) -> Result<Admitted, PlanError> {
         ));
     }
     Ok(Admitted { net, cgroup })
+}
+
+/// What production mode requires beyond the strict modes (SPEC.md, "Service modes"), and
+/// what an attested root needs in any mode.
+fn production(cfg: &RunConfig, euid: u32) -> Result<(), PlanError> {
+    if cfg.rootfs_attest.is_some() {
+        if cfg.rootfs.is_none() {
+            return Err(cfg_err(
+                "--rootfs-manifest",
+                "needs --rootfs DIR: the tree the manifest describes",
+            ));
+        }
+        if euid != 0 {
+            return Err(cfg_err(
+                "--rootfs-manifest",
+                "an attested root needs root: its sealed image is mounted (EROFS)",
+            ));
+        }
+    }
+    if cfg.service_mode != ServiceMode::Production {
+        return Ok(());
+    }
+    let refuse = |flag: &str, what: &str| {
+        Err(cfg_err(
+            flag,
+            format!("production mode requires {what}; nothing was started"),
+        ))
+    };
+    if euid != 0 {
+        return refuse(
+            "--service-mode",
+            "root (its root filesystem is an attested image mounted by the runtime)",
+        );
+    }
+    if cfg.rootfs.is_none() {
+        return refuse(
+            "--rootfs",
+            "a root filesystem (a Nix closure or any directory with a manifest)",
+        );
+    }
+    if cfg.rootfs_attest.is_none() {
+        return refuse(
+            "--rootfs-manifest",
+            "an attested root: `nucleus rootfs manifest DIR -o FILE` writes the manifest and prints the digest to pin with --rootfs-sha256",
+        );
+    }
+    if cfg.limits.memory.is_none() {
+        return refuse("--memory", "a memory limit");
+    }
+    if cfg.limits.cpus_milli.is_none() {
+        return refuse("--cpus", "a CPU limit");
+    }
+    Ok(())
 }
 
 /// Policy files must be exactly the pinned ones (and production pins every one).

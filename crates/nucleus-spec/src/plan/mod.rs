@@ -222,6 +222,10 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
     pub root: RootSource,
+    /// The root is an attested tree: the sandbox mounts its sealed image in place of the
+    /// directory (`root` and the binds from it name the directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested: Option<crate::attest::AttestedRoot>,
     /// The root mount's propagation (MS_SHARED/SLAVE/PRIVATE/UNBINDABLE, MS_REC), set once
     /// the root is switched (OCI `linux.rootfsPropagation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -380,6 +384,13 @@ impl Plan {
             hostname: who.hostname.clone(),
             domainname: None,
             root,
+            attested: cfg
+                .rootfs_attest
+                .clone()
+                .map(|a| crate::attest::AttestedRoot {
+                    source: cfg.rootfs.clone().unwrap_or_default(),
+                    ..a
+                }),
             root_propagation: None,
             mounts: d.mounts,
             prepared: d.prepared,

@@ -32,12 +32,13 @@ pub(super) fn child_main(
     etc_view: Option<OwnedFd>,
     cgroup_view: Option<mount::CgroupView>,
     fifo: Option<OwnedFd>,
+    root_image: Option<OwnedFd>,
 ) -> ! {
     // Setup creates directories and files with exactly the plan's modes; the workload gets the
     // caller's umask back before exec.
     // (umask cannot fail.)
     let caller_umask = rustix::process::umask(rustix::fs::Mode::empty()).bits();
-    match child_setup(plan, &ch, join_files, etc_view, cgroup_view) {
+    match child_setup(plan, &ch, join_files, (etc_view, root_image), cgroup_view) {
         Ok((switched, slave, go)) => {
             let tty_slave = slave.as_ref().map(|s| s.as_fd());
             let exec_with =
@@ -271,7 +272,7 @@ pub(super) fn child_setup(
     plan: &Plan,
     ch: &Sandbox,
     join_files: &[fs::File],
-    etc_view: Option<OwnedFd>,
+    (etc_view, root_image): (Option<OwnedFd>, Option<OwnedFd>),
     cgroup_view: Option<mount::CgroupView>,
 ) -> StageResult<(Switched, Option<OwnedFd>, GoFlags)> {
     // cgroup v1: into the sandbox's cgroups first, while the runtime writes our id maps; nothing
@@ -392,7 +393,18 @@ pub(super) fn child_setup(
     }
     trace::mark_as("sandbox", "hostname, network");
     stage(Stage::Mounts, mount::stage())?;
-    stage(Stage::Mounts, mount::make_root(&plan.root))?;
+    let attested = plan.attested.as_ref().map(|a| a.source.as_path());
+    let image_mount = match (attested, root_image) {
+        (Some(dir), Some(fd)) => Some((dir, fd)),
+        (None, None) => None,
+        _ => {
+            return Err(StartFailure::new(
+                Stage::Mounts,
+                "no attested image".to_string(),
+            ))
+        }
+    };
+    stage(Stage::Mounts, mount::make_root(&plan.root, image_mount))?;
     let image = match plan.root {
         RootSource::Dir { .. } => Some(stage(Stage::Mounts, mount::open_new_root())?),
         _ => None,
@@ -407,6 +419,7 @@ pub(super) fn child_setup(
         userns: plan.namespaces.user
             || plan.namespaces.inside_user
             || plan.namespaces.join.iter().any(|j| j.kind == NsKind::User),
+        attested: attested.map(std::path::Path::to_path_buf),
     };
     for op in &plan.mounts {
         if matches!(op, MountOp::Sysfs { .. } | MountOp::Sysctl { .. })

@@ -187,7 +187,15 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(pch);
-            child_main(plan, cch, &join_files, None, cgroup_view, Some(fifo_fd))
+            child_main(
+                plan,
+                cch,
+                &join_files,
+                None,
+                cgroup_view,
+                Some(fifo_fd),
+                None,
+            )
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };

@@ -280,6 +280,18 @@ pub(super) fn parent_run(
         Some(v) => Some(parent_etc_view(v)?),
         None => None,
     };
+    // An attested root: its sealed image, checked against its verdict once more (the binary
+    // verified or found it just before) and mounted detached; the child attaches it.
+    let root_image = match &plan.attested {
+        Some(a) => Some(crate::attest::root_mount(
+            &a.cache,
+            &a.sha256,
+            &a.source,
+            &a.manifest,
+        )?),
+        None => None,
+    };
+    trace::mark("attested root");
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     // Without --tty the caller's terminals are relayed through pipes, never handed over.
     let stdio = if plan.process.tty {
@@ -304,7 +316,15 @@ pub(super) fn parent_run(
             }
             drop(stdio);
             let etc_mount = etc_view.map(|(_, m)| m);
-            child_main(plan, cch, &join_files, etc_mount, cgroup_view, None)
+            child_main(
+                plan,
+                cch,
+                &join_files,
+                etc_mount,
+                cgroup_view,
+                None,
+                root_image,
+            )
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };

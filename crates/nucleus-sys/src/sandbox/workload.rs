@@ -96,6 +96,12 @@ pub(super) fn child_exec(
     let refuse = plan.on_security_failure == OnFailure::Refuse;
     let mut report = SecurityReport {
         landlock_abi: crate::probe::landlock_abi(),
+        // (The child attached the sealed image as its root, or failed before this report.)
+        rootfs_sha256: plan.attested.as_ref().map(|a| a.sha256.clone()),
+        private_ids: matches!(
+            plan.idmap,
+            nucleus_spec::plan::IdMapPlan::PrivateRange { .. }
+        ),
         ..Default::default()
     };
     if let Some(step) = init_failed {

@@ -10,6 +10,7 @@ pub(crate) mod pause;
 pub(crate) mod ps;
 pub(crate) mod restart;
 pub(crate) mod rm;
+pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub(crate) mod start;
 pub(crate) mod stats;
