@@ -2,7 +2,7 @@
 //! error names the flag and what is allowed.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// An error in user input: which flag (or config key) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +174,81 @@ impl ProviderConfig {
             src: src.into(),
             dst: dst.into(),
         })
+    }
+}
+
+/// A secret for the workload: the host file `src`, as /run/secrets/`name` (`--secret SRC[:NAME]`,
+/// `--systemd-credential NAME[:DST]`). Its contents are read by the runtime at start into an
+/// in-memory tmpfs; no record, event or log holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    pub name: String,
+    pub src: PathBuf,
+}
+
+/// The largest secret (systemd's limit for a credential).
+pub const MAX_SECRET_BYTES: u64 = 1 << 20;
+
+impl Secret {
+    /// A file name in /run/secrets: letters, digits, `.`, `_`, `-`; not `.` or `..`.
+    pub fn check_name(flag: &str, name: &str) -> Result<(), ConfigError> {
+        let ok = !name.is_empty()
+            && name.len() <= 255
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "{:?}: a secret's name is letters, digits, '.', '_' and '-' (not . or ..)",
+                    single_line(name)
+                ),
+            ))
+        }
+    }
+
+    /// `--secret SRC[:NAME]` (NAME defaults to SRC's file name).
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let flag = "--secret";
+        let (src, name) = match s.rsplit_once(':') {
+            Some((src, name)) if !name.contains('/') => (src, name.to_string()),
+            _ => (
+                s,
+                Path::new(s)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+        };
+        if !src.starts_with('/') {
+            return Err(ConfigError::new(
+                flag,
+                format!("{:?}: SRC must be an absolute host path", single_line(s)),
+            ));
+        }
+        Self::check_name(flag, &name)?;
+        Ok(Self {
+            name,
+            src: src.into(),
+        })
+    }
+
+    /// Refuse two secrets of one name.
+    pub fn check_unique(all: &[Secret]) -> Result<(), ConfigError> {
+        for (i, s) in all.iter().enumerate() {
+            if all[..i].iter().any(|o| o.name == s.name) {
+                return Err(ConfigError::new(
+                    "--secret",
+                    format!("two secrets are named {:?}", s.name),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -521,6 +596,9 @@ pub struct RunConfig {
     /// in by the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_attest: Option<crate::attest::AttestedRoot>,
+    /// `--secret`, `--systemd-credential`: files in /run/secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,
     pub env: Vec<EnvVar>,

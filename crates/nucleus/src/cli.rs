@@ -502,6 +502,15 @@ pub(crate) struct RunArgs {
     /// The SHA-256 the --rootfs-manifest file must have (printed by `nucleus rootfs manifest`).
     #[arg(long)]
     pub rootfs_sha256: Option<String>,
+    /// A secret: the host file SRC as /run/secrets/NAME (default: SRC's name), in an
+    /// in-memory tmpfs, 0400, owned by the workload user; never in the environment, a command
+    /// line, a record, an event or a log (repeatable).
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// A systemd credential (LoadCredential= in the unit): $CREDENTIALS_DIRECTORY/NAME as
+    /// /run/secrets/DST (default: NAME) (repeatable).
+    #[arg(long)]
+    pub systemd_credential: Vec<String>,
     /// Where sealed images of attested roots are kept (root-owned, mode 0700).
     #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", default_value = nucleus_spec::attest::DEFAULT_CACHE)]
     pub rootfs_cache: PathBuf,

@@ -10,7 +10,8 @@ use nucleus_spec::cgroup::{
     parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
 };
 use nucleus_spec::config::{
-    parse_size, ConfigError, EnvVar, GroupSpec, ProviderConfig, TmpfsSpec, Ulimit, UserSpec, Volume,
+    parse_size, ConfigError, EnvVar, GroupSpec, ProviderConfig, Secret, TmpfsSpec, Ulimit,
+    UserSpec, Volume,
 };
 use nucleus_spec::net::NetConfig;
 use nucleus_spec::state::validate_name;
@@ -98,6 +99,7 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
                 cache: a.rootfs_cache.clone(),
             }),
         },
+        secrets: secrets(a)?,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         env,
@@ -173,6 +175,44 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
         etc_views: None,
     })
+}
+
+/// `--secret` and `--systemd-credential` (from $CREDENTIALS_DIRECTORY, which systemd sets for
+/// a unit with LoadCredential=).
+fn secrets(a: &RunArgs) -> Result<Vec<Secret>, ConfigError> {
+    let mut out: Vec<Secret> = a
+        .secret
+        .iter()
+        .map(|s| Secret::parse(s))
+        .collect::<Result<_, _>>()?;
+    const F: &str = "--systemd-credential";
+    for c in &a.systemd_credential {
+        let (name, dst) = c.split_once(':').unwrap_or((c, c));
+        Secret::check_name(F, name)?;
+        Secret::check_name(F, dst)?;
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+            ConfigError::new(
+                F,
+                "$CREDENTIALS_DIRECTORY is not set (systemd sets it in a unit with LoadCredential=)",
+            )
+        })?;
+        let src = Path::new(&dir).join(name);
+        if !src.is_file() {
+            return Err(ConfigError::new(
+                F,
+                format!(
+                    "{name:?}: no such credential in $CREDENTIALS_DIRECTORY ({})",
+                    Path::new(&dir).display()
+                ),
+            ));
+        }
+        out.push(Secret {
+            name: dst.to_string(),
+            src,
+        });
+    }
+    Secret::check_unique(&out)?;
+    Ok(out)
 }
 
 /// The limits `run` and `update` take alike (`pids` and `io` left to the caller: none here).
@@ -367,6 +407,29 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
     }
     for p in &c.provider_configs {
         any("--provider-config-ro", &p.src)?;
+    }
+    for s in &c.secrets {
+        match std::fs::metadata(&s.src) {
+            Ok(m) if m.is_file() && m.len() <= nucleus_spec::config::MAX_SECRET_BYTES => {}
+            Ok(m) if m.is_file() => {
+                return Err(ConfigError::new(
+                    "--secret",
+                    format!("{}: larger than 1 MiB", s.src.display()),
+                ))
+            }
+            Ok(_) => {
+                return Err(ConfigError::new(
+                    "--secret",
+                    format!("{}: not a regular file", s.src.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(ConfigError::new(
+                    "--secret",
+                    format!("{}: {e}", s.src.display()),
+                ))
+            }
+        }
     }
     for l in &c.limits.io {
         let dev = format!("/sys/dev/block/{}:{}", l.major, l.minor);

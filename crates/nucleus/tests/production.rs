@@ -552,3 +552,263 @@ $N run {run_flags} -- /bin/cat /greeting
         "{err}"
     );
 }
+
+/// What agent mode tolerates (a warning, and the start goes on) production refuses, with one
+/// line and nothing left: the same degradations as the agent-vs-strict tests (policy.rs,
+/// limits.rs), now with every production requirement met.
+#[test]
+fn every_degradation_agent_mode_tolerates_is_refused_in_production() {
+    let _g = serial();
+    let t = TempDir::new("prod-degrade");
+    let (root, manifest, digest) = service_tree(&t, "svc");
+    let file = |name: &str, text: &str| -> (String, String) {
+        let p = t.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let pin = sha256_of(&p);
+        (p.display().to_string(), pin)
+    };
+    let (seccomp, seccomp_pin) = file(
+        "typo.json",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getpid","no_such_syscall"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
+    let (caps, caps_pin) = file("caps.toml", "bounding = [\"CAP_FROB\"]\n");
+    // Sealed first (its first start says it verified the tree: a second line).
+    let o = attested_run(
+        &t,
+        (&root, &manifest, &digest),
+        PROD,
+        &["/bin/cat", "/greeting"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--seccomp-profile",
+                &seccomp,
+                "--seccomp-profile-sha256",
+                &seccomp_pin,
+            ],
+            "no_such_syscall",
+        ),
+        (
+            &["--caps-policy", &caps, "--caps-policy-sha256", &caps_pin],
+            "CAP_FROB",
+        ),
+        (&["--cgroup-parent", "/cgroup.procs/x"], "cgroup"),
+    ];
+    for (flags, want) in cases {
+        // Agent mode: warned, and run.
+        let mut agent = vec!["run", "--rootfs"];
+        let r = root.display().to_string();
+        agent.push(&r);
+        agent.extend_from_slice(flags);
+        agent.extend(["--", "/bin/cat", "/greeting"]);
+        let o = leaves_nothing(|| in_own_mount_ns(&t, &agent));
+        assert!(o.status.success(), "agent {flags:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "agent {flags:?}: {}", stderr(&o));
+        // Production: refused.
+        let mut prod = PROD.to_vec();
+        prod.extend_from_slice(flags);
+        let o = leaves_nothing(|| {
+            attested_run(
+                &t,
+                (&root, &manifest, &digest),
+                &prod,
+                &["/bin/cat", "/greeting"],
+            )
+        });
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "production {flags:?}: {err}");
+        assert!(stdout(&o).is_empty(), "production {flags:?} ran");
+        assert_eq!(err.lines().count(), 1, "production {flags:?}: {err}");
+        assert!(err.contains(want), "production {flags:?}: {err}");
+    }
+}
+
+/// Secrets: in an in-memory tmpfs at /run/secrets, each 0400 and owned by the workload user,
+/// read-only for it; their values nowhere else (environment, command line, record, events,
+/// the runtime's output).
+#[test]
+fn secrets_reach_run_secrets_and_nowhere_else() {
+    let _g = serial();
+    let t = TempDir::new("prod-secrets");
+    let value = format!("s3cr3t-{}", std::process::id());
+    let src = t.path().join("api-key");
+    std::fs::write(&src, &value).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let creds = t.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("db"), format!("{value}-db")).unwrap();
+    let events = t.path().join("events.jsonl");
+    let secret = format!("{}:api_key", src.display());
+    let ev = events.display().to_string();
+    let script = "stat -c '%a %U %s %n' /run/secrets /run/secrets/*; cat /run/secrets/api_key; echo; \
+                  cat /run/secrets/database; echo; \
+                  grep -c -F -f /run/secrets/api_key /proc/1/environ /proc/$$/environ /proc/1/cmdline /proc/$$/cmdline; \
+                  echo x > /run/secrets/new || echo refused; \
+                  grep ' /run/secrets ' /proc/self/mountinfo; sleep 1";
+    let mut c = nucleus(&[
+        "run",
+        "--name",
+        "secrets-test",
+        "-u",
+        "1000",
+        "--secret",
+        &secret,
+        "--systemd-credential",
+        "db:database",
+        "--events-jsonl",
+        &ev,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    c.env("CREDENTIALS_DIRECTORY", &creds);
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs: its record (state and plan) holds no value.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = run(&["inspect", "secrets-test"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("api_key"), "{}", stdout(&o));
+    let o2 = child.wait_with_output().unwrap();
+    let (out, err) = (stdout(&o2), stderr(&o2));
+    assert!(o2.status.success(), "{err}");
+    assert!(out.contains("500 user1000 "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "400 user1000 {} /run/secrets/api_key",
+            value.len()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{value}\n{value}-db\n")), "{out}");
+    assert!(out.contains("refused"), "{out}");
+    let mnt = out.lines().find(|l| l.contains(" /run/secrets ")).unwrap();
+    assert!(
+        mnt.contains(" ro,") && mnt.contains("noexec") && mnt.contains(" - tmpfs "),
+        "{mnt}"
+    );
+    for l in out.lines().filter(|l| l.contains("/proc/")) {
+        assert!(l.ends_with(":0"), "a value in {l}");
+    }
+    // Nowhere outside: the inspect output, events, the runtime's stderr, the state root.
+    assert!(!stdout(&o).contains("s3cr3t"), "inspect: {}", stdout(&o));
+    assert!(!std::fs::read_to_string(&events).unwrap().contains("s3cr3t"));
+    assert!(!err.contains("s3cr3t"), "{err}");
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "s3cr3t"])
+        .arg(state_root())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&grep).is_empty(),
+        "in the state root: {}",
+        stdout(&grep)
+    );
+}
+
+#[test]
+fn bad_secrets_are_refused_with_one_line_and_nothing_left() {
+    let _g = serial();
+    let t = TempDir::new("prod-bad-secrets");
+    let big = t.path().join("big");
+    std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).unwrap();
+    let ok = t.path().join("ok");
+    std::fs::write(&ok, "v").unwrap();
+    let fifo = t.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let s = |p: &Path| p.display().to_string();
+    let (big, ok, fifo, dir) = (s(&big), s(&ok), s(&fifo), t.s());
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            vec!["--secret".into(), "/nonexistent/key".into()],
+            "--secret",
+            "/nonexistent/key",
+        ),
+        (
+            vec!["--secret".into(), dir.clone()],
+            "--secret",
+            "not a regular file",
+        ),
+        (
+            vec!["--secret".into(), fifo],
+            "--secret",
+            "not a regular file",
+        ),
+        (
+            vec!["--secret".into(), big],
+            "--secret",
+            "larger than 1 MiB",
+        ),
+        (
+            vec!["--secret".into(), "relative/key".into()],
+            "--secret",
+            "absolute",
+        ),
+        (
+            vec!["--secret".into(), format!("{ok}:a b")],
+            "--secret",
+            "a secret's name",
+        ),
+        (
+            vec!["--secret".into(), format!("{ok}:..")],
+            "--secret",
+            "a secret's name",
+        ),
+        (
+            vec![
+                "--secret".into(),
+                format!("{ok}:k"),
+                "--secret".into(),
+                format!("{ok}:k"),
+            ],
+            "--secret",
+            "two secrets are named \"k\"",
+        ),
+        (
+            vec!["--systemd-credential".into(), "nope".into()],
+            "--systemd-credential",
+            "\"nope\": no such credential",
+        ),
+        (
+            vec!["--systemd-credential".into(), "../ok".into()],
+            "--systemd-credential",
+            "a secret's name",
+        ),
+    ];
+    for (flags, flag, want) in cases {
+        let mut args = vec!["run"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["--", "true"]);
+        let o = leaves_nothing(|| {
+            let mut c = nucleus(&args);
+            c.env("CREDENTIALS_DIRECTORY", &dir);
+            output_within(c.stdin(std::process::Stdio::null()), DEADLINE)
+        });
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{flag}: ")) && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    // Without $CREDENTIALS_DIRECTORY.
+    let o = run(&["run", "--systemd-credential", "db", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("$CREDENTIALS_DIRECTORY is not set"),
+        "{}",
+        stderr(&o)
+    );
+}

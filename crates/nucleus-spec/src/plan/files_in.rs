@@ -29,6 +29,7 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                     src: ctx.clone(),
                     copy_back: false,
                     max_bytes,
+                    secrets: Vec::new(),
                 });
                 d.grant(
                     MountOp::Attach {
@@ -72,6 +73,7 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
                     src: ws.clone(),
                     copy_back: true,
                     max_bytes,
+                    secrets: Vec::new(),
                 });
                 d.grant(
                     MountOp::Attach {
@@ -119,6 +121,55 @@ pub(super) fn files_in(d: &mut Draft, who: &Identity) -> Result<Option<PathBuf>,
         lend_data(d, &pc.src, dst, idmap);
     }
     Ok(cwd)
+}
+
+/// Where secrets are.
+pub(super) const SECRETS_DIR: &str = "/run/secrets";
+
+/// `--secret`, `--systemd-credential`: an in-memory tmpfs at /run/secrets the runtime fills
+/// (read-only, noexec for the workload). On an image root, /run becomes a small tmpfs of its
+/// own (as on any booted system) so the mount point can be made.
+pub(super) fn secrets(
+    d: &mut Draft,
+    who: &Identity,
+    root: &crate::mounts::RootSource,
+) -> Result<(), PlanError> {
+    let cfg = d.cfg;
+    if cfg.secrets.is_empty() {
+        return Ok(());
+    }
+    crate::config::Secret::check_unique(&cfg.secrets)?;
+    if who.rootless {
+        return Err(cfg_err(
+            "--secret",
+            "secrets need root (they go to a tmpfs the runtime makes on the host)",
+        ));
+    }
+    let user_run = d
+        .mounts
+        .iter()
+        .filter_map(MountOp::creates)
+        .any(|m| m == Path::new("/run"));
+    if *root != crate::mounts::RootSource::Tmpfs && !user_run {
+        d.mount(MountOp::tmpfs(p("/run"), 0o755, 1 << 20, true));
+    }
+    let max_bytes = (cfg.secrets.len() as u64) * crate::config::MAX_SECRET_BYTES + (64 << 10);
+    let slot = d.prepare(PreparedTree {
+        src: PathBuf::new(),
+        copy_back: false,
+        max_bytes,
+        secrets: cfg.secrets.clone(),
+    });
+    d.grant(
+        MountOp::Attach {
+            slot,
+            dst: p(SECRETS_DIR),
+            readonly: true,
+            noexec: true,
+        },
+        FsRight::READ,
+    );
+    Ok(())
 }
 
 /// Host data the workload may read and not run: a read-only, noexec bind.

@@ -198,6 +198,11 @@ pub struct PreparedTree {
     pub copy_back: bool,
     /// The tmpfs's size, and the most copy-back writes (`--workspace-max-size`).
     pub max_bytes: u64,
+    /// Not a copy of `src` (empty then) but these secrets: each read by the runtime into the
+    /// tmpfs as one file, 0400, owned by the workload (the directory 0500). Only their names
+    /// and host paths are here; their contents never are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::config::Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +356,7 @@ impl Plan {
         fixed_mounts::sys(&mut d, admitted.cgroup.is_some());
         landlock::base_rules(&mut d, &root, &who);
         let workspace = files_in::files_in(&mut d, &who)?;
+        files_in::secrets(&mut d, &who, &root)?;
         let root = rootfs::seal_root(&mut d, root);
         let cwd = process::cwd(cfg, &who, workspace)?;
         let env = process::env(cfg, &who);
@@ -810,6 +816,7 @@ mod tests {
                 src: p("/src"),
                 copy_back: true,
                 max_bytes: crate::config::DEFAULT_WORKSPACE_MAX,
+                secrets: Vec::new(),
             }]
         );
         assert!(plan.mounts.contains(&MountOp::Attach {

@@ -35,6 +35,15 @@ pub(super) fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 pub(super) fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
     let mut out = Vec::new();
     for t in &plan.prepared {
+        if !t.secrets.is_empty() {
+            out.push(Tree {
+                view: secrets_tmpfs(t, plan.process.uid, plan.process.gid)?,
+                src: PathBuf::from("/run/secrets"),
+                copy_back: false,
+                max_bytes: t.max_bytes,
+            });
+            continue;
+        }
         let size = t.max_bytes.to_string();
         let m = raw::detached_tmpfs(&[("mode", "0755"), ("size", &size)])
             .ctx("create tmpfs for", t.src.display())?;
@@ -66,6 +75,69 @@ pub(super) fn parent_prepare_trees(plan: &Plan) -> Result<Vec<Tree>> {
         });
     }
     Ok(out)
+}
+
+/// The secrets' tmpfs: each secret read (by the runtime, root) from its host file, never
+/// following a link someone else planted (`resolve`), into a file of its own, 0400, owned by
+/// the workload (ids as the sandbox sees them: the attached clone is idmapped); the directory
+/// 0500.
+fn secrets_tmpfs(t: &nucleus_spec::plan::PreparedTree, uid: u32, gid: u32) -> Result<OwnedFd> {
+    use std::io::Read;
+    let (size, uid_s, gid_s) = (t.max_bytes.to_string(), uid.to_string(), gid.to_string());
+    let m = raw::detached_tmpfs(&[
+        ("mode", "0500"),
+        ("size", &size),
+        ("uid", &uid_s),
+        ("gid", &gid_s),
+    ])
+    .ctx("create tmpfs for", "secrets")?;
+    let max = nucleus_spec::config::MAX_SECRET_BYTES;
+    for s in &t.secrets {
+        let what = || format!("{} ({})", s.name, s.src.display());
+        let at = crate::resolve::open_trusted(&s.src).ctx("secret", what())?;
+        // (Its type first: opening a fifo would wait.)
+        let st = rustix::fs::fstat(&at)
+            .map_err(std::io::Error::from)
+            .ctx("secret", what())?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(other("secret", format!("{}: not a regular file", what())));
+        }
+        let f = fs::File::open(fd_path(at.as_fd())).ctx("secret", what())?;
+        let md = f.metadata().ctx("secret", what())?;
+        if md.len() > max {
+            return Err(other(
+                "secret",
+                format!("{}: larger than {} KiB", what(), max >> 10),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(md.len() as usize);
+        f.take(max + 1)
+            .read_to_end(&mut bytes)
+            .ctx("read secret", what())?;
+        let out = rustix::fs::openat(
+            &m,
+            s.name.as_str(),
+            rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::EXCL
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o400),
+        )
+        .map_err(std::io::Error::from)
+        .ctx("write secret", &s.name)?;
+        rustix::fs::fchown(
+            &out,
+            Some(rustix::process::Uid::from_raw(uid)),
+            Some(rustix::process::Gid::from_raw(gid)),
+        )
+        .map_err(std::io::Error::from)
+        .ctx("chown secret", &s.name)?;
+        std::io::Write::write_all(&mut fs::File::from(out), &bytes).ctx("write secret", &s.name)?;
+        // (The buffer is dropped here; the value lives only in the tmpfs.)
+        bytes.fill(0);
+    }
+    Ok(m)
 }
 
 /// Hold the plan's /etc view (made when missing) and clone it detached: read-only, noexec,
