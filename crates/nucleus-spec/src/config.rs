@@ -177,6 +177,107 @@ impl ProviderConfig {
     }
 }
 
+/// When a service is ready (for the caller's NOTIFY_SOCKET, the `ready` event and the record).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// As soon as the workload runs.
+    #[default]
+    Started,
+    /// `--sd-notify`: when the workload says READY=1 on the socket in $NOTIFY_SOCKET.
+    Notify,
+    /// `--readiness-tcp PORT`: when 127.0.0.1:PORT in the sandbox accepts a connection.
+    Tcp(u16),
+    /// `--readiness-exec CMD`: when CMD, run in the sandbox, exits 0.
+    Exec(String),
+}
+
+impl Readiness {
+    pub fn is_started(&self) -> bool {
+        *self == Readiness::Started
+    }
+}
+
+/// `--restart`: when the monitor of a detached sandbox starts it again after its workload
+/// exited (with exponential back-off, see [`RestartPolicy::delay_ms`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// On a non-zero exit, at most `max` times (None: no limit).
+    OnFailure {
+        max: Option<u32>,
+    },
+    Always,
+}
+
+impl RestartPolicy {
+    pub fn is_no(&self) -> bool {
+        *self == RestartPolicy::No
+    }
+
+    /// `no`, `on-failure`, `on-failure:MAX`, `always` (docker's and podman's words;
+    /// `unless-stopped` is `always`: a stopped sandbox is never restarted).
+    pub fn parse(flag: &str, s: &str) -> Result<Self, ConfigError> {
+        Ok(match s {
+            "no" => RestartPolicy::No,
+            "always" | "unless-stopped" => RestartPolicy::Always,
+            "on-failure" => RestartPolicy::OnFailure { max: None },
+            _ => match s.strip_prefix("on-failure:").map(str::parse::<u32>) {
+                Some(Ok(max)) if max > 0 => RestartPolicy::OnFailure { max: Some(max) },
+                _ => {
+                    return Err(ConfigError::new(
+                        flag,
+                        format!(
+                            "{:?}: no, on-failure, on-failure:MAX (MAX at least 1) or always",
+                            single_line(s)
+                        ),
+                    ))
+                }
+            },
+        })
+    }
+
+    /// Whether a workload that exited with `code` is started again, after `restarts` restarts.
+    pub fn wants(&self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure { max } => code != 0 && max.is_none_or(|m| restarts < m),
+        }
+    }
+
+    /// The wait before a restart: 100 ms after the first quick failure, doubling with each
+    /// failure in a row that ran less than [`RESTART_RESET_MS`], at most 30 s.
+    pub fn delay_ms(quick_failures: u32) -> u64 {
+        (100u64 << quick_failures.min(9)).min(30_000)
+    }
+}
+
+/// A run this long resets the back-off.
+pub const RESTART_RESET_MS: u64 = 10_000;
+
+/// `--health-on-failure`: what an unhealthy sandbox gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthOnFailure {
+    /// Reported (record, `health` event) only.
+    #[default]
+    None,
+    /// Killed and started again (whatever `--restart` says).
+    Restart,
+}
+
+impl HealthOnFailure {
+    pub fn is_none(&self) -> bool {
+        *self == HealthOnFailure::None
+    }
+}
+
+/// Where the workload's end of `--sd-notify` is (its $NOTIFY_SOCKET).
+pub const NOTIFY_SOCKET_IN_SANDBOX: &str = "/run/notify";
+
 /// A secret for the workload: the host file `src`, as /run/secrets/`name` (`--secret SRC[:NAME]`,
 /// `--systemd-credential NAME[:DST]`). Its contents are read by the runtime at start into an
 /// in-memory tmpfs; no record, event or log holds them.
@@ -596,6 +697,16 @@ pub struct RunConfig {
     /// in by the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_attest: Option<crate::attest::AttestedRoot>,
+    /// When the service is ready; with `Notify`, the host socket (the runtime's, bound into
+    /// the sandbox at [`NOTIFY_SOCKET_IN_SANDBOX`]).
+    #[serde(default, skip_serializing_if = "Readiness::is_started")]
+    pub readiness: Readiness,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
+    pub restart: RestartPolicy,
+    #[serde(default, skip_serializing_if = "HealthOnFailure::is_none")]
+    pub health_on_failure: HealthOnFailure,
     /// `--secret`, `--systemd-credential`: files in /run/secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,

@@ -89,6 +89,17 @@ impl Status {
     }
 }
 
+/// A sandbox's restarts so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restarts {
+    pub count: u32,
+    /// Why the last one: `exit 3`, `signal 9`, `unhealthy`.
+    pub reason: String,
+    /// While waiting to start again: when it will (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_ms: Option<u64>,
+}
+
 /// How the workload ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
@@ -154,6 +165,13 @@ pub struct State {
     /// With `--health-cmd`: starting, healthy or unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// When the service became ready (`--sd-notify`, `--readiness-tcp`, `--readiness-exec`;
+    /// or when it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<u64>,
+    /// Restarts by the monitor (`--restart`, `--health-on-failure restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<Restarts>,
     /// An OCI container (`create --bundle`): no monitor; its caller supervises it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<OciRecord>,
@@ -209,6 +227,8 @@ impl State {
             trace: None,
             unit: None,
             health: None,
+            ready_ms: None,
+            restarts: None,
             oci: None,
         }
     }

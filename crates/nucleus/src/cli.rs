@@ -424,6 +424,14 @@ pub(crate) struct RunArgs {
     /// With -d: remove the sandbox's record when it stops (foreground runs always do).
     #[arg(long)]
     pub rm: bool,
+    /// With -d: start the sandbox again when its workload exits: no, on-failure[:MAX] or
+    /// always, after 100 ms doubling up to 30 s (reset by a run of 10 s); never after `stop`.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// With -d and --health-cmd: `restart` kills and starts again an unhealthy sandbox
+    /// (whatever --restart says); `none` only reports it.
+    #[arg(long, default_value = "none")]
+    pub health_on_failure: String,
     /// Append lifecycle events to this file, one JSON object per line.
     #[arg(long)]
     pub events_jsonl: Option<PathBuf>,
@@ -502,6 +510,18 @@ pub(crate) struct RunArgs {
     /// The SHA-256 the --rootfs-manifest file must have (printed by `nucleus rootfs manifest`).
     #[arg(long)]
     pub rootfs_sha256: Option<String>,
+    /// Readiness from the workload: it gets $NOTIFY_SOCKET (a socket in the sandbox) and is
+    /// ready when it sends READY=1; its READY, STATUS, WATCHDOG, RELOADING, STOPPING and
+    /// ERRNO messages are relayed to the caller's NOTIFY_SOCKET (systemd's Type=notify), the
+    /// rest dropped.
+    #[arg(long)]
+    pub sd_notify: bool,
+    /// Ready once 127.0.0.1:PORT in the sandbox accepts a connection.
+    #[arg(long)]
+    pub readiness_tcp: Option<u16>,
+    /// Ready once CMD (run in the sandbox with /bin/sh -c, as `nucleus exec`) exits 0.
+    #[arg(long)]
+    pub readiness_exec: Option<String>,
     /// A secret: the host file SRC as /run/secrets/NAME (default: SRC's name), in an
     /// in-memory tmpfs, 0400, owned by the workload user; never in the environment, a command
     /// line, a record, an event or a log (repeatable).

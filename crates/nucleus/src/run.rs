@@ -10,8 +10,8 @@ use nucleus_spec::cgroup::{
     parse_cpu_weight, parse_cpus, parse_pids, CgroupParent, CgroupPlan, IoLimit, Limits, SwapLimit,
 };
 use nucleus_spec::config::{
-    parse_size, ConfigError, EnvVar, GroupSpec, ProviderConfig, Secret, TmpfsSpec, Ulimit,
-    UserSpec, Volume,
+    parse_size, ConfigError, EnvVar, GroupSpec, HealthOnFailure, ProviderConfig, Readiness,
+    RestartPolicy, Secret, TmpfsSpec, Ulimit, UserSpec, Volume,
 };
 use nucleus_spec::net::NetConfig;
 use nucleus_spec::state::validate_name;
@@ -100,6 +100,42 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
             }),
         },
         secrets: secrets(a)?,
+        readiness: match (a.sd_notify, a.readiness_tcp, &a.readiness_exec) {
+            (false, None, None) => Readiness::Started,
+            (true, None, None) => Readiness::Notify,
+            (false, Some(0), None) => {
+                return Err(ConfigError::new(
+                    "--readiness-tcp",
+                    "a port from 1 to 65535",
+                ))
+            }
+            (false, Some(p), None) => Readiness::Tcp(p),
+            (false, None, Some(c)) if c.trim().is_empty() => {
+                return Err(ConfigError::new("--readiness-exec", "empty command"))
+            }
+            (false, None, Some(c)) => Readiness::Exec(c.clone()),
+            _ => {
+                return Err(ConfigError::new(
+                    "--sd-notify",
+                    "give one of --sd-notify, --readiness-tcp and --readiness-exec",
+                ))
+            }
+        },
+        notify_socket: None,
+        restart: RestartPolicy::parse("--restart", &a.restart)?,
+        health_on_failure: match a.health_on_failure.as_str() {
+            "none" => HealthOnFailure::None,
+            "restart" => HealthOnFailure::Restart,
+            o => {
+                return Err(ConfigError::new(
+                    "--health-on-failure",
+                    format!(
+                        "{:?}: none or restart",
+                        nucleus_spec::config::single_line(o)
+                    ),
+                ))
+            }
+        },
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         env,
@@ -494,6 +530,25 @@ pub(crate) fn main(
         validate_name("--name", n)?;
     }
     let detached = a.detach || create;
+    if !detached && !cfg.restart.is_no() {
+        return Err(ConfigError::new(
+            "--restart",
+            "restarts are the monitor's: give -d (under systemd, the unit's Restart= restarts a foreground run)",
+        )
+        .into());
+    }
+    if a.rm && !cfg.restart.is_no() {
+        return Err(ConfigError::new(
+            "--restart",
+            "not with --rm (a restarted sandbox keeps its record)",
+        )
+        .into());
+    }
+    if !cfg.health_on_failure.is_none() && (!detached || cfg.health.is_none()) {
+        return Err(
+            ConfigError::new("--health-on-failure", "restart needs -d and --health-cmd").into(),
+        );
+    }
     if detached && a.tty && a.console_socket.is_none() {
         return Err(ConfigError::new(
             "--tty",
@@ -521,6 +576,9 @@ pub(crate) fn main(
     if let Ok(r) = &state_root {
         cfg.net.state_dir = r.join("net");
         cfg.etc_views = Some(r.join(".etc-views"));
+        if cfg.readiness == Readiness::Notify {
+            cfg.notify_socket = Some(r.join(".notify").join(&id));
+        }
     }
     let plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");

@@ -135,6 +135,32 @@ pub(super) fn secrets(
     root: &crate::mounts::RootSource,
 ) -> Result<(), PlanError> {
     let cfg = d.cfg;
+    let notify = cfg.readiness == crate::config::Readiness::Notify;
+    if cfg.secrets.is_empty() && !notify {
+        return Ok(());
+    }
+    let user_run = d
+        .mounts
+        .iter()
+        .filter_map(MountOp::creates)
+        .any(|m| m == Path::new("/run"));
+    if *root != crate::mounts::RootSource::Tmpfs && !user_run {
+        d.mount(MountOp::tmpfs(p("/run"), 0o755, 1 << 20, true));
+    }
+    if notify {
+        let Some(sock) = &cfg.notify_socket else {
+            return Err(cfg_err("--sd-notify", "no socket to relay from"));
+        };
+        // (Bound by the parent, idmapped, as user binds are: it lies under the state root,
+        // which the sandbox cannot search.)
+        d.mount(MountOp::Bind {
+            src: sock.clone(),
+            dst: p(crate::config::NOTIFY_SOCKET_IN_SANDBOX),
+            readonly: false,
+            noexec: true,
+            idmap: !who.rootless,
+        });
+    }
     if cfg.secrets.is_empty() {
         return Ok(());
     }
@@ -144,14 +170,6 @@ pub(super) fn secrets(
             "--secret",
             "secrets need root (they go to a tmpfs the runtime makes on the host)",
         ));
-    }
-    let user_run = d
-        .mounts
-        .iter()
-        .filter_map(MountOp::creates)
-        .any(|m| m == Path::new("/run"));
-    if *root != crate::mounts::RootSource::Tmpfs && !user_run {
-        d.mount(MountOp::tmpfs(p("/run"), 0o755, 1 << 20, true));
     }
     let max_bytes = (cfg.secrets.len() as u64) * crate::config::MAX_SECRET_BYTES + (64 << 10);
     let slot = d.prepare(PreparedTree {

@@ -215,6 +215,21 @@ pub struct Plan {
     /// Bridge or slirp, egress rules, the runtime's resolver (empty for none and host).
     #[serde(default)]
     pub net: crate::net::NetPlan,
+    /// When the service is ready (the supervisor tells the caller's NOTIFY_SOCKET, the record
+    /// and the events).
+    #[serde(default, skip_serializing_if = "crate::config::Readiness::is_started")]
+    pub readiness: crate::config::Readiness,
+    /// `--restart`, `--health-on-failure` (the monitor of a detached sandbox acts on them).
+    #[serde(default, skip_serializing_if = "crate::config::RestartPolicy::is_no")]
+    pub restart: crate::config::RestartPolicy,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::config::HealthOnFailure::is_none"
+    )]
+    pub health_on_failure: crate::config::HealthOnFailure,
+    /// `--sd-notify`: the runtime's socket (bound into the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<PathBuf>,
     /// Health checks the supervisor runs inside the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::config::HealthCheck>,
@@ -386,6 +401,10 @@ impl Plan {
             network: cfg.network,
             net: admitted.net,
             health: cfg.health.clone(),
+            readiness: cfg.readiness.clone(),
+            notify_socket: cfg.notify_socket.clone(),
+            restart: cfg.restart,
+            health_on_failure: cfg.health_on_failure,
             timeout_ms: cfg.timeout_ms,
             hostname: who.hostname.clone(),
             domainname: None,

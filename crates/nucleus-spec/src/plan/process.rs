@@ -42,6 +42,13 @@ pub(super) fn env(cfg: &RunConfig, who: &Identity) -> Vec<(String, String)> {
         env.retain(|(k, _)| k != &e.key);
         env.push((e.key.clone(), e.value.clone()));
     }
+    if cfg.readiness == crate::config::Readiness::Notify {
+        env.retain(|(k, _)| k != "NOTIFY_SOCKET");
+        env.push((
+            "NOTIFY_SOCKET".into(),
+            crate::config::NOTIFY_SOCKET_IN_SANDBOX.into(),
+        ));
+    }
     env
 }
 

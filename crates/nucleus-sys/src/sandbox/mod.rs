@@ -55,6 +55,20 @@ pub struct Outcome {
     pub timed_out: bool,
 }
 
+impl Outcome {
+    /// A start that failed before the sandbox existed (the runtime's error).
+    pub fn failed(error: String) -> Outcome {
+        Outcome {
+            status: WaitStatus::Exited(125),
+            report: None,
+            failure: Some(StartFailure::new(nucleus_spec::stage::Stage::Start, error)),
+            usage: Usage::default(),
+            traced: None,
+            timed_out: false,
+        }
+    }
+}
+
 /// Hooks the binary gives the recipe (events, progress).
 pub trait Observer {
     fn applied(&mut self, _report: &SecurityReport) {}
@@ -82,8 +96,8 @@ pub trait Observer {
     fn next_tick_ms(&self) -> i32 {
         -1
     }
-    fn watched(&self) -> Option<i32> {
-        None
+    fn watched(&self) -> Vec<i32> {
+        Vec::new()
     }
     fn tick(&mut self) {}
 }

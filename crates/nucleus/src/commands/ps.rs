@@ -18,6 +18,17 @@ pub(crate) fn command_line(argv: &[String], max: usize) -> String {
 }
 
 pub(crate) fn status_text(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> String {
+    let text = status_only(st, exit, s, now);
+    match &s.restarts {
+        Some(r) if r.next_ms.is_some() && st == Status::Stopped => {
+            format!("restarting ({}: {})", r.count, r.reason)
+        }
+        Some(r) => format!("{text}, restarts {}", r.count),
+        None => text,
+    }
+}
+
+fn status_only(st: Status, exit: &Option<ExitInfo>, s: &State, now: u64) -> String {
     match st {
         Status::Stopped => {
             let e = exit.clone().unwrap_or_default();
@@ -86,6 +97,8 @@ pub(crate) fn ps(store: &Store, a: &PsArgs) -> Result<u8> {
                         "oom_killed": ex.as_ref().is_some_and(|e| e.oom_killed),
                         "error": ex.as_ref().and_then(|e| e.error.clone()),
                         "health": s.health,
+                        "ready": s.ready_ms.map(state::rfc3339),
+                        "restarts": s.restarts,
                     })
                 })
                 .collect();

@@ -18,7 +18,15 @@ pub(crate) fn stop(store: &Store, a: &StopArgs, log: &Logger) -> Result<u8> {
 /// monitor has recorded the end.
 pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> {
     let s = settled(store, resolve(store, q)?);
+    // Said first: a monitor restarting the sandbox (--restart) leaves it stopped, also one
+    // waiting to restart it now.
+    if s.restarts.is_some() || effective(&s).0 != Status::Stopped {
+        let _ = std::fs::write(store.dir(&s.id).join(crate::monitor::STOP_MARK), b"");
+    }
     if effective(&s).0 == Status::Stopped {
+        if s.restarts.is_some() && !wait_monitor(&s, Duration::from_secs(5)) {
+            bail!("{q}: its monitor did not stop restarting it within 5 s");
+        }
         return Ok(());
     }
     thaw_if_paused(store, &s);

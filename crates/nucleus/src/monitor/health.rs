@@ -44,6 +44,24 @@ impl Health {
             running: None,
         })
     }
+    /// A readiness command (`--readiness-exec`), run like a check every `every`.
+    pub(crate) fn new_probe(cmd: &str, every: Duration, store: &Store) -> Option<Health> {
+        let ms = every.as_millis() as u64;
+        Some(Health {
+            state: nucleus_spec::health::HealthState::new(1),
+            check: nucleus_spec::config::HealthCheck {
+                cmd: cmd.to_string(),
+                interval_ms: ms,
+                timeout_ms: ms * 20,
+                retries: 1,
+                start_period_ms: 0,
+            },
+            root: store.root().to_path_buf(),
+            started: None,
+            next: None,
+            running: None,
+        })
+    }
     pub(crate) fn ms_until(t: Instant) -> i32 {
         // Rounded up: a poll that wakes before the deadline would only spin.
         let d = t.saturating_duration_since(Instant::now());

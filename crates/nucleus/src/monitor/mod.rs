@@ -7,12 +7,14 @@
 pub(crate) mod health;
 pub(crate) mod launcher;
 pub(crate) mod logcap;
+pub(crate) mod ready;
 pub(crate) mod systemd;
 pub(crate) mod tracker;
 
 pub(crate) use health::*;
 pub(crate) use launcher::*;
 pub(crate) use logcap::*;
+pub(crate) use ready::*;
 pub(crate) use systemd::*;
 pub(crate) use tracker::*;
 
@@ -85,7 +87,16 @@ pub(crate) fn monitor_main(
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
+        ready: match Ready::new(plan, store, false) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("nucleus: warning: --sd-notify: {e}");
+                None
+            }
+        },
         freezer: None,
+        unhealthy_kill: false,
+        restart_unhealthy: plan.health_on_failure == nucleus_spec::config::HealthOnFailure::Restart,
         log_cap: log_max.map(|max| LogCap {
             dir: store.dir(&id),
             max,
@@ -94,23 +105,91 @@ pub(crate) fn monitor_main(
         }),
     };
     t.save();
-    let detach = Detach {
+    let mut detach = Detach {
         hold,
         control,
         console: console.map(nucleus_sys::channel::ConsoleSocket::from),
     };
-    match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
-        Ok(out) => {
-            finish(&mut t, &out, memory_limit);
+    let mut quick = 0u32;
+    loop {
+        let began = Instant::now();
+        let out = match nucleus_sys::sandbox::run_detached(plan, &mut t, Some(&detach)) {
+            Ok(out) => out,
+            Err(e) if t.state.restarts.is_none() => {
+                t.notify.done(&MonitorReport::Error {
+                    code: 125,
+                    msg: e.to_string(),
+                });
+                let _ = store.remove(&id, name.as_deref());
+                return 125;
+            }
+            // A restart that could not start: recorded as a failed run (and maybe retried).
+            Err(e) => nucleus_sys::sandbox::Outcome::failed(e.to_string()),
+        };
+        let code = finish(&mut t, &out, memory_limit);
+        let unhealthy = std::mem::take(&mut t.unhealthy_kill);
+        let count = t.state.restarts.as_ref().map_or(0, |r| r.count);
+        let again = unhealthy || plan.restart.wants(i32::from(code), count);
+        if !again || stop_requested(store, &id) || store.read(&id).is_none() {
+            return 0;
+        }
+        // Back-off: doubling for each quick failure in a row.
+        quick = if began.elapsed() >= Duration::from_millis(nucleus_spec::config::RESTART_RESET_MS)
+        {
             0
+        } else {
+            quick + 1
+        };
+        let delay = nucleus_spec::config::RestartPolicy::delay_ms(quick.saturating_sub(1));
+        let reason = match (&out.status, unhealthy) {
+            (_, true) => "unhealthy".to_string(),
+            (nucleus_sys::raw::WaitStatus::Signaled(s), _) => format!("signal {s}"),
+            _ => format!("exit {code}"),
+        };
+        let next = nucleus_sys::store::now_ms() + delay;
+        t.state.restarts = Some(nucleus_spec::state::Restarts {
+            count: count + 1,
+            reason: reason.clone(),
+            next_ms: Some(next),
+        });
+        t.save();
+        t.events.emit(
+            "restart",
+            &id,
+            serde_json::json!({ "count": count + 1, "reason": reason, "delay_ms": delay }),
+        );
+        // Waiting, a `stop` (or `rm -f`) ends it.
+        let until = Instant::now() + Duration::from_millis(delay);
+        while Instant::now() < until {
+            if store.read(&id).is_none() {
+                return 0;
+            }
+            if stop_requested(store, &id) {
+                if let Some(r) = &mut t.state.restarts {
+                    r.next_ms = None;
+                }
+                t.save();
+                t.events.emit(
+                    "restart_cancelled",
+                    &id,
+                    serde_json::json!({ "restarts": count + 1 }),
+                );
+                return 0;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
         }
-        Err(e) => {
-            t.notify.done(&MonitorReport::Error {
-                code: 125,
-                msg: e.to_string(),
-            });
-            let _ = store.remove(&id, name.as_deref());
-            125
+        if let Some(r) = &mut t.state.restarts {
+            r.next_ms = None;
         }
+        t.again(plan, store);
+        detach.hold = false;
     }
 }
+
+/// `nucleus stop` (and `rm -f`) said the sandbox is to stay stopped.
+pub(crate) fn stop_requested(store: &Store, id: &str) -> bool {
+    store.dir(id).join(STOP_MARK).exists()
+}
+
+/// The file `stop` leaves in a sandbox's record directory before it signals.
+pub(crate) const STOP_MARK: &str = "stopping";

@@ -4,7 +4,7 @@
 use crate::cli::RunArgs;
 use crate::events::Events;
 use crate::log::Logger;
-use crate::monitor::{Health, LogCap};
+use crate::monitor::{Health, LogCap, Ready};
 use crate::records::{free_stale_name, freezer_of, workload_of};
 use anyhow::Result;
 use nucleus_spec::net::EgressRefusal;
@@ -60,6 +60,12 @@ pub(crate) struct Tracker<'a> {
     pub(crate) freezer: Option<(PathBuf, bool)>,
     /// A detached sandbox's log, kept under `--log-max-size`.
     pub(crate) log_cap: Option<LogCap>,
+    /// When the service is ready, and the caller's service manager told.
+    pub(crate) ready: Option<Ready>,
+    /// `--health-on-failure restart` killed the sandbox: start it again.
+    pub(crate) unhealthy_kill: bool,
+    /// `--health-on-failure restart`.
+    pub(crate) restart_unhealthy: bool,
 }
 
 impl Tracker<'_> {
@@ -92,6 +98,40 @@ impl Tracker<'_> {
 }
 
 impl Tracker<'_> {
+    /// Ready for the next run of a restarted sandbox: its record as a new start's.
+    pub(crate) fn again(&mut self, plan: &Plan, store: &Store) {
+        let s = &mut self.state;
+        s.status = Status::Creating;
+        (s.init, s.workload, s.exit, s.usage) = (None, None, None, None);
+        (s.started_ms, s.finished_ms, s.ready_ms, s.health) = (None, None, None, None);
+        s.protections = None;
+        s.monitor = Some(process::this_process());
+        self.hold = false;
+        self.health = Health::new(plan, store);
+        self.ready = Ready::new(plan, store, false).ok();
+        self.save();
+    }
+    /// The workload runs: readiness probing begins (or it is ready now).
+    pub(crate) fn ready_begin(&mut self) {
+        if self.ready.as_mut().is_some_and(|r| r.begin()) {
+            self.became_ready();
+        }
+    }
+    /// Ready: recorded (and, when a readiness flag said how, saved and an event).
+    fn became_ready(&mut self) {
+        self.state.ready_ms = Some(now_ms());
+        let Some(how) = self.ready.as_ref().map(|r| r.how.clone()) else {
+            return;
+        };
+        if how.is_started() {
+            // (Saved with the start: no write, no event more per run.)
+            return;
+        }
+        let how = serde_json::to_value(&how).unwrap_or_default();
+        self.save();
+        self.events
+            .emit("ready", &self.state.id, serde_json::json!({ "how": how }));
+    }
     /// The workload runs: health checks begin.
     pub(crate) fn health_begin(&mut self) {
         if let Some(h) = &mut self.health {
@@ -122,6 +162,13 @@ impl Tracker<'_> {
                 self.say(&format!(
                     "health check failing ({streak} in a row): {output}"
                 ));
+                if self.restart_unhealthy {
+                    self.unhealthy_kill = true;
+                    if let Some(fd) = self.state.init.as_ref().and_then(process::pidfd) {
+                        use std::os::fd::AsFd;
+                        let _ = nucleus_sys::raw::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                    }
+                }
             }
             self.events.emit(
                 "health",
@@ -139,23 +186,32 @@ impl Tracker<'_> {
 
 impl Observer for Tracker<'_> {
     fn next_tick_ms(&self) -> i32 {
+        let soonest = |a: i32, b: i32| match (a, b) {
+            (-1, x) | (x, -1) => x,
+            (a, b) => a.min(b),
+        };
         let health = self.health.as_ref().map_or(-1, |h| h.next_tick_ms());
-        match (&self.log_cap, health) {
-            (None, h) => h,
-            (Some(l), -1) => l.ms_until(),
-            (Some(l), h) => h.min(l.ms_until()),
-        }
+        let ready = self.ready.as_ref().map_or(-1, Ready::next_tick_ms);
+        let log = self.log_cap.as_ref().map_or(-1, LogCap::ms_until);
+        soonest(soonest(health, ready), log)
     }
-    fn watched(&self) -> Option<i32> {
+    fn watched(&self) -> Vec<i32> {
         use std::os::fd::AsRawFd;
-        let (_, fd, _) = self.health.as_ref()?.running.as_ref()?;
-        Some(fd.as_raw_fd())
+        let mut v = self.ready.as_ref().map(Ready::watched).unwrap_or_default();
+        if let Some((_, fd, _)) = self.health.as_ref().and_then(|h| h.running.as_ref()) {
+            v.push(fd.as_raw_fd());
+        }
+        v
     }
     fn tick(&mut self) {
         if let Some(l) = &mut self.log_cap {
             l.check();
         }
         let id = self.state.id.clone();
+        let init = self.state.init.map(|p| p.pid);
+        if self.ready.as_mut().is_some_and(|r| r.tick(&id, init)) {
+            self.became_ready();
+        }
         let Some(h) = &mut self.health else {
             return;
         };
@@ -242,6 +298,7 @@ impl Observer for Tracker<'_> {
             // Foreground: the workload execs right after this report.
             self.state.status = Status::Running;
             self.state.started_ms = Some(now_ms());
+            self.ready_begin();
             self.save();
             crate::timing::mark("update record");
             self.events.emit("started", &self.state.id, fields);
@@ -259,6 +316,9 @@ impl Observer for Tracker<'_> {
     fn workload_exited(&mut self) {
         if let Some(h) = &mut self.health {
             h.stop();
+        }
+        if let Some(r) = &mut self.ready {
+            r.stopping();
         }
         // A foreground run's record goes while the kernel tears the namespaces down, off the
         // path to the exit status.
@@ -298,6 +358,7 @@ impl Observer for Tracker<'_> {
                 self.state.status = Status::Running;
                 self.state.started_ms = Some(now_ms());
                 self.health_begin();
+                self.ready_begin();
                 self.save();
                 self.events.emit(
                     "started",
@@ -451,5 +512,8 @@ pub(crate) fn foreground<'a>(
         health: Health::new(plan, store),
         freezer: None,
         log_cap: None,
+        ready: Some(Ready::new(plan, store, true)?),
+        unhealthy_kill: false,
+        restart_unhealthy: false,
     })
 }
