@@ -134,6 +134,9 @@ pub(crate) enum Command {
     /// Attested root filesystems: write a manifest, verify a tree against one.
     #[command(subcommand)]
     Rootfs(RootfsCmd),
+    /// Services as systemd units.
+    #[command(subcommand)]
+    Systemd(SystemdCmd),
     /// Resource usage of running sandboxes (all, or the given ids or id prefixes).
     Stats(StatsArgs),
 }
@@ -146,6 +149,48 @@ pub(crate) enum ConfigCmd {
     Reference,
     /// Print the command-line reference (Markdown; docs/cli.md is this output).
     CliReference,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SystemdCmd {
+    /// Print a unit, nucleus-NAME.service, that runs CMD with these `run` flags (or
+    /// --config) as a service: Type=notify, the journal for its output, Restart= from
+    /// --restart, LoadCredential= for each --secret and --load-credential, Delegate=yes.
+    Unit(Box<UnitArgs>),
+    /// Write that unit into /etc/systemd/system (or --unit-dir), reload systemd and enable it
+    /// (--now: and start it, waiting until it is ready).
+    Install(Box<InstallArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnitArgs {
+    /// The service's name: its unit is nucleus-NAME.service, its sandbox is named NAME.
+    #[arg(value_name = "NAME")]
+    pub service: String,
+    /// A credential systemd loads for the service (LoadCredential=NAME:PATH), given to the
+    /// sandbox as /run/secrets/NAME (repeatable).
+    #[arg(long)]
+    pub load_credential: Vec<String>,
+    /// The nucleus the unit runs (default: this one).
+    #[arg(long)]
+    pub nucleus: Option<PathBuf>,
+    /// The unit's Description=.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InstallArgs {
+    /// Where the unit is written.
+    #[arg(long, default_value = crate::commands::unit::UNIT_DIR)]
+    pub unit_dir: PathBuf,
+    /// Start it too.
+    #[arg(long)]
+    pub now: bool,
+    #[command(flatten)]
+    pub unit: UnitArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,7 +445,7 @@ pub(crate) struct GcArgs {
 // (snake_case), so the file and the command line are one typed launch configuration. (Not a
 // doc comment: clap would make it the about text of `run --help`, over the subcommand's own,
 // since subcommands are built deferred.)
-#[derive(Debug, Args, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(
     description = "The flags of `run`, `create` and `seccomp trace`; also the keys of a `--config` file (snake_case), so the file and the command line are one typed launch configuration."

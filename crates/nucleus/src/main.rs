@@ -110,6 +110,20 @@ fn main() -> ExitCode {
             Ok(0)
         }
         cli::Command::Seccomp(cli::SeccompCmd::Generate(g)) => commands::generate(&g, &log),
+        cli::Command::Systemd(cli::SystemdCmd::Unit(u)) => {
+            let mut u = *u;
+            with_config(u.run.clone(), &["systemd", "unit"]).and_then(|r| {
+                u.run = r;
+                commands::unit::unit(&u)
+            })
+        }
+        cli::Command::Systemd(cli::SystemdCmd::Install(i)) => {
+            let mut i = *i;
+            with_config(i.unit.run.clone(), &["systemd", "install"]).and_then(|r| {
+                i.unit.run = r;
+                commands::unit::install(&i.unit, &i.unit_dir, i.now, &log)
+            })
+        }
         cli::Command::Rootfs(cli::RootfsCmd::Manifest(a)) => commands::rootfs::manifest(&a, &log),
         cli::Command::Rootfs(cli::RootfsCmd::Verify(a)) => commands::rootfs::verify(&a, &log),
         cli::Command::Rootfs(cli::RootfsCmd::Gc(a)) => {

@@ -236,3 +236,89 @@ fn the_systemd_cgroup_driver_puts_the_container_in_a_scope_systemd_made() {
     );
     assert!(out.contains("scopes left: 0"), "{all}");
 }
+
+/// `nucleus systemd install`: the rendered unit (Type=notify) is `active` only once the
+/// workload says READY=1 (and, for another, once its port accepts), gets its LoadCredential
+/// secret at /run/secrets and nowhere else, logs to the journal, is restarted on failure with
+/// systemd's back-off, and `systemctl stop` leaves nothing.
+const UNIT_SCRIPT: &str = r#"#!/bin/sh
+exec > /opt/nt/out.txt 2>&1
+N=/opt/nt/nucleus
+echo "pid1: $(cat /proc/1/comm)"
+secret="s3cr3t-$(cat /proc/sys/kernel/random/uuid)"
+printf %s "$secret" > /etc/web-key; chmod 600 /etc/web-key
+t0=$(date +%s%N)
+$N systemd install --now web --nucleus $N --sd-notify --restart on-failure --secret /etc/web-key:api_key -- \
+  sh -c 'echo web-starting; sleep 2; test "$(cat /run/secrets/api_key)" && echo web-has-its-secret; systemd-notify --ready --status=serving; echo web-ready; exec sleep 1000'
+echo "install: rc=$? after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+echo "web: $(systemctl is-active nucleus-web.service) status=$(systemctl show -p StatusText --value nucleus-web.service)"
+systemctl cat nucleus-web.service | grep -E '^(Type|Restart|LoadCredential|Delegate)=' | sed 's/^/unit: /'
+sleep 0.3
+journalctl -u nucleus-web.service -o cat --no-pager | grep -E '^web-' | sed 's/^/journal: /'
+# The secret: in the sandbox's /run/secrets only.
+journalctl -o cat --no-pager | grep -c "$secret" | sed 's/^/secret in the journal: /'
+grep -l -F -f /etc/web-key /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | wc -l | sed 's/^/secret in environments and command lines: /'
+grep -rl "$secret" /run/nucleus /etc/systemd/system 2>/dev/null | wc -l | sed 's/^/secret in records and units: /'
+# A failure: systemd starts it again.
+main=$(systemctl show -p MainPID --value nucleus-web.service)
+$N kill web KILL
+sleep 4
+echo "web after a kill: $(systemctl is-active nucleus-web.service) restarts=$(systemctl show -p NRestarts --value nucleus-web.service) new main: $( [ "$(systemctl show -p MainPID --value nucleus-web.service)" != "$main" ] && echo yes)"
+systemctl stop nucleus-web.service
+echo "web after stop: $(systemctl is-active nucleus-web.service)"
+echo "records left: $($N ps -aq | wc -l)"
+echo "sandbox cgroups left: $(find /sys/fs/cgroup -path '*nucleus-web.service/*' -type d | wc -l)"
+echo "nucleus mounts left: $(awk '$5 ~ /nucleus/' /proc/self/mountinfo | wc -l)"
+# Readiness by TCP: active once the port accepts, 2 s in.
+t0=$(date +%s%N)
+$N systemd install --now db --nucleus $N --readiness-tcp 5432 -- \
+  sh -c 'sleep 2; exec perl -MIO::Socket::INET -e "\$s = IO::Socket::INET->new(LocalAddr => q(127.0.0.1:5432), Listen => 5, ReuseAddr => 1) or die; sleep 1000"'
+echo "db install: rc=$? after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+echo "db: $(systemctl is-active nucleus-db.service)"
+systemctl disable --now nucleus-db.service nucleus-web.service 2>/dev/null
+echo "units left: $(systemctl list-units --all --plain --no-legend 'nucleus-*' | grep -c active)"
+echo DONE
+"#;
+
+#[test]
+fn a_rendered_unit_is_ready_on_ready_gets_its_credential_restarts_and_stops_clean() {
+    require_root();
+    let w = TempDir::new("systemd-unit");
+    let (out, all) = boot(&w, UNIT_SCRIPT, false);
+    assert!(out.contains("DONE"), "{all}");
+    assert!(out.contains("pid1: systemd"), "{all}");
+    let ms = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|l| l.split(" after ").nth(1))
+            .and_then(|l| l.trim_end_matches(" ms").parse().ok())
+            .unwrap_or_else(|| panic!("no {key} line: {all}"))
+    };
+    // `systemctl start` returned only once the workload said READY=1, 2 s in.
+    assert!(out.contains("install: rc=0"), "{all}");
+    assert!(ms("install: ") >= 2000, "{all}");
+    assert!(out.contains("web: active status=serving"), "{all}");
+    for l in [
+        "unit: Type=notify",
+        "unit: Restart=on-failure",
+        "unit: LoadCredential=api_key:/etc/web-key",
+        "unit: Delegate=yes",
+        "journal: web-starting",
+        "journal: web-has-its-secret",
+        "journal: web-ready",
+        "secret in the journal: 0",
+        "secret in environments and command lines: 0",
+        "secret in records and units: 0",
+        "web after a kill: active restarts=1 new main: yes",
+        "web after stop: inactive",
+        "records left: 0",
+        "sandbox cgroups left: 0",
+        "nucleus mounts left: 0",
+        "db install: rc=0",
+        "db: active",
+        "units left: 0",
+    ] {
+        assert!(out.contains(l), "{l}: {all}");
+    }
+    assert!(ms("db install: ") >= 2000, "{all}");
+}

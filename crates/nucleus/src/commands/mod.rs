@@ -15,6 +15,7 @@ pub(crate) mod seccomp;
 pub(crate) mod start;
 pub(crate) mod stats;
 pub(crate) mod stop;
+pub(crate) mod unit;
 pub(crate) mod update;
 
 pub(crate) use events::*;
