@@ -14,8 +14,9 @@ fi
 # (slirp4netns for --network slirp, dnsmasq as the test DNS server, nft and ip to inspect), and
 # the OCI clients that drive nucleus as their runtime (podman with conmon, and uidmap's
 # newuidmap for rootless podman; Docker's dockerd
-# with its containerd, whose ctr drives the runc v2 shim as Kubernetes' CRI does).
-need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon newuidmap dockerd ctr)
+# with its containerd, whose ctr drives the runc v2 shim as Kubernetes' CRI does), and Nix
+# (offline, a local store) for the root filesystems nix/lib.nix builds.
+need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon newuidmap dockerd ctr nix-build)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
@@ -23,7 +24,8 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs \
-    slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon uidmap docker.io containerd >/dev/null
+    slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon uidmap docker.io containerd \
+    nix-bin >/dev/null
 fi
 
 # A Debian root filesystem with systemd, booted under systemd-nspawn by the systemd-supervision

@@ -14,7 +14,7 @@
 //!   change after (`nucleus rootfs verify` checks it again).
 
 use crate::error::{other, Context, Result};
-use nucleus_spec::attest::{erofs, Entry, Kind, Manifest, Mismatch};
+use nucleus_spec::attest::{erofs, Entry, Kind, Manifest, Mismatch, Source};
 use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
 use rustix::mount::{self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags};
 use sha2::{Digest, Sha256};
@@ -141,13 +141,72 @@ fn hash_file(f: OwnedFd, mut out: Option<(&std::fs::File, u64)>) -> io::Result<(
 pub fn manifest(dir: &Path) -> Result<Manifest> {
     let top = open_top(dir)?;
     let mut entries = Vec::new();
-    walk(top.as_fd(), Vec::new(), dir, &mut entries)?;
-    let mut m = Manifest { entries };
+    walk(top.as_fd(), Vec::new(), (dir, b""), &mut entries)?;
+    let mut m = Manifest {
+        entries,
+        closure: false,
+    };
     m.sort();
     Ok(m)
 }
 
-fn walk(top: BorrowedFd<'_>, rel: Vec<u8>, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
+/// Describe the Nix store path `dir` as a root with its closure (`store_paths`, all in
+/// /nix/store, `dir`'s own included) at nix/store/ (see `nucleus_spec::attest`).
+pub fn manifest_closure(dir: &Path, store_paths: &[PathBuf]) -> Result<Manifest> {
+    let store = Path::new(nucleus_spec::attest::STORE_ON_HOST);
+    let top = open_top(dir)?;
+    let store_fd = open_top(store)?;
+    let mut entries = Vec::new();
+    walk(top.as_fd(), Vec::new(), (dir, b""), &mut entries)?;
+    for synthetic in [&b"nix"[..], nucleus_spec::attest::STORE_IN_TREE] {
+        entries.push(Entry {
+            path: synthetic.to_vec(),
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for p in store_paths {
+        let name = p
+            .strip_prefix(store)
+            .ok()
+            .map(|n| n.as_os_str().as_bytes().to_vec())
+            .filter(|n| nucleus_spec::attest::valid_path(n) && !n.contains(&b'/'))
+            .ok_or_else(|| {
+                other(
+                    "rootfs manifest",
+                    format!("{}: not a path in {}", p.display(), store.display()),
+                )
+            })?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
+        walk(store_fd.as_fd(), name, (store, b"nix/store/"), &mut entries)?;
+    }
+    // The store's owner is the installation's: not attested; the image's entries are root's.
+    for e in &mut entries {
+        (e.uid, e.gid) = (0, 0);
+    }
+    let mut m = Manifest {
+        entries,
+        closure: true,
+    };
+    m.sort();
+    Ok(m)
+}
+
+/// Walk the entry `rel` of the tree at `top` (`dir` on the host) and everything below it; the
+/// manifest paths are `prefix` + `rel`.
+fn walk(
+    top: BorrowedFd<'_>,
+    rel: Vec<u8>,
+    (dir, prefix): (&Path, &[u8]),
+    out: &mut Vec<Entry>,
+) -> Result<()> {
     let shown = || dir.join(OsStr::from_bytes(&rel)).display().to_string();
     let fd = open_in(top, &rel, OFlags::PATH).ctx("open", shown())?;
     let st = rfs::fstat(&fd).map_err(errno).ctx("stat", shown())?;
@@ -175,7 +234,7 @@ fn walk(top: BorrowedFd<'_>, rel: Vec<u8>, dir: &Path, out: &mut Vec<Entry>) -> 
     }
     let is_dir = kind == Kind::Dir;
     out.push(Entry {
-        path: rel.clone(),
+        path: [prefix, &rel].concat(),
         kind,
         mode: st.st_mode & 0o7777,
         uid: st.st_uid,
@@ -188,7 +247,7 @@ fn walk(top: BorrowedFd<'_>, rel: Vec<u8>, dir: &Path, out: &mut Vec<Entry>) -> 
                 child.push(b'/');
             }
             child.extend(name);
-            walk(top, child, dir, out)?;
+            walk(top, child, (dir, prefix), out)?;
         }
     }
     Ok(())
@@ -334,7 +393,7 @@ pub fn seal(
             .ctx("rename", cache.join(&image_name).display())?;
         let st = rfs::fstat(&img).map_err(errno).ctx("stat", &image_name)?;
         let src = rfs::fstat(&top).map_err(errno).ctx("stat", dir.display())?;
-        let id = identity(&st, (&src, dir), (manifest_st, manifest));
+        let id = identity(&st, (&src, dir), (manifest_st, manifest)) + &top_lines(m);
         write_verdict(&cache_fd, &verdict_name, &id)
             .ctx("write", cache.join(&verdict_name).display())?;
         Ok(())
@@ -372,10 +431,20 @@ fn check_tree(
 ) -> std::result::Result<(), SealError> {
     let (_, children) = m.tree().map_err(|e| other("rootfs manifest", e))?;
     let mut offsets = files.iter().peekable();
+    let store = match m.closure {
+        true => Some(open_top(Path::new(nucleus_spec::attest::STORE_ON_HOST))?),
+        false => None,
+    };
     for (i, e) in m.entries.iter().enumerate() {
         let differs = |x: Mismatch| SealError::Differs(x.line(&e.path));
         let shown = e.shown();
-        let fd = match open_in(top, &e.path, OFlags::PATH) {
+        // Where the entry is read from (a closure's store paths: the host's store).
+        let (top, rel) = match (m.source(&e.path), &store) {
+            (Source::Synthetic, _) => continue,
+            (Source::Store(rest), Some(s)) => (s.as_fd(), rest),
+            _ => (top, &e.path[..]),
+        };
+        let fd = match open_in(top, rel, OFlags::PATH) {
             Ok(fd) => fd,
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(differs(Mismatch::Missing))
@@ -415,7 +484,7 @@ fn check_tree(
                 have: st.st_mode & 0o7777,
             }));
         }
-        if (st.st_uid, st.st_gid) != (e.uid, e.gid) {
+        if !m.closure && (st.st_uid, st.st_gid) != (e.uid, e.gid) {
             return Err(differs(Mismatch::Owner {
                 want: (e.uid, e.gid),
                 have: (st.st_uid, st.st_gid),
@@ -429,8 +498,7 @@ fn check_tree(
                         have: st.st_size as u64,
                     }));
                 }
-                let f =
-                    open_in(top, &e.path, OFlags::RDONLY | OFlags::NONBLOCK).ctx("open", &shown)?;
+                let f = open_in(top, rel, OFlags::RDONLY | OFlags::NONBLOCK).ctx("open", &shown)?;
                 let again = rfs::fstat(&f).map_err(errno).ctx("stat", &shown)?;
                 if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
                     return Err(SealError::Differs(format!(
@@ -483,6 +551,63 @@ fn check_tree(
 /// The sealed image of `digest` for the tree at `source`, when its verdict still holds (this
 /// boot, this image inode unchanged, this source directory): open. None: verify again.
 pub fn open_sealed(cache: &Path, digest: &str, source: &Path, manifest: &Path) -> Option<OwnedFd> {
+    sealed(cache, digest, source, manifest).map(|(img, _)| img)
+}
+
+/// The top-level entries of the sealed image (the root's: a plan lends them, on a tmpfs root,
+/// and grants execute on them), as its verdict lists them, when the verdict holds.
+pub fn sealed_top(
+    cache: &Path,
+    digest: &str,
+    source: &Path,
+    manifest: &Path,
+) -> Option<Vec<nucleus_spec::host::HostEntry>> {
+    let (_, text) = sealed(cache, digest, source, manifest)?;
+    let mut out = Vec::new();
+    for l in text.lines().filter_map(|l| l.strip_prefix("top ")) {
+        let mut f = l.split(' ');
+        let (Some(name), Some(kind)) = (f.next(), f.next()) else {
+            return None;
+        };
+        let name = unescape_path(name)?;
+        let kind = match kind {
+            "d" => nucleus_spec::host::EntryKind::Dir,
+            "f" => nucleus_spec::host::EntryKind::File,
+            "l" => nucleus_spec::host::EntryKind::Symlink(unescape_path(f.next()?)?),
+            _ => return None,
+        };
+        out.push(nucleus_spec::host::HostEntry {
+            path: name,
+            kind,
+            stamp: 0,
+        });
+    }
+    Some(out)
+}
+
+fn unescape_path(s: &str) -> Option<PathBuf> {
+    nucleus_spec::attest::unescape(s).map(|b| PathBuf::from(OsStr::from_bytes(&b)))
+}
+
+/// The top-level entries of `m` as a verdict lists them.
+fn top_lines(m: &Manifest) -> String {
+    let mut s = String::new();
+    for e in m.entries.iter().filter(|e| e.parent() == Some(&[][..])) {
+        let name = nucleus_spec::attest::shown(&e.path);
+        match &e.kind {
+            Kind::Dir => s.push_str(&format!("top {name} d\n")),
+            Kind::Symlink(t) => s.push_str(&format!(
+                "top {name} l {}\n",
+                nucleus_spec::attest::shown(t)
+            )),
+            _ => s.push_str(&format!("top {name} f\n")),
+        }
+    }
+    s
+}
+
+/// The image and the verdict's text, when the verdict holds.
+fn sealed(cache: &Path, digest: &str, source: &Path, manifest: &Path) -> Option<(OwnedFd, String)> {
     let cache_fd = open_cache(cache).ok()?;
     let (image_name, verdict_name) = names_for(digest);
     let verdict = rfs::openat(
@@ -494,7 +619,7 @@ pub fn open_sealed(cache: &Path, digest: &str, source: &Path, manifest: &Path) -
     .ok()?;
     let mut text = String::new();
     std::fs::File::from(verdict)
-        .take(4096)
+        .take(1 << 20)
         .read_to_string(&mut text)
         .ok()?;
     let img = rfs::openat(
@@ -509,8 +634,8 @@ pub fn open_sealed(cache: &Path, digest: &str, source: &Path, manifest: &Path) -
     let man = rfs::stat(manifest).ok()?;
     (st.st_uid == rustix::process::geteuid().as_raw()
         && st.st_mode & 0o077 == 0
-        && text == identity(&st, (&src, source), (&man, manifest)))
-    .then_some(img)
+        && text.starts_with(&identity(&st, (&src, source), (&man, manifest))))
+    .then_some((img, text))
 }
 
 /// A manifest file, read (bounded) with its identity as it was read.

@@ -220,6 +220,14 @@ pub(crate) struct ManifestArgs {
     /// Write the manifest here (default: standard output, the digest on standard error).
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// DIR is a Nix store path: the root is DIR with its whole closure at /nix/store (from
+    /// `nix-store -qR DIR`, or --nix-graph).
+    #[arg(long)]
+    pub nix_closure: bool,
+    /// The closure as Nix's exportReferencesGraph writes it (in a Nix build, which has no
+    /// nix-store to ask), or a list of store paths, one per line.
+    #[arg(long, requires = "nix_closure")]
+    pub nix_graph: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

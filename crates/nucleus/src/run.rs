@@ -564,7 +564,7 @@ pub(crate) fn main(
         .into());
     }
     crate::timing::mark("config");
-    let facts = nucleus_sys::probe::detect(
+    let mut facts = nucleus_sys::probe::detect(
         Path::new("/"),
         cfg.rootfs.as_deref(),
         nucleus_spec::host::Wants::for_config(&cfg),
@@ -580,7 +580,7 @@ pub(crate) fn main(
             cfg.notify_socket = Some(r.join(".notify").join(&id));
         }
     }
-    let plan = Plan::build(&cfg, &facts, &id)?;
+    let mut plan = Plan::build(&cfg, &facts, &id)?;
     crate::timing::mark("plan");
     if a.dry_run {
         outln!(
@@ -590,8 +590,23 @@ pub(crate) fn main(
         return Ok(0);
     }
     check_paths(&cfg)?;
-    if let Some(at) = &plan.attested {
-        crate::commands::rootfs::prepare(at, log)?;
+    if let Some(at) = plan.attested.clone() {
+        crate::commands::rootfs::prepare(&at, log)?;
+        // The root's top-level entries are the image's (a Nix closure's nix/ is in the image
+        // only): when the tree's differ, the plan is made again with the image's.
+        let top = nucleus_sys::attest::sealed_top(&at.cache, &at.sha256, &at.source, &at.manifest);
+        let same = |a: &[nucleus_spec::host::HostEntry], b: &[nucleus_spec::host::HostEntry]| {
+            let key = |v: &[nucleus_spec::host::HostEntry]| {
+                let mut k: Vec<_> = v.iter().map(|e| (e.path.clone(), e.kind.clone())).collect();
+                k.sort_by(|x, y| x.0.cmp(&y.0));
+                k
+            };
+            key(a) == key(b)
+        };
+        if let Some(top) = top.filter(|t| !same(t, &facts.rootfs_entries)) {
+            facts.rootfs_entries = top;
+            plan = Plan::build(&cfg, &facts, &id)?;
+        }
         crate::timing::mark("attested root");
     }
     let events = Events::open(a.events_jsonl.as_deref(), a.events_fd)?;

@@ -305,7 +305,10 @@ mod tests {
             ));
         }
         entries.push(entry("ln", Kind::Symlink(b"big".to_vec())));
-        let m = Manifest { entries };
+        let m = Manifest {
+            entries,
+            closure: false,
+        };
         let l = layout(&m, [1; 16]).unwrap();
         let sb = &l.meta[SUPER_OFFSET..];
         assert_eq!(u32at(sb, 0), MAGIC);
@@ -341,7 +344,14 @@ mod tests {
         for i in 0..200 {
             entries.push(entry(&format!("l{i:03}"), Kind::Symlink(vec![b'x'; 1000])));
         }
-        let l = layout(&Manifest { entries }, [0; 16]).unwrap();
+        let l = layout(
+            &Manifest {
+                entries,
+                closure: false,
+            },
+            [0; 16],
+        )
+        .unwrap();
         let inodes = &l.meta[4096..];
         let mut off = 64 + round_up(DirData::size_of(200), 32) as usize;
         for _ in 0..200 {

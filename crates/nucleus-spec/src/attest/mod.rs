@@ -21,6 +21,12 @@
 //! `-`. Paths are sorted component by component (a directory right before its contents).
 //! Times, link counts and extended attributes are not part of it (and not carried into the
 //! image: its entries have none, and mtime 1 as in the Nix store).
+//!
+//! A Nix closure (`nucleus rootfs manifest --nix-closure STOREPATH`) is the tree STOREPATH
+//! with its whole closure at `nix/store/`: the second line is `nix-closure`; `nix` and
+//! `nix/store` are directories of the image only (`d 0755 0 0`), every `nix/store/NAME/…`
+//! entry is the host's `/nix/store/NAME/…`, and store entries are owned by root in the
+//! manifest and the image (the store's owner is the installation's, not attested).
 
 pub mod erofs;
 
@@ -45,6 +51,11 @@ pub const DEFAULT_CACHE: &str = "/var/lib/nucleus/rootfs";
 
 /// The first line of every manifest.
 pub const HEADER: &str = "nucleus-rootfs-manifest 1";
+/// The second line of a Nix closure's manifest.
+pub const CLOSURE: &str = "nix-closure";
+/// Where a closure's store paths are in the tree, and on the host.
+pub const STORE_IN_TREE: &[u8] = b"nix/store";
+pub const STORE_ON_HOST: &str = "/nix/store";
 
 /// The largest manifest read (about a million entries).
 pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
@@ -138,9 +149,40 @@ pub fn path_order(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 /// A whole manifest: the top first, then every entry in [`path_order`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     pub entries: Vec<Entry>,
+    /// A Nix closure: `nix/store/…` is the host's store (see the module's doc).
+    pub closure: bool,
+}
+
+/// Where a closure's entry is read from: the host store (`Some(rest)`: the path below
+/// /nix/store), the tree itself (`None`), or nowhere (`Synthetic`: `nix`, `nix/store`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source<'a> {
+    Tree,
+    Store(&'a [u8]),
+    Synthetic,
+}
+
+impl Manifest {
+    /// Where the entry at `path` comes from.
+    pub fn source<'a>(&self, path: &'a [u8]) -> Source<'a> {
+        if !self.closure {
+            return Source::Tree;
+        }
+        if path == b"nix" || path == STORE_IN_TREE {
+            return Source::Synthetic;
+        }
+        match path
+            .strip_prefix(STORE_IN_TREE)
+            .and_then(|r| r.strip_prefix(b"/"))
+        {
+            Some(rest) => Source::Store(rest),
+            None if path == b"nix" || path.starts_with(b"nix/") => Source::Synthetic,
+            None => Source::Tree,
+        }
+    }
 }
 
 fn escape(b: &[u8]) -> String {
@@ -155,7 +197,8 @@ fn escape(b: &[u8]) -> String {
     s
 }
 
-fn unescape(s: &str) -> Option<Vec<u8>> {
+/// A path or link target as a manifest writes it, back to bytes (None: not canonical).
+pub fn unescape(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -201,6 +244,10 @@ impl Manifest {
         let mut s = String::with_capacity(64 * self.entries.len() + 32);
         s.push_str(HEADER);
         s.push('\n');
+        if self.closure {
+            s.push_str(CLOSURE);
+            s.push('\n');
+        }
         for e in &self.entries {
             let extra = match &e.kind {
                 Kind::Dir | Kind::Fifo => "-".to_string(),
@@ -247,8 +294,14 @@ impl Manifest {
         let mut entries: Vec<Entry> = Vec::new();
         // The directories an entry may be in: the chain from the top to the last directory.
         let mut open_dirs: Vec<Vec<u8>> = Vec::new();
+        let mut lines = lines.peekable();
+        let closure = lines.peek() == Some(&"nix-closure\n");
+        if closure {
+            lines.next();
+        }
+        let first = if closure { 3 } else { 2 };
         for (i, raw) in lines.enumerate() {
-            let n = i + 2;
+            let n = i + first;
             let Some(line) = raw.strip_suffix('\n') else {
                 return Err(err(n, "the last line has no newline (truncated?)".into()));
             };
@@ -356,12 +409,30 @@ impl Manifest {
             if e.kind == Kind::Dir {
                 open_dirs.push(e.path.clone());
             }
+            // A closure's own directories are the image's: plain and root's.
+            let synthetic = closure && (e.path == b"nix" || e.path == STORE_IN_TREE);
+            if synthetic && (e.kind != Kind::Dir || e.mode != 0o755 || e.uid != 0 || e.gid != 0) {
+                return Err(err(
+                    n,
+                    format!("{}: in a closure it is `d 0755 0 0`", e.shown()),
+                ));
+            }
+            if closure
+                && e.path.starts_with(b"nix/")
+                && !synthetic
+                && !e.path.starts_with(b"nix/store/")
+            {
+                return Err(err(
+                    n,
+                    format!("{}: a closure's nix/ holds only store/", e.shown()),
+                ));
+            }
             entries.push(e);
         }
         if entries.is_empty() {
             return Err(ConfigError::new(flag, "the manifest has no entries"));
         }
-        Ok(Manifest { entries })
+        Ok(Manifest { entries, closure })
     }
 
     /// Each entry's parent (the top is its own) and each directory's children, by index.
@@ -417,6 +488,57 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// The store paths a closure file names: a list (one path per line), or the references graph
+/// Nix's `exportReferencesGraph` writes (blocks of: path, deriver or empty, reference count,
+/// the references).
+pub fn closure_paths(text: &str) -> Result<Vec<PathBuf>, String> {
+    let store = format!("{STORE_ON_HOST}/");
+    let lines: Vec<&str> = text.lines().collect();
+    let is_path = |l: &str| {
+        l.strip_prefix(&store)
+            .is_some_and(|n| !n.is_empty() && !n.contains('/') && valid_path(n.as_bytes()))
+    };
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut add = |p: &str| {
+        if !out.iter().any(|o| o.as_os_str() == p) {
+            out.push(PathBuf::from(p));
+        }
+    };
+    if lines.iter().all(|l| l.is_empty() || is_path(l)) {
+        lines.iter().filter(|l| !l.is_empty()).for_each(|l| add(l));
+    } else {
+        let mut i = 0;
+        while i < lines.len() {
+            let (Some(path), Some(_deriver), Some(n)) =
+                (lines.get(i), lines.get(i + 1), lines.get(i + 2))
+            else {
+                return Err(format!("line {}: a truncated references graph", i + 1));
+            };
+            let n: usize = n
+                .parse()
+                .map_err(|_| format!("line {}: {n:?} is not a reference count", i + 3))?;
+            if !is_path(path) {
+                return Err(format!("line {}: {path:?} is not a store path", i + 1));
+            }
+            add(path);
+            if lines.len() < i + 3 + n {
+                return Err(format!("line {}: a truncated references graph", i + 3));
+            }
+            for r in lines.iter().skip(i + 3).take(n) {
+                if !is_path(r) {
+                    return Err(format!("{r:?} is not a store path"));
+                }
+                add(r);
+            }
+            i += 3 + n;
+        }
+    }
+    if out.is_empty() {
+        return Err("no store paths".into());
+    }
+    Ok(out)
 }
 
 /// A `--rootfs-sha256` pin: 64 lowercase hex digits (a `sha256:` prefix allowed).
@@ -500,6 +622,7 @@ mod tests {
             gid: 0,
         };
         Manifest {
+            closure: false,
             entries: vec![
                 e("", Kind::Dir, 0o755),
                 e("a", Kind::Dir, 0o755),
@@ -527,6 +650,66 @@ mod tests {
         assert!(t.contains("a-b l 0777 0 0 a/b%20c\n"), "{t}");
         assert!(t.contains("p%25 p 0600 0 0 -\n"), "{t}");
         assert_eq!(Manifest::parse("m", t.as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn closures_say_so_and_keep_their_store_plain() {
+        let mut m = sample();
+        m.closure = true;
+        let d = |p: &str| Entry {
+            path: p.as_bytes().to_vec(),
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        m.entries.insert(5, d("nix"));
+        m.entries.insert(6, d("nix/store"));
+        m.entries.insert(7, d("nix/store/abc-x"));
+        m.sort();
+        let t = m.render();
+        assert!(
+            t.starts_with("nucleus-rootfs-manifest 1\nnix-closure\n. d"),
+            "{t}"
+        );
+        assert_eq!(Manifest::parse("m", t.as_bytes()).unwrap(), m);
+        assert_eq!(m.source(b"nix/store"), Source::Synthetic);
+        assert_eq!(
+            m.source(b"nix/store/abc-x/bin"),
+            Source::Store(b"abc-x/bin")
+        );
+        assert_eq!(m.source(b"bin"), Source::Tree);
+        let bad = t.replace("nix/store d 0755", "nix/store d 1775");
+        let e = Manifest::parse("m", bad.as_bytes()).unwrap_err();
+        assert!(
+            e.message
+                .contains("nix/store: in a closure it is `d 0755 0 0`"),
+            "{}",
+            e.message
+        );
+        let bad = t.replace(
+            "nix/store d 0755 0 0 -\n",
+            "nix/store d 0755 0 0 -\nnix/store2 d 0755 0 0 -\n",
+        );
+        assert!(Manifest::parse("m", bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn closures_from_lists_and_references_graphs() {
+        let a = "/nix/store/aaa-x";
+        let b = "/nix/store/bbb-y";
+        assert_eq!(
+            closure_paths(&format!("{a}\n{b}\n")).unwrap(),
+            [PathBuf::from(a), PathBuf::from(b)]
+        );
+        let graph = format!("{a}\n/nix/store/ddd-x.drv\n1\n{b}\n{b}\n\n0\n");
+        assert_eq!(
+            closure_paths(&graph).unwrap(),
+            [PathBuf::from(a), PathBuf::from(b)]
+        );
+        assert!(closure_paths(&format!("{a}\n\n2\n{b}\n")).is_err());
+        assert!(closure_paths("/etc/passwd\n").is_err());
+        assert!(closure_paths(&format!("{a}/bin\n")).is_err());
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub(crate) fn manifest(a: &crate::cli::ManifestArgs, log: &Logger) -> Result<u8>
             ConfigError::new("DIR", format!("{}: not a directory", a.dir.display())).into(),
         );
     }
-    let m = attest::manifest(&a.dir)?;
+    let m = match a.nix_closure {
+        false => attest::manifest(&a.dir)?,
+        true => attest::manifest_closure(&a.dir, &closure(&a.dir, a.nix_graph.as_deref())?)?,
+    };
     let text = m.render();
     let digest = nucleus_spec::policy::sha256_hex(text.as_bytes());
     match &a.output {
@@ -33,6 +36,60 @@ pub(crate) fn manifest(a: &crate::cli::ManifestArgs, log: &Logger) -> Result<u8>
         t.elapsed().as_secs_f64()
     ));
     Ok(0)
+}
+
+/// The store paths of `dir`'s closure: from a references graph (or list) file, or from
+/// `nix-store -qR`.
+fn closure(dir: &Path, graph: Option<&Path>) -> Result<Vec<std::path::PathBuf>> {
+    let text = match graph {
+        Some(g) => std::fs::read_to_string(g)
+            .map_err(|e| ConfigError::new("--nix-graph", format!("{}: {e}", g.display())))?,
+        None => {
+            let o = std::process::Command::new("nix-store")
+                .arg("-qR")
+                .arg(dir)
+                .output()
+                .map_err(|e| {
+                    ConfigError::new(
+                        "--nix-closure",
+                        format!("nix-store: {e} (install Nix, or give --nix-graph)"),
+                    )
+                })?;
+            if !o.status.success() {
+                return Err(ConfigError::new(
+                    "--nix-closure",
+                    format!(
+                        "nix-store -qR {}: {}",
+                        dir.display(),
+                        nucleus_spec::config::single_line(&String::from_utf8_lossy(&o.stderr))
+                    ),
+                )
+                .into());
+            }
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        }
+    };
+    let paths = nucleus_spec::attest::closure_paths(&text).map_err(|m| {
+        ConfigError::new(
+            if graph.is_some() {
+                "--nix-graph"
+            } else {
+                "--nix-closure"
+            },
+            m,
+        )
+    })?;
+    if !paths.iter().any(|p| p == dir) {
+        return Err(ConfigError::new(
+            "--nix-closure",
+            format!(
+                "{}: not in its own closure (is it a store path?)",
+                dir.display()
+            ),
+        )
+        .into());
+    }
+    Ok(paths)
 }
 
 fn read_pinned(
