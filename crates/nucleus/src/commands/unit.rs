@@ -231,10 +231,13 @@ pub(crate) fn render(a: &UnitArgs) -> Result<String> {
     u.push_str(
         "# A workload that ends on that SIGTERM: stopped, not failed.\nSuccessExitStatus=143\n",
     );
+    let backoff =
+        "# Back-off: 1 s, growing to 30 s over 5 restarts (systemd 254+; older ones keep 1 s).\n\
+                   RestartSec=1s\nRestartSteps=5\nRestartMaxDelaySec=30s\n";
     match restart {
         RestartPolicy::No => u.push_str("Restart=no\n"),
-        RestartPolicy::Always => u.push_str("Restart=always\nRestartSec=1s\n"),
-        RestartPolicy::OnFailure { .. } => u.push_str("Restart=on-failure\nRestartSec=1s\n"),
+        RestartPolicy::Always => u.push_str(&format!("Restart=always\n{backoff}")),
+        RestartPolicy::OnFailure { .. } => u.push_str(&format!("Restart=on-failure\n{backoff}")),
     }
     u.push_str("# The sandbox's cgroups are made under the service's own.\nDelegate=yes\n");
     for (n, p) in &creds {
