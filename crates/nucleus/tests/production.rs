@@ -197,6 +197,30 @@ fn production_service_runs_on_its_sealed_image_with_everything_applied() {
     assert_eq!(p["seccomp"], "enforced", "{started}");
     assert_eq!(p["degraded"], serde_json::json!([]), "{started}");
 
+    // A detached one: `state` and `inspect` say the same.
+    let mut detached = PROD.to_vec();
+    detached.push("-d");
+    let o = attested_run(
+        &t,
+        (&root, &manifest, &digest),
+        &detached,
+        &["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let st: serde_json::Value = serde_json::from_slice(&run(&["state", &id]).stdout).unwrap();
+    assert_eq!(st["protections"]["rootfs_sha256"], digest.as_str(), "{st}");
+    assert_eq!(st["protections"]["private_ids"], true, "{st}");
+    let ins: serde_json::Value = serde_json::from_slice(&run(&["inspect", &id]).stdout).unwrap();
+    assert_eq!(ins["config"]["service_mode"], "production", "{ins}");
+    assert_eq!(
+        ins["config"]["attested_root"]["sha256"],
+        digest.as_str(),
+        "{ins}"
+    );
+    assert_eq!(ins["protections"]["seccomp"], "enforced", "{ins}");
+    assert!(run(&["rm", "-f", &id]).status.success());
+
     // A second start finds the verdict: no verification, same result.
     let o = attested_run(
         &t,

@@ -14,6 +14,10 @@ pub(crate) fn state(store: &Store, q: &str) -> Result<u8> {
     let mut v = s.oci(st, &dir.to_string_lossy());
     // (runc's word for a frozen container.)
     v["status"] = shown(store, &s, st).into();
+    // What was applied (nucleus's own sandboxes; a field OCI clients do not read).
+    if let Some(p) = &s.protections {
+        v["protections"] = serde_json::to_value(p)?;
+    }
     outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }
@@ -39,6 +43,9 @@ pub(crate) fn inspect(store: &Store, q: &str) -> Result<u8> {
         "exit": ex,
         "cgroups": s.cgroups,
         "usage": s.usage,
+        "protections": s.protections,
+        "ready": s.ready_ms.map(state::rfc3339),
+        "restarts": s.restarts,
     });
     if let Some(p) = plan {
         let limits: serde_json::Map<String, serde_json::Value> = p
@@ -60,6 +67,10 @@ pub(crate) fn inspect(store: &Store, q: &str) -> Result<u8> {
             "mounts": p.mounts,
             "network": p.net,
             "namespaces": p.namespaces,
+            "service_mode": p.mode.as_str(),
+            "attested_root": p.attested,
+            "readiness": p.readiness,
+            "restart": p.restart,
         });
     }
     outln!("{}", serde_json::to_string_pretty(&v)?);
