@@ -37,7 +37,7 @@ pub fn signals() -> OwnedFd {
 }
 
 /// Init's loop, once it is hardened ([`harden`]): forward signals, reap, report the workload.
-pub fn run(workload: libc::pid_t, ch: Sandbox, sfd: OwnedFd) -> ! {
+pub fn run(workload: libc::pid_t, ch: &Sandbox, sfd: OwnedFd) -> ! {
     loop {
         let Ok(sig) = raw::read_signal(sfd.as_fd()) else {
             raw::exit_now(1)
@@ -49,7 +49,7 @@ pub fn run(workload: libc::pid_t, ch: Sandbox, sfd: OwnedFd) -> ! {
         // Reap everything; orphans re-parented to us included.
         while let Ok(Some((pid, st))) = raw::waitpid(-1, true) {
             if pid == workload {
-                finish(&ch, st);
+                finish(ch, st);
             }
         }
     }

@@ -21,21 +21,33 @@ use crate::tty;
 use nucleus_spec::plan::{IdMapPlan, Plan};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
 /// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox of the process
 /// behind `init_pidfd` (the sandbox's workload: it is in every namespace, time included).
 /// Single-threaded callers only (it forks).
+/// `contained` (nucleus's own exec): the process runs under an init of its own, PID 1 of a
+/// pid namespace nested in the sandbox's, which dies with the caller; when it ends, or is
+/// killed, nothing the process started outlives it. Without (OCI exec): it is a process of
+/// the container's pid namespace itself, as runc's.
+/// `capture`: the process's stdout and stderr go there (capped), not to the caller's.
 pub fn exec(
     plan: &Plan,
     init_pid: libc::pid_t,
     init_pidfd: BorrowedFd<'_>,
     cgroups: &[PathBuf],
     obs: &mut dyn Observer,
+    (contained, capture): (bool, Option<crate::relay::Capture>),
 ) -> Result<Outcome> {
-    let r =
-        sandbox::with_signals_blocked(|| parent(plan, init_pid, init_pidfd, cgroups, obs, None))?;
+    let how = if contained {
+        How::Contained
+    } else {
+        How::Waited
+    };
+    let r = sandbox::with_signals_blocked(|| {
+        parent(plan, init_pid, init_pidfd, cgroups, obs, how, capture)
+    })?;
     match r {
         Exec::Waited(o) => Ok(*o),
         Exec::Started(..) => Err(crate::error::other("exec", "started detached")),
@@ -52,9 +64,31 @@ pub fn exec_detached(
     cgroups: &[PathBuf],
     console: Option<&ConsoleSocket>,
 ) -> std::result::Result<libc::pid_t, sandbox::CreateError> {
+    start(plan, init_pid, init_pidfd, cgroups, How::Detached(console))
+}
+
+/// `nucleus exec -d`: the process starts contained (as [`exec`]'s) but outlives the caller,
+/// its standard descriptors /dev/null; returns once it is set up (just before its exec).
+pub fn exec_in_background(
+    plan: &Plan,
+    init_pid: libc::pid_t,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+) -> std::result::Result<libc::pid_t, sandbox::CreateError> {
+    start(plan, init_pid, init_pidfd, cgroups, How::Background)
+}
+
+/// A process started and left running (`how`: detached or in the background).
+fn start(
+    plan: &Plan,
+    init_pid: libc::pid_t,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    how: How<'_>,
+) -> std::result::Result<libc::pid_t, sandbox::CreateError> {
     let mut obs = sandbox::NoObserver;
     let r = sandbox::with_signals_blocked(|| {
-        parent(plan, init_pid, init_pidfd, cgroups, &mut obs, Some(console))
+        parent(plan, init_pid, init_pidfd, cgroups, &mut obs, how, None)
     })?;
     match r {
         Exec::Started(pid, Ok(())) => Ok(pid),
@@ -68,15 +102,33 @@ enum Exec {
     Started(libc::pid_t, std::result::Result<(), sandbox::CreateError>),
 }
 
-/// `detached`: Some(console) for OCI `exec --detach`.
+/// How the process runs and who waits for it.
+#[derive(Clone, Copy)]
+enum How<'a> {
+    /// A process of the sandbox's pid namespace, waited for (OCI exec).
+    Waited,
+    /// Under an init of its own in a nested pid namespace, waited for (`nucleus exec`).
+    Contained,
+    /// OCI `exec --detach`: started, with its terminal's master to the console socket.
+    Detached(Option<&'a ConsoleSocket>),
+    /// `nucleus exec -d`: contained, started, left running.
+    Background,
+}
+
 fn parent(
     plan: &Plan,
     init_pid: libc::pid_t,
     init_pidfd: BorrowedFd<'_>,
     cgroups: &[PathBuf],
     obs: &mut dyn Observer,
-    detached: Option<Option<&ConsoleSocket>>,
+    how: How<'_>,
+    capture: Option<crate::relay::Capture>,
 ) -> Result<Exec> {
+    let detached = match how {
+        How::Detached(c) => Some(c),
+        How::Background => Some(None),
+        _ => None,
+    };
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
     let time_ns = if plan.namespaces.has_time() {
         Some(
@@ -100,6 +152,8 @@ fn parent(
         };
         raw::setns(init_pidfd, flags).ctx("join", "pid namespace")?;
     }
+    let contained = matches!(how, How::Contained | How::Background) && plan.namespaces.pid;
+    let background = matches!(how, How::Background);
     // --cpus: the exec'd command runs on the sandbox's CPUs, as its workload does.
     if plan.process.cpu_count.is_some() {
         if let Ok(cpus) = raw::cpu_affinity(init_pid) {
@@ -111,6 +165,8 @@ fn parent(
     // process the exec leaves behind must hold nothing of the caller's.
     let stdio = if plan.process.tty || detached.is_some() {
         crate::relay::Stdio::default()
+    } else if let Some(c) = capture {
+        crate::relay::Stdio::capturing(c).ctx("pipe", "standard descriptors")?
     } else {
         crate::relay::Stdio::for_terminals().ctx("pipe", "standard descriptors")?
     };
@@ -147,6 +203,9 @@ fn parent(
             // Read and put back (umask cannot fail).
             let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022)).bits();
             let tty_slave = slave.as_ref().map(|s| s.as_fd());
+            if contained {
+                contained_exec(plan, &cch, tty_slave, umask, !background)
+            }
             sandbox::workload_exec(plan, &cch, Switched::PivotRoot, tty_slave, umask)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -168,6 +227,82 @@ fn parent(
     }
     obs.started(pid, cgroups);
     sandbox::wait(plan, pid, &pidfd, &pch, &sfd, obs, relay).map(|o| Exec::Waited(Box::new(o)))
+}
+
+/// The process the caller forked, in the sandbox's pid namespace: it makes a pid namespace
+/// under it whose PID 1 is the exec's init (and the exec'd process its workload), passes the
+/// caller's signals on to that init, and ends with it. Each dies with its parent (the caller
+/// gone: this process, then the init, then everything in the nested namespace).
+fn contained_exec(
+    plan: &Plan,
+    cch: &crate::channel::Sandbox,
+    tty_slave: Option<BorrowedFd<'_>>,
+    umask: libc::mode_t,
+    with_caller: bool,
+) -> ! {
+    // (Set only now: the kernel cleared it when our credentials changed.)
+    if with_caller && raw::die_with_parent().is_err() {
+        raw::exit_now(126);
+    }
+    if !with_caller {
+        // In the background: nothing of the caller's.
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null");
+        let ok = null.is_ok_and(|n| {
+            rustix::stdio::dup2_stdin(&n).is_ok()
+                && rustix::stdio::dup2_stdout(&n).is_ok()
+                && rustix::stdio::dup2_stderr(&n).is_ok()
+        });
+        if !ok {
+            sandbox::fail_with(
+                cch,
+                StartFailure::new(Stage::Start, "/dev/null".to_string()),
+            );
+        }
+    }
+    // Only a member of a pid namespace can make one under it.
+    if let Err(e) = raw::unshare(libc::CLONE_NEWPID) {
+        sandbox::fail_with(cch, StartFailure::new(Stage::JoinNamespaces, e.to_string()));
+    }
+    let sfd = crate::init::signals();
+    #[allow(unsafe_code)]
+    // raw::fork: single-threaded (a forked child of a single-threaded caller).
+    // SAFETY: this process is single-threaded.
+    let init = match unsafe { raw::fork() } {
+        Ok(None) => {
+            if raw::die_with_parent().is_err() {
+                raw::exit_now(126);
+            }
+            sandbox::workload_exec_under_init(plan, cch, tty_slave, umask)
+        }
+        Ok(Some(pid)) => pid,
+        Err(e) => sandbox::fail_with(cch, StartFailure::new(Stage::ForkWorkload, e.to_string())),
+    };
+    // This process stays in the sandbox (root of its user namespace) while the command runs:
+    // it gives up what the sandbox's init gives up (capabilities but CAP_KILL, file access,
+    // every syscall but a few, its descriptors but the signals').
+    let _ = crate::init::harden(
+        &[sfd.as_raw_fd()],
+        crate::init::KEPT_CAPS,
+        &plan.init_seccomp_bpf,
+    );
+    loop {
+        let Ok(sig) = raw::read_signal(sfd.as_fd()) else {
+            raw::exit_now(1)
+        };
+        if sig != libc::SIGCHLD {
+            let _ = raw::kill(init, sig);
+            continue;
+        }
+        // The init reported the exec'd process's status itself.
+        while let Ok(Some((pid, _))) = raw::waitpid(-1, true) {
+            if pid == init {
+                raw::exit_now(0);
+            }
+        }
+    }
 }
 
 fn child_join(

@@ -63,6 +63,10 @@ struct Stream {
     src: Option<OwnedFd>,
     dst: Option<OwnedFd>,
     buf: Vec<u8>,
+    /// A capture: at most this many bytes go to `dst`; the rest is read and counted in
+    /// `dropped` (the writer never blocks on it, nothing more is kept).
+    cap: Option<(u64, std::rc::Rc<std::cell::Cell<u64>>)>,
+    kept: u64,
     /// `dst` does not block (ours, or a terminal opened again); otherwise (a caller's pipe or
     /// file, whose open file the caller shares) each write after poll's word is at most
     /// PIPE_BUF bytes, which a pipe with room takes without waiting.
@@ -92,7 +96,24 @@ impl Relay {
             dst: Some(dst),
             buf: Vec::with_capacity(BUF),
             dst_nonblocking,
+            cap: None,
+            kept: 0,
         });
+    }
+
+    /// Copy at most `cap` bytes of `src` to `dst` (a file of the caller's); count the rest in
+    /// `dropped`, read and discarded.
+    pub fn push_capped(
+        &mut self,
+        src: OwnedFd,
+        dst: OwnedFd,
+        cap: u64,
+        dropped: std::rc::Rc<std::cell::Cell<u64>>,
+    ) {
+        self.push(src, dst);
+        if let Some(s) = self.streams.last_mut() {
+            s.cap = Some((cap, dropped));
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,7 +184,16 @@ impl Stream {
         self.buf.resize(len + room, 0);
         let r = rustix::io::read(src, &mut self.buf[len..]);
         if let Ok(n @ 1..) = r {
-            self.buf.truncate(len + n);
+            let keep = match &self.cap {
+                Some((cap, dropped)) => {
+                    let keep = n.min(cap.saturating_sub(self.kept) as usize);
+                    dropped.set(dropped.get() + (n - keep) as u64);
+                    keep
+                }
+                None => n,
+            };
+            self.kept += keep as u64;
+            self.buf.truncate(len + keep);
             return;
         }
         self.buf.truncate(len);
@@ -226,6 +256,58 @@ pub struct Stdio {
     /// input ends at once, as a background job's would, instead of the runtime being stopped
     /// by SIGTTIN on its first read.
     stdin_eof: bool,
+    /// Output captured (`exec --capture`): where stdout and stderr go instead of the caller's.
+    capture: Option<Capture>,
+}
+
+/// Where `exec --capture` keeps a process's output: a file each for stdout and stderr (at most
+/// `cap` bytes each), and how much more came and was dropped.
+pub struct Capture {
+    pub cap: u64,
+    pub files: [OwnedFd; 2],
+    pub dropped: [std::rc::Rc<std::cell::Cell<u64>>; 2],
+}
+
+impl Capture {
+    /// Two in-memory files, for at most `cap` bytes each.
+    pub fn new(cap: u64) -> io::Result<Capture> {
+        let file = |name: &str| {
+            rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC).map_err(io::Error::from)
+        };
+        Ok(Capture {
+            cap,
+            files: [file("stdout")?, file("stderr")?],
+            dropped: Default::default(),
+        })
+    }
+
+    /// Another handle on the same files and counts (one goes to the relay).
+    pub fn share(&self) -> io::Result<Capture> {
+        Ok(Capture {
+            cap: self.cap,
+            files: [self.files[0].try_clone()?, self.files[1].try_clone()?],
+            dropped: self.dropped.clone(),
+        })
+    }
+
+    /// What was kept of stdout and stderr, each with how many bytes came in all.
+    pub fn read(&self) -> io::Result<[(Vec<u8>, u64); 2]> {
+        use std::io::{Read, Seek};
+        let one = |i: usize| -> io::Result<(Vec<u8>, u64)> {
+            let mut f = std::fs::File::from(self.files[i].try_clone()?);
+            f.seek(io::SeekFrom::Start(0))?;
+            let mut b = Vec::new();
+            f.take(self.cap).read_to_end(&mut b)?;
+            let all = b.len() as u64 + self.dropped[i].get();
+            Ok((b, all))
+        };
+        Ok([one(0)?, one(1)?])
+    }
+}
+
+/// This process's standard input becomes `f` (what a command it starts reads).
+pub fn stdin_from(f: &std::fs::File) -> io::Result<()> {
+    Ok(rustix::stdio::dup2_stdin(f)?)
 }
 
 impl Stdio {
@@ -244,6 +326,19 @@ impl Stdio {
             let fg = rustix::termios::tcgetpgrp(rustix::stdio::stdin()).ok();
             s.stdin_eof = fg != Some(rustix::process::getpgrp());
         }
+        Ok(s)
+    }
+
+    /// As [`Stdio::for_terminals`] for input; stdout and stderr always piped, into `capture`.
+    pub fn capturing(capture: Capture) -> io::Result<Stdio> {
+        let mut s = Stdio::for_terminals()?;
+        for fd in 1..3 {
+            if s.pipes[fd].is_none() {
+                let (r, w) = crate::raw::pipe()?;
+                s.pipes[fd] = Some((w, r));
+            }
+        }
+        s.capture = Some(capture);
         Ok(s)
     }
 
@@ -274,12 +369,16 @@ impl Stdio {
             let Some((theirs, ours)) = p else { continue };
             drop(theirs);
             set_nonblocking(ours.as_fd())?;
-            if fd == 0 {
-                if !stdin_eof {
-                    relay.push(caller_end(0, false)?, ours);
-                }
-            } else {
-                relay.push(ours, caller_end(fd as RawFd, true)?);
+            match (fd, &self.capture) {
+                (0, _) if stdin_eof => {}
+                (0, _) => relay.push(caller_end(0, false)?, ours),
+                (_, Some(c)) => relay.push_capped(
+                    ours,
+                    c.files[fd - 1].try_clone()?,
+                    c.cap,
+                    c.dropped[fd - 1].clone(),
+                ),
+                _ => relay.push(ours, caller_end(fd as RawFd, true)?),
             }
         }
         Ok(())

@@ -124,10 +124,27 @@ fn open_trusting(path: &Path, trusted: impl Fn(u32, &Path) -> bool) -> io::Resul
 /// Read at most `max` bytes of `rel` inside the root filesystem `root` (a trusted path), with
 /// every symlink resolved inside it (an image's `/etc/passwd -> /etc/shadow` stays the image's).
 pub fn read_in_root(root: &Path, rel: &str, max: u64) -> io::Result<String> {
+    read_within(open_dir_trusted(root)?.as_fd(), rel, max)
+}
+
+/// Read `rel` inside the root of process `pid` (its mount namespace's view, as
+/// /proc/PID/root shows it), resolved within that root (symlinks included: they cannot lead
+/// out of it), at most `max` bytes, a regular file only.
+pub fn read_in_proc_root(pid: i32, rel: &str, max: u64) -> io::Result<String> {
+    let r = rfs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(e)?;
+    read_within(r.as_fd(), rel, max)
+}
+
+/// A regular file `rel` resolved inside the directory `r` (as its root), at most `max` bytes.
+fn read_within(r: std::os::fd::BorrowedFd<'_>, rel: &str, max: u64) -> io::Result<String> {
     use std::io::Read;
-    let r = open_dir_trusted(root)?;
     let f = rfs::openat2(
-        r.as_fd(),
+        r,
         rel,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::empty(),

@@ -209,7 +209,7 @@ pub(crate) enum RootfsCmd {
 #[derive(Debug, Args)]
 pub(crate) struct RootfsGcArgs {
     /// The cache of sealed images.
-    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", default_value = nucleus_spec::attest::DEFAULT_CACHE)]
+    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", hide_env_values = true, default_value = nucleus_spec::attest::DEFAULT_CACHE)]
     pub rootfs_cache: PathBuf,
 }
 
@@ -333,6 +333,33 @@ pub(crate) struct ExecArgs {
     /// Allocate a pseudo-terminal.
     #[arg(long, short = 't')]
     pub tty: bool,
+    /// Kill the command and everything it started after this long (30s, 500ms, or seconds);
+    /// the exit status is then 124, as timeout(1)'s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// After the command ends, print one JSON object (the last line of stdout): exit code,
+    /// signal, timed_out, oom_killed, duration, CPU time and peak memory of the call, and with
+    /// --capture its output.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: the command's stdout and stderr go into the JSON object (at most
+    /// --capture-max bytes each, the rest dropped and counted), not to the caller's.
+    #[arg(long, requires = "json")]
+    pub capture: bool,
+    /// The most bytes of each of stdout and stderr --capture keeps.
+    #[arg(long, default_value = "1M")]
+    pub capture_max: String,
+    /// The user to run as: a uid, uid:gid, or a name in the sandbox's /etc/passwd (default:
+    /// the workload's).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// The command's standard input: this host file.
+    #[arg(long)]
+    pub stdin_file: Option<PathBuf>,
+    /// Start the command in the background (its input and output /dev/null) and return once
+    /// it is set up; it ends with the sandbox, or when it exits (with whatever it started).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
     /// Environment variable KEY=VALUE added to the workload's (repeatable).
     #[arg(long = "env", short = 'e')]
     pub env: Vec<String>,
@@ -585,7 +612,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub systemd_credential: Vec<String>,
     /// Where sealed images of attested roots are kept (root-owned, mode 0700).
-    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", default_value = nucleus_spec::attest::DEFAULT_CACHE)]
+    #[arg(long, env = "NUCLEUS_ROOTFS_CACHE", hide_env_values = true, default_value = nucleus_spec::attest::DEFAULT_CACHE)]
     pub rootfs_cache: PathBuf,
     /// Hostname inside the sandbox (default: nucleus-ID).
     #[arg(long)]

@@ -457,6 +457,8 @@ fn exec(cli: &OciCli, a: &ExecArgs, log: &Logger) -> Result<u8> {
         pidfd,
         &s.cgroups,
         &mut nucleus_sys::sandbox::NoObserver,
+        // A process of the container's pid namespace, as runc's.
+        (false, None),
     )?;
     if let Some(f) = &out.failure {
         log.error(&f.to_string());

@@ -266,10 +266,18 @@ fn exec_joins_the_sandbox_with_the_same_protections() {
             "--",
             "sh",
             "-c",
-            "for n in mnt net uts ipc user pid cgroup; do readlink /proc/self/ns/$n; done",
+            "for n in mnt net uts ipc user pid cgroup; do readlink /proc/self/ns/$n; done; grep NSpid /proc/self/status",
         ]);
-        let inside: Vec<String> = inside.lines().map(String::from).collect();
-        assert_eq!(inside, namespaces(workload), "exec joins every namespace");
+        let mut inside: Vec<String> = inside.lines().map(String::from).collect();
+        let nspid = inside.pop().unwrap();
+        // Every namespace but pid: the exec runs under an init of its own, in a pid namespace
+        // nested in the sandbox's (its pids: the sandbox's, then its own).
+        let mut want = namespaces(workload);
+        assert_ne!(inside[5], want[5], "a pid namespace of its own");
+        inside.remove(5);
+        want.remove(5);
+        assert_eq!(inside, want, "exec joins every other namespace");
+        assert_eq!(nspid.split_whitespace().count(), 3, "{nspid}");
         // Protections: the probe's whole report, from the workload's seat and from exec.
         let exec_report: Value =
             serde_json::from_str(&root.ok(&["exec", &id, "--", "/probe"])).unwrap();

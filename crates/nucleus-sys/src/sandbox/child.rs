@@ -74,71 +74,81 @@ pub(super) fn child_main(
             // workload is its first member, and kernels before 6.x refuse CLONE_VM into a
             // time namespace other than the parent's: EINVAL on 6.1).
             let full_fork = hold || plan.namespaces.time_offset_secs.is_some();
-            // The bounding set, once for both processes: everything but what the workload
-            // keeps and init's CAP_KILL (each keeps dropping only what is left).
-            let bounding_left =
-                plan.process.caps.as_ref().map_or(0, |c| c.bounding) | init::KEPT_CAPS;
-            if let Err(e) = security::drop_bounding_except(bounding_left) {
-                fail(&ch, Stage::Capabilities, &e.to_string());
-            }
-            // Init is hardened before the workload's program runs: the workload's first act is
-            // to wait for `go`, which init writes once it has given up what it does not need
-            // (it cannot before the clone: the workload would inherit its seccomp filter and
-            // lost capabilities). Shared memory takes turns: the workload waits while init
-            // hardens, init while the workload sets up and until its exec (end of file on a
-            // pipe the workload holds close-on-exec).
-            let sfd = init::signals();
-            let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
-                fail(&ch, Stage::ForkWorkload, "pipe")
-            };
-            // The workload has the descriptors by number (open in its copy of the table,
-            // whether it shares our memory or not); init owns them (the `meanwhile` closure).
-            // (The workload also holds `ready_w`, close-on-exec, never written.)
-            let hs = Handshake {
-                go: go_r.as_raw_fd(),
-            };
-            let keep = [
-                ch.raw(),
-                sfd.as_raw_fd(),
-                ready_r.as_raw_fd(),
-                go_w.as_raw_fd(),
-            ];
-            let seccomp = &plan.init_seccomp_bpf;
-            let workload = start_workload(
-                full_fork,
-                || exec_with(sync.as_ref().map_or(Hold::None, Hold::Sync), Some(hs)),
-                move || {
-                    // Our copies of the workload's ends (it has its own).
-                    drop(ready_w);
-                    drop(go_r);
-                    // The workload learns whether init is hardened with its go (and refuses
-                    // to run, or reports what is missing, as the mode says).
-                    let go = match init::harden(&keep, bounding_left, seccomp) {
-                        Ok(()) => init::HARDENED,
-                        Err(step) => init::HARDEN_FAILED.saturating_add(step as u8),
-                    };
-                    let _ = raw::send_byte(go_w.as_raw_fd(), go);
-                    if !full_fork {
-                        // The workload sets up in our memory: wait until its exec or exit
-                        // (end of file; nothing is ever written).
-                        while raw::read(ready_r.as_fd(), &mut [0u8; 1]).is_ok_and(|n| n > 0) {}
-                    }
-                    // No longer needed.
-                    drop(go_w);
-                    drop(ready_r);
-                },
-            );
-            match workload {
-                Ok(workload) => {
-                    // Init no longer holds the workload's end of `sync` (its closing means
-                    // "exec'd"): harden's close_range took it. Forgotten, not closed twice.
-                    std::mem::forget(sync);
-                    init::run(workload, ch, sfd)
-                }
-                Err(e) => fail(&ch, Stage::ForkWorkload, &e.to_string()),
-            }
+            // (Init no longer holds the workload's end of `sync` once it runs: harden's
+            // close_range took it; it is never dropped, init::run does not return.)
+            let hold = sync.as_ref().map_or(Hold::None, Hold::Sync);
+            become_init(plan, &ch, full_fork, move |hs| exec_with(hold, Some(hs)))
         }
         Err(f) => fail_with(&ch, f),
+    }
+}
+
+/// Start the workload (`exec`, told by `go` when init is hardened) and become its init: PID 1
+/// of its pid namespace, which reaps, forwards signals, reports the workload's status on `ch`
+/// and exits (the kernel then kills whatever is left in the namespace). The sandbox's init,
+/// and the init of each `nucleus exec` (a pid namespace of its own under the sandbox's).
+pub(crate) fn become_init(
+    plan: &Plan,
+    ch: &Sandbox,
+    full_fork: bool,
+    exec: impl FnOnce(Handshake) -> std::convert::Infallible,
+) -> ! {
+    // The bounding set, once for both processes: everything but what the workload
+    // keeps and init's CAP_KILL (each keeps dropping only what is left).
+    let bounding_left = plan.process.caps.as_ref().map_or(0, |c| c.bounding) | init::KEPT_CAPS;
+    if let Err(e) = security::drop_bounding_except(bounding_left) {
+        fail(ch, Stage::Capabilities, &e.to_string());
+    }
+    // Init is hardened before the workload's program runs: the workload's first act is
+    // to wait for `go`, which init writes once it has given up what it does not need
+    // (it cannot before the clone: the workload would inherit its seccomp filter and
+    // lost capabilities). Shared memory takes turns: the workload waits while init
+    // hardens, init while the workload sets up and until its exec (end of file on a
+    // pipe the workload holds close-on-exec).
+    let sfd = init::signals();
+    let (Ok((ready_r, ready_w)), Ok((go_r, go_w))) = (raw::pipe(), raw::pipe()) else {
+        fail(ch, Stage::ForkWorkload, "pipe")
+    };
+    // The workload has the descriptors by number (open in its copy of the table,
+    // whether it shares our memory or not); init owns them (the `meanwhile` closure).
+    // (The workload also holds `ready_w`, close-on-exec, never written.)
+    let hs = Handshake {
+        go: go_r.as_raw_fd(),
+    };
+    let keep = [
+        ch.raw(),
+        sfd.as_raw_fd(),
+        ready_r.as_raw_fd(),
+        go_w.as_raw_fd(),
+    ];
+    let seccomp = &plan.init_seccomp_bpf;
+    let workload = start_workload(
+        full_fork,
+        || exec(hs),
+        move || {
+            // Our copies of the workload's ends (it has its own).
+            drop(ready_w);
+            drop(go_r);
+            // The workload learns whether init is hardened with its go (and refuses
+            // to run, or reports what is missing, as the mode says).
+            let go = match init::harden(&keep, bounding_left, seccomp) {
+                Ok(()) => init::HARDENED,
+                Err(step) => init::HARDEN_FAILED.saturating_add(step as u8),
+            };
+            let _ = raw::send_byte(go_w.as_raw_fd(), go);
+            if !full_fork {
+                // The workload sets up in our memory: wait until its exec or exit
+                // (end of file; nothing is ever written).
+                while raw::read(ready_r.as_fd(), &mut [0u8; 1]).is_ok_and(|n| n > 0) {}
+            }
+            // No longer needed.
+            drop(go_w);
+            drop(ready_r);
+        },
+    );
+    match workload {
+        Ok(workload) => init::run(workload, ch, sfd),
+        Err(e) => fail(ch, Stage::ForkWorkload, &e.to_string()),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
 pub(crate) use wait::wait;
-pub(crate) use workload::workload_exec;
+pub(crate) use workload::{workload_exec, workload_exec_under_init};
 
 /// How a sandbox run ended.
 #[derive(Debug)]

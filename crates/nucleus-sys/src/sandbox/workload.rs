@@ -33,6 +33,29 @@ pub(crate) fn workload_exec(
     child_exec(plan, ch, switched, tty_slave, umask, Hold::None, None)
 }
 
+/// `nucleus exec`'s process as the workload of an init of its own (PID 1 of a pid namespace
+/// nested in the sandbox's): when it exits, or its init is killed (the exec client's death,
+/// a timeout), the kernel kills everything it left behind.
+pub(crate) fn workload_exec_under_init(
+    plan: &Plan,
+    ch: &Sandbox,
+    tty_slave: Option<BorrowedFd<'_>>,
+    umask: libc::mode_t,
+) -> ! {
+    let full_fork = plan.namespaces.time_offset_secs.is_some();
+    super::child::become_init(plan, ch, full_fork, |hs| {
+        child_exec(
+            plan,
+            ch,
+            Switched::PivotRoot,
+            tty_slave,
+            umask,
+            Hold::None,
+            Some(hs),
+        )
+    })
+}
+
 /// What the workload waits for, set up, before its exec.
 pub(super) enum Hold<'a> {
     /// Nothing: exec at once.
