@@ -47,6 +47,14 @@ if ! target/otlp-venv/bin/python -c 'import opentelemetry.proto.collector.trace.
   target/otlp-venv/bin/pip install -q opentelemetry-proto
 fi
 
+# The Python SDK's tests (sdk/python): pytest (PyPI) in a virtualenv under target/.
+if ! target/sdk-venv/bin/python -c 'import pytest' 2>/dev/null; then
+  echo "scripts/test.sh: setting up target/sdk-venv (pytest from PyPI)" >&2
+  rm -rf target/sdk-venv
+  python3 -m venv target/sdk-venv
+  target/sdk-venv/bin/pip install -q pytest
+fi
+
 # The build target (.cargo/config.toml) may not have come with the toolchain.
 scripts/ensure-target.sh
 
@@ -70,6 +78,10 @@ fi
 echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.
 cargo test --workspace -q -- --test-threads=2
+
+echo "== the Python SDK against the binary (pytest)" >&2
+NUCLEUS_BIN="$PWD/target/x86_64-unknown-linux-musl/debug/nucleus" \
+  PYTHONPATH=sdk/python target/sdk-venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests
 
 echo "== limits and isolation tests again in a pure cgroup-v2 kernel (Linux 6.1 under qemu TCG)" >&2
 scripts/vm-test.sh

@@ -10,6 +10,7 @@
 pub mod attest;
 pub mod cgroup;
 pub mod config;
+pub mod cp;
 pub mod dns;
 pub mod enforce;
 pub mod etc;

@@ -21,7 +21,7 @@ use crate::tty;
 use nucleus_spec::plan::{IdMapPlan, Plan};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 /// Run `plan.process` (the exec'd command, its env, cwd and tty) in the sandbox of the process
@@ -344,4 +344,69 @@ fn child_join(
             .map_err(|e| (Stage::UserNamespace, io::Error::from(e)))?;
     }
     Ok(())
+}
+
+/// A process inside a sandbox running some of the runtime's own work ([`in_sandbox`]).
+pub struct InSandbox {
+    pid: libc::pid_t,
+    err: OwnedFd,
+}
+
+impl InSandbox {
+    /// Wait for it: its error, if its work failed.
+    pub fn wait(self) -> Result<()> {
+        use std::io::Read;
+        let mut msg = String::new();
+        let _ = fs::File::from(self.err).take(4096).read_to_string(&mut msg);
+        let st = raw::waitpid(self.pid, false).ctx("wait", "copy process")?;
+        match st {
+            Some((_, raw::WaitStatus::Exited(0))) => Ok(()),
+            _ if !msg.is_empty() => Err(crate::error::other("cp", msg.trim())),
+            other => Err(crate::error::other(
+                "cp",
+                format!("the copy process ended: {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Run `work` in a process inside the sandbox of the process behind `init_pidfd`: in its
+/// cgroups and every namespace but pid (its root its mount namespace's: the sandbox's), as
+/// `uid`:`gid` there (0:0: its root, with only the capabilities root has in its user
+/// namespace). Returns at once; [`InSandbox::wait`] for the end. Single-threaded callers.
+pub fn in_sandbox(
+    plan: &Plan,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    (uid, gid): (u32, u32),
+    work: impl FnOnce() -> io::Result<()>,
+) -> Result<InSandbox> {
+    let (r, w) = raw::pipe().ctx("pipe", "copy process")?;
+    #[allow(unsafe_code)] // raw::fork: the caller is single-threaded (documented).
+    // SAFETY: single-threaded caller.
+    let forked = unsafe { raw::fork() }.ctx("fork", "copy process")?;
+    let Some(pid) = forked else {
+        drop(r);
+        let fail = |msg: String| -> ! {
+            let _ = raw::write_all(w.as_fd(), msg.as_bytes());
+            raw::exit_now(1)
+        };
+        if let Err((_, e)) = child_join(plan, init_pidfd, None, cgroups, false) {
+            fail(format!("join the sandbox: {e}"))
+        }
+        if raw::die_with_parent().is_err() {
+            raw::exit_now(1);
+        }
+        if (uid, gid) != (0, 0) {
+            if let Err(e) = crate::security::set_identity(uid, gid, Some(&[])) {
+                fail(e.to_string())
+            }
+        }
+        match work() {
+            Ok(()) => raw::exit_now(0),
+            Err(e) => fail(e.to_string()),
+        }
+    };
+    drop(w);
+    Ok(InSandbox { pid, err: r })
 }

@@ -13,6 +13,7 @@ pub mod attest;
 pub mod cgroup;
 pub mod channel;
 pub mod copy;
+pub mod cp;
 pub mod error;
 pub mod etcview;
 pub mod hooks;

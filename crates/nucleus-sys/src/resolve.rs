@@ -140,6 +140,36 @@ pub fn read_in_proc_root(pid: i32, rel: &str, max: u64) -> io::Result<String> {
     read_within(r.as_fd(), rel, max)
 }
 
+/// What `path` is inside the root of process `pid` (resolved within it; `follow`: through a
+/// final symlink too): None when there is nothing.
+pub fn kind_in_proc_root(pid: i32, path: &str, follow: bool) -> io::Result<Option<FileType>> {
+    let r = rfs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(e)?;
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    match rfs::openat2(
+        r.as_fd(),
+        rel,
+        flags,
+        Mode::empty(),
+        rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(f) => Ok(Some(FileType::from_raw_mode(
+            rfs::fstat(&f).map_err(e)?.st_mode,
+        ))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(x) => Err(e(x)),
+    }
+}
+
 /// A regular file `rel` resolved inside the directory `r` (as its root), at most `max` bytes.
 fn read_within(r: std::os::fd::BorrowedFd<'_>, rel: &str, max: u64) -> io::Result<String> {
     use std::io::Read;

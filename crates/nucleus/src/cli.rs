@@ -100,6 +100,9 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Run a command in a running sandbox, under the same protections as its workload.
     Exec(ExecArgs),
+    /// Copy files and directories into or out of a running sandbox (docker cp's rules): `cp
+    /// SRC ID:DST`, `cp ID:SRC DST`; `-` for a tar stream on stdin or stdout.
+    Cp(CpArgs),
     /// Stop sandboxes: SIGTERM to the workload, SIGKILL to all of it after a grace period.
     Stop(StopArgs),
     /// Send a signal to a sandbox's workload (KILL: to the whole sandbox).
@@ -371,6 +374,14 @@ pub(crate) struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CpArgs {
+    /// A host path, ID:PATH (a sandbox's), or - (a tar stream on stdin).
+    pub src: String,
+    /// A host path, ID:PATH, or - (a tar stream on stdout).
+    pub dst: String,
 }
 
 #[derive(Debug, Args)]

@@ -94,8 +94,11 @@ echo "ps: $($P ps --format '{{{{.Names}}}} {{{{.State}}}}')"
 echo "exec: $($P exec web sh -c 'echo in-exec')"
 $P exec web sh -c 'exit 7'; echo "exec-status: $?"
 # With a terminal (script gives podman one): the container's own pty, relayed by conmon.
-echo "exec-it: $(script -qec "$P exec -it web sh -c 'busybox tty; echo y=\$((6*7))'" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g' | tr '\n' ' ')"
-echo "run-it: $(script -qec "$P run --rm -it $R bb sh -c 'busybox tty; echo x=\$((6*7))'" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g' | tr '\n' ' ')"
+# (Once in a while under load conmon's attach loses the output of a command this short: tried
+# again, at most three times; an empty result every time still fails.)
+it() {{ for i in 1 2 3; do o=$(script -qec "$1" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g' | tr '\n' ' '); [ -n "$o" ] && break; sleep 0.5; done; printf '%s' "$o"; }}
+echo "exec-it: $(it "$P exec -it web sh -c 'busybox tty; echo y=\$((6*7))'")"
+echo "run-it: $(it "$P run --rm -it $R bb sh -c 'busybox tty; echo x=\$((6*7))'")"
 echo "inspect: $($P inspect web --format '{{{{.State.Status}}}}')"
 $P pause web >/dev/null; echo "pause: $? $($P inspect web --format '{{{{.State.Status}}}}')"
 $P unpause web >/dev/null; echo "unpause: $? $($P inspect web --format '{{{{.State.Status}}}}')"

@@ -1,5 +1,6 @@
 //! The verbs that act on existing sandboxes, one file each.
 
+pub(crate) mod cp;
 pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod gc;
@@ -81,6 +82,7 @@ pub(crate) fn verb(
         C::Logs(a) => return logs(&store, a),
         C::Monitor(a) => return monitor_entry(&store, &a.id),
         C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
+        C::Cp(a) => ("cp", format!("{} {}", a.src, a.dst), cp::cp(&store, a)),
         C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a, log)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
         C::Update(a) => ("update", a.id.clone(), update(&store, a)),
