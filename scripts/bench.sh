@@ -273,6 +273,54 @@ for peer in ("podman-crun", "podman-runc"):
     print(f"podman with nucleus / {peer[7:]} = {p:.2f}x (paired median)")
 PY
 
+# Agent calls (issue #21): exec latency into one long-lived sandbox, nucleus (plain, and
+# --json --capture as an agent's tool call) against crun exec and runc exec into a container of
+# the same bundle, interleaved; then nucleus cp throughput, the 120 MB tree in and out.
+ln -sf busybox "$work/bundle/rootfs/bin/sleep"
+python3 - "$work/bundle/config.json" "$work/bundle-exec/config.json" "$work/bundle/rootfs" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["/bin/sleep", "100000"]
+c["root"]["path"] = sys.argv[3]
+c["linux"]["cgroupsPath"] = "nucleus-bench-exec"
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+json.dump(c, open(sys.argv[2], "w"))
+PY
+exec_out=${out%.json}-exec.json
+unshare -m --propagation private sh -c "
+  umount /sys/fs/cgroup/unified 2>/dev/null || true
+  export NUCLEUS_ROOT=$work/exec-state
+  id=\$($nucleus run -d -- sleep 100000) || exit 1
+  crun run -d --bundle $work/bundle-exec nucleus-bench-exec-crun || exit 1
+  runc run -d --bundle $work/bundle-exec nucleus-bench-exec-runc >/dev/null || exit 1
+  python3 '$work/interleave.py' '$exec_out' $runs 5 \
+    nucleus-exec \"$nucleus exec \$id -- /bin/true\" \
+    nucleus-exec-json \"$nucleus exec --json --capture \$id -- /bin/true\" \
+    crun-exec 'crun exec nucleus-bench-exec-crun /bin/true' \
+    runc-exec 'runc exec nucleus-bench-exec-runc /bin/true'
+  rc=\$?
+  t0=\$(date +%s%N); $nucleus cp $tree \$id:/tmp/tree-in >/dev/null || rc=1
+  t1=\$(date +%s%N); $nucleus cp \$id:/tmp/tree-in $work/tree-out >/dev/null || rc=1
+  t2=\$(date +%s%N)
+  echo \"cp: 120 MB, 2500 files: in \$(( (t1 - t0) / 1000000 )) ms, out \$(( (t2 - t1) / 1000000 )) ms\" >&2
+  $nucleus rm -f \$id >/dev/null
+  crun kill nucleus-bench-exec-crun KILL; sleep 0.2; crun delete -f nucleus-bench-exec-crun
+  runc kill nucleus-bench-exec-runc KILL; sleep 0.2; runc delete -f nucleus-bench-exec-runc
+  exit \$rc
+"
+python3 - "$exec_out" <<'PY'
+import json, sys, statistics
+r = {x["command"]: x["times"] for x in json.load(open(sys.argv[1]))["results"]}
+def pct(v, q):
+    v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))]
+print(f"\n{'exec (one sandbox)':20} {'p50 ms':>8} {'p99 ms':>8}")
+for k, t in r.items():
+    print(f"{k:20} {statistics.median(t)*1e3:8.2f} {pct(t, .99)*1e3:8.2f}")
+for peer in ("crun-exec", "runc-exec"):
+    p = statistics.median(a / b for a, b in zip(r["nucleus-exec"], r[peer]))
+    print(f"nucleus exec / {peer[:-5]} exec = {p:.2f}x (paired median)")
+PY
+
 # Memory: idle detached sandboxes (monitor + init of each), and the binary's size.
 mem_n=$(( runs < 100 ? runs : 100 ))
 memroot=$work/state
