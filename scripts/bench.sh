@@ -304,8 +304,10 @@ unshare -m --propagation private sh -c "
   t2=\$(date +%s%N)
   echo \"cp: 120 MB, 2500 files: in \$(( (t1 - t0) / 1000000 )) ms, out \$(( (t2 - t1) / 1000000 )) ms\" >&2
   $nucleus rm -f \$id >/dev/null
-  crun kill nucleus-bench-exec-crun KILL; sleep 0.2; crun delete -f nucleus-bench-exec-crun
-  runc kill nucleus-bench-exec-runc KILL; sleep 0.2; runc delete -f nucleus-bench-exec-runc
+  for r in crun runc; do
+    \$r kill nucleus-bench-exec-\$r KILL 2>/dev/null
+    for i in 1 2 3 4 5 6 7 8 9 10; do \$r delete -f nucleus-bench-exec-\$r 2>/dev/null && break; sleep 0.2; done
+  done
   exit \$rc
 "
 python3 - "$exec_out" <<'PY'
