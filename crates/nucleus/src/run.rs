@@ -591,10 +591,9 @@ pub(crate) fn main(
     }
     check_paths(&cfg)?;
     if let Some(at) = plan.attested.clone() {
-        crate::commands::rootfs::prepare(&at, log)?;
         // The root's top-level entries are the image's (a Nix closure's nix/ is in the image
         // only): when the tree's differ, the plan is made again with the image's.
-        let top = nucleus_sys::attest::sealed_top(&at.cache, &at.sha256, &at.source, &at.manifest);
+        let top = Some(crate::commands::rootfs::prepare(&at, log)?);
         let same = |a: &[nucleus_spec::host::HostEntry], b: &[nucleus_spec::host::HostEntry]| {
             let key = |v: &[nucleus_spec::host::HostEntry]| {
                 let mut k: Vec<_> = v.iter().map(|e| (e.path.clone(), e.kind.clone())).collect();

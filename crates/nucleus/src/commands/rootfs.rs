@@ -138,9 +138,14 @@ pub(crate) fn verify(a: &crate::cli::VerifyArgs, log: &Logger) -> Result<u8> {
 /// (a few system calls); otherwise the manifest is read and checked against its pin and the
 /// tree is verified in full and sealed. A difference stops the start with one line naming the
 /// path; nothing is left behind.
-pub(crate) fn prepare(a: &AttestedRoot, log: &Logger) -> Result<()> {
-    if attest::open_sealed(&a.cache, &a.sha256, &a.source, &a.manifest).is_some() {
-        return Ok(());
+/// Returns the sealed image's top-level entries (read from its verdict, once).
+pub(crate) fn prepare(
+    a: &AttestedRoot,
+    log: &Logger,
+) -> Result<Vec<nucleus_spec::host::HostEntry>> {
+    let top = || attest::sealed_top(&a.cache, &a.sha256, &a.source, &a.manifest);
+    if let Some(t) = top() {
+        return Ok(t);
     }
     let t = Instant::now();
     let (m, st, _) = read_pinned("--rootfs-manifest", &a.manifest, Some(&a.sha256))?;
@@ -154,7 +159,11 @@ pub(crate) fn prepare(a: &AttestedRoot, log: &Logger) -> Result<()> {
                 t.elapsed().as_secs_f64(),
                 attest::image_path(&a.cache, &a.sha256).display()
             ));
-            Ok(())
+            top().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "rootfs: the sealed image's verdict did not hold just after sealing"
+                )
+            })
         }
         Err(SealError::Differs(line)) => {
             Err(ConfigError::new("--rootfs", format!("{line}; nothing was started")).into())
