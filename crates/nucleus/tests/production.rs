@@ -371,6 +371,24 @@ fn after_sealing_the_sandbox_runs_what_was_verified_and_verify_finds_the_change(
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("verified against its manifest"));
     cache_holds(&t, &[&digest]);
+    // The verdict also pins the manifest file: touched (its change time moves), the tree is
+    // verified again before it runs; untouched, it is not.
+    let o = attested_run(&t, (&copy, &manifest, &digest), PROD, &cat);
+    assert!(!stderr(&o).contains("verified"), "{}", stderr(&o));
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = attested_run(&t, (&copy, &manifest, &digest), PROD, &cat);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("verified against its manifest"),
+        "{}",
+        stderr(&o)
+    );
+    // A cache others may enter is refused: sealed images are the runtime's alone.
+    std::fs::set_permissions(cache(&t), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = leaves_nothing(|| attested_run(&t, (&copy, &manifest, &digest), PROD, &cat));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("closed to others"), "{}", stderr(&o));
+    std::fs::set_permissions(cache(&t), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 #[test]
