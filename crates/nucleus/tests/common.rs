@@ -397,3 +397,33 @@ pub(crate) fn output_line(out: &str, err: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} line\nstdout:\n{out}\nstderr:\n{err}"))
         .to_string()
 }
+
+/// A detached sandbox (`sleep`) for a test's calls into it, removed by the guard.
+pub(crate) struct Session(pub String);
+
+impl Session {
+    pub(crate) fn new(flags: &[&str]) -> Session {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(flags);
+        a.extend(["--", "sleep", "100000"]);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        Session(stdout(&o).trim().to_string())
+    }
+    /// `exec ID -- sh -c SCRIPT`, which must succeed: its output.
+    pub(crate) fn sh(&self, script: &str) -> String {
+        let o = run(&["exec", &self.0, "--", "sh", "-c", script]);
+        assert!(o.status.success(), "{script}: {}", stderr(&o));
+        stdout(&o)
+    }
+    /// `ID:PATH`.
+    pub(crate) fn at(&self, p: &str) -> String {
+        format!("{}:{p}", self.0)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = run(&["rm", "-f", &self.0]);
+    }
+}

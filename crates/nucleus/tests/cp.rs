@@ -8,33 +8,6 @@ use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-struct Session(String);
-
-impl Session {
-    fn new(flags: &[&str]) -> Session {
-        let mut a = vec!["run", "-d"];
-        a.extend_from_slice(flags);
-        a.extend(["--", "sleep", "100000"]);
-        let o = run(&a);
-        assert!(o.status.success(), "{}", stderr(&o));
-        Session(stdout(&o).trim().to_string())
-    }
-    fn sh(&self, script: &str) -> String {
-        let o = run(&["exec", &self.0, "--", "sh", "-c", script]);
-        assert!(o.status.success(), "{script}: {}", stderr(&o));
-        stdout(&o)
-    }
-    fn at(&self, p: &str) -> String {
-        format!("{}:{p}", self.0)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = run(&["rm", "-f", &self.0]);
-    }
-}
-
 /// sha256sum of every file under `dir`, by relative path (host side).
 fn hashes(dir: &Path) -> String {
     let o = Command::new("sh")

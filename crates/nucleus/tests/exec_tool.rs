@@ -8,18 +8,13 @@ use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// A detached sandbox for a session of calls (removed by the guard).
-struct Session(String);
+/// A session's tool calls.
+trait Calls {
+    fn call(&self, flags: &[&str], cmd: &[&str]) -> Value;
+    fn processes(&self) -> Vec<String>;
+}
 
-impl Session {
-    fn new(flags: &[&str]) -> Session {
-        let mut a = vec!["run", "-d"];
-        a.extend_from_slice(flags);
-        a.extend(["--", "sleep", "100000"]);
-        let o = run(&a);
-        assert!(o.status.success(), "{}", stderr(&o));
-        Session(stdout(&o).trim().to_string())
-    }
+impl Calls for Session {
     /// `exec --json --capture [flags] -- cmd`: the result object.
     fn call(&self, flags: &[&str], cmd: &[&str]) -> Value {
         let mut a = vec!["exec", "--json", "--capture"];
@@ -51,12 +46,6 @@ impl Session {
                     .to_string()
             })
             .collect()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = run(&["rm", "-f", &self.0]);
     }
 }
 
