@@ -135,7 +135,7 @@ impl Ready {
     }
 
     /// Relay what the workload said, run a probe that is due; true when it became ready now.
-    pub(crate) fn tick(&mut self, id: &str, init_pid: Option<i32>) -> bool {
+    pub(crate) fn tick(&mut self, id: &str, init: Option<nucleus_spec::state::ProcId>) -> bool {
         let mut became = false;
         if let Some((s, _)) = &self.inner {
             let mut buf = [0u8; 4096];
@@ -158,7 +158,7 @@ impl Ready {
         let now = Instant::now();
         match &self.how {
             Readiness::Tcp(port) if self.next.is_some_and(|n| now >= n) => {
-                if init_pid.is_some_and(|pid| tcp_accepts(pid, *port)) {
+                if init.as_ref().is_some_and(|p| tcp_accepts(p, *port)) {
                     became |= self.set_ready();
                 } else {
                     self.next = Some(now + TCP_EVERY);
@@ -250,11 +250,12 @@ pub(crate) fn filter(msg: &[u8]) -> Vec<String> {
     out
 }
 
-/// Whether 127.0.0.1:`port` in the network namespace of `pid` accepts a connection: the
-/// socket is made by a thread that entered that namespace (a socket stays in the namespace
-/// it was made in); the connect is on loopback, answered at once.
-fn tcp_accepts(pid: i32, port: u16) -> bool {
-    let Ok(ns) = std::fs::File::open(format!("/proc/{pid}/ns/net")) else {
+/// Whether 127.0.0.1:`port` in the network namespace of the sandbox's init accepts a
+/// connection: the socket is made by a thread that entered that namespace (a socket stays in
+/// the namespace it was made in) through the init's pidfd (checked against its start time:
+/// never another process that took its pid); the connect is on loopback, answered at once.
+fn tcp_accepts(init: &nucleus_spec::state::ProcId, port: u16) -> bool {
+    let Some(ns) = nucleus_sys::process::pidfd(init) else {
         return false;
     };
     std::thread::spawn(move || {

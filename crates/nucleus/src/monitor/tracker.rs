@@ -208,7 +208,7 @@ impl Observer for Tracker<'_> {
             l.check();
         }
         let id = self.state.id.clone();
-        let init = self.state.init.map(|p| p.pid);
+        let init = self.state.init;
         if self.ready.as_mut().is_some_and(|r| r.tick(&id, init)) {
             self.became_ready();
         }
