@@ -47,12 +47,13 @@ if ! target/otlp-venv/bin/python -c 'import opentelemetry.proto.collector.trace.
   target/otlp-venv/bin/pip install -q opentelemetry-proto
 fi
 
-# The Python SDK's tests (sdk/python): pytest (PyPI) in a virtualenv under target/.
-if ! target/sdk-venv/bin/python -c 'import pytest' 2>/dev/null; then
-  echo "scripts/test.sh: setting up target/sdk-venv (pytest from PyPI)" >&2
+# The Python SDK's tests (sdk/python) and the MCP server's (tests/mcp, with the official MCP
+# Python SDK's client): pytest and mcp (PyPI) in a virtualenv under target/.
+if ! target/sdk-venv/bin/python -c 'import pytest, mcp' 2>/dev/null; then
+  echo "scripts/test.sh: setting up target/sdk-venv (pytest and mcp from PyPI)" >&2
   rm -rf target/sdk-venv
   python3 -m venv target/sdk-venv
-  target/sdk-venv/bin/pip install -q pytest
+  target/sdk-venv/bin/pip install -q pytest 'mcp>=2.3,<3'
 fi
 
 # The build target (.cargo/config.toml) may not have come with the toolchain.
@@ -79,9 +80,9 @@ echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.
 cargo test --workspace -q -- --test-threads=2
 
-echo "== the Python SDK against the binary (pytest)" >&2
+echo "== the Python SDK and the MCP server against the binary (pytest)" >&2
 NUCLEUS_BIN="$PWD/target/x86_64-unknown-linux-musl/debug/nucleus" \
-  PYTHONPATH=sdk/python target/sdk-venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests
+  PYTHONPATH=sdk/python target/sdk-venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests tests/mcp
 
 echo "== limits and isolation tests again in a pure cgroup-v2 kernel (Linux 6.1 under qemu TCG)" >&2
 scripts/vm-test.sh

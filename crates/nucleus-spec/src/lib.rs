@@ -17,6 +17,7 @@ pub mod etc;
 pub mod health;
 pub mod host;
 pub mod landlock;
+pub mod mcp;
 pub mod mounts;
 pub mod net;
 pub mod nft;

@@ -195,6 +195,124 @@ pub fn unpack(dir: &Path, make_dir: bool, input: impl Read) -> io::Result<Unpack
     Ok(done)
 }
 
+/// A tar stream of one regular file `name` (no directory part) holding `data`, for `cp -`.
+pub fn file_tar(name: &str, mode: u32, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(data.len() as u64);
+    h.set_mode(mode & 0o777);
+    h.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
+    let mut b = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
+    b.append_data(&mut h, name, data)?;
+    b.into_inner()
+}
+
+/// The first entry of a tar stream from `cp ID:PATH -`.
+#[derive(Debug, PartialEq)]
+pub enum TarHead {
+    /// A regular file: its first `max` bytes, and its whole size.
+    File {
+        data: Vec<u8>,
+        size: u64,
+    },
+    Dir,
+    Link(Vec<u8>),
+    Other,
+}
+
+/// Read the first entry of `input`, keeping at most `max` bytes of a file (the rest of the
+/// stream is not read).
+pub fn tar_head(input: impl Read, max: u64) -> io::Result<TarHead> {
+    let mut ar = tar::Archive::new(input);
+    let mut entries = ar.entries()?;
+    let entry = entries
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "an empty tar stream"))?;
+    let entry = entry?;
+    Ok(match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let size = entry.header().size()?;
+            let mut data = Vec::new();
+            entry.take(max).read_to_end(&mut data)?;
+            TarHead::File { data, size }
+        }
+        tar::EntryType::Directory => TarHead::Dir,
+        tar::EntryType::Symlink => TarHead::Link(
+            entry
+                .link_name_bytes()
+                .map(|l| l.into_owned())
+                .unwrap_or_default(),
+        ),
+        _ => TarHead::Other,
+    })
+}
+
+/// List `path` (run inside the sandbox): a directory's entries sorted by name, or the entry
+/// itself when it is not a directory, as JSON lines to `out`: name, type (file, dir, symlink,
+/// other), size, mode, mtime (seconds), uid, gid, and target for links. Entries are never
+/// followed (the path itself is, when it names a directory through a link). At most `max`
+/// entries, then a line `{"truncated": true}`.
+pub fn list(path: &Path, max: usize, mut out: impl Write) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let line = |out: &mut dyn Write, name: &OsStr, at: &Path| -> io::Result<()> {
+        let md = std::fs::symlink_metadata(at)?;
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_file() {
+            "file"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else {
+            "other"
+        };
+        let mut v = serde_json::json!({
+            "name": String::from_utf8_lossy(name.as_bytes()),
+            "type": kind,
+            "size": md.len(),
+            "mode": format!("{:04o}", md.mode() & 0o7777),
+            "mtime": md.mtime(),
+            "uid": md.uid(),
+            "gid": md.gid(),
+        });
+        if ft.is_symlink() {
+            let t = std::fs::read_link(at)?;
+            v["target"] = String::from_utf8_lossy(t.as_os_str().as_bytes()).into();
+        }
+        writeln!(out, "{v}")
+    };
+    if !std::fs::metadata(path)?.is_dir() {
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        line(&mut out, name, path)?;
+        return out.flush();
+    }
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for d in std::fs::read_dir(path)? {
+        names.push(d?.file_name());
+        if names.len() > max {
+            break;
+        }
+    }
+    names.sort();
+    let truncated = names.len() > max;
+    for n in names.iter().take(max) {
+        match line(&mut out, n, &path.join(n)) {
+            // Gone since it was read: left out.
+            Err(x) if x.kind() == io::ErrorKind::NotFound => {}
+            r => r?,
+        }
+    }
+    if truncated {
+        writeln!(out, "{}", serde_json::json!({ "truncated": true }))?;
+    }
+    out.flush()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -243,5 +361,45 @@ mod tests {
         assert!(err.to_string().contains("outside the destination"), "{err}");
         assert!(!base.join("x").exists());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn one_file_tar_reads_back_and_lists() {
+        let t = file_tar("a.txt", 0o640, b"hello").unwrap();
+        let dir = std::env::temp_dir().join(format!("nucleus-cp-one-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        unpack(&dir, false, &t[..]).unwrap();
+        assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"hello");
+        assert_eq!(
+            tar_head(&t[..], 2).unwrap(),
+            TarHead::File {
+                data: b"he".to_vec(),
+                size: 5
+            }
+        );
+        std::os::unix::fs::symlink("/etc/shadow", dir.join("l")).unwrap();
+        let mut out = Vec::new();
+        list(&dir, 10, &mut out).unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["name"], "a.txt");
+        assert_eq!(
+            (lines[0]["size"].as_u64(), lines[0]["mode"].as_str()),
+            (Some(5), Some("0640"))
+        );
+        assert_eq!(
+            (lines[1]["type"].as_str(), lines[1]["target"].as_str()),
+            (Some("symlink"), Some("/etc/shadow"))
+        );
+        let mut out = Vec::new();
+        list(&dir, 1, &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("{\"truncated\":true}\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

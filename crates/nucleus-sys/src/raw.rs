@@ -1278,6 +1278,42 @@ pub fn chroot_before_exec(cmd: &mut std::process::Command, dir: &Path) -> io::Re
     Ok(())
 }
 
+/// Before `cmd`'s exec: the process gets `sig` when the thread that spawns it exits (at once
+/// if this process is already gone), and, when given, descriptor `fd.0` becomes `fd.1`,
+/// inherited across the exec. The caller keeps `fd.0` open until the spawn returns.
+pub fn before_exec_deathsig_and_fd(
+    cmd: &mut std::process::Command,
+    sig: i32,
+    fd: Option<(std::os::fd::RawFd, std::os::fd::RawFd)>,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and calls only prctl, getppid, kill,
+    // getpid, dup2 and fcntl (async-signal-safe) on plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), sig);
+            }
+            if let Some((from, to)) = fd {
+                if from == to {
+                    let fl = libc::fcntl(to, libc::F_GETFD);
+                    if fl < 0 || libc::fcntl(to, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(from, to) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Load `insns` as a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup `dir`
 /// (a v2 directory's descriptor): from then on the kernel asks it about every device node a
 /// task of that cgroup (or below) opens or makes. The attachment holds the program; the

@@ -103,6 +103,13 @@ pub(crate) enum Command {
     /// Copy files and directories into or out of a running sandbox (docker cp's rules): `cp
     /// SRC ID:DST`, `cp ID:SRC DST`; `-` for a tar stream on stdin or stdout.
     Cp(CpArgs),
+    /// List a directory of a running sandbox (links not followed): type, mode, size, time and
+    /// name of each entry; --json: one object per line.
+    Ls(LsArgs),
+    /// A Model Context Protocol server on stdin/stdout: every MCP client session gets one
+    /// sandbox, made with these `run` flags at its first tool call and removed when the session
+    /// ends, and tools to run commands and read, write and list files in it.
+    Mcp(Box<McpArgs>),
     /// Stop sandboxes: SIGTERM to the workload, SIGKILL to all of it after a grace period.
     Stop(StopArgs),
     /// Send a signal to a sandbox's workload (KILL: to the whole sandbox).
@@ -382,6 +389,40 @@ pub(crate) struct CpArgs {
     pub src: String,
     /// A host path, ID:PATH, or - (a tar stream on stdout).
     pub dst: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// One JSON object per entry: name, type, size, mode, mtime, uid, gid, target.
+    #[arg(long)]
+    pub json: bool,
+    /// The most entries to list (then a last line says the list was cut).
+    #[arg(long, default_value_t = 10_000)]
+    pub max: usize,
+    /// ID:PATH, a running sandbox's directory (or file).
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    /// A command's time limit when the tool call gives none (30s, 2m, …; default 60s, or
+    /// --call-timeout-max when that is shorter).
+    #[arg(long)]
+    pub call_timeout: Option<String>,
+    /// The longest time limit a tool call may ask for.
+    #[arg(long, default_value = "10m")]
+    pub call_timeout_max: String,
+    /// The most bytes a tool call returns: each of a command's stdout and stderr, a file read.
+    #[arg(long, default_value = "1M")]
+    pub output_max: String,
+    /// The most bytes a tool call may send in: a file's content, a command's input.
+    #[arg(long, default_value = "16M")]
+    pub input_max: String,
+    /// The most tool calls running at once in a session (more wait their turn).
+    #[arg(long, default_value_t = 8)]
+    pub calls_max: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

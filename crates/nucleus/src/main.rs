@@ -146,6 +146,13 @@ fn main() -> ExitCode {
             Ok(0)
         }
         cli::Command::Spec(a) => oci::spec(&a),
+        cli::Command::Mcp(a) => {
+            let mut a = *a;
+            with_config(a.run.clone(), &["mcp"]).and_then(|r| {
+                a.run = r;
+                commands::mcp::serve(a, cli.root.as_deref())
+            })
+        }
         cli::Command::Stats(args) => commands::stats(&args, cli.root.as_deref()),
         other => commands::verb(other, cli.root.as_deref(), &log, t0),
     };

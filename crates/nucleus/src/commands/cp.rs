@@ -16,18 +16,18 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 /// A running sandbox to copy to or from.
-struct Target {
-    plan: Plan,
-    pid: i32,
-    pidfd: std::os::fd::OwnedFd,
-    cgroups: Vec<std::path::PathBuf>,
+pub(crate) struct Target {
+    pub(crate) plan: Plan,
+    pub(crate) pid: i32,
+    pub(crate) pidfd: std::os::fd::OwnedFd,
+    pub(crate) cgroups: Vec<std::path::PathBuf>,
 }
 
-fn target(store: &Store, id: &str) -> Result<Target> {
+pub(crate) fn target(store: &Store, id: &str) -> Result<Target> {
     let s = settled(store, resolve(store, id)?);
     if effective(&s).0 != Status::Running {
         bail!(
-            "{id}: is {}; cp needs a running sandbox",
+            "{id}: is {}; copying and listing need a running sandbox",
             effective(&s).0.as_str()
         );
     }

@@ -7,6 +7,8 @@ pub(crate) mod gc;
 pub(crate) mod inspect;
 pub(crate) mod list;
 pub(crate) mod logs;
+pub(crate) mod ls;
+pub(crate) mod mcp;
 pub(crate) mod pause;
 pub(crate) mod ps;
 pub(crate) mod restart;
@@ -83,6 +85,7 @@ pub(crate) fn verb(
         C::Monitor(a) => return monitor_entry(&store, &a.id),
         C::Exec(a) => ("exec", a.id.clone(), exec(&store, a, log)),
         C::Cp(a) => ("cp", format!("{} {}", a.src, a.dst), cp::cp(&store, a)),
+        C::Ls(a) => return ls::ls(&store, a),
         C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a, log)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
         C::Update(a) => ("update", a.id.clone(), update(&store, a)),
