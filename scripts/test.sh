@@ -28,6 +28,15 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
     nix-bin >/dev/null
 fi
 
+# npm (the MCP Inspector's installer): Debian's nodejs leaves it to its own package; a
+# NodeSource nodejs has it built in and conflicts with that package.
+if ! command -v npm >/dev/null; then
+  echo "scripts/test.sh: installing npm with apt" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq npm >/dev/null
+fi
+
 # A Debian root filesystem with systemd, booted under systemd-nspawn by the systemd-supervision
 # test (this machine's PID 1 is not systemd); built once, kept in /var/tmp.
 scripts/systemd-rootfs.sh >/dev/null
@@ -83,6 +92,9 @@ cargo test --workspace -q -- --test-threads=2
 echo "== the Python SDK and the MCP server against the binary (pytest)" >&2
 NUCLEUS_BIN="$PWD/target/x86_64-unknown-linux-musl/debug/nucleus" \
   PYTHONPATH=sdk/python target/sdk-venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests tests/mcp
+
+echo "== the MCP server under the official MCP Inspector (npm)" >&2
+scripts/mcp-inspector.sh
 
 echo "== limits and isolation tests again in a pure cgroup-v2 kernel (Linux 6.1 under qemu TCG)" >&2
 scripts/vm-test.sh
