@@ -15,13 +15,13 @@ runs=${1:-300}
 out=${2:-target/bench/cold-start.json}
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 1; }
 
-for t in bwrap crun runc busybox podman conmon; do
+for t in bwrap crun runc busybox podman conmon dockerd; do
   if ! command -v "$t" >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap crun runc busybox-static podman conmon >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap crun runc busybox-static podman conmon docker.io >/dev/null
     break
   fi
 done
-for t in bwrap crun runc busybox podman conmon; do
+for t in bwrap crun runc busybox podman conmon dockerd; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t is required and could not be installed" >&2; exit 1; }
 done
 
@@ -49,8 +49,10 @@ cleanup() {
     done
     if [ -z "$ctrls" ]; then rmdir "/sys/fs/cgroup/unified${path%/}"/nucleus-bench* 2>/dev/null || true; fi
   done < /proc/self/cgroup
-  # podman's parent (absolute: podman's cgroupfs manager takes no relative one) and its leaves.
-  for d in /sys/fs/cgroup/*/nucleus-bench-podman /sys/fs/cgroup/nucleus-bench-podman; do
+  # podman's and dockerd's parents (absolute: their cgroupfs managers take no relative one)
+  # and their leaves.
+  for d in /sys/fs/cgroup/*/nucleus-bench-podman /sys/fs/cgroup/nucleus-bench-podman \
+    /sys/fs/cgroup/*/nucleus-bench-docker /sys/fs/cgroup/nucleus-bench-docker; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
 }
@@ -275,7 +277,9 @@ PY
 
 # Agent calls (issue #21): exec latency into one long-lived sandbox, nucleus (plain, and
 # --json --capture as an agent's tool call) against crun exec and runc exec into a container of
-# the same bundle, interleaved; then nucleus cp throughput, the 120 MB tree in and out.
+# the same bundle and `docker exec` into a container of a local dockerd (started here, with its
+# default runc, in this private mount namespace; the bundle's rootfs imported as its image),
+# interleaved; then cp throughput, the 120 MB tree in and out, nucleus cp and docker cp.
 ln -sf busybox "$work/bundle/rootfs/bin/sleep"
 python3 - "$work/bundle/config.json" "$work/bundle-exec/config.json" "$work/bundle/rootfs" <<'PY'
 import json, os, sys
@@ -293,17 +297,31 @@ unshare -m --propagation private sh -c "
   id=\$($nucleus run -d -- sleep 100000) || exit 1
   crun run -d --bundle $work/bundle-exec nucleus-bench-exec-crun || exit 1
   runc run -d --bundle $work/bundle-exec nucleus-bench-exec-runc >/dev/null || exit 1
+  D=$work/docker; mkdir -p \$D
+  dockerd --data-root \$D/data --exec-root \$D/exec --pidfile \$D/pid -H unix://\$D/sock \
+    --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
+    --cgroup-parent=/nucleus-bench-docker >\$D/dockerd.log 2>&1 &
+  DK=\"docker -H unix://\$D/sock\"
+  for i in \$(seq 300); do \$DK info >/dev/null 2>&1 && break; sleep 0.1; done
+  tar -C $work/bundle/rootfs -c . | \$DK import - bench:latest >/dev/null || { tail -5 \$D/dockerd.log >&2; exit 1; }
+  \$DK run -d --name nucleus-bench-exec --network none bench /bin/sleep 100000 >/dev/null || exit 1
   python3 '$work/interleave.py' '$exec_out' $runs 5 \
     nucleus-exec \"$nucleus exec \$id -- /bin/true\" \
     nucleus-exec-json \"$nucleus exec --json --capture \$id -- /bin/true\" \
     crun-exec 'crun exec nucleus-bench-exec-crun /bin/true' \
-    runc-exec 'runc exec nucleus-bench-exec-runc /bin/true'
+    runc-exec 'runc exec nucleus-bench-exec-runc /bin/true' \
+    docker-exec \"\$DK exec nucleus-bench-exec /bin/true\"
   rc=\$?
+  ms() { echo \$(( (\$2 - \$1) / 1000000 )); }
   t0=\$(date +%s%N); $nucleus cp $tree \$id:/tmp/tree-in >/dev/null || rc=1
   t1=\$(date +%s%N); $nucleus cp \$id:/tmp/tree-in $work/tree-out >/dev/null || rc=1
-  t2=\$(date +%s%N)
-  echo \"cp: 120 MB, 2500 files: in \$(( (t1 - t0) / 1000000 )) ms, out \$(( (t2 - t1) / 1000000 )) ms\" >&2
+  t2=\$(date +%s%N); \$DK cp $tree nucleus-bench-exec:/tmp/tree-in >/dev/null || rc=1
+  t3=\$(date +%s%N); \$DK cp nucleus-bench-exec:/tmp/tree-in $work/tree-out-docker >/dev/null || rc=1
+  t4=\$(date +%s%N)
+  echo \"cp: 120 MB, 2500 files: nucleus in \$(ms \$t0 \$t1) ms, out \$(ms \$t1 \$t2) ms; docker in \$(ms \$t2 \$t3) ms, out \$(ms \$t3 \$t4) ms\" >&2
   $nucleus rm -f \$id >/dev/null
+  \$DK rm -f nucleus-bench-exec >/dev/null
+  kill \$(cat \$D/pid); for i in \$(seq 100); do [ -e \$D/pid ] || break; sleep 0.1; done
   for r in crun runc; do
     \$r kill nucleus-bench-exec-\$r KILL 2>/dev/null
     for i in 1 2 3 4 5 6 7 8 9 10; do \$r delete -f nucleus-bench-exec-\$r 2>/dev/null && break; sleep 0.2; done
@@ -318,7 +336,7 @@ def pct(v, q):
 print(f"\n{'exec (one sandbox)':20} {'p50 ms':>8} {'p99 ms':>8}")
 for k, t in r.items():
     print(f"{k:20} {statistics.median(t)*1e3:8.2f} {pct(t, .99)*1e3:8.2f}")
-for peer in ("crun-exec", "runc-exec"):
+for peer in ("crun-exec", "runc-exec", "docker-exec"):
     p = statistics.median(a / b for a, b in zip(r["nucleus-exec"], r[peer]))
     print(f"nucleus exec / {peer[:-5]} exec = {p:.2f}x (paired median)")
 PY

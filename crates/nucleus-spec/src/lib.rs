@@ -9,6 +9,7 @@
 
 pub mod attest;
 pub mod cgroup;
+pub mod compose;
 pub mod config;
 pub mod cp;
 pub mod dns;

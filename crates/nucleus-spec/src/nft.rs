@@ -683,6 +683,17 @@ pub fn bridge_table(table: &str, bridge: &str, subnets: &[Cidr], seq: u32) -> (V
     b.finish()
 }
 
+/// Delete a table of the family (`INET` or the bridge family with `bridge = true`): a compose
+/// topology's bridge tables at `down`.
+pub fn delete_table(table: &str, bridge: bool, seq: u32) -> (Vec<u8>, u32, u32) {
+    const DELTABLE: u16 = 2;
+    let mut b = Batch::new(seq);
+    b.msg(DELTABLE, if bridge { BRIDGE } else { INET }, 0, |a| {
+        a.str(1, table)
+    });
+    b.finish()
+}
+
 /// Ask whether a table exists (answered with ENOENT when it does not).
 pub fn get_table(table: &str, seq: u32) -> Vec<u8> {
     let mut b = Batch {

@@ -510,6 +510,42 @@ fn port_holder(port: u16, proto: nucleus_spec::net::Proto) -> Option<String> {
 }
 
 /// Make sure the bridge exists, is up and has the gateway addresses; turn on forwarding.
+/// Delete the bridge `name` (a compose topology's, at `down`) with its guard tables (inet and
+/// bridge families, `nucleus-bridge-NAME`) and its address claims directory under `state_dir`,
+/// if it is there and no port is attached to it any more (a sandbox still on it keeps it).
+/// True when it was deleted.
+pub fn delete_bridge_if_unused(name: &str, state_dir: &Path) -> Result<bool> {
+    let Ok(index) = index_of(name) else {
+        return Ok(false);
+    };
+    let ports = std::fs::read_dir(format!("/sys/class/net/{name}/brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    if ports > 0 {
+        return Ok(false);
+    }
+    let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    rt.route(RouteNetlinkMessage::DelLink(m), 0, &[libc::ENODEV])
+        .ctx("delete bridge", name)?;
+    let table = format!("nucleus-bridge-{name}");
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    for bridge in [false, true] {
+        let seq = nft.reserve(4);
+        let (batch, first, last) = nucleus_spec::nft::delete_table(&table, bridge, seq);
+        match nft.transact(&batch, first, last) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            r => r.ctx("delete nftables table", &table)?,
+        }
+    }
+    let claims = state_dir.join(name);
+    if claims.is_dir() && std::fs::read_dir(&claims).map(|d| d.count()).unwrap_or(1) == 0 {
+        let _ = std::fs::remove_dir(&claims);
+    }
+    Ok(true)
+}
+
 fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
     let index = match index_of(&b.name) {
         Ok(i) => i,

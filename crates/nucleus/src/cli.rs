@@ -110,6 +110,9 @@ pub(crate) enum Command {
     /// sandbox, made with these `run` flags at its first tool call and removed when the session
     /// ends, and tools to run commands and read, write and list files in it.
     Mcp(Box<McpArgs>),
+    /// Several services from one TOML topology (compose.toml): validate, plan, up, down, ps,
+    /// logs, restart, exec; each service a detached sandbox started in dependency order.
+    Compose(ComposeArgs),
     /// Stop sandboxes: SIGTERM to the workload, SIGKILL to all of it after a grace period.
     Stop(StopArgs),
     /// Send a signal to a sandbox's workload (KILL: to the whole sandbox).
@@ -423,6 +426,87 @@ pub(crate) struct McpArgs {
     pub calls_max: usize,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposeArgs {
+    /// The topology file.
+    #[arg(long, short = 'f', default_value = "compose.toml", global = true)]
+    pub file: PathBuf,
+    /// The project's name (default: the file's `name`, else its directory's name).
+    #[arg(long, short = 'p', global = true)]
+    pub project: Option<String>,
+    #[command(subcommand)]
+    pub cmd: ComposeCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ComposeCmd {
+    /// Check the topology (every problem, one line each, with its path in the file).
+    Validate,
+    /// Print the start order: waves of services that may start together, and what each waits
+    /// for; nothing is touched.
+    Plan,
+    /// Start the topology (or bring it to the file: only services whose configuration changed
+    /// are restarted, new ones started, dropped ones removed), wave by wave; returns once every
+    /// service is started.
+    Up(ComposeUpArgs),
+    /// Stop and remove the topology's sandboxes in reverse order, and its networks.
+    Down(ComposeDownArgs),
+    /// The topology's sandboxes: service, replica, status, health, restarts.
+    Ps(ComposePsArgs),
+    /// The services' output (all, or the given ones), each line prefixed with its sandbox.
+    Logs(ComposeServicesArgs),
+    /// Restart services (all, or the given ones).
+    Restart(ComposeServicesArgs),
+    /// Run a command in a service's sandbox (its first replica, or --index).
+    Exec(ComposeExecArgs),
+    /// Print the JSON Schema of topology files.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposeUpArgs {
+    /// (Accepted for docker compose's habit: `up` always leaves the services running.)
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// How long to wait for a dependency's condition (started, healthy, completed).
+    #[arg(long, default_value = "120s")]
+    pub timeout: String,
+    /// Only these services (and what they depend on).
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposeDownArgs {
+    /// Also remove the named volumes.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(long = "time", short = 't', default_value_t = 10.0)]
+    pub time: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposePsArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposeServicesArgs {
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ComposeExecArgs {
+    /// Which replica (1…).
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    pub service: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -205,3 +205,51 @@ pub(crate) fn cli_reference() -> String {
     walk(&mut cmd, "", &mut out);
     out
 }
+
+/// `nucleus run`'s flags with their defaults (as a command line without flags gives them).
+pub(crate) fn defaults() -> Result<RunArgs, ConfigError> {
+    use clap::FromArgMatches;
+    let m = Cli::command()
+        .try_get_matches_from(["nucleus", "run", "--", "true"])
+        .map_err(|e| err("run", e.to_string()))?;
+    match crate::cli::Cli::from_arg_matches(&m).map(|c| c.command) {
+        Ok(crate::cli::Command::Run(a)) => Ok(*a),
+        _ => Err(err("run", "no defaults")),
+    }
+}
+
+/// A table of `--config` keys merged over `base` key by key, each checked alone so that a
+/// problem names its key: every problem as (key, message).
+pub(crate) fn merge_table(
+    base: &RunArgs,
+    table: &serde_json::Map<String, serde_json::Value>,
+) -> Result<RunArgs, Vec<(String, String)>> {
+    let mut merged =
+        serde_json::to_value(base).map_err(|e| vec![(String::new(), e.to_string())])?;
+    let props = schema()["properties"].clone();
+    let mut problems = vec![];
+    for (k, v) in table {
+        let mut v = v.clone();
+        let takes_text = props[k]["type"].to_string().contains("string");
+        if takes_text && (v.is_number() || v.is_boolean()) {
+            v = serde_json::Value::String(v.to_string());
+        }
+        if merged.get(k).is_none() || k == "config" || k == "config_fd" {
+            problems.push((
+                k.clone(),
+                "unknown key (keys are `nucleus run`'s long flags in snake_case; see `nucleus config reference`)".to_string(),
+            ));
+            continue;
+        }
+        let mut probe = merged.clone();
+        probe[k] = v.clone();
+        match serde_json::from_value::<RunArgs>(probe) {
+            Ok(_) => merged[k] = v,
+            Err(e) => problems.push((k.clone(), single_line(&e.to_string()))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    serde_json::from_value(merged).map_err(|e| vec![(String::new(), e.to_string())])
+}

@@ -153,6 +153,7 @@ fn main() -> ExitCode {
                 commands::mcp::serve(a, cli.root.as_deref())
             })
         }
+        cli::Command::Compose(a) => commands::compose::compose(&a, cli.root.as_deref()),
         cli::Command::Stats(args) => commands::stats(&args, cli.root.as_deref()),
         other => commands::verb(other, cli.root.as_deref(), &log, t0),
     };

@@ -1,5 +1,6 @@
 //! The verbs that act on existing sandboxes, one file each.
 
+pub(crate) mod compose;
 pub(crate) mod cp;
 pub(crate) mod events;
 pub(crate) mod exec;
