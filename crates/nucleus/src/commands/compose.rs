@@ -369,6 +369,10 @@ fn up(
         wanted.extend(more);
     }
     let mut ps = lock(root, &l.project)?;
+    for v in &l.topo.volumes {
+        let d = state_dir(root, &l.project)?.join("volumes").join(v);
+        std::fs::create_dir_all(&d).with_context(|| format!("create volume {v}"))?;
+    }
     // Dropped services and replicas first (only on a whole-topology `up`).
     if only.is_empty() {
         let gone: Vec<String> = ps

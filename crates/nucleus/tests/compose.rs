@@ -1,0 +1,288 @@
+//! `nucleus compose` (#22) end to end, each test inside a network and mount namespace of its
+//! own (the topology's bridges, veths and tables are made there, never on the host): the
+//! validation lines, wave order with health waits, reconcile (only the changed service
+//! restarts; a killed one is healed), a failed dependency, two `up` at once, and `down`
+//! leaving nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+/// Run `body` (bash) in a fresh network and mount namespace with lo up; $N is nucleus with a
+/// state root of the test's own, $W the test's directory (the topology is $W/compose.toml).
+fn world(t: &TempDir, topology: &str, body: &str) -> (String, String) {
+    std::fs::write(t.path().join("compose.toml"), topology).unwrap();
+    let script = format!(
+        "set -u\nip link set lo up\nW={w}\nN=\"{bin} --root $W/state\"\ncd $W\n{body}",
+        w = t.s(),
+        bin = bin().display()
+    );
+    let mut c = Command::new("unshare");
+    c.args([
+        "-n",
+        "-m",
+        "--propagation",
+        "private",
+        "bash",
+        "-c",
+        &script,
+    ])
+    .stdin(Stdio::null());
+    let o = output_within(&mut c, DEADLINE);
+    (stdout(&o), stderr(&o))
+}
+
+const LEFTOVERS: &str = r#"
+echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
+echo "tables: $(nft list tables | wc -l)"
+echo "records: $($N ps -a -q | wc -l)"
+echo "state: $(ls $W/state/compose 2>/dev/null | tr '\n' ' ')"
+"#;
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+}
+
+const TOPOLOGY: &str = r#"
+name = "tc"
+[volume.data]
+[service.db]
+command = ["sh", "-c", "sleep 1; touch /tmp/ok; echo db up; exec sleep 100000"]
+health_cmd = "test -e /tmp/ok"
+health_interval = "200ms"
+volume = ["data:/data"]
+[service.app]
+depends_on = { db = "healthy" }
+command = ["sleep", "100000"]
+[service.worker]
+depends_on = ["db"]
+replicas = 2
+env = ["MODE=one"]
+command = ["sleep", "100000"]
+"#;
+
+#[test]
+fn up_waits_reconciles_heals_and_down_leaves_nothing() {
+    let _g = serial();
+    let t = TempDir::new("compose-up");
+    let (out, err) = world(
+        &t,
+        TOPOLOGY,
+        &format!(
+            r#"
+$N compose plan
+$N compose up || echo "up failed"
+$N compose ps --format json > $W/ps1.json
+echo "db-started: $($N inspect tc-db-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["started"])')"
+echo "app-created: $($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["created"])')"
+echo "logs: $($N compose logs db | tr '\n' ' ')"
+echo "exec: $($N compose exec --index 2 worker -- sh -c 'echo $MODE $(hostname)')"
+$N compose exec db -- sh -c 'echo kept > /data/f'
+# Only the worker's configuration changes: only its two replicas restart.
+sed -i 's/MODE=one/MODE=two/' compose.toml
+$N compose up
+$N compose ps --format json > $W/ps2.json
+echo "exec2: $($N compose exec worker -- sh -c 'echo $MODE')"
+# A killed service (its monitor and workload, SIGKILL) is seen, and healed by up.
+id=$($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+kill -9 $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["monitor"]["pid"], r["workload"]["pid"])' $W/state/$id/state.json)
+sleep 0.5
+echo "killed: $($N compose ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["service"]=="app"][0])')"
+$N compose up
+echo "healed: $($N compose ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["service"]=="app"][0])')"
+$N compose down
+echo "volume-kept: $(cat $W/state/compose/tc/volumes/data/f)"
+$N compose down --volumes
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert!(!out.contains("up failed"), "{out}\n{err}");
+    assert!(
+        out.contains("wave 1:\n  db: tc-db-1\nwave 2:\n  app: tc-app-1 after db healthy\n  worker: tc-worker-1, tc-worker-2 after db started\n"),
+        "{out}"
+    );
+    let ps = |f: &str| -> Vec<Value> {
+        serde_json::from_str(&std::fs::read_to_string(t.path().join(f)).unwrap()).unwrap()
+    };
+    let (p1, p2) = (ps("ps1.json"), ps("ps2.json"));
+    assert_eq!(p1.len(), 4, "{p1:?}");
+    assert!(p1.iter().all(|r| r["status"] == "running"), "{p1:?}");
+    assert_eq!(
+        p1.iter().find(|r| r["service"] == "db").unwrap()["health"],
+        "healthy"
+    );
+    // The app was made after the database had been up for its health check to pass (>= 1 s).
+    let ms = |s: &str| {
+        let t = s.trim();
+        let secs: f64 = t[17..23].parse().unwrap();
+        let mins: f64 = t[14..16].parse().unwrap();
+        mins * 60.0 + secs
+    };
+    let (db, app) = (
+        ms(line(&out, "db-started: ")),
+        ms(line(&out, "app-created: ")),
+    );
+    assert!(
+        app - db >= 0.9,
+        "app made {:.2} s after db started",
+        app - db
+    );
+    assert!(line(&out, "logs: ").contains("tc-db-1 | db up"), "{out}");
+    assert!(
+        line(&out, "exec: ").starts_with("one tc-worker-2")
+            || line(&out, "exec: ").starts_with("one nucleus-"),
+        "{out}"
+    );
+    // Reconcile: db and app kept their processes, the workers have new ones with the new env.
+    let pid = |p: &[Value], n: &str| p.iter().find(|r| r["name"] == n).unwrap()["pid"].clone();
+    for n in ["tc-db-1", "tc-app-1"] {
+        assert_eq!(pid(&p1, n), pid(&p2, n), "{n} restarted");
+    }
+    for n in ["tc-worker-1", "tc-worker-2"] {
+        assert_ne!(pid(&p1, n), pid(&p2, n), "{n} not restarted");
+    }
+    assert_eq!(line(&out, "exec2: "), "two");
+    assert_ne!(line(&out, "killed: "), "running", "{out}");
+    assert_eq!(line(&out, "healed: "), "running", "{out}\n{err}");
+    assert_eq!(
+        line(&out, "volume-kept: "),
+        "kept",
+        "named volumes outlive down"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "tables: "), "0", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+    assert_eq!(line(&out, "state: "), "", "{out}");
+}
+
+#[test]
+fn a_failed_dependency_stops_its_dependants_and_says_why() {
+    let _g = serial();
+    let t = TempDir::new("compose-fail");
+    let (out, err) = world(
+        &t,
+        r#"
+[service.sick]
+command = ["sleep", "100000"]
+health_cmd = "false"
+health_interval = "200ms"
+[service.after]
+depends_on = { sick = "healthy" }
+command = ["sleep", "100000"]
+[service.once]
+command = ["sh", "-c", "exit 3"]
+[service.then]
+depends_on = { once = "completed_successfully" }
+command = ["sleep", "100000"]
+[service.free]
+command = ["sleep", "100000"]
+"#,
+        &format!(
+            r#"
+$N compose -p tf up --timeout 2s; echo "status: $?"
+$N compose -p tf ps
+$N compose -p tf down
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert_eq!(line(&out, "status: "), "1", "{out}\n{err}");
+    assert!(
+        err.contains("compose: after: not started: sick was not healthy within 2 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("compose: then: not started: tf-once-1 ended with status 3"),
+        "{err}"
+    );
+    assert!(
+        out.contains("tf-free-1") && out.contains("running"),
+        "independent services start: {out}"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+}
+
+#[test]
+fn two_ups_at_once_start_each_sandbox_once() {
+    let _g = serial();
+    let t = TempDir::new("compose-race");
+    let (out, err) = world(
+        &t,
+        "[service.a]\ncommand = [\"sleep\", \"100000\"]\nreplicas = 3\n[service.b]\ncommand = [\"sleep\", \"100000\"]\n",
+        &format!(
+            r#"
+$N compose -p tr up 2>$W/e1 & $N compose -p tr up 2>$W/e2; wait
+cat $W/e1 $W/e2
+echo "running: $($N ps -q | wc -l)"
+$N compose -p tr down
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert_eq!(line(&out, "running: "), "4", "{out}\n{err}");
+    assert!(
+        out.contains("(4 sandboxes started") && out.contains("(0 sandboxes started"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+}
+
+#[test]
+fn topology_problems_are_one_line_each_and_touch_nothing() {
+    let _g = serial();
+    let t = TempDir::new("compose-bad");
+    for (topology, says) in [
+        (
+            "[service.a]\ndepends_on = [\"b\"]\n[service.b]\ndepends_on = [\"a\"]\n",
+            "service.a.depends_on: a dependency cycle: a -> b -> a",
+        ),
+        (
+            "[service.a]\ndepends_on = [\"ghost\"]\n",
+            "service.a.depends_on.ghost: no service \"ghost\" (services: a)",
+        ),
+        (
+            "[service.a]\nmemroy = \"1g\"\n",
+            "service.a.memroy: unknown key",
+        ),
+        (
+            "[service.a]\nmemory = [1]\n",
+            "service.a.memory: invalid type",
+        ),
+        (
+            "[service.a]\npublish = [\"8080:80\"]\n[service.b]\npublish = [\"8080:81\"]\n",
+            "service.b.publish[0]: host port 8080 is also published by service.a.publish[0]",
+        ),
+    ] {
+        std::fs::write(t.path().join("compose.toml"), topology).unwrap();
+        for verb in ["validate", "up"] {
+            let o = run(&[
+                "--root",
+                &t.path().join("state").to_string_lossy(),
+                "compose",
+                "-f",
+                &t.path().join("compose.toml").to_string_lossy(),
+                verb,
+            ]);
+            assert_eq!(o.status.code(), Some(125), "{topology}: {}", stderr(&o));
+            let e = stderr(&o);
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(e.contains(says), "{says} not in {e}");
+        }
+        assert!(
+            !t.path().join("state/compose").exists(),
+            "nothing made for a bad topology"
+        );
+    }
+    let o = run(&["compose", "schema"]);
+    let s: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        s["properties"]["service"]["additionalProperties"]["properties"]["health_cmd"].is_object()
+    );
+    assert!(s["properties"]["service"]["additionalProperties"]["properties"]["name"].is_null());
+}
