@@ -132,6 +132,7 @@ pub const OWNED_RUN_KEYS: &[&str] = &[
     "dry_run",
     "rm",
     "events_fd",
+    "names_file",
     "config",
     "config_fd",
 ];
@@ -539,6 +540,23 @@ pub fn bridge_of(project: &str, network: &str, subnet: Option<&str>) -> (String,
         .map(String::from)
         .unwrap_or_else(|| format!("10.213.{}.0/24", h[4]));
     (name, subnet)
+}
+
+/// The names a topology network's services answer to, for its sandboxes' resolver: SERVICE
+/// (every replica) and SERVICE-N (one), each mapped to sandbox names.
+pub fn network_names(t: &Topology, project: &str, network: &str) -> BTreeMap<String, Vec<String>> {
+    let mut m = BTreeMap::new();
+    for (s, svc) in &t.services {
+        if !svc.networks.iter().any(|n| n == network) {
+            continue;
+        }
+        let names = instance_names(project, s, svc.replicas);
+        for (i, n) in names.iter().enumerate() {
+            m.insert(format!("{s}-{}", i + 1), vec![n.clone()]);
+        }
+        m.insert(s.replace('_', "-"), names);
+    }
+    m
 }
 
 /// The reverse of the start order (for `down`).

@@ -181,6 +181,23 @@ pub fn refusal(q: &Query) -> Vec<u8> {
     )
 }
 
+/// The resolver's own answer for a name it knows (compose's service names): authoritative,
+/// the question echoed, one A record per address for an A question (none for other types:
+/// the name exists, with no data of that type), each with `ttl` seconds.
+pub fn local_answer(q: &Query, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {
+    let mut w = reply(q.id, 0x04, q.wire[2] & 0x01 != 0, 0, Some(&q.wire[12..]));
+    let n = if q.qtype == 1 { addrs.len().min(64) } else { 0 };
+    w[6..8].copy_from_slice(&(n as u16).to_be_bytes());
+    for a in addrs.iter().take(n) {
+        // The name: a pointer to the question's (offset 12).
+        w.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        w.extend_from_slice(&ttl.to_be_bytes());
+        w.extend_from_slice(&[0, 4]);
+        w.extend_from_slice(&a.octets());
+    }
+    w
+}
+
 /// The addresses an upstream response with this id carries in its answer section, with
 /// their TTLs (seconds). None when it is not a response to that query.
 pub fn answers(b: &[u8], id: u16) -> Option<Vec<(IpAddr, u32)>> {
@@ -198,6 +215,42 @@ pub fn answers(b: &[u8], id: u16) -> Option<Vec<(IpAddr, u32)>> {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    #[test]
+    fn a_local_answer_parses_as_the_question_s_answer() {
+        // A query for "db", type A, recursion desired.
+        let mut q = vec![
+            0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, b'd', b'b', 0, 0, 1, 0, 1,
+        ];
+        let query = parse_query(&q).unwrap();
+        let a = local_answer(
+            &query,
+            &[Ipv4Addr::new(10, 213, 1, 5), Ipv4Addr::new(10, 213, 1, 6)],
+            5,
+        );
+        let got = answers(&a, 0x1234).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (IpAddr::V4(Ipv4Addr::new(10, 213, 1, 5)), 5),
+                (IpAddr::V4(Ipv4Addr::new(10, 213, 1, 6)), 5)
+            ]
+        );
+        let p = Packet::parse(&a).unwrap();
+        assert!(p.has_flags(PacketFlag::AUTHORITATIVE_ANSWER));
+        // AAAA: the name, no data.
+        q[17] = 28;
+        let query = parse_query(&q).unwrap();
+        assert_eq!(
+            answers(&local_answer(&query, &[Ipv4Addr::LOCALHOST], 5), 0x1234).unwrap(),
+            vec![]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -344,6 +344,10 @@ pub struct NetConfig {
     pub subnet6: Option<Cidr>,
     /// Where address claims live (the state root's `net`; set by the binary).
     pub state_dir: std::path::PathBuf,
+    /// `--names-file`: names the runtime's resolver answers itself with sandboxes' addresses
+    /// on the bridge (compose's names of a topology network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<std::path::PathBuf>,
 }
 
 /// [`DEFAULT_SUBNET4`] and [`DEFAULT_SUBNET6`] as values.
@@ -366,6 +370,7 @@ impl Default for NetConfig {
             subnet4: SUBNET4,
             subnet6: Some(SUBNET6),
             state_dir: "/run/nucleus/net".into(),
+            names: None,
         }
     }
 }
@@ -464,6 +469,32 @@ pub struct ResolverPlan {
     /// domain must not open them. `--egress-allow` still can.
     #[serde(default)]
     pub never: Vec<Cidr>,
+    /// Names answered here, not upstream: a sandbox name's address on the bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<NamesPlan>,
+}
+
+/// Where the resolver finds the names it answers itself (all kept by the runtime under its
+/// state root, never by a sandbox): `file` is JSON `{"NAME": ["SANDBOX", …]}`; a sandbox
+/// name's id is the link `names_dir/SANDBOX`; that id's address is the claim in `claims_dir`
+/// (a link `INDEX` whose text starts with the holder's id) as `subnet4`'s INDEXth address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamesPlan {
+    pub file: std::path::PathBuf,
+    pub names_dir: std::path::PathBuf,
+    pub claims_dir: std::path::PathBuf,
+    pub subnet4: Cidr,
+}
+
+/// The sandbox names a names file gives for `name` (lower case), if it has it.
+pub fn names_lookup(file_text: &str, name: &str) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(file_text).ok()?;
+    let list = v.get(name)?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+    )
 }
 
 /// Ranges a DNS answer never opens, whatever name it came for (`--egress-allow` still can):
@@ -621,21 +652,47 @@ impl NetPlan {
             NetworkMode::Bridge => never.extend(std::iter::once(c.subnet4).chain(c.subnet6)),
             _ => never.extend(Cidr::parse("10.0.2.0/24", "").ok()),
         }
-        let resolver = if deny {
-            (!c.egress.domains.is_empty()).then(|| ResolverPlan {
+        let names = match (&c.names, mode) {
+            (None, _) => None,
+            (Some(f), NetworkMode::Bridge) => Some(NamesPlan {
+                file: f.clone(),
+                names_dir: c
+                    .state_dir
+                    .parent()
+                    .map(|p| p.join("names"))
+                    .unwrap_or_default(),
+                claims_dir: c.state_dir.join(&c.bridge),
+                subnet4: c.subnet4,
+            }),
+            (Some(_), _) => {
+                return Err(ConfigError::new(
+                    "--names-file",
+                    "only with --network bridge (the names are addresses on its bridge)",
+                ))
+            }
+        };
+        let mut resolver = if deny {
+            (!c.egress.domains.is_empty() || names.is_some()).then(|| ResolverPlan {
                 domains: Some(c.egress.domains.clone()),
                 upstreams: host_ns.clone(),
                 never,
+                names: None,
             })
-        } else if mode == NetworkMode::Bridge && host_ns.iter().any(|a| a.is_loopback()) {
+        } else if mode == NetworkMode::Bridge
+            && (names.is_some() || host_ns.iter().any(|a| a.is_loopback()))
+        {
             Some(ResolverPlan {
                 domains: None,
                 upstreams: host_ns.clone(),
                 never: vec![],
+                names: None,
             })
         } else {
             None
         };
+        if let Some(r) = resolver.as_mut() {
+            r.names = names;
+        }
         let resolv_conf = if resolver.is_some() {
             resolv_conf(
                 &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -792,6 +849,7 @@ mod tests {
             domains: Some(vec![]),
             upstreams: vec![],
             never,
+            names: None,
         };
         for a in [
             "169.254.169.254",

@@ -239,7 +239,7 @@ fn holder_text(id: &str) -> String {
     format!("{id} {} {}", me.pid, me.start)
 }
 
-fn holder_alive(text: &str) -> bool {
+pub(crate) fn holder_alive(text: &str) -> bool {
     let mut w = text.split(' ');
     let (_, pid, start) = (w.next(), w.next(), w.next());
     match (

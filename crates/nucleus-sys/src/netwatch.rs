@@ -378,6 +378,11 @@ impl Serve {
             }
         };
         let plan = self.plan.as_ref()?;
+        if let Some(n) = &plan.names {
+            if let Some(addrs) = local_names(n, &query.name()) {
+                return Some(nucleus_spec::dns::local_answer(&query, &addrs, 2));
+            }
+        }
         if !plan.allows(&query.labels) {
             self.report(EgressRefusal::Dns(query.name()));
             return Some(nucleus_spec::dns::refusal(&query));
@@ -464,6 +469,41 @@ impl Serve {
 }
 
 /// Fill `buf` from `c` before `deadline`.
+/// The addresses of the sandboxes a names file gives for `name` (None: not one of its names):
+/// each sandbox's id from the store's name link, its address from the live claim that names
+/// it on the bridge. Runtime state only; read at each query (the topology changes under it).
+fn local_names(n: &nucleus_spec::net::NamesPlan, name: &str) -> Option<Vec<std::net::Ipv4Addr>> {
+    let text = std::fs::read_to_string(&n.file).ok()?;
+    let sandboxes = nucleus_spec::net::names_lookup(&text, name)?;
+    let ids: Vec<String> = sandboxes
+        .iter()
+        .filter(|s| nucleus_spec::state::validate_name("name", s).is_ok())
+        .filter_map(|s| std::fs::read_link(n.names_dir.join(s)).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    let mut out = vec![];
+    for e in std::fs::read_dir(&n.claims_dir).ok()?.flatten() {
+        let Some(index) = e.file_name().to_str().and_then(|i| i.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(holder) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let holder = holder.to_string_lossy();
+        if ids
+            .iter()
+            .any(|id| holder.split(' ').next() == Some(id.as_str()))
+            && crate::net::holder_alive(&holder)
+        {
+            if let IpAddr::V4(a) = n.subnet4.nth(index) {
+                out.push(a);
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 fn read_by(c: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
     let mut got = 0;
     while got < buf.len() {

@@ -707,6 +707,11 @@ pub(crate) struct RunArgs {
     /// Restrict allowed egress to these UDP ports (repeatable).
     #[arg(long)]
     pub egress_udp_port: Vec<String>,
+    /// With --network bridge: a JSON file {"NAME": ["SANDBOX", …]} whose names the sandbox's
+    /// resolver answers itself with those sandboxes' addresses on the bridge, read at each
+    /// query (compose writes one per topology network).
+    #[arg(long)]
+    pub names_file: Option<PathBuf>,
     /// Host bridge for --network bridge (created when missing).
     #[arg(long, default_value = nucleus_spec::net::DEFAULT_BRIDGE)]
     pub bridge: String,

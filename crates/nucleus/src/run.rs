@@ -389,6 +389,10 @@ fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {
             "none" => None,
             s => Some(Cidr::parse(s, "--subnet6")?),
         },
+        names: a
+            .names_file
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         // Decided with the state root (run::main).
         ..NetConfig::default()
     })

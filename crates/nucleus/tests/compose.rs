@@ -286,3 +286,67 @@ fn topology_problems_are_one_line_each_and_touch_nothing() {
     );
     assert!(s["properties"]["service"]["additionalProperties"]["properties"]["name"].is_null());
 }
+
+#[test]
+fn services_find_each_other_by_name_and_nothing_else() {
+    let _g = serial();
+    let t = TempDir::new("compose-names");
+    std::fs::write(
+        t.path().join("other.toml"),
+        "name = \"to\"\n[service.secret]\ncommand = [\"sleep\", \"100000\"]\n",
+    )
+    .unwrap();
+    let (out, err) = world(
+        &t,
+        r#"
+name = "tn"
+[service.db]
+command = ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", "/etc"]
+readiness_tcp = 8000
+[service.app]
+depends_on = ["db"]
+command = ["sleep", "100000"]
+# Its own egress rules: the topology's network stays reachable, nothing else is added.
+egress_allow = ["192.0.2.1"]
+[service.worker]
+replicas = 2
+command = ["sleep", "100000"]
+"#,
+        &format!(
+            r#"
+$N compose up || echo "up failed"
+$N compose -f other.toml up || echo "up failed"
+x() {{ $N compose exec app -- sh -c "$1"; }}
+echo "db: $(x 'getent hosts db' | awk '{{print $1}}')"
+echo "worker: $(x 'getent ahostsv4 worker' | awk '{{print $1}}' | sort -u | wc -l)"
+echo "worker-2: $(x 'getent hosts worker-2' | wc -l)"
+echo "full-name: $(x 'getent hosts tn-db-1 || echo none')"
+echo "other-topology: $(x 'getent hosts secret || echo none')"
+echo "http: $(x 'python3 -c "import urllib.request as u; print(u.urlopen(\"http://db:8000/hostname\", timeout=5).status)"' 2>&1)"
+echo "outside: $(x 'python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect((\"192.0.2.9\", 80))" 2>&1 | tail -1')"
+$N compose down
+$N compose -f other.toml down
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert!(!out.contains("up failed"), "{out}\n{err}");
+    let db = line(&out, "db: ");
+    assert!(db.starts_with("10.213."), "{out}\n{err}");
+    assert_eq!(line(&out, "worker: "), "2", "{out}");
+    assert_eq!(line(&out, "worker-2: "), "1", "{out}");
+    assert_eq!(line(&out, "full-name: "), "none", "{out}");
+    assert_eq!(
+        line(&out, "other-topology: "),
+        "none",
+        "names of other topologies do not resolve: {out}"
+    );
+    assert_eq!(line(&out, "http: "), "200", "{out}\n{err}");
+    assert!(
+        line(&out, "outside: ").contains("Error"),
+        "egress outside the allow list fails: {out}"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "tables: "), "0", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+}

@@ -214,6 +214,16 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
             net,
             topo.networks.get(net).and_then(|n| n.subnet.as_deref()),
         );
+        // Peers on its network stay reachable under a service's own egress rules.
+        let denies = run.keys().any(|k| k.starts_with("egress_"))
+            || run.get("service_mode").and_then(Value::as_str) == Some("production");
+        if denies {
+            push(&mut run, "egress_allow", subnet.clone());
+        }
+        let names_file = state_dir(root, &project)
+            .map(|d| d.join(format!("names-{net}.json")))
+            .unwrap_or_default();
+        run.insert("names_file".into(), names_file.display().to_string().into());
         run.insert("network".into(), "bridge".into());
         run.insert("bridge".into(), bridge.into());
         run.insert("subnet".into(), subnet.into());
@@ -372,6 +382,14 @@ fn up(
     for v in &l.topo.volumes {
         let d = state_dir(root, &l.project)?.join("volumes").join(v);
         std::fs::create_dir_all(&d).with_context(|| format!("create volume {v}"))?;
+    }
+    // The names each network's resolvers answer (read at each query).
+    for net in l.topo.networks.keys() {
+        let f = state_dir(root, &l.project)?.join(format!("names-{net}.json"));
+        let names = compose::network_names(&l.topo, &l.project, net);
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string(&names)?)?;
+        std::fs::rename(&tmp, &f)?;
     }
     // Dropped services and replicas first (only on a whole-topology `up`).
     if only.is_empty() {
@@ -597,6 +615,9 @@ fn down(l: &Loaded, root: Option<&Path>, _store: &Store, volumes: bool, time: f6
         }
     }
     let _ = std::fs::remove_file(&ps.path);
+    for net in l.topo.networks.keys() {
+        let _ = std::fs::remove_file(dir.join(format!("names-{net}.json")));
+    }
     // The directory goes once nothing is kept in it (volumes are, without --volumes).
     let _ = std::fs::remove_file(dir.join("lock"));
     let _ = std::fs::remove_dir(&dir);
