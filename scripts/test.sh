@@ -19,13 +19,15 @@ fi
 need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon newuidmap dockerd ctr nix-build)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+# Debian's PostgreSQL: the compose test's database (its binaries are not on PATH).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   echo "scripts/test.sh: installing test tools with apt (missing: ${missing[*]:-/usr/bin/python3})" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs \
     slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon uidmap docker.io containerd \
-    nix-bin >/dev/null
+    nix-bin postgresql >/dev/null
 fi
 
 # npm (the MCP Inspector's installer): Debian's nodejs leaves it to its own package; a

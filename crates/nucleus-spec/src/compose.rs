@@ -88,7 +88,8 @@ pub struct Topology {
     pub name: Option<String>,
     pub services: BTreeMap<String, Service>,
     pub networks: BTreeMap<String, Network>,
-    pub volumes: BTreeSet<String>,
+    /// Named volumes, with the owner their directory gets (uid, gid; default root).
+    pub volumes: BTreeMap<String, (u32, u32)>,
     pub secrets: BTreeMap<String, SecretSource>,
 }
 
@@ -178,7 +179,7 @@ pub fn parse(text: &str) -> Result<Topology, Vec<Problem>> {
         name: None,
         services: BTreeMap::new(),
         networks: BTreeMap::new(),
-        volumes: BTreeSet::new(),
+        volumes: BTreeMap::new(),
         secrets: BTreeMap::new(),
     };
     for (k, v) in &doc {
@@ -240,15 +241,21 @@ pub fn parse(text: &str) -> Result<Topology, Vec<Problem>> {
                 for (name, vv) in vols {
                     let path = format!("volume.{name}");
                     out.extend(name_problem(&path, name));
+                    let mut owner = (0, 0);
                     if let Some(vt) = table(vv, &path, &mut out) {
-                        for k in vt.keys() {
-                            out.push(problem(
-                                format!("{path}.{k}"),
-                                "unknown key (a volume has none: `[volume.NAME]`)",
-                            ));
+                        for (k, v) in vt {
+                            let p = format!("{path}.{k}");
+                            match (k.as_str(), v.as_str().and_then(parse_owner)) {
+                                ("owner", Some(o)) => owner = o,
+                                ("owner", None) => out.push(problem(
+                                    p,
+                                    "\"UID\" or \"UID:GID\" (numbers, as the sandbox sees them)",
+                                )),
+                                _ => out.push(problem(p, "unknown key (a volume has: owner)")),
+                            }
                         }
                     }
-                    t.volumes.insert(name.clone());
+                    t.volumes.insert(name.clone(), owner);
                 }
             }
             "secret" => {
@@ -308,6 +315,12 @@ pub fn parse(text: &str) -> Result<Topology, Vec<Problem>> {
     } else {
         Err(out)
     }
+}
+
+/// `UID[:GID]` (GID defaults to UID).
+fn parse_owner(s: &str) -> Option<(u32, u32)> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 fn service(s: &toml::Table, path: &str, out: &mut Vec<Problem>) -> Service {
@@ -427,7 +440,7 @@ fn validate(t: &Topology) -> Vec<Problem> {
                 let Some(src) = v.as_str().and_then(|v| v.split(':').next()) else {
                     continue;
                 };
-                if !src.contains('/') && !src.starts_with('.') && !t.volumes.contains(src) {
+                if !src.contains('/') && !src.starts_with('.') && !t.volumes.contains_key(src) {
                     out.push(problem(
                         format!("{path}.volume[{i}]"),
                         format!(
@@ -604,6 +617,7 @@ name = "shop"
 [network.backend]
 subnet = "10.89.1.0/24"
 [volume.pgdata]
+owner = "999:998"
 [secret.dbpass]
 file = "dbpass.txt"
 [service.db]
@@ -627,6 +641,7 @@ depends_on = { app = "started", migrate = "completed_successfully" }
         )
         .unwrap();
         assert_eq!(t.name.as_deref(), Some("shop"));
+        assert_eq!(t.volumes["pgdata"], (999, 998));
         assert_eq!(t.services["worker"].replicas, 2);
         assert_eq!(t.services["worker"].depends_on["db"], Condition::Started);
         assert_eq!(t.services["db"].run["health_cmd"], "pg_isready");

@@ -448,8 +448,8 @@ pub(crate) enum ComposeCmd {
     /// for; nothing is touched.
     Plan,
     /// Start the topology (or bring it to the file: only services whose configuration changed
-    /// are restarted, new ones started, dropped ones removed), wave by wave; returns once every
-    /// service is started.
+    /// are restarted, new ones started, dropped ones removed), wave by wave; -d: return once
+    /// every service is started, else follow their output until Ctrl-C, which stops them.
     Up(ComposeUpArgs),
     /// Stop and remove the topology's sandboxes in reverse order, and its networks.
     Down(ComposeDownArgs),
@@ -467,7 +467,8 @@ pub(crate) enum ComposeCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct ComposeUpArgs {
-    /// (Accepted for docker compose's habit: `up` always leaves the services running.)
+    /// Return once the services are started; without it, `up` follows their output (each line
+    /// prefixed with its sandbox) and Ctrl-C stops them.
     #[arg(long, short = 'd')]
     pub detach: bool,
     /// How long to wait for a dependency's condition (started, healthy, completed).

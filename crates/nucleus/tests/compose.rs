@@ -75,7 +75,7 @@ fn up_waits_reconciles_heals_and_down_leaves_nothing() {
         &format!(
             r#"
 $N compose plan
-$N compose up || echo "up failed"
+$N compose up -d || echo "up failed"
 $N compose ps --format json > $W/ps1.json
 echo "db-started: $($N inspect tc-db-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["started"])')"
 echo "app-created: $($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["created"])')"
@@ -84,7 +84,7 @@ echo "exec: $($N compose exec --index 2 worker -- sh -c 'echo $MODE $(hostname)'
 $N compose exec db -- sh -c 'echo kept > /data/f'
 # Only the worker's configuration changes: only its two replicas restart.
 sed -i 's/MODE=one/MODE=two/' compose.toml
-$N compose up
+$N compose up -d
 $N compose ps --format json > $W/ps2.json
 echo "exec2: $($N compose exec worker -- sh -c 'echo $MODE')"
 # A killed service (its monitor and workload, SIGKILL) is seen, and healed by up.
@@ -92,7 +92,7 @@ id=$($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdi
 kill -9 $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["monitor"]["pid"], r["workload"]["pid"])' $W/state/$id/state.json)
 sleep 0.5
 echo "killed: $($N compose ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["service"]=="app"][0])')"
-$N compose up
+$N compose up -d
 echo "healed: $($N compose ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["service"]=="app"][0])')"
 $N compose down
 echo "volume-kept: $(cat $W/state/compose/tc/volumes/data/f)"
@@ -184,7 +184,7 @@ command = ["sleep", "100000"]
 "#,
         &format!(
             r#"
-$N compose -p tf up --timeout 2s; echo "status: $?"
+$N compose -p tf up -d --timeout 2s; echo "status: $?"
 $N compose -p tf ps
 $N compose -p tf down
 {LEFTOVERS}
@@ -217,7 +217,7 @@ fn two_ups_at_once_start_each_sandbox_once() {
         "[service.a]\ncommand = [\"sleep\", \"100000\"]\nreplicas = 3\n[service.b]\ncommand = [\"sleep\", \"100000\"]\n",
         &format!(
             r#"
-$N compose -p tr up 2>$W/e1 & $N compose -p tr up 2>$W/e2; wait
+$N compose -p tr up -d 2>$W/e1 & $N compose -p tr up -d 2>$W/e2; wait
 cat $W/e1 $W/e2
 echo "running: $($N ps -q | wc -l)"
 $N compose -p tr down
@@ -314,8 +314,8 @@ command = ["sleep", "100000"]
 "#,
         &format!(
             r#"
-$N compose up || echo "up failed"
-$N compose -f other.toml up || echo "up failed"
+$N compose up -d || echo "up failed"
+$N compose -f other.toml up -d || echo "up failed"
 x() {{ $N compose exec app -- sh -c "$1"; }}
 echo "db: $(x 'getent hosts db' | awk '{{print $1}}')"
 echo "worker: $(x 'getent ahostsv4 worker' | awk '{{print $1}}' | sort -u | wc -l)"
@@ -348,5 +348,138 @@ $N compose -f other.toml down
     );
     assert_eq!(line(&out, "links: "), "lo ", "{out}");
     assert_eq!(line(&out, "tables: "), "0", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+}
+
+/// Debian's PostgreSQL: its bin directory and the postgres user's ids.
+fn postgres() -> (String, String, String) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; id -u postgres; id -g postgres")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let l: Vec<&str> = out.lines().collect();
+    assert!(
+        l.len() == 3 && !l[0].is_empty(),
+        "PostgreSQL is required (scripts/test.sh installs Debian's postgresql): {out}"
+    );
+    (l[0].into(), l[1].into(), l[2].into())
+}
+
+const APP: &str = r#"
+import http.server, subprocess
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        q = "select count(*) || ' hits from ' || count(distinct who) || ' workers' from hits"
+        r = subprocess.run(["psql", "-h", "db", "-U", "postgres", "-At", "-c", q], capture_output=True, text=True)
+        body = (r.stdout or r.stderr).encode()
+        self.send_response(200 if r.returncode == 0 else 500)
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"#;
+
+#[test]
+fn postgres_an_app_and_workers_by_name_with_a_data_volume() {
+    let _g = serial();
+    let (pgbin, uid, gid) = postgres();
+    let t = TempDir::new("compose-pg");
+    std::fs::create_dir_all(t.path().join("app")).unwrap();
+    std::fs::write(t.path().join("app/app.py"), APP).unwrap();
+    let topology = format!(
+        r#"
+name = "pg"
+[volume.pgdata]
+owner = "{uid}:{gid}"
+[service.db]
+user = "{uid}"
+volume = ["pgdata:/pg"]
+env = ["LANG=C"]
+command = ["sh", "-c", "[ -s /pg/data/PG_VERSION ] || {{ {pgbin}/initdb -D /pg/data --auth=trust -U postgres -E UTF8 --locale=C >/dev/null && echo 'host all all 0.0.0.0/0 trust' >> /pg/data/pg_hba.conf; }}; exec {pgbin}/postgres -D /pg/data -k /tmp -c listen_addresses='*' -c max_connections=20"]
+health_cmd = "{pgbin}/pg_isready -q -h 127.0.0.1 -U postgres"
+health_interval = "300ms"
+[service.schema]
+depends_on = {{ db = "healthy" }}
+command = ["psql", "-h", "db", "-U", "postgres", "-c", "create table if not exists hits (who text)"]
+[service.app]
+depends_on = {{ db = "healthy", schema = "completed_successfully" }}
+volume = ["./app:/app:ro"]
+publish = ["8080:8000"]
+command = ["python3", "/app/app.py"]
+readiness_tcp = 8000
+egress_allow = ["192.0.2.1"]
+[service.worker]
+depends_on = {{ schema = "completed_successfully" }}
+replicas = 2
+command = ["sh", "-c", "psql -q -h db -U postgres -c \"insert into hits values ('$(hostname)')\" && exec sleep 100000"]
+"#
+    );
+    let (out, err) = world(
+        &t,
+        &topology,
+        &format!(
+            r#"
+$N compose up -d --timeout 60s || echo "up failed"
+get() {{ python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8080/", timeout=10).read().decode().strip())'; }}
+for i in $(seq 50); do [ "$(get 2>/dev/null)" = "2 hits from 2 workers" ] && break; sleep 0.2; done
+echo "answer: $(get 2>&1)"
+echo "outside: $($N compose exec app -- python3 -c 'import socket; s=socket.socket(); s.settimeout(2); s.connect(("192.0.2.9", 80))' 2>&1 | tail -1)"
+echo "other-name: $($N compose exec app -- sh -c 'getent hosts example.org || echo none')"
+$N compose down
+echo "kept: $(ls $W/state/compose/pg/volumes/pgdata/data/PG_VERSION)"
+# Up again on the kept volume: the data is still there (the workers add two more).
+$N compose up -d --timeout 60s || echo "up failed"
+for i in $(seq 50); do [ "$(get 2>/dev/null)" = "4 hits from 4 workers" ] && break; sleep 0.2; done
+echo "again: $(get 2>&1)"
+$N compose down --volumes
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert!(!out.contains("up failed"), "{out}\n{err}");
+    assert_eq!(
+        line(&out, "answer: "),
+        "2 hits from 2 workers",
+        "{out}\n{err}"
+    );
+    assert!(line(&out, "outside: ").contains("Error"), "{out}");
+    assert_eq!(line(&out, "other-name: "), "none", "{out}");
+    assert!(line(&out, "kept: ").ends_with("PG_VERSION"), "{out}");
+    assert_eq!(
+        line(&out, "again: "),
+        "4 hits from 4 workers",
+        "{out}\n{err}"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "tables: "), "0", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+    assert_eq!(line(&out, "state: "), "", "{out}");
+}
+
+#[test]
+fn up_in_the_foreground_follows_the_output_and_sigterm_stops_it() {
+    let _g = serial();
+    let t = TempDir::new("compose-fg");
+    let (out, err) = world(
+        &t,
+        "name = \"tf\"\n[service.talk]\nreplicas = 2\ncommand = [\"sh\", \"-c\", \"echo hello from $(hostname); exec sleep 100000\"]\n",
+        &format!(
+            r#"
+$N compose up > $W/out 2>$W/err & P=$!
+for i in $(seq 100); do [ "$(grep -c hello $W/out)" = 2 ] && break; sleep 0.1; done
+kill -TERM $P; wait $P; echo "status: $?"
+sed 's/^/out: /' $W/out
+echo "after: $($N compose ps --format json | python3 -c 'import json,sys; print(sorted(r["status"] for r in json.load(sys.stdin)))')"
+$N compose down
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert_eq!(line(&out, "status: "), "0", "{out}\n{err}");
+    for n in ["tf-talk-1", "tf-talk-2"] {
+        assert!(out.contains(&format!("out: {n} | hello from ")), "{out}");
+    }
+    assert_eq!(line(&out, "after: "), "['stopped', 'stopped']", "{out}");
     assert_eq!(line(&out, "records: "), "0", "{out}");
 }

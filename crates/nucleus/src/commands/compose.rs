@@ -72,7 +72,23 @@ pub(crate) fn compose(a: &ComposeArgs, root: Option<&Path>) -> Result<u8> {
         ComposeCmd::Plan => plan(&l),
         ComposeCmd::Up(u) => {
             let timeout = Duration::from_millis(parse_duration_ms("--timeout", &u.timeout)?);
-            up(&l, root, &store()?, &u.services, timeout)
+            // In the foreground, Ctrl-C (or SIGTERM) stops what `up` started: blocked from
+            // here on (every thread and `up`'s waits included), taken by a signalfd.
+            let signals = if u.detach {
+                None
+            } else {
+                nucleus_sys::raw::block_signals(&[libc::SIGINT, libc::SIGTERM])
+                    .context("block signals")?;
+                Some(
+                    nucleus_sys::raw::signalfd(&[libc::SIGINT, libc::SIGTERM])
+                        .context("signalfd")?,
+                )
+            };
+            let rc = up(&l, root, &store()?, &u.services, timeout)?;
+            match signals {
+                Some(sfd) => follow(&l, root, &u.services, sfd, rc),
+                None => Ok(rc),
+            }
         }
         ComposeCmd::Down(d) => down(&l, root, &store()?, d.volumes, d.time),
         ComposeCmd::Ps(p) => ps(&l, &store()?, p.format),
@@ -191,8 +207,11 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
             for v in vols.iter_mut() {
                 let Some(spec) = v.as_str() else { continue };
                 let (src, rest) = spec.split_once(':').unwrap_or((spec, ""));
-                if topo.volumes.contains(src) {
+                if topo.volumes.contains_key(src) {
                     *v = format!("{}:{rest}", volumes_dir.join(src).display()).into();
+                } else if src.starts_with('.') {
+                    // A host path relative to the topology file, as docker compose reads it.
+                    *v = format!("{}:{rest}", dir.join(src).display()).into();
                 }
             }
         }
@@ -379,9 +398,12 @@ fn up(
         wanted.extend(more);
     }
     let mut ps = lock(root, &l.project)?;
-    for v in &l.topo.volumes {
+    for (v, (uid, gid)) in &l.topo.volumes {
         let d = state_dir(root, &l.project)?.join("volumes").join(v);
         std::fs::create_dir_all(&d).with_context(|| format!("create volume {v}"))?;
+        // (Idmapped into the sandbox: host uid N is uid N inside.)
+        std::os::unix::fs::chown(&d, Some(*uid), Some(*gid))
+            .with_context(|| format!("give volume {v} to {uid}:{gid}"))?;
     }
     // The names each network's resolvers answer (read at each query).
     for net in l.topo.networks.keys() {
@@ -479,6 +501,76 @@ fn up(
         Ok(0)
     } else {
         Ok(1)
+    }
+}
+
+/// `up` in the foreground: every replica's output, prefixed with its name, until all have
+/// stopped or a SIGINT/SIGTERM comes; then the services are stopped (kept: `up` starts them
+/// again), in reverse order.
+fn follow(
+    l: &Loaded,
+    root: Option<&Path>,
+    only: &[String],
+    sfd: std::os::fd::OwnedFd,
+    rc: u8,
+) -> Result<u8> {
+    use std::io::BufRead;
+    use std::os::fd::{AsFd, AsRawFd};
+    let order = compose::stop_order(&l.topo);
+    let names: Vec<String> = order
+        .iter()
+        .rev()
+        .filter(|s| only.is_empty() || only.contains(s))
+        .flat_map(|s| compose::instance_names(&l.project, s, l.topo.services[s].replicas))
+        .collect();
+    let mut followers = vec![];
+    for n in &names {
+        let mut c = nucleus(root)
+            .args(["logs", "-f", n])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("run nucleus logs")?;
+        if let Some(o) = c.stdout.take() {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(o).lines().map_while(Result::ok) {
+                    outln!("{n} | {line}");
+                }
+            });
+        }
+        followers.push(c);
+    }
+    eprintln!(
+        "nucleus: compose: {}: following the services' output; Ctrl-C stops them",
+        l.project
+    );
+    loop {
+        let ready = nucleus_sys::raw::poll_read(&[sfd.as_raw_fd()], 200).unwrap_or_default();
+        if ready.first().is_some_and(|r| *r != 0) {
+            let sig = nucleus_sys::raw::read_signal(sfd.as_fd()).unwrap_or(libc::SIGTERM);
+            eprintln!("nucleus: compose: {}: stopping (signal {sig})", l.project);
+            for s in order.iter().filter(|s| only.is_empty() || only.contains(s)) {
+                let names = compose::instance_names(&l.project, s, l.topo.services[s].replicas);
+                let _ = nucleus(root)
+                    .args(["stop"])
+                    .args(&names)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            for mut f in followers {
+                let _ = f.kill();
+                let _ = f.wait();
+            }
+            return Ok(rc);
+        }
+        if followers
+            .iter_mut()
+            .all(|f| matches!(f.try_wait(), Ok(Some(_))))
+        {
+            return Ok(rc);
+        }
     }
 }
 
@@ -754,7 +846,8 @@ fn schema() -> Value {
                 "type": "object", "additionalProperties": false,
                 "properties": { "subnet": { "type": "string" } } } },
             "volume": { "type": "object", "additionalProperties": {
-                "type": "object", "additionalProperties": false } },
+                "type": "object", "additionalProperties": false,
+                "properties": { "owner": { "type": "string", "pattern": "^[0-9]+(:[0-9]+)?$" } } } },
             "secret": { "type": "object", "additionalProperties": {
                 "type": "object", "additionalProperties": false,
                 "properties": { "file": { "type": "string" }, "systemd_credential": { "type": "string" } } } },
