@@ -10,7 +10,8 @@ use common::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
-/// Run `body` (bash) in a fresh network and mount namespace with lo up; $N is nucleus with a
+/// Run `body` (bash) in a fresh network and mount namespace with lo up (it must leave nothing
+/// on the host: checked); $N is nucleus with a
 /// state root of the test's own, $W the test's directory (the topology is $W/compose.toml).
 fn world(t: &TempDir, topology: &str, body: &str) -> (String, String) {
     std::fs::write(t.path().join("compose.toml"), topology).unwrap();
@@ -30,7 +31,8 @@ fn world(t: &TempDir, topology: &str, body: &str) -> (String, String) {
         &script,
     ])
     .stdin(Stdio::null());
-    let o = output_within(&mut c, DEADLINE);
+    // Host state (cgroups, id ranges, mounts, links of the host's namespaces) as before.
+    let o = leaves_nothing(|| output_within(&mut c, DEADLINE));
     (stdout(&o), stderr(&o))
 }
 
