@@ -479,6 +479,18 @@ fn validate(t: &Topology) -> Vec<Problem> {
             }
         }
     }
+    // A replica's DNS name (SERVICE-N) must not be another service's name.
+    for (name, s) in &t.services {
+        for i in 1..=s.replicas {
+            let alias = format!("{}-{i}", name.replace('_', "-"));
+            if let Some(other) = t.services.keys().find(|o| o.replace('_', "-") == alias) {
+                out.push(problem(
+                    format!("service.{other}"),
+                    format!("its name is also the name of {name}'s replica {i}"),
+                ));
+            }
+        }
+    }
     if let Err(cycle) = waves(t) {
         out.push(problem(
             format!("service.{}.depends_on", cycle[0]),
@@ -564,10 +576,11 @@ pub fn network_names(t: &Topology, project: &str, network: &str) -> BTreeMap<Str
             continue;
         }
         let names = instance_names(project, s, svc.replicas);
+        let label = s.replace('_', "-");
         for (i, n) in names.iter().enumerate() {
-            m.insert(format!("{s}-{}", i + 1), vec![n.clone()]);
+            m.insert(format!("{label}-{}", i + 1), vec![n.clone()]);
         }
-        m.insert(s.replace('_', "-"), names);
+        m.insert(label, names);
     }
     m
 }
@@ -582,10 +595,37 @@ pub fn stop_order(t: &Topology) -> Vec<String> {
         .collect()
 }
 
-/// A service's sandbox names: PROJECT-SERVICE-1 … -N.
+/// A service's sandbox names: PROJECT.SERVICE.1 … .N (a dot, which no compose name has, so
+/// project `a-b` service `c` and project `a` service `b-c` cannot meet).
 pub fn instance_names(project: &str, service: &str, replicas: u32) -> Vec<String> {
     (1..=replicas)
-        .map(|i| format!("{project}-{service}-{i}"))
+        .map(|i| format!("{project}.{service}.{i}"))
+        .collect()
+}
+
+/// The longest sandbox name (as `nucleus run --name` takes it).
+pub const MAX_SANDBOX_NAME: usize = 64;
+
+/// A topology network's range without its gateway (the host's address on the bridge): what a
+/// service with egress rules of its own may reach of its peers, as CIDR blocks.
+pub fn peer_ranges(subnet: &str) -> Vec<String> {
+    let Ok(c) = crate::net::Cidr::parse(subnet, "subnet") else {
+        return vec![];
+    };
+    let (std::net::IpAddr::V4(base), std::net::IpAddr::V4(gw)) = (c.addr, c.nth(1)) else {
+        return vec![];
+    };
+    let (base, gw) = (u32::from(base), u32::from(gw));
+    let p = u32::from(c.prefix);
+    let mask = |k: u32| if k == 0 { 0 } else { u32::MAX << (32 - k) };
+    ((p + 1)..=32)
+        .map(|k| {
+            let sibling = (gw ^ (1 << (32 - k))) & mask(k);
+            format!(
+                "{}/{k}",
+                std::net::Ipv4Addr::from(sibling | (base & mask(p)))
+            )
+        })
         .collect()
 }
 
@@ -657,7 +697,7 @@ depends_on = { app = "started", migrate = "completed_successfully" }
         assert_eq!(stop_order(&t)[0], "web");
         assert_eq!(
             instance_names("shop", "worker", 2),
-            ["shop-worker-1", "shop-worker-2"]
+            ["shop.worker.1", "shop.worker.2"]
         );
     }
 
@@ -728,6 +768,25 @@ depends_on = { a = "ready" }
             ["color: unknown key (a topology has: name, service, network, volume, secret)"]
         );
         assert_eq!(errs(""), ["service: no services (`[service.NAME]`)"]);
+    }
+
+    #[test]
+    fn peers_exclude_the_gateway() {
+        let r = peer_ranges("10.213.7.0/24");
+        assert_eq!(r.len(), 8);
+        assert_eq!(r[0], "10.213.7.128/25");
+        assert_eq!(r[7], "10.213.7.0/32");
+        assert!(r.contains(&"10.213.7.2/31".to_string()));
+        assert!(!r.iter().any(|c| c == "10.213.7.1/32"));
+    }
+
+    #[test]
+    fn a_replica_alias_cannot_be_a_service() {
+        let e = errs("[service.web]\nreplicas = 2\n[service.web-2]\n");
+        assert_eq!(
+            e,
+            ["service.web-2: its name is also the name of web's replica 2"]
+        );
     }
 
     #[test]

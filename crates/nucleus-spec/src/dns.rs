@@ -183,10 +183,11 @@ pub fn refusal(q: &Query) -> Vec<u8> {
 
 /// The resolver's own answer for a name it knows (compose's service names): authoritative,
 /// the question echoed, one A record per address for an A question (none for other types:
-/// the name exists, with no data of that type), each with `ttl` seconds.
+/// the name exists, with no data of that type), each with `ttl` seconds; the first 16.
 pub fn local_answer(q: &Query, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {
     let mut w = reply(q.id, 0x04, q.wire[2] & 0x01 != 0, 0, Some(&q.wire[12..]));
-    let n = if q.qtype == 1 { addrs.len().min(64) } else { 0 };
+    // At most 16: with a service name's question that stays within a 512-byte UDP answer.
+    let n = if q.qtype == 1 { addrs.len().min(16) } else { 0 };
     w[6..8].copy_from_slice(&(n as u16).to_be_bytes());
     for a in addrs.iter().take(n) {
         // The name: a pointer to the question's (offset 12).

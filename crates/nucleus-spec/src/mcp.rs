@@ -650,7 +650,7 @@ impl ToolCall {
             "write_file" => {
                 known_keys(args, &["path", "content", "encoding", "mode"]).and_then(|_| {
                     let path = path_arg(args, "path")?;
-                    if path.ends_with('/') || path == "/" {
+                    if path.ends_with('/') || path.ends_with("/.") {
                         return Err("path: a file's path is required, not a directory's".into());
                     }
                     let text = args

@@ -378,7 +378,31 @@ pub fn in_sandbox(
     plan: &Plan,
     init_pidfd: BorrowedFd<'_>,
     cgroups: &[PathBuf],
+    who: (u32, u32),
+    work: impl FnOnce() -> io::Result<()>,
+) -> Result<InSandbox> {
+    in_sandbox_with(plan, init_pidfd, cgroups, who, false, work)
+}
+
+/// [`in_sandbox`] as the workload's user and group under the workload's Landlock rules (with
+/// no_new_privs): what the workload's own commands could do with the files, no more (the
+/// MCP server's file tools).
+pub fn in_sandbox_as_workload(
+    plan: &Plan,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
+    work: impl FnOnce() -> io::Result<()>,
+) -> Result<InSandbox> {
+    let who = (plan.process.uid, plan.process.gid);
+    in_sandbox_with(plan, init_pidfd, cgroups, who, true, work)
+}
+
+fn in_sandbox_with(
+    plan: &Plan,
+    init_pidfd: BorrowedFd<'_>,
+    cgroups: &[PathBuf],
     (uid, gid): (u32, u32),
+    confine: bool,
     work: impl FnOnce() -> io::Result<()>,
 ) -> Result<InSandbox> {
     let (r, w) = raw::pipe().ctx("pipe", "copy process")?;
@@ -400,6 +424,14 @@ pub fn in_sandbox(
         if (uid, gid) != (0, 0) {
             if let Err(e) = crate::security::set_identity(uid, gid, Some(&[])) {
                 fail(e.to_string())
+            }
+        }
+        if confine {
+            if let Err(e) = crate::security::set_no_new_privs() {
+                fail(e.to_string())
+            }
+            if let Some(Err(e)) = plan.landlock.as_ref().map(crate::security::apply_landlock) {
+                fail(format!("landlock: {}", e.msg))
             }
         }
         match work() {

@@ -388,6 +388,10 @@ pub(crate) struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CpArgs {
+    /// The sandbox's side as the workload's user under its Landlock rules (default: copying
+    /// out reads as the sandbox's root, as docker cp does).
+    #[arg(long)]
+    pub as_workload: bool,
     /// A host path, ID:PATH (a sandbox's), or - (a tar stream on stdin).
     pub src: String,
     /// A host path, ID:PATH, or - (a tar stream on stdout).
@@ -396,6 +400,9 @@ pub(crate) struct CpArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
+    /// List as the workload's user under its Landlock rules (default: as the sandbox's root).
+    #[arg(long)]
+    pub as_workload: bool,
     /// One JSON object per entry: name, type, size, mode, mtime, uid, gid, target.
     #[arg(long)]
     pub json: bool,

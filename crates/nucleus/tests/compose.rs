@@ -79,8 +79,8 @@ fn up_waits_reconciles_heals_and_down_leaves_nothing() {
 $N compose plan
 $N compose up -d || echo "up failed"
 $N compose ps --format json > $W/ps1.json
-echo "db-started: $($N inspect tc-db-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["started"])')"
-echo "app-created: $($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["created"])')"
+echo "db-started: $($N inspect tc.db.1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["started"])')"
+echo "app-created: $($N inspect tc.app.1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["created"])')"
 echo "logs: $($N compose logs db | tr '\n' ' ')"
 echo "exec: $($N compose exec --index 2 worker -- sh -c 'echo $MODE $(hostname)')"
 $N compose exec db -- sh -c 'echo kept > /data/f'
@@ -90,7 +90,7 @@ $N compose up -d
 $N compose ps --format json > $W/ps2.json
 echo "exec2: $($N compose exec worker -- sh -c 'echo $MODE')"
 # A killed service (its monitor and workload, SIGKILL) is seen, and healed by up.
-id=$($N inspect tc-app-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+id=$($N inspect tc.app.1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 kill -9 $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["monitor"]["pid"], r["workload"]["pid"])' $W/state/$id/state.json)
 sleep 0.5
 echo "killed: $($N compose ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["service"]=="app"][0])')"
@@ -105,7 +105,7 @@ $N compose down --volumes
     );
     assert!(!out.contains("up failed"), "{out}\n{err}");
     assert!(
-        out.contains("wave 1:\n  db: tc-db-1\nwave 2:\n  app: tc-app-1 after db healthy\n  worker: tc-worker-1, tc-worker-2 after db started\n"),
+        out.contains("wave 1:\n  db: tc.db.1\nwave 2:\n  app: tc.app.1 after db healthy\n  worker: tc.worker.1, tc.worker.2 after db started\n"),
         "{out}"
     );
     let ps = |f: &str| -> Vec<Value> {
@@ -134,18 +134,18 @@ $N compose down --volumes
         "app made {:.2} s after db started",
         app - db
     );
-    assert!(line(&out, "logs: ").contains("tc-db-1 | db up"), "{out}");
+    assert!(line(&out, "logs: ").contains("tc.db.1 | db up"), "{out}");
     assert!(
-        line(&out, "exec: ").starts_with("one tc-worker-2")
+        line(&out, "exec: ").starts_with("one tc.worker.2")
             || line(&out, "exec: ").starts_with("one nucleus-"),
         "{out}"
     );
     // Reconcile: db and app kept their processes, the workers have new ones with the new env.
     let pid = |p: &[Value], n: &str| p.iter().find(|r| r["name"] == n).unwrap()["pid"].clone();
-    for n in ["tc-db-1", "tc-app-1"] {
+    for n in ["tc.db.1", "tc.app.1"] {
         assert_eq!(pid(&p1, n), pid(&p2, n), "{n} restarted");
     }
-    for n in ["tc-worker-1", "tc-worker-2"] {
+    for n in ["tc.worker.1", "tc.worker.2"] {
         assert_ne!(pid(&p1, n), pid(&p2, n), "{n} not restarted");
     }
     assert_eq!(line(&out, "exec2: "), "two");
@@ -199,11 +199,11 @@ $N compose -p tf down
         "{err}"
     );
     assert!(
-        err.contains("compose: then: not started: tf-once-1 ended with status 3"),
+        err.contains("compose: then: not started: tf.once.1 ended with status 3"),
         "{err}"
     );
     assert!(
-        out.contains("tf-free-1") && out.contains("running"),
+        out.contains("tf.free.1") && out.contains("running"),
         "independent services start: {out}"
     );
     assert_eq!(line(&out, "links: "), "lo ", "{out}");
@@ -322,7 +322,7 @@ x() {{ $N compose exec app -- sh -c "$1"; }}
 echo "db: $(x 'getent hosts db' | awk '{{print $1}}')"
 echo "worker: $(x 'getent ahostsv4 worker' | awk '{{print $1}}' | sort -u | wc -l)"
 echo "worker-2: $(x 'getent hosts worker-2' | wc -l)"
-echo "full-name: $(x 'getent hosts tn-db-1 || echo none')"
+echo "full-name: $(x 'getent hosts tn.db.1 || echo none')"
 echo "other-topology: $(x 'getent hosts secret || echo none')"
 echo "http: $(x 'python3 -c "import urllib.request as u; print(u.urlopen(\"http://db:8000/hostname\", timeout=5).status)"' 2>&1)"
 echo "outside: $(x 'python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect((\"192.0.2.9\", 80))" 2>&1 | tail -1')"
@@ -479,7 +479,7 @@ $N compose down
         ),
     );
     assert_eq!(line(&out, "status: "), "0", "{out}\n{err}");
-    for n in ["tf-talk-1", "tf-talk-2"] {
+    for n in ["tf.talk.1", "tf.talk.2"] {
         assert!(out.contains(&format!("out: {n} | hello from ")), "{out}");
     }
     assert_eq!(line(&out, "after: "), "['stopped', 'stopped']", "{out}");

@@ -239,3 +239,47 @@ fn the_server_killed_mid_call_leaves_nothing() {
         assert!(!stdout(&o).contains("mcp-"), "{}", stdout(&o));
     });
 }
+
+#[test]
+fn the_file_tools_act_as_the_operators_user_not_as_root() {
+    let _g = serial();
+    let t = TempDir::new("mcp-user");
+    let secret = t.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::write(secret.join("key"), "ROOT ONLY").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(secret.join("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir(secret.join("private")).unwrap();
+    std::fs::set_permissions(
+        secret.join("private"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let vol = format!("{}:/secret", secret.display());
+    leaves_nothing(|| {
+        let mut s = Server::start(&["-u", "1000", "-v", &vol]);
+        let r = s.tool(
+            1,
+            "run_command",
+            json!({"command": "id -u; cat /secret/key"}),
+        );
+        assert_eq!(r["structuredContent"]["stdout"], "1000\n", "{r}");
+        let r = s.tool(2, "read_file", json!({"path": "/secret/key"}));
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(!r.to_string().contains("ROOT ONLY"), "{r}");
+        let r = s.tool(3, "list_directory", json!({"path": "/secret/private"}));
+        assert_eq!(
+            r["isError"], true,
+            "a 0700 root directory is not listed: {r}"
+        );
+        let r = s.tool(
+            4,
+            "write_file",
+            json!({"path": "/secret/private/x", "content": "x"}),
+        );
+        assert_eq!(r["isError"], true, "{r}");
+        drop(s.input);
+        wait_within(&mut s.child, DEADLINE, "nucleus mcp");
+    });
+    assert!(!secret.join("private/x").exists());
+}

@@ -111,7 +111,7 @@ pub(crate) fn compose(a: &ComposeArgs, root: Option<&Path>) -> Result<u8> {
                 )
                 .into());
             }
-            let name = format!("{}-{}-{}", l.project, e.service, e.index);
+            let name = format!("{}.{}.{}", l.project, e.service, e.index);
             let st = nucleus(root)
                 .arg("exec")
                 .arg(&name)
@@ -195,6 +195,15 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
             problems.extend(ps.into_iter().map(|(k, m)| format!("{path}.{k}: {m}")));
             continue;
         }
+        if let Some(longest) = compose::instance_names(&project, name, s.replicas).pop() {
+            if longest.len() > compose::MAX_SANDBOX_NAME {
+                problems.push(format!(
+                    "{path}: its sandboxes' names ({longest}) are longer than {} bytes: a shorter project or service name",
+                    compose::MAX_SANDBOX_NAME
+                ));
+                continue;
+            }
+        }
         if s.networks.len() > 1 {
             problems.push(format!(
                 "{path}.networks: one network per service (a sandbox has one bridge)"
@@ -237,7 +246,10 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
         let denies = run.keys().any(|k| k.starts_with("egress_"))
             || run.get("service_mode").and_then(Value::as_str) == Some("production");
         if denies {
-            push(&mut run, "egress_allow", subnet.clone());
+            // The peers, not the gateway (the host's own address on the bridge).
+            for r in compose::peer_ranges(&subnet) {
+                push(&mut run, "egress_allow", r);
+            }
         }
         let names_file = state_dir(root, &project)
             .map(|d| d.join(format!("names-{net}.json")))
@@ -319,7 +331,18 @@ fn lock(root: Option<&Path>, project: &str) -> Result<ProjectState> {
         .open(dir.join("lock"))
         .context("open the project's lock")?;
     use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
     nucleus_sys::raw::flock(f.as_fd(), true, true).context("lock the project")?;
+    // `down` removes the lock file once the project is gone: a lock taken on a file that is
+    // no longer the one at that path is taken again on the new one.
+    let same = |f: &std::fs::File| {
+        let (a, b) = (f.metadata().ok(), std::fs::metadata(dir.join("lock")).ok());
+        matches!((a, b), (Some(a), Some(b)) if a.ino() == b.ino() && a.dev() == b.dev())
+    };
+    if !same(&f) {
+        drop(f);
+        return lock(root, project);
+    }
     let path = dir.join("state.json");
     let services = std::fs::read(&path)
         .ok()
@@ -404,6 +427,18 @@ fn up(
         // (Idmapped into the sandbox: host uid N is uid N inside.)
         std::os::unix::fs::chown(&d, Some(*uid), Some(*gid))
             .with_context(|| format!("give volume {v} to {uid}:{gid}"))?;
+    }
+    // A range already routed elsewhere (another topology's bridge that drew the same range,
+    // a host network) would send this topology's traffic there.
+    for (net, n) in &l.topo.networks {
+        let (bridge, subnet) = compose::bridge_of(&l.project, net, n.subnet.as_deref());
+        if let Some(dev) = routed_elsewhere(&subnet, &bridge) {
+            return Err(ConfigError::new(
+                format!("network.{net}"),
+                format!("its range {subnet} is routed through {dev} already (another topology or a host network): give it a `subnet`"),
+            )
+            .into());
+        }
     }
     // The names each network's resolvers answer (read at each query).
     for net in l.topo.networks.keys() {
@@ -572,6 +607,26 @@ fn follow(
             return Ok(rc);
         }
     }
+}
+
+/// The interface other than `bridge` that routes exactly `subnet` (IPv4), if any.
+fn routed_elsewhere(subnet: &str, bridge: &str) -> Option<String> {
+    let c = nucleus_spec::net::Cidr::parse(subnet, "subnet").ok()?;
+    let std::net::IpAddr::V4(base) = c.addr else {
+        return None;
+    };
+    let mask = if c.prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(c.prefix))
+    };
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    routes.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
+        let (dev, dst, m) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
+        (*dev != bridge && dst == u32::from(base) & mask && m == mask).then(|| dev.to_string())
+    })
 }
 
 fn names_in(v: &Value) -> Vec<String> {

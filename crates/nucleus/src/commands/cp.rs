@@ -75,6 +75,20 @@ fn dst_kind(k: Option<Kind>) -> DstKind {
     }
 }
 
+/// The sandbox's half: as `who`, or (`as_w`) as the workload under its Landlock rules.
+fn half(
+    t: &Target,
+    who: (u32, u32),
+    as_w: bool,
+    work: impl FnOnce() -> std::io::Result<()>,
+) -> Result<nucleus_sys::join::InSandbox> {
+    Ok(if as_w {
+        nucleus_sys::join::in_sandbox_as_workload(&t.plan, t.pidfd.as_fd(), &t.cgroups, work)?
+    } else {
+        nucleus_sys::join::in_sandbox(&t.plan, t.pidfd.as_fd(), &t.cgroups, who, work)?
+    })
+}
+
 /// `nucleus cp SRC DST`.
 pub(crate) fn cp(store: &Store, a: &CpArgs) -> Result<u8> {
     let is_sandbox = |id: &str| resolve(store, id).is_ok();
@@ -97,10 +111,14 @@ pub(crate) fn cp(store: &Store, a: &CpArgs) -> Result<u8> {
         }
     }
     match (src, dst) {
-        (Side::Host(s), Side::Sandbox { id, path }) => into(store, Some(&s), &id, &path),
-        (Side::Stream, Side::Sandbox { id, path }) => into(store, None, &id, &path),
-        (Side::Sandbox { id, path }, Side::Host(d)) => out(store, &id, &path, Some(&d)),
-        (Side::Sandbox { id, path }, Side::Stream) => out(store, &id, &path, None),
+        (Side::Host(s), Side::Sandbox { id, path }) => {
+            into(store, Some(&s), &id, &path, a.as_workload)
+        }
+        (Side::Stream, Side::Sandbox { id, path }) => into(store, None, &id, &path, a.as_workload),
+        (Side::Sandbox { id, path }, Side::Host(d)) => {
+            out(store, &id, &path, Some(&d), a.as_workload)
+        }
+        (Side::Sandbox { id, path }, Side::Stream) => out(store, &id, &path, None, a.as_workload),
         _ => Err(ConfigError::new(
             "SRC",
             "one side is ID:PATH (a running sandbox's), the other a host path or - (a tar stream)",
@@ -110,7 +128,7 @@ pub(crate) fn cp(store: &Store, a: &CpArgs) -> Result<u8> {
 }
 
 /// Host `src` (None: a tar stream on stdin) into the sandbox's `dst`, as its workload user.
-fn into(store: &Store, src: Option<&str>, id: &str, dst: &str) -> Result<u8> {
+fn into(store: &Store, src: Option<&str>, id: &str, dst: &str, as_w: bool) -> Result<u8> {
     let t = target(store, id)?;
     let dk = dst_kind(in_sandbox_kind(&t, dst, true)?);
     let land = match src {
@@ -140,15 +158,9 @@ fn into(store: &Store, src: Option<&str>, id: &str, dst: &str) -> Result<u8> {
     let child = match src {
         Some(s) => {
             let (r, w) = nucleus_sys::raw::pipe().context("pipe")?;
-            let child = nucleus_sys::join::in_sandbox(
-                &t.plan,
-                t.pidfd.as_fd(),
-                &t.cgroups,
-                who,
-                move || {
-                    nucleus_sys::cp::unpack(Path::new(&dir), make, std::fs::File::from(r)).map(drop)
-                },
-            )?;
+            let child = half(&t, who, as_w, move || {
+                nucleus_sys::cp::unpack(Path::new(&dir), make, std::fs::File::from(r)).map(drop)
+            })?;
             let packed =
                 nucleus_sys::cp::pack(Path::new(s), land.name.as_deref(), std::fs::File::from(w));
             let waited = child.wait();
@@ -156,18 +168,16 @@ fn into(store: &Store, src: Option<&str>, id: &str, dst: &str) -> Result<u8> {
             packed.with_context(|| format!("read {s}"))?;
             return Ok(0);
         }
-        None => {
-            nucleus_sys::join::in_sandbox(&t.plan, t.pidfd.as_fd(), &t.cgroups, who, move || {
-                nucleus_sys::cp::unpack(Path::new(&dir), make, std::io::stdin()).map(drop)
-            })?
-        }
+        None => half(&t, who, as_w, move || {
+            nucleus_sys::cp::unpack(Path::new(&dir), make, std::io::stdin()).map(drop)
+        })?,
     };
     child.wait()?;
     Ok(0)
 }
 
 /// The sandbox's `src` (as its root) to host `dst` (None: a tar stream on stdout).
-fn out(store: &Store, id: &str, src: &str, dst: Option<&str>) -> Result<u8> {
+fn out(store: &Store, id: &str, src: &str, dst: Option<&str>, as_w: bool) -> Result<u8> {
     let t = target(store, id)?;
     let sk = in_sandbox_kind(&t, src, false)?.ok_or_else(|| {
         ConfigError::new("SRC", format!("{src}: no such file or directory in {id}"))
@@ -183,13 +193,9 @@ fn out(store: &Store, id: &str, src: &str, dst: Option<&str>) -> Result<u8> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| ".".into());
-        let child = nucleus_sys::join::in_sandbox(
-            &t.plan,
-            t.pidfd.as_fd(),
-            &t.cgroups,
-            (0, 0),
-            move || nucleus_sys::cp::pack(Path::new(&src_path), Some(&name), std::io::stdout()),
-        )?;
+        let child = half(&t, (0, 0), as_w, move || {
+            nucleus_sys::cp::pack(Path::new(&src_path), Some(&name), std::io::stdout())
+        })?;
         child.wait()?;
         return Ok(0);
     };
@@ -201,14 +207,13 @@ fn out(store: &Store, id: &str, src: &str, dst: Option<&str>) -> Result<u8> {
     let land = landing(src, sk, dst, dk)?;
     let name = land.name.clone();
     let (r, w) = nucleus_sys::raw::pipe().context("pipe")?;
-    let child =
-        nucleus_sys::join::in_sandbox(&t.plan, t.pidfd.as_fd(), &t.cgroups, (0, 0), move || {
-            nucleus_sys::cp::pack(
-                Path::new(&src_path),
-                name.as_deref(),
-                std::fs::File::from(w),
-            )
-        })?;
+    let child = half(&t, (0, 0), as_w, move || {
+        nucleus_sys::cp::pack(
+            Path::new(&src_path),
+            name.as_deref(),
+            std::fs::File::from(w),
+        )
+    })?;
     let unpacked =
         nucleus_sys::cp::unpack(Path::new(&land.dir), land.make_dir, std::fs::File::from(r));
     child.wait()?;

@@ -34,16 +34,22 @@ pub(crate) fn ls(store: &Store, a: &LsArgs) -> Result<u8> {
     let t = target(store, &id)?;
     let (r, w) = nucleus_sys::raw::pipe().context("pipe")?;
     let max = a.max;
-    let child =
-        nucleus_sys::join::in_sandbox(&t.plan, t.pidfd.as_fd(), &t.cgroups, (0, 0), move || {
-            nucleus_sys::cp::list(Path::new(&path), max, std::fs::File::from(w))
-        })?;
-    let mut lines = Vec::new();
+    let work = move || nucleus_sys::cp::list(Path::new(&path), max, std::fs::File::from(w));
+    let child = if a.as_workload {
+        nucleus_sys::join::in_sandbox_as_workload(&t.plan, t.pidfd.as_fd(), &t.cgroups, work)?
+    } else {
+        nucleus_sys::join::in_sandbox(&t.plan, t.pidfd.as_fd(), &t.cgroups, (0, 0), work)?
+    };
+    // Printed as it comes (a long listing is not held here).
+    let mut failed = None;
     for l in BufReader::new(std::fs::File::from(r)).lines() {
-        lines.push(l.context("read the listing")?);
-    }
-    child.wait()?;
-    for l in lines {
+        let l = match l {
+            Ok(l) => l,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
         if a.json {
             outln!("{l}");
             continue;
@@ -78,6 +84,10 @@ pub(crate) fn ls(store: &Store, a: &LsArgs) -> Result<u8> {
             line.push_str(&format!(" -> {}", single_line(t)));
         }
         outln!("{line}");
+    }
+    child.wait()?;
+    if let Some(e) = failed {
+        return Err(e).context("read the listing");
     }
     Ok(0)
 }

@@ -30,7 +30,7 @@ enum Ev {
     Line(Vec<u8>),
     TooLong,
     Eof,
-    Done { key: String, result: Value },
+    Done { seq: u64, result: Value },
 }
 
 /// The flags `mcp` sets itself.
@@ -117,11 +117,14 @@ pub(crate) fn serve(a: McpArgs, root: Option<&Path>) -> Result<u8> {
             child: None,
         },
         running: HashMap::new(),
+        next_seq: 0,
         queue: VecDeque::new(),
         calls_max: a.calls_max,
         out: std::io::stdout(),
     };
-    let (tx, rx) = mpsc::channel();
+    // One bounded channel for the client's lines and the workers' results: a client that
+    // outruns the server waits (its pipe fills) instead of the server holding its lines.
+    let (tx, rx) = mpsc::sync_channel(64);
     let max_line = server
         .limits
         .max_input
@@ -155,7 +158,7 @@ fn with_input(mut c: Command, input: &[u8]) -> Result<std::process::ExitStatus> 
 }
 
 /// stdin, one message per line; a line longer than `max` is skipped and reported.
-fn read_lines(max: u64, tx: &mpsc::Sender<Ev>) {
+fn read_lines(max: u64, tx: &mpsc::SyncSender<Ev>) {
     let mut r = BufReader::new(std::io::stdin().lock());
     loop {
         let mut buf = Vec::new();
@@ -188,23 +191,27 @@ fn read_lines(max: u64, tx: &mpsc::Sender<Ev>) {
     }
 }
 
-/// A call running (its child `nucleus`), or cancelled before it ended.
+/// A call running (its child `nucleus`): its request id, and whether it was cancelled (then it
+/// still counts against --calls-max until its worker ends, and nothing is answered for it).
 struct Running {
+    id: Value,
     pidfd: Option<OwnedFd>,
+    cancelled: bool,
 }
+
+/// The most calls waiting for a slot, per slot (more are refused).
+const QUEUE_PER_SLOT: usize = 4;
 
 struct Server {
     conn: Conn,
     limits: Limits,
     session: Session,
-    running: HashMap<String, Running>,
+    /// By an internal sequence number: a request id may be reused once its call was cancelled.
+    running: HashMap<u64, Running>,
+    next_seq: u64,
     queue: VecDeque<(Value, ToolCall)>,
     calls_max: usize,
     out: std::io::Stdout,
-}
-
-fn key(id: &Value) -> String {
-    id.to_string()
 }
 
 impl Server {
@@ -215,7 +222,7 @@ impl Server {
         let _ = o.flush();
     }
 
-    fn run(&mut self, rx: &mpsc::Receiver<Ev>, tx: &mpsc::Sender<Ev>) -> Result<()> {
+    fn run(&mut self, rx: &mpsc::Receiver<Ev>, tx: &mpsc::SyncSender<Ev>) -> Result<()> {
         while let Ok(ev) = rx.recv() {
             match ev {
                 Ev::Eof => return Ok(()),
@@ -230,11 +237,12 @@ impl Server {
                     self.send(mcp::response(&Value::Null, Err(e)));
                 }
                 Ev::Line(l) => self.message(&l, tx),
-                Ev::Done { key, result } => {
-                    if self.running.remove(&key).is_some() {
-                        let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
-                        let r = self.conn.result(result);
-                        self.send(mcp::response(&id, Ok(r)));
+                Ev::Done { seq, result } => {
+                    if let Some(r) = self.running.remove(&seq) {
+                        if !r.cancelled {
+                            let out = self.conn.result(result);
+                            self.send(mcp::response(&r.id, Ok(out)));
+                        }
                     }
                     self.next(tx);
                 }
@@ -243,7 +251,7 @@ impl Server {
         Ok(())
     }
 
-    fn message(&mut self, line: &[u8], tx: &mpsc::Sender<Ev>) {
+    fn message(&mut self, line: &[u8], tx: &mpsc::SyncSender<Ev>) {
         let text = String::from_utf8_lossy(line);
         if text.trim().is_empty() {
             return;
@@ -263,10 +271,23 @@ impl Server {
             Step::Cancel(c) => self.cancel(&c),
             Step::Call(call) => {
                 let id = id.unwrap_or(Value::Null);
-                if self.running.contains_key(&key(&id)) || self.queue.iter().any(|q| q.0 == id) {
+                let busy = self.running.values().any(|r| !r.cancelled && r.id == id)
+                    || self.queue.iter().any(|q| q.0 == id);
+                if busy {
                     let e = RpcError::new(
                         mcp::code::INVALID_REQUEST,
                         "a request with this id is running",
+                    );
+                    return self.send(mcp::response(&id, Err(e)));
+                }
+                if self.queue.len() >= self.calls_max * QUEUE_PER_SLOT {
+                    let e = RpcError::new(
+                        mcp::code::INVALID_REQUEST,
+                        format!(
+                            "too many calls waiting ({} running, {} queued): wait for results",
+                            self.running.len(),
+                            self.queue.len()
+                        ),
                     );
                     return self.send(mcp::response(&id, Err(e)));
                 }
@@ -277,12 +298,11 @@ impl Server {
     }
 
     /// Start queued calls while fewer than calls_max run.
-    fn next(&mut self, tx: &mpsc::Sender<Ev>) {
+    fn next(&mut self, tx: &mpsc::SyncSender<Ev>) {
         while self.running.len() < self.calls_max {
             let Some((id, call)) = self.queue.pop_front() else {
                 return;
             };
-            let k = key(&id);
             let name = match self.session.ensure() {
                 Ok(n) => n,
                 Err(e) => {
@@ -293,13 +313,22 @@ impl Server {
                     continue;
                 }
             };
-            match start_call(&self.session.root, &name, call) {
+            match start_call(&self.session.root, &name, call, &self.limits) {
                 Ok((pidfd, work)) => {
-                    self.running.insert(k.clone(), Running { pidfd });
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.running.insert(
+                        seq,
+                        Running {
+                            id,
+                            pidfd,
+                            cancelled: false,
+                        },
+                    );
                     let tx = tx.clone();
                     std::thread::spawn(move || {
                         let result = work();
-                        let _ = tx.send(Ev::Done { key: k, result });
+                        let _ = tx.send(Ev::Done { seq, result });
                     });
                 }
                 Err(e) => {
@@ -313,7 +342,12 @@ impl Server {
 
     fn cancel(&mut self, id: &Value) {
         self.queue.retain(|q| q.0 != *id);
-        if let Some(r) = self.running.remove(&key(id)) {
+        for r in self
+            .running
+            .values_mut()
+            .filter(|r| !r.cancelled && r.id == *id)
+        {
+            r.cancelled = true;
             // Its `nucleus exec` dies, and with it everything the command started.
             if let Some(p) = &r.pidfd {
                 let _ = nucleus_sys::raw::pidfd_send_signal(p.as_fd(), libc::SIGKILL);
@@ -451,6 +485,7 @@ fn start_call(
     root: &Option<PathBuf>,
     name: &str,
     call: ToolCall,
+    limits: &Limits,
 ) -> Result<(Option<OwnedFd>, Work), String> {
     let spawn = |mut c: Command| -> Result<(Option<OwnedFd>, Child), String> {
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -521,7 +556,8 @@ fn start_call(
             let tar = nucleus_sys::cp::file_tar(&file, mode, &content)
                 .map_err(|e| format!("write_file: {e}"))?;
             let mut c = nucleus(root);
-            c.args(["cp", "-"]).arg(format!("{name}:{dir}"));
+            c.args(["cp", "--as-workload", "-"])
+                .arg(format!("{name}:{dir}"));
             c.stdin(Stdio::piped());
             let (pidfd, mut child) = spawn(c)?;
             let n = content.len();
@@ -543,14 +579,25 @@ fn start_call(
         }
         ToolCall::List { path } => {
             let mut c = nucleus(root);
-            c.args(["ls", "--json", "--max=10000"])
+            // Bounded by --output-max: about 128 bytes an entry, its bytes twice (text and
+            // structured).
+            let entries = (limits.max_output / 256).clamp(16, 10_000);
+            let bound = limits.max_output.saturating_mul(2);
+            c.args(["ls", "--as-workload", "--json"])
+                .arg(format!("--max={entries}"))
                 .arg(format!("{name}:{path}"));
             let (pidfd, mut child) = spawn(c)?;
             Ok((
                 pidfd,
                 Box::new(move || {
-                    let (out, err) = collect(&mut child, 64 << 20);
-                    if !child.wait().is_ok_and(|s| s.success()) {
+                    let (mut out, err) = collect(&mut child, bound);
+                    let cut = out.len() as u64 >= bound;
+                    if cut {
+                        // Whole entries only.
+                        let keep = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                        out.truncate(keep);
+                        out.extend_from_slice(b"{\"truncated\":true}\n");
+                    } else if !child.wait().is_ok_and(|s| s.success()) {
                         return mcp::tool_result(failure(&err, &path), None, true);
                     }
                     listing(&path, &out)
@@ -621,7 +668,9 @@ fn read_file(root: &Option<PathBuf>, name: &str, mut path: String, max: u64) -> 
     let asked = path.clone();
     for _ in 0..16 {
         let mut c = nucleus(root);
-        c.args(["cp"]).arg(format!("{name}:{path}")).arg("-");
+        c.args(["cp", "--as-workload"])
+            .arg(format!("{name}:{path}"))
+            .arg("-");
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         nucleus_sys::raw::before_exec_deathsig_and_fd(&mut c, libc::SIGKILL, None);
         let mut child = match c.spawn() {
