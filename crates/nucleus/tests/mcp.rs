@@ -283,3 +283,25 @@ fn the_file_tools_act_as_the_operators_user_not_as_root() {
     });
     assert!(!secret.join("private/x").exists());
 }
+
+#[test]
+fn a_sandbox_that_cannot_be_made_is_a_tool_error_and_leaves_nothing() {
+    let _g = serial();
+    leaves_nothing(|| {
+        // Checked only when the sandbox is made (a dry run does not look at the host).
+        let mut s = Server::start(&["--workspace", "/nonexistent/nucleus-mcp-ws"]);
+        let r = s.tool(1, "run_command", json!({"command": "true"}));
+        assert_eq!(r["isError"], true, "{r}");
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("could not be made") && text.contains("--workspace"),
+            "{text}"
+        );
+        // The session goes on: the next call tries again.
+        let r = s.tool(2, "list_directory", json!({"path": "/"}));
+        assert_eq!(r["isError"], true, "{r}");
+        drop(s.input);
+        let st = wait_within(&mut s.child, DEADLINE, "nucleus mcp");
+        assert!(st.success(), "{st:?}");
+    });
+}

@@ -419,9 +419,28 @@ impl Session {
                 }
             });
         }
+        // Until its `started` event, its failure, or a minute (a start that hangs must not
+        // hold the session: the server answers nothing meanwhile).
+        let deadline = std::time::Instant::now() + START_DEADLINE;
         let mut started = false;
-        for l in BufReader::new(std::fs::File::from(events_r)).lines() {
-            let Ok(l) = l else { break };
+        let mut events = BufReader::new(std::fs::File::from(events_r));
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if events.buffer().is_empty() {
+                let ready = nucleus_sys::raw::poll_read(
+                    &[events.get_ref().as_raw_fd()],
+                    left.as_millis() as i32,
+                )
+                .unwrap_or_default();
+                if ready.first().is_none_or(|r| *r == 0) {
+                    break;
+                }
+            }
+            let mut l = String::new();
+            match (&mut events).take(1 << 16).read_line(&mut l) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
             let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
             match v["event"].as_str() {
                 Some("started") => {
@@ -433,7 +452,21 @@ impl Session {
             }
         }
         if !started {
-            let _ = child.kill();
+            // A failed run cleans up and exits by itself; one that hangs is stopped.
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < end && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                if let Ok(p) = nucleus_sys::raw::pidfd_open(child.id() as i32) {
+                    let _ = nucleus_sys::raw::pidfd_send_signal(p.as_fd(), libc::SIGTERM);
+                    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while std::time::Instant::now() < end && matches!(child.try_wait(), Ok(None)) {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    let _ = nucleus_sys::raw::pidfd_send_signal(p.as_fd(), libc::SIGKILL);
+                }
+            }
             let _ = child.wait();
             let why = last_rx
                 .recv_timeout(std::time::Duration::from_millis(200))
@@ -478,6 +511,9 @@ impl Session {
 }
 
 type Work = Box<dyn FnOnce() -> Value + Send>;
+
+/// How long the session's sandbox may take to start.
+const START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Start a tool call: the pidfd of its child `nucleus` (when it starts one now, to cancel it
 /// by), and what finishes the call.
