@@ -539,8 +539,13 @@ pub fn delete_bridge_if_unused(name: &str, state_dir: &Path) -> Result<bool> {
             r => r.ctx("delete nftables table", &table)?,
         }
     }
+    // The claims directory goes when no claim is left in it (its next-fit cursor with it).
     let claims = state_dir.join(name);
-    if claims.is_dir() && std::fs::read_dir(&claims).map(|d| d.count()).unwrap_or(1) == 0 {
+    let only_cursor = std::fs::read_dir(&claims)
+        .map(|d| d.flatten().all(|e| e.file_name() == ".next"))
+        .unwrap_or(false);
+    if only_cursor {
+        let _ = std::fs::remove_file(claims.join(".next"));
         let _ = std::fs::remove_dir(&claims);
     }
     Ok(true)

@@ -40,7 +40,7 @@ const LEFTOVERS: &str = r#"
 echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
 echo "tables: $(nft list tables | wc -l)"
 echo "records: $($N ps -a -q | wc -l)"
-echo "state: $(ls $W/state/compose 2>/dev/null | tr '\n' ' ')"
+echo "state: $(ls $W/state/compose 2>/dev/null | tr '\n' ' ')$(ls $W/state/net 2>/dev/null | grep '^nc' | tr '\n' ' ')"
 "#;
 
 fn line<'a>(out: &'a str, key: &str) -> &'a str {
