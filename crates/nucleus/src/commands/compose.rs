@@ -111,7 +111,9 @@ pub(crate) fn compose(a: &ComposeArgs, root: Option<&Path>) -> Result<u8> {
                 )
                 .into());
             }
-            let name = format!("{}.{}.{}", l.project, e.service, e.index);
+            let name = compose::instance_names(&l.project, &e.service, e.index)
+                .pop()
+                .unwrap_or_default();
             let st = nucleus(root)
                 .arg("exec")
                 .arg(&name)
@@ -609,24 +611,11 @@ fn follow(
     }
 }
 
-/// The interface other than `bridge` that routes exactly `subnet` (IPv4), if any.
+/// The interface other than `bridge` that routes exactly `subnet`, if any (this network
+/// namespace's IPv4 routes).
 fn routed_elsewhere(subnet: &str, bridge: &str) -> Option<String> {
-    let c = nucleus_spec::net::Cidr::parse(subnet, "subnet").ok()?;
-    let std::net::IpAddr::V4(base) = c.addr else {
-        return None;
-    };
-    let mask = if c.prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(c.prefix))
-    };
     let routes = std::fs::read_to_string("/proc/net/route").ok()?;
-    routes.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
-        let (dev, dst, m) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
-        (*dev != bridge && dst == u32::from(base) & mask && m == mask).then(|| dev.to_string())
-    })
+    compose::routed_elsewhere(&routes, subnet, bridge)
 }
 
 fn names_in(v: &Value) -> Vec<String> {
