@@ -286,3 +286,54 @@ fn a_background_exec_outlives_its_client_and_takes_its_tree_when_it_ends() {
     );
     let _ = baseline;
 }
+
+/// The process between an exec's client and its init (it stays in the sandbox, in its pid
+/// namespace, relaying signals) gives up what the sandbox's init gives up: every capability
+/// but CAP_KILL, new privileges, all but a few syscalls (seccomp filter mode).
+#[test]
+fn the_exec_forwarder_is_hardened_like_init() {
+    let _g = serial();
+    let s = Session::new(&[]);
+    let mut c = nucleus(&["exec", &s.0, "--", "sleep", "4242"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The command, seen from the host: its parent is the exec's init, whose parent is the
+    // forwarder.
+    let status =
+        |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |st: &str, k: &str| {
+        st.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let t0 = Instant::now();
+    let cmd = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x004242\x00")
+        });
+        if let Some(e) = found {
+            break e.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the exec never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let init = field(&status(&cmd), "PPid:");
+    let forwarder = field(&status(&init), "PPid:");
+    let st = status(&forwarder);
+    assert!(
+        field(&st, "Name:").starts_with("nucleus") || field(&st, "Name:") == "exe",
+        "{st}"
+    );
+    // CAP_KILL is bit 5.
+    assert_eq!(field(&st, "CapEff:"), "0000000000000020", "{st}");
+    assert_eq!(field(&st, "CapPrm:"), "0000000000000020", "{st}");
+    assert_eq!(field(&st, "NoNewPrivs:"), "1", "{st}");
+    assert_eq!(field(&st, "Seccomp:"), "2", "{st}");
+    c.kill().unwrap();
+    c.wait().unwrap();
+}
