@@ -862,6 +862,16 @@ mod tests {
         )
     }
 
+    /// A connection after the 2025-11-25 handshake.
+    fn initialized() -> Conn {
+        let mut c = conn();
+        req(
+            &mut c,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
+        );
+        c
+    }
+
     fn req(c: &mut Conn, line: &str) -> Step {
         c.handle(parse(line).unwrap())
     }
@@ -967,11 +977,7 @@ mod tests {
 
     #[test]
     fn handshake_connection_refuses_the_envelope() {
-        let mut c = conn();
-        req(
-            &mut c,
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
-        );
+        let mut c = initialized();
         let s = req(
             &mut c,
             &format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{{META}}}}}"#),
@@ -980,11 +986,7 @@ mod tests {
     }
 
     fn call(args: Value) -> ToolCall {
-        let mut c = conn();
-        req(
-            &mut c,
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
-        );
+        let mut c = initialized();
         let line = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":args}).to_string();
         match req(&mut c, &line) {
             Step::Call(t) => t,
@@ -1063,11 +1065,7 @@ mod tests {
 
     #[test]
     fn unknown_tools_are_protocol_errors() {
-        let mut c = conn();
-        req(
-            &mut c,
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
-        );
+        let mut c = initialized();
         let s = req(
             &mut c,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"mount_host"}}"#,

@@ -90,7 +90,7 @@ pub(crate) fn compose(a: &ComposeArgs, root: Option<&Path>) -> Result<u8> {
                 None => Ok(rc),
             }
         }
-        ComposeCmd::Down(d) => down(&l, root, &store()?, d.volumes, d.time),
+        ComposeCmd::Down(d) => down(&l, root, d.volumes, d.time),
         ComposeCmd::Ps(p) => ps(&l, &store()?, p.format),
         ComposeCmd::Logs(s) => each_instance(&l, root, &s.services, "logs"),
         ComposeCmd::Restart(s) => each_instance(&l, root, &s.services, "restart"),
@@ -713,7 +713,7 @@ fn wait_for(
     }
 }
 
-fn down(l: &Loaded, root: Option<&Path>, _store: &Store, volumes: bool, time: f64) -> Result<u8> {
+fn down(l: &Loaded, root: Option<&Path>, volumes: bool, time: f64) -> Result<u8> {
     let mut ps = lock(root, &l.project)?;
     // Reverse start order; services only the state knows (dropped from the file) first.
     let mut order: Vec<String> = ps

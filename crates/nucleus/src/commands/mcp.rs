@@ -523,14 +523,6 @@ fn start_call(
     call: ToolCall,
     limits: &Limits,
 ) -> Result<(Option<OwnedFd>, Work), String> {
-    let spawn = |mut c: Command| -> Result<(Option<OwnedFd>, Child), String> {
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        nucleus_sys::raw::before_exec_deathsig_and_fd(&mut c, libc::SIGKILL, None);
-        let child = c.spawn().map_err(|e| format!("start nucleus: {e}"))?;
-        // (Our unwaited child: its pid cannot have been reused.)
-        let pidfd = nucleus_sys::raw::pidfd_open(child.id() as i32).ok();
-        Ok((pidfd, child))
-    };
     match call {
         ToolCall::Invalid(m) => Ok((None, Box::new(move || mcp::tool_result(m, None, true)))),
         ToolCall::Run(r) => {
@@ -643,17 +635,32 @@ fn start_call(
     }
 }
 
-/// A child's stdout (at most `bound` bytes kept) and stderr (4 KiB), once it closes them.
-fn collect(child: &mut Child, bound: u64) -> (Vec<u8>, String) {
-    let err = child.stderr.take().map(|e| {
+/// A tool call's child `nucleus` (stdout and stderr piped, killed if this process dies) and
+/// its pidfd, to cancel it by.
+fn spawn(mut c: Command) -> Result<(Option<OwnedFd>, Child), String> {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    nucleus_sys::raw::before_exec_deathsig_and_fd(&mut c, libc::SIGKILL, None);
+    let child = c.spawn().map_err(|e| format!("start nucleus: {e}"))?;
+    // (Our unwaited child: its pid cannot have been reused.)
+    let pidfd = nucleus_sys::raw::pidfd_open(child.id() as i32).ok();
+    Ok((pidfd, child))
+}
+
+/// A child's stderr: its first 4 KiB kept, the rest drained, in a thread of its own.
+fn stderr_of(child: &mut Child) -> Option<std::thread::JoinHandle<String>> {
+    child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
             let mut s = Vec::new();
-            let mut e = e;
             let _ = (&mut e).take(4096).read_to_end(&mut s);
             let _ = std::io::copy(&mut e, &mut std::io::sink());
             String::from_utf8_lossy(&s).into_owned()
         })
-    });
+    })
+}
+
+/// A child's stdout (at most `bound` bytes kept) and stderr (4 KiB), once it closes them.
+fn collect(child: &mut Child, bound: u64) -> (Vec<u8>, String) {
+    let err = stderr_of(child);
     let mut out = Vec::new();
     if let Some(mut o) = child.stdout.take() {
         let _ = (&mut o).take(bound).read_to_end(&mut out);
@@ -707,29 +714,23 @@ fn read_file(root: &Option<PathBuf>, name: &str, mut path: String, max: u64) -> 
         c.args(["cp", "--as-workload"])
             .arg(format!("{name}:{path}"))
             .arg("-");
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        nucleus_sys::raw::before_exec_deathsig_and_fd(&mut c, libc::SIGKILL, None);
-        let mut child = match c.spawn() {
-            Ok(c) => c,
-            Err(e) => return mcp::tool_result(format!("start nucleus: {e}"), None, true),
+        let mut child = match spawn(c) {
+            Ok((_, c)) => c,
+            Err(e) => return mcp::tool_result(e, None, true),
         };
-        let stderr = child.stderr.take();
-        let err = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            if let Some(mut e) = stderr {
-                let _ = (&mut e).take(4096).read_to_end(&mut s);
-            }
-            String::from_utf8_lossy(&s).into_owned()
-        });
+        let err = stderr_of(&mut child);
         let head = child
             .stdout
             .take()
             .map(|o| nucleus_sys::cp::tar_head(o, max));
-        // The rest of a long file is not wanted.
-        let _ = child.kill();
-        let _ = child.wait();
-        let err = err.join().unwrap_or_default();
         use nucleus_sys::cp::TarHead;
+        if let Some(Ok(TarHead::File { .. })) = head {
+            // The rest of a long file is not wanted.
+            let _ = child.kill();
+        }
+        // (A failed copy is waited for: its message comes after the stream's end.)
+        let _ = child.wait();
+        let err = err.and_then(|t| t.join().ok()).unwrap_or_default();
         return match head {
             Some(Ok(TarHead::File { data, size })) => file_result(&asked, data, size),
             Some(Ok(TarHead::Dir)) => mcp::tool_result(
