@@ -326,6 +326,14 @@ echo "full-name: $(x 'getent hosts tn.db.1 || echo none')"
 echo "other-topology: $(x 'getent hosts secret || echo none')"
 echo "http: $(x 'python3 -c "import urllib.request as u; print(u.urlopen(\"http://db:8000/hostname\", timeout=5).status)"' 2>&1)"
 echo "outside: $(x 'python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect((\"192.0.2.9\", 80))" 2>&1 | tail -1')"
+# The host's own address on the bridge (the gateway) is not a peer: a server of this world
+# listening there stays out of reach of a service with its own egress rules.
+gw=$(x 'getent hosts db' | awk '{{split($1, a, "."); print a[1]"."a[2]"."a[3]".1"}}')
+python3 -m http.server 9999 --bind 0.0.0.0 >/dev/null 2>&1 & HS=$!
+sleep 0.5
+echo "gateway: $(x "python3 -c 'import socket; s=socket.socket(); s.settimeout(2); s.connect((\"$gw\", 9999)); print(\"reached\")'" 2>&1 | tail -1)"
+echo "gateway-from-free: $($N compose exec worker -- python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect((\"$gw\", 9999)); print(\"reached\")" 2>&1 | tail -1)"
+kill $HS
 $N compose down
 $N compose -f other.toml down
 {LEFTOVERS}
@@ -347,6 +355,13 @@ $N compose -f other.toml down
     assert!(
         line(&out, "outside: ").contains("Error"),
         "egress outside the allow list fails: {out}"
+    );
+    // The world's server is reachable from a service without egress rules (the check works)
+    // and not from one with them.
+    assert_eq!(line(&out, "gateway-from-free: "), "reached", "{out}\n{err}");
+    assert!(
+        line(&out, "gateway: ").contains("Error"),
+        "the gateway is not a peer: {out}"
     );
     assert_eq!(line(&out, "links: "), "lo ", "{out}");
     assert_eq!(line(&out, "tables: "), "0", "{out}");

@@ -305,3 +305,84 @@ fn a_sandbox_that_cannot_be_made_is_a_tool_error_and_leaves_nothing() {
         assert!(st.success(), "{st:?}");
     });
 }
+
+/// The server's call bookkeeping: calls beyond --calls-max wait, beyond the queue's bound
+/// (4 per slot) are refused; a cancelled call keeps its slot until it ends, gets no answer,
+/// and its id may be used again, the new call getting its own answer.
+#[test]
+fn calls_queue_within_bounds_and_a_cancelled_id_can_be_reused() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let mut s = Server::start(&["--calls-max", "1"]);
+        let r = s.tool(1, "run_command", json!({"command": "true"}));
+        assert_eq!(r["structuredContent"]["exit_code"], 0, "{r}");
+        let call = |id: u64, cmd: &str| {
+            json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"run_command","arguments":{"command":cmd}}}).to_string()
+        };
+        // One runs, four wait, the sixth is refused at once.
+        s.send_raw(call(10, "sleep 36363").as_bytes());
+        for id in 11..=14 {
+            s.send_raw(call(id, &format!("echo {id}")).as_bytes());
+        }
+        s.send_raw(call(15, "echo 15").as_bytes());
+        let r = s.recv();
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (json!(15), json!(-32600)),
+            "{r}"
+        );
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too many calls waiting"),
+            "{r}"
+        );
+        let wait_for = |marker: &str| {
+            let t = Instant::now();
+            while host_procs(marker) == 0 {
+                assert!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "the call never started"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // Cancelled, the running call gets no answer and the waiting ones run.
+        wait_for("36363");
+        s.send_raw(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10}}"#,
+        );
+        let mut answers = std::collections::BTreeMap::new();
+        for _ in 11..=14 {
+            let r = s.recv();
+            let out = r["result"]["structuredContent"]["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            assert!(
+                answers.insert(r["id"].as_u64().unwrap(), out).is_none(),
+                "two answers: {r}"
+            );
+        }
+        for id in 11..=14 {
+            assert_eq!(answers[&id], format!("{id}\n"), "{answers:?}");
+        }
+        assert_eq!(host_procs("36363"), 0, "the cancelled call's tree is gone");
+        // An id reused at once after its call was cancelled (the old call still ending): the
+        // one answer under it is the new call's.
+        s.send_raw(call(30, "sleep 36364").as_bytes());
+        wait_for("36364");
+        s.send_raw(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":30}}"#,
+        );
+        s.send_raw(call(30, "echo again").as_bytes());
+        let r = s.recv();
+        assert_eq!(r["id"], 30, "{r}");
+        assert_eq!(r["result"]["structuredContent"]["stdout"], "again\n", "{r}");
+        let r = s.call(json!({"jsonrpc":"2.0","id":20,"method":"ping"}));
+        assert_eq!(r["id"], 20, "no stray answer is left: {r}");
+        drop(s.input);
+        wait_within(&mut s.child, DEADLINE, "nucleus mcp");
+    });
+}
