@@ -585,27 +585,6 @@ pub fn network_names(t: &Topology, project: &str, network: &str) -> BTreeMap<Str
     m
 }
 
-/// Which interface other than `bridge` routes exactly `subnet` (IPv4), given the text of
-/// /proc/net/route (addresses and masks as the kernel prints them: the bytes of the network-
-/// order value read as a native integer, in hex).
-pub fn routed_elsewhere(routes: &str, subnet: &str, bridge: &str) -> Option<String> {
-    let c = crate::net::Cidr::parse(subnet, "subnet").ok()?;
-    let std::net::IpAddr::V4(base) = c.addr else {
-        return None;
-    };
-    let mask = if c.prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(c.prefix))
-    };
-    routes.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
-        let (dev, dst, m) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
-        (*dev != bridge && dst == u32::from(base) & mask && m == mask).then(|| dev.to_string())
-    })
-}
-
 /// The reverse of the start order (for `down`).
 pub fn stop_order(t: &Topology) -> Vec<String> {
     waves(t)
@@ -798,17 +777,20 @@ depends_on = { a = "ready" }
 eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
 nc1234abcd\t0007D50A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         assert_eq!(
-            routed_elsewhere(routes, "10.213.7.0/24", "ncffffffff").as_deref(),
+            crate::net::routed_elsewhere(routes, "10.213.7.0/24", "ncffffffff").as_deref(),
             Some("nc1234abcd")
         );
         assert_eq!(
-            routed_elsewhere(routes, "10.213.7.0/24", "nc1234abcd"),
+            crate::net::routed_elsewhere(routes, "10.213.7.0/24", "nc1234abcd"),
             None,
             "its own bridge"
         );
-        assert_eq!(routed_elsewhere(routes, "10.213.8.0/24", "x"), None);
         assert_eq!(
-            routed_elsewhere(routes, "10.213.0.0/16", "x"),
+            crate::net::routed_elsewhere(routes, "10.213.8.0/24", "x"),
+            None
+        );
+        assert_eq!(
+            crate::net::routed_elsewhere(routes, "10.213.0.0/16", "x"),
             None,
             "another prefix"
         );

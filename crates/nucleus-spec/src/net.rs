@@ -486,6 +486,27 @@ pub struct NamesPlan {
     pub subnet4: Cidr,
 }
 
+/// Which interface other than `bridge` routes exactly `subnet` (IPv4), given the text of
+/// /proc/net/route (addresses and masks as the kernel prints them: the bytes of the network-
+/// order value read as a native integer, in hex).
+pub fn routed_elsewhere(routes: &str, subnet: &str, bridge: &str) -> Option<String> {
+    let c = Cidr::parse(subnet, "subnet").ok()?;
+    let std::net::IpAddr::V4(base) = c.addr else {
+        return None;
+    };
+    let mask = if c.prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(c.prefix))
+    };
+    routes.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
+        let (dev, dst, m) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
+        (*dev != bridge && dst == u32::from(base) & mask && m == mask).then(|| dev.to_string())
+    })
+}
+
 /// The sandbox names a names file gives for `name` (lower case), if it has it.
 pub fn names_lookup(file_text: &str, name: &str) -> Option<Vec<String>> {
     let v: serde_json::Value = serde_json::from_str(file_text).ok()?;

@@ -555,6 +555,16 @@ fn ensure_bridge(rt: &mut Netlink, b: &BridgePlan) -> Result<u32> {
     let index = match index_of(&b.name) {
         Ok(i) => i,
         Err(_) => {
+            // (Only when the bridge is made, not on every start.) A range another interface
+            // routes would take this bridge's traffic, or give it another network's.
+            let routes = fs::read_to_string("/proc/net/route").unwrap_or_default();
+            let subnet = b.subnet4.to_string();
+            if let Some(dev) = nucleus_spec::net::routed_elsewhere(&routes, &subnet, &b.name) {
+                return Err(other(
+                    "create bridge",
+                    format!("{}: its range {subnet} is routed through {dev} already: give --subnet another range", b.name),
+                ));
+            }
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(b.name.clone()));
             m.attributes

@@ -500,3 +500,39 @@ $N compose down
     assert_eq!(line(&out, "after: "), "['stopped', 'stopped']", "{out}");
     assert_eq!(line(&out, "records: "), "0", "{out}");
 }
+
+/// A bridge is never made on a range another interface already routes (the traffic would go
+/// there): `run` refuses it with one line, and compose names the network before starting.
+#[test]
+fn a_range_routed_elsewhere_is_refused() {
+    let _g = serial();
+    let t = TempDir::new("compose-routed");
+    let (out, err) = world(
+        &t,
+        "name = \"tr2\"\n[network.default]\nsubnet = \"10.99.0.0/24\"\n[service.a]\ncommand = [\"sleep\", \"100000\"]\n",
+        &format!(
+            r#"
+ip link add taken0 type veth peer name taken1 && ip addr add 10.99.0.1/24 dev taken0 && ip link set taken0 up
+$N run --network bridge --bridge nbtaken --subnet 10.99.0.0/24 -- true 2>$W/e1; echo "run: $?"
+echo "run-says: $(cat $W/e1)"
+$N compose up -d 2>$W/e2; echo "up: $?"
+echo "up-says: $(cat $W/e2)"
+ip link del taken0
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert_eq!(line(&out, "run: "), "125", "{out}\n{err}");
+    assert!(
+        line(&out, "run-says: ").contains("routed through taken0"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "up: "), "125", "{out}");
+    assert!(
+        line(&out, "up-says: ").contains("network.default")
+            && line(&out, "up-says: ").contains("taken0"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+}

@@ -615,7 +615,7 @@ fn follow(
 /// namespace's IPv4 routes).
 fn routed_elsewhere(subnet: &str, bridge: &str) -> Option<String> {
     let routes = std::fs::read_to_string("/proc/net/route").ok()?;
-    compose::routed_elsewhere(&routes, subnet, bridge)
+    nucleus_spec::net::routed_elsewhere(&routes, subnet, bridge)
 }
 
 fn names_in(v: &Value) -> Vec<String> {
