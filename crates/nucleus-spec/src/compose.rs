@@ -128,6 +128,7 @@ pub const OWNED_RUN_KEYS: &[&str] = &[
     "bridge",
     "subnet",
     "subnet6",
+    "attach",
     "tty",
     "console_socket",
     "dry_run",
@@ -413,7 +414,12 @@ fn validate(t: &Topology) -> Vec<Problem> {
             }
         }
         for (i, n) in s.networks.iter().enumerate() {
-            if !t.networks.contains_key(n) {
+            if s.networks[..i].contains(n) {
+                out.push(problem(
+                    format!("{path}.networks[{i}]"),
+                    format!("{:?} is listed twice", single_line(n)),
+                ));
+            } else if !t.networks.contains_key(n) {
                 out.push(problem(
                     format!("{path}.networks[{i}]"),
                     format!(
@@ -742,10 +748,11 @@ replicas = 3
 publish = ["9000:80"]
 [service.d]
 volume = ["data:/d"]
-networks = ["back"]
+networks = ["back", "default", "default"]
 secrets = ["s"]
 replicas = 0
 depends_on = { a = "ready" }
+attach = ["bridge=x,subnet=10.1.0.0/24"]
 [service.Bad]
 "#,
         );
@@ -755,6 +762,8 @@ depends_on = { a = "ready" }
             "service.c.publish[0]: 3 replicas cannot all publish host port 9000",
             "service.d.volume[0]: no volume \"data\"",
             "service.d.networks[0]: no network \"back\" (networks: default)",
+            "service.d.networks[2]: \"default\" is listed twice",
+            "service.d.attach: set by compose",
             "service.d.secrets[0]: no secret \"s\"",
             "service.d.replicas: an integer from 1 to 64",
             "service.d.depends_on.a: started, healthy or completed_successfully",

@@ -348,6 +348,75 @@ pub struct NetConfig {
     /// on the bridge (compose's names of a topology network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<std::path::PathBuf>,
+    /// `--attach`: more bridges the sandbox is on (eth1, eth2, …; no default route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach: Vec<Attachment>,
+}
+
+/// The most `--attach` entries of one sandbox.
+pub const MAX_ATTACH: usize = 8;
+
+/// `--attach bridge=NAME,subnet=CIDR[,names=FILE]`: one more bridge a bridged sandbox is on,
+/// as interface `eth1`, `eth2`, … with an address of its IPv4 `subnet` and no default route
+/// (that stays on eth0, the `--bridge`); `names` as `--names-file`, for this bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub bridge: String,
+    pub subnet4: Cidr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<std::path::PathBuf>,
+}
+
+impl Attachment {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        const FLAG: &str = "--attach";
+        let (mut bridge, mut subnet, mut names) = (None, None, None);
+        for part in s.split(',') {
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                ConfigError::new(
+                    FLAG,
+                    format!("{part:?} is not KEY=VALUE (bridge=NAME,subnet=CIDR[,names=FILE])"),
+                )
+            })?;
+            let slot = match k {
+                "bridge" => &mut bridge,
+                "subnet" => &mut subnet,
+                "names" => &mut names,
+                _ => {
+                    return Err(ConfigError::new(
+                        FLAG,
+                        format!("unknown key {k:?} (bridge, subnet, names)"),
+                    ))
+                }
+            };
+            if slot.replace(v).is_some() {
+                return Err(ConfigError::new(FLAG, format!("{k} given twice in {s:?}")));
+            }
+        }
+        let (Some(bridge), Some(subnet)) = (bridge, subnet) else {
+            return Err(ConfigError::new(
+                FLAG,
+                format!("{s:?} needs bridge=NAME and subnet=CIDR"),
+            ));
+        };
+        validate_ifname(bridge).map_err(|e| ConfigError::new(FLAG, e.message))?;
+        let subnet4 = Cidr::parse(subnet, FLAG)?;
+        if !subnet4.addr.is_ipv4() {
+            return Err(ConfigError::new(
+                FLAG,
+                format!("subnet {subnet} must be an IPv4 range"),
+            ));
+        }
+        let names = match names {
+            Some("") => return Err(ConfigError::new(FLAG, "names= needs a file")),
+            n => n.map(std::path::PathBuf::from),
+        };
+        Ok(Self {
+            bridge: bridge.into(),
+            subnet4,
+            names,
+        })
+    }
 }
 
 /// [`DEFAULT_SUBNET4`] and [`DEFAULT_SUBNET6`] as values.
@@ -371,6 +440,7 @@ impl Default for NetConfig {
             subnet6: Some(SUBNET6),
             state_dir: "/run/nucleus/net".into(),
             names: None,
+            attach: vec![],
         }
     }
 }
@@ -425,6 +495,14 @@ pub struct BridgePlan {
     /// The start of the bridge's port names: the host end of a sandbox's veth pair is this
     /// and its address slot in hex ([`BridgePlan::port`]).
     pub port_prefix: String,
+    /// The sandbox's end of the veth pair: `eth0` (with the default routes) for `--bridge`,
+    /// `eth1`, … for `--attach` bridges.
+    #[serde(default = "sandbox_iface")]
+    pub iface: String,
+}
+
+fn sandbox_iface() -> String {
+    SANDBOX_IFACE.into()
 }
 
 impl BridgePlan {
@@ -469,9 +547,10 @@ pub struct ResolverPlan {
     /// domain must not open them. `--egress-allow` still can.
     #[serde(default)]
     pub never: Vec<Cidr>,
-    /// Names answered here, not upstream: a sandbox name's address on the bridge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub names: Option<NamesPlan>,
+    /// Names answered here, not upstream: a sandbox name's address on a bridge the asker is
+    /// on (the first file that has the name answers it: `--bridge`'s, then `--attach`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<NamesPlan>,
 }
 
 /// Where the resolver finds the names it answers itself (all kept by the runtime under its
@@ -592,6 +671,9 @@ impl ResolverPlan {
 pub struct NetPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<BridgePlan>,
+    /// `--attach` bridges (eth1, …), after `bridge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<BridgePlan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slirp: Option<SlirpPlan>,
     /// The egress ruleset for the sandbox's own namespace (deny by default).
@@ -615,6 +697,12 @@ impl NetPlan {
     ) -> Result<Self, ConfigError> {
         use crate::config::{NetworkMode, ServiceMode};
         let own = matches!(mode, NetworkMode::Bridge | NetworkMode::Slirp);
+        if !c.attach.is_empty() && mode != NetworkMode::Bridge {
+            return Err(ConfigError::new(
+                "--attach",
+                "only with --network bridge (it adds bridges to the sandbox's own)",
+            ));
+        }
         if !own {
             let needs = [
                 ("--publish", !c.publish.is_empty()),
@@ -673,40 +761,87 @@ impl NetPlan {
             NetworkMode::Bridge => never.extend(std::iter::once(c.subnet4).chain(c.subnet6)),
             _ => never.extend(Cidr::parse("10.0.2.0/24", "").ok()),
         }
-        let names = match (&c.names, mode) {
-            (None, _) => None,
-            (Some(f), NetworkMode::Bridge) => Some(NamesPlan {
-                file: f.clone(),
-                names_dir: c
-                    .state_dir
-                    .parent()
-                    .map(|p| p.join("names"))
-                    .unwrap_or_default(),
-                claims_dir: c.state_dir.join(&c.bridge),
-                subnet4: c.subnet4,
-            }),
-            (Some(_), _) => {
+        if c.attach.len() > MAX_ATTACH {
+            return Err(ConfigError::new(
+                "--attach",
+                format!("at most {MAX_ATTACH} more bridges"),
+            ));
+        }
+        for (i, a) in c.attach.iter().enumerate() {
+            let before = std::iter::once((&c.bridge, &c.subnet4))
+                .chain(c.attach[..i].iter().map(|b| (&b.bridge, &b.subnet4)));
+            for (bridge, subnet) in before {
+                if *bridge == a.bridge {
+                    return Err(ConfigError::new(
+                        "--attach",
+                        format!(
+                            "bridge {} is given twice (a sandbox is on a bridge once)",
+                            a.bridge
+                        ),
+                    ));
+                }
+                if subnet.contains(&a.subnet4.addr) || a.subnet4.contains(&subnet.addr) {
+                    return Err(ConfigError::new(
+                        "--attach",
+                        format!(
+                            "subnet {} of bridge {} overlaps {subnet} of bridge {bridge} (routes would be ambiguous)",
+                            a.subnet4, a.bridge
+                        ),
+                    ));
+                }
+            }
+            if a.subnet4.prefix > 30 {
+                return Err(ConfigError::new(
+                    "--attach",
+                    format!(
+                        "subnet {} has no room for sandboxes (at most /30)",
+                        a.subnet4
+                    ),
+                ));
+            }
+        }
+        if mode == NetworkMode::Bridge {
+            never.extend(c.attach.iter().map(|a| a.subnet4));
+        }
+        let names_dir = c
+            .state_dir
+            .parent()
+            .map(|p| p.join("names"))
+            .unwrap_or_default();
+        let names: Vec<NamesPlan> = match (&c.names, mode) {
+            (Some(_), m) if m != NetworkMode::Bridge => {
                 return Err(ConfigError::new(
                     "--names-file",
                     "only with --network bridge (the names are addresses on its bridge)",
                 ))
             }
+            _ => std::iter::once((&c.names, &c.bridge, c.subnet4))
+                .chain(c.attach.iter().map(|a| (&a.names, &a.bridge, a.subnet4)))
+                .filter_map(|(f, bridge, subnet4)| {
+                    Some(NamesPlan {
+                        file: f.clone()?,
+                        names_dir: names_dir.clone(),
+                        claims_dir: c.state_dir.join(bridge),
+                        subnet4,
+                    })
+                })
+                .collect(),
         };
         let mut resolver = if deny {
-            (!c.egress.domains.is_empty() || names.is_some()).then(|| ResolverPlan {
+            (!c.egress.domains.is_empty() || !names.is_empty()).then(|| ResolverPlan {
                 domains: Some(c.egress.domains.clone()),
                 upstreams: host_ns.clone(),
                 never,
-                names: None,
+                names: vec![],
             })
         } else if mode == NetworkMode::Bridge
-            && (names.is_some() || host_ns.iter().any(|a| a.is_loopback()))
+            && (!names.is_empty() || host_ns.iter().any(|a| a.is_loopback()))
         {
             Some(ResolverPlan {
                 domains: None,
                 upstreams: host_ns.clone(),
                 never: vec![],
-                names: None,
+                names: vec![],
             })
         } else {
             None
@@ -751,7 +886,24 @@ impl NetPlan {
                     "nv{}-",
                     bridge_tag(&c.bridge, &c.subnet4, c.subnet6.as_ref())
                 ),
+                iface: SANDBOX_IFACE.into(),
             }),
+            attached: c
+                .attach
+                .iter()
+                .enumerate()
+                .map(|(i, a)| BridgePlan {
+                    name: a.bridge.clone(),
+                    subnet4: a.subnet4,
+                    subnet6: None,
+                    ports: vec![],
+                    claims_dir: c.state_dir.join(&a.bridge),
+                    table: format!("nucleus-{short}-{}", i + 1),
+                    guard_table: format!("nucleus-bridge-{}", a.bridge),
+                    port_prefix: format!("nv{}-", bridge_tag(&a.bridge, &a.subnet4, None)),
+                    iface: format!("eth{}", i + 1),
+                })
+                .collect(),
             slirp: (mode == NetworkMode::Slirp).then(|| SlirpPlan {
                 ports: c.publish.clone(),
                 api_socket: c.state_dir.join(format!("slirp-{short}.sock")),
@@ -802,6 +954,131 @@ impl std::fmt::Display for EgressRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachments_parse_and_plan_as_more_interfaces() {
+        let a = Attachment::parse("bridge=nb1,subnet=10.60.0.0/24,names=/n.json").unwrap();
+        assert_eq!(a.bridge, "nb1");
+        assert_eq!(a.subnet4.to_string(), "10.60.0.0/24");
+        assert_eq!(a.names.as_deref(), Some(std::path::Path::new("/n.json")));
+        for (bad, why) in [
+            ("bridge=nb1", "needs bridge=NAME and subnet=CIDR"),
+            (
+                "bridge=nb1,subnet=10.60.0.0/24,mtu=9000",
+                "unknown key \"mtu\"",
+            ),
+            (
+                "bridge=nb1,bridge=nb2,subnet=10.60.0.0/24",
+                "bridge given twice",
+            ),
+            (
+                "bridge=this-name-is-too-long,subnet=10.60.0.0/24",
+                "interface name",
+            ),
+            ("bridge=nb1,subnet=fd00::/64", "must be an IPv4 range"),
+            ("nb1", "is not KEY=VALUE"),
+            (
+                "bridge=nb1,subnet=10.60.0.0/24,names=",
+                "names= needs a file",
+            ),
+        ] {
+            let e = Attachment::parse(bad).unwrap_err();
+            assert_eq!(e.field, "--attach", "{bad}");
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+        let build = |c: &NetConfig, mode| {
+            NetPlan::build(
+                mode,
+                c,
+                crate::config::ServiceMode::Agent,
+                None,
+                "0123456789abcdef",
+                true,
+            )
+        };
+        let mut c = NetConfig {
+            names: Some("/first.json".into()),
+            ..NetConfig::default()
+        };
+        c.attach = vec![
+            a.clone(),
+            Attachment::parse("bridge=nb2,subnet=10.61.0.0/24").unwrap(),
+        ];
+        let p = build(&c, crate::config::NetworkMode::Bridge).unwrap();
+        let ifaces: Vec<&str> = std::iter::once(p.bridge.as_ref().unwrap())
+            .chain(&p.attached)
+            .map(|b| b.iface.as_str())
+            .collect();
+        assert_eq!(ifaces, ["eth0", "eth1", "eth2"]);
+        let b1 = &p.attached[0];
+        assert_eq!(
+            (b1.name.as_str(), b1.subnet6, b1.ports.is_empty()),
+            ("nb1", None, true)
+        );
+        assert_eq!(b1.guard_table, "nucleus-bridge-nb1");
+        assert_ne!(b1.port_prefix, p.bridge.as_ref().unwrap().port_prefix);
+        // Names: the first bridge's file first; a bridge without a file adds none.
+        let r = p.resolver.as_ref().unwrap();
+        let files: Vec<_> = r.names.iter().map(|n| n.file.to_str().unwrap()).collect();
+        assert_eq!(files, ["/first.json", "/n.json"]);
+        assert_eq!(r.names[1].claims_dir, c.state_dir.join("nb1"));
+        assert!(r.names[1].subnet4 == a.subnet4);
+        // Problems: one line each, naming --attach.
+        let mut dup = c.clone();
+        dup.attach[1].bridge = "nb1".into();
+        let mut own = c.clone();
+        own.attach[0].bridge = DEFAULT_BRIDGE.into();
+        let mut overlap = c.clone();
+        overlap.attach[1].subnet4 = Cidr::parse("10.60.0.128/25", "").unwrap();
+        let mut inside = c.clone();
+        inside.attach[0].subnet4 = Cidr::parse("10.88.7.0/24", "").unwrap();
+        let mut many = c.clone();
+        many.attach = (0..=MAX_ATTACH)
+            .map(|i| Attachment::parse(&format!("bridge=m{i},subnet=10.70.{i}.0/24")).unwrap())
+            .collect();
+        let mut tiny = c.clone();
+        tiny.attach[0].subnet4 = Cidr::parse("10.60.0.0/31", "").unwrap();
+        for (c, mode, why) in [
+            (&dup, crate::config::NetworkMode::Bridge, "given twice"),
+            (&own, crate::config::NetworkMode::Bridge, "given twice"),
+            (
+                &overlap,
+                crate::config::NetworkMode::Bridge,
+                "overlaps 10.60.0.0/24",
+            ),
+            (
+                &inside,
+                crate::config::NetworkMode::Bridge,
+                "overlaps 10.88.0.0/16",
+            ),
+            (&many, crate::config::NetworkMode::Bridge, "at most 8"),
+            (&tiny, crate::config::NetworkMode::Bridge, "no room"),
+            (
+                &c,
+                crate::config::NetworkMode::Slirp,
+                "only with --network bridge",
+            ),
+            (
+                &c,
+                crate::config::NetworkMode::None,
+                "only with --network bridge",
+            ),
+        ] {
+            let e = build(c, mode).unwrap_err();
+            assert_eq!(e.field, "--attach", "{why}: {e:?}");
+            assert!(e.message.contains(why), "{why}: {}", e.message);
+        }
+        // An answer from upstream never admits an attached bridge's range.
+        let mut open = c.clone();
+        open.names = None;
+        open.attach[0].names = None;
+        open.egress.domains = vec![DomainRule::parse("example.com").unwrap()];
+        let p = build(&open, crate::config::NetworkMode::Bridge).unwrap();
+        let r = p.resolver.unwrap();
+        assert!(r.names.is_empty());
+        assert!(!r.admits(&"10.61.0.9".parse().unwrap()));
+        assert!(r.admits(&"192.0.2.9".parse().unwrap()));
+    }
 
     #[test]
     fn ports_parse() {
@@ -870,7 +1147,7 @@ mod tests {
             domains: Some(vec![]),
             upstreams: vec![],
             never,
-            names: None,
+            names: vec![],
         };
         for a in [
             "169.254.169.254",

@@ -38,6 +38,7 @@ const NFPROTO_IPV6: u8 = 10;
 
 // Hooks.
 const PRE_ROUTING: u32 = 0;
+const FORWARD: u32 = 2;
 const LOCAL_OUT: u32 = 3;
 const POST_ROUTING: u32 = 4;
 
@@ -62,6 +63,9 @@ const META_OIFNAME: u32 = 7;
 const META_NFPROTO: u32 = 15;
 const META_L4PROTO: u32 = 16;
 const CT_STATE: u32 = 0;
+const CT_STATUS: u32 = 2;
+/// `IPS_DST_NAT`: the connection's destination was rewritten (a published port).
+const CT_STATUS_DNAT: u32 = 1 << 5;
 const PAYLOAD_LL: u32 = 0;
 const PAYLOAD_NETWORK: u32 = 1;
 const PAYLOAD_TRANSPORT: u32 = 2;
@@ -662,13 +666,41 @@ pub fn egress_batch(policy: &EgressConfig, seq: u32) -> (Vec<u8>, u32, u32) {
 }
 
 /// The bridge's own table (persistent, like the bridge): masquerade of its subnets leaving
-/// through anything but the bridge. Created once, with the bridge (`NLM_F_EXCL` on the table:
-/// a second runtime racing to create it fails the whole batch and changes nothing).
+/// through anything but the bridge, and its isolation: nothing is routed onto the bridge from
+/// another interface (another bridge's sandboxes, a host network) unless it answers a
+/// connection from the bridge or is a published port's (destination NAT); sandboxes on one
+/// bridge reach each other directly, the host's own addresses stay reachable as before.
+/// Created once, with the bridge (`NLM_F_EXCL` on the table: a second runtime racing to
+/// create it fails the whole batch and changes nothing).
 pub fn bridge_table(table: &str, bridge: &str, subnets: &[Cidr], seq: u32) -> (Vec<u8>, u32, u32) {
     let mut b = Batch::new(seq);
     b.msg(NEWTABLE, INET, NLM_F_CREATE | NLM_F_EXCL, |a| {
         a.str(1, table)
     });
+    b.chain(table, "isolate", Some((FORWARD, 0, "filter", NF_ACCEPT)));
+    let flag_clear = |key: u32, mask: u32| {
+        [
+            Expr::Ct { key },
+            Expr::Mask {
+                mask: mask.to_ne_bytes().to_vec(),
+            },
+            eq(0u32.to_ne_bytes().to_vec()),
+        ]
+    };
+    let mut e = vec![Expr::Meta { key: META_OIFNAME }, eq(ifname(bridge))];
+    e.push(Expr::Meta { key: META_IIFNAME });
+    e.push(Expr::Cmp {
+        op: CMP_NEQ,
+        data: ifname(bridge),
+    });
+    e.extend(flag_clear(CT_STATE, CT_ESTABLISHED | CT_RELATED));
+    e.extend(flag_clear(CT_STATUS, CT_STATUS_DNAT));
+    e.push(Expr::Counter);
+    e.push(Expr::Verdict {
+        code: NF_DROP,
+        chain: None,
+    });
+    b.rule(table, "isolate", &e);
     b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
     for c in subnets {
         let mut e = in_cidr(c, false);
@@ -1005,8 +1037,8 @@ mod tests {
             Cidr::parse("fd00::/64", "x").unwrap(),
         ];
         let (b, _, _) = bridge_table("nucleus-bridge-nucleus0", "nucleus0", &subnets, 1);
-        // table, chain, one masquerade per subnet.
-        assert_eq!(messages(&b).len() - 2, 1 + 1 + 2);
+        // table, isolation chain and its rule, nat chain, one masquerade per subnet.
+        assert_eq!(messages(&b).len() - 2, 1 + 2 + 1 + 2);
         let g = get_table("t", 5);
         assert_eq!(messages(&g).len(), 1);
     }

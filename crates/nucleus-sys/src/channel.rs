@@ -91,7 +91,8 @@ pub enum ToChild {
         /// `create`: the workload waits for [`Release::Start`] on the ExecSync socket.
         hold: bool,
         /// Bridge mode: the addresses the sandbox configures on eth0.
-        net: Option<crate::net::Assigned>,
+        /// Per bridge (eth0 first), what the sandbox configures.
+        net: Vec<crate::net::Assigned>,
         /// Its pid as the host sees it (the state OCI hooks read); 0 when not needed.
         #[serde(default)]
         pid: i32,
@@ -392,7 +393,7 @@ mod tests {
             prepared: vec![devnull().into(), devnull().into()],
             sync: true,
             hold: false,
-            net: None,
+            net: vec![],
             pid: 0,
         })
         .unwrap();

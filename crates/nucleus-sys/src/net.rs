@@ -372,6 +372,8 @@ impl Claim {
 /// What the sandbox side configures on its interface (bridge mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assigned {
+    /// The sandbox's interface (eth0 has the default routes, through its gateways).
+    pub iface: String,
     /// (address, prefix length, gateway) per family.
     pub v4: (IpAddr, u8, IpAddr),
     pub v6: Option<(IpAddr, u8, IpAddr)>,
@@ -622,7 +624,11 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
         b.subnet4.nth(1),
     );
     let v6 = b.subnet6.map(|s| (s.nth(claim.index), s.prefix, s.nth(1)));
-    let assigned = Assigned { v4, v6 };
+    let assigned = Assigned {
+        iface: b.iface.clone(),
+        v4,
+        v6,
+    };
     // Published ports first: one in use refuses the start before anything else is made.
     let mut reserved = vec![];
     for p in &b.ports {
@@ -634,8 +640,7 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
     guard_port(&mut nft, b, &subnets, &port, mac, &assigned.addrs())?;
     let mut peer = LinkMessage::default();
-    peer.attributes
-        .push(LinkAttribute::IfName(SANDBOX_IFACE.into()));
+    peer.attributes.push(LinkAttribute::IfName(b.iface.clone()));
     peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
     peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
     let mut m = up(0);
@@ -711,16 +716,18 @@ fn guard_port(
     add(nft).ctx("guard bridge port", port)
 }
 
-/// Bridge mode, sandbox side: address, link up, default routes on eth0.
+/// Bridge mode, sandbox side: address, link up, and on eth0 the default routes (an
+/// `--attach` bridge's interface reaches its own subnet only).
 pub fn configure_sandbox(a: &Assigned) -> Result<()> {
-    let index = index_of(SANDBOX_IFACE).ctx("find", SANDBOX_IFACE)?;
-    // Addresses and routes are static: router advertisements from a neighbour on the bridge
-    // must not add any.
+    let iface = a.iface.as_str();
+    let index = index_of(iface).ctx("find", iface)?;
+    // Addresses and routes are static: a router advertisement from a neighbour on the bridge
+    // (link-local sources pass the bridge's guard) must not add an address or a default route
+    // through itself, also on a bridge without IPv6 of its own (the kernel's IPv6 is on for
+    // every interface; the file is missing only where IPv6 is off).
+    let ra = write_sysctl(&format!("/proc/sys/net/ipv6/conf/{iface}/accept_ra"), "0");
     if a.v6.is_some() {
-        write_sysctl(
-            &format!("/proc/sys/net/ipv6/conf/{SANDBOX_IFACE}/accept_ra"),
-            "0",
-        )?;
+        ra?;
     }
     let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
     for (ip, prefix, _) in std::iter::once(&a.v4).chain(a.v6.iter()) {
@@ -732,7 +739,10 @@ pub fn configure_sandbox(a: &Assigned) -> Result<()> {
         .ctx("add address", ip)?;
     }
     rt.route(RouteNetlinkMessage::SetLink(up(index)), 0, &[])
-        .ctx("bring up", SANDBOX_IFACE)?;
+        .ctx("bring up", iface)?;
+    if iface != SANDBOX_IFACE {
+        return Ok(());
+    }
     for (_, _, gw) in std::iter::once(&a.v4).chain(a.v6.iter()) {
         rt.route(
             RouteNetlinkMessage::NewRoute(default_route(index, *gw)),

@@ -378,10 +378,10 @@ impl Serve {
             }
         };
         let plan = self.plan.as_ref()?;
-        if let Some(n) = &plan.names {
-            if let Some(addrs) = local_names(n, &query.name()) {
-                return Some(nucleus_spec::dns::local_answer(&query, &addrs, 2));
-            }
+        // The first of the sandbox's bridges whose names file has the name answers it.
+        let name = query.name();
+        if let Some(addrs) = plan.names.iter().find_map(|n| local_names(n, &name)) {
+            return Some(nucleus_spec::dns::local_answer(&query, &addrs, 2));
         }
         if !plan.allows(&query.labels) {
             self.report(EgressRefusal::Dns(query.name()));

@@ -720,6 +720,12 @@ pub(crate) struct RunArgs {
     /// query (compose writes one per topology network).
     #[arg(long)]
     pub names_file: Option<PathBuf>,
+    /// With --network bridge: one more bridge the sandbox is on, as eth1, eth2, … (in order)
+    /// with an address of SUBNET (IPv4) and no default route; its published ports, DNS and
+    /// default route stay on eth0 (--bridge). names=FILE: as --names-file, for this bridge
+    /// (repeatable: bridge=NAME,subnet=CIDR[,names=FILE]).
+    #[arg(long)]
+    pub attach: Vec<String>,
     /// Host bridge for --network bridge (created when missing).
     #[arg(long, default_value = nucleus_spec::net::DEFAULT_BRIDGE)]
     pub bridge: String,

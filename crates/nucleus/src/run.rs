@@ -347,7 +347,7 @@ fn health(a: &RunArgs) -> Result<Option<nucleus_spec::config::HealthCheck>, Conf
 }
 
 fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {
-    use nucleus_spec::net::{validate_ifname, Cidr, DomainRule, EgressConfig, PortMap};
+    use nucleus_spec::net::{validate_ifname, Attachment, Cidr, DomainRule, EgressConfig, PortMap};
     let ports = |flag: &str, v: &[String]| -> Result<Vec<u16>, ConfigError> {
         v.iter()
             .map(|p| EgressConfig::parse_port(p, flag))
@@ -393,6 +393,15 @@ fn net_config(a: &RunArgs) -> Result<NetConfig, ConfigError> {
             .names_file
             .as_ref()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+        attach: a
+            .attach
+            .iter()
+            .map(|s| {
+                let mut at = Attachment::parse(s)?;
+                at.names = at.names.map(|p| std::path::absolute(&p).unwrap_or(p));
+                Ok(at)
+            })
+            .collect::<Result<_, ConfigError>>()?,
         // Decided with the state root (run::main).
         ..NetConfig::default()
     })

@@ -368,6 +368,77 @@ $N compose -f other.toml down
     assert_eq!(line(&out, "records: "), "0", "{out}");
 }
 
+/// A service on two networks (front and back): eth0 on the first, eth1 on the second; it
+/// finds and reaches the services of both by name, under its own egress rules (both networks'
+/// peers are allowed); a service on front alone neither resolves the one on back nor reaches
+/// its address (topology networks are isolated from each other).
+#[test]
+fn a_service_on_two_networks_reaches_both_and_they_stay_apart() {
+    let _g = serial();
+    let t = TempDir::new("compose-nets");
+    let (out, err) = world(
+        &t,
+        r#"
+name = "tm"
+[network.front]
+[network.back]
+subnet = "10.214.9.0/24"
+[service.db]
+networks = ["back"]
+command = ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", "/etc"]
+readiness_tcp = 8000
+[service.web]
+networks = ["front"]
+command = ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", "/etc"]
+readiness_tcp = 8000
+[service.app]
+networks = ["front", "back"]
+depends_on = ["db", "web"]
+command = ["sleep", "100000"]
+egress_allow = ["192.0.2.1"]
+"#,
+        &format!(
+            r#"
+$N compose up -d || echo "up failed"
+x() {{ s=$1; shift; $N compose exec $s -- sh -c "$1"; }}
+get='import sys, urllib.request as u; print(u.urlopen("http://%s:8000/hostname" % sys.argv[1], timeout=3).status)'
+echo "app-db: $(x app 'getent hosts db' | awk '{{print $1}}')"
+echo "app-web: $(x app 'getent hosts web' | awk '{{print $1}}')"
+echo "app-ifaces: $(x app 'ip -o -4 addr show' | awk '{{print $2"="$4}}' | tr '\n' ' ')"
+echo "app-routes: $(x app 'ip route show default')"
+echo "app-http-db: $($N compose exec app -- python3 -c "$get" db 2>&1 | tail -1)"
+echo "app-http-web: $($N compose exec app -- python3 -c "$get" web 2>&1 | tail -1)"
+db=$(x app 'getent hosts db' | awk '{{print $1}}')
+echo "web-db-name: $(x web 'getent hosts db || echo none')"
+echo "web-db-addr: $($N compose exec web -- python3 -c "$get" $db 2>&1 | tail -1)"
+$N compose down
+{LEFTOVERS}
+"#
+        ),
+    );
+    assert!(!out.contains("up failed"), "{out}\n{err}");
+    let db = line(&out, "app-db: ");
+    let web = line(&out, "app-web: ");
+    assert!(db.starts_with("10.214.9."), "{out}");
+    assert!(web.starts_with("10.213."), "{out}");
+    let ifaces = line(&out, "app-ifaces: ");
+    let web_net = &web[..web.rfind('.').unwrap() + 1];
+    assert!(ifaces.contains(&format!("eth0={web_net}")), "{out}");
+    assert!(ifaces.contains("eth1=10.214.9."), "{out}");
+    assert!(line(&out, "app-routes: ").contains("dev eth0"), "{out}");
+    assert_eq!(line(&out, "app-http-db: "), "200", "{out}\n{err}");
+    assert_eq!(line(&out, "app-http-web: "), "200", "{out}\n{err}");
+    assert_eq!(line(&out, "web-db-name: "), "none", "{out}");
+    assert!(
+        line(&out, "web-db-addr: ").contains("Error"),
+        "front reaches back: {out}"
+    );
+    assert_eq!(line(&out, "links: "), "lo ", "{out}");
+    assert_eq!(line(&out, "tables: "), "0", "{out}");
+    assert_eq!(line(&out, "records: "), "0", "{out}");
+    assert_eq!(line(&out, "state: "), "", "{out}");
+}
+
 /// Debian's PostgreSQL: its bin directory and the postgres user's ids.
 fn postgres() -> (String, String, String) {
     let o = Command::new("sh")

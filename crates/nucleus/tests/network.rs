@@ -559,7 +559,10 @@ fn bad_network_input_is_one_line_naming_the_flag_and_leaves_nothing() {
         r#"for args in "--network bridge --egress-allow 10.0.0.1/8" "--dns 10.0.0.1" "--network bridge -p 80" \
               "--network bridge --egress-domain bad..name" "--service-mode strict-agent --network bridge" \
               "--network bridge --subnet 10.0.0.0/31" "--network bridge --bridge this-name-is-too-long" \
-              "--network bogus" "--egress-tcp-port 0 --network bridge"; do
+              "--network bogus" "--egress-tcp-port 0 --network bridge" \
+              "--network bridge --attach bridge=nucleus0,subnet=10.99.0.0/24" \
+              "--network bridge --attach bridge=nx,subnet=10.88.9.0/24" \
+              "--network slirp --attach bridge=nx,subnet=10.99.0.0/24" "--network bridge --attach bridge=nx"; do
              $N run $args -- true 2>$W/err; echo "rc=$? lines=$(wc -l <$W/err) $(cat $W/err)"
            done; leftovers"#,
     );
@@ -573,6 +576,7 @@ fn bad_network_input_is_one_line_naming_the_flag_and_leaves_nothing() {
         ("--bridge", 1),
         ("--network", 1),
         ("--egress-tcp-port", 1),
+        ("--attach", 4),
     ] {
         let hits = out
             .lines()
@@ -641,5 +645,123 @@ fn a_killed_monitor_leaves_no_veth_nat_table_or_claim_after_rm() {
     // veth, go; the kernel drops the table with the monitor's netlink socket.
     assert!(out.contains("after kill: 0 veth, 0 table"), "{out}");
     assert!(out.contains("rm=0"), "{out}");
+    assert_clean(&out);
+}
+
+/// `--attach`: a sandbox on the default bridge and on `brb` (eth1, no default route) reaches a
+/// sandbox on each directly (its own address on that bridge, no NAT); a sandbox on the default
+/// bridge alone does not reach the one on `brb` (bridges are isolated from each other), while
+/// the host does; nothing of the sandboxes is left (veths, claims on either bridge).
+#[test]
+fn an_attached_bridge_is_reached_directly_and_bridges_are_isolated() {
+    let _g = serial();
+    let w = World::new("net-attach");
+    w.script(
+        "both.sh",
+        "ip -o -4 addr show | awk '{print \"addr\", $2, $4}'; ip route | sed 's/^/route /'; \
+         c $A 8080; c $C 8080",
+    );
+    w.script("one.sh", "c $C 8080");
+    let o = w.run(
+        r#"srv="$(cat $PY)"
+           B="--network bridge --dns 198.51.100.53 --subnet6 none"
+           $N run -d --name a $B -- python3 -c "$srv" /tmp/ready 0.0.0.0 >/dev/null
+           $N run -d --name c $B --bridge brb --subnet 10.77.0.0/24 -- python3 -c "$srv" /tmp/ready 0.0.0.0 >/dev/null
+           ip4() { $N exec $1 -- ip -o -4 addr show eth0 | awk '{print $4}' | cut -d/ -f1; }
+           A=$(ip4 a); C=$(ip4 c)
+           for s in a c; do for i in $(seq 100); do $N exec $s -- test -e /tmp/ready && break; sleep 0.05; done; done
+           echo "c at $C"
+           $N run $B --attach bridge=brb,subnet=10.77.0.0/24 -e A=$A -e C=$C -- bash -c "$(inner both.sh)"; echo "both exit=$?"
+           echo "from a: $($N exec -e C=$C a -- bash -c "$(inner one.sh)")"
+           echo "from host: $(timeout 5 bash -c "exec 3<>/dev/tcp/$C/8080 && head -1 <&3" 2>&1)"
+           $N rm -f a c >/dev/null
+           for i in $(seq 100); do ip -o link | grep -q ': nv[0-9a-f]*-[0-9a-f]*@' || break; sleep 0.02; done
+           echo "brb claims: $(ls $NUCLEUS_ROOT/net/brb | wc -l)"
+           ip link del brb; nft delete table inet nucleus-bridge-brb; nft delete table bridge nucleus-bridge-brb
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("both exit=0"), "{out}");
+    let c = out
+        .lines()
+        .find_map(|l| l.strip_prefix("c at "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(c.starts_with("10.77.0."), "{out}");
+    assert!(out.contains("addr eth0 10.88."), "{out}");
+    let eth1 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("addr eth1 "))
+        .unwrap_or_else(|| panic!("no eth1: {out}"));
+    assert!(
+        eth1.starts_with("10.77.0.") && eth1.ends_with("/24"),
+        "{out}"
+    );
+    let eth1 = eth1.trim_end_matches("/24");
+    // The default route stays on eth0; eth1 reaches its own subnet only.
+    assert!(
+        out.contains("route default via 10.88.0.1 dev eth0"),
+        "{out}"
+    );
+    assert_eq!(out.matches("route default").count(), 1, "{out}");
+    assert!(out.contains("route 10.77.0.0/24 dev eth1"), "{out}");
+    // Directly: the peer on brb sees the sandbox's own eth1 address.
+    assert!(out.contains(&format!("ok 0.0.0.0 from {eth1}\n")), "{out}");
+    assert!(out.contains("ok 0.0.0.0 from 10.88."), "{out}");
+    assert!(out.contains("from a: no answer"), "{out}");
+    assert!(
+        out.contains("from host: ok 0.0.0.0 from 10.77.0.1"),
+        "{out}"
+    );
+    assert!(out.contains("brb claims: 0"), "{out}");
+    assert_clean(&out);
+}
+
+/// A router advertisement on a bridge (a neighbour's, from a link-local address, which the
+/// bridge's guard lets through) gives a sandbox neither an address nor a default route, also on
+/// a bridge without IPv6 and on an attached one.
+#[test]
+fn router_advertisements_on_a_bridge_change_nothing_in_a_sandbox() {
+    let _g = serial();
+    let w = World::new("net-ra");
+    std::fs::write(
+        w.dir.path().join("ra.py"),
+        r#"import socket, struct, sys, time
+dev = sys.argv[1]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+# Router lifetime 1800 s; a prefix for autoconfiguration (on-link, autonomous).
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xc0, 86400, 14400, 0)
+pio += socket.inet_pton(socket.AF_INET6, "2001:db8:77::")
+sent = 0
+for _ in range(100):
+    try:
+        s.sendto(ra + pio, ("ff02::1", 0, 0, socket.if_nametoindex(dev)))
+        sent += 1
+        if sent == 3:
+            break
+    except OSError:
+        pass  # the bridge's link-local address is still tentative
+    time.sleep(0.05)
+print("sent", dev, sent)
+"#,
+    )
+    .unwrap();
+    let o = w.run(
+        r#"$N run -d --name v --network bridge --subnet6 none --attach bridge=brr,subnet=10.78.0.0/24 -- sleep 1000 >/dev/null
+           python3 $W/ra.py nucleus0; python3 $W/ra.py brr; sleep 0.5
+           echo "routes: $($N exec v -- ip -6 route | grep -c -e default -e 2001:db8)"
+           echo "addrs: $($N exec v -- ip -6 addr | grep -c 2001:db8)"
+           $N rm -f v >/dev/null
+           for i in $(seq 100); do ip -o link | grep -q ': nv[0-9a-f]*-[0-9a-f]*@' || break; sleep 0.02; done
+           ip link del brr; nft delete table inet nucleus-bridge-brr; nft delete table bridge nucleus-bridge-brr
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("sent nucleus0 3"), "{out}");
+    assert!(out.contains("sent brr 3"), "{out}");
+    assert!(out.contains("routes: 0\n"), "{out}");
+    assert!(out.contains("addrs: 0\n"), "{out}");
     assert_clean(&out);
 }

@@ -385,7 +385,7 @@ pub(super) fn child_setup(
     if plan.namespaces.net && net_thread.is_none() {
         stage(Stage::Network, net::loopback_up())?;
     }
-    if let Some(a) = &assigned {
+    for a in &assigned {
         stage(Stage::Network, net::configure_sandbox(a))?;
     }
     if let Some(e) = &plan.net.egress {

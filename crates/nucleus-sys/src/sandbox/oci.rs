@@ -234,7 +234,7 @@ pub fn create(plan: &Plan, console: Console<'_>) -> std::result::Result<Created,
         prepared: vec![],
         sync: false,
         hold: false,
-        net: None,
+        net: vec![],
         pid,
     })
     .ctx("send", "go")

@@ -420,10 +420,14 @@ pub(super) fn parent_run(
     parent_write_maps(pid, &plan.idmap, slot.as_ref()).map_err(kill_child)?;
     trace::mark("id maps");
     // Bridge mode: the veth's far end must be in the sandbox before it configures itself.
-    let host_net = match &plan.net.bridge {
-        Some(b) => Some(net::bridge_host_side(b, &plan.id, pid).map_err(kill_child)?),
-        None => None,
-    };
+    let host_net = plan
+        .net
+        .bridge
+        .iter()
+        .chain(&plan.net.attached)
+        .map(|b| net::bridge_host_side(b, &plan.id, pid))
+        .collect::<Result<Vec<_>>>()
+        .map_err(kill_child)?;
     let slirp = match &plan.net.slirp {
         Some(s) => Some(net::Slirp::start(s, pid).map_err(kill_child)?),
         None => None,
@@ -437,7 +441,7 @@ pub(super) fn parent_run(
         prepared: prepared.into_iter().map(Into::into).collect(),
         sync: detach.is_some(),
         hold: detach.is_some_and(|d| d.hold),
-        net: host_net.as_ref().map(|h| h.assigned.clone()),
+        net: host_net.iter().map(|h| h.assigned.clone()).collect(),
         pid: 0,
     })
     .ctx("send", "go")

@@ -206,9 +206,10 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
                 continue;
             }
         }
-        if s.networks.len() > 1 {
+        if s.networks.len() > 1 + nucleus_spec::net::MAX_ATTACH {
             problems.push(format!(
-                "{path}.networks: one network per service (a sandbox has one bridge)"
+                "{path}.networks: at most {} networks per service",
+                1 + nucleus_spec::net::MAX_ATTACH
             ));
             continue;
         }
@@ -238,29 +239,48 @@ fn load(a: &ComposeArgs, root: Option<&Path>) -> Result<Loaded> {
                 }
             }
         }
-        let net = s.networks.first().map(String::as_str).unwrap_or("default");
-        let (bridge, subnet) = compose::bridge_of(
-            &project,
-            net,
-            topo.networks.get(net).and_then(|n| n.subnet.as_deref()),
-        );
-        // Peers on its network stay reachable under a service's own egress rules.
+        // Its first network is eth0 (default route, published ports); the others are
+        // attached bridges (eth1, …).
+        let nets: Vec<&str> = if s.networks.is_empty() {
+            vec!["default"]
+        } else {
+            s.networks.iter().map(String::as_str).collect()
+        };
+        // Peers on its networks stay reachable under a service's own egress rules.
         let denies = run.keys().any(|k| k.starts_with("egress_"))
             || run.get("service_mode").and_then(Value::as_str) == Some("production");
-        if denies {
-            // The peers, not the gateway (the host's own address on the bridge).
-            for r in compose::peer_ranges(&subnet) {
-                push(&mut run, "egress_allow", r);
+        for (i, net) in nets.iter().enumerate() {
+            let (bridge, subnet) = compose::bridge_of(
+                &project,
+                net,
+                topo.networks.get(*net).and_then(|n| n.subnet.as_deref()),
+            );
+            if denies {
+                // The peers, not the gateway (the host's own address on the bridge).
+                for r in compose::peer_ranges(&subnet) {
+                    push(&mut run, "egress_allow", r);
+                }
+            }
+            let names_file = state_dir(root, &project)
+                .map(|d| d.join(format!("names-{net}.json")))
+                .unwrap_or_default();
+            if i == 0 {
+                run.insert("names_file".into(), names_file.display().to_string().into());
+                run.insert("network".into(), "bridge".into());
+                run.insert("bridge".into(), bridge.into());
+                run.insert("subnet".into(), subnet.into());
+                run.insert("subnet6".into(), "none".into());
+            } else {
+                push(
+                    &mut run,
+                    "attach",
+                    format!(
+                        "bridge={bridge},subnet={subnet},names={}",
+                        names_file.display()
+                    ),
+                );
             }
         }
-        let names_file = state_dir(root, &project)
-            .map(|d| d.join(format!("names-{net}.json")))
-            .unwrap_or_default();
-        run.insert("names_file".into(), names_file.display().to_string().into());
-        run.insert("network".into(), "bridge".into());
-        run.insert("bridge".into(), bridge.into());
-        run.insert("subnet".into(), subnet.into());
-        run.insert("subnet6".into(), "none".into());
         let v = Value::Object(run);
         let d = compose::digest(&v);
         configs.insert(name.clone(), (v, d));
