@@ -498,8 +498,11 @@ fn remove_leaf(leaf: &Path) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 if !killed {
-                    // v2 only; on v1 the sandbox's pid namespace is already gone with its init.
+                    // v2: kill what is left. v1: the sandbox's pid namespace went with its init,
+                    // unless it was frozen (its monitor died while it was paused): the freezer
+                    // leaf is thawed, and the parent-death SIGKILL its init has pending ends it.
                     let _ = write(leaf, "cgroup.kill", "1");
+                    let _ = write(leaf, "freezer.state", "THAWED");
                     killed = true;
                 }
                 std::thread::sleep(Duration::from_millis(1));

@@ -491,6 +491,14 @@ fn pause_freezes_and_unpause_thaws() {
         assert!(b - a < 50_000, "paused, it still ran {} us", b - a);
         let o = run(&["pause", &id]);
         assert_eq!(o.status.code(), Some(125), "paused twice");
+        // No exec into a frozen sandbox (on v2 it would hang, on v1 run outside the freeze).
+        let o = run(&["exec", &id, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "exec while paused");
+        assert!(
+            stderr(&o).contains("is paused; unpause it first"),
+            "{}",
+            stderr(&o)
+        );
         let o = run(&["unpause", &id]);
         assert!(o.status.success(), "{}", stderr(&o));
         std::thread::sleep(Duration::from_millis(500));
@@ -498,6 +506,55 @@ fn pause_freezes_and_unpause_thaws() {
         assert!(c - b > 100_000, "unpaused, it ran only {} us", c - b);
         run(&["pause", &id]);
         let o = run(&["rm", "-f", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // A sandbox whose monitor is killed while it is paused is lost; rm thaws what is left
+        // frozen (on v1 its init's parent-death SIGKILL waits for that) and leaves nothing.
+        // Its health checks are not run while it is paused (they would fail: exec refuses).
+        let o = run(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+            "--",
+            "sleep",
+            "100000",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        let health = || -> String {
+            let o = run(&["inspect", &id]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            v["health"].as_str().unwrap_or("").to_string()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while health() != "healthy" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(health(), "healthy");
+        assert!(run(&["pause", &id]).status.success());
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(health(), "healthy", "checked while paused");
+        let rec: Value = serde_json::from_slice(
+            &std::fs::read(state_root().join(&id).join("state.json")).unwrap(),
+        )
+        .unwrap();
+        let monitor = rec["monitor"]["pid"].as_i64().unwrap() as i32;
+        // SAFETY: kill(2) of the monitor this test started.
+        unsafe { libc::kill(monitor, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while run(&["ps", "-a", "--format", "json"])
+            .stdout
+            .windows(4)
+            .all(|w| w != b"lost")
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let o = run(&["rm", &id]);
         assert!(o.status.success(), "{}", stderr(&o));
     });
 }

@@ -83,6 +83,11 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     if st != Status::Running {
         bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());
     }
+    // (As runc and docker: a new process in a frozen sandbox would hang on cgroup v2, and on
+    // v1 run outside the freeze.)
+    if crate::records::is_paused(store, &s.id) {
+        bail!("{}: is paused; unpause it first", a.id);
+    }
     // Join through the workload: it is in every namespace of the sandbox (time included) and,
     // unlike the mini-init, dumpable, so an unprivileged owner may open it too.
     let init = s

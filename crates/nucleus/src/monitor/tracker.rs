@@ -224,6 +224,11 @@ impl Observer for Tracker<'_> {
                 }
             }
         } else if h.next.is_some_and(|n| now >= n) {
+            // A paused sandbox is not checked (exec refuses it): it keeps its status.
+            if h.root.join(&id).join(crate::records::PAUSED).exists() {
+                h.next = Some(now + Duration::from_millis(h.check.interval_ms));
+                return;
+            }
             h.next = None;
             h.spawn(&id);
             if h.running.is_none() {
