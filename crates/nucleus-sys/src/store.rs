@@ -161,9 +161,14 @@ impl Store {
                     // Judge and take over a stale name under the names directory's lock, so
                     // two launchers cannot both remove and re-create it.
                     let _names = flock(&self.root.join("names")).ctx("lock", "names")?;
-                    let owner = fs::read_link(&link).unwrap_or_default();
+                    let owner = match fs::read_link(&link) {
+                        Ok(o) => o,
+                        // Its owner's removal took it meanwhile: claim it again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e).ctx("--name", name),
+                    };
                     let o = owner.to_string_lossy();
-                    if self.dir(&o).exists() || o.is_empty() {
+                    if o.is_empty() || self.dir(&o).exists() {
                         return Err(io::Error::new(
                             io::ErrorKind::AlreadyExists,
                             format!("already used by sandbox {}", owner.display()),

@@ -32,14 +32,23 @@ pub(crate) fn delete(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
 }
 
 pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Result<()> {
-    let s = resolve(store, q)?;
-    let _lock = store
-        .lock(&s.id)
-        .map_err(|_| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
-    // Re-read under the lock: another `rm` may have won.
-    let s = store
-        .read(&s.id)
-        .ok_or_else(|| anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    let gone = || anyhow!("{q}: no such sandbox (see `nucleus ps -a`)");
+    let id = resolve(store, q)?.id;
+    let mut waited = false;
+    let (_lock, s) = loop {
+        let lock = store.lock(&id).map_err(|_| gone())?;
+        // Re-read under the lock: another `rm` may have won.
+        let s = store.read(&id).ok_or_else(gone)?;
+        // A sandbox being set up is waited for without the lock, which its monitor's first
+        // record write takes (holding it here would stall both until settled()'s deadline).
+        if force && !waited && effective(&s).0 == Status::Creating {
+            drop(lock);
+            settled(store, s);
+            waited = true;
+            continue;
+        }
+        break (lock, s);
+    };
     if s.oci.is_some() {
         return crate::oci::delete(store, &s, force, log);
     }

@@ -104,7 +104,19 @@ pub(crate) fn monitor_main(
             last_len: [0; 2],
         }),
     };
-    t.save();
+    // The first record write, under the sandbox directory's lock. Until it, the record names
+    // the launcher as the monitor: a launcher killed meanwhile makes the sandbox read as
+    // stopped (lost), and `rm` may remove it. Under the lock, either `rm` came first and the
+    // record is gone (then nothing is started: a sandbox without a record is out of reach of
+    // ps, rm and its name), or the record names this monitor, alive, for every later reader.
+    // (Found by the lifecycle model, crates/nucleus-model.)
+    if !t.first_save() {
+        t.notify.done(&MonitorReport::Error {
+            code: 125,
+            msg: "its record was removed while it was being made".into(),
+        });
+        return 125;
+    }
     let mut detach = Detach {
         hold,
         control,

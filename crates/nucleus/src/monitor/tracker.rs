@@ -72,6 +72,14 @@ impl Tracker<'_> {
     pub(crate) fn save(&self) {
         let _ = self.store.write(&self.state);
     }
+    /// The monitor's first write (see `monitor_main`): false when the record is gone.
+    pub(crate) fn first_save(&self) -> bool {
+        let Ok(_lock) = self.store.lock(&self.state.id) else {
+            return false;
+        };
+        self.store.dir(&self.state.id).join("state.json").exists()
+            && self.store.write(&self.state).is_ok()
+    }
     /// A warning: on stderr for a foreground run; to the launcher while it waits; after that
     /// into a detached sandbox's log (the monitor's stderr).
     pub(crate) fn say(&mut self, what: &str) {
