@@ -87,6 +87,9 @@ if ! timeout 900 cargo build --release -q -p nucleus; then
   exit 1
 fi
 
+echo "== the lifecycle model, every interleaving (stateright): state counts and properties" >&2
+cargo test -q -p nucleus-model -- --nocapture 2>&1 | grep -E '^model '
+
 echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.
 cargo test --workspace -q -- --test-threads=2

@@ -672,6 +672,27 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
     removed
 }
 
+/// Where a v1 sandbox's freezer leaf is (made by its first pause): the place of its pids leaf
+/// under the freezer hierarchy's mount. Known before it is made, so its record can name it
+/// first.
+pub fn v1_freezer_leaf(
+    leaves: &[(String, PathBuf)],
+    host: &nucleus_spec::cgroup::CgroupHost,
+) -> Result<PathBuf> {
+    let mount_of = |c: &str| host.v1.iter().find(|h| h.controller == c).map(|h| &h.mount);
+    let mount = mount_of("freezer")
+        .ok_or_else(|| crate::error::other("freeze", "no freezer hierarchy is mounted"))?;
+    let (_, pids) = leaves
+        .iter()
+        .find(|(h, _)| h == "pids")
+        .ok_or_else(|| crate::error::other("freeze", "no pids cgroup to find it by"))?;
+    // The pids leaf's place under its own mount: <parent>/<id>.
+    let rel = mount_of("pids")
+        .and_then(|m| pids.strip_prefix(m).ok())
+        .ok_or_else(|| crate::error::other("freeze", "the pids cgroup is not under its mount"))?;
+    Ok(mount.join(rel))
+}
+
 /// Freeze (`on`) or thaw a sandbox's cgroup and wait until the kernel says it is done.
 ///
 /// v2: `cgroup.freeze` of its leaf (`leaves[0]`). v1: the freezer hierarchy (`host` says
@@ -686,7 +707,6 @@ pub fn set_frozen(
     host: &nucleus_spec::cgroup::CgroupHost,
     on: bool,
 ) -> Result<Option<PathBuf>> {
-    let mount_of = |c: &str| host.v1.iter().find(|h| h.controller == c).map(|h| &h.mount);
     let deadline = Instant::now() + Duration::from_secs(10);
     let wait = |done: &dyn Fn() -> bool, what: &'static str| -> Result<()> {
         while !done() {
@@ -719,25 +739,26 @@ pub fn set_frozen(
             Ok(None)
         }
         Driver::V1 => {
-            let mount = mount_of("freezer")
-                .ok_or_else(|| crate::error::other("freeze", "no freezer hierarchy is mounted"))?;
-            let (_, pids) = leaves
+            let leaf = v1_freezer_leaf(leaves, host)?;
+            let pids = &leaves
                 .iter()
                 .find(|(h, _)| h == "pids")
-                .ok_or_else(|| crate::error::other("freeze", "no pids cgroup to find it by"))?;
-            // The pids leaf's place under its own mount: <parent>/<id>.
-            let rel = mount_of("pids")
-                .and_then(|m| pids.strip_prefix(m).ok())
-                .ok_or_else(|| {
-                    crate::error::other("freeze", "the pids cgroup is not under its mount")
-                })?;
-            let leaf = mount.join(rel);
+                .ok_or_else(|| crate::error::other("freeze", "no pids cgroup to find it by"))?
+                .1;
             if on {
                 crate::raw::mkdir_p(&leaf, 0o755).ctx("create cgroup", leaf.display())?;
+                // A sandbox that ends meanwhile (its pids leaf goes with it) takes the leaf
+                // made for it along: thawed and removed, not left behind.
+                let undo = |e| {
+                    let _ = write(&leaf, "freezer.state", "THAWED");
+                    let _ = fs::remove_dir(&leaf);
+                    e
+                };
                 loop {
                     let inside = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
                     let all = fs::read_to_string(pids.join("cgroup.procs"))
-                        .ctx("read", pids.join("cgroup.procs").display())?;
+                        .ctx("read", pids.join("cgroup.procs").display())
+                        .map_err(undo)?;
                     let left: Vec<&str> = all
                         .split_whitespace()
                         .filter(|p| !inside.split_whitespace().any(|q| q == *p))
@@ -750,7 +771,10 @@ pub fn set_frozen(
                         let _ = write(&leaf, "cgroup.procs", p);
                     }
                     if Instant::now() > deadline {
-                        return Err(crate::error::other("freeze", "processes kept appearing"));
+                        return Err(undo(crate::error::other(
+                            "freeze",
+                            "processes kept appearing",
+                        )));
                     }
                 }
             }

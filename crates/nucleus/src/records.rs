@@ -172,13 +172,27 @@ pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
     first
 }
 
-/// Remove a record that was to go at exit (a foreground run, `--rm`) whose runtime is gone.
+/// Remove a record whose runtime is gone that was to go at exit (a foreground run, `--rm`),
+/// or that never got past `creating` (its launcher was killed before the monitor took over:
+/// a half-made sandbox, like a staging directory; it may hold a name it never claimed).
+/// Under the sandbox's lock, re-read: a monitor's first record write takes the same lock, so
+/// a record it has just made its own is never taken from under it.
 pub(crate) fn collect_dead(store: &Store, s: &State) -> bool {
-    if !s.auto_remove || monitor_alive(s) {
+    let abandoned =
+        |s: &State| !monitor_alive(s) && (s.auto_remove || s.status == Status::Creating);
+    if !abandoned(s) {
         return false;
     }
-    let _ = remove_cgroups(store, s);
-    store.remove(&s.id, s.name.as_deref()).is_ok()
+    let Ok(_lock) = store.lock(&s.id) else {
+        return false;
+    };
+    match store.read(&s.id) {
+        Some(s) if abandoned(&s) => {
+            let _ = remove_cgroups(store, &s);
+            store.remove(&s.id, s.name.as_deref()).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// A name held by such a record is free: collect that record before claiming the name (a

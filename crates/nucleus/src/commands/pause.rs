@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 /// `pause` (on) and `unpause`.
 pub(crate) fn pause(store: &Store, q: &str, on: bool) -> Result<u8> {
     let s = settled(store, resolve(store, q)?);
+    // Under the sandbox's lock, re-read: a concurrent `rm` or `restart` removes the record
+    // (and the freezer leaf it names) under the same lock, so a leaf made here is always
+    // named by a record that is still there.
+    let _lock = store
+        .lock(&s.id)
+        .map_err(|_| anyhow::anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    let s = store
+        .read(&s.id)
+        .ok_or_else(|| anyhow::anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
     if effective(&s).0 != Status::Running {
         bail!(
             "{q}: is {}; only a running sandbox is paused or unpaused",
@@ -47,12 +56,15 @@ pub(crate) fn set_frozen(store: &Store, s: &State, on: bool) -> Result<()> {
         .zip(s.cgroups.iter().cloned())
         .collect();
     let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
-    let made = nucleus_sys::cgroup::set_frozen(cp.driver, &leaves, &host, on)?;
-    if let Some(l) = made {
-        // Second line: the parent is a shared default, removed when it empties.
+    // v1: the freezer leaf is named in the sandbox's directory before it is made, so that
+    // whatever happens next (this process killed, the sandbox ending), `rm` finds it.
+    // Second line: the parent is a shared default, removed when it empties.
+    if on && cp.driver == nucleus_spec::cgroup::Driver::V1 {
+        let l = nucleus_sys::cgroup::v1_freezer_leaf(&leaves, &host)?;
         let text = format!("{}\n{}\n", l.display(), cp.remove_empty_parents);
         store.write_file(&s.id, FREEZER, text.as_bytes())?;
     }
+    nucleus_sys::cgroup::set_frozen(cp.driver, &leaves, &host, on)?;
     if on {
         store.write_file(&s.id, PAUSED, b"")?;
     } else {

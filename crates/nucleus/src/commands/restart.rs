@@ -30,9 +30,25 @@ pub(crate) fn restart(
         serde_json::from_slice(&data).context("decode how the sandbox was made")?;
     args.detach = true;
     stop_one(store, &a.id, Duration::from_secs_f64(a.time.max(0.0)))?;
-    let s = store.read(&s.id).unwrap_or(s);
-    let _ = remove_cgroups(store, &s);
-    store.remove(&s.id, s.name.as_deref())?;
+    {
+        // As `rm`: under the sandbox's lock, re-read (another restart or rm may have won).
+        let _lock = store
+            .lock(&s.id)
+            .map_err(|_| anyhow!("{}: no such sandbox (see `nucleus ps -a`)", a.id))?;
+        let s = store
+            .read(&s.id)
+            .ok_or_else(|| anyhow!("{}: no such sandbox (see `nucleus ps -a`)", a.id))?;
+        let st = crate::records::effective(&s).0;
+        if st != nucleus_spec::state::Status::Stopped {
+            anyhow::bail!(
+                "{}: is {} again (another caller started it)",
+                a.id,
+                st.as_str()
+            );
+        }
+        let _ = remove_cgroups(store, &s);
+        store.remove(&s.id, s.name.as_deref())?;
+    }
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
     events.emit("restarting", &s.id, serde_json::json!({}));
     crate::run::main(args, root, false, log, t0, None, Some(s.id.clone()))
