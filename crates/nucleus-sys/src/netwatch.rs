@@ -574,4 +574,42 @@ mod tests {
         );
         assert!(describe(libc::AF_INET as u8, &[0x45]).is_none());
     }
+
+    /// One NFLOG packet message (family, payload) as the kernel frames it.
+    fn nflog(family: u8, payload: &[u8]) -> Vec<u8> {
+        let alen = 4 + payload.len();
+        let len = 20 + ((alen + 3) & !3);
+        let mut b = (len as u32).to_ne_bytes().to_vec();
+        b.extend_from_slice(&((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET).to_ne_bytes());
+        b.extend_from_slice(&[0; 10]);
+        b.extend_from_slice(&[family, 0, 0, 0]);
+        b.extend_from_slice(&(alen as u16).to_ne_bytes());
+        b.extend_from_slice(&NFULA_PAYLOAD.to_ne_bytes());
+        b.extend_from_slice(payload);
+        b.resize(len, 0);
+        b
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 1024, ..Default::default() })]
+        /// Any datagram on the NFLOG socket (the packets a sandbox sent, framed by the
+        /// kernel): lines or none, never a panic; a well-framed packet gives one line.
+        #[test]
+        fn nflog_datagrams(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = nflog_lines(&b);
+        }
+
+        #[test]
+        fn nflog_packets(v6 in proptest::prelude::any::<bool>(),
+                         payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..90),
+                         cut in 0usize..100) {
+            let family = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+            let whole = nflog(family, &payload);
+            let lines = nflog_lines(&whole);
+            let needed = if v6 { 40 } else { 20 };
+            proptest::prop_assert_eq!(lines.len(), usize::from(payload.len() >= needed));
+            // Cut anywhere: no panic.
+            let _ = nflog_lines(&whole[..cut.min(whole.len())]);
+        }
+    }
 }

@@ -106,6 +106,12 @@ impl Store {
         &self.root
     }
 
+    /// Whether the state root is on a read-only mount (nothing can be removed from it).
+    pub fn read_only(&self) -> bool {
+        rustix::fs::statvfs(&self.root)
+            .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    }
+
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }

@@ -159,6 +159,19 @@ fn args(verb: Verb, name: &str) -> Vec<String> {
     v.into_iter().map(String::from).collect()
 }
 
+/// Removes every sandbox of a state root when dropped, also when the test fails (before the
+/// root's TempDir goes: a monitor whose record vanished would run on, out of reach).
+struct Sweep(PathBuf);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for id in sandbox_dirs(&self.0) {
+            let _ = nuc(&self.0, &["rm", "-f", &id]);
+        }
+        let _ = nuc(&self.0, &["gc"]);
+    }
+}
+
 struct Run {
     root: PathBuf,
     rng: Rng,
@@ -325,6 +338,7 @@ fn random_verbs_match_the_model_and_the_host() {
     let steps = env_num("NUCLEUS_MODEL_STEPS", 120);
     println!("model: seed {seed}, {steps} steps");
     let t = TempDir::new("model");
+    let _sweep = Sweep(t.path().join("state"));
     let mut r = Run {
         root: t.path().join("state"),
         rng: Rng(seed),
@@ -376,6 +390,7 @@ fn concurrent_callers_and_killed_launchers_leave_a_consistent_store() {
     println!("model (concurrent): seed {seed}, {callers} callers, {steps} steps each");
     let t = TempDir::new("model-conc");
     let root = t.path().join("state");
+    let _sweep = Sweep(root.clone());
     leaves_nothing(|| {
         let made = std::sync::atomic::AtomicU64::new(0);
         let odd: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(vec![]);

@@ -34,6 +34,13 @@ pub(crate) fn delete(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
 pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Result<()> {
     let gone = || anyhow!("{q}: no such sandbox (see `nucleus ps -a`)");
     let id = resolve(store, q)?.id;
+    // Not a sandbox killed whose record then cannot go.
+    if store.read_only() {
+        bail!(
+            "{q}: the state root {} is read-only: nothing was stopped or removed",
+            store.root().display()
+        );
+    }
     let mut waited = false;
     let (_lock, s) = loop {
         let lock = store.lock(&id).map_err(|_| gone())?;

@@ -260,9 +260,15 @@ impl Observer for Tracker<'_> {
         match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
             // Only a foreground tracker carries the plan.
             Some(p) if self.state.name.is_none() => {
-                let _ = self
-                    .store
-                    .create(&self.state.id, None, &self.state, &[("plan.json", &p)]);
+                // The run goes on without it (a full or read-only state root), but says so.
+                if let Err(e) =
+                    self.store
+                        .create(&self.state.id, None, &self.state, &[("plan.json", &p)])
+                {
+                    self.say(&format!(
+                        "its record could not be made ({e}): ps, exec and stop will not find it"
+                    ));
+                }
             }
             Some(p) => {
                 let _ = self.store.write_file(&self.state.id, "plan.json", &p);

@@ -1,0 +1,117 @@
+//! Faults of the host side (#25): a state root that is full (a tiny tmpfs, ENOSPC) and one that
+//! is read-only. Every refused command is one line with exit 125 and leaves nothing half
+//! written; a sandbox already running is unharmed (exec, stop and rm still work once the
+//! fault is gone); nothing is left on the host. Each test in a mount namespace of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+/// Run `body` (bash) in a private mount namespace: $A is a fresh 8 MiB tmpfs, $N nucleus with
+/// its state root there. Whatever happens, every sandbox in $A is removed at the end.
+fn fault_world(t: &TempDir, body: &str) -> (String, String) {
+    let script = format!(
+        r#"set -u
+A={w}/a; mkdir -p $A; mount -t tmpfs -o size=8m,mode=700 none $A
+B="{bin}"; N="$B --root $A"
+sweep() {{ for d in $(ls $A 2>/dev/null | grep -E '^[0-9a-f]{{16}}$'); do $N rm -f $d >/dev/null 2>&1; done; $N gc >/dev/null 2>&1; umount -R {w}/r 2>/dev/null; umount $A; }}
+trap sweep EXIT
+line() {{ echo "$1: rc=$2 lines=$(wc -l < {w}/err) $(head -c 300 {w}/err | tr '\n' ' ')"; }}
+{body}"#,
+        w = t.s(),
+        bin = bin().display()
+    );
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "bash", "-c", &script])
+        .stdin(Stdio::null());
+    let o = leaves_nothing(|| output_within(&mut c, DEADLINE));
+    (stdout(&o), stderr(&o))
+}
+
+/// A full state root: `run -d` and `create` are refused with one line naming the write that
+/// failed and leave no record, name or staging directory; a foreground run goes on and says
+/// its record could not be made; the sandbox started before keeps running, and exec, stop and
+/// rm work once there is room again.
+#[test]
+fn a_full_state_root_refuses_new_sandboxes_and_keeps_the_running_one() {
+    let _g = serial();
+    let t = TempDir::new("fault-full");
+    let (out, err) = fault_world(
+        &t,
+        r#"
+$N run -d --name keep -- sleep 100000 >/dev/null && echo "keep: started"
+dd if=/dev/zero of=$A/fill bs=4k 2>/dev/null
+$N run -d --name new -- sleep 100000 2>$W_ERR >/dev/null; line run-d $?
+$N create --name made -- true 2>$W_ERR >/dev/null; line create $?
+$N run -- echo foreground-ran 2>$W_ERR; line run $?
+echo "entries: $(ls -a $A | grep -v -e '^\.$' -e '^\.\.$' -e '^\.etc-views$' -e '^fill$' -e '^audit.jsonl$' | tr '\n' ' ')"
+echo "names: $(ls $A/names | tr '\n' ' ')"
+echo "exec: $($N exec keep -- echo alive)"
+rm $A/fill
+$N stop -t 2 keep >/dev/null; echo "stop: $?"
+$N rm keep >/dev/null; echo "rm: $?"
+"#
+        .replace("$W_ERR", &format!("{}/err", t.s()))
+        .as_str(),
+    );
+    assert!(out.contains("keep: started"), "{out}\n{err}");
+    for v in ["run-d", "create"] {
+        let l = output_line(&out, &err, v);
+        assert!(l.starts_with("rc=125 lines=1 "), "{v}: {l}");
+        assert!(l.contains("No space left on device"), "{v}: {l}");
+    }
+    // Only the sandbox that was there: no record, staging directory or name of the refused.
+    let entries = output_line(&out, &err, "entries");
+    assert_eq!(entries.split_whitespace().count(), 2, "{entries}"); // its dir and names/
+    assert_eq!(output_line(&out, &err, "names"), "keep ");
+    assert!(out.contains("foreground-ran"), "{out}");
+    assert!(
+        output_line(&out, &err, "run").contains("its record could not be made"),
+        "{out}"
+    );
+    assert_eq!(output_line(&out, &err, "exec"), "alive");
+    assert_eq!(output_line(&out, &err, "stop"), "0");
+    assert_eq!(output_line(&out, &err, "rm"), "0");
+}
+
+/// A read-only state root (the same store seen through a read-only bind mount): new sandboxes
+/// are refused with one line; `rm -f` refuses before it stops anything (the sandbox keeps
+/// running, its record intact); ps and exec work.
+#[test]
+fn a_read_only_state_root_refuses_changes_before_making_any() {
+    let _g = serial();
+    let t = TempDir::new("fault-ro");
+    let (out, err) = fault_world(
+        &t,
+        &format!(
+            r#"
+R={w}/r; mkdir -p $R; mount --bind $A $R; mount -o remount,bind,ro $R
+RO="$B --root $R"
+$N run -d --name keep -- sleep 100000 >/dev/null && echo "keep: started"
+$RO run -d --name new -- sleep 100000 2>{w}/err >/dev/null; line run-d $?
+$RO rm -f keep 2>{w}/err; line rm-f $?
+echo "ps: $($RO ps --format json | python3 -c 'import json,sys; print([r["status"] for r in json.load(sys.stdin)])')"
+echo "exec: $($RO exec keep -- echo alive)"
+echo "names: $(ls $A/names | tr '\n' ' ')"
+$N rm -f keep >/dev/null; echo "rm: $?"
+"#,
+            w = t.s()
+        ),
+    );
+    assert!(out.contains("keep: started"), "{out}\n{err}");
+    let l = output_line(&out, &err, "run-d");
+    assert!(
+        l.starts_with("rc=125 lines=1 ") && l.contains("Read-only file system"),
+        "{l}"
+    );
+    let l = output_line(&out, &err, "rm-f");
+    assert!(
+        l.starts_with("rc=125 lines=1 ") && l.contains("is read-only: nothing was stopped"),
+        "{l}"
+    );
+    assert_eq!(output_line(&out, &err, "ps"), "['running']", "{out}");
+    assert_eq!(output_line(&out, &err, "exec"), "alive");
+    assert_eq!(output_line(&out, &err, "names"), "keep ");
+    assert_eq!(output_line(&out, &err, "rm"), "0");
+}
