@@ -38,6 +38,7 @@ pub struct NotForwarded {
     pub reply: Option<Vec<u8>>,
 }
 
+const RCODE_SERVFAIL: u8 = 2;
 const RCODE_NXDOMAIN: u8 = 3;
 const RCODE_REFUSED: u8 = 5;
 
@@ -181,6 +182,18 @@ pub fn refusal(q: &Query) -> Vec<u8> {
     )
 }
 
+/// The answer when no upstream answered (all down or too slow): SERVFAIL, the question
+/// echoed, so the sandbox's resolver library fails at once instead of after its own retries.
+pub fn server_failure(q: &Query) -> Vec<u8> {
+    reply(
+        q.id,
+        0,
+        q.wire[2] & 0x01 != 0,
+        RCODE_SERVFAIL,
+        Some(&q.wire[12..]),
+    )
+}
+
 /// The resolver's own answer for a name it knows (compose's service names): authoritative,
 /// the question echoed, one A record per address for an A question (none for other types:
 /// the name exists, with no data of that type), each with `ttl` seconds; the first 16.
@@ -290,6 +303,10 @@ mod tests {
         assert_eq!(rp.questions.len(), 1);
         assert_eq!(rp.questions[0].qname.to_string(), "Api.Example.COM");
         assert!(parse_query(&r).is_err());
+        let sf = server_failure(&p);
+        let f = Packet::parse(&sf).unwrap();
+        assert_eq!(f.rcode(), simple_dns::RCODE::ServerFailure);
+        assert_eq!((f.id(), f.questions.len()), (0x1234, 1));
         let mut a = Packet::parse(&q).unwrap().into_reply();
         a.answers.push(ResourceRecord::new(
             Name::new_unchecked("api.example.com"),

@@ -140,6 +140,9 @@ fn describe(family: u8, p: &[u8]) -> Option<String> {
     })
 }
 
+/// How long an upstream that did not answer is skipped.
+const UPSTREAM_QUIET_S: u64 = 5;
+
 /// Lines for the NFLOG messages in one datagram.
 fn nflog_lines(b: &[u8]) -> Vec<String> {
     let mut out = vec![];
@@ -193,6 +196,9 @@ struct Serve {
     admitted: HashMap<IpAddr, Instant>,
     /// When each refused destination was last reported.
     reported: HashMap<EgressRefusal, Instant>,
+    /// Upstreams that did not answer, until when they are skipped (a dead nameserver costs
+    /// one timeout, not one per query of every retry).
+    silent: HashMap<IpAddr, Instant>,
 }
 
 impl Watcher {
@@ -220,6 +226,7 @@ impl Watcher {
             out,
             admitted: HashMap::new(),
             reported: HashMap::new(),
+            silent: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("nucleus-netwatch".into())
@@ -391,12 +398,20 @@ impl Serve {
         let upstreams = plan.upstreams.clone();
         let filtering = plan.domains.is_some();
         for up in upstreams {
+            if self.silent.get(&up).is_some_and(|t| *t > Instant::now()) {
+                continue;
+            }
             let got = if tcp {
                 forward_tcp(q, up)
             } else {
                 forward_udp(q, up)
             };
-            let Ok(r) = got else { continue };
+            let Ok(r) = got else {
+                self.silent
+                    .insert(up, Instant::now() + Duration::from_secs(UPSTREAM_QUIET_S));
+                continue;
+            };
+            self.silent.remove(&up);
             let Some(addrs) = nucleus_spec::dns::answers(&r, query.id) else {
                 continue;
             };
@@ -406,7 +421,9 @@ impl Serve {
             }
             return Some(r);
         }
-        None
+        // No upstream answered: SERVFAIL at once (the client would otherwise wait out its
+        // own timeouts and retries, ~10 s with glibc's defaults, for nothing).
+        Some(nucleus_spec::dns::server_failure(&query))
     }
 
     /// Put the addresses the plan may open in the sets, each for its TTL (at least 5 s, at

@@ -115,3 +115,70 @@ $N rm -f keep >/dev/null; echo "rm: $?"
     assert_eq!(output_line(&out, &err, "names"), "keep ");
     assert_eq!(output_line(&out, &err, "rm"), "0");
 }
+
+/// Host pid exhaustion where nucleus runs: in a pids cgroup (under the test's own) that has
+/// room for the calling shell and the launcher but not for the monitor's fork, `run -d` is
+/// refused with one line and leaves no record, name or cgroup; with room for one more, it
+/// starts and is removed as usual.
+#[test]
+fn no_room_for_the_monitor_is_one_line_and_leaves_nothing() {
+    let _g = serial();
+    let t = TempDir::new("fault-pids");
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()));
+    let base = match own {
+        // cgroup v1 (this host): the pids hierarchy; v2: the unified one.
+        Some(p) => format!("/sys/fs/cgroup/pids{p}"),
+        None => {
+            let p = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+            let p = p
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .unwrap()
+                .to_string();
+            format!("/sys/fs/cgroup{p}")
+        }
+    };
+    let cg = format!(
+        "{}/nucleus-test-pids-{}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    );
+    let (out, err) = fault_world(
+        &t,
+        &format!(
+            r#"
+mkdir {cg}
+# A shell of its own in the cgroup, which becomes the launcher: with room for 1 process the
+# monitor's fork fails, with 2 the sandbox's clone (on v1 it starts in the caller's cgroup).
+for max in 1 2; do
+  bash -c 'echo $$ > {cg}/cgroup.procs; echo '$max' > {cg}/pids.max; exec '"$N"' run -d --name tight -- sleep 100000' 2>{w}/err >/dev/null
+  line tight$max $?
+  echo "records$max: $(ls $A | grep -cE '^[0-9a-f]{{16}}$') names: $(ls $A/names | wc -l)"
+done
+bash -c 'echo $$ > {cg}/cgroup.procs; echo 8 > {cg}/pids.max; exec '"$N"' run -d --name roomy -- sleep 100000' >/dev/null; echo "roomy: $?"
+$N rm -f roomy >/dev/null; echo "rm: $?"
+rmdir {cg}; echo "cgroup removed: $?"
+"#,
+            w = t.s()
+        ),
+    );
+    for (max, what) in [("1", "fork monitor"), ("2", "clone3")] {
+        let l = output_line(&out, &err, &format!("tight{max}"));
+        assert!(l.starts_with("rc=125 lines=1 "), "{l}\n{out}\n{err}");
+        assert!(
+            l.contains(what) && l.contains("Resource temporarily unavailable"),
+            "{l}"
+        );
+        assert_eq!(
+            output_line(&out, &err, &format!("records{max}")),
+            "0 names: 0",
+            "{out}"
+        );
+    }
+    assert_eq!(output_line(&out, &err, "roomy"), "0", "{out}\n{err}");
+    assert_eq!(output_line(&out, &err, "rm"), "0");
+    assert_eq!(output_line(&out, &err, "cgroup removed"), "0");
+}

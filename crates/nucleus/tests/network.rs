@@ -222,6 +222,41 @@ fn egress_domains_resolve_through_the_runtime_and_follow_address_changes() {
     assert_clean(&out);
 }
 
+/// A dead upstream nameserver: the runtime's resolver answers SERVFAIL once it has given up
+/// on it (2 s), so a lookup in the sandbox fails in seconds instead of waiting out the
+/// resolver library's own retries; the sandbox and the resolver go on (an allowed name
+/// resolves again once a live upstream is there: the second sandbox uses the world's).
+#[test]
+fn a_dead_upstream_nameserver_fails_lookups_quickly() {
+    let _g = serial();
+    let w = World::new("net-deaddns");
+    w.script(
+        "in.sh",
+        "s=$(date +%s%N); getent hosts allowed.test; echo rc=$? ms=$(( ($(date +%s%N) - s) / 1000000 ))",
+    );
+    let o = w.run(
+        r#"$N run --network bridge --dns 198.51.100.99 --egress-domain allowed.test -- bash -c "$(inner in.sh)"; echo "exit=$?"
+           $N run --network bridge --dns 198.51.100.53 --egress-domain allowed.test -- getent hosts allowed.test; echo "live=$?"
+           leftovers"#,
+    );
+    let out = lines(&o);
+    let rc = out
+        .lines()
+        .find(|l| l.starts_with("rc="))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(rc.starts_with("rc=2 "), "{out}");
+    let ms: u64 = rc.rsplit("ms=").next().unwrap().trim().parse().unwrap();
+    assert!(
+        ms < 4500,
+        "a lookup with a dead upstream took {ms} ms: {out}"
+    );
+    assert!(out.contains("exit=0"), "{out}");
+    // (getent hosts prints the first address, IPv6 here.)
+    assert!(out.contains("2001:db8::1     allowed.test"), "{out}");
+    assert!(out.contains("live=0"), "{out}");
+    assert_clean(&out);
+}
+
 /// Crafted DNS messages from inside: a label holding a dot ([a.wild, test] reads as
 /// a.wild.test), a DNS UPDATE, two questions, an ANY query, an EDNS option with a payload, and a
 /// refused name holding a newline and a forged runtime line. Each is refused by the runtime's
