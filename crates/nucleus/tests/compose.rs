@@ -37,6 +37,9 @@ fn world(t: &TempDir, topology: &str, body: &str) -> (String, String) {
 }
 
 const LEFTOVERS: &str = r#"
+# A removed sandbox's namespace, and with it its veth, is torn down by the kernel
+# asynchronously (milliseconds; longer on a loaded machine).
+for i in $(seq 250); do ip -o link | grep -q ': nv[0-9a-f]*-[0-9a-f]*' || break; sleep 0.02; done
 echo "links: $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')"
 echo "tables: $(nft list tables | wc -l)"
 echo "records: $($N ps -a -q | wc -l)"
