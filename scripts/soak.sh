@@ -15,12 +15,12 @@ rounds=${3:-1}
 scripts/ensure-target.sh
 cargo build --workspace -q
 echo "soak: the lifecycle model first (stateright, exhaustive)" >&2
-cargo test -q -p nucleus-model -- --nocapture 2>&1 | grep -E '^model ' >&2
+cargo test -q -p nucleus-model -- --nocapture --test-threads=1 2>&1 | grep -oE 'model .*(states|spurious|graphs).*' >&2
 start=$(date +%s)
 for r in $(seq "$rounds"); do
   echo "soak: round $r of $rounds: $steps steps, then $callers callers x $steps steps" >&2
   NUCLEUS_MODEL_STEPS=$steps NUCLEUS_MODEL_CALLERS=$callers \
     cargo test -q -p nucleus --test model -- --nocapture --test-threads=1 2>&1 |
-    grep -E '^model|panicked|left behind|seed [0-9]+|FAILED|test result' >&2
+    grep -E '^model|panicked|left behind|seed [0-9]+|FAILED|test result|^ +"' >&2
 done
 echo "soak: done in $(( $(date +%s) - start )) s" >&2

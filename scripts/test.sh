@@ -88,7 +88,7 @@ if ! timeout 900 cargo build --release -q -p nucleus; then
 fi
 
 echo "== the lifecycle model, every interleaving (stateright): state counts and properties" >&2
-cargo test -q -p nucleus-model -- --nocapture 2>&1 | grep -E '^model '
+cargo test -q -p nucleus-model -- --nocapture --test-threads=1 2>&1 | grep -oE 'model .*(states|spurious|graphs).*'
 
 echo "== unit and end-to-end tests" >&2
 # End-to-end tests serialise themselves where they compare host state.

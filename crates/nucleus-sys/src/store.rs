@@ -288,10 +288,45 @@ impl Store {
                 let _ = fs::remove_file(&link);
             }
         }
-        match fs::remove_dir(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).ctx("remove", dir.display()),
-            _ => Ok(()),
+        // A file appended meanwhile (an exec's CPU time, a log line) makes the directory
+        // non-empty again: empty it again, a few times.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir(&dir) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 5 => {
+                    tries += 1;
+                    remove_files(&dir);
+                }
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).ctx("remove", dir.display())
+                }
+                _ => return Ok(()),
+            }
         }
+    }
+
+    /// Remove sandbox directories left without a record (a removal that lost a race with a
+    /// late writer): published directories always hold `state.json`, so one without it is
+    /// nobody's. Under the directory's lock. Returns their ids.
+    pub fn remove_recordless(&self) -> Vec<String> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        let mut out = vec![];
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let looks = id.len() == nucleus_spec::state::ID_LEN
+                && id.bytes().all(|b| b.is_ascii_hexdigit());
+            if !looks || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(_lock) = self.lock(&id) else { continue };
+            if !self.dir(&id).join("state.json").exists() {
+                remove_tree(&self.dir(&id));
+                out.push(id);
+            }
+        }
+        out
     }
 }
 

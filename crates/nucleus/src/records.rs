@@ -210,8 +210,10 @@ pub(crate) fn free_stale_name(store: &Store, name: &str) {
 /// Records of foreground runs (and `--rm` ones) whose runtime died (kill -9): they were to be
 /// removed at exit.
 pub(crate) fn gc_records(store: &Store) -> Vec<String> {
-    // Directories whose maker died while filling them.
+    // Directories whose maker died while filling them, and published ones left without a
+    // record.
     let mut out = store.remove_abandoned();
+    out.extend(store.remove_recordless());
     for s in store.list() {
         if collect_dead(store, &s) {
             out.push(s.id);

@@ -131,16 +131,22 @@ impl<'a> Control<'a> {
         let n = raw::read(conn.as_fd(), &mut buf).unwrap_or(0);
         let req = String::from_utf8_lossy(&buf[..n]).trim().to_string();
         if req != START {
-            Self::reply(&conn, &Some((2, format!("unknown request {req:?}"))));
+            Self::reply(&conn, &Some((125, format!("unknown request {req:?}"))));
             return;
         }
         if !self.hold {
-            Self::reply(&conn, &Some((1, "the sandbox was already started".into())));
+            Self::reply(
+                &conn,
+                &Some((125, "the sandbox was already started".into())),
+            );
             return;
         }
         if let Some(r) = &self.result {
             if r.is_none() {
-                Self::reply(&conn, &Some((1, "the sandbox was already started".into())));
+                Self::reply(
+                    &conn,
+                    &Some((125, "the sandbox was already started".into())),
+                );
             } else {
                 Self::reply(&conn, r);
             }
@@ -152,7 +158,7 @@ impl<'a> Control<'a> {
                 _ => {
                     Self::reply(
                         &conn,
-                        &Some((1, "the sandbox is not waiting for start".into())),
+                        &Some((125, "the sandbox is not waiting for start".into())),
                     );
                     return;
                 }
