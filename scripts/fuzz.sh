@@ -25,7 +25,7 @@ awk '/^```toml$/{f=1; n++; next} /^```$/{f=0} f{print > ("fuzz/corpus/compose_to
 for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for $secs s" >&2
   cargo +nightly fuzz run --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 |
-    grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' >&2 || true
+    grep -E "^(#[0-9]+.*DONE|Done [0-9]+ runs|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|error)" >&2 || true
   if ls fuzz/artifacts/"$t"/crash-* >/dev/null 2>&1; then
     echo "fuzz.sh: $t crashed: $(ls fuzz/artifacts/"$t"/crash-*)" >&2
     exit 1
