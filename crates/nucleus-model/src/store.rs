@@ -81,6 +81,9 @@ pub enum Mon {
     Ready,
     /// Supervising: waits for init to exit (and, when created, for `start`).
     Up,
+    /// `--restart`: init exited, the policy wants it again; after the back-off the monitor
+    /// checks the stop mark and clones a new init.
+    Backoff,
     Gone,
 }
 
@@ -99,6 +102,10 @@ pub struct Sandbox {
     pub reported: bool,
     /// Times its workload was released.
     pub starts: u8,
+    /// Restarts its `--restart` policy still allows.
+    pub restarts_left: u8,
+    /// `stopping` in its directory (`stop` and `rm -f` leave it before they signal).
+    pub stop_mark: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,6 +116,8 @@ pub enum Verb {
         held: bool,
     },
     Start,
+    /// `stop`: the stop mark, SIGTERM, wait for the monitor, SIGKILL after the timeout.
+    Stop,
     /// `rm` (`force: false`) or `rm -f`.
     Rm {
         force: bool,
@@ -136,6 +145,12 @@ pub enum Pc {
     RemoveDir,
     // start
     Send,
+    // stop (stop.rs stop_one)
+    Mark,
+    Term,
+    StopWait,
+    StopKill,
+    StopKilledWait,
     Done,
     Failed,
     Killed,
@@ -146,8 +161,10 @@ pub struct Caller {
     pub verb: Verb,
     pub pc: Pc,
     pub me: PRef,
-    /// The sandbox `rm`/`start` acts on.
+    /// The sandbox `rm`/`start`/`stop` acts on.
     pub target: Option<u8>,
+    /// The init `stop` read first.
+    pub seen_init: Option<PRef>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -259,6 +276,9 @@ impl World {
             self.bad |= REMOVED_LIVE;
         }
     }
+    fn monitor_alive(&self, sb: usize) -> bool {
+        self.sandboxes[sb].monitor.is_some_and(|p| self.alive(p))
+    }
     fn callers_done(&self) -> bool {
         self.callers
             .iter()
@@ -280,6 +300,11 @@ pub struct StoreModel {
     /// A launcher whose name link vanished between its failed symlink and its look retries
     /// (the fix); false: it fails, as before it.
     pub retry_vanished_name: bool,
+    /// `--restart` allows this many restarts of each sandbox.
+    pub restarts: u8,
+    /// `stop` signals what the record names now at each step of its wait (the fix); false: it
+    /// signals the init it read first, once, as before.
+    pub stop_rereads: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -305,6 +330,7 @@ impl StoreModel {
             Verb::Launch { sb, held } => self.launch(w, c, sb as usize, held),
             Verb::Rm { force } => self.rm(w, c, force),
             Verb::Start => self.start(w, c),
+            Verb::Stop => self.stop(w, c),
         };
         w.callers[c].pc = pc;
         if matches!(pc, Pc::Done | Pc::Failed) {
@@ -409,6 +435,8 @@ impl StoreModel {
             // Enabled once the record is not `creating` or its monitor is dead.
             (Pc::Settle, Some(_)) => Pc::Lock,
             (Pc::Kill, Some(t)) => {
+                // As `stop`: the mark first, so a `--restart` policy does not start it again.
+                w.sandboxes[t].stop_mark = true;
                 if let Some(p) = w.record(t).and_then(|r| r.init).filter(|p| w.alive(*p)) {
                     // pidfd_open + start-time check passed: the signal is delivered.
                     if w.procs[p.pid as usize].0 != Owner::Init(t as u8) {
@@ -468,6 +496,65 @@ impl StoreModel {
                     Pc::Failed
                 }
             }
+            pc => pc,
+        }
+    }
+
+    fn stop(&self, w: &mut World, c: usize) -> Pc {
+        let Some(t) = w.callers[c].target.map(usize::from) else {
+            return Pc::Done;
+        };
+        // What it signals: the init it read first, or (the fix) the one the record names now.
+        let init = |w: &World| -> Option<PRef> {
+            if self.stop_rereads {
+                w.record(t).and_then(|r| r.init)
+            } else {
+                w.callers[c].seen_init
+            }
+        };
+        let kill = |w: &mut World, p: Option<PRef>| {
+            if let Some(p) = p.filter(|p| w.alive(*p)) {
+                if w.procs[p.pid as usize].0 != Owner::Init(t as u8) {
+                    w.bad |= WRONG_SIGNAL;
+                }
+                w.exit(Some(p));
+            }
+        };
+        match w.callers[c].pc {
+            Pc::Mark => match w.record(t) {
+                // Gone: nothing to stop. Stopped: the mark still ends a restart to come.
+                None => Pc::Done,
+                Some(r) => {
+                    w.sandboxes[t].stop_mark = true;
+                    w.callers[c].seen_init = r.init;
+                    if w.effective(r) == Status::Stopped {
+                        Pc::StopKilledWait
+                    } else {
+                        Pc::Term
+                    }
+                }
+            },
+            Pc::Term => {
+                let p = init(w);
+                kill(w, p);
+                Pc::StopWait
+            }
+            // Enabled: the monitor exited (done), or the timeout ran out (-> SIGKILL), below.
+            Pc::StopWait | Pc::StopKilledWait if !w.monitor_alive(t) => Pc::Done,
+            Pc::StopWait => Pc::StopKill,
+            Pc::StopKill => {
+                let p = init(w);
+                kill(w, p);
+                Pc::StopKilledWait
+            }
+            Pc::StopKilledWait if self.stop_rereads => {
+                // (The fix) still up after the timeout: SIGKILL what runs now, and wait again.
+                let p = init(w);
+                kill(w, p);
+                Pc::StopKilledWait
+            }
+            // 30 s after its SIGKILL the monitor is still there: "did not stop".
+            Pc::StopKilledWait => Pc::Failed,
             pc => pc,
         }
     }
@@ -533,14 +620,33 @@ impl StoreModel {
                     r.status = status;
                     r.init = init;
                 });
-                if !s.held {
+                if !s.held && s.starts == 0 {
                     w.sandboxes[sb].starts += 1;
                 }
                 w.sandboxes[sb].reported = true;
                 w.sandboxes[sb].mon = Mon::Up;
             }
-            Mon::Up => {
-                // Init exited: the final record, the cgroup removed, the monitor exits.
+            Mon::Up if s.restarts_left > 0 && !s.stop_mark && w.record(sb).is_some() => {
+                // Init exited and the policy wants it again: `restarting`, then the back-off.
+                w.sandboxes[sb].restarts_left -= 1;
+                w.sandboxes[sb].mon = Mon::Backoff;
+            }
+            Mon::Backoff if !s.stop_mark && w.record(sb).is_some() => {
+                // The back-off is over and no stop was asked: a new init.
+                match w.spawn(Owner::Init(sb as u8)) {
+                    Some(i) => {
+                        w.sandboxes[sb].init = Some(i);
+                        w.sandboxes[sb].mon = Mon::Ready;
+                    }
+                    None => {
+                        w.sandboxes[sb].cgroup = false;
+                        w.exit(me);
+                        w.sandboxes[sb].mon = Mon::Gone;
+                    }
+                }
+            }
+            Mon::Up | Mon::Backoff => {
+                // Init exited for good: the final record, the cgroup removed, the monitor exits.
                 w.write(sb, |r| r.status = Status::Stopped);
                 w.sandboxes[sb].cgroup = false;
                 w.exit(me);
@@ -557,6 +663,7 @@ impl StoreModel {
             Mon::NotForked | Mon::Gone => false,
             Mon::Save if self.locked_first_save => alive && w.dir_locks[sb].is_none(),
             Mon::Up => alive && !s.init.is_some_and(|p| w.alive(p)),
+            Mon::Backoff => alive,
             _ => alive,
         }
     }
@@ -582,6 +689,11 @@ impl StoreModel {
                 .record(t)
                 .is_none_or(|r| r.status != Status::Creating || !w.alive(r.monitor)),
             (Pc::WaitMonitor, Some(t)) => w.record(t).is_none_or(|r| !w.alive(r.monitor)),
+            (Pc::StopWait | Pc::StopKilledWait | Pc::StopKill, _) => true,
+            // settled(): a sandbox being set up is waited for first.
+            (Pc::Mark, Some(t)) => w
+                .record(t)
+                .is_none_or(|r| r.status != Status::Creating || !w.alive(r.monitor)),
             _ => true,
         }
     }
@@ -611,6 +723,8 @@ impl Model for StoreModel {
                     named: false,
                     reported: false,
                     starts: 0,
+                    restarts_left: self.restarts,
+                    stop_mark: false,
                 };
                 n
             ],
@@ -632,6 +746,7 @@ impl Model for StoreModel {
                 pc: Pc::Begin,
                 me,
                 target: None,
+                seen_init: None,
             });
         }
         vec![w]
@@ -692,6 +807,7 @@ impl Model for StoreModel {
                 w.callers[c].target = Some(t);
                 w.callers[c].pc = match w.callers[c].verb {
                     Verb::Start => Pc::Reread,
+                    Verb::Stop => Pc::Mark,
                     _ => Pc::Lock,
                 };
             }
@@ -763,6 +879,16 @@ impl Model for StoreModel {
                         })
                 },
             ),
+            Property::always("a stop ends with the sandbox stopped", |_, w: &World| {
+                w.callers.iter().all(|c| {
+                    c.verb != Verb::Stop
+                        || match (c.pc, c.target) {
+                            (Pc::Failed, _) => false,
+                            (Pc::Done, Some(t)) => !w.live(t as usize),
+                            _ => true,
+                        }
+                })
+            }),
             Property::always("a workload is released at most once", |_, w: &World| {
                 w.sandboxes.iter().all(|s| s.starts <= 1)
             }),

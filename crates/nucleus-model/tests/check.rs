@@ -17,6 +17,8 @@ fn model(verbs: Vec<Verb>, kills: u8, others: u8) -> StoreModel {
         others,
         locked_first_save: true,
         retry_vanished_name: true,
+        restarts: 0,
+        stop_rereads: true,
     }
 }
 
@@ -104,6 +106,40 @@ fn a_launch_and_two_rms_with_two_kills() {
             2,
             1,
         ),
+    );
+}
+
+/// `stop` of a sandbox whose `--restart` policy restarts it, racing a `stop` of its own and an
+/// `rm -f`, with a monitor killed anywhere.
+#[test]
+fn stops_of_a_restarting_sandbox() {
+    let mut m = model(
+        vec![
+            launch(0, false),
+            Verb::Stop,
+            Verb::Stop,
+            Verb::Rm { force: true },
+        ],
+        1,
+        0,
+    );
+    m.restarts = 2;
+    holds("run-d --restart + stop x2 + rm -f, 1 kill", m);
+}
+
+/// Before the fix: `stop` signalled the init it had read, once. A monitor restarting the
+/// sandbox between the stop's read and its mark started a new init that nobody signalled:
+/// the stop waited out its SIGKILL timeout and failed, the sandbox kept running.
+#[test]
+fn a_stop_that_signals_a_stale_init_is_found() {
+    let mut m = model(vec![launch(0, false), Verb::Stop], 0, 0);
+    m.restarts = 1;
+    m.stop_rereads = false;
+    let found = check("stop signalling the init it read first (the old stop)", m);
+    let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"a stop ends with the sandbox stopped"),
+        "{found:#?}"
     );
 }
 

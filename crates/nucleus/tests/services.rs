@@ -275,6 +275,18 @@ fn always_restarts_until_stop_and_stop_holds_even_while_waiting() {
         let s = ps_of(&id);
         assert!(s["restarts"].is_null(), "{s}");
         assert!(run(&["rm", &id]).status.success());
+        // rm -f of a running one: removed at once, not restarted after the kill (it used to
+        // be, and rm -f waited 30 s for the monitor, then failed).
+        let o = run(&["run", "-d", "--restart", "always", "--", "sleep", "100"]);
+        let id = stdout(&o).trim().to_string();
+        let t = std::time::Instant::now();
+        let o = run(&["rm", "-f", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rm -f took {:?}",
+            t.elapsed()
+        );
     });
 }
 

@@ -67,6 +67,9 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Resul
             );
         }
         let s = settled(store, s);
+        // As `stop`: the mark first, or a --restart policy starts it again after the kill
+        // (and this waits for a monitor that never ends). Found by the lifecycle model.
+        let _ = std::fs::write(store.dir(&s.id).join(crate::monitor::STOP_MARK), b"");
         thaw_if_paused(store, &s);
         signal(&s, libc::SIGKILL)?;
         if !wait_monitor(&s, Duration::from_secs(30)) {

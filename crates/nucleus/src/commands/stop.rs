@@ -30,13 +30,31 @@ pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> 
         return Ok(());
     }
     thaw_if_paused(store, &s);
-    if !signal(&s, libc::SIGTERM)? || !wait_monitor(&s, timeout) {
-        signal(&s, libc::SIGKILL)?;
-        if !wait_monitor(&s, Duration::from_secs(30)) {
+    // SIGTERM, then SIGKILL once `timeout` ran out, each to what the record names at that
+    // moment: a monitor restarting the sandbox (--restart) may have started a new init after
+    // this read the record and before the mark was there; signalling only the init read
+    // first left that one running, and the stop failed after its 30 s (the lifecycle model,
+    // crates/nucleus-model, found it).
+    let began = std::time::Instant::now();
+    let mut termed = s.init;
+    signal(&s, libc::SIGTERM)?;
+    loop {
+        if wait_monitor(&s, Duration::from_millis(50)) {
+            return Ok(());
+        }
+        let Some(now) = store.read(&s.id) else {
+            return Ok(());
+        };
+        if began.elapsed() >= timeout {
+            signal(&now, libc::SIGKILL)?;
+        } else if now.init != termed {
+            signal(&now, libc::SIGTERM)?;
+            termed = now.init;
+        }
+        if began.elapsed() >= timeout + Duration::from_secs(30) {
             bail!("{q}: did not stop within 30 s of SIGKILL");
         }
     }
-    Ok(())
 }
 
 pub(crate) fn kill(store: &Store, a: &KillArgs) -> Result<u8> {

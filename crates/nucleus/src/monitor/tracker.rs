@@ -224,16 +224,19 @@ impl Observer for Tracker<'_> {
             return;
         };
         let now = Instant::now();
+        let paused = h.root.join(&id).join(crate::records::PAUSED).exists();
         if let Some((c, _, began)) = &mut h.running {
             let done = matches!(c.try_wait(), Ok(Some(_)));
             if done || now >= *began + Duration::from_millis(h.check.timeout_ms) {
-                if let Some((code, out)) = h.collect() {
+                // A check the pause caught (refused, or frozen until its timeout) says nothing
+                // about the workload's health: not counted.
+                if let Some((code, out)) = h.collect().filter(|_| !paused) {
                     self.health_result(code, out);
                 }
             }
         } else if h.next.is_some_and(|n| now >= n) {
             // A paused sandbox is not checked (exec refuses it): it keeps its status.
-            if h.root.join(&id).join(crate::records::PAUSED).exists() {
+            if paused {
                 h.next = Some(now + Duration::from_millis(h.check.interval_ms));
                 return;
             }
