@@ -106,6 +106,10 @@ pub struct Sandbox {
     pub restarts_left: u8,
     /// `stopping` in its directory (`stop` and `rm -f` leave it before they signal).
     pub stop_mark: bool,
+    /// Paused (cgroup v1's freezer): its processes act on no signal until thawed.
+    pub frozen: bool,
+    /// A SIGKILL its frozen init has pending (the parent-death signal, a kill).
+    pub doomed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,6 +122,8 @@ pub enum Verb {
     Start,
     /// `stop`: the stop mark, SIGTERM, wait for the monitor, SIGKILL after the timeout.
     Stop,
+    /// `pause`: under the sandbox's lock, a running sandbox is frozen.
+    Pause,
     /// `rm` (`force: false`) or `rm -f`.
     Rm {
         force: bool,
@@ -213,11 +219,27 @@ impl World {
             self.procs[p.pid as usize].0 = Owner::Free;
         }
     }
+    /// SIGKILL to a sandbox's init: it dies, or, frozen, keeps it pending until thawed.
+    fn kill_init(&mut self, sb: usize) {
+        if self.sandboxes[sb].frozen {
+            self.sandboxes[sb].doomed = true;
+        } else {
+            let i = self.sandboxes[sb].init;
+            self.exit(i);
+        }
+    }
+    fn thaw(&mut self, sb: usize) {
+        self.sandboxes[sb].frozen = false;
+        if std::mem::take(&mut self.sandboxes[sb].doomed) {
+            let i = self.sandboxes[sb].init;
+            self.exit(i);
+        }
+    }
     /// A monitor dies: its init follows (parent-death signal), the record stays.
     fn monitor_dies(&mut self, sb: usize) {
-        let (m, i) = (self.sandboxes[sb].monitor, self.sandboxes[sb].init);
+        let m = self.sandboxes[sb].monitor;
         self.exit(m);
-        self.exit(i);
+        self.kill_init(sb);
         self.sandboxes[sb].mon = Mon::Gone;
         self.release_locks(Locker::Monitor(sb as u8));
     }
@@ -305,6 +327,9 @@ pub struct StoreModel {
     /// `stop` signals what the record names now at each step of its wait (the fix); false: it
     /// signals the init it read first, once, as before.
     pub stop_rereads: bool,
+    /// Removing a sandbox's cgroups thaws a frozen one first (the fix): its init's pending
+    /// SIGKILL then ends it. False: as before, a sandbox lost while paused stays frozen.
+    pub thaw_on_remove: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -331,6 +356,26 @@ impl StoreModel {
             Verb::Rm { force } => self.rm(w, c, force),
             Verb::Start => self.start(w, c),
             Verb::Stop => self.stop(w, c),
+            Verb::Pause => {
+                // (Lock, re-read and freeze as one step: under the sandbox's lock.)
+                let Some(t) = w.callers[c].target.map(usize::from) else {
+                    return w.callers[c].pc = Pc::Failed;
+                };
+                let s = w.sandboxes[t];
+                let running = w
+                    .record(t)
+                    .is_some_and(|r| w.effective(r) == Status::Running);
+                if running
+                    && w.dir_locks[t].is_none()
+                    && s.init.is_some_and(|i| w.alive(i))
+                    && !s.frozen
+                {
+                    w.sandboxes[t].frozen = true;
+                    Pc::Done
+                } else {
+                    Pc::Failed
+                }
+            }
         };
         w.callers[c].pc = pc;
         if matches!(pc, Pc::Done | Pc::Failed) {
@@ -435,8 +480,10 @@ impl StoreModel {
             // Enabled once the record is not `creating` or its monitor is dead.
             (Pc::Settle, Some(_)) => Pc::Lock,
             (Pc::Kill, Some(t)) => {
-                // As `stop`: the mark first, so a `--restart` policy does not start it again.
+                // As `stop`: the mark first, so a `--restart` policy does not start it again;
+                // a paused one is thawed first.
                 w.sandboxes[t].stop_mark = true;
+                w.thaw(t);
                 if let Some(p) = w.record(t).and_then(|r| r.init).filter(|p| w.alive(*p)) {
                     // pidfd_open + start-time check passed: the signal is delivered.
                     if w.procs[p.pid as usize].0 != Owner::Init(t as u8) {
@@ -449,13 +496,18 @@ impl StoreModel {
             // Enabled once the recorded monitor is dead.
             (Pc::WaitMonitor, Some(_)) => Pc::Remove,
             (Pc::Remove, Some(t)) => {
-                w.removing(t);
-                // remove_cgroups: v2's cgroup.kill ends what is left in it.
-                if w.sandboxes[t].cgroup {
-                    let i = w.sandboxes[t].init;
-                    w.exit(i);
-                    w.sandboxes[t].cgroup = false;
+                // remove_cgroups: a busy leaf is thawed (the fix) and killed; a frozen task
+                // acts on no kill.
+                if self.thaw_on_remove {
+                    w.thaw(t);
                 }
+                if w.sandboxes[t].cgroup {
+                    w.kill_init(t);
+                    if !w.sandboxes[t].frozen {
+                        w.sandboxes[t].cgroup = false;
+                    }
+                }
+                w.removing(t);
                 w.sandboxes[t].dir = Dir::Emptied;
                 Pc::RemoveLink
             }
@@ -517,7 +569,15 @@ impl StoreModel {
                 if w.procs[p.pid as usize].0 != Owner::Init(t as u8) {
                     w.bad |= WRONG_SIGNAL;
                 }
-                w.exit(Some(p));
+                // (The fix) a sandbox paused again meanwhile is thawed again first.
+                if self.stop_rereads {
+                    w.thaw(t);
+                }
+                if w.sandboxes[t].frozen && w.sandboxes[t].init == Some(p) {
+                    w.sandboxes[t].doomed = true;
+                } else {
+                    w.exit(Some(p));
+                }
             }
         };
         match w.callers[c].pc {
@@ -528,6 +588,10 @@ impl StoreModel {
                     w.sandboxes[t].stop_mark = true;
                     w.callers[c].seen_init = r.init;
                     if w.effective(r) == Status::Stopped {
+                        // Lost while paused: thawed, its pending SIGKILL ends it (the fix).
+                        if self.stop_rereads {
+                            w.thaw(t);
+                        }
                         Pc::StopKilledWait
                     } else {
                         Pc::Term
@@ -535,6 +599,7 @@ impl StoreModel {
                 }
             },
             Pc::Term => {
+                w.thaw(t);
                 let p = init(w);
                 kill(w, p);
                 Pc::StopWait
@@ -556,6 +621,22 @@ impl StoreModel {
             // 30 s after its SIGKILL the monitor is still there: "did not stop".
             Pc::StopKilledWait => Pc::Failed,
             pc => pc,
+        }
+    }
+
+    /// The sandbox's init, cloned (no pid left: the monitor gives up).
+    fn clone_init(w: &mut World, sb: usize) {
+        match w.spawn(Owner::Init(sb as u8)) {
+            Some(i) => {
+                w.sandboxes[sb].init = Some(i);
+                w.sandboxes[sb].mon = Mon::Ready;
+            }
+            None => {
+                w.sandboxes[sb].cgroup = false;
+                let me = w.sandboxes[sb].monitor;
+                w.exit(me);
+                w.sandboxes[sb].mon = Mon::Gone;
+            }
         }
     }
 
@@ -595,17 +676,7 @@ impl StoreModel {
             }
             Mon::Clone => {
                 w.sandboxes[sb].cgroup = true;
-                match w.spawn(Owner::Init(sb as u8)) {
-                    Some(i) => {
-                        w.sandboxes[sb].init = Some(i);
-                        w.sandboxes[sb].mon = Mon::Ready;
-                    }
-                    None => {
-                        w.sandboxes[sb].cgroup = false;
-                        w.exit(me);
-                        w.sandboxes[sb].mon = Mon::Gone;
-                    }
-                }
+                Self::clone_init(w, sb);
             }
             Mon::Ready => {
                 let (status, init) = (
@@ -633,17 +704,7 @@ impl StoreModel {
             }
             Mon::Backoff if !s.stop_mark && w.record(sb).is_some() => {
                 // The back-off is over and no stop was asked: a new init.
-                match w.spawn(Owner::Init(sb as u8)) {
-                    Some(i) => {
-                        w.sandboxes[sb].init = Some(i);
-                        w.sandboxes[sb].mon = Mon::Ready;
-                    }
-                    None => {
-                        w.sandboxes[sb].cgroup = false;
-                        w.exit(me);
-                        w.sandboxes[sb].mon = Mon::Gone;
-                    }
-                }
+                Self::clone_init(w, sb);
             }
             Mon::Up | Mon::Backoff => {
                 // Init exited for good: the final record, the cgroup removed, the monitor exits.
@@ -725,6 +786,8 @@ impl Model for StoreModel {
                     starts: 0,
                     restarts_left: self.restarts,
                     stop_mark: false,
+                    frozen: false,
+                    doomed: false,
                 };
                 n
             ],
@@ -829,7 +892,9 @@ impl Model for StoreModel {
             }
             Action::Janitor(sb) => {
                 let sb = sb as usize;
-                // rm -f: kill init, the monitor records the exit and leaves, the record goes.
+                // rm -f: thaw, kill init, the monitor records the exit and leaves, the record
+                // goes.
+                w.thaw(sb);
                 let (m, i) = (w.sandboxes[sb].monitor, w.sandboxes[sb].init);
                 w.exit(i);
                 w.exit(m);

@@ -19,6 +19,7 @@ fn model(verbs: Vec<Verb>, kills: u8, others: u8) -> StoreModel {
         retry_vanished_name: true,
         restarts: 0,
         stop_rereads: true,
+        thaw_on_remove: true,
     }
 }
 
@@ -139,6 +140,42 @@ fn a_stop_that_signals_a_stale_init_is_found() {
     let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
     assert!(
         names.contains(&"a stop ends with the sandbox stopped"),
+        "{found:#?}"
+    );
+}
+
+/// `pause` racing `stop` and `rm`, with a monitor killed anywhere (also while paused).
+#[test]
+fn pauses_stops_and_removals() {
+    holds(
+        "run-d + pause + stop + rm, 1 kill",
+        model(
+            vec![
+                launch(0, false),
+                Verb::Pause,
+                Verb::Stop,
+                Verb::Rm { force: false },
+            ],
+            1,
+            0,
+        ),
+    );
+}
+
+/// Before the fix: removing a sandbox did not thaw it. One lost with its monitor while paused
+/// kept its frozen init (its parent-death SIGKILL pending) after `rm`: out of reach.
+#[test]
+fn a_lost_paused_sandbox_left_frozen_is_found() {
+    let mut m = model(
+        vec![launch(0, false), Verb::Pause, Verb::Rm { force: false }],
+        1,
+        0,
+    );
+    m.thaw_on_remove = false;
+    let found = check("removal without thaw (the old rm)", m);
+    let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"rm never removes a live sandbox"),
         "{found:#?}"
     );
 }

@@ -546,14 +546,35 @@ fn pause_freezes_and_unpause_thaws() {
         // SAFETY: kill(2) of the monitor this test started.
         unsafe { libc::kill(monitor, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while run(&["ps", "-a", "--format", "json"])
-            .stdout
-            .windows(4)
-            .all(|w| w != b"lost")
-            && Instant::now() < deadline
-        {
+        let status = || -> String {
+            let o = run(&["inspect", &id]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            v["status"].as_str().unwrap_or("").to_string()
+        };
+        while status() != "stopped" && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
+        // `stop` of it thaws it: its processes end (they had their SIGKILL pending).
+        let o = run(&["stop", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let procs = || -> usize {
+            rec["cgroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    std::fs::read_to_string(format!("{}/cgroup.procs", c.as_str().unwrap()))
+                        .unwrap_or_default()
+                        .lines()
+                        .count()
+                })
+                .sum()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while procs() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(procs(), 0, "a stopped sandbox kept frozen processes");
         let o = run(&["rm", &id]);
         assert!(o.status.success(), "{}", stderr(&o));
     });

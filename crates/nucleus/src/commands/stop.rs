@@ -24,6 +24,9 @@ pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> 
         let _ = std::fs::write(store.dir(&s.id).join(crate::monitor::STOP_MARK), b"");
     }
     if effective(&s).0 == Status::Stopped {
+        // Lost with its monitor while paused: still frozen, its init's parent-death SIGKILL
+        // pending; thawed, it ends (the lifecycle model found it stopped but not gone).
+        thaw_if_paused(store, &s);
         if s.restarts.is_some() && !wait_monitor(&s, Duration::from_secs(5)) {
             bail!("{q}: its monitor did not stop restarting it within 5 s");
         }
@@ -45,6 +48,8 @@ pub(crate) fn stop_one(store: &Store, q: &str, timeout: Duration) -> Result<()> 
         let Some(now) = store.read(&s.id) else {
             return Ok(());
         };
+        // Paused again meanwhile: a frozen process acts on no signal.
+        thaw_if_paused(store, &now);
         if began.elapsed() >= timeout {
             signal(&now, libc::SIGKILL)?;
         } else if now.init != termed {
