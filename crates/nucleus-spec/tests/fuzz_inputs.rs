@@ -184,6 +184,19 @@ proptest! {
         }
     }
 
+    /// A sandbox record as the store holds it (state.json, replaced whole by its monitor):
+    /// mutated, it is read or refused, and a read one answers `effective` and `oci`.
+    #[test]
+    fn state_records(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+                     alive in any::<bool>()) {
+        let rec = state::State::new("0123456789abcdef", Some("web".into()), vec!["sleep".into(), "1".into()], 1_700_000_000_000);
+        let b = mutate(serde_json::to_vec(&rec).unwrap(), &edits);
+        if let Ok(s) = serde_json::from_slice::<state::State>(&b) {
+            let (st, _) = s.effective(alive);
+            let _ = s.oci(st, "/b");
+        }
+    }
+
     /// A client's MCP lines: a message or a JSON-RPC error, whose response is one line of
     /// JSON.
     #[test]

@@ -440,4 +440,45 @@ mod tests {
         sb.send(FromChild::Listener(-1)).unwrap();
         assert!(matches!(rt.recv().unwrap(), Some(FromChild::Listener(-1))));
     }
+
+    fn valid_messages() -> Vec<Vec<u8>> {
+        [
+            FromChild::Listener(3),
+            FromChild::NetWatch {
+                udp: Fd::default(),
+                tcp: Fd::default(),
+                sets: Fd::default(),
+                log: Fd::default(),
+            },
+        ]
+        .iter()
+        .map(|m| serde_json::to_vec(m).unwrap())
+        .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+        /// Whatever a sandbox's side puts on the channel (any bytes, mutated messages, up to
+        /// two descriptors): a message or an error, never a panic; the channel goes on.
+        #[test]
+        fn any_packet_from_the_sandbox(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300),
+            which in 0usize..3,
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..4),
+            nfds in 0usize..3,
+        ) {
+            let (rt, sb) = pair::<ToChild, FromChild>().unwrap();
+            let mut b = if which < 2 { valid_messages()[which].clone() } else { raw };
+            for (i, v) in &edits {
+                let i = i.index(b.len());
+                b[i] = *v;
+            }
+            let fds: Vec<OwnedFd> = (0..nfds).map(|_| devnull()).collect();
+            let bf: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+            send_packet(sb.as_fd(), &b, &bf).unwrap();
+            let _ = rt.recv();
+            sb.send(FromChild::Listener(9)).unwrap();
+            proptest::prop_assert!(matches!(rt.recv().unwrap(), Some(FromChild::Listener(9))));
+        }
+    }
 }

@@ -83,27 +83,8 @@ impl Netlink {
         let mut rb = Vec::with_capacity(64 * 1024);
         loop {
             let n = raw::read_into(self.fd.as_fd(), &mut rb)?;
-            let mut i = 0;
-            while i + 16 <= n {
-                let word = |o: usize| u32::from_ne_bytes([rb[o], rb[o + 1], rb[o + 2], rb[o + 3]]);
-                let len = word(i) as usize;
-                let ty = u16::from_ne_bytes([rb[i + 4], rb[i + 5]]);
-                let seq = word(i + 8);
-                if len < 16 || i + len > n {
-                    break;
-                }
-                let begin = first.wrapping_sub(1);
-                let mine = seq.wrapping_sub(begin) <= last.wrapping_sub(begin);
-                if mine && ty == libc::NLMSG_ERROR as u16 && len >= 20 {
-                    let err = word(i + 16) as i32;
-                    if err != 0 {
-                        return Err(io::Error::from_raw_os_error(-err));
-                    }
-                    if seq == last {
-                        return Ok(());
-                    }
-                }
-                i += (len + 3) & !3;
+            if let Some(r) = acks(&rb[..n], first, last) {
+                return r;
             }
         }
     }
@@ -122,6 +103,37 @@ impl Netlink {
             r => r,
         }
     }
+}
+
+/// The verdict one datagram of netlink answers gives on the requests `first..=last` (and the
+/// batch header at `first - 1`): the first error among them, or success once `last` is
+/// acknowledged; None when it decides nothing (answers to older requests, a truncated
+/// message, no acknowledgement of `last` yet).
+fn acks(rb: &[u8], first: u32, last: u32) -> Option<io::Result<()>> {
+    let n = rb.len();
+    let mut i = 0;
+    while i + 16 <= n {
+        let word = |o: usize| u32::from_ne_bytes([rb[o], rb[o + 1], rb[o + 2], rb[o + 3]]);
+        let len = word(i) as usize;
+        let ty = u16::from_ne_bytes([rb[i + 4], rb[i + 5]]);
+        let seq = word(i + 8);
+        if len < 16 || i + len > n {
+            break;
+        }
+        let begin = first.wrapping_sub(1);
+        let mine = seq.wrapping_sub(begin) <= last.wrapping_sub(begin);
+        if mine && ty == libc::NLMSG_ERROR as u16 && len >= 20 {
+            let err = word(i + 16) as i32;
+            if err != 0 {
+                return Some(Err(io::Error::from_raw_os_error(err.wrapping_neg())));
+            }
+            if seq == last {
+                return Some(Ok(()));
+            }
+        }
+        i += (len + 3) & !3;
+    }
+    None
 }
 
 /// if_nametoindex(3), as musl does it: SIOCGIFINDEX on a unix datagram socket opened for it.
@@ -895,6 +907,47 @@ impl Slirp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One NLMSG_ERROR answer (an acknowledgement when `err` is 0) to request `seq`.
+    fn ack(seq: u32, err: i32) -> Vec<u8> {
+        let mut b = 36u32.to_ne_bytes().to_vec();
+        b.extend_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&seq.to_ne_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&err.to_ne_bytes());
+        b.extend_from_slice(&[0; 16]);
+        b
+    }
+
+    #[test]
+    fn acks_decide_on_the_last_request_or_the_first_error() {
+        let d = [ack(9, 0), ack(10, 0)].concat();
+        assert!(acks(&d, 10, 10).unwrap().is_ok());
+        assert!(
+            acks(&ack(9, 0), 10, 10).is_none(),
+            "an older answer decides nothing"
+        );
+        let e = acks(&[ack(10, -libc::EEXIST), ack(11, 0)].concat(), 10, 11).unwrap();
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+        // The batch header's error (first - 1) counts too.
+        assert!(acks(&ack(9, -libc::EINVAL), 10, 12).unwrap().is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, ..Default::default() })]
+        /// Any datagram on a netlink socket: a verdict or none, never a panic (an error code
+        /// of i32::MIN used to overflow its negation).
+        #[test]
+        fn any_netlink_answer(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+                              first in proptest::prelude::any::<u32>(), n in 0u32..4,
+                              err in proptest::prelude::any::<i32>(), cut in 0usize..80) {
+            let _ = acks(&b, first, first.wrapping_add(n));
+            let a = ack(first.wrapping_add(n), err);
+            let _ = acks(&a[..cut.min(a.len())], first, first.wrapping_add(n));
+            proptest::prop_assert!(acks(&a, first, first.wrapping_add(n)).is_some());
+        }
+    }
 
     /// A slot whose port still exists (a dead sandbox's namespace not yet torn down) is
     /// skipped, so a new sandbox never reuses a port name the guard still has live state for.

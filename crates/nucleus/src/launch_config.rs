@@ -253,3 +253,86 @@ pub(crate) fn merge_table(
     }
     serde_json::from_value(merged).map_err(|e| vec![(String::new(), e.to_string())])
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = r#"
+command = ["python3", "-m", "http.server"]
+memory = "256m"
+cpus = 1.5
+pids = 128
+env = ["A=1", "B=2"]
+network = "bridge"
+publish = ["8080:8000"]
+egress_domain = ["*.example.com"]
+health_cmd = "true"
+health_interval = "1s"
+restart = "on-failure:3"
+volume = ["/srv/data:/data:ro"]
+"#;
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            "\\PC{0,30}".prop_map(serde_json::Value::from),
+            prop::collection::vec("\\PC{0,12}", 0..3).prop_map(serde_json::Value::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        /// A launch config's table (compose's services are the same): any keys, any values;
+        /// a merged configuration or one line per problem naming its key, never a panic.
+        #[test]
+        fn launch_config_tables(entries in prop::collection::vec((0usize..80, "[a-z_]{1,16}", value()), 0..8)) {
+            let base = defaults().unwrap();
+            let keys: Vec<String> = schema()["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            let table: serde_json::Map<String, serde_json::Value> = entries
+                .into_iter()
+                .map(|(i, k, v)| (keys.get(i).cloned().unwrap_or(k), v))
+                .collect();
+            if let Err(ps) = merge_table(&base, &table) {
+                for (_, m) in ps {
+                    prop_assert!(!m.contains('\n'), "{m}");
+                }
+            }
+        }
+
+        /// A launch config's TOML text, mutated: parsed or refused in one line.
+        #[test]
+        fn launch_config_text(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+            let mut b = EXAMPLE.as_bytes().to_vec();
+            for (i, v) in &edits {
+                let i = i.index(b.len());
+                b[i] = *v;
+            }
+            let text = String::from_utf8_lossy(&b);
+            match toml::from_str::<serde_json::Value>(&text) {
+                Err(e) => {
+                    let e = nucleus_spec::config::toml_error("--config", &text, &e);
+                    prop_assert!(!e.message.contains('\n'), "{}", e.message);
+                }
+                Ok(serde_json::Value::Object(t)) => {
+                    if let Err(ps) = merge_table(&defaults().unwrap(), &t) {
+                        for (_, m) in ps {
+                            prop_assert!(!m.contains('\n'), "{m}");
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
