@@ -139,10 +139,35 @@ fn name_links(root: &Path) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn args(verb: Verb, name: &str) -> Vec<String> {
+/// Where the sandboxes of a state root append their events (`--events-jsonl`).
+fn events_file(root: &Path) -> String {
+    format!("{}.events.jsonl", root.display())
+}
+
+fn args(verb: Verb, name: &str, root: &Path) -> Vec<String> {
+    let ev = events_file(root);
     let v: Vec<&str> = match verb {
-        Verb::RunD => vec!["run", "-d", "--name", name, "--", "sleep", "100000"],
-        Verb::Create => vec!["create", "--name", name, "--", "sleep", "100000"],
+        Verb::RunD => vec![
+            "run",
+            "-d",
+            "--events-jsonl",
+            &ev,
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "100000",
+        ],
+        Verb::Create => vec![
+            "create",
+            "--events-jsonl",
+            &ev,
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "100000",
+        ],
         Verb::Start => vec!["start", name],
         Verb::Exec => vec!["exec", name, "--", "true"],
         Verb::Stop => vec!["stop", "-t", "2", name],
@@ -220,7 +245,7 @@ impl Run {
                 _ => self.fail(format!("{name}: no live {verb:?} target in {rec}")),
             }
         } else {
-            let a = args(verb, name);
+            let a = args(verb, name, &self.root);
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
             let o = nuc(&self.root, &a);
             let err = stderr(&o);
@@ -284,8 +309,14 @@ impl Run {
         // A live sandbox: its monitor alive and its cgroups there. A stopped one: its monitor
         // dead, and its cgroups gone unless it was lost with its monitor (rm removes those).
         for (name, (status, id)) in &list {
-            let rec = record(&self.root, id).unwrap_or(Value::Null);
+            let mut rec = record(&self.root, id).unwrap_or(Value::Null);
             let live = status != "stopped";
+            // A monitor writes the final record, then cleans up and exits: give it a moment.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !live && alive(&rec["monitor"]) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                rec = record(&self.root, id).unwrap_or(Value::Null);
+            }
             if alive(&rec["monitor"]) != live {
                 self.fail(format!("{name} is {status}, its monitor alive: {}", !live));
             }
@@ -327,6 +358,57 @@ impl Run {
                 ));
             }
         }
+    }
+}
+
+impl Run {
+    /// The events stream agrees with what happened: every sandbox removed by `rm` has its
+    /// `removed` event and nothing after it; every `exited` follows a `started` (or a
+    /// `created` that `start` released) of the same sandbox.
+    fn check_events(&self) {
+        let text = std::fs::read_to_string(events_file(&self.root)).unwrap_or_default();
+        let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in text.lines() {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| self.fail(format!("an event line is not JSON ({e}): {l}")));
+            by_id
+                .entry(v["id"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push(v["event"].as_str().unwrap_or("").to_string());
+        }
+        if by_id.is_empty() && self.made > 0 {
+            self.fail("no events were written".into());
+        }
+        for (id, kinds) in &by_id {
+            if let Some(i) = kinds.iter().position(|k| k == "removed") {
+                if i + 1 != kinds.len() {
+                    self.fail(format!("{id}: events after `removed`: {kinds:?}"));
+                }
+            }
+            let mut up = false;
+            for k in kinds {
+                match k.as_str() {
+                    "started" | "created" => up = true,
+                    "exited" if !up => {
+                        self.fail(format!("{id}: `exited` before a start: {kinds:?}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Every sandbox the test saw is gone by now: each has its `removed` (rm or rm -f).
+        let removed = by_id
+            .values()
+            .filter(|k| k.last().is_some_and(|k| k == "removed"))
+            .count();
+        if removed != by_id.len() {
+            let open: Vec<(&String, &Vec<String>)> = by_id
+                .iter()
+                .filter(|(_, k)| k.last().is_none_or(|k| k != "removed"))
+                .collect();
+            self.fail(format!("sandboxes without their `removed` event: {open:?}"));
+        }
+        println!("model: events of {} sandboxes consistent", by_id.len());
     }
 }
 
@@ -372,6 +454,7 @@ fn random_verbs_match_the_model_and_the_host() {
             }
         }
         r.step(NAMES[0], Verb::Gc);
+        r.check_events();
     });
     println!(
         "model: {} steps, {} sandboxes made, all as the model says; verbs {counts:?}",
@@ -420,7 +503,7 @@ fn concurrent_callers_and_killed_launchers_leave_a_consistent_store() {
                         let verbs: Vec<Verb> =
                             VERBS.iter().copied().filter(|v| !v.external()).collect();
                         let verb = verbs[rng.below(verbs.len())];
-                        let a = args(verb, name);
+                        let a = args(verb, name, root);
                         let a: Vec<&str> = a.iter().map(String::as_str).collect();
                         let o = nuc(root, &a);
                         match o.status.code() {
