@@ -110,6 +110,22 @@ pub struct Sandbox {
     pub frozen: bool,
     /// A SIGKILL its frozen init has pending (the parent-death signal, a kill).
     pub doomed: bool,
+    /// `paused` in its directory (written by `pause` after the freeze).
+    pub paused_mark: bool,
+    /// Its health (`--health-cmd`) and the check in flight.
+    pub healthy: bool,
+    pub check: Check,
+    /// Its health when it was frozen.
+    pub healthy_at_pause: bool,
+}
+
+/// A health check's progress: spawned by the monitor (`nucleus exec ID -- sh -c CMD`), run
+/// (refused when the sandbox is paused), collected by the monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Check {
+    Idle,
+    Spawned,
+    Ran { ok: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +246,7 @@ impl World {
     }
     fn thaw(&mut self, sb: usize) {
         self.sandboxes[sb].frozen = false;
+        self.sandboxes[sb].paused_mark = false;
         if std::mem::take(&mut self.sandboxes[sb].doomed) {
             let i = self.sandboxes[sb].init;
             self.exit(i);
@@ -330,6 +347,11 @@ pub struct StoreModel {
     /// Removing a sandbox's cgroups thaws a frozen one first (the fix): its init's pending
     /// SIGKILL then ends it. False: as before, a sandbox lost while paused stays frozen.
     pub thaw_on_remove: bool,
+    /// Health checks run (`--health-cmd`).
+    pub health: bool,
+    /// A check collected while the sandbox is paused is not counted (the fix); false: it is,
+    /// as before.
+    pub discard_paused_checks: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -346,6 +368,8 @@ pub enum Action {
     Janitor(u8),
     /// `gc`: half-made directories of dead makers.
     Gc(u8),
+    /// The monitor's health-check cycle, one step.
+    Health(u8),
 }
 
 impl StoreModel {
@@ -365,13 +389,18 @@ impl StoreModel {
                 let running = w
                     .record(t)
                     .is_some_and(|r| w.effective(r) == Status::Running);
-                if running
+                if w.callers[c].pc == Pc::Send {
+                    // Then the `paused` mark (the freeze came first).
+                    w.sandboxes[t].paused_mark = w.sandboxes[t].frozen;
+                    Pc::Done
+                } else if running
                     && w.dir_locks[t].is_none()
                     && s.init.is_some_and(|i| w.alive(i))
                     && !s.frozen
                 {
                     w.sandboxes[t].frozen = true;
-                    Pc::Done
+                    w.sandboxes[t].healthy_at_pause = s.healthy;
+                    Pc::Send
                 } else {
                     Pc::Failed
                 }
@@ -788,6 +817,10 @@ impl Model for StoreModel {
                     stop_mark: false,
                     frozen: false,
                     doomed: false,
+                    paused_mark: false,
+                    healthy: true,
+                    check: Check::Idle,
+                    healthy_at_pause: true,
                 };
                 n
             ],
@@ -839,6 +872,14 @@ impl Model for StoreModel {
         for sb in 0..w.sandboxes.len() {
             if self.monitor_enabled(w, sb) {
                 out.push(Action::Monitor(sb as u8));
+            }
+            let s = &w.sandboxes[sb];
+            if self.health
+                && s.mon == Mon::Up
+                && w.monitor_alive(sb)
+                && s.init.is_some_and(|i| w.alive(i))
+            {
+                out.push(Action::Health(sb as u8));
             }
             let s = &w.sandboxes[sb];
             if w.kills_left > 0 && s.monitor.is_some_and(|p| w.alive(p)) {
@@ -905,6 +946,21 @@ impl Model for StoreModel {
                     w.link = None;
                 }
             }
+            Action::Health(sb) => {
+                let s = &mut w.sandboxes[sb as usize];
+                s.check = match s.check {
+                    // Not spawned while the sandbox is marked paused.
+                    Check::Idle if s.paused_mark => Check::Idle,
+                    Check::Idle => Check::Spawned,
+                    // `exec` refuses a paused sandbox: the check fails.
+                    Check::Spawned => Check::Ran { ok: !s.paused_mark },
+                    Check::Ran { .. } if self.discard_paused_checks && s.paused_mark => Check::Idle,
+                    Check::Ran { ok } => {
+                        s.healthy = ok;
+                        Check::Idle
+                    }
+                };
+            }
             Action::Gc(sb) => {
                 // Half-made directories of dead makers; empty cgroups of dead holders.
                 let s = &mut w.sandboxes[sb as usize];
@@ -953,6 +1009,11 @@ impl Model for StoreModel {
                             _ => true,
                         }
                 })
+            }),
+            Property::always("health does not change while paused", |_, w: &World| {
+                w.sandboxes
+                    .iter()
+                    .all(|s| !s.paused_mark || s.healthy == s.healthy_at_pause)
             }),
             Property::always("a workload is released at most once", |_, w: &World| {
                 w.sandboxes.iter().all(|s| s.starts <= 1)

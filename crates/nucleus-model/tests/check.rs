@@ -20,6 +20,8 @@ fn model(verbs: Vec<Verb>, kills: u8, others: u8) -> StoreModel {
         restarts: 0,
         stop_rereads: true,
         thaw_on_remove: true,
+        health: false,
+        discard_paused_checks: true,
     }
 }
 
@@ -159,6 +161,33 @@ fn pauses_stops_and_removals() {
             1,
             0,
         ),
+    );
+}
+
+/// Health checks of a sandbox paused meanwhile (and stopped, removed, its monitor killed).
+#[test]
+fn health_checks_and_pauses() {
+    let mut m = model(
+        vec![launch(0, false), Verb::Pause, Verb::Rm { force: true }],
+        1,
+        0,
+    );
+    m.health = true;
+    holds("run-d --health-cmd + pause + rm -f, 1 kill", m);
+}
+
+/// Before the fix: a check already running when the pause came was refused by exec and
+/// counted, turning a healthy sandbox unhealthy while paused (seen in the cgroup-v2 VM).
+#[test]
+fn a_check_counted_while_paused_is_found() {
+    let mut m = model(vec![launch(0, false), Verb::Pause], 0, 0);
+    m.health = true;
+    m.discard_paused_checks = false;
+    let found = check("checks counted while paused (the old monitor)", m);
+    let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"health does not change while paused"),
+        "{found:#?}"
     );
 }
 
