@@ -256,9 +256,9 @@ pub(crate) fn host_state() -> HostState {
 }
 
 /// Entries of a state root that are the store's own, not any sandbox's: the audit log, the
-/// name links' directory and the shared /etc views (kept for the next run).
+/// name links' directory, the shared /etc views (kept for the next run) and the address claims.
 pub(crate) fn store_own(name: &str) -> bool {
-    matches!(name, "audit.jsonl" | "names" | ".etc-views")
+    matches!(name, "audit.jsonl" | "names" | ".etc-views" | "net")
 }
 
 impl HostState {

@@ -144,30 +144,34 @@ fn events_file(root: &Path) -> String {
     format!("{}.events.jsonl", root.display())
 }
 
-fn args(verb: Verb, name: &str, root: &Path) -> Vec<String> {
+/// With `net`: sandboxes on the bridge (in the test's own network namespace).
+fn args(verb: Verb, name: &str, root: &Path, net: bool) -> Vec<String> {
     let ev = events_file(root);
+    let n: &[&str] = if net {
+        &[
+            "--network",
+            "bridge",
+            "--subnet6",
+            "none",
+            "--dns",
+            "127.0.0.1",
+        ]
+    } else {
+        &[]
+    };
+    let make = |v: &'static str| -> Vec<&str> {
+        let mut a = vec![v];
+        if v == "run" {
+            a.push("-d");
+        }
+        a.extend(["--events-jsonl", ev.as_str(), "--name", name]);
+        a.extend(n);
+        a.extend(["--", "sleep", "100000"]);
+        a
+    };
     let v: Vec<&str> = match verb {
-        Verb::RunD => vec![
-            "run",
-            "-d",
-            "--events-jsonl",
-            &ev,
-            "--name",
-            name,
-            "--",
-            "sleep",
-            "100000",
-        ],
-        Verb::Create => vec![
-            "create",
-            "--events-jsonl",
-            &ev,
-            "--name",
-            name,
-            "--",
-            "sleep",
-            "100000",
-        ],
+        Verb::RunD => make("run"),
+        Verb::Create => make("create"),
         Verb::Start => vec!["start", name],
         Verb::Exec => vec!["exec", name, "--", "true"],
         Verb::Stop => vec!["stop", "-t", "2", name],
@@ -206,6 +210,14 @@ struct Run {
     seen: BTreeMap<String, (&'static str, Vec<PathBuf>, Value)>,
     trail: Vec<String>,
     made: u64,
+    /// Sandboxes on the bridge: their veths and address claims are checked too.
+    net: bool,
+    /// Names lost with their monitor and not removed yet (their address claim stays until
+    /// `rm`).
+    lost: std::collections::BTreeSet<&'static str>,
+    /// Of those, the ones lost while paused: frozen, their init (and so their network
+    /// namespace and veth) lives on until `stop` or `rm` thaws them.
+    frozen: std::collections::BTreeSet<&'static str>,
 }
 
 impl Run {
@@ -245,7 +257,7 @@ impl Run {
                 _ => self.fail(format!("{name}: no live {verb:?} target in {rec}")),
             }
         } else {
-            let a = args(verb, name, &self.root);
+            let a = args(verb, name, &self.root, self.net);
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
             let o = nuc(&self.root, &a);
             let err = stderr(&o);
@@ -270,6 +282,24 @@ impl Run {
             self.made += 1;
         }
         self.model.insert(name, want.next);
+        match verb {
+            Verb::KillMonitor => {
+                self.lost.insert(name);
+                if before == Some(Status::Paused) {
+                    self.frozen.insert(name);
+                }
+            }
+            Verb::Rm | Verb::RmF | Verb::Restart if ok => {
+                self.lost.remove(name);
+                self.frozen.remove(name);
+            }
+            // `stop`, and `kill` KILL/TERM even when it then finds nothing to signal, thaw a
+            // paused sandbox first: a lost one's pending SIGKILL ends it.
+            Verb::Stop | Verb::Kill { .. } => {
+                self.frozen.remove(name);
+            }
+            _ => {}
+        }
         self.check();
     }
 
@@ -331,6 +361,9 @@ impl Run {
             let n = NAMES.iter().find(|x| *x == name).copied().unwrap_or("?");
             self.seen.insert(id.clone(), (n, cgs, rec));
         }
+        if self.net {
+            self.check_net(&list);
+        }
         // Removed sandboxes (and restarted ones' earlier cgroups): nothing of them is left.
         let gone: Vec<String> = self
             .seen
@@ -362,6 +395,51 @@ impl Run {
 }
 
 impl Run {
+    /// On the bridge: one veth per live sandbox (a dead one's goes with its namespace, which
+    /// the kernel tears down asynchronously), one address claim per live or lost one.
+    fn check_net(&self, list: &BTreeMap<String, (String, String)>) {
+        let live = list.values().filter(|(s, _)| s != "stopped").count();
+        let lost = self
+            .lost
+            .iter()
+            .filter(|n| self.model[*n].is_some())
+            .count();
+        let frozen = self
+            .frozen
+            .iter()
+            .filter(|n| self.model[*n].is_some())
+            .count();
+        // (This thread's network namespace: /sys/class/net shows the one sysfs was mounted in.)
+        let veths = || {
+            std::fs::read_to_string("/proc/thread-self/net/dev")
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.trim_start().starts_with("nv"))
+                .count()
+        };
+        let claims = || {
+            std::fs::read_dir(self.root.join("net").join("nucleus0"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let want = (live + frozen, live + lost);
+        while (veths(), claims()) != want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if (veths(), claims()) != want {
+            self.fail(format!(
+                "{live} live and {lost} lost ({frozen} of them frozen) sandboxes on the bridge, {} veths and {} address claims",
+                veths(),
+                claims()
+            ));
+        }
+    }
+
     /// The events stream agrees with what happened: every sandbox removed by `rm` has its
     /// `removed` event and nothing after it; every `exited` follows a `started` (or a
     /// `created` that `start` released) of the same sandbox.
@@ -416,10 +494,33 @@ impl Run {
 #[test]
 fn random_verbs_match_the_model_and_the_host() {
     let _g = serial();
+    random_steps(false);
+}
+
+/// The same on the bridge, in a network namespace of the test's own: also each sandbox's veth
+/// and address claim.
+#[test]
+fn random_verbs_on_the_bridge_match_the_model_and_the_host() {
+    let _g = serial();
+    // This thread (and the commands it starts) in a network namespace of its own.
+    // SAFETY: unshare(2) of the calling thread's network namespace; no memory arguments.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+    let up = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(up.success());
+    random_steps(true);
+}
+
+fn random_steps(net: bool) {
     let seed = seed();
     let steps = env_num("NUCLEUS_MODEL_STEPS", 120);
-    println!("model: seed {seed}, {steps} steps");
-    let t = TempDir::new("model");
+    println!(
+        "model: seed {seed}, {steps} steps{}",
+        if net { ", on the bridge" } else { "" }
+    );
+    let t = TempDir::new(if net { "model-net" } else { "model" });
     let _sweep = Sweep(t.path().join("state"));
     let mut r = Run {
         root: t.path().join("state"),
@@ -429,6 +530,9 @@ fn random_verbs_match_the_model_and_the_host() {
         seen: BTreeMap::new(),
         trail: vec![],
         made: 0,
+        net,
+        lost: Default::default(),
+        frozen: Default::default(),
     };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     leaves_nothing(|| {
@@ -455,6 +559,18 @@ fn random_verbs_match_the_model_and_the_host() {
         }
         r.step(NAMES[0], Verb::Gc);
         r.check_events();
+        if net {
+            // The bridge and its tables are kept (as by podman and Docker), here in the
+            // test's own namespace: removed before the host is compared.
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", "nucleus0"])
+                .status();
+            for fam in ["inet", "bridge"] {
+                let _ = std::process::Command::new("nft")
+                    .args(["delete", "table", fam, "nucleus-bridge-nucleus0"])
+                    .status();
+            }
+        }
     });
     println!(
         "model: {} steps, {} sandboxes made, all as the model says; verbs {counts:?}",
@@ -503,7 +619,7 @@ fn concurrent_callers_and_killed_launchers_leave_a_consistent_store() {
                         let verbs: Vec<Verb> =
                             VERBS.iter().copied().filter(|v| !v.external()).collect();
                         let verb = verbs[rng.below(verbs.len())];
-                        let a = args(verb, name, root);
+                        let a = args(verb, name, root, false);
                         let a: Vec<&str> = a.iter().map(String::as_str).collect();
                         let o = nuc(root, &a);
                         match o.status.code() {
