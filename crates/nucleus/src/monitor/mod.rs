@@ -75,6 +75,9 @@ pub(crate) fn monitor_main(
 ) -> u8 {
     let id = st.id.clone();
     let name = st.name.clone();
+    // The launcher that wrote the record (its first monitor): the record must still be that
+    // launch's when this monitor takes it over (see first_save).
+    let launcher = st.monitor;
     st.monitor = Some(process::this_process());
     let mut t = Tracker {
         store,
@@ -110,7 +113,7 @@ pub(crate) fn monitor_main(
     // record is gone (then nothing is started: a sandbox without a record is out of reach of
     // ps, rm and its name), or the record names this monitor, alive, for every later reader.
     // (Found by the lifecycle model, crates/nucleus-model.)
-    if !t.first_save() {
+    if !t.first_save(launcher) {
         t.notify.done(&MonitorReport::Error {
             code: 125,
             msg: "its record was removed while it was being made".into(),

@@ -72,12 +72,18 @@ impl Tracker<'_> {
     pub(crate) fn save(&self) {
         let _ = self.store.write(&self.state);
     }
-    /// The monitor's first write (see `monitor_main`): false when the record is gone.
-    pub(crate) fn first_save(&self) -> bool {
+    /// The monitor's first write (see `monitor_main`): false when the record is gone, or is
+    /// not this launch's any more: `restart` reuses the id, so a record removed as lost (its
+    /// launcher killed before this write) may have been replaced by a new launch's, which a
+    /// late monitor must not take over (two monitors would run one id, one of them out of
+    /// reach once the other is removed: seen in the concurrent model-based test).
+    pub(crate) fn first_save(&self, launcher: Option<nucleus_spec::state::ProcId>) -> bool {
         let Ok(_lock) = self.store.lock(&self.state.id) else {
             return false;
         };
-        self.store.dir(&self.state.id).join("state.json").exists()
+        self.store
+            .read(&self.state.id)
+            .is_some_and(|r| r.monitor == launcher)
             && self.store.write(&self.state).is_ok()
     }
     /// A warning: on stderr for a foreground run; to the launcher while it waits; after that
