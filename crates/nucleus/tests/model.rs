@@ -188,6 +188,32 @@ fn args(verb: Verb, name: &str, root: &Path, net: bool) -> Vec<String> {
     v.into_iter().map(String::from).collect()
 }
 
+/// Processes (pid, sandbox id) holding a file under `root`'s sandbox directories: monitors.
+fn orphans_of(root: &Path) -> Vec<(i32, String)> {
+    let prefix = format!("{}/", root.display());
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let t = std::fs::read_link(fd.path()).unwrap_or_default();
+            let t = t.to_string_lossy();
+            if let Some(rest) = t.strip_prefix(&prefix) {
+                let id = rest.split('/').next().unwrap_or("").to_string();
+                if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    out.push((pid, id));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Removes every sandbox of a state root when dropped, also when the test fails (before the
 /// root's TempDir goes: a monitor whose record vanished would run on, out of reach).
 struct Sweep(PathBuf);
@@ -703,6 +729,26 @@ fn concurrent_callers_and_killed_launchers_leave_a_consistent_store() {
             "seed {seed}: left in the state root: {rest:?}"
         );
         assert!(name_links(&root).is_empty(), "seed {seed}");
+        // No monitor of this root runs on without a record (out of reach of ps and rm): each
+        // found is killed, and the audit trail of its id shown.
+        let orphans = orphans_of(&root);
+        if !orphans.is_empty() {
+            let audit = std::fs::read_to_string(root.join("audit.jsonl")).unwrap_or_default();
+            let mut why = vec![];
+            for (pid, id) in &orphans {
+                // SAFETY: kill(2) of a monitor this test's commands started (its fds are in
+                // the test's own state root).
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+                let trail: Vec<&str> = audit.lines().filter(|l| l.contains(id.as_str())).collect();
+                why.push(format!(
+                    "monitor {pid} of {id} runs without a record; audit:\n{}",
+                    trail.join("\n")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = nuc(&root, &["gc"]);
+            panic!("seed {seed}: {}", why.join("\n"));
+        }
         println!(
             "model (concurrent): {} sandboxes made or attempted by {callers} callers; store consistent, all collected",
             made.load(std::sync::atomic::Ordering::Relaxed)
