@@ -393,6 +393,25 @@ pub fn request(p: &Path, req: &str) -> io::Result<String> {
 mod tests {
     use super::*;
 
+    /// gc's sweep of published directories left without a record (a removal that lost a race
+    /// with a late writer): only those go; a sandbox with its record and the store's own
+    /// directories stay.
+    #[test]
+    fn recordless_directories_are_removed_and_nothing_else() {
+        let root = crate::TestDir::new("store-recordless");
+        let store = Store::open(&root).unwrap();
+        let (lost, kept) = ("0123456789abcdef", "fedcba9876543210");
+        fs::create_dir(store.dir(lost)).unwrap();
+        fs::write(store.dir(lost).join("exec-cpu"), "12\n").unwrap();
+        fs::create_dir(store.dir(kept)).unwrap();
+        fs::write(store.dir(kept).join("state.json"), "{}").unwrap();
+        fs::create_dir(store.dir("not-an-id")).unwrap();
+        assert_eq!(store.remove_recordless(), [lost]);
+        assert!(!store.dir(lost).exists());
+        assert!(store.dir(kept).join("state.json").exists());
+        assert!(store.dir("not-an-id").exists());
+    }
+
     #[test]
     fn write_file_replaces_whole_and_leaves_no_temporary() {
         let root = crate::TestDir::new("store-test");

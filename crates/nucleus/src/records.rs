@@ -40,6 +40,15 @@ pub(crate) fn resolve(store: &Store, q: &str) -> Result<State> {
         .ok_or_else(|| anyhow!("{q}: no such sandbox"))
 }
 
+/// The sandbox's directory lock and its record re-read under it (another `rm`, `restart` or
+/// `pause` may have changed or removed it meanwhile); `q` names it in the error.
+pub(crate) fn lock_and_read(store: &Store, id: &str, q: &str) -> Result<(store::Lock, State)> {
+    let gone = || anyhow!("{q}: no such sandbox (see `nucleus ps -a`)");
+    let lock = store.lock(id).map_err(|_| gone())?;
+    let s = store.read(id).ok_or_else(gone)?;
+    Ok((lock, s))
+}
+
 pub(crate) fn monitor_alive(s: &State) -> bool {
     s.monitor.as_ref().is_some_and(process::alive)
 }

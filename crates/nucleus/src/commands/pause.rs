@@ -14,12 +14,7 @@ pub(crate) fn pause(store: &Store, q: &str, on: bool) -> Result<u8> {
     // Under the sandbox's lock, re-read: a concurrent `rm` or `restart` removes the record
     // (and the freezer leaf it names) under the same lock, so a leaf made here is always
     // named by a record that is still there.
-    let _lock = store
-        .lock(&s.id)
-        .map_err(|_| anyhow::anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
-    let s = store
-        .read(&s.id)
-        .ok_or_else(|| anyhow::anyhow!("{q}: no such sandbox (see `nucleus ps -a`)"))?;
+    let (_lock, s) = crate::records::lock_and_read(store, &s.id, q)?;
     if effective(&s).0 != Status::Running {
         bail!(
             "{q}: is {}; only a running sandbox is paused or unpaused",

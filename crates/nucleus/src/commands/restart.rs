@@ -32,12 +32,7 @@ pub(crate) fn restart(
     stop_one(store, &a.id, Duration::from_secs_f64(a.time.max(0.0)))?;
     {
         // As `rm`: under the sandbox's lock, re-read (another restart or rm may have won).
-        let _lock = store
-            .lock(&s.id)
-            .map_err(|_| anyhow!("{}: no such sandbox (see `nucleus ps -a`)", a.id))?;
-        let s = store
-            .read(&s.id)
-            .ok_or_else(|| anyhow!("{}: no such sandbox (see `nucleus ps -a`)", a.id))?;
+        let (_lock, s) = crate::records::lock_and_read(store, &s.id, &a.id)?;
         let st = crate::records::effective(&s).0;
         if st != nucleus_spec::state::Status::Stopped {
             anyhow::bail!(

@@ -5,7 +5,7 @@ use crate::commands::thaw_if_paused;
 use crate::events::Events;
 use crate::log::Logger;
 use crate::records::{each, effective, remove_cgroups, resolve, settled, signal, wait_monitor};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use nucleus_spec::state::Status;
 use nucleus_sys::store::Store;
 use std::time::Duration;
@@ -32,7 +32,6 @@ pub(crate) fn delete(store: &Store, a: &RmArgs, log: &Logger) -> Result<u8> {
 }
 
 pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Result<()> {
-    let gone = || anyhow!("{q}: no such sandbox (see `nucleus ps -a`)");
     let id = resolve(store, q)?.id;
     // Not a sandbox killed whose record then cannot go.
     if store.read_only() {
@@ -43,9 +42,7 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Resul
     }
     let mut waited = false;
     let (_lock, s) = loop {
-        let lock = store.lock(&id).map_err(|_| gone())?;
-        // Re-read under the lock: another `rm` may have won.
-        let s = store.read(&id).ok_or_else(gone)?;
+        let (lock, s) = crate::records::lock_and_read(store, &id, q)?;
         // A sandbox being set up is waited for without the lock, which its monitor's first
         // record write takes (holding it here would stall both until settled()'s deadline).
         if force && !waited && effective(&s).0 == Status::Creating {
