@@ -49,6 +49,24 @@ pub(crate) fn audit(store: &Store, verb: &str, id: &str, result: &Result<u8>) {
         Ok(c) => (false, Some(format!("exit status {c}"))),
         Err(e) => (false, Some(crate::one_line(e))),
     };
+    audit_line(store, verb, id, ok, err, None);
+}
+
+/// An audit line for each record removed, naming the sandbox by id (a verb's line names what
+/// its caller gave: a name or a prefix) and why it went (`by`: the verb, or `gc`, `launcher`,
+/// `monitor`, `auto-remove`, `stale name`).
+pub(crate) fn audit_removal(store: &Store, id: &str, by: &str) {
+    audit_line(store, "remove", id, true, None, Some(by));
+}
+
+fn audit_line(
+    store: &Store,
+    verb: &str,
+    id: &str,
+    ok: bool,
+    err: Option<String>,
+    by: Option<&str>,
+) {
     let mut line = serde_json::json!({
         "v": state::EVENTS_VERSION,
         "time": state::rfc3339(now_ms()),
@@ -60,6 +78,9 @@ pub(crate) fn audit(store: &Store, verb: &str, id: &str, result: &Result<u8>) {
     });
     if let Some(e) = err {
         line["error"] = e.into();
+    }
+    if let Some(b) = by {
+        line["by"] = b.into();
     }
     if let Ok(mut f) = store::open_append(&store.root().join("audit.jsonl")) {
         let _ = f.write_all(format!("{line}\n").as_bytes());

@@ -186,7 +186,7 @@ pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
 /// a half-made sandbox, like a staging directory; it may hold a name it never claimed).
 /// Under the sandbox's lock, re-read: a monitor's first record write takes the same lock, so
 /// a record it has just made its own is never taken from under it.
-pub(crate) fn collect_dead(store: &Store, s: &State) -> bool {
+pub(crate) fn collect_dead(store: &Store, s: &State, by: &str) -> bool {
     let abandoned =
         |s: &State| !monitor_alive(s) && (s.auto_remove || s.status == Status::Creating);
     if !abandoned(s) {
@@ -198,7 +198,11 @@ pub(crate) fn collect_dead(store: &Store, s: &State) -> bool {
     match store.read(&s.id) {
         Some(s) if abandoned(&s) => {
             let _ = remove_cgroups(store, &s);
-            store.remove(&s.id, s.name.as_deref()).is_ok()
+            let gone = store.remove(&s.id, s.name.as_deref()).is_ok();
+            if gone {
+                crate::events::audit_removal(store, &s.id, by);
+            }
+            gone
         }
         _ => false,
     }
@@ -212,7 +216,7 @@ pub(crate) fn free_stale_name(store: &Store, name: &str) {
         return;
     };
     if let Some(s) = store.read(&owner.to_string_lossy()) {
-        collect_dead(store, &s);
+        collect_dead(store, &s, "stale name");
     }
 }
 
@@ -223,8 +227,11 @@ pub(crate) fn gc_records(store: &Store) -> Vec<String> {
     // record.
     let mut out = store.remove_abandoned();
     out.extend(store.remove_recordless());
+    for id in &out {
+        crate::events::audit_removal(store, id, "gc");
+    }
     for s in store.list() {
-        if collect_dead(store, &s) {
+        if collect_dead(store, &s, "gc") {
             out.push(s.id);
         }
     }

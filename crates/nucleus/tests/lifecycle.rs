@@ -512,6 +512,10 @@ fn events_and_audit_lines() {
         .iter()
         .any(|a| a["verb"] == "run" && a["id"] == id.as_str() && a["ok"] == true));
     assert!(verbs.iter().any(|a| a["verb"] == "rm" && a["uid"] == 0));
+    // Each removal is a line of its own naming the id and who removed it.
+    assert!(verbs
+        .iter()
+        .any(|a| a["verb"] == "remove" && a["id"] == id.as_str() && a["by"] == "rm"));
 }
 
 #[test]

@@ -736,6 +736,25 @@ fn concurrent_callers_and_killed_launchers_leave_a_consistent_store() {
             let audit = std::fs::read_to_string(root.join("audit.jsonl")).unwrap_or_default();
             let mut why = vec![];
             for (pid, id) in &orphans {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let ppid = status
+                    .lines()
+                    .find(|l| l.starts_with("PPid:"))
+                    .unwrap_or("")
+                    .to_string();
+                let held: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|f| std::fs::read_link(f.path()).ok())
+                            .map(|t| t.display().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                eprintln!("orphan {pid} ({cmd}; {ppid}) holds {held:?}");
                 // SAFETY: kill(2) of a monitor this test's commands started (its fds are in
                 // the test's own state root).
                 unsafe { libc::kill(*pid, libc::SIGKILL) };

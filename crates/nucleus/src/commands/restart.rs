@@ -43,6 +43,7 @@ pub(crate) fn restart(
         }
         let _ = remove_cgroups(store, &s);
         store.remove(&s.id, s.name.as_deref())?;
+        crate::events::audit_removal(store, &s.id, "restart");
     }
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
     events.emit("restarting", &s.id, serde_json::json!({}));

@@ -78,6 +78,7 @@ pub(crate) fn rm_one(store: &Store, q: &str, force: bool, log: &Logger) -> Resul
     };
     let _ = remove_cgroups(store, &s);
     store.remove(&s.id, s.name.as_deref())?;
+    crate::events::audit_removal(store, &s.id, "rm");
     let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
     events.emit("removed", &s.id, serde_json::json!({}));
     Ok(())

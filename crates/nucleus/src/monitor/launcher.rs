@@ -78,6 +78,7 @@ pub(crate) fn launch(
     store.create(&id, a.name.as_deref(), &st, &files)?;
     let forget = |e: anyhow::Error| {
         let _ = store.remove(&id, a.name.as_deref());
+        crate::events::audit_removal(store, &id, "launcher");
         e
     };
     let (notify, reader) = match &supervisor_unit {
@@ -193,6 +194,7 @@ pub(crate) fn launch(
         Some(c) => Ok(c),
         None => {
             let _ = store.remove(&id, a.name.as_deref());
+            crate::events::audit_removal(store, &id, "launcher");
             bail!("the monitor exited while setting the sandbox up")
         }
     }

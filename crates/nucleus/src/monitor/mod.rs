@@ -136,6 +136,7 @@ pub(crate) fn monitor_main(
                     msg: e.to_string(),
                 });
                 let _ = store.remove(&id, name.as_deref());
+                crate::events::audit_removal(store, &id, "monitor");
                 return 125;
             }
             // A restart that could not start: recorded as a failed run (and maybe retried).

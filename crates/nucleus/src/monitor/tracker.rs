@@ -483,6 +483,12 @@ pub(crate) fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u6
         if !t.removed {
             t.freezer = freezer_of(t.store, &id);
             let _ = t.store.remove(&id, t.state.name.as_deref());
+            // (A foreground run's own record, made and removed by one command, is not
+            // audited.)
+            if t.log.is_none() {
+                let by = if never_ran { "monitor" } else { "auto-remove" };
+                crate::events::audit_removal(t.store, &id, by);
+            }
         }
         if let Some((f, parent)) = t.freezer.take() {
             let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
