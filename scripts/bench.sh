@@ -106,30 +106,6 @@ bwrap_usr_cmd="$bwrap_base /bin/true"
 # Interleaved: every round runs each command once, in a new random order (seeded) each round, so a
 # load change on this shared machine hits every runtime alike (hyperfine would run all of one
 # command's runs, then the next's). Each run is timed from spawn to reaped exit.
-cat > "$work/interleave.py" <<'PY'
-import json, os, random, shlex, sys, time
-out, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-cmds = [(n, shlex.split(c)) for n, c in zip(sys.argv[4::2], sys.argv[5::2])]
-times = {n: [] for n, _ in cmds}
-null = os.open(os.devnull, os.O_WRONLY)
-fa = [(os.POSIX_SPAWN_DUP2, null, 1)]
-rng = random.Random(7)
-for r in range(warmup + runs):
-    # A new random order every round: with a fixed cyclic order each command always ran right
-    # after the same one (nucleus after runc, whose exit leaves the most deferred kernel work).
-    order = cmds[:]
-    rng.shuffle(order)
-    for name, argv in order:
-        t0 = time.perf_counter()
-        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
-        _, st = os.waitpid(pid, 0)
-        dt = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(st) != 0:
-            sys.exit(f"bench: {name} failed (status {st}): {shlex.join(argv)}")
-        if r >= warmup:
-            times[name].append(dt)
-json.dump({"results": [{"command": n, "times": times[n]} for n, _ in cmds]}, open(out, "w"))
-PY
 # An attested root (issue #20): a 120 MB tree of 2500 files (deterministic, made here, not the
 # host's), its manifest, and its first verification (which seals it into an EROFS image), timed
 # once; the interleaved runs then start on the sealed image, against the same tree unattested.
@@ -158,7 +134,7 @@ unshare -m -n --propagation private sh -c "
   t0=\$(date +%s%N)
   $nucleus run $attest $limits -- /bin/true 2>/dev/null || exit 1
   echo \"attested root: manifest of $(du -sm $tree | cut -f1) MB in $manifest_ms ms; first start (verify + seal) \$(( (\$(date +%s%N) - t0) / 1000000 )) ms\" >&2
-  python3 '$work/interleave.py' '$out' $runs 5 \
+  python3 '$PWD/scripts/interleave.py' '$out' $runs 5 \
     nucleus-tree '$nucleus run --rootfs $tree $limits -- /bin/true' \
     nucleus-attested '$nucleus run $attest $limits -- /bin/true' \
     nucleus-production '$nucleus run --service-mode production $attest $limits -- /bin/true' \
@@ -258,7 +234,7 @@ unshare -m --propagation private sh -c "
   P='podman --root $work/podman/root --runroot $work/podman/run --tmpdir $work/podman/tmp --network-config-dir $work/podman/net --cgroup-manager cgroupfs --events-backend file'
   \$P import -q $work/rootfs.tar nucleus-bench >/dev/null
   R='run --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --cgroup-parent /nucleus-bench-podman --network none nucleus-bench /bin/true'
-  python3 '$work/interleave.py' '$pod_out' $pod_n 2 \
+  python3 '$PWD/scripts/interleave.py' '$pod_out' $pod_n 2 \
     podman-nucleus \"\$P --runtime $nucleus \$R\" \
     podman-crun \"\$P --runtime $(command -v crun) \$R\" \
     podman-runc \"\$P --runtime $(command -v runc) \$R\"
@@ -305,7 +281,7 @@ unshare -m --propagation private sh -c "
   for i in \$(seq 300); do \$DK info >/dev/null 2>&1 && break; sleep 0.1; done
   tar -C $work/bundle/rootfs -c . | \$DK import - bench:latest >/dev/null || { tail -5 \$D/dockerd.log >&2; exit 1; }
   \$DK run -d --name nucleus-bench-exec --network none bench /bin/sleep 100000 >/dev/null || exit 1
-  python3 '$work/interleave.py' '$exec_out' $runs 5 \
+  python3 '$PWD/scripts/interleave.py' '$exec_out' $runs 5 \
     nucleus-exec \"$nucleus exec \$id -- /bin/true\" \
     nucleus-exec-json \"$nucleus exec --json --capture \$id -- /bin/true\" \
     crun-exec 'crun exec nucleus-bench-exec-crun /bin/true' \

@@ -757,6 +757,13 @@ pub struct RunConfig {
     /// by the binary; None: every entry is bound on its own). See [`crate::plan::EtcView`].
     #[serde(default)]
     pub etc_views: Option<PathBuf>,
+    /// `--runtime`, `--gvisor-platform`, `--runsc` (located and checked by the binary).
+    #[serde(default)]
+    pub runtime: crate::gvisor::Runtime,
+    #[serde(default)]
+    pub gvisor_platform: Option<crate::gvisor::GvisorPlatform>,
+    #[serde(default)]
+    pub runsc: Option<PathBuf>,
 }
 
 impl RunConfig {

@@ -15,6 +15,7 @@ pub mod cp;
 pub mod dns;
 pub mod enforce;
 pub mod etc;
+pub mod gvisor;
 pub mod health;
 pub mod host;
 pub mod landlock;

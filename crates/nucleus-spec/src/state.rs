@@ -32,6 +32,18 @@ pub struct SecurityReport {
     pub private_ids: bool,
     /// Human-readable list of protections that were not applied (agent mode only).
     pub degraded: Vec<String>,
+    /// `--runtime gvisor`: the sandbox runs on gVisor's kernel (its system calls, root and
+    /// process protections are gVisor's; see docs/gvisor.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gvisor: Option<GvisorReport>,
+}
+
+/// What runs a gVisor sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GvisorReport {
+    pub runsc: PathBuf,
+    /// `--platform` (runsc's default when not given).
+    pub platform: String,
 }
 
 /// How the sandbox's root was switched to.
@@ -42,6 +54,8 @@ pub enum RootSwitch {
     PivotRoot,
     /// pivot_root failed (agent mode only; reported as degraded).
     Chroot,
+    /// gVisor's kernel serves the root (its gofer is chrooted to the bundle's).
+    Gvisor,
 }
 
 /// Whether the workload's seccomp filter is installed.
@@ -51,6 +65,8 @@ pub enum SeccompStatus {
     Enforced,
     #[default]
     NotApplied,
+    /// gVisor's kernel serves the workload's system calls (runsc filters its own).
+    Gvisor,
 }
 
 /// How much of the Landlock ruleset the kernel enforces (the rights it knows).
@@ -62,6 +78,8 @@ pub enum LandlockStatus {
     PartiallyEnforced,
     #[default]
     NotEnforced,
+    /// gVisor: the host's Landlock has no say over the sentry's file system.
+    NotApplicable,
 }
 
 /// OCI runtime-spec container status.

@@ -121,6 +121,25 @@ fn default_plan_ruleset_and_mounts() {
         "default-mounts.json",
         &(serde_json::to_string_pretty(&plan.mounts).unwrap() + "\n"),
     );
+    // The same plan under gVisor: its bundle's config.json and root skeleton.
+    let gcfg = RunConfig {
+        runtime: nucleus_spec::gvisor::Runtime::Gvisor,
+        runsc: Some("/usr/bin/runsc".into()),
+        workspace: Some("/home/u/project".into()),
+        ..cfg
+    };
+    let mut plan = Plan::build(&gcfg, &facts, "0123456789abcdef").unwrap();
+    plan.gvisor.as_mut().unwrap().dir = "/run/nucleus/0123456789abcdef/gv".into();
+    assert!(plan.landlock.is_none() && plan.seccomp_bpf.is_empty() && !plan.namespaces.user);
+    let b = nucleus_spec::gvisor::bundle(&plan).unwrap();
+    check(
+        "gvisor-config.json",
+        &(String::from_utf8(b.config_json()).unwrap() + "\n"),
+    );
+    check(
+        "gvisor-skeleton.json",
+        &(serde_json::to_string_pretty(&b.skeleton).unwrap() + "\n"),
+    );
 }
 
 /// What the rules say for one call: for its syscall, conditional rules before unconditional

@@ -329,6 +329,29 @@ impl Stdio {
         Ok(s)
     }
 
+    /// As [`Stdio::for_terminals`], and pipes for stdout and stderr when they are regular files
+    /// opened without O_APPEND: gVisor writes to a host file at an offset of its own (from 0,
+    /// over what the file held), where a native workload shares the caller's.
+    pub fn for_gvisor() -> io::Result<Stdio> {
+        let mut s = Stdio::for_terminals()?;
+        for fd in 1..3 {
+            let f = if fd == 1 {
+                rustix::stdio::stdout()
+            } else {
+                rustix::stdio::stderr()
+            };
+            let overwrites = rustix::fs::fstat(f)
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+                && rustix::fs::fcntl_getfl(f)
+                    .is_ok_and(|fl| !fl.contains(rustix::fs::OFlags::APPEND));
+            if s.pipes[fd].is_none() && overwrites {
+                let (r, w) = crate::raw::pipe()?;
+                s.pipes[fd] = Some((w, r));
+            }
+        }
+        Ok(s)
+    }
+
     /// As [`Stdio::for_terminals`] for input; stdout and stderr always piped, into `capture`.
     pub fn capturing(capture: Capture) -> io::Result<Stdio> {
         let mut s = Stdio::for_terminals()?;

@@ -54,11 +54,16 @@ fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
     f.write_all(data)
 }
 
-/// The files of a sandbox directory (records hold no subdirectories).
+/// The files of a sandbox directory, and its subdirectories (a gVisor sandbox's bundle:
+/// written by the runtime and runsc only; `remove_dir_all` does not follow links).
 fn remove_files(dir: &Path) {
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
-            let _ = fs::remove_file(e.path());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(e.path());
+            } else {
+                let _ = fs::remove_file(e.path());
+            }
         }
     }
 }

@@ -696,6 +696,16 @@ pub(crate) struct RunArgs {
     /// Network.
     #[arg(long, value_enum, default_value = "none")]
     pub network: NetworkMode,
+    /// Which runtime runs the sandbox: native (namespaces, seccomp, Landlock on the host's
+    /// kernel) or gvisor (gVisor's runsc: a user-space kernel in between; docs/gvisor.md).
+    #[arg(long, value_enum, default_value = "native")]
+    pub runtime: nucleus_spec::gvisor::Runtime,
+    /// With --runtime gvisor: runsc's platform (default: runsc's own).
+    #[arg(long, value_enum)]
+    pub gvisor_platform: Option<nucleus_spec::gvisor::GvisorPlatform>,
+    /// With --runtime gvisor: the runsc binary (default: runsc in PATH).
+    #[arg(long, env = "NUCLEUS_RUNSC", hide_env_values = true)]
+    pub runsc: Option<PathBuf>,
     /// Publish a port: [HOST_IP:]HOST_PORT:CTR_PORT[/tcp|udp] (repeatable; bridge, slirp).
     #[arg(long = "publish", short = 'p')]
     pub publish: Vec<String>,

@@ -89,10 +89,26 @@ pub(crate) fn wait_monitor(s: &State, timeout: Duration) -> bool {
     }
 }
 
+/// Whether the sandbox runs on gVisor (its init is ginit, its workload inside gVisor's kernel).
+pub(crate) fn is_gvisor(s: &State) -> bool {
+    s.protections.as_ref().is_some_and(|p| p.gvisor.is_some())
+}
+
+/// Verbs that reach into a sandbox's namespaces from the host (`exec`, `cp`, `ls`) do not
+/// reach a gVisor sandbox's files or processes: its init's namespaces hold runsc's, and its
+/// root is the host's.
+pub(crate) fn refuse_gvisor(s: &State, q: &str, verb: &str) -> Result<()> {
+    if is_gvisor(s) {
+        bail!("{q}: runs on gVisor (--runtime gvisor): `{verb}` does not reach into it");
+    }
+    Ok(())
+}
+
 /// Send `sig` to the sandbox: SIGKILL to its init (the whole pid namespace dies), other
-/// signals to the workload. False if there was nothing to signal.
+/// signals to the workload (a gVisor sandbox's init relays them to it). False if there was
+/// nothing to signal.
 pub(crate) fn signal(s: &State, sig: i32) -> Result<bool> {
-    let target = if sig == libc::SIGKILL {
+    let target = if sig == libc::SIGKILL || is_gvisor(s) {
         s.init
     } else {
         s.workload

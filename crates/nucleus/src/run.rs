@@ -37,6 +37,44 @@ fn env_from(flag: &str, s: &str) -> Result<EnvVar, ConfigError> {
     }
 }
 
+/// The runsc binary `--runtime gvisor` runs as root: `--runsc` / NUCLEUS_RUNSC, else runsc in
+/// PATH; an absolute path to a regular, executable file owned by root that nobody else may
+/// write (it is run with every privilege). Never a fallback to the native runtime.
+fn runsc(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let flag = if given.is_some() {
+        "--runsc"
+    } else {
+        "--runtime"
+    };
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("runsc"))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "--runtime",
+                    "gvisor: runsc not found in PATH (install gVisor's runsc, or give --runsc PATH or NUCLEUS_RUNSC)",
+                )
+            })?,
+    };
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let bad = |why: &str| ConfigError::new(flag, format!("{}: {why}", path.display()));
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(&path).map_err(|e| bad(&e.to_string()))?;
+    if !md.is_file() || md.mode() & 0o111 == 0 {
+        return Err(bad("not an executable file"));
+    }
+    if md.uid() != 0 || md.mode() & 0o022 != 0 {
+        return Err(bad(
+            "must be owned by root and writable by nobody else (it runs as root)",
+        ));
+    }
+    Ok(path)
+}
+
 fn env_file(path: &Path) -> Result<Vec<EnvVar>, ConfigError> {
     let flag = "--env-file";
     let text = std::fs::read_to_string(path)
@@ -210,6 +248,13 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         },
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
         etc_views: None,
+        runtime: a.runtime,
+        gvisor_platform: a.gvisor_platform,
+        runsc: match a.runtime {
+            nucleus_spec::gvisor::Runtime::Gvisor => Some(runsc(a.runsc.as_deref())?),
+            // (NUCLEUS_RUNSC may be set for every run: only gVisor's read it.)
+            nucleus_spec::gvisor::Runtime::Native => None,
+        },
     })
 }
 
@@ -594,6 +639,9 @@ pub(crate) fn main(
         }
     }
     let mut plan = Plan::build(&cfg, &facts, &id)?;
+    if let (Some(g), Ok(r)) = (plan.gvisor.as_mut(), &state_root) {
+        g.dir = r.join(&id).join(nucleus_spec::gvisor::BUNDLE_DIR);
+    }
     crate::timing::mark("plan");
     if a.dry_run {
         outln!(

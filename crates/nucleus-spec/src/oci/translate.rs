@@ -235,6 +235,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         }),
         hooks: hooks(b)?,
         net_devices: net_devices(linux.net_devices().as_ref(), namespaces.net)?,
+        gvisor: None,
         warnings: if b.unknown.is_empty() {
             vec![]
         } else {

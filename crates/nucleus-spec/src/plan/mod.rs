@@ -291,6 +291,9 @@ pub struct Plan {
     /// (host name, name inside) (OCI `linux.netDevices`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub net_devices: Vec<(String, String)>,
+    /// `--runtime gvisor`: runsc runs the sandbox (see [`crate::gvisor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gvisor: Option<crate::gvisor::GvisorPlan>,
     /// Protections decided away at plan time (agent mode), reported before start.
     pub warnings: Vec<String>,
 }
@@ -360,6 +363,7 @@ impl Plan {
     /// in this order (a later area may read what an earlier one decided; the mounts and the
     /// Landlock rules keep the order they are added in).
     pub fn build(cfg: &RunConfig, facts: &HostFacts, id: &str) -> Result<Plan, PlanError> {
+        let gvisor = crate::gvisor::decide(cfg)?;
         let mut d = Draft::new(cfg, facts);
         let admitted = admission::admit(&mut d, id)?;
         let who = Identity::decide(cfg, facts, id)?;
@@ -381,7 +385,7 @@ impl Plan {
         let filters = seccomp::filters(&mut d, caps.as_ref())?;
 
         let strict = cfg.service_mode.fail_closed();
-        Ok(Plan {
+        let plan = Plan {
             id: id.to_string(),
             mode: cfg.service_mode,
             namespaces: Namespaces {
@@ -462,7 +466,12 @@ impl Plan {
             oci: None,
             hooks: None,
             net_devices: Vec::new(),
+            gvisor: None,
             warnings: d.enforce.warnings,
+        };
+        Ok(match gvisor {
+            Some(g) => crate::gvisor::apply(plan, g),
+            None => plan,
         })
     }
 }

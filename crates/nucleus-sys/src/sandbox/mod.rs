@@ -27,6 +27,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 mod child;
+mod gvisor;
 mod oci;
 mod parent;
 mod wait;
@@ -166,7 +167,10 @@ pub fn run_detached(
     obs: &mut dyn Observer,
     detach: Option<&Detach>,
 ) -> Result<Outcome> {
-    with_signals_blocked(|| parent_run(plan, obs, detach))
+    match &plan.gvisor {
+        Some(g) => with_signals_blocked(|| gvisor::run(plan, g, obs, detach)),
+        None => with_signals_blocked(|| parent_run(plan, obs, detach)),
+    }
 }
 
 /// Run `f` with the forwarded signals and SIGCHLD blocked (they are read from a signalfd and

@@ -22,10 +22,18 @@ use std::path::{Path, PathBuf};
 
 pub(super) struct Tree {
     /// The parent's own (not idmapped) view, for copying back.
-    view: OwnedFd,
+    pub(super) view: OwnedFd,
     src: PathBuf,
     copy_back: bool,
     max_bytes: u64,
+}
+
+/// Copy the copy-in-out workspace back (once the workload ran).
+pub(super) fn copy_back_trees(trees: &[Tree]) -> Result<()> {
+    for t in trees.iter().filter(|t| t.copy_back) {
+        copy::copy_back(&fd_path(t.view.as_fd()), &t.src, t.max_bytes)?;
+    }
+    Ok(())
 }
 
 pub(super) fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
@@ -462,9 +470,7 @@ pub(super) fn parent_run(
         out.usage.cpu_usec = Some(raw::children_cpu_usec());
     }
     if out.report.is_some() {
-        for t in trees.iter().filter(|t| t.copy_back) {
-            copy::copy_back(&fd_path(t.view.as_fd()), &t.src, t.max_bytes)?;
-        }
+        copy_back_trees(&trees)?;
     }
     drop(slot);
     Ok(out)

@@ -25,6 +25,7 @@ pub(crate) struct Target {
 
 pub(crate) fn target(store: &Store, id: &str) -> Result<Target> {
     let s = settled(store, resolve(store, id)?);
+    crate::records::refuse_gvisor(&s, id, "cp, ls")?;
     if effective(&s).0 != Status::Running {
         bail!(
             "{id}: is {}; copying and listing need a running sandbox",

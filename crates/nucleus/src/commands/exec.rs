@@ -79,6 +79,7 @@ fn exec_user(u: &str, pid: i32) -> Result<(u32, u32)> {
 
 pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let s = settled(store, resolve(store, &a.id)?);
+    crate::records::refuse_gvisor(&s, &a.id, "exec")?;
     let (st, _) = effective(&s);
     if st != Status::Running {
         bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());

@@ -266,9 +266,12 @@ impl Observer for Tracker<'_> {
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
         }
-        match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+        let made_before = |p: &Plan| self.state.name.is_some() || p.gvisor.is_some();
+        let plan = self.plan.take();
+        let early = plan.is_some_and(made_before);
+        match plan.and_then(|p| serde_json::to_vec(p).ok()) {
             // Only a foreground tracker carries the plan.
-            Some(p) if self.state.name.is_none() => {
+            Some(p) if !early => {
                 // The run goes on without it (a full or read-only state root), but says so.
                 if let Err(e) =
                     self.store
@@ -531,7 +534,10 @@ pub(crate) fn foreground<'a>(
     if let Some(n) = &a.name {
         // Claimed now, so a taken name fails before anything starts.
         free_stale_name(store, n);
-        store.create(&plan.id, Some(n), &st, &[])?;
+    }
+    // (A gVisor sandbox's bundle is written into its record's directory before the start.)
+    if a.name.is_some() || plan.gvisor.is_some() {
+        store.create(&plan.id, a.name.as_deref(), &st, &[])?;
     }
     Ok(Tracker {
         store,

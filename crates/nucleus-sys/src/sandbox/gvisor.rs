@@ -1,0 +1,389 @@
+//! `--runtime gvisor`: the plan run by gVisor's runsc (nucleus-spec `gvisor` decided the
+//! bundle and the command lines).
+//!
+//! The runtime makes the sandbox's cgroups and prepared trees as for a native sandbox, writes
+//! the bundle, and clones "ginit" into new pid, mount, network, ipc and uts namespaces (and
+//! the cgroups). ginit speaks the native init's protocol on the channel (`Applied`,
+//! `ExecSync`, `Failed`, `Exited`), so the runtime's wait, relay, timeout, control socket and
+//! observer are the native ones. ginit:
+//! 1. dies with the runtime (PDEATHSIG), waits for `go`;
+//! 2. mounts a fresh /proc (runsc finds its processes by pid there), a tmpfs on the bundle's
+//!    `rootfs` filled with the plan's skeleton, and attaches the prepared trees and the /etc
+//!    view where the bundle binds them: in its own mount namespace only, so nothing of them
+//!    is on the host, and nothing is left when it dies;
+//! 3. runs `runsc create` with the workload's stdio (runsc's sandbox and gofer stay in
+//!    ginit's pid namespace, its children once `create` exits), reports `Applied`, waits for
+//!    `start` when held, runs `runsc start`;
+//! 4. relays forwarded signals as `runsc kill`, reaps, and when the sandbox process (whose
+//!    status is the container's: runsc exits 128+N for a signal) ends, runs `runsc delete`,
+//!    reports `Exited` and exits. Killing ginit (SIGKILL: `kill`, the timeout's grace, the
+//!    runtime's death) kills its whole pid namespace, runsc's processes with it.
+//!
+//! Its network namespace keeps runsc's control socket (an abstract unix socket in the 2022
+//! runsc) out of the host's.
+
+use super::child::fail_with;
+use super::parent::{copy_back_trees, parent_cgroup, parent_etc_view, parent_prepare_trees, Tree};
+use super::wait::{parent_wait, Control};
+use super::{Detach, Observer, Outcome};
+use crate::channel::{self, FromChild, Release, Sandbox, ToChild};
+use crate::error::{other, Context, Result};
+use crate::init;
+use crate::raw::{self, Forked, WaitStatus};
+use nucleus_spec::gvisor::{GvisorPlan, Skeleton};
+use nucleus_spec::plan::Plan;
+use nucleus_spec::stage::{Stage, StartFailure};
+use nucleus_spec::state::{
+    GvisorReport, LandlockStatus, RootSwitch, SeccompStatus, SecurityReport,
+};
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub(super) fn run(
+    plan: &Plan,
+    g: &GvisorPlan,
+    obs: &mut dyn Observer,
+    detach: Option<&Detach>,
+) -> Result<Outcome> {
+    let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
+    let bundle = nucleus_spec::gvisor::bundle(plan).map_err(|e| other("--runtime gvisor", e))?;
+    write_bundle(plan, g, &bundle.config_json())?;
+    let cgroup = parent_cgroup(plan, obs)?;
+    let join_files = match &cgroup {
+        Some(c) => c.self_join_files()?,
+        None => Vec::new(),
+    };
+    let trees = parent_prepare_trees(plan)?;
+    let etc_view = match &plan.etc_view {
+        Some(v) => Some(parent_etc_view(v)?),
+        None => None,
+    };
+    let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
+    let stdio = crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?;
+    let into = cgroup.as_ref().and_then(|c| c.clone_into());
+    let flags = (libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS) as u64;
+    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
+    // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
+    let forked = unsafe { raw::fork_into(flags, into) }.ctx("clone3", "new namespaces")?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(pch);
+            if stdio.install().is_err() {
+                raw::exit_now(125);
+            }
+            drop(stdio);
+            let etc = etc_view.map(|(_, m)| m);
+            ginit(plan, g, &bundle.skeleton, &cch, &join_files, &trees, etc)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    let mut relay = crate::relay::Relay::default();
+    if !stdio.is_empty() {
+        stdio
+            .into_relay(&mut relay)
+            .ctx("relay", "standard descriptors")?;
+    }
+    let _etc_view_held = etc_view.map(|(held, _)| held);
+    drop(cch);
+    drop(join_files);
+    pch.send(ToChild::Go {
+        idmapped: vec![],
+        prepared: vec![],
+        sync: detach.is_some(),
+        hold: detach.is_some_and(|d| d.hold),
+        net: vec![],
+        pid: 0,
+    })
+    .ctx("send", "go")
+    .inspect_err(|_| {
+        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+    })?;
+    obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
+    let mut control = detach.map(Control::new);
+    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
+    if let Some(c) = cgroup {
+        out.usage = c.usage();
+        if let Err(e) = c.remove() {
+            obs.degraded(&e.to_string());
+        }
+    }
+    if out.usage.cpu_usec.is_none() {
+        out.usage.cpu_usec = Some(raw::children_cpu_usec());
+    }
+    if out.report.is_some() {
+        copy_back_trees(&trees)?;
+    }
+    // runsc's state of a sandbox that is gone (its processes died with ginit).
+    let _ = fs::remove_dir_all(g.state());
+    Ok(out)
+}
+
+/// The bundle's directories (empty on the host: ginit mounts on them in its own namespace)
+/// and config.json (0600: it holds the environment).
+fn write_bundle(plan: &Plan, g: &GvisorPlan, json: &[u8]) -> Result<()> {
+    let mut dirs = vec![
+        g.dir.clone(),
+        g.rootfs(),
+        g.state(),
+        g.etc(),
+        g.dir.join("mnt"),
+    ];
+    dirs.extend((0..plan.prepared.len()).map(|i| g.slot(i)));
+    for d in &dirs {
+        raw::mkdir_p(d, 0o700).ctx("create", d.display())?;
+    }
+    let path = g.config();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(json))
+        .ctx("write", path.display())
+}
+
+fn at(root: &Path, p: &Path) -> std::path::PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// The root's skeleton in the tmpfs at `root` (ours: no sandbox has seen it yet).
+fn make_skeleton(root: &Path, skeleton: &[Skeleton]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for s in skeleton {
+        match s {
+            Skeleton::Dir { path, mode } => {
+                raw::mkdir_p(&at(root, path), *mode)?;
+            }
+            Skeleton::Symlink { target, path } => {
+                std::os::unix::fs::symlink(target, at(root, path))?;
+            }
+            Skeleton::File {
+                path,
+                contents,
+                mode,
+            } => {
+                let p = at(root, path);
+                fs::write(&p, contents)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(*mode))?;
+            }
+            Skeleton::MountPoint { path, like } => {
+                let p = at(root, path);
+                if let Some(parent) = p.parent() {
+                    raw::mkdir_p(parent, 0o755)?;
+                }
+                if fs::metadata(like).is_ok_and(|m| m.is_dir()) {
+                    raw::mkdir_p(&p, 0o755)?;
+                } else {
+                    match raw::make_file(&p, 0o644) {
+                        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ginit's mounts: in its own mount namespace only.
+fn ginit_mounts(
+    g: &GvisorPlan,
+    skeleton: &[Skeleton],
+    trees: &[Tree],
+    etc: Option<OwnedFd>,
+) -> std::io::Result<()> {
+    raw::make_private(Path::new("/"))?;
+    let nodev_nosuid = (libc::MS_NOSUID | libc::MS_NODEV) as libc::c_ulong;
+    raw::mount_fs(
+        "proc",
+        Path::new("/proc"),
+        nodev_nosuid | libc::MS_NOEXEC as libc::c_ulong,
+        None,
+    )?;
+    let root = g.rootfs();
+    raw::mount_fs("tmpfs", &root, nodev_nosuid, Some("mode=0755,size=16m"))?;
+    make_skeleton(&root, skeleton)?;
+    for (i, t) in trees.iter().enumerate() {
+        let m = raw::open_tree_clone(Some(t.view.as_fd()), Path::new(""), true)?;
+        raw::move_mount_to(m.as_fd(), &g.slot(i))?;
+    }
+    if let Some(e) = etc {
+        raw::move_mount_to(e.as_fd(), &g.etc())?;
+    }
+    Ok(())
+}
+
+/// Run a runsc verb to its end (stdio: none; its errors go to its log); the log's last
+/// error line when it fails.
+fn runsc(g: &GvisorPlan, argv: &[String]) -> std::result::Result<(), String> {
+    let st = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", g.runsc.display()))?;
+    if st.success() {
+        return Ok(());
+    }
+    let log = fs::read_to_string(g.log()).unwrap_or_default();
+    Err(nucleus_spec::gvisor::last_error(&log).unwrap_or_else(|| format!("exited with {st}")))
+}
+
+/// ginit: PID 1 of the namespaces that hold runsc's processes (see the module's comment).
+fn ginit(
+    plan: &Plan,
+    g: &GvisorPlan,
+    skeleton: &[Skeleton],
+    ch: &Sandbox,
+    join_files: &[fs::File],
+    trees: &[Tree],
+    etc: Option<OwnedFd>,
+) -> ! {
+    let fail = |stage, e: String| -> ! { fail_with(ch, StartFailure::new(stage, e)) };
+    if let Err(e) = raw::die_with_parent() {
+        fail(Stage::ParentDeathSignal, e.to_string());
+    }
+    let joined = crate::cgroup::join_self(join_files);
+    let (sync, hold) = match ch.recv() {
+        Ok(Some(ToChild::Go { sync, hold, .. })) => (sync, hold),
+        // The runtime is gone: nothing to report to.
+        _ => raw::exit_now(1),
+    };
+    if let Err(e) = joined {
+        fail(Stage::JoinCgroup, e.to_string());
+    }
+    // The skeleton's modes exactly as planned.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    if let Err(e) = ginit_mounts(g, skeleton, trees, etc) {
+        fail(Stage::Mounts, e.to_string());
+    }
+    let sync = if sync {
+        match channel::pair::<Release, channel::Nothing>() {
+            Ok((theirs, ours)) => {
+                if ch
+                    .send(FromChild::ExecSync(OwnedFd::from(theirs).into()))
+                    .is_err()
+                {
+                    raw::exit_now(1);
+                }
+                Some(ours)
+            }
+            Err(e) => fail(Stage::ExecSync, e.to_string()),
+        }
+    } else {
+        None
+    };
+    let id = &plan.id;
+    // The workload's stdio is runsc create's: the sandbox keeps it.
+    let created = Command::new(&g.runsc)
+        .args(&g.create_argv(id)[1..])
+        .status();
+    match created {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            let log = fs::read_to_string(g.log()).unwrap_or_default();
+            let msg = nucleus_spec::gvisor::last_error(&log)
+                .unwrap_or_else(|| format!("exited with {s}"));
+            fail(Stage::Init, format!("runsc create: {msg}"))
+        }
+        Err(e) => fail(Stage::Init, format!("{}: {e}", g.runsc.display())),
+    }
+    let sandbox_pid: libc::pid_t = match fs::read_to_string(g.pid_file())
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+    {
+        Some(p) => p,
+        None => fail(Stage::Init, "runsc create wrote no pid".into()),
+    };
+    let caps = plan.process.caps.as_ref();
+    let report = SecurityReport {
+        root_switch: RootSwitch::Gvisor,
+        capabilities_dropped: caps.is_none_or(|c| c.bounding == 0),
+        capabilities_kept: caps
+            .map(|c| {
+                nucleus_spec::policy::CapSets::names(c.bounding)
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        no_new_privs: plan.process.no_new_privs,
+        seccomp: SeccompStatus::Gvisor,
+        landlock: LandlockStatus::NotApplicable,
+        landlock_abi: 0,
+        rootfs_sha256: None,
+        private_ids: false,
+        degraded: vec![],
+        gvisor: Some(GvisorReport {
+            runsc: g.runsc.clone(),
+            platform: g.platform.map_or("default", |p| p.as_str()).into(),
+        }),
+    };
+    let _ = ch.send(FromChild::Applied(report));
+    if let (Some(s), true) = (&sync, hold) {
+        // `create`: set up; `start` says go. Its end closing first: the sandbox goes.
+        if !matches!(s.recv(), Ok(Some(Release::Start))) {
+            let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+            raw::exit_now(0);
+        }
+    }
+    if let Err(msg) = runsc(g, &g.argv(&["start", id])) {
+        let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+        let f = match nucleus_spec::gvisor::start_failure_code(&msg) {
+            127 => StartFailure::not_found(msg),
+            126 => StartFailure::new(Stage::Exec, msg),
+            _ => StartFailure::new(Stage::Init, format!("runsc start: {msg}")),
+        };
+        fail_with(ch, f);
+    }
+    // Started: the runtime's end of the sync socket sees it close.
+    drop(sync);
+    let status = ginit_wait(g, id, sandbox_pid);
+    let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+    let _ = ch.send(FromChild::Exited(status));
+    raw::exit_now(status.code())
+}
+
+/// Relay the forwarded signals as `runsc kill`, reap everything, until the sandbox process
+/// ends: its status is the container's.
+fn ginit_wait(g: &GvisorPlan, id: &str, sandbox: libc::pid_t) -> WaitStatus {
+    let mut sigs = init::FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    let Ok(sfd) = raw::signalfd(&sigs) else {
+        raw::exit_now(125)
+    };
+    loop {
+        // (A child may have ended before the signalfd existed: reap first.)
+        while let Ok(Some((pid, st))) = raw::waitpid(-1, true) {
+            if pid == sandbox {
+                return st;
+            }
+        }
+        match raw::read_signal(sfd.as_fd()) {
+            Ok(libc::SIGCHLD) => {}
+            Ok(sig) => {
+                // Reaped with the others above.
+                let a = g.argv(&["kill", id, &sig.to_string()]);
+                let _ = Command::new(&a[0])
+                    .args(&a[1..])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+            }
+            Err(_) => raw::exit_now(125),
+        }
+    }
+}

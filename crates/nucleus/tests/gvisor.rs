@@ -1,0 +1,309 @@
+//! `--runtime gvisor` (#23): sandboxes run by gVisor's runsc (Debian's, `--gvisor-platform
+//! ptrace`: the only platform this VM runs), checked from inside (gVisor's kernel, the files
+//! the plan gives it, exit codes and signals) and outside (cgroups, records, processes: nothing
+//! left, also after kill -9 of the runtime).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const GV: [&str; 4] = ["--runtime", "gvisor", "--gvisor-platform", "ptrace"];
+
+fn gv_run(flags: &[&str], cmd: &[&str]) -> std::process::Output {
+    let mut a = vec!["run"];
+    a.extend(GV);
+    a.extend(flags);
+    a.push("--");
+    a.extend(cmd);
+    run(&a)
+}
+
+/// No process of runsc's whose command line names `id` (runsc-sandbox, runsc-gofer, runsc).
+fn runsc_processes(id: &str) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("runsc") && cmd.contains(id) {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_workload_runs_on_gvisors_kernel_and_its_exit_code_is_the_runs() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let o = gv_run(
+            &["--events-fd", "2"],
+            &["sh", "-c", "uname -r; dmesg | head -1; id -u; exit 3"],
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "4.4.0", "{out}");
+        assert!(lines[1].contains("Starting gVisor"), "{out}");
+        assert_eq!(lines[2], "0");
+        // The events say what ran it, and which protections are gVisor's.
+        let started: Value = stderr(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "started")
+            .unwrap_or_else(|| panic!("no started event: {}", stderr(&o)));
+        let p = &started["protections"];
+        assert_eq!(p["root_switch"], "gvisor", "{p}");
+        assert_eq!(p["seccomp"], "gvisor");
+        assert_eq!(p["landlock"], "not_applicable");
+        assert_eq!(p["gvisor"]["platform"], "ptrace");
+        assert_eq!(p["gvisor"]["runsc"], "/usr/bin/runsc");
+    });
+}
+
+#[test]
+fn the_workload_suite_runs_under_gvisor() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let script = r#"set -e
+python3 -c 'import threading, multiprocessing as m; t = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); print(m.Pool(2).map(abs, [-1, -2]))'
+printf 'int main(void){return 0;}' > /tmp/a.c && gcc -o /tmp/a /tmp/a.c && /tmp/a && echo gcc
+cd /tmp && git init -q r && echo git
+node -e 'console.log("node", 1 + 1)'
+echo abc | sha256sum
+"#;
+        let o = gv_run(&[], &["sh", "-c", script]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "thread\n[1, 2]\ngcc\ngit\nnode 2\nedeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb  -\n"
+        );
+    });
+}
+
+#[test]
+fn files_in_and_out_follow_the_plan() {
+    let _g = serial();
+    let t = TempDir::new("gv-files");
+    let ws = t.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("in"), "from the host\n").unwrap();
+    leaves_nothing(|| {
+        // Read-write workspace: a file written inside is on the host.
+        let w = ws.to_str().unwrap();
+        let o = gv_run(
+            &["--workspace", w],
+            &["sh", "-c", "cat /workspace/in; echo made > /workspace/out"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "from the host\n");
+        assert_eq!(std::fs::read_to_string(ws.join("out")).unwrap(), "made\n");
+        // Read-only: writes fail, the host is unchanged.
+        let o = gv_run(
+            &["--workspace", w, "--workspace-mode", "bind-ro"],
+            &["sh", "-c", "echo x > /workspace/ro || echo refused"],
+        );
+        assert_eq!(stdout(&o), "refused\n", "{}", stderr(&o));
+        assert!(!ws.join("ro").exists());
+        // Copy in and out: the sandbox's changes come back once it ends.
+        let o = gv_run(
+            &["--workspace", w, "--workspace-mode", "copy-in-out"],
+            &[
+                "sh",
+                "-c",
+                "echo copied > /workspace/back; cat /workspace/in",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            std::fs::read_to_string(ws.join("back")).unwrap(),
+            "copied\n"
+        );
+        // The root is read-only, /tmp is gVisor's tmpfs with the plan's size; /etc is the view.
+        let o = gv_run(
+            &["--tmpfs", "/scratch:1m"],
+            &[
+                "sh",
+                "-c",
+                "touch /new 2>/dev/null || echo ro-root; dd if=/dev/zero of=/scratch/f bs=64k count=64 2>/dev/null || echo full; test -s /etc/os-release && echo etc",
+            ],
+        );
+        assert_eq!(stdout(&o), "ro-root\nfull\netc\n", "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn signals_timeouts_and_missing_programs_behave_as_native() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let o = gv_run(&[], &["sh", "-c", "kill -TERM $$"]);
+        assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+        let o = gv_run(&[], &["/no/such/program"]);
+        assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+        let began = Instant::now();
+        let o = gv_run(&["--timeout", "1s"], &["sleep", "100"]);
+        assert!(
+            matches!(o.status.code(), Some(143) | Some(137)),
+            "{:?} {}",
+            o.status,
+            stderr(&o)
+        );
+        assert!(began.elapsed() < Duration::from_secs(30));
+        // SIGTERM to the runtime reaches the workload (runsc kill).
+        let mut a = vec!["run"];
+        a.extend(GV);
+        a.extend([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo term; exit 7' TERM; while :; do sleep 0.1; done",
+        ]);
+        let mut c = nucleus(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        // SAFETY: kill(2) of the runtime this test started.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let st = wait_within(&mut c, DEADLINE, "runtime");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut c.stdout.take().unwrap(), &mut out).unwrap();
+        assert_eq!((st.code(), out.as_str()), (Some(7), "term\n"));
+    });
+}
+
+#[test]
+fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let mut a = vec!["run", "-d", "--name", "gv1"];
+        a.extend(GV);
+        a.extend(["--", "sh", "-c", "echo up; exec sleep 1000"]);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        let o = run(&["ps", "--format", "json"]);
+        let ps: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+        let me = ps.iter().find(|s| s["id"] == id.as_str()).unwrap();
+        assert_eq!(me["status"], "running", "{me}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stdout(&run(&["logs", "gv1"])) != "up\n" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(stdout(&run(&["logs", "gv1"])), "up\n");
+        assert!(!runsc_processes(&id).is_empty());
+        // Verbs that would reach into its namespaces from the host are refused, one line.
+        let o = run(&["exec", "gv1", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("gVisor"), "{}", stderr(&o));
+        let o = run(&["stop", "-t", "5", "gv1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(&["inspect", "gv1"]);
+        let rec: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(rec["status"], "stopped", "{rec}");
+        assert!(
+            runsc_processes(&id).is_empty(),
+            "{:?}",
+            runsc_processes(&id)
+        );
+        let o = run(&["rm", "gv1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn kill_9_of_the_runtime_takes_runscs_processes_along() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let mut a = vec!["run", "--name", "gvk"];
+        a.extend(GV);
+        a.extend(["--", "sleep", "1000"]);
+        let mut c = nucleus(&a).stdin(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let id = loop {
+            let o = run(&["ps", "--format", "json"]);
+            let ps: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            if let Some(s) = ps
+                .iter()
+                .find(|s| s["name"] == "gvk" && s["status"] == "running")
+            {
+                break s["id"].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "never running");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(!runsc_processes(&id).is_empty());
+        c.kill().unwrap();
+        wait_within(&mut c, DEADLINE, "runtime");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !runsc_processes(&id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            runsc_processes(&id).is_empty(),
+            "{:?}",
+            runsc_processes(&id)
+        );
+        // The record is lost; rm removes it with its bundle.
+        let o = run(&["rm", "gvk"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!state_root().join(&id).exists());
+    });
+}
+
+#[test]
+fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
+    let _g = serial();
+    leaves_nothing(|| {
+        for (flags, flag) in [
+            (vec!["--network", "bridge"], "--network"),
+            (vec!["--seccomp-allow", "ptrace"], "--seccomp-allow"),
+            (vec!["--time-offset", "10"], "--time-offset"),
+            (vec!["-t"], "--tty"),
+            (vec!["--health-cmd", "true"], "--health-cmd"),
+        ] {
+            let o = gv_run(&flags, &["true"]);
+            assert_eq!(o.status.code(), Some(125), "{flags:?}");
+            let e = stderr(&o);
+            assert_eq!(e.trim().lines().count(), 1, "{e}");
+            assert!(e.contains(flag) && e.contains("gvisor"), "{e}");
+        }
+        // gVisor's flags without it.
+        let o = run(&["run", "--gvisor-platform", "ptrace", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("--gvisor-platform"), "{}", stderr(&o));
+        // A runsc that is not there, or not root's: never a native run instead.
+        let t = TempDir::new("gv-bad");
+        let fake = t.path().join("runsc");
+        std::fs::write(&fake, "#!/bin/sh\necho ran > /dev/stderr\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let f = fake.to_str().unwrap();
+        let o = run(&["run", "--runtime", "gvisor", "--runsc", f, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("--runsc") && stderr(&o).contains("writable"),
+            "{}",
+            stderr(&o)
+        );
+        let empty = t.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let o = output_within(
+            nucleus(&["run", "--runtime", "gvisor", "--", "true"])
+                .env("PATH", empty.as_path())
+                .env_remove("NUCLEUS_RUNSC")
+                .stdin(Stdio::null()),
+            DEADLINE,
+        );
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("runsc not found"), "{}", stderr(&o));
+        assert_eq!(stderr(&o).trim().lines().count(), 1);
+    });
+}
