@@ -110,6 +110,14 @@ impl GvisorPlan {
         a
     }
 
+    /// `runsc exec` of the process in `file`, its errors into `log` (its own: the sandbox's
+    /// log is shared by every call).
+    pub fn exec_argv(&self, id: &str, file: &Path, log: &Path) -> Vec<String> {
+        let mut a = self.argv(&["exec", "--process", &file.display().to_string(), id]);
+        a[2] = format!("--log={}", log.display());
+        a
+    }
+
     /// `runsc create`, with the bundle and the pid file.
     pub fn create_argv(&self, id: &str) -> Vec<String> {
         let bundle = self.dir.display().to_string();
@@ -206,19 +214,8 @@ pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
                 "the sandbox's loopback is gVisor's, out of the runtime's reach",
             ))
         }
-        Readiness::Exec(_) => {
-            return Err(refuse(
-                "--readiness-exec",
-                "`nucleus exec` does not reach into a gVisor sandbox",
-            ))
-        }
-        Readiness::Started => {}
-    }
-    if cfg.health.is_some() {
-        return Err(refuse(
-            "--health-cmd",
-            "health checks run through `nucleus exec`, which does not reach into a gVisor sandbox",
-        ));
+        // (Both run through `nucleus exec`: `runsc exec`.)
+        Readiness::Exec(_) | Readiness::Started => {}
     }
     Ok(())
 }
@@ -446,7 +443,43 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
     if !in_tmpfs_root {
         skeleton.clear();
     }
-    let p = &plan.process;
+    let process = process(&plan.process)?;
+    let ns = |t| {
+        oci::LinuxNamespaceBuilder::default()
+            .typ(t)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let linux = oci::LinuxBuilder::default()
+        .namespaces(vec![
+            ns(oci::LinuxNamespaceType::Pid)?,
+            ns(oci::LinuxNamespaceType::Ipc)?,
+            ns(oci::LinuxNamespaceType::Uts)?,
+            ns(oci::LinuxNamespaceType::Mount)?,
+            ns(oci::LinuxNamespaceType::Network)?,
+        ])
+        .build()
+        .map_err(|e| e.to_string())?;
+    let spec = oci::SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            oci::RootBuilder::default()
+                .path(root)
+                .readonly(true)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .hostname(plan.hostname.clone())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Bundle { spec, skeleton })
+}
+
+/// The OCI process of a plan's process (the workload's; an exec's with its changes).
+fn process(p: &crate::plan::ProcessPlan) -> Result<oci::Process, String> {
     let caps = |mask: u64| -> Result<oci::Capabilities, String> {
         crate::policy::CapSets::names(mask)
             .into_iter()
@@ -486,7 +519,7 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
         .additional_gids(p.additional_gids.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    let process = oci::ProcessBuilder::default()
+    oci::ProcessBuilder::default()
         .terminal(false)
         .user(user)
         .args(p.argv.clone())
@@ -501,39 +534,13 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
         .rlimits(rlimits)
         .no_new_privileges(p.no_new_privs)
         .build()
-        .map_err(|e| e.to_string())?;
-    let ns = |t| {
-        oci::LinuxNamespaceBuilder::default()
-            .typ(t)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let linux = oci::LinuxBuilder::default()
-        .namespaces(vec![
-            ns(oci::LinuxNamespaceType::Pid)?,
-            ns(oci::LinuxNamespaceType::Ipc)?,
-            ns(oci::LinuxNamespaceType::Uts)?,
-            ns(oci::LinuxNamespaceType::Mount)?,
-            ns(oci::LinuxNamespaceType::Network)?,
-        ])
-        .build()
-        .map_err(|e| e.to_string())?;
-    let spec = oci::SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            oci::RootBuilder::default()
-                .path(root)
-                .readonly(true)
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
-        .hostname(plan.hostname.clone())
-        .process(process)
-        .mounts(mounts)
-        .linux(linux)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Bundle { spec, skeleton })
+        .map_err(|e| e.to_string())
+}
+
+/// `nucleus exec` in a gVisor sandbox: the process file for `runsc exec --process` (0600: it
+/// holds the environment, which never goes on a command line).
+pub fn exec_process(p: &crate::plan::ProcessPlan) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&process(p)?).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -94,8 +94,8 @@ pub(crate) fn is_gvisor(s: &State) -> bool {
     s.protections.as_ref().is_some_and(|p| p.gvisor.is_some())
 }
 
-/// Verbs that reach into a sandbox's namespaces from the host (`exec`, `cp`, `ls`) do not
-/// reach a gVisor sandbox's files or processes: its init's namespaces hold runsc's, and its
+/// Verbs that reach into a sandbox's files from the host (`cp`, `ls`) do not reach a gVisor
+/// sandbox's: they are in gVisor's kernel (its /tmp is the sentry's memory), and its init's
 /// root is the host's.
 pub(crate) fn refuse_gvisor(s: &State, q: &str, verb: &str) -> Result<()> {
     if is_gvisor(s) {

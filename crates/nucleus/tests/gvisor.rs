@@ -183,7 +183,16 @@ fn signals_timeouts_and_missing_programs_behave_as_native() {
 fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
     let _g = serial();
     leaves_nothing(|| {
-        let mut a = vec!["run", "-d", "--name", "gv1"];
+        let mut a = vec![
+            "run",
+            "-d",
+            "--name",
+            "gv1",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "1s",
+        ];
         a.extend(GV);
         a.extend(["--", "sh", "-c", "echo up; exec sleep 1000"]);
         let o = run(&a);
@@ -199,10 +208,43 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
         }
         assert_eq!(stdout(&run(&["logs", "gv1"])), "up\n");
         assert!(!runsc_processes(&id).is_empty());
-        // Verbs that would reach into its namespaces from the host are refused, one line.
-        let o = run(&["exec", "gv1", "--", "true"]);
+        // exec: runsc exec, with the plan's environment and the caller's changes.
+        let o = run(&[
+            "exec",
+            "-u",
+            "1000:1000",
+            "-e",
+            "X=y",
+            "-w",
+            "/tmp",
+            "gv1",
+            "--",
+            "sh",
+            "-c",
+            "echo $X $(id -u) $(pwd); touch /tmp/ok; exit 4",
+        ]);
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "y 1000 /tmp\n");
+        let o = run(&["exec", "gv1", "--", "/no/such/program"]);
+        assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        // The health check (an exec) sees what the exec made.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let o = run(&["inspect", "gv1"]);
+            let rec: Value = serde_json::from_slice(&o.stdout).unwrap();
+            if rec["health"] == "healthy" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never healthy: {rec}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Verbs that would reach into its files from the host are refused, one line.
+        let o = run(&["cp", "gv1:/etc/hostname", "/tmp/x"]);
         assert_eq!(o.status.code(), Some(125));
         assert!(stderr(&o).contains("gVisor"), "{}", stderr(&o));
+        let o = run(&["exec", "-t", "gv1", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("--tty"), "{}", stderr(&o));
         let o = run(&["stop", "-t", "5", "gv1"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let o = run(&["inspect", "gv1"]);
@@ -267,7 +309,6 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
             (vec!["--seccomp-allow", "ptrace"], "--seccomp-allow"),
             (vec!["--time-offset", "10"], "--time-offset"),
             (vec!["-t"], "--tty"),
-            (vec!["--health-cmd", "true"], "--health-cmd"),
         ] {
             let o = gv_run(&flags, &["true"]);
             assert_eq!(o.status.code(), Some(125), "{flags:?}");
@@ -305,5 +346,50 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
         assert_eq!(o.status.code(), Some(125));
         assert!(stderr(&o).contains("runsc not found"), "{}", stderr(&o));
         assert_eq!(stderr(&o).trim().lines().count(), 1);
+    });
+}
+
+#[test]
+fn limits_hold_runscs_processes() {
+    let _g = serial();
+    leaves_nothing(|| {
+        // Memory: the cgroup holds the sentry; a breach kills it, so the whole sandbox (137).
+        let o = gv_run(
+            &["--memory", "96m", "--events-fd", "2"],
+            &[
+                "python3",
+                "-c",
+                "b = bytearray(400 << 20); print('allocated')",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("allocated"));
+        let exited: Value = stderr(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "exited")
+            .unwrap();
+        assert_eq!(exited["oom_killed"], true, "{exited}");
+        // pids: host tasks, gVisor's ptrace stubs among them (one per process inside): a
+        // workload past the limit ends its own sandbox, nothing else (the runtime reports it
+        // and cleans up).
+        let o = gv_run(
+            &["--pids", "64", "--events-fd", "2"],
+            &[
+                "sh",
+                "-c",
+                "for i in $(seq 1 100); do sleep 3 & done; wait; echo done",
+            ],
+        );
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        let exited: Value = stderr(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "exited")
+            .unwrap();
+        assert!(
+            exited["usage"]["pids_limit_hits"].as_u64().unwrap() > 0,
+            "{exited}"
+        );
     });
 }

@@ -241,6 +241,111 @@ fn runsc(g: &GvisorPlan, argv: &[String]) -> std::result::Result<(), String> {
     Err(nucleus_spec::gvisor::last_error(&log).unwrap_or_else(|| format!("exited with {st}")))
 }
 
+/// `nucleus exec` in a gVisor sandbox: `runsc exec` of `plan.process` (its process file 0600
+/// beside the bundle: the environment never goes on a command line) in ginit's pid, mount and
+/// network namespaces, where runsc finds its sandbox's processes, state and control socket,
+/// with this process's stdio. The command's exit status, and runsc's own error when it
+/// failed (its exit status is then 128: runsc's cli/main.go).
+pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Option<String>)> {
+    let g = plan
+        .gvisor
+        .as_ref()
+        .ok_or_else(|| other("exec", "not a gVisor sandbox"))?;
+    let me = std::process::id();
+    let file = g.dir.join(format!("exec-{me}.json"));
+    let log = g.state().join(format!("exec-{me}.log"));
+    let json = nucleus_spec::gvisor::exec_process(&plan.process).map_err(|e| other("exec", e))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = fs::remove_file(&file);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&file)
+            .and_then(|mut f| f.write_all(&json))
+            .ctx("write", file.display())?;
+    }
+    let argv = g.exec_argv(&plan.id, &file, &log);
+    // (As for the sandbox's own streams: a regular file is written through a pipe.)
+    let stdio = crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?;
+    #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
+    // SAFETY: `nucleus exec` is single-threaded; the child only joins namespaces, runs runsc
+    // and exits.
+    let child = unsafe { raw::fork() }.ctx("fork", "exec");
+    let code = match child {
+        Ok(None) => {
+            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+            if stdio.install().is_err() || raw::setns(ginit, flags).is_err() {
+                raw::exit_now(125);
+            }
+            // (Its child is in ginit's pid namespace.)
+            let st = Command::new(&argv[0]).args(&argv[1..]).status();
+            raw::exit_now(match st {
+                Ok(s) => s.code().unwrap_or_else(|| {
+                    128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)
+                }),
+                Err(_) => 125,
+            })
+        }
+        Ok(Some(pid)) => {
+            let mut relay = crate::relay::Relay::default();
+            stdio
+                .into_relay(&mut relay)
+                .ctx("relay", "standard descriptors")?;
+            let pidfd = raw::pidfd_open(pid).ctx("pidfd", "runsc exec")?;
+            loop {
+                let mut with = vec![(std::os::fd::AsRawFd::as_raw_fd(&pidfd), libc::POLLIN)];
+                with.extend(relay.poll_set());
+                let rev = raw::poll(&with, -1).ctx("poll", "")?;
+                relay.service(&rev[1..]);
+                if rev[0] != 0 {
+                    break;
+                }
+            }
+            relay.finish();
+            raw::waitpid(pid, false)
+                .ctx("wait", "runsc exec")?
+                .map_or(125, |(_, s)| s.code())
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&file);
+            return Err(e);
+        }
+    };
+    let _ = fs::remove_file(&file);
+    let err = (code == 128)
+        .then(|| fs::read_to_string(&log).ok())
+        .flatten()
+        .and_then(|l| nucleus_spec::gvisor::last_error(&l));
+    let _ = fs::remove_file(&log);
+    Ok((code, err))
+}
+
+/// `runsc delete --force` of a sandbox that did not run to its end, reaping meanwhile: runsc
+/// waits for its sandbox and gofer processes to be gone, and an exited one stays a zombie
+/// (alive to runsc's kill(pid, 0)) until its parent, this PID 1, reaps it.
+fn delete(g: &GvisorPlan, id: &str) {
+    let a = g.argv(&["delete", "--force", id]);
+    let Ok(child) = Command::new(&a[0])
+        .args(&a[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return;
+    };
+    let pid = child.id() as libc::pid_t;
+    while let Ok(Some((p, _))) = raw::waitpid(-1, false) {
+        if p == pid {
+            break;
+        }
+    }
+}
+
 /// ginit: PID 1 of the namespaces that hold runsc's processes (see the module's comment).
 fn ginit(
     plan: &Plan,
@@ -335,12 +440,12 @@ fn ginit(
     if let (Some(s), true) = (&sync, hold) {
         // `create`: set up; `start` says go. Its end closing first: the sandbox goes.
         if !matches!(s.recv(), Ok(Some(Release::Start))) {
-            let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+            delete(g, id);
             raw::exit_now(0);
         }
     }
     if let Err(msg) = runsc(g, &g.argv(&["start", id])) {
-        let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+        delete(g, id);
         let f = match nucleus_spec::gvisor::start_failure_code(&msg) {
             127 => StartFailure::not_found(msg),
             126 => StartFailure::new(Stage::Exec, msg),
@@ -351,7 +456,8 @@ fn ginit(
     // Started: the runtime's end of the sync socket sees it close.
     drop(sync);
     let status = ginit_wait(g, id, sandbox_pid);
-    let _ = runsc(g, &g.argv(&["delete", "--force", id]));
+    // (No `runsc delete`: what it would remove, runsc's state files, the runtime removes with
+    // the bundle; the gofer and whatever is left die with this pid namespace.)
     let _ = ch.send(FromChild::Exited(status));
     raw::exit_now(status.code())
 }

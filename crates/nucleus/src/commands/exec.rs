@@ -48,7 +48,7 @@ fn oom_kills(plan: &Plan, cgroups: &[std::path::PathBuf]) -> u64 {
 
 /// `exec -u`: a uid, uid:gid, or a name in the sandbox's /etc/passwd (read inside its root,
 /// never following a link out of it).
-fn exec_user(u: &str, pid: i32) -> Result<(u32, u32)> {
+fn exec_user(u: &str, passwd: impl FnOnce() -> Result<String, String>) -> Result<(u32, u32)> {
     let bad = |m: String| ConfigError::new("--user", m);
     let num = |s: &str| s.parse::<u32>().ok().filter(|n| *n <= 65534);
     if let Some((uid, gid)) = u.split_once(':') {
@@ -60,8 +60,7 @@ fn exec_user(u: &str, pid: i32) -> Result<(u32, u32)> {
     if let Some(uid) = num(u) {
         return Ok((uid, uid));
     }
-    let passwd = nucleus_sys::resolve::read_in_proc_root(pid, "etc/passwd", 1 << 20)
-        .map_err(|e| bad(format!("{u:?}: the sandbox's /etc/passwd: {e}")))?;
+    let passwd = passwd().map_err(|e| bad(format!("{u:?}: the sandbox's /etc/passwd: {e}")))?;
     passwd
         .lines()
         .find_map(|l| {
@@ -79,7 +78,7 @@ fn exec_user(u: &str, pid: i32) -> Result<(u32, u32)> {
 
 pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let s = settled(store, resolve(store, &a.id)?);
-    crate::records::refuse_gvisor(&s, &a.id, "exec")?;
+    let gvisor = crate::records::is_gvisor(&s);
     let (st, _) = effective(&s);
     if st != Status::Running {
         bail!("{}: is {}; exec needs a running sandbox", a.id, st.as_str());
@@ -91,10 +90,12 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     }
     // Join through the workload: it is in every namespace of the sandbox (time included) and,
     // unlike the mini-init, dumpable, so an unprivileged owner may open it too.
-    let init = s
-        .workload
-        .or_else(|| s.init.as_ref().and_then(workload_of))
-        .ok_or_else(|| anyhow!("{}: its workload is not known", a.id))?;
+    // (A gVisor sandbox's is ginit, in whose namespaces runsc finds its own.)
+    let init = match gvisor {
+        true => s.init,
+        false => s.workload.or_else(|| s.init.as_ref().and_then(workload_of)),
+    }
+    .ok_or_else(|| anyhow!("{}: its workload is not known", a.id))?;
     let data = std::fs::read(store.dir(&s.id).join("plan.json"))
         .with_context(|| format!("{}: read its plan", a.id))?;
     let mut plan: Plan = serde_json::from_slice(&data).context("decode the sandbox's plan")?;
@@ -131,7 +132,23 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         },
     };
     if let Some(u) = &a.user {
-        let (uid, gid) = exec_user(u, init.pid)?;
+        let (uid, gid) = exec_user(u, || match gvisor {
+            // Its /etc/passwd is the plan's (the view's link to the root's file).
+            true => plan
+                .mounts
+                .iter()
+                .find_map(|m| match m {
+                    nucleus_spec::mounts::MountOp::File { dst, contents, .. }
+                        if dst.ends_with("passwd") =>
+                    {
+                        Some(contents.clone())
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| "none in its plan".to_string()),
+            false => nucleus_sys::resolve::read_in_proc_root(init.pid, "etc/passwd", 1 << 20)
+                .map_err(|e| e.to_string()),
+        })?;
         // Another user may not enter the workload's home (0700): it starts in / unless -w.
         if uid != plan.process.uid && a.workdir.is_none() {
             plan.process.cwd = std::path::PathBuf::from("/");
@@ -146,6 +163,9 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
             "not with --capture or --stdin-file (a terminal is the command's input and output)",
         )
         .into());
+    }
+    if gvisor {
+        return gvisor_exec(a, &plan, &init);
     }
     if a.detach {
         let clash = [
@@ -271,4 +291,37 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         serde_json::json!({ "argv": a.command, "status": code }),
     );
     Ok(code)
+}
+
+/// `exec` in a gVisor sandbox: `runsc exec` (nucleus-sys `gvisor_exec`), in the foreground
+/// with the caller's stdio.
+fn gvisor_exec(a: &ExecArgs, plan: &Plan, ginit: &nucleus_spec::state::ProcId) -> Result<u8> {
+    let unsupported = [
+        (a.tty, "--tty"),
+        (a.detach, "--detach"),
+        (a.json, "--json"),
+        (a.capture, "--capture"),
+        (a.timeout.is_some(), "--timeout"),
+    ];
+    if let Some((_, f)) = unsupported.iter().find(|(on, _)| *on) {
+        return Err(ConfigError::new(
+            *f,
+            "not in a gVisor sandbox (runsc exec runs the command in the foreground, with this terminal's streams)",
+        )
+        .into());
+    }
+    if let Some(f) = &a.stdin_file {
+        let file = std::fs::File::open(f)
+            .map_err(|e| ConfigError::new("--stdin-file", format!("{}: {e}", f.display())))?;
+        nucleus_sys::relay::stdin_from(&file).context("stdin")?;
+    }
+    let Some(pidfd) = process::pidfd(ginit) else {
+        bail!("{}: is not running any more", a.id);
+    };
+    let (code, err) = nucleus_sys::sandbox::gvisor_exec(plan, std::os::fd::AsFd::as_fd(&pidfd))?;
+    // runsc said what failed on the command's stderr (one line): its status as native's.
+    Ok(match err {
+        Some(e) => nucleus_spec::gvisor::start_failure_code(&e),
+        None => code.clamp(0, 255) as u8,
+    })
 }
