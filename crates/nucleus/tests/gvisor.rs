@@ -393,3 +393,68 @@ fn limits_hold_runscs_processes() {
         );
     });
 }
+
+#[test]
+fn create_start_pause_and_restart_a_gvisor_sandbox() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let mut a = vec!["create", "--name", "gv2"];
+        a.extend(GV);
+        a.extend([
+            "--",
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+        ]);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let status = || {
+            let o = run(&["inspect", "gv2"]);
+            serde_json::from_slice::<Value>(&o.stdout).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(status(), "created");
+        let o = run(&["start", "gv2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let count = || -> u64 {
+            let o = run(&["exec", "gv2", "--", "cat", "/tmp/n"]);
+            stdout(&o).trim().parse().unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count() < 5 {
+            assert!(Instant::now() < deadline, "the workload never counted");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Paused: the counter stands still (read once unpaused: exec waits for that).
+        let o = run(&["pause", "gv2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(status(), "paused");
+        let o = run(&["unpause", "gv2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let before = count();
+        run(&["pause", "gv2"]);
+        std::thread::sleep(Duration::from_millis(1000));
+        run(&["unpause", "gv2"]);
+        let after = count();
+        assert!(
+            after - before < 6,
+            "counted {before} -> {after} while paused"
+        );
+        // Restart: a new sandbox of the same id, counting from 1 again.
+        let o = run(&["restart", "gv2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = count();
+            if c > 0 && c < before {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not restarted: {c}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let o = run(&["rm", "-f", "gv2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+}
