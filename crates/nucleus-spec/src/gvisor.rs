@@ -59,7 +59,24 @@ pub struct GvisorPlan {
     pub platform: Option<GvisorPlatform>,
     /// The bundle's directory (`<record>/gv`; set by the binary, which knows the store).
     pub dir: PathBuf,
+    /// `--network bridge`: runsc's netstack takes the inner link's interface (see
+    /// [`ROUTER_ADDR`]); else the sandbox has loopback only.
+    #[serde(default)]
+    pub bridged: bool,
 }
+
+/// `--network bridge` under gVisor: ginit's network namespace is the router, with the bridge's
+/// interface (eth0, the sandbox's claimed address, as a native sandbox's) and the inner link
+/// `gv0` ([`ROUTER_ADDR`]); the sandbox's namespace has only the inner link's other end (eth0,
+/// [`SANDBOX_ADDR`]), which runsc's netstack takes. The router forwards: what arrives for the
+/// claimed address goes to the sandbox, what the sandbox sends leaves as the claimed address.
+pub const ROUTER_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 77, 1);
+pub const SANDBOX_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 77, 2);
+pub const LINK_PREFIX: u8 = 30;
+/// The router's end of the inner link.
+pub const ROUTER_IFACE: &str = "gv0";
+/// The router's nftables table (forwarding to and from the sandbox).
+pub const LINK_TABLE: &str = "nucleus-gv";
 
 /// The name of the bundle's directory in a sandbox's record directory.
 pub const BUNDLE_DIR: &str = "gv";
@@ -89,6 +106,10 @@ impl GvisorPlan {
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.json")
     }
+    /// Where ginit binds the sandbox's network namespace (bridged).
+    pub fn netns(&self) -> PathBuf {
+        self.dir.join("netns")
+    }
 
     /// runsc's global flags, the same on every call (Go flags end at the verb). Only flags
     /// every runsc release since 2021 has.
@@ -98,8 +119,14 @@ impl GvisorPlan {
             format!("--root={}", self.state().display()),
             format!("--log={}", self.log().display()),
             "--log-format=json".into(),
-            // The sandbox's network namespace is the one runsc makes, empty but for lo.
-            "--network=none".into(),
+            // Bridged: the namespace ginit prepared (config.json names it); else runsc's own,
+            // with loopback only.
+            if self.bridged {
+                "--network=sandbox"
+            } else {
+                "--network=none"
+            }
+            .into(),
             // nucleus makes the sandbox's cgroups (runsc runs in them already).
             "--ignore-cgroups".into(),
         ];
@@ -155,10 +182,41 @@ fn refuse(flag: &str, why: &str) -> ConfigError {
 
 /// Options gVisor cannot honour: refused (never dropped silently).
 pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
-    if cfg.network != NetworkMode::None {
+    match cfg.network {
+        NetworkMode::None | NetworkMode::Bridge => {}
+        NetworkMode::Host | NetworkMode::Slirp => {
+            return Err(refuse(
+                "--network",
+                "none or bridge (gVisor's own network stack behind the sandbox's bridge address)",
+            ))
+        }
+    }
+    let n = &cfg.net;
+    if !n.egress.is_empty() {
         return Err(refuse(
-            "--network",
-            "a gVisor sandbox has its own network stack and no network (--network none)",
+            "--egress-allow, --egress-domain, --egress-tcp-port, --egress-udp-port",
+            "egress rules are the native sandbox's",
+        ));
+    }
+    if !n.attach.is_empty() {
+        return Err(refuse("--attach", "one bridge per gVisor sandbox"));
+    }
+    if n.names.is_some() {
+        return Err(refuse(
+            "--names-file",
+            "the runtime's resolver is the native sandbox's",
+        ));
+    }
+    let link = crate::net::Cidr {
+        addr: std::net::IpAddr::V4(ROUTER_ADDR),
+        prefix: LINK_PREFIX,
+    };
+    if cfg.network == NetworkMode::Bridge
+        && (n.subnet4.contains(&link.addr) || link.contains(&n.subnet4.addr))
+    {
+        return Err(refuse(
+            "--subnet",
+            "169.254.77.0/30 is the gVisor sandbox's inner link",
         ));
     }
     let seccomp = "the workload's system calls go to gVisor's kernel, not the host's";
@@ -240,6 +298,7 @@ pub fn decide(cfg: &RunConfig) -> Result<Option<GvisorPlan>, ConfigError> {
         runsc: cfg.runsc.clone().unwrap_or_default(),
         platform: cfg.gvisor_platform,
         dir: PathBuf::new(),
+        bridged: cfg.network == NetworkMode::Bridge,
     }))
 }
 
@@ -450,13 +509,21 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
             .build()
             .map_err(|e| e.to_string())
     };
+    let net = match g.bridged {
+        true => oci::LinuxNamespaceBuilder::default()
+            .typ(oci::LinuxNamespaceType::Network)
+            .path(g.netns())
+            .build()
+            .map_err(|e| e.to_string())?,
+        false => ns(oci::LinuxNamespaceType::Network)?,
+    };
     let linux = oci::LinuxBuilder::default()
         .namespaces(vec![
             ns(oci::LinuxNamespaceType::Pid)?,
             ns(oci::LinuxNamespaceType::Ipc)?,
             ns(oci::LinuxNamespaceType::Uts)?,
             ns(oci::LinuxNamespaceType::Mount)?,
-            ns(oci::LinuxNamespaceType::Network)?,
+            net,
         ])
         .build()
         .map_err(|e| e.to_string())?;
@@ -577,10 +644,21 @@ mod tests {
         let cases: Vec<(RunConfig, &str)> = vec![
             (
                 RunConfig {
-                    network: NetworkMode::Bridge,
+                    network: NetworkMode::Host,
                     ..gv.clone()
                 },
                 "--network",
+            ),
+            (
+                RunConfig {
+                    network: NetworkMode::Bridge,
+                    net: crate::net::NetConfig {
+                        subnet4: crate::net::Cidr::parse("169.254.0.0/16", "--subnet").unwrap(),
+                        ..Default::default()
+                    },
+                    ..gv.clone()
+                },
+                "--subnet",
             ),
             (
                 RunConfig {
@@ -630,6 +708,7 @@ mod tests {
             runsc: "/usr/bin/runsc".into(),
             platform: Some(GvisorPlatform::Ptrace),
             dir: "/run/nucleus/abc/gv".into(),
+            bridged: false,
         };
         assert_eq!(
             g.create_argv("abc"),

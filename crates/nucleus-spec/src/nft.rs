@@ -191,6 +191,10 @@ enum Expr {
     Dnat {
         family: u8,
     },
+    /// Destination NAT to the address in REG1, ports kept.
+    DnatAddr {
+        family: u8,
+    },
     Masq,
     Fib,
     Log,
@@ -211,7 +215,7 @@ impl Expr {
             Self::Lookup { .. } | Self::NotIn { .. } => "lookup",
             Self::Counter => "counter",
             Self::Verdict { .. } | Self::Load { .. } => "immediate",
-            Self::Dnat { .. } => "nat",
+            Self::Dnat { .. } | Self::DnatAddr { .. } => "nat",
             Self::Masq => "masq",
             Self::Fib => "fib",
             Self::Log => "log",
@@ -288,6 +292,11 @@ impl Expr {
                 a.be32(2, u32::from(*family));
                 a.be32(3, REG1);
                 a.be32(5, REG2);
+            }
+            Self::DnatAddr { family } => {
+                a.be32(1, NAT_DNAT);
+                a.be32(2, u32::from(*family));
+                a.be32(3, REG1);
             }
             Self::Fib => {
                 a.be32(1, REG1);
@@ -990,6 +999,45 @@ fn ports_rules(b: &mut Batch, table: &str, addrs: &[IpAddr], ports: &[PortMap]) 
             }
         }
     }
+}
+
+/// A gVisor sandbox's router namespace (docs/gvisor.md): what arrives on `outer` for the
+/// sandbox's address `outer_addr` goes on to `inner` (the sentry's, behind the inner link),
+/// and what `inner` sends out by `outer` leaves as `outer_addr` (masquerade).
+pub fn gvisor_link_table(
+    table: &str,
+    outer: &str,
+    outer_addr: IpAddr,
+    inner: IpAddr,
+    seq: u32,
+) -> (Vec<u8>, u32, u32) {
+    let mut b = Batch::new(seq);
+    // (It goes with the router's namespace.)
+    b.table(table, false);
+    let family = if inner.is_ipv4() {
+        NFPROTO_IPV4
+    } else {
+        NFPROTO_IPV6
+    };
+    b.chain(table, "pre", Some((PRE_ROUTING, -100, "nat", NF_ACCEPT)));
+    let mut e = vec![Expr::Meta { key: META_IIFNAME }, eq(ifname(outer))];
+    e.extend(nfproto(&outer_addr));
+    e.push(addr(&outer_addr, true));
+    e.push(eq(addr_bytes(&outer_addr)));
+    e.push(Expr::Load {
+        reg: REG1,
+        data: addr_bytes(&inner),
+    });
+    e.push(Expr::DnatAddr { family });
+    b.rule(table, "pre", &e);
+    b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
+    let mut e = vec![Expr::Meta { key: META_OIFNAME }, eq(ifname(outer))];
+    e.extend(nfproto(&inner));
+    e.push(addr(&inner, false));
+    e.push(eq(addr_bytes(&inner)));
+    e.push(Expr::Masq);
+    b.rule(table, "post", &e);
+    b.finish()
 }
 
 #[cfg(test)]

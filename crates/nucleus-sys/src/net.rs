@@ -766,6 +766,46 @@ pub fn configure_sandbox(a: &Assigned) -> Result<()> {
     Ok(())
 }
 
+/// A veth pair: `local` here, up, and `peer` in the network namespace of `pid` (a gVisor
+/// sandbox's inner link, from its router namespace).
+pub fn veth_into(local: &str, peer_name: &str, pid: libc::pid_t) -> Result<()> {
+    let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    let mut peer = LinkMessage::default();
+    peer.attributes
+        .push(LinkAttribute::IfName(peer_name.into()));
+    peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
+    let mut m = up(0);
+    m.attributes.push(LinkAttribute::IfName(local.into()));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    rt.route(
+        RouteNetlinkMessage::NewLink(m),
+        NLM_F_CREATE | NLM_F_EXCL,
+        &[],
+    )
+    .ctx("create veth", local)
+}
+
+/// A gVisor sandbox's router namespace (nucleus-spec `gvisor::ROUTER_ADDR`): forwarding on,
+/// and the table that sends what arrives for `outer_addr` on to `inner` and masquerades what
+/// `inner` sends out.
+pub fn gvisor_router(outer: &str, outer_addr: IpAddr, inner: IpAddr) -> Result<()> {
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    let seq = nft.reserve(100);
+    let (batch, first, last) = nucleus_spec::nft::gvisor_link_table(
+        nucleus_spec::gvisor::LINK_TABLE,
+        outer,
+        outer_addr,
+        inner,
+        seq,
+    );
+    nft.transact(&batch, first, last)
+        .ctx("install nftables table", nucleus_spec::gvisor::LINK_TABLE)
+}
+
 /// Install the egress ruleset in the current network namespace.
 pub fn install_egress(e: &nucleus_spec::net::EgressConfig) -> Result<()> {
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;

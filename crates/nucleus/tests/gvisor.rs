@@ -305,7 +305,11 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
     let _g = serial();
     leaves_nothing(|| {
         for (flags, flag) in [
-            (vec!["--network", "bridge"], "--network"),
+            (vec!["--network", "host"], "--network"),
+            (
+                vec!["--network", "bridge", "--egress-allow", "192.0.2.0/24"],
+                "--egress-allow",
+            ),
             (vec!["--seccomp-allow", "ptrace"], "--seccomp-allow"),
             (vec!["--time-offset", "10"], "--time-offset"),
             (vec!["-t"], "--tty"),

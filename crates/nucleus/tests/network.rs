@@ -800,3 +800,41 @@ print("sent", dev, sent)
     assert!(out.contains("addrs: 0\n"), "{out}");
     assert_clean(&out);
 }
+
+/// `--runtime gvisor --network bridge` (#23): gVisor's netstack behind the sandbox's bridge
+/// address (ginit's namespace routes and NATs to the sentry's): the outside and names reached,
+/// a published port answered, no IPv6 inside, and nothing left.
+#[test]
+fn a_gvisor_sandbox_on_the_bridge_reaches_out_and_is_reached() {
+    let _g = serial();
+    let w = World::new("net-gvisor");
+    w.script(
+        "gv.sh",
+        "uname -r; c 198.51.100.1 8080; c 203.0.113.2 8080; \
+         python3 -c 'import socket; print(\"resolved\", socket.gethostbyname(\"allowed.test\"))'; \
+         ip -6 addr show eth0 | grep -c 'inet6 fd' || true",
+    );
+    let o = w.run(
+        r#"G="--runtime gvisor --gvisor-platform ptrace --network bridge --dns 198.51.100.53"
+           $N run $G -- bash -c "$(inner gv.sh)"; echo "exit=$?"
+           id=$($N run -d $G -p 9190:8080 -- python3 -m http.server 8080)
+           for i in $(seq 100); do
+             r=$(timeout 5 python3 -c 'import urllib.request; print("published", urllib.request.urlopen("http://198.51.100.1:9190/").status)' 2>/dev/null) && break
+             sleep 0.1
+           done
+           echo "$r"
+           $N rm -f $id >/dev/null
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("4.4.0\n"), "{out}");
+    // The sandbox's traffic leaves as its bridge address (the router's masquerade), and beyond
+    // the host as the host's.
+    assert!(out.contains("ok 198.51.100.1 from 10.88."), "{out}");
+    assert!(out.contains("ok 203.0.113.2 from 203.0.113.1\n"), "{out}");
+    assert!(out.contains("resolved 198.51.100.1"), "{out}");
+    assert!(out.contains("\n0\n"), "no IPv6 address inside: {out}");
+    assert!(out.contains("published 200"), "{out}");
+    assert_clean(&out);
+}

@@ -63,6 +63,10 @@ pub(super) fn run(
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
     let stdio = crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?;
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
+    let kill = |pid: libc::pid_t, pidfd: &OwnedFd| {
+        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+    };
     let flags = (libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWNET
@@ -92,22 +96,28 @@ pub(super) fn run(
     let _etc_view_held = etc_view.map(|(held, _)| held);
     drop(cch);
     drop(join_files);
+    // The bridge's side, as a native sandbox's: the veth's far end goes to ginit's namespace
+    // (the router's).
+    let host_net = match &plan.net.bridge {
+        Some(b) => Some(
+            crate::net::bridge_host_side(b, &plan.id, pid).inspect_err(|_| kill(pid, &pidfd))?,
+        ),
+        None => None,
+    };
     pch.send(ToChild::Go {
         idmapped: vec![],
         prepared: vec![],
         sync: detach.is_some(),
         hold: detach.is_some_and(|d| d.hold),
-        net: vec![],
+        net: host_net.iter().map(|h| h.assigned.clone()).collect(),
         pid: 0,
     })
     .ctx("send", "go")
-    .inspect_err(|_| {
-        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = raw::waitpid(pid, false);
-    })?;
+    .inspect_err(|_| kill(pid, &pidfd))?;
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     let mut control = detach.map(Control::new);
     let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
+    drop(host_net);
     if let Some(c) = cgroup {
         out.usage = c.usage();
         if let Err(e) = c.remove() {
@@ -138,6 +148,15 @@ fn write_bundle(plan: &Plan, g: &GvisorPlan, json: &[u8]) -> Result<()> {
     dirs.extend((0..plan.prepared.len()).map(|i| g.slot(i)));
     for d in &dirs {
         raw::mkdir_p(d, 0o700).ctx("create", d.display())?;
+    }
+    if g.bridged {
+        // The mount point of the sandbox's network namespace.
+        match raw::make_file(&g.netns(), 0o600) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).ctx("create", g.netns().display())
+            }
+            _ => {}
+        }
     }
     let path = g.config();
     use std::io::Write;
@@ -222,6 +241,95 @@ fn ginit_mounts(
         raw::move_mount_to(e.as_fd(), &g.etc())?;
     }
     Ok(())
+}
+
+/// `--network bridge`: ginit's namespace is the router (eth0 on the bridge, as a native
+/// sandbox's; gv0 to the sandbox's namespace; forwarding and NAT), and the sandbox's namespace,
+/// held by a child of ginit, has the other end of gv0 as its eth0 (nucleus-spec
+/// `gvisor::ROUTER_ADDR`), bound where config.json names it.
+fn ginit_network(g: &GvisorPlan, outer: &crate::net::Assigned) -> std::result::Result<(), String> {
+    use nucleus_spec::gvisor::{LINK_PREFIX, ROUTER_ADDR, ROUTER_IFACE, SANDBOX_ADDR};
+    use std::os::fd::AsRawFd;
+    let err = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    crate::net::loopback_up().map_err(|e| err("loopback", &e))?;
+    crate::net::configure_sandbox(outer).map_err(|e| err("eth0", &e))?;
+    let (go_r, go_w) = raw::pipe().map_err(|e| err("pipe", &e))?;
+    let (done_r, done_w) = raw::pipe().map_err(|e| err("pipe", &e))?;
+    #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
+    // SAFETY: ginit is single-threaded; the child makes its namespace, configures it, and
+    // waits to die with ginit's pid namespace.
+    let holder = match unsafe { raw::fork() } {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            drop((go_w, done_r));
+            let inner = crate::net::Assigned {
+                iface: nucleus_spec::net::SANDBOX_IFACE.into(),
+                v4: (SANDBOX_ADDR.into(), LINK_PREFIX, ROUTER_ADDR.into()),
+                v6: None,
+            };
+            let step = |ok: bool| {
+                if !ok || raw::send_byte(done_w.as_raw_fd(), 1).is_err() {
+                    raw::exit_now(1);
+                }
+            };
+            step(raw::unshare(libc::CLONE_NEWNET).is_ok());
+            // The link's other end is here once ginit says so.
+            step(matches!(raw::recv_byte(go_r.as_raw_fd()), Ok(Some(_))));
+            step(
+                crate::net::loopback_up().is_ok()
+                    && crate::net::configure_sandbox(&inner).is_ok()
+                    && hide_net_core().is_ok(),
+            );
+            // Held until the pid namespace ends.
+            let _ = raw::recv_byte(go_r.as_raw_fd());
+            raw::exit_now(0)
+        }
+        Err(e) => return Err(err("fork", &e)),
+    };
+    drop((go_r, done_w));
+    let next = |what: &str| match raw::recv_byte(done_r.as_raw_fd()) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!(
+            "{what}: the sandbox's network namespace was not made"
+        )),
+    };
+    next("unshare")?;
+    crate::net::veth_into(ROUTER_IFACE, nucleus_spec::net::SANDBOX_IFACE, holder)
+        .map_err(|e| err("inner link", &e))?;
+    let router = crate::net::Assigned {
+        iface: ROUTER_IFACE.into(),
+        v4: (ROUTER_ADDR.into(), LINK_PREFIX, SANDBOX_ADDR.into()),
+        v6: None,
+    };
+    crate::net::configure_sandbox(&router).map_err(|e| err(ROUTER_IFACE, &e))?;
+    raw::send_byte(go_w.as_raw_fd(), 1).map_err(|e| err("pipe", &e))?;
+    next("configure")?;
+    // (go_w stays open in the holder's sight: it waits on it until it dies.)
+    std::mem::forget(go_w);
+    crate::net::gvisor_router(&outer.iface, outer.v4.0, SANDBOX_ADDR.into())
+        .map_err(|e| err("router", &e))?;
+    raw::bind(
+        Path::new(&format!("/proc/{holder}/ns/net")),
+        &g.netns(),
+        false,
+    )
+    .map_err(|e| err("bind the sandbox's network namespace", &e))?;
+    hide_net_core().map_err(|e| err("hide /proc/sys/net/core", &e))?;
+    Ok(())
+}
+
+/// runsc (2022) refuses to run "with network enabled in root network namespace" when
+/// /proc/sys/net/core/rmem_default exists, which it does in every namespace on newer kernels:
+/// hidden in ginit's mount namespace. /proc/sys/net is per network namespace, so this hides
+/// the caller's namespace's: the holder of the sandbox's does it (runsc's sandbox checks
+/// there), ginit its own (runsc's other calls run there).
+fn hide_net_core() -> std::io::Result<()> {
+    raw::mount_fs(
+        "tmpfs",
+        Path::new("/proc/sys/net/core"),
+        (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong,
+        Some("size=4k"),
+    )
 }
 
 /// Run a runsc verb to its end (stdio: none; its errors go to its log); the log's last
@@ -361,8 +469,10 @@ fn ginit(
         fail(Stage::ParentDeathSignal, e.to_string());
     }
     let joined = crate::cgroup::join_self(join_files);
-    let (sync, hold) = match ch.recv() {
-        Ok(Some(ToChild::Go { sync, hold, .. })) => (sync, hold),
+    let (sync, hold, net) = match ch.recv() {
+        Ok(Some(ToChild::Go {
+            sync, hold, net, ..
+        })) => (sync, hold, net),
         // The runtime is gone: nothing to report to.
         _ => raw::exit_now(1),
     };
@@ -373,6 +483,11 @@ fn ginit(
     rustix::process::umask(rustix::fs::Mode::empty());
     if let Err(e) = ginit_mounts(g, skeleton, trees, etc) {
         fail(Stage::Mounts, e.to_string());
+    }
+    if let (true, Some(outer)) = (g.bridged, net.first()) {
+        if let Err(e) = ginit_network(g, outer) {
+            fail(Stage::Network, e);
+        }
     }
     let sync = if sync {
         match channel::pair::<Release, channel::Nothing>() {
