@@ -651,23 +651,7 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     let mac = BridgePlan::mac(claim.index);
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
     guard_port(&mut nft, b, &subnets, &port, mac, &assigned.addrs())?;
-    let mut peer = LinkMessage::default();
-    peer.attributes.push(LinkAttribute::IfName(b.iface.clone()));
-    peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
-    peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
-    let mut m = up(0);
-    m.attributes.push(LinkAttribute::IfName(port.clone()));
-    m.attributes.push(LinkAttribute::Controller(br));
-    m.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-    ]));
-    rt.route(
-        RouteNetlinkMessage::NewLink(m),
-        NLM_F_CREATE | NLM_F_EXCL,
-        &[],
-    )
-    .ctx("create veth", &port)?;
+    new_veth(&mut rt, &port, (&b.iface, Some(mac), pid), Some(br))?;
     let ports = if b.ports.is_empty() {
         None
     } else {
@@ -770,12 +754,29 @@ pub fn configure_sandbox(a: &Assigned) -> Result<()> {
 /// sandbox's inner link, from its router namespace).
 pub fn veth_into(local: &str, peer_name: &str, pid: libc::pid_t) -> Result<()> {
     let mut rt = Netlink::open(libc::NETLINK_ROUTE).ctx("open", "rtnetlink")?;
+    new_veth(&mut rt, local, (peer_name, None, pid), None)
+}
+
+/// A veth pair: `local` here, up (a port of the bridge `controller`), and its peer (name,
+/// MAC) in the network namespace of a pid.
+fn new_veth(
+    rt: &mut Netlink,
+    local: &str,
+    (peer_name, mac, pid): (&str, Option<[u8; 6]>, libc::pid_t),
+    controller: Option<u32>,
+) -> Result<()> {
     let mut peer = LinkMessage::default();
     peer.attributes
         .push(LinkAttribute::IfName(peer_name.into()));
+    if let Some(mac) = mac {
+        peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    }
     peer.attributes.push(LinkAttribute::NetNsPid(pid as u32));
     let mut m = up(0);
     m.attributes.push(LinkAttribute::IfName(local.into()));
+    if let Some(br) = controller {
+        m.attributes.push(LinkAttribute::Controller(br));
+    }
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
