@@ -192,20 +192,8 @@ pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
         }
     }
     let n = &cfg.net;
-    if !n.egress.is_empty() {
-        return Err(refuse(
-            "--egress-allow, --egress-domain, --egress-tcp-port, --egress-udp-port",
-            "egress rules are the native sandbox's",
-        ));
-    }
     if !n.attach.is_empty() {
         return Err(refuse("--attach", "one bridge per gVisor sandbox"));
-    }
-    if n.names.is_some() {
-        return Err(refuse(
-            "--names-file",
-            "the runtime's resolver is the native sandbox's",
-        ));
     }
     let link = crate::net::Cidr {
         addr: std::net::IpAddr::V4(ROUTER_ADDR),
@@ -314,6 +302,19 @@ pub fn apply(mut plan: Plan, g: GvisorPlan) -> Plan {
     plan.idmap = crate::plan::IdMapPlan::Host;
     plan.namespaces.user = false;
     plan.namespaces.cgroup = false;
+    // The runtime's resolver listens on the router's end of the inner link (the sentry's
+    // loopback is its own).
+    if plan.net.resolver.is_some() {
+        let (lo, router) = ("nameserver 127.0.0.1", format!("nameserver {ROUTER_ADDR}"));
+        plan.net.resolv_conf = plan.net.resolv_conf.replace(lo, &router);
+        for m in &mut plan.mounts {
+            if let MountOp::File { dst, contents, .. } = m {
+                if dst.ends_with("resolv.conf") {
+                    *contents = contents.replace(lo, &router);
+                }
+            }
+        }
+    }
     plan.gvisor = Some(g);
     plan
 }

@@ -38,6 +38,7 @@ const NFPROTO_IPV6: u8 = 10;
 
 // Hooks.
 const PRE_ROUTING: u32 = 0;
+const LOCAL_IN: u32 = 1;
 const FORWARD: u32 = 2;
 const LOCAL_OUT: u32 = 3;
 const POST_ROUTING: u32 = 4;
@@ -553,6 +554,14 @@ impl Batch {
 /// allowed ports when any are given; everything else is counted, logged to NFLOG group
 /// [`LOG_GROUP`] and refused.
 pub fn egress_batch(policy: &EgressConfig, seq: u32) -> (Vec<u8>, u32, u32) {
+    egress_batch_at(policy, None, seq)
+}
+
+/// The same ruleset where the sandbox's traffic is forwarded from the interface `from` (a
+/// gVisor sandbox's router namespace: docs/gvisor.md), on the forward hook instead of the
+/// output hook (what other interfaces forward passes); and the router's own input from `from`:
+/// DNS to the runtime's resolver and replies only.
+pub fn egress_batch_at(policy: &EgressConfig, from: Option<&str>, seq: u32) -> (Vec<u8>, u32, u32) {
     let t = EGRESS_TABLE;
     let mut b = Batch::new(seq);
     b.table(t, false);
@@ -561,7 +570,43 @@ pub fn egress_batch(policy: &EgressConfig, seq: u32) -> (Vec<u8>, u32, u32) {
         b.set(t, SET4, false, 1);
         b.set(t, SET6, true, 2);
     }
-    b.chain(t, "output", Some((LOCAL_OUT, 0, "filter", NF_DROP)));
+    let established = || {
+        [
+            Expr::Ct { key: CT_STATE },
+            Expr::Mask {
+                mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
+            },
+            Expr::Cmp {
+                op: CMP_NEQ,
+                data: 0u32.to_ne_bytes().to_vec(),
+            },
+        ]
+    };
+    if let Some(from) = from {
+        b.chain(t, "input", Some((LOCAL_IN, 0, "filter", NF_ACCEPT)));
+        let on = || vec![Expr::Meta { key: META_IIFNAME }, eq(ifname(from))];
+        let mut e = on();
+        e.extend(established());
+        e.push(accept());
+        b.rule(t, "input", &e);
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let mut e = on();
+            e.extend(l4proto(proto.number()));
+            e.extend(dport(53));
+            e.push(accept());
+            b.rule(t, "input", &e);
+        }
+        // (A reset for TCP: a netstack may not act on ICMP "prohibited" and retry for minutes.)
+        let mut e = on();
+        e.extend(l4proto(Proto::Tcp.number()));
+        e.extend([Expr::Counter, Expr::Reject { tcp: true }]);
+        b.rule(t, "input", &e);
+        let mut e = on();
+        e.extend([Expr::Counter, Expr::Reject { tcp: false }]);
+        b.rule(t, "input", &e);
+    }
+    let hook = if from.is_some() { FORWARD } else { LOCAL_OUT };
+    b.chain(t, "output", Some((hook, 0, "filter", NF_DROP)));
     let ports = !policy.tcp_ports.is_empty() || !policy.udp_ports.is_empty();
     if ports {
         b.chain(t, "ports", None);
@@ -587,30 +632,33 @@ pub fn egress_batch(policy: &EgressConfig, seq: u32) -> (Vec<u8>, u32, u32) {
             accept()
         }
     };
-    b.rule(
-        t,
-        "output",
-        &[
-            Expr::Meta { key: META_OIF },
-            eq(1u32.to_ne_bytes().to_vec()),
-            accept(),
-        ],
-    );
-    b.rule(
-        t,
-        "output",
-        &[
-            Expr::Ct { key: CT_STATE },
-            Expr::Mask {
-                mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
-            },
-            Expr::Cmp {
-                op: CMP_NEQ,
-                data: 0u32.to_ne_bytes().to_vec(),
-            },
-            accept(),
-        ],
-    );
+    match from {
+        // Loopback; forwarded: what does not come from the sandbox's link.
+        None => b.rule(
+            t,
+            "output",
+            &[
+                Expr::Meta { key: META_OIF },
+                eq(1u32.to_ne_bytes().to_vec()),
+                accept(),
+            ],
+        ),
+        Some(from) => b.rule(
+            t,
+            "output",
+            &[
+                Expr::Meta { key: META_IIFNAME },
+                Expr::Cmp {
+                    op: CMP_NEQ,
+                    data: ifname(from),
+                },
+                accept(),
+            ],
+        ),
+    }
+    let mut e = established().to_vec();
+    e.push(accept());
+    b.rule(t, "output", &e);
     // ICMPv6 that IPv6 needs on the link: MLD (130-132, 143), router and neighbour
     // solicitations and advertisements (133, 135, 136). Not router advertisements (134):
     // a sandbox never routes for its neighbours.

@@ -809,9 +809,15 @@ pub fn gvisor_router(outer: &str, outer_addr: IpAddr, inner: IpAddr) -> Result<(
 
 /// Install the egress ruleset in the current network namespace.
 pub fn install_egress(e: &nucleus_spec::net::EgressConfig) -> Result<()> {
+    install_egress_at(e, None)
+}
+
+/// The egress ruleset, on what is forwarded from the interface `from` when given (a gVisor
+/// sandbox's router: nucleus-spec `nft::egress_batch_at`).
+pub fn install_egress_at(e: &nucleus_spec::net::EgressConfig, from: Option<&str>) -> Result<()> {
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
     let seq = nft.reserve(1000);
-    let (batch, first, last) = nucleus_spec::nft::egress_batch(e, seq);
+    let (batch, first, last) = nucleus_spec::nft::egress_batch_at(e, from, seq);
     nft.transact(&batch, first, last)
         .ctx("install nftables table", nucleus_spec::nft::EGRESS_TABLE)
 }

@@ -34,9 +34,15 @@ pub struct WatchSockets {
 
 impl WatchSockets {
     pub fn open(resolver: bool, log: bool) -> Result<Self> {
+        Self::open_at(std::net::Ipv4Addr::LOCALHOST, resolver, log)
+    }
+
+    /// The resolver on `addr` (a gVisor sandbox's: its router's end of the inner link).
+    pub fn open_at(addr: std::net::Ipv4Addr, resolver: bool, log: bool) -> Result<Self> {
         let resolver = if resolver {
-            let udp = UdpSocket::bind("127.0.0.1:53").ctx("bind", "127.0.0.1:53/udp")?;
-            let tcp = TcpListener::bind("127.0.0.1:53").ctx("bind", "127.0.0.1:53/tcp")?;
+            let at = SocketAddr::from((addr, 53));
+            let udp = UdpSocket::bind(at).ctx("bind", format!("{at}/udp"))?;
+            let tcp = TcpListener::bind(at).ctx("bind", format!("{at}/tcp"))?;
             let nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
             Some((udp.into(), tcp.into(), nft.into_fd()))
         } else {

@@ -307,8 +307,13 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
         for (flags, flag) in [
             (vec!["--network", "host"], "--network"),
             (
-                vec!["--network", "bridge", "--egress-allow", "192.0.2.0/24"],
-                "--egress-allow",
+                vec![
+                    "--network",
+                    "bridge",
+                    "--attach",
+                    "bridge=b2,subnet=10.89.0.0/24",
+                ],
+                "--attach",
             ),
             (vec!["--seccomp-allow", "ptrace"], "--seccomp-allow"),
             (vec!["--time-offset", "10"], "--time-offset"),

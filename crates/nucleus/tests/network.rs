@@ -838,3 +838,35 @@ fn a_gvisor_sandbox_on_the_bridge_reaches_out_and_is_reached() {
     assert!(out.contains("published 200"), "{out}");
     assert_clean(&out);
 }
+
+/// `--runtime gvisor` with egress rules (#23): the native ruleset on what the router forwards
+/// from the sentry, the runtime's resolver on the router's end of the inner link.
+#[test]
+fn a_gvisor_sandbox_keeps_to_its_egress_rules() {
+    let _g = serial();
+    let w = World::new("net-gvisor-egress");
+    w.script(
+        "gve.sh",
+        "grep nameserver /etc/resolv.conf; \
+         echo A=$(getent ahostsv4 allowed.test | head -1 | cut -d' ' -f1); echo AC=$(c allowed.test 8080); \
+         getent hosts other.test >/dev/null; echo O=$?; echo OI=$(c 198.51.100.2 8080); \
+         echo D=$(c 198.51.100.53 53); echo R=$(c 169.254.77.1 22)",
+    );
+    let o = w.run(
+        r#"$N run --runtime gvisor --gvisor-platform ptrace --network bridge --dns 198.51.100.53 --egress-domain allowed.test -- bash -c "$(inner gve.sh)"; echo "exit=$?"
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("nameserver 169.254.77.1"), "{out}");
+    assert!(out.contains("A=198.51.100.1"), "{out}");
+    assert!(out.contains("AC=ok 198.51.100.1"), "{out}");
+    // Not allowed: the name does not resolve, its address is refused at once, DNS to another
+    // server too, and the router itself answers nothing but DNS.
+    assert!(out.contains("O=2"), "{out}");
+    assert!(out.contains("OI=refused"), "{out}");
+    assert!(out.contains("D=refused"), "{out}");
+    assert!(out.contains("R=refused"), "{out}");
+    assert!(out.contains("dns refused: other.test"), "{out}");
+    assert_clean(&out);
+}

@@ -488,6 +488,27 @@ fn ginit(
         if let Err(e) = ginit_network(g, outer) {
             fail(Stage::Network, e);
         }
+        // Egress rules on what the router forwards from the sandbox, the resolver and the
+        // refusals' log in the router's namespace; the runtime serves them as native's.
+        if let Some(e) = &plan.net.egress {
+            if let Err(e) =
+                crate::net::install_egress_at(e, Some(nucleus_spec::gvisor::ROUTER_IFACE))
+            {
+                fail(Stage::EgressPolicy, e.to_string());
+            }
+            match crate::netwatch::WatchSockets::open_at(
+                nucleus_spec::gvisor::ROUTER_ADDR,
+                plan.net.resolver.is_some(),
+                true,
+            ) {
+                Ok(w) => {
+                    if ch.send(FromChild::from(w)).is_err() {
+                        raw::exit_now(1);
+                    }
+                }
+                Err(e) => fail(Stage::EgressPolicy, e.to_string()),
+            }
+        }
     }
     let sync = if sync {
         match channel::pair::<Release, channel::Nothing>() {
