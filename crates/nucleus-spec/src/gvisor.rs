@@ -145,11 +145,22 @@ impl GvisorPlan {
         a
     }
 
-    /// `runsc create`, with the bundle and the pid file.
-    pub fn create_argv(&self, id: &str) -> Vec<String> {
+    /// `runsc create`, with the bundle and the pid file, and with a terminal the socket runsc
+    /// sends its master to.
+    pub fn create_argv(&self, id: &str, tty: bool) -> Vec<String> {
         let bundle = self.dir.display().to_string();
         let pid = self.pid_file().display().to_string();
-        self.argv(&["create", "--bundle", &bundle, "--pid-file", &pid, id])
+        let console = self.console_socket().display().to_string();
+        let mut verb = vec!["create", "--bundle", &bundle, "--pid-file", &pid];
+        if tty {
+            verb.extend(["--console-socket", &console]);
+        }
+        verb.push(id);
+        self.argv(&verb)
+    }
+    /// Where ginit listens for the terminal's master (`-t`).
+    pub fn console_socket(&self) -> PathBuf {
+        self.dir.join("console.sock")
     }
 }
 
@@ -239,12 +250,6 @@ pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
         return Err(refuse(
             "--rootfs",
             "gVisor runs on the default root (the host's /usr, read-only)",
-        ));
-    }
-    if cfg.tty {
-        return Err(refuse(
-            "--tty",
-            "no terminal is relayed to a gVisor sandbox",
         ));
     }
     match cfg.readiness {
@@ -588,7 +593,7 @@ fn process(p: &crate::plan::ProcessPlan) -> Result<oci::Process, String> {
         .build()
         .map_err(|e| e.to_string())?;
     oci::ProcessBuilder::default()
-        .terminal(false)
+        .terminal(p.tty)
         .user(user)
         .args(p.argv.clone())
         .env(
@@ -670,13 +675,6 @@ mod tests {
             ),
             (
                 RunConfig {
-                    tty: true,
-                    ..gv.clone()
-                },
-                "--tty",
-            ),
-            (
-                RunConfig {
                     rootfs: Some("/img".into()),
                     ..gv.clone()
                 },
@@ -712,7 +710,7 @@ mod tests {
             bridged: false,
         };
         assert_eq!(
-            g.create_argv("abc"),
+            g.create_argv("abc", false),
             [
                 "/usr/bin/runsc",
                 "--root=/run/nucleus/abc/gv/runsc",

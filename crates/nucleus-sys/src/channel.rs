@@ -246,6 +246,30 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
 }
 
 /// Send `data` with descriptors over a connected socket (a seccomp agent's).
+/// Receive one descriptor sent with SCM_RIGHTS on a stream socket (an OCI console socket's
+/// pty master), whatever the payload.
+pub fn recv_one_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut buf = [0u8; 256];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    retry(|| {
+        rustix::net::recvmsg(
+            sock,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+    })?;
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut r) = m {
+            if let Some(fd) = r.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(invalid("no descriptor"))
+}
+
 pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     send_packet(sock, data, fds)
 }

@@ -317,7 +317,6 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
             ),
             (vec!["--seccomp-allow", "ptrace"], "--seccomp-allow"),
             (vec!["--time-offset", "10"], "--time-offset"),
-            (vec!["-t"], "--tty"),
         ] {
             let o = gv_run(&flags, &["true"]);
             assert_eq!(o.status.code(), Some(125), "{flags:?}");
@@ -465,5 +464,22 @@ fn create_start_pause_and_restart_a_gvisor_sandbox() {
         }
         let o = run(&["rm", "-f", "gv2"]);
         assert!(o.status.success(), "{}", stderr(&o));
+    });
+}
+
+#[test]
+fn tty_gives_the_workload_a_terminal() {
+    let _g = serial();
+    leaves_nothing(|| {
+        let o = gv_run(
+            &["--tty"],
+            &[
+                "sh",
+                "-c",
+                "test -t 0 && test -t 1 && echo terminal; exit 3",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stdout(&o).contains("terminal"), "{}", stdout(&o));
     });
 }

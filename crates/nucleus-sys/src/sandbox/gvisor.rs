@@ -61,7 +61,12 @@ pub(super) fn run(
         None => None,
     };
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
-    let stdio = crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?;
+    // (With a terminal, runsc hands its master over: ginit passes it on, as native's init.)
+    let stdio = if plan.process.tty {
+        crate::relay::Stdio::default()
+    } else {
+        crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?
+    };
     let into = cgroup.as_ref().and_then(|c| c.clone_into());
     let kill = |pid: libc::pid_t, pidfd: &OwnedFd| {
         let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -527,9 +532,17 @@ fn ginit(
         None
     };
     let id = &plan.id;
-    // The workload's stdio is runsc create's: the sandbox keeps it.
+    let tty = plan.process.tty;
+    let console = match tty {
+        true => match raw::unix_listen(&g.console_socket()) {
+            Ok(l) => Some(l),
+            Err(e) => fail(Stage::Tty, format!("console socket: {e}")),
+        },
+        false => None,
+    };
+    // The workload's stdio is runsc create's (without a terminal): the sandbox keeps it.
     let created = Command::new(&g.runsc)
-        .args(&g.create_argv(id)[1..])
+        .args(&g.create_argv(id, tty)[1..])
         .status();
     match created {
         Ok(s) if s.success() => {}
@@ -540,6 +553,20 @@ fn ginit(
             fail(Stage::Init, format!("runsc create: {msg}"))
         }
         Err(e) => fail(Stage::Init, format!("{}: {e}", g.runsc.display())),
+    }
+    if let Some(l) = console {
+        // runsc sent the terminal's master while it made the sandbox (queued on the socket).
+        let master =
+            raw::unix_accept(l.as_fd(), 5000).and_then(|c| channel::recv_one_fd(c.as_fd()));
+        let _ = fs::remove_file(g.console_socket());
+        match master {
+            Ok(m) => {
+                if ch.send(FromChild::Pty(m.into())).is_err() {
+                    raw::exit_now(1);
+                }
+            }
+            Err(e) => fail(Stage::Tty, format!("runsc's terminal: {e}")),
+        }
     }
     let sandbox_pid: libc::pid_t = match fs::read_to_string(g.pid_file())
         .ok()
