@@ -5,6 +5,9 @@
 # and runsc (installed with apt when missing: an error if it cannot be).
 #
 #   scripts/bench-gvisor.sh [RUNS] [OUT.json]   (default 30 runs, target/bench/gvisor.json)
+#
+# Then exec of /bin/true into a running sandbox: nucleus exec on gVisor, on native, and
+# runsc exec into a container of runsc's own (OUT-exec.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
@@ -26,7 +29,12 @@ mkdir -p "$(dirname "$out")"
 mkdir -p "$work/bundle/rootfs/bin"
 cp "$(command -v busybox)" "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
+ln -s busybox "$work/bundle/rootfs/bin/sleep"
 (cd "$work/bundle" && runsc spec -- /bin/true)
+mkdir -p "$work/long"
+ln -s ../bundle/rootfs "$work/long/rootfs"
+(cd "$work/long" && runsc spec -- /bin/sleep 100000)
+exec_out=${out%.json}-exec.json
 rs="runsc --root $work/runsc --platform=$platform --network=none --ignore-cgroups"
 # In a private mount and network namespace, as scripts/bench.sh runs its peers.
 unshare -m -n --propagation private sh -c "
@@ -36,17 +44,29 @@ unshare -m -n --propagation private sh -c "
     nucleus '$nucleus --root $work/state run -- /bin/true' \
     runsc-do '$rs do --quiet /bin/true' \
     runsc-run '$rs run --bundle $work/bundle nucleus-bench-runsc'
+  n='$nucleus --root $work/state'
+  g=\$(\$n run -d --runtime gvisor --gvisor-platform $platform -- sleep 100000)
+  v=\$(\$n run -d -- sleep 100000)
+  $rs run --detach --bundle $work/long nucleus-bench-long
+  python3 '$PWD/scripts/interleave.py' '$exec_out' $runs 2 \
+    exec-gvisor \"\$n exec \$g -- /bin/true\" \
+    exec-native \"\$n exec \$v -- /bin/true\" \
+    runsc-exec '$rs exec nucleus-bench-long /bin/true'
+  \$n rm -f \$g \$v >/dev/null
+  $rs delete --force nucleus-bench-long
 "
-python3 - "$out" <<'PY'
+python3 - "$out" "$exec_out" <<'PY'
 import json, sys, statistics
-r = json.load(open(sys.argv[1]))["results"]
 def pct(v, q):
     v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))]
-gv = next(x for x in r if x["command"] == "nucleus-gvisor")["times"]
-print(f"{'runtime':16} {'median ms':>10} {'p90 ms':>8} {'vs gvisor':>10} {'paired':>7}")
-for x in r:
-    t = x["times"]; m = statistics.median(t)
-    paired = statistics.median(a / b for a, b in zip(t, gv))
-    print(f"{x['command']:16} {m*1e3:10.1f} {pct(t,.9)*1e3:8.1f} {m/statistics.median(gv):9.2f}x {paired:6.2f}x")
+for path, base in [(sys.argv[1], "nucleus-gvisor"), (sys.argv[2], "exec-gvisor")]:
+    r = json.load(open(path))["results"]
+    gv = next(x for x in r if x["command"] == base)["times"]
+    print(f"{'command':16} {'median ms':>10} {'p90 ms':>8} {'vs ' + base:>18} {'paired':>7}")
+    for x in r:
+        t = x["times"]; m = statistics.median(t)
+        paired = statistics.median(a / b for a, b in zip(t, gv))
+        print(f"{x['command']:16} {m*1e3:10.1f} {pct(t,.9)*1e3:8.1f} {m/statistics.median(gv):17.2f}x {paired:6.2f}x")
+    print()
 PY
-echo "raw figures: $out"
+echo "raw figures: $out, $exec_out"

@@ -32,6 +32,9 @@ pub struct SecurityReport {
     pub private_ids: bool,
     /// Human-readable list of protections that were not applied (agent mode only).
     pub degraded: Vec<String>,
+    /// The runtime when not native (`gvisor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// `--runtime gvisor`: the sandbox runs on gVisor's kernel (its system calls, root and
     /// process protections are gVisor's; see docs/gvisor.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

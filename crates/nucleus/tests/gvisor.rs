@@ -58,6 +58,7 @@ fn the_workload_runs_on_gvisors_kernel_and_its_exit_code_is_the_runs() {
             .find(|e| e["event"] == "started")
             .unwrap_or_else(|| panic!("no started event: {}", stderr(&o)));
         let p = &started["protections"];
+        assert_eq!(p["runtime"], "gvisor", "{p}");
         assert_eq!(p["root_switch"], "gvisor", "{p}");
         assert_eq!(p["seccomp"], "gvisor");
         assert_eq!(p["landlock"], "not_applicable");

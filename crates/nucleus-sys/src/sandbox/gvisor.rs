@@ -594,6 +594,7 @@ fn ginit(
         rootfs_sha256: None,
         private_ids: false,
         degraded: vec![],
+        runtime: Some("gvisor".into()),
         gvisor: Some(GvisorReport {
             runsc: g.runsc.clone(),
             platform: g.platform.map_or("default", |p| p.as_str()).into(),
