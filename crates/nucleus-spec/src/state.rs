@@ -34,7 +34,7 @@ pub struct SecurityReport {
     pub degraded: Vec<String>,
     /// The runtime when not native (`gvisor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<String>,
+    pub runtime: Option<crate::gvisor::Runtime>,
     /// `--runtime gvisor`: the sandbox runs on gVisor's kernel (its system calls, root and
     /// process protections are gVisor's; see docs/gvisor.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

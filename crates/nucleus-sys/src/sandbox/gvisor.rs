@@ -594,7 +594,7 @@ fn ginit(
         rootfs_sha256: None,
         private_ids: false,
         degraded: vec![],
-        runtime: Some("gvisor".into()),
+        runtime: Some(nucleus_spec::gvisor::Runtime::Gvisor),
         gvisor: Some(GvisorReport {
             runsc: g.runsc.clone(),
             platform: g.platform.map_or("default", |p| p.as_str()).into(),
