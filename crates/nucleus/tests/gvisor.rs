@@ -243,9 +243,21 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
         let o = run(&["cp", "gv1:/etc/hostname", "/tmp/x"]);
         assert_eq!(o.status.code(), Some(125));
         assert!(stderr(&o).contains("gVisor"), "{}", stderr(&o));
-        let o = run(&["exec", "-t", "gv1", "--", "true"]);
+        let o = run(&["exec", "-d", "gv1", "--", "true"]);
         assert_eq!(o.status.code(), Some(125));
-        assert!(stderr(&o).contains("--tty"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--detach"), "{}", stderr(&o));
+        // exec -t: runsc's terminal, relayed.
+        let o = run(&[
+            "exec",
+            "-t",
+            "gv1",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo terminal",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("terminal"), "{}", stdout(&o));
         let o = run(&["stop", "-t", "5", "gv1"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let o = run(&["inspect", "gv1"]);

@@ -381,9 +381,18 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
             .and_then(|mut f| f.write_all(&json))
             .ctx("write", file.display())?;
     }
+    // `-t`: a foreground `runsc exec` gives the process its own terminal (its stdin, which
+    // must be one): a pty of ours, whose master is relayed to the caller's terminal.
+    let pty = match plan.process.tty {
+        true => Some(crate::tty::open_in_sandbox()?),
+        false => None,
+    };
     let argv = g.exec_argv(&plan.id, &file, &log);
     // (As for the sandbox's own streams: a regular file is written through a pipe.)
-    let stdio = crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?;
+    let stdio = match plan.process.tty {
+        true => crate::relay::Stdio::default(),
+        false => crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?,
+    };
     #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
     // SAFETY: `nucleus exec` is single-threaded; the child only joins namespaces, runs runsc
     // and exits.
@@ -391,7 +400,11 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
     let code = match child {
         Ok(None) => {
             let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
-            if stdio.install().is_err() || raw::setns(ginit, flags).is_err() {
+            let term = pty.as_ref().is_none_or(|p| {
+                rustix::process::setsid().is_ok()
+                    && crate::tty::become_controlling(p.slave.as_fd()).is_ok()
+            });
+            if !term || stdio.install().is_err() || raw::setns(ginit, flags).is_err() {
                 raw::exit_now(125);
             }
             // (Its child is in ginit's pid namespace.)
@@ -409,6 +422,17 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
                 .into_relay(&mut relay)
                 .ctx("relay", "standard descriptors")?;
             let pidfd = raw::pidfd_open(pid).ctx("pidfd", "runsc exec")?;
+            let _raw = match &pty {
+                Some(p) => {
+                    crate::tty::copy_window_size(rustix::stdio::stdin(), p.master.as_fd());
+                    crate::relay::pty(&mut relay, p.master.as_fd(), true)
+                        .ctx("relay", "terminal")?;
+                    Some(crate::tty::RawMode::enter())
+                }
+                None => None,
+            };
+            // (Ours: the replica is the child's only.)
+            let pty = pty.map(|p| p.master);
             loop {
                 let mut with = vec![(std::os::fd::AsRawFd::as_raw_fd(&pidfd), libc::POLLIN)];
                 with.extend(relay.poll_set());
@@ -418,6 +442,7 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
                     break;
                 }
             }
+            drop(pty);
             relay.finish();
             raw::waitpid(pid, false)
                 .ctx("wait", "runsc exec")?

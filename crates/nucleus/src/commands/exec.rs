@@ -297,7 +297,6 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
 /// with the caller's stdio.
 fn gvisor_exec(a: &ExecArgs, plan: &Plan, ginit: &nucleus_spec::state::ProcId) -> Result<u8> {
     let unsupported = [
-        (a.tty, "--tty"),
         (a.detach, "--detach"),
         (a.json, "--json"),
         (a.capture, "--capture"),
