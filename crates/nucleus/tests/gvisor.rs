@@ -209,6 +209,16 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
         }
         assert_eq!(stdout(&run(&["logs", "gv1"])), "up\n");
         assert!(!runsc_processes(&id).is_empty());
+        // ps ID: the processes inside gVisor (runsc ps: the sentry's pids), JSON the host's.
+        let o = run(&["ps", "gv1"]);
+        let table = stdout(&o);
+        assert!(
+            table.starts_with("UID") && table.contains("sleep"),
+            "{table}"
+        );
+        let o = run(&["ps", "gv1", "--format", "json"]);
+        let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(pids.len() >= 3, "{pids:?}");
         // exec: runsc exec, with the plan's environment and the caller's changes.
         let o = run(&[
             "exec",

@@ -462,6 +462,51 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
     Ok((code, err))
 }
 
+/// `nucleus ps ID` of a gVisor sandbox: the processes inside gVisor's kernel, as `runsc ps`
+/// lists them (its table: the sentry's pids), run in ginit's namespaces. At most 1 MiB.
+pub fn ps(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<String> {
+    let g = plan
+        .gvisor
+        .as_ref()
+        .ok_or_else(|| other("ps", "not a gVisor sandbox"))?;
+    let argv = g.argv(&["ps", &plan.id]);
+    let (r, w) = raw::pipe().ctx("pipe", "runsc ps")?;
+    #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
+    // SAFETY: `nucleus ps` is single-threaded; the child only joins namespaces, runs runsc
+    // and exits.
+    match unsafe { raw::fork() }.ctx("fork", "ps")? {
+        None => {
+            drop(r);
+            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+            if raw::setns(ginit, flags).is_err() {
+                raw::exit_now(125);
+            }
+            let st = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(w))
+                .stderr(Stdio::null())
+                .status();
+            raw::exit_now(if st.is_ok_and(|s| s.success()) { 0 } else { 1 })
+        }
+        Some(pid) => {
+            drop(w);
+            let mut out = Vec::new();
+            let read = std::io::Read::read_to_end(
+                &mut std::io::Read::take(fs::File::from(r), 1 << 20),
+                &mut out,
+            );
+            let st = raw::waitpid(pid, false).ctx("wait", "runsc ps")?;
+            match (read, st) {
+                (Ok(_), Some((_, WaitStatus::Exited(0)))) => {
+                    Ok(String::from_utf8_lossy(&out).into_owned())
+                }
+                _ => Err(other("runsc ps", "failed")),
+            }
+        }
+    }
+}
+
 /// `runsc delete --force` of a sandbox that did not run to its end, reaping meanwhile: runsc
 /// waits for its sandbox and gofer processes to be gone, and an exited one stays a zombie
 /// (alive to runsc's kill(pid, 0)) until its parent, this PID 1, reaps it.

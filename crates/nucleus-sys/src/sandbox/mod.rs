@@ -34,7 +34,7 @@ mod wait;
 mod workload;
 
 pub(crate) use child::fail_with;
-pub use gvisor::exec as gvisor_exec;
+pub use gvisor::{exec as gvisor_exec, ps as gvisor_ps};
 pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;

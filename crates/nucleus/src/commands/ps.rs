@@ -154,6 +154,25 @@ fn processes(store: &Store, q: &str, format: OutputFormat) -> Result<u8> {
     if !matches!(st, Status::Created | Status::Running) {
         anyhow::bail!("{q}: is {}; it has no processes", st.as_str());
     }
+    // A gVisor sandbox's table: the processes inside gVisor's kernel (runsc ps); its JSON
+    // stays the host's pids (what it runs on the host: ginit, runsc's sentry and gofer).
+    if crate::records::is_gvisor(&s) && format == OutputFormat::Table {
+        let plan: nucleus_spec::Plan = serde_json::from_slice(
+            &std::fs::read(store.dir(&s.id).join("plan.json"))
+                .map_err(|e| anyhow::anyhow!("{q}: read its plan: {e}"))?,
+        )?;
+        let fd = s
+            .init
+            .as_ref()
+            .and_then(nucleus_sys::process::pidfd)
+            .ok_or_else(|| anyhow::anyhow!("{q}: is not running any more"))?;
+        let table = nucleus_sys::sandbox::gvisor_ps(&plan, std::os::fd::AsFd::as_fd(&fd))?;
+        // (runsc's text: shown escaped where it is not printable, as command lines are.)
+        for l in table.lines() {
+            outln!("{}", l.escape_debug());
+        }
+        return Ok(0);
+    }
     let pids = crate::records::procs(&s);
     match format {
         OutputFormat::Json => outln!("{}", serde_json::to_string(&pids)?),
