@@ -125,6 +125,26 @@ fn files_in_and_out_follow_the_plan() {
             std::fs::read_to_string(ws.join("back")).unwrap(),
             "copied\n"
         );
+        // The context (a read-only copy, as native's) and a read-only volume.
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("c"), "context\n").unwrap();
+        let vol = format!("{}:/data:ro", ws.display());
+        let o = gv_run(
+            &["--context", ctx.to_str().unwrap(), "-v", &vol],
+            &[
+                "sh",
+                "-c",
+                "cat /context/c; (echo x > /context/c2) 2>/dev/null || echo ctx-ro; cat /data/in; (echo y > /data/z) 2>/dev/null || echo vol-ro",
+            ],
+        );
+        assert_eq!(
+            stdout(&o),
+            "context\nctx-ro\nfrom the host\nvol-ro\n",
+            "{}",
+            stderr(&o)
+        );
+        assert!(!ctx.join("c2").exists() && !ws.join("z").exists());
         // The root is read-only, /tmp is gVisor's tmpfs with the plan's size; /etc is the view.
         let o = gv_run(
             &["--tmpfs", "/scratch:1m"],
