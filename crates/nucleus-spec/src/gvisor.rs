@@ -273,7 +273,10 @@ pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
 
 /// `--runtime` and its flags: the gVisor plan to apply once the plan is built, or None for a
 /// native sandbox (refusing gVisor's flags without it, and what gVisor cannot honour).
-pub fn decide(cfg: &RunConfig) -> Result<Option<GvisorPlan>, ConfigError> {
+pub fn decide(
+    cfg: &RunConfig,
+    facts: &crate::host::HostFacts,
+) -> Result<Option<GvisorPlan>, ConfigError> {
     if cfg.runtime == Runtime::Native {
         if cfg.gvisor_platform.is_some() {
             return Err(ConfigError::new(
@@ -285,6 +288,12 @@ pub fn decide(cfg: &RunConfig) -> Result<Option<GvisorPlan>, ConfigError> {
             return Err(ConfigError::new("--runsc", "only with --runtime gvisor"));
         }
         return Ok(None);
+    }
+    if facts.euid != 0 {
+        return Err(ConfigError::new(
+            "--runtime",
+            "gvisor needs root (runsc makes its sandbox as root; rootless runsc is not supported)",
+        ));
     }
     check(cfg)?;
     Ok(Some(GvisorPlan {
@@ -646,7 +655,7 @@ mod tests {
             runtime: Runtime::Gvisor,
             ..Default::default()
         };
-        assert!(decide(&gv).unwrap().is_some());
+        assert!(decide(&gv, &Default::default()).unwrap().is_some());
         let cases: Vec<(RunConfig, &str)> = vec![
             (
                 RunConfig {
@@ -695,8 +704,13 @@ mod tests {
                 "--gvisor-platform",
             ),
         ];
+        let user = crate::host::HostFacts {
+            euid: 1000,
+            ..Default::default()
+        };
+        assert_eq!(decide(&gv, &user).unwrap_err().field, "--runtime");
         for (cfg, flag) in cases {
-            let e = decide(&cfg).unwrap_err();
+            let e = decide(&cfg, &Default::default()).unwrap_err();
             assert_eq!(e.field, flag, "{e}");
         }
     }

@@ -363,7 +363,7 @@ impl Plan {
     /// in this order (a later area may read what an earlier one decided; the mounts and the
     /// Landlock rules keep the order they are added in).
     pub fn build(cfg: &RunConfig, facts: &HostFacts, id: &str) -> Result<Plan, PlanError> {
-        let gvisor = crate::gvisor::decide(cfg)?;
+        let gvisor = crate::gvisor::decide(cfg, facts)?;
         let mut d = Draft::new(cfg, facts);
         let admitted = admission::admit(&mut d, id)?;
         let who = Identity::decide(cfg, facts, id)?;
