@@ -249,7 +249,15 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         cgroup_parent: cgroup_parent(a.cgroup_parent.as_deref())?,
         etc_views: None,
         runtime: a.runtime,
-        gvisor_platform: a.gvisor_platform,
+        gvisor_platform: match a.gvisor_platform {
+            Some(nucleus_spec::gvisor::GvisorPlatform::Kvm) if !Path::new("/dev/kvm").exists() => {
+                return Err(ConfigError::new(
+                    "--gvisor-platform",
+                    "kvm needs /dev/kvm, which this host has not (ptrace works everywhere)",
+                ))
+            }
+            p => p,
+        },
         runsc: match a.runtime {
             nucleus_spec::gvisor::Runtime::Gvisor => Some(runsc(a.runsc.as_deref())?),
             // (NUCLEUS_RUNSC may be set for every run: only gVisor's read it.)

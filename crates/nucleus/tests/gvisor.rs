@@ -367,6 +367,23 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
             assert_eq!(e.trim().lines().count(), 1, "{e}");
             assert!(e.contains(flag) && e.contains("gvisor"), "{e}");
         }
+        // An unknown platform or runtime.
+        for bad in [
+            vec![
+                "run",
+                "--runtime",
+                "gvisor",
+                "--gvisor-platform",
+                "vm",
+                "--",
+                "true",
+            ],
+            vec!["run", "--runtime", "qemu", "--", "true"],
+        ] {
+            let o = run(&bad);
+            assert_eq!(o.status.code(), Some(125), "{bad:?}");
+            assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+        }
         // gVisor's flags without it.
         let o = run(&["run", "--gvisor-platform", "ptrace", "--", "true"]);
         assert_eq!(o.status.code(), Some(125));
