@@ -258,6 +258,45 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
         assert_eq!(stdout(&o), "y 1000 /tmp\n");
         let o = run(&["exec", "gv1", "--", "/no/such/program"]);
         assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        // exec --json --capture (the agent interface's) and --timeout.
+        let o = run(&[
+            "exec",
+            "--json",
+            "--capture",
+            "gv1",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (&j["exit_code"], &j["stdout"], &j["stderr"]),
+            (
+                &Value::from(3),
+                &Value::from("out\n"),
+                &Value::from("err\n")
+            ),
+            "{j}"
+        );
+        let began = Instant::now();
+        let o = run(&[
+            "exec",
+            "--json",
+            "--capture",
+            "--timeout",
+            "1s",
+            "gv1",
+            "--",
+            "sleep",
+            "30",
+        ]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (&j["exit_code"], &j["timed_out"]),
+            (&Value::from(124), &Value::from(true))
+        );
+        assert!(began.elapsed() < Duration::from_secs(8), "{j}");
         // The health check (an exec) sees what the exec made.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -357,15 +357,22 @@ fn runsc(g: &GvisorPlan, argv: &[String]) -> std::result::Result<(), String> {
 /// `nucleus exec` in a gVisor sandbox: `runsc exec` of `plan.process` (its process file 0600
 /// beside the bundle: the environment never goes on a command line) in ginit's pid, mount and
 /// network namespaces, where runsc finds its sandbox's processes, state and control socket,
-/// with this process's stdio. The command's exit status, and runsc's own error when it
-/// failed (its exit status is then 128: runsc's cli/main.go).
-pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Option<String>)> {
+/// with this process's stdio (`capture`: into it; `-t`: a pty of ours). `plan.timeout_ms`:
+/// then SIGTERM to the process inside (`runsc kill --pid`), SIGKILL after the grace period.
+/// The outcome as native's: the command's status, or runsc's own error (its status is then
+/// 128: runsc's cli/main.go) as the failure.
+pub fn exec(
+    plan: &Plan,
+    ginit: std::os::fd::BorrowedFd<'_>,
+    capture: Option<crate::relay::Capture>,
+) -> Result<Outcome> {
     let g = plan
         .gvisor
         .as_ref()
         .ok_or_else(|| other("exec", "not a gVisor sandbox"))?;
     let me = std::process::id();
     let file = g.dir.join(format!("exec-{me}.json"));
+    let ipid = g.dir.join(format!("exec-{me}.pid"));
     let log = g.state().join(format!("exec-{me}.log"));
     let json = nucleus_spec::gvisor::exec_process(&plan.process).map_err(|e| other("exec", e))?;
     {
@@ -381,25 +388,33 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
             .and_then(|mut f| f.write_all(&json))
             .ctx("write", file.display())?;
     }
+    let gone = || {
+        for f in [&file, &ipid, &log] {
+            let _ = fs::remove_file(f);
+        }
+    };
     // `-t`: a foreground `runsc exec` gives the process its own terminal (its stdin, which
     // must be one): a pty of ours, whose master is relayed to the caller's terminal.
     let pty = match plan.process.tty {
         true => Some(crate::tty::open_in_sandbox()?),
         false => None,
     };
-    let argv = g.exec_argv(&plan.id, &file, &log);
+    let mut argv = g.exec_argv(&plan.id, &file, &log);
+    let verb = argv.iter().position(|a| a == "exec").unwrap_or(argv.len());
+    argv.insert(verb + 1, format!("--internal-pid-file={}", ipid.display()));
     // (As for the sandbox's own streams: a regular file is written through a pipe.)
-    let stdio = match plan.process.tty {
-        true => crate::relay::Stdio::default(),
-        false => crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?,
+    let stdio = match (plan.process.tty, capture) {
+        (true, _) => crate::relay::Stdio::default(),
+        (false, Some(c)) => crate::relay::Stdio::capturing(c).ctx("pipe", "capture")?,
+        (false, None) => crate::relay::Stdio::for_gvisor().ctx("pipe", "standard descriptors")?,
     };
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
     #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
     // SAFETY: `nucleus exec` is single-threaded; the child only joins namespaces, runs runsc
     // and exits.
     let child = unsafe { raw::fork() }.ctx("fork", "exec");
-    let code = match child {
+    let (code, timed_out) = match child {
         Ok(None) => {
-            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
             let term = pty.as_ref().is_none_or(|p| {
                 rustix::process::setsid().is_ok()
                     && crate::tty::become_controlling(p.slave.as_fd()).is_ok()
@@ -433,33 +448,113 @@ pub fn exec(plan: &Plan, ginit: std::os::fd::BorrowedFd<'_>) -> Result<(i32, Opt
             };
             // (Ours: the replica is the child's only.)
             let pty = pty.map(|p| p.master);
+            let now = std::time::Instant::now;
+            let mut deadline = plan
+                .timeout_ms
+                .map(|ms| now() + std::time::Duration::from_millis(ms));
+            let mut kill_at = None;
+            let mut timed_out = false;
             loop {
+                let wait = [deadline, kill_at]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map_or(-1, |t| {
+                        t.saturating_duration_since(now()).as_millis().min(1 << 30) as i32 + 1
+                    });
                 let mut with = vec![(std::os::fd::AsRawFd::as_raw_fd(&pidfd), libc::POLLIN)];
                 with.extend(relay.poll_set());
-                let rev = raw::poll(&with, -1).ctx("poll", "")?;
+                let rev = raw::poll(&with, wait).ctx("poll", "")?;
                 relay.service(&rev[1..]);
                 if rev[0] != 0 {
                     break;
                 }
+                if deadline.is_some_and(|d| now() >= d) {
+                    deadline = None;
+                    timed_out = true;
+                    kill_inside(g, &plan.id, ginit, &ipid, libc::SIGTERM);
+                    kill_at = Some(
+                        now()
+                            + std::time::Duration::from_millis(
+                                nucleus_spec::plan::TIMEOUT_GRACE_MS,
+                            ),
+                    );
+                }
+                if kill_at.is_some_and(|k| now() >= k) {
+                    kill_at = None;
+                    kill_inside(g, &plan.id, ginit, &ipid, libc::SIGKILL);
+                }
             }
-            drop(pty);
             relay.finish();
-            raw::waitpid(pid, false)
+            drop(pty);
+            let code = raw::waitpid(pid, false)
                 .ctx("wait", "runsc exec")?
-                .map_or(125, |(_, s)| s.code())
+                .map_or(125, |(_, s)| s.code());
+            (code, timed_out)
         }
         Err(e) => {
-            let _ = fs::remove_file(&file);
+            gone();
             return Err(e);
         }
     };
-    let _ = fs::remove_file(&file);
     let err = (code == 128)
         .then(|| fs::read_to_string(&log).ok())
         .flatten()
         .and_then(|l| nucleus_spec::gvisor::last_error(&l));
-    let _ = fs::remove_file(&log);
-    Ok((code, err))
+    gone();
+    let failure = err.map(|e| match nucleus_spec::gvisor::start_failure_code(&e) {
+        127 => StartFailure::not_found(e),
+        126 => StartFailure::new(Stage::Exec, e),
+        _ => StartFailure::new(Stage::Init, format!("runsc exec: {e}")),
+    });
+    Ok(Outcome {
+        status: WaitStatus::Exited(code),
+        report: None,
+        failure,
+        usage: Default::default(),
+        traced: None,
+        timed_out,
+    })
+}
+
+/// Signal the process an exec started inside gVisor (`--internal-pid-file`: its pid there),
+/// with `runsc kill --pid` in ginit's namespaces.
+fn kill_inside(
+    g: &GvisorPlan,
+    id: &str,
+    ginit: std::os::fd::BorrowedFd<'_>,
+    ipid: &Path,
+    sig: i32,
+) {
+    let Some(inner) = fs::read_to_string(ipid)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let argv = g.argv(&["kill", "--pid", &inner.to_string(), id, &sig.to_string()]);
+    #[allow(unsafe_code)] // raw::fork: the caller must be single-threaded.
+    // SAFETY: single-threaded `nucleus exec`; the child joins namespaces, runs runsc, exits.
+    match unsafe { raw::fork() } {
+        Err(_) => {}
+        Ok(Some(pid)) => {
+            let _ = raw::waitpid(pid, false);
+        }
+        Ok(None) => {
+            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+            if raw::setns(ginit, flags).is_err() {
+                raw::exit_now(125);
+            }
+            let ok = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            raw::exit_now(if ok { 0 } else { 1 })
+        }
+    }
 }
 
 /// `nucleus ps ID` of a gVisor sandbox: the processes inside gVisor's kernel, as `runsc ps`

@@ -164,8 +164,12 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         )
         .into());
     }
-    if gvisor {
-        return gvisor_exec(a, &plan, &init);
+    if gvisor && a.detach {
+        return Err(ConfigError::new(
+            "--detach",
+            "not in a gVisor sandbox (runsc exec runs the command in the foreground)",
+        )
+        .into());
     }
     if a.detach {
         let clash = [
@@ -228,18 +232,25 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
     let ooms = || oom_kills(&plan, &s.cgroups);
     let ooms_before = ooms();
     let t0 = std::time::Instant::now();
-    let out = nucleus_sys::join::exec(
-        &plan,
-        init.pid,
-        std::os::fd::AsFd::as_fd(&pidfd),
-        &s.cgroups,
-        &mut ExecObserver { log },
-        (true, capture),
-    )?;
+    let out = if gvisor {
+        nucleus_sys::sandbox::gvisor_exec(&plan, std::os::fd::AsFd::as_fd(&pidfd), capture)?
+    } else {
+        nucleus_sys::join::exec(
+            &plan,
+            init.pid,
+            std::os::fd::AsFd::as_fd(&pidfd),
+            &s.cgroups,
+            &mut ExecObserver { log },
+            (true, capture),
+        )?
+    };
     let duration = t0.elapsed();
     let mut code = out.status.code().clamp(0, 255) as u8;
     if let Some(f) = &out.failure {
-        log.error(&f.to_string());
+        // (runsc said it on the command's stderr already, unless that was captured.)
+        if !gvisor || a.capture {
+            log.error(&f.to_string());
+        }
         code = f.exit_code();
     }
     if out.timed_out {
@@ -277,11 +288,13 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         }
         outln!("{v}");
     }
-    // (v2 counts it in the sandbox's cpu.stat: nothing to write.)
-    if plan
-        .cgroup
-        .as_ref()
-        .is_some_and(|c| c.driver == nucleus_spec::cgroup::Driver::V1)
+    // (v2 counts it in the sandbox's cpu.stat: nothing to write; nor for gVisor, whose
+    // sentry runs it inside the sandbox's cgroup.)
+    if !gvisor
+        && plan
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.driver == nucleus_spec::cgroup::Driver::V1)
     {
         record_exec_cpu(store, &s.id);
     }
@@ -291,36 +304,4 @@ pub(crate) fn exec(store: &Store, a: &ExecArgs, log: &Logger) -> Result<u8> {
         serde_json::json!({ "argv": a.command, "status": code }),
     );
     Ok(code)
-}
-
-/// `exec` in a gVisor sandbox: `runsc exec` (nucleus-sys `gvisor_exec`), in the foreground
-/// with the caller's stdio.
-fn gvisor_exec(a: &ExecArgs, plan: &Plan, ginit: &nucleus_spec::state::ProcId) -> Result<u8> {
-    let unsupported = [
-        (a.detach, "--detach"),
-        (a.json, "--json"),
-        (a.capture, "--capture"),
-        (a.timeout.is_some(), "--timeout"),
-    ];
-    if let Some((_, f)) = unsupported.iter().find(|(on, _)| *on) {
-        return Err(ConfigError::new(
-            *f,
-            "not in a gVisor sandbox (runsc exec runs the command in the foreground, with this terminal's streams)",
-        )
-        .into());
-    }
-    if let Some(f) = &a.stdin_file {
-        let file = std::fs::File::open(f)
-            .map_err(|e| ConfigError::new("--stdin-file", format!("{}: {e}", f.display())))?;
-        nucleus_sys::relay::stdin_from(&file).context("stdin")?;
-    }
-    let Some(pidfd) = process::pidfd(ginit) else {
-        bail!("{}: is not running any more", a.id);
-    };
-    let (code, err) = nucleus_sys::sandbox::gvisor_exec(plan, std::os::fd::AsFd::as_fd(&pidfd))?;
-    // runsc said what failed on the command's stderr (one line): its status as native's.
-    Ok(match err {
-        Some(e) => nucleus_spec::gvisor::start_failure_code(&e),
-        None => code.clamp(0, 255) as u8,
-    })
 }
