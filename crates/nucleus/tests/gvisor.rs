@@ -582,3 +582,44 @@ fn tty_gives_the_workload_a_terminal() {
         assert!(stdout(&o).contains("terminal"), "{}", stdout(&o));
     });
 }
+
+#[test]
+fn create_with_a_console_socket_hands_over_the_terminal() {
+    use std::io::BufRead;
+    let _g = serial();
+    let t = TempDir::new("gv-console");
+    let sock = t.path().join("console.sock");
+    let mut rx = std::process::Command::new("python3")
+        .args(["-c", CONSOLE_RECEIVER, sock.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(rx.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    leaves_nothing(|| {
+        let mut a = vec!["create", "-t", "--console-socket", sock.to_str().unwrap()];
+        a.extend(GV);
+        a.extend(["--", "sh", "-c", "test -t 1 && echo on-a-tty"]);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        let o = run(&["start", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        wait_within(&mut rx, DEADLINE, "rx");
+        assert!(rest.contains("name /dev/ptmx"), "{rest}");
+        assert!(rest.contains("on-a-tty"), "{rest}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = run(&["rm", &id]);
+            if o.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", stderr(&o));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}

@@ -846,27 +846,6 @@ fn logs_tail_and_follow() {
     root.ok(&["rm", &id]);
 }
 
-/// An OCI-style console socket receiver: accepts one connection, takes the fd, prints the name
-/// and then everything read from the terminal until its other side closes.
-const CONSOLE_RECEIVER: &str = r#"
-import socket, os, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept()
-msg, fds, flags, addr = socket.recv_fds(c, 1024, 1)
-print("name", msg.decode(), flush=True)
-out = b""
-while True:
-    try:
-        b = os.read(fds[0], 4096)
-    except OSError:
-        break
-    if not b:
-        break
-    out += b
-sys.stdout.write(out.decode())
-"#;
-
 #[test]
 fn console_socket_receives_the_terminal() {
     use std::io::BufRead;
