@@ -67,12 +67,19 @@ pub struct GvisorPlan {
 
 /// `--network bridge` under gVisor: ginit's network namespace is the router, with the bridge's
 /// interface (eth0, the sandbox's claimed address, as a native sandbox's) and the inner link
-/// `gv0` ([`ROUTER_ADDR`]); the sandbox's namespace has only the inner link's other end (eth0,
-/// [`SANDBOX_ADDR`]), which runsc's netstack takes. The router forwards: what arrives for the
-/// claimed address goes to the sandbox, what the sandbox sends leaves as the claimed address.
+/// `gv0` ([`ROUTER_ADDR`], [`ROUTER_ADDR6`] when the bridge has IPv6); the sandbox's namespace
+/// has only the inner link's other end (eth0, [`SANDBOX_ADDR`], [`SANDBOX_ADDR6`]), which
+/// runsc's netstack takes. The router forwards: what arrives for the claimed addresses goes to
+/// the sandbox, what the sandbox sends leaves as them.
 pub const ROUTER_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 77, 1);
 pub const SANDBOX_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 77, 2);
 pub const LINK_PREFIX: u8 = 30;
+/// The inner link's IPv6 ends (a unique-local /64 of nucleus's), when the bridge has IPv6.
+pub const ROUTER_ADDR6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfdff, 0x6e75, 0x636c, 0x7667, 0, 0, 0, 1);
+pub const SANDBOX_ADDR6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfdff, 0x6e75, 0x636c, 0x7667, 0, 0, 0, 2);
+pub const LINK_PREFIX6: u8 = 64;
 /// The router's end of the inner link.
 pub const ROUTER_IFACE: &str = "gv0";
 /// The router's nftables table (forwarding to and from the sandbox).

@@ -1049,42 +1049,43 @@ fn ports_rules(b: &mut Batch, table: &str, addrs: &[IpAddr], ports: &[PortMap]) 
     }
 }
 
-/// A gVisor sandbox's router namespace (docs/gvisor.md): what arrives on `outer` for the
-/// sandbox's address `outer_addr` goes on to `inner` (the sentry's, behind the inner link),
-/// and what `inner` sends out by `outer` leaves as `outer_addr` (masquerade).
+/// A gVisor sandbox's router namespace (docs/gvisor.md): per family, what arrives on `outer`
+/// for the sandbox's address there goes on to its address behind the inner link, and what it
+/// sends out by `outer` leaves as its outer address (masquerade). `pairs`: (outer, inner).
 pub fn gvisor_link_table(
     table: &str,
     outer: &str,
-    outer_addr: IpAddr,
-    inner: IpAddr,
+    pairs: &[(IpAddr, IpAddr)],
     seq: u32,
 ) -> (Vec<u8>, u32, u32) {
     let mut b = Batch::new(seq);
     // (It goes with the router's namespace.)
     b.table(table, false);
-    let family = if inner.is_ipv4() {
-        NFPROTO_IPV4
-    } else {
-        NFPROTO_IPV6
-    };
     b.chain(table, "pre", Some((PRE_ROUTING, -100, "nat", NF_ACCEPT)));
-    let mut e = vec![Expr::Meta { key: META_IIFNAME }, eq(ifname(outer))];
-    e.extend(nfproto(&outer_addr));
-    e.push(addr(&outer_addr, true));
-    e.push(eq(addr_bytes(&outer_addr)));
-    e.push(Expr::Load {
-        reg: REG1,
-        data: addr_bytes(&inner),
-    });
-    e.push(Expr::DnatAddr { family });
-    b.rule(table, "pre", &e);
     b.chain(table, "post", Some((POST_ROUTING, 100, "nat", NF_ACCEPT)));
-    let mut e = vec![Expr::Meta { key: META_OIFNAME }, eq(ifname(outer))];
-    e.extend(nfproto(&inner));
-    e.push(addr(&inner, false));
-    e.push(eq(addr_bytes(&inner)));
-    e.push(Expr::Masq);
-    b.rule(table, "post", &e);
+    for (outer_addr, inner) in pairs {
+        let family = if inner.is_ipv4() {
+            NFPROTO_IPV4
+        } else {
+            NFPROTO_IPV6
+        };
+        let mut e = vec![Expr::Meta { key: META_IIFNAME }, eq(ifname(outer))];
+        e.extend(nfproto(outer_addr));
+        e.push(addr(outer_addr, true));
+        e.push(eq(addr_bytes(outer_addr)));
+        e.push(Expr::Load {
+            reg: REG1,
+            data: addr_bytes(inner),
+        });
+        e.push(Expr::DnatAddr { family });
+        b.rule(table, "pre", &e);
+        let mut e = vec![Expr::Meta { key: META_OIFNAME }, eq(ifname(outer))];
+        e.extend(nfproto(inner));
+        e.push(addr(inner, false));
+        e.push(eq(addr_bytes(inner)));
+        e.push(Expr::Masq);
+        b.rule(table, "post", &e);
+    }
     b.finish()
 }
 

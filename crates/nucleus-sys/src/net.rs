@@ -792,17 +792,15 @@ fn new_veth(
 /// A gVisor sandbox's router namespace (nucleus-spec `gvisor::ROUTER_ADDR`): forwarding on,
 /// and the table that sends what arrives for `outer_addr` on to `inner` and masquerades what
 /// `inner` sends out.
-pub fn gvisor_router(outer: &str, outer_addr: IpAddr, inner: IpAddr) -> Result<()> {
+pub fn gvisor_router(outer: &str, pairs: &[(IpAddr, IpAddr)]) -> Result<()> {
     write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    if pairs.iter().any(|(o, _)| o.is_ipv6()) {
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+    }
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
     let seq = nft.reserve(100);
-    let (batch, first, last) = nucleus_spec::nft::gvisor_link_table(
-        nucleus_spec::gvisor::LINK_TABLE,
-        outer,
-        outer_addr,
-        inner,
-        seq,
-    );
+    let (batch, first, last) =
+        nucleus_spec::nft::gvisor_link_table(nucleus_spec::gvisor::LINK_TABLE, outer, pairs, seq);
     nft.transact(&batch, first, last)
         .ctx("install nftables table", nucleus_spec::gvisor::LINK_TABLE)
 }

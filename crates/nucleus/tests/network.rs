@@ -802,17 +802,17 @@ print("sent", dev, sent)
 }
 
 /// `--runtime gvisor --network bridge` (#23): gVisor's netstack behind the sandbox's bridge
-/// address (ginit's namespace routes and NATs to the sentry's): the outside and names reached,
-/// a published port answered, no IPv6 inside, and nothing left.
+/// address (ginit's namespace routes and NATs to the sentry's): the outside reached over IPv4
+/// and IPv6, names resolved, a published port answered, and nothing left.
 #[test]
 fn a_gvisor_sandbox_on_the_bridge_reaches_out_and_is_reached() {
     let _g = serial();
     let w = World::new("net-gvisor");
     w.script(
         "gv.sh",
-        "uname -r; c 198.51.100.1 8080; c 203.0.113.2 8080; \
+        "uname -r; c 198.51.100.1 8080; c 203.0.113.2 8080; c 2001:db8::2 8080; c 2001:db8:1::2 8080; \
          python3 -c 'import socket; print(\"resolved\", socket.gethostbyname(\"allowed.test\"))'; \
-         ip -6 addr show eth0 | grep -c 'inet6 fd' || true",
+         ip -6 addr show eth0 | grep -o 'inet6 fdff[^ ]*'",
     );
     let o = w.run(
         r#"G="--runtime gvisor --gvisor-platform ptrace --network bridge --dns 198.51.100.53"
@@ -834,7 +834,16 @@ fn a_gvisor_sandbox_on_the_bridge_reaches_out_and_is_reached() {
     assert!(out.contains("ok 198.51.100.1 from 10.88."), "{out}");
     assert!(out.contains("ok 203.0.113.2 from 203.0.113.1\n"), "{out}");
     assert!(out.contains("resolved 198.51.100.1"), "{out}");
-    assert!(out.contains("\n0\n"), "no IPv6 address inside: {out}");
+    // IPv6 too: out as the sandbox's bridge address, beyond the host as the host's.
+    assert!(
+        out.contains("ok 2001:db8::2 from fd8e:7c1a:5b3d::"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok 2001:db8:1::2 from 2001:db8:1::1\n"),
+        "{out}"
+    );
+    assert!(out.contains("inet6 fdff:6e75:636c:7667::2/64"), "{out}");
     assert!(out.contains("published 200"), "{out}");
     assert_clean(&out);
 }

@@ -253,7 +253,12 @@ fn ginit_mounts(
 /// held by a child of ginit, has the other end of gv0 as its eth0 (nucleus-spec
 /// `gvisor::ROUTER_ADDR`), bound where config.json names it.
 fn ginit_network(g: &GvisorPlan, outer: &crate::net::Assigned) -> std::result::Result<(), String> {
-    use nucleus_spec::gvisor::{LINK_PREFIX, ROUTER_ADDR, ROUTER_IFACE, SANDBOX_ADDR};
+    use nucleus_spec::gvisor::{
+        LINK_PREFIX, LINK_PREFIX6, ROUTER_ADDR, ROUTER_ADDR6, ROUTER_IFACE, SANDBOX_ADDR,
+        SANDBOX_ADDR6,
+    };
+    // IPv6 inside when the bridge has it.
+    let v6 = outer.v6.is_some();
     use std::os::fd::AsRawFd;
     let err = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
     crate::net::loopback_up().map_err(|e| err("loopback", &e))?;
@@ -270,7 +275,7 @@ fn ginit_network(g: &GvisorPlan, outer: &crate::net::Assigned) -> std::result::R
             let inner = crate::net::Assigned {
                 iface: nucleus_spec::net::SANDBOX_IFACE.into(),
                 v4: (SANDBOX_ADDR.into(), LINK_PREFIX, ROUTER_ADDR.into()),
-                v6: None,
+                v6: v6.then_some((SANDBOX_ADDR6.into(), LINK_PREFIX6, ROUTER_ADDR6.into())),
             };
             let step = |ok: bool| {
                 if !ok || raw::send_byte(done_w.as_raw_fd(), 1).is_err() {
@@ -304,15 +309,18 @@ fn ginit_network(g: &GvisorPlan, outer: &crate::net::Assigned) -> std::result::R
     let router = crate::net::Assigned {
         iface: ROUTER_IFACE.into(),
         v4: (ROUTER_ADDR.into(), LINK_PREFIX, SANDBOX_ADDR.into()),
-        v6: None,
+        v6: v6.then_some((ROUTER_ADDR6.into(), LINK_PREFIX6, SANDBOX_ADDR6.into())),
     };
     crate::net::configure_sandbox(&router).map_err(|e| err(ROUTER_IFACE, &e))?;
     raw::send_byte(go_w.as_raw_fd(), 1).map_err(|e| err("pipe", &e))?;
     next("configure")?;
     // (go_w stays open in the holder's sight: it waits on it until it dies.)
     std::mem::forget(go_w);
-    crate::net::gvisor_router(&outer.iface, outer.v4.0, SANDBOX_ADDR.into())
-        .map_err(|e| err("router", &e))?;
+    let mut pairs = vec![(outer.v4.0, std::net::IpAddr::from(SANDBOX_ADDR))];
+    if let Some((o6, _, _)) = outer.v6 {
+        pairs.push((o6, SANDBOX_ADDR6.into()));
+    }
+    crate::net::gvisor_router(&outer.iface, &pairs).map_err(|e| err("router", &e))?;
     raw::bind(
         Path::new(&format!("/proc/{holder}/ns/net")),
         &g.netns(),
