@@ -28,10 +28,27 @@ pub(super) struct Tree {
     max_bytes: u64,
 }
 
-/// Copy the copy-in-out workspace back (once the workload ran).
-pub(super) fn copy_back_trees(trees: &[Tree]) -> Result<()> {
-    for t in trees.iter().filter(|t| t.copy_back) {
-        copy::copy_back(&fd_path(t.view.as_fd()), &t.src, t.max_bytes)?;
+/// Once the sandbox is gone: its usage (the cgroup's counters, else the reaped children's CPU
+/// time), its cgroup removed, and the copy-in-out workspace copied back if the workload ran.
+pub(super) fn finish_run(
+    out: &mut Outcome,
+    cgroup: Option<Cgroup>,
+    trees: &[Tree],
+    obs: &mut dyn Observer,
+) -> Result<()> {
+    if let Some(c) = cgroup {
+        out.usage = c.usage();
+        if let Err(e) = c.remove() {
+            obs.degraded(&e.to_string());
+        }
+    }
+    if out.usage.cpu_usec.is_none() {
+        out.usage.cpu_usec = Some(raw::children_cpu_usec());
+    }
+    if out.report.is_some() {
+        for t in trees.iter().filter(|t| t.copy_back) {
+            copy::copy_back(&fd_path(t.view.as_fd()), &t.src, t.max_bytes)?;
+        }
     }
     Ok(())
 }
@@ -460,18 +477,7 @@ pub(super) fn parent_run(
     let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
     drop(slirp);
     drop(host_net);
-    if let Some(c) = cgroup {
-        out.usage = c.usage();
-        if let Err(e) = c.remove() {
-            obs.degraded(&e.to_string());
-        }
-    }
-    if out.usage.cpu_usec.is_none() {
-        out.usage.cpu_usec = Some(raw::children_cpu_usec());
-    }
-    if out.report.is_some() {
-        copy_back_trees(&trees)?;
-    }
+    finish_run(&mut out, cgroup, &trees, obs)?;
     drop(slot);
     Ok(out)
 }
