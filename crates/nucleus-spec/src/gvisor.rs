@@ -63,6 +63,10 @@ pub struct GvisorPlan {
     /// [`ROUTER_ADDR`]); else the sandbox has loopback only.
     #[serde(default)]
     pub bridged: bool,
+    /// `--network host`: the sentry uses the host's network stack (runsc's hostinet), from
+    /// the host's network namespace.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 /// `--network bridge` under gVisor: ginit's network namespace is the router, with the bridge's
@@ -128,10 +132,10 @@ impl GvisorPlan {
             "--log-format=json".into(),
             // Bridged: the namespace ginit prepared (config.json names it); else runsc's own,
             // with loopback only.
-            if self.bridged {
-                "--network=sandbox"
-            } else {
-                "--network=none"
+            match (self.bridged, self.host_network) {
+                (true, _) => "--network=sandbox",
+                (false, true) => "--network=host",
+                (false, false) => "--network=none",
             }
             .into(),
             // nucleus makes the sandbox's cgroups (runsc runs in them already).
@@ -201,11 +205,11 @@ fn refuse(flag: &str, why: &str) -> ConfigError {
 /// Options gVisor cannot honour: refused (never dropped silently).
 pub fn check(cfg: &RunConfig) -> Result<(), ConfigError> {
     match cfg.network {
-        NetworkMode::None | NetworkMode::Bridge => {}
-        NetworkMode::Host | NetworkMode::Slirp => {
+        NetworkMode::None | NetworkMode::Bridge | NetworkMode::Host => {}
+        NetworkMode::Slirp => {
             return Err(refuse(
                 "--network",
-                "none or bridge (gVisor's own network stack behind the sandbox's bridge address)",
+                "none, bridge or host (slirp4netns serves a native sandbox's namespace)",
             ))
         }
     }
@@ -308,6 +312,7 @@ pub fn decide(
         platform: cfg.gvisor_platform,
         dir: PathBuf::new(),
         bridged: cfg.network == NetworkMode::Bridge,
+        host_network: cfg.network == NetworkMode::Host,
     }))
 }
 
@@ -531,22 +536,26 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
             .build()
             .map_err(|e| e.to_string())
     };
-    let net = match g.bridged {
-        true => oci::LinuxNamespaceBuilder::default()
-            .typ(oci::LinuxNamespaceType::Network)
-            .path(g.netns())
-            .build()
-            .map_err(|e| e.to_string())?,
-        false => ns(oci::LinuxNamespaceType::Network)?,
-    };
+    let mut namespaces = vec![
+        ns(oci::LinuxNamespaceType::Pid)?,
+        ns(oci::LinuxNamespaceType::Ipc)?,
+        ns(oci::LinuxNamespaceType::Uts)?,
+        ns(oci::LinuxNamespaceType::Mount)?,
+    ];
+    // (Host network: none of its own, the caller's, which is the host's.)
+    match (g.bridged, g.host_network) {
+        (true, _) => namespaces.push(
+            oci::LinuxNamespaceBuilder::default()
+                .typ(oci::LinuxNamespaceType::Network)
+                .path(g.netns())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        (false, true) => {}
+        (false, false) => namespaces.push(ns(oci::LinuxNamespaceType::Network)?),
+    }
     let linux = oci::LinuxBuilder::default()
-        .namespaces(vec![
-            ns(oci::LinuxNamespaceType::Pid)?,
-            ns(oci::LinuxNamespaceType::Ipc)?,
-            ns(oci::LinuxNamespaceType::Uts)?,
-            ns(oci::LinuxNamespaceType::Mount)?,
-            net,
-        ])
+        .namespaces(namespaces)
         .build()
         .map_err(|e| e.to_string())?;
     let spec = oci::SpecBuilder::default()
@@ -666,7 +675,7 @@ mod tests {
         let cases: Vec<(RunConfig, &str)> = vec![
             (
                 RunConfig {
-                    network: NetworkMode::Host,
+                    network: NetworkMode::Slirp,
                     ..gv.clone()
                 },
                 "--network",
@@ -729,6 +738,7 @@ mod tests {
             platform: Some(GvisorPlatform::Ptrace),
             dir: "/run/nucleus/abc/gv".into(),
             bridged: false,
+            host_network: false,
         };
         assert_eq!(
             g.create_argv("abc", false),

@@ -387,7 +387,7 @@ fn what_gvisor_cannot_honour_is_one_line_and_leaves_nothing() {
     let _g = serial();
     leaves_nothing(|| {
         for (flags, flag) in [
-            (vec!["--network", "host"], "--network"),
+            (vec!["--network", "slirp"], "--network"),
             (
                 vec![
                     "--network",

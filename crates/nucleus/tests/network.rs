@@ -879,3 +879,53 @@ fn a_gvisor_sandbox_keeps_to_its_egress_rules() {
     assert!(out.contains("dns refused: other.test"), "{out}");
     assert_clean(&out);
 }
+
+/// `--runtime gvisor --network host` (#23): gVisor's sentry on the host's network stack
+/// (runsc's hostinet): the host's servers reached directly, and nothing left. runsc's control
+/// socket (abstract, in the host's namespace then) refuses another user: an unprivileged
+/// process's kill request is dropped and the sandbox runs on.
+#[test]
+fn a_gvisor_sandbox_on_the_host_network_reaches_the_hosts_servers() {
+    let _g = serial();
+    let w = World::new("net-gvisor-host");
+    w.script(
+        "gvh.sh",
+        "uname -r; c 198.51.100.1 8080; c 2001:db8::2 8080",
+    );
+    let o = w.run(
+        r#"$N run --runtime gvisor --gvisor-platform ptrace --network host -- bash -c "$(inner gvh.sh)"; echo "exit=$?"
+           id=$($N run -d --runtime gvisor --gvisor-platform ptrace --network host -- sleep 1000)
+           setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect("\0runsc-sandbox." + sys.argv[1] + "\0")
+    s.send(json.dumps({"method": "containerManager.Signal", "arg": {"CID": sys.argv[1], "Signo": 9, "Mode": 0}}).encode())
+    s.settimeout(5)
+    print("control:", s.recv(4096) or "closed")
+except OSError as e:
+    print("control: refused", e.errno)
+' $id
+           grep -c "@runsc-sandbox.$id@" /proc/net/unix | sed 's/^/sockets: /' 
+           sleep 0.5
+           echo "after: $($N inspect $id | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
+           $N rm -f $id >/dev/null
+           leftovers"#,
+    );
+    let out = lines(&o);
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("4.4.0\n"), "{out}");
+    assert!(out.contains("ok 198.51.100.1 from 198.51.100."), "{out}");
+    assert!(out.contains("ok 2001:db8::2 from 2001:db8::"), "{out}");
+    // The socket is there (in this namespace), the connection is made and turned away: the
+    // server closes it (EPIPE on the request, or a reset or end on the reply), never answers.
+    assert!(out.contains("sockets: 1"), "{out}");
+    assert!(
+        out.contains("control: refused 32")
+            || out.contains("control: refused 104")
+            || out.contains("control: closed"),
+        "{out}"
+    );
+    assert!(out.contains("after: running"), "{out}");
+    assert_clean(&out);
+}

@@ -70,11 +70,17 @@ pub(super) fn run(
         let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = raw::waitpid(pid, false);
     };
-    let flags = (libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS) as u64;
+    // (Host network: ginit stays in the host's network namespace, where runsc's sentry uses
+    // the host's stack. runsc's control socket, an abstract one in Debian 12's runsc, is then
+    // in the host's namespace too: runsc's control server serves its own uid only.)
+    let net = if g.host_network {
+        0
+    } else {
+        libc::CLONE_NEWNET
+    };
+    let flags =
+        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | net | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+            as u64;
     #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
     // SAFETY: nucleus is single-threaded here (no threads are ever spawned before a run).
     let forked = unsafe { raw::fork_into(flags, into) }.ctx("clone3", "new namespaces")?;
