@@ -1125,6 +1125,32 @@ mod tests {
         assert_eq!(last as usize, 100 + m.len() - 2);
         // table, 2 sets, 2 chains, 1 port rule, lo, ct, 3 icmpv6, 2 dns, 1 cidr, 2 sets, 2 final.
         assert_eq!(m.len() - 2, 1 + 2 + 2 + 1 + 5 + 2 + 1 + 2 + 2);
+        // A gVisor sandbox's router: the same rules on the forward hook (the first one lets
+        // what does not come from the link pass), and an input chain for the link: its
+        // chain, replies, DNS over UDP and TCP, the TCP reset, the rest refused.
+        let (g, _, _) = egress_batch_at(&e, Some("gv0"), 100);
+        assert_eq!(messages(&g).len(), m.len() + 1 + 5);
+        let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        assert!(has(&g, b"gv0\0") && has(&g, b"input\0"));
+        assert!(!has(&b, b"gv0\0") && !has(&b, b"input\0"));
+        assert_eq!(egress_batch_at(&e, None, 100).0, b);
+    }
+
+    #[test]
+    fn gvisor_link_table_forwards_each_family() {
+        let pairs: Vec<(IpAddr, IpAddr)> = vec![
+            (
+                "10.88.0.5".parse().unwrap(),
+                "169.254.77.2".parse().unwrap(),
+            ),
+            (
+                "fd00::5".parse().unwrap(),
+                "fdff:6e75:636c:7667::2".parse().unwrap(),
+            ),
+        ];
+        let (b, _, _) = gvisor_link_table("nucleus-gv", "eth0", &pairs, 1);
+        // table, 2 chains, per family a DNAT and a masquerade.
+        assert_eq!(messages(&b).len() - 2, 1 + 2 + 2 * 2);
     }
 
     #[test]
