@@ -157,12 +157,17 @@ impl GvisorPlan {
     }
 
     /// `runsc create`, with the bundle and the pid file, and with a terminal the socket runsc
-    /// sends its master to.
-    pub fn create_argv(&self, id: &str, tty: bool) -> Vec<String> {
+    /// sends its master to; `start` too: `runsc run --detach` (one runsc process instead of
+    /// two: a sandbox that does not wait for `nucleus start`).
+    pub fn create_argv(&self, id: &str, tty: bool, start: bool) -> Vec<String> {
         let bundle = self.dir.display().to_string();
         let pid = self.pid_file().display().to_string();
         let console = self.console_socket().display().to_string();
-        let mut verb = vec!["create", "--bundle", &bundle, "--pid-file", &pid];
+        let mut verb = match start {
+            true => vec!["run", "--detach"],
+            false => vec!["create"],
+        };
+        verb.extend(["--bundle", &bundle, "--pid-file", &pid]);
         if tty {
             verb.extend(["--console-socket", &console]);
         }
@@ -741,7 +746,7 @@ mod tests {
             host_network: false,
         };
         assert_eq!(
-            g.create_argv("abc", false),
+            g.create_argv("abc", false, false),
             [
                 "/usr/bin/runsc",
                 "--root=/run/nucleus/abc/gv/runsc",
@@ -758,6 +763,13 @@ mod tests {
                 "abc"
             ]
         );
+        let run = g.create_argv("abc", true, true);
+        assert_eq!(run[7..9], ["run", "--detach"]);
+        assert!(run.ends_with(&[
+            "--console-socket".into(),
+            "/run/nucleus/abc/gv/console.sock".into(),
+            "abc".into()
+        ]));
         let none = GvisorPlan {
             platform: None,
             ..g

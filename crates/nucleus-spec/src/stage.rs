@@ -97,6 +97,10 @@ pub struct StartFailure {
     /// The command does not exist (the shell's 127).
     #[serde(default)]
     pub not_found: bool,
+    /// Already said on the workload's stderr (by gVisor's runsc, whose errors go there): a
+    /// foreground run does not say it twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub said: bool,
 }
 
 impl StartFailure {
@@ -105,6 +109,7 @@ impl StartFailure {
             stage,
             error: error.into(),
             not_found: false,
+            said: false,
         }
     }
 

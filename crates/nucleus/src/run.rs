@@ -721,7 +721,7 @@ pub(crate) fn main(
     crate::timing::mark("sandbox exited");
     collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
     crate::timing::mark("cgroup gc");
-    if let Some(f) = &out.failure {
+    if let Some(f) = out.failure.as_ref().filter(|f| !f.said) {
         log.error(&f.to_string());
     }
     let code = monitor::finish(&mut t, &out, cfg.limits.memory);

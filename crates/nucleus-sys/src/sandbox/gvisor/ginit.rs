@@ -304,9 +304,11 @@ pub(super) fn ginit(
         },
         false => None,
     };
+    // Not held for `nucleus start`: made and started by one runsc process (`run --detach`).
+    let one_step = !hold;
     // The workload's stdio is runsc create's (without a terminal): the sandbox keeps it.
     let created = Command::new(&g.runsc)
-        .args(&g.create_argv(id, tty)[1..])
+        .args(&g.create_argv(id, tty, one_step)[1..])
         .status();
     match created {
         Ok(s) if s.success() => {}
@@ -314,6 +316,12 @@ pub(super) fn ginit(
             let log = fs::read_to_string(g.log()).unwrap_or_default();
             let msg = nucleus_spec::gvisor::last_error(&log)
                 .unwrap_or_else(|| format!("exited with {s}"));
+            if one_step {
+                delete(g, id);
+                // (runsc run said it on the workload's stderr, which is its own.)
+                let f = start_failure(msg, "runsc run");
+                fail_with(ch, StartFailure { said: true, ..f });
+            }
             fail(Stage::Init, format!("runsc create: {msg}"))
         }
         Err(e) => fail(Stage::Init, format!("{}: {e}", g.runsc.display())),
@@ -372,14 +380,11 @@ pub(super) fn ginit(
             raw::exit_now(0);
         }
     }
-    if let Err(msg) = runsc(g, &g.argv(&["start", id])) {
-        delete(g, id);
-        let f = match nucleus_spec::gvisor::start_failure_code(&msg) {
-            127 => StartFailure::not_found(msg),
-            126 => StartFailure::new(Stage::Exec, msg),
-            _ => StartFailure::new(Stage::Init, format!("runsc start: {msg}")),
-        };
-        fail_with(ch, f);
+    if !one_step {
+        if let Err(msg) = runsc(g, &g.argv(&["start", id])) {
+            delete(g, id);
+            fail_with(ch, start_failure(msg, "runsc start"));
+        }
     }
     // Started: the runtime's end of the sync socket sees it close.
     drop(sync);
@@ -388,6 +393,16 @@ pub(super) fn ginit(
     // the bundle; the gofer and whatever is left die with this pid namespace.)
     let _ = ch.send(FromChild::Exited(status));
     raw::exit_now(status.code())
+}
+
+/// A start runsc refused, as native's: 127 for a missing program, 126 for one that may not
+/// be run, else the runtime's (125) naming the verb.
+fn start_failure(msg: String, verb: &str) -> StartFailure {
+    match nucleus_spec::gvisor::start_failure_code(&msg) {
+        127 => StartFailure::not_found(msg),
+        126 => StartFailure::new(Stage::Exec, msg),
+        _ => StartFailure::new(Stage::Init, format!("{verb}: {msg}")),
+    }
 }
 
 /// Relay the forwarded signals as `runsc kill`, reap everything, until the sandbox process
