@@ -456,8 +456,8 @@ pub fn bundle(plan: &Plan) -> Result<Bundle, String> {
                 contents: contents.clone(),
                 mode: *mode,
             }),
-            // An image root (--rootfs) is read-only: its synthetic files are binds of
-            // files ginit writes beside the bundle.
+            // An image root (--rootfs, refused by `check`): read-only, it has no room for
+            // the plan's directories, links and synthetic files.
             MountOp::Mkdir { .. } | MountOp::Symlink { .. } | MountOp::File { .. } => {
                 return Err(
                     "--rootfs: an image root is not run by gVisor (use the default root)".into(),
