@@ -125,10 +125,15 @@ impl GvisorPlan {
     /// runsc's global flags, the same on every call (Go flags end at the verb). Only flags
     /// every runsc release since 2021 has.
     pub fn argv(&self, verb: &[&str]) -> Vec<String> {
+        self.argv_logging_to(&self.log(), verb)
+    }
+
+    /// As [`GvisorPlan::argv`], its errors into `log`.
+    fn argv_logging_to(&self, log: &Path, verb: &[&str]) -> Vec<String> {
         let mut a = vec![
             self.runsc.display().to_string(),
             format!("--root={}", self.state().display()),
-            format!("--log={}", self.log().display()),
+            format!("--log={}", log.display()),
             "--log-format=json".into(),
             // Bridged: the namespace ginit prepared (config.json names it); else runsc's own,
             // with loopback only.
@@ -150,10 +155,11 @@ impl GvisorPlan {
 
     /// `runsc exec` of the process in `file`, its errors into `log` (its own: the sandbox's
     /// log is shared by every call).
-    pub fn exec_argv(&self, id: &str, file: &Path, log: &Path) -> Vec<String> {
-        let mut a = self.argv(&["exec", "--process", &file.display().to_string(), id]);
-        a[2] = format!("--log={}", log.display());
-        a
+    /// `ipid`: where runsc writes the process's pid inside the sandbox.
+    pub fn exec_argv(&self, id: &str, file: &Path, ipid: &Path, log: &Path) -> Vec<String> {
+        let file = file.display().to_string();
+        let ipid = format!("--internal-pid-file={}", ipid.display());
+        self.argv_logging_to(log, &["exec", "--process", &file, &ipid, id])
     }
 
     /// `runsc create`, with the bundle and the pid file, and with a terminal the socket runsc
@@ -763,6 +769,21 @@ mod tests {
                 "abc"
             ]
         );
+        // exec: its own log (the sandbox's is every call's), the pid file inside.
+        let e = g.exec_argv(
+            "abc",
+            Path::new("/g/exec-1.json"),
+            Path::new("/g/exec-1.pid"),
+            Path::new("/g/exec-1.log"),
+        );
+        assert_eq!(e[2], "--log=/g/exec-1.log");
+        assert!(e.ends_with(&[
+            "exec".into(),
+            "--process".into(),
+            "/g/exec-1.json".into(),
+            "--internal-pid-file=/g/exec-1.pid".into(),
+            "abc".into()
+        ]));
         let run = g.create_argv("abc", true, true);
         assert_eq!(run[7..9], ["run", "--detach"]);
         assert!(run.ends_with(&[

@@ -91,9 +91,7 @@ pub fn exec(
         true => Some(crate::tty::open_in_sandbox()?),
         false => None,
     };
-    let mut argv = g.exec_argv(&plan.id, &file, &log);
-    let verb = argv.iter().position(|a| a == "exec").unwrap_or(argv.len());
-    argv.insert(verb + 1, format!("--internal-pid-file={}", ipid.display()));
+    let argv = g.exec_argv(&plan.id, &file, &ipid, &log);
     // (As for the sandbox's own streams: a regular file is written through a pipe.)
     let stdio = match (plan.process.tty, capture) {
         (true, _) => crate::relay::Stdio::default(),
