@@ -631,3 +631,29 @@ fn create_with_a_console_socket_hands_over_the_terminal() {
         }
     });
 }
+
+/// A caller's stdout that is a regular file opened without O_APPEND: gVisor would write at an
+/// offset of its own, from 0, over what the file held; through a pipe it goes on after it.
+#[test]
+fn output_to_a_file_goes_on_after_what_it_held() {
+    let _g = serial();
+    let t = TempDir::new("gv-out");
+    let path = t.path().join("out");
+    leaves_nothing(|| {
+        let mut f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"before the run\n").unwrap();
+        let mut a = vec!["run"];
+        a.extend(GV);
+        a.extend(["--", "echo", "hi"]);
+        let st = nucleus(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(f))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "before the run\nhi\n"
+        );
+    });
+}
