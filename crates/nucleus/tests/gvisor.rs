@@ -216,7 +216,12 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
             "1s",
         ];
         a.extend(GV);
-        a.extend(["--", "sh", "-c", "echo up; exec sleep 1000"]);
+        a.extend([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo term; exit 7' TERM; echo up; while :; do sleep 0.1; done",
+        ]);
         let o = run(&a);
         assert!(o.status.success(), "{}", stderr(&o));
         let id = stdout(&o).trim().to_string();
@@ -333,6 +338,10 @@ fn a_detached_gvisor_sandbox_has_the_lifecycle_verbs() {
         let o = run(&["inspect", "gv1"]);
         let rec: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(rec["status"], "stopped", "{rec}");
+        // stop's SIGTERM reached the workload itself (through ginit and runsc kill), which
+        // ended as it chose.
+        assert_eq!(rec["exit"]["code"], 7, "{rec}");
+        assert!(stdout(&run(&["logs", "gv1"])).ends_with("term\n"));
         assert!(
             runsc_processes(&id).is_empty(),
             "{:?}",
