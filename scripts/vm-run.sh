@@ -21,6 +21,9 @@
 #   --smp N                guest CPUs (default 1; TCG is slow, the host has 2 cores)
 #   --timeout SECS         wall-clock limit for the whole VM (default 900)
 #   --append ARGS          extra kernel command-line arguments
+#   --modules NAMES        kernel modules (comma- or space-separated names, e.g. veth,nf_tables)
+#                          loaded with their dependencies before the script runs (the cloud
+#                          kernel builds veth, nf_tables, overlay... as modules)
 #   --verbose              boot without `quiet` and stream the whole guest console to stderr
 #
 # Output and exit status:
@@ -39,7 +42,8 @@
 # initramfs rootfs, where pivot_root(2) fails) laid out like a host: busybox at /bin/busybox
 # with every applet linked in /bin, real /usr/bin, /sbin, /usr/sbin, /lib, /lib64, /etc (minimal
 # passwd, group), /tmp, /root. Kernel modules are not available: only what the cloud kernel
-# has built in (for example no overlayfs or veth, which are modules there).
+# has built in (for example no overlayfs or veth, which are modules there) and what --modules
+# names.
 #
 # Needs: qemu-system-x86, busybox-static, cpio (installed with apt-get when missing, which
 # needs root), and the kernel package, downloaded once with `apt-get download`.
@@ -52,7 +56,7 @@ set -euo pipefail
 prog=vm-run
 die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 125; }
 usage_error() { printf '%s: %s\nusage: %s\n' "$prog" "$*" \
-  "vm-run.sh [--mem MB] [--smp N] [--timeout SECS] [--append ARGS] [--verbose] --script GUEST_SCRIPT [FILE...]" >&2
+  "vm-run.sh [--mem MB] [--smp N] [--timeout SECS] [--append ARGS] [--modules NAMES] [--verbose] --script GUEST_SCRIPT [FILE...]" >&2
   exit 2; }
 info() { printf '%s: %s\n' "$prog" "$*" >&2; }
 
@@ -63,6 +67,7 @@ mem=1024
 smp=1
 timeout_secs=900
 extra_append=
+modules=
 verbose=0
 guest_script=
 files=()
@@ -77,6 +82,8 @@ while [ $# -gt 0 ]; do
     --timeout=*) timeout_secs=${1#*=}; shift ;;
     --append) [ $# -ge 2 ] || usage_error "--append needs a value"; extra_append=$2; shift 2 ;;
     --append=*) extra_append=${1#*=}; shift ;;
+    --modules) [ $# -ge 2 ] || usage_error "--modules needs a value"; modules=$2; shift 2 ;;
+    --modules=*) modules=${1#*=}; shift ;;
     --script) [ $# -ge 2 ] || usage_error "--script needs a value"; guest_script=$2; shift 2 ;;
     --script=*) guest_script=${1#*=}; shift ;;
     --verbose|-v) verbose=1; shift ;;
@@ -287,6 +294,33 @@ for f in ${files[@]+"${files[@]}"}; do
   fi
 done
 cp "$guest_script" "$root/vmrun/script"
+
+# Kernel modules (--modules) and their dependencies (the `depends=` of each .ko's .modinfo), in
+# load order: dependencies first. The list goes to /vmrun/modules/order for stage 2.
+mkdir -p "$root/vmrun/modules"
+: >"$root/vmrun/modules/order"
+if [ -n "$modules" ]; then
+  moddir=$(dirname "$(dirname "$vmlinuz")")/lib/modules/$kernel_release
+  [ -f "$moddir/modules.order" ] || die "no modules.order under $moddir"
+  declare -A mod_done=()
+  add_module() { # name
+    local name=${1//-/_} rel dep
+    [ -z "${mod_done[$name]:-}" ] || return 0
+    mod_done[$name]=1
+    rel=$(grep -E "(^|/)${name//_/[-_]}\.ko$" "$moddir/modules.order" | head -n 1 || true)
+    if [ -z "$rel" ]; then
+      grep -qE "(^|/)${name//_/[-_]}\.ko$" "$moddir/modules.builtin" 2>/dev/null && return 0
+      die "--modules: no module $name in $kernel_release"
+    fi
+    rel=${rel#kernel/}
+    for dep in $( (grep -a -o 'depends=[A-Za-z0-9_,-]*' "$moddir/kernel/$rel" || true) | head -n 1 | sed 's/^depends=//; s/,/ /g'); do
+      add_module "$dep"
+    done
+    cp "$moddir/kernel/$rel" "$root/vmrun/modules/$name.ko"
+    echo "$name" >>"$root/vmrun/modules/order"
+  }
+  for m in ${modules//,/ }; do add_module "$m"; done
+fi
 chmod 0755 "$root/vmrun/script"
 
 # Stage 1 (/init): the initramfs rootfs cannot be pivot_root(2)ed away from, so move its
@@ -342,6 +376,9 @@ mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run || fail "mount /run"
 mount -t securityfs -o nosuid,nodev,noexec securityfs /sys/kernel/security 2>/dev/null || true
 mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup 2>/dev/null \
   || mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup || fail "mount cgroup2"
+for m in $(cat /vmrun/modules/order); do
+  insmod "/vmrun/modules/$m.ko" || fail "insmod $m"
+done
 hostname vmrun
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null || say "warning: could not bring lo up"
 

@@ -733,6 +733,11 @@ pub struct RunConfig {
     pub tty: bool,
     /// Mount /proc read-write (default read-only).
     pub proc_rw: bool,
+    /// `--checkpointable`: made to be saved and restored with `nucleus checkpoint` (CRIU):
+    /// no Landlock on the workload (CRIU cannot save a Landlock domain; a restored workload
+    /// would run without it), masks of their own (docs/checkpoint.md).
+    #[serde(default)]
+    pub checkpointable: bool,
     /// Extra syscalls allowed on top of the default filter (`--seccomp-allow`).
     pub seccomp_allow: Vec<String>,
     /// `--seccomp-profile`: an OCI seccomp profile (path, text) replacing the default filter.

@@ -119,9 +119,13 @@ pub enum MountOp {
     MaskFile {
         dst: PathBuf,
     },
-    /// Hide a directory (an empty read-only directory bound over it) if it exists.
+    /// Hide a directory (an empty read-only directory bound over it) if it exists. `own`: a
+    /// read-only tmpfs of its own instead (a checkpointable sandbox: CRIU saves a mount only
+    /// when its file system's root is reachable, and the shared empty directory's is not).
     MaskDir {
         dst: PathBuf,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        own: bool,
     },
     /// Bind a path onto itself read-only if it exists (e.g. /proc/sys).
     ReadonlyIfExists {

@@ -440,7 +440,13 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             unless_missing(raw::bind(&under(OLD, Path::new("/dev/null")), &d, false))
                 .ctx("mask", dst.display())
         }
-        MountOp::MaskDir { dst } => {
+        MountOp::MaskDir { dst, own: true } => {
+            let d = under(NEW, dst);
+            let flags = libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+            unless_missing(raw::mount_fs("tmpfs", &d, flags, Some("mode=0555,size=4k")))
+                .ctx("mask", dst.display())
+        }
+        MountOp::MaskDir { dst, own: false } => {
             let d = under(NEW, dst);
             match raw::bind(Path::new(MASK), &d, false) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

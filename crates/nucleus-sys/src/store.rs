@@ -363,6 +363,17 @@ pub fn open_append(p: &Path) -> io::Result<fs::File> {
         .open(p)
 }
 
+/// The file `f` is open on, opened again for appending without the O_NOFOLLOW it was opened
+/// with (through its /proc/self/fd link: the same file, whatever its path is now). For a
+/// checkpointable sandbox's logs: CRIU reopens an inherited file with the flags it was dumped
+/// with, through that same kind of link, and O_NOFOLLOW makes that fail (ELOOP).
+pub fn reopen_append(f: &fs::File) -> io::Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+}
+
 /// A close-on-exec duplicate of descriptor `n` (`--events-fd`), checked to be open.
 pub fn dup_fd(n: i32) -> io::Result<fs::File> {
     crate::raw::dup_number(n).map(fs::File::from)

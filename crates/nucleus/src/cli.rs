@@ -842,6 +842,10 @@ pub(crate) struct RunArgs {
     /// Mount /proc read-write (default read-only).
     #[arg(long)]
     pub proc_rw: bool,
+    /// Make the sandbox one `nucleus checkpoint` can save: no Landlock on its workload (CRIU
+    /// cannot save Landlock; agent mode only); its mounts still bound what it sees
+    #[arg(long)]
+    pub checkpointable: bool,
     /// Allow this syscall on top of the default seccomp filter (repeatable).
     #[arg(long)]
     pub seccomp_allow: Vec<String>,

@@ -223,6 +223,7 @@ pub(crate) fn config(a: &RunArgs) -> Result<RunConfig, ConfigError> {
             .collect::<Result<_, _>>()?,
         tty: a.tty,
         proc_rw: a.proc_rw,
+        checkpointable: a.checkpointable,
         seccomp_allow: a.seccomp_allow.clone(),
         seccomp_profile: read_policy("--seccomp-profile", a.seccomp_profile.as_deref())?,
         caps_policy: read_policy("--caps-policy", a.caps_policy.as_deref())?,

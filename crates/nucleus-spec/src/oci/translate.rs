@@ -229,6 +229,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         supervisor: Supervisor::Caller {
             fifo: cx.fifo.clone(),
         },
+        checkpointable: false,
         oci: Some(crate::state::OciRecord {
             bundle: cx.bundle.to_path_buf(),
             annotations: b.annotations(),

@@ -21,6 +21,7 @@ pub(super) fn proc(d: &mut Draft) {
     for dir in PROC_MASKED_DIRS {
         d.mount(MountOp::MaskDir {
             dst: p("/proc").join(dir),
+            own: d.cfg.checkpointable,
         });
     }
     if rw {
@@ -91,6 +92,7 @@ pub(super) fn sys(d: &mut Draft, cgroup: bool) {
     for dir in SYS_MASKED_DIRS {
         d.mount(MountOp::MaskDir {
             dst: p("/sys").join(dir),
+            own: d.cfg.checkpointable,
         });
     }
     if cgroup {

@@ -280,6 +280,11 @@ pub struct Plan {
     pub cgroup: Option<CgroupPlan>,
     #[serde(default, skip_serializing_if = "Supervisor::is_nucleus")]
     pub supervisor: Supervisor,
+    /// `--checkpointable`: the workload is the sandbox's PID 1 (no mini-init: CRIU can save
+    /// only what lives in the sandbox, and init is a fork of the runtime, mapped from the
+    /// host's binary), with no Landlock and masks of their own (docs/checkpoint.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checkpointable: bool,
     /// An OCI container's bundle and annotations: what its state says (for hooks and a
     /// seccomp agent) beside its id, status and pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,6 +388,15 @@ impl Plan {
         capabilities::guard_egress(caps.as_ref(), &admitted.net)?;
         let landlock_required = landlock::user_policy(&mut d)?;
         let filters = seccomp::filters(&mut d, caps.as_ref())?;
+        let landlock_on = !cfg.checkpointable
+            || d.enforce
+                .degrade(
+                    "--checkpointable",
+                    "strict modes keep Landlock, which CRIU cannot save (a restored workload \
+                     would run without it); checkpointable sandboxes are agent mode only",
+                    "Landlock NOT applied: --checkpointable (CRIU cannot save a Landlock domain)",
+                )
+                .map(|()| false)?;
 
         let strict = cfg.service_mode.fail_closed();
         let plan = Plan {
@@ -445,7 +459,7 @@ impl Plan {
                 preserve_fds: 0,
                 tuning: Default::default(),
             },
-            landlock: Some(LandlockPlan {
+            landlock: landlock_on.then_some(LandlockPlan {
                 rules: d.rules,
                 scope_signals_and_sockets: true,
                 required: landlock_required.paths,
@@ -463,6 +477,7 @@ impl Plan {
             allow_chroot_fallback: !strict,
             cgroup: admitted.cgroup,
             supervisor: Supervisor::Nucleus,
+            checkpointable: cfg.checkpointable,
             oci: None,
             hooks: None,
             net_devices: Vec::new(),

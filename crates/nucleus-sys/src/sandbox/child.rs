@@ -77,6 +77,11 @@ pub(super) fn child_main(
             // (Init no longer holds the workload's end of `sync` once it runs: harden's
             // close_range took it; it is never dropped, init::run does not return.)
             let hold = sync.as_ref().map_or(Hold::None, Hold::Sync);
+            // A checkpointable sandbox's workload is its PID 1, as under runc: init, a fork of
+            // the runtime mapped from the host's binary, is nothing CRIU could save.
+            if plan.checkpointable {
+                match exec_with(hold, None) {}
+            }
             become_init(plan, &ch, full_fork, move |hs| exec_with(hold, Some(hs)))
         }
         Err(f) => fail_with(&ch, f),

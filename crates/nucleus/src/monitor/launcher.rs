@@ -88,6 +88,13 @@ pub(crate) fn launch(
                 .map_err(|e| forget(e.into()))?;
             let errf = store::open_append(&store.dir(&id).join(LOG_STREAMS[1]))
                 .map_err(|e| forget(e.into()))?;
+            let (logf, errf) = if plan.checkpointable {
+                let again =
+                    |f: &std::fs::File| store::reopen_append(f).map_err(|e| forget(e.into()));
+                (again(&logf)?, again(&errf)?)
+            } else {
+                (logf, errf)
+            };
             let control =
                 store::listen(&store.dir(&id).join("ctl")).map_err(|e| forget(e.into()))?;
             match process::fork_monitor(&logf, &errf, &format!("nucleus monitor {id}")) {

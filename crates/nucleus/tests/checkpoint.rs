@@ -1,0 +1,167 @@
+//! End-to-end: checkpointable sandboxes (`run --checkpointable`), what `nucleus checkpoint`
+//! (issue #24, docs/checkpoint-design.md) will save with CRIU: the workload is the sandbox's
+//! PID 1 (no mini-init of the runtime's, which CRIU could not save), it has no Landlock (CRIU
+//! cannot save a Landlock domain; agent mode says so, strict modes refuse), the masked
+//! directories are read-only tmpfs of their own, and the detached logs are open without
+//! O_NOFOLLOW (CRIU reopens an inherited file with the flags it was dumped with).
+
+mod common;
+use common::*;
+
+/// `f`'s first Some within `secs` seconds.
+fn poll_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_workload_is_pid_1_without_landlock_and_says_so() {
+    let _g = serial();
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--checkpointable",
+            "--",
+            "sh",
+            "-c",
+            "echo pid=$$; grep -c . /proc/1/cmdline >/dev/null; tr '\\0' ' ' </proc/1/cmdline; echo",
+        ])
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(
+        out.contains("sh -c echo pid"),
+        "PID 1 is the workload: {out}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("Landlock NOT applied") && err.contains("--checkpointable"),
+        "{err}"
+    );
+    // Its exit code is the workload's, as with init.
+    let o = leaves_nothing(|| run(&["run", "--checkpointable", "--", "sh", "-c", "exit 7"]));
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+}
+
+/// The probe's view: Landlock not applied, seccomp on, and the masks still hide and refuse
+/// writes (tmpfs of their own instead of the shared empty directory).
+#[test]
+fn protections_other_than_landlock_hold() {
+    let _g = serial();
+    let p = probe_run(&["--checkpointable"], &[]);
+    assert_eq!(p["Seccomp"], "2", "{p}");
+    assert_ne!(p["landlock"], "applied", "{p}");
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--checkpointable",
+            "--",
+            "sh",
+            "-c",
+            "for d in /proc/acpi /sys/firmware /sys/kernel/debug; do \
+               [ -d $d ] || continue; \
+               echo \"$d:$(ls -A $d | wc -l):$(grep \" $d \" /proc/self/mounts | cut -d' ' -f3,4 | cut -d, -f1):$(awk -v d=$d '$5 == d {print $4}' /proc/self/mountinfo)\"; \
+               touch $d/x 2>/dev/null && echo \"$d writable\"; \
+             done; true",
+        ])
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("writable"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(!lines.is_empty(), "no masked directory exists here: {out}");
+    for l in lines {
+        // Its own file system's root (the shared mask, a directory of another tmpfs, is a
+        // mount CRIU cannot save).
+        assert!(
+            l.ends_with(":0:tmpfs ro:/"),
+            "an empty read-only tmpfs: {l}"
+        );
+    }
+}
+
+#[test]
+fn strict_modes_refuse_it_with_one_line() {
+    let _g = serial();
+    // (Production mode refuses the default root before it gets here: it needs --rootfs.)
+    let o = leaves_nothing(|| {
+        run(&[
+            "run",
+            "--service-mode",
+            "strict-agent",
+            "--checkpointable",
+            "--",
+            "true",
+        ])
+    });
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--checkpointable") && err.contains("Landlock"),
+        "{err}"
+    );
+}
+
+/// Detached: the logs are the workload's descriptors (checked from the host: open for
+/// appending, without O_NOFOLLOW), `logs` reads them, `stop` ends a PID-1 shell that ignores
+/// SIGTERM (no handler: the kernel drops it) by the grace period's SIGKILL.
+#[test]
+fn a_detached_checkpointable_sandbox_logs_and_stops() {
+    let _g = serial();
+    let name = "ckpt-detached";
+    let _ = run(&["rm", "-f", name]);
+    leaves_nothing(|| {
+        let o = run(&[
+            "run",
+            "-d",
+            "--checkpointable",
+            "--name",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "echo started; while :; do sleep 0.1; done",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let pid = poll_for(5, || {
+            let o = run(&["inspect", name]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            v["pid"].as_i64().filter(|p| *p > 0)
+        })
+        .expect("the sandbox's pid");
+        // Its PID 1 is the workload itself: the shell, not a fork of nucleus.
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            cmd.starts_with(b"sh\0-c\0"),
+            "{:?}",
+            String::from_utf8_lossy(&cmd)
+        );
+        let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/1")).unwrap();
+        let flags = flags
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+            .unwrap();
+        assert_eq!(flags & libc::O_NOFOLLOW as u32, 0, "flags {flags:o}");
+        assert_ne!(flags & libc::O_APPEND as u32, 0, "flags {flags:o}");
+        let logs = poll_for(5, || {
+            let o = run(&["logs", name]);
+            stdout(&o).contains("started").then_some(())
+        });
+        assert!(logs.is_some());
+        let o = run(&["stop", "-t", "1", name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run(&["rm", name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    });
+}
