@@ -17,7 +17,7 @@ fi
 # with its containerd, whose ctr drives the runc v2 shim as Kubernetes' CRI does), and Nix
 # (offline, a local store) for the root filesystems nix/lib.nix builds; gVisor's runsc for
 # --runtime gvisor.
-need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon newuidmap dockerd ctr nix-build runsc)
+need=(bash dash busybox python3 gcc git perl node slirp4netns dnsmasq nft ip unshare podman conmon newuidmap dockerd ctr nix-build runsc criu xtables-nft-multi tar)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 # Debian's PostgreSQL: the compose test's database (its binaries are not on PATH).
@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ] || [ ! -e /usr/bin/python3 ]; then
   apt-get update -qq
   apt-get install -y -qq bash dash busybox-static python3 gcc libc6-dev git perl nodejs \
     slirp4netns dnsmasq-base nftables iproute2 util-linux podman conmon uidmap docker.io containerd \
-    nix-bin postgresql runsc >/dev/null
+    nix-bin postgresql runsc criu iptables tar >/dev/null
 fi
 
 # npm (the MCP Inspector's installer): Debian's nodejs leaves it to its own package; a

@@ -7,14 +7,18 @@
 # `cargo test` runs here; they find nucleus at its build path, which the guest recreates as
 # links. The same boot also gives a second kernel (6.1, Landlock ABI 3) for the isolation tests.
 #
-# Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation oci)
+# The checkpoint tests run here with Debian's CRIU (3.17 runs on 6.1, not on this host's
+# kernel): criu and the tools it runs (iproute2's ip, iptables-save through xtables-nft-multi,
+# GNU tar) are copied in, and the modules its kernel probe needs are loaded.
+#
+# Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation oci checkpoint)
 # Exit status: the guest's (0 = every test passed), 125 if the VM itself failed.
 # shellcheck disable=SC2016 # the guest script is written literally (its $ expand in the guest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(limits isolation oci)
+[ ${#suites[@]} -gt 0 ] || suites=(limits isolation oci checkpoint)
 
 export CARGO_TERM_COLOR=never
 cargo build -q -p nucleus -p nucleus-probe
@@ -57,6 +61,8 @@ trap 'rm -f "$guest"' EXIT
       echo "echo 'guest: the OCI hooks and seccomp agent tests (python3, which the VM has not), the terminal test (EAGAIN from stty on 6.1), the idmapped-bind test (tmpfs on 6.1) and the netDevices test (veth is a module here) are not run here; they run on the host'"
       # (The tests name it through crates/nucleus/.., which must exist too.)
       echo "mkdir -p '$fixtures' '$PWD/crates/nucleus' && cp /opt/bin/runc-spec.json '$fixtures/'";;
+    checkpoint-*)
+      echo 'for n in iptables-save ip6tables-save iptables-restore ip6tables-restore; do ln -sf xtables-nft-multi /opt/bin/$n; done';;
     esac
     echo "echo '== $b (cgroup v2 guest)'"
     echo "/opt/bin/$b --test-threads=1 ${skip[*]} || rc=1"
@@ -66,5 +72,14 @@ trap 'rm -f "$guest"' EXIT
 
 # Not exec: the EXIT trap removes the guest script.
 # shellcheck disable=SC2086 # one word per binary
-scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 --script "$guest" \
-  "$debug_dir/nucleus" "$debug_dir/nucleus-probe" "$fixtures/runc-spec.json" $exes
+extra=()
+modules=
+case " ${suites[*]} " in *" checkpoint "*)
+  for t in criu tar ip xtables-nft-multi; do
+    command -v "$t" >/dev/null || { echo "vm-test: $t is missing (scripts/test.sh installs it)" >&2; exit 1; }
+    extra+=("$(command -v "$t")")
+  done
+  modules=nf_tables,nf_conntrack_netlink,veth,tun,unix_diag,inet_diag,tcp_diag,udp_diag,raw_diag,af_packet_diag,netlink_diag;;
+esac
+scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 ${modules:+--modules "$modules"} --script "$guest" \
+  "$debug_dir/nucleus" "$debug_dir/nucleus-probe" "$fixtures/runc-spec.json" "${extra[@]}" $exes

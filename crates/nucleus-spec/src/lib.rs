@@ -9,6 +9,7 @@
 
 pub mod attest;
 pub mod cgroup;
+pub mod checkpoint;
 pub mod compose;
 pub mod config;
 pub mod cp;

@@ -39,15 +39,40 @@ impl IdSlot {
         Self::acquire_in(Path::new(CLAIMS), seed)
     }
 
-    fn acquire_in(claims: &Path, seed: u32) -> Result<IdSlot> {
-        let f = std::fs::OpenOptions::new()
+    /// Take the range that starts at host id `base` (a restored sandbox's: its image holds
+    /// those ids); EBUSY when another holds it.
+    pub fn acquire_base(base: u32) -> Result<IdSlot> {
+        let index = base
+            .checked_sub(BASE)
+            .filter(|d| d % WIDTH == 0 && d / WIDTH < SLOTS)
+            .map(|d| d / WIDTH)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+            .ctx("reserve uid range", base)?;
+        let f = Self::claims(Path::new(CLAIMS))?;
+        if lock_byte(&f, index.into()).ctx("reserve uid range", index)? {
+            return Ok(IdSlot { index, _hold: f });
+        }
+        Err(io::Error::from_raw_os_error(libc::EBUSY)).ctx(
+            "reserve uid range",
+            format!(
+                "{base}: held by a running sandbox (the one checkpointed with --leave-running?)"
+            ),
+        )
+    }
+
+    fn claims(claims: &Path) -> Result<File> {
+        std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(claims)
-            .ctx("open", claims.display())?;
+            .ctx("open", claims.display())
+    }
+
+    fn acquire_in(claims: &Path, seed: u32) -> Result<IdSlot> {
+        let f = Self::claims(claims)?;
         for i in 0..SLOTS {
             let index = (seed.wrapping_add(i)) % SLOTS;
             if lock_byte(&f, index.into()).ctx("reserve uid range", index)? {

@@ -12,6 +12,7 @@
 pub mod attest;
 pub mod cgroup;
 pub mod channel;
+pub mod checkpoint;
 pub mod copy;
 pub mod cp;
 pub mod error;

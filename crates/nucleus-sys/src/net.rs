@@ -528,6 +528,17 @@ fn port_holder(port: u16, proto: nucleus_spec::net::Proto) -> Option<String> {
 /// bridge families, `nucleus-bridge-NAME`) and its address claims directory under `state_dir`,
 /// if it is there and no port is attached to it any more (a sandbox still on it keeps it).
 /// True when it was deleted.
+/// Delete the `inet` table `table` of this thread's network namespace (absent: nothing done).
+pub fn delete_inet_table(table: &str) -> Result<()> {
+    let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
+    let seq = nft.reserve(4);
+    let (batch, first, last) = nucleus_spec::nft::delete_table(table, false, seq);
+    match nft.transact(&batch, first, last) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        r => r.ctx("delete nftables table", table),
+    }
+}
+
 pub fn delete_bridge_if_unused(name: &str, state_dir: &Path) -> Result<bool> {
     let Ok(index) = index_of(name) else {
         return Ok(false);

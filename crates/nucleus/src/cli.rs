@@ -119,6 +119,12 @@ pub(crate) enum Command {
     Kill(KillArgs),
     /// Change a running sandbox's resource limits (those whose controller it has).
     Update(UpdateArgs),
+    /// Save a running sandbox (one started with --checkpointable) to a directory with CRIU;
+    /// it stops unless --leave-running (docs/checkpoint.md).
+    Checkpoint(CheckpointArgs),
+    /// Start a detached sandbox again from a `checkpoint` directory: its processes go on from
+    /// where they were saved.
+    Restore(RestoreArgs),
     /// Freeze every process of a running sandbox (cgroup freezer, v2 or v1).
     Pause(IdArg),
     /// Thaw a paused sandbox.
@@ -586,6 +592,37 @@ pub(crate) struct UpdateArgs {
     pub resources: Option<PathBuf>,
     /// Sandbox name, id, or unique id prefix.
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// The directory to write (made; an existing one must be empty).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Keep the sandbox running once it is saved.
+    #[arg(long)]
+    pub leave_running: bool,
+    /// The criu binary (default: criu on PATH).
+    #[arg(long, env = "NUCLEUS_CRIU")]
+    pub criu: Option<PathBuf>,
+    /// Sandbox name, id, or unique id prefix.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// A directory `nucleus checkpoint` wrote.
+    #[arg(long, short = 'i')]
+    pub input: PathBuf,
+    /// The restored sandbox's name (default: the saved one's).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Detached (the only way so far: the saved process writes to its logs, `nucleus logs`).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// The criu binary (default: criu on PATH).
+    #[arg(long, env = "NUCLEUS_CRIU")]
+    pub criu: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -155,6 +155,9 @@ fn main() -> ExitCode {
         }
         cli::Command::Compose(a) => commands::compose::compose(&a, cli.root.as_deref()),
         cli::Command::Stats(args) => commands::stats(&args, cli.root.as_deref()),
+        cli::Command::Restore(a) => {
+            commands::checkpoint::restore(cli.root.as_deref(), &a, &log, t0)
+        }
         other => commands::verb(other, cli.root.as_deref(), &log, t0),
     };
     timing::report(t0);

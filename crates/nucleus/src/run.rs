@@ -693,6 +693,7 @@ pub(crate) fn main(
             events,
             create,
             (&mut tracer, t0),
+            None,
         );
         events::audit(&store, if create { "create" } else { "run" }, &id, &r);
         return r;

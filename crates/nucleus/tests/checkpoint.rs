@@ -130,7 +130,7 @@ fn a_detached_checkpointable_sandbox_logs_and_stops() {
             "--",
             "sh",
             "-c",
-            "echo started; while :; do sleep 0.1; done",
+            "trap 'exit 7' TERM; echo started; while :; do sleep 0.1; done",
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let pid = poll_for(5, || {
@@ -159,9 +159,165 @@ fn a_detached_checkpointable_sandbox_logs_and_stops() {
             stdout(&o).contains("started").then_some(())
         });
         assert!(logs.is_some());
+        // exec joins the workload itself (PID 1), not a child it happens to have.
+        for _ in 0..5 {
+            let o = run(&[
+                "exec",
+                name,
+                "--",
+                "sh",
+                "-c",
+                "echo in $(cat /proc/1/comm)",
+            ]);
+            assert_eq!(stdout(&o), "in sh\n", "{}", stderr(&o));
+        }
+        // stop's SIGTERM reaches PID 1 itself (its trap: exit 7), not its `sleep`.
+        let o = run(&["stop", "-t", "5", name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["exit"]["code"], 7, "{v}");
+        let o = run(&["rm", name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    });
+}
+
+/// The count of a `checkpoint` counter's log (one number a line), in order.
+fn counted(name: &str) -> Vec<u64> {
+    stdout(&run(&["logs", name]))
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Whether CRIU runs here; when it cannot (Debian's 3.17 on Linux >= 6.13), the refusal is
+/// checked and the test says where its other half runs. In the test VM it must run.
+fn criu_runs_here(o: &std::process::Output) -> bool {
+    let err = stderr(o);
+    if o.status.code() == Some(125) && err.contains("cannot run on Linux") {
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--criu") && err.contains("4.1"), "{err}");
+        assert!(
+            std::env::var_os("VMRUN").is_none(),
+            "CRIU must run in the test VM: {err}"
+        );
+        eprintln!(
+            "checkpoint: {} here; the save and restore run in the cgroup-v2 Linux 6.1 VM \
+             (scripts/vm-test.sh checkpoint)",
+            err.trim()
+        );
+        return false;
+    }
+    true
+}
+
+/// A counter writes an increasing number to its log and to a file of its /tmp: saved (it
+/// stops, its record goes), restored under its name, it counts on from where it was, its shell
+/// PID 1 again, the same hostname, its /tmp as it was; exec, stop and rm work on it.
+#[test]
+fn a_counter_goes_on_from_where_it_was_saved() {
+    let _g = serial();
+    let name = "ckpt-counter";
+    let _ = run(&["rm", "-f", name]);
+    let t = TempDir::new("ckpt-counter");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    leaves_nothing(|| {
+        let o = run(&[
+            "run",
+            "-d",
+            "--checkpointable",
+            "--name",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "echo $$ >/tmp/pid; hostname >/tmp/host; i=0; \
+             while :; do i=$((i+1)); echo $i; echo $i >/tmp/n; sleep 0.1; done",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(poll_for(10, || (counted(name).len() >= 3).then_some(())).is_some());
+        let host = stdout(&run(&["exec", name, "--", "cat", "/tmp/host"]));
+        let before = counted(name);
+        let o = run(&["checkpoint", "-o", &dir_s, name]);
+        if !criu_runs_here(&o) {
+            // Refused before anything: it runs on, and no image is left.
+            assert!(!dir.exists(), "a half-made image");
+            let later = poll_for(5, || {
+                let n = counted(name).len();
+                (n > before.len()).then_some(n)
+            });
+            assert!(later.is_some(), "the sandbox stopped counting");
+            let _ = run(&["rm", "-f", name]);
+            return;
+        }
+        eprintln!("checkpoint: CRIU runs here");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        // It is saved and gone.
+        assert!(run(&["inspect", name]).status.code() != Some(0));
+        assert!(dir.join("nucleus.json").is_file() && dir.join("images").is_dir());
+        let o = run(&["restore", "-d", "-i", &dir_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let again = poll_for(10, || {
+            let c = counted(name);
+            (c.len() >= 3).then_some(c)
+        })
+        .expect("the restored sandbox counts");
+        // On from the last number saved (past what was logged before the save), one by one.
+        assert!(
+            again[0] > *before.last().unwrap(),
+            "{before:?} then {again:?}"
+        );
+        assert!(again.windows(2).all(|w| w[1] == w[0] + 1), "{again:?}");
+        let inside = stdout(&run(&[
+            "exec",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "echo $(cat /tmp/pid) $(cat /proc/1/comm) $(hostname) $(cat /tmp/n)",
+        ]));
+        let f: Vec<&str> = inside.split_whitespace().collect();
+        assert_eq!(&f[..3], ["1", "sh", host.trim()], "{inside}");
+        assert!(f[3].parse::<u64>().unwrap() >= again[0], "{inside}");
         let o = run(&["stop", "-t", "1", name]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let o = run(&["rm", name]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    });
+}
+
+/// Bad requests are one line each and leave the sandbox running and nothing written.
+#[test]
+fn refusals_are_one_line_and_change_nothing() {
+    let _g = serial();
+    let name = "ckpt-refusals";
+    let _ = run(&["rm", "-f", name]);
+    let t = TempDir::new("ckpt-refusals");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    leaves_nothing(|| {
+        let o = run(&["run", "-d", "--name", name, "--", "sleep", "60"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let one_line = |o: &std::process::Output, want: &str| {
+            let err = stderr(o);
+            assert_eq!(o.status.code(), Some(125), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(want), "{want}: {err}");
+        };
+        one_line(
+            &run(&["checkpoint", "-o", &dir_s, name]),
+            "--checkpointable",
+        );
+        assert!(!dir.exists());
+        one_line(&run(&["checkpoint", "-o", &dir_s, "no-such"]), "no-such");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("x"), "").unwrap();
+        one_line(&run(&["restore", "-d", "-i", &dir_s]), "--input");
+        one_line(&run(&["restore", "-i", &dir_s]), "--detach");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let o = run(&["inspect", name]);
+        assert_eq!(o.status.code(), Some(0));
+        let _ = run(&["rm", "-f", name]);
     });
 }

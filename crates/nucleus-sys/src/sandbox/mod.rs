@@ -30,6 +30,7 @@ mod child;
 mod gvisor;
 mod oci;
 mod parent;
+mod restore;
 mod wait;
 mod workload;
 
@@ -38,6 +39,7 @@ pub use gvisor::{exec as gvisor_exec, ps as gvisor_ps};
 pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
+pub use restore::Restore;
 pub(crate) use wait::wait;
 pub(crate) use workload::{workload_exec, workload_exec_under_init};
 
@@ -113,6 +115,9 @@ pub struct Detach {
     /// `--console-socket`: a connected unix socket the pty master is sent over (OCI
     /// convention: one message, payload the terminal's name, the fd as SCM_RIGHTS).
     pub console: Option<ConsoleSocket>,
+    /// `nucleus restore`: start from this CRIU image instead (the first run only: a restart
+    /// starts the plan afresh).
+    pub restore: Option<Restore>,
 }
 
 pub struct NoObserver;
@@ -168,6 +173,9 @@ pub fn run_detached(
     obs: &mut dyn Observer,
     detach: Option<&Detach>,
 ) -> Result<Outcome> {
+    if let Some((d, r)) = detach.and_then(|d| Some((d, d.restore.as_ref()?))) {
+        return with_signals_blocked(|| restore::restore_run(plan, obs, d, r));
+    }
     match &plan.gvisor {
         Some(g) => with_signals_blocked(|| gvisor::run(plan, g, obs, detach)),
         None => with_signals_blocked(|| parent_run(plan, obs, detach)),

@@ -167,7 +167,7 @@ impl<'a> Control<'a> {
         self.waiters.push(conn);
     }
 
-    fn finish(&mut self, result: Option<(u8, String)>) {
+    pub(super) fn finish(&mut self, result: Option<(u8, String)>) {
         for w in self.waiters.drain(..) {
             Self::reply(&w, &result);
         }

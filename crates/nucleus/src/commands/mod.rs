@@ -1,5 +1,6 @@
 //! The verbs that act on existing sandboxes, one file each.
 
+pub(crate) mod checkpoint;
 pub(crate) mod compose;
 pub(crate) mod cp;
 pub(crate) mod events;
@@ -90,6 +91,11 @@ pub(crate) fn verb(
         C::Stop(a) => ("stop", a.ids.join(" "), stop(&store, a, log)),
         C::Kill(a) => ("kill", a.id.clone(), kill(&store, a)),
         C::Update(a) => ("update", a.id.clone(), update(&store, a)),
+        C::Checkpoint(a) => (
+            "checkpoint",
+            a.id.clone(),
+            checkpoint::checkpoint(&store, a),
+        ),
         C::Pause(a) => ("pause", a.id.clone(), pause(&store, &a.id, true)),
         C::Unpause(a) => ("unpause", a.id.clone(), pause(&store, &a.id, false)),
         C::Rm(a) => ("rm", a.ids.join(" "), rm(&store, a, log)),

@@ -16,7 +16,8 @@ use nucleus_sys::store::{self, now_ms, Store};
 use std::io::{BufRead, BufReader};
 
 /// `run -d` and `create`: fork the monitor, wait until the sandbox is set up (and, for `run
-/// -d`, its workload exec'd), print its id.
+/// -d`, its workload exec'd), print its id. `restore`: the sandbox starts from a checkpoint.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(
     a: &RunArgs,
     (plan, cgroup_host, cgroup_parent): (
@@ -29,6 +30,7 @@ pub(crate) fn launch(
     events: Events,
     hold: bool,
     (tracer, t0): (&mut Tracer, u64),
+    restore: Option<nucleus_sys::sandbox::Restore>,
 ) -> Result<u8> {
     let memory_limit = a
         .memory
@@ -45,6 +47,9 @@ pub(crate) fn launch(
             None => None,
         };
     let supervisor_unit = supervisor(a, &id)?;
+    if restore.is_some() && supervisor_unit.is_some() {
+        bail!("a restored sandbox's monitor is nucleus's own (not a systemd unit, --supervisor)");
+    }
     let mut st = State::new(&id, a.name.clone(), plan.process.argv.clone(), now_ms());
     st.unit = supervisor_unit.clone();
     // Absolute: a monitor started by systemd runs in /.
@@ -119,6 +124,7 @@ pub(crate) fn launch(
             console,
             memory_limit,
             Some(log_max),
+            restore,
         );
         crate::run::collect_cgroups(cgroup_host, cgroup_parent);
         std::process::exit(code.into())

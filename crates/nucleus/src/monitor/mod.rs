@@ -55,6 +55,7 @@ pub(crate) fn monitor_entry(store: &Store, id: &str) -> Result<u8> {
         info.memory_limit,
         // The journal keeps a unit's output.
         None,
+        None,
     ))
 }
 
@@ -72,6 +73,7 @@ pub(crate) fn monitor_main(
     console: Option<std::os::fd::OwnedFd>,
     memory_limit: Option<u64>,
     log_max: Option<u64>,
+    restore: Option<nucleus_sys::sandbox::Restore>,
 ) -> u8 {
     let id = st.id.clone();
     let name = st.name.clone();
@@ -100,6 +102,7 @@ pub(crate) fn monitor_main(
         freezer: None,
         unhealthy_kill: false,
         restart_unhealthy: plan.health_on_failure == nucleus_spec::config::HealthOnFailure::Restart,
+        pid1_workload: plan.checkpointable,
         log_cap: log_max.map(|max| LogCap {
             dir: store.dir(&id),
             max,
@@ -124,6 +127,7 @@ pub(crate) fn monitor_main(
         hold,
         control,
         console: console.map(nucleus_sys::channel::ConsoleSocket::from),
+        restore,
     };
     let mut quick = 0u32;
     loop {
@@ -199,6 +203,8 @@ pub(crate) fn monitor_main(
         }
         t.again(plan, store);
         detach.hold = false;
+        // (A restart starts the plan afresh, not the image again.)
+        detach.restore = None;
     }
 }
 

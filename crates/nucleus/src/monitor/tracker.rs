@@ -66,6 +66,8 @@ pub(crate) struct Tracker<'a> {
     pub(crate) unhealthy_kill: bool,
     /// `--health-on-failure restart`.
     pub(crate) restart_unhealthy: bool,
+    /// The workload is the sandbox's PID 1 (`--checkpointable`: no init of ours).
+    pub(crate) pid1_workload: bool,
 }
 
 impl Tracker<'_> {
@@ -257,6 +259,9 @@ impl Observer for Tracker<'_> {
     fn started(&mut self, pid: i32, cgroups: &[PathBuf]) {
         crate::timing::mark("clone, maps, go sent");
         self.state.init = process::start_time(pid).map(|start| ProcId { pid, start });
+        if self.pid1_workload {
+            self.state.workload = self.state.init;
+        }
         self.state.cgroups = cgroups.to_vec();
         // A foreground run's record is made now, with its plan, while the sandbox builds its
         // root (the writes overlap that setup): it must be listed before the workload's program
@@ -335,7 +340,10 @@ impl Observer for Tracker<'_> {
             self.events.emit("started", &self.state.id, fields);
             return;
         }
-        self.state.workload = self.state.init.as_ref().and_then(workload_of);
+        self.state.workload = match self.pid1_workload {
+            true => self.state.init,
+            false => self.state.init.as_ref().and_then(workload_of),
+        };
         if self.hold {
             self.state.status = Status::Created;
             self.save();
@@ -555,5 +563,6 @@ pub(crate) fn foreground<'a>(
         ready: Some(Ready::new(plan, store, true)?),
         unhealthy_kill: false,
         restart_unhealthy: false,
+        pid1_workload: plan.checkpointable,
     })
 }

@@ -1,0 +1,461 @@
+//! Checkpoint and restore through CRIU (`nucleus checkpoint`, `nucleus restore`): what makes a
+//! sandbox one CRIU can save, the image directory's own record, CRIU's command lines, and the
+//! root a restore starts from. docs/checkpoint-design.md says why each piece is as it is.
+
+use crate::mounts::{MountOp, RootSource};
+use crate::plan::{IdMapPlan, Plan};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// nucleus's record in an image directory, beside CRIU's images.
+pub const INFO_FILE: &str = "nucleus.json";
+/// CRIU's images, in the image directory.
+pub const IMAGES: &str = "images";
+/// CRIU's logs, in the image directory's [`IMAGES`] (`-o` is relative to it).
+pub const DUMP_LOG: &str = "dump.log";
+pub const RESTORE_LOG: &str = "restore.log";
+/// The restored PID 1's host pid, written by CRIU (relative to the images).
+pub const PIDFILE: &str = "restored.pid";
+/// Bump when [`CheckpointInfo`] changes meaning.
+pub const VERSION: u32 = 1;
+
+/// What `nucleus checkpoint` saved besides CRIU's images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub version: u32,
+    /// The sandbox's id and name when it was saved.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its plan (a restore runs under the same one: namespaces, limits, mounts).
+    pub plan: Plan,
+    /// Its `run` flags (`restart` after a restore starts it afresh from them).
+    pub args: serde_json::Value,
+    /// The host pid of its PID 1 when dumped (CRIU names its network lock after it).
+    pub dumped_pid: i32,
+    /// The first host uid of its user namespace (the image holds these ids).
+    pub uid_base: u32,
+    /// Descriptors of the sandbox's processes on files outside its mounts (its standard
+    /// descriptors: the host's /dev/null, the logs), which CRIU saves as external.
+    pub externals: Vec<ExternalFile>,
+    pub created_ms: u64,
+    /// What was applied to its workload when it started (the restored record says it again:
+    /// the image holds the same process, its filter and capabilities included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protections: Option<crate::state::SecurityReport>,
+}
+
+/// Which of the sandbox's standard descriptors an external file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stdio {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// A file CRIU cannot resolve in the sandbox's mount namespace, by CRIU's id: mount id (as
+/// /proc/PID/fdinfo says) and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalFile {
+    pub stdio: Stdio,
+    pub mnt_id: u64,
+    pub ino: u64,
+}
+
+impl ExternalFile {
+    /// CRIU's name of it: `file[MNT:INO]`, both in hex.
+    pub fn key(&self) -> String {
+        format!("file[{:x}:{:x}]", self.mnt_id, self.ino)
+    }
+}
+
+/// Why a sandbox cannot be checkpointed (None: it can).
+pub fn refusal(plan: &Plan) -> Option<String> {
+    if plan.gvisor.is_some() {
+        return Some("it runs under gVisor (runsc has its own checkpoint)".into());
+    }
+    if !plan.checkpointable {
+        return Some(
+            "it was not started with --checkpointable (its init and Landlock are nothing CRIU \
+             can save)"
+                .into(),
+        );
+    }
+    if plan.process.tty {
+        return Some("it has a terminal (-t); CRIU cannot hand a pty over to a new monitor".into());
+    }
+    if plan.seccomp_notify.is_some() {
+        return Some("its seccomp filter has a listener (--seccomp-log-denied)".into());
+    }
+    if plan.net.slirp.is_some() || plan.net.bridge.is_some() || !plan.net.attached.is_empty() {
+        return Some("only --network none and host are checkpointed so far".into());
+    }
+    if plan.net.egress.is_some() || plan.net.resolver.is_some() {
+        return Some("egress rules are not checkpointed so far".into());
+    }
+    if !matches!(plan.idmap, IdMapPlan::PrivateRange { .. }) {
+        return Some("it has no private id range".into());
+    }
+    if plan.root != RootSource::Tmpfs {
+        return Some("only the default root is checkpointed so far (not --rootfs)".into());
+    }
+    if !plan.prepared.is_empty() {
+        return Some(
+            "it has a copied workspace, context or secrets (tmpfs the runtime filled)".into(),
+        );
+    }
+    None
+}
+
+/// Whether this CRIU can run on this kernel: Debian 12's 3.17 fails on 6.13 and later (the
+/// vDSO layout changed); 4.1 runs there. `version` is `criu --version`'s output, `release`
+/// the kernel's (uname -r).
+pub fn criu_supported(version: &str, release: &str) -> Result<(), String> {
+    let v = version
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Version:"))
+        .map(str::trim)
+        .ok_or_else(|| format!("criu --version said {:?}", version.trim()))?;
+    let num = |s: &str| -> Vec<u32> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    let (cv, kv) = (num(v), num(release));
+    if kv >= vec![6, 13] && cv < vec![4, 1] {
+        return Err(format!(
+            "CRIU {v} cannot run on Linux {release} (kernels from 6.13 on changed the vDSO it \
+             parses); install CRIU 4.1 or newer and pass it with --criu"
+        ));
+    }
+    Ok(())
+}
+
+/// `criu dump` of the sandbox whose PID 1 is `pid`, into `images`.
+pub fn dump_argv(
+    criu: &Path,
+    pid: i32,
+    images: &Path,
+    externals: &[ExternalFile],
+    leave_running: bool,
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        criu.display().to_string(),
+        "dump".into(),
+        "-t".into(),
+        pid.to_string(),
+        "-D".into(),
+        images.display().to_string(),
+        "-o".into(),
+        DUMP_LOG.into(),
+        "-v4".into(),
+        // The binds of host paths (/usr, the /etc view, /dev's nodes, the /dev/null masks).
+        "--ext-mount-map".into(),
+        "auto".into(),
+        "--enable-external-sharing".into(),
+        "--enable-external-masters".into(),
+        "--network-lock".into(),
+        "nftables".into(),
+    ];
+    let mut seen = Vec::new();
+    for e in externals {
+        let k = e.key();
+        if !seen.contains(&k) {
+            a.push("--external".into());
+            a.push(k.clone());
+            seen.push(k);
+        }
+    }
+    if leave_running {
+        a.push("--leave-running".into());
+    }
+    a
+}
+
+/// `criu restore` from `images` onto `root`, each external file from the descriptor given
+/// (`inherit`: descriptor number in criu, the external's key); detached, the restored PID 1
+/// the caller's child (restore-sibling), its host pid in [`PIDFILE`].
+pub fn restore_argv(
+    criu: &Path,
+    images: &Path,
+    root: &Path,
+    inherit: &[(i32, String)],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        criu.display().to_string(),
+        "restore".into(),
+        "-D".into(),
+        images.display().to_string(),
+        "-o".into(),
+        RESTORE_LOG.into(),
+        "-v4".into(),
+        "-r".into(),
+        root.display().to_string(),
+        "--ext-mount-map".into(),
+        "auto".into(),
+        "--enable-external-sharing".into(),
+        "--enable-external-masters".into(),
+        // (CRIU's default cgroup mode, soft: the sandbox's cgroup, which the runtime made
+        // again with its limits, is where its processes go back, and their cgroup namespace
+        // is rooted there again.)
+        "--restore-detached".into(),
+        "--restore-sibling".into(),
+        "--pidfile".into(),
+        PIDFILE.into(),
+    ];
+    for (fd, key) in inherit {
+        a.push("--inherit-fd".into());
+        a.push(format!("fd[{fd}]:{key}"));
+    }
+    a
+}
+
+/// One entry of the root a restore starts from: CRIU restores every mount but the root's own
+/// file system (it is `--root`), so the root's content is made again from the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootEntry {
+    Dir {
+        path: PathBuf,
+        mode: u32,
+    },
+    /// A mount point on a file (a bind of a file).
+    File {
+        path: PathBuf,
+        contents: String,
+        mode: u32,
+    },
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+    },
+}
+
+impl RootEntry {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Dir { path, .. } | Self::File { path, .. } | Self::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// The root tmpfs's own content as the plan made it: the entries no mount covers (the root
+/// is read-only before the workload runs, so nothing else is on it), in creation order, with
+/// the directories their paths need. `is_dir(host)` says whether a bind's host source is a
+/// directory.
+pub fn root_entries(plan: &Plan, is_dir: &dyn Fn(&Path) -> bool) -> Vec<RootEntry> {
+    let mounted: Vec<&Path> = plan
+        .mounts
+        .iter()
+        .filter(|op| is_mount(op))
+        .filter_map(|op| op.creates())
+        .collect();
+    // On the root's own file system: no other mount point is an ancestor.
+    let on_root = |p: &Path| !mounted.iter().any(|m| p != *m && p.starts_with(m));
+    let mut out: Vec<RootEntry> = Vec::new();
+    let push = |e: RootEntry, out: &mut Vec<RootEntry>| {
+        let mut parents: Vec<&Path> = e.path().ancestors().skip(1).collect();
+        parents.reverse();
+        for p in parents.into_iter().filter(|p| *p != Path::new("/")) {
+            if !out.iter().any(|x| x.path() == p) {
+                out.push(RootEntry::Dir {
+                    path: p.to_path_buf(),
+                    mode: 0o755,
+                });
+            }
+        }
+        if !out.iter().any(|x| x.path() == e.path()) {
+            out.push(e);
+        }
+    };
+    for op in &plan.mounts {
+        let Some(dst) = op.creates() else { continue };
+        if !on_root(dst) {
+            continue;
+        }
+        let e = match op {
+            MountOp::Mkdir { dst, mode } => RootEntry::Dir {
+                path: dst.clone(),
+                mode: *mode,
+            },
+            MountOp::Symlink { target, dst } => RootEntry::Symlink {
+                path: dst.clone(),
+                target: target.clone(),
+            },
+            MountOp::File {
+                dst,
+                contents,
+                mode,
+            } => RootEntry::File {
+                path: dst.clone(),
+                contents: contents.clone(),
+                mode: *mode,
+            },
+            MountOp::Bind { src, dst, .. } if !is_dir(src) => RootEntry::File {
+                path: dst.clone(),
+                contents: String::new(),
+                mode: 0o644,
+            },
+            MountOp::BindFromTree {
+                dst, dir: false, ..
+            }
+            | MountOp::Device { dst, .. } => RootEntry::File {
+                path: dst.clone(),
+                contents: String::new(),
+                mode: 0o644,
+            },
+            _ => RootEntry::Dir {
+                path: dst.to_path_buf(),
+                mode: 0o755,
+            },
+        };
+        push(e, &mut out);
+    }
+    out
+}
+
+/// Whether an op mounts something at its path (rather than making a file in what is there).
+fn is_mount(op: &MountOp) -> bool {
+    !matches!(
+        op,
+        MountOp::Mkdir { .. } | MountOp::Symlink { .. } | MountOp::File { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{EntryKind, HostEntry, HostFacts};
+    use crate::RunConfig;
+
+    fn plan(checkpointable: bool) -> Plan {
+        let cfg = RunConfig {
+            argv: vec!["sh".into()],
+            checkpointable,
+            etc_views: Some("/run/nucleus/.etc-views".into()),
+            ..RunConfig::default()
+        };
+        let entry = |path: &str, kind| HostEntry {
+            path: path.into(),
+            kind,
+            stamp: 0,
+        };
+        let facts = HostFacts {
+            system_dirs: vec![
+                entry("usr", EntryKind::Dir),
+                entry("bin", EntryKind::Symlink("usr/bin".into())),
+            ],
+            etc_entries: vec![entry("ld.so.cache", EntryKind::File)],
+            landlock_abi: 7,
+            ..Default::default()
+        };
+        Plan::build(&cfg, &facts, "0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn only_a_checkpointable_native_sandbox_qualifies() {
+        assert!(refusal(&plan(false)).unwrap().contains("--checkpointable"));
+        assert_eq!(refusal(&plan(true)), None);
+        let mut p = plan(true);
+        p.process.tty = true;
+        assert!(refusal(&p).unwrap().contains("terminal"));
+    }
+
+    #[test]
+    fn old_criu_is_refused_on_new_kernels_with_the_fix() {
+        let v317 = "Version: 3.17.1\n";
+        assert!(criu_supported(v317, "6.1.0-57-cloud-amd64").is_ok());
+        let e = criu_supported(v317, "6.18.3").unwrap_err();
+        assert!(
+            e.contains("3.17.1") && e.contains("4.1") && e.contains("--criu"),
+            "{e}"
+        );
+        assert!(criu_supported("Version: 4.1\nGitID: v4.1\n", "6.18.3").is_ok());
+        assert!(criu_supported("nonsense", "6.1").is_err());
+    }
+
+    #[test]
+    fn command_lines_name_every_external_once() {
+        let ext = |stdio, mnt_id, ino| ExternalFile { stdio, mnt_id, ino };
+        let e = [
+            ext(Stdio::Stdin, 21, 4),
+            ext(Stdio::Stdout, 28, 11),
+            ext(Stdio::Stderr, 28, 11),
+        ];
+        let d = dump_argv(Path::new("/usr/sbin/criu"), 42, Path::new("/i"), &e, true);
+        let s = d.join(" ");
+        assert!(s.starts_with("/usr/sbin/criu dump -t 42 -D /i "), "{s}");
+        assert!(
+            s.contains("--external file[15:4] --external file[1c:b]"),
+            "{s}"
+        );
+        assert_eq!(s.matches("file[1c:b]").count(), 1, "{s}");
+        assert!(s.ends_with("--leave-running"), "{s}");
+        let r = restore_argv(
+            Path::new("criu"),
+            Path::new("/i"),
+            Path::new("/r"),
+            &[(5, e[0].key()), (6, e[1].key())],
+        );
+        let s = r.join(" ");
+        assert!(
+            s.contains("-r /r") && s.contains("--restore-sibling"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("--inherit-fd fd[5]:file[15:4] --inherit-fd fd[6]:file[1c:b]"),
+            "{s}"
+        );
+    }
+
+    /// The root's own entries: the mount points on it, its links and synthetic files, with
+    /// their parent directories; nothing under another mount (/dev's nodes, /proc's masks).
+    #[test]
+    fn the_root_entries_are_what_no_mount_covers() {
+        let p = plan(true);
+        let entries = root_entries(&p, &|src| src != Path::new("/etc/hosts"));
+        let paths: Vec<&Path> = entries.iter().map(|e| e.path()).collect();
+        for want in [
+            "/usr",
+            "/bin",
+            "/proc",
+            "/dev",
+            "/tmp",
+            "/sys",
+            "/etc",
+            "/run",
+            "/run/nucleus",
+        ] {
+            assert!(paths.contains(&Path::new(want)), "{want}: {paths:?}");
+        }
+        for not in [
+            "/dev/null",
+            "/proc/kcore",
+            "/proc/acpi",
+            "/dev/pts",
+            "/sys/fs/cgroup",
+        ] {
+            assert!(!paths.contains(&Path::new(not)), "{not}: {paths:?}");
+        }
+        // Parents before children, each once.
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(parent) = e.path().parent().filter(|p| *p != Path::new("/")) {
+                let at = paths.iter().position(|p| *p == parent);
+                assert!(
+                    at.is_some_and(|a| a < i),
+                    "{:?} before its parent",
+                    e.path()
+                );
+            }
+            assert_eq!(paths.iter().filter(|p| **p == e.path()).count(), 1);
+        }
+        let hostname = entries
+            .iter()
+            .find(|e| e.path() == Path::new("/run/nucleus/hostname"));
+        assert!(
+            matches!(hostname, Some(RootEntry::File { contents, .. }) if contents.contains("nucleus-0123456789ab")),
+            "{hostname:?}"
+        );
+    }
+}

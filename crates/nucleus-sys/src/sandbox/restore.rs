@@ -1,0 +1,366 @@
+//! `nucleus restore`: a detached sandbox started from a CRIU image instead of a clone. The
+//! monitor makes what the sandbox had from the runtime (its id range, its cgroup with its
+//! limits, its /etc view, its logs), runs `criu restore` in that cgroup, and then watches the
+//! restored PID 1, its own child, as it watches a sandbox it started (`parent_wait`).
+//! docs/checkpoint-design.md has the recipe and why each step is there.
+
+use super::parent::{finish_run, parent_cgroup};
+use super::wait::{parent_wait, Control};
+use super::{Detach, Observer, Outcome};
+use crate::channel::{self, FromChild, ToChild};
+use crate::checkpoint::failure_of;
+use crate::error::{other, Context, Result};
+use crate::idslot::IdSlot;
+use crate::init;
+use crate::raw::{self, Forked};
+use nucleus_spec::checkpoint::{self as ck, CheckpointInfo, RootEntry, Stdio};
+use nucleus_spec::plan::Plan;
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// What a restore starts from.
+#[derive(Debug, Clone)]
+pub struct Restore {
+    /// The image directory (CRIU's images in [`ck::IMAGES`]).
+    pub dir: PathBuf,
+    pub criu: PathBuf,
+    pub info: CheckpointInfo,
+    /// The state root (it holds the /etc views, 0700).
+    pub state_root: PathBuf,
+}
+
+/// Descriptor numbers the restored files are handed to CRIU at (`--inherit-fd`): above
+/// CRIU's standard ones and the images' ([`IMAGES_FD`]), below its service descriptors.
+const INHERIT_BASE: i32 = 5;
+/// criu's images directory, open at this number (`-D /proc/self/fd/4`: the state root, where
+/// an image directory may be, is overmounted in its mount namespace).
+const IMAGES_FD: i32 = 4;
+
+pub(super) fn restore_run(
+    plan: &Plan,
+    obs: &mut dyn Observer,
+    detach: &Detach,
+    r: &Restore,
+) -> Result<Outcome> {
+    let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
+    // The image's processes have the ids of the range they were saved with.
+    let slot = IdSlot::acquire_base(r.info.uid_base)?;
+    let cgroup = parent_cgroup(plan, obs)?;
+    let join_files = match &cgroup {
+        Some(c) => c.self_join_files()?,
+        None => Vec::new(),
+    };
+    let etc_held = match &plan.etc_view {
+        Some(v) => Some((crate::etcview::hold(v, Path::new("/etc"))?, v.dir())),
+        None => None,
+    };
+    // CRIU reopens the inherited logs (our standard output and error, as a `run -d` workload
+    // has them) as the restored task, and checks they have the mode they were saved with.
+    let base = Some(rustix::fs::Uid::from_raw(r.info.uid_base));
+    let gbase = Some(rustix::fs::Gid::from_raw(r.info.uid_base));
+    for s in [rustix::stdio::stdout(), rustix::stdio::stderr()] {
+        rustix::fs::fchown(s, base, gbase)
+            .map_err(std::io::Error::from)
+            .ctx("chown", "the logs")?;
+        rustix::fs::fchmod(s, rustix::fs::Mode::from_raw_mode(0o600))
+            .map_err(std::io::Error::from)
+            .ctx("chmod", "the logs")?;
+    }
+    let images_dir = r.dir.join(ck::IMAGES);
+    give_images(&images_dir, r.info.uid_base)?;
+    let null = fs::OpenOptions::new()
+        .read(true)
+        .open("/dev/null")
+        .ctx("open", "/dev/null")?;
+    // Each external file once, at its descriptor.
+    let mut inherit: Vec<(i32, String, Stdio)> = Vec::new();
+    for e in &r.info.externals {
+        if !inherit.iter().any(|(_, k, _)| *k == e.key()) {
+            inherit.push((INHERIT_BASE + inherit.len() as i32, e.key(), e.stdio));
+        }
+    }
+    let root = r.state_root.join(".criu-root");
+    let images_at = PathBuf::from(format!("/proc/self/fd/{IMAGES_FD}"));
+    let pairs: Vec<(i32, String)> = inherit.iter().map(|(n, k, _)| (*n, k.clone())).collect();
+    let argv = ck::restore_argv(&r.criu, &images_at, &root, &pairs);
+    let argv = crate::checkpoint::c_argv(&argv)?;
+    let entries = ck::root_entries(plan, &|p| p.is_dir());
+    let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;
+    let setup = CriuSetup {
+        state_root: &r.state_root,
+        etc_view: etc_held.as_ref().map(|(f, dir)| (f, dir.as_path())),
+        root: &root,
+        uid_base: r.info.uid_base,
+        entries: &entries,
+        images: &images_dir,
+        null: &null,
+        inherit: &inherit,
+    };
+    let into = cgroup.as_ref().and_then(|c| c.clone_into());
+    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
+    // SAFETY: the monitor is single-threaded here (as for parent_run's clone).
+    let forked = unsafe { raw::fork_into(0, into) }.ctx("fork", "criu")?;
+    let criu_pid = match forked {
+        Forked::Child => {
+            drop(err_r);
+            let e = match crate::cgroup::join_self(&join_files) {
+                Ok(()) => setup.run(&argv),
+                Err(e) => other("join cgroup", e),
+            };
+            let _ = rustix::io::write(&err_w, e.to_string().as_bytes());
+            raw::exit_now(125)
+        }
+        Forked::Parent { pid, .. } => pid,
+    };
+    drop(err_w);
+    drop(join_files);
+    let mut said = String::new();
+    let _ = std::io::Read::read_to_string(&mut fs::File::from(err_r), &mut said);
+    let st = raw::waitpid(criu_pid, false).ctx("wait", "criu")?;
+    let ok = matches!(st, Some((_, raw::WaitStatus::Exited(0))));
+    let fail = |cgroup: Option<crate::cgroup::Cgroup>, msg: String| {
+        if let Some(c) = cgroup {
+            let _ = c.remove();
+        }
+        other("criu", format!("restore: {msg}"))
+    };
+    if !ok {
+        let log = images_dir.join(ck::RESTORE_LOG);
+        let msg = if said.is_empty() {
+            failure_of(&log).unwrap_or_else(|| format!("it failed ({st:?})"))
+        } else {
+            said
+        };
+        return Err(fail(cgroup, msg));
+    }
+    let pidfile = images_dir.join(ck::PIDFILE);
+    let pid: libc::pid_t = match fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        Some(p) => p,
+        None => return Err(fail(cgroup, format!("no pid in {}", pidfile.display()))),
+    };
+    let _ = fs::remove_file(&pidfile);
+    let pidfd = raw::pidfd_open(pid).ctx("pidfd_open", pid)?;
+    // CRIU 3.17 names its network lock after the restored PID 1 when it removes it, but
+    // after the dumped one when it makes it: the dumped one's table is left, dropping every
+    // packet of the sandbox's network namespace.
+    if let Err(e) = drop_lock_table(pid, r.info.dumped_pid) {
+        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+        return Err(fail(cgroup, e.to_string()));
+    }
+    obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
+    let report = r.info.protections.clone().unwrap_or_default();
+    obs.applied(&report);
+    obs.exec_result(None);
+    let mut control = Control::new(detach);
+    control.finish(None);
+    // Nothing in the restored sandbox holds a channel of ours (the workload's exec closed it):
+    // the wait sees it closed and watches the process.
+    let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
+    drop(cch);
+    let mut out = parent_wait(
+        pid,
+        &pidfd,
+        &pch,
+        &sfd,
+        obs,
+        Some(&mut control),
+        plan,
+        crate::relay::Relay::default(),
+    )?;
+    // (It ran: the end is the workload's, recorded as any other's.)
+    out.report.get_or_insert(report);
+    finish_run(&mut out, cgroup, &[], obs)?;
+    drop(etc_held);
+    drop(slot);
+    Ok(out)
+}
+
+/// The restored task (the sandbox's root) reads some images itself: the images directory and
+/// its files become its host uid's (modes kept: 0700, 0600). The directory is the operator's,
+/// flat (CRIU writes no subdirectories); links are not followed.
+fn give_images(dir: &Path, uid: u32) -> Result<()> {
+    let own =
+        |p: &Path| std::os::unix::fs::lchown(p, Some(uid), Some(uid)).ctx("chown", p.display());
+    own(dir)?;
+    for e in fs::read_dir(dir).ctx("read", dir.display())? {
+        let e = e.ctx("read", dir.display())?;
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            own(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Delete `inet CRIU-<dumped>` in the network namespace of `pid` (absent: nothing to do).
+fn drop_lock_table(pid: libc::pid_t, dumped: i32) -> Result<()> {
+    let ours = fs::File::open("/proc/self/ns/net").ctx("open", "network namespace")?;
+    let theirs =
+        fs::File::open(format!("/proc/{pid}/ns/net")).ctx("open", "the sandbox's netns")?;
+    raw::setns(theirs.as_fd(), libc::CLONE_NEWNET).ctx("setns", "the sandbox's netns")?;
+    let r = crate::net::delete_inet_table(&format!("CRIU-{dumped}"));
+    raw::setns(ours.as_fd(), libc::CLONE_NEWNET).ctx("setns", "back")?;
+    r
+}
+
+/// What the criu child sets up before its exec.
+struct CriuSetup<'a> {
+    state_root: &'a Path,
+    etc_view: Option<(&'a fs::File, &'a Path)>,
+    root: &'a Path,
+    uid_base: u32,
+    entries: &'a [RootEntry],
+    images: &'a Path,
+    null: &'a fs::File,
+    inherit: &'a [(i32, String, Stdio)],
+}
+
+impl CriuSetup<'_> {
+    /// In the child: a mount namespace of its own where the state root is a 0711 tmpfs with
+    /// the /etc view at its old path (the restored task, the sandbox's root, opens the
+    /// external binds itself) and the restored root's own content on a tmpfs beside it; the
+    /// inherited files at their numbers; then exec criu. Returns only on failure.
+    fn run(&self, argv: &[CString]) -> crate::error::SysError {
+        match self.prepare() {
+            Ok(()) => {}
+            Err(e) => return e,
+        }
+        let argv_c = raw::CStrArray::new(argv);
+        // CRIU runs ip, iptables-restore and tar from PATH: the caller's (the operator's).
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        let env = [CString::new(format!("PATH={path}")).unwrap_or_default()];
+        let env_c = raw::CStrArray::new(&env);
+        other("exec", raw::execve(&argv[0], &argv_c, &env_c))
+    }
+
+    fn prepare(&self) -> Result<()> {
+        raw::unshare(libc::CLONE_NEWNS).ctx("unshare", "mount namespace")?;
+        raw::make_private(Path::new("/")).ctx("make mounts private", "/")?;
+        // (Opened in this mount namespace, before the overmount: criu works in it, and mounts
+        // there; an image directory may be under the state root.)
+        let images = fs::File::open(self.images).ctx("open", self.images.display())?;
+        // (Opened in this mount namespace, held across the overmount: the view is bound from
+        // its descriptor. A descriptor opened before the unshare names a mount of the old
+        // namespace, which cannot be bound here.)
+        let view_fd = self
+            .etc_view
+            .map(|(_, dir)| fs::File::open(dir))
+            .transpose()
+            .ctx("open", "etc view")?;
+        raw::mount_fs(
+            "tmpfs",
+            self.state_root,
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=0711,size=64k"),
+        )
+        .ctx("mount tmpfs", self.state_root.display())?;
+        if let (Some((_, dir)), Some(fd)) = (self.etc_view, &view_fd) {
+            raw::mkdir_p(dir, 0o755).ctx("mkdir", dir.display())?;
+            let from = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            raw::bind(&from, dir, false).ctx("bind", dir.display())?;
+        }
+        // (Closed now: the close_range below must leave no owned descriptor behind, whose
+        // drop would find its number closed.)
+        drop(view_fd);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(self.root)
+            .ctx("mkdir", self.root.display())?;
+        let opts = format!("mode=0755,size=4m,uid={0},gid={0}", self.uid_base);
+        raw::mount_fs(
+            "tmpfs",
+            self.root,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(&opts),
+        )
+        .ctx("mount tmpfs", self.root.display())?;
+        for e in self.entries {
+            let at = self
+                .root
+                .join(e.path().strip_prefix("/").unwrap_or(e.path()));
+            match e {
+                RootEntry::Dir { mode, .. } => {
+                    fs::DirBuilder::new()
+                        .mode(*mode)
+                        .create(&at)
+                        .ctx("mkdir", at.display())?;
+                    fs::set_permissions(&at, fs::Permissions::from_mode(*mode))
+                        .ctx("chmod", at.display())?;
+                }
+                RootEntry::File { contents, mode, .. } => {
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(*mode)
+                        .open(&at)
+                        .ctx("create", at.display())?;
+                    f.write_all(contents.as_bytes())
+                        .ctx("write", at.display())?;
+                    f.set_permissions(fs::Permissions::from_mode(*mode))
+                        .ctx("chmod", at.display())?;
+                }
+                RootEntry::Symlink { target, .. } => {
+                    std::os::unix::fs::symlink(target, &at).ctx("symlink", at.display())?;
+                }
+            }
+        }
+        // The inherited files at their numbers (every other descriptor above them first).
+        let high = |f: &fs::File| -> Result<OwnedFd> {
+            rustix::io::fcntl_dupfd_cloexec(f, 20)
+                .map_err(std::io::Error::from)
+                .ctx("dup", "inherited file")
+        };
+        let images = {
+            let hi = high(&images)?;
+            drop(images);
+            hi
+        };
+        let null = high(self.null)?;
+        let out = rustix::stdio::stdout();
+        let err = rustix::stdio::stderr();
+        let mut sources = Vec::new();
+        for (n, _, stdio) in self.inherit {
+            let src = match stdio {
+                Stdio::Stdin => high(self.null)?,
+                Stdio::Stdout => rustix::io::fcntl_dupfd_cloexec(out, 20)
+                    .map_err(std::io::Error::from)
+                    .ctx("dup", "stdout")?,
+                Stdio::Stderr => rustix::io::fcntl_dupfd_cloexec(err, 20)
+                    .map_err(std::io::Error::from)
+                    .ctx("dup", "stderr")?,
+            };
+            sources.push((*n, src));
+        }
+        raw::close_range(3, 19).ctx("close", "descriptors")?;
+        sources.push((IMAGES_FD, images));
+        for (n, src) in sources {
+            let d = rustix::io::fcntl_dupfd_cloexec(&src, n)
+                .map_err(std::io::Error::from)
+                .ctx("dup", n)?;
+            if d.as_raw_fd() != n {
+                return Err(other("dup", format!("descriptor {n} is taken")));
+            }
+            raw::clear_cloexec_number(n).ctx("inherit", n)?;
+            let _ = d.into_raw_fd();
+        }
+        // criu's own output: nowhere (it logs to its file in the images).
+        use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
+        for dup in [
+            dup2_stdin::<&OwnedFd>,
+            dup2_stdout::<&OwnedFd>,
+            dup2_stderr::<&OwnedFd>,
+        ] {
+            dup(&null)
+                .map_err(std::io::Error::from)
+                .ctx("dup", "/dev/null")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! `nucleus checkpoint` and `nucleus restore`: a running sandbox saved with CRIU and started
+//! again from what was saved (docs/checkpoint.md; the recipe and its reasons in
+//! docs/checkpoint-design.md). The decisions are nucleus-spec's `checkpoint`, the syscalls
+//! nucleus-sys's `checkpoint` and `sandbox::Restore`.
+
+use crate::cli::{CheckpointArgs, RestoreArgs, RunArgs};
+use crate::events::Events;
+use crate::log::Logger;
+use crate::records::{effective, is_paused, lock_and_read, remove_cgroups, resolve, ARGS};
+use anyhow::{anyhow, bail, Context, Result};
+use nucleus_spec::checkpoint::{self as ck, CheckpointInfo};
+use nucleus_spec::config::ConfigError;
+use nucleus_spec::state::Status;
+use nucleus_spec::Plan;
+use nucleus_sys::checkpoint as sys;
+use nucleus_sys::process;
+use nucleus_sys::store::{now_ms, Store};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// CRIU as given (--criu, NUCLEUS_CRIU) or found, checked against this kernel.
+fn criu(given: Option<&Path>) -> Result<PathBuf> {
+    let criu = sys::find_criu(given)?;
+    let version = sys::criu_version(&criu)?;
+    ck::criu_supported(&version, &sys::kernel_release())
+        .map_err(|e| ConfigError::new("--criu", e))?;
+    Ok(criu)
+}
+
+/// The output directory: made 0700, or an existing empty directory. Whether it was made.
+fn output_dir(p: &Path) -> Result<bool> {
+    match fs::DirBuilder::new().mode(0o700).create(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let empty = fs::read_dir(p)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty || fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()) {
+                return Err(ConfigError::new(
+                    "--output",
+                    format!("{}: exists and is not an empty directory", p.display()),
+                )
+                .into());
+            }
+            Ok(false)
+        }
+        Err(e) => Err(ConfigError::new("--output", format!("{}: {e}", p.display())).into()),
+    }
+}
+
+pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
+    let s = resolve(store, &a.id)?;
+    let status = effective(&s).0;
+    if status != Status::Running {
+        bail!(
+            "{}: is {}: only a running sandbox is checkpointed",
+            a.id,
+            status.as_str()
+        );
+    }
+    if is_paused(store, &s.id) {
+        bail!("{}: is paused: unpause it first", a.id);
+    }
+    let dir = store.dir(&s.id);
+    let plan: Plan = serde_json::from_slice(
+        &fs::read(dir.join("plan.json")).with_context(|| format!("{}: its plan", a.id))?,
+    )?;
+    if let Some(why) = ck::refusal(&plan) {
+        bail!("{}: cannot be checkpointed: {why}", a.id);
+    }
+    let args: serde_json::Value = match fs::read(dir.join(ARGS)) {
+        Ok(b) => serde_json::from_slice(&b)?,
+        Err(_) => bail!(
+            "{}: cannot be checkpointed: only detached sandboxes (run -d) are",
+            a.id
+        ),
+    };
+    let criu = criu(a.criu.as_deref())?;
+    let init = s
+        .init
+        .filter(process::alive)
+        .ok_or_else(|| anyhow!("{}: its process is gone", a.id))?;
+    let externals = sys::externals(init.pid)?;
+    let uid_base = sys::uid_base(init.pid)?;
+    let made = output_dir(&a.output)?;
+    let out = std::path::absolute(&a.output)?;
+    let images = out.join(ck::IMAGES);
+    let undo = |e: anyhow::Error| {
+        if made {
+            let _ = fs::remove_dir_all(&out);
+        } else {
+            let _ = fs::remove_dir_all(&images);
+            let _ = fs::remove_file(out.join(ck::INFO_FILE));
+        }
+        e
+    };
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&images)
+        .map_err(|e| undo(e.into()))?;
+    // The sandbox ends with the dump: the mark keeps a --restart policy from starting it again.
+    let stop_mark = dir.join(crate::monitor::STOP_MARK);
+    if !a.leave_running {
+        fs::write(&stop_mark, b"").map_err(|e| undo(e.into()))?;
+    }
+    let argv = ck::dump_argv(&criu, init.pid, &images, &externals, a.leave_running);
+    if let Err(e) = sys::run_criu(&argv, &images.join(ck::DUMP_LOG)) {
+        if !a.leave_running {
+            let _ = fs::remove_file(&stop_mark);
+        }
+        // (On failure CRIU lets the sandbox go on as it was.)
+        return Err(undo(anyhow!("{}: not checkpointed: {e}", a.id)));
+    }
+    let info = CheckpointInfo {
+        version: ck::VERSION,
+        id: s.id.clone(),
+        name: s.name.clone(),
+        plan,
+        args,
+        dumped_pid: init.pid,
+        uid_base,
+        externals,
+        created_ms: now_ms(),
+        protections: s.protections.clone(),
+    };
+    let write_info = || -> Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out.join(ck::INFO_FILE))?;
+        std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(&info)?)?;
+        Ok(())
+    };
+    write_info().map_err(undo)?;
+    let mut events = Events::open(s.events.as_deref(), None).unwrap_or_default();
+    events.emit(
+        "checkpointed",
+        &s.id,
+        serde_json::json!({ "dir": out, "leave_running": a.leave_running }),
+    );
+    if !a.leave_running {
+        // CRIU killed it: its monitor records the end; then it goes as `rm` removes it (it
+        // lives on in the image).
+        crate::records::wait_monitor(&s, Duration::from_secs(10));
+        let (_lock, s) = lock_and_read(store, &s.id, &a.id)?;
+        let _ = remove_cgroups(store, &s);
+        store.remove(&s.id, s.name.as_deref())?;
+        crate::events::audit_removal(store, &s.id, "checkpoint");
+    }
+    println!("{}", s.id);
+    Ok(0)
+}
+
+pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u64) -> Result<u8> {
+    if !a.detach {
+        return Err(ConfigError::new(
+            "--detach",
+            "a restored sandbox runs detached (-d): its output goes on to its logs (nucleus logs)",
+        )
+        .into());
+    }
+    let info_path = a.input.join(ck::INFO_FILE);
+    let info: CheckpointInfo = serde_json::from_slice(
+        &fs::read(&info_path)
+            .map_err(|e| ConfigError::new("--input", format!("{}: {e}", info_path.display())))?,
+    )
+    .map_err(|e| ConfigError::new("--input", format!("{}: {e}", info_path.display())))?;
+    if info.version != ck::VERSION {
+        return Err(ConfigError::new(
+            "--input",
+            format!(
+                "{}: made by another nucleus (format {}, this one reads {})",
+                a.input.display(),
+                info.version,
+                ck::VERSION
+            ),
+        )
+        .into());
+    }
+    let criu = criu(a.criu.as_deref())?;
+    let store = Store::open(&crate::records::state_root(root)?)?;
+    if store.read(&info.id).is_some() {
+        bail!(
+            "{}: exists (saved with --leave-running, or restored already): a second live copy \
+             of one image is not supported yet (it would share the saved id range)",
+            info.id
+        );
+    }
+    let mut args: RunArgs =
+        serde_json::from_value(info.args.clone()).context("decode how the sandbox was made")?;
+    args.detach = true;
+    if let Some(n) = &a.name {
+        nucleus_spec::state::validate_name("--name", n)?;
+        args.name = Some(n.clone());
+    } else {
+        args.name = info.name.clone();
+    }
+    let cfg = crate::run::config(&args)?;
+    let facts = nucleus_sys::probe::detect(
+        Path::new("/"),
+        cfg.rootfs.as_deref(),
+        nucleus_spec::host::Wants::for_config(&cfg),
+    );
+    let plan = info.plan.clone();
+    let restore = nucleus_sys::sandbox::Restore {
+        dir: std::path::absolute(&a.input)?,
+        criu,
+        info,
+        state_root: store.root().to_path_buf(),
+    };
+    let events = Events::open(args.events_jsonl.as_deref(), None)?;
+    let mut tracer = crate::telemetry::Tracer::from_env(None)?;
+    let r = crate::monitor::launch(
+        &args,
+        (&plan, &facts.cgroup, &cfg.cgroup_parent),
+        &store,
+        log,
+        events,
+        false,
+        (&mut tracer, t0),
+        Some(restore),
+    );
+    crate::events::audit(&store, "restore", &plan.id, &r);
+    r
+}
