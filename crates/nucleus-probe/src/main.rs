@@ -152,7 +152,58 @@ fn direct_write(spec: &str) -> Value {
     }
 }
 
+/// `tcp_echo=PORT` (alone): a TCP echo server and one client connected to it on
+/// 127.0.0.1:PORT, for ever. Every 100 ms the client sends `N` on its one connection and
+/// prints what came back (`echo N`); `broken: ...` and exit 1 when the connection fails (the
+/// checkpoint tests: `--tcp-established` keeps it across a save and restore).
+fn tcp_echo(port: u16) -> ! {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        println!("broken: {what}: {e}");
+        std::process::exit(1)
+    };
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail("bind", e));
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(mut w) = s.try_clone() else { return };
+                for line in BufReader::new(s).lines().map_while(Result::ok) {
+                    if writeln!(w, "{line}").is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| fail("connect", e));
+    let mut r = BufReader::new(c.try_clone().unwrap_or_else(|e| fail("clone", e)));
+    let mut w = c;
+    for n in 1u64.. {
+        let mut line = String::new();
+        match writeln!(w, "{n}").and_then(|()| r.read_line(&mut line)) {
+            Ok(k) if k > 0 => println!("echo {}", line.trim()),
+            Ok(_) => {
+                println!("broken: closed");
+                std::process::exit(1)
+            }
+            Err(e) => {
+                println!("broken: {e}");
+                std::process::exit(1)
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unreachable!()
+}
+
 fn main() {
+    if let Some(p) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.strip_prefix("tcp_echo=").map(str::to_owned))
+    {
+        tcp_echo(p.parse().unwrap_or(7000));
+    }
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);

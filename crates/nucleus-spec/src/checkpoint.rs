@@ -43,6 +43,9 @@ pub struct CheckpointInfo {
     /// the image holds the same process, its filter and capabilities included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protections: Option<crate::state::SecurityReport>,
+    /// `--tcp-established`: its TCP connections are in the image (the restore must say so too).
+    #[serde(default)]
+    pub tcp_established: bool,
 }
 
 /// Which of the sandbox's standard descriptors an external file is.
@@ -140,6 +143,7 @@ pub fn dump_argv(
     images: &Path,
     externals: &[ExternalFile],
     leave_running: bool,
+    tcp_established: bool,
 ) -> Vec<String> {
     let mut a: Vec<String> = vec![
         criu.display().to_string(),
@@ -168,6 +172,9 @@ pub fn dump_argv(
             seen.push(k);
         }
     }
+    if tcp_established {
+        a.push("--tcp-established".into());
+    }
     if leave_running {
         a.push("--leave-running".into());
     }
@@ -182,6 +189,7 @@ pub fn restore_argv(
     images: &Path,
     root: &Path,
     inherit: &[(i32, String)],
+    tcp_established: bool,
 ) -> Vec<String> {
     let mut a: Vec<String> = vec![
         criu.display().to_string(),
@@ -205,6 +213,9 @@ pub fn restore_argv(
         "--pidfile".into(),
         PIDFILE.into(),
     ];
+    if tcp_established {
+        a.push("--tcp-established".into());
+    }
     for (fd, key) in inherit {
         a.push("--inherit-fd".into());
         a.push(format!("fd[{fd}]:{key}"));
@@ -383,7 +394,14 @@ mod tests {
             ext(Stdio::Stdout, 28, 11),
             ext(Stdio::Stderr, 28, 11),
         ];
-        let d = dump_argv(Path::new("/usr/sbin/criu"), 42, Path::new("/i"), &e, true);
+        let d = dump_argv(
+            Path::new("/usr/sbin/criu"),
+            42,
+            Path::new("/i"),
+            &e,
+            true,
+            false,
+        );
         let s = d.join(" ");
         assert!(s.starts_with("/usr/sbin/criu dump -t 42 -D /i "), "{s}");
         assert!(
@@ -397,6 +415,7 @@ mod tests {
             Path::new("/i"),
             Path::new("/r"),
             &[(5, e[0].key()), (6, e[1].key())],
+            true,
         );
         let s = r.join(" ");
         assert!(

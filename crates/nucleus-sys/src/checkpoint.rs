@@ -137,9 +137,18 @@ pub fn run_criu(argv: &[String], log: &Path) -> Result<()> {
 /// the log is.
 pub fn failure_of(log: &Path) -> Option<String> {
     let text = fs::read_to_string(log).ok()?;
-    let line = text.lines().rev().find(|l| {
-        l.contains("Error (") && !l.contains("Dumping FAILED") && !l.contains("Restoring FAILED")
-    })?;
+    // The last error that says what went wrong, not one of the lines each caller up the stack
+    // adds ("Dump files (pid: 446) failed with -1", "Dumping FAILED.").
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error (")).collect();
+    let generic = |l: &str| {
+        l.contains("FAILED") || l.contains(" failed with ") || l.contains("finished with error")
+    };
+    let line = errors
+        .iter()
+        .rev()
+        .find(|l| !generic(l))
+        .or(errors.last())
+        .copied()?;
     let msg = line.rsplit_once("): ").map_or(line, |(_, m)| m).trim();
     // (CRIU's messages are its own, but may quote the sandbox's paths: printable ASCII only.)
     let msg: String = msg
@@ -172,7 +181,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("nucleus-criu-log-{}", std::process::id()));
         fs::write(
             &d,
-            "(00.1) Version: 3.17.1\n(00.3) Error (criu/files-reg.c:1710): Can't lookup mount=22 for fd=-3 path=/x\n(00.4) Error (criu/cr-dump.c:2053): Dumping FAILED.\n",
+            "(00.1) Version: 3.17.1\n(00.3) Error (criu/files-reg.c:1710): Can't lookup mount=22 for fd=-3 path=/x\n(00.35) Error (criu/cr-dump.c:1524): Collect mappings (pid: 134) failed with -1\n(00.4) Error (criu/cr-dump.c:2053): Dumping FAILED.\n",
         )
         .unwrap();
         let m = failure_of(&d).unwrap();

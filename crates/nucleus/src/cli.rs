@@ -602,6 +602,9 @@ pub(crate) struct CheckpointArgs {
     /// Keep the sandbox running once it is saved.
     #[arg(long)]
     pub leave_running: bool,
+    /// Save established TCP connections (restored with them; without it they are refused).
+    #[arg(long)]
+    pub tcp_established: bool,
     /// The criu binary (default: criu on PATH).
     #[arg(long, env = "NUCLEUS_CRIU")]
     pub criu: Option<PathBuf>,

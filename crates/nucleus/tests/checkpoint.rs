@@ -321,3 +321,181 @@ fn refusals_are_one_line_and_change_nothing() {
         let _ = run(&["rm", "-f", name]);
     });
 }
+
+/// Start a checkpointable detached sandbox `name` with `flags` and `cmd`; wait until its log
+/// has `lines` lines.
+fn start_counting(name: &str, flags: &[&str], cmd: &[&str], lines: usize) {
+    let _ = run(&["rm", "-f", name]);
+    let mut args = vec!["run", "-d", "--checkpointable", "--name", name];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ok = poll_for(15, || {
+        (stdout(&run(&["logs", name])).lines().count() >= lines).then_some(())
+    });
+    assert!(ok.is_some(), "{name}: {}", stdout(&run(&["logs", name])));
+}
+
+/// The numbers of `echo N` lines of a sandbox's log.
+fn echoed(name: &str) -> (Vec<u64>, String) {
+    let log = stdout(&run(&["logs", name]));
+    let n = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("echo ")?.parse().ok())
+        .collect();
+    (n, log)
+}
+
+/// A TCP connection inside the sandbox (the probe's echo server and its one client on lo)
+/// survives a save and restore with --tcp-established: the client goes on over the same
+/// connection. Without the flag CRIU refuses the dump, nucleus says so in one line, and the
+/// sandbox goes on.
+#[test]
+fn an_established_tcp_connection_survives_with_tcp_established() {
+    let _g = serial();
+    let name = "ckpt-tcp";
+    let t = TempDir::new("ckpt-tcp");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    let vol = format!("{}:/probe:ro", probe().display());
+    leaves_nothing(|| {
+        start_counting(name, &["-v", &vol], &["/probe", "tcp_echo=7000"], 3);
+        let o = run(&["checkpoint", "-o", &dir_s, name]);
+        if !criu_runs_here(&o) {
+            let _ = run(&["rm", "-f", name]);
+            return;
+        }
+        // Without the flag: refused, one line, running on, nothing written.
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("tcp-established"), "{}", stderr(&o));
+        assert!(!dir.exists());
+        let before = echoed(name).0.len();
+        assert!(poll_for(5, || (echoed(name).0.len() > before).then_some(())).is_some());
+        let o = run(&["checkpoint", "--tcp-established", "-o", &dir_s, name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let last = echoed(name).0;
+        assert!(last.is_empty(), "its record and log went with the save");
+        let o = run(&["restore", "-d", "-i", &dir_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (n, log) = poll_for(10, || {
+            let (n, log) = echoed(name);
+            (n.len() >= 3 || log.contains("broken")).then_some((n, log))
+        })
+        .expect("the restored client echoes");
+        assert!(!log.contains("broken"), "{log}");
+        assert!(
+            n[0] > before as u64 && n.windows(2).all(|w| w[1] == w[0] + 1),
+            "{log}"
+        );
+        let _ = run(&["rm", "-f", name]);
+    });
+}
+
+/// The restored sandbox is back in a cgroup with its limits: its processes are in it, and a
+/// command that allocates past --memory is OOM-killed there.
+#[test]
+fn limits_hold_after_a_restore() {
+    let _g = serial();
+    let name = "ckpt-limits";
+    let t = TempDir::new("ckpt-limits");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    let vol = format!("{}:/probe:ro", probe().display());
+    leaves_nothing(|| {
+        start_counting(
+            name,
+            &["-v", &vol, "--memory", "64M"],
+            &["sh", "-c", "while :; do echo .; sleep 0.2; done"],
+            2,
+        );
+        let o = run(&["checkpoint", "-o", &dir_s, name]);
+        if !criu_runs_here(&o) {
+            let _ = run(&["rm", "-f", name]);
+            return;
+        }
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run(&["restore", "-d", "-i", &dir_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&run(&["inspect", name]).stdout).unwrap();
+        let pid = v["pid"].as_i64().unwrap();
+        let cgroups: Vec<String> = v["cgroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        let mem = cgroups
+            .iter()
+            .find_map(|c| {
+                std::fs::read_to_string(format!("{c}/memory.max"))
+                    .or_else(|_| std::fs::read_to_string(format!("{c}/memory.limit_in_bytes")))
+                    .ok()
+                    .map(|l| (c.clone(), l))
+            })
+            .expect("a memory cgroup");
+        assert_eq!(mem.1.trim(), (64u64 << 20).to_string(), "{mem:?}");
+        let procs = std::fs::read_to_string(format!("{}/cgroup.procs", mem.0)).unwrap();
+        assert!(
+            procs.lines().any(|p| p == pid.to_string()),
+            "{pid} not in {procs}"
+        );
+        let o = run(&["exec", name, "--", "/probe", "alloc_mib=200"]);
+        assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+        let _ = run(&["rm", "-f", name]);
+    });
+}
+
+/// --leave-running: the source runs on; its image cannot be restored beside it (it would
+/// share its id range), and once the source is gone it can, counting on from the save.
+#[test]
+fn leave_running_keeps_the_source_and_the_image_waits_for_it() {
+    let _g = serial();
+    let name = "ckpt-leave";
+    let t = TempDir::new("ckpt-leave");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    leaves_nothing(|| {
+        start_counting(
+            name,
+            &[],
+            &[
+                "sh",
+                "-c",
+                "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done",
+            ],
+            3,
+        );
+        let before = counted(name);
+        let o = run(&["checkpoint", "--leave-running", "-o", &dir_s, name]);
+        if !criu_runs_here(&o) {
+            let _ = run(&["rm", "-f", name]);
+            return;
+        }
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let saved_at = counted(name).len();
+        assert!(poll_for(5, || (counted(name).len() > saved_at + 2).then_some(())).is_some());
+        let o = run(&["restore", "-d", "-i", &dir_s, "--name", "ckpt-leave-2"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
+        let o = run(&["rm", "-f", name]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run(&["restore", "-d", "-i", &dir_s, "--name", "ckpt-leave-2"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let again = poll_for(10, || {
+            let c = counted("ckpt-leave-2");
+            (c.len() >= 2).then_some(c)
+        })
+        .expect("the restored copy counts");
+        // On from the save: past what was logged before it, one by one.
+        assert!(
+            again[0] > *before.last().unwrap(),
+            "{before:?} then {again:?}"
+        );
+        assert!(again.windows(2).all(|w| w[1] == w[0] + 1), "{again:?}");
+        let _ = run(&["rm", "-f", "ckpt-leave-2"]);
+    });
+}

@@ -86,7 +86,7 @@ pub(super) fn restore_run(
     let root = r.state_root.join(".criu-root");
     let images_at = PathBuf::from(format!("/proc/self/fd/{IMAGES_FD}"));
     let pairs: Vec<(i32, String)> = inherit.iter().map(|(n, k, _)| (*n, k.clone())).collect();
-    let argv = ck::restore_argv(&r.criu, &images_at, &root, &pairs);
+    let argv = ck::restore_argv(&r.criu, &images_at, &root, &pairs, r.info.tcp_established);
     let argv = crate::checkpoint::c_argv(&argv)?;
     let entries = ck::root_entries(plan, &|p| p.is_dir());
     let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;

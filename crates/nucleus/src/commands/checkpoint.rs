@@ -105,7 +105,14 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
     if !a.leave_running {
         fs::write(&stop_mark, b"").map_err(|e| undo(e.into()))?;
     }
-    let argv = ck::dump_argv(&criu, init.pid, &images, &externals, a.leave_running);
+    let argv = ck::dump_argv(
+        &criu,
+        init.pid,
+        &images,
+        &externals,
+        a.leave_running,
+        a.tcp_established,
+    );
     if let Err(e) = sys::run_criu(&argv, &images.join(ck::DUMP_LOG)) {
         if !a.leave_running {
             let _ = fs::remove_file(&stop_mark);
@@ -124,6 +131,7 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         externals,
         created_ms: now_ms(),
         protections: s.protections.clone(),
+        tcp_established: a.tcp_established,
     };
     let write_info = || -> Result<()> {
         let mut f = fs::OpenOptions::new()
