@@ -197,7 +197,24 @@ fn tcp_echo(port: u16) -> ! {
     unreachable!()
 }
 
+/// `hold_mib=N` (alone): touch N MiB and stay until killed, probing nothing (the checkpoint
+/// benchmark's workload, also run outside any sandbox: the probe proper tries escapes, which
+/// succeed there).
+fn hold_mib(n: usize) -> ! {
+    let v: Vec<Vec<u8>> = (0..n).map(|_| vec![1u8; 1 << 20]).collect();
+    println!("holding {} MiB", v.len());
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
 fn main() {
+    if let Some(n) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.strip_prefix("hold_mib=").map(str::to_owned))
+    {
+        hold_mib(n.parse().unwrap_or(0));
+    }
     if let Some(p) = std::env::args()
         .nth(1)
         .and_then(|a| a.strip_prefix("tcp_echo=").map(str::to_owned))
