@@ -46,6 +46,158 @@ pub struct CheckpointInfo {
     /// `--tcp-established`: its TCP connections are in the image (the restore must say so too).
     #[serde(default)]
     pub tcp_established: bool,
+    /// What the images say now, after a restore as a copy rewrote them (None: as saved,
+    /// `uid_base` and `id`): the host id range of the user namespace, the sandbox id in the
+    /// cgroup paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_uid_base: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_id: Option<String>,
+}
+
+impl CheckpointInfo {
+    pub fn current_uid_base(&self) -> u32 {
+        self.images_uid_base.unwrap_or(self.uid_base)
+    }
+    pub fn current_id(&self) -> &str {
+        self.images_id.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// The width of a sandbox's host id range (nucleus-sys `idslot::WIDTH`).
+const RANGE_WIDTH: u64 = 65536;
+
+/// CRIU's image file of the user namespace (`userns-N.img`): its maps' host ids moved from the
+/// range at `from` to the one at `to` (a copy of a sandbox gets its own range; the processes
+/// and files inside keep their ids, which CRIU saves as the namespace sees them). The file is
+/// two magic words, then entries (a little-endian length, a protobuf `UsernsEntry`: repeated
+/// `uid_map` = 1 and `gid_map` = 2, each a `UidGidExtent`: `first` = 1, `lower_first` = 2,
+/// `count` = 3).
+pub fn remap_userns(img: &[u8], from: u32, to: u32) -> Result<Vec<u8>, String> {
+    const MAGICS: [u32; 2] = [0x5456_4319, 0x5547_4906];
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(img.get(at..at + 4)?.try_into().ok()?))
+    };
+    if word(0) != Some(MAGICS[0]) || word(4) != Some(MAGICS[1]) {
+        return Err("not a CRIU user namespace image".into());
+    }
+    let mut out = img[..8].to_vec();
+    let mut at = 8;
+    while at < img.len() {
+        let len = word(at).ok_or("truncated entry length")? as usize;
+        let body = img.get(at + 4..at + 4 + len).ok_or("truncated entry")?;
+        let mut entry = Vec::new();
+        for (field, map) in pb::fields(body)? {
+            let pb::Value::Bytes(extent) = map else {
+                return Err(format!("field {field} of the entry is not a map"));
+            };
+            let mut e = Vec::new();
+            for (f, v) in pb::fields(extent)? {
+                let pb::Value::Varint(mut n) = v else {
+                    return Err(format!("field {f} of an extent is not a number"));
+                };
+                if f == 2 {
+                    let off = n
+                        .checked_sub(u64::from(from))
+                        .filter(|d| *d < RANGE_WIDTH)
+                        .ok_or_else(|| format!("host id {n} is not in the range at {from}"))?;
+                    n = u64::from(to) + off;
+                }
+                pb::put_varint_field(&mut e, f, n);
+            }
+            pb::put_bytes_field(&mut entry, field, &e);
+        }
+        out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+        out.extend_from_slice(&entry);
+        at += 4 + len;
+    }
+    Ok(out)
+}
+
+/// CRIU's cgroup image with the sandbox id `old` changed to `new` in its paths (a copy has a
+/// cgroup of its own). Ids have the same length, so the image's lengths stay as they are.
+pub fn rename_in_cgroups(img: &[u8], old: &str, new: &str) -> Result<Vec<u8>, String> {
+    if old.len() != new.len() || old.is_empty() {
+        return Err("sandbox ids of different lengths".into());
+    }
+    let (o, n) = (old.as_bytes(), new.as_bytes());
+    let mut out = img.to_vec();
+    let mut found = 0;
+    let mut i = 0;
+    while i + o.len() <= out.len() {
+        if &out[i..i + o.len()] == o {
+            out[i..i + o.len()].copy_from_slice(n);
+            found += 1;
+            i += o.len();
+        } else {
+            i += 1;
+        }
+    }
+    if found == 0 {
+        return Err(format!("no cgroup of sandbox {old} in the image"));
+    }
+    Ok(out)
+}
+
+/// The little of protobuf's wire format the images need.
+mod pb {
+    pub(super) enum Value<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+    }
+
+    fn varint(b: &[u8], at: &mut usize) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*at).ok_or("truncated varint")?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    /// Every field of a message, in order (varints and length-delimited ones only).
+    pub(super) fn fields(b: &[u8]) -> Result<Vec<(u32, Value<'_>)>, String> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < b.len() {
+            let key = varint(b, &mut at)?;
+            let field = u32::try_from(key >> 3).map_err(|_| "field number too big")?;
+            match key & 7 {
+                0 => out.push((field, Value::Varint(varint(b, &mut at)?))),
+                2 => {
+                    let len = usize::try_from(varint(b, &mut at)?).map_err(|_| "too long")?;
+                    let v = b.get(at..at + len).ok_or("truncated field")?;
+                    at += len;
+                    out.push((field, Value::Bytes(v)));
+                }
+                t => return Err(format!("wire type {t} of field {field}")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    pub(super) fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
+        put_varint(out, u64::from(field) << 3);
+        put_varint(out, v);
+    }
+
+    pub(super) fn put_bytes_field(out: &mut Vec<u8>, field: u32, v: &[u8]) {
+        put_varint(out, (u64::from(field) << 3) | 2);
+        put_varint(out, v.len() as u64);
+        out.extend_from_slice(v);
+    }
 }
 
 /// Which of the sandbox's standard descriptors an external file is.
@@ -373,6 +525,44 @@ mod tests {
         let mut p = plan(true);
         p.process.tty = true;
         assert!(refusal(&p).unwrap().contains("terminal"));
+    }
+
+    /// A user namespace image as CRIU 3.17 wrote it in the VM (0 → 1249902592, 65536 wide,
+    /// uid and gid): moved to another range, read back, and refused for a range it is not in.
+    #[test]
+    fn a_user_namespace_image_moves_to_another_range() {
+        let img: Vec<u8> = [
+            0x19, 0x43, 0x56, 0x54, 0x06, 0x49, 0x47, 0x55, 0x1c, 0, 0, 0, 0x0a, 0x0c, 0x08, 0,
+            0x10, 0x80, 0x80, 0x80, 0xd4, 0x04, 0x18, 0x80, 0x80, 0x04, 0x12, 0x0c, 0x08, 0, 0x10,
+            0x80, 0x80, 0x80, 0xd4, 0x04, 0x18, 0x80, 0x80, 0x04,
+        ]
+        .to_vec();
+        let from = 1_249_902_592;
+        assert_eq!(remap_userns(&img, from, from).unwrap(), img);
+        let to = 0x4000_0000 + 7 * 65536;
+        let moved = remap_userns(&img, from, to).unwrap();
+        assert_ne!(moved, img);
+        assert_eq!(moved.len(), img.len());
+        assert_eq!(remap_userns(&moved, to, from).unwrap(), img);
+        let e = remap_userns(&img, to, from).unwrap_err();
+        assert!(e.contains("not in the range"), "{e}");
+        assert!(remap_userns(b"nonsense", 0, 0).is_err());
+        assert!(remap_userns(&img[..20], from, to).is_err());
+    }
+
+    #[test]
+    fn the_cgroup_image_is_renamed_in_place() {
+        let img = b"\x0a\x1d/nucleus/2f696b59f46baa06\x10\x19 nucleus/2f696b59f46baa06";
+        let out = rename_in_cgroups(img, "2f696b59f46baa06", "0123456789abcdef").unwrap();
+        assert_eq!(out.len(), img.len());
+        assert_eq!(
+            String::from_utf8_lossy(&out)
+                .matches("0123456789abcdef")
+                .count(),
+            2
+        );
+        assert!(rename_in_cgroups(img, "ffffffffffffffff", "0123456789abcdef").is_err());
+        assert!(rename_in_cgroups(img, "2f696b59f46baa06", "short").is_err());
     }
 
     #[test]

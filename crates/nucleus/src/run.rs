@@ -562,7 +562,7 @@ fn check_paths(c: &RunConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut b = [0u8; 8];
     nucleus_sys::raw::fill_random(&mut b);
     nucleus_spec::hex(&b)

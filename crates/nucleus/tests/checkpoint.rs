@@ -448,12 +448,15 @@ fn limits_hold_after_a_restore() {
     });
 }
 
-/// --leave-running: the source runs on; its image cannot be restored beside it (it would
-/// share its id range), and once the source is gone it can, counting on from the save.
+/// --leave-running: the source runs on; its image restored under another name is a copy with
+/// an id, a cgroup and a host id range of its own, and both count on independently. Under the
+/// saved name (taken) the restore is refused in one line.
 #[test]
-fn leave_running_keeps_the_source_and_the_image_waits_for_it() {
+fn leave_running_then_a_copy_runs_beside_its_source() {
     let _g = serial();
     let name = "ckpt-leave";
+    let copy = "ckpt-leave-2";
+    let _ = run(&["rm", "-f", copy]);
     let t = TempDir::new("ckpt-leave");
     let dir = t.path().join("image");
     let dir_s = dir.display().to_string();
@@ -477,25 +480,42 @@ fn leave_running_keeps_the_source_and_the_image_waits_for_it() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let saved_at = counted(name).len();
         assert!(poll_for(5, || (counted(name).len() > saved_at + 2).then_some(())).is_some());
-        let o = run(&["restore", "-d", "-i", &dir_s, "--name", "ckpt-leave-2"]);
+        let o = run(&["restore", "-d", "-i", &dir_s]);
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-        assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
-        let o = run(&["rm", "-f", name]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let o = run(&["restore", "-d", "-i", &dir_s, "--name", "ckpt-leave-2"]);
+        assert!(stderr(&o).contains("--name"), "{}", stderr(&o));
+        let o = run(&["restore", "-d", "-i", &dir_s, "--name", copy]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let again = poll_for(10, || {
-            let c = counted("ckpt-leave-2");
+            let c = counted(copy);
             (c.len() >= 2).then_some(c)
         })
-        .expect("the restored copy counts");
+        .expect("the copy counts");
         // On from the save: past what was logged before it, one by one.
         assert!(
             again[0] > *before.last().unwrap(),
             "{before:?} then {again:?}"
         );
         assert!(again.windows(2).all(|w| w[1] == w[0] + 1), "{again:?}");
-        let _ = run(&["rm", "-f", "ckpt-leave-2"]);
+        // Both count on, each in its own range and cgroup.
+        let (a, b) = (counted(name).len(), counted(copy).len());
+        assert!(poll_for(5, || {
+            (counted(name).len() > a && counted(copy).len() > b).then_some(())
+        })
+        .is_some());
+        let look = |n: &str| -> (String, String) {
+            let v: serde_json::Value =
+                serde_json::from_slice(&run(&["inspect", n]).stdout).unwrap();
+            let pid = v["pid"].as_i64().unwrap();
+            (
+                std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap(),
+                v["cgroups"].to_string(),
+            )
+        };
+        let (src, cp) = (look(name), look(copy));
+        assert_ne!(src.0, cp.0, "one host id range");
+        assert_ne!(src.1, cp.1, "one cgroup");
+        let _ = run(&["rm", "-f", name]);
+        let _ = run(&["rm", "-f", copy]);
     });
 }

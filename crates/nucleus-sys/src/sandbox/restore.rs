@@ -23,7 +23,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// What a restore starts from.
-#[derive(Debug, Clone)]
 pub struct Restore {
     /// The image directory (CRIU's images in [`ck::IMAGES`]).
     pub dir: PathBuf,
@@ -31,6 +30,9 @@ pub struct Restore {
     pub info: CheckpointInfo,
     /// The state root (it holds the /etc views, 0700).
     pub state_root: PathBuf,
+    /// The host id range the images say now (the caller took it, or moved them to one it
+    /// took: a copy beside its running source), held until the restored sandbox is gone.
+    pub slot: IdSlot,
 }
 
 /// Descriptor numbers the restored files are handed to CRIU at (`--inherit-fd`): above
@@ -47,8 +49,7 @@ pub(super) fn restore_run(
     r: &Restore,
 ) -> Result<Outcome> {
     let sfd = raw::signalfd(init::FORWARDED).ctx("signalfd", "")?;
-    // The image's processes have the ids of the range they were saved with.
-    let slot = IdSlot::acquire_base(r.info.uid_base)?;
+    let base = r.slot.host_base();
     let cgroup = parent_cgroup(plan, obs)?;
     let join_files = match &cgroup {
         Some(c) => c.self_join_files()?,
@@ -60,10 +61,12 @@ pub(super) fn restore_run(
     };
     // CRIU reopens the inherited logs (our standard output and error, as a `run -d` workload
     // has them) as the restored task, and checks they have the mode they were saved with.
-    let base = Some(rustix::fs::Uid::from_raw(r.info.uid_base));
-    let gbase = Some(rustix::fs::Gid::from_raw(r.info.uid_base));
+    let (uid, gid) = (
+        Some(rustix::fs::Uid::from_raw(base)),
+        Some(rustix::fs::Gid::from_raw(base)),
+    );
     for s in [rustix::stdio::stdout(), rustix::stdio::stderr()] {
-        rustix::fs::fchown(s, base, gbase)
+        rustix::fs::fchown(s, uid, gid)
             .map_err(std::io::Error::from)
             .ctx("chown", "the logs")?;
         rustix::fs::fchmod(s, rustix::fs::Mode::from_raw_mode(0o600))
@@ -71,7 +74,7 @@ pub(super) fn restore_run(
             .ctx("chmod", "the logs")?;
     }
     let images_dir = r.dir.join(ck::IMAGES);
-    give_images(&images_dir, r.info.uid_base)?;
+    give_images(&images_dir, base)?;
     let null = fs::OpenOptions::new()
         .read(true)
         .open("/dev/null")
@@ -94,7 +97,7 @@ pub(super) fn restore_run(
         state_root: &r.state_root,
         etc_view: etc_held.as_ref().map(|(f, dir)| (f, dir.as_path())),
         root: &root,
-        uid_base: r.info.uid_base,
+        uid_base: base,
         entries: &entries,
         images: &images_dir,
         null: &null,
@@ -179,7 +182,6 @@ pub(super) fn restore_run(
     out.report.get_or_insert(report);
     finish_run(&mut out, cgroup, &[], obs)?;
     drop(etc_held);
-    drop(slot);
     Ok(out)
 }
 

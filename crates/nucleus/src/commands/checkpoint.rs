@@ -132,6 +132,8 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         created_ms: now_ms(),
         protections: s.protections.clone(),
         tcp_established: a.tcp_established,
+        images_uid_base: None,
+        images_id: None,
     };
     let write_info = || -> Result<()> {
         let mut f = fs::OpenOptions::new()
@@ -190,13 +192,37 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
     }
     let criu = criu(a.criu.as_deref())?;
     let store = Store::open(&crate::records::state_root(root)?)?;
-    if store.read(&info.id).is_some() {
-        bail!(
-            "{}: exists (saved with --leave-running, or restored already): a second live copy \
-             of one image is not supported yet (it would share the saved id range)",
-            info.id
-        );
+    // The saved sandbox still there (saved with --leave-running, or restored already): this one
+    // is a copy, with an id, a cgroup and a host id range of its own.
+    let copy = store.read(&info.id).is_some();
+    if copy
+        && a.name
+            .as_ref()
+            .is_none_or(|n| info.name.as_ref() == Some(n))
+    {
+        return Err(ConfigError::new(
+            "--name",
+            format!(
+                "{} still exists (saved with --leave-running, or restored already): give the copy a name of its own",
+                info.name.as_deref().unwrap_or(&info.id)
+            ),
+        )
+        .into());
     }
+    let slot = if copy {
+        let mut seed = [0u8; 4];
+        nucleus_sys::raw::fill_random(&mut seed);
+        nucleus_sys::idslot::IdSlot::acquire(u32::from_ne_bytes(seed))?
+    } else {
+        nucleus_sys::idslot::IdSlot::acquire_base(info.current_uid_base())?
+    };
+    let id = if copy {
+        crate::run::new_id()
+    } else {
+        info.id.clone()
+    };
+    let mut info = info;
+    retarget_images(&a.input, &mut info, slot.host_base(), &id)?;
     let mut args: RunArgs =
         serde_json::from_value(info.args.clone()).context("decode how the sandbox was made")?;
     args.detach = true;
@@ -212,14 +238,20 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
         cfg.rootfs.as_deref(),
         nucleus_spec::host::Wants::for_config(&cfg),
     );
-    let plan = info.plan.clone();
+    let mut plan = info.plan.clone();
+    plan.id = id;
+    if let Some(c) = plan.cgroup.as_mut() {
+        c.leaf = plan.id.clone();
+    }
     let restore = nucleus_sys::sandbox::Restore {
         dir: std::path::absolute(&a.input)?,
         criu,
         info,
         state_root: store.root().to_path_buf(),
+        slot,
     };
     let events = Events::open(args.events_jsonl.as_deref(), None)?;
+    let dir = restore.dir.clone();
     let mut tracer = crate::telemetry::Tracer::from_env(None)?;
     let r = crate::monitor::launch(
         &args,
@@ -232,5 +264,53 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
         Some(restore),
     );
     crate::events::audit(&store, "restore", &plan.id, &r);
+    if matches!(r, Ok(0)) {
+        let mut events = Events::open(args.events_jsonl.as_deref(), None).unwrap_or_default();
+        events.emit(
+            "restored",
+            &plan.id,
+            serde_json::json!({ "dir": dir, "copy": copy }),
+        );
+    }
     r
+}
+
+/// A rewrite of one image file's bytes.
+type Rewrite<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + 'a;
+
+/// Make the images say host id range `base` and sandbox id `id` (a copy's, or the saved ones
+/// again), and record what they say in the image directory's nucleus.json (written whole:
+/// another file, then renamed over it).
+fn retarget_images(dir: &Path, info: &mut CheckpointInfo, base: u32, id: &str) -> Result<()> {
+    let images = dir.join(ck::IMAGES);
+    let rewrite = |name: &str, f: &Rewrite<'_>| -> Result<()> {
+        let p = images.join(name);
+        let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+        let out = f(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+        let tmp = images.join(format!(".{name}.new"));
+        fs::write(&tmp, out)?;
+        fs::rename(&tmp, &p)?;
+        Ok(())
+    };
+    let from = info.current_uid_base();
+    if from != base {
+        for e in fs::read_dir(&images)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("userns-") && name.ends_with(".img") {
+                rewrite(&name, &|b| ck::remap_userns(b, from, base))?;
+            }
+        }
+    }
+    let old = info.current_id().to_string();
+    if old != id {
+        rewrite("cgroup.img", &|b| ck::rename_in_cgroups(b, &old, id))?;
+    }
+    if from != base || old != id {
+        info.images_uid_base = Some(base);
+        info.images_id = Some(id.to_string());
+        let tmp = dir.join(".nucleus.json.new");
+        fs::write(&tmp, serde_json::to_vec_pretty(info)?)?;
+        fs::rename(&tmp, dir.join(ck::INFO_FILE))?;
+    }
+    Ok(())
 }
