@@ -275,11 +275,13 @@ fn a_counter_goes_on_from_where_it_was_saved() {
             "--",
             "sh",
             "-c",
-            "echo $(cat /tmp/pid) $(cat /proc/1/comm) $(hostname) $(cat /tmp/n)",
+            "echo $(cat /tmp/pid) $(cat /proc/1/comm) $(hostname) $(cat /tmp/n) \
+             $(touch /x 2>/dev/null && echo root-writable || echo root-sealed)",
         ]));
         let f: Vec<&str> = inside.split_whitespace().collect();
         assert_eq!(&f[..3], ["1", "sh", host.trim()], "{inside}");
         assert!(f[3].parse::<u64>().unwrap() >= again[0], "{inside}");
+        assert_eq!(f[4], "root-sealed", "{inside}");
         let o = run(&["stop", "-t", "1", name]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let o = run(&["rm", name]);

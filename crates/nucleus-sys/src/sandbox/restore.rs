@@ -74,7 +74,7 @@ pub(super) fn restore_run(
             .ctx("chmod", "the logs")?;
     }
     let images_dir = r.dir.join(ck::IMAGES);
-    give_images(&images_dir, base)?;
+    open_images(&images_dir)?;
     let null = fs::OpenOptions::new()
         .read(true)
         .open("/dev/null")
@@ -100,6 +100,10 @@ pub(super) fn restore_run(
         uid_base: base,
         entries: &entries,
         images: &images_dir,
+        seal: plan
+            .mounts
+            .iter()
+            .any(|m| matches!(m, nucleus_spec::mounts::MountOp::RemountRootReadonly)),
         null: &null,
         inherit: &inherit,
     };
@@ -185,20 +189,13 @@ pub(super) fn restore_run(
     Ok(out)
 }
 
-/// The restored task (the sandbox's root) reads some images itself: the images directory and
-/// its files become its host uid's (modes kept: 0700, 0600). The directory is the operator's,
-/// flat (CRIU writes no subdirectories); links are not followed.
-fn give_images(dir: &Path, uid: u32) -> Result<()> {
-    let own =
-        |p: &Path| std::os::unix::fs::lchown(p, Some(uid), Some(uid)).ctx("chown", p.display());
-    own(dir)?;
-    for e in fs::read_dir(dir).ctx("read", dir.display())? {
-        let e = e.ctx("read", dir.display())?;
-        if e.file_type().is_ok_and(|t| t.is_file()) {
-            own(&e.path())?;
-        }
-    }
-    Ok(())
+/// Restored tasks read some images themselves, through criu's descriptor of the directory,
+/// some before their user namespace has its map (they have no uid then, so no owner would
+/// do: seen as a rare EACCES on timens-0.img): the directory is searchable by all (0711).
+/// The image directory above it stays 0700 (`checkpoint` makes it so): nobody else reaches
+/// the files.
+fn open_images(dir: &Path) -> Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).ctx("chmod", dir.display())
 }
 
 /// Delete `inet CRIU-<dumped>` in the network namespace of `pid` (absent: nothing to do).
@@ -220,6 +217,8 @@ struct CriuSetup<'a> {
     uid_base: u32,
     entries: &'a [RootEntry],
     images: &'a Path,
+    /// The plan sealed the root read-only.
+    seal: bool,
     null: &'a fs::File,
     inherit: &'a [(i32, String, Stdio)],
 }
@@ -312,6 +311,12 @@ impl CriuSetup<'_> {
                     std::os::unix::fs::symlink(target, &at).ctx("symlink", at.display())?;
                 }
             }
+        }
+        // Sealed as the saved root was (read-only: everything writable is a mount of its own);
+        // CRIU mounts the rest on it as it finds it.
+        if self.seal {
+            raw::mount_setattr(None, self.root, false, raw::MOUNT_ATTR_RDONLY, 0, None)
+                .ctx("make root read-only", self.root.display())?;
         }
         // The inherited files at their numbers (every other descriptor above them first).
         let high = |f: &fs::File| -> Result<OwnedFd> {

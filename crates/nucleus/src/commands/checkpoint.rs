@@ -29,7 +29,8 @@ fn criu(given: Option<&Path>) -> Result<PathBuf> {
     Ok(criu)
 }
 
-/// The output directory: made 0700, or an existing empty directory. Whether it was made.
+/// The output directory: made 0700, or an existing empty directory made 0700 (it holds the
+/// sandbox's memory). Whether it was made.
 fn output_dir(p: &Path) -> Result<bool> {
     match fs::DirBuilder::new().mode(0o700).create(p) {
         Ok(()) => Ok(true),
@@ -44,6 +45,9 @@ fn output_dir(p: &Path) -> Result<bool> {
                 )
                 .into());
             }
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(p, fs::Permissions::from_mode(0o700))
+                .map_err(|e| ConfigError::new("--output", format!("{}: {e}", p.display())))?;
             Ok(false)
         }
         Err(e) => Err(ConfigError::new("--output", format!("{}: {e}", p.display())).into()),
@@ -96,8 +100,10 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         }
         e
     };
+    // (0711: restored tasks open some images through criu's descriptor of it; the directory
+    // above, 0700, keeps everyone else out.)
     fs::DirBuilder::new()
-        .mode(0o700)
+        .mode(0o711)
         .create(&images)
         .map_err(|e| undo(e.into()))?;
     // The sandbox ends with the dump: the mark keeps a --restart policy from starting it again.
