@@ -315,6 +315,17 @@ pub(crate) fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// Removes a sandbox of a state root when dropped, also when the test fails: declared after the
+/// root's TempDir, it goes first (a monitor whose state root vanished would run on, out of
+/// reach).
+pub(crate) struct RmOnDrop(pub String, pub String);
+
+impl Drop for RmOnDrop {
+    fn drop(&mut self) {
+        let _ = run(&["--root", &self.0, "rm", "-f", &self.1]);
+    }
+}
+
 /// A fresh host directory for a test (removed by the guard).
 pub(crate) struct TempDir(pub PathBuf);
 

@@ -206,6 +206,7 @@ fn a_chatty_detached_workload_keeps_its_log_bounded() {
     let root = TempDir::new("state-chatty");
     let r = root.s();
     let id = start_chatty(&r);
+    let _sweep = RmOnDrop(r.clone(), id.clone());
     let dir = root.path().join(&id);
     let size = |n: &str| std::fs::metadata(dir.join(n)).map_or(0, |m| m.len());
     let started = Instant::now();
@@ -242,6 +243,7 @@ fn a_stalled_log_reader_does_not_unbound_the_log() {
     let root = TempDir::new("state-stalled");
     let r = root.s();
     let id = start_chatty(&r);
+    let _sweep = RmOnDrop(r.clone(), id.clone());
     let log = root.path().join(&id).join("log");
     // The stalled reader: the shared lock `nucleus logs` takes, never let go.
     let held = std::fs::File::open(&log).unwrap();
