@@ -620,7 +620,8 @@ pub(crate) struct RestoreArgs {
     /// The restored sandbox's name (default: the saved one's).
     #[arg(long)]
     pub name: Option<String>,
-    /// Detached (the only way so far: the saved process writes to its logs, `nucleus logs`).
+    /// Detached: print the id and return. Without it the sandbox's output comes here, INT,
+    /// TERM, HUP and QUIT go to it, and its exit status is ours (its record goes at the end).
     #[arg(long, short = 'd')]
     pub detach: bool,
     /// The criu binary (default: criu on PATH).

@@ -316,7 +316,7 @@ fn refusals_are_one_line_and_change_nothing() {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("x"), "").unwrap();
         one_line(&run(&["restore", "-d", "-i", &dir_s]), "--input");
-        one_line(&run(&["restore", "-i", &dir_s]), "--detach");
+        one_line(&run(&["restore", "-i", &dir_s]), "--input");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let o = run(&["inspect", name]);
         assert_eq!(o.status.code(), Some(0));
@@ -519,5 +519,67 @@ fn leave_running_then_a_copy_runs_beside_its_source() {
         assert_ne!(src.1, cp.1, "one cgroup");
         let _ = run(&["rm", "-f", name]);
         let _ = run(&["rm", "-f", copy]);
+    });
+}
+
+/// Without -d the restore is a foreground run: the sandbox's output on its stdout, counting on
+/// from the save; SIGTERM to it reaches the workload (its trap exits 3), whose status is the
+/// restore's; its record is gone after.
+#[test]
+fn a_foreground_restore_relays_output_signals_and_status() {
+    use std::io::BufRead;
+    let _g = serial();
+    let name = "ckpt-fg";
+    let t = TempDir::new("ckpt-fg");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    leaves_nothing(|| {
+        start_counting(
+            name,
+            &[],
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 3' TERM; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done",
+            ],
+            3,
+        );
+        let before = counted(name);
+        let o = run(&["checkpoint", "-o", &dir_s, name]);
+        if !criu_runs_here(&o) {
+            let _ = run(&["rm", "-f", name]);
+            return;
+        }
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut child = nucleus(&["restore", "-i", &dir_s])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let mut got: Vec<u64> = Vec::new();
+        while got.len() < 3 {
+            let l = rx
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .expect("the restored count on the restore's stdout");
+            got.push(l.trim().parse().unwrap_or_else(|_| panic!("{l:?}")));
+        }
+        assert!(got[0] > *before.last().unwrap(), "{before:?} then {got:?}");
+        assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let st = wait_within(&mut child, std::time::Duration::from_secs(30), "restore");
+        assert_eq!(st.code(), Some(3));
+        assert_ne!(
+            run(&["inspect", name]).status.code(),
+            Some(0),
+            "its record stayed"
+        );
     });
 }

@@ -33,6 +33,8 @@ pub struct Restore {
     /// The host id range the images say now (the caller took it, or moved them to one it
     /// took: a copy beside its running source), held until the restored sandbox is gone.
     pub slot: IdSlot,
+    /// The caller stays and relays the sandbox's output (`restore` without -d): no id printed.
+    pub foreground: bool,
 }
 
 /// Descriptor numbers the restored files are handed to CRIU at (`--inherit-fd`): above

@@ -171,13 +171,6 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
 }
 
 pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u64) -> Result<u8> {
-    if !a.detach {
-        return Err(ConfigError::new(
-            "--detach",
-            "a restored sandbox runs detached (-d): its output goes on to its logs (nucleus logs)",
-        )
-        .into());
-    }
     let info_path = a.input.join(ck::INFO_FILE);
     let info: CheckpointInfo = serde_json::from_slice(
         &fs::read(&info_path)
@@ -255,6 +248,7 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
         info,
         state_root: store.root().to_path_buf(),
         slot,
+        foreground: !a.detach,
     };
     let events = Events::open(args.events_jsonl.as_deref(), None)?;
     let dir = restore.dir.clone();
@@ -277,8 +271,43 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
             &plan.id,
             serde_json::json!({ "dir": dir, "copy": copy }),
         );
+        if !a.detach {
+            return follow_to_end(&store, &plan.id, log);
+        }
     }
     r
+}
+
+/// `restore` without -d: as a foreground run, the sandbox's output here (its logs followed),
+/// INT, TERM, HUP and QUIT passed on to it, its exit status ours, its record removed at the end.
+fn follow_to_end(store: &Store, id: &str, log: &Logger) -> Result<u8> {
+    let sigs = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+    nucleus_sys::raw::block_signals(&sigs)?;
+    let sfd = nucleus_sys::raw::signalfd(&sigs)?;
+    let (root, who) = (store.root().to_path_buf(), id.to_string());
+    std::thread::spawn(move || {
+        while let Ok(sig) = nucleus_sys::raw::read_signal(std::os::fd::AsFd::as_fd(&sfd)) {
+            if let Some(s) = Store::open(&root).ok().and_then(|st| st.read(&who)) {
+                let _ = crate::records::signal(&s, sig);
+            }
+        }
+    });
+    crate::commands::logs(
+        store,
+        &crate::cli::LogsArgs {
+            follow: true,
+            tail: None,
+            id: id.to_string(),
+        },
+    )?;
+    let code = store
+        .read(id)
+        .and_then(|s| s.exit)
+        .and_then(|e| e.code)
+        .unwrap_or(255)
+        .clamp(0, 255) as u8;
+    crate::commands::rm_one(store, id, true, log)?;
+    Ok(code)
 }
 
 /// A rewrite of one image file's bytes.

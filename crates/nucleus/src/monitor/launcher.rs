@@ -47,6 +47,8 @@ pub(crate) fn launch(
             None => None,
         };
     let supervisor_unit = supervisor(a, &id)?;
+    // (A foreground restore's stdout is its workload's: no id there.)
+    let quiet = restore.as_ref().is_some_and(|r| r.foreground);
     if restore.is_some() && supervisor_unit.is_some() {
         bail!("a restored sandbox's monitor is nucleus's own (not a systemd unit, --supervisor)");
     }
@@ -201,7 +203,9 @@ pub(crate) fn launch(
     }
     match code {
         Some(0) => {
-            outln!("{id}");
+            if !quiet {
+                outln!("{id}");
+            }
             Ok(0)
         }
         Some(c) => Ok(c),
