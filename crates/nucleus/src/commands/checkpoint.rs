@@ -161,10 +161,12 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         // CRIU killed it: its monitor records the end; then it goes as `rm` removes it (it
         // lives on in the image).
         crate::records::wait_monitor(&s, Duration::from_secs(10));
-        let (_lock, s) = lock_and_read(store, &s.id, &a.id)?;
-        let _ = remove_cgroups(store, &s);
-        store.remove(&s.id, s.name.as_deref())?;
-        crate::events::audit_removal(store, &s.id, "checkpoint");
+        // (A --rm sandbox's monitor removed it already.)
+        if let Ok((_lock, s)) = lock_and_read(store, &s.id, &a.id) {
+            let _ = remove_cgroups(store, &s);
+            store.remove(&s.id, s.name.as_deref())?;
+            crate::events::audit_removal(store, &s.id, "checkpoint");
+        }
     }
     println!("{}", s.id);
     Ok(0)
