@@ -585,3 +585,52 @@ fn a_foreground_restore_relays_output_signals_and_status() {
         );
     });
 }
+
+/// A restore that CRIU cannot finish (an image cut short) is one line and leaves nothing: no
+/// record, cgroup, mount or process; a restore of the intact image then works.
+#[test]
+fn a_failed_restore_leaves_nothing() {
+    let _g = serial();
+    let name = "ckpt-broken";
+    let t = TempDir::new("ckpt-broken");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    start_counting(
+        name,
+        &[],
+        &["sh", "-c", "while :; do echo .; sleep 0.2; done"],
+        2,
+    );
+    let o = run(&["checkpoint", "-o", &dir_s, name]);
+    if !criu_runs_here(&o) {
+        let _ = run(&["rm", "-f", name]);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pages = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pages-")
+        })
+        .expect("a pages image");
+    let whole = std::fs::read(&pages).unwrap();
+    std::fs::write(&pages, &whole[..whole.len() / 2]).unwrap();
+    leaves_nothing(|| {
+        let o = run(&["restore", "-d", "-i", &dir_s]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("restore"), "{}", stderr(&o));
+        assert_ne!(run(&["inspect", name]).status.code(), Some(0));
+    });
+    std::fs::write(&pages, &whole).unwrap();
+    leaves_nothing(|| {
+        let o = run(&["restore", "-d", "-i", &dir_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let _ = run(&["rm", "-f", name]);
+    });
+}
