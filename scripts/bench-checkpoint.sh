@@ -16,7 +16,7 @@ for t in criu tar ip xtables-nft-multi; do
   command -v "$t" >/dev/null || { echo "bench-checkpoint: $t is missing (scripts/test.sh installs it)" >&2; exit 1; }
 done
 cargo build --release -q -p nucleus -p nucleus-probe
-bin=target/x86_64-unknown-linux-musl/release
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release
 guest=$(mktemp /tmp/bench-checkpoint.XXXXXX.sh)
 trap 'rm -f "$guest"' EXIT
 {

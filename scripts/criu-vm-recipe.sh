@@ -76,4 +76,4 @@ EOF
 exec scripts/vm-run.sh --timeout 300 \
   --modules nf_tables,nf_conntrack_netlink,veth,tun,unix_diag,inet_diag,tcp_diag,udp_diag,raw_diag,af_packet_diag,netlink_diag \
   --script "$guest" "$(command -v criu)" /usr/bin/pgrep /usr/bin/tar /sbin/ip "$(command -v xtables-nft-multi)" \
-  target/x86_64-unknown-linux-musl/debug/nucleus
+  "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/debug/nucleus"

@@ -28,7 +28,8 @@ exes=$(cargo test -q -p nucleus "${test_args[@]}" --no-run --message-format=json
   grep -o '"executable":"[^"]*/deps/[a-z_]*-[0-9a-f]*"' | sed 's/"executable":"//; s/"$//' | sort -u)
 [ -n "$exes" ] || { echo "vm-test: no test binaries built" >&2; exit 1; }
 
-debug_dir=$(pwd)/target/x86_64-unknown-linux-musl/debug
+# (CARGO_TARGET_DIR, when set, is where cargo put them.)
+debug_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")/x86_64-unknown-linux-musl/debug
 # The OCI tests read runc's default config.json from the source tree: the same path in the guest.
 fixtures=$(pwd)/crates/nucleus-spec/tests/oci
 guest=$(mktemp /tmp/nucleus-vm-test.XXXXXX.sh)
