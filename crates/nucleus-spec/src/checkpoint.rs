@@ -288,6 +288,28 @@ pub fn criu_supported(version: &str, release: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What both of CRIU's verbs are told: their log (in the images) at errors and warnings (the
+/// debug level costs ~10% of a dump here), and the binds of host paths (/usr, the /etc view,
+/// /dev's nodes, the /dev/null masks) found and named by CRIU itself.
+fn common_argv(criu: &Path, verb: &str, images: &Path, log: &str) -> Vec<String> {
+    [
+        &criu.display().to_string(),
+        verb,
+        "-D",
+        &images.display().to_string(),
+        "-o",
+        log,
+        "-v2",
+        "--ext-mount-map",
+        "auto",
+        "--enable-external-sharing",
+        "--enable-external-masters",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// `criu dump` of the sandbox whose PID 1 is `pid`, into `images`.
 pub fn dump_argv(
     criu: &Path,
@@ -297,25 +319,9 @@ pub fn dump_argv(
     leave_running: bool,
     tcp_established: bool,
 ) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        criu.display().to_string(),
-        "dump".into(),
-        "-t".into(),
-        pid.to_string(),
-        "-D".into(),
-        images.display().to_string(),
-        "-o".into(),
-        DUMP_LOG.into(),
-        // (Errors and warnings: the debug level costs ~10% of a dump here.)
-        "-v2".into(),
-        // The binds of host paths (/usr, the /etc view, /dev's nodes, the /dev/null masks).
-        "--ext-mount-map".into(),
-        "auto".into(),
-        "--enable-external-sharing".into(),
-        "--enable-external-masters".into(),
-        "--network-lock".into(),
-        "nftables".into(),
-    ];
+    let mut a = common_argv(criu, "dump", images, DUMP_LOG);
+    a.extend(["-t".into(), pid.to_string()]);
+    a.extend(["--network-lock".into(), "nftables".into()]);
     let mut seen = Vec::new();
     for e in externals {
         let k = e.key();
@@ -344,29 +350,20 @@ pub fn restore_argv(
     inherit: &[(i32, String)],
     tcp_established: bool,
 ) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        criu.display().to_string(),
-        "restore".into(),
-        "-D".into(),
-        images.display().to_string(),
-        "-o".into(),
-        RESTORE_LOG.into(),
-        // (Errors and warnings: the debug level costs ~10% of a dump here.)
-        "-v2".into(),
-        "-r".into(),
-        root.display().to_string(),
-        "--ext-mount-map".into(),
-        "auto".into(),
-        "--enable-external-sharing".into(),
-        "--enable-external-masters".into(),
-        // (CRIU's default cgroup mode, soft: the sandbox's cgroup, which the runtime made
-        // again with its limits, is where its processes go back, and their cgroup namespace
-        // is rooted there again.)
-        "--restore-detached".into(),
-        "--restore-sibling".into(),
-        "--pidfile".into(),
-        PIDFILE.into(),
-    ];
+    let mut a = common_argv(criu, "restore", images, RESTORE_LOG);
+    a.extend(["-r".into(), root.display().to_string()]);
+    // (CRIU's default cgroup mode, soft: the sandbox's cgroup, which the runtime made again
+    // with its limits, is where its processes go back, and their cgroup namespace is rooted
+    // there again.)
+    a.extend(
+        [
+            "--restore-detached",
+            "--restore-sibling",
+            "--pidfile",
+            PIDFILE,
+        ]
+        .map(String::from),
+    );
     if tcp_established {
         a.push("--tcp-established".into());
     }
@@ -595,7 +592,8 @@ mod tests {
             false,
         );
         let s = d.join(" ");
-        assert!(s.starts_with("/usr/sbin/criu dump -t 42 -D /i "), "{s}");
+        assert!(s.starts_with("/usr/sbin/criu dump -D /i "), "{s}");
+        assert!(s.contains(" -t 42 ") && s.contains(" -o dump.log "), "{s}");
         assert!(
             s.contains("--external file[15:4] --external file[1c:b]"),
             "{s}"

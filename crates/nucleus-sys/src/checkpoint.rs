@@ -185,11 +185,40 @@ mod tests {
         )
         .unwrap();
         let m = failure_of(&d).unwrap();
-        fs::remove_file(&d).unwrap();
         assert!(
             m.starts_with("Can't lookup mount=22 for fd=-3 path=/x (log: "),
             "{m}"
         );
+        // A path the sandbox named, with a terminal escape and no end: printable, bounded.
+        let long = "y".repeat(1000);
+        fs::write(
+            &d,
+            format!("(00.3) Error (criu/files-reg.c:1): Can't open /tmp/\x1b[31m{long}\n"),
+        )
+        .unwrap();
+        let m = failure_of(&d).unwrap();
+        fs::remove_file(&d).unwrap();
+        assert!(m.starts_with("Can't open /tmp/?[31myyy"), "{m}");
+        assert!(!m.contains('\x1b') && m.len() < 300 + 100, "{}", m.len());
+    }
+
+    /// CRIU runs as root: a binary someone else owns, or others may write, is refused.
+    #[test]
+    fn only_a_root_owned_criu_nobody_else_writes() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("nucleus-criu-{}", std::process::id()));
+        fs::write(&p, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        let root = rustix::process::geteuid().is_root();
+        assert_eq!(find_criu(Some(&p)).is_ok(), root, "owned by the caller");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(find_criu(Some(&p)).is_err(), "writable by others");
+        if root {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(&p, Some(1000), None).unwrap();
+            assert!(find_criu(Some(&p)).is_err(), "owned by uid 1000");
+        }
+        fs::remove_file(&p).unwrap();
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub(super) fn restore_run(
     // CRIU 3.17 names its network lock after the restored PID 1 when it removes it, but
     // after the dumped one when it makes it: the dumped one's table is left, dropping every
     // packet of the sandbox's network namespace.
-    if let Err(e) = drop_lock_table(pid, r.info.dumped_pid) {
+    if let Err(e) = drop_lock_table(pidfd.as_fd(), r.info.dumped_pid) {
         let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = raw::waitpid(pid, false);
         return Err(fail(cgroup, e.to_string()));
@@ -200,12 +200,11 @@ fn open_images(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).ctx("chmod", dir.display())
 }
 
-/// Delete `inet CRIU-<dumped>` in the network namespace of `pid` (absent: nothing to do).
-fn drop_lock_table(pid: libc::pid_t, dumped: i32) -> Result<()> {
+/// Delete `inet CRIU-<dumped>` in the network namespace of the process `pidfd` names
+/// (absent: nothing to do). (setns through the pidfd: no /proc path of the sandbox's.)
+fn drop_lock_table(pidfd: std::os::fd::BorrowedFd<'_>, dumped: i32) -> Result<()> {
     let ours = fs::File::open("/proc/self/ns/net").ctx("open", "network namespace")?;
-    let theirs =
-        fs::File::open(format!("/proc/{pid}/ns/net")).ctx("open", "the sandbox's netns")?;
-    raw::setns(theirs.as_fd(), libc::CLONE_NEWNET).ctx("setns", "the sandbox's netns")?;
+    raw::setns(pidfd, libc::CLONE_NEWNET).ctx("setns", "the sandbox's netns")?;
     let r = crate::net::delete_inet_table(&format!("CRIU-{dumped}"));
     raw::setns(ours.as_fd(), libc::CLONE_NEWNET).ctx("setns", "back")?;
     r
