@@ -46,22 +46,72 @@ pub struct CheckpointInfo {
     /// `--tcp-established`: its TCP connections are in the image (the restore must say so too).
     #[serde(default)]
     pub tcp_established: bool,
-    /// What the images say now, after a restore as a copy rewrote them (None: as saved,
-    /// `uid_base` and `id`): the host id range of the user namespace, the sandbox id in the
-    /// cgroup paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images_uid_base: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images_id: Option<String>,
 }
 
-impl CheckpointInfo {
-    pub fn current_uid_base(&self) -> u32 {
-        self.images_uid_base.unwrap_or(self.uid_base)
+/// CRIU's image files: two magic words (the common one, the file's own), then entries, each
+/// a little-endian length and a protobuf message.
+const IMG_MAGIC: u32 = 0x5456_4319;
+const USERNS_MAGIC: u32 = 0x5547_4906;
+const CGROUP_MAGIC: u32 = 0x5938_3330;
+
+/// The messages of an image file of kind `magic`.
+fn image_entries<'a>(img: &'a [u8], magic: u32, what: &str) -> Result<Vec<&'a [u8]>, String> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(img.get(at..at + 4)?.try_into().ok()?))
+    };
+    if word(0) != Some(IMG_MAGIC) || word(4) != Some(magic) {
+        return Err(format!("not a CRIU {what} image"));
     }
-    pub fn current_id(&self) -> &str {
-        self.images_id.as_deref().unwrap_or(&self.id)
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at < img.len() {
+        let len = word(at).ok_or("truncated entry length")? as usize;
+        out.push(img.get(at + 4..at + 4 + len).ok_or("truncated entry")?);
+        at += 4 + len;
     }
+    Ok(out)
+}
+
+/// The first message `field` of `msg` (length-delimited).
+fn first_bytes(msg: &[u8], field: u32) -> Result<&[u8], String> {
+    pb::fields(msg)?
+        .into_iter()
+        .find_map(|(f, v)| match v {
+            pb::Value::Bytes(b) if f == field => Some(b),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no field {field}"))
+}
+
+/// The host id range the user namespace image maps uid 0 to: what the images hold now (as
+/// saved, or as a restore of a copy moved them), read from them rather than kept beside.
+pub fn userns_base(img: &[u8]) -> Result<u32, String> {
+    let entry = *image_entries(img, USERNS_MAGIC, "user namespace")?
+        .first()
+        .ok_or("no entry")?;
+    let extent = first_bytes(entry, 1)?;
+    pb::fields(extent)?
+        .into_iter()
+        .find_map(|(f, v)| match v {
+            pb::Value::Varint(n) if f == 2 => u32::try_from(n).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| "no lower_first in the uid map".into())
+}
+
+/// The sandbox id the cgroup image's paths end with (its first set's first member: `path` of
+/// `cg_member_entry` in `cg_set_entry.ctls` in `cgroup_entry.sets`).
+pub fn cgroup_sandbox_id(img: &[u8]) -> Result<String, String> {
+    let entry = *image_entries(img, CGROUP_MAGIC, "cgroup")?
+        .first()
+        .ok_or("no entry")?;
+    let member = first_bytes(first_bytes(entry, 1)?, 2)?;
+    let path = std::str::from_utf8(first_bytes(member, 2)?).map_err(|e| e.to_string())?;
+    path.rsplit('/')
+        .next()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no sandbox id in cgroup path {path:?}"))
 }
 
 /// The width of a sandbox's host id range (nucleus-sys `idslot::WIDTH`).
@@ -74,18 +124,9 @@ const RANGE_WIDTH: u64 = 65536;
 /// `uid_map` = 1 and `gid_map` = 2, each a `UidGidExtent`: `first` = 1, `lower_first` = 2,
 /// `count` = 3).
 pub fn remap_userns(img: &[u8], from: u32, to: u32) -> Result<Vec<u8>, String> {
-    const MAGICS: [u32; 2] = [0x5456_4319, 0x5547_4906];
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(img.get(at..at + 4)?.try_into().ok()?))
-    };
-    if word(0) != Some(MAGICS[0]) || word(4) != Some(MAGICS[1]) {
-        return Err("not a CRIU user namespace image".into());
-    }
+    let bodies = image_entries(img, USERNS_MAGIC, "user namespace")?;
     let mut out = img[..8].to_vec();
-    let mut at = 8;
-    while at < img.len() {
-        let len = word(at).ok_or("truncated entry length")? as usize;
-        let body = img.get(at + 4..at + 4 + len).ok_or("truncated entry")?;
+    for body in bodies {
         let mut entry = Vec::new();
         for (field, map) in pb::fields(body)? {
             let pb::Value::Bytes(extent) = map else {
@@ -109,7 +150,6 @@ pub fn remap_userns(img: &[u8], from: u32, to: u32) -> Result<Vec<u8>, String> {
         }
         out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
         out.extend_from_slice(&entry);
-        at += 4 + len;
     }
     Ok(out)
 }
@@ -540,11 +580,39 @@ mod tests {
         let moved = remap_userns(&img, from, to).unwrap();
         assert_ne!(moved, img);
         assert_eq!(moved.len(), img.len());
+        assert_eq!(userns_base(&img).unwrap(), from);
+        assert_eq!(userns_base(&moved).unwrap(), to);
         assert_eq!(remap_userns(&moved, to, from).unwrap(), img);
         let e = remap_userns(&img, to, from).unwrap_err();
         assert!(e.contains("not in the range"), "{e}");
         assert!(remap_userns(b"nonsense", 0, 0).is_err());
         assert!(remap_userns(&img[..20], from, to).is_err());
+    }
+
+    /// cgroup.img as CRIU 3.17 wrote it in the VM (sandbox 2f696b59f46baa06): the id read back,
+    /// renamed, and read back again.
+    #[test]
+    fn the_sandbox_id_is_read_from_a_cgroup_image() {
+        let real = vec_of(REAL_CGROUP_IMG);
+        assert_eq!(cgroup_sandbox_id(&real).unwrap(), "2f696b59f46baa06");
+        let renamed = rename_in_cgroups(&real, "2f696b59f46baa06", "0123456789abcdef").unwrap();
+        assert_eq!(cgroup_sandbox_id(&renamed).unwrap(), "0123456789abcdef");
+        assert!(cgroup_sandbox_id(b"nonsense").is_err());
+        assert!(cgroup_sandbox_id(&real[..30]).is_err());
+    }
+
+    const REAL_CGROUP_IMG: &str = "1943565430333859900000000a230802121f0a0012192f6e75636c6575732f\
+        3266363936623539663436626161303618190a230803121f0a0012192f6e75636c6575732f32663639366235\
+        39663436626161303618191244\
+        0a0012400a186e75636c6575732f326636393662353966343662616130361a1a0a0c6367726f75702e70726f63\
+        7312001a0808a4830210001800220808ed830110001800";
+
+    fn vec_of(hex: &str) -> Vec<u8> {
+        let h: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -138,8 +138,6 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         created_ms: now_ms(),
         protections: s.protections.clone(),
         tcp_established: a.tcp_established,
-        images_uid_base: None,
-        images_id: None,
     };
     let write_info = || -> Result<()> {
         let mut f = fs::OpenOptions::new()
@@ -210,20 +208,22 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
         )
         .into());
     }
+    // What the images hold now (as saved, or as a restore of a copy moved them): read from
+    // them, not kept beside them.
+    let images = Images::read(&a.input)?;
     let slot = if copy {
         let mut seed = [0u8; 4];
         nucleus_sys::raw::fill_random(&mut seed);
         nucleus_sys::idslot::IdSlot::acquire(u32::from_ne_bytes(seed))?
     } else {
-        nucleus_sys::idslot::IdSlot::acquire_base(info.current_uid_base())?
+        nucleus_sys::idslot::IdSlot::acquire_base(images.uid_base)?
     };
     let id = if copy {
         crate::run::new_id()
     } else {
         info.id.clone()
     };
-    let mut info = info;
-    retarget_images(&a.input, &mut info, slot.host_base(), &id)?;
+    images.retarget(slot.host_base(), &id)?;
     let mut args: RunArgs =
         serde_json::from_value(info.args.clone()).context("decode how the sandbox was made")?;
     args.detach = true;
@@ -312,42 +312,68 @@ fn follow_to_end(store: &Store, id: &str, log: &Logger) -> Result<u8> {
     Ok(code)
 }
 
-/// A rewrite of one image file's bytes.
-type Rewrite<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + 'a;
+/// The images' ids that a copy changes: the user namespace's host range and the sandbox id
+/// of the cgroup paths, as the image files say them now.
+struct Images {
+    dir: PathBuf,
+    userns: Vec<String>,
+    uid_base: u32,
+    id: String,
+}
 
-/// Make the images say host id range `base` and sandbox id `id` (a copy's, or the saved ones
-/// again), and record what they say in the image directory's nucleus.json (written whole:
-/// another file, then renamed over it).
-fn retarget_images(dir: &Path, info: &mut CheckpointInfo, base: u32, id: &str) -> Result<()> {
-    let images = dir.join(ck::IMAGES);
-    let rewrite = |name: &str, f: &Rewrite<'_>| -> Result<()> {
-        let p = images.join(name);
-        let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
-        let out = f(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-        let tmp = images.join(format!(".{name}.new"));
-        fs::write(&tmp, out)?;
-        fs::rename(&tmp, &p)?;
-        Ok(())
-    };
-    let from = info.current_uid_base();
-    if from != base {
-        for e in fs::read_dir(&images)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("userns-") && name.ends_with(".img") {
-                rewrite(&name, &|b| ck::remap_userns(b, from, base))?;
+impl Images {
+    fn read(dir: &Path) -> Result<Images> {
+        let dir = dir.join(ck::IMAGES);
+        let bad =
+            |p: &Path, e: String| ConfigError::new("--input", format!("{}: {e}", p.display()));
+        let mut userns: Vec<String> = fs::read_dir(&dir)
+            .map_err(|e| bad(&dir, e.to_string()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("userns-") && n.ends_with(".img"))
+            .collect();
+        userns.sort();
+        let first = dir.join(
+            userns
+                .first()
+                .ok_or_else(|| bad(&dir, "no userns image".into()))?,
+        );
+        let uid_base = ck::userns_base(&fs::read(&first).map_err(|e| bad(&first, e.to_string()))?)
+            .map_err(|e| bad(&first, e))?;
+        let cg = dir.join("cgroup.img");
+        let id = ck::cgroup_sandbox_id(&fs::read(&cg).map_err(|e| bad(&cg, e.to_string()))?)
+            .map_err(|e| bad(&cg, e))?;
+        Ok(Images {
+            dir,
+            userns,
+            uid_base,
+            id,
+        })
+    }
+
+    /// Make the images say host id range `base` and sandbox id `id` (a copy's, or the saved
+    /// ones again). Each file written whole: another file, then renamed over it.
+    fn retarget(&self, base: u32, id: &str) -> Result<()> {
+        let rewrite = |name: &str, f: &Rewrite<'_>| -> Result<()> {
+            let p = self.dir.join(name);
+            let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+            let out = f(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            let tmp = self.dir.join(format!(".{name}.new"));
+            fs::write(&tmp, out)?;
+            fs::rename(&tmp, &p)?;
+            Ok(())
+        };
+        if self.uid_base != base {
+            for name in &self.userns {
+                rewrite(name, &|b| ck::remap_userns(b, self.uid_base, base))?;
             }
         }
+        if self.id != id {
+            rewrite("cgroup.img", &|b| ck::rename_in_cgroups(b, &self.id, id))?;
+        }
+        Ok(())
     }
-    let old = info.current_id().to_string();
-    if old != id {
-        rewrite("cgroup.img", &|b| ck::rename_in_cgroups(b, &old, id))?;
-    }
-    if from != base || old != id {
-        info.images_uid_base = Some(base);
-        info.images_id = Some(id.to_string());
-        let tmp = dir.join(".nucleus.json.new");
-        fs::write(&tmp, serde_json::to_vec_pretty(info)?)?;
-        fs::rename(&tmp, dir.join(ck::INFO_FILE))?;
-    }
-    Ok(())
 }
+
+/// A rewrite of one image file's bytes.
+type Rewrite<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + 'a;
