@@ -211,6 +211,14 @@ fn criu_runs_here(o: &std::process::Output) -> bool {
     true
 }
 
+/// [`criu_runs_here`]; when it does not, the sandbox `name` is removed (its test ends there).
+fn criu_runs_here_or_rm(o: &std::process::Output, name: &str) -> bool {
+    criu_runs_here(o) || {
+        let _ = run(&["rm", "-f", name]);
+        false
+    }
+}
+
 /// A counter writes an increasing number to its log and to a file of its /tmp: saved (it
 /// stops, its record goes), restored under its name, it counts on from where it was, its shell
 /// PID 1 again, the same hostname, its /tmp as it was; exec, stop and rm work on it.
@@ -365,8 +373,7 @@ fn an_established_tcp_connection_survives_with_tcp_established() {
     leaves_nothing(|| {
         start_counting(name, &["-v", &vol], &["/probe", "tcp_echo=7000"], 3);
         let o = run(&["checkpoint", "-o", &dir_s, name]);
-        if !criu_runs_here(&o) {
-            let _ = run(&["rm", "-f", name]);
+        if !criu_runs_here_or_rm(&o, name) {
             return;
         }
         // Without the flag: refused, one line, running on, nothing written.
@@ -414,8 +421,7 @@ fn limits_hold_after_a_restore() {
             2,
         );
         let o = run(&["checkpoint", "-o", &dir_s, name]);
-        if !criu_runs_here(&o) {
-            let _ = run(&["rm", "-f", name]);
+        if !criu_runs_here_or_rm(&o, name) {
             return;
         }
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -477,8 +483,7 @@ fn leave_running_then_a_copy_runs_beside_its_source() {
         );
         let before = counted(name);
         let o = run(&["checkpoint", "--leave-running", "-o", &dir_s, name]);
-        if !criu_runs_here(&o) {
-            let _ = run(&["rm", "-f", name]);
+        if !criu_runs_here_or_rm(&o, name) {
             return;
         }
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -548,8 +553,7 @@ fn a_foreground_restore_relays_output_signals_and_status() {
         );
         let before = counted(name);
         let o = run(&["checkpoint", "-o", &dir_s, name]);
-        if !criu_runs_here(&o) {
-            let _ = run(&["rm", "-f", name]);
+        if !criu_runs_here_or_rm(&o, name) {
             return;
         }
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -602,8 +606,7 @@ fn a_failed_restore_leaves_nothing() {
         2,
     );
     let o = run(&["checkpoint", "-o", &dir_s, name]);
-    if !criu_runs_here(&o) {
-        let _ = run(&["rm", "-f", name]);
+    if !criu_runs_here_or_rm(&o, name) {
         return;
     }
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
