@@ -139,6 +139,8 @@ unshare -m -n --propagation private sh -c "
     nucleus-attested '$nucleus run $attest $limits -- /bin/true' \
     nucleus-production '$nucleus run --service-mode production $attest $limits -- /bin/true' \
     nucleus '$nucleus run -- /bin/true' \
+    nucleus-sync '$nucleus run --sync-cleanup -- /bin/true' \
+    floor 'unshare -U -m -p -i -u -C -T -n -f /bin/true' \
     nucleus-strict '$nucleus run --service-mode strict-agent -- /bin/true' \
     nucleus-bridge '$nucleus run --network bridge --dns 192.0.2.53 -- /bin/true' \
     nucleus-egress '$nucleus run --network bridge --dns 192.0.2.53 --egress-allow 192.0.2.0/24 -- /bin/true' \
@@ -164,6 +166,13 @@ for x in r:
     t = x["times"]; m = statistics.median(t)
     paired = statistics.median(a / b for a, b in zip(t, nu))
     print(f"{x['command']:16} {m*1e3:10.2f} {pct(t,.9)*1e3:8.2f} {pct(t,.99)*1e3:8.2f} {m/base:10.2f}x {paired:6.2f}x")
+# Issue #28's targets, paired by round: nucleus within 1.5x the kernel floor (every namespace,
+# fork, exec, no mounts) and 0.8x the minimal bwrap (--unshare-all with /usr bound).
+by = {x["command"]: x["times"] for x in r}
+for peer, target in (("floor", 1.5), ("bwrap-usr", 0.8)):
+    for v in ("nucleus", "nucleus-sync", "nucleus-strict", "nucleus-bridge"):
+        p = statistics.median(a / b for a, b in zip(by[v], by[peer]))
+        print(f"{v} / {peer} = {p:.2f}x (paired median; target <= {target}x)")
 # The OCI runtime's whole cycle (create, start, wait, delete: `run --bundle`) against crun's
 # and runc's on the same bundle, paired by round (issue #19's target: at most 0.5x crun).
 oci = {x["command"]: x["times"] for x in r}

@@ -433,6 +433,34 @@ impl Cgroup {
         paths
     }
 
+    /// The descriptors it holds (the leaf's directory, the name's token).
+    pub(crate) fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.dir_fd
+            .iter()
+            .chain(&self._token)
+            .map(|f| f.as_raw_fd())
+            .collect()
+    }
+
+    /// Whether it holds a process of its own (the systemd driver's placeholder, this process's
+    /// child until the container is in its scope).
+    pub fn holds_process(&self) -> bool {
+        self.placeholder.is_some()
+    }
+
+    /// Usage when the workload's exit is reported, before init is gone: as [`Cgroup::usage`],
+    /// with v1's CPU time (no cpuacct counter) from init, which reaped every other task.
+    pub fn usage_at_report(&self) -> Usage {
+        let mut u = self.usage();
+        if u.cpu_usec.is_none() && self.driver == Driver::V1 {
+            if let Some((_, d)) = self.leaves.iter().find(|(h, _)| h == "pids") {
+                u.cpu_usec = tasks_cpu_usec(d);
+            }
+        }
+        u
+    }
+
     /// Read usage (call after the sandbox has exited, before removal).
     pub fn usage(&self) -> Usage {
         read_usage(self.driver, &self.leaves, false)

@@ -30,6 +30,11 @@ pub struct IdSlot {
 }
 
 impl IdSlot {
+    /// The descriptor whose lock holds the range.
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self._hold)
+    }
+
     pub fn host_base(&self) -> u32 {
         BASE + self.index * WIDTH
     }

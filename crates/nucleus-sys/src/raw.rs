@@ -1052,6 +1052,13 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
+/// Close descriptor number `fd`, found in a /proc/self/fd listing and owned by no object of
+/// this process (a forked helper dropping what it inherited from the runtime's caller).
+pub fn close_number(fd: RawFd) {
+    // SAFETY: closes a number no Rust object of this process owns (the caller's contract).
+    unsafe { libc::close(fd) };
+}
+
 /// Clear close-on-exec on descriptor number `fd` (OCI --preserve-fds: the caller passed it to
 /// the container). EBADF when it is not open: the caller promised N descriptors.
 pub fn clear_cloexec_number(fd: RawFd) -> io::Result<()> {

@@ -240,8 +240,8 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
-    /// Remove the half-filled directories (`.tmp.ID.PID.START`) of makers that died; returns
-    /// their ids.
+    /// Remove the half-filled directories (`.tmp.ID.PID.START`) of makers that died, and
+    /// retired records (`.gone.ID`) left behind; returns their ids.
     pub fn remove_abandoned(&self) -> Vec<String> {
         let Ok(rd) = fs::read_dir(&self.root) else {
             return vec![];
@@ -249,6 +249,12 @@ impl Store {
         let mut out = vec![];
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
+            // A retired record whose remover died (or is finishing now: both are idempotent).
+            if let Some(id) = n.strip_prefix(".gone.") {
+                remove_tree(&e.path());
+                out.push(id.to_string());
+                continue;
+            }
             let Some(rest) = n.strip_prefix(".tmp.") else {
                 continue;
             };
@@ -283,16 +289,42 @@ impl Store {
         out
     }
 
-    /// Remove a sandbox's directory and its name. Idempotent.
-    pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
-        let dir = self.dir(id);
-        remove_files(&dir);
+    /// Take a sandbox's record out of sight in one step (its directory renamed to `.gone.ID`,
+    /// which no listing reads) and free its name; [`Store::remove_retired`] deletes it later
+    /// (a foreground run that reports first and cleans after). Idempotent.
+    pub fn retire(&self, id: &str, name: Option<&str>) -> Result<()> {
+        self.unname(id, name);
+        match fs::rename(self.dir(id), self.retired(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).ctx("retire", self.dir(id).display())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Delete a retired record (see [`Store::retire`]). Idempotent.
+    pub fn remove_retired(&self, id: &str) {
+        remove_tree(&self.retired(id));
+    }
+
+    fn retired(&self, id: &str) -> PathBuf {
+        self.root.join(format!(".gone.{id}"))
+    }
+
+    fn unname(&self, id: &str, name: Option<&str>) {
         if let Some(n) = name {
             let link = self.root.join("names").join(n);
             if fs::read_link(&link).is_ok_and(|t| t == Path::new(id)) {
                 let _ = fs::remove_file(&link);
             }
         }
+    }
+
+    /// Remove a sandbox's directory and its name. Idempotent.
+    pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
+        let dir = self.dir(id);
+        remove_files(&dir);
+        self.unname(id, name);
         // A file appended meanwhile (an exec's CPU time, a log line) makes the directory
         // non-empty again: empty it again, a few times.
         let mut tries = 0;

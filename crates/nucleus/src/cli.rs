@@ -937,6 +937,12 @@ pub(crate) struct RunArgs {
     /// (default: nucleus under the caller's cgroup, else /nucleus).
     #[arg(long, env = "NUCLEUS_CGROUP_ROOT", hide_env_values = true)]
     pub cgroup_parent: Option<String>,
+    /// Exit only once the sandbox is torn down (init gone, its cgroup removed, its id range
+    /// and /etc view released). By default a foreground run exits with the workload's status
+    /// as soon as the sandbox reports it, and a helper process finishes the clean-up within
+    /// milliseconds (docs/lifecycle.md).
+    #[arg(long)]
+    pub sync_cleanup: bool,
     /// Print the decided plan as JSON and exit without touching the host.
     #[arg(long)]
     pub dry_run: bool,

@@ -701,6 +701,10 @@ pub(crate) fn main(
     let (run_span, trace) = tracer.sandbox_span();
     let mut t = monitor::foreground(&store, &plan, &a, log, events)?;
     t.state.trace = trace;
+    // Report first, clean after (docs/lifecycle.md), unless told otherwise or the sandbox's
+    // end is still needed here (a syscall trace to write, spans to export; nucleus-sys keeps
+    // the other cases synchronous).
+    t.report_early = !a.sync_cleanup && trace_out.is_none() && !tracer.enabled();
     crate::timing::mark("prepare record");
     let out = match sandbox::run(&plan, &mut t) {
         Ok(o) => o,
@@ -720,9 +724,17 @@ pub(crate) fn main(
             return Err(e);
         }
     };
-    crate::timing::mark("sandbox exited");
-    collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
-    crate::timing::mark("cgroup gc");
+    if out.handed_over {
+        crate::timing::mark("status reported, clean-up handed over");
+    } else {
+        if t.report_early {
+            // Retired at the report for a helper that was not forked after all.
+            store.remove_retired(&id);
+        }
+        crate::timing::mark("sandbox exited");
+        collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
+        crate::timing::mark("cgroup gc");
+    }
     if let Some(f) = out.failure.as_ref().filter(|f| !f.said) {
         log.error(&f.to_string());
     }

@@ -298,7 +298,13 @@ impl HostState {
 pub(crate) fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
     let before = host_state();
     let r = f();
-    // The runtime has exited; give the kernel a moment to finish tearing namespaces down.
+    // A foreground run's clean-up helper (docs/lifecycle.md) may still be finishing: it is
+    // bounded by init's exit, which can wait for the host's init to reap what a killed `exec`
+    // left in the sandbox (seconds at worst). Then the kernel's own teardown.
+    let helpers = std::time::Instant::now();
+    while clean_up_helpers() > 0 && helpers.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let mut after = host_state();
     for _ in 0..50 {
         if after.added_since(&before).is_empty() {
@@ -313,6 +319,17 @@ pub(crate) fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
         "left behind: {added:?}\nbefore: {before:?}\nafter: {after:?}"
     );
     r
+}
+
+/// Foreground runs' clean-up helpers alive now (their command line is
+/// `nucleus: clean-up of ID`).
+pub(crate) fn clean_up_helpers() -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| c.starts_with(b"nucleus: clean-up of "))
+        .count()
 }
 
 /// Removes a sandbox of a state root when dropped, also when the test fails: declared after the

@@ -515,8 +515,6 @@ fn processes_with(marker: &str) -> usize {
 fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
     let _g = serial();
     let marker = "987654.321";
-    // Only what this run makes counts (another run's leftovers may be there).
-    let cgroups_before = nucleus_cgroups();
     leaves_nothing(|| {
         let mut c = spawn_ready(&format!("echo ready; exec sleep {marker}"));
         // "ready" comes just before the exec: give it a moment.
@@ -546,25 +544,102 @@ fn kill_9_of_the_runtime_takes_the_sandbox_with_it() {
             0,
             "the workload survived kill -9 of nucleus"
         );
-        // Its cgroup and its record are all that is left: the next run removes the cgroup,
-        // `nucleus gc` the record (until then `ps -a` shows it as lost, once published).
-        // (One leaf and its parent per hierarchy: one on v2; pids and memory on v1.)
-        let cg: Vec<String> = nucleus_cgroups()
-            .into_iter()
-            .filter(|c| !cgroups_before.contains(c))
-            .collect();
-        let leaves: std::collections::HashSet<&str> = cg
-            .iter()
-            .filter(|p| !p.ends_with("/nucleus"))
-            .filter_map(|p| p.rsplit('/').next())
-            .collect();
-        assert_eq!(leaves.len(), 1, "{cg:?}");
-        assert_eq!(cg.len() % 2, 0, "{cg:?}");
-        assert!(run(&["run", "--", "true"]).status.success());
+        // The clean-up helper forked at the start (sandbox/teardown.rs) saw the runtime die
+        // and finished the sandbox: its cgroup and record are gone without a `gc`
+        // (leaves_nothing waits up to a second for that).
         let ps = stdout(&run(&["ps", "-a"]));
         assert!(!ps.contains("running") && !ps.contains("up "), "{ps}");
-        assert!(run(&["gc"]).status.success());
     });
+}
+
+/// Report first, clean after (issue #28): the runtime exits with the workload's status as
+/// soon as init reports it; the helper it forked finishes the teardown and leaves nothing
+/// (leaves_nothing waits up to a second). `--sync-cleanup` keeps the old order. The trace
+/// says which order ran, so neither can pass by taking the other.
+#[test]
+fn the_status_comes_first_and_the_clean_up_after_leaves_nothing() {
+    let _g = serial();
+    for (flags, stage) in [
+        (&[][..], "clean-up handed over"),
+        (&["--sync-cleanup"][..], "sandbox exited"),
+    ] {
+        let o = leaves_nothing(|| {
+            let mut args = vec!["run"];
+            args.extend(flags);
+            args.extend(["--", "sh", "-c", "echo out; exit 3"]);
+            nucleus(&args)
+                .env("NUCLEUS_TRACE_TIMINGS", "1")
+                .output()
+                .unwrap()
+        });
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "out\n");
+        assert!(stderr(&o).contains(stage), "{flags:?}: {}", stderr(&o));
+        let other = if flags.is_empty() {
+            "sandbox exited"
+        } else {
+            "clean-up handed over"
+        };
+        assert!(!stderr(&o).contains(other), "{flags:?}: {}", stderr(&o));
+    }
+    // Many in a row: each helper finishes (no cgroup, record or id range piles up).
+    leaves_nothing(|| {
+        for _ in 0..20 {
+            assert!(run(&["run", "--", "true"]).status.success());
+        }
+    });
+}
+
+/// With `--sync-cleanup` there is no helper: a killed runtime leaves its cgroup and record, as
+/// before, for the next run's cgroup collection and `nucleus gc`.
+#[test]
+fn kill_9_with_sync_cleanup_leaves_the_record_for_gc() {
+    let _g = serial();
+    let marker = "987654.322";
+    let before = nucleus_cgroups();
+    let mut c = nucleus(&[
+        "run",
+        "--sync-cleanup",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo ready; exec sleep {marker}"),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    c.kill().unwrap();
+    wait_within(&mut c, std::time::Duration::from_secs(20), "nucleus run");
+    for _ in 0..100 {
+        if processes_with(marker) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let left: Vec<String> = nucleus_cgroups()
+        .into_iter()
+        .filter(|c| !before.contains(c) && !c.ends_with("/nucleus"))
+        .collect();
+    let lost = stdout(&run(&["ps", "-a"]));
+    // Collected now (the next run and gc), whatever the assertions below say.
+    assert!(run(&["run", "--", "true"]).status.success());
+    assert!(run(&["gc"]).status.success());
+    assert!(
+        !left.is_empty(),
+        "no helper, so the cgroup stays until collected"
+    );
+    assert!(
+        lost.lines().count() > 1,
+        "the record stays until gc: {lost}"
+    );
 }
 
 #[test]

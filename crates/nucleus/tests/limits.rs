@@ -339,7 +339,9 @@ fn cgroups_of_a_killed_runtime_are_collected_and_live_ones_kept() {
     let _g = serial();
     leaves_nothing(|| {
         let (mut live, live_dirs) = start_waiting(&[]);
-        let (mut dead, dead_dirs) = start_waiting(&[]);
+        // (--sync-cleanup: no clean-up helper, which would remove a killed runtime's cgroup
+        // itself; isolation.rs tests that.)
+        let (mut dead, dead_dirs) = start_waiting(&["--sync-cleanup"]);
         dead.kill().unwrap();
         wait_within(&mut dead, DEADLINE, "dead");
         // The sandbox dies with its runtime (parent-death signal), its cgroup stays behind.

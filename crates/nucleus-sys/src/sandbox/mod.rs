@@ -31,6 +31,7 @@ mod gvisor;
 mod oci;
 mod parent;
 mod restore;
+mod teardown;
 mod wait;
 mod workload;
 
@@ -40,6 +41,7 @@ pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
 pub use restore::Restore;
+pub use teardown::INIT_EXIT_WAIT;
 pub(crate) use wait::wait;
 pub(crate) use workload::{workload_exec, workload_exec_under_init};
 
@@ -57,6 +59,11 @@ pub struct Outcome {
     pub traced: Option<std::collections::BTreeMap<u32, u64>>,
     /// `--timeout` ran out (the workload was sent SIGTERM, then the sandbox SIGKILL).
     pub timed_out: bool,
+    /// The status was reported early ([`Observer::report_early`]): a helper process finishes
+    /// the sandbox's teardown (see sandbox/teardown.rs); the caller exits without waiting.
+    pub handed_over: bool,
+    /// parent_wait returned at the workload's report, before init was gone.
+    pub(crate) init_running: bool,
 }
 
 impl Outcome {
@@ -69,6 +76,8 @@ impl Outcome {
             usage: Usage::default(),
             traced: None,
             timed_out: false,
+            handed_over: false,
+            init_running: false,
         }
     }
 }
@@ -92,6 +101,15 @@ pub trait Observer {
     /// Init reported the workload's exit; the sandbox is being torn down (work that does not
     /// need its usage figures can overlap the teardown).
     fn workload_exited(&mut self) {}
+    /// A foreground run may hear the workload's status as soon as init reports it, with the
+    /// sandbox's teardown left in [`Outcome::teardown`] (report first, clean after). Only runs
+    /// that need nothing from the sandbox after its exit say yes (see docs/benchmarks.md).
+    fn report_early(&self) -> bool {
+        false
+    }
+    /// In the helper of a run that reported early, once the sandbox is gone and its cgroup
+    /// removed; `runtime_died`: the runtime never handed over (it was killed).
+    fn after_teardown(&mut self, _runtime_died: bool) {}
     /// `--timeout` ran out: the workload is sent SIGTERM now, the sandbox SIGKILL after the
     /// grace period.
     fn timed_out(&mut self, _after_ms: u64) {}

@@ -2,6 +2,7 @@
 //! idmapped mounts, the cgroup, and `parent_run` (clone3 into the namespaces, "go").
 
 use super::child::child_main;
+use super::teardown;
 use super::wait::{parent_wait, Control};
 use super::{net_in_thread, ns_flags, Detach, Observer, Outcome};
 use crate::cgroup::Cgroup;
@@ -474,7 +475,69 @@ pub(super) fn parent_run(
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
 
     let mut control = detach.map(Control::new);
-    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
+    // Report first, clean after (a foreground run that needs nothing from the sandbox after
+    // its exit): a helper forked now, while the sandbox sets itself up, finishes the teardown
+    // (sandbox/teardown.rs). Not with host-side network state (a claim is taken over once its
+    // holder, this process, is gone), a process of the cgroup driver's, a tree to copy back,
+    // or anything served until the end (a terminal, a seccomp listener, egress supervision).
+    let early = detach.is_none()
+        && obs.report_early()
+        && slirp.is_none()
+        && host_net.is_empty()
+        && cgroup.as_ref().is_some_and(|c| !c.holds_process())
+        && trees.iter().all(|t| !t.copy_back)
+        && !plan.process.tty
+        && plan.seccomp_notify.is_none()
+        && plan.net.egress.is_none()
+        && plan.net.resolver.is_none();
+    let hand_over = match early.then(teardown::fork) {
+        Some(Ok(teardown::Side::Helper(rx))) => {
+            let held = teardown::Held {
+                pidfd,
+                cgroup,
+                slot,
+                etc_view: _etc_view_held,
+                trees,
+            };
+            teardown::helper_main(rx, held, plan, obs)
+        }
+        Some(Ok(teardown::Side::Runtime(h))) => Some(h),
+        Some(Err(_)) | None => None,
+    };
+    trace::mark("helper forked");
+    let out = parent_wait(
+        pid,
+        &pidfd,
+        &pch,
+        &sfd,
+        obs,
+        control.as_mut(),
+        plan,
+        relay,
+        hand_over.is_some(),
+    );
+    let mut out = match (out, hand_over) {
+        (Ok(mut out), Some(h)) if out.init_running => {
+            out.usage = cgroup
+                .as_ref()
+                .map(|c| c.usage_at_report())
+                .unwrap_or_default();
+            if out.usage.cpu_usec.is_none() {
+                out.usage.cpu_usec = Some(raw::children_cpu_usec());
+            }
+            h.early();
+            out.handed_over = true;
+            // The helper holds and releases all of it; nothing is released on this side.
+            std::mem::forget((cgroup, slot, _etc_view_held, trees, pidfd));
+            return Ok(out);
+        }
+        (out, h) => {
+            if let Some(h) = h {
+                h.sync();
+            }
+            out?
+        }
+    };
     drop(slirp);
     drop(host_net);
     finish_run(&mut out, cgroup, &trees, obs)?;

@@ -183,6 +183,7 @@ pub(super) fn restore_run(
         Some(&mut control),
         plan,
         crate::relay::Relay::default(),
+        false,
     )?;
     // (It ran: the end is the workload's, recorded as any other's.)
     out.report.get_or_insert(report);

@@ -186,7 +186,7 @@ pub(crate) fn wait(
     obs: &mut dyn Observer,
     relay: crate::relay::Relay,
 ) -> Result<Outcome> {
-    parent_wait(pid, pidfd, ch, sfd, obs, None, plan, relay)
+    parent_wait(pid, pidfd, ch, sfd, obs, None, plan, relay, false)
 }
 
 /// Copy the workload's seccomp listener: descriptor `n` of init's child (the workload) or,
@@ -229,6 +229,7 @@ pub(super) fn parent_wait(
     mut control: Option<&mut Control<'_>>,
     plan: &Plan,
     mut relay: crate::relay::Relay,
+    early: bool,
 ) -> Result<Outcome> {
     let seccomp_notify = plan.seccomp_notify.as_ref();
     let resolver = plan.net.resolver.as_ref();
@@ -356,6 +357,29 @@ pub(super) fn parent_wait(
             if std::mem::take(&mut got.kill) {
                 let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             }
+            // Report first, clean after: the status is known and nothing else is served
+            // (no control socket, seccomp listener, egress watcher or terminal). What the
+            // caller's streams still hold is moved now, as it is once init is gone.
+            if let (true, Some(status)) = (early, got.status) {
+                if control.is_none()
+                    && listener.is_none()
+                    && watcher.is_none()
+                    && mode.is_none()
+                    && got.pty.is_none()
+                {
+                    relay.finish();
+                    return Ok(Outcome {
+                        status,
+                        report: got.report,
+                        failure: got.failure,
+                        usage: Usage::default(),
+                        traced: None,
+                        timed_out,
+                        handed_over: false,
+                        init_running: true,
+                    });
+                }
+            }
             continue;
         }
         if rev[1] != 0 {
@@ -453,6 +477,8 @@ pub(super) fn parent_wait(
                     _ => None,
                 },
                 timed_out,
+                handed_over: false,
+                init_running: false,
             });
         }
     }

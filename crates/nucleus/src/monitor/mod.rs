@@ -103,6 +103,7 @@ pub(crate) fn monitor_main(
         unhealthy_kill: false,
         restart_unhealthy: plan.health_on_failure == nucleus_spec::config::HealthOnFailure::Restart,
         pid1_workload: plan.checkpointable,
+        report_early: false,
         log_cap: log_max.map(|max| LogCap {
             dir: store.dir(&id),
             max,

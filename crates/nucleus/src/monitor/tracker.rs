@@ -68,6 +68,9 @@ pub(crate) struct Tracker<'a> {
     pub(crate) restart_unhealthy: bool,
     /// The workload is the sandbox's PID 1 (`--checkpointable`: no init of ours).
     pub(crate) pid1_workload: bool,
+    /// A foreground run that may report its status before the sandbox is torn down
+    /// ([`Observer::report_early`]).
+    pub(crate) report_early: bool,
 }
 
 impl Tracker<'_> {
@@ -201,6 +204,9 @@ impl Tracker<'_> {
 }
 
 impl Observer for Tracker<'_> {
+    fn report_early(&self) -> bool {
+        self.report_early
+    }
     fn next_tick_ms(&self) -> i32 {
         let soonest = |a: i32, b: i32| match (a, b) {
             (-1, x) | (x, -1) => x,
@@ -363,10 +369,23 @@ impl Observer for Tracker<'_> {
         // path to the exit status.
         if self.log.is_some() && self.state.auto_remove {
             self.freezer = freezer_of(self.store, &self.state.id);
-            self.removed = self
-                .store
-                .remove(&self.state.id, self.state.name.as_deref())
-                .is_ok();
+            let (id, name) = (&self.state.id, self.state.name.as_deref());
+            // Reporting early: out of sight in one rename; the helper deletes it.
+            self.removed = match self.report_early {
+                true => self.store.retire(id, name),
+                false => self.store.remove(id, name),
+            }
+            .is_ok();
+        }
+    }
+    fn after_teardown(&mut self, runtime_died: bool) {
+        let id = &self.state.id;
+        self.store.remove_retired(id);
+        if runtime_died {
+            let _ = self.store.remove(id, self.state.name.as_deref());
+        }
+        if let Some((f, parent)) = self.freezer.take() {
+            let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
         }
     }
     fn egress_refused(&mut self, r: &EgressRefusal) {
@@ -564,5 +583,6 @@ pub(crate) fn foreground<'a>(
         unhealthy_kill: false,
         restart_unhealthy: false,
         pid1_workload: plan.checkpointable,
+        report_early: false,
     })
 }

@@ -125,7 +125,17 @@ pub(super) fn run(
     .inspect_err(|_| kill(pid, &pidfd))?;
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     let mut control = detach.map(Control::new);
-    let mut out = parent_wait(pid, &pidfd, &pch, &sfd, obs, control.as_mut(), plan, relay)?;
+    let mut out = parent_wait(
+        pid,
+        &pidfd,
+        &pch,
+        &sfd,
+        obs,
+        control.as_mut(),
+        plan,
+        relay,
+        false,
+    )?;
     drop(host_net);
     finish_run(&mut out, cgroup, &trees, obs)?;
     // runsc's state of a sandbox that is gone (its processes died with ginit).

@@ -203,6 +203,8 @@ pub fn exec(
         usage: Default::default(),
         traced: None,
         timed_out,
+        handed_over: false,
+        init_running: false,
     })
 }
 
