@@ -20,6 +20,7 @@ macro_rules! out {
 mod cli;
 mod commands;
 mod events;
+mod fastargs;
 mod launch_config;
 mod log;
 mod monitor;
@@ -45,35 +46,44 @@ fn main() -> ExitCode {
     // Its faults are those of exec, the dynamic loader and the Rust runtime's start.
     timing::mark("process start");
     // runc's command line for `create`/`run` with a bundle (see docs/oci.md).
-    let args: Vec<String> = std::env::args().collect();
-    if oci::is_oci_invocation(&args[1..]) {
+    // (An argument that is not UTF-8 goes to clap, which takes any bytes.)
+    let args: Option<Vec<String>> = std::env::args_os().map(|a| a.into_string().ok()).collect();
+    let args = args.unwrap_or_default();
+    if !args.is_empty() && oci::is_oci_invocation(&args[1..]) {
         let code = oci::main(args);
         timing::report(t0);
         return ExitCode::from(code);
     }
-    let matches = match cli::Cli::command().try_get_matches() {
-        Ok(c) => c,
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) =>
-        {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+    // `nucleus run [FLAG]... -- COMMAND`: read without building clap's parser (fastargs.rs);
+    // anything else, and every error and help text, is clap's.
+    let (cli, matches) = match fastargs::parse(&args) {
+        Some(c) => (c, None),
+        None => {
+            let matches = match cli::Cli::command().try_get_matches() {
+                Ok(c) => c,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::DisplayHelp
+                            | ErrorKind::DisplayVersion
+                            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                    ) =>
+                {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                Err(e) => return usage_error(&e),
+            };
+            match cli::Cli::from_arg_matches(&matches) {
+                Ok(c) => (c, Some(matches)),
+                Err(e) => return usage_error(&e),
+            }
         }
-        Err(e) => return usage_error(&e),
-    };
-    let cli = match cli::Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => return usage_error(&e),
     };
     timing::mark("parse args");
     let log = log::Logger::new(cli.log_format).with_file(cli.log.as_deref());
     let sub = |path: &[&str]| {
-        let mut m = Some(&matches);
+        let mut m = matches.as_ref();
         for p in path {
             m = m.and_then(|m| m.subcommand_matches(p));
         }
