@@ -7,10 +7,11 @@
 //! It never decides anything clap would decide differently: anything else (another verb,
 //! global flags, a flag not in the table, `-xVALUE` or joined short flags, a value that starts
 //! with `-` or is empty, a flag given twice that clap takes once, no `--`, a value serde does
-//! not take, any environment variable a flag reads) returns None and clap parses the command
-//! line, errors and help included. The tests hold it to that: the table against clap's own
-//! description of each flag, the defaults against clap's, and thousands of generated command
-//! lines, each parsed both ways.
+//! not take, an environment variable a flag reads other than the state root's, which is read
+//! as clap reads it) returns None and clap parses the command line, errors and help included.
+//! The tests hold it to that: the table against clap's own description of each flag, the
+//! defaults against clap's, and thousands of generated command lines, each parsed both ways.
+//! The end-to-end tests set NUCLEUS_ROOT, so their runs go through it too.
 
 use crate::cli::{Cli, Command, LogFormat, RunArgs};
 
@@ -87,14 +88,18 @@ pub(crate) const FLAGS: &[(&str, Option<char>, Kind)] = &[
     ("dry-run", None, Switch),
 ];
 
-/// The environment variables clap reads for run's flags and the global ones: when one is set,
-/// clap parses (checked against clap's definition by the tests).
+/// The environment variables clap reads for run's flags and the global ones (checked against
+/// clap's definition by the tests). [`ROOT_ENV`] is read here as clap reads it; when another
+/// one is set, clap parses.
 pub(crate) const ENV: &[&str] = &[
-    "NUCLEUS_ROOT",
+    ROOT_ENV,
     "NUCLEUS_RUNSC",
     "NUCLEUS_ROOTFS_CACHE",
     "NUCLEUS_CGROUP_ROOT",
 ];
+
+/// The state root's variable (the global `--root`).
+const ROOT_ENV: &str = "NUCLEUS_ROOT";
 
 /// `RunArgs` with no flag given, as clap makes it, in its serde form (the tests compare it
 /// with clap's and print the new text when a default changes).
@@ -104,9 +109,14 @@ pub(crate) const DEFAULTS: &str = include_str!("fastargs_defaults.json");
 /// reads; None: let clap parse it.
 pub(crate) fn parse(args: &[String]) -> Option<Cli> {
     let mut it = args.iter().skip(1);
-    if it.next()? != "run" || ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+    if it.next()? != "run" || ENV[1..].iter().any(|v| std::env::var_os(v).is_some()) {
         return None;
     }
+    // (An empty value: clap's to read.)
+    let root = match std::env::var_os(ROOT_ENV) {
+        Some(r) if r.is_empty() => return None,
+        r => r.map(std::path::PathBuf::from),
+    };
     let serde_json::Value::Object(mut v) = serde_json::from_str(DEFAULTS).ok()? else {
         return None;
     };
@@ -164,7 +174,7 @@ pub(crate) fn parse(args: &[String]) -> Option<Cli> {
     let run: RunArgs = serde_json::from_value(serde_json::Value::Object(v)).ok()?;
     Some(Cli {
         log_format: LogFormat::Text,
-        root: None,
+        root,
         log: None,
         systemd_cgroup: false,
         debug: false,
@@ -184,6 +194,10 @@ fn short(c: char) -> Option<&'static (&'static str, Option<char>, Kind)> {
 mod tests {
     use super::*;
     use clap::{CommandFactory, FromArgMatches};
+    use std::sync::Mutex;
+
+    /// The tests that parse (both ways read the environment) run one at a time.
+    static ENV_LOCK: Mutex<()> = Mutex::new(());
 
     fn clap_parse(args: &[String]) -> Option<Cli> {
         let m = Cli::command().try_get_matches_from(args).ok()?;
@@ -213,6 +227,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_clap_s() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let slow = clap_parse(&argv(&["run", "--", "x"])).unwrap();
         let Command::Run(a) = &slow.command else {
             panic!()
@@ -232,6 +247,7 @@ mod tests {
 
     #[test]
     fn the_table_is_clap_s() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let run = run_command();
         for (name, short, kind) in FLAGS {
             let a = run
@@ -284,6 +300,7 @@ mod tests {
 
     #[test]
     fn generated_command_lines_parse_as_clap_parses_them() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let run = run_command();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {
@@ -340,6 +357,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_clap_s() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         for rest in [
             &["run"][..],
             &["--root", "/x", "run", "--", "x"],
@@ -360,6 +378,29 @@ mod tests {
             &["run", "--network", "nonsense", "--", "x"],
         ] {
             assert!(parse(&argv(rest)).is_none(), "{rest:?}");
+        }
+    }
+
+    /// The state root's variable is read as clap reads it; the others, and an empty root,
+    /// leave the command line to clap.
+    #[test]
+    fn the_environment_is_read_as_clap_reads_it() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let args = argv(&["run", "--rm", "--", "x"]);
+        // SAFETY (set_var): the tests that read the environment hold ENV_LOCK.
+        std::env::set_var(ROOT_ENV, "/some/root");
+        let fast = parse(&args);
+        agrees(&args);
+        std::env::set_var(ROOT_ENV, "");
+        let empty = parse(&args);
+        std::env::remove_var(ROOT_ENV);
+        assert!(format!("{fast:?}").contains("/some/root"), "{fast:?}");
+        assert!(empty.is_none());
+        for v in &ENV[1..] {
+            std::env::set_var(v, "/x");
+            let p = parse(&args);
+            std::env::remove_var(v);
+            assert!(p.is_none(), "{v}");
         }
     }
 }
