@@ -449,6 +449,16 @@ impl Cgroup {
         self.placeholder.is_some()
     }
 
+    /// The OOM killer's kills in the sandbox so far (v2 memory.events, v1 memory.oom_control).
+    pub fn oom_kills(&self) -> u64 {
+        let leaf = |h: &str| self.leaves.iter().find(|(x, _)| x == h).map(|(_, p)| p);
+        match self.driver {
+            Driver::V2 => leaf("").and_then(|d| key(d, "memory.events", "oom_kill")),
+            Driver::V1 => leaf("memory").and_then(|d| key(d, "memory.oom_control", "oom_kill")),
+        }
+        .unwrap_or(0)
+    }
+
     /// Usage when the workload's exit is reported, before init is gone: as [`Cgroup::usage`],
     /// with v1's CPU time (no cpuacct counter) from init, which reaped every other task.
     pub fn usage_at_report(&self) -> Usage {
@@ -911,6 +921,7 @@ mod tests {
         fs::write(d.join("memory.peak"), "1234\n").unwrap();
         let u = cg.usage();
         assert_eq!((u.oom_kills, u.memory_peak), (1, Some(1234)));
+        assert_eq!(cg.oom_kills(), 1);
         // Removal needs an empty directory: real cgroupfs has no removable files, a tempdir has.
         for f in fs::read_dir(&d).unwrap() {
             fs::remove_file(f.unwrap().path()).unwrap();

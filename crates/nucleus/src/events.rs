@@ -30,6 +30,11 @@ impl Events {
         Ok(Events { sinks })
     }
 
+    /// Whether any sink takes events.
+    pub(crate) fn on(&self) -> bool {
+        !self.sinks.is_empty()
+    }
+
     pub(crate) fn emit(&mut self, kind: &str, id: &str, fields: serde_json::Value) {
         if self.sinks.is_empty() {
             return;

@@ -13,6 +13,11 @@ impl Logger {
         Self { format, file: None }
     }
 
+    /// JSON lines (their `exited` line carries the usage).
+    pub(crate) fn json(&self) -> bool {
+        matches!(self.format, LogFormat::Json)
+    }
+
     /// Also append every line to `path` (made 0600 when missing); a file that cannot be
     /// opened is said once on stderr.
     pub(crate) fn with_file(mut self, path: Option<&std::path::Path>) -> Self {

@@ -442,6 +442,11 @@ pub(super) fn child_setup(
         {
             // A new sysfs, and net.* sysctls, are the mounter's (writer's) network namespace:
             // be in ours first.
+            if matches!(net_thread, Some(Ok(_))) {
+                trace::mark_as("sandbox", "mounts before /sys");
+                join_netns(&mut net_thread)?;
+                trace::mark_as("sandbox", "network thread joined");
+            }
             join_netns(&mut net_thread)?;
         }
         stage(Stage::Mounts, mount::apply(op, &mut prep))?;

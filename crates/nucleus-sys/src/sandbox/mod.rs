@@ -107,6 +107,11 @@ pub trait Observer {
     fn report_early(&self) -> bool {
         false
     }
+    /// Whether a run that reports early needs its usage beyond the OOM kills (which decide
+    /// its message): read at the report, on the way to the status.
+    fn wants_usage(&self) -> bool {
+        true
+    }
     /// In the helper of a run that reported early, once the sandbox is gone and its cgroup
     /// removed; `runtime_died`: the runtime never handed over (it was killed).
     fn after_teardown(&mut self, _runtime_died: bool) {}

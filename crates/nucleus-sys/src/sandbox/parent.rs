@@ -518,11 +518,16 @@ pub(super) fn parent_run(
     );
     let mut out = match (out, hand_over) {
         (Ok(mut out), Some(h)) if out.init_running => {
-            out.usage = cgroup
-                .as_ref()
-                .map(|c| c.usage_at_report())
-                .unwrap_or_default();
-            if out.usage.cpu_usec.is_none() {
+            // (The OOM kills alone when nobody reads the rest: one file on the way.)
+            out.usage = match (&cgroup, obs.wants_usage()) {
+                (Some(c), true) => c.usage_at_report(),
+                (Some(c), false) => crate::cgroup::Usage {
+                    oom_kills: c.oom_kills(),
+                    ..Default::default()
+                },
+                (None, _) => Default::default(),
+            };
+            if out.usage.cpu_usec.is_none() && obs.wants_usage() {
                 out.usage.cpu_usec = Some(raw::children_cpu_usec());
             }
             h.early();

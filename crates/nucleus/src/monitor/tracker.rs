@@ -207,6 +207,9 @@ impl Observer for Tracker<'_> {
     fn report_early(&self) -> bool {
         self.report_early
     }
+    fn wants_usage(&self) -> bool {
+        self.events.on() || self.log.is_some_and(|l| l.json())
+    }
     fn next_tick_ms(&self) -> i32 {
         let soonest = |a: i32, b: i32| match (a, b) {
             (-1, x) | (x, -1) => x,
