@@ -6,10 +6,12 @@
 //! be removed once init is gone: ≈ 0.7 ms the caller no longer waits for. The helper is forked
 //! while the runtime waits for the sandbox to set itself up (off the path to the exit status),
 //! holding what must outlive the runtime: init's pidfd, the cgroup, the id range, the /etc
-//! view's lock, prepared trees. It keeps nothing else of the runtime's or its caller's (no
-//! standard streams, no other descriptor: a reader of the workload's output sees its end when
-//! the runtime exits), lives in a session of its own (signals for the caller's terminal or
-//! process group do not reach it) and waits for one byte from the runtime:
+//! view's lock, prepared trees. Until the runtime's byte it only waits (its own set-up would
+//! compete with the sandbox's for the CPUs); then, before anything else, it leaves the
+//! caller: a session of its own (signals for the caller's terminal or process group do not
+//! reach it; they stay blocked meanwhile), standard streams to /dev/null, every other
+//! descriptor closed but what it holds (a reader of the workload's output sees its end right
+//! after the runtime's exit). The byte:
 //!
 //! - `E` (the runtime reported early and exits): wait for init (bounded: [`INIT_EXIT_WAIT`],
 //!   then SIGKILL), remove the cgroup, release the rest, then [`Observer::after_teardown`]
@@ -131,10 +133,10 @@ pub(super) fn fork() -> std::io::Result<Side> {
 
 /// The helper's life (see the module's documentation). Never returns.
 pub(super) fn helper_main(rx: OwnedFd, held: Held, plan: &Plan, obs: &mut dyn Observer) -> ! {
-    let mut keep = held.fds();
-    keep.push(rx.as_raw_fd());
-    leave_caller(&keep);
     let _ = raw::set_cmdline(&format!("nucleus: clean-up of {}", plan.id));
+    // Until the runtime's byte it only waits (off the CPUs the sandbox is being set up on);
+    // then it leaves the caller before anything else: the caller's streams close within
+    // microseconds of the runtime's exit.
     let mut b = [0u8; 1];
     let got = loop {
         match raw::read(rx.as_fd(), &mut b) {
@@ -147,6 +149,9 @@ pub(super) fn helper_main(rx: OwnedFd, held: Held, plan: &Plan, obs: &mut dyn Ob
         // Nothing is released here: the runtime holds and releases it all.
         raw::exit_now(0);
     }
+    let mut keep = held.fds();
+    keep.push(rx.as_raw_fd());
+    leave_caller(&keep);
     held.finish();
     obs.after_teardown(got.is_none());
     if let Some(cp) = &plan.cgroup {
