@@ -757,7 +757,7 @@ fn caller_umask_shapes_the_workload_not_the_sandbox_layout() {
     require_root();
     // A strict umask used to mask setup's modes: /etc and the home became root-only.
     let cmd = format!(
-        "umask 077; exec {} run --user 1000 -- sh -c 'umask; head -c0 /etc/passwd && stat -L -c %a /etc /etc/passwd \"$HOME\"'",
+        "umask 077; exec {} run --user 1000 -- sh -c 'umask; head -c0 /etc/passwd && stat -L -c %a /etc /etc/passwd \"$HOME\"; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max'",
         bin().display()
     );
     let o = std::process::Command::new("sh")
@@ -765,6 +765,7 @@ fn caller_umask_shapes_the_workload_not_the_sandbox_layout() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    // /etc 755, passwd 644, the private home 700 (by design), whatever the caller's umask.
-    assert_eq!(stdout(&o), "0077\n755\n644\n700\n");
+    // /etc 755, passwd 644, the private home 700 (by design), whatever the caller's umask; and
+    // the sandbox's cgroup (made 0755 by the runtime under the caller's umask) readable.
+    assert_eq!(stdout(&o), "0077\n755\n644\n700\n512\n");
 }
