@@ -68,6 +68,23 @@ fn remove_files(dir: &Path) {
     }
 }
 
+/// Remove `dir` after emptying it; a file appended meanwhile (an exec's CPU time, a log line)
+/// makes it non-empty again: empty it again, a few times. Idempotent.
+fn remove_dir_emptied(dir: &Path) -> io::Result<()> {
+    remove_files(dir);
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 5 => {
+                tries += 1;
+                remove_files(dir);
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn remove_tree(dir: &Path) {
     remove_files(dir);
     let _ = fs::remove_dir(dir);
@@ -240,8 +257,8 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
-    /// Remove the half-filled directories (`.tmp.ID.PID.START`) of makers that died, and
-    /// retired records (`.gone.ID`) left behind; returns their ids.
+    /// Remove the half-filled directories (`.tmp.ID.PID.START`) of makers that died (returns
+    /// their ids), and retired records (`.gone.ID`) left behind.
     pub fn remove_abandoned(&self) -> Vec<String> {
         let Ok(rd) = fs::read_dir(&self.root) else {
             return vec![];
@@ -249,10 +266,11 @@ impl Store {
         let mut out = vec![];
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            // A retired record whose remover died (or is finishing now: both are idempotent).
-            if let Some(id) = n.strip_prefix(".gone.") {
-                remove_tree(&e.path());
-                out.push(id.to_string());
+            // A retired record is garbage whoever deletes it: its helper's work if it died,
+            // the same work twice if it is at it now (both idempotent). Not a removal of a
+            // record, so not returned (and not audited).
+            if n.starts_with(".gone.") {
+                let _ = remove_dir_emptied(&e.path());
                 continue;
             }
             let Some(rest) = n.strip_prefix(".tmp.") else {
@@ -294,7 +312,7 @@ impl Store {
     /// (a foreground run that reports first and cleans after). Idempotent.
     pub fn retire(&self, id: &str, name: Option<&str>) -> Result<()> {
         self.unname(id, name);
-        match fs::rename(self.dir(id), self.retired(id)) {
+        match fs::rename(self.dir(id), self.retired_dir(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 Err(e).ctx("retire", self.dir(id).display())
             }
@@ -304,10 +322,11 @@ impl Store {
 
     /// Delete a retired record (see [`Store::retire`]). Idempotent.
     pub fn remove_retired(&self, id: &str) {
-        remove_tree(&self.retired(id));
+        let _ = remove_dir_emptied(&self.retired_dir(id));
     }
 
-    fn retired(&self, id: &str) -> PathBuf {
+    /// Where a retired record is (`.gone.ID`).
+    pub fn retired_dir(&self, id: &str) -> PathBuf {
         self.root.join(format!(".gone.{id}"))
     }
 
@@ -325,21 +344,7 @@ impl Store {
         let dir = self.dir(id);
         remove_files(&dir);
         self.unname(id, name);
-        // A file appended meanwhile (an exec's CPU time, a log line) makes the directory
-        // non-empty again: empty it again, a few times.
-        let mut tries = 0;
-        loop {
-            match fs::remove_dir(&dir) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 5 => {
-                    tries += 1;
-                    remove_files(&dir);
-                }
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(e).ctx("remove", dir.display())
-                }
-                _ => return Ok(()),
-            }
-        }
+        remove_dir_emptied(&dir).ctx("remove", dir.display())
     }
 
     /// Remove sandbox directories left without a record (a removal that lost a race with a
@@ -458,6 +463,28 @@ mod tests {
         assert!(!store.dir(lost).exists());
         assert!(store.dir(kept).join("state.json").exists());
         assert!(store.dir("not-an-id").exists());
+    }
+
+    /// A retired record (report first, clean after) is out of every listing at once, its name
+    /// free; it is deleted by its remover or, left behind, by gc's sweep (not as a record).
+    #[test]
+    fn a_retired_record_is_out_of_sight_and_gc_deletes_a_leftover() {
+        let root = crate::TestDir::new("store-retire");
+        let store = Store::open(&root).unwrap();
+        let st = State::new("0123456789abcdef", Some("web".into()), vec!["x".into()], 1);
+        store
+            .create(&st.id, Some("web"), &st, &[("plan.json", b"{}")])
+            .unwrap();
+        assert_eq!(store.list().len(), 1);
+        store.retire(&st.id, Some("web")).unwrap();
+        assert!(store.list().is_empty());
+        assert!(!root.join("names").join("web").exists());
+        assert!(store.retired_dir(&st.id).join("state.json").exists());
+        // Idempotent; a leftover goes with gc's sweep, not counted as a removed record.
+        store.retire(&st.id, Some("web")).unwrap();
+        assert!(store.remove_abandoned().is_empty());
+        assert!(!store.retired_dir(&st.id).exists());
+        store.remove_retired(&st.id);
     }
 
     #[test]

@@ -46,17 +46,20 @@ fn main() -> ExitCode {
     // Its faults are those of exec, the dynamic loader and the Rust runtime's start.
     timing::mark("process start");
     // runc's command line for `create`/`run` with a bundle (see docs/oci.md).
-    // (An argument that is not UTF-8 goes to clap, which takes any bytes.)
-    let args: Option<Vec<String>> = std::env::args_os().map(|a| a.into_string().ok()).collect();
-    let args = args.unwrap_or_default();
-    if !args.is_empty() && oci::is_oci_invocation(&args[1..]) {
+    // (Arguments that are not UTF-8: lossy here, for the OCI command line's detection and its
+    // paths; the fast path takes none of them, clap takes any bytes.)
+    let utf8 = std::env::args_os().all(|a| a.to_str().is_some());
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.len() > 1 && oci::is_oci_invocation(&args[1..]) {
         let code = oci::main(args);
         timing::report(t0);
         return ExitCode::from(code);
     }
     // `nucleus run [FLAG]... -- COMMAND`: read without building clap's parser (fastargs.rs);
     // anything else, and every error and help text, is clap's.
-    let (cli, matches) = match fastargs::parse(&args) {
+    let (cli, matches) = match if utf8 { fastargs::parse(&args) } else { None } {
         Some(c) => (c, None),
         None => {
             let matches = match cli::Cli::command().try_get_matches() {
@@ -204,7 +207,10 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
 /// A command line clap refused: one line naming what is wrong (and, for a command given
 /// without `--`, how to give it), in the log format the command line asked for, exit 125.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let json = args.iter().enumerate().any(|(i, a)| {
         a == "--log-format=json"
             || (a == "--log-format" && args.get(i + 1).is_some_and(|v| v == "json"))

@@ -289,7 +289,12 @@ pub(crate) fn is_paused(store: &Store, id: &str) -> bool {
 
 /// The v1 freezer leaf a pause of the sandbox made, if any, and whether its parent goes too.
 pub(crate) fn freezer_of(store: &Store, id: &str) -> Option<(PathBuf, bool)> {
-    let t = std::fs::read_to_string(store.dir(id).join(FREEZER)).ok()?;
+    freezer_in(&store.dir(id))
+}
+
+/// The v1 freezer leaf named in a sandbox's directory `dir` (published or retired).
+pub(crate) fn freezer_in(dir: &std::path::Path) -> Option<(PathBuf, bool)> {
+    let t = std::fs::read_to_string(dir.join(FREEZER)).ok()?;
     let mut l = t.lines();
     Some((PathBuf::from(l.next()?), l.next() == Some("true")))
 }

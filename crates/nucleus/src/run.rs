@@ -710,6 +710,7 @@ pub(crate) fn main(
         Ok(o) => o,
         Err(e) => {
             let _ = store.remove(&id, a.name.as_deref());
+            store.remove_retired(&id);
             let e: anyhow::Error = e.into();
             tracer.record_as(
                 run_span,

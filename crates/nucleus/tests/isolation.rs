@@ -642,6 +642,64 @@ fn kill_9_with_sync_cleanup_leaves_the_record_for_gc() {
     );
 }
 
+/// End of input at the caller's terminal (Ctrl-D) reaches a foreground run's workload: without
+/// `-t` the terminal is relayed through a pipe, and nothing else of the runtime's may hold that
+/// pipe's writing end (the clean-up helper forked at "go" once did: the workload never saw
+/// EOF).
+#[test]
+fn end_of_input_at_the_terminal_reaches_the_workload() {
+    use std::io::Write;
+    let _g = serial();
+    leaves_nothing(|| {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty with valid out-pointers.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: fresh descriptors we own.
+        let (mut master, slave) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(master),
+                std::os::fd::OwnedFd::from_raw_fd(slave),
+            )
+        };
+        let mut c = nucleus(&["run", "--", "sh", "-c", "cat >/dev/null; echo got-eof"]);
+        c.stdin(slave.try_clone().unwrap())
+            .stdout(std::process::Stdio::piped());
+        // The terminal is the runtime's controlling one, its group in the foreground (as in
+        // a shell), so the runtime relays what is typed.
+        // SAFETY: setsid and ioctl in the forked child before exec; no memory arguments.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().unwrap();
+        drop(slave);
+        master.write_all(b"typed\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        master.write_all(&[4]).unwrap(); // ^D
+        let st = wait_within(
+            &mut child,
+            std::time::Duration::from_secs(20),
+            "nucleus run",
+        );
+        let mut out = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+        assert!(st.success() && out == "got-eof\n", "{st:?} {out:?}");
+    });
+}
+
 #[test]
 fn dry_run_prints_the_plan_and_touches_nothing() {
     let _g = serial();

@@ -492,6 +492,12 @@ pub(super) fn parent_run(
         && plan.net.resolver.is_none();
     let hand_over = match early.then(teardown::fork) {
         Some(Ok(teardown::Side::Helper(rx))) => {
+            // Not the runtime's streams, channel or signals: a copy of the workload's stdin
+            // pipe here would keep EOF (Ctrl-D) from it, one of the channel would hide the
+            // runtime's death from the sandbox's check after "go".
+            drop(relay);
+            drop(pch);
+            drop(sfd);
             let held = teardown::Held {
                 pidfd,
                 cgroup,

@@ -368,6 +368,14 @@ pub(super) fn parent_wait(
                     && got.pty.is_none()
                 {
                     relay.finish();
+                    // A signal that came with the report is the ended workload's (it was
+                    // forwarded or is moot): read, not left pending for the restored mask to
+                    // deliver to the runtime in place of the status.
+                    while raw::poll_read(&[sfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) {
+                        if raw::read_signal(sfd.as_fd()).is_err() {
+                            break;
+                        }
+                    }
                     return Ok(Outcome {
                         status,
                         report: got.report,

@@ -371,7 +371,11 @@ impl Observer for Tracker<'_> {
         // A foreground run's record goes while the kernel tears the namespaces down, off the
         // path to the exit status.
         if self.log.is_some() && self.state.auto_remove {
-            self.freezer = freezer_of(self.store, &self.state.id);
+            // (Reporting early, the helper removes a v1 freezer leaf once init is gone: it
+            // reads it from the retired record.)
+            if !self.report_early {
+                self.freezer = freezer_of(self.store, &self.state.id);
+            }
             let (id, name) = (&self.state.id, self.state.name.as_deref());
             // Reporting early: out of sight in one rename; the helper deletes it.
             self.removed = match self.report_early {
@@ -383,11 +387,13 @@ impl Observer for Tracker<'_> {
     }
     fn after_teardown(&mut self, runtime_died: bool) {
         let id = &self.state.id;
+        let freezer = crate::records::freezer_in(&self.store.retired_dir(id))
+            .or_else(|| freezer_of(self.store, id));
         self.store.remove_retired(id);
         if runtime_died {
             let _ = self.store.remove(id, self.state.name.as_deref());
         }
-        if let Some((f, parent)) = self.freezer.take() {
+        if let Some((f, parent)) = freezer {
             let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
         }
     }
