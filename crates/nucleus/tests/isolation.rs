@@ -163,6 +163,38 @@ fn host_revealing_proc_and_sys_paths_are_masked() {
     // This host (and the cgroup-v2 VM kernel) has several of them.
     assert!(seen >= 4, "{masked:?}");
     assert_ne!(p["write_sysrq_trigger"], "ok");
+    // A masked directory is read-only to the sandbox's root (each is a bind of one read-only
+    // source: nothing can be written into one, or passed through it to another). Landlock,
+    // which would refuse the writes too, lets them through here: the mounts must hold alone.
+    let t = TempDir::new("mask-ro");
+    let policy = t.path().join("landlock.toml");
+    std::fs::write(
+        &policy,
+        "base = \"default\"\n[[rule]]\npath = \"/\"\nrights = [\"write_file\", \"make_reg\"]\n",
+    )
+    .unwrap();
+    // And the root keeps CAP_DAC_OVERRIDE, which passes the mask's 0555.
+    let caps = t.path().join("caps.toml");
+    let dac = "[\"DAC_OVERRIDE\"]";
+    std::fs::write(
+        &caps,
+        format!("bounding = {dac}\npermitted = {dac}\neffective = {dac}\n"),
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "--landlock-policy",
+        policy.to_str().unwrap(),
+        "--caps-policy",
+        caps.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "for d in /proc/acpi /proc/scsi /proc/asound /proc/driver /sys/firmware /sys/kernel/debug /sys/kernel/security; do [ -d $d ] || continue; echo $d; touch $d/x 2>/dev/null && echo WROTE; done; true",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success() && !out.is_empty(), "{out}{}", stderr(&o));
+    assert!(!out.contains("WROTE"), "{out}");
 }
 
 #[test]
