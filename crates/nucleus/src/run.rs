@@ -710,7 +710,6 @@ pub(crate) fn main(
         Ok(o) => o,
         Err(e) => {
             let _ = store.remove(&id, a.name.as_deref());
-            store.remove_retired(&id);
             let e: anyhow::Error = e.into();
             tracer.record_as(
                 run_span,
@@ -728,10 +727,6 @@ pub(crate) fn main(
     if out.handed_over {
         crate::timing::mark("status reported, clean-up handed over");
     } else {
-        if t.report_early {
-            // Retired at the report for a helper that was not forked after all.
-            store.remove_retired(&id);
-        }
         crate::timing::mark("sandbox exited");
         collect_cgroups(&facts.cgroup, &cfg.cgroup_parent);
         crate::timing::mark("cgroup gc");

@@ -321,6 +321,30 @@ pub(crate) fn leaves_nothing<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// A new terminal: its master (the test's side) and its slave (the runtime's), of size `ws`.
+pub(crate) fn openpty(ws: Option<&libc::winsize>) -> (std::fs::File, std::os::fd::OwnedFd) {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty with valid out-pointers and, when given, a window size.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            ws.map_or(std::ptr::null(), |w| w as *const libc::winsize),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: fresh descriptors we own.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
 /// Foreground runs' clean-up helpers alive now (their command line is
 /// `nucleus: clean-up of ID`).
 pub(crate) fn clean_up_helpers() -> usize {

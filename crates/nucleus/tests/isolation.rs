@@ -683,26 +683,7 @@ fn end_of_input_at_the_terminal_reaches_the_workload() {
     use std::io::Write;
     let _g = serial();
     leaves_nothing(|| {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty with valid out-pointers.
-        let r = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: fresh descriptors we own.
-        let (mut master, slave) = unsafe {
-            use std::os::fd::FromRawFd;
-            (
-                std::fs::File::from_raw_fd(master),
-                std::os::fd::OwnedFd::from_raw_fd(slave),
-            )
-        };
+        let (mut master, slave) = openpty(None);
         let mut c = nucleus(&["run", "--", "sh", "-c", "cat >/dev/null; echo got-eof"]);
         c.stdin(slave.try_clone().unwrap())
             .stdout(std::process::Stdio::piped());

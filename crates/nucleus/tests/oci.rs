@@ -625,32 +625,13 @@ fn run_keeps_the_terminal_of_a_container_that_asks_for_one() {
         |c| c["process"]["terminal"] = json!(true),
     );
     leaves_nothing(|| {
-        let (mut master, mut slave) = (0, 0);
         let ws = libc::winsize {
             ws_row: 33,
             ws_col: 101,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: openpty with valid out-pointers and a window size.
-        let r = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &ws,
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: fresh descriptors we own.
-        let (master, slave) = unsafe {
-            use std::os::fd::FromRawFd;
-            (
-                std::fs::File::from_raw_fd(master),
-                std::os::fd::OwnedFd::from_raw_fd(slave),
-            )
-        };
+        let (master, slave) = openpty(Some(&ws));
         let mut c = nucleus(&["run", "--bundle", &t.s(), id]);
         c.stdin(slave.try_clone().unwrap())
             .stdout(slave.try_clone().unwrap())

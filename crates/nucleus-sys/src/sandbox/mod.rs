@@ -41,7 +41,6 @@ pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
 pub use restore::Restore;
-pub use teardown::INIT_EXIT_WAIT;
 pub(crate) use wait::wait;
 pub(crate) use workload::{workload_exec, workload_exec_under_init};
 
@@ -99,8 +98,9 @@ pub trait Observer {
     /// `--seccomp-log-denied`: the same refusal `count` more times in the window that ended.
     fn denied_again(&mut self, _syscall: &str, _errno: i32, _count: u64) {}
     /// Init reported the workload's exit; the sandbox is being torn down (work that does not
-    /// need its usage figures can overlap the teardown).
-    fn workload_exited(&mut self) {}
+    /// need its usage figures can overlap the teardown). `handing_over`: the status goes to the
+    /// caller now and a helper finishes the teardown ([`Observer::report_early`] was taken).
+    fn workload_exited(&mut self, _handing_over: bool) {}
     /// A foreground run may hear the workload's status as soon as init reports it, with the
     /// sandbox's teardown left in [`Outcome::teardown`] (report first, clean after). Only runs
     /// that need nothing from the sandbox after its exit say yes (see docs/benchmarks.md).

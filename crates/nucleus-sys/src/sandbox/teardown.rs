@@ -37,7 +37,7 @@ use std::time::Duration;
 /// How long the teardown waits for init to finish exiting after its report before it kills the
 /// sandbox (the kernel kills a workload's leftover processes as init exits; only a process
 /// stuck in the kernel can hold that up).
-pub const INIT_EXIT_WAIT: Duration = Duration::from_secs(10);
+pub(super) const INIT_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// The byte that hands the teardown over to the helper.
 const EARLY: u8 = b'E';

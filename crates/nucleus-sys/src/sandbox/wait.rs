@@ -35,6 +35,8 @@ pub(super) struct Collected {
     raw_mode: Option<tty::RawMode>,
     /// Egress supervision sockets from the sandbox, not yet served.
     watch: Option<netwatch::WatchSockets>,
+    /// The status is reported as soon as it comes (parent_wait's `early`).
+    early: bool,
 }
 
 impl Collected {
@@ -63,7 +65,7 @@ impl Collected {
             Ok(Some(FromChild::Exited(st))) => {
                 self.status = Some(st);
                 trace::mark("workload exit reported");
-                obs.workload_exited();
+                obs.workload_exited(self.early);
             }
             Ok(Some(FromChild::Pty(m))) => {
                 let m = m.into_inner();
@@ -233,7 +235,10 @@ pub(super) fn parent_wait(
 ) -> Result<Outcome> {
     let seccomp_notify = plan.seccomp_notify.as_ref();
     let resolver = plan.net.resolver.as_ref();
-    let mut got = Collected::default();
+    let mut got = Collected {
+        early,
+        ..Default::default()
+    };
     let mut watcher: Option<netwatch::Watcher> = None;
     let mut ch_open = true;
     let mut pty_relayed = false;
@@ -357,36 +362,30 @@ pub(super) fn parent_wait(
             if std::mem::take(&mut got.kill) {
                 let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             }
-            // Report first, clean after: the status is known and nothing else is served
-            // (no control socket, seccomp listener, egress watcher or terminal). What the
-            // caller's streams still hold is moved now, as it is once init is gone.
+            // Report first, clean after (`early`: parent_run allows it only where nothing is
+            // served to the end: no control socket, seccomp listener, egress watcher or
+            // terminal). What the caller's streams still hold is moved now, as it is once
+            // init is gone.
             if let (true, Some(status)) = (early, got.status) {
-                if control.is_none()
-                    && listener.is_none()
-                    && watcher.is_none()
-                    && mode.is_none()
-                    && got.pty.is_none()
-                {
-                    relay.finish();
-                    // A signal that came with the report is the ended workload's (it was
-                    // forwarded or is moot): read, not left pending for the restored mask to
-                    // deliver to the runtime in place of the status.
-                    while raw::poll_read(&[sfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) {
-                        if raw::read_signal(sfd.as_fd()).is_err() {
-                            break;
-                        }
+                relay.finish();
+                // A signal that came with the report is the ended workload's (it was forwarded
+                // or is moot): read, not left pending for the restored mask to deliver to the
+                // runtime in place of the status.
+                while raw::poll_read(&[sfd.as_raw_fd()], 0).is_ok_and(|r| r[0] != 0) {
+                    if raw::read_signal(sfd.as_fd()).is_err() {
+                        break;
                     }
-                    return Ok(Outcome {
-                        status,
-                        report: got.report,
-                        failure: got.failure,
-                        usage: Usage::default(),
-                        traced: None,
-                        timed_out,
-                        handed_over: false,
-                        init_running: true,
-                    });
                 }
+                return Ok(Outcome {
+                    status,
+                    report: got.report,
+                    failure: got.failure,
+                    usage: Usage::default(),
+                    traced: None,
+                    timed_out,
+                    handed_over: false,
+                    init_running: true,
+                });
             }
             continue;
         }

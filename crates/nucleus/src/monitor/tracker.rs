@@ -361,7 +361,7 @@ impl Observer for Tracker<'_> {
             self.save();
         }
     }
-    fn workload_exited(&mut self) {
+    fn workload_exited(&mut self, handing_over: bool) {
         if let Some(h) = &mut self.health {
             h.stop();
         }
@@ -373,12 +373,12 @@ impl Observer for Tracker<'_> {
         if self.log.is_some() && self.state.auto_remove {
             // (Reporting early, the helper removes a v1 freezer leaf once init is gone: it
             // reads it from the retired record.)
-            if !self.report_early {
+            if !handing_over {
                 self.freezer = freezer_of(self.store, &self.state.id);
             }
             let (id, name) = (&self.state.id, self.state.name.as_deref());
             // Reporting early: out of sight in one rename; the helper deletes it.
-            self.removed = match self.report_early {
+            self.removed = match handing_over {
                 true => self.store.retire(id, name),
                 false => self.store.remove(id, name),
             }
