@@ -713,6 +713,77 @@ fn end_of_input_at_the_terminal_reaches_the_workload() {
     });
 }
 
+/// The clean-up helper keeps none of the caller's descriptors once the runtime has handed
+/// over: a reader of a pipe the caller gave the run sees its end when the runtime exits, even
+/// while the helper still waits for init (held here by a stopped `nucleus exec` whose process
+/// in the sandbox the host must reap before init's exit ends).
+#[test]
+fn the_helper_keeps_none_of_the_callers_descriptors() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let _g = serial();
+    leaves_nothing(|| {
+        let mut fds = [0; 2];
+        // SAFETY: pipe with a valid two-element array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors we own (neither close-on-exec: fd 3 is passed on).
+        let (mut r, w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        let wfd = fds[1];
+        let mut c = nucleus(&["run", "--name", "fdheld", "--", "sleep", "1"]);
+        // SAFETY: dup2 in the forked child before exec; the read end is closed there.
+        unsafe {
+            let rfd = fds[0];
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                libc::close(rfd);
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut run_ = c.spawn().unwrap();
+        drop(w);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut ex = nucleus(&["exec", "fdheld", "--", "sleep", "100"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(ex.id() as i32, libc::SIGSTOP) };
+        let st = wait_within(&mut run_, std::time::Duration::from_secs(20), "nucleus run");
+        assert!(st.success(), "{st:?}");
+        // EOF within a second of the runtime's exit, the helper still waiting.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            let _ = tx.send(());
+        });
+        let eof = rx.recv_timeout(std::time::Duration::from_secs(1)).is_ok();
+        let helper_waiting = clean_up_helpers() > 0;
+        // SAFETY: signals to our own child.
+        unsafe {
+            libc::kill(ex.id() as i32, libc::SIGCONT);
+            libc::kill(ex.id() as i32, libc::SIGKILL);
+        }
+        let _ = ex.wait();
+        assert!(
+            helper_waiting,
+            "the helper was not held (the test proves nothing)"
+        );
+        assert!(
+            eof,
+            "the caller's pipe stayed open after the runtime's exit"
+        );
+    });
+}
+
 #[test]
 fn dry_run_prints_the_plan_and_touches_nothing() {
     let _g = serial();
