@@ -5,7 +5,7 @@ use crate::error::{Context, Result};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{self, OptionalActions, Termios};
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub struct Pty {
     pub master: OwnedFd,
@@ -13,6 +13,9 @@ pub struct Pty {
 }
 
 /// Open a pty pair from the calling process's /dev/ptmx (inside the sandbox after pivot_root).
+/// It starts with the size of the caller's terminal when standard input is one (still the
+/// caller's here): set before the workload exists, so its first `stty size` or TIOCGWINSZ
+/// never sees 0x0 (the runtime's copy when it receives the master comes too late for that).
 pub fn open_in_sandbox() -> Result<Pty> {
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     // open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), relative to our root.
@@ -27,6 +30,7 @@ pub fn open_in_sandbox() -> Result<Pty> {
     let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)
         .map_err(io::Error::from)
         .ctx("open", "pty slave")?;
+    copy_window_size(rustix::stdio::stdin(), slave.as_fd());
     Ok(Pty { master, slave })
 }
 
@@ -36,8 +40,12 @@ pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     }
 }
 
-/// Set the terminal's size (OCI `process.consoleSize`).
+/// Set the terminal's size (OCI `process.consoleSize`) unless it has one already (the caller's
+/// terminal's, from [`open_in_sandbox`]: consoleSize is for where no caller's terminal gives one).
 pub fn set_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    if termios::tcgetwinsize(tty).is_ok_and(|w| w.ws_row != 0 || w.ws_col != 0) {
+        return Ok(());
+    }
     let ws = termios::Winsize {
         ws_row: rows,
         ws_col: cols,

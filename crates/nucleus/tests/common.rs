@@ -500,3 +500,35 @@ while True:
     out += b
 sys.stdout.write(out.decode())
 "#;
+
+/// Run `c` with a new terminal of `rows` x `cols` as its stdin, stdout and stderr (the caller
+/// of a runtime at a terminal); what it wrote there and its status, once the terminal's last
+/// holder has left (then reading the master gives EIO) and it has exited.
+#[allow(dead_code)]
+pub(crate) fn run_at_terminal(
+    mut c: std::process::Command,
+    rows: u16,
+    cols: u16,
+) -> (std::process::ExitStatus, String) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (master, slave) = openpty(Some(&ws));
+    c.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    let what = format!("{c:?}");
+    let mut child = c.spawn().unwrap();
+    drop(c);
+    drop(slave);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut &master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let st = wait_within(&mut child, std::time::Duration::from_secs(60), &what);
+    (st, String::from_utf8_lossy(&out).into_owned())
+}

@@ -674,6 +674,29 @@ fn kill_9_with_sync_cleanup_leaves_the_record_for_gc() {
     );
 }
 
+/// A terminal (`run -t`, `exec -t`) starts with the size of the caller's: the workload's first
+/// `stty size` already sees it (the runtime's own copy, when it receives the master, may come
+/// after the workload has run: `stty size` then failed on 0x0 under load).
+#[test]
+fn a_terminal_starts_with_the_size_of_the_callers() {
+    let _g = serial();
+    let size_through = |args: &[&str]| {
+        let (st, out) = run_at_terminal(nucleus(args), 33, 101);
+        assert!(
+            st.success() && out.contains("33 101"),
+            "{args:?}: {st:?} {out}"
+        );
+    };
+    leaves_nothing(|| {
+        size_through(&["run", "-t", "--", "stty", "size"]);
+        let id = stdout(&run(&[
+            "run", "-d", "--name", "ttysize", "--", "sleep", "100",
+        ]));
+        size_through(&["exec", "-t", id.trim(), "--", "stty", "size"]);
+        assert!(run(&["rm", "-f", "ttysize"]).status.success());
+    });
+}
+
 /// End of input at the caller's terminal (Ctrl-D) reaches a foreground run's workload: without
 /// `-t` the terminal is relayed through a pipe, and nothing else of the runtime's may hold that
 /// pipe's writing end (the clean-up helper forked at "go" once did: the workload never saw

@@ -622,35 +622,16 @@ fn run_keeps_the_terminal_of_a_container_that_asks_for_one() {
             "-c",
             "busybox tty; busybox stty size; echo x=$((6*7))",
         ],
-        |c| c["process"]["terminal"] = json!(true),
+        |c| {
+            c["process"]["terminal"] = json!(true);
+            // The runtime relays the terminal only after `start`, whose poststart hook holds
+            // it here while the program runs: the size must be the terminal's from its
+            // opening, not from the runtime's copy (0x0 before it: `stty size` fails).
+            c["hooks"] = json!({"poststart": [{"path": "/bin/sleep", "args": ["sleep", "0.5"]}]});
+        },
     );
     leaves_nothing(|| {
-        let ws = libc::winsize {
-            ws_row: 33,
-            ws_col: 101,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let (master, slave) = openpty(Some(&ws));
-        let mut c = nucleus(&["run", "--bundle", &t.s(), id]);
-        c.stdin(slave.try_clone().unwrap())
-            .stdout(slave.try_clone().unwrap())
-            .stderr(slave.try_clone().unwrap());
-        let what = format!("{c:?}");
-        let mut child = c.spawn().unwrap();
-        drop(c);
-        drop(slave);
-        // Until the runtime (the slave's last holder) leaves: then EIO.
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match std::io::Read::read(&mut &master, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-        let st = wait_within(&mut child, DEADLINE, &what);
-        let out = String::from_utf8_lossy(&out);
+        let (st, out) = run_at_terminal(nucleus(&["run", "--bundle", &t.s(), id]), 33, 101);
         assert_eq!(st.code(), Some(0), "{out}");
         // Its own terminal (a pts of its devpts), the caller's size, its output relayed.
         assert!(out.contains("/dev/pts/0"), "{out}");
