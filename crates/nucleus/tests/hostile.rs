@@ -234,6 +234,82 @@ fn a_chatty_detached_workload_keeps_its_log_bounded() {
     assert!(!dir.exists(), "rm left the sandbox's directory");
 }
 
+/// `nucleus logs` never loses the end of the log to a cut made while it prints. A log past
+/// four times its size is cut even while a reader holds its lock (a stalled reader must not
+/// unbound it, below), so `logs` takes both parts before it prints. Here `logs` is held while
+/// it prints (its stdout a 4 KiB pipe nobody reads yet), the log is pushed past four times its
+/// size and cut, and what `logs` printed must still end with the workload's last line (it
+/// printed the cut, emptied log after the old part: CI saw the END line missing).
+#[test]
+fn a_cut_during_logs_loses_none_of_what_it_prints() {
+    use std::io::{Read, Write};
+    let _g = serial();
+    let root = TempDir::new("state-cutread");
+    let r = root.s();
+    let o = run(&[
+        "--root",
+        &r,
+        "run",
+        "-d",
+        "--log-max-size",
+        "64k",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; head -c 100000 /dev/zero | tr '\\0' x; echo; echo END; sleep 1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let _sweep = RmOnDrop(r.clone(), id.clone());
+    let dir = root.path().join(&id);
+    let log = dir.join("log");
+    // The monitor may not cut the log (between one and four times its size) while we hold
+    // the readers' lock: END stays in the current part.
+    let held = std::fs::File::open(&log).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) },
+        0
+    );
+    let started = Instant::now();
+    while std::fs::metadata(&log).map_or(0, |m| m.len()) < 100_005 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no output");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = nucleus(&["--root", &r, "logs", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = c.stdout.take().unwrap();
+    // SAFETY: fcntl on the pipe's descriptor we hold.
+    unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&out),
+            libc::F_SETPIPE_SZ,
+            4096,
+        )
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    drop(held);
+    // Past four times the size: cut now, whoever reads.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(&vec![b'y'; 300_000]).unwrap();
+    let cut = dir.join("log.1");
+    while !cut.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never cut");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut printed = Vec::new();
+    out.read_to_end(&mut printed).unwrap();
+    assert!(c.wait().unwrap().success());
+    let tail = String::from_utf8_lossy(&printed[printed.len().saturating_sub(20)..]).into_owned();
+    assert!(
+        printed.ends_with(b"x\nEND\n"),
+        "{} bytes, ending {tail:?}",
+        printed.len()
+    );
+}
+
 /// A reader of the log that stalls (`nucleus logs` piped to something that never reads holds
 /// the log's shared lock) cannot let a chatty workload's log grow without bound: past four
 /// times --log-max-size the monitor cuts it all the same.

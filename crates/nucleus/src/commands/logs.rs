@@ -40,16 +40,42 @@ pub(crate) fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         .iter()
         .zip([&mut out as &mut dyn Write, &mut err])
     {
-        // A sandbox made by an older nucleus has no log.err.
-        let Ok(f) = File::open(dir.join(name)) else {
+        // Both parts read under a shared lock: the monitor does not move the log aside
+        // meanwhile (it retries at its next check). Released before any --follow. A log past
+        // four times its size is cut all the same (a stalled reader must not unbound it):
+        // when the older part was replaced during the read, the lines the cut moved may be
+        // in neither part as read; read both again (CI saw the last line missing).
+        let older = dir.join(format!("{name}.1"));
+        let stamp = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&older)
+                .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
+                .ok()
+        };
+        let mut read = None;
+        for _ in 0..5 {
+            // A sandbox made by an older nucleus has no log.err.
+            let Ok(f) = File::open(dir.join(name)) else {
+                break;
+            };
+            let lock = File::open(dir.join(name))?;
+            let _ = nucleus_sys::raw::flock(std::os::fd::AsFd::as_fd(&lock), false, true);
+            let before = stamp();
+            let mut text = Vec::new();
+            let f = print_log(&dir, name, f, a.tail, &mut text)?;
+            drop(lock);
+            let again = stamp() != before;
+            read = Some((f, text));
+            if !again {
+                break;
+            }
+        }
+        let Some((f, text)) = read else {
             continue;
         };
-        // Both parts read under a shared lock: the monitor does not move the log aside
-        // meanwhile (it retries at its next check). Released before any --follow.
-        let lock = File::open(dir.join(name))?;
-        let _ = nucleus_sys::raw::flock(std::os::fd::AsFd::as_fd(&lock), false, true);
-        files.push((print_log(&dir, name, f, a.tail, w)?, *name));
-        drop(lock);
+        w.write_all(&text)?;
+        w.flush()?;
+        files.push((f, *name));
     }
     if !a.follow {
         return Ok(0);
