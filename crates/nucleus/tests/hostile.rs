@@ -267,10 +267,8 @@ fn a_cut_during_logs_loses_none_of_what_it_prints() {
     // the readers' lock: END stays in the current part.
     let held = std::fs::File::open(&log).unwrap();
     // SAFETY: flock on a descriptor we own.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) },
-        0
-    );
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) };
+    assert_eq!(locked, 0);
     let started = Instant::now();
     while std::fs::metadata(&log).map_or(0, |m| m.len()) < 100_005 {
         assert!(started.elapsed() < Duration::from_secs(20), "no output");
