@@ -12,6 +12,7 @@
 # GNU tar) are copied in, and the modules its kernel probe needs are loaded.
 #
 # Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation oci checkpoint)
+#        VMTEST_ARGS="a_failed --nocapture" scripts/vm-test.sh checkpoint  (more test-binary arguments)
 # Exit status: the guest's (0 = every test passed), 125 if the VM itself failed.
 # shellcheck disable=SC2016 # the guest script is written literally (its $ expand in the guest)
 set -euo pipefail
@@ -66,7 +67,7 @@ trap 'rm -f "$guest"' EXIT
       echo 'for n in iptables-save ip6tables-save iptables-restore ip6tables-restore; do ln -sf xtables-nft-multi /opt/bin/$n; done';;
     esac
     echo "echo '== $b (cgroup v2 guest)'"
-    echo "/opt/bin/$b --test-threads=1 ${skip[*]} || rc=1"
+    echo "/opt/bin/$b --test-threads=1 ${skip[*]} ${VMTEST_ARGS:-} || rc=1"
   done
   echo 'exit $rc'
 } >"$guest"
@@ -80,7 +81,9 @@ case " ${suites[*]} " in *" checkpoint "*)
     command -v "$t" >/dev/null || { echo "vm-test: $t is missing (scripts/test.sh installs it)" >&2; exit 1; }
     extra+=("$(command -v "$t")")
   done
-  modules=nf_tables,nf_conntrack_netlink,veth,tun,unix_diag,inet_diag,tcp_diag,udp_diag,raw_diag,af_packet_diag,netlink_diag;;
+  modules=nf_tables,nf_conntrack_netlink,veth,tun,unix_diag,inet_diag,tcp_diag,udp_diag,raw_diag,af_packet_diag,netlink_diag
+  # A bridged sandbox's (the bridge, its masquerade and guard, egress rules and their log).
+  modules+=,bridge,nft_ct,nft_masq,nft_chain_nat,nft_nat,nft_reject_inet,nft_log,nfnetlink_log,nft_meta_bridge,nft_limit;;
 esac
 scripts/vm-run.sh --mem 1024 --smp 2 --timeout 1200 ${modules:+--modules "$modules"} --script "$guest" \
   "$debug_dir/nucleus" "$debug_dir/nucleus-probe" "$fixtures/runc-spec.json" "${extra[@]}" $exes

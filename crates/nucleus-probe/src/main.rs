@@ -164,18 +164,7 @@ fn tcp_echo(port: u16) -> ! {
         std::process::exit(1)
     };
     let l = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail("bind", e));
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let Ok(mut w) = s.try_clone() else { return };
-                for line in BufReader::new(s).lines().map_while(Result::ok) {
-                    if writeln!(w, "{line}").is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    std::thread::spawn(move || echo_each(l));
     let c = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| fail("connect", e));
     let mut r = BufReader::new(c.try_clone().unwrap_or_else(|e| fail("clone", e)));
     let mut w = c;
@@ -195,6 +184,33 @@ fn tcp_echo(port: u16) -> ! {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     unreachable!()
+}
+
+/// `tcp_serve=PORT` (alone): a TCP echo server on every address at PORT, for ever: each line a
+/// client sends comes back (the bridged checkpoint test's connection from the host).
+fn tcp_serve(port: u16) -> ! {
+    let l = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| {
+        println!("broken: bind: {e}");
+        std::process::exit(1)
+    });
+    println!("serving {port}");
+    echo_each(l);
+    unreachable!()
+}
+
+/// Every connection `l` accepts, on a thread of its own: each line it sends comes back.
+fn echo_each(l: std::net::TcpListener) {
+    use std::io::{BufRead, BufReader, Write};
+    for s in l.incoming().flatten() {
+        std::thread::spawn(move || {
+            let Ok(mut w) = s.try_clone() else { return };
+            for line in BufReader::new(s).lines().map_while(Result::ok) {
+                if writeln!(w, "{line}").is_err() {
+                    break;
+                }
+            }
+        });
+    }
 }
 
 /// `hold_mib=N` (alone): touch N MiB and stay until killed, probing nothing (the checkpoint
@@ -220,6 +236,12 @@ fn main() {
         .and_then(|a| a.strip_prefix("tcp_echo=").map(str::to_owned))
     {
         tcp_echo(p.parse().unwrap_or(7000));
+    }
+    if let Some(p) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.strip_prefix("tcp_serve=").map(str::to_owned))
+    {
+        tcp_serve(p.parse().unwrap_or(7100));
     }
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {

@@ -46,6 +46,35 @@ pub struct CheckpointInfo {
     /// `--tcp-established`: its TCP connections are in the image (the restore must say so too).
     #[serde(default)]
     pub tcp_established: bool,
+    /// Bridge networking: the address slot it held on each of its bridges (`--bridge`'s, then
+    /// `--attach`'s, as the plan lists them). The image has its interfaces with their
+    /// addresses and MACs, which come from the slot: a restore takes the same slots again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridge_slots: Vec<u32>,
+}
+
+/// The bridges of a plan, in the order [`CheckpointInfo::bridge_slots`] follows.
+pub fn bridges(plan: &Plan) -> impl Iterator<Item = &crate::net::BridgePlan> {
+    plan.net.bridge.iter().chain(&plan.net.attached)
+}
+
+/// CRIU's `--external veth[IFACE]:PORT@BRIDGE` values for a restore: each interface of the
+/// sandbox on a bridge gets its host end again, named after its slot and attached to its
+/// bridge (CRIU makes the pair, the sandbox's end from the image: addresses, MAC, routes).
+pub fn veth_externals(plan: &Plan, slots: &[u32]) -> Result<Vec<String>, String> {
+    let bridges: Vec<_> = bridges(plan).collect();
+    if bridges.len() != slots.len() {
+        return Err(format!(
+            "the image has {} bridge slots for {} bridges",
+            slots.len(),
+            bridges.len()
+        ));
+    }
+    Ok(bridges
+        .iter()
+        .zip(slots)
+        .map(|(b, i)| format!("veth[{}]:{}@{}", b.iface, b.port(*i), b.name))
+        .collect())
 }
 
 /// CRIU's image files: two magic words (the common one, the file's own), then entries, each
@@ -283,11 +312,12 @@ pub fn refusal(plan: &Plan) -> Option<String> {
     if plan.seccomp_notify.is_some() {
         return Some("its seccomp filter has a listener (--seccomp-log-denied)".into());
     }
-    if plan.net.slirp.is_some() || plan.net.bridge.is_some() || !plan.net.attached.is_empty() {
-        return Some("only --network none and host are checkpointed so far".into());
-    }
-    if plan.net.egress.is_some() || plan.net.resolver.is_some() {
-        return Some("egress rules are not checkpointed so far".into());
+    if plan.net.slirp.is_some() {
+        return Some(
+            "it has slirp networking (slirp4netns, outside the sandbox, holds its tap device); \
+             bridge, none and host networking are checkpointed"
+                .into(),
+        );
     }
     if !matches!(plan.idmap, IdMapPlan::PrivateRange { .. }) {
         return Some("it has no private id range".into());
@@ -389,6 +419,7 @@ pub fn restore_argv(
     root: &Path,
     inherit: &[(i32, String)],
     tcp_established: bool,
+    veths: &[String],
 ) -> Vec<String> {
     let mut a = common_argv(criu, "restore", images, RESTORE_LOG);
     a.extend(["-r".into(), root.display().to_string()]);
@@ -410,6 +441,10 @@ pub fn restore_argv(
     for (fd, key) in inherit {
         a.push("--inherit-fd".into());
         a.push(format!("fd[{fd}]:{key}"));
+    }
+    for v in veths {
+        a.push("--external".into());
+        a.push(v.clone());
     }
     a
 }
@@ -538,21 +573,25 @@ mod tests {
             etc_views: Some("/run/nucleus/.etc-views".into()),
             ..RunConfig::default()
         };
+        Plan::build(&cfg, &facts(), "0123456789abcdef").unwrap()
+    }
+
+    fn facts() -> HostFacts {
         let entry = |path: &str, kind| HostEntry {
             path: path.into(),
             kind,
             stamp: 0,
         };
-        let facts = HostFacts {
+        HostFacts {
             system_dirs: vec![
                 entry("usr", EntryKind::Dir),
                 entry("bin", EntryKind::Symlink("usr/bin".into())),
             ],
             etc_entries: vec![entry("ld.so.cache", EntryKind::File)],
             landlock_abi: 7,
+            euid: 0,
             ..Default::default()
-        };
-        Plan::build(&cfg, &facts, "0123456789abcdef").unwrap()
+        }
     }
 
     #[test]
@@ -674,6 +713,7 @@ mod tests {
             Path::new("/r"),
             &[(5, e[0].key()), (6, e[1].key())],
             true,
+            &["veth[eth0]:nv12345-7@nucleus0".into()],
         );
         let s = r.join(" ");
         assert!(
@@ -681,9 +721,53 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.ends_with("--inherit-fd fd[5]:file[15:4] --inherit-fd fd[6]:file[1c:b]"),
+            s.ends_with(
+                "--inherit-fd fd[5]:file[15:4] --inherit-fd fd[6]:file[1c:b] \
+                 --external veth[eth0]:nv12345-7@nucleus0"
+            ),
             "{s}"
         );
+    }
+
+    /// A bridged sandbox is checkpointed (its interfaces are made again from its slots); a
+    /// slirp one is not (slirp4netns holds its tap device from outside).
+    #[test]
+    fn bridged_interfaces_come_back_on_their_slots() {
+        let mut cfg = RunConfig {
+            argv: vec!["sh".into()],
+            checkpointable: true,
+            network: crate::config::NetworkMode::Bridge,
+            etc_views: Some("/run/nucleus/.etc-views".into()),
+            ..RunConfig::default()
+        };
+        cfg.net.dns = vec!["192.0.2.53".parse().unwrap()];
+        let p = Plan::build(&cfg, &facts(), "0123456789abcdef");
+        let p = p.unwrap();
+        assert_eq!(refusal(&p), None);
+        let b = p.net.bridge.as_ref().unwrap();
+        let v = veth_externals(&p, &[7]).unwrap();
+        assert_eq!(v, [format!("veth[eth0]:{}@{}", b.port(7), b.name)]);
+        assert!(
+            v[0].starts_with("veth[eth0]:nv") && v[0].contains("7@"),
+            "{v:?}"
+        );
+        assert!(veth_externals(&p, &[])
+            .unwrap_err()
+            .contains("0 bridge slots"));
+        assert_eq!(
+            veth_externals(&plan(true), &[]).unwrap(),
+            Vec::<String>::new()
+        );
+        let slirp = Plan::build(
+            &RunConfig {
+                network: crate::config::NetworkMode::Slirp,
+                ..cfg
+            },
+            &facts(),
+            "0123456789abcdef",
+        )
+        .unwrap();
+        assert!(refusal(&slirp).unwrap().contains("slirp"));
     }
 
     /// The root's own entries: the mount points on it, its links and synthetic files, with

@@ -330,6 +330,47 @@ impl Claim {
         ))
     }
 
+    /// Slot `index` itself (a restored sandbox's: its image has the slot's addresses and MAC),
+    /// or an error naming who holds it.
+    pub fn acquire_at(dir: &Path, id: &str, index: u32) -> Result<Claim> {
+        raw::mkdir_p(dir, 0o700).ctx("create", dir.display())?;
+        let path = dir.join(index.to_string());
+        let text = holder_text(id);
+        match std::os::unix::fs::symlink(&text, &path) {
+            Ok(()) => return Ok(Claim { path, index }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if Self::take_stale(dir, &path, &text)? {
+                    return Ok(Claim { path, index });
+                }
+            }
+            Err(e) => return Err(e).ctx("claim an address in", dir.display()),
+        }
+        let holder = fs::read_link(&path)
+            .map(|t| {
+                t.to_string_lossy()
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        Err(other(
+            "claim an address",
+            format!("slot {index} (the saved sandbox's address) is held by sandbox {holder}"),
+        ))
+    }
+
+    /// The slot sandbox `id` holds in `dir`, if any (read by `checkpoint`, outside the
+    /// runtime that holds it).
+    pub fn held_by(dir: &Path, id: &str) -> Option<u32> {
+        fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let t = fs::read_link(e.path()).ok()?;
+            let t = t.to_string_lossy();
+            (t.split(' ').next() == Some(id) && holder_alive(&t))
+                .then(|| e.file_name().to_str()?.parse().ok())?
+        })
+    }
+
     /// Replace a claim whose holder is dead, under the directory's lock (so two runs that
     /// both saw it stale cannot both take it).
     fn take_stale(dir: &Path, path: &Path, text: &str) -> Result<bool> {
@@ -640,6 +681,38 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     let claim = Claim::acquire(&b.claims_dir, &subnets, id, |i| {
         index_of(&b.port(i)).is_ok()
     })?;
+    host_side(b, &subnets, claim, Some(pid))
+}
+
+/// Bridge mode, host side of a restore: the slot the image's interface has its addresses and
+/// MAC from, the bridge, the port's guard entries and the published ports, but no veth pair:
+/// CRIU makes it (ck::veth_externals), the sandbox's end from the image. The saved sandbox's
+/// port may linger a moment while the kernel tears its namespace down: waited for.
+pub fn bridge_restore_side(b: &BridgePlan, id: &str, index: u32) -> Result<HostSide> {
+    let subnets: Vec<Cidr> = std::iter::once(b.subnet4).chain(b.subnet6).collect();
+    let claim = Claim::acquire_at(&b.claims_dir, id, index)?;
+    let port = b.port(index);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while index_of(&port).is_ok() {
+        if std::time::Instant::now() > end {
+            return Err(other(
+                "restore the bridge port",
+                format!("{port} still exists (the saved sandbox's network namespace lingers)"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    host_side(b, &subnets, claim, None)
+}
+
+/// The host side of slot `claim` on bridge `b`; with `pid`, the veth pair too (its far end in
+/// the network namespace of `pid`).
+fn host_side(
+    b: &BridgePlan,
+    subnets: &[Cidr],
+    claim: Claim,
+    pid: Option<libc::pid_t>,
+) -> Result<HostSide> {
     let port = b.port(claim.index);
     let v4 = (
         b.subnet4.nth(claim.index),
@@ -661,8 +734,10 @@ pub fn bridge_host_side(b: &BridgePlan, id: &str, pid: libc::pid_t) -> Result<Ho
     let br = ensure_bridge(&mut rt, b)?;
     let mac = BridgePlan::mac(claim.index);
     let mut nft = Netlink::open(libc::NETLINK_NETFILTER).ctx("open", "nfnetlink")?;
-    guard_port(&mut nft, b, &subnets, &port, mac, &assigned.addrs())?;
-    new_veth(&mut rt, &port, (&b.iface, Some(mac), pid), Some(br))?;
+    guard_port(&mut nft, b, subnets, &port, mac, &assigned.addrs())?;
+    if let Some(pid) = pid {
+        new_veth(&mut rt, &port, (&b.iface, Some(mac), pid), Some(br))?;
+    }
     let ports = if b.ports.is_empty() {
         None
     } else {

@@ -5,6 +5,8 @@
 //! directories are read-only tmpfs of their own, and the detached logs are open without
 //! O_NOFOLLOW (CRIU reopens an inherited file with the flags it was dumped with).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::*;
 
@@ -635,5 +637,181 @@ fn a_failed_restore_leaves_nothing() {
         let o = run(&["restore", "-d", "-i", &dir_s]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let _ = run(&["rm", "-f", name]);
+    });
+}
+
+/// `f` on a thread of its own in a new network namespace with its loopback up: the bridge and
+/// its tables are made there, never in the host's (the processes `f` starts inherit it).
+fn in_own_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: unshare with a constant flag; it changes this thread's namespace only.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        let o = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .output()
+            .unwrap_or_else(|e| panic!("ip (iproute2): {e}"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// The host ends of bridge `br`'s ports ("NAME state"), from `ip -o link show master BR`.
+fn ports_of(br: &str) -> Vec<String> {
+    let o = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "master", br])
+        .output()
+        .unwrap_or_else(|e| panic!("ip (iproute2): {e}"));
+    stdout(&o)
+        .lines()
+        .filter_map(|l| {
+            let name = l.split(": ").nth(1)?.split('@').next()?;
+            let up = l.contains(",UP") || l.contains("<UP");
+            Some(format!("{name} {}", if up { "up" } else { "down" }))
+        })
+        .collect()
+}
+
+/// A bridged sandbox with egress rules, saved while the host has a TCP connection open to it
+/// (`--tcp-established`): restored, its host port is on the bridge again (same name, up), its
+/// address is the same, the host's connection goes on, and its egress rules hold again (an
+/// allowed port of the gateway reachable, another refused and reported as an event by the new
+/// runtime: its refusal log was made again). In a network namespace of the test's own.
+#[test]
+fn a_bridged_sandbox_keeps_its_address_connection_and_egress_rules() {
+    let _g = serial();
+    let name = "ckpt-bridge";
+    let br = "nuckpt0";
+    let _ = run(&["rm", "-f", name]);
+    let t = TempDir::new("ckpt-bridge");
+    let dir = t.path().join("image");
+    let dir_s = dir.display().to_string();
+    let events = t.path().join("events.jsonl");
+    let events_s = events.display().to_string();
+    let vol = format!("{}:/probe:ro", probe().display());
+    leaves_nothing(move || {
+        in_own_netns(move || {
+            use std::io::{BufRead, BufReader, Write};
+            // The gateway's services the sandbox tries: 7101 allowed, 7102 not.
+            for port in [7101u16, 7102] {
+                let l = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+                std::thread::spawn(move || for _ in l.incoming() {});
+            }
+            // (busybox: the test VM has no other shell tools.)
+            let tries = "/probe tcp_serve=7100 & \
+                 while :; do for p in 7101 7102; do \
+                   busybox nc -w 2 10.123.0.1 $p </dev/null >/dev/null 2>&1 \
+                     && echo \"port $p open\" || echo \"port $p refused\"; \
+                 done; sleep 0.3; done";
+            start_counting(
+                name,
+                &[
+                    "--network",
+                    "bridge",
+                    "--bridge",
+                    br,
+                    "--subnet",
+                    "10.123.0.0/24",
+                    "--egress-allow",
+                    "10.123.0.1",
+                    "--egress-tcp-port",
+                    "7101",
+                    "--events-jsonl",
+                    &events_s,
+                    "-v",
+                    &vol,
+                ],
+                &["sh", "-c", tries],
+                4,
+            );
+            let log = || stdout(&run(&["logs", name]));
+            let both = || {
+                poll_for(15, || {
+                    let l = log();
+                    (l.contains("port 7101 open") && l.contains("port 7102 refused")).then_some(l)
+                })
+            };
+            let l = both().unwrap_or_else(|| panic!("{}", log()));
+            assert!(!l.contains("port 7101 refused"), "{l}");
+            assert!(!l.contains("port 7102 open"), "{l}");
+            let addr = || {
+                let o = run(&[
+                    "exec", name, "--", "busybox", "ip", "-4", "addr", "show", "eth0",
+                ]);
+                let out = stdout(&o);
+                out.split_whitespace()
+                    .skip_while(|w| *w != "inet")
+                    .nth(1)
+                    .map(|a| a.split('/').next().unwrap().to_string())
+                    .unwrap_or_else(|| panic!("no address: {out} {}", stderr(&o)))
+            };
+            let ip = addr();
+            let ports = ports_of(br);
+            assert!(ports.len() == 1 && ports[0].ends_with(" up"), "{ports:?}");
+            let conn = std::net::TcpStream::connect((ip.as_str(), 7100)).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            let mut echo = |n: &str| {
+                writeln!(w, "{n}").unwrap();
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                line.trim().to_string()
+            };
+            assert_eq!(echo("1"), "1");
+            let o = run(&["checkpoint", "--tcp-established", "-o", &dir_s, name]);
+            if !criu_runs_here_or_rm(&o, name) {
+                return;
+            }
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let refused_before = std::fs::read_to_string(&events)
+                .unwrap_or_default()
+                .matches("egress_refused")
+                .count();
+            assert!(refused_before > 0, "no refusal reported before the save");
+            let o = run(&["restore", "-d", "-i", &dir_s]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            // The same port again, on the bridge and up; the same address.
+            assert_eq!(ports_of(br), ports);
+            assert_eq!(addr(), ip);
+            // The host's connection goes on.
+            assert_eq!(echo("2"), "2");
+            // Its egress rules again, and refusals reported by the new runtime.
+            let l = both().unwrap_or_else(log);
+            assert!(
+                l.contains("port 7101 open") && l.contains("port 7102 refused"),
+                "{l}"
+            );
+            assert!(!l.contains("port 7102 open"), "{l}");
+            let more = poll_for(10, || {
+                let n = std::fs::read_to_string(&events)
+                    .unwrap_or_default()
+                    .matches("egress_refused")
+                    .count();
+                (n > refused_before).then_some(n)
+            });
+            assert!(more.is_some(), "no refusal reported after the restore");
+            // A copy beside its running source would need the source's addresses: refused in
+            // one line, the source running on.
+            let again = t.path().join("again").display().to_string();
+            let o = run(&[
+                "checkpoint",
+                "--leave-running",
+                "--tcp-established",
+                "-o",
+                &again,
+                name,
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let o = run(&["restore", "-d", "-i", &again, "--name", "ckpt-bridge-2"]);
+            assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+            assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+            assert!(stderr(&o).contains("bridged"), "{}", stderr(&o));
+            assert_eq!(echo("3"), "3");
+            let o = run(&["rm", "-f", name]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        })
     });
 }

@@ -57,6 +57,27 @@ pub(super) fn restore_run(
         Some(c) => c.self_join_files()?,
         None => Vec::new(),
     };
+    // Bridge networking: the saved slots again (the image's addresses and MACs are theirs),
+    // the bridge, the guard's entries and the published ports, held until the sandbox is
+    // gone; CRIU makes each veth pair and attaches its host end.
+    let bridged = ck::veth_externals(plan, &r.info.bridge_slots)
+        .map_err(|e| other("restore", e))
+        .and_then(|veths| {
+            let held = ck::bridges(plan)
+                .zip(&r.info.bridge_slots)
+                .map(|(b, i)| crate::net::bridge_restore_side(b, &plan.id, *i))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((veths, held))
+        });
+    let (veths, host_net) = match bridged {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(c) = cgroup {
+                let _ = c.remove();
+            }
+            return Err(e);
+        }
+    };
     let etc_held = match &plan.etc_view {
         Some(v) => Some((crate::etcview::hold(v, Path::new("/etc"))?, v.dir())),
         None => None,
@@ -91,7 +112,14 @@ pub(super) fn restore_run(
     let root = r.state_root.join(".criu-root");
     let images_at = PathBuf::from(format!("/proc/self/fd/{IMAGES_FD}"));
     let pairs: Vec<(i32, String)> = inherit.iter().map(|(n, k, _)| (*n, k.clone())).collect();
-    let argv = ck::restore_argv(&r.criu, &images_at, &root, &pairs, r.info.tcp_established);
+    let argv = ck::restore_argv(
+        &r.criu,
+        &images_at,
+        &root,
+        &pairs,
+        r.info.tcp_established,
+        &veths,
+    );
     let argv = crate::checkpoint::c_argv(&argv)?;
     let entries = ck::root_entries(plan, &|p| p.is_dir());
     let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;
@@ -129,7 +157,7 @@ pub(super) fn restore_run(
     drop(join_files);
     let mut said = String::new();
     let _ = std::io::Read::read_to_string(&mut fs::File::from(err_r), &mut said);
-    let st = raw::waitpid(criu_pid, false).ctx("wait", "criu")?;
+    let st = wait_bounded(criu_pid)?;
     let ok = matches!(st, Some((_, raw::WaitStatus::Exited(0))));
     let fail = |cgroup: Option<crate::cgroup::Cgroup>, msg: String| {
         if let Some(c) = cgroup {
@@ -139,10 +167,18 @@ pub(super) fn restore_run(
     };
     if !ok {
         let log = images_dir.join(ck::RESTORE_LOG);
-        let msg = if said.is_empty() {
-            failure_of(&log).unwrap_or_else(|| format!("it failed ({st:?})"))
-        } else {
+        let msg = if !said.is_empty() {
             said
+        } else if st.is_none() {
+            format!(
+                "criu did not finish within {} s and was killed{}",
+                CRIU_RESTORE_LIMIT.as_secs(),
+                failure_of(&log)
+                    .map(|l| format!(" (its last error: {l})"))
+                    .unwrap_or_default()
+            )
+        } else {
+            failure_of(&log).unwrap_or_else(|| format!("it failed ({st:?})"))
         };
         return Err(fail(cgroup, msg));
     }
@@ -158,12 +194,28 @@ pub(super) fn restore_run(
     let pidfd = raw::pidfd_open(pid).ctx("pidfd_open", pid)?;
     // CRIU 3.17 names its network lock after the restored PID 1 when it removes it, but
     // after the dumped one when it makes it: the dumped one's table is left, dropping every
-    // packet of the sandbox's network namespace.
-    if let Err(e) = drop_lock_table(pidfd.as_fd(), r.info.dumped_pid) {
-        let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = raw::waitpid(pid, false);
-        return Err(fail(cgroup, e.to_string()));
-    }
+    // packet of the sandbox's network namespace. The egress supervision's sockets (the
+    // resolver's, the refusal log's) were the saved sandbox's runtime's, not in the image:
+    // made again in the restored namespace (its egress rules came back with it).
+    let watch = match in_netns(pidfd.as_fd(), || {
+        let watch = (plan.net.egress.is_some() || plan.net.resolver.is_some())
+            .then(|| {
+                crate::netwatch::WatchSockets::open(
+                    plan.net.resolver.is_some(),
+                    plan.net.egress.is_some(),
+                )
+            })
+            .transpose();
+        crate::net::delete_inet_table(&format!("CRIU-{}", r.info.dumped_pid))?;
+        watch
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = raw::waitpid(pid, false);
+            return Err(fail(cgroup, e.to_string()));
+        }
+    };
     obs.started(pid, &cgroup.as_ref().map(|c| c.paths()).unwrap_or_default());
     let report = r.info.protections.clone().unwrap_or_default();
     obs.applied(&report);
@@ -173,6 +225,9 @@ pub(super) fn restore_run(
     // Nothing in the restored sandbox holds a channel of ours (the workload's exec closed it):
     // the wait sees it closed and watches the process.
     let (pch, cch) = channel::pair::<ToChild, FromChild>()?;
+    if let Some(w) = watch {
+        cch.send(w.into()).ctx("hand over", "egress sockets")?;
+    }
     drop(cch);
     let mut out = parent_wait(
         pid,
@@ -188,8 +243,31 @@ pub(super) fn restore_run(
     // (It ran: the end is the workload's, recorded as any other's.)
     out.report.get_or_insert(report);
     finish_run(&mut out, cgroup, &[], obs)?;
+    drop(host_net);
     drop(etc_held);
     Ok(out)
+}
+
+/// How long a restore's CRIU may take (a 100 MiB workload takes 2.4 s under the test VM's
+/// emulated CPU): CRIU is an outside program, and one that hangs (seen once in the test VM
+/// on a failing restore) must not hold the restore, its caller and the id range for ever.
+const CRIU_RESTORE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// CRIU's status, or None when it ran past [`CRIU_RESTORE_LIMIT`] and was killed (what it
+/// restored so far is in the sandbox's cgroup, killed with it by the caller).
+fn wait_bounded(pid: libc::pid_t) -> Result<Option<(libc::pid_t, raw::WaitStatus)>> {
+    let end = std::time::Instant::now() + CRIU_RESTORE_LIMIT;
+    loop {
+        if let Some(st) = raw::waitpid(pid, true).ctx("wait", "criu")? {
+            return Ok(Some(st));
+        }
+        if std::time::Instant::now() > end {
+            let _ = raw::kill(pid, libc::SIGKILL);
+            let _ = raw::waitpid(pid, false);
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Restored tasks read some images themselves, through criu's descriptor of the directory,
@@ -201,12 +279,12 @@ fn open_images(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).ctx("chmod", dir.display())
 }
 
-/// Delete `inet CRIU-<dumped>` in the network namespace of the process `pidfd` names
-/// (absent: nothing to do). (setns through the pidfd: no /proc path of the sandbox's.)
-fn drop_lock_table(pidfd: std::os::fd::BorrowedFd<'_>, dumped: i32) -> Result<()> {
+/// `f` in the network namespace of the process `pidfd` names, then back in ours. (setns
+/// through the pidfd: no /proc path of the sandbox's.)
+fn in_netns<T>(pidfd: std::os::fd::BorrowedFd<'_>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let ours = fs::File::open("/proc/self/ns/net").ctx("open", "network namespace")?;
     raw::setns(pidfd, libc::CLONE_NEWNET).ctx("setns", "the sandbox's netns")?;
-    let r = crate::net::delete_inet_table(&format!("CRIU-{dumped}"));
+    let r = f();
     raw::setns(ours.as_fd(), libc::CLONE_NEWNET).ctx("setns", "back")?;
     r
 }

@@ -88,6 +88,18 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         .ok_or_else(|| anyhow!("{}: its process is gone", a.id))?;
     let externals = sys::externals(init.pid)?;
     let uid_base = sys::uid_base(init.pid)?;
+    // Its address slot on each bridge (the runtime that watches it holds them).
+    let bridge_slots = ck::bridges(&plan)
+        .map(|b| {
+            nucleus_sys::net::Claim::held_by(&b.claims_dir, &s.id).ok_or_else(|| {
+                anyhow!(
+                    "{}: its address on bridge {} is not held (is its runtime gone?)",
+                    a.id,
+                    b.name
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
     let made = output_dir(&a.output)?;
     let out = std::path::absolute(&a.output)?;
     let images = out.join(ck::IMAGES);
@@ -138,6 +150,7 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         created_ms: now_ms(),
         protections: s.protections.clone(),
         tcp_established: a.tcp_established,
+        bridge_slots,
     };
     let write_info = || -> Result<()> {
         let mut f = fs::OpenOptions::new()
@@ -203,6 +216,18 @@ pub(crate) fn restore(root: Option<&Path>, a: &RestoreArgs, log: &Logger, t0: u6
             "--name",
             format!(
                 "{} still exists (saved with --leave-running, or restored already): give the copy a name of its own",
+                info.name.as_deref().unwrap_or(&info.id)
+            ),
+        )
+        .into());
+    }
+    // A bridged sandbox's interfaces come back with the image's addresses, its source's.
+    if copy && !info.bridge_slots.is_empty() {
+        return Err(ConfigError::new(
+            "--name",
+            format!(
+                "{} still exists and a copy of a bridged sandbox would take its addresses: \
+                 restore it once the source is gone",
                 info.name.as_deref().unwrap_or(&info.id)
             ),
         )
