@@ -361,7 +361,7 @@ pub fn criu_supported(version: &str, release: &str) -> Result<(), String> {
 /// What both of CRIU's verbs are told: their log (in the images) at errors and warnings (the
 /// debug level costs ~10% of a dump here), and the binds of host paths (/usr, the /etc view,
 /// /dev's nodes, the /dev/null masks) found and named by CRIU itself.
-fn common_argv(criu: &Path, verb: &str, images: &Path, log: &str) -> Vec<String> {
+pub(crate) fn common_argv(criu: &Path, verb: &str, images: &Path, log: &str) -> Vec<String> {
     [
         &criu.display().to_string(),
         verb,

@@ -32,20 +32,62 @@ pub fn externals(pid: i32) -> Result<Vec<ExternalFile>> {
                 ),
             ));
         }
-        let info = format!("/proc/{pid}/fdinfo/{fd}");
-        let text = fs::read_to_string(&info).ctx("read", &info)?;
-        let mnt_id = text
-            .lines()
-            .find_map(|l| l.strip_prefix("mnt_id:"))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| other("read", format!("{info}: no mnt_id")))?;
         out.push(ExternalFile {
             stdio,
-            mnt_id,
+            mnt_id: mnt_id(pid, fd)?,
             ino: st.ino(),
         });
     }
     Ok(out)
+}
+
+/// An OCI container's standard descriptors (of its process, `pid` on the host), as CRIU needs
+/// them: the caller's pipes (conmon's, a shim's) by inode, anything else as a file outside
+/// its mounts (mount id and inode). A socket or a terminal is refused in one line.
+pub fn oci_stdio(pid: i32) -> Result<Vec<nucleus_spec::oci::checkpoint::Descriptor>> {
+    use nucleus_spec::oci::checkpoint::Descriptor;
+    let mut out = Vec::new();
+    for (fd, stdio) in [(0, Stdio::Stdin), (1, Stdio::Stdout), (2, Stdio::Stderr)] {
+        let link = format!("/proc/{pid}/fd/{fd}");
+        let target = fs::read_link(&link).ctx("read", &link)?;
+        let target = target.to_string_lossy();
+        if let Some(ino) = target
+            .strip_prefix("pipe:[")
+            .and_then(|t| t.strip_suffix(']'))
+            .and_then(|t| t.parse().ok())
+        {
+            out.push(Descriptor::Pipe { ino });
+            continue;
+        }
+        let st = fs::metadata(&link).ctx("stat", &link)?;
+        use std::os::unix::fs::FileTypeExt;
+        let ft = st.file_type();
+        let tty = ft.is_char_device() && (st.rdev() >> 8 == 136 || st.rdev() >> 8 == 5);
+        if ft.is_socket() || tty {
+            return Err(other(
+                "checkpoint",
+                format!("its descriptor {fd} is {target}: only pipes and files are saved"),
+            ));
+        }
+        out.push(Descriptor::File {
+            file: ExternalFile {
+                stdio,
+                mnt_id: mnt_id(pid, fd)?,
+                ino: st.ino(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The id of the mount descriptor `fd` of `pid` is on (its fdinfo's `mnt_id`).
+fn mnt_id(pid: i32, fd: i32) -> Result<u64> {
+    let info = format!("/proc/{pid}/fdinfo/{fd}");
+    let text = fs::read_to_string(&info).ctx("read", &info)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| other("read", format!("{info}: no mnt_id")))
 }
 
 /// The first host uid of the user namespace of `pid` (its `0 BASE WIDTH` line).

@@ -351,22 +351,25 @@ pub fn device(
     Ok(())
 }
 
-/// Hide `dst` if it exists: /dev/null over a file, the staging root's empty read-only
-/// directory over a directory.
-pub fn mask(root: BorrowedFd<'_>, dst: &Path, empty_dir: &Path) -> Result<()> {
+/// Hide `dst` if it exists: /dev/null over a file, an empty read-only tmpfs over a directory.
+pub fn mask(root: BorrowedFd<'_>, dst: &Path) -> Result<()> {
     let Some(target) = open(root, dst, Make::Nothing, false).ctx("mask", dst.display())? else {
         return Ok(());
     };
     let dir = is_dir(target.as_fd());
-    let src = if dir {
-        empty_dir.to_path_buf()
+    // A directory: an empty read-only tmpfs of its own (as runc and crun mask one), not a
+    // clone of one shared empty directory, whose file system's root is mounted nowhere in
+    // the container: CRIU saves no mount without a reachable root, and an OCI container is
+    // checkpointed (runc's verb) without having asked for it at its start.
+    let tree = if dir {
+        let t =
+            raw::detached_tmpfs(&[("mode", "0555"), ("size", "4k")]).ctx("mask", dst.display())?;
+        set_attrs(t.as_fd(), false, LOCKED_DOWN, 0, "mask", dst)?;
+        t
     } else {
-        PathBuf::from("/oldroot/dev/null")
+        raw::open_tree_clone(None, Path::new("/oldroot/dev/null"), false)
+            .ctx("mask", dst.display())?
     };
-    let tree = raw::open_tree_clone(None, &src, false).ctx("mask", dst.display())?;
-    if dir {
-        set_attrs(tree.as_fd(), false, LOCKED_DOWN, 0, "mask", dst)?;
-    }
     attach(&tree, &target, "mask", dst)
 }
 

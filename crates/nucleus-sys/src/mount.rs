@@ -503,7 +503,7 @@ pub fn apply(op: &MountOp, prep: &mut Prepared) -> Result<()> {
             (*uid, *gid),
             prep.userns,
         ),
-        MountOp::Mask { dst } => crate::inroot::mask(prep.image(dst)?, dst, Path::new(MASK)),
+        MountOp::Mask { dst } => crate::inroot::mask(prep.image(dst)?, dst),
         MountOp::Sysctl { key, value } => {
             let path = Path::new("/proc/sys").join(key.replace('.', "/"));
             crate::inroot::write(prep.image(&path)?, &path, value.as_bytes()).ctx("sysctl", key)

@@ -25,6 +25,7 @@ mod launch_config;
 mod log;
 mod monitor;
 mod oci;
+mod oci_checkpoint;
 mod records;
 mod run;
 mod telemetry;

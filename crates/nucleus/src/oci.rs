@@ -16,19 +16,25 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Whether this command line is the OCI form of `create`/`run`: `--bundle`/`-b` given, or
-/// exactly one argument after the verb's flags with no `--` and a config.json here; or of
-/// `exec`: `--process`/`-p` given.
+/// exactly one argument after the verb's flags with no `--` and a config.json here; of
+/// `exec`: `--process`/`-p` given; of `checkpoint`/`restore`: `--image-path` given.
 pub(crate) fn is_oci_invocation(args: &[String]) -> bool {
-    let Some(at) = args
-        .iter()
-        .position(|a| a == "create" || a == "run" || a == "exec" || a == "--")
-    else {
+    let Some(at) = args.iter().position(|a| {
+        ["create", "run", "exec", "checkpoint", "restore", "--"].contains(&a.as_str())
+    }) else {
         return false;
     };
     if args[at] == "--" {
         return false;
     }
     let rest = &args[at + 1..];
+    // runc's checkpoint and restore: CRIU's images at --image-path (the native verbs take
+    // -o / -i).
+    if args[at] == "checkpoint" || args[at] == "restore" {
+        return rest
+            .iter()
+            .any(|a| a == "--image-path" || a.starts_with("--image-path="));
+    }
     if rest.iter().any(|a| a == "--") {
         return false;
     }
@@ -81,6 +87,103 @@ pub(crate) enum OciCommand {
     Run(RunArgs),
     /// Start another process in a running container, as process.json describes it.
     Exec(ExecArgs),
+    /// Save a running container with CRIU (runc's checkpoint; podman's container checkpoint).
+    Checkpoint(CheckpointArgs),
+    /// Start a container from a checkpoint and its bundle (runc's restore).
+    Restore(RestoreArgs),
+}
+
+/// runc's options CRIU takes as they are, shared by checkpoint and restore.
+#[derive(Debug, Args)]
+pub(crate) struct CriuArgs {
+    /// CRIU's images.
+    #[arg(long)]
+    pub image_path: PathBuf,
+    /// Where CRIU's log (and the restore's pid file) go; default the image path.
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// Established TCP connections (saved, restored).
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Unix sockets whose peer is outside the container.
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// A process started from a shell (a session and group of the caller's).
+    #[arg(long)]
+    pub shell_job: bool,
+    /// File locks.
+    #[arg(long)]
+    pub file_locks: bool,
+    /// CRIU's cgroup mode: soft (default), full, strict or ignore.
+    #[arg(long)]
+    pub manage_cgroups_mode: Option<String>,
+    /// Not supported (nucleus saves a whole image): refused.
+    #[arg(long, hide = true)]
+    pub empty_ns: Option<String>,
+    /// Not supported: refused.
+    #[arg(long, hide = true)]
+    pub auto_dedup: bool,
+    /// Not supported: refused.
+    #[arg(long, hide = true)]
+    pub lazy_pages: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Keep the container running once it is saved.
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Not supported (no pre-dumps): refused.
+    #[arg(long, hide = true)]
+    pub pre_dump: bool,
+    /// Not supported: refused.
+    #[arg(long, hide = true)]
+    pub parent_path: Option<PathBuf>,
+    /// Not supported: refused.
+    #[arg(long, hide = true)]
+    pub page_server: Option<String>,
+    /// Not supported: refused.
+    #[arg(long, hide = true)]
+    pub status_fd: Option<String>,
+    /// Accepted: no ghost-file remapping is needed beyond CRIU's default.
+    #[arg(long, hide = true)]
+    pub link_remap: bool,
+    /// Accepted (CRIU's default for in-flight connections).
+    #[arg(long, hide = true)]
+    pub tcp_skip_in_flight: bool,
+    /// The container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The bundle directory (config.json and its root); default the current directory.
+    #[arg(long, short = 'b')]
+    pub bundle: Option<PathBuf>,
+    /// Leave once it runs (its process goes to the caller's subreaper); without it, in the
+    /// foreground as `run`.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    #[command(flatten)]
+    pub started: Started,
+    /// Accepted: the runtime does not become a subreaper.
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Accepted: CRIU restores the mounts itself.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted: no LSM profiles.
+    #[arg(long, hide = true)]
+    pub lsm_profile: Option<String>,
+    /// Accepted: no LSM mount contexts.
+    #[arg(long, hide = true)]
+    pub lsm_mount_context: Option<String>,
+    /// The container id.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +291,8 @@ pub(crate) fn main(args: Vec<String>) -> u8 {
         OciCommand::Create(a) => create(&cli, a, &log),
         OciCommand::Run(a) => run(&cli, a, &log),
         OciCommand::Exec(a) => exec(&cli, a, &log),
+        OciCommand::Checkpoint(a) => crate::oci_checkpoint::checkpoint(&cli, a),
+        OciCommand::Restore(a) => crate::oci_checkpoint::restore(&cli, a, &log),
     };
     match r {
         Ok(code) => code,
@@ -255,14 +360,23 @@ enum Made {
     Failed(u8),
 }
 
-fn make(
+/// A container's plan from its bundle (config.json read and translated), with the store.
+pub(crate) struct FromBundle {
+    pub(crate) store: Store,
+    pub(crate) bundle: PathBuf,
+    pub(crate) parsed: nucleus_spec::oci::Bundle,
+    pub(crate) plan: nucleus_spec::Plan,
+}
+
+pub(crate) fn from_bundle(
     cli: &OciCli,
-    a: &CreateArgs,
+    id: &str,
+    bundle: Option<&Path>,
+    no_pivot: bool,
     log: &Logger,
-    console: nucleus_sys::sandbox::Console<'_>,
-) -> Result<Made> {
-    nucleus_spec::state::validate_name("id", &a.id)?;
-    let bundle = match &a.bundle {
+) -> Result<FromBundle> {
+    nucleus_spec::state::validate_name("id", id)?;
+    let bundle = match bundle {
         Some(b) => std::path::absolute(b).context("--bundle")?,
         None => std::env::current_dir().context("the current directory")?,
     };
@@ -290,25 +404,69 @@ fn make(
             ..Default::default()
         },
     );
-    let dir = store.dir(&a.id);
-    let mut plan = nucleus_spec::oci::plan(
+    let dir = store.dir(id);
+    let plan = nucleus_spec::oci::plan(
         &parsed,
         &nucleus_spec::oci::Context {
-            id: &a.id,
+            id,
             bundle: &bundle,
             fifo: dir.join("exec.fifo"),
-            no_pivot: a.no_pivot,
+            no_pivot,
             systemd_cgroup: cli.systemd_cgroup,
             rootless: nucleus_sys::security::is_root()
                 && nucleus_sys::security::in_user_namespace(),
             facts: &facts,
         },
     )?;
-    plan.process.preserve_fds = preserved(a.started.preserve_fds)?;
     crate::timing::mark("probe host, plan");
     for w in &plan.warnings {
         log.warn(w);
     }
+    Ok(FromBundle {
+        store,
+        bundle,
+        parsed,
+        plan,
+    })
+}
+
+/// Claim the id with the container's record and plan (a second create of it fails here).
+pub(crate) fn claim(
+    store: &Store,
+    id: &str,
+    record: &State,
+    plan: &nucleus_spec::Plan,
+) -> Result<()> {
+    let plan_json = serde_json::to_vec(plan)?;
+    let taken = || anyhow!("{id}: a container with this id exists (see `nucleus ps -a`)");
+    if store.dir(id).exists() {
+        return Err(taken());
+    }
+    store
+        .create(id, None, record, &[("plan.json", &plan_json)])
+        .map_err(|e| {
+            if store.dir(id).exists() {
+                taken()
+            } else {
+                anyhow!("{id}: {e}")
+            }
+        })?;
+    Ok(())
+}
+
+fn make(
+    cli: &OciCli,
+    a: &CreateArgs,
+    log: &Logger,
+    console: nucleus_sys::sandbox::Console<'_>,
+) -> Result<Made> {
+    let FromBundle {
+        store,
+        bundle,
+        parsed,
+        mut plan,
+    } = from_bundle(cli, &a.id, a.bundle.as_deref(), a.no_pivot, log)?;
+    plan.process.preserve_fds = preserved(a.started.preserve_fds)?;
     // The record first (it claims the id: a second create of it fails here), then the
     // container; a create that fails removes it.
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
@@ -316,25 +474,7 @@ fn make(
         bundle: bundle.clone(),
         annotations: parsed.annotations(),
     });
-    let plan_json = serde_json::to_vec(&plan)?;
-    let taken = || {
-        anyhow!(
-            "{}: a container with this id exists (see `nucleus ps -a`)",
-            a.id
-        )
-    };
-    if store.dir(&a.id).exists() {
-        return Err(taken());
-    }
-    store
-        .create(&a.id, None, &record, &[("plan.json", &plan_json)])
-        .map_err(|e| {
-            if store.dir(&a.id).exists() {
-                taken()
-            } else {
-                anyhow!("{}: {e}", a.id)
-            }
-        })?;
+    claim(&store, &a.id, &record, &plan)?;
     crate::timing::mark("record");
     let created = match nucleus_sys::sandbox::create_oci(&plan, console) {
         Ok(c) => c,
@@ -502,7 +642,7 @@ pub(crate) fn spec(a: &crate::cli::SpecArgs) -> Result<u8> {
 }
 
 /// The pid, written whole: a temporary beside it, renamed over.
-fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
+pub(crate) fn write_pid_file(p: &Path, pid: i32) -> std::io::Result<()> {
     let tmp = p.with_file_name(format!(
         ".{}.tmp",
         p.file_name()

@@ -5,6 +5,7 @@
 //! runtime-spec does not define are ignored (as it requires) and listed in
 //! [`Bundle::unknown`] for one warning.
 
+pub mod checkpoint;
 pub mod options;
 mod translate;
 

@@ -40,7 +40,7 @@ pub use gvisor::{exec as gvisor_exec, ps as gvisor_ps};
 pub(crate) use oci::{await_applied, ns_flag};
 pub use oci::{block_forwarded, create as create_oci, foreground, Console, CreateError, Created};
 use parent::parent_run;
-pub use restore::Restore;
+pub use restore::{restore_oci, OciRestore, Restore};
 pub(crate) use wait::wait;
 pub(crate) use workload::{workload_exec, workload_exec_under_init};
 

@@ -122,7 +122,6 @@ pub(super) fn restore_run(
     );
     let argv = crate::checkpoint::c_argv(&argv)?;
     let entries = ck::root_entries(plan, &|p| p.is_dir());
-    let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;
     let setup = CriuSetup {
         state_root: &r.state_root,
         etc_view: etc_held.as_ref().map(|(f, dir)| (f, dir.as_path())),
@@ -137,27 +136,7 @@ pub(super) fn restore_run(
         null: &null,
         inherit: &inherit,
     };
-    let into = cgroup.as_ref().and_then(|c| c.clone_into());
-    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
-    // SAFETY: the monitor is single-threaded here (as for parent_run's clone).
-    let forked = unsafe { raw::fork_into(0, into) }.ctx("fork", "criu")?;
-    let criu_pid = match forked {
-        Forked::Child => {
-            drop(err_r);
-            let e = match crate::cgroup::join_self(&join_files) {
-                Ok(()) => setup.run(&argv),
-                Err(e) => other("join cgroup", e),
-            };
-            let _ = rustix::io::write(&err_w, e.to_string().as_bytes());
-            raw::exit_now(125)
-        }
-        Forked::Parent { pid, .. } => pid,
-    };
-    drop(err_w);
-    drop(join_files);
-    let mut said = String::new();
-    let _ = std::io::Read::read_to_string(&mut fs::File::from(err_r), &mut said);
-    let st = wait_bounded(criu_pid)?;
+    let (said, st) = run_criu(cgroup.as_ref(), join_files, || setup.run(&argv))?;
     let ok = matches!(st, Some((_, raw::WaitStatus::Exited(0))));
     let fail = |cgroup: Option<crate::cgroup::Cgroup>, msg: String| {
         if let Some(c) = cgroup {
@@ -166,31 +145,13 @@ pub(super) fn restore_run(
         other("criu", format!("restore: {msg}"))
     };
     if !ok {
-        let log = images_dir.join(ck::RESTORE_LOG);
-        let msg = if !said.is_empty() {
-            said
-        } else if st.is_none() {
-            format!(
-                "criu did not finish within {} s and was killed{}",
-                CRIU_RESTORE_LIMIT.as_secs(),
-                failure_of(&log)
-                    .map(|l| format!(" (its last error: {l})"))
-                    .unwrap_or_default()
-            )
-        } else {
-            failure_of(&log).unwrap_or_else(|| format!("it failed ({st:?})"))
-        };
+        let msg = failure(said, st, &images_dir.join(ck::RESTORE_LOG));
         return Err(fail(cgroup, msg));
     }
     let pidfile = images_dir.join(ck::PIDFILE);
-    let pid: libc::pid_t = match fs::read_to_string(&pidfile)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        Some(p) => p,
-        None => return Err(fail(cgroup, format!("no pid in {}", pidfile.display()))),
+    let Some(pid) = take_pid(&pidfile) else {
+        return Err(fail(cgroup, format!("no pid in {}", pidfile.display())));
     };
-    let _ = fs::remove_file(&pidfile);
     let pidfd = raw::pidfd_open(pid).ctx("pidfd_open", pid)?;
     // CRIU 3.17 names its network lock after the restored PID 1 when it removes it, but
     // after the dumped one when it makes it: the dumped one's table is left, dropping every
@@ -270,6 +231,73 @@ fn wait_bounded(pid: libc::pid_t) -> Result<Option<(libc::pid_t, raw::WaitStatus
     }
 }
 
+/// Fork, join the sandbox's cgroup (`into` on v2 at the fork, `join_files` on v1), and run
+/// `exec` there (it execs CRIU, returning only its failure, which comes back here); then wait
+/// for CRIU, bounded. What the child said on failure, and CRIU's status (None: killed).
+fn run_criu(
+    cgroup: Option<&crate::cgroup::Cgroup>,
+    join_files: Vec<fs::File>,
+    exec: impl FnOnce() -> crate::error::SysError,
+) -> Result<(String, Option<(libc::pid_t, raw::WaitStatus)>)> {
+    let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;
+    let into = cgroup.and_then(|c| c.clone_into());
+    #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
+    // SAFETY: restores run single-threaded (the monitor before its wait, `nucleus restore`).
+    let forked = unsafe { raw::fork_into(0, into) }.ctx("fork", "criu")?;
+    let criu_pid = match forked {
+        Forked::Child => {
+            drop(err_r);
+            let e = match crate::cgroup::join_self(&join_files) {
+                Ok(()) => exec(),
+                Err(e) => other("join cgroup", e),
+            };
+            let _ = rustix::io::write(&err_w, e.to_string().as_bytes());
+            raw::exit_now(125)
+        }
+        Forked::Parent { pid, .. } => pid,
+    };
+    drop(err_w);
+    drop(join_files);
+    let mut said = String::new();
+    let _ = std::io::Read::read_to_string(&mut fs::File::from(err_r), &mut said);
+    Ok((said, wait_bounded(criu_pid)?))
+}
+
+/// The restored process's host pid from CRIU's pid file, which goes.
+fn take_pid(pidfile: &Path) -> Option<libc::pid_t> {
+    let pid = fs::read_to_string(pidfile).ok()?.trim().parse().ok();
+    let _ = fs::remove_file(pidfile);
+    pid
+}
+
+/// Exec CRIU (`argv`) with the caller's PATH only: it runs ip, iptables-restore and tar from
+/// it (the operator's). Returns only on failure.
+fn exec_criu(argv: &[CString]) -> crate::error::SysError {
+    let argv_c = raw::CStrArray::new(argv);
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let env = [CString::new(format!("PATH={path}")).unwrap_or_default()];
+    let env_c = raw::CStrArray::new(&env);
+    other("exec", raw::execve(&argv[0], &argv_c, &env_c))
+}
+
+/// A failed restore in one line: what the child said before CRIU, CRIU's timeout, or the last
+/// error of its `log`.
+fn failure(said: String, st: Option<(libc::pid_t, raw::WaitStatus)>, log: &Path) -> String {
+    if !said.is_empty() {
+        return said;
+    }
+    let last = failure_of(log);
+    match st {
+        None => format!(
+            "criu did not finish within {} s and was killed{}",
+            CRIU_RESTORE_LIMIT.as_secs(),
+            last.map(|l| format!(" (its last error: {l})"))
+                .unwrap_or_default()
+        ),
+        Some(st) => last.unwrap_or_else(|| format!("it failed ({st:?})")),
+    }
+}
+
 /// Restored tasks read some images themselves, through criu's descriptor of the directory,
 /// some before their user namespace has its map (they have no uid then, so no owner would
 /// do: seen as a rare EACCES on timens-0.img): the directory is searchable by all (0711).
@@ -313,12 +341,7 @@ impl CriuSetup<'_> {
             Ok(()) => {}
             Err(e) => return e,
         }
-        let argv_c = raw::CStrArray::new(argv);
-        // CRIU runs ip, iptables-restore and tar from PATH: the caller's (the operator's).
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-        let env = [CString::new(format!("PATH={path}")).unwrap_or_default()];
-        let env_c = raw::CStrArray::new(&env);
-        other("exec", raw::execve(&argv[0], &argv_c, &env_c))
+        exec_criu(argv)
     }
 
     fn prepare(&self) -> Result<()> {
@@ -449,5 +472,149 @@ impl CriuSetup<'_> {
                 .ctx("dup", "/dev/null")?;
         }
         Ok(())
+    }
+}
+
+/// What `restore` of an OCI container (runc's verb) starts from.
+pub struct OciRestore<'a> {
+    pub criu: &'a Path,
+    /// CRIU's images (`--image-path`), and where its log and pid file go (`--work-path`).
+    pub images: &'a Path,
+    pub work: Option<&'a Path>,
+    pub info: &'a nucleus_spec::oci::checkpoint::OciCheckpointInfo,
+    pub options: &'a nucleus_spec::oci::checkpoint::CriuOptions,
+}
+
+/// The descriptor number the joined network namespace is handed to CRIU at (above the
+/// standard ones, which are the caller's, handed on as the saved ones).
+const NETNS_FD: i32 = 3;
+
+/// `restore` of an OCI container: its cgroup made again from config.json (with its limits),
+/// CRIU's images restored onto the bundle's root in a mount namespace of CRIU's own, the
+/// saved standard descriptors replaced by the caller's of the same numbers (as runc does:
+/// conmon's new pipes), a joined network namespace handed over as config.json names it. The
+/// restored process is the caller's child; on failure nothing is left.
+pub fn restore_oci(plan: &Plan, r: &OciRestore<'_>) -> Result<super::Created> {
+    use nucleus_spec::mounts::RootSource;
+    use nucleus_spec::oci::checkpoint as ock;
+    let RootSource::Dir {
+        path: root,
+        readonly,
+    } = &plan.root
+    else {
+        return Err(other("restore", "not an OCI plan"));
+    };
+    let netns = plan
+        .namespaces
+        .join
+        .iter()
+        .find(|j| j.kind == nucleus_spec::plan::NsKind::Net)
+        .map(|j| fs::File::open(&j.path).ctx("open", j.path.display()))
+        .transpose()?;
+    if netns.is_some() != r.info.netns_external {
+        return Err(other(
+            "restore",
+            if r.info.netns_external {
+                "the saved container had joined a network namespace: config.json must name one \
+                 (linux.namespaces, network with a path)"
+            } else {
+                "config.json joins a network namespace; the saved container had its own, which \
+                 is in the image"
+            },
+        ));
+    }
+    let logs = r.work.unwrap_or(r.images);
+    let pidfile = logs.join(ck::PIDFILE);
+    let _ = fs::remove_file(&pidfile);
+    let argv = ock::restore_argv(
+        r.criu,
+        (r.images, r.work),
+        (root, &pidfile),
+        &r.info.stdio,
+        netns.as_ref().map(|_| NETNS_FD),
+        r.options,
+    );
+    let argv = crate::checkpoint::c_argv(&argv)?;
+    let cgroup = parent_cgroup(plan, &mut super::NoObserver)?;
+    let join_files = match &cgroup {
+        Some(c) => c.self_join_files()?,
+        None => Vec::new(),
+    };
+    let (said, st) = run_criu(cgroup.as_ref(), join_files, || {
+        oci_criu(&argv, root, *readonly, netns.as_ref())
+    })?;
+    drop(netns);
+    let fail = |cgroup: Option<crate::cgroup::Cgroup>, msg: String| {
+        if let Some(c) = cgroup {
+            let _ = c.remove();
+        }
+        other("criu", format!("restore: {msg}"))
+    };
+    if !matches!(st, Some((_, raw::WaitStatus::Exited(0)))) {
+        let msg = failure(said, st, &logs.join(ck::RESTORE_LOG));
+        return Err(fail(cgroup, msg));
+    }
+    let Some(pid) = take_pid(&pidfile) else {
+        return Err(fail(cgroup, format!("no pid in {}", pidfile.display())));
+    };
+    if !r.info.netns_external {
+        // (As for a native restore: CRIU 3.17 leaves its lock table, named after the dumped
+        // process, in the restored namespace.)
+        let dropped = raw::pidfd_open(pid).ctx("pidfd_open", pid).and_then(|fd| {
+            in_netns(fd.as_fd(), || {
+                crate::net::delete_inet_table(&format!("CRIU-{}", r.info.dumped_pid))
+            })
+        });
+        if let Err(e) = dropped {
+            let _ = raw::kill(pid, libc::SIGKILL);
+            let _ = raw::waitpid(pid, false);
+            return Err(fail(cgroup, e.to_string()));
+        }
+    }
+    Ok(super::Created {
+        pid,
+        cgroups: cgroup.map(|c| c.keep()).unwrap_or_default(),
+        report: Default::default(),
+        master: None,
+    })
+}
+
+/// In the child, as root of the host: a mount namespace of its own where the bundle's root is
+/// a mount (bound onto itself; read-only when config.json says so), the joined network
+/// namespace at [`NETNS_FD`], every other descriptor but the standard ones closed; then
+/// exec criu. Returns only on failure.
+fn oci_criu(
+    argv: &[CString],
+    root: &Path,
+    readonly: bool,
+    netns: Option<&fs::File>,
+) -> crate::error::SysError {
+    let prepared = (|| -> Result<()> {
+        raw::unshare(libc::CLONE_NEWNS).ctx("unshare", "mount namespace")?;
+        raw::make_private(Path::new("/")).ctx("make mounts private", "/")?;
+        raw::bind(root, root, false).ctx("bind", root.display())?;
+        if readonly {
+            raw::mount_setattr(None, root, false, raw::MOUNT_ATTR_RDONLY, 0, None)
+                .ctx("make root read-only", root.display())?;
+        }
+        if let Some(n) = netns {
+            let hi = rustix::io::fcntl_dupfd_cloexec(n, 20)
+                .map_err(std::io::Error::from)
+                .ctx("dup", "network namespace")?;
+            raw::close_range(3, 19).ctx("close", "descriptors")?;
+            let d = rustix::io::fcntl_dupfd_cloexec(&hi, NETNS_FD)
+                .map_err(std::io::Error::from)
+                .ctx("dup", "network namespace")?;
+            if d.as_raw_fd() != NETNS_FD {
+                return Err(other("dup", format!("descriptor {NETNS_FD} is taken")));
+            }
+            raw::clear_cloexec_number(NETNS_FD).ctx("inherit", NETNS_FD)?;
+            let _ = d.into_raw_fd();
+        }
+        Ok(())
+    })();
+    match prepared {
+        Ok(()) => exec_criu(argv),
+        Err(e) => e,
     }
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// CRIU as given (--criu, NUCLEUS_CRIU) or found, checked against this kernel.
-fn criu(given: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn criu(given: Option<&Path>) -> Result<PathBuf> {
     let criu = sys::find_criu(given)?;
     let version = sys::criu_version(&criu)?;
     ck::criu_supported(&version, &sys::kernel_release())
