@@ -74,6 +74,9 @@ pub(crate) struct OciCli {
     /// Accepted for compatibility: runtime messages are already as detailed.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// The criu binary for checkpoint and restore (default: criu on PATH).
+    #[arg(long, global = true, env = "NUCLEUS_CRIU")]
+    pub criu: Option<PathBuf>,
     #[command(subcommand)]
     pub command: OciCommand,
 }

@@ -98,7 +98,7 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
     if let Some(why) = ock::refusal(&plan) {
         bail!("{}: cannot be checkpointed: {why}", a.id);
     }
-    let criu = crate::commands::checkpoint::criu(None)?;
+    let criu = crate::commands::checkpoint::criu(cli.criu.as_deref())?;
     let pid = s
         .init
         .filter(nucleus_sys::process::alive)
@@ -167,7 +167,7 @@ pub(crate) fn restore(cli: &OciCli, a: &RestoreArgs, log: &Logger) -> Result<u8>
         ))
         .into());
     }
-    let criu = crate::commands::checkpoint::criu(None)?;
+    let criu = crate::commands::checkpoint::criu(cli.criu.as_deref())?;
     let work = work_dir(&a.criu)?;
     if !a.detach {
         nucleus_sys::sandbox::block_forwarded()?;
