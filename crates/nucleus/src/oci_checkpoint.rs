@@ -111,6 +111,8 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
     } else {
         None
     };
+    // (What this checkpoint makes goes again if it fails.)
+    let made_images = !a.criu.image_path.exists();
     let images = directory("--image-path", &a.criu.image_path)?;
     let work = work_dir(&a.criu)?;
     let o = options(&a.criu);
@@ -128,8 +130,12 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
         .unwrap_or(&images)
         .join(nucleus_spec::checkpoint::DUMP_LOG);
     // (On failure CRIU lets the container go on as it was.)
-    nucleus_sys::checkpoint::run_criu(&argv, &log)
-        .map_err(|e| anyhow!("{}: not checkpointed: {e}", a.id))?;
+    if let Err(e) = nucleus_sys::checkpoint::run_criu(&argv, &log) {
+        if made_images && work.is_some() {
+            let _ = fs::remove_dir_all(&images);
+        }
+        return Err(anyhow!("{}: not checkpointed: {e}", a.id));
+    }
     let info = OciCheckpointInfo {
         version: ock::VERSION,
         id: s.id.clone(),
