@@ -62,7 +62,9 @@ pub fn oci_stdio(pid: i32) -> Result<Vec<nucleus_spec::oci::checkpoint::Descript
         let st = fs::metadata(&link).ctx("stat", &link)?;
         use std::os::unix::fs::FileTypeExt;
         let ft = st.file_type();
-        let tty = ft.is_char_device() && (st.rdev() >> 8 == 136 || st.rdev() >> 8 == 5);
+        // (Terminals: the tty majors 4 and 5, the pty slaves' 136 to 143.)
+        let major = libc::major(st.rdev());
+        let tty = ft.is_char_device() && (matches!(major, 4 | 5) || (136..=143).contains(&major));
         if ft.is_socket() || tty {
             return Err(other(
                 "checkpoint",

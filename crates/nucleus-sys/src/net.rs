@@ -445,10 +445,12 @@ impl Assigned {
 /// removes the table).
 pub struct HostSide {
     pub assigned: Assigned,
-    _claim: Claim,
     _ports: Option<Netlink>,
     /// The published host ports, bound for the sandbox's life.
     _reserved: Vec<OwnedFd>,
+    /// Released last (fields drop in order): a restore that takes the slot again finds the
+    /// ports and their table gone.
+    _claim: Claim,
 }
 
 /// Hold a published host port as a bound socket (a listening one for TCP), as Docker's proxy
@@ -751,9 +753,9 @@ fn host_side(
     };
     Ok(HostSide {
         assigned,
-        _claim: claim,
         _ports: ports,
         _reserved: reserved,
+        _claim: claim,
     })
 }
 

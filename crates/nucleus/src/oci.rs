@@ -150,11 +150,12 @@ pub(crate) struct CheckpointArgs {
     /// Not supported: refused.
     #[arg(long, hide = true)]
     pub status_fd: Option<String>,
-    /// Accepted: no ghost-file remapping is needed beyond CRIU's default.
-    #[arg(long, hide = true)]
+    /// Unlinked files the container holds open are kept through links (CRIU's --link-remap).
+    #[arg(long)]
     pub link_remap: bool,
-    /// Accepted (CRIU's default for in-flight connections).
-    #[arg(long, hide = true)]
+    /// Half-open TCP connections are left out instead of failing the dump (CRIU's
+    /// --skip-in-flight).
+    #[arg(long)]
     pub tcp_skip_in_flight: bool,
     /// The container id.
     pub id: String,

@@ -44,6 +44,8 @@ fn options(a: &CriuArgs) -> CriuOptions {
         shell_job: a.shell_job,
         file_locks: a.file_locks,
         manage_cgroups_mode: a.manage_cgroups_mode.clone(),
+        skip_in_flight: false,
+        link_remap: false,
     }
 }
 
@@ -115,7 +117,21 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
     let made_images = !a.criu.image_path.exists();
     let images = directory("--image-path", &a.criu.image_path)?;
     let work = work_dir(&a.criu)?;
-    let o = options(&a.criu);
+    let mut o = options(&a.criu);
+    o.skip_in_flight = a.tcp_skip_in_flight;
+    o.link_remap = a.link_remap;
+    // What the restore needs beside the images, written first: once CRIU has dumped (and
+    // ended) the container, nothing may fail that the image depends on.
+    let info = OciCheckpointInfo {
+        version: ock::VERSION,
+        id: s.id.clone(),
+        stdio: stdio.clone(),
+        netns_external: netns_ino.is_some(),
+        dumped_pid: pid,
+        options: o.clone(),
+    };
+    let info_path = images.join(ock::INFO_FILE);
+    fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     let argv = ock::dump_argv(
         &criu,
         pid,
@@ -131,23 +147,12 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
         .join(nucleus_spec::checkpoint::DUMP_LOG);
     // (On failure CRIU lets the container go on as it was.)
     if let Err(e) = nucleus_sys::checkpoint::run_criu(&argv, &log) {
+        let _ = fs::remove_file(&info_path);
         if made_images && work.is_some() {
             let _ = fs::remove_dir_all(&images);
         }
         return Err(anyhow!("{}: not checkpointed: {e}", a.id));
     }
-    let info = OciCheckpointInfo {
-        version: ock::VERSION,
-        id: s.id.clone(),
-        stdio,
-        netns_external: netns_ino.is_some(),
-        dumped_pid: pid,
-        options: o,
-    };
-    fs::write(
-        images.join(ock::INFO_FILE),
-        serde_json::to_vec_pretty(&info)?,
-    )?;
     if !a.leave_running {
         // CRIU ended it: stopped, for `delete` (as runc leaves it).
         let mut s = s;
@@ -186,6 +191,13 @@ pub(crate) fn restore(cli: &OciCli, a: &RestoreArgs, log: &Logger) -> Result<u8>
     } = crate::oci::from_bundle(cli, &a.id, a.bundle.as_deref(), false, log)?;
     if let Some(why) = ock::refusal(&plan) {
         bail!("{}: cannot be restored: {why}", a.id);
+    }
+    // The checkpointed container itself, stopped and not deleted yet (runc's own `checkpoint`
+    // then `restore` of one id): it makes way, as `delete` would.
+    if let Some(old) = store.read(&a.id) {
+        if old.oci.is_some() && effective(&old).0 == Status::Stopped {
+            crate::oci::delete(&store, &old, false, log)?;
+        }
     }
     let mut record = State::new(&a.id, None, plan.process.argv.clone(), store::now_ms());
     record.oci = Some(OciRecord {

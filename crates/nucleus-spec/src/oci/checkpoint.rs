@@ -46,6 +46,13 @@ pub struct CriuOptions {
     pub file_locks: bool,
     /// `--manage-cgroups-mode`: soft (default), full, strict or ignore.
     pub manage_cgroups_mode: Option<String>,
+    /// runc's `--tcp-skip-in-flight` (CRIU's `--skip-in-flight`: half-open connections are
+    /// left out instead of failing the dump) and `--link-remap` (CRIU's: unlinked files
+    /// opened by the container are kept by links). The dump's only.
+    #[serde(default)]
+    pub skip_in_flight: bool,
+    #[serde(default)]
+    pub link_remap: bool,
 }
 
 impl CriuOptions {
@@ -56,6 +63,8 @@ impl CriuOptions {
             (self.ext_unix_sk, "--ext-unix-sk"),
             (self.shell_job, "--shell-job"),
             (self.file_locks, "--file-locks"),
+            (self.skip_in_flight, "--skip-in-flight"),
+            (self.link_remap, "--link-remap"),
         ] {
             if on {
                 a.push(flag.to_string());

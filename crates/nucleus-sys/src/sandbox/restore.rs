@@ -239,7 +239,14 @@ fn run_criu(
     join_files: Vec<fs::File>,
     exec: impl FnOnce() -> crate::error::SysError,
 ) -> Result<(String, Option<(libc::pid_t, raw::WaitStatus)>)> {
-    let (err_r, err_w) = raw::pipe().ctx("pipe", "restore")?;
+    let (err_r, low) = raw::pipe().ctx("pipe", "restore")?;
+    // (Above the numbers the child sets up for CRIU, which it closes first: its failure
+    // still comes back. The low copy goes now: a writer left open here, the read below would
+    // wait for ever.)
+    let err_w = rustix::io::fcntl_dupfd_cloexec(&low, 20)
+        .map_err(std::io::Error::from)
+        .ctx("dup", "restore pipe")?;
+    drop(low);
     let into = cgroup.and_then(|c| c.clone_into());
     #[allow(unsafe_code)] // raw::fork_into: the caller must be single-threaded.
     // SAFETY: restores run single-threaded (the monitor before its wait, `nucleus restore`).
@@ -247,6 +254,11 @@ fn run_criu(
     let criu_pid = match forked {
         Forked::Child => {
             drop(err_r);
+            // CRIU as any program starts: no signal blocked (the monitor and a foreground
+            // restore block the ones they relay), every disposition the default. (CRIU
+            // learns of a restored task's death by SIGCHLD: blocked, a failing restore would
+            // wait for ever.)
+            raw::reset_signals();
             let e = match crate::cgroup::join_self(&join_files) {
                 Ok(()) => exec(),
                 Err(e) => other("join cgroup", e),
@@ -263,11 +275,12 @@ fn run_criu(
     Ok((said, wait_bounded(criu_pid)?))
 }
 
-/// The restored process's host pid from CRIU's pid file, which goes.
+/// The restored process's host pid from CRIU's pid file, which goes (never 0, 1 or negative:
+/// kill and waitpid read those as groups).
 fn take_pid(pidfile: &Path) -> Option<libc::pid_t> {
     let pid = fs::read_to_string(pidfile).ok()?.trim().parse().ok();
     let _ = fs::remove_file(pidfile);
-    pid
+    pid.filter(|p: &libc::pid_t| *p > 1)
 }
 
 /// Exec CRIU (`argv`) with the caller's PATH only: it runs ip, iptables-restore and tar from
@@ -460,6 +473,9 @@ impl CriuSetup<'_> {
             raw::clear_cloexec_number(n).ctx("inherit", n)?;
             let _ = d.into_raw_fd();
         }
+        // Whatever else is open (not close-on-exec) stays out of CRIU.
+        raw::close_range_cloexec((INHERIT_BASE + self.inherit.len() as i32) as u32)
+            .ctx("close", "descriptors")?;
         // criu's own output: nowhere (it logs to its file in the images).
         use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
         for dup in [
@@ -557,19 +573,17 @@ pub fn restore_oci(plan: &Plan, r: &OciRestore<'_>) -> Result<super::Created> {
     let Some(pid) = take_pid(&pidfile) else {
         return Err(fail(cgroup, format!("no pid in {}", pidfile.display())));
     };
-    if !r.info.netns_external {
-        // (As for a native restore: CRIU 3.17 leaves its lock table, named after the dumped
-        // process, in the restored namespace.)
-        let dropped = raw::pidfd_open(pid).ctx("pidfd_open", pid).and_then(|fd| {
-            in_netns(fd.as_fd(), || {
-                crate::net::delete_inet_table(&format!("CRIU-{}", r.info.dumped_pid))
-            })
-        });
-        if let Err(e) = dropped {
-            let _ = raw::kill(pid, libc::SIGKILL);
-            let _ = raw::waitpid(pid, false);
-            return Err(fail(cgroup, e.to_string()));
-        }
+    // (As for a native restore: CRIU 3.17 leaves its lock table, named after the dumped
+    // process, in the process's network namespace: its own, or the joined one.)
+    let dropped = raw::pidfd_open(pid).ctx("pidfd_open", pid).and_then(|fd| {
+        in_netns(fd.as_fd(), || {
+            crate::net::delete_inet_table(&format!("CRIU-{}", r.info.dumped_pid))
+        })
+    });
+    if let Err(e) = dropped {
+        let _ = raw::kill(pid, libc::SIGKILL);
+        let _ = raw::waitpid(pid, false);
+        return Err(fail(cgroup, e.to_string()));
     }
     Ok(super::Created {
         pid,
@@ -581,8 +595,8 @@ pub fn restore_oci(plan: &Plan, r: &OciRestore<'_>) -> Result<super::Created> {
 
 /// In the child, as root of the host: a mount namespace of its own where the bundle's root is
 /// a mount (bound onto itself; read-only when config.json says so), the joined network
-/// namespace at [`NETNS_FD`], every other descriptor but the standard ones closed; then
-/// exec criu. Returns only on failure.
+/// namespace at [`NETNS_FD`], every other descriptor but the standard ones closed at the
+/// exec; then exec criu. Returns only on failure.
 fn oci_criu(
     argv: &[CString],
     root: &Path,
@@ -597,20 +611,26 @@ fn oci_criu(
             raw::mount_setattr(None, root, false, raw::MOUNT_ATTR_RDONLY, 0, None)
                 .ctx("make root read-only", root.display())?;
         }
-        if let Some(n) = netns {
-            let hi = rustix::io::fcntl_dupfd_cloexec(n, 20)
-                .map_err(std::io::Error::from)
-                .ctx("dup", "network namespace")?;
-            raw::close_range(3, 19).ctx("close", "descriptors")?;
-            let d = rustix::io::fcntl_dupfd_cloexec(&hi, NETNS_FD)
-                .map_err(std::io::Error::from)
-                .ctx("dup", "network namespace")?;
-            if d.as_raw_fd() != NETNS_FD {
-                return Err(other("dup", format!("descriptor {NETNS_FD} is taken")));
+        let first_closed = match netns {
+            Some(n) => {
+                let hi = rustix::io::fcntl_dupfd_cloexec(n, 20)
+                    .map_err(std::io::Error::from)
+                    .ctx("dup", "network namespace")?;
+                raw::close_range(3, 19).ctx("close", "descriptors")?;
+                let d = rustix::io::fcntl_dupfd_cloexec(&hi, NETNS_FD)
+                    .map_err(std::io::Error::from)
+                    .ctx("dup", "network namespace")?;
+                if d.as_raw_fd() != NETNS_FD {
+                    return Err(other("dup", format!("descriptor {NETNS_FD} is taken")));
+                }
+                raw::clear_cloexec_number(NETNS_FD).ctx("inherit", NETNS_FD)?;
+                let _ = d.into_raw_fd();
+                NETNS_FD + 1
             }
-            raw::clear_cloexec_number(NETNS_FD).ctx("inherit", NETNS_FD)?;
-            let _ = d.into_raw_fd();
-        }
+            None => 3,
+        };
+        // Whatever else the caller left open (not close-on-exec) stays out of CRIU.
+        raw::close_range_cloexec(first_closed as u32).ctx("close", "descriptors")?;
         Ok(())
     })();
     match prepared {

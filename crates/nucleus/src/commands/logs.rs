@@ -61,19 +61,25 @@ pub(crate) fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
             let lock = File::open(dir.join(name))?;
             let _ = nucleus_sys::raw::flock(std::os::fd::AsFd::as_fd(&lock), false, true);
             let before = stamp();
-            let mut text = Vec::new();
-            let f = print_log(&dir, name, f, a.tail, &mut text)?;
+            let mut spool = Spool {
+                held: Vec::new(),
+                out: &mut *w,
+                spilled: false,
+            };
+            let f = print_log(&dir, name, f, a.tail, &mut spool)?;
             drop(lock);
-            let again = stamp() != before;
-            read = Some((f, text));
+            // (Once spilled, what was printed stays printed: read once, as before.)
+            let again = stamp() != before && !spool.spilled;
+            let held = std::mem::take(&mut spool.held);
+            read = Some((f, held));
             if !again {
                 break;
             }
         }
-        let Some((f, text)) = read else {
+        let Some((f, held)) = read else {
             continue;
         };
-        w.write_all(&text)?;
+        w.write_all(&held)?;
         w.flush()?;
         files.push((f, *name));
     }
@@ -111,6 +117,37 @@ pub(crate) fn logs(store: &Store, a: &LogsArgs) -> Result<u8> {
         if !moved {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// What `logs` holds back of one stream while it reads, to read it again if a cut came in
+/// between: at most [`SPOOL_MAX`] (a log's parts are about twice --log-max-size, more with a
+/// reader in the way); past that it is printed as it comes (the one read counts).
+struct Spool<'a> {
+    held: Vec<u8>,
+    out: &'a mut dyn Write,
+    spilled: bool,
+}
+
+const SPOOL_MAX: usize = 64 << 20;
+
+impl Write for Spool<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if !self.spilled && self.held.len() + b.len() <= SPOOL_MAX {
+            self.held.extend_from_slice(b);
+            return Ok(b.len());
+        }
+        if !self.spilled {
+            self.spilled = true;
+            self.out.write_all(&std::mem::take(&mut self.held))?;
+        }
+        self.out.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.spilled {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 }
 
