@@ -1082,6 +1082,21 @@ mod tests {
         }
     }
 
+    /// A restore takes its saved slot itself: refused (naming the holder) while a live
+    /// sandbox holds it, taken once it is free; `held_by` finds a holder's slot.
+    #[test]
+    fn a_restore_takes_its_own_slot_only() {
+        let dir = crate::TestDir::new("claims-at");
+        let a = Claim::acquire_at(&dir, "a", 7).unwrap();
+        assert_eq!(Claim::held_by(&dir, "a"), Some(7));
+        assert_eq!(Claim::held_by(&dir, "b"), None);
+        let e = Claim::acquire_at(&dir, "b", 7).err().unwrap().to_string();
+        assert!(e.contains("slot 7") && e.contains("sandbox a"), "{e}");
+        drop(a);
+        let b = Claim::acquire_at(&dir, "b", 7).unwrap();
+        assert_eq!((b.index, Claim::held_by(&dir, "b")), (7, Some(7)));
+    }
+
     /// A slot whose port still exists (a dead sandbox's namespace not yet torn down) is
     /// skipped, so a new sandbox never reuses a port name the guard still has live state for.
     #[test]

@@ -100,13 +100,15 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
     if let Some(why) = ock::refusal(&plan) {
         bail!("{}: cannot be checkpointed: {why}", a.id);
     }
-    let criu = crate::commands::checkpoint::criu(cli.criu.as_deref())?;
     let pid = s
         .init
         .filter(nucleus_sys::process::alive)
         .ok_or_else(|| anyhow!("{}: its process is gone", a.id))?
         .pid;
+    // (What the container has decides before whether CRIU can run here: a refusal of the
+    // container holds on any host.)
     let stdio = nucleus_sys::checkpoint::oci_stdio(pid)?;
+    let criu = crate::commands::checkpoint::criu(cli.criu.as_deref())?;
     let netns_ino = if ock::joins_netns(&plan) {
         use std::os::unix::fs::MetadataExt;
         Some(fs::metadata(format!("/proc/{pid}/ns/net"))?.ino())

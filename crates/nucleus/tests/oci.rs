@@ -1561,6 +1561,7 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
     let _g = serial();
     let t = TempDir::new("oci-ckpt");
     let id = "oci-ckpt";
+    let _ = run(&["delete", "--force", id]);
     bundle(
         &t,
         &[
@@ -1687,6 +1688,61 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
         assert_eq!(s["pid"], pid2);
         assert!(run(&["kill", id, "KILL"]).status.success());
         assert_eq!(reap(pid2), 137);
+        assert!(run(&["delete", id]).status.success());
+    });
+}
+
+/// A container whose standard descriptors are a terminal (the caller's tty handed over as its
+/// stdin, no process.terminal) is refused by `checkpoint` in one line before anything is
+/// written or CRIU is asked (on any host), and runs on.
+#[test]
+fn checkpoint_refuses_a_container_on_a_terminal() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-ckpt-tty");
+    let id = "oci-ckpt-tty";
+    let _ = run(&["delete", "--force", id]);
+    bundle(&t, &["sh", "-c", "sleep 1000"], |_| {});
+    let images = t.path().join("images");
+    leaves_nothing(|| {
+        let (_master, slave) = openpty(None);
+        let pid_file = t.path().join("pid");
+        let (b, p) = (t.s(), pid_file.display().to_string());
+        let mut c = nucleus(&["create", "--bundle", &b, "--pid-file", &p, id]);
+        let errf = t.path().join("create-err");
+        c.stdin(slave.try_clone().unwrap())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap());
+        let what = format!("{c:?}");
+        let st = wait_within(&mut c.spawn().unwrap(), DEADLINE, &what);
+        assert!(
+            st.success(),
+            "{}",
+            std::fs::read_to_string(&errf).unwrap_or_default()
+        );
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(run(&["start", id]).status.success());
+        let o = run(&[
+            "checkpoint",
+            "--image-path",
+            &images.display().to_string(),
+            id,
+        ]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("descriptor 0 is /dev/pts/"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!images.exists());
+        assert_eq!(state(id)["status"], "running");
+        assert!(run(&["kill", id, "KILL"]).status.success());
+        assert_eq!(reap(pid), 137);
         assert!(run(&["delete", id]).status.success());
     });
 }
