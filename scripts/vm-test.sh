@@ -13,6 +13,7 @@
 #
 # Usage: scripts/vm-test.sh [TEST-BINARY-NAME...]   (default: limits isolation oci checkpoint)
 #        VMTEST_ARGS="a_failed --nocapture" scripts/vm-test.sh checkpoint  (more test-binary arguments)
+#        VMTEST_REPEAT=5 ...   (each binary run that many times in one boot: chasing a flaky test)
 # Exit status: the guest's (0 = every test passed), 125 if the VM itself failed.
 # shellcheck disable=SC2016 # the guest script is written literally (its $ expand in the guest)
 set -euo pipefail
@@ -69,7 +70,7 @@ trap 'rm -f "$guest"' EXIT
       echo 'for n in iptables-save ip6tables-save iptables-restore ip6tables-restore; do ln -sf xtables-nft-multi /opt/bin/$n; done';;
     esac
     echo "echo '== $b (cgroup v2 guest)'"
-    echo "/opt/bin/$b --test-threads=1 ${skip[*]} ${VMTEST_ARGS:-} || rc=1"
+    echo "for _ in \$(seq ${VMTEST_REPEAT:-1}); do /opt/bin/$b --test-threads=1 ${skip[*]} ${VMTEST_ARGS:-} || rc=1; done"
   done
   echo 'exit $rc'
 } >"$guest"

@@ -199,12 +199,18 @@ pub struct State {
 }
 
 /// What an OCI container's record adds: where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OciRecord {
     /// The bundle directory (absolute).
     pub bundle: PathBuf,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// The container process's standard descriptors as its caller gave them at create (or
+    /// restore), what a checkpoint names to CRIU (runc's descriptors.json): read then, not
+    /// from the process at the checkpoint, whose own redirections move them for a moment.
+    /// None: a terminal, or something CRIU cannot be handed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<Vec<crate::oci::checkpoint::Descriptor>>,
 }
 
 /// The runtime-spec version of the state nucleus reports.
@@ -279,7 +285,7 @@ impl State {
         };
         let mut o = self.oci.clone().unwrap_or_else(|| OciRecord {
             bundle: bundle.into(),
-            annotations: Default::default(),
+            ..Default::default()
         });
         if let Some(n) = &self.name {
             o.annotations.insert("org.nucleus.name".into(), n.clone());

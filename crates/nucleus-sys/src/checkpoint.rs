@@ -11,34 +11,44 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio as PStdio};
 
-/// The sandbox's standard descriptors (of its PID 1, `pid` on the host), by CRIU's id: a
-/// detached sandbox's are the host's /dev/null and its two logs, files on none of its mounts.
-/// Anything else (a foreground run's pipes, a terminal) is refused: only `run -d` sandboxes
-/// are checkpointed.
-pub fn externals(pid: i32) -> Result<Vec<ExternalFile>> {
-    let mut out = Vec::new();
-    for (fd, stdio) in [(0, Stdio::Stdin), (1, Stdio::Stdout), (2, Stdio::Stderr)] {
-        let link = format!("/proc/{pid}/fd/{fd}");
-        // (stat follows the descriptor's magic link to the open file: root may.)
-        let st = fs::metadata(&link).ctx("stat", &link)?;
-        let ft = st.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        if !(ft.is_file() || ft.is_char_device()) {
-            return Err(other(
-                "checkpoint",
-                format!(
-                    "its descriptor {fd} is not a file (a foreground run's pipe or terminal): \
-                     only detached sandboxes (run -d) are checkpointed"
-                ),
-            ));
-        }
-        out.push(ExternalFile {
-            stdio,
-            mnt_id: mnt_id(pid, fd)?,
-            ino: st.ino(),
-        });
-    }
-    Ok(out)
+/// The files a detached sandbox's standard descriptors are (`files`: the host's /dev/null and
+/// its two logs, each with the descriptor it is), by CRIU's id (mount and inode). Read from the
+/// files themselves, not from its PID 1's descriptors: a shell moves those for a moment for each
+/// redirection it makes itself (`cmd </dev/null`), and an id read in that moment is not the one
+/// CRIU finds once the sandbox is frozen ("Can't lookup mount", seen in CI).
+pub fn externals(files: &[(Stdio, PathBuf)]) -> Result<Vec<ExternalFile>> {
+    use rustix::fs::{Mode, OFlags};
+    files
+        .iter()
+        .map(|(stdio, p)| {
+            let f = rustix::fs::open(
+                p,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(std::io::Error::from)
+            .ctx("open", p.display())?;
+            let st = rustix::fs::fstat(&f)
+                .map_err(std::io::Error::from)
+                .ctx("stat", p.display())?;
+            let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if !matches!(
+                ft,
+                rustix::fs::FileType::RegularFile | rustix::fs::FileType::CharacterDevice
+            ) {
+                return Err(other(
+                    "checkpoint",
+                    format!("{}: not a file ({ft:?})", p.display()),
+                ));
+            }
+            use std::os::fd::AsRawFd;
+            Ok(ExternalFile {
+                stdio: *stdio,
+                mnt_id: mnt_id(std::process::id() as i32, f.as_raw_fd())?,
+                ino: st.st_ino,
+            })
+        })
+        .collect()
 }
 
 /// An OCI container's standard descriptors (of its process, `pid` on the host), as CRIU needs
@@ -266,13 +276,29 @@ mod tests {
     }
 
     #[test]
-    fn externals_of_this_process_are_its_stdio() {
-        // (The test runner's own descriptors: files or pipes; a pipe is refused.)
-        let me = std::process::id() as i32;
-        match externals(me) {
-            Ok(e) => assert_eq!(e.len(), 3),
-            Err(e) => assert!(e.to_string().contains("run -d"), "{e}"),
-        }
-        assert!(uid_base(me).is_ok());
+    fn externals_are_the_files_themselves() {
+        let d = std::env::temp_dir().join(format!("nucleus-ext-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("log"), b"").unwrap();
+        let files = [
+            (Stdio::Stdin, PathBuf::from("/dev/null")),
+            (Stdio::Stdout, d.join("log")),
+        ];
+        let e = externals(&files).unwrap();
+        let null = fs::metadata("/dev/null").unwrap();
+        assert_eq!((e[0].stdio, e[0].ino), (Stdio::Stdin, null.ino()));
+        assert_eq!(e[1].ino, fs::metadata(d.join("log")).unwrap().ino());
+        // The mount each was reached through, as a descriptor of it says.
+        let f = fs::File::open(d.join("log")).unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(
+            e[1].mnt_id,
+            mnt_id(std::process::id() as i32, f.as_raw_fd()).unwrap()
+        );
+        // A link in its place is refused, not followed.
+        std::os::unix::fs::symlink("/etc/passwd", d.join("err")).unwrap();
+        assert!(externals(&[(Stdio::Stderr, d.join("err"))]).is_err());
+        assert!(uid_base(std::process::id() as i32).is_ok());
+        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -477,6 +477,10 @@ fn make(
     record.oci = Some(OciRecord {
         bundle: bundle.clone(),
         annotations: parsed.annotations(),
+        // (The container's standard descriptors are this process's.)
+        stdio: (!plan.process.tty)
+            .then(|| nucleus_sys::checkpoint::oci_stdio(std::process::id() as i32).ok())
+            .flatten(),
     });
     claim(&store, &a.id, &record, &plan)?;
     crate::timing::mark("record");

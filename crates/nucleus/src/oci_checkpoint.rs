@@ -107,7 +107,12 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
         .pid;
     // (What the container has decides before whether CRIU can run here: a refusal of the
     // container holds on any host.)
-    let stdio = nucleus_sys::checkpoint::oci_stdio(pid)?;
+    // Its standard descriptors as its caller gave them (a record of before they were kept
+    // reads them from the process).
+    let stdio = match s.oci.as_ref().and_then(|o| o.stdio.clone()) {
+        Some(d) => d,
+        None => nucleus_sys::checkpoint::oci_stdio(pid)?,
+    };
     let criu = crate::commands::checkpoint::criu(cli.criu.as_deref())?;
     let netns_ino = if ock::joins_netns(&plan) {
         use std::os::unix::fs::MetadataExt;
@@ -205,6 +210,10 @@ pub(crate) fn restore(cli: &OciCli, a: &RestoreArgs, log: &Logger) -> Result<u8>
     record.oci = Some(OciRecord {
         bundle,
         annotations: parsed.annotations(),
+        // (The container's standard descriptors are this process's.)
+        stdio: (!plan.process.tty)
+            .then(|| nucleus_sys::checkpoint::oci_stdio(std::process::id() as i32).ok())
+            .flatten(),
     });
     crate::oci::claim(&store, &a.id, &record, &plan)?;
     // The options the image was saved with (--tcp-established...) hold for its restore too.

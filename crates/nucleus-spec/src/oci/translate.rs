@@ -233,6 +233,7 @@ pub fn plan(b: &Bundle, cx: &Context) -> Result<Plan, PlanError> {
         oci: Some(crate::state::OciRecord {
             bundle: cx.bundle.to_path_buf(),
             annotations: b.annotations(),
+            stdio: None,
         }),
         hooks: hooks(b)?,
         net_devices: net_devices(linux.net_devices().as_ref(), namespaces.net)?,

@@ -351,10 +351,7 @@ impl Plan {
     /// An OCI container's state as hooks and its seccomp agent read it (its bundle and
     /// annotations from config.json; none for nucleus's own sandboxes).
     pub fn oci_state(&self, status: &str, pid: i32) -> serde_json::Value {
-        let o = self.oci.clone().unwrap_or_else(|| crate::state::OciRecord {
-            bundle: PathBuf::new(),
-            annotations: Default::default(),
-        });
+        let o = self.oci.clone().unwrap_or_default();
         o.state(&self.id, status, pid)
     }
 }

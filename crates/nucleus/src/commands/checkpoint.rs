@@ -54,6 +54,27 @@ fn output_dir(p: &Path) -> Result<bool> {
     }
 }
 
+/// A failed checkpoint's CRIU log, in the sandbox's directory.
+const CHECKPOINT_LOG: &str = "checkpoint.log";
+
+/// The last 256 KiB of CRIU's `log`, written to `to` (0600, replacing it; never through a link).
+fn keep_tail(log: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const KEEP: u64 = 256 << 10;
+    let mut f = fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(KEEP)))?;
+    let mut tail = Vec::new();
+    f.take(KEEP).read_to_end(&mut tail)?;
+    let _ = fs::remove_file(to);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?
+        .write_all(&tail)
+}
+
 pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
     let s = resolve(store, &a.id)?;
     let status = effective(&s).0;
@@ -86,7 +107,13 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         .init
         .filter(process::alive)
         .ok_or_else(|| anyhow!("{}: its process is gone", a.id))?;
-    let externals = sys::externals(init.pid)?;
+    // Its standard descriptors, as `run -d` gave them: the host's /dev/null and its logs.
+    let [out_log, err_log] = crate::monitor::LOG_STREAMS.map(|n| dir.join(n));
+    let externals = sys::externals(&[
+        (ck::Stdio::Stdin, "/dev/null".into()),
+        (ck::Stdio::Stdout, out_log),
+        (ck::Stdio::Stderr, err_log),
+    ])?;
     let uid_base = sys::uid_base(init.pid)?;
     // Its address slot on each bridge (the runtime that watches it holds them).
     let bridge_slots = ck::bridges(&plan)
@@ -131,12 +158,21 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs) -> Result<u8> {
         a.leave_running,
         a.tcp_established,
     );
-    if let Err(e) = sys::run_criu(&argv, &images.join(ck::DUMP_LOG)) {
+    let log = images.join(ck::DUMP_LOG);
+    if let Err(e) = sys::run_criu(&argv, &log) {
         if !a.leave_running {
             let _ = fs::remove_file(&stop_mark);
         }
-        // (On failure CRIU lets the sandbox go on as it was.)
-        return Err(undo(anyhow!("{}: not checkpointed: {e}", a.id)));
+        // (On failure CRIU lets the sandbox go on as it was.) Its log says why: its end is
+        // kept with the sandbox's record (replaced by the next failure, gone with the
+        // sandbox), and DIR is left as it was.
+        let kept = dir.join(CHECKPOINT_LOG);
+        let mut e = e.to_string();
+        if keep_tail(&log, &kept).is_ok() {
+            e = e.replace(&log.display().to_string(), &kept.display().to_string());
+        }
+        let e = undo(anyhow!("{}: not checkpointed: {e}", a.id));
+        return Err(e);
     }
     let info = CheckpointInfo {
         version: ck::VERSION,
