@@ -144,7 +144,7 @@ pub(crate) fn checkpoint(cli: &OciCli, a: &CheckpointArgs) -> Result<u8> {
         pid,
         (&images, work.as_deref()),
         &stdio,
-        netns_ino,
+        (netns_ino, &ock::bind_mounts(&plan.mounts)),
         a.leave_running,
         &o,
     );

@@ -1561,6 +1561,10 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
     let _g = serial();
     let t = TempDir::new("oci-ckpt");
     let id = "oci-ckpt";
+    let (vol_a, vol_b) = (t.path().join("vol-a"), t.path().join("vol-b"));
+    std::fs::create_dir_all(&vol_a).unwrap();
+    std::fs::create_dir_all(&vol_b).unwrap();
+    let vol_at_dump = vol_a.display().to_string();
     let _ = run(&["delete", "--force", id]);
     bundle(
         &t,
@@ -1570,11 +1574,18 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
             // (Between numbers the shell moves its own descriptors for each builtin it
             // redirects: the checkpoint names them as the caller gave them, not as a moment
             // of the process shows them.)
-            "echo pid $$; i=0; while :; do i=$((i+1)); echo $i; j=0; \
+            "echo pid $$; i=0; while :; do i=$((i+1)); echo $i; echo $i >/data/n; j=0; \
              while [ $j -lt 300 ]; do : </dev/null >/dev/null 2>/dev/null; j=$((j+1)); done; \
              done",
         ],
-        |_| {},
+        |c| {
+            // A volume: restored from the source the restore's config.json gives (runc's
+            // mapping), not from where it was at the dump.
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/data", "type": "bind", "source": vol_at_dump,
+                "options": ["rbind", "rw"]
+            }));
+        },
     );
     let images = t.path().join("images").display().to_string();
     let work = t.path().join("work").display().to_string();
@@ -1643,6 +1654,13 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
         assert_eq!(reap(pid), 137);
         let before = numbers(&out);
         assert_eq!(state(id)["status"], "stopped");
+        // The volume moves (another host's path): config.json says where it is now.
+        let cfg = t.path().join("config.json");
+        let moved = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&vol_at_dump, &vol_b.display().to_string());
+        std::fs::write(&cfg, moved).unwrap();
+        let at_dump = std::fs::read_to_string(vol_a.join("n")).unwrap();
         let out2 = t.path().join("out2");
         let pid_file = t.path().join("pid2");
         let b = t.s();
@@ -1688,6 +1706,19 @@ fn a_container_is_checkpointed_and_restored_from_its_bundle() {
             "{before:?} then {again:?}"
         );
         assert!(again.windows(2).all(|w| w[1] == w[0] + 1), "{again:?}");
+        // It writes to the volume's new source; the old one keeps what it had at the dump.
+        let t0 = std::time::Instant::now();
+        while numbers(&vol_b.join("n"))
+            .first()
+            .is_none_or(|n| n <= before.last().unwrap())
+        {
+            assert!(
+                t0.elapsed() < DEADLINE,
+                "nothing written to the moved volume"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(std::fs::read_to_string(vol_a.join("n")).unwrap(), at_dump);
         let s = state(id);
         assert_eq!(s["status"], "running");
         assert_eq!(s["pid"], pid2);

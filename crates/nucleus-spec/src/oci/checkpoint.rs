@@ -6,7 +6,7 @@
 use crate::checkpoint::{ExternalFile, DUMP_LOG, RESTORE_LOG};
 use crate::plan::{NsKind, Plan};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What `checkpoint` keeps in the image directory beside CRIU's images (runc keeps its
 /// `descriptors.json` there).
@@ -132,6 +132,31 @@ pub fn joins_netns(plan: &Plan) -> bool {
     plan.namespaces.join.iter().any(|j| j.kind == NsKind::Net)
 }
 
+/// The container's bind mounts as runc names them to CRIU: (destination, source), the last
+/// mount at a destination only (the one seen there). A dump keys each by its destination, and
+/// a restore binds each destination from the source its own config.json gives: a bundle
+/// restored elsewhere (another host, other volume paths) gets its volumes from there, not from
+/// the paths they had at the dump.
+pub fn bind_mounts(mounts: &[crate::mounts::MountOp]) -> Vec<(PathBuf, PathBuf)> {
+    let mut out: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for m in mounts {
+        if let crate::mounts::MountOp::Oci {
+            source,
+            dst,
+            options,
+            ..
+        } = m
+        {
+            if options.is_bind() {
+                let dst: PathBuf = Path::new("/").join(dst).components().collect();
+                out.retain(|(d, _)| *d != dst);
+                out.push((dst, source.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// CRIU's common arguments, and its work directory (log, pid file) when given.
 fn common(criu: &Path, verb: &str, images: &Path, work: Option<&Path>, log: &str) -> Vec<String> {
     let mut a = crate::checkpoint::common_argv(criu, verb, images, log);
@@ -148,12 +173,15 @@ pub fn dump_argv(
     pid: i32,
     (images, work): (&Path, Option<&Path>),
     stdio: &[Descriptor],
-    netns_ino: Option<u64>,
+    (netns_ino, binds): (Option<u64>, &[(PathBuf, PathBuf)]),
     leave_running: bool,
     o: &CriuOptions,
 ) -> Vec<String> {
     let mut a = common(criu, "dump", images, work, DUMP_LOG);
     a.extend(["-t".into(), pid.to_string()]);
+    for (dst, _) in binds {
+        a.extend(["--external".into(), format!("mnt[{0}]:{0}", dst.display())]);
+    }
     a.extend(["--network-lock".into(), "nftables".into()]);
     let mut seen = Vec::new();
     for d in stdio {
@@ -183,10 +211,16 @@ pub fn restore_argv(
     (images, work): (&Path, Option<&Path>),
     (root, pidfile): (&Path, &Path),
     stdio: &[Descriptor],
-    netns_fd: Option<i32>,
+    (netns_fd, binds): (Option<i32>, &[(PathBuf, PathBuf)]),
     o: &CriuOptions,
 ) -> Vec<String> {
     let mut a = common(criu, "restore", images, work, RESTORE_LOG);
+    for (dst, src) in binds {
+        a.extend([
+            "--external".into(),
+            format!("mnt[{}]:{}", dst.display(), src.display()),
+        ]);
+    }
     a.extend(["-r".into(), root.display().to_string()]);
     a.extend(["--restore-detached", "--restore-sibling", "--pidfile"].map(String::from));
     a.push(pidfile.display().to_string());
@@ -224,6 +258,10 @@ mod tests {
         ]
     }
 
+    fn binds() -> Vec<(PathBuf, PathBuf)> {
+        vec![(PathBuf::from("/data"), PathBuf::from("/srv/vol"))]
+    }
+
     /// The dump names the files (not the pipes, which CRIU saves) and the joined network
     /// namespace as external; the restore hands each back from the caller's descriptor of
     /// its number, once per key.
@@ -239,11 +277,12 @@ mod tests {
             42,
             (Path::new("/img"), Some(Path::new("/work"))),
             &stdio(),
-            Some(4026532000),
+            (Some(4026532000), &binds()),
             false,
             &o,
         )
         .join(" ");
+        assert!(d.contains("--external mnt[/data]:/data"), "{d}");
         assert!(
             d.starts_with("/usr/sbin/criu dump -D /img -o dump.log"),
             "{d}"
@@ -261,10 +300,11 @@ mod tests {
             (Path::new("/img"), None),
             (Path::new("/b/rootfs"), Path::new("/img/restored.pid")),
             &stdio(),
-            Some(9),
+            (Some(9), &binds()),
             &o,
         )
         .join(" ");
+        assert!(r.contains("--external mnt[/data]:/srv/vol"), "{r}");
         assert!(
             r.contains("-r /b/rootfs --restore-detached --restore-sibling"),
             "{r}"
@@ -283,5 +323,35 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.check().unwrap_err().contains("soft"));
+    }
+
+    /// Bind mounts by destination (normalized, the last at a destination), nothing else.
+    #[test]
+    fn bind_mounts_are_keyed_by_destination() {
+        use crate::mounts::MountOp;
+        use crate::oci::options::{MountOptions, MS_BIND, MS_REC};
+        let bind = |src: &str, dst: &str, flags: u64| MountOp::Oci {
+            source: src.into(),
+            dst: dst.into(),
+            fstype: "none".into(),
+            options: MountOptions {
+                flags,
+                ..Default::default()
+            },
+            idmap: None,
+        };
+        let mounts = vec![
+            bind("/srv/a", "data/", MS_BIND),
+            bind("tmpfs", "/tmp", 0),
+            bind("/srv/b", "/data", MS_BIND | MS_REC),
+            bind("/etc/hosts", "/etc/hosts", MS_BIND),
+        ];
+        assert_eq!(
+            bind_mounts(&mounts),
+            vec![
+                ("/data".into(), "/srv/b".into()),
+                ("/etc/hosts".into(), "/etc/hosts".into())
+            ]
+        );
     }
 }

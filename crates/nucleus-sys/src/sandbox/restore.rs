@@ -547,7 +547,10 @@ pub fn restore_oci(plan: &Plan, r: &OciRestore<'_>) -> Result<super::Created> {
         (r.images, r.work),
         (root, &pidfile),
         &r.info.stdio,
-        netns.as_ref().map(|_| NETNS_FD),
+        (
+            netns.as_ref().map(|_| NETNS_FD),
+            &ock::bind_mounts(&plan.mounts),
+        ),
         r.options,
     );
     let argv = crate::checkpoint::c_argv(&argv)?;
