@@ -1782,3 +1782,90 @@ fn checkpoint_refuses_a_container_on_a_terminal() {
         assert!(run(&["delete", id]).status.success());
     });
 }
+
+/// The CRIU a restore runs is an outside program: it starts as any program does (no signal
+/// blocked, although the runtime blocks the ones it relays; none of the caller's descriptors
+/// but the ones CRIU is told of), its failure is one line with its last error, and nothing
+/// is left. A fake CRIU (a shell script, so this runs on any host) records what it got.
+#[test]
+fn a_restores_criu_starts_clean_and_its_failure_leaves_nothing() {
+    subreaper();
+    let _g = serial();
+    let t = TempDir::new("oci-fake-criu");
+    let id = "oci-fake-criu";
+    let _ = run(&["delete", "--force", id]);
+    bundle(&t, &["sh", "-c", "sleep 1000"], |_| {});
+    let images = t.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let info = json!({
+        "version": 1, "id": id, "stdio": [], "netns_external": false, "dumped_pid": 4242,
+        "options": {
+            "tcp_established": false, "ext_unix_sk": false, "shell_job": false,
+            "file_locks": false, "manage_cgroups_mode": null
+        }
+    });
+    std::fs::write(images.join("nucleus-oci.json"), info.to_string()).unwrap();
+    let seen = t.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    // (Root's, 0755: nucleus runs no CRIU another user could change.)
+    let criu = t.path().join("criu");
+    std::fs::write(
+        &criu,
+        format!(
+            r#"#!/bin/sh
+[ "$1" = --version ] && {{ echo "Version: 4.1"; exit 0; }}
+grep '^SigBlk' /proc/$$/status > {seen}/signals
+ls -l /proc/$$/fd > {seen}/fds
+log=; while [ $# -gt 0 ]; do case "$1" in -D) log=${{log:-$2}};; -W) log=$2;; esac; shift; done
+echo "(00.010) Error (criu/fake.c:7): fake criu refuses" > "$log/restore.log"
+exit 1
+"#,
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&criu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = t.path().join("callers-own-file");
+    std::fs::write(&marker, b"").unwrap();
+    leaves_nothing(|| {
+        // The caller leaves a descriptor open (9) for the runtime to pass on, or not.
+        let m = std::fs::File::open(&marker).unwrap();
+        let mfd = std::os::fd::AsRawFd::as_raw_fd(&m);
+        let (criu_s, images_s, b) = (
+            criu.display().to_string(),
+            images.display().to_string(),
+            t.s(),
+        );
+        let mut c = nucleus(&[
+            "--criu",
+            &criu_s,
+            "restore",
+            "--image-path",
+            &images_s,
+            "--bundle",
+            &b,
+            id,
+        ]);
+        // SAFETY: dup2 in the forked child before exec, on a descriptor open here.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                if libc::dup2(mfd, 9) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let o = output_within(c.stdin(Stdio::null()), DEADLINE);
+        drop(m);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("fake criu refuses"), "{err}");
+        let signals = std::fs::read_to_string(seen.join("signals")).unwrap();
+        assert_eq!(signals.trim(), "SigBlk:\t0000000000000000", "{signals}");
+        let fds = std::fs::read_to_string(seen.join("fds")).unwrap();
+        assert!(!fds.contains("callers-own-file"), "{fds}");
+        assert!(!run(&["state", id]).status.success(), "no record is left");
+    });
+}

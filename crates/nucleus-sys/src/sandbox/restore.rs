@@ -641,3 +641,35 @@ fn oci_criu(
         Err(e) => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// CRIU's pid file names the restored process, never a group: 0, 1 and negative numbers
+    /// (which kill and waitpid read as "every process", "this group") are refused, and the
+    /// file goes either way.
+    #[test]
+    fn a_pid_file_names_one_process_or_nothing() {
+        let d = std::env::temp_dir().join(format!("nucleus-pidfile-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let f = d.join("restored.pid");
+        for (text, want) in [
+            ("4242\n", Some(4242)),
+            ("2", Some(2)),
+            ("1\n", None),
+            ("0", None),
+            ("-1", None),
+            ("-4242", None),
+            ("", None),
+            ("42x", None),
+        ] {
+            fs::write(&f, text).unwrap();
+            assert_eq!(take_pid(&f), want, "{text:?}");
+            assert!(!f.exists(), "{text:?}: the file goes");
+        }
+        assert_eq!(take_pid(&f), None, "no file");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
