@@ -272,11 +272,11 @@ impl Observer for Tracker<'_> {
             self.state.workload = self.state.init;
         }
         self.state.cgroups = cgroups.to_vec();
-        // A foreground run's record is made now, with its plan, while the sandbox builds its
-        // root (the writes overlap that setup): it must be listed before the workload's program
-        // runs (a script that sees the program's first output may `ps`, `kill` or `exec` it
-        // at once). A named one was made before the start (the name is claimed); detached
-        // ones are listed from now on (`creating` until the workload's report).
+        // A foreground run's record was made before the clone (`creating`, no pid): it must be
+        // listed before the workload's program runs (a script that sees the program's first
+        // output may `ps`, `kill` or `exec` it at once; they wait for its pid). The pid (and a
+        // named run's plan) now. Detached ones are listed from now on (`creating` until the
+        // workload's report).
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
         }
@@ -571,9 +571,22 @@ pub(crate) fn foreground<'a>(
         // Claimed now, so a taken name fails before anything starts.
         free_stale_name(store, n);
     }
-    // (A gVisor sandbox's bundle is written into its record's directory before the start.)
+    // The record, plan included, is made before the clone, so the sandbox is listed before
+    // its program runs whenever the runtime gets to add the pid (it does that at low priority:
+    // sandbox/parent.rs; docs/benchmarks.md, session 22). A named one must be (its name is
+    // claimed), as must a gVisor one (its bundle is written into the directory before the
+    // start); another runs without a record where none can be made (a full or read-only state
+    // root): started() tries again and says so.
+    let mut carried = Some(plan);
     if a.name.is_some() || plan.gvisor.is_some() {
         store.create(&plan.id, a.name.as_deref(), &st, &[])?;
+    } else if let Ok(p) = serde_json::to_vec(plan) {
+        if store
+            .create(&plan.id, None, &st, &[("plan.json", &p)])
+            .is_ok()
+        {
+            carried = None;
+        }
     }
     Ok(Tracker {
         store,
@@ -582,7 +595,7 @@ pub(crate) fn foreground<'a>(
         log: Some(log),
         notify: Notify(None),
         hold: false,
-        plan: Some(plan),
+        plan: carried,
         applied_ns: None,
         removed: false,
         health: Health::new(plan, store),
