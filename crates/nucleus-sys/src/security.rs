@@ -322,6 +322,16 @@ pub fn is_root() -> bool {
     euid() == 0
 }
 
+/// Whether this process may raise its priority again after lowering it: CAP_SYS_NICE counted
+/// in the host's user namespace (the only one setpriority asks), i.e. effective here and no
+/// user namespace of ours in between (a container's root without it, e.g. Docker's default,
+/// could lower and never come back).
+pub fn may_raise_priority() -> bool {
+    let nice = rustix::thread::CapabilitySet::SYS_NICE;
+    rustix::thread::capabilities(None).is_ok_and(|c| c.effective.contains(nice))
+        && !in_user_namespace()
+}
+
 /// Whether this process is in a user namespace other than the host's (rootless podman runs
 /// its OCI runtime as uid 0 of one): its uid map is not the whole identity.
 pub fn in_user_namespace() -> bool {

@@ -602,6 +602,59 @@ fn an_unnamed_foreground_run_is_listed_from_its_first_line() {
     });
 }
 
+/// The runtime writes its record at the lowest priority while the sandbox sets itself up,
+/// then goes back to its caller's: it still relays output and waits at that priority. Also
+/// as a root without CAP_SYS_NICE (Docker's default), which could lower it and never raise it
+/// again: there it is never lowered.
+#[test]
+fn the_runtime_runs_on_at_its_callers_priority() {
+    let _g = serial();
+    let root = Root::new("nice");
+    let nice_of = |pid: u32| -> i64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let ours = nice_of(std::process::id());
+    leaves_nothing(|| {
+        for without_cap_sys_nice in [false, true] {
+            let mut c = if without_cap_sys_nice {
+                let mut c = Command::new("setpriv");
+                c.args(["--inh-caps=-sys_nice", "--bounding-set=-sys_nice", "--"])
+                    .arg(bin())
+                    .args(["--root", root.path().to_str().unwrap()]);
+                c
+            } else {
+                root.cmd(&[])
+            };
+            let mut child = c
+                .args(["run", "--name", "nice", "--", "sleep", "1000"])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            wait_until("the record", Duration::from_secs(10), || {
+                root.ps()
+                    .iter()
+                    .any(|s| s["name"] == "nice" && s["status"] == "running")
+            });
+            assert_eq!(
+                nice_of(child.id()),
+                ours,
+                "CAP_SYS_NICE dropped: {without_cap_sys_nice}"
+            );
+            root.ok(&["stop", "nice"]);
+            let st = wait_within(&mut child, DEADLINE, "child");
+            assert_eq!(st.code(), Some(143));
+        }
+    });
+}
+
 /// A foreground run killed with SIGKILL (no exit path ran) does not keep its name: the next
 /// `run --name` of that name collects the dead record; until then `ps -a` says why it ended.
 /// (With --sync-cleanup: otherwise its clean-up helper removes the record at once, tested in

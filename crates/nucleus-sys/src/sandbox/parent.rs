@@ -474,9 +474,9 @@ pub(super) fn parent_run(
     .map_err(kill_child)?;
     // The record's pid (the record is listed already) is written at the lowest priority: on
     // 2 CPUs that write would otherwise take a CPU from the sandbox's mounts and its network
-    // thread, the start's critical path (docs/benchmarks.md, session 22). Root only: lowering
-    // is free, raising back needs CAP_SYS_NICE.
-    let nice = crate::security::is_root()
+    // thread, the start's critical path (docs/benchmarks.md, session 22). Only where it may
+    // come back (lowering is free, raising back needs CAP_SYS_NICE in the host's namespace).
+    let nice = crate::security::may_raise_priority()
         .then(|| rustix::process::getpriority_process(None).ok())
         .flatten()
         .filter(|_| rustix::process::setpriority_process(None, 19).is_ok());
