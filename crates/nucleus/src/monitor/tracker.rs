@@ -46,8 +46,8 @@ pub(crate) struct Tracker<'a> {
     pub(crate) log: Option<&'a Logger>,
     pub(crate) notify: Notify,
     pub(crate) hold: bool,
-    /// Foreground runs write their record only once the sandbox exists (the writes overlap
-    /// the sandbox's own setup), with this plan.
+    /// A foreground run whose record could not be made before the start: made with this plan
+    /// once the sandbox exists.
     pub(crate) plan: Option<&'a Plan>,
     /// When the workload was about to exec (for the `create` span).
     pub applied_ns: Option<u64>,
@@ -274,19 +274,15 @@ impl Observer for Tracker<'_> {
         self.state.cgroups = cgroups.to_vec();
         // A foreground run's record was made before the clone (`creating`, no pid): it must be
         // listed before the workload's program runs (a script that sees the program's first
-        // output may `ps`, `kill` or `exec` it at once; they wait for its pid). The pid (and a
-        // named run's plan) now. Detached ones are listed from now on (`creating` until the
-        // workload's report).
+        // output may `ps`, `kill` or `exec` it at once; they wait for its pid). The pid now.
+        // Detached ones are listed from now on (`creating` until the workload's report).
         if let Some(l) = self.log {
             l.started(&self.state.id, pid, cgroups);
         }
-        let made_before = |p: &Plan| self.state.name.is_some() || p.gvisor.is_some();
-        let plan = self.plan.take();
-        let early = plan.is_some_and(made_before);
-        match plan.and_then(|p| serde_json::to_vec(p).ok()) {
-            // Only a foreground tracker carries the plan.
-            Some(p) if !early => {
-                // The run goes on without it (a full or read-only state root), but says so.
+        match self.plan.take().and_then(|p| serde_json::to_vec(p).ok()) {
+            // Its record could not be made before the start: once more, and the run goes on
+            // without one (a full or read-only state root) if it still cannot, but says so.
+            Some(p) => {
                 if let Err(e) =
                     self.store
                         .create(&self.state.id, None, &self.state, &[("plan.json", &p)])
@@ -295,10 +291,6 @@ impl Observer for Tracker<'_> {
                         "its record could not be made ({e}): ps, exec and stop will not find it"
                     ));
                 }
-            }
-            Some(p) => {
-                let _ = self.store.write_file(&self.state.id, "plan.json", &p);
-                self.save();
             }
             None => self.save(),
         }
@@ -575,19 +567,16 @@ pub(crate) fn foreground<'a>(
     // its program runs whenever the runtime gets to add the pid (it does that at low priority:
     // sandbox/parent.rs; docs/benchmarks.md, session 22). A named one must be (its name is
     // claimed), as must a gVisor one (its bundle is written into the directory before the
-    // start); another runs without a record where none can be made (a full or read-only state
-    // root): started() tries again and says so.
-    let mut carried = Some(plan);
-    if a.name.is_some() || plan.gvisor.is_some() {
-        store.create(&plan.id, a.name.as_deref(), &st, &[])?;
-    } else if let Ok(p) = serde_json::to_vec(plan) {
-        if store
-            .create(&plan.id, None, &st, &[("plan.json", &p)])
-            .is_ok()
-        {
-            carried = None;
-        }
-    }
+    // start); another runs on where none can be made (a full or read-only state root), and
+    // carries its plan for started() to try again.
+    let made = serde_json::to_vec(plan)
+        .map_err(anyhow::Error::from)
+        .and_then(|p| Ok(store.create(&plan.id, a.name.as_deref(), &st, &[("plan.json", &p)])?));
+    let carried = match made {
+        Ok(()) => None,
+        Err(e) if a.name.is_some() || plan.gvisor.is_some() => return Err(e),
+        Err(_) => Some(plan),
+    };
     Ok(Tracker {
         store,
         state: st,
