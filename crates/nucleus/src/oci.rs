@@ -310,6 +310,17 @@ pub(crate) fn main(args: Vec<String>) -> u8 {
 /// At most this much config.json is read (podman's are a few KiB).
 const MAX_CONFIG: u64 = 4 << 20;
 
+/// The container's standard descriptors as this process hands them over (they are its own),
+/// kept in its record for a checkpoint to name to CRIU (runc's descriptors.json); None with a
+/// terminal, or what CRIU cannot be given.
+pub(crate) fn callers_stdio(
+    plan: &nucleus_spec::Plan,
+) -> Option<Vec<nucleus_spec::oci::checkpoint::Descriptor>> {
+    (!plan.process.tty)
+        .then(|| nucleus_sys::checkpoint::oci_stdio(std::process::id() as i32).ok())
+        .flatten()
+}
+
 fn create(cli: &OciCli, a: &CreateArgs, log: &Logger) -> Result<u8> {
     let console = console(a.started.console_socket.as_deref())?;
     Ok(match make(cli, a, log, console.as_ref().into())? {
@@ -477,10 +488,7 @@ fn make(
     record.oci = Some(OciRecord {
         bundle: bundle.clone(),
         annotations: parsed.annotations(),
-        // (The container's standard descriptors are this process's.)
-        stdio: (!plan.process.tty)
-            .then(|| nucleus_sys::checkpoint::oci_stdio(std::process::id() as i32).ok())
-            .flatten(),
+        stdio: callers_stdio(&plan),
     });
     claim(&store, &a.id, &record, &plan)?;
     crate::timing::mark("record");

@@ -210,10 +210,7 @@ pub(crate) fn restore(cli: &OciCli, a: &RestoreArgs, log: &Logger) -> Result<u8>
     record.oci = Some(OciRecord {
         bundle,
         annotations: parsed.annotations(),
-        // (The container's standard descriptors are this process's.)
-        stdio: (!plan.process.tty)
-            .then(|| nucleus_sys::checkpoint::oci_stdio(std::process::id() as i32).ok())
-            .flatten(),
+        stdio: crate::oci::callers_stdio(&plan),
     });
     crate::oci::claim(&store, &a.id, &record, &plan)?;
     // The options the image was saved with (--tcp-established...) hold for its restore too.

@@ -532,3 +532,14 @@ pub(crate) fn run_at_terminal(
     let st = wait_within(&mut child, std::time::Duration::from_secs(60), &what);
     (st, String::from_utf8_lossy(&out).into_owned())
 }
+
+/// The first line a child writes to its piped stdout (the rest stays in the pipe).
+pub(crate) fn first_line(c: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(c.stdout.as_mut().expect("a piped stdout")),
+        &mut line,
+    )
+    .unwrap();
+    line
+}

@@ -640,13 +640,7 @@ fn kill_9_with_sync_cleanup_leaves_the_record_for_gc() {
     .stdout(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "ready\n");
+    assert_eq!(first_line(&mut c), "ready\n");
     c.kill().unwrap();
     wait_within(&mut c, std::time::Duration::from_secs(20), "nucleus run");
     for _ in 0..100 {

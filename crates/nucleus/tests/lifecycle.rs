@@ -563,13 +563,7 @@ fn an_unnamed_foreground_run_is_listed_from_its_first_line() {
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut first = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-                &mut first,
-            )
-            .unwrap();
-            assert_eq!(first, "up\n");
+            assert_eq!(first_line(&mut child), "up\n");
             // Its record is there the moment the program has run (read straight from the
             // state root: a `ps` takes milliseconds to start, time enough for a record made
             // late to appear).

@@ -1164,13 +1164,7 @@ while True:
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(a.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "ready\n");
+    assert_eq!(first_line(&mut a), "ready\n");
     bundle(
         &t,
         &["sh", "-c", "busybox mkdir /tmp/x 2>&1; echo after"],
