@@ -2327,6 +2327,15 @@ mod tests {
             (Some(vec![0]), Some(vec![0, 1, 2]))
         );
         assert!(exec(json!({"final": "1024"})).is_err());
+        // The format is oci-spec's regex (on regex-lite here: vendor/regex-on-lite): lists
+        // and ranges of ASCII digits, nothing else, Unicode digits included.
+        for bad in ["0-", "a", "0,,1", "1 ", "\u{663}", "0-\u{661}"] {
+            assert!(
+                exec(json!({ "final": bad })).is_err(),
+                "execCPUAffinity {bad:?} taken"
+            );
+        }
+        assert!(exec(json!({"initial": "0,1-1"})).is_ok());
         assert_eq!(
             t("consoleSize", json!({"height": 40, "width": 100})).console_size,
             Some((40, 100))
