@@ -210,8 +210,8 @@ fn make_parent(parent: &Path) -> io::Result<bool> {
     crate::raw::mkdir_p(parent, 0o755)
 }
 
-/// Create one leaf under the first usable parent. Returns (leaf, parent-if-removable); a
-/// `shared` parent is removable whoever made it.
+/// Create one leaf under the first usable parent. Returns (leaf, parent-if-removable): a
+/// parent this run made, unless it is the `shared` default, which is kept.
 fn create_dir(
     dir: &CgroupDir,
     leaf: &str,
@@ -220,7 +220,7 @@ fn create_dir(
 ) -> Result<(PathBuf, Option<PathBuf>)> {
     let mut last: Option<SysError> = None;
     for parent in &dir.parents {
-        // A concurrent run may remove an empty default parent between our mkdirs: retry.
+        // `nucleus gc` may remove an empty default parent between our mkdirs: retry.
         for _ in 0..5 {
             let made = match make_parent(parent) {
                 Ok(m) => {
@@ -255,7 +255,9 @@ fn create_dir(
                     // Readable by the sandbox, whose root is a mapped uid (it sees its cgroup at
                     // /sys/fs/cgroup), whatever the caller's umask.
                     let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o755));
-                    let removable = (made || shared).then(|| parent.clone());
+                    // A parent the user named goes with the run that made it; the shared
+                    // default stays for the next run (`nucleus gc` removes it when empty).
+                    let removable = (made && !shared).then(|| parent.clone());
                     return Ok((path, removable));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -324,9 +326,9 @@ impl Cgroup {
             }
             for (file, value) in &d.writes {
                 let mut r = write(&leaf, file, value);
-                // v2: a concurrent run may have removed and re-created the shared parent
-                // between our enabling its controllers and our mkdir, so the leaf lacks the
-                // controller's files. Enable again and retry once.
+                // v2: `nucleus gc` and another run may have removed and re-created the shared
+                // parent between our enabling its controllers and our mkdir, so the leaf lacks
+                // the controller's files. Enable again and retry once.
                 if v2 && matches!(&r, Err(e) if e.kind() == io::ErrorKind::NotFound) {
                     if let Some(p) = leaf.parent() {
                         let _ = enable_down_to(&d.mount, p, &d.enable);
@@ -515,16 +517,11 @@ impl Drop for Cgroup {
     }
 }
 
-/// Remove a cgroup directory made beside the sandbox's own (a v1 freezer leaf), waiting briefly
-/// for its last tasks to go; and its parent when it is a shared default that emptied.
-pub fn remove_extra(leaf: &Path, parent_too: bool) -> Result<()> {
-    remove_leaf(leaf)?;
-    if parent_too {
-        if let Some(p) = leaf.parent() {
-            let _ = fs::remove_dir(p);
-        }
-    }
-    Ok(())
+/// Remove a cgroup directory of a sandbox whose runtime is gone, or made beside the sandbox's
+/// own (a v1 freezer leaf), waiting briefly for its last tasks to go. (Its parent stays: see
+/// [`remove_empty_defaults`].)
+pub fn remove_extra(leaf: &Path) -> Result<()> {
+    remove_leaf(leaf)
 }
 
 fn remove_leaf(leaf: &Path) -> Result<()> {
@@ -699,11 +696,28 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
                     let leaf = p.join(&name);
                     if fs::remove_dir(&leaf).is_ok() {
                         removed.push(leaf);
-                        if plan.remove_empty_parents {
-                            let _ = fs::remove_dir(p);
-                        }
                     }
                 }
+            }
+        }
+    }
+    removed
+}
+
+/// Remove the shared default parents of `plan` (`…/nucleus`, from `CgroupPlan::locate`) that
+/// are empty: `nucleus gc`. Runs keep them, as the state root is kept: making and removing
+/// them on every run cost each run two cgroup mkdirs and rmdirs on v1 (one, and a
+/// `cgroup.subtree_control` write, on v2). A run that finds its parent removed meanwhile
+/// makes it again ([`Cgroup::create`] retries). Returns what was removed.
+pub fn remove_empty_defaults(plan: &CgroupPlan) -> Vec<PathBuf> {
+    if !plan.remove_empty_parents {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    for d in &plan.dirs {
+        for p in &d.parents {
+            if fs::remove_dir(p).is_ok() {
+                removed.push(p.clone());
             }
         }
     }
@@ -928,7 +942,17 @@ mod tests {
         }
         cg.remove().unwrap();
         assert!(!d.exists());
-        assert!(!m.join("nucleus").exists(), "empty default parent removed");
+        // The shared default parent stays for the next run; `nucleus gc` removes it, empty.
+        assert!(m.join("nucleus").is_dir(), "default parent kept");
+        let other = m.join("nucleus").join("00000000000000ab");
+        fs::create_dir(&other).unwrap();
+        assert!(
+            remove_empty_defaults(&plan).is_empty(),
+            "a parent in use is kept"
+        );
+        fs::remove_dir(&other).unwrap();
+        assert_eq!(remove_empty_defaults(&plan), vec![m.join("nucleus")]);
+        assert!(!m.join("nucleus").exists());
     }
 
     #[test]

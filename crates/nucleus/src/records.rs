@@ -4,7 +4,6 @@
 use crate::log::Logger;
 use anyhow::{anyhow, bail, Context, Result};
 use nucleus_spec::state::{self, ExitInfo, ProcId, State, Status};
-use nucleus_spec::Plan;
 use nucleus_sys::process;
 use nucleus_sys::store::{self, Store};
 use std::path::{Path, PathBuf};
@@ -180,15 +179,10 @@ pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
     let net = store.root().join("net");
     nucleus_sys::net::Claim::release_all(&net, &s.id);
     let _ = std::fs::remove_file(net.join(format!("slirp-{}.sock", &s.id[..s.id.len().min(12)])));
-    let plan: Option<Plan> = std::fs::read(store.dir(&s.id).join("plan.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok());
-    let parents = plan
-        .and_then(|p| p.cgroup)
-        .is_some_and(|c| c.remove_empty_parents);
+    // (The parents stay: a default one is shared and kept, docs/cgroups.md.)
     let mut first = Ok(());
     for c in &s.cgroups {
-        if let Err(e) = nucleus_sys::cgroup::remove_extra(c, parents) {
+        if let Err(e) = nucleus_sys::cgroup::remove_extra(c) {
             if first.is_ok() {
                 first = Err(anyhow::Error::new(e).context(format!("{}: remove its cgroup", s.id)));
             }
@@ -288,20 +282,21 @@ pub(crate) fn is_paused(store: &Store, id: &str) -> bool {
 }
 
 /// The v1 freezer leaf a pause of the sandbox made, if any, and whether its parent goes too.
-pub(crate) fn freezer_of(store: &Store, id: &str) -> Option<(PathBuf, bool)> {
+pub(crate) fn freezer_of(store: &Store, id: &str) -> Option<PathBuf> {
     freezer_in(&store.dir(id))
 }
 
 /// The v1 freezer leaf named in a sandbox's directory `dir` (published or retired).
-pub(crate) fn freezer_in(dir: &std::path::Path) -> Option<(PathBuf, bool)> {
+/// (Records written before session 23 have a second line, whether to remove the shared parent
+/// too: the parent is kept now, see docs/cgroups.md.)
+pub(crate) fn freezer_in(dir: &std::path::Path) -> Option<PathBuf> {
     let t = std::fs::read_to_string(dir.join(FREEZER)).ok()?;
-    let mut l = t.lines();
-    Some((PathBuf::from(l.next()?), l.next() == Some("true")))
+    t.lines().next().map(PathBuf::from)
 }
 
 /// Remove the v1 freezer leaf a pause made, if any.
 pub(crate) fn remove_freezer(store: &Store, id: &str) {
-    if let Some((f, parent)) = freezer_of(store, id) {
-        let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+    if let Some(f) = freezer_of(store, id) {
+        let _ = nucleus_sys::cgroup::remove_extra(&f);
     }
 }

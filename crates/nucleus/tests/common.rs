@@ -166,7 +166,8 @@ pub(crate) fn nucleus_cgroups() -> Vec<String> {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() && !ft.is_symlink() {
                 let p = e.path();
-                if p.to_string_lossy().contains("nucleus") {
+                // (A default parent, `…/nucleus`, is kept from run to run: docs/cgroups.md.)
+                if p.to_string_lossy().contains("nucleus") && e.file_name() != "nucleus" {
                     out.push(p.display().to_string());
                 }
                 walk(&p, depth - 1, out);

@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -360,6 +360,47 @@ fn cgroups_of_a_killed_runtime_are_collected_and_live_ones_kept() {
         drop(live.stdin.take());
         assert!(wait_within(&mut live, DEADLINE, "live").success());
     });
+}
+
+/// The default parent (`…/nucleus` in each hierarchy) is made once and kept for the next run
+/// (making and removing it cost every run two cgroup mkdirs and rmdirs on v1); `nucleus gc`
+/// removes it once no sandbox is under it, never while one is.
+#[test]
+fn the_default_parent_is_kept_for_the_next_run_and_gc_removes_it_empty() {
+    let _g = serial();
+    let (mut live, dirs) = start_waiting(&[]);
+    let parents: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| Path::new(d).parent().unwrap().to_path_buf())
+        .collect();
+    assert!(
+        parents.iter().all(|p| p.file_name().unwrap() == "nucleus"),
+        "{dirs:?} not under default parents"
+    );
+    // In use: gc keeps it.
+    assert!(run(&["gc"]).status.success());
+    assert!(parents.iter().all(|p| p.is_dir()), "gc removed {parents:?}");
+    drop(live.stdin.take());
+    assert!(wait_within(&mut live, DEADLINE, "live").success());
+    // The run's clean-up (its helper) removes the leaf, not the parent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dirs.iter().any(|d| Path::new(d).exists()) {
+        assert!(Instant::now() < deadline, "leaves {dirs:?} stayed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        parents.iter().all(|p| p.is_dir()),
+        "the run removed its default parent: {parents:?}"
+    );
+    // Empty: gc removes it (other tests of this file may have a sandbox under it a moment).
+    while parents.iter().any(|p| p.exists()) {
+        assert!(Instant::now() < deadline, "gc left {parents:?}");
+        assert!(run(&["gc"]).status.success());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And the next run makes it again.
+    let o = run(&["run", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// The block device holding `dir` (MAJ:MIN), when it is a real one.

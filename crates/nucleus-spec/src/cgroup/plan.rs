@@ -99,8 +99,9 @@ pub struct CgroupPlan {
     pub dirs: Vec<CgroupDir>,
     /// Limits that cannot be applied on this host (agent mode warns; strict modes refused).
     pub unsupported: Vec<String>,
-    /// The parents are shared defaults (`…/nucleus`): remove them when they empty, whoever
-    /// made them. A parent the user named is removed only by the run that created it.
+    /// The parents are shared defaults (`…/nucleus`): kept from run to run, as the state root
+    /// is; `nucleus gc` removes them when empty. A parent the user named is removed by the run
+    /// that created it.
     pub remove_empty_parents: bool,
     /// The cgroup is not made without a word only when nobody asked for a limit (an
     /// unprivileged caller's default pids cap): agent mode then runs without it quietly.

@@ -25,5 +25,9 @@ pub(crate) fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> R
     for p in nucleus_sys::cgroup::gc(&plan) {
         log.info(&format!("removed {}", p.display()));
     }
+    // The shared default parents, once empty (runs keep them for the next run).
+    for p in nucleus_sys::cgroup::remove_empty_defaults(&plan) {
+        log.info(&format!("removed {}", p.display()));
+    }
     Ok(0)
 }

@@ -53,10 +53,9 @@ pub(crate) fn set_frozen(store: &Store, s: &State, on: bool) -> Result<()> {
     let host = nucleus_sys::probe::cgroup_host(Path::new("/"));
     // v1: the freezer leaf is named in the sandbox's directory before it is made, so that
     // whatever happens next (this process killed, the sandbox ending), `rm` finds it.
-    // Second line: the parent is a shared default, removed when it empties.
     if on && cp.driver == nucleus_spec::cgroup::Driver::V1 {
         let l = nucleus_sys::cgroup::v1_freezer_leaf(&leaves, &host)?;
-        let text = format!("{}\n{}\n", l.display(), cp.remove_empty_parents);
+        let text = format!("{}\n", l.display());
         store.write_file(&s.id, FREEZER, text.as_bytes())?;
     }
     nucleus_sys::cgroup::set_frozen(cp.driver, &leaves, &host, on)?;

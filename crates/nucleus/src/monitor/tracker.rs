@@ -57,7 +57,7 @@ pub(crate) struct Tracker<'a> {
     pub(crate) health: Option<Health>,
     /// The v1 freezer leaf a pause made (and whether its parent goes when empty), once the
     /// record that names it is gone.
-    pub(crate) freezer: Option<(PathBuf, bool)>,
+    pub(crate) freezer: Option<PathBuf>,
     /// A detached sandbox's log, kept under `--log-max-size`.
     pub(crate) log_cap: Option<LogCap>,
     /// When the service is ready, and the caller's service manager told.
@@ -385,8 +385,8 @@ impl Observer for Tracker<'_> {
         if runtime_died {
             let _ = self.store.remove(id, self.state.name.as_deref());
         }
-        if let Some((f, parent)) = freezer {
-            let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+        if let Some(f) = freezer {
+            let _ = nucleus_sys::cgroup::remove_extra(&f);
         }
     }
     fn egress_refused(&mut self, r: &EgressRefusal) {
@@ -521,8 +521,8 @@ pub(crate) fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u6
                 crate::events::audit_removal(t.store, &id, by);
             }
         }
-        if let Some((f, parent)) = t.freezer.take() {
-            let _ = nucleus_sys::cgroup::remove_extra(&f, parent);
+        if let Some(f) = t.freezer.take() {
+            let _ = nucleus_sys::cgroup::remove_extra(&f);
         }
         t.events.emit("removed", &id, serde_json::json!({}));
     } else {
