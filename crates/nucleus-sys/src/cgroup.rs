@@ -24,7 +24,8 @@ pub struct Cgroup {
     driver: Driver,
     /// (hierarchy, leaf directory).
     leaves: Vec<(String, PathBuf)>,
-    /// Parents to remove when they empty (shared defaults, or made by this run).
+    /// Parents to remove when they empty: made by this run, and not the shared default (which
+    /// is kept for the next run; see [`remove_empty_defaults`]).
     parents: Vec<PathBuf>,
     /// v2: the leaf directory, for CLONE_INTO_CGROUP.
     dir_fd: Option<OwnedFd>,
@@ -706,9 +707,10 @@ pub fn gc(plan: &CgroupPlan) -> Vec<PathBuf> {
 
 /// Remove the shared default parents of `plan` (`…/nucleus`, from `CgroupPlan::locate`) that
 /// are empty: `nucleus gc`. Runs keep them, as the state root is kept: making and removing
-/// them on every run cost each run two cgroup mkdirs and rmdirs on v1 (one, and a
-/// `cgroup.subtree_control` write, on v2). A run that finds its parent removed meanwhile
-/// makes it again ([`Cgroup::create`] retries). Returns what was removed.
+/// them on every run cost each run, on v1, two cgroup mkdirs, two chmods and two rmdirs (on
+/// v2 one of each; its controllers are still enabled in the parent on every run). A run that
+/// finds its parent removed meanwhile makes it again ([`Cgroup::create`] retries). Returns
+/// what was removed.
 pub fn remove_empty_defaults(plan: &CgroupPlan) -> Vec<PathBuf> {
     if !plan.remove_empty_parents {
         return Vec::new();

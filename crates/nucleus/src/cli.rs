@@ -144,8 +144,8 @@ pub(crate) enum Command {
     /// Seccomp tools: trace a workload's syscalls, generate a profile from a trace.
     #[command(subcommand)]
     Seccomp(SeccompCmd),
-    /// Remove what runs killed with SIGKILL left behind (their cgroups and records) and /etc
-    /// views no sandbox holds; live sandboxes are never touched.
+    /// Remove what runs killed with SIGKILL left behind (their cgroups and records), the empty
+    /// default cgroup parents and /etc views no sandbox holds; live sandboxes are never touched.
     Gc(GcArgs),
     /// Launch configuration files: their JSON Schema and references.
     #[command(subcommand)]

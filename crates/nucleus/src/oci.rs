@@ -758,7 +758,7 @@ pub(crate) fn delete(store: &Store, s: &State, force: bool, log: &Logger) -> Res
             process::wait_exit(&fd, std::time::Duration::from_secs(5));
         }
     }
-    // Its cgroup, and the default parents (…/nucleus) when they empty, as after `nucleus run`.
+    // Its cgroup, as after `nucleus run` (a default parent, …/nucleus, stays: `nucleus gc`).
     let plan = stored_plan(store, s);
     crate::records::remove_cgroups(store, s)?;
     store.remove(&s.id, s.name.as_deref())?;

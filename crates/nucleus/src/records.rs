@@ -168,8 +168,8 @@ pub(crate) fn each(
     Ok(if failed { crate::EXIT_NUCLEUS } else { 0 })
 }
 
-/// What a sandbox that lost its monitor (kill -9) left: its cgroups (empty), the parents
-/// nucleus made for them when its plan says so, its address claims and slirp's API socket.
+/// What a sandbox that lost its monitor (kill -9) left: its cgroups (empty), its address
+/// claims and slirp's API socket. (A default parent stays for the next run: `nucleus gc`.)
 /// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
 ///
 /// An error names the first cgroup that would not go (still busy after the retries of
@@ -281,7 +281,7 @@ pub(crate) fn is_paused(store: &Store, id: &str) -> bool {
     store.dir(id).join(PAUSED).exists()
 }
 
-/// The v1 freezer leaf a pause of the sandbox made, if any, and whether its parent goes too.
+/// The v1 freezer leaf a pause of the sandbox made, if any.
 pub(crate) fn freezer_of(store: &Store, id: &str) -> Option<PathBuf> {
     freezer_in(&store.dir(id))
 }

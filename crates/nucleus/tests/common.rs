@@ -155,6 +155,13 @@ pub(crate) struct HostState {
 
 /// Every cgroup directory on the host whose path mentions nucleus (any hierarchy).
 pub(crate) fn nucleus_cgroups() -> Vec<String> {
+    fn has_subdir(dir: &Path) -> bool {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()))
+    }
     fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
         if depth == 0 {
             return;
@@ -166,8 +173,10 @@ pub(crate) fn nucleus_cgroups() -> Vec<String> {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() && !ft.is_symlink() {
                 let p = e.path();
-                // (A default parent, `…/nucleus`, is kept from run to run: docs/cgroups.md.)
-                if p.to_string_lossy().contains("nucleus") && e.file_name() != "nucleus" {
+                // (An empty default parent, `…/nucleus`, is kept from run to run:
+                // docs/cgroups.md. One with a leaf in it is listed, and so is the leaf.)
+                let kept = e.file_name() == "nucleus" && !has_subdir(&p);
+                if p.to_string_lossy().contains("nucleus") && !kept {
                     out.push(p.display().to_string());
                 }
                 walk(&p, depth - 1, out);

@@ -139,6 +139,9 @@ for max in 1 2; do
 done
 bash -c 'echo $$ > {cg}/cgroup.procs; echo 8 > {cg}/pids.max; exec '"$N"' run -d --name roomy -- sleep 100000' >/dev/null; echo "roomy: $?"
 $N rm -f roomy >/dev/null; echo "rm: $?"
+# The default cgroup parent made under the caller's (this one's) stays for the next run; gc,
+# from where it was made, removes it once empty.
+bash -c 'echo $$ > {cg}/cgroup.procs; exec '"$N"' gc' >/dev/null 2>&1; echo "gc: $?"
 rmdir {cg}; echo "cgroup removed: $?"
 "#,
             w = t.s()
@@ -159,6 +162,7 @@ rmdir {cg}; echo "cgroup removed: $?"
     }
     assert_eq!(output_line(&out, &err, "roomy"), "0", "{out}\n{err}");
     assert_eq!(output_line(&out, &err, "rm"), "0");
+    assert_eq!(output_line(&out, &err, "gc"), "0");
     assert_eq!(output_line(&out, &err, "cgroup removed"), "0");
 }
 

@@ -7,6 +7,9 @@
 //! included: docs/benchmarks.md, session 23). regex-lite has no Unicode classes: `\d` is ASCII
 //! digits, which is what a CPU list is made of.
 //!
-//! The workspace's `[patch.crates-io]` puts this crate in place of crates.io's `regex`; no
-//! crate of ours uses regex directly.
+//! The workspace's `[patch.crates-io]` puts this crate in place of crates.io's `regex` (and
+//! fuzz/'s); no crate of ours uses regex directly. It declares none of regex's features on
+//! purpose: a new dependency that asks for one (`unicode`, `perf`…) fails to resolve rather
+//! than silently getting regex-lite. nucleus-spec's `process_tuning_is_the_kernels_values`
+//! checks that the patch applies.
 pub use regex_lite::*;

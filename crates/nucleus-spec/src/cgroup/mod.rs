@@ -375,6 +375,24 @@ mod tests {
         let p = CgroupPlan::locate(&hybrid(), &CgroupParent::Default).unwrap();
         let h: Vec<&str> = p.dirs.iter().map(|d| d.hierarchy.as_str()).collect();
         assert_eq!(h, vec!["memory", "cpu", "pids", "blkio"]);
+        // Hierarchies no limit uses are located too (pause's freezer, OCI's devices), once
+        // per mount (cpu and cpuacct share one).
+        let mut host = hybrid();
+        for c in ["freezer", "devices", "cpuacct"] {
+            host.v1.push(V1Hierarchy {
+                controller: c.into(),
+                mount: PathBuf::from("/sys/fs/cgroup").join(if c == "cpuacct" { "cpu" } else { c }),
+                own: "/".into(),
+                has_memsw: false,
+            });
+        }
+        let p = CgroupPlan::locate(&host, &CgroupParent::Default).unwrap();
+        let h: Vec<&str> = p.dirs.iter().map(|d| d.hierarchy.as_str()).collect();
+        assert_eq!(
+            h,
+            vec!["memory", "cpu", "pids", "blkio", "freezer", "devices"]
+        );
+        assert!(p.remove_empty_parents);
         assert!(p.dirs.iter().all(|d| d.writes.is_empty()));
         let p = CgroupPlan::locate(&unified("/"), &CgroupParent::Default).unwrap();
         assert_eq!(p.driver, Driver::V2);

@@ -361,6 +361,15 @@ impl CgroupPlan {
         for d in &mut p.dirs {
             d.writes.clear();
         }
+        // v1: every mounted hierarchy, not only the limits' (a pause's freezer leaf, an OCI
+        // bundle's devices or cpuset leaf, and their default parents, live in others).
+        if p.driver == Driver::V1 {
+            for h in &host.v1 {
+                if !p.dirs.iter().any(|d| d.mount == h.mount) {
+                    p.dirs.push(CgroupDir::v1(&h.controller, h, parent));
+                }
+            }
+        }
         p.unsupported.clear();
         Some(p)
     }

@@ -2336,6 +2336,19 @@ mod tests {
             );
         }
         assert!(exec(json!({"initial": "0,1-1"})).is_ok());
+        // A Unicode digit is refused by the regex itself, as only regex-lite's \d (ASCII)
+        // does (the full crate's would pass it on to the CPU list's parse, which refuses it
+        // with another message): the patch applies. And the full crate is not in the lock.
+        let e = exec(json!({"final": "\u{663}"})).err().unwrap().to_string();
+        assert!(e.contains("Invalid execCPUAffinity format"), "{e}");
+        let lock = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"),
+        )
+        .unwrap();
+        assert!(
+            !lock.contains("name = \"regex-automata\""),
+            "the full regex crate is back in Cargo.lock: vendor/regex-on-lite no longer applies"
+        );
         assert_eq!(
             t("consoleSize", json!({"height": 40, "width": 100})).console_size,
             Some((40, 100))

@@ -8,7 +8,8 @@ use nucleus_sys::store::Store;
 use std::path::Path;
 
 /// `nucleus gc`: remove cgroups whose runtime died (their holder name is free), records of
-/// killed runs, and /etc views no sandbox holds (the next run snapshots the host afresh).
+/// killed runs, the empty default cgroup parents (runs keep them for the next run), and /etc
+/// views no sandbox holds (the next run snapshots the host afresh).
 pub(crate) fn gc(a: &crate::cli::GcArgs, root: Option<&Path>, log: &Logger) -> Result<u8> {
     if let Ok(store) = Store::open(&records::state_root(root)?) {
         for id in records::gc_records(&store) {

@@ -55,8 +55,7 @@ pub(crate) struct Tracker<'a> {
     pub(crate) removed: bool,
     /// `--health-cmd`: the checks this supervisor runs.
     pub(crate) health: Option<Health>,
-    /// The v1 freezer leaf a pause made (and whether its parent goes when empty), once the
-    /// record that names it is gone.
+    /// The v1 freezer leaf a pause made, once the record that names it is gone.
     pub(crate) freezer: Option<PathBuf>,
     /// A detached sandbox's log, kept under `--log-max-size`.
     pub(crate) log_cap: Option<LogCap>,
