@@ -518,14 +518,10 @@ impl Drop for Cgroup {
     }
 }
 
-/// Remove a cgroup directory of a sandbox whose runtime is gone, or made beside the sandbox's
-/// own (a v1 freezer leaf), waiting briefly for its last tasks to go. (Its parent stays: see
-/// [`remove_empty_defaults`].)
-pub fn remove_extra(leaf: &Path) -> Result<()> {
-    remove_leaf(leaf)
-}
-
-fn remove_leaf(leaf: &Path) -> Result<()> {
+/// Remove a sandbox's cgroup directory (its own, one of a sandbox whose runtime is gone, or one
+/// made beside it: a v1 freezer leaf), waiting briefly for its last tasks to go. (Its parent
+/// stays: see [`remove_empty_defaults`].)
+pub fn remove_leaf(leaf: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut killed = false;
     loop {
@@ -955,6 +951,15 @@ mod tests {
         fs::remove_dir(&other).unwrap();
         assert_eq!(remove_empty_defaults(&plan), vec![m.join("nucleus")]);
         assert!(!m.join("nucleus").exists());
+        // A parent the user named is theirs: gc leaves it, empty or not.
+        let named = CgroupParent::Path("/mine".into());
+        fs::create_dir(m.join("mine")).unwrap();
+        let mine = CgroupPlan::locate(&host, &named).unwrap();
+        assert!(remove_empty_defaults(&mine).is_empty());
+        assert!(
+            m.join("mine").is_dir(),
+            "gc removed a parent the user named"
+        );
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub(crate) fn each(
 /// (Its veth went with its network namespace, its NAT table with the monitor's socket.)
 ///
 /// An error names the first cgroup that would not go (still busy after the retries of
-/// `cgroup::remove_extra`); the rest are removed all the same.
+/// `cgroup::remove_leaf`); the rest are removed all the same.
 pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
     remove_freezer(store, &s.id);
     let net = store.root().join("net");
@@ -182,7 +182,7 @@ pub(crate) fn remove_cgroups(store: &Store, s: &State) -> Result<()> {
     // (The parents stay: a default one is shared and kept, docs/cgroups.md.)
     let mut first = Ok(());
     for c in &s.cgroups {
-        if let Err(e) = nucleus_sys::cgroup::remove_extra(c) {
+        if let Err(e) = nucleus_sys::cgroup::remove_leaf(c) {
             if first.is_ok() {
                 first = Err(anyhow::Error::new(e).context(format!("{}: remove its cgroup", s.id)));
             }
@@ -297,6 +297,6 @@ pub(crate) fn freezer_in(dir: &std::path::Path) -> Option<PathBuf> {
 /// Remove the v1 freezer leaf a pause made, if any.
 pub(crate) fn remove_freezer(store: &Store, id: &str) {
     if let Some(f) = freezer_of(store, id) {
-        let _ = nucleus_sys::cgroup::remove_extra(&f);
+        let _ = nucleus_sys::cgroup::remove_leaf(&f);
     }
 }

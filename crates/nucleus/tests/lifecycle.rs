@@ -549,9 +549,8 @@ fn foreground_runs_are_listed_and_joinable() {
 
 /// An unnamed foreground run is listed before its program runs (docs/lifecycle.md): a caller
 /// that reads the program's first line finds its record at once, `ps` lists it, and `exec` and
-/// `stop` reach it. Twenty starts in a row. (The record is written while the sandbox builds its
-/// root; session 22 measured orders that write it later, at low priority: this test fails for
-/// them.)
+/// `stop` reach it. Twenty starts in a row. (The record is made before the clone; session 22
+/// measured orders that write it later, at low priority: this test fails for them.)
 #[test]
 fn an_unnamed_foreground_run_is_listed_from_its_first_line() {
     let _g = serial();

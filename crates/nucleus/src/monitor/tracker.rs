@@ -385,7 +385,7 @@ impl Observer for Tracker<'_> {
             let _ = self.store.remove(id, self.state.name.as_deref());
         }
         if let Some(f) = freezer {
-            let _ = nucleus_sys::cgroup::remove_extra(&f);
+            let _ = nucleus_sys::cgroup::remove_leaf(&f);
         }
     }
     fn egress_refused(&mut self, r: &EgressRefusal) {
@@ -521,7 +521,7 @@ pub(crate) fn finish(t: &mut Tracker<'_>, out: &Outcome, memory_limit: Option<u6
             }
         }
         if let Some(f) = t.freezer.take() {
-            let _ = nucleus_sys::cgroup::remove_extra(&f);
+            let _ = nucleus_sys::cgroup::remove_leaf(&f);
         }
         t.events.emit("removed", &id, serde_json::json!({}));
     } else {
