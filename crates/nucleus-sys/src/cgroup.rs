@@ -221,9 +221,13 @@ fn create_dir(
 ) -> Result<(PathBuf, Option<PathBuf>)> {
     let mut last: Option<SysError> = None;
     for parent in &dir.parents {
+        // v1: the parent is there but on a host's first run (it is kept), so the leaf's mkdir
+        // comes first and the parent is made only when that says it is missing. (v2 enables
+        // the parent's controllers every run, so it goes through the parent anyway.)
+        let mut make = v2;
         // `nucleus gc` may remove an empty default parent between our mkdirs: retry.
         for _ in 0..5 {
-            let made = match make_parent(parent) {
+            let made = match if make { make_parent(parent) } else { Ok(false) } {
                 Ok(m) => {
                     // Searchable whatever the caller's umask: a sandbox mounting its cgroup2
                     // (its root a mapped uid) walks from the hierarchy's root down to its leaf.
@@ -261,7 +265,7 @@ fn create_dir(
                     let removable = (made && !shared).then(|| parent.clone());
                     return Ok((path, removable));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => make = true,
                 Err(e) => {
                     last = Some(SysError {
                         op: "create cgroup",
