@@ -87,6 +87,17 @@ if ! timeout 900 cargo build --release -q -p nucleus; then
   echo "scripts/test.sh: the release build did not finish within 15 minutes (or failed); see above" >&2
   exit 1
 fi
+# The start path's layout (scripts/cc-lld): most of scripts/start-order.txt must name
+# functions this build has, else the list has gone stale and the layout with it.
+stats=$(ls -t target/x86_64-unknown-linux-musl/release/deps/nucleus-*.order-matched 2>/dev/null | head -1)
+if [ -n "$stats" ]; then
+  read -r matched listed <"$stats"
+  echo "scripts/test.sh: start path layout: $matched of the $listed functions in scripts/start-order.txt found" >&2
+  if [ $((matched * 2)) -lt "$listed" ]; then
+    echo "scripts/test.sh: scripts/start-order.txt is stale (fewer than half its functions are in this build); write it anew with scripts/start-order.sh" >&2
+    exit 1
+  fi
+fi
 
 echo "== the lifecycle model, every interleaving (stateright): state counts and properties" >&2
 cargo test -q -p nucleus-model -- --nocapture --test-threads=1 2>&1 | grep -oE 'model .*(states|spurious|graphs).*'
