@@ -751,7 +751,10 @@ fn the_helper_keeps_none_of_the_callers_descriptors() {
             )
         };
         let wfd = fds[1];
-        let mut c = nucleus(&["run", "--name", "fdheld", "--", "sleep", "1"]);
+        // The workload ends when its input does (the test closes it once the exec is in):
+        // no fixed delays, which a slow machine (the TCG guest) outruns.
+        let mut c = nucleus(&["run", "--name", "fdheld", "--", "sh", "-c", "read x; true"]);
+        c.stdin(std::process::Stdio::piped());
         // SAFETY: dup2 in the forked child before exec; the read end is closed there.
         unsafe {
             let rfd = fds[0];
@@ -765,14 +768,46 @@ fn the_helper_keeps_none_of_the_callers_descriptors() {
         }
         let mut run_ = c.spawn().unwrap();
         drop(w);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let mut ex = nucleus(&["exec", "fdheld", "--", "sleep", "100"])
+        // A process of `nucleus exec` in the sandbox, known to be in once it has said so
+        // (tried again while the sandbox is not running yet).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut ex = loop {
+            let mut ex = nucleus(&[
+                "exec",
+                "fdheld",
+                "--",
+                "sh",
+                "-c",
+                "echo in; exec sleep 100",
+            ])
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut out = ex.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut b = [0u8; 3];
+                let ok = out.read_exact(&mut b).is_ok() && &b == b"in\n";
+                let _ = tx.send(ok);
+                // (Held open: the exec'd process keeps writing nothing, and must not see EPIPE.)
+                std::mem::forget(out);
+            });
+            if rx.recv_timeout(std::time::Duration::from_secs(20)) == Ok(true) {
+                break ex;
+            }
+            let _ = ex.kill();
+            let _ = ex.wait();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nucleus exec never got into the sandbox"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
         // SAFETY: a signal to our own child.
         unsafe { libc::kill(ex.id() as i32, libc::SIGSTOP) };
+        drop(run_.stdin.take());
         let st = wait_within(&mut run_, std::time::Duration::from_secs(20), "nucleus run");
         assert!(st.success(), "{st:?}");
         // EOF within a second of the runtime's exit, the helper still waiting.
