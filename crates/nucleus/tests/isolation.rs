@@ -791,8 +791,6 @@ fn the_helper_keeps_none_of_the_callers_descriptors() {
                 let mut b = [0u8; 3];
                 let ok = out.read_exact(&mut b).is_ok() && &b == b"in\n";
                 let _ = tx.send(ok);
-                // (Held open: the exec'd process keeps writing nothing, and must not see EPIPE.)
-                std::mem::forget(out);
             });
             if rx.recv_timeout(std::time::Duration::from_secs(20)) == Ok(true) {
                 break ex;
