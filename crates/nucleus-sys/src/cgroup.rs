@@ -227,8 +227,9 @@ fn create_dir(
         let mut make = v2;
         // `nucleus gc` may remove an empty default parent between our mkdirs: retry.
         for _ in 0..5 {
-            let made = match if make { make_parent(parent) } else { Ok(false) } {
-                Ok(m) => {
+            let made = match make.then(|| make_parent(parent)) {
+                None => false,
+                Some(Ok(m)) => {
                     // Searchable whatever the caller's umask: a sandbox mounting its cgroup2
                     // (its root a mapped uid) walks from the hierarchy's root down to its leaf.
                     if m {
@@ -236,7 +237,7 @@ fn create_dir(
                     }
                     m
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     last = Some(SysError {
                         op: "create cgroup",
                         what: parent.display().to_string(),
