@@ -52,6 +52,25 @@ pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Vec<(String, String)>) 
     (v2, v1)
 }
 
+/// A v1 controller nucleus knows (named hierarchies such as `name=systemd` are not).
+pub fn is_v1_controller(name: &str) -> bool {
+    matches!(
+        name,
+        "memory"
+            | "pids"
+            | "cpu"
+            | "cpuacct"
+            | "blkio"
+            | "cpuset"
+            | "freezer"
+            | "devices"
+            | "hugetlb"
+            | "net_cls"
+            | "net_prio"
+            | "rdma"
+    )
+}
+
 /// cgroup mounts from `/proc/self/mountinfo` text: (v2 mount, [(v1 controller, mount)]).
 pub fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) {
     let mut v2 = None;
@@ -68,24 +87,8 @@ pub fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(String, PathBuf)>) 
         match fstype {
             "cgroup2" if v2.is_none() => v2 = Some(PathBuf::from(mount)),
             "cgroup" => {
-                for o in opts.split(',') {
-                    if matches!(
-                        o,
-                        "memory"
-                            | "pids"
-                            | "cpu"
-                            | "cpuacct"
-                            | "blkio"
-                            | "cpuset"
-                            | "freezer"
-                            | "devices"
-                            | "hugetlb"
-                            | "net_cls"
-                            | "net_prio"
-                            | "rdma"
-                    ) {
-                        v1.push((o.to_string(), PathBuf::from(mount)));
-                    }
+                for o in opts.split(',').filter(|o| is_v1_controller(o)) {
+                    v1.push((o.to_string(), PathBuf::from(mount)));
                 }
             }
             _ => {}
