@@ -117,7 +117,6 @@ fn online_cpus() -> u64 {
 
 /// The cgroup hierarchies mounted under `host_root` and the caller's cgroup in each.
 pub fn cgroup_host(host_root: &Path) -> CgroupHost {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let read = |p: &str| crate::raw::read_proc(host_root.join(p)).unwrap_or_default();
     let rooted = |m: &Path| host_root.join(m.strip_prefix("/").unwrap_or(m));
     let own = read("proc/self/cgroup");
@@ -125,15 +124,14 @@ pub fn cgroup_host(host_root: &Path) -> CgroupHost {
     // and hybrid ones mostly have systemd's layout, checked with a statfs and a stat per
     // hierarchy (see usual_v1); mountinfo decides the rest.
     let unified = host_root.join("sys/fs/cgroup");
-    let (v2_mount, v1_mounts) =
-        if crate::raw::fs_magic(&unified).is_ok_and(|m| m == CGROUP2_SUPER_MAGIC) {
-            (Some(unified), vec![])
-        } else if let Some(usual) = usual_v1(&unified, &own) {
-            usual
-        } else {
-            let (v2, v1) = parse_mountinfo(&read("proc/self/mountinfo"));
-            (v2.map(|m| rooted(&m)), v1)
-        };
+    let (v2_mount, v1_mounts) = if is_fs(&unified, libc::CGROUP2_SUPER_MAGIC) {
+        (Some(unified), vec![])
+    } else if let Some(usual) = usual_v1(&unified, &own) {
+        usual
+    } else {
+        let (v2, v1) = parse_mountinfo(&read("proc/self/mountinfo"));
+        (v2.map(|m| rooted(&m)), v1)
+    };
     let (v2_own, v1_own) = parse_proc_cgroup(&own);
     let v2_controllers = match (&v2_mount, &v2_own) {
         (Some(m), Some(own)) => {
@@ -176,14 +174,20 @@ pub fn cgroup_host(host_root: &Path) -> CgroupHost {
     }
 }
 
+/// Whether `p` is the root of a file system of type `magic` (statfs; libc's constants, whose
+/// type differs between targets).
+fn is_fs(p: &Path, magic: impl Into<i64>) -> bool {
+    let magic = magic.into();
+    crate::raw::fs_magic(p).is_ok_and(|m| m == magic)
+}
+
 /// The v1 (or hybrid) layout systemd and most distributions mount, checked without reading
 /// mountinfo (a read that formats every mount of the namespace: 0.07 ms with 20 mounts here,
 /// more on hosts with hundreds): each hierarchy /proc/self/cgroup lists is a cgroup file system
 /// at `base/<its controllers>` (a statfs) holding the caller's own cgroup (a stat: the mount
 /// shows the hierarchy from its root, as the caller's paths are given), and the unified
 /// hierarchy, if any, is at `base/unified`. None when a hierarchy is elsewhere or shows a
-/// subtree (mountinfo decides then). Hierarchies in the order of their ids, the order they were
-/// mounted in.
+/// subtree (mountinfo decides then).
 #[allow(clippy::type_complexity)]
 fn usual_v1(
     base: &Path,
@@ -192,23 +196,18 @@ fn usual_v1(
     Option<std::path::PathBuf>,
     Vec<(String, std::path::PathBuf)>,
 )> {
-    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    let mut lines: Vec<(u32, &str, &str)> = proc_cgroup
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            Some((it.next()?.parse().ok()?, it.next()?, it.next()?))
-        })
-        .collect();
-    lines.sort_by_key(|l| l.0);
     let mut v2 = None;
     let mut v1 = Vec::new();
-    for (_, ctrls, own) in lines {
+    // ID:CONTROLLERS:PATH, one line a hierarchy.
+    for (ctrls, own) in proc_cgroup.lines().filter_map(|l| {
+        let mut it = l.splitn(3, ':');
+        it.next()?;
+        Some((it.next()?, it.next()?))
+    }) {
         if ctrls.is_empty() {
             // (Not there: none mounted, as in a namespace that unmounted it.)
             let m = base.join("unified");
-            if crate::raw::fs_magic(&m).is_ok_and(|t| t == CGROUP2_SUPER_MAGIC) {
+            if is_fs(&m, libc::CGROUP2_SUPER_MAGIC) {
                 v2 = Some(m);
             }
             continue;
@@ -221,9 +220,7 @@ fn usual_v1(
             continue;
         }
         let m = base.join(ctrls);
-        if !crate::raw::fs_magic(&m).is_ok_and(|t| t == CGROUP_SUPER_MAGIC)
-            || !m.join(own.trim_start_matches('/')).is_dir()
-        {
+        if !is_fs(&m, libc::CGROUP_SUPER_MAGIC) || !m.join(own.trim_start_matches('/')).is_dir() {
             return None;
         }
         v1.extend(known.into_iter().map(|c| (c.to_string(), m.clone())));
@@ -309,6 +306,13 @@ mod tests {
         // A hierarchy elsewhere (or a listed one not mounted where expected): no shortcut.
         let t = crate::TestDir::new("probe-usual");
         assert!(usual_v1(&t, &own).is_none());
+        // Directories where the hierarchies should be are not enough: they must be cgroup
+        // file systems.
+        fs::create_dir_all(t.join("memory/a")).unwrap();
+        assert!(usual_v1(&t, "4:memory:/a\n").is_none());
+        // A real hierarchy that does not hold the caller's cgroup shows a subtree (or another
+        // namespace's view): no shortcut either.
+        assert!(usual_v1(base, "4:memory:/not-a-cgroup-of-nucleus-tests\n").is_none());
     }
 
     #[test]
